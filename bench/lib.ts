@@ -1,0 +1,62 @@
+// Benchmark helpers: timing, peak RSS of a child process, dataset generation, page-cache settling.
+
+import { execFile } from 'node:child_process';
+import { open, readFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+export const run = promisify(execFile);
+
+export function seconds(startNs: bigint): number {
+  return Number(process.hrtime.bigint() - startNs) / 1e9;
+}
+
+/** Peak resident set (VmHWM) of a live process, in MiB. */
+export async function peakRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
+  return kb / 1024;
+}
+
+/** Writes `bytes` of incompressible data without holding it in memory. */
+export async function writeRandomFile(path: string, bytes: number, seed = 1): Promise<void> {
+  const { createCipheriv } = await import('node:crypto');
+  const key = Buffer.alloc(32, seed);
+  const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+  const zeros = Buffer.alloc(8 << 20);
+  const file = await open(path, 'w');
+  try {
+    for (let left = bytes; left > 0; left -= zeros.length) {
+      const chunk = cipher.update(left >= zeros.length ? zeros : zeros.subarray(0, left));
+      await file.write(chunk);
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+/** `count` small files of `size` bytes in nested folders (100 per folder, 10 folders per parent). */
+export async function writeSmallFiles(root: string, count: number, size: number): Promise<void> {
+  const content = Buffer.alloc(size);
+  for (let i = 0; i < count; i++) {
+    if (i % 100 === 0) await mkdir(join(root, `g${Math.floor(i / 1000)}`, `d${Math.floor(i / 100) % 10}`), { recursive: true });
+    content.writeUInt32LE(i, 0);
+    await writeFile(join(root, `g${Math.floor(i / 1000)}`, `d${Math.floor(i / 100) % 10}`, `f${i}.dat`), content);
+  }
+}
+
+/** Flushes dirty pages and, as root, drops the page cache, so runs start from the same state. */
+export async function settlePageCache(): Promise<'dropped' | 'synced'> {
+  await run('sync');
+  try {
+    await writeFile('/proc/sys/vm/drop_caches', '3\n');
+    return 'dropped';
+  } catch {
+    return 'synced';
+  }
+}
+
+export function table(rows: (string | number)[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  return rows.map((r) => r.map((cell, c) => String(cell).padEnd(widths[c]!)).join('  ')).join('\n');
+}

@@ -1,0 +1,63 @@
+// Scan benchmarks: hash and index one large file, and many small files, in a real daemon.
+
+import { rm, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DaemonProcess, ferry, tempDir, waitFor } from '../test/helpers/daemon.js';
+import { peakRssMiB, run, seconds, settlePageCache, writeRandomFile, writeSmallFiles } from './lib.js';
+
+export interface ScanResult {
+  name: string;
+  files: number;
+  bytes: number;
+  seconds: number;
+  mbPerS: number;
+  filesPerS: number;
+  peakRssMiB: number;
+  cache: string;
+}
+
+/** Shares `folder` in a fresh daemon and times until every file is indexed. */
+async function timeScan(name: string, folder: string, files: number, bytes: number): Promise<ScanResult> {
+  const base = await tempDir(`bench-${name}`);
+  const daemon = new DaemonProcess(join(base, 'home'), [], {});
+  try {
+    await daemon.ready();
+    const cache = await settlePageCache();
+    const start = process.hrtime.bigint();
+    const shared = await ferry(['share', folder, '--json', '--home', daemon.home]);
+    if (shared.code !== 0) throw new Error(shared.stderr);
+    await waitFor(async () => {
+      const f = (await daemon.status()).folders[0];
+      return f && f.state === 'idle' && f.localFiles === files && f.localBytes === bytes;
+    }, `${name} to be indexed`, 30 * 60_000);
+    const elapsed = seconds(start);
+    const rss = await peakRssMiB(daemon.child.pid!);
+    return {
+      name, files, bytes, seconds: elapsed, mbPerS: bytes / 1e6 / elapsed, filesPerS: files / elapsed, peakRssMiB: rss, cache,
+    };
+  } finally {
+    await daemon.stop();
+    await rm(base, { recursive: true, force: true });
+  }
+}
+
+export async function benchLargeFile(work: string, sizeBytes: number): Promise<{ ferry: ScanResult; opensslMBps: number }> {
+  const dir = join(work, 'large');
+  await mkdir(dir, { recursive: true });
+  await writeRandomFile(join(dir, 'large.bin'), sizeBytes);
+  await settlePageCache();
+  const start = process.hrtime.bigint();
+  await run('openssl', ['dgst', '-sha256', join(dir, 'large.bin')]);
+  const opensslMBps = sizeBytes / 1e6 / seconds(start);
+  const result = await timeScan('large', dir, 1, sizeBytes);
+  await rm(dir, { recursive: true, force: true });
+  return { ferry: result, opensslMBps };
+}
+
+export async function benchSmallFiles(work: string, count: number, size: number): Promise<ScanResult> {
+  const dir = join(work, `small-${count}`);
+  await writeSmallFiles(dir, count, size);
+  const result = await timeScan(`small-${count}`, dir, count, count * size);
+  await rm(dir, { recursive: true, force: true });
+  return result;
+}

@@ -1,0 +1,62 @@
+// `ferry share`, `join`, `keys`, `folders remove`: folder commands that go through the daemon.
+
+import { resolve } from 'node:path';
+import type { FolderReport, KeysReport } from '../web/daemon-api.js';
+import { parseCommand, type Output } from './args.js';
+import { ControlClient } from './client.js';
+
+export const SHARE_USAGE = 'ferry share DIR [--json] [--home DIR]';
+export const JOIN_USAGE = 'ferry join KEY DIR [--home DIR]';
+export const KEYS_USAGE = 'ferry keys FOLDER [--json] [--home DIR]';
+export const FOLDERS_REMOVE_USAGE = 'ferry folders remove FOLDER [--home DIR]';
+
+function printKeys(keys: KeysReport, io: Output): void {
+  io.out(`folder  ${keys.folderId}\npath    ${keys.path}\n`);
+  if (keys.rw) io.out(`rw      ${keys.rw}   (read-write: keep it secret)\n`);
+  if (keys.ro) io.out(`ro      ${keys.ro}   (read-only)\n`);
+  io.out(`enc     ${keys.enc}   (encrypted: stores the folder without reading it)\n`);
+}
+
+function keysJson(keys: KeysReport): string {
+  return JSON.stringify({ folderId: keys.folderId, rw: keys.rw, ro: keys.ro, enc: keys.enc, path: keys.path }) + '\n';
+}
+
+/** Folder arguments that look like paths are sent absolute, so they mean what the user's shell meant. */
+function folderArgument(text: string): string {
+  return /^[0-9a-f]{40}$/i.test(text) ? text : resolve(text);
+}
+
+export async function share(argv: string[], io: Output): Promise<number> {
+  const { values, positionals, home } = parseCommand(argv, { json: { type: 'boolean' } }, { min: 1, max: 1 }, SHARE_USAGE);
+  const keys = await new ControlClient(home).call<KeysReport>('POST', '/folders', { path: resolve(positionals[0]!) });
+  if (values.json) io.out(keysJson(keys));
+  else printKeys(keys, io);
+  return 0;
+}
+
+export async function join(argv: string[], io: Output): Promise<number> {
+  const { positionals, home } = parseCommand(argv, {}, { min: 2, max: 2 }, JOIN_USAGE);
+  const folder = await new ControlClient(home).call<FolderReport>('POST', '/folders/join', {
+    key: positionals[0],
+    path: resolve(positionals[1]!),
+  });
+  io.out(`joined folder ${folder.id} (${folder.access}) at ${folder.path}\n`);
+  return 0;
+}
+
+export async function keys(argv: string[], io: Output): Promise<number> {
+  const { values, positionals, home } = parseCommand(argv, { json: { type: 'boolean' } }, { min: 1, max: 1 }, KEYS_USAGE);
+  const folder = encodeURIComponent(folderArgument(positionals[0]!));
+  const result = await new ControlClient(home).call<KeysReport>('GET', `/folders/${folder}/keys`);
+  if (values.json) io.out(keysJson(result));
+  else printKeys(result, io);
+  return 0;
+}
+
+export async function foldersRemove(argv: string[], io: Output): Promise<number> {
+  const { positionals, home } = parseCommand(argv, {}, { min: 1, max: 1 }, FOLDERS_REMOVE_USAGE);
+  const folder = folderArgument(positionals[0]!);
+  await new ControlClient(home).call('DELETE', `/folders/${encodeURIComponent(folder)}`);
+  io.out(`folder ${positionals[0]} removed (its files stay on disk)\n`);
+  return 0;
+}

@@ -1,0 +1,68 @@
+// The ferry command: picks the subcommand, maps errors to messages and exit codes (usage 2, others 1).
+
+import { FerryError, isFerryError } from '../errors.js';
+import { FERRY_VERSION } from '../version.js';
+import type { Output } from './args.js';
+import { FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, SHARE_USAGE, foldersRemove, join, keys, share } from './folder-commands.js';
+import { RUN_USAGE, runDaemon } from './run.js';
+import { STATUS_USAGE, status } from './status.js';
+
+type Command = (argv: string[], io: Output) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  run: runDaemon,
+  share,
+  join,
+  keys,
+  status,
+  folders: (argv, io) => {
+    if (argv[0] === 'remove') return foldersRemove(argv.slice(1), io);
+    throw new FerryError('USAGE', `usage: ${FOLDERS_REMOVE_USAGE}`);
+  },
+};
+
+export const HELP = `Ferry ${FERRY_VERSION}: peer-to-peer folder sync
+
+usage:
+  ${RUN_USAGE}
+  ${SHARE_USAGE}        prints the folder's keys (RW, RO, ENC)
+  ${JOIN_USAGE}          syncs a folder shared elsewhere into DIR
+  ${KEYS_USAGE}     FOLDER is its ID or its path
+  ${STATUS_USAGE}
+  ${FOLDERS_REMOVE_USAGE}
+  ferry --version | --help
+
+The home is --home, else FERRY_HOME, else ~/.local/share/ferry.
+`;
+
+export async function main(argv: string[], io: Output): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v') {
+    io.out(`${FERRY_VERSION}\n`);
+    return 0;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    io.out(HELP);
+    return 0;
+  }
+  const command = name ? COMMANDS[name] : undefined;
+  try {
+    if (!command) throw new FerryError('USAGE', name ? `unknown command '${name}'` : 'no command given');
+    if (rest.includes('--help') || rest.includes('-h')) {
+      io.out(HELP);
+      return 0;
+    }
+    return await command(rest, io);
+  } catch (err) {
+    if (isFerryError(err, 'USAGE')) {
+      io.err(`ferry: ${err.message}\n\n${HELP}`);
+      return 2;
+    }
+    if (err instanceof FerryError) {
+      io.err(`ferry: ${err.message}\n`);
+      return 1;
+    }
+    io.err(`ferry: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,77 @@
+// `ferry run`: the daemon in the foreground until SIGINT or SIGTERM.
+
+import { Daemon } from '../daemon/daemon.js';
+import type { Settings } from '../daemon/settings.js';
+import { FerryError } from '../errors.js';
+import { createLogger, isLogLevel } from '../util/log.js';
+import { parseCommand, type Output } from './args.js';
+
+export const RUN_USAGE =
+  'ferry run [--home DIR] [--listen HOST:PORT] [--web HOST:PORT] [--no-lan] [--no-nat] [--no-dht] ' +
+  '[--no-trackers] [--log-level L] [--tracker URL]... [--dht-bootstrap HOST:PORT]...';
+
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+export async function runDaemon(argv: string[], io: Output): Promise<number> {
+  const { values, home } = parseCommand(
+    argv,
+    {
+      listen: { type: 'string' },
+      web: { type: 'string' },
+      'no-lan': { type: 'boolean' },
+      'no-nat': { type: 'boolean' },
+      'no-dht': { type: 'boolean' },
+      'no-trackers': { type: 'boolean' },
+      'log-level': { type: 'string' },
+      tracker: { type: 'string', multiple: true },
+      'dht-bootstrap': { type: 'string', multiple: true },
+    },
+    { min: 0, max: 0 },
+    RUN_USAGE,
+  );
+  const logLevel = values['log-level'] as string | undefined;
+  if (logLevel !== undefined && !isLogLevel(logLevel)) {
+    throw new FerryError('USAGE', `unknown log level '${logLevel}' (debug, info, warn, error)\nusage: ${RUN_USAGE}`);
+  }
+  const overrides: Partial<Settings> = {
+    listen: values.listen as string | undefined,
+    web: values.web as string | undefined,
+    lan: values['no-lan'] ? false : undefined,
+    nat: values['no-nat'] ? false : undefined,
+    dht: values['no-dht'] ? false : undefined,
+    trackers: values['no-trackers'] ? false : undefined,
+    logLevel: logLevel as Settings['logLevel'] | undefined,
+    trackerUrls: values.tracker as string[] | undefined,
+    dhtBootstrap: values['dht-bootstrap'] as string[] | undefined,
+  };
+  const logger = createLogger({ component: 'ferry', level: logLevel && isLogLevel(logLevel) ? logLevel : 'info' });
+  const daemon = new Daemon({ home, overrides, logger });
+
+  let stopping: Promise<void> | null = null;
+  const stop = (signal: string): Promise<void> => {
+    if (!stopping) {
+      logger.info('stopping', { signal });
+      const deadline = setTimeout(() => {
+        logger.error('shutdown deadline passed; exiting');
+        process.exit(1);
+      }, SHUTDOWN_DEADLINE_MS);
+      stopping = daemon.close().finally(() => clearTimeout(deadline));
+    }
+    return stopping;
+  };
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => void stop('SIGINT').then(resolve));
+    process.once('SIGTERM', () => void stop('SIGTERM').then(resolve));
+  });
+
+  try {
+    await daemon.open();
+  } catch (err) {
+    await daemon.close().catch(() => undefined);
+    throw err;
+  }
+  io.out(`ferry: running on home ${home}; web page http://${daemon.webAddress()}/\n`);
+  await stopped;
+  logger.info('stopped');
+  return 0;
+}

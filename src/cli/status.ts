@@ -1,0 +1,38 @@
+// `ferry status`: folders, their state and counts, and peers.
+
+import type { StatusReport } from '../web/daemon-api.js';
+import { parseCommand, type Output } from './args.js';
+import { ControlClient } from './client.js';
+
+export const STATUS_USAGE = 'ferry status [--json] [--home DIR]';
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+}
+
+export async function status(argv: string[], io: Output): Promise<number> {
+  const { values, home } = parseCommand(argv, { json: { type: 'boolean' } }, { min: 0, max: 0 }, STATUS_USAGE);
+  const report = await new ControlClient(home).call<StatusReport>('GET', '/status');
+  if (values.json) {
+    io.out(JSON.stringify(report) + '\n');
+    return 0;
+  }
+  io.out(`device  ${report.device.name}  ${report.device.id}\n`);
+  if (report.folders.length === 0) io.out('no folders shared yet (ferry share DIR)\n');
+  for (const f of report.folders) {
+    io.out(`\n${f.path}\n  id ${f.id}  access ${f.access}  state ${f.state}${f.error ? ` (${f.error})` : ''}\n`);
+    io.out(`  local ${f.localFiles} files, ${bytes(f.localBytes)}; global ${f.globalFiles} files; need ${f.needFiles} files, ${bytes(f.needBytes)}\n`);
+    if (f.watcher.limitReached) {
+      io.out(`  watcher: ${f.watcher.unwatchedDirs} directories unwatched (raise fs.inotify.max_user_watches); rescanning more often\n`);
+    }
+    for (const p of f.peers) io.out(`  peer ${p.device} ${p.address} via ${p.source}${p.connected ? ' connected' : ''}\n`);
+  }
+  return 0;
+}

@@ -1,0 +1,172 @@
+// The set of shared folders: share, join, remove, and the checks that keep folders apart.
+
+import { mkdir, realpath, stat } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import { FerryError, ioError } from '../errors.js';
+import { FolderKeys } from '../keys/index.js';
+import type { IndexStore } from '../index/store.js';
+import type { FolderConfig } from '../index/types.js';
+import type { HashPool } from '../scan/index.js';
+import type { Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import type { FolderReport, KeysReport } from '../web/daemon-api.js';
+import { FOLDER_MARKER, SharedFolder } from './folder.js';
+import type { Settings } from './settings.js';
+
+export interface FolderManagerOptions {
+  store: IndexStore;
+  pool: HashPool;
+  deviceShortId: string;
+  home: string;
+  settings: Settings;
+  logger: Logger;
+}
+
+function contains(outer: string, inner: string): boolean {
+  return inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
+}
+
+export class FolderManager extends Resource {
+  private readonly running = new Map<string, SharedFolder>();
+  private readonly logger: Logger;
+  /** Serialises share/join/remove so two requests cannot race past the overlap checks. */
+  private changes: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: FolderManagerOptions) {
+    super();
+    this.logger = options.logger;
+  }
+
+  protected async _open(): Promise<void> {
+    for (const config of this.options.store.listFolders()) await this.start(config);
+  }
+
+  protected async _close(): Promise<void> {
+    await Promise.allSettled([...this.running.values()].map((folder) => folder.close()));
+    this.running.clear();
+  }
+
+  private async start(config: FolderConfig): Promise<void> {
+    const folder = new SharedFolder({
+      config,
+      index: this.options.store.folder(config.id),
+      pool: this.options.pool,
+      deviceShortId: this.options.deviceShortId,
+      logger: this.logger,
+      rescanIntervalMs: this.options.settings.rescanIntervalS * 1000,
+      unwatchedRescanIntervalMs: this.options.settings.unwatchedRescanIntervalS * 1000,
+    });
+    this.running.set(config.id, folder);
+    await folder.open();
+  }
+
+  private serialise<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.changes.then(work, work);
+    this.changes = next.catch(() => undefined);
+    return next;
+  }
+
+  list(): SharedFolder[] {
+    return [...this.running.values()];
+  }
+
+  /** A folder by its ID or by its path. */
+  resolve(folder: string): SharedFolder {
+    const byId = this.running.get(folder.toLowerCase());
+    if (byId) return byId;
+    const path = resolve(folder);
+    for (const shared of this.running.values()) {
+      if (shared.config.path === path) return shared;
+    }
+    throw new FerryError('FOLDER_UNKNOWN', `no shared folder '${folder}' on this device`);
+  }
+
+  /** Checks that `path` can become a folder: a directory, apart from every other folder and the home. */
+  private async checkPlacement(path: string, createIfMissing: boolean): Promise<string> {
+    let info;
+    try {
+      info = await stat(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot read ${path}`, err);
+      if (!createIfMissing) throw new FerryError('FOLDER_NOT_FOUND', `folder ${path} does not exist`);
+      await mkdir(path, { recursive: true }).catch((e: unknown) => {
+        throw ioError(`cannot create ${path}`, e);
+      });
+      info = await stat(path);
+    }
+    if (!info.isDirectory()) throw new FerryError('FOLDER_NOT_DIRECTORY', `${path} is not a directory`);
+    const real = await realpath(path);
+    const home = await realpath(this.options.home).catch(() => this.options.home);
+    if (contains(real, home) || contains(home, real)) {
+      throw new FerryError('FOLDER_OVERLAP', `${path} overlaps Ferry's home ${home}`);
+    }
+    for (const other of this.running.values()) {
+      const otherReal = await realpath(other.config.path).catch(() => other.config.path);
+      if (contains(otherReal, real) || contains(real, otherReal)) {
+        const how = real === otherReal ? 'is' : contains(otherReal, real) ? 'lies inside' : 'contains';
+        throw new FerryError('FOLDER_OVERLAP', `${path} ${how} the shared folder ${other.config.path}`);
+      }
+    }
+    return real;
+  }
+
+  private async add(keys: FolderKeys, path: string, createIfMissing: boolean): Promise<SharedFolder> {
+    if (this.running.has(keys.folderIdHex)) {
+      const existing = this.running.get(keys.folderIdHex)!;
+      throw new FerryError('FOLDER_EXISTS', `this folder is already shared here, at ${existing.config.path}`);
+    }
+    const real = await this.checkPlacement(resolve(path), createIfMissing);
+    await mkdir(join(real, FOLDER_MARKER), { recursive: true }).catch((err: unknown) => {
+      throw ioError(`cannot create ${FOLDER_MARKER}/ in ${real}`, err);
+    });
+    const config: FolderConfig = {
+      id: keys.folderIdHex,
+      path: real,
+      access: keys.access,
+      key: keys.format(),
+      addedAtMs: Date.now(),
+      paused: false,
+    };
+    await this.options.store.putFolder(config);
+    await this.start(config);
+    this.logger.info('folder added', { folder: config.id, path: real, access: config.access });
+    return this.running.get(config.id)!;
+  }
+
+  share(path: string): Promise<KeysReport> {
+    return this.serialise(async () => {
+      const folder = await this.add(FolderKeys.generate(), path, false);
+      return this.keys(folder.config.id);
+    });
+  }
+
+  join(keyText: string, path: string): Promise<FolderReport> {
+    return this.serialise(async () => {
+      const keys = FolderKeys.parse(keyText);
+      return (await this.add(keys, path, true)).report();
+    });
+  }
+
+  keys(folder: string): KeysReport {
+    const shared = this.resolve(folder);
+    const keys = FolderKeys.parse(shared.config.key);
+    return {
+      folderId: keys.folderIdHex,
+      path: shared.config.path,
+      ...(keys.access === 'rw' ? { rw: keys.format('rw') } : {}),
+      ...(keys.access !== 'enc' ? { ro: keys.format('ro') } : {}),
+      enc: keys.format('enc'),
+    };
+  }
+
+  /** Stops syncing a folder and forgets its index; the files on disk stay as they are. */
+  remove(folder: string): Promise<void> {
+    return this.serialise(async () => {
+      const shared = this.resolve(folder);
+      this.running.delete(shared.config.id);
+      await shared.close();
+      await this.options.store.removeFolder(shared.config.id);
+      this.logger.info('folder removed', { folder: shared.config.id, path: shared.config.path });
+    });
+  }
+}

@@ -1,0 +1,63 @@
+// FerryError and its closed list of codes; codes become exit codes, HTTP statuses and wire reasons only at the edges.
+
+export const ERROR_CODES = [
+  // keys
+  'KEY_NOT_FERRY', // text is not a Ferry key at all
+  'KEY_CHECKSUM', // looks like a key, but a character is wrong (a typo)
+  'KEY_UNKNOWN_TYPE', // prefix letter is not one we know
+  'KEY_INVALID', // decodes, but the material is inconsistent
+  'KEY_ACCESS', // operation needs a stronger key than the one held
+  'SIGNATURE_INVALID',
+  // folders
+  'FOLDER_NOT_FOUND', // path does not exist
+  'FOLDER_NOT_DIRECTORY',
+  'FOLDER_OVERLAP', // inside or around another shared folder
+  'FOLDER_EXISTS', // this folder ID is already shared here
+  'FOLDER_UNKNOWN', // no such folder in this daemon
+  // daemon and control endpoint
+  'DAEMON_NOT_RUNNING',
+  'DAEMON_RUNNING',
+  'CONTROL_PROTOCOL',
+  'USAGE',
+  // storage
+  'INDEX_SCHEMA', // index written by a newer Ferry, or a failed migration
+  'INDEX_CORRUPT',
+  'IO',
+  // peers
+  'PROTOCOL', // malformed or unexpected message from a peer
+  'FRAME_TOO_LARGE',
+  'HANDSHAKE',
+  'PATH_UNSAFE', // path from a peer that would escape the folder or is malformed
+  'BLOCK_MISMATCH',
+  'REQUEST_FAILED', // a peer answered a block request with an error code
+  'TIMEOUT',
+  'ABORTED',
+  'CLOSED',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FerryError';
+    this.code = code;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isFerryError(err: unknown, code?: ErrorCode): err is FerryError {
+  return err instanceof FerryError && (code === undefined || err.code === code);
+}
+
+/** Wraps a Node system error (ENOENT, EACCES, …) as an IO FerryError, keeping the cause. */
+export function ioError(what: string, err: unknown): FerryError {
+  const detail = err instanceof Error ? err.message : String(err);
+  return new FerryError('IO', `${what}: ${detail}`, { cause: err });
+}

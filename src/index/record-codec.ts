@@ -1,0 +1,84 @@
+// Stored form of a FileRecord: a fixed msgpack tuple without the path (the key holds it), checked on read.
+
+import { FerryError } from '../errors.js';
+import type { FileRecord, FileType, VersionVector } from './records.js';
+
+const TYPE_CODES: Record<FileType, number> = { file: 0, dir: 1, symlink: 2 };
+const TYPES_BY_CODE: FileType[] = ['file', 'dir', 'symlink'];
+
+/**
+ * Schema 1 tuple. Changing it means a new schema version and a migration.
+ * [type, size, mode, mtimeMs, inode, version, modifiedBy, blockSize, blocks, deleted, sequence,
+ *  linkTarget | null, signature | null]
+ */
+export type StoredRecord = [
+  type: number,
+  size: number,
+  mode: number,
+  mtimeMs: number,
+  inode: number,
+  version: VersionVector,
+  modifiedBy: string,
+  blockSize: number,
+  blocks: Uint8Array[],
+  deleted: boolean,
+  sequence: number,
+  linkTarget: string | null,
+  signature: Uint8Array | null,
+];
+
+const STORED_LENGTH = 13;
+
+export function encodeRecord(record: FileRecord): StoredRecord {
+  return [
+    TYPE_CODES[record.type],
+    record.size,
+    record.mode,
+    record.mtimeMs,
+    record.inode,
+    { ...record.version },
+    record.modifiedBy,
+    record.blockSize,
+    record.blocks,
+    record.deleted,
+    record.sequence,
+    record.linkTarget ?? null,
+    record.signature ?? null,
+  ];
+}
+
+/** A plain Uint8Array view (msgpackr hands back copied Buffers; callers compare and store Uint8Arrays). */
+function asBytes(value: unknown, what: string, path: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw corrupt(`${what} is not bytes`, path);
+  return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+}
+
+function corrupt(detail: string, path: string): FerryError {
+  return new FerryError('INDEX_CORRUPT', `stored record for ${JSON.stringify(path)}: ${detail}`);
+}
+
+export function decodeRecord(path: string, stored: unknown): FileRecord {
+  if (!Array.isArray(stored) || stored.length !== STORED_LENGTH) throw corrupt('not a schema-1 tuple', path);
+  const [type, size, mode, mtimeMs, inode, version, modifiedBy, blockSize, blocks, deleted, sequence, linkTarget, signature] =
+    stored as unknown[];
+  const fileType = TYPES_BY_CODE[type as number];
+  if (fileType === undefined) throw corrupt(`unknown type ${String(type)}`, path);
+  if (typeof version !== 'object' || version === null || !Array.isArray(blocks)) throw corrupt('bad version or blocks', path);
+  const record: FileRecord = {
+    path,
+    type: fileType,
+    size: size as number,
+    mode: mode as number,
+    mtimeMs: mtimeMs as number,
+    inode: inode as number,
+    version: version as VersionVector,
+    modifiedBy: modifiedBy as string,
+    blockSize: blockSize as number,
+    blocks: blocks.map((block) => asBytes(block, 'block hash', path)),
+    deleted: deleted === true,
+    sequence: sequence as number,
+  };
+  if (typeof linkTarget === 'string') record.linkTarget = linkTarget;
+  if (signature !== null && signature !== undefined) record.signature = asBytes(signature, 'signature', path);
+  return record;
+}

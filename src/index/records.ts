@@ -1,0 +1,65 @@
+// The file record and version vectors: the unit of state that is indexed, signed and exchanged.
+
+export type FileType = 'file' | 'dir' | 'symlink';
+
+/**
+ * Version vector: device short ID → counter. Keys are device short IDs (base32), never file
+ * names, so msgpackr's `__proto__` renaming cannot touch them.
+ */
+export type VersionVector = Record<string, number>;
+
+export interface FileRecord {
+  /** Relative, NFC, `/`-separated, no leading or trailing slash. */
+  path: string;
+  type: FileType;
+  /** Bytes; 0 for directories and symlinks. */
+  size: number;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  mtimeMs: number;
+  /** Local inode for change detection; 0 in records that came from a peer. */
+  inode: number;
+  version: VersionVector;
+  /** Device short ID of the last change. */
+  modifiedBy: string;
+  blockSize: number;
+  /** SHA-256 of each block, 32 bytes each. Empty for directories, symlinks, empty files and tombstones. */
+  blocks: Uint8Array[];
+  /** Target of a symlink, as stored in the link (never followed). */
+  linkTarget?: string;
+  deleted: boolean;
+  /** Position in the local index's change log; assigned by the index. */
+  sequence: number;
+  /** Signature by the folder key (or a granted device) over the record's canonical form. */
+  signature?: Uint8Array;
+}
+
+export type VersionOrder = 'equal' | 'newer' | 'older' | 'concurrent';
+
+/** How `a` relates to `b`: newer means a dominates b. */
+export function compareVersions(a: VersionVector, b: VersionVector): VersionOrder {
+  let aAhead = false;
+  let bAhead = false;
+  for (const id of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x = a[id] ?? 0;
+    const y = b[id] ?? 0;
+    if (x > y) aAhead = true;
+    else if (y > x) bAhead = true;
+  }
+  if (aAhead && bAhead) return 'concurrent';
+  if (aAhead) return 'newer';
+  if (bAhead) return 'older';
+  return 'equal';
+}
+
+/** The vector after `device` made a change on top of `base`. */
+export function bumpVersion(base: VersionVector, device: string): VersionVector {
+  return { ...base, [device]: (base[device] ?? 0) + 1 };
+}
+
+/** Least upper bound of two vectors (used when a conflict is resolved). */
+export function mergeVersions(a: VersionVector, b: VersionVector): VersionVector {
+  const out: VersionVector = { ...a };
+  for (const [id, n] of Object.entries(b)) out[id] = Math.max(out[id] ?? 0, n);
+  return out;
+}

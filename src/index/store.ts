@@ -1,0 +1,208 @@
+// IndexStore: the one LMDB environment in the daemon's home; settings, devices, folders and per-folder indexes.
+
+import { open as openLmdb, type RootDatabase } from 'lmdb';
+import { FerryError } from '../errors.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import { LmdbFolderIndex } from './folder-index.js';
+import { folderRange } from './keys.js';
+import { MIGRATIONS, SCHEMA_VERSION, openDatabases, prepareSchema, type IndexDbs, type Migration } from './schema.js';
+import type { DeviceRecord, FolderConfig, FolderIndex } from './types.js';
+
+export type { Migration } from './schema.js';
+
+export interface IndexStoreOptions {
+  /** Directory of the LMDB environment (created if missing). */
+  path: string;
+  logger?: Logger;
+  /** Fixed LMDB map size; by default lmdb-js picks one and grows it as needed. */
+  mapSizeBytes?: number;
+  /** Schema version to open at; for tests. @default IndexStore.SCHEMA_VERSION */
+  schemaVersion?: number;
+  /** Upgrade steps; for tests. @default the built-in migrations */
+  migrations?: readonly Migration[];
+}
+
+/** Entries deleted per transaction when a folder is removed, so one removal never needs a huge transaction. */
+export const REMOVE_BATCH_ENTRIES = 10_000;
+
+/** Named databases beyond ours that the environment may hold (room for later schemas). */
+const MAX_DBS = 32;
+
+const FOLDER_DBS = ['local', 'sequence', 'global', 'blocks', 'peers'] as const;
+const REMOVING = 'removing';
+
+export class IndexStore extends Resource {
+  static readonly SCHEMA_VERSION: number = SCHEMA_VERSION;
+
+  private readonly logger: Logger;
+  private env: RootDatabase | undefined;
+  private databases: IndexDbs | undefined;
+  private readonly pendingWrites = new Set<Promise<unknown>>();
+  private readonly removals = new Map<string, Promise<void>>();
+  private readonly folderIndexes = new Map<string, LmdbFolderIndex>();
+
+  constructor(private readonly options: IndexStoreOptions) {
+    super();
+    this.logger = (options.logger ?? silentLogger).child('index');
+  }
+
+  protected async _open(): Promise<void> {
+    let env: RootDatabase;
+    try {
+      env = openLmdb({
+        path: this.options.path,
+        maxDbs: MAX_DBS,
+        ...(this.options.mapSizeBytes ? { mapSize: this.options.mapSizeBytes } : {}),
+      });
+    } catch (err) {
+      throw new FerryError('IO', `cannot open the index at ${this.options.path}: ${String(err)}`, { cause: err });
+    }
+    try {
+      const target = this.options.schemaVersion ?? SCHEMA_VERSION;
+      prepareSchema(env, target, this.options.migrations ?? MIGRATIONS, this.logger);
+      this.databases = openDatabases(env);
+    } catch (err) {
+      await env.close();
+      throw err;
+    }
+    this.env = env;
+    for (const key of this.databases.meta.getKeys({ start: [REMOVING], end: [REMOVING + '\u0001'] })) {
+      const folderId = (key as [string, string])[1];
+      this.logger.info('finishing an interrupted folder removal', { folder: folderId });
+      await this.removeFolderData(folderId);
+    }
+    this.logger.debug('index open', { path: this.options.path });
+  }
+
+  protected async _close(): Promise<void> {
+    await Promise.allSettled([...this.removals.values(), ...this.pendingWrites]);
+    this.folderIndexes.clear();
+    const env = this.env;
+    this.env = undefined;
+    this.databases = undefined;
+    if (env) await env.close();
+  }
+
+  // settings
+
+  getSetting<T>(key: string): T | undefined {
+    return this.dbs().settings.get(key) as T | undefined;
+  }
+
+  /** Stores a JSON-able value; `undefined` deletes the setting. */
+  putSetting(key: string, value: unknown): Promise<void> {
+    return this.write(() => {
+      if (value === undefined) this.openDbs().settings.removeSync(key);
+      else this.openDbs().settings.putSync(key, value);
+    });
+  }
+
+  allSettings(): Record<string, unknown> {
+    const settings: Record<string, unknown> = {};
+    for (const { key, value } of this.dbs().settings.getRange({})) settings[key as string] = value;
+    return settings;
+  }
+
+  // folders
+
+  listFolders(): FolderConfig[] {
+    return this.dbs().folders.getRange({}).map(({ value }) => value as FolderConfig).asArray;
+  }
+
+  getFolder(id: string): FolderConfig | undefined {
+    return this.dbs().folders.get(id) as FolderConfig | undefined;
+  }
+
+  async putFolder(folder: FolderConfig): Promise<void> {
+    await this.removals.get(folder.id);
+    await this.write(() => this.openDbs().folders.putSync(folder.id, { ...folder }));
+  }
+
+  /** Forgets the folder and everything indexed for it; resumes on the next open if interrupted. */
+  async removeFolder(id: string): Promise<void> {
+    const running = this.removals.get(id);
+    if (running) return running;
+    const removal = (async () => {
+      await this.write(() => {
+        const dbs = this.openDbs();
+        dbs.folders.removeSync(id);
+        dbs.counters.removeSync(id);
+        dbs.meta.putSync([REMOVING, id], true);
+      });
+      this.folderIndexes.delete(id);
+      await this.removeFolderData(id);
+    })();
+    this.removals.set(id, removal);
+    try {
+      await removal;
+    } finally {
+      this.removals.delete(id);
+    }
+  }
+
+  // devices
+
+  listDevices(): DeviceRecord[] {
+    return this.dbs().devices.getRange({}).map(({ value }) => value as DeviceRecord).asArray;
+  }
+
+  getDevice(id: string): DeviceRecord | undefined {
+    return this.dbs().devices.get(id) as DeviceRecord | undefined;
+  }
+
+  putDevice(device: DeviceRecord): Promise<void> {
+    return this.write(() => this.openDbs().devices.putSync(device.id, { ...device }));
+  }
+
+  /** The index of one folder (one object per folder ID while the store is open). */
+  folder(id: string): FolderIndex {
+    this.dbs();
+    let index = this.folderIndexes.get(id);
+    if (!index) {
+      index = new LmdbFolderIndex(id, { dbs: () => this.openDbs(), write: (action) => this.write(action) });
+      this.folderIndexes.set(id, index);
+    }
+    return index;
+  }
+
+  /** For the store's own reads and writes: refused once close() was called. */
+  private dbs(): IndexDbs {
+    if (this.closed) throw new FerryError('CLOSED', 'the index is not open');
+    return this.openDbs();
+  }
+
+  /** For folder indexes, whose queued transactions still run while close() waits for them. */
+  private openDbs(): IndexDbs {
+    if (!this.databases) throw new FerryError('CLOSED', 'the index is not open');
+    return this.databases;
+  }
+
+  /** One asynchronous write transaction, tracked so close() can wait for it. */
+  private write<T>(action: () => T): Promise<T> {
+    const env = this.env;
+    if (!env || this.closed) return Promise.reject(new FerryError('CLOSED', 'the index is not open'));
+    const done = env.transaction(action);
+    this.pendingWrites.add(done);
+    const forget = (): void => void this.pendingWrites.delete(done);
+    done.then(forget, forget);
+    return done;
+  }
+
+  /** Deletes a folder's entries in bounded transactions, then its removal marker. */
+  private async removeFolderData(id: string): Promise<void> {
+    const range = folderRange(id);
+    for (const name of FOLDER_DBS) {
+      let removed: number;
+      do {
+        removed = await this.write(() => {
+          const db = this.openDbs()[name];
+          const keys = db.getKeys({ ...range, limit: REMOVE_BATCH_ENTRIES }).asArray;
+          for (const key of keys) db.removeSync(key);
+          return keys.length;
+        });
+      } while (removed === REMOVE_BATCH_ENTRIES);
+    }
+    await this.write(() => this.openDbs().meta.removeSync([REMOVING, id]));
+  }
+}

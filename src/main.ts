@@ -1,0 +1,9 @@
+// Entry point: hands argv to the CLI and exits with its code.
+
+import { main } from './cli/index.js';
+
+const code = await main(process.argv.slice(2), {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+});
+process.exitCode = code;

@@ -1,0 +1,357 @@
+// PeerConnection: validated messages over one byte stream, with backpressure, requests, keepalive and close.
+
+import type { Duplex } from 'node:stream';
+import { FerryError, isFerryError } from '../errors.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import { MAX_FRAME_BYTES, readFrames } from './frames.js';
+import {
+  encodeMessageFrame,
+  maxBytesForType,
+  type Message,
+  type RequestMessage,
+  type ResponseError,
+  type ResponseMessage,
+} from './messages.js';
+import { decodeMessage } from './validate.js';
+
+/** @default values of PeerConnectionOptions */
+export const PING_INTERVAL_MS = 60_000;
+export const IDLE_TIMEOUT_MS = 180_000;
+export const REQUEST_TIMEOUT_MS = 60_000;
+export const MAX_OUTSTANDING_REQUESTS = 64;
+export const MAX_QUEUED_MESSAGES = 32;
+export const CLOSE_TIMEOUT_MS = 5_000;
+
+export interface PeerConnectionOptions {
+  logger?: Logger;
+  /** Send a Ping when nothing was sent for this long. @default PING_INTERVAL_MS */
+  pingIntervalMs?: number;
+  /** Close when nothing was received for this long. @default IDLE_TIMEOUT_MS */
+  idleTimeoutMs?: number;
+  /** @default REQUEST_TIMEOUT_MS */
+  requestTimeoutMs?: number;
+  /** request() waits for a slot beyond this many. @default MAX_OUTSTANDING_REQUESTS */
+  maxOutstandingRequests?: number;
+  /** Incoming messages held for the consumer before reading pauses. @default MAX_QUEUED_MESSAGES */
+  maxQueuedMessages?: number;
+  /** How long close() waits for the peer to hang up before destroying the stream. @default CLOSE_TIMEOUT_MS */
+  closeTimeoutMs?: number;
+  /** Sees every frame (for debugging and tests); must not throw. */
+  observer?: (direction: 'in' | 'out', type: number, body: Buffer) => void;
+}
+
+/** The peer answered a Request with an error code. */
+export class RequestFailedError extends FerryError {
+  constructor(readonly responseError: ResponseError, detail: string) {
+    super('REQUEST_FAILED', `peer answered ${responseError}: ${detail}`);
+  }
+}
+
+export type RequestParams = Omit<RequestMessage, 'type' | 'id'>;
+
+interface Pending {
+  settle(response: ResponseMessage | FerryError): void;
+}
+
+/**
+ * One peer link. Responses are matched to request() internally; Ping and Close are handled here;
+ * every other validated message is queued for the consumer (receive() or `for await`). The queue
+ * is bounded, so a consumer that stops reading stops the socket, and with it Responses: never
+ * wait for your own request() inside the loop that consumes messages.
+ * Any bad input closes this connection with a logged reason; nothing is thrown to the event loop.
+ */
+export class PeerConnection extends Resource implements AsyncIterable<Message> {
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Why the connection closed, once it did (local or remote reason). */
+  closeCode?: string;
+  closeReason?: string;
+  /** True when the peer sent Close or hung up first. */
+  closedByPeer = false;
+
+  private readonly log: Logger;
+  private readonly pingIntervalMs: number;
+  private readonly idleTimeoutMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly maxOutstanding: number;
+  private readonly maxQueued: number;
+  private readonly closeTimeoutMs: number;
+  private readonly observer: PeerConnectionOptions['observer'];
+
+  private readonly queue: Message[] = [];
+  private readonly readers: Array<() => void> = [];
+  private queueSpace: (() => void) | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private readonly slotWaiters: Array<() => void> = [];
+  private nextRequestId = 1;
+  private lastSentAtMs = Date.now();
+  private lastReceivedAtMs = Date.now();
+  private keepalive: NodeJS.Timeout | null = null;
+  private readonly streamClosed: Promise<void>;
+  /** Aborted when the connection closes: wakes everything waiting on the stream. */
+  private readonly lifetime = new AbortController();
+
+  constructor(private readonly stream: Duplex, options: PeerConnectionOptions = {}) {
+    super();
+    this.log = options.logger ?? silentLogger;
+    this.pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.maxOutstanding = options.maxOutstandingRequests ?? MAX_OUTSTANDING_REQUESTS;
+    this.maxQueued = options.maxQueuedMessages ?? MAX_QUEUED_MESSAGES;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
+    this.observer = options.observer;
+    // A stream error must never become an uncaught exception; the read loop reports it.
+    stream.on('error', (err) => this.log.debug('stream error', { err }));
+    this.streamClosed = new Promise((resolve) => {
+      if (stream.destroyed) resolve();
+      else stream.once('close', () => resolve());
+    });
+    void this.streamClosed.then(() => {
+      if (!this.closed) this.fail('CLOSED', 'connection lost', true);
+    });
+  }
+
+  protected async _open(): Promise<void> {
+    void this.readLoop();
+    const tickMs = Math.max(5, Math.min(this.pingIntervalMs, this.idleTimeoutMs) / 4);
+    this.keepalive = setInterval(() => this.tick(), tickMs);
+    this.keepalive.unref();
+  }
+
+  /** Sends a message; resolves once the stream accepted it (waits for 'drain' when its buffer is full). */
+  async send(message: Message): Promise<void> {
+    if (this.closed) throw this.closedError();
+    await this.writeFrame(encodeMessageFrame(message));
+  }
+
+  /** The next queued message; CLOSED once the connection closed and the queue is empty. */
+  async receive(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Message> {
+    for (;;) {
+      const message = this.queue.shift();
+      if (message) {
+        this.queueSpace?.();
+        return message;
+      }
+      if (this.closed) throw this.closedError();
+      await this.waitForMessage(options);
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    for (;;) {
+      try {
+        yield await this.receive();
+      } catch (err) {
+        if (isFerryError(err, 'CLOSED')) return;
+        throw err;
+      }
+    }
+  }
+
+  /** Asks the peer for a block; resolves with its bytes. TIMEOUT, ABORTED, CLOSED or RequestFailedError. */
+  async request(params: RequestParams, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Buffer> {
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    // A ref'd timer (unlike AbortSignal.timeout): a pending request is work the process waits for.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    const waitSignal = AbortSignal.any([this.lifetime.signal, deadline.signal, ...(options.signal ? [options.signal] : [])]);
+    const abortError = (): FerryError =>
+      this.lifetime.signal.aborted
+        ? this.closedError()
+        : deadline.signal.aborted
+          ? new FerryError('TIMEOUT', `request timed out after ${timeoutMs} ms`)
+          : new FerryError('ABORTED', 'request aborted');
+    try {
+      if (waitSignal.aborted) throw abortError();
+      while (this.pending.size >= this.maxOutstanding) {
+        await new Promise<void>((resolve) => {
+          this.slotWaiters.push(resolve);
+          waitSignal.addEventListener('abort', () => resolve(), { once: true });
+        });
+        if (waitSignal.aborted) throw abortError();
+      }
+      const id = this.allocateRequestId();
+      const response = await new Promise<ResponseMessage | FerryError>((resolve) => {
+        const onAbort = (): void => settle(abortError());
+        const settle = (result: ResponseMessage | FerryError): void => {
+          if (!this.pending.delete(id)) return;
+          waitSignal.removeEventListener('abort', onAbort);
+          // Every waiter re-checks for a free slot; aborted ones simply leave.
+          for (const wake of this.slotWaiters.splice(0)) wake();
+          resolve(result);
+        };
+        this.pending.set(id, { settle });
+        waitSignal.addEventListener('abort', onAbort, { once: true });
+        this.send({ type: 'Request', id, ...params }).catch((err: unknown) =>
+          settle(isFerryError(err) ? err : new FerryError('CLOSED', String(err))),
+        );
+      });
+      if (response instanceof FerryError) throw response;
+      if (response.error !== undefined) throw new RequestFailedError(response.error, `${params.path} @${params.offset}`);
+      return response.data!;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Closes once: fails pending requests, sends Close (unless the peer closed first), ends the
+   * stream and waits up to closeTimeoutMs for the peer to hang up, then destroys it.
+   */
+  override close(code: string = 'SHUTDOWN', reason = 'closing'): Promise<void> {
+    if (!this.closed) {
+      this.closeCode = code;
+      this.closeReason = reason;
+    }
+    return super.close();
+  }
+
+  protected async _close(): Promise<void> {
+    if (this.keepalive) clearInterval(this.keepalive);
+    this.keepalive = null;
+    const error = this.closedError();
+    this.lifetime.abort(error);
+    for (const pending of [...this.pending.values()]) pending.settle(error);
+    for (const wake of this.readers.splice(0)) wake();
+    this.queueSpace?.();
+    if (!this.closedByPeer && this.stream.writable) {
+      const frame = encodeMessageFrame({ type: 'Close', code: this.closeCode!, reason: this.closeReason!.slice(0, 512) });
+      this.countOut(frame);
+      this.stream.write(frame);
+    }
+    if (!this.stream.destroyed) this.stream.end();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.streamClosed,
+      new Promise((resolve) => (timer = setTimeout(resolve, this.closeTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    this.stream.destroy();
+  }
+
+  private closedError(): FerryError {
+    return new FerryError('CLOSED', `connection closed (${this.closeCode ?? 'CLOSED'}: ${this.closeReason ?? 'closed'})`);
+  }
+
+  /** Closes after bad input or a lost link, logging why; never throws. */
+  private fail(code: string, reason: string, byPeer = false): void {
+    if (this.closed) return;
+    if (byPeer) this.closedByPeer = true;
+    this.log.warn('closing peer connection', { code, reason });
+    this.close(code, reason).catch((err: unknown) => this.log.error('error while closing', { err }));
+  }
+
+  private async readLoop(): Promise<void> {
+    try {
+      const frames = readFrames(this.stream, {
+        maxFrameBytes: MAX_FRAME_BYTES,
+        maxBytesForType,
+        onBytes: (count) => {
+          this.bytesIn += count;
+          this.lastReceivedAtMs = Date.now();
+        },
+      });
+      for await (const frame of frames) {
+        // After close() started, keep draining until the peer hangs up, but act on nothing.
+        if (this.closed) continue;
+        this.observer?.('in', frame.type, frame.body);
+        await this.dispatch(decodeMessage(frame.type, frame.body));
+      }
+      this.fail('CLOSED', 'peer hung up', true);
+    } catch (err) {
+      if (this.closed) return;
+      // FerryErrors are the peer's bad input (answered with Close); anything else is the stream failing.
+      if (isFerryError(err)) this.fail(err.code, err.message);
+      else this.fail('CLOSED', `connection lost: ${err instanceof Error ? err.message : String(err)}`, true);
+    }
+  }
+
+  private async dispatch(message: Message): Promise<void> {
+    switch (message.type) {
+      case 'Ping':
+        return;
+      case 'Close':
+        this.log.info('peer closed the connection', { code: message.code, reason: message.reason });
+        this.closedByPeer = true;
+        void this.close(message.code, `peer: ${message.reason}`);
+        return;
+      case 'Response': {
+        const pending = this.pending.get(message.id);
+        if (pending) pending.settle(message);
+        else this.log.debug('response to no outstanding request (timed out?)', { id: message.id });
+        return;
+      }
+      default:
+        while (this.queue.length >= this.maxQueued && !this.closed) {
+          await new Promise<void>((resolve) => (this.queueSpace = resolve));
+          this.queueSpace = null;
+        }
+        this.queue.push(message);
+        this.readers.shift()?.();
+    }
+  }
+
+  private waitForMessage(options: { signal?: AbortSignal; timeoutMs?: number }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (err?: FerryError): void => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        const index = this.readers.indexOf(wake);
+        if (index >= 0) this.readers.splice(index, 1);
+        if (err) reject(err);
+        else resolve();
+      };
+      const wake = (): void => done();
+      const onAbort = (): void => done(new FerryError('ABORTED', 'receive aborted'));
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(() => done(new FerryError('TIMEOUT', `no message within ${options.timeoutMs} ms`)), options.timeoutMs);
+      }
+      this.readers.push(wake);
+    });
+  }
+
+  private async writeFrame(frame: Buffer): Promise<void> {
+    this.countOut(frame);
+    if (this.stream.write(frame)) return;
+    if (this.lifetime.signal.aborted) throw this.closedError();
+    await new Promise<void>((resolve, reject) => {
+      const onDrain = (): void => {
+        this.lifetime.signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        this.stream.off('drain', onDrain);
+        reject(this.closedError());
+      };
+      this.stream.once('drain', onDrain);
+      this.lifetime.signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private countOut(frame: Buffer): void {
+    this.bytesOut += frame.length;
+    this.lastSentAtMs = Date.now();
+    this.observer?.('out', frame[4]!, frame.subarray(5));
+  }
+
+  private allocateRequestId(): number {
+    do {
+      this.nextRequestId = this.nextRequestId >= 0xffffffff ? 1 : this.nextRequestId + 1;
+    } while (this.pending.has(this.nextRequestId));
+    return this.nextRequestId;
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    if (now - this.lastReceivedAtMs >= this.idleTimeoutMs) {
+      this.fail('TIMEOUT', `nothing received for ${this.idleTimeoutMs} ms`);
+    } else if (now - this.lastSentAtMs >= this.pingIntervalMs) {
+      this.send({ type: 'Ping' }).catch(() => undefined);
+    }
+  }
+}

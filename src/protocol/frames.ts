@@ -1,0 +1,185 @@
+// Wire framing: `u32 length (big-endian, covers type+body) | u8 type | body`, msgpack bodies, and a streaming decoder.
+
+import { Packr } from 'msgpackr';
+import type { Readable } from 'node:stream';
+import { FerryError } from '../errors.js';
+
+/** Largest block a Response carries (the design's largest block size). */
+export const MAX_BLOCK_BYTES = 16 * 1024 * 1024;
+
+/** Hard ceiling on `type + body` of any frame: one full block plus room for the envelope. */
+export const MAX_FRAME_BYTES = MAX_BLOCK_BYTES + 64 * 1024;
+
+/** Bytes of the length prefix. */
+export const FRAME_HEADER_BYTES = 4;
+
+export interface Frame {
+  type: number;
+  body: Buffer;
+}
+
+/**
+ * The one msgpack codec of the protocol. Records are off (no shared structures between
+ * messages), maps decode as plain objects, 64-bit integers as numbers (validators then
+ * require safe integers). Never key an object by a file name: msgpackr renames `__proto__`.
+ */
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+export function encodeBody(value: unknown): Buffer {
+  return packr.pack(value);
+}
+
+/**
+ * Decodes exactly one msgpack value filling `body`. Trailing bytes are an error; we check them
+ * ourselves because msgpackr's own trailing-data error JSON-serialises the whole value first.
+ */
+export function decodeBody(body: Buffer): unknown {
+  let value: unknown;
+  let end = -1;
+  try {
+    packr.unpackMultiple(body, (decoded: unknown, _start?: number, position?: number) => {
+      value = decoded;
+      end = position ?? -1;
+      return false;
+    });
+  } catch (err) {
+    throw new FerryError('PROTOCOL', `malformed message body: ${(err as Error).message}`, { cause: err });
+  }
+  if (end !== body.length) throw new FerryError('PROTOCOL', 'malformed message body: trailing bytes');
+  return value;
+}
+
+/** One frame as bytes, ready to write. */
+export function encodeFrame(type: number, body: Buffer, maxFrameBytes = MAX_FRAME_BYTES): Buffer {
+  if (!Number.isInteger(type) || type < 0 || type > 255) throw new FerryError('INTERNAL', `bad frame type ${type}`);
+  const length = 1 + body.length;
+  if (length > maxFrameBytes) {
+    throw new FerryError('FRAME_TOO_LARGE', `frame of ${length} bytes exceeds ${maxFrameBytes}`);
+  }
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
+  frame.writeUInt32BE(length, 0);
+  frame[FRAME_HEADER_BYTES] = type;
+  body.copy(frame, FRAME_HEADER_BYTES + 1);
+  return frame;
+}
+
+export interface FrameDecoderOptions {
+  /** Ceiling on `type + body` of any frame. @default MAX_FRAME_BYTES */
+  maxFrameBytes?: number;
+  /**
+   * Per-type ceiling on `type + body`, checked as soon as the type byte arrives, before the body
+   * is buffered; `undefined` means the type is unknown (a PROTOCOL error).
+   */
+  maxBytesForType?: (type: number) => number | undefined;
+}
+
+/**
+ * Push parser: feed chunks, get whole frames. It holds at most one partial frame, whose size was
+ * checked against the limits from its header before any of its body was kept.
+ */
+export class FrameDecoder {
+  private readonly maxFrameBytes: number;
+  private readonly maxBytesForType: ((type: number) => number | undefined) | undefined;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** `type + body` length of the frame being assembled, once its header was read. */
+  private expected: number | null = null;
+  private typeChecked = false;
+
+  constructor(options: FrameDecoderOptions = {}) {
+    this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
+    this.maxBytesForType = options.maxBytesForType;
+  }
+
+  /** Bytes held for the frame in progress. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** Adds a chunk; returns the frames it completed. Throws PROTOCOL / FRAME_TOO_LARGE on bad input. */
+  push(chunk: Buffer): Frame[] {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const frames: Frame[] = [];
+    for (;;) {
+      if (this.expected === null) {
+        if (this.buffered < FRAME_HEADER_BYTES) break;
+        const length = this.take(FRAME_HEADER_BYTES).readUInt32BE(0);
+        if (length < 1) throw new FerryError('PROTOCOL', 'empty frame (no type byte)');
+        if (length > this.maxFrameBytes) {
+          throw new FerryError('FRAME_TOO_LARGE', `frame of ${length} bytes exceeds ${this.maxFrameBytes}`);
+        }
+        this.expected = length;
+        this.typeChecked = false;
+      }
+      if (!this.typeChecked && this.buffered >= 1) {
+        this.checkType(this.chunks[0]![0]!, this.expected);
+        this.typeChecked = true;
+      }
+      if (this.buffered < this.expected) break;
+      const payload = this.take(this.expected);
+      this.expected = null;
+      frames.push({ type: payload[0]!, body: payload.subarray(1) });
+    }
+    return frames;
+  }
+
+  /** Call at end of stream: a partial frame is a PROTOCOL error. */
+  end(): void {
+    if (this.buffered > 0 || this.expected !== null) {
+      throw new FerryError('PROTOCOL', 'stream ended inside a frame');
+    }
+  }
+
+  private checkType(type: number, length: number): void {
+    if (!this.maxBytesForType) return;
+    const limit = this.maxBytesForType(type);
+    if (limit === undefined) throw new FerryError('PROTOCOL', `unknown message type ${type}`);
+    if (length > limit) {
+      throw new FerryError('FRAME_TOO_LARGE', `frame of type ${type} with ${length} bytes exceeds ${limit}`);
+    }
+  }
+
+  /** Removes and returns the first `n` buffered bytes (zero-copy when they sit in one chunk). */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const chunk = this.chunks[0]!;
+        const count = Math.min(chunk.length, n - filled);
+        chunk.copy(out, filled, 0, count);
+        filled += count;
+        if (count === chunk.length) this.chunks.shift();
+        else this.chunks[0] = chunk.subarray(count);
+      }
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
+
+/**
+ * Frames from a readable byte stream, pulled one at a time so a slow consumer pauses the socket.
+ * `onBytes` sees every chunk's size (for byte counters and idle detection).
+ */
+export async function* readFrames(
+  source: Readable | AsyncIterable<Buffer>,
+  options: FrameDecoderOptions & { onBytes?: (count: number) => void } = {},
+): AsyncGenerator<Frame> {
+  const decoder = new FrameDecoder(options);
+  for await (const chunk of source as AsyncIterable<Buffer | string>) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    options.onBytes?.(bytes.length);
+    yield* decoder.push(bytes);
+  }
+  decoder.end();
+}

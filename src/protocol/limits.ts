@@ -1,0 +1,27 @@
+// Size and count limits on everything a peer sends; validators enforce them.
+
+/** Limits the validators enforce. */
+export const LIMITS = {
+  folderIdBytes: 20,
+  hashBytes: 32,
+  tagBytes: 32,
+  macBytes: 32,
+  signatureBytes: 64,
+  indexIdBytes: 8,
+  /** Folders one device may claim in a handshake. */
+  maxFolderClaims: 1024,
+  maxPathBytes: 4096,
+  maxNameBytes: 255,
+  maxLinkTargetBytes: 4096,
+  maxDeviceIdChars: 100,
+  maxDeviceNameBytes: 256,
+  maxSoftwareVersionBytes: 64,
+  maxReasonBytes: 1024,
+  /** Devices in one version vector. */
+  maxVersionEntries: 1024,
+  /** Blocks in one record: 64 Ki blocks of up to 16 MiB. */
+  maxBlocksPerRecord: 65536,
+  maxBlockSize: 16 * 1024 * 1024,
+  /** Records in one Index / IndexUpdate (the frame limit bounds it further). */
+  maxRecordsPerBatch: 10000,
+} as const;

@@ -1,0 +1,224 @@
+// The closed set of protocol messages: names, numeric codes, TypeScript shapes, size limits and encoding.
+
+import type { Access } from '../keys/types.js';
+import type { FileRecord, VersionVector } from '../index/records.js';
+import { encodeBody, encodeFrame, MAX_FRAME_BYTES, type Frame } from './frames.js';
+import { toWireRecord, versionToWire } from './records.js';
+
+export { LIMITS } from './limits.js';
+
+/** "FRRY": fronts every Hello so a foreign or garbled peer gets a clear error. */
+export const HELLO_MAGIC = 0x46525259;
+/** Bumped on any incompatible change to framing, handshake or message shapes. */
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * Message codes on the wire. Never renumber: add new codes. docs/protocol.md has the same table
+ * (test/protocol/docs.test.ts keeps them in step).
+ */
+export const MESSAGE_CODES = {
+  Hello: 0x01,
+  FolderClaims: 0x02,
+  FolderProofs: 0x03,
+  ClusterState: 0x04,
+  Index: 0x10,
+  IndexUpdate: 0x11,
+  Request: 0x20,
+  Response: 0x21,
+  Have: 0x30,
+  Progress: 0x31,
+  Ping: 0x40,
+  Close: 0x41,
+} as const;
+
+export type MessageName = keyof typeof MESSAGE_CODES;
+
+const KIB = 1024;
+
+/** Per-type ceiling on `type + body`, checked from the frame header before the body is buffered. */
+export const MAX_MESSAGE_BYTES: Record<MessageName, number> = {
+  Hello: 4 * KIB,
+  FolderClaims: 64 * KIB,
+  FolderProofs: 256 * KIB,
+  ClusterState: 256 * KIB,
+  Index: MAX_FRAME_BYTES,
+  IndexUpdate: MAX_FRAME_BYTES,
+  Request: 8 * KIB,
+  Response: MAX_FRAME_BYTES,
+  Have: 1024 * KIB,
+  Progress: 4 * KIB,
+  Ping: 1 * KIB,
+  Close: 4 * KIB,
+};
+
+
+export interface HelloMessage {
+  type: 'Hello';
+  magic: number;
+  protocolVersion: number;
+  deviceId: string;
+  deviceName: string;
+  softwareVersion: string;
+}
+
+/** Blinded, per-session tags, one per folder held (plus decoys): no folder ID in clear. */
+export interface FolderClaimsMessage {
+  type: 'FolderClaims';
+  tags: Buffer[];
+}
+
+/** Level proofs for one folder, named by the tag the *receiver* sent for it. */
+export interface FolderProof {
+  tag: Buffer;
+  enc: Buffer;
+  ro?: Buffer;
+  rw?: Buffer;
+}
+
+export interface FolderProofsMessage {
+  type: 'FolderProofs';
+  proofs: FolderProof[];
+}
+
+/** Where this side's index stands and what it has of the peer's, for one shared folder. */
+export interface ClusterFolder {
+  folderId: Buffer;
+  /** The access the sender verified for the receiver. */
+  peerAccess: Access;
+  /** Identity of the sender's index (a new one means "forget what you had and take a full Index"). */
+  indexId: Buffer;
+  /** Highest sequence in the sender's index. */
+  maxSequence: number;
+  /** The receiver's index ID the sender last received from (zeros if none). */
+  receivedIndexId: Buffer;
+  /** Highest sequence of the receiver's index the sender has; the receiver resumes after it. */
+  receivedSequence: number;
+}
+
+export interface ClusterStateMessage {
+  type: 'ClusterState';
+  folders: ClusterFolder[];
+}
+
+/** Index starts a full transfer (replace what you know); IndexUpdate continues or increments it. */
+export interface IndexMessage {
+  type: 'Index' | 'IndexUpdate';
+  folderId: Buffer;
+  indexId: Buffer;
+  /** Sequences of the records in this batch lie in [firstSequence, lastSequence], ascending. */
+  firstSequence: number;
+  lastSequence: number;
+  records: FileRecord[];
+}
+
+export interface RequestMessage {
+  type: 'Request';
+  /** Chosen by the requester, unique among its outstanding requests (u32). */
+  id: number;
+  folderId: Buffer;
+  path: string;
+  offset: number;
+  size: number;
+  hash: Buffer;
+}
+
+export const RESPONSE_ERRORS = ['NO_SUCH_FILE', 'INVALID_REQUEST', 'HASH_MISMATCH', 'NOT_SHARED', 'BUSY', 'GENERIC'] as const;
+export type ResponseError = (typeof RESPONSE_ERRORS)[number];
+
+export interface ResponseMessage {
+  type: 'Response';
+  id: number;
+  /** Exactly one of data and error. */
+  data?: Buffer;
+  error?: ResponseError;
+}
+
+/** Which blocks of a file in progress the sender already has (so peers can fetch them from it). */
+export interface HaveMessage {
+  type: 'Have';
+  folderId: Buffer;
+  path: string;
+  version: VersionVector;
+  blockIndexes: number[];
+}
+
+export const FOLDER_STATES = ['idle', 'scanning', 'syncing', 'error'] as const;
+export type FolderState = (typeof FOLDER_STATES)[number];
+
+export interface ProgressMessage {
+  type: 'Progress';
+  folderId: Buffer;
+  state: FolderState;
+  needFiles: number;
+  needBytes: number;
+  globalFiles: number;
+  globalBytes: number;
+}
+
+export interface PingMessage {
+  type: 'Ping';
+}
+
+export interface CloseMessage {
+  type: 'Close';
+  /** An ErrorCode-like word (PROTOCOL, HANDSHAKE, NO_SHARED_FOLDER, SHUTDOWN, …). */
+  code: string;
+  reason: string;
+}
+
+export type Message =
+  | HelloMessage
+  | FolderClaimsMessage
+  | FolderProofsMessage
+  | ClusterStateMessage
+  | IndexMessage
+  | RequestMessage
+  | ResponseMessage
+  | HaveMessage
+  | ProgressMessage
+  | PingMessage
+  | CloseMessage;
+
+const NAMES_BY_CODE = new Map<number, MessageName>(
+  Object.entries(MESSAGE_CODES).map(([name, code]) => [code, name as MessageName]),
+);
+
+export function messageNameOf(code: number): MessageName | undefined {
+  return NAMES_BY_CODE.get(code);
+}
+
+/** For FrameDecoder: the per-type limit, or undefined for an unknown type. */
+export function maxBytesForType(code: number): number | undefined {
+  const name = NAMES_BY_CODE.get(code);
+  return name === undefined ? undefined : MAX_MESSAGE_BYTES[name];
+}
+
+/** The wire object of a message: its fields without `type`, records in wire form. */
+function wireBody(message: Message): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  // Absent optional fields are left out, not sent as msgpack `undefined` (an extension type).
+  for (const [key, value] of Object.entries(message)) if (key !== 'type' && value !== undefined) fields[key] = value;
+  switch (message.type) {
+    case 'Index':
+    case 'IndexUpdate':
+      fields.records = message.records.map(toWireRecord);
+      break;
+    case 'FolderProofs':
+      fields.proofs = message.proofs.map((proof) => Object.fromEntries(Object.entries(proof).filter(([, v]) => v !== undefined)));
+      break;
+    case 'Have':
+      fields.version = versionToWire(message.version);
+      break;
+  }
+  return fields;
+}
+
+export function encodeMessage(message: Message): Frame {
+  return { type: MESSAGE_CODES[message.type], body: encodeBody(wireBody(message)) };
+}
+
+/** The message as one frame's bytes; FRAME_TOO_LARGE if it exceeds its type's limit. */
+export function encodeMessageFrame(message: Message): Buffer {
+  const { type, body } = encodeMessage(message);
+  return encodeFrame(type, body, MAX_MESSAGE_BYTES[message.type]);
+}

@@ -1,0 +1,188 @@
+// Decode, then validate: one validator per message type turns an untrusted msgpack value into a typed message.
+
+import type { Access } from '../keys/types.js';
+import { FerryError } from '../errors.js';
+import { decodeBody, MAX_BLOCK_BYTES } from './frames.js';
+import {
+  checkArray,
+  checkByteRange,
+  checkBytes,
+  checkDeviceId,
+  checkObject,
+  checkOneOf,
+  checkRelativePath,
+  checkString,
+  checkUint,
+  protocolError,
+} from './checks.js';
+import { LIMITS } from './limits.js';
+import {
+  FOLDER_STATES,
+  MAX_MESSAGE_BYTES,
+  RESPONSE_ERRORS,
+  messageNameOf,
+  type ClusterFolder,
+  type FolderProof,
+  type Message,
+  type MessageName,
+} from './messages.js';
+import { recordFromWire, versionFromWire } from './records.js';
+
+const ACCESS_LEVELS: readonly Access[] = ['rw', 'ro', 'enc'];
+const U32_MAX = 0xffffffff;
+
+type Fields = Record<string, unknown>;
+type Validator = (fields: Fields) => Message;
+
+function checkFolderId(value: unknown, where: string): Buffer {
+  return checkBytes(value, where, LIMITS.folderIdBytes);
+}
+
+function checkIndexBatch(type: 'Index' | 'IndexUpdate', f: Fields): Message {
+  const firstSequence = checkUint(f.firstSequence, `${type}.firstSequence`);
+  const lastSequence = checkUint(f.lastSequence, `${type}.lastSequence`);
+  if (firstSequence > lastSequence) throw protocolError(type, 'firstSequence after lastSequence');
+  const records = checkArray(f.records, `${type}.records`, LIMITS.maxRecordsPerBatch).map((r, i) =>
+    recordFromWire(r, `${type}.records[${i}]`),
+  );
+  let previous = -1;
+  for (const record of records) {
+    if (record.sequence <= previous || record.sequence < firstSequence || record.sequence > lastSequence) {
+      throw protocolError(`${type}.records`, 'sequences not ascending within [firstSequence, lastSequence]');
+    }
+    previous = record.sequence;
+  }
+  return {
+    type,
+    folderId: checkFolderId(f.folderId, `${type}.folderId`),
+    indexId: checkBytes(f.indexId, `${type}.indexId`, LIMITS.indexIdBytes),
+    firstSequence,
+    lastSequence,
+    records,
+  };
+}
+
+function checkProof(value: unknown, where: string): FolderProof {
+  const p = checkObject(value, where);
+  const proof: FolderProof = {
+    tag: checkBytes(p.tag, `${where}.tag`, LIMITS.tagBytes),
+    enc: checkBytes(p.enc, `${where}.enc`, LIMITS.macBytes),
+  };
+  if (p.ro !== undefined) proof.ro = checkBytes(p.ro, `${where}.ro`, LIMITS.macBytes);
+  if (p.rw !== undefined) proof.rw = checkBytes(p.rw, `${where}.rw`, LIMITS.signatureBytes);
+  return proof;
+}
+
+function checkClusterFolder(value: unknown, where: string): ClusterFolder {
+  const c = checkObject(value, where);
+  return {
+    folderId: checkFolderId(c.folderId, `${where}.folderId`),
+    peerAccess: checkOneOf(c.peerAccess, `${where}.peerAccess`, ACCESS_LEVELS),
+    indexId: checkBytes(c.indexId, `${where}.indexId`, LIMITS.indexIdBytes),
+    maxSequence: checkUint(c.maxSequence, `${where}.maxSequence`),
+    receivedIndexId: checkBytes(c.receivedIndexId, `${where}.receivedIndexId`, LIMITS.indexIdBytes),
+    receivedSequence: checkUint(c.receivedSequence, `${where}.receivedSequence`),
+  };
+}
+
+function noDuplicates(keys: Buffer[], where: string): void {
+  const seen = new Set(keys.map((key) => key.toString('hex')));
+  if (seen.size !== keys.length) throw protocolError(where, 'duplicate entries');
+}
+
+const VALIDATORS: Record<MessageName, Validator> = {
+  Hello: (f) => ({
+    type: 'Hello',
+    magic: checkUint(f.magic, 'Hello.magic', U32_MAX),
+    protocolVersion: checkUint(f.protocolVersion, 'Hello.protocolVersion', U32_MAX),
+    deviceId: checkDeviceId(f.deviceId, 'Hello.deviceId'),
+    deviceName: checkString(f.deviceName, 'Hello.deviceName', LIMITS.maxDeviceNameBytes),
+    softwareVersion: checkString(f.softwareVersion, 'Hello.softwareVersion', LIMITS.maxSoftwareVersionBytes),
+  }),
+  FolderClaims: (f) => {
+    const tags = checkArray(f.tags, 'FolderClaims.tags', LIMITS.maxFolderClaims).map((t, i) =>
+      checkBytes(t, `FolderClaims.tags[${i}]`, LIMITS.tagBytes),
+    );
+    noDuplicates(tags, 'FolderClaims.tags');
+    return { type: 'FolderClaims', tags };
+  },
+  FolderProofs: (f) => {
+    const proofs = checkArray(f.proofs, 'FolderProofs.proofs', LIMITS.maxFolderClaims).map((p, i) =>
+      checkProof(p, `FolderProofs.proofs[${i}]`),
+    );
+    noDuplicates(proofs.map((p) => p.tag), 'FolderProofs.proofs');
+    return { type: 'FolderProofs', proofs };
+  },
+  ClusterState: (f) => {
+    const folders = checkArray(f.folders, 'ClusterState.folders', LIMITS.maxFolderClaims).map((c, i) =>
+      checkClusterFolder(c, `ClusterState.folders[${i}]`),
+    );
+    noDuplicates(folders.map((c) => c.folderId), 'ClusterState.folders');
+    return { type: 'ClusterState', folders };
+  },
+  Index: (f) => checkIndexBatch('Index', f),
+  IndexUpdate: (f) => checkIndexBatch('IndexUpdate', f),
+  Request: (f) => {
+    checkRelativePath(f.path);
+    const size = checkUint(f.size, 'Request.size', MAX_BLOCK_BYTES);
+    if (size === 0) throw protocolError('Request.size', 'zero');
+    return {
+      type: 'Request',
+      id: checkUint(f.id, 'Request.id', U32_MAX),
+      folderId: checkFolderId(f.folderId, 'Request.folderId'),
+      path: f.path,
+      offset: checkUint(f.offset, 'Request.offset'),
+      size,
+      hash: checkBytes(f.hash, 'Request.hash', LIMITS.hashBytes),
+    };
+  },
+  Response: (f) => {
+    const id = checkUint(f.id, 'Response.id', U32_MAX);
+    if ((f.data === undefined) === (f.error === undefined)) throw protocolError('Response', 'needs exactly one of data and error');
+    if (f.data !== undefined) return { type: 'Response', id, data: checkByteRange(f.data, 'Response.data', MAX_BLOCK_BYTES) };
+    return { type: 'Response', id, error: checkOneOf(f.error, 'Response.error', RESPONSE_ERRORS) };
+  },
+  Have: (f) => {
+    checkRelativePath(f.path);
+    const blockIndexes = checkArray(f.blockIndexes, 'Have.blockIndexes', LIMITS.maxBlocksPerRecord).map((n, i) =>
+      checkUint(n, `Have.blockIndexes[${i}]`, LIMITS.maxBlocksPerRecord - 1),
+    );
+    return {
+      type: 'Have',
+      folderId: checkFolderId(f.folderId, 'Have.folderId'),
+      path: f.path,
+      version: versionFromWire(f.version, 'Have.version'),
+      blockIndexes,
+    };
+  },
+  Progress: (f) => ({
+    type: 'Progress',
+    folderId: checkFolderId(f.folderId, 'Progress.folderId'),
+    state: checkOneOf(f.state, 'Progress.state', FOLDER_STATES),
+    needFiles: checkUint(f.needFiles, 'Progress.needFiles'),
+    needBytes: checkUint(f.needBytes, 'Progress.needBytes'),
+    globalFiles: checkUint(f.globalFiles, 'Progress.globalFiles'),
+    globalBytes: checkUint(f.globalBytes, 'Progress.globalBytes'),
+  }),
+  Ping: () => ({ type: 'Ping' }),
+  Close: (f) => {
+    const code = checkString(f.code, 'Close.code', 64);
+    if (!/^[A-Z0-9_]+$/.test(code)) throw protocolError('Close.code', 'not an upper-case word');
+    return { type: 'Close', code, reason: checkString(f.reason, 'Close.reason', LIMITS.maxReasonBytes) };
+  },
+};
+
+/**
+ * Decodes and validates the body of a frame of type `code`. Throws PROTOCOL (unknown type,
+ * malformed msgpack, a field of the wrong type or size), FRAME_TOO_LARGE or PATH_UNSAFE.
+ * Extra fields are ignored (a newer peer may add some); the result holds only the known ones.
+ */
+export function decodeMessage(code: number, body: Buffer): Message {
+  const name = messageNameOf(code);
+  if (name === undefined) throw new FerryError('PROTOCOL', `unknown message type ${code}`);
+  if (body.length + 1 > MAX_MESSAGE_BYTES[name]) {
+    throw new FerryError('FRAME_TOO_LARGE', `${name} of ${body.length + 1} bytes exceeds ${MAX_MESSAGE_BYTES[name]}`);
+  }
+  const fields = checkObject(decodeBody(body), name);
+  return VALIDATORS[name](fields);
+}

@@ -1,0 +1,156 @@
+// HashPool: worker threads that hash files in parallel so a multi-core NAS uses its cores and the event loop never stalls.
+
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { FerryError } from '../errors.js';
+import { Resource } from '../util/resource.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import type { HashResult } from './hasher.js';
+import type { HashWorkerReply, HashWorkerRequest } from './hash-worker.js';
+
+export interface HashPoolOptions {
+  /** Worker threads. @default os.availableParallelism() */
+  workers?: number;
+  /** Jobs waiting for a worker before hash() itself waits for room. @default 4 × workers */
+  maxQueued?: number;
+  logger?: Logger;
+}
+
+interface Job {
+  id: number;
+  path: string;
+  blockSize: number;
+  signal?: AbortSignal;
+  resolve: (result: HashResult) => void;
+  reject: (err: Error) => void;
+  onAbort?: () => void;
+  settled: boolean;
+}
+
+interface Slot {
+  worker: Worker;
+  job: Job | null;
+}
+
+const WORKER_URL = new URL('./hash-worker.js', import.meta.url);
+
+function aborted(): FerryError {
+  return new FerryError('ABORTED', 'hash aborted');
+}
+
+export class HashPool extends Resource {
+  readonly size: number;
+  private readonly maxQueued: number;
+  private readonly logger: Logger;
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private readonly roomWaiters: Array<() => void> = [];
+  private nextId = 1;
+
+  constructor(options: HashPoolOptions = {}) {
+    super();
+    this.size = Math.max(1, options.workers ?? availableParallelism());
+    this.maxQueued = Math.max(1, options.maxQueued ?? this.size * 4);
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  protected async _open(): Promise<void> {
+    for (let i = 0; i < this.size; i++) this.slots.push(this.startWorker());
+  }
+
+  protected async _close(): Promise<void> {
+    const closedError = new FerryError('CLOSED', 'hash pool closed');
+    for (const job of this.queue.splice(0)) this.settle(job, closedError);
+    for (const slot of this.slots) if (slot.job) this.settle(slot.job, closedError);
+    for (const wake of this.roomWaiters.splice(0)) wake();
+    await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
+  }
+
+  /** Hashes a file in a worker; waits for room when the queue is full. Rejects with ABORTED or CLOSED. */
+  async hash(absPath: string, blockSize: number, signal?: AbortSignal): Promise<HashResult> {
+    if (!this.opened) throw new FerryError('CLOSED', 'hash pool is not open');
+    while (this.queue.length >= this.maxQueued) {
+      if (signal?.aborted) throw aborted();
+      await new Promise<void>((wake) => this.roomWaiters.push(wake));
+      if (!this.opened) throw new FerryError('CLOSED', 'hash pool closed');
+    }
+    if (signal?.aborted) throw aborted();
+    return new Promise<HashResult>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, path: absPath, blockSize, signal, resolve, reject, settled: false };
+      if (signal) {
+        job.onAbort = () => this.abortJob(job);
+        signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      this.queue.push(job);
+      this.dispatch();
+    });
+  }
+
+  private startWorker(): Slot {
+    const slot: Slot = { worker: new Worker(WORKER_URL), job: null };
+    slot.worker.on('message', (reply: HashWorkerReply) => this.onReply(slot, reply));
+    slot.worker.on('error', (err) => this.onWorkerDied(slot, err));
+    slot.worker.on('exit', (code) => this.onWorkerDied(slot, new Error(`hash worker exited with code ${code}`)));
+    return slot;
+  }
+
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (slot.job || this.queue.length === 0) continue;
+      const job = this.queue.shift()!;
+      slot.job = job;
+      const request: HashWorkerRequest = { id: job.id, path: job.path, blockSize: job.blockSize };
+      slot.worker.postMessage(request);
+    }
+    while (this.roomWaiters.length > 0 && this.queue.length < this.maxQueued) this.roomWaiters.shift()!();
+  }
+
+  private abortJob(job: Job): void {
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    else {
+      const slot = this.slots.find((s) => s.job === job);
+      // The worker stays busy until it acknowledges the cancel, so it never runs two jobs at once.
+      slot?.worker.postMessage({ cancel: job.id } satisfies HashWorkerRequest);
+    }
+    this.settle(job, aborted());
+    this.dispatch();
+  }
+
+  private settle(job: Job, outcome: HashResult | Error): void {
+    if (job.settled) return;
+    job.settled = true;
+    if (job.onAbort) job.signal?.removeEventListener('abort', job.onAbort);
+    if (outcome instanceof Error) job.reject(outcome);
+    else job.resolve(outcome);
+  }
+
+  private onReply(slot: Slot, reply: HashWorkerReply): void {
+    const job = slot.job;
+    if (!job || job.id !== reply.id) return;
+    slot.job = null;
+    if (reply.ok) {
+      const blocks: Buffer[] = [];
+      for (let offset = 0; offset < reply.hashes.byteLength; offset += 32) {
+        blocks.push(Buffer.from(reply.hashes, offset, 32));
+      }
+      const { size, mtimeMs, inode, mode, changedDuringHash } = reply;
+      this.settle(job, { size, mtimeMs, inode, mode, changedDuringHash, blocks });
+    } else {
+      const code = reply.code === 'ABORTED' ? 'ABORTED' : 'IO';
+      this.settle(job, new FerryError(code, reply.message));
+    }
+    this.dispatch();
+  }
+
+  private onWorkerDied(slot: Slot, err: Error): void {
+    const index = this.slots.indexOf(slot);
+    if (index < 0) return; // already replaced, or the pool is closing
+    this.logger.error('hash worker died', { err });
+    if (slot.job) this.settle(slot.job, new FerryError('INTERNAL', 'hash worker died', { cause: err }));
+    void slot.worker.terminate();
+    if (this.closed) return;
+    this.slots[index] = this.startWorker();
+    this.dispatch();
+  }
+}

@@ -1,0 +1,168 @@
+// Streaming SHA-256 per block of one file, with fixed reusable buffers and detection of files changed mid-hash.
+
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
+import { lstat, open } from 'node:fs/promises';
+import { throwIfAborted } from '../util/abort.js';
+import { ioError } from '../errors.js';
+
+/** Bytes per read; large reads keep syscalls and thread-pool hops negligible next to hashing. */
+export const HASH_READ_BYTES = 1024 * 1024;
+
+export interface HashResult {
+  /** Bytes hashed. */
+  size: number;
+  /** mtime and inode of the file as hashed (taken before reading; equal after unless `changedDuringHash`). */
+  mtimeMs: number;
+  inode: number;
+  /** Permission bits (mode & 0o7777) as hashed. */
+  mode: number;
+  /** SHA-256 of each block; empty for an empty file. */
+  blocks: Buffer[];
+  /** The file's size, mtime or inode moved while it was read: the hashes describe no real state; retry later. */
+  changedDuringHash: boolean;
+}
+
+type StatLike = { size: number; mtimeMs: number; ino: number; mode: number };
+
+/** The result, flagged as changed when the bytes read or the file's identity moved between before and after. */
+function resultOf(before: StatLike, after: StatLike | undefined, bytesRead: number, blocks: Buffer[]): HashResult {
+  const changedDuringHash =
+    bytesRead !== before.size ||
+    !after ||
+    after.size !== before.size ||
+    after.mtimeMs !== before.mtimeMs ||
+    after.ino !== before.ino;
+  return { size: bytesRead, mtimeMs: before.mtimeMs, inode: before.ino, mode: before.mode & 0o7777, blocks, changedDuringHash };
+}
+
+/** Read buffers reused across calls in this thread (two per concurrent hash: one read ahead while one is hashed). */
+const freeBuffers: Buffer[] = [];
+const MAX_FREE_BUFFERS = 8;
+
+function takeBuffer(): Buffer {
+  return freeBuffers.pop() ?? Buffer.allocUnsafeSlow(HASH_READ_BYTES);
+}
+
+function giveBack(buffer: Buffer): void {
+  if (freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(buffer);
+}
+
+/** Cuts a byte stream into blocks of `blockSize` and hashes each. */
+class BlockHasher {
+  readonly blocks: Buffer[] = [];
+  private hash: Hash = createHash('sha256');
+  private bytesInBlock = 0;
+
+  constructor(private readonly blockSize: number) {}
+
+  update(data: Buffer): void {
+    let offset = 0;
+    while (offset < data.length) {
+      const take = Math.min(this.blockSize - this.bytesInBlock, data.length - offset);
+      this.hash.update(offset === 0 && take === data.length ? data : data.subarray(offset, offset + take));
+      this.bytesInBlock += take;
+      offset += take;
+      if (this.bytesInBlock === this.blockSize) this.finishBlock();
+    }
+  }
+
+  finish(): Buffer[] {
+    if (this.bytesInBlock > 0) this.finishBlock();
+    return this.blocks;
+  }
+
+  private finishBlock(): void {
+    this.blocks.push(this.hash.digest());
+    this.hash = createHash('sha256');
+    this.bytesInBlock = 0;
+  }
+}
+
+/**
+ * Hashes a file block by block without holding more than two read buffers. Reads ahead into one buffer
+ * on the thread pool while the other is hashed, so disk and CPU overlap.
+ */
+export async function hashFile(absPath: string, blockSize: number, signal?: AbortSignal): Promise<HashResult> {
+  throwIfAborted(signal);
+  let handle;
+  try {
+    handle = await open(absPath, 'r');
+  } catch (err) {
+    throw ioError(`opening ${absPath}`, err);
+  }
+  let current = takeBuffer();
+  let ahead = takeBuffer();
+  let pendingRead: Promise<{ bytesRead: number }> | undefined;
+  try {
+    const before = await handle.stat();
+    const hasher = new BlockHasher(blockSize);
+    let position = 0;
+    pendingRead = handle.read(current, 0, current.length, position);
+    for (;;) {
+      const { bytesRead } = await pendingRead;
+      pendingRead = undefined;
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      if (position > before.size) break; // growing under us: changed, and never read an endless file
+      throwIfAborted(signal);
+      pendingRead = handle.read(ahead, 0, ahead.length, position);
+      hasher.update(bytesRead === current.length ? current : current.subarray(0, bytesRead));
+      [current, ahead] = [ahead, current];
+    }
+    const blocks = hasher.finish();
+    const after = await lstat(absPath).catch(() => undefined);
+    return resultOf(before, after, position, blocks);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ABORTED') throw err;
+    throw ioError(`hashing ${absPath}`, err);
+  } finally {
+    // A read may still be in flight after an abort or error: let it land before reusing its buffer.
+    if (pendingRead) await pendingRead.catch(() => undefined);
+    await handle.close().catch(() => undefined);
+    giveBack(current);
+    giveBack(ahead);
+  }
+}
+
+/** Files up to this size are hashed with synchronous calls inside a worker: no thread-pool hops per small file. */
+export const SYNC_HASH_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Synchronous variant for small files, for worker threads only (it blocks its thread). Returns undefined
+ * when the file is larger than `maxBytes`, so the caller can stream it with hashFile instead.
+ */
+export function hashSmallFileSync(absPath: string, blockSize: number, maxBytes = SYNC_HASH_MAX_BYTES): HashResult | undefined {
+  let fd: number;
+  try {
+    fd = openSync(absPath, 'r');
+  } catch (err) {
+    throw ioError(`opening ${absPath}`, err);
+  }
+  const buffer = takeBuffer();
+  try {
+    const before = fstatSync(fd);
+    if (before.size > maxBytes) return undefined;
+    const hasher = new BlockHasher(blockSize);
+    let position = 0;
+    for (;;) {
+      const bytesRead = readSync(fd, buffer, 0, buffer.length, position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      if (position > before.size) break; // growing under us: changed
+      hasher.update(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+    }
+    let after;
+    try {
+      after = lstatSync(absPath);
+    } catch {
+      after = undefined;
+    }
+    return resultOf(before, after, position, hasher.finish());
+  } catch (err) {
+    throw ioError(`hashing ${absPath}`, err);
+  } finally {
+    closeSync(fd);
+    giveBack(buffer);
+  }
+}

@@ -1,0 +1,354 @@
+// Scanner: walks one folder (or a subtree), hashes what changed through the HashPool, records changes and tombstones in the index.
+
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FerryError, isFerryError } from '../errors.js';
+import { sleep, throwIfAborted } from '../util/abort.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { bumpVersion, type FileRecord } from '../index/records.js';
+import type { FolderIndex, NewFileRecord } from '../index/types.js';
+import { blockSizeFor } from './blocksize.js';
+import { DiskPresence, isGone } from './presence.js';
+import type { HashPool } from './hash-pool.js';
+import { IgnoreRules } from './ignore.js';
+import { normaliseUnder, walk, type WalkEntry } from './walker.js';
+
+/** Records per putLocal transaction. */
+export const SCAN_BATCH_RECORDS = 1000;
+/** Hashed bytes per putLocal transaction, so a crash loses little work on big files. */
+export const SCAN_BATCH_BYTES = 64 * 1024 * 1024;
+/** How often a file that changes while it is hashed is tried again in the same scan. */
+export const HASH_RETRIES = 2;
+/** Pause before hashing a file again that changed under the hasher. */
+export const HASH_RETRY_DELAY_MS = 250;
+/** lstat calls in flight while looking for deleted paths. */
+const EXISTENCE_CHECKS_IN_FLIGHT = 32;
+
+export interface ScanProgress {
+  under: string;
+  hashedBytes: number;
+  /** Bytes of the changed files found so far (grows while the walk goes on). */
+  totalBytes?: number;
+}
+
+export interface ScannerOptions {
+  /** Absolute path of the folder. */
+  root: string;
+  index: FolderIndex;
+  deviceShortId: string;
+  pool: HashPool;
+  logger?: Logger;
+  /** Fixed rules; without them `.ferryignore` is read again at the start of every scan. */
+  ignore?: IgnoreRules;
+  onProgress?: (progress: ScanProgress) => void;
+  /** Files being hashed at once. @default 2 × pool size */
+  maxHashesInFlight?: number;
+}
+
+export interface ScanOptions {
+  /** Relative path of the subtree to scan ('' or absent: the whole folder). */
+  under?: string;
+  signal?: AbortSignal;
+}
+
+export interface ScanResult {
+  /** Entries seen on disk (not ignored). */
+  scanned: number;
+  /** Records written because something changed or appeared. */
+  changed: number;
+  /** Tombstones written for paths gone from disk. */
+  deleted: number;
+  hashedBytes: number;
+  /** Entries that could not be read or hashed (skipped; retried by the next scan). */
+  errors: number;
+  /** Files that kept changing while they were hashed (not recorded; the next scan tries again). */
+  busy: number;
+}
+
+interface QueuedScan {
+  under: string;
+  signal?: AbortSignal;
+  promise: Promise<ScanResult>;
+}
+
+function covers(outer: string, inner: string): boolean {
+  return outer === '' || inner === outer || inner.startsWith(outer + '/');
+}
+
+/** Whether the entry still matches its record, so it needs no hashing and no new version. */
+function unchanged(old: FileRecord | undefined, entry: WalkEntry): boolean {
+  if (!old || old.deleted || old.type !== entry.type || old.mode !== entry.mode) return false;
+  switch (entry.type) {
+    case 'file':
+      return old.size === entry.size && old.mtimeMs === entry.mtimeMs && old.inode === entry.inode;
+    case 'symlink':
+      return old.linkTarget === entry.linkTarget;
+    case 'dir':
+      return true; // a directory's mtime moves with every change inside it; it carries no content
+  }
+}
+
+function sameBlocks(a: readonly Uint8Array[], b: readonly Uint8Array[]): boolean {
+  return a.length === b.length && a.every((block, i) => Buffer.compare(block, b[i]!) === 0);
+}
+
+
+/** Mutable state of one scan run. */
+class ScanRun {
+  readonly result: ScanResult = { scanned: 0, changed: 0, deleted: 0, hashedBytes: 0, errors: 0, busy: 0 };
+  batch: NewFileRecord[] = [];
+  batchBytes = 0;
+  queuedBytes = 0;
+  readonly inFlight = new Set<Promise<void>>();
+  constructor(
+    readonly under: string,
+    readonly ignore: IgnoreRules,
+    readonly signal?: AbortSignal,
+  ) {}
+}
+
+export class Scanner {
+  private readonly root: string;
+  private readonly index: FolderIndex;
+  private readonly device: string;
+  private readonly pool: HashPool;
+  private readonly logger: Logger;
+  private readonly fixedIgnore?: IgnoreRules;
+  private readonly onProgress?: (progress: ScanProgress) => void;
+  private readonly maxInFlight: number;
+  private tail: Promise<unknown> = Promise.resolve();
+  private queued: QueuedScan | null = null;
+
+  constructor(options: ScannerOptions) {
+    this.root = options.root;
+    this.index = options.index;
+    this.device = options.deviceShortId;
+    this.pool = options.pool;
+    this.logger = options.logger ?? silentLogger;
+    this.fixedIgnore = options.ignore;
+    this.onProgress = options.onProgress;
+    this.maxInFlight = Math.max(1, options.maxHashesInFlight ?? this.pool.size * 2);
+  }
+
+  /**
+   * Brings the index in line with the disk for the folder or one subtree. Scans of one folder run one at
+   * a time; a request already covered by a waiting scan (same signal or none) joins it.
+   */
+  scan(options: ScanOptions = {}): Promise<ScanResult> {
+    const under = normaliseUnder(options.under);
+    const waiting = this.queued;
+    if (waiting && covers(waiting.under, under) && (!options.signal || options.signal === waiting.signal)) {
+      return waiting.promise;
+    }
+    const entry: QueuedScan = { under, signal: options.signal, promise: undefined as never };
+    entry.promise = this.tail
+      .catch(() => undefined)
+      .then(() => {
+        if (this.queued === entry) this.queued = null;
+        return this.run(under, options.signal);
+      });
+    this.queued = entry;
+    this.tail = entry.promise;
+    return entry.promise;
+  }
+
+  private async run(under: string, signal?: AbortSignal): Promise<ScanResult> {
+    throwIfAborted(signal);
+    await this.requireRoot();
+    const ignore = this.fixedIgnore ?? (await IgnoreRules.load(this.root));
+    const run = new ScanRun(under, ignore, signal);
+    try {
+      const onError = (path: string, err: Error): void => this.onWalkError(run, path, err);
+      for await (const entry of walk(this.root, { ignore, signal, under, onError })) {
+        run.result.scanned++;
+        await this.handleEntry(run, entry);
+        if (run.batch.length >= SCAN_BATCH_RECORDS || run.batchBytes >= SCAN_BATCH_BYTES) await this.flush(run);
+      }
+      await Promise.all(run.inFlight);
+      // A folder that vanished mid-scan (unmounted volume) must not turn into deletions.
+      await this.requireRoot();
+      await this.recordDeletions(run);
+      await this.flush(run);
+    } catch (err) {
+      await Promise.allSettled(run.inFlight);
+      // Keep what was hashed before an abort: those records describe the disk correctly.
+      if (signal?.aborted) await this.flush(run).catch(() => undefined);
+      throw err;
+    }
+    return run.result;
+  }
+
+  private async requireRoot(): Promise<void> {
+    let isDir = false;
+    try {
+      isDir = (await lstat(this.root)).isDirectory();
+    } catch (err) {
+      throw new FerryError('FOLDER_NOT_FOUND', `folder ${this.root} is not there`, { cause: err });
+    }
+    if (!isDir) throw new FerryError('FOLDER_NOT_DIRECTORY', `folder ${this.root} is not a directory`);
+  }
+
+  private onWalkError(run: ScanRun, path: string, err: Error): void {
+    if (path === '') throw new FerryError('IO', `cannot read folder ${this.root}`, { cause: err });
+    if (isGone(err)) return; // vanished between listing and lstat: the deletion pass handles it
+    run.result.errors++;
+    this.logger.warn('cannot read, skipped', { path, err });
+  }
+
+  private async handleEntry(run: ScanRun, entry: WalkEntry): Promise<void> {
+    const old = this.index.getLocal(entry.path);
+    if (unchanged(old, entry)) return;
+    if (entry.type !== 'file' || entry.size === 0) {
+      this.addChange(run, {
+        path: entry.path,
+        type: entry.type,
+        size: entry.size,
+        mode: entry.mode,
+        mtimeMs: entry.mtimeMs,
+        inode: entry.inode,
+        version: bumpVersion(old?.version ?? {}, this.device),
+        modifiedBy: this.device,
+        blockSize: blockSizeFor(0),
+        blocks: [],
+        ...(entry.linkTarget !== undefined ? { linkTarget: entry.linkTarget } : {}),
+        deleted: false,
+      });
+      return;
+    }
+    while (run.inFlight.size >= this.maxInFlight) await Promise.race(run.inFlight);
+    run.queuedBytes += entry.size;
+    const task = this.hashEntry(run, entry)
+      .catch((err) => {
+        if (run.signal?.aborted || isGone(err)) return;
+        run.result.errors++;
+        this.logger.warn('cannot hash, skipped', { path: entry.path, err });
+      })
+      .finally(() => run.inFlight.delete(task));
+    run.inFlight.add(task);
+  }
+
+  private async hashEntry(run: ScanRun, entry: WalkEntry): Promise<void> {
+    const absPath = join(this.root, entry.diskPath ?? entry.path);
+    let blockSize = blockSizeFor(entry.size);
+    for (let attempt = 0; ; attempt++) {
+      const hashed = await this.pool.hash(absPath, blockSize, run.signal);
+      run.result.hashedBytes += hashed.size;
+      this.onProgress?.({ under: run.under, hashedBytes: run.result.hashedBytes, totalBytes: run.queuedBytes });
+      const rightBlockSize = blockSizeFor(hashed.size);
+      if (!hashed.changedDuringHash && rightBlockSize === blockSize) {
+        this.recordHashed(run, entry, { ...hashed, blockSize });
+        return;
+      }
+      blockSize = rightBlockSize;
+      if (attempt >= HASH_RETRIES) break;
+      await sleep(HASH_RETRY_DELAY_MS, run.signal);
+    }
+    run.result.busy++;
+    this.logger.debug('file keeps changing while hashed; next scan retries', { path: entry.path });
+  }
+
+  private recordHashed(
+    run: ScanRun,
+    entry: WalkEntry,
+    hashed: { size: number; mtimeMs: number; inode: number; mode: number; blockSize: number; blocks: Buffer[] },
+  ): void {
+    // Read the record again: another writer (the puller) may have stored a newer one meanwhile.
+    const old = this.index.getLocal(entry.path);
+    const contentSame =
+      old !== undefined &&
+      !old.deleted &&
+      old.type === 'file' &&
+      old.size === hashed.size &&
+      old.mtimeMs === hashed.mtimeMs &&
+      old.mode === hashed.mode &&
+      sameBlocks(old.blocks, hashed.blocks);
+    const record: NewFileRecord = {
+      path: entry.path,
+      type: 'file',
+      size: hashed.size,
+      mode: hashed.mode,
+      mtimeMs: hashed.mtimeMs,
+      inode: hashed.inode,
+      // Only the inode moved (restore, copy in place): refresh it without announcing a new version.
+      version: contentSame ? old.version : bumpVersion(old?.version ?? {}, this.device),
+      modifiedBy: contentSame ? old.modifiedBy : this.device,
+      blockSize: hashed.blockSize,
+      blocks: hashed.blocks,
+      deleted: false,
+    };
+    if (contentSame) {
+      run.batch.push(record);
+      return;
+    }
+    this.addChange(run, record);
+    run.batchBytes += hashed.size;
+  }
+
+  private addChange(run: ScanRun, record: NewFileRecord): void {
+    run.batch.push(record);
+    run.result.changed++;
+  }
+
+  private async flush(run: ScanRun): Promise<void> {
+    if (run.batch.length === 0) return;
+    const records = run.batch;
+    run.batch = [];
+    run.batchBytes = 0;
+    try {
+      await this.index.putLocal(records);
+    } catch (err) {
+      if (!isFerryError(err, 'PATH_UNSAFE')) throw err;
+      // One path the index cannot hold (e.g. too long) must not sink the batch: store the rest one by one.
+      for (const record of records) {
+        try {
+          await this.index.putLocal([record]);
+        } catch (one) {
+          if (!isFerryError(one, 'PATH_UNSAFE')) throw one;
+          run.result.errors++;
+          if (record.deleted) run.result.deleted--;
+          else run.result.changed--;
+          this.logger.warn('path cannot be indexed, skipped', { path: record.path, err: one });
+        }
+      }
+    }
+  }
+
+  /** Tombstones for indexed paths under the scanned subtree that are gone from disk: one lstat each, no path set in memory. */
+  private async recordDeletions(run: ScanRun): Promise<void> {
+    const presence = new DiskPresence(this.root);
+    const options = run.under === '' ? {} : { under: run.under };
+    let candidates: FileRecord[] = [];
+    const checkCandidates = async (): Promise<void> => {
+      const present = await Promise.all(candidates.map((record) => presence.present(record.path)));
+      candidates.forEach((record, i) => {
+        if (!present[i]) this.addTombstone(run, this.tombstoneFor(record));
+      });
+      candidates = [];
+      if (run.batch.length >= SCAN_BATCH_RECORDS) await this.flush(run);
+    };
+    for (const record of this.index.localRecords(options)) {
+      throwIfAborted(run.signal);
+      if (record.deleted || run.ignore.ignores(record.path, record.type === 'dir')) continue;
+      candidates.push(record);
+      if (candidates.length >= EXISTENCE_CHECKS_IN_FLIGHT) await checkCandidates();
+    }
+    await checkCandidates();
+  }
+
+  private tombstoneFor(record: FileRecord): NewFileRecord {
+    const { sequence: _sequence, signature: _signature, linkTarget: _linkTarget, ...rest } = record;
+    return {
+      ...rest,
+      size: 0,
+      blocks: [],
+      deleted: true,
+      version: bumpVersion(record.version, this.device),
+      modifiedBy: this.device,
+    };
+  }
+
+  private addTombstone(run: ScanRun, record: NewFileRecord): void {
+    run.batch.push(record);
+    run.result.deleted++;
+  }
+}

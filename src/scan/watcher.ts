@@ -1,0 +1,279 @@
+// FolderWatcher: one plain fs.watch per directory, debounced into "rescan this subtree" callbacks; degrades at the inotify limit.
+
+import { watch as fsWatch } from 'node:fs';
+import { lstat, opendir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Resource } from '../util/resource.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { IgnoreRules } from './ignore.js';
+import { toIndexPath } from './disk-path.js';
+
+/** What a watch must offer; fs.FSWatcher fits. */
+export interface WatchHandle {
+  close(): void;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/** Starts watching one directory (not recursively); throws like fs.watch (ENOSPC, EMFILE, ENOENT…). */
+export type WatchFunction = (
+  absDir: string,
+  listener: (eventType: string, filename: string | null) => void,
+) => WatchHandle;
+
+export interface FolderWatcherOptions {
+  /** Absolute path of the folder. */
+  root: string;
+  /** @default built-in rules only */
+  ignore?: IgnoreRules;
+  logger?: Logger;
+  /** Called with a relative NFC path ('' = the whole folder) whose subtree should be rescanned. */
+  onChange: (under: string) => void;
+  /** Events are collected this long after the first one before callbacks fire. @default 250 */
+  debounceMs?: number;
+  /** More changed paths than this in one window are merged into their parents. @default 32 */
+  maxCallbacksPerFlush?: number;
+  /** Behave as if the kernel refused watches past this many (tests; cautious deployments). */
+  maxWatches?: number;
+  /** Replaces fs.watch (tests). */
+  watch?: WatchFunction;
+}
+
+export interface WatcherStatus {
+  watchedDirs: number;
+  /** Directories without a watch because the limit was reached (approximate once directories are deleted). */
+  unwatchedDirs: number;
+  limitReached: boolean;
+}
+
+export const DEFAULT_DEBOUNCE_MS = 250;
+export const DEFAULT_MAX_CALLBACKS_PER_FLUSH = 32;
+const LIMIT_CODES = new Set(['ENOSPC', 'EMFILE', 'ENFILE']);
+
+// Persistent, like a listening socket: an open watcher is work in progress; close() releases it.
+const defaultWatch: WatchFunction = (absDir, listener) => fsWatch(absDir, listener);
+
+interface Watched {
+  handle: WatchHandle;
+  inode: number;
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return slash < 0 ? '' : path.slice(0, slash);
+}
+
+/** Drops paths inside another path of the set; '' covers everything. */
+function outermost(paths: Iterable<string>): string[] {
+  const set = new Set(paths);
+  if (set.has('')) return [''];
+  return [...set].filter((path) => {
+    for (let p = parentOf(path); p !== ''; p = parentOf(p)) if (set.has(p)) return false;
+    return true;
+  });
+}
+
+/** Merges changed paths into at most `max` subtrees by moving up to parents as needed. */
+export function coalescePaths(paths: Iterable<string>, max: number): string[] {
+  let result = outermost(paths);
+  while (result.length > Math.max(1, max)) result = outermost(result.map(parentOf));
+  return result.sort();
+}
+
+export class FolderWatcher extends Resource {
+  private readonly root: string;
+  private readonly ignore: IgnoreRules;
+  private readonly logger: Logger;
+  private readonly onChange: (under: string) => void;
+  private readonly debounceMs: number;
+  private readonly maxCallbacks: number;
+  private readonly maxWatches: number;
+  private readonly watchFn: WatchFunction;
+  /** Watched directories by on-disk relative path ('' = root). */
+  private readonly watches = new Map<string, Watched>();
+  private readonly pending = new Set<string>();
+  private unwatchedDirs = 0;
+  private limitReached = false;
+  private limitWarned = false;
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(options: FolderWatcherOptions) {
+    super();
+    this.root = options.root;
+    this.ignore = options.ignore ?? IgnoreRules.builtIn();
+    this.logger = options.logger ?? silentLogger;
+    this.onChange = options.onChange;
+    this.debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
+    this.maxCallbacks = options.maxCallbacksPerFlush ?? DEFAULT_MAX_CALLBACKS_PER_FLUSH;
+    this.maxWatches = options.maxWatches ?? Infinity;
+    this.watchFn = options.watch ?? defaultWatch;
+  }
+
+  status(): WatcherStatus {
+    return { watchedDirs: this.watches.size, unwatchedDirs: this.unwatchedDirs, limitReached: this.limitReached };
+  }
+
+  /** True when some directories have no watch: the owner should run full rescans more often. */
+  get needsFrequentRescan(): boolean {
+    return this.limitReached;
+  }
+
+  protected async _open(): Promise<void> {
+    await this.watchTree('');
+    this.warnIfLimited();
+  }
+
+  protected async _close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.pending.clear();
+    for (const watched of this.watches.values()) watched.handle.close();
+    this.watches.clear();
+    await this.flushing;
+  }
+
+  /** Adds watches for a directory and every directory below it (streaming, depth-first). */
+  private async watchTree(top: string): Promise<void> {
+    const stack = [top];
+    while (stack.length > 0 && !this.closed) {
+      const dir = stack.pop()!;
+      // Already-watched directories have watched children (or will report new ones themselves).
+      if ((await this.watchDir(dir)) !== 'added') continue;
+      let handle;
+      try {
+        handle = await opendir(join(this.root, dir), { bufferSize: 64 });
+      } catch {
+        continue; // vanished or unreadable: nothing to watch below it
+      }
+      try {
+        for await (const dirent of handle) {
+          if (!dirent.isDirectory()) continue; // symlinks are never followed
+          const child = dir === '' ? dirent.name : `${dir}/${dirent.name}`;
+          if (!this.ignore.ignores(toIndexPath(child), true)) stack.push(child);
+        }
+      } catch {
+        // directory went away mid-listing
+      }
+    }
+  }
+
+  /**
+   * Watches one directory. 'added' also when it could not be watched at the limit (it is counted, and its
+   * children must be visited to count them too); 'known' when already watched; 'gone' when not a directory.
+   */
+  private async watchDir(dir: string): Promise<'added' | 'known' | 'gone'> {
+    let inode: number;
+    try {
+      const stats = await lstat(join(this.root, dir));
+      if (!stats.isDirectory()) return 'gone';
+      inode = stats.ino;
+    } catch {
+      return 'gone';
+    }
+    const existing = this.watches.get(dir);
+    if (existing?.inode === inode) return 'known';
+    if (existing) this.unwatchTree(dir); // a different directory now lives at this path
+    if (this.closed) return 'gone';
+    if (this.limitReached || this.watches.size >= this.maxWatches) {
+      this.reachLimit();
+      this.unwatchedDirs++;
+      return 'added';
+    }
+    let handle: WatchHandle;
+    try {
+      handle = this.watchFn(join(this.root, dir), (_event, filename) => this.onEvent(dir, filename));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (LIMIT_CODES.has(code)) {
+        this.reachLimit();
+        this.unwatchedDirs++;
+        return 'added';
+      }
+      if (code === 'ENOENT' || code === 'ENOTDIR') return 'gone';
+      this.logger.debug('cannot watch directory', { path: dir, err });
+      this.unwatchedDirs++;
+      return 'added';
+    }
+    handle.on('error', (err) => {
+      // Usually the directory was deleted; the parent's event (or this one) makes the flush re-check it.
+      this.logger.debug('watch error', { path: dir, err });
+      if (this.watches.get(dir)?.handle === handle) {
+        handle.close();
+        this.watches.delete(dir);
+      }
+      this.noteChange(dir);
+    });
+    this.watches.set(dir, { handle, inode });
+    return 'added';
+  }
+
+  private reachLimit(): void {
+    this.limitReached = true;
+  }
+
+  private warnIfLimited(): void {
+    if (!this.limitReached || this.limitWarned) return;
+    this.limitWarned = true;
+    this.logger.warn(
+      'filesystem watch limit reached: changes in some directories are found only by periodic rescans; ' +
+        'raise it with: sysctl -w fs.inotify.max_user_watches=524288 (and in /etc/sysctl.conf)',
+      { watchedDirs: this.watches.size, unwatchedDirs: this.unwatchedDirs },
+    );
+  }
+
+  /** Closes the watches of a directory and everything below it. */
+  private unwatchTree(dir: string): void {
+    for (const [path, watched] of this.watches) {
+      if (dir === '' || path === dir || path.startsWith(dir + '/')) {
+        watched.handle.close();
+        this.watches.delete(path);
+      }
+    }
+  }
+
+  private onEvent(dir: string, filename: string | null): void {
+    if (this.closed) return;
+    const path = filename === null ? dir : dir === '' ? filename : `${dir}/${filename}`;
+    const indexPath = toIndexPath(path);
+    // The kind is unknown here; drop only what the rules ignore whether it is a file or a directory.
+    if (this.ignore.ignores(indexPath, false) && this.ignore.ignores(indexPath, true)) return;
+    this.noteChange(path);
+  }
+
+  private noteChange(path: string): void {
+    if (this.closed) return;
+    this.pending.add(path);
+    if (this.timer) return;
+    // A fixed window from the first event, so a steady stream of writes cannot postpone the rescan forever.
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flushing = this.flushing.then(() => this.flush());
+    }, this.debounceMs);
+  }
+
+  private async flush(): Promise<void> {
+    const paths = [...this.pending];
+    this.pending.clear();
+    for (const path of paths) {
+      if (this.closed) return;
+      let isDir = false;
+      try {
+        isDir = (await lstat(join(this.root, path))).isDirectory();
+      } catch {
+        // gone
+      }
+      // New directories get watches now; their contents so far are covered by the rescan below.
+      if (isDir) await this.watchTree(path);
+      else this.unwatchTree(path);
+    }
+    this.warnIfLimited();
+    if (this.closed) return;
+    for (const under of coalescePaths(paths, this.maxCallbacks)) {
+      try {
+        this.onChange(toIndexPath(under));
+      } catch (err) {
+        this.logger.error('change handler failed', { path: under, err });
+      }
+    }
+  }
+}

@@ -1,0 +1,55 @@
+// What the web layer needs from the daemon: declared here so web/ never imports daemon/.
+
+import type { Access } from '../keys/types.js';
+
+export type FolderState = 'idle' | 'scanning' | 'syncing' | 'error' | 'paused';
+
+export interface PeerReport {
+  device: string;
+  address: string;
+  source: string;
+  connected: boolean;
+}
+
+export interface FolderReport {
+  id: string;
+  path: string;
+  access: Access;
+  state: FolderState;
+  error?: string;
+  localFiles: number;
+  localBytes: number;
+  globalFiles: number;
+  globalBytes: number;
+  needFiles: number;
+  needBytes: number;
+  lastScanMs: number | null;
+  watcher: { watchedDirs: number; unwatchedDirs: number; limitReached: boolean };
+  peers: PeerReport[];
+}
+
+export interface StatusReport {
+  device: { id: string; name: string };
+  version: string;
+  listen: string | null;
+  folders: FolderReport[];
+}
+
+/** The keys this device can print for a folder: weaker ones are always there, stronger only if held. */
+export interface KeysReport {
+  folderId: string;
+  path: string;
+  rw?: string;
+  ro?: string;
+  enc: string;
+}
+
+export interface DaemonApi {
+  status(): StatusReport;
+  share(path: string): Promise<KeysReport>;
+  join(key: string, path: string): Promise<FolderReport>;
+  /** `folder` is a folder ID or the folder's path. */
+  keys(folder: string): KeysReport;
+  removeFolder(folder: string): Promise<void>;
+  rescan(folder: string): Promise<void>;
+}

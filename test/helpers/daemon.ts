@@ -1,0 +1,117 @@
+// Test helpers: run the real ferry CLI and daemon as child processes on temporary homes.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const MAIN = resolve(fileURLToPath(import.meta.url), '../../../src/main.js');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function ferry(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}
+
+export async function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `ferry-${prefix}-`));
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export class DaemonProcess {
+  readonly child: ChildProcess;
+  log = '';
+  private readonly exitPromise: Promise<number | null>;
+
+  constructor(readonly home: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(
+      process.execPath,
+      [MAIN, 'run', '--home', home, '--web', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--no-lan', '--no-nat',
+        '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs],
+      { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
+    this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));
+  }
+
+  /** Resolves when the control socket answers. */
+  async ready(): Promise<void> {
+    await waitFor(async () => {
+      if (this.child.exitCode !== null) throw new Error(`daemon exited early:\n${this.log}`);
+      return (await ferry(['status', '--json', '--home', this.home])).code === 0;
+    }, 'daemon to start');
+  }
+
+  async status(): Promise<StatusJson> {
+    const result = await ferry(['status', '--json', '--home', this.home]);
+    if (result.code !== 0) throw new Error(`status failed: ${result.stderr}`);
+    return JSON.parse(result.stdout) as StatusJson;
+  }
+
+  exited(): Promise<number | null> {
+    return this.exitPromise;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exitPromise;
+  }
+}
+
+export interface StatusJson {
+  device: { id: string; name: string };
+  folders: Array<{
+    id: string;
+    path: string;
+    access: string;
+    state: string;
+    localFiles: number;
+    globalFiles: number;
+    needFiles: number;
+    needBytes: number;
+    localBytes: number;
+    peers: unknown[];
+    watcher: { watchedDirs: number; unwatchedDirs: number; limitReached: boolean };
+  }>;
+}

@@ -1,0 +1,56 @@
+// Snapshot of the stored layout (database names, exact key and value bytes) for one small folder.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { open } from 'lmdb';
+import { IndexStore } from '../../src/index/store.js';
+import { LAYOUT_V1, type LayoutSnapshot } from './fixtures/layout-v1.js';
+import { FOLDER_A, file, hash, tempDir } from './helpers/store.js';
+
+/** Every database of the environment at `dir`, as hex keys and values, read without any decoding. */
+async function dumpLayout(dir: string): Promise<LayoutSnapshot> {
+  const env = open({ path: dir, maxDbs: 32 });
+  try {
+    const names = env.getKeys({}).asArray.map(String);
+    const databases: LayoutSnapshot['databases'] = {};
+    for (const name of names) {
+      const raw = env.openDB({ name, keyEncoding: 'binary', encoding: 'binary' });
+      databases[name] = raw.getRange({}).asArray.map(({ key, value }) => [
+        Buffer.from(key as Uint8Array).toString('hex'),
+        Buffer.from(value as Uint8Array).toString('hex'),
+      ]);
+    }
+    return { names, databases };
+  } finally {
+    await env.close();
+  }
+}
+
+async function writeSmallFolder(dir: string): Promise<void> {
+  const store = new IndexStore({ path: dir });
+  await store.open();
+  await store.putSetting('deviceName', 'nas');
+  await store.putDevice({ id: 'DEV2', name: 'pi', addresses: [], lastSeenMs: 1 });
+  await store.putFolder({ id: FOLDER_A, path: '/srv/a', access: 'rw', key: 'AKEY', addedAtMs: 2, paused: false });
+  const index = store.folder(FOLDER_A);
+  await index.putLocal([
+    file('docs', { type: 'dir', size: 0, blocks: [], mode: 0o755 }),
+    file('docs/a.txt', { size: 5, blocks: [hash(1)], signature: new Uint8Array([9, 9]) }),
+  ]);
+  await index.putGlobal([{ ...file('docs/b.txt', { version: { PEER: 1 }, modifiedBy: 'PEER', inode: 0 }), sequence: 4 }]);
+  await index.setPeerSequence('PEER', 4);
+  await store.close();
+}
+
+test('the stored layout matches the schema-1 snapshot', async (t) => {
+  const dir = `${await tempDir(t)}/index`;
+  await writeSmallFolder(dir);
+  const layout = await dumpLayout(dir);
+  if (process.env.FERRY_PRINT_LAYOUT) process.stdout.write(JSON.stringify(layout, null, 2) + '\n');
+
+  assert.deepEqual(layout.names, ['blocks', 'counters', 'devices', 'folders', 'global', 'local', 'meta', 'peers', 'sequence', 'settings']);
+  // The local record of docs/a.txt: [folderId, path] in ordered-binary, elements joined by 0x00.
+  const key = Buffer.concat([Buffer.from(FOLDER_A), Buffer.from([0]), Buffer.from('docs/a.txt')]).toString('hex');
+  assert.ok(layout.databases.local!.some(([k]) => k === key));
+  assert.deepEqual(layout, LAYOUT_V1);
+});

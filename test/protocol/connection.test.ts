@@ -1,0 +1,190 @@
+// PeerConnection over in-memory pairs and loopback TCP: requests, timeouts, keepalive, close, backpressure, bad input.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { isFerryError } from '../../src/errors.js';
+import { PeerConnection, RequestFailedError, type PeerConnectionOptions } from '../../src/protocol/connection.js';
+import { encodeFrame } from '../../src/protocol/frames.js';
+import type { Message, RequestMessage } from '../../src/protocol/messages.js';
+import { duplexPair, eventually, tcpPair } from './helpers.js';
+
+const folderId = Buffer.alloc(20, 1);
+const hash = Buffer.alloc(32, 2);
+const blockRequest = { folderId, path: 'a/b', offset: 0, size: 4, hash };
+
+async function connectedPair(options: PeerConnectionOptions = {}): Promise<[PeerConnection, PeerConnection]> {
+  const [x, y] = duplexPair();
+  const a = new PeerConnection(x, { closeTimeoutMs: 200, ...options });
+  const b = new PeerConnection(y, { closeTimeoutMs: 200, ...options });
+  await Promise.all([a.open(), b.open()]);
+  return [a, b];
+}
+
+/** Answers every Request with its path's bytes (or NO_SUCH_FILE for 'missing'), until closed. */
+async function serve(conn: PeerConnection, onRequest?: (req: RequestMessage) => Promise<void>): Promise<void> {
+  for await (const message of conn) {
+    if (message.type !== 'Request') continue;
+    await onRequest?.(message);
+    if (message.path === 'missing') await conn.send({ type: 'Response', id: message.id, error: 'NO_SUCH_FILE' });
+    else await conn.send({ type: 'Response', id: message.id, data: Buffer.from(message.path) }).catch(() => undefined);
+  }
+}
+
+describe('PeerConnection', () => {
+  test('request/response, errors from the peer, byte counters', async () => {
+    const [a, b] = await connectedPair();
+    const served = serve(b);
+    assert.equal((await a.request(blockRequest)).toString(), 'a/b');
+    const many = await Promise.all(Array.from({ length: 50 }, (_, i) => a.request({ ...blockRequest, path: `f${i}` })));
+    assert.deepEqual(many.map(String), Array.from({ length: 50 }, (_, i) => `f${i}`));
+    await assert.rejects(a.request({ ...blockRequest, path: 'missing' }), (err: unknown) => err instanceof RequestFailedError && err.responseError === 'NO_SUCH_FILE');
+    assert.ok(a.bytesOut > 0 && a.bytesIn > 0);
+    assert.equal(a.bytesOut, b.bytesIn);
+    await a.close();
+    await served;
+    assert.equal(b.closedByPeer, true);
+    assert.match(b.closeReason!, /closing/);
+  });
+
+  test('a request times out, can be aborted, and a late response is ignored', async () => {
+    const [a, b] = await connectedPair();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const served = serve(b, () => gate);
+    await assert.rejects(a.request(blockRequest, { timeoutMs: 30 }), (err: unknown) => isFerryError(err, 'TIMEOUT'));
+    const controller = new AbortController();
+    const aborted = a.request(blockRequest, { signal: controller.signal, timeoutMs: 10_000 });
+    controller.abort();
+    await assert.rejects(aborted, (err: unknown) => isFerryError(err, 'ABORTED'));
+    release();
+    // The late responses arrive and are dropped; the link still works.
+    assert.equal((await a.request({ ...blockRequest, path: 'after' })).toString(), 'after');
+    await a.close();
+    await served;
+  });
+
+  test('outstanding requests are bounded; extra ones wait for a slot', async () => {
+    const [a, b] = await connectedPair({ maxOutstandingRequests: 2 });
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const served = serve(b, async () => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((resolve) => setImmediate(resolve));
+      inFlight--;
+    });
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => a.request({ ...blockRequest, path: `p${i}` })));
+    assert.equal(results.length, 10);
+    assert.ok(maxInFlight <= 2, `max in flight ${maxInFlight}`);
+    await a.close();
+    await served;
+  });
+
+  test('close() fails pending requests and tells the peer why', async () => {
+    const [a, b] = await connectedPair();
+    const pending = a.request(blockRequest); // b never answers: nobody consumes b's messages
+    await eventually(() => b.bytesIn > 0);
+    await a.close('SHUTDOWN', 'going away');
+    await assert.rejects(pending, (err: unknown) => isFerryError(err, 'CLOSED'));
+    await eventually(() => b.closed);
+    assert.equal(b.closeCode, 'SHUTDOWN');
+    assert.match(b.closeReason!, /going away/);
+    await assert.rejects(a.send({ type: 'Ping' }), (err: unknown) => isFerryError(err, 'CLOSED'));
+    await a.close(); // idempotent
+  });
+
+  test('keepalive pings keep a quiet link open; a silent peer is closed', async () => {
+    const [a, b] = await connectedPair({ pingIntervalMs: 20, idleTimeoutMs: 1000 });
+    // Five idle timeouts' worth of quiet, as far as the application is concerned.
+    await new Promise((resolve) => setTimeout(resolve, 5000 / 4));
+    assert.ok(a.bytesIn > 0 && b.bytesIn > 0, 'pings flowed');
+    assert.equal(a.closed, false);
+    assert.equal(b.closed, false);
+    await a.close();
+    await b.close();
+
+    const [x, y] = duplexPair();
+    const lonely = new PeerConnection(x, { pingIntervalMs: 20, idleTimeoutMs: 80, closeTimeoutMs: 50 });
+    y.resume(); // the other end reads but never writes
+    await lonely.open();
+    await eventually(() => lonely.closed);
+    assert.equal(lonely.closeCode, 'TIMEOUT');
+  });
+
+  test('bad input closes the connection with a reason and nothing escapes to the event loop', async () => {
+    const inputs: Buffer[] = [
+      encodeFrame(0x55, Buffer.alloc(2)), // unknown type
+      Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x10]), // oversized
+      encodeFrame(0x20, Buffer.from([0x81, 0xa1])), // malformed msgpack
+      encodeFrame(0x20, Buffer.from([0x80])), // Request missing every field
+    ];
+    for (const input of inputs) {
+      const [x, y] = duplexPair();
+      const victim = new PeerConnection(x, { closeTimeoutMs: 50 });
+      await victim.open();
+      y.write(input);
+      await eventually(() => victim.closed);
+      assert.ok(['PROTOCOL', 'FRAME_TOO_LARGE', 'PATH_UNSAFE'].includes(victim.closeCode!), victim.closeCode);
+      await assert.rejects(victim.receive(), (err: unknown) => isFerryError(err, 'CLOSED'));
+      y.destroy();
+    }
+  });
+
+  test('receive() honours its timeout and signal; the async iterator ends on close', async () => {
+    const [a, b] = await connectedPair();
+    await assert.rejects(b.receive({ timeoutMs: 20 }), (err: unknown) => isFerryError(err, 'TIMEOUT'));
+    const controller = new AbortController();
+    const waiting = b.receive({ signal: controller.signal });
+    controller.abort();
+    await assert.rejects(waiting, (err: unknown) => isFerryError(err, 'ABORTED'));
+    const seen: Message[] = [];
+    const reading = (async () => {
+      for await (const message of b) seen.push(message);
+    })();
+    await a.send({ type: 'Close', code: 'X', reason: 'y' }).catch(() => undefined);
+    await reading;
+    assert.equal(seen.length, 0);
+    assert.equal(b.closeCode, 'X');
+  });
+
+  test('large sends to a slow reader wait for drain instead of buffering without bound', async () => {
+    const tcp = await tcpPair();
+    try {
+      const sender = new PeerConnection(tcp.a, { closeTimeoutMs: 200 });
+      const receiver = new PeerConnection(tcp.b, { closeTimeoutMs: 200, maxQueuedMessages: 2 });
+      await Promise.all([sender.open(), receiver.open()]);
+      const block = Buffer.alloc(1024 * 1024, 3);
+      let maxBuffered = 0;
+      const sending = (async () => {
+        for (let i = 0; i < 64; i++) {
+          await sender.send({ type: 'Response', id: i, data: block }).catch(() => undefined);
+          maxBuffered = Math.max(maxBuffered, tcp.a.writableLength);
+        }
+      })();
+      // Responses to unknown ids are dropped at once, so use a message the receiver queues instead.
+      const progress = { type: 'Have' as const, folderId, path: 'x', version: {}, blockIndexes: Array.from({ length: 60000 }, (_, i) => i) };
+      const sendingQueued = (async () => {
+        for (let i = 0; i < 100; i++) {
+          await sender.send(progress);
+          maxBuffered = Math.max(maxBuffered, tcp.a.writableLength);
+        }
+      })();
+      // The receiver takes nothing for a while: its queue fills, reading stops, the kernel buffers fill.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const queuedBytesWhileStalled = sender.bytesOut - receiver.bytesIn;
+      let received = 0;
+      while (received < 100) {
+        const message = await receiver.receive({ timeoutMs: 10_000 });
+        if (message.type === 'Have') received++;
+      }
+      await Promise.all([sending, sendingQueued]);
+      // One frame in the socket buffer at most beyond the high-water mark: never the whole 64 MiB + 30 MiB.
+      assert.ok(maxBuffered <= tcp.a.writableHighWaterMark + 2 * 1024 * 1024, `buffered ${maxBuffered}`);
+      assert.ok(queuedBytesWhileStalled < 40 * 1024 * 1024, `in flight while stalled ${queuedBytesWhileStalled}`);
+      await sender.close();
+      await receiver.close();
+    } finally {
+      await tcp.close();
+    }
+  });
+});

@@ -1,0 +1,107 @@
+// Framing: round trips, arbitrary chunk boundaries, limits checked from the header, malformed input.
+
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { isFerryError } from '../../src/errors.js';
+import {
+  FrameDecoder,
+  MAX_FRAME_BYTES,
+  decodeBody,
+  encodeBody,
+  encodeFrame,
+  readFrames,
+} from '../../src/protocol/frames.js';
+import { MESSAGE_CODES, maxBytesForType } from '../../src/protocol/messages.js';
+import { decodeMessage } from '../../src/protocol/validate.js';
+
+const frameArb = fc.record({ type: fc.integer({ min: 0, max: 255 }), body: fc.uint8Array({ maxLength: 300 }) });
+
+/** Splits `bytes` at the given (sorted, deduplicated) cut points. */
+function split(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let start = 0;
+  for (const point of [...points, bytes.length]) {
+    chunks.push(bytes.subarray(start, point));
+    start = point;
+  }
+  return chunks;
+}
+
+describe('frames', () => {
+  test('any sequence of frames survives any chunking', () => {
+    fc.assert(
+      fc.property(fc.array(frameArb, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), (frames, cuts) => {
+        const wire = Buffer.concat(frames.map((f) => encodeFrame(f.type, Buffer.from(f.body))));
+        const decoder = new FrameDecoder();
+        const out = split(wire, cuts).flatMap((chunk) => decoder.push(chunk));
+        decoder.end();
+        assert.deepEqual(
+          out.map((f) => ({ type: f.type, body: [...f.body] })),
+          frames.map((f) => ({ type: f.type, body: [...f.body] })),
+        );
+        assert.equal(decoder.bufferedBytes, 0);
+      }),
+    );
+  });
+
+  test('msgpack bodies round-trip, including __proto__ as a value', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.string(), fc.constant('__proto__'), fc.integer(), fc.uint8Array({ maxLength: 40 }))), (values) => {
+        const decoded = decodeBody(encodeBody({ values })) as { values: unknown[] };
+        assert.deepEqual(
+          decoded.values.map((v) => (v instanceof Uint8Array ? [...v] : v)),
+          values.map((v) => (v instanceof Uint8Array ? [...v] : v)),
+        );
+      }),
+    );
+  });
+
+  test('an oversized length prefix is rejected from the header alone, before any body is buffered', () => {
+    const decoder = new FrameDecoder();
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(MAX_FRAME_BYTES + 1);
+    assert.throws(() => decoder.push(header), (err: unknown) => isFerryError(err, 'FRAME_TOO_LARGE'));
+    assert.equal(decoder.bufferedBytes, 0);
+  });
+
+  test('a per-type limit is enforced as soon as the type byte arrives', () => {
+    const decoder = new FrameDecoder({ maxBytesForType });
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(1024 * 1024);
+    header[4] = MESSAGE_CODES.Hello;
+    assert.throws(() => decoder.push(header), (err: unknown) => isFerryError(err, 'FRAME_TOO_LARGE'));
+  });
+
+  test('an unknown type is rejected by the decoder and by decodeMessage', () => {
+    const decoder = new FrameDecoder({ maxBytesForType });
+    assert.throws(() => decoder.push(encodeFrame(0x7f, Buffer.alloc(3))), (err: unknown) => isFerryError(err, 'PROTOCOL'));
+    assert.throws(() => decodeMessage(0x7f, encodeBody({})), (err: unknown) => isFerryError(err, 'PROTOCOL'));
+  });
+
+  test('an empty frame (length 0) and a stream ending inside a frame are PROTOCOL errors', () => {
+    assert.throws(() => new FrameDecoder().push(Buffer.alloc(4)), (err: unknown) => isFerryError(err, 'PROTOCOL'));
+    const decoder = new FrameDecoder();
+    decoder.push(encodeFrame(1, Buffer.alloc(10)).subarray(0, 8));
+    assert.throws(() => decoder.end(), (err: unknown) => isFerryError(err, 'PROTOCOL'));
+  });
+
+  test('malformed msgpack, trailing bytes and a non-map body are PROTOCOL errors', () => {
+    for (const body of [Buffer.from([0x92, 0x01]), Buffer.from([0xc1]), Buffer.concat([encodeBody({}), Buffer.from([1])]), encodeBody([1, 2]), Buffer.alloc(0)]) {
+      assert.throws(() => decodeMessage(MESSAGE_CODES.Ping, body), (err: unknown) => isFerryError(err, 'PROTOCOL'), body.toString('hex'));
+    }
+    // Deep nesting overflows msgpackr's recursion: still a PROTOCOL error, not a crash.
+    assert.throws(() => decodeMessage(MESSAGE_CODES.Index, Buffer.alloc(1_000_000, 0x91)), (err: unknown) => isFerryError(err, 'PROTOCOL'));
+  });
+
+  test('readFrames pulls frames from a stream and reports every byte', async () => {
+    const wire = Buffer.concat([encodeFrame(1, Buffer.from('a')), encodeFrame(2, Buffer.from('bc'))]);
+    let bytes = 0;
+    const frames = [];
+    for await (const frame of readFrames(Readable.from(split(wire, [1, 3, 7, 9])), { onBytes: (n) => (bytes += n) })) frames.push(frame);
+    assert.deepEqual(frames.map((f) => [f.type, f.body.toString()]), [[1, 'a'], [2, 'bc']]);
+    assert.equal(bytes, wire.length);
+  });
+});

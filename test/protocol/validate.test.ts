@@ -1,0 +1,194 @@
+// Validators: every message type round-trips, bad fields are rejected, paths are checked, records sign canonically.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { isFerryError } from '../../src/errors.js';
+import type { FileRecord } from '../../src/index/records.js';
+import { FolderKeys } from '../../src/keys/index.js';
+import { checkRelativePath } from '../../src/protocol/checks.js';
+import { encodeBody } from '../../src/protocol/frames.js';
+import { encodeMessage, HELLO_MAGIC, MESSAGE_CODES, type IndexMessage, type Message } from '../../src/protocol/messages.js';
+import { recordSigningBytes, toWireRecord } from '../../src/protocol/records.js';
+import { decodeMessage } from '../../src/protocol/validate.js';
+
+const folderId = Buffer.alloc(20, 7);
+const hash = Buffer.alloc(32, 9);
+const zeros8 = Buffer.alloc(8);
+
+function record(overrides: Partial<FileRecord> = {}): FileRecord {
+  return {
+    path: 'photos/2024/img.jpg',
+    type: 'file',
+    size: 300_000,
+    mode: 0o644,
+    mtimeMs: 1_700_000_000_123.5,
+    inode: 0,
+    version: { ABCDEFGHIJKL: 3, MNOPQRSTUVWX: 1 },
+    modifiedBy: 'ABCDEFGHIJKL',
+    blockSize: 131072,
+    blocks: [hash, hash, hash],
+    deleted: false,
+    sequence: 5,
+    ...overrides,
+  };
+}
+
+const samples: Message[] = [
+  { type: 'Hello', magic: HELLO_MAGIC, protocolVersion: 1, deviceId: 'ABCDEFGHIJKLMNOP', deviceName: 'nas', softwareVersion: '0.1.0' },
+  { type: 'FolderClaims', tags: [hash, Buffer.alloc(32, 1)] },
+  { type: 'FolderProofs', proofs: [{ tag: hash, enc: hash, ro: hash, rw: Buffer.alloc(64, 2) }, { tag: Buffer.alloc(32, 3), enc: hash }] },
+  { type: 'ClusterState', folders: [{ folderId, peerAccess: 'ro', indexId: zeros8, maxSequence: 9, receivedIndexId: zeros8, receivedSequence: 0 }] },
+  { type: 'Index', folderId, indexId: zeros8, firstSequence: 1, lastSequence: 9, records: [record(), record({ path: '__proto__', sequence: 6 })] },
+  {
+    type: 'IndexUpdate', folderId, indexId: zeros8, firstSequence: 10, lastSequence: 12,
+    records: [
+      record({ type: 'symlink', path: 'link', size: 0, blocks: [], linkTarget: '../x', sequence: 10, signature: Buffer.alloc(64, 5) }),
+      record({ type: 'dir', path: 'dir', size: 0, blocks: [], sequence: 11 }),
+      record({ deleted: true, blocks: [], sequence: 12 }),
+    ],
+  },
+  { type: 'Request', id: 1, folderId, path: 'a/b', offset: 131072, size: 131072, hash },
+  { type: 'Response', id: 1, data: Buffer.from('block') },
+  { type: 'Response', id: 2, error: 'NO_SUCH_FILE' },
+  { type: 'Have', folderId, path: 'a/b', version: { ABCDEFGHIJKL: 2 }, blockIndexes: [0, 3] },
+  { type: 'Progress', folderId, state: 'syncing', needFiles: 1, needBytes: 2, globalFiles: 3, globalBytes: 4 },
+  { type: 'Ping' },
+  { type: 'Close', code: 'SHUTDOWN', reason: 'bye' },
+];
+
+function roundTrip(message: Message): Message {
+  const { type, body } = encodeMessage(message);
+  return decodeMessage(type, body);
+}
+
+/** Decodes a hand-made body for message `name`. */
+function decodeFields(name: keyof typeof MESSAGE_CODES, fields: object): Message {
+  return decodeMessage(MESSAGE_CODES[name], encodeBody(fields));
+}
+
+describe('validators', () => {
+  test('every message type round-trips', () => {
+    assert.deepEqual(new Set(samples.map((m) => m.type)), new Set([...Object.keys(MESSAGE_CODES)]));
+    for (const message of samples) assert.deepEqual(roundTrip(message), message, message.type);
+  });
+
+  test('__proto__ as a file path stays a path, not an object key', () => {
+    const decoded = roundTrip(samples[4]!) as IndexMessage;
+    assert.equal(decoded.records[1]!.path, '__proto__');
+    assert.equal(Object.getPrototypeOf(decoded.records[1]), Object.prototype);
+  });
+
+  const bad: Array<[string, keyof typeof MESSAGE_CODES, object]> = [
+    ['short hash', 'Request', { id: 1, folderId, path: 'a', offset: 0, size: 1, hash: Buffer.alloc(31) }],
+    ['short folder id', 'Request', { id: 1, folderId: Buffer.alloc(19), path: 'a', offset: 0, size: 1, hash }],
+    ['.. in path', 'Request', { id: 1, folderId, path: 'a/../../etc', offset: 0, size: 1, hash }],
+    ['absolute path', 'Request', { id: 1, folderId, path: '/etc/passwd', offset: 0, size: 1, hash }],
+    ['huge size', 'Request', { id: 1, folderId, path: 'a', offset: 0, size: 2 ** 40, hash }],
+    ['negative offset', 'Request', { id: 1, folderId, path: 'a', offset: -1, size: 1, hash }],
+    ['string id', 'Request', { id: '1', folderId, path: 'a', offset: 0, size: 1, hash }],
+    ['data and error', 'Response', { id: 1, data: Buffer.alloc(1), error: 'GENERIC' }],
+    ['unknown error', 'Response', { id: 1, error: 'WHATEVER' }],
+    ['bad magic type', 'Hello', { magic: 'x', protocolVersion: 1, deviceId: 'A', deviceName: '', softwareVersion: '' }],
+    ['device id with underscore', 'Hello', { magic: 1, protocolVersion: 1, deviceId: '__proto__', deviceName: '', softwareVersion: '' }],
+    ['long device name', 'Hello', { magic: 1, protocolVersion: 1, deviceId: 'A', deviceName: 'x'.repeat(300), softwareVersion: '' }],
+    ['too many tags', 'FolderClaims', { tags: Array.from({ length: 1025 }, (_, i) => Buffer.alloc(32, i)) }],
+    ['duplicate tags', 'FolderClaims', { tags: [hash, hash] }],
+    ['short mac', 'FolderProofs', { proofs: [{ tag: hash, enc: Buffer.alloc(16) }] }],
+    ['bad access', 'ClusterState', { folders: [{ folderId, peerAccess: 'admin', indexId: zeros8, maxSequence: 0, receivedIndexId: zeros8, receivedSequence: 0 }] }],
+    ['bad close code', 'Close', { code: 'lower', reason: '' }],
+    ['huge block list', 'Have', { folderId, path: 'a', version: [], blockIndexes: Array.from({ length: 70000 }, () => 0) }],
+  ];
+  for (const [what, name, fields] of bad) {
+    test(`rejects ${name} with ${what}`, () => {
+      assert.throws(() => decodeFields(name, fields), (err: unknown) => isFerryError(err, 'PROTOCOL') || isFerryError(err, 'PATH_UNSAFE'));
+    });
+  }
+
+  const badRecords: Array<[string, Partial<FileRecord> | Record<string, unknown>]> = [
+    ['wrong block count', { blocks: [hash] }],
+    ['short block hash', { blocks: [hash, hash, Buffer.alloc(31)] }],
+    ['blocks on a directory', { type: 'dir', size: 0 }],
+    ['a symlink without target', { type: 'symlink', size: 0, blocks: [] }],
+    ['a link target on a file', { linkTarget: 'x' }],
+    ['a NUL in the path', { path: 'a\0b' }],
+    ['a backslash in the path', { path: 'a\\b' }],
+    ['a non-NFC path', { path: 'cafe\u0301' }],
+    ['an empty segment', { path: 'a//b' }],
+    ['a dot segment', { path: './a' }],
+    ['a short signature', { signature: Buffer.alloc(10) }],
+    ['a zero version counter', { version: { ABC: 0 } }],
+    ['mode beyond 0o7777', { mode: 0o100644 }],
+    ['NaN mtime', { mtimeMs: Number.NaN }],
+  ];
+  for (const [what, overrides] of badRecords) {
+    test(`rejects a record with ${what}`, () => {
+      const wire = toWireRecord(record(overrides as Partial<FileRecord>));
+      assert.throws(
+        () => decodeFields('Index', { folderId, indexId: zeros8, firstSequence: 0, lastSequence: 9, records: [wire] }),
+        (err: unknown) => isFerryError(err, 'PROTOCOL') || isFerryError(err, 'PATH_UNSAFE'),
+      );
+    });
+  }
+
+  test('rejects records out of sequence order and duplicate devices in a version vector', () => {
+    const records = [toWireRecord(record({ sequence: 5 })), toWireRecord(record({ sequence: 5 }))];
+    assert.throws(() => decodeFields('IndexUpdate', { folderId, indexId: zeros8, firstSequence: 0, lastSequence: 9, records }));
+    const wire = { ...toWireRecord(record()), version: [['A', 1], ['A', 2]] };
+    assert.throws(() => decodeFields('IndexUpdate', { folderId, indexId: zeros8, firstSequence: 0, lastSequence: 9, records: [wire] }));
+  });
+});
+
+describe('checkRelativePath', () => {
+  test('accepts ordinary relative paths', () => {
+    for (const path of ['a', 'a/b/c.txt', '__proto__', 'constructor/x', 'ünïcödé/日本', '.hidden', 'a..b', '...']) checkRelativePath(path);
+  });
+
+  test('rejects unsafe paths', () => {
+    for (const path of ['', '/a', 'a/', '..', 'a/..', '.', 'a/./b', 'a\\b', 'a\0', 'e\u0301', 'x'.repeat(256), 'a/'.repeat(2100) + 'a', '\ud800']) {
+      assert.throws(() => checkRelativePath(path), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'), JSON.stringify(path).slice(0, 40));
+    }
+  });
+
+  test('whatever it accepts has no escaping segment', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('a', '..', '.', '', '/', '\\', '\0', 'é', 'e\u0301'), { maxLength: 8 }), (parts) => {
+        const path = parts.join('');
+        let ok = true;
+        try {
+          checkRelativePath(path);
+        } catch {
+          ok = false;
+        }
+        if (ok) {
+          assert.ok(!path.startsWith('/'));
+          assert.ok(path.split('/').every((s) => s !== '' && s !== '.' && s !== '..'));
+          assert.ok(!path.includes('\\') && !path.includes('\0'));
+        }
+      }),
+    );
+  });
+});
+
+describe('recordSigningBytes', () => {
+  test('is deterministic, ignores sequence/inode/signature and key order, and verifies with the folder key', () => {
+    const keys = FolderKeys.generate();
+    const a = record();
+    const b = { ...record({ sequence: 99, inode: 1234, signature: Buffer.alloc(64) }), version: { MNOPQRSTUVWX: 1, ABCDEFGHIJKL: 3 } };
+    assert.deepEqual(recordSigningBytes(keys.folderId, a), recordSigningBytes(keys.folderId, b));
+    const signature = keys.sign(recordSigningBytes(keys.folderId, a));
+    const decoded = roundTrip({ type: 'Index', folderId: keys.folderId, indexId: zeros8, firstSequence: 5, lastSequence: 5, records: [{ ...a, signature }] }) as IndexMessage;
+    const received = decoded.records[0]!;
+    assert.ok(keys.weaken('enc').verify(recordSigningBytes(keys.folderId, received), received.signature!));
+    assert.equal(keys.verify(recordSigningBytes(keys.folderId, { ...received, size: received.size + 1 }), signature), false);
+    assert.equal(keys.verify(recordSigningBytes(FolderKeys.generate().folderId, received), signature), false);
+  });
+
+  test('matches a pinned fixture (format drift fails here)', () => {
+    const bytes = recordSigningBytes(folderId, record({ blocks: [hash, hash, hash] }));
+    assert.equal(
+      bytes.toString('base64'),
+      'na9mZXJyeS9yZWNvcmQvdjHEFAcHBwcHBwcHBwcHBwcHBwcHBwcHs3Bob3Rvcy8yMDI0L2ltZy5qcGekZmlsZc4ABJPgzQGky0J4vP5Wh7gAkpKsQUJDREVGR0hJSktMA5KsTU5PUFFSU1RVVldYAaxBQkNERUZHSElKS0zOAAIAAJPEIAkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJxCAJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCcQgCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQnAwg==',
+    );
+  });
+});

@@ -1,0 +1,112 @@
+// Tests for hashFile and HashPool, checked against the sha256sum binary on blocks cut out by split(1).
+
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hashFile, HASH_READ_BYTES } from '../../src/scan/hasher.js';
+import { HashPool } from '../../src/scan/hash-pool.js';
+import { makeTempDir, runCleanups } from './helpers.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+after(() => runCleanups(cleanups));
+
+/** Block hashes computed by other tools: split(1) cuts the blocks, sha256sum(1) hashes each. */
+async function referenceBlockHashes(file: string, blockSize: number, scratch: string): Promise<string[]> {
+  const prefix = join(scratch, `${blockSize}-part-`);
+  execFileSync('split', ['-b', String(blockSize), '-a', '4', '-d', file, prefix]);
+  const parts = (await readdir(scratch)).filter((name) => name.startsWith(`${blockSize}-part-`)).sort();
+  if (parts.length === 0) return [];
+  const output = execFileSync('sha256sum', parts.map((name) => join(scratch, name)), { encoding: 'utf8' });
+  return output.trim().split('\n').map((line) => line.split(' ')[0]!);
+}
+
+describe('hashFile', () => {
+  test('block hashes equal sha256sum of each block, across block and read-buffer sizes', async () => {
+    const dir = await makeTempDir(cleanups);
+    const scratch = await makeTempDir(cleanups);
+    // 2.5 read buffers: blocks smaller than, equal to and larger than one read, plus a short last block.
+    const file = join(dir, 'data.bin');
+    await writeFile(file, randomBytes(HASH_READ_BYTES * 2 + HASH_READ_BYTES / 2 + 12345));
+    for (const blockSize of [128 * 1024, HASH_READ_BYTES, 2 * HASH_READ_BYTES, 4 * HASH_READ_BYTES]) {
+      const result = await hashFile(file, blockSize);
+      const expected = await referenceBlockHashes(file, blockSize, scratch);
+      assert.deepEqual(result.blocks.map((b) => b.toString('hex')), expected, `block size ${blockSize}`);
+      assert.equal(result.size, HASH_READ_BYTES * 2.5 + 12345);
+      assert.equal(result.changedDuringHash, false);
+    }
+  });
+
+  test('an empty file has no blocks', async () => {
+    const dir = await makeTempDir(cleanups);
+    await writeFile(join(dir, 'empty'), '');
+    const result = await hashFile(join(dir, 'empty'), 128 * 1024);
+    assert.deepEqual(result.blocks, []);
+    assert.equal(result.size, 0);
+  });
+
+  test('a file whose content does not match its stat is reported as changed during hashing', async () => {
+    // /proc files stat as 0 bytes yet read as text: the read size differs from the size seen before.
+    const result = await hashFile('/proc/self/status', 128 * 1024);
+    assert.equal(result.changedDuringHash, true);
+  });
+
+  test('a missing file fails with IO; an aborted signal with ABORTED', async () => {
+    const dir = await makeTempDir(cleanups);
+    await assert.rejects(hashFile(join(dir, 'missing'), 128 * 1024), { code: 'IO' });
+    await writeFile(join(dir, 'f'), 'x');
+    await assert.rejects(hashFile(join(dir, 'f'), 128 * 1024, AbortSignal.abort()), { code: 'ABORTED' });
+  });
+});
+
+describe('HashPool', () => {
+  test('hashes several files concurrently, equal to the direct hasher', async () => {
+    const dir = await makeTempDir(cleanups);
+    const pool = new HashPool({ workers: 2, maxQueued: 2 });
+    await pool.open();
+    cleanups.push(() => pool.close());
+    const files: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const file = join(dir, `f${i}`);
+      await writeFile(file, randomBytes(100_000 * (i + 1)));
+      files.push(file);
+    }
+    // More jobs than workers plus queue: the extra callers wait for room instead of failing.
+    const pooled = await Promise.all(files.map((file) => pool.hash(file, 128 * 1024)));
+    for (const [i, file] of files.entries()) {
+      const direct = await hashFile(file, 128 * 1024);
+      assert.deepEqual(pooled[i]!.blocks.map((b) => b.toString('hex')), direct.blocks.map((b) => b.toString('hex')));
+      assert.equal(pooled[i]!.size, direct.size);
+      assert.equal(pooled[i]!.mtimeMs, direct.mtimeMs);
+      assert.equal(pooled[i]!.inode, direct.inode);
+    }
+  });
+
+  test('errors and aborts come back typed; the pool keeps working', async () => {
+    const dir = await makeTempDir(cleanups);
+    const pool = new HashPool({ workers: 1 });
+    await pool.open();
+    cleanups.push(() => pool.close());
+    await writeFile(join(dir, 'ok'), 'hello');
+    await assert.rejects(pool.hash(join(dir, 'missing'), 128 * 1024), { code: 'IO' });
+    await assert.rejects(pool.hash(join(dir, 'ok'), 128 * 1024, AbortSignal.abort()), { code: 'ABORTED' });
+    const controller = new AbortController();
+    const running = pool.hash(join(dir, 'ok'), 128 * 1024);
+    const queued = pool.hash(join(dir, 'ok'), 128 * 1024, controller.signal);
+    controller.abort();
+    await assert.rejects(queued, { code: 'ABORTED' });
+    assert.equal((await running).size, 5);
+    const again = await pool.hash(join(dir, 'ok'), 128 * 1024);
+    assert.equal(again.blocks[0]!.toString('hex'), '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+  });
+
+  test('close is idempotent and rejects later work with CLOSED', async () => {
+    const pool = new HashPool({ workers: 1 });
+    await assert.rejects(pool.hash('/nonexistent', 128 * 1024), { code: 'CLOSED' });
+    await pool.open();
+    await Promise.all([pool.close(), pool.close()]);
+    await assert.rejects(pool.hash('/nonexistent', 128 * 1024), { code: 'CLOSED' });
+  });
+});

@@ -1,0 +1,207 @@
+// Tests for FolderWatcher: change callbacks, new directory trees, ignore rules, the watch limit, and the scanner end to end.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { watch as fsWatch } from 'node:fs';
+import { join } from 'node:path';
+import { coalescePaths, FolderWatcher, type FolderWatcherOptions, type WatchFunction } from '../../src/scan/watcher.js';
+import { HashPool } from '../../src/scan/hash-pool.js';
+import { Scanner } from '../../src/scan/scanner.js';
+import { IndexStore } from '../../src/index/store.js';
+import { captureLogger, makeTempDir, runCleanups } from './helpers.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+after(() => runCleanups(cleanups));
+
+/** Collects onChange calls; `until` resolves once a call satisfies the predicate. */
+class Changes {
+  readonly seen: string[] = [];
+  private waiters: Array<{ match: (path: string) => boolean; resolve: (path: string) => void }> = [];
+
+  readonly onChange = (path: string): void => {
+    this.seen.push(path);
+    this.waiters = this.waiters.filter((w) => (w.match(path) ? (w.resolve(path), false) : true));
+  };
+
+  until(match: (path: string) => boolean): Promise<string> {
+    const hit = this.seen.find(match);
+    if (hit !== undefined) return Promise.resolve(hit);
+    return new Promise((resolve) => this.waiters.push({ match, resolve }));
+  }
+
+  clear(): void {
+    this.seen.length = 0;
+  }
+}
+
+/** True when `under` covers `path` (the callback may name a parent of what changed). */
+function covers(under: string, path: string): boolean {
+  return under === '' || under === path || path.startsWith(under + '/');
+}
+
+async function startWatcher(root: string, options: Partial<FolderWatcherOptions> = {}) {
+  const changes = new Changes();
+  const watcher = new FolderWatcher({ root, onChange: changes.onChange, debounceMs: 200, ...options });
+  await watcher.open();
+  cleanups.push(() => watcher.close());
+  return { watcher, changes };
+}
+
+describe('FolderWatcher', () => {
+  test('file created, modified and deleted each trigger a callback for its path', async () => {
+    const root = await makeTempDir(cleanups);
+    await mkdir(join(root, 'sub'));
+    const { changes } = await startWatcher(root);
+
+    await writeFile(join(root, 'sub/new.txt'), 'x');
+    await changes.until((p) => covers(p, 'sub/new.txt'));
+    changes.clear();
+    await appendFile(join(root, 'sub/new.txt'), 'more');
+    await changes.until((p) => covers(p, 'sub/new.txt'));
+    changes.clear();
+    await rm(join(root, 'sub/new.txt'));
+    assert.equal(await changes.until((p) => covers(p, 'sub/new.txt')), 'sub/new.txt');
+  });
+
+  test('mkdir -p with a file created at once: new directories get watches and the subtree is reported', async () => {
+    const root = await makeTempDir(cleanups);
+    const { watcher, changes } = await startWatcher(root);
+    assert.equal(watcher.status().watchedDirs, 1);
+    await mkdir(join(root, 'x/y/z'), { recursive: true });
+    await writeFile(join(root, 'x/y/z/f'), 'x');
+    await changes.until((p) => covers(p, 'x/y/z/f'));
+    assert.equal(watcher.status().watchedDirs, 4);
+
+    // The new deepest directory is watched itself now.
+    changes.clear();
+    await writeFile(join(root, 'x/y/z/later'), 'x');
+    assert.equal(await changes.until((p) => covers(p, 'x/y/z/later')), 'x/y/z/later');
+
+    // Deleting the tree drops its watches.
+    changes.clear();
+    await rm(join(root, 'x'), { recursive: true });
+    await changes.until((p) => covers(p, 'x'));
+    assert.equal(watcher.status().watchedDirs, 1);
+  });
+
+  test('a directory renamed inside the folder is watched under its new name', async () => {
+    const root = await makeTempDir(cleanups);
+    await mkdir(join(root, 'old/inner'), { recursive: true });
+    const { watcher, changes } = await startWatcher(root);
+    await rename(join(root, 'old'), join(root, 'new'));
+    await changes.until((p) => covers(p, 'new'));
+    await changes.until((p) => covers(p, 'old'));
+    assert.equal(watcher.status().watchedDirs, 3);
+    changes.clear();
+    await writeFile(join(root, 'new/inner/f'), 'x');
+    assert.equal(await changes.until((p) => covers(p, 'new/inner/f')), 'new/inner/f');
+    assert.ok(!changes.seen.some((p) => p.startsWith('old')), changes.seen.join(','));
+  });
+
+  test('ignored directories are not watched and ignored names are not reported', async () => {
+    const root = await makeTempDir(cleanups);
+    await mkdir(join(root, '.ferry/archive'), { recursive: true });
+    await mkdir(join(root, 'photos/@eaDir'), { recursive: true });
+    const { watcher, changes } = await startWatcher(root);
+    assert.deepEqual(watcher.status(), { watchedDirs: 2, unwatchedDirs: 0, limitReached: false });
+    await writeFile(join(root, '.DS_Store'), 'x');
+    await writeFile(join(root, 'photos/.ferry-tmp-1'), 'x');
+    await writeFile(join(root, '.ferry/archive/old'), 'x');
+    await writeFile(join(root, 'photos/real.jpg'), 'x');
+    await changes.until((p) => covers(p, 'photos/real.jpg'));
+    assert.ok(changes.seen.every((p) => !p.includes('.DS_Store') && !p.includes('.ferry')), changes.seen.join(','));
+  });
+
+  test('many changes in one window are merged into their parents', () => {
+    assert.deepEqual(coalescePaths(['a/b', 'a/b/c', 'a', 'd'], 32), ['a', 'd']);
+    assert.deepEqual(coalescePaths(['x/1', 'x/2', 'x/3', 'y/1'], 2), ['x', 'y']);
+    assert.deepEqual(coalescePaths(['x/1', 'y/2', 'z/3'], 2), ['']);
+    assert.deepEqual(coalescePaths(['', 'a'], 32), ['']);
+  });
+
+  test('a simulated watch limit: keeps what fits, warns once, reports it, never throws', async () => {
+    const root = await makeTempDir(cleanups);
+    for (const dir of ['a/1', 'a/2', 'b/1', 'b/2']) await mkdir(join(root, dir), { recursive: true });
+    const { logger, lines } = captureLogger();
+    const { watcher, changes } = await startWatcher(root, { maxWatches: 3, logger });
+    assert.deepEqual(watcher.status(), { watchedDirs: 3, unwatchedDirs: 4, limitReached: true });
+    assert.equal(watcher.needsFrequentRescan, true);
+    const warnings = lines.filter((line) => line.includes('WARN'));
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /fs\.inotify\.max_user_watches/);
+    assert.match(warnings[0]!, /unwatchedDirs=4/);
+
+    // New directories past the limit are reported but not watched, with no second warning.
+    await mkdir(join(root, 'c/d'), { recursive: true });
+    await changes.until((p) => covers(p, 'c'));
+    assert.equal(watcher.status().watchedDirs, 3);
+    assert.equal(watcher.status().unwatchedDirs, 6);
+    assert.equal(lines.filter((line) => line.includes('WARN')).length, 1);
+  });
+
+  test('fs.watch failing with ENOSPC (injected) is handled the same way', async () => {
+    const root = await makeTempDir(cleanups);
+    for (const dir of ['a', 'b', 'c']) await mkdir(join(root, dir));
+    let calls = 0;
+    const watch: WatchFunction = (absDir, listener) => {
+      if (++calls > 2) throw Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' });
+      return fsWatch(absDir, { persistent: false }, listener);
+    };
+    const { logger, lines } = captureLogger();
+    const { watcher } = await startWatcher(root, { watch, logger });
+    assert.deepEqual(watcher.status(), { watchedDirs: 2, unwatchedDirs: 2, limitReached: true });
+    assert.equal(lines.filter((line) => line.includes('WARN')).length, 1);
+  });
+
+  test('close is idempotent and releases every watch', async () => {
+    const root = await makeTempDir(cleanups);
+    await mkdir(join(root, 'a'));
+    const { watcher, changes } = await startWatcher(root);
+    await Promise.all([watcher.close(), watcher.close()]);
+    assert.equal(watcher.status().watchedDirs, 0);
+    // A second, live watcher with the same debounce is the witness: once it reports, a live first one would have too.
+    const witness = await startWatcher(root);
+    await writeFile(join(root, 'a/f'), 'x');
+    await witness.changes.until((p) => covers(p, 'a/f'));
+    assert.deepEqual(changes.seen, []);
+  });
+});
+
+describe('FolderWatcher with Scanner and the LMDB index', () => {
+  let pool: HashPool;
+  let store: IndexStore;
+  before(async () => {
+    pool = new HashPool({ workers: 2 });
+    await pool.open();
+    store = new IndexStore({ path: await makeTempDir(cleanups, 'ferry-watch-index-') });
+    await store.open();
+  });
+  after(async () => {
+    await pool.close();
+    await store.close();
+  });
+
+  test('mkdir -p x/y/z and a file inside at once: after the callback-driven rescan all of it is indexed', async () => {
+    const root = await makeTempDir(cleanups);
+    const index = store.folder('cd'.repeat(20));
+    const scanner = new Scanner({ root, index, deviceShortId: 'DEV1', pool });
+    await scanner.scan();
+    let indexed!: () => void;
+    const allIndexed = new Promise<void>((resolve) => (indexed = resolve));
+    const { watcher } = await startWatcher(root, {
+      onChange: (under) => {
+        void scanner.scan({ under }).then(() => {
+          if (index.getLocal('x/y/z/f') && index.getLocal('x/y/z/g')) indexed();
+        });
+      },
+    });
+    await mkdir(join(root, 'x/y/z'), { recursive: true });
+    await writeFile(join(root, 'x/y/z/f'), 'first');
+    await writeFile(join(root, 'x/y/z/g'), 'second');
+    await allIndexed;
+    for (const path of ['x', 'x/y', 'x/y/z']) assert.equal(index.getLocal(path)?.type, 'dir', path);
+    assert.equal(index.getLocal('x/y/z/f')!.size, 5);
+    assert.equal(watcher.status().watchedDirs, 4);
+  });
+});
