@@ -19,7 +19,7 @@ build: $(DEPS)
 
 # The daemon with a home inside the checkout; web admin on :8888, sync on :22100.
 run: build
-	$(NODE) build/src/main.js run --home "$(FERRY_HOME)" $(RUN_ARGS)
+	bin/ferry run --home "$(FERRY_HOME)" $(RUN_ARGS)
 
 test: build
 	$(NODE) scripts/check-imports.mjs

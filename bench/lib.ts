@@ -11,11 +11,40 @@ export function seconds(startNs: bigint): number {
   return Number(process.hrtime.bigint() - startNs) / 1e9;
 }
 
-/** Peak resident set (VmHWM) of a live process, in MiB. */
-export async function peakRssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
-  return kb / 1024;
+export interface MemoryPeaks {
+  /** VmHWM: the kernel's peak resident set, file-backed pages (the LMDB map) included. */
+  hwmMiB: number;
+  /** Peak of RssAnon: the process's own memory (heaps, buffers), sampled. */
+  anonMiB: number;
+  /** Peak of RssFile: mapped files resident (LMDB's map, code); page cache the kernel can drop. */
+  fileMiB: number;
+}
+
+function statusKb(status: string, field: string): number {
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+}
+
+/** Samples a process's memory every `everyMs` until stop() is called. */
+export function sampleMemory(pid: number, everyMs = 50): { stop(): Promise<MemoryPeaks> } {
+  const peaks: MemoryPeaks = { hwmMiB: 0, anonMiB: 0, fileMiB: 0 };
+  const sample = async (): Promise<void> => {
+    try {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8');
+      peaks.hwmMiB = Math.max(peaks.hwmMiB, statusKb(status, 'VmHWM') / 1024);
+      peaks.anonMiB = Math.max(peaks.anonMiB, statusKb(status, 'RssAnon') / 1024);
+      peaks.fileMiB = Math.max(peaks.fileMiB, statusKb(status, 'RssFile') / 1024);
+    } catch {
+      // the process ended
+    }
+  };
+  const timer = setInterval(() => void sample(), everyMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await sample();
+      return peaks;
+    },
+  };
 }
 
 /** Writes `bytes` of incompressible data without holding it in memory. */

@@ -2,8 +2,10 @@
 
 import { rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DaemonProcess, ferry, tempDir, waitFor } from '../test/helpers/daemon.js';
-import { peakRssMiB, run, seconds, settlePageCache, writeRandomFile, writeSmallFiles } from './lib.js';
+import { ControlClient } from '../src/cli/client.js';
+import type { KeysReport, StatusReport } from '../src/web/daemon-api.js';
+import { DaemonProcess, tempDir, waitFor } from '../test/helpers/daemon.js';
+import { run, sampleMemory, seconds, settlePageCache, writeRandomFile, writeSmallFiles, type MemoryPeaks } from './lib.js';
 
 export interface ScanResult {
   name: string;
@@ -12,7 +14,7 @@ export interface ScanResult {
   seconds: number;
   mbPerS: number;
   filesPerS: number;
-  peakRssMiB: number;
+  memory: MemoryPeaks;
   cache: string;
 }
 
@@ -22,18 +24,18 @@ async function timeScan(name: string, folder: string, files: number, bytes: numb
   const daemon = new DaemonProcess(join(base, 'home'), [], {});
   try {
     await daemon.ready();
+    const client = new ControlClient(daemon.home);
     const cache = await settlePageCache();
+    const memory = sampleMemory(daemon.child.pid!);
     const start = process.hrtime.bigint();
-    const shared = await ferry(['share', folder, '--json', '--home', daemon.home]);
-    if (shared.code !== 0) throw new Error(shared.stderr);
+    await client.call<KeysReport>('POST', '/folders', { path: folder });
     await waitFor(async () => {
-      const f = (await daemon.status()).folders[0];
+      const f = (await client.call<StatusReport>('GET', '/status')).folders[0];
       return f && f.state === 'idle' && f.localFiles === files && f.localBytes === bytes;
     }, `${name} to be indexed`, 30 * 60_000);
     const elapsed = seconds(start);
-    const rss = await peakRssMiB(daemon.child.pid!);
     return {
-      name, files, bytes, seconds: elapsed, mbPerS: bytes / 1e6 / elapsed, filesPerS: files / elapsed, peakRssMiB: rss, cache,
+      name, files, bytes, seconds: elapsed, mbPerS: bytes / 1e6 / elapsed, filesPerS: files / elapsed, memory: await memory.stop(), cache,
     };
   } finally {
     await daemon.stop();

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { base32nopad } from '@scure/base';
 import { FerryError, ioError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { certifyExistingKey, createSelfSignedIdentity } from './certificate.js';
 
 export interface DeviceIdentity {
   /** Base32 (RFC 4648, uppercase, no padding) of SHA-256 of the public key (SPKI DER): 52 characters. */
@@ -134,6 +133,8 @@ export async function loadOrCreateDeviceIdentity(
       throw corrupt(dir, `${CERT_FILE} is there but ${KEY_FILE} is missing`);
     }
     if (keyPem === undefined) {
+      // Loaded only when a certificate is made: the X.509 library costs ~13 MiB of memory.
+      const { createSelfSignedIdentity } = await import('./certificate.js');
       ({ keyPem, certPem } = await createSelfSignedIdentity());
       await writeFileAtomically(keyPath, keyPem, 0o600);
       await writeFileAtomically(certPath, certPem, 0o644);
@@ -143,6 +144,7 @@ export async function loadOrCreateDeviceIdentity(
     }
     if (certPem === undefined) {
       try {
+        const { certifyExistingKey } = await import('./certificate.js');
         certPem = await certifyExistingKey(keyPem);
       } catch (err) {
         throw corrupt(dir, `${CERT_FILE} is missing and ${KEY_FILE} holds no usable Ed25519 key`, err);

@@ -13,6 +13,8 @@ export interface HashPoolOptions {
   workers?: number;
   /** Jobs waiting for a worker before hash() itself waits for room. @default 4 × workers */
   maxQueued?: number;
+  /** A worker idle this long is stopped (a thread costs several MiB); the next job starts one. @default 10 s */
+  idleMs?: number;
   logger?: Logger;
 }
 
@@ -28,11 +30,15 @@ interface Job {
 }
 
 interface Slot {
-  worker: Worker;
+  /** Started on demand, stopped when idle. */
+  worker: Worker | null;
   job: Job | null;
+  idleTimer: NodeJS.Timeout | null;
 }
 
 const WORKER_URL = new URL('./hash-worker.js', import.meta.url);
+/** Hashing works on external buffers: a small JS heap per worker is plenty. */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 24 };
 
 function aborted(): FerryError {
   return new FerryError('ABORTED', 'hash aborted');
@@ -42,6 +48,7 @@ export class HashPool extends Resource {
   readonly size: number;
   private readonly maxQueued: number;
   private readonly logger: Logger;
+  private readonly idleMs: number;
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private readonly roomWaiters: Array<() => void> = [];
@@ -52,10 +59,16 @@ export class HashPool extends Resource {
     this.size = Math.max(1, options.workers ?? availableParallelism());
     this.maxQueued = Math.max(1, options.maxQueued ?? this.size * 4);
     this.logger = options.logger ?? silentLogger;
+    this.idleMs = options.idleMs ?? 10_000;
   }
 
   protected async _open(): Promise<void> {
-    for (let i = 0; i < this.size; i++) this.slots.push(this.startWorker());
+    for (let i = 0; i < this.size; i++) this.slots.push({ worker: null, job: null, idleTimer: null });
+  }
+
+  /** Worker threads running now (they start with work and stop when idle). */
+  get runningWorkers(): number {
+    return this.slots.filter((slot) => slot.worker).length;
   }
 
   protected async _close(): Promise<void> {
@@ -63,7 +76,7 @@ export class HashPool extends Resource {
     for (const job of this.queue.splice(0)) this.settle(job, closedError);
     for (const slot of this.slots) if (slot.job) this.settle(slot.job, closedError);
     for (const wake of this.roomWaiters.splice(0)) wake();
-    await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
+    await Promise.all(this.slots.splice(0).map((slot) => this.stopWorker(slot)));
   }
 
   /** Hashes a file in a worker; waits for room when the queue is full. Rejects with ABORTED or CLOSED. */
@@ -86,21 +99,39 @@ export class HashPool extends Resource {
     });
   }
 
-  private startWorker(): Slot {
-    const slot: Slot = { worker: new Worker(WORKER_URL), job: null };
-    slot.worker.on('message', (reply: HashWorkerReply) => this.onReply(slot, reply));
-    slot.worker.on('error', (err) => this.onWorkerDied(slot, err));
-    slot.worker.on('exit', (code) => this.onWorkerDied(slot, new Error(`hash worker exited with code ${code}`)));
-    return slot;
+  private startWorker(slot: Slot): Worker {
+    const worker = new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
+    worker.on('message', (reply: HashWorkerReply) => this.onReply(slot, reply));
+    worker.on('error', (err) => this.onWorkerDied(slot, worker, err));
+    worker.on('exit', (code) => this.onWorkerDied(slot, worker, new Error(`hash worker exited with code ${code}`)));
+    slot.worker = worker;
+    return worker;
+  }
+
+  private async stopWorker(slot: Slot): Promise<void> {
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    slot.idleTimer = null;
+    const worker = slot.worker;
+    slot.worker = null; // before terminate(), so its 'exit' is not taken for a death
+    await worker?.terminate();
   }
 
   private dispatch(): void {
     for (const slot of this.slots) {
-      if (slot.job || this.queue.length === 0) continue;
+      if (slot.job) continue;
+      if (this.queue.length === 0) {
+        if (slot.worker && !slot.idleTimer) {
+          slot.idleTimer = setTimeout(() => void this.stopWorker(slot), this.idleMs);
+          slot.idleTimer.unref();
+        }
+        continue;
+      }
+      if (slot.idleTimer) clearTimeout(slot.idleTimer);
+      slot.idleTimer = null;
       const job = this.queue.shift()!;
       slot.job = job;
       const request: HashWorkerRequest = { id: job.id, path: job.path, blockSize: job.blockSize };
-      slot.worker.postMessage(request);
+      (slot.worker ?? this.startWorker(slot)).postMessage(request);
     }
     while (this.roomWaiters.length > 0 && this.queue.length < this.maxQueued) this.roomWaiters.shift()!();
   }
@@ -111,7 +142,7 @@ export class HashPool extends Resource {
     else {
       const slot = this.slots.find((s) => s.job === job);
       // The worker stays busy until it acknowledges the cancel, so it never runs two jobs at once.
-      slot?.worker.postMessage({ cancel: job.id } satisfies HashWorkerRequest);
+      slot?.worker?.postMessage({ cancel: job.id } satisfies HashWorkerRequest);
     }
     this.settle(job, aborted());
     this.dispatch();
@@ -143,14 +174,14 @@ export class HashPool extends Resource {
     this.dispatch();
   }
 
-  private onWorkerDied(slot: Slot, err: Error): void {
-    const index = this.slots.indexOf(slot);
-    if (index < 0) return; // already replaced, or the pool is closing
+  private onWorkerDied(slot: Slot, worker: Worker, err: Error): void {
+    if (slot.worker !== worker) return; // stopped on purpose, or already replaced
     this.logger.error('hash worker died', { err });
-    if (slot.job) this.settle(slot.job, new FerryError('INTERNAL', 'hash worker died', { cause: err }));
-    void slot.worker.terminate();
-    if (this.closed) return;
-    this.slots[index] = this.startWorker();
-    this.dispatch();
+    slot.worker = null;
+    const job = slot.job;
+    slot.job = null;
+    if (job) this.settle(job, new FerryError('INTERNAL', 'hash worker died', { cause: err }));
+    void worker.terminate();
+    if (!this.closed) this.dispatch(); // the next job starts a new worker
   }
 }

@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
 
 export const MAIN = resolve(fileURLToPath(import.meta.url), '../../../src/main.js');
 
@@ -66,7 +67,7 @@ export class DaemonProcess {
   constructor(readonly home: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}) {
     this.child = spawn(
       process.execPath,
-      [MAIN, 'run', '--home', home, '--web', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--no-lan', '--no-nat',
+      [...DAEMON_V8_FLAGS, MAIN, 'run', '--home', home, '--web', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--no-lan', '--no-nat',
         '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs],
       { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
