@@ -102,6 +102,21 @@ describe('HashPool', () => {
     assert.equal(again.blocks[0]!.toString('hex'), '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
   });
 
+  test('workers start with work, stop when idle, and start again for new work', async () => {
+    const dir = await makeTempDir(cleanups);
+    const pool = new HashPool({ workers: 2, idleMs: 50 });
+    await pool.open();
+    cleanups.push(() => pool.close());
+    assert.equal(pool.runningWorkers, 0, 'no thread before there is work');
+    await writeFile(join(dir, 'f'), 'hello');
+    await Promise.all([pool.hash(join(dir, 'f'), 128 * 1024), pool.hash(join(dir, 'f'), 128 * 1024)]);
+    assert.equal(pool.runningWorkers, 2);
+    for (let i = 0; i < 100 && pool.runningWorkers > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(pool.runningWorkers, 0, 'idle workers stopped');
+    const again = await pool.hash(join(dir, 'f'), 128 * 1024);
+    assert.equal(again.size, 5);
+  });
+
   test('close is idempotent and rejects later work with CLOSED', async () => {
     const pool = new HashPool({ workers: 1 });
     await assert.rejects(pool.hash('/nonexistent', 128 * 1024), { code: 'CLOSED' });
