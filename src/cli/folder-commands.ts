@@ -60,3 +60,13 @@ export async function foldersRemove(argv: string[], io: Output): Promise<number>
   io.out(`folder ${positionals[0]} removed (its files stay on disk)\n`);
   return 0;
 }
+
+export const REVERT_USAGE = 'ferry revert FOLDER [--home DIR]';
+
+export async function revert(argv: string[], io: Output): Promise<number> {
+  const { positionals, home } = parseCommand(argv, {}, { min: 1, max: 1 }, REVERT_USAGE);
+  const folder = encodeURIComponent(folderArgument(positionals[0]!));
+  const { reverted } = await new ControlClient(home).call<{ reverted: number }>('POST', `/folders/${folder}/revert`);
+  io.out(`${reverted} local change${reverted === 1 ? '' : 's'} reverted (the edited files are in the folder's archive)\n`);
+  return 0;
+}

@@ -3,7 +3,10 @@
 import { FerryError, isFerryError } from '../errors.js';
 import { FERRY_VERSION } from '../version.js';
 import type { Output } from './args.js';
-import { FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, SHARE_USAGE, foldersRemove, join, keys, share } from './folder-commands.js';
+import {
+  FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE, foldersRemove, join, keys, revert, share,
+} from './folder-commands.js';
+import { PEERS_ADD_USAGE, peersAdd } from './peers.js';
 import { RUN_USAGE, runDaemon } from './run.js';
 import { STATUS_USAGE, status } from './status.js';
 
@@ -15,9 +18,14 @@ const COMMANDS: Record<string, Command> = {
   join,
   keys,
   status,
+  revert,
   folders: (argv, io) => {
     if (argv[0] === 'remove') return foldersRemove(argv.slice(1), io);
     throw new FerryError('USAGE', `usage: ${FOLDERS_REMOVE_USAGE}`);
+  },
+  peers: (argv, io) => {
+    if (argv[0] === 'add') return peersAdd(argv.slice(1), io);
+    throw new FerryError('USAGE', `usage: ${PEERS_ADD_USAGE}`);
   },
 };
 
@@ -30,6 +38,8 @@ usage:
   ${KEYS_USAGE}     FOLDER is its ID or its path
   ${STATUS_USAGE}
   ${FOLDERS_REMOVE_USAGE}
+  ${PEERS_ADD_USAGE}
+  ${REVERT_USAGE}    read-only folders: undo local edits
   ferry --version | --help
 
 The home is --home, else FERRY_HOME, else ~/.local/share/ferry.

@@ -25,14 +25,22 @@ export async function status(argv: string[], io: Output): Promise<number> {
     return 0;
   }
   io.out(`device  ${report.device.name}  ${report.device.id}\n`);
+  io.out(`listen  ${report.listen ?? '-'}\n`);
+  for (const known of report.knownPeers) {
+    io.out(`known peer ${known.address} ${known.connected ? 'connected' : known.lastError ? `(${known.lastError})` : 'not connected'}\n`);
+  }
   if (report.folders.length === 0) io.out('no folders shared yet (ferry share DIR)\n');
   for (const f of report.folders) {
     io.out(`\n${f.path}\n  id ${f.id}  access ${f.access}  state ${f.state}${f.error ? ` (${f.error})` : ''}\n`);
     io.out(`  local ${f.localFiles} files, ${bytes(f.localBytes)}; global ${f.globalFiles} files; need ${f.needFiles} files, ${bytes(f.needBytes)}\n`);
+    if (f.localChanges > 0) io.out(`  ${f.localChanges} local changes not synced (read-only folder; 'ferry revert' undoes them)\n`);
     if (f.watcher.limitReached) {
       io.out(`  watcher: ${f.watcher.unwatchedDirs} directories unwatched (raise fs.inotify.max_user_watches); rescanning more often\n`);
     }
-    for (const p of f.peers) io.out(`  peer ${p.device} ${p.address} via ${p.source}${p.connected ? ' connected' : ''}\n`);
+    for (const p of f.peers) {
+      const rates = p.connected ? ` in ${bytes(p.inRateBps ?? 0)}/s out ${bytes(p.outRateBps ?? 0)}/s` : ' disconnected';
+      io.out(`  peer ${p.name ?? ''} ${p.device} ${p.address} via ${p.source}${rates}\n`);
+    }
   }
   return 0;
 }

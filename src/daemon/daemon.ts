@@ -1,11 +1,15 @@
 // The daemon: opens its services in order, closes them in reverse, and answers the API.
 
 import type { Server } from 'node:http';
+import { FerryError } from '../errors.js';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { ConnectionManager, type EstablishedPeer } from '../connections/index.js';
 import { IndexStore } from '../index/store.js';
 import { loadOrCreateDeviceIdentity, type DeviceIdentity } from '../keys/index.js';
+import type { PeerConnectionOptions } from '../protocol/connection.js';
 import { HashPool } from '../scan/index.js';
+import { PeerSession, folderSyncState, type FolderSyncLimits } from '../sync/index.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { FERRY_VERSION } from '../version.js';
@@ -22,9 +26,18 @@ export interface DaemonOptions {
   /** Flags given to `ferry run`: override stored settings for this run only. */
   overrides?: Partial<Settings>;
   logger?: Logger;
+  /** Smaller limits and timeouts, for tests. */
+  tuning?: { sync?: FolderSyncLimits; connection?: PeerConnectionOptions; backoff?: { initialMs: number; maxMs: number } };
 }
 
 const SETTINGS_KEY = 'settings';
+/** Addresses the user named with `ferry peers add`: [{ address, folder? }]. */
+const KNOWN_PEERS_KEY = 'knownPeers';
+
+interface KnownPeer {
+  address: string;
+  folder?: string;
+}
 
 export class Daemon extends Resource implements DaemonApi {
   readonly layout: HomeLayout;
@@ -35,6 +48,8 @@ export class Daemon extends Resource implements DaemonApi {
   private controlServer: Server | null = null;
   private webServer: Server | null = null;
   private identity: DeviceIdentity | null = null;
+  private connections: ConnectionManager | null = null;
+  private readonly sessions = new Map<EstablishedPeer, PeerSession>();
   private locked = false;
   settings: Settings = defaultSettings(hostname());
 
@@ -62,15 +77,36 @@ export class Daemon extends Resource implements DaemonApi {
 
     this.pool = new HashPool();
     await this.pool.open();
-    this.folders = new FolderManager({
+    const folders = new FolderManager({
       store: this.store,
       pool: this.pool,
-      deviceShortId: this.identity.shortId,
+      device: { id: this.identity.id, shortId: this.identity.shortId },
       home: this.layout.root,
       settings: this.settings,
       logger: this.logger.child('folder'),
+      syncLimits: this.options.tuning?.sync,
+      peerSource: (deviceId) => this.connections?.peers().find((p) => p.deviceId === deviceId)?.source,
+      onChange: () => this.connections?.refresh(),
     });
-    await this.folders.open();
+    this.folders = folders;
+    await folders.open();
+
+    const store = this.store;
+    this.connections = new ConnectionManager({
+      identity: this.identity,
+      listen: parseHostPort(this.settings.listen, 'listen address'),
+      softwareVersion: FERRY_VERSION,
+      folders: () => folders.allKeys(),
+      folderState: (keys, peerDeviceId) => folderSyncState(store.folder(keys.folderIdHex), peerDeviceId),
+      onPeer: (peer) => this.startSession(peer),
+      onPeerClosed: (peer) => void this.sessions.get(peer)?.close(),
+      logger: this.logger.child('conn'),
+      connection: this.options.tuning?.connection,
+      backoff: this.options.tuning?.backoff,
+    });
+    await this.connections.open();
+    for (const known of this.knownPeers()) this.connections.addAddress(known.address);
+    this.logger.info('listening for peers', { address: formatHostPort(this.connections.address()) });
 
     const api = createApiApp(this, this.logger.child('api'));
     this.controlServer = await listenHttp(api.callback(), { socketPath: this.layout.controlSocket });
@@ -82,6 +118,8 @@ export class Daemon extends Resource implements DaemonApi {
   protected async _close(): Promise<void> {
     await closeHttp(this.webServer);
     await closeHttp(this.controlServer);
+    await this.connections?.close();
+    await Promise.allSettled([...this.sessions.values()].map((session) => session.close()));
     await this.folders?.close();
     await this.pool?.close();
     await this.store?.close();
@@ -91,6 +129,23 @@ export class Daemon extends Resource implements DaemonApi {
   webAddress(): string | null {
     const address = this.webServer?.address() as AddressInfo | null | undefined;
     return address ? formatHostPort({ host: address.address, port: address.port }) : null;
+  }
+
+  private startSession(peer: EstablishedPeer): void {
+    const folders = this.requireFolders();
+    const session = new PeerSession(peer.connection, peer.handshake, (hex) => folders.syncFor(hex), this.logger.child('peer'), {
+      address: peer.address,
+    });
+    this.sessions.set(peer, session);
+    void session.finished.finally(() => this.sessions.delete(peer));
+    session.start().catch((err: unknown) => {
+      this.logger.warn('peer session failed to start', { device: peer.deviceId, err: err as Error });
+      void peer.connection.close('INTERNAL', 'session failed to start');
+    });
+  }
+
+  private knownPeers(): KnownPeer[] {
+    return this.store?.getSetting<KnownPeer[]>(KNOWN_PEERS_KEY) ?? [];
   }
 
   private requireFolders(): FolderManager {
@@ -103,9 +158,30 @@ export class Daemon extends Resource implements DaemonApi {
     return {
       device: { id: identity.id, name: identity.name },
       version: FERRY_VERSION,
-      listen: null,
+      listen: this.connections ? formatHostPort(this.connections.address()) : null,
       folders: this.requireFolders().list().map((folder) => folder.report()),
+      knownPeers: (this.connections?.addresses() ?? []).map((a) => ({
+        address: a.address,
+        ...(a.deviceId ? { deviceId: a.deviceId } : {}),
+        connected: a.connected,
+        ...(a.lastError ? { lastError: a.lastError } : {}),
+      })),
     };
+  }
+
+  async addPeer(address: string, folder?: string): Promise<void> {
+    const { host, port } = parseHostPort(address, 'peer address');
+    if (port === 0) throw new FerryError('USAGE', 'a peer address needs a port');
+    const normal = formatHostPort({ host, port });
+    if (folder !== undefined) this.requireFolders().resolve(folder);
+    const known = this.knownPeers().filter((k) => k.address !== normal);
+    known.push({ address: normal, ...(folder ? { folder } : {}) });
+    await this.store!.putSetting(KNOWN_PEERS_KEY, known);
+    this.connections?.addAddress(normal);
+  }
+
+  revert(folder: string): Promise<number> {
+    return this.requireFolders().revert(folder);
   }
 
   share(path: string): Promise<KeysReport> {

@@ -1,71 +1,102 @@
-// One shared folder at run time: its scanner, watcher, periodic rescan and state.
+// One shared folder at run time: scanner, watcher, periodic rescan, and its FolderSync, under one folder lock.
 
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { FolderKeys } from '../keys/index.js';
 import type { FolderConfig, FolderIndex } from '../index/types.js';
 import { HashPool, IgnoreRules, Scanner, FolderWatcher } from '../scan/index.js';
+import { Archive, FolderSync, readOnlyScanIndex, type FolderSyncLimits } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import type { FolderReport, FolderState } from '../web/daemon-api.js';
+import type { FolderReport, FolderState, PeerReport } from '../web/daemon-api.js';
 
 /** The folder's own hidden directory; its presence proves the folder's volume is mounted. */
 export const FOLDER_MARKER = '.ferry';
 
 export interface SharedFolderOptions {
   config: FolderConfig;
+  keys: FolderKeys;
   index: FolderIndex;
   pool: HashPool;
-  deviceShortId: string;
+  device: { id: string; shortId: string };
   logger: Logger;
   rescanIntervalMs: number;
   unwatchedRescanIntervalMs: number;
+  archiveDays: number;
+  syncLimits?: FolderSyncLimits;
+  /** How each peer reached us ('known', 'incoming', 'lan', …), for status. */
+  peerSource: (deviceId: string) => string | undefined;
 }
 
 export class SharedFolder extends Resource {
   readonly config: FolderConfig;
+  readonly keys: FolderKeys;
   private readonly index: FolderIndex;
   private readonly logger: Logger;
   private readonly abort = new AbortController();
   private scanner: Scanner | null = null;
   private watcher: FolderWatcher | null = null;
+  /** Null for encrypted (ENC) folders, whose storage comes with a later issue, and when the marker is missing. */
+  sync: FolderSync | null = null;
   private rescanTimer: NodeJS.Timeout | null = null;
   private state: FolderState = 'idle';
   private error: string | undefined;
   private lastScanMs: number | null = null;
-  private scanning: Promise<void> = Promise.resolve();
+  /** The folder lock: scans and the puller's commits run one at a time, in order. */
+  private lock: Promise<unknown> = Promise.resolve();
   private pendingUnder: string | null = null;
+  private scanQueued: Promise<void> | null = null;
 
   constructor(private readonly options: SharedFolderOptions) {
     super();
     this.config = options.config;
+    this.keys = options.keys;
     this.index = options.index;
     this.logger = options.logger.child(options.config.id.slice(0, 8));
   }
 
   protected async _open(): Promise<void> {
-    if (this.config.access === 'enc') return; // ciphertext is written by the sync layer, never scanned
+    if (this.config.access === 'enc') {
+      this.logger.warn('encrypted (ENC) folders are stored but not synced yet');
+      return;
+    }
     if (!(await this.markerPresent())) {
-      // Scanning a missing or unmounted folder would turn every file into a deletion.
+      // Scanning or pulling into a missing or unmounted folder would turn every file into a deletion.
       this.setError(`folder marker ${FOLDER_MARKER}/ is missing in ${this.config.path} (is the volume mounted?)`);
       return;
     }
-    const ignore = await IgnoreRules.load(this.config.path);
+    const scanIndex = this.config.access === 'ro' ? readOnlyScanIndex(this.index) : this.index;
     this.scanner = new Scanner({
       root: this.config.path,
-      index: this.index,
-      deviceShortId: this.options.deviceShortId,
+      index: scanIndex,
+      deviceShortId: this.options.device.shortId,
       pool: this.options.pool,
       logger: this.logger,
       // no `ignore`: the scanner re-reads .ferryignore on every scan, so edits apply at once
     });
+    this.sync = new FolderSync({
+      keys: this.keys,
+      root: this.config.path,
+      index: this.index,
+      device: this.options.device,
+      logger: this.logger.child('sync'),
+      archive: new Archive(this.config.path, this.logger.child('archive')),
+      archiveDays: this.options.archiveDays,
+      requestScan: (under) => this.requestScan(under),
+      exclusive: (work) => this.exclusive(work),
+      limits: this.options.syncLimits,
+    });
     this.watcher = new FolderWatcher({
       root: this.config.path,
-      ignore,
+      ignore: await IgnoreRules.load(this.config.path),
       logger: this.logger,
-      onChange: (under: string) => this.requestScan(under),
+      onChange: (under: string) => void this.requestScan(under),
     });
     await this.watcher.open();
-    this.requestScan('');
+    // The first scan runs before the puller, so local edits made while the daemon was down are seen first.
+    const firstScan = this.requestScan('');
+    await this.sync.open();
+    void firstScan;
     this.scheduleRescan();
   }
 
@@ -73,7 +104,14 @@ export class SharedFolder extends Resource {
     this.abort.abort();
     if (this.rescanTimer) clearTimeout(this.rescanTimer);
     await this.watcher?.close();
-    await this.scanning;
+    await this.sync?.close();
+    await this.lock.catch(() => undefined);
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(work, work);
+    this.lock = run.catch(() => undefined);
+    return run;
   }
 
   private async markerPresent(): Promise<boolean> {
@@ -94,24 +132,25 @@ export class SharedFolder extends Resource {
     const limited = this.watcher?.status().limitReached ?? false;
     const delayMs = limited ? this.options.unwatchedRescanIntervalMs : this.options.rescanIntervalMs;
     this.rescanTimer = setTimeout(() => {
-      this.requestScan('');
+      void this.requestScan('');
       this.scheduleRescan();
     }, delayMs);
     this.rescanTimer.unref();
   }
 
-  /** Queues a scan of a subtree ('' = everything); requests arriving meanwhile are merged. */
+  /** Queues a scan of a subtree ('' = everything); requests arriving before it starts are merged. */
   requestScan(under: string): Promise<void> {
-    if (!this.scanner || this.abort.signal.aborted) return this.scanning;
+    if (!this.scanner || this.abort.signal.aborted) return Promise.resolve();
     this.pendingUnder = this.pendingUnder === null ? under : commonParent(this.pendingUnder, under);
-    this.scanning = this.scanning.then(() => this.runPendingScan());
-    return this.scanning;
+    this.scanQueued ??= this.exclusive(() => this.runPendingScan());
+    return this.scanQueued;
   }
 
   private async runPendingScan(): Promise<void> {
+    this.scanQueued = null;
     const under = this.pendingUnder;
-    if (under === null || !this.scanner || this.abort.signal.aborted) return;
     this.pendingUnder = null;
+    if (under === null || !this.scanner || this.abort.signal.aborted) return;
     if (!(await this.markerPresent())) {
       this.setError(`folder marker ${FOLDER_MARKER}/ disappeared from ${this.config.path}; scanning stopped`);
       return;
@@ -124,6 +163,7 @@ export class SharedFolder extends Resource {
       this.error = undefined;
       if (result.changed || result.deleted) {
         this.logger.info('scanned', { under: under || '/', changed: result.changed, deleted: result.deleted });
+        this.sync?.localChanged();
       }
     } catch (err) {
       if (this.abort.signal.aborted) return;
@@ -133,16 +173,26 @@ export class SharedFolder extends Resource {
 
   report(): FolderReport {
     const counts = this.index.counts();
+    const sync = this.sync?.report();
+    const peers: PeerReport[] = (sync?.peers ?? []).map((peer) => ({
+      ...peer,
+      source: this.options.peerSource(peer.device) ?? 'known',
+    }));
+    let state: FolderState = this.state;
+    if (this.config.paused) state = 'paused';
+    else if (state === 'idle' && sync) state = sync.state;
+    const error = this.error ?? sync?.error;
     return {
       id: this.config.id,
       path: this.config.path,
       access: this.config.access,
-      state: this.config.paused ? 'paused' : this.state,
-      ...(this.error ? { error: this.error } : {}),
+      state,
+      ...(error ? { error } : {}),
       ...counts,
+      localChanges: sync?.localChanges ?? 0,
       lastScanMs: this.lastScanMs,
       watcher: this.watcher?.status() ?? { watchedDirs: 0, unwatchedDirs: 0, limitReached: false },
-      peers: [],
+      peers,
     };
   }
 }

@@ -7,6 +7,7 @@ import { FolderKeys } from '../keys/index.js';
 import type { IndexStore } from '../index/store.js';
 import type { FolderConfig } from '../index/types.js';
 import type { HashPool } from '../scan/index.js';
+import type { FolderSync, FolderSyncLimits } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import type { FolderReport, KeysReport } from '../web/daemon-api.js';
@@ -16,10 +17,14 @@ import type { Settings } from './settings.js';
 export interface FolderManagerOptions {
   store: IndexStore;
   pool: HashPool;
-  deviceShortId: string;
+  device: { id: string; shortId: string };
   home: string;
   settings: Settings;
   logger: Logger;
+  syncLimits?: FolderSyncLimits;
+  peerSource: (deviceId: string) => string | undefined;
+  /** A folder was added or removed: connections must re-handshake to include it. */
+  onChange: () => void;
 }
 
 function contains(outer: string, inner: string): boolean {
@@ -49,12 +54,16 @@ export class FolderManager extends Resource {
   private async start(config: FolderConfig): Promise<void> {
     const folder = new SharedFolder({
       config,
+      keys: FolderKeys.parse(config.key),
       index: this.options.store.folder(config.id),
       pool: this.options.pool,
-      deviceShortId: this.options.deviceShortId,
+      device: this.options.device,
       logger: this.logger,
       rescanIntervalMs: this.options.settings.rescanIntervalS * 1000,
       unwatchedRescanIntervalMs: this.options.settings.unwatchedRescanIntervalS * 1000,
+      archiveDays: this.options.settings.archiveDays,
+      syncLimits: this.options.syncLimits,
+      peerSource: this.options.peerSource,
     });
     this.running.set(config.id, folder);
     await folder.open();
@@ -68,6 +77,15 @@ export class FolderManager extends Resource {
 
   list(): SharedFolder[] {
     return [...this.running.values()];
+  }
+
+  /** The keys of every folder, for the handshake's claims. */
+  allKeys(): FolderKeys[] {
+    return this.list().map((folder) => folder.keys);
+  }
+
+  syncFor(folderIdHex: string): FolderSync | undefined {
+    return this.running.get(folderIdHex)?.sync ?? undefined;
   }
 
   /** A folder by its ID or by its path. */
@@ -130,6 +148,7 @@ export class FolderManager extends Resource {
     await this.options.store.putFolder(config);
     await this.start(config);
     this.logger.info('folder added', { folder: config.id, path: real, access: config.access });
+    this.options.onChange();
     return this.running.get(config.id)!;
   }
 
@@ -149,7 +168,7 @@ export class FolderManager extends Resource {
 
   keys(folder: string): KeysReport {
     const shared = this.resolve(folder);
-    const keys = FolderKeys.parse(shared.config.key);
+    const { keys } = shared;
     return {
       folderId: keys.folderIdHex,
       path: shared.config.path,
@@ -157,6 +176,15 @@ export class FolderManager extends Resource {
       ...(keys.access !== 'enc' ? { ro: keys.format('ro') } : {}),
       enc: keys.format('enc'),
     };
+  }
+
+  revert(folder: string): Promise<number> {
+    const shared = this.resolve(folder);
+    if (shared.config.access !== 'ro') {
+      throw new FerryError('USAGE', 'only a read-only folder has local changes to revert');
+    }
+    if (!shared.sync) throw new FerryError('FOLDER_UNKNOWN', `folder ${folder} is not running (${shared.report().error ?? 'stopped'})`);
+    return shared.sync.revertLocalChanges();
   }
 
   /** Stops syncing a folder and forgets its index; the files on disk stay as they are. */
@@ -167,6 +195,7 @@ export class FolderManager extends Resource {
       await shared.close();
       await this.options.store.removeFolder(shared.config.id);
       this.logger.info('folder removed', { folder: shared.config.id, path: shared.config.path });
+      this.options.onChange();
     });
   }
 }

@@ -6,6 +6,8 @@ import type { FolderCounts } from './types.js';
 /** What the `counters` database holds per folder: the counts plus the last local sequence. */
 export interface FolderState extends FolderCounts {
   sequence: number;
+  /** The folder's index ID, once made (INDEX_ID_BYTES). */
+  indexId?: Uint8Array;
 }
 
 export function emptyFolderState(): FolderState {
@@ -25,11 +27,18 @@ export function presence(record: FileRecord | undefined): Contribution {
   return { files: 1, bytes: record.size };
 }
 
-/** A path is needed when its global record is a live file or symlink newer than the local one (or there is none). */
+/** Whether the puller has to act on a path: the global version differs from the local one and the local one is not newer. */
+export function isNeeded(local: FileRecord | undefined, global: FileRecord | undefined): boolean {
+  if (!global) return false;
+  if (!local) return !global.deleted;
+  const order = compareVersions(global.version, local.version);
+  return order === 'newer' || order === 'concurrent';
+}
+
+/** A path's need contribution: its global record is a live file or symlink and the path is needed. */
 export function need(local: FileRecord | undefined, global: FileRecord | undefined): Contribution {
   const wanted = presence(global);
-  if (wanted.files === 0 || !global) return NOTHING;
-  if (local && compareVersions(global.version, local.version) !== 'newer') return NOTHING;
+  if (wanted.files === 0 || !isNeeded(local, global)) return NOTHING;
   return wanted;
 }
 

@@ -1,12 +1,33 @@
 // One folder's part of the index: local and global records, change log, block map, peer sequences, counters.
 
+import { randomBytes } from 'node:crypto';
+import type { Key } from 'lmdb';
 import { FerryError } from '../errors.js';
-import { applyPathChange, countsOf, emptyFolderState, type FolderState, type PathState } from './counters.js';
-import { beneathRange, checkIndexPath, folderRange, hashKey, hashRange, normaliseDirectory } from './keys.js';
+import { applyPathChange, countsOf, emptyFolderState, isNeeded, type FolderState, type PathState } from './counters.js';
+import { beneathRange, checkIndexPath, folderRange, hashKey, hashRange, normaliseDirectory, pathEntriesRange } from './keys.js';
 import { decodeRecord, encodeRecord } from './record-codec.js';
-import { compareVersions, type FileRecord } from './records.js';
+import { compareVersions, conflictWinner, supersedes, type FileRecord, type VersionVector } from './records.js';
 import type { IndexDbs } from './schema.js';
-import type { BlockLocation, FolderCounts, FolderIndex, NewFileRecord } from './types.js';
+import {
+  INDEX_ID_BYTES,
+  type BlockLocation,
+  type FolderCounts,
+  type FolderIndex,
+  type NeededPath,
+  type NewFileRecord,
+  type PutLocalOptions,
+} from './types.js';
+
+/** Remote entries deleted per transaction by clearRemote. */
+const CLEAR_BATCH_ENTRIES = 10_000;
+
+/** Stored value of the `peers` database: [sequence, index ID | null] (a bare number is read as a sequence). */
+type StoredPeer = [sequence: number, indexId: Uint8Array | null];
+
+function readPeer(stored: unknown): StoredPeer {
+  if (Array.isArray(stored)) return [stored[0] as number, (stored[1] as Uint8Array | null) ?? null];
+  return [typeof stored === 'number' ? stored : 0, null];
+}
 
 /** What a folder index needs from the store that owns the environment. */
 export interface IndexContext {
@@ -19,6 +40,8 @@ export interface IndexContext {
 type RecordDb = 'local' | 'global';
 
 export class LmdbFolderIndex implements FolderIndex {
+  private cachedIndexId: Buffer | undefined;
+
   constructor(
     readonly folderId: string,
     private readonly context: IndexContext,
@@ -28,7 +51,8 @@ export class LmdbFolderIndex implements FolderIndex {
     return this.read('local', path);
   }
 
-  async putLocal(records: NewFileRecord[]): Promise<FileRecord[]> {
+  async putLocal(records: NewFileRecord[], options: PutLocalOptions = {}): Promise<FileRecord[]> {
+    const updateGlobal = options.updateGlobal ?? true;
     for (const record of records) checkRecord(record);
     return this.context.write(() => {
       const dbs = this.context.dbs();
@@ -37,8 +61,7 @@ export class LmdbFolderIndex implements FolderIndex {
       for (const record of records) {
         const before = batch.pathState(record.path);
         const local = normalise({ ...record, sequence: ++batch.state.sequence });
-        const order = before.global ? compareVersions(local.version, before.global.version) : 'newer';
-        const global = order === 'newer' || order === 'equal' ? local : before.global;
+        const global = updateGlobal && localBecomesGlobal(local, before.global) ? local : before.global;
         batch.change(record.path, before, { local, global });
         const key = [this.folderId, record.path];
         if (before.local) {
@@ -98,6 +121,25 @@ export class LmdbFolderIndex implements FolderIndex {
     });
   }
 
+  async offerGlobal(records: FileRecord[]): Promise<FileRecord[]> {
+    for (const record of records) checkRecord(record);
+    return this.context.write(() => {
+      const dbs = this.context.dbs();
+      const batch = new PathBatch(this, this.readState());
+      const taken: FileRecord[] = [];
+      for (const record of records) {
+        const before = batch.pathState(record.path);
+        if (!supersedes(record, before.global)) continue;
+        const global = normalise(record);
+        batch.change(record.path, before, { local: before.local, global });
+        batch.writes.push(() => dbs.global.putSync([this.folderId, global.path], encodeRecord(global)));
+        taken.push(global);
+      }
+      batch.commit();
+      return taken;
+    });
+  }
+
   *globalRecords(options?: { under?: string }): Iterable<FileRecord> {
     yield* this.records('global', options?.under);
   }
@@ -109,13 +151,95 @@ export class LmdbFolderIndex implements FolderIndex {
     return undefined;
   }
 
-  peerSequence(deviceId: string): number {
-    return (this.context.dbs().peers.get([this.folderId, deviceId]) as number | undefined) ?? 0;
+  *needed(options: { reverse?: boolean } = {}): Iterable<NeededPath> {
+    const dbs = this.context.dbs();
+    const range = folderRange(this.folderId);
+    const bounds = options.reverse ? { start: range.end, end: range.start, reverse: true } : range;
+    for (const { key, value } of dbs.global.getRange({ ...bounds, snapshot: false })) {
+      const path = (key as [string, string])[1];
+      const local = this.read('local', path);
+      const global = decodeRecord(path, value);
+      if (isNeeded(local, global)) yield local ? { global, local } : { global };
+    }
   }
 
-  setPeerSequence(deviceId: string, sequence: number): Promise<void> {
+  async putRemote(deviceId: string, records: FileRecord[]): Promise<void> {
+    for (const record of records) checkRecord(record);
     return this.context.write(() => {
-      this.context.dbs().peers.putSync([this.folderId, deviceId], sequence);
+      const remote = this.context.dbs().remote;
+      for (const record of records) remote.putSync([this.folderId, record.path, deviceId], encodeRecord(normalise(record)));
+    });
+  }
+
+  getRemote(deviceId: string, path: string): FileRecord | undefined {
+    const stored: unknown = this.context.dbs().remote.get([this.folderId, path, deviceId]);
+    return stored === undefined ? undefined : decodeRecord(path, stored);
+  }
+
+  devicesWith(path: string, version: VersionVector): string[] {
+    const devices: string[] = [];
+    for (const { key, value } of this.context.dbs().remote.getRange(pathEntriesRange(this.folderId, path))) {
+      const record = decodeRecord(path, value);
+      if (compareVersions(record.version, version) === 'equal') devices.push((key as [string, string, string])[2]);
+    }
+    return devices;
+  }
+
+  async clearRemote(deviceId: string): Promise<void> {
+    const range = folderRange(this.folderId);
+    let start = range.start as Key;
+    for (;;) {
+      // Collect a bounded batch of this device's keys, then delete them in their own transaction.
+      const keys: unknown[][] = [];
+      let last: Key | undefined;
+      for (const key of this.context.dbs().remote.getKeys({ start, end: range.end, snapshot: false })) {
+        last = key;
+        if ((key as unknown[])[2] === deviceId) keys.push(key as unknown[]);
+        if (keys.length >= CLEAR_BATCH_ENTRIES) break;
+      }
+      if (keys.length > 0) {
+        await this.context.write(() => {
+          const remote = this.context.dbs().remote;
+          for (const key of keys) remote.removeSync(key as never);
+        });
+      }
+      if (keys.length < CLEAR_BATCH_ENTRIES || !last) return;
+      start = last;
+    }
+  }
+
+  indexId(): Buffer {
+    if (this.cachedIndexId) return this.cachedIndexId;
+    const stored = this.readState().indexId;
+    if (stored) return (this.cachedIndexId = Buffer.from(stored));
+    const fresh = randomBytes(INDEX_ID_BYTES);
+    this.cachedIndexId = fresh;
+    // Persisted in the background; should it be lost, peers simply take a full index once more.
+    this.context
+      .write(() => {
+        const state = this.readState();
+        if (!state.indexId) this.writeState({ ...state, indexId: fresh });
+      })
+      .catch(() => undefined);
+    return fresh;
+  }
+
+  peerIndexId(deviceId: string): Buffer | undefined {
+    const [, indexId] = readPeer(this.context.dbs().peers.get([this.folderId, deviceId]));
+    return indexId ? Buffer.from(indexId) : undefined;
+  }
+
+  peerSequence(deviceId: string): number {
+    return readPeer(this.context.dbs().peers.get([this.folderId, deviceId]))[0];
+  }
+
+  setPeerSequence(deviceId: string, sequence: number, indexId?: Uint8Array): Promise<void> {
+    return this.context.write(() => {
+      const peers = this.context.dbs().peers;
+      const key = [this.folderId, deviceId];
+      const kept = indexId ?? readPeer(peers.get(key))[1];
+      const stored: StoredPeer = [sequence, kept ? Buffer.from(kept) : null];
+      peers.putSync(key, stored);
     });
   }
 
@@ -191,6 +315,14 @@ class PathBatch {
     for (const write of this.writes) write();
     this.index.writeState(this.state);
   }
+}
+
+/** A local record becomes global when there is none, when it is newer, or when it wins a conflict. */
+function localBecomesGlobal(local: FileRecord, global: FileRecord | undefined): boolean {
+  if (!global) return true;
+  const order = compareVersions(local.version, global.version);
+  // Equal: the same version is already global, and the global record keeps its signature and fields as signed.
+  return order === 'newer' || (order === 'concurrent' && conflictWinner(local, global) === local);
 }
 
 /** The record exactly as it will read back: copied vector, Uint8Array hashes, no stray fields. */

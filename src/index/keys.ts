@@ -10,6 +10,7 @@ export type PathKey = [folderId: string, path: string];
 export type SequenceKey = [folderId: string, sequence: number];
 export type BlockKey = [folderId: string, hashHex: string, path: string];
 export type PeerKey = [folderId: string, deviceId: string];
+export type RemoteKey = [folderId: string, path: string, deviceId: string];
 
 export interface KeyRange<K extends Key = Key[]> {
   start: K;
@@ -33,6 +34,11 @@ export function folderRange(folderId: string): KeyRange {
  */
 export function beneathRange(folderId: string, dir: string): KeyRange<PathKey> {
   return { start: [folderId, dir + '/'], end: [folderId, dir + '0'] };
+}
+
+/** Every device's entry for one exact path in the `remote` database ([folderId, path, …], never "path/…" or "path2"). */
+export function pathEntriesRange(folderId: string, path: string): KeyRange {
+  return { start: [folderId, path], end: [folderId, path + AFTER_FOLDER] };
 }
 
 /** Block hashes are keyed as lowercase hex: raw bytes inside an array key would not be escaped. */

@@ -63,3 +63,29 @@ export function mergeVersions(a: VersionVector, b: VersionVector): VersionVector
   for (const [id, n] of Object.entries(b)) out[id] = Math.max(out[id] ?? 0, n);
   return out;
 }
+
+/** Deterministic order of the version vector's entries, for the last tie-break between concurrent records. */
+function versionKey(version: VersionVector): string {
+  return JSON.stringify(Object.entries(version).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * Which of two concurrent records keeps the name, the same on every device: a live record beats a
+ * tombstone (nothing is lost by keeping it), then the newer mtime, then the larger `modifiedBy`,
+ * then the larger version vector encoding. Returns the winner (`a` when they are indistinguishable).
+ */
+export function conflictWinner<T extends Pick<FileRecord, 'deleted' | 'mtimeMs' | 'modifiedBy' | 'version'>>(a: T, b: T): T {
+  if (a.deleted !== b.deleted) return a.deleted ? b : a;
+  if (a.mtimeMs !== b.mtimeMs) return a.mtimeMs > b.mtimeMs ? a : b;
+  if (a.modifiedBy !== b.modifiedBy) return a.modifiedBy > b.modifiedBy ? a : b;
+  return versionKey(b.version) > versionKey(a.version) ? b : a;
+}
+
+/** Whether `candidate` should replace `current` as the global (best known) record of a path. */
+export function supersedes(candidate: FileRecord, current: FileRecord | undefined): boolean {
+  if (!current) return true;
+  const order = compareVersions(candidate.version, current.version);
+  if (order === 'newer') return true;
+  if (order === 'concurrent') return conflictWinner(candidate, current) === candidate;
+  return false;
+}

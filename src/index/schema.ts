@@ -17,8 +17,9 @@ export const DB_NAMES = [
   'sequence', // [folderId, sequence] → path
   'global', // [folderId, path] → StoredRecord
   'blocks', // [folderId, hash hex, path] → block index
-  'peers', // [folderId, deviceId] → last sequence received
-  'counters', // folderId → FolderState
+  'peers', // [folderId, deviceId] → [last sequence received, the peer's index ID | null]
+  'counters', // folderId → FolderState (counts, last local sequence, index ID)
+  'remote', // [folderId, path, deviceId] → StoredRecord: each peer's record of each path
 ] as const;
 
 export type DbName = (typeof DB_NAMES)[number];

@@ -1,7 +1,7 @@
 // The index's public shapes: what the rest of Ferry may ask of the store (implemented in store.ts).
 
 import type { Access } from '../keys/types.js';
-import type { FileRecord } from './records.js';
+import type { FileRecord, VersionVector } from './records.js';
 
 export type { Access };
 
@@ -30,7 +30,7 @@ export interface FolderCounts {
   localBytes: number;
   globalFiles: number;
   globalBytes: number;
-  /** Paths where the global version is newer than the local one (files and symlinks). */
+  /** Paths whose global version differs from the local one and the local one is not newer (files and symlinks). */
   needFiles: number;
   needBytes: number;
 }
@@ -44,6 +44,23 @@ export interface BlockLocation {
 /** A record as handed to putLocal: the index assigns the sequence. */
 export type NewFileRecord = Omit<FileRecord, 'sequence'>;
 
+/** Bytes of a folder's index ID (the protocol's LIMITS.indexIdBytes; a test keeps them equal). */
+export const INDEX_ID_BYTES = 8;
+
+export interface PutLocalOptions {
+  /**
+   * Whether the records may become global (the best known version). False for a read-only folder's
+   * own edits: they stay local changes that are never offered as the folder's state. @default true
+   */
+  updateGlobal?: boolean;
+}
+
+/** A path the puller has to act on: its global record, and the local one if any. */
+export interface NeededPath {
+  global: FileRecord;
+  local?: FileRecord;
+}
+
 /**
  * One folder's part of the index. Reads are synchronous (LMDB reads are memory-mapped and cheap);
  * writes are batched in one transaction each and resolve when durable.
@@ -55,10 +72,12 @@ export interface FolderIndex {
   getLocal(path: string): FileRecord | undefined;
   /**
    * Stores records as this device's state, each with the next local sequence, in one transaction.
-   * Also maintains the block map (old blocks of the path out, new ones in) and the global
-   * version (the local record becomes global when it is newer than or equal to it, or there is none).
+   * Also maintains the block map (old blocks of the path out, new ones in) and, unless
+   * `updateGlobal` is false, the global version: the local record becomes global when there is none,
+   * when it is newer, or when it is concurrent and wins (`conflictWinner`); an equal version
+   * leaves the global record as it is (it keeps the fields and the signature it was published with).
    */
-  putLocal(records: NewFileRecord[]): Promise<FileRecord[]>;
+  putLocal(records: NewFileRecord[], options?: PutLocalOptions): Promise<FileRecord[]>;
   /** Local records in path order, optionally only those under a directory prefix ("a/b" → "a/b" and "a/b/…"). */
   localRecords(options?: { under?: string }): Iterable<FileRecord>;
   /** Local records changed after `sequence`, in sequence order. */
@@ -69,14 +88,40 @@ export interface FolderIndex {
   getGlobal(path: string): FileRecord | undefined;
   /** Stores the best-known versions (from peers); the sync layer decides what is best. */
   putGlobal(records: FileRecord[]): Promise<void>;
+  /**
+   * Offers peers' records as global versions, deciding inside the write transaction (so a concurrent
+   * putLocal cannot be overwritten): a record is taken when it `supersedes` the current global one
+   * (newer, or concurrent and the `conflictWinner`). Returns the records taken.
+   */
+  offerGlobal(records: FileRecord[]): Promise<FileRecord[]>;
   globalRecords(options?: { under?: string }): Iterable<FileRecord>;
 
   /** Somewhere this device already has a block with this SHA-256, or undefined. */
   findBlock(hash: Uint8Array): BlockLocation | undefined;
 
+  /**
+   * Paths the puller has to act on, lazily in path order (reverse: children before parents): the
+   * global version differs from the local one and the local one is not newer. Tombstones of paths
+   * never seen here are left out.
+   */
+  needed(options?: { reverse?: boolean }): Iterable<NeededPath>;
+
+  /** Stores a peer's records of this folder (as the peer sent them), one entry per (path, device). */
+  putRemote(deviceId: string, records: FileRecord[]): Promise<void>;
+  getRemote(deviceId: string, path: string): FileRecord | undefined;
+  /** Devices whose record for `path` has exactly this version. */
+  devicesWith(path: string, version: VersionVector): string[];
+  /** Forgets every record of one peer (its index ID changed: a full index follows). */
+  clearRemote(deviceId: string): Promise<void>;
+
+  /** This folder's index ID: INDEX_ID_BYTES random bytes made once and kept (a new one means "start over"). */
+  indexId(): Buffer;
+  /** The index ID of the peer's index we last received from, if any. */
+  peerIndexId(deviceId: string): Buffer | undefined;
   /** Last index sequence received from a peer for this folder (0 if none). */
   peerSequence(deviceId: string): number;
-  setPeerSequence(deviceId: string, sequence: number): Promise<void>;
+  /** Remembers how far a peer's index was received; `indexId` (when given) names that index. */
+  setPeerSequence(deviceId: string, sequence: number, indexId?: Uint8Array): Promise<void>;
 
   counts(): FolderCounts;
 }

@@ -88,6 +88,7 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
   private lastSentAtMs = Date.now();
   private lastReceivedAtMs = Date.now();
   private keepalive: NodeJS.Timeout | null = null;
+  private drained: Promise<void> | null = null;
   private readonly streamClosed: Promise<void>;
   /** Aborted when the connection closes: wakes everything waiting on the stream. */
   private readonly lifetime = new AbortController();
@@ -319,18 +320,22 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     this.countOut(frame);
     if (this.stream.write(frame)) return;
     if (this.lifetime.signal.aborted) throw this.closedError();
-    await new Promise<void>((resolve, reject) => {
+    // One 'drain' wait shared by every writer, so many concurrent senders add one listener, not many.
+    this.drained ??= new Promise<void>((resolve, reject) => {
       const onDrain = (): void => {
         this.lifetime.signal.removeEventListener('abort', onAbort);
+        this.drained = null;
         resolve();
       };
       const onAbort = (): void => {
         this.stream.off('drain', onDrain);
+        this.drained = null;
         reject(this.closedError());
       };
       this.stream.once('drain', onDrain);
       this.lifetime.signal.addEventListener('abort', onAbort, { once: true });
     });
+    await this.drained;
   }
 
   private countOut(frame: Buffer): void {

@@ -86,6 +86,15 @@ export function createApiApp(daemon: DaemonApi, logger: Logger): Koa {
     await daemon.rescan(ctx.params.folder!);
     ctx.body = { ok: true };
   });
+  router.post('/folders/:folder/revert', async (ctx) => {
+    ctx.body = { reverted: await daemon.revert(ctx.params.folder!) };
+  });
+  router.post('/peers', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    const folder = body.folder === undefined ? undefined : stringField(body, 'folder');
+    await daemon.addPeer(stringField(body, 'address'), folder);
+    ctx.body = { ok: true };
+  });
   router.delete('/folders/:folder', async (ctx) => {
     await daemon.removeFolder(ctx.params.folder!);
     ctx.body = { ok: true };

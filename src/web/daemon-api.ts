@@ -6,9 +6,14 @@ export type FolderState = 'idle' | 'scanning' | 'syncing' | 'error' | 'paused';
 
 export interface PeerReport {
   device: string;
+  name?: string;
   address: string;
   source: string;
   connected: boolean;
+  bytesIn?: number;
+  bytesOut?: number;
+  inRateBps?: number;
+  outRateBps?: number;
 }
 
 export interface FolderReport {
@@ -23,6 +28,8 @@ export interface FolderReport {
   globalBytes: number;
   needFiles: number;
   needBytes: number;
+  /** Read-only folders: local edits that are never sent (`ferry revert` undoes them). */
+  localChanges: number;
   lastScanMs: number | null;
   watcher: { watchedDirs: number; unwatchedDirs: number; limitReached: boolean };
   peers: PeerReport[];
@@ -31,8 +38,11 @@ export interface FolderReport {
 export interface StatusReport {
   device: { id: string; name: string };
   version: string;
+  /** The sync listener's bound address. */
   listen: string | null;
   folders: FolderReport[];
+  /** Addresses the user named (`ferry peers add`), with their dial state. */
+  knownPeers: Array<{ address: string; deviceId?: string; connected: boolean; lastError?: string }>;
 }
 
 /** The keys this device can print for a folder: weaker ones are always there, stronger only if held. */
@@ -52,4 +62,8 @@ export interface DaemonApi {
   keys(folder: string): KeysReport;
   removeFolder(folder: string): Promise<void>;
   rescan(folder: string): Promise<void>;
+  /** Remembers an address to keep connected; `folder` only labels it. */
+  addPeer(address: string, folder?: string): Promise<void>;
+  /** Read-only folders: archives local edits and takes the global versions back. */
+  revert(folder: string): Promise<number>;
 }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { compareVersions, type FileRecord, type FileType, type VersionVector } from '../../src/index/records.js';
+import { compareVersions, conflictWinner, type FileRecord, type FileType, type VersionVector } from '../../src/index/records.js';
 import { FOLDER_A, file, hash, recount, tempStore } from './helpers/store.js';
 
 interface Change {
@@ -48,7 +48,7 @@ test('counters equal a brute-force recount and a model after random writes', asy
     fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25 }), async (ops) => {
       const index = store.folder(`${FOLDER_A.slice(0, 34)}${String(run++).padStart(6, '0')}`);
       const local = new Map<string, VersionVector>();
-      const global = new Map<string, VersionVector>();
+      const global = new Map<string, FileRecord>();
       let sequence = 0;
       for (const op of ops) {
         const records = op.changes.map(toRecord);
@@ -58,17 +58,18 @@ test('counters equal a brute-force recount and a model after random writes', asy
             assert.equal(record.sequence, ++sequence);
             local.set(record.path, record.version);
             const current = global.get(record.path);
-            const order = current ? compareVersions(record.version, current) : 'newer';
-            if (order === 'newer' || order === 'equal') global.set(record.path, record.version);
+            const order = current ? compareVersions(record.version, current.version) : 'newer';
+            const wins = order === 'concurrent' && conflictWinner(record, current!) === record;
+            if (order === 'newer' || wins) global.set(record.path, record);
           }
         } else {
           await index.putGlobal(records.map((r) => ({ ...r, sequence: 1 })));
-          for (const record of records) global.set(record.path, record.version);
+          for (const record of records) global.set(record.path, { ...record, sequence: 1 });
         }
         assert.deepEqual(index.counts(), recount(index));
       }
       assert.equal(index.localSequence(), sequence);
-      for (const [path, version] of global) assert.deepEqual(index.getGlobal(path)?.version, version);
+      for (const [path, record] of global) assert.deepEqual(index.getGlobal(path)?.version, record.version);
       for (const [path, version] of local) assert.deepEqual(index.getLocal(path)?.version, version);
     }),
     { numRuns: 120 },

@@ -114,7 +114,7 @@ describe('FolderIndex', () => {
     assert.equal(store.folder(FOLDER_B).findBlock(hash(9)), undefined);
   });
 
-  test('global selection: local wins when newer or equal, stays when older or concurrent', async (t) => {
+  test('global selection: local wins when newer, stays when equal, older or a lost conflict', async (t) => {
     const { store } = await tempStore(t);
     const index = store.folder(FOLDER_A);
     await index.putLocal([file('new')]);
@@ -129,7 +129,7 @@ describe('FolderIndex', () => {
     assert.deepEqual(index.getGlobal('p')?.version, { PEER: 2 }, 'concurrent local leaves the global alone');
 
     await index.putLocal([file('p', { version: { PEER: 2 }, size: 99 })]);
-    assert.equal(index.getGlobal('p')?.inode, 42, 'equal local becomes the global record');
+    assert.equal(index.getGlobal('p')?.sequence, 17, 'an equal local version leaves the global record as published');
 
     await index.putLocal([file('p', { version: { PEER: 2, DEV1: 1 } })]);
     assert.deepEqual(index.getGlobal('p')?.version, { PEER: 2, DEV1: 1 }, 'newer local becomes global');

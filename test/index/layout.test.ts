@@ -37,8 +37,10 @@ async function writeSmallFolder(dir: string): Promise<void> {
     file('docs', { type: 'dir', size: 0, blocks: [], mode: 0o755 }),
     file('docs/a.txt', { size: 5, blocks: [hash(1)], signature: new Uint8Array([9, 9]) }),
   ]);
-  await index.putGlobal([{ ...file('docs/b.txt', { version: { PEER: 1 }, modifiedBy: 'PEER', inode: 0 }), sequence: 4 }]);
-  await index.setPeerSequence('PEER', 4);
+  const fromPeer = { ...file('docs/b.txt', { version: { PEER: 1 }, modifiedBy: 'PEER', inode: 0 }), sequence: 4 };
+  await index.putGlobal([fromPeer]);
+  await index.putRemote('PEER', [fromPeer]);
+  await index.setPeerSequence('PEER', 4, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
   await store.close();
 }
 
@@ -48,7 +50,7 @@ test('the stored layout matches the schema-1 snapshot', async (t) => {
   const layout = await dumpLayout(dir);
   if (process.env.FERRY_PRINT_LAYOUT) process.stdout.write(JSON.stringify(layout, null, 2) + '\n');
 
-  assert.deepEqual(layout.names, ['blocks', 'counters', 'devices', 'folders', 'global', 'local', 'meta', 'peers', 'sequence', 'settings']);
+  assert.deepEqual(layout.names, ['blocks', 'counters', 'devices', 'folders', 'global', 'local', 'meta', 'peers', 'remote', 'sequence', 'settings']);
   // The local record of docs/a.txt: [folderId, path] in ordered-binary, elements joined by 0x00.
   const key = Buffer.concat([Buffer.from(FOLDER_A), Buffer.from([0]), Buffer.from('docs/a.txt')]).toString('hex');
   assert.ok(layout.databases.local!.some(([k]) => k === key));

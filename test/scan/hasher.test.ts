@@ -110,11 +110,12 @@ describe('HashPool', () => {
     assert.equal(pool.runningWorkers, 0, 'no thread before there is work');
     await writeFile(join(dir, 'f'), 'hello');
     await Promise.all([pool.hash(join(dir, 'f'), 128 * 1024), pool.hash(join(dir, 'f'), 128 * 1024)]);
-    assert.equal(pool.runningWorkers, 2);
+    assert.ok(pool.runningWorkers >= 1, 'work started a thread');
     for (let i = 0; i < 100 && pool.runningWorkers > 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(pool.runningWorkers, 0, 'idle workers stopped');
     const again = await pool.hash(join(dir, 'f'), 128 * 1024);
     assert.equal(again.size, 5);
+    assert.equal(pool.runningWorkers, 1, 'new work started a thread again');
   });
 
   test('close is idempotent and rejects later work with CLOSED', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import type { FileRecord } from '../../src/index/records.js';
-import type { BlockLocation, FolderCounts, FolderIndex, NewFileRecord } from '../../src/index/types.js';
+import { INDEX_ID_BYTES, type BlockLocation, type FolderCounts, type FolderIndex, type NeededPath, type NewFileRecord } from '../../src/index/types.js';
 
 export async function makeTempDir(cleanups: Array<() => Promise<void>>, prefix = 'ferry-scan-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
@@ -33,6 +33,26 @@ export class MemoryFolderIndex implements FolderIndex {
 
   getLocal(path: string): FileRecord | undefined {
     return this.local.get(path);
+  }
+
+  // The sync side of FolderIndex: the scanner never calls it.
+  async offerGlobal(): Promise<FileRecord[]> {
+    return [];
+  }
+  *needed(): Iterable<NeededPath> {}
+  async putRemote(): Promise<void> {}
+  getRemote(): FileRecord | undefined {
+    return undefined;
+  }
+  devicesWith(): string[] {
+    return [];
+  }
+  async clearRemote(): Promise<void> {}
+  indexId(): Buffer {
+    return Buffer.alloc(INDEX_ID_BYTES);
+  }
+  peerIndexId(): Buffer | undefined {
+    return undefined;
   }
 
   async putLocal(records: NewFileRecord[]): Promise<FileRecord[]> {

@@ -73,7 +73,8 @@ export function recount(index: FolderIndex): FolderCounts {
     counts.globalFiles += 1;
     counts.globalBytes += global.size;
     const local = index.getLocal(global.path);
-    if (!local || compareVersions(global.version, local.version) === 'newer') {
+    const order = local ? compareVersions(global.version, local.version) : 'newer';
+    if (order === 'newer' || order === 'concurrent') {
       counts.needFiles += 1;
       counts.needBytes += global.size;
     }

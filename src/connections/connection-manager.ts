@@ -1,0 +1,367 @@
+// Keeps this device connected to its peers: listens, dials known addresses with backoff, keeps one connection per device pair.
+
+import type { TLSSocket } from 'node:tls';
+import { isFerryError } from '../errors.js';
+import { HANDSHAKE_TIMEOUT_MS, establishPeer, type HandshakeResult, type PeerConnection } from '../protocol/index.js';
+import type { BackoffOptions } from '../util/backoff.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import { normalizeAddress, parseAddress, socketAddress, type HostPort } from './address.js';
+import { dialTls } from './dial.js';
+import { prefersCandidate, type Direction, type LinkFacts } from './duplicates.js';
+import { KnownAddress, type AddressStatus } from './known-address.js';
+import { PeerListener } from './listener.js';
+import { certificateDeviceId } from './peer-id.js';
+import type { ConnectionManagerOptions, EstablishedPeer } from './types.js';
+
+/** Close codes this layer sends. */
+export const CLOSE_DUPLICATE = 'DUPLICATE';
+export const CLOSE_SHUTDOWN = 'SHUTDOWN';
+/** "Reconnect now": our folder set changed, a new handshake will share more. */
+export const CLOSE_RECONNECT = 'RECONNECT';
+
+/** @default of ConnectionManagerOptions.backoff */
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 60_000 };
+export const SOURCE_KNOWN = 'known';
+export const SOURCE_INCOMING = 'incoming';
+
+interface Link {
+  peer: EstablishedPeer;
+  /** Order in which this device started or accepted the connection (for the duplicate rule). */
+  order: number;
+}
+
+const factsOf = (link: Link): LinkFacts => ({ direction: link.peer.direction, order: link.order });
+
+interface Attempt {
+  direction: Direction;
+  source: string;
+  order: number;
+  entry?: KnownAddress;
+}
+
+export type { ConnectionManagerOptions, EstablishedPeer } from './types.js';
+
+export class ConnectionManager extends Resource {
+  private readonly log: Logger;
+  private readonly listener: PeerListener;
+  private readonly handshakeTimeoutMs: number;
+  private readonly known = new Map<string, KnownAddress>();
+  /** The kept connection per device ID. */
+  private readonly links = new Map<string, Link>();
+  /** Every established connection not yet closed, kept or not. */
+  private readonly connections = new Set<PeerConnection>();
+  /** Dials and incoming handshakes in progress. */
+  private readonly attempts = new Set<Promise<void>>();
+  private readonly lifetime = new AbortController();
+  /** Bumped by refresh(): a handshake begun under an older folder set is redone. */
+  private generation = 0;
+  private nextOrder = 0;
+
+  constructor(private readonly options: ConnectionManagerOptions) {
+    super();
+    this.log = options.logger ?? silentLogger;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    this.listener = new PeerListener({
+      identity: options.identity,
+      listen: options.listen,
+      tlsHandshakeTimeoutMs: this.handshakeTimeoutMs,
+      maxPendingHandshakes: options.maxPendingHandshakes,
+      logger: this.log,
+      onSecureSocket: (socket) => this.track(this.accept(socket)),
+    });
+  }
+
+  /** The bound listen address (the real port when 0 was asked for). */
+  address(): HostPort {
+    return this.listener.address();
+  }
+
+  /** Incoming sockets accepted and not yet through the handshake. */
+  get pendingHandshakes(): number {
+    return this.listener.pendingHandshakes;
+  }
+
+  /** Dials `address` (HOST:PORT) now and keeps it connected, redialling with backoff; idempotent. USAGE if malformed. */
+  addAddress(address: string, source: string = SOURCE_KNOWN): void {
+    const target = parseAddress(address);
+    const key = normalizeAddress(address);
+    if (this.closed || this.known.has(key)) return;
+    const entry = new KnownAddress(key, target, source, this.options.backoff ?? DEFAULT_BACKOFF);
+    this.known.set(key, entry);
+    if (this.opened) entry.schedule(0, () => this.dial(entry));
+  }
+
+  /** Stops dialling `address`; a connection already made through it stays up. */
+  removeAddress(address: string): void {
+    const key = normalizeAddress(address);
+    this.known.get(key)?.dispose();
+    this.known.delete(key);
+  }
+
+  addresses(): AddressStatus[] {
+    return [...this.known.values()].map((entry) => entry.status(this.isConnected(entry.deviceId)));
+  }
+
+  /** The kept connection of every connected device. */
+  peers(): EstablishedPeer[] {
+    return [...this.links.values()].map((link) => link.peer);
+  }
+
+  /**
+   * The folder set changed: connected peers are closed with RECONNECT and dialled again (a peer
+   * that dialled us redials on that code), and addresses not connected are dialled now.
+   */
+  refresh(): void {
+    if (!this.opened) return;
+    this.generation++;
+    for (const entry of this.known.values()) {
+      if (entry.self || entry.dialing || this.isConnected(entry.deviceId)) continue;
+      entry.resetBackoff();
+      entry.schedule(0, () => this.dial(entry));
+    }
+    for (const link of [...this.links.values()]) this.retire(link, CLOSE_RECONNECT, 'the folder set changed');
+  }
+
+  protected async _open(): Promise<void> {
+    await this.listener.open();
+    this.log.info('listening for peers', { address: socketAddress(this.address().host, this.address().port) });
+    for (const entry of this.known.values()) entry.schedule(0, () => this.dial(entry));
+  }
+
+  protected async _close(): Promise<void> {
+    this.lifetime.abort();
+    for (const entry of this.known.values()) entry.dispose();
+    const listenerClosed = this.listener.close();
+    await Promise.allSettled([...this.attempts]);
+    for (const link of [...this.links.values()]) {
+      this.links.delete(link.peer.deviceId);
+      this.reportClosed(link);
+    }
+    await Promise.allSettled([...this.connections].map((connection) => connection.close(CLOSE_SHUTDOWN, 'device shutting down')));
+    await listenerClosed;
+  }
+
+  private isConnected(deviceId: string | undefined): boolean {
+    return deviceId !== undefined && this.links.has(deviceId);
+  }
+
+  /** Remembers a dial or handshake until it settles, so close() can wait for it; it never rejects. */
+  private track(attempt: Promise<void>): Promise<void> {
+    const settled = attempt.catch((err: unknown) => this.log.error('connection attempt failed unexpectedly', { err }));
+    this.attempts.add(settled);
+    void settled.then(() => this.attempts.delete(settled));
+    return settled;
+  }
+
+  private dial(entry: KnownAddress): void {
+    if (this.closed || entry.removed || entry.self || entry.dialing || this.isConnected(entry.deviceId)) return;
+    const busy = [...this.known.values()].some((other) => other !== entry && other.dialing && other.deviceId !== undefined && other.deviceId === entry.deviceId);
+    if (busy) {
+      // Another address of the same device is being dialled: two dials at once would make a duplicate.
+      entry.schedule(entry.nextDelayMs(), () => this.dial(entry));
+      return;
+    }
+    entry.beginDial();
+    void this.track(this.dialOnce(entry).finally(() => (entry.dialing = false)));
+  }
+
+  private async dialOnce(entry: KnownAddress): Promise<void> {
+    const order = this.nextOrder++;
+    const signal = AbortSignal.any([this.lifetime.signal, entry.abort.signal]);
+    let socket: TLSSocket | undefined;
+    try {
+      socket = await dialTls(entry.target, this.options.identity, { timeoutMs: this.handshakeTimeoutMs, signal });
+      const remoteId = certificateDeviceId(socket);
+      if (remoteId === this.options.identity.id) {
+        socket.destroy();
+        entry.self = true;
+        entry.lastError = 'this address leads to this device';
+        entry.cancel();
+        this.log.info('address leads to this device itself; not dialling it again', { address: entry.address });
+        return;
+      }
+      if (remoteId) entry.deviceId = remoteId;
+      if (remoteId && this.isConnected(remoteId)) {
+        // Connected meanwhile by another path: drop before the handshake, redial when that link ends.
+        socket.destroy();
+        entry.succeeded(remoteId, Date.now());
+        return;
+      }
+      const established = await this.establish(socket, 'client');
+      entry.succeeded(established.handshake.peer.deviceId, Date.now());
+      this.adopt(socket, established, { direction: 'out', source: entry.source, order, entry });
+    } catch (err) {
+      socket?.destroy();
+      if (this.closed || entry.removed) return;
+      const reason = err instanceof Error ? err.message : String(err);
+      const repeated = entry.lastError === reason;
+      const delayMs = entry.failed(reason);
+      const fields = { address: entry.address, reason, retryInMs: delayMs, failures: entry.consecutiveFailures };
+      if (repeated) this.log.debug('dial failed again', fields);
+      else this.log.info('dial failed', fields);
+      entry.schedule(delayMs, () => this.dial(entry));
+    }
+  }
+
+  private async accept(socket: TLSSocket): Promise<void> {
+    const order = this.nextOrder++;
+    const from = socketAddress(socket.remoteAddress, socket.remotePort);
+    if (certificateDeviceId(socket) === this.options.identity.id) {
+      this.log.debug('connection from this device itself (it dialled its own address)', { from });
+      socket.destroy();
+      return;
+    }
+    try {
+      const established = await this.establish(socket, 'server');
+      this.adopt(socket, established, { direction: 'in', source: SOURCE_INCOMING, order });
+    } catch (err) {
+      if (this.closed) return;
+      const fields = { from, reason: err instanceof Error ? err.message : String(err) };
+      if (isFerryError(err, 'HANDSHAKE') || isFerryError(err, 'PROTOCOL')) this.log.info('refused an incoming connection', fields);
+      else this.log.debug('incoming connection failed', fields);
+    }
+  }
+
+  private async establish(socket: TLSSocket, role: 'client' | 'server') {
+    const generation = this.generation;
+    const result = await establishPeer(socket, {
+      ...this.options.connection,
+      logger: this.options.connection?.logger ?? this.log.child('peer'),
+      role,
+      identity: this.options.identity,
+      softwareVersion: this.options.softwareVersion,
+      folders: this.options.folders(),
+      folderState: this.options.folderState,
+      handshakeTimeoutMs: this.handshakeTimeoutMs,
+      signal: this.lifetime.signal,
+    });
+    return { ...result, generation };
+  }
+
+  /** Decides whether a freshly established connection is kept, by the one-connection-per-device rule. */
+  private adopt(
+    socket: TLSSocket,
+    established: { connection: PeerConnection; handshake: HandshakeResult; generation: number },
+    attempt: Attempt,
+  ): void {
+    const { connection, handshake } = established;
+    const deviceId = handshake.peer.deviceId;
+    const peer: EstablishedPeer = {
+      deviceId,
+      deviceName: handshake.peer.deviceName,
+      address: attempt.entry?.address ?? socketAddress(socket.remoteAddress, socket.remotePort),
+      localAddress: socketAddress(socket.localAddress, socket.localPort),
+      direction: attempt.direction,
+      source: attempt.source,
+      connection,
+      handshake,
+      connectedAtMs: Date.now(),
+    };
+    const link: Link = { peer, order: attempt.order };
+    this.watch(socket, link);
+    if (this.closed) {
+      void connection.close(CLOSE_SHUTDOWN, 'device shutting down');
+      return;
+    }
+    if (established.generation !== this.generation) {
+      this.log.debug('folder set changed during the handshake; reconnecting', { device: deviceId });
+      const { entry } = attempt;
+      void connection.close(CLOSE_RECONNECT, 'the folder set changed').then(() => entry?.schedule(0, () => this.dial(entry)));
+      return;
+    }
+    const existing = this.links.get(deviceId);
+    if (existing) {
+      const existingAlive = !existing.peer.connection.closed;
+      if (existingAlive && !prefersCandidate(this.options.identity.id, deviceId, factsOf(existing), factsOf(link))) {
+        this.log.debug('closing a second connection to a connected device', { device: deviceId, address: peer.address });
+        void connection.close(CLOSE_DUPLICATE, 'another connection to this device is kept');
+        return;
+      }
+      this.links.delete(deviceId);
+      this.reportClosed(existing);
+      if (existingAlive) void existing.peer.connection.close(CLOSE_DUPLICATE, 'replaced by another connection to this device');
+    }
+    this.links.set(deviceId, link);
+    for (const entry of this.known.values()) {
+      if (entry.deviceId !== deviceId) continue;
+      entry.cancel();
+      entry.lastSeenMs = peer.connectedAtMs;
+    }
+    this.log.info('peer connected', {
+      device: deviceId,
+      name: peer.deviceName,
+      address: peer.address,
+      direction: peer.direction,
+      folders: handshake.folders.length,
+    });
+    try {
+      this.options.onPeer(peer);
+    } catch (err) {
+      this.log.error('onPeer handler failed', { err });
+    }
+  }
+
+  /** Notices when an established connection ends, whoever ended it. */
+  private watch(socket: TLSSocket, link: Link): void {
+    const { connection } = link.peer;
+    this.connections.add(connection);
+    let noticed = false;
+    // PeerConnection marks itself closed a tick after the socket ends or closes.
+    const check = (): void => {
+      setImmediate(() => {
+        if (noticed || !connection.closed) return;
+        noticed = true;
+        this.connections.delete(connection);
+        this.onConnectionClosed(link);
+      });
+    };
+    socket.once('end', check);
+    socket.once('finish', check);
+    socket.once('close', check);
+  }
+
+  private onConnectionClosed(link: Link): void {
+    const { deviceId } = link.peer;
+    if (this.links.get(deviceId) !== link) return; // a duplicate, or already retired
+    this.links.delete(deviceId);
+    this.reportClosed(link);
+    this.redial(deviceId, link.peer.connection);
+  }
+
+  /** Closes a kept connection on purpose and redials its device. */
+  private retire(link: Link, code: string, reason: string): void {
+    this.links.delete(link.peer.deviceId);
+    this.reportClosed(link);
+    void link.peer.connection.close(code, reason);
+    this.redial(link.peer.deviceId, link.peer.connection);
+  }
+
+  /** After `connection` to `deviceId` has fully closed, dials the device's addresses again. */
+  private redial(deviceId: string, connection: PeerConnection): void {
+    if (this.closed) return;
+    const now = connection.closeCode === CLOSE_RECONNECT;
+    void connection.close().then(() => {
+      if (this.closed || this.isConnected(deviceId)) return;
+      for (const entry of this.known.values()) {
+        if (entry.deviceId !== deviceId || entry.dialing) continue;
+        entry.schedule(now ? 0 : entry.nextDelayMs(), () => this.dial(entry));
+      }
+    });
+  }
+
+  private reportClosed(link: Link): void {
+    const { peer } = link;
+    this.log.info('peer disconnected', {
+      device: peer.deviceId,
+      address: peer.address,
+      code: peer.connection.closeCode,
+      reason: peer.connection.closeReason,
+    });
+    try {
+      this.options.onPeerClosed?.(peer);
+    } catch (err) {
+      this.log.error('onPeerClosed handler failed', { err });
+    }
+  }
+}

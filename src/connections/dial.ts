@@ -1,0 +1,53 @@
+// Dials one address: TCP connect and TLS 1.3 handshake as a client, with a deadline and an AbortSignal.
+
+import tls, { type TLSSocket } from 'node:tls';
+import { FerryError, ioError } from '../errors.js';
+import type { DeviceIdentity } from '../keys/index.js';
+import { clientTlsOptions } from '../protocol/index.js';
+import { formatAddress, type HostPort } from './address.js';
+
+export interface DialOptions {
+  /** Covers TCP connect and the TLS handshake. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Resolves with a socket past its TLS handshake ('secureConnect'); the peer is not yet trusted
+ * (in TLS 1.3 a server may still refuse our certificate): run establishPeer on it next.
+ * Rejects with IO (unreachable), CLOSED, TIMEOUT or ABORTED, the socket destroyed.
+ */
+export function dialTls(target: HostPort, identity: Pick<DeviceIdentity, 'certPem' | 'keyPem'>, options: DialOptions): Promise<TLSSocket> {
+  const where = formatAddress(target);
+  return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) return reject(new FerryError('ABORTED', `dial to ${where} aborted`));
+    const socket = tls.connect({ ...clientTlsOptions(identity), host: target.host, port: target.port });
+    // Stays attached: an error between hand-off and PeerConnection's own handler must not be uncaught.
+    socket.on('error', () => undefined);
+    const settle = (err?: FerryError): void => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      socket.off('secureConnect', onSecure);
+      if (err) {
+        socket.destroy();
+        reject(err);
+      } else {
+        resolve(socket);
+      }
+    };
+    const onError = (err: Error): void => settle(ioError(`cannot connect to ${where}`, err));
+    const onClose = (): void => settle(new FerryError('CLOSED', `${where} closed the connection during the TLS handshake`));
+    const onAbort = (): void => settle(new FerryError('ABORTED', `dial to ${where} aborted`));
+    const onSecure = (): void => settle();
+    const timer = setTimeout(
+      () => settle(new FerryError('TIMEOUT', `no TLS connection to ${where} within ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    socket.once('secureConnect', onSecure);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,19 @@
+// Public API of connections/: the connection manager (listen, dial, one connection per device pair) and its helpers.
+
+export {
+  CLOSE_DUPLICATE,
+  CLOSE_RECONNECT,
+  CLOSE_SHUTDOWN,
+  ConnectionManager,
+  DEFAULT_BACKOFF,
+  SOURCE_INCOMING,
+  SOURCE_KNOWN,
+  type ConnectionManagerOptions,
+  type EstablishedPeer,
+} from './connection-manager.js';
+export { formatAddress, normalizeAddress, parseAddress, socketAddress, type HostPort } from './address.js';
+export { prefersCandidate, type Direction, type LinkFacts } from './duplicates.js';
+export { dialTls, type DialOptions } from './dial.js';
+export type { AddressStatus } from './known-address.js';
+export { MAX_PENDING_HANDSHAKES, PeerListener, type PeerListenerOptions } from './listener.js';
+export { certificateDeviceId } from './peer-id.js';

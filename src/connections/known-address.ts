@@ -1,0 +1,126 @@
+// One address the manager keeps dialling: what it leads to, how dialling went, and its redial timer with backoff.
+
+import { Backoff, type BackoffOptions } from '../util/backoff.js';
+import type { HostPort } from './address.js';
+
+/** What addresses() reports for one address. */
+export interface AddressStatus {
+  address: string;
+  source: string;
+  /** The device behind it, once a TLS handshake with it succeeded. */
+  deviceId?: string;
+  /** When a connection through it (or to its device by any path) was last established. */
+  lastSeenMs?: number;
+  lastError?: string;
+  connected: boolean;
+  /** The address leads to this device itself; it is not dialled again. */
+  self: boolean;
+  dialAttempts: number;
+  consecutiveFailures: number;
+  /** The delay before the redial scheduled after the last failure. */
+  retryDelayMs?: number;
+  /** When the next dial is due, if one is scheduled. */
+  nextDialAtMs?: number;
+}
+
+export class KnownAddress {
+  deviceId?: string;
+  lastSeenMs?: number;
+  lastError?: string;
+  self = false;
+  dialing = false;
+  removed = false;
+  dialAttempts = 0;
+  consecutiveFailures = 0;
+  retryDelayMs?: number;
+  nextDialAtMs?: number;
+  /** Aborts a dial in progress when the address is removed or the manager closes. */
+  readonly abort = new AbortController();
+  private readonly backoff: Backoff;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly address: string,
+    readonly target: HostPort,
+    readonly source: string,
+    backoff: BackoffOptions,
+  ) {
+    this.backoff = new Backoff(backoff);
+  }
+
+  get scheduled(): boolean {
+    return this.timer !== null;
+  }
+
+  /** Runs `dial` after `delayMs`, replacing any earlier schedule; nothing once removed or self. */
+  schedule(delayMs: number, dial: () => void): void {
+    if (this.removed || this.self) return;
+    this.cancel();
+    this.nextDialAtMs = Date.now() + delayMs;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.nextDialAtMs = undefined;
+      dial();
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.nextDialAtMs = undefined;
+  }
+
+  beginDial(): void {
+    this.dialing = true;
+    this.dialAttempts++;
+  }
+
+  /** A failed dial; returns the delay before the next one. */
+  failed(reason: string): number {
+    this.consecutiveFailures++;
+    this.lastError = reason;
+    this.retryDelayMs = this.backoff.next();
+    return this.retryDelayMs;
+  }
+
+  succeeded(deviceId: string, nowMs: number): void {
+    this.deviceId = deviceId;
+    this.lastSeenMs = nowMs;
+    this.lastError = undefined;
+    this.consecutiveFailures = 0;
+    this.retryDelayMs = undefined;
+    this.backoff.reset();
+  }
+
+  /** Next delay after a connection closed (short after a success, since the backoff was reset). */
+  nextDelayMs(): number {
+    return this.backoff.next();
+  }
+
+  resetBackoff(): void {
+    this.backoff.reset();
+  }
+
+  dispose(): void {
+    this.removed = true;
+    this.cancel();
+    this.abort.abort();
+  }
+
+  status(connected: boolean): AddressStatus {
+    return {
+      address: this.address,
+      source: this.source,
+      deviceId: this.deviceId,
+      lastSeenMs: this.lastSeenMs,
+      lastError: this.lastError,
+      connected,
+      self: this.self,
+      dialAttempts: this.dialAttempts,
+      consecutiveFailures: this.consecutiveFailures,
+      retryDelayMs: this.retryDelayMs,
+      nextDialAtMs: this.nextDialAtMs,
+    };
+  }
+}

@@ -1,0 +1,130 @@
+// The TLS listener for peers: accepts sockets, bounds how many are in a handshake at once, hands finished TLS sockets on.
+
+import type { AddressInfo, Socket } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import { ioError } from '../errors.js';
+import type { DeviceIdentity } from '../keys/index.js';
+import { serverTlsOptions } from '../protocol/index.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import { socketAddress, type HostPort } from './address.js';
+
+/** @default of PeerListenerOptions.maxPendingHandshakes */
+export const MAX_PENDING_HANDSHAKES = 32;
+/** @default of PeerListenerOptions.closeDeadlineMs */
+export const LISTENER_CLOSE_DEADLINE_MS = 10_000;
+
+export interface PeerListenerOptions {
+  identity: Pick<DeviceIdentity, 'certPem' | 'keyPem'>;
+  listen: HostPort;
+  /** Deadline of the TLS handshake; the Ferry handshake has its own (see establishPeer). */
+  tlsHandshakeTimeoutMs: number;
+  /** Sockets accepted but not yet through the Ferry handshake; more are refused. @default MAX_PENDING_HANDSHAKES */
+  maxPendingHandshakes?: number;
+  /** After close() began, sockets still open this long are destroyed. @default LISTENER_CLOSE_DEADLINE_MS */
+  closeDeadlineMs?: number;
+  logger?: Logger;
+  /** Runs the Ferry handshake on a socket past TLS; its slot stays taken until the promise settles. Must not reject. */
+  onSecureSocket: (socket: TLSSocket) => Promise<void>;
+}
+
+const keyOf = (socket: Socket): string => `${socket.remoteAddress}|${socket.remotePort}`;
+
+export class PeerListener extends Resource {
+  private readonly log: Logger;
+  private readonly maxPending: number;
+  private server: tls.Server | null = null;
+  /** Every accepted TCP socket still open (destroyed at the close deadline). */
+  private readonly sockets = new Set<Socket>();
+  /** Accepted TCP sockets whose TLS or Ferry handshake has not finished, by remote address and port. */
+  private readonly inHandshake = new Map<string, Socket>();
+  private bound: HostPort | null = null;
+
+  constructor(private readonly options: PeerListenerOptions) {
+    super();
+    this.log = options.logger ?? silentLogger;
+    this.maxPending = options.maxPendingHandshakes ?? MAX_PENDING_HANDSHAKES;
+  }
+
+  /** The bound address (the real port when 0 was asked for). */
+  address(): HostPort {
+    if (!this.bound) throw new Error('PeerListener is not open');
+    return this.bound;
+  }
+
+  get pendingHandshakes(): number {
+    return this.inHandshake.size;
+  }
+
+  protected async _open(): Promise<void> {
+    const { listen } = this.options;
+    const server = tls.createServer({ ...serverTlsOptions(this.options.identity), handshakeTimeout: this.options.tlsHandshakeTimeoutMs });
+    this.server = server;
+    server.on('connection', (raw: Socket) => this.onConnection(raw));
+    server.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket));
+    server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      // Node leaves a timed-out handshake open: always destroy.
+      socket.destroy();
+      this.log.debug('TLS handshake with a peer failed', { reason: err });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listen.port, listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      this.server = null;
+      throw ioError(`cannot listen for peers on ${listen.host}:${listen.port}`, err);
+    });
+    server.on('error', (err) => this.log.warn('peer listener error', { err }));
+    const address = server.address() as AddressInfo;
+    this.bound = { host: address.address, port: address.port };
+  }
+
+  protected async _close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    const allClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const raw of this.inHandshake.values()) raw.destroy();
+    this.inHandshake.clear();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.closeDeadlineMs ?? LISTENER_CLOSE_DEADLINE_MS)));
+    await Promise.race([allClosed, deadline]);
+    clearTimeout(timer);
+    for (const raw of this.sockets) raw.destroy();
+    await allClosed;
+  }
+
+  private onConnection(raw: Socket): void {
+    raw.on('error', () => undefined);
+    if (this.closed || this.inHandshake.size >= this.maxPending) {
+      this.log.debug('refusing a connection: too many handshakes in progress', { from: socketAddress(raw.remoteAddress, raw.remotePort) });
+      raw.destroy();
+      return;
+    }
+    const key = keyOf(raw);
+    this.sockets.add(raw);
+    this.inHandshake.set(key, raw);
+    raw.once('close', () => {
+      this.sockets.delete(raw);
+      if (this.inHandshake.get(key) === raw) this.inHandshake.delete(key);
+    });
+  }
+
+  private onSecureConnection(socket: TLSSocket): void {
+    const key = keyOf(socket);
+    const raw = this.inHandshake.get(key);
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    socket.on('error', () => undefined);
+    void this.options
+      .onSecureSocket(socket)
+      .catch((err: unknown) => this.log.error('peer handshake failed unexpectedly', { err }))
+      .then(() => {
+        if (raw && this.inHandshake.get(key) === raw) this.inHandshake.delete(key);
+      });
+  }
+}

@@ -1,0 +1,46 @@
+// The connection manager's options and what it reports for each connected peer.
+
+import type { DeviceIdentity, FolderKeys } from '../keys/index.js';
+import type { FolderSyncState, HandshakeResult, PeerConnection, PeerConnectionOptions } from '../protocol/index.js';
+import type { BackoffOptions } from '../util/backoff.js';
+import type { Logger } from '../util/log.js';
+import type { HostPort } from './address.js';
+import type { Direction } from './duplicates.js';
+
+export interface ConnectionManagerOptions {
+  identity: DeviceIdentity;
+  /** Port 0 = any free port. */
+  listen: HostPort;
+  softwareVersion: string;
+  /** The current folders, read at each handshake. */
+  folders: () => readonly FolderKeys[];
+  folderState?: (keys: FolderKeys, peerDeviceId: string) => FolderSyncState;
+  /** After a successful handshake, once per kept connection. */
+  onPeer: (peer: EstablishedPeer) => void;
+  /** When a connection onPeer reported has ended (or was replaced by another to the same device). */
+  onPeerClosed?: (peer: EstablishedPeer) => void;
+  logger?: Logger;
+  /** Options for each PeerConnection (timeouts, for tests). */
+  connection?: PeerConnectionOptions;
+  /** @default DEFAULT_BACKOFF */
+  backoff?: BackoffOptions;
+  /** Deadline of TCP connect + TLS, and separately of the Ferry handshake. @default HANDSHAKE_TIMEOUT_MS */
+  handshakeTimeoutMs?: number;
+  /** @default MAX_PENDING_HANDSHAKES */
+  maxPendingHandshakes?: number;
+}
+
+export interface EstablishedPeer {
+  deviceId: string;
+  deviceName: string;
+  /** The remote HOST:PORT as seen. */
+  address: string;
+  /** Our end of the connection, HOST:PORT. */
+  localAddress: string;
+  direction: Direction;
+  /** 'known' for dialled known hosts, 'incoming' for accepted ones; discovery adds 'lan', 'tracker', … */
+  source: string;
+  connection: PeerConnection;
+  handshake: HandshakeResult;
+  connectedAtMs: number;
+}

@@ -1,0 +1,260 @@
+// Fills one file's temp file: keeps verified blocks of an earlier attempt, copies blocks found locally, fetches the rest from peers in parallel.
+
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FerryError, isFerryError } from '../errors.js';
+import type { FileRecord } from '../index/records.js';
+import type { FolderIndex } from '../index/types.js';
+import type { RequestParams } from '../protocol/connection.js';
+import type { Logger } from '../util/log.js';
+import { throwIfAborted } from '../util/abort.js';
+import type { ByteBudget } from './budget.js';
+
+/** A connected peer that has the file's exact version. */
+export interface BlockPeer {
+  readonly deviceId: string;
+  /** Bytes requested from this peer and not yet written. */
+  readonly budget: ByteBudget;
+  usable(): boolean;
+  request(params: RequestParams, signal: AbortSignal): Promise<Buffer>;
+  /** The peer sent a block whose hash is wrong. */
+  reportBadBlock(path: string, offset: number): void;
+}
+
+/** Counters of where blocks came from (for status and tests). */
+export interface TransferStats {
+  blocksRequested: number;
+  bytesRequested: number;
+  blocksCopied: number;
+  bytesCopied: number;
+  /** Blocks already correct in a temp file left by an earlier attempt. */
+  blocksReused: number;
+  bytesReused: number;
+  /** Blocks that failed verification (from peers or local copies). */
+  badBlocks: number;
+}
+
+export function emptyTransferStats(): TransferStats {
+  return { blocksRequested: 0, bytesRequested: 0, blocksCopied: 0, bytesCopied: 0, blocksReused: 0, bytesReused: 0, badBlocks: 0 };
+}
+
+export interface FetchJob {
+  folderId: Buffer;
+  root: string;
+  index: FolderIndex;
+  /** The version to build (the global record of a live file). */
+  record: FileRecord;
+  tempAbs: string;
+  peers: BlockPeer[];
+  /** The folder's bytes in flight. */
+  budget: ByteBudget;
+  stats: TransferStats;
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+function sha256(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0;
+}
+
+async function readExactly(handle: FileHandle, length: number, position: number): Promise<Buffer | undefined> {
+  const buffer = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
+    if (bytesRead === 0) return undefined;
+    done += bytesRead;
+  }
+  return buffer;
+}
+
+/** Builds `record` in its temp file (created or reused), fsynced; throws when some block cannot be had. */
+export async function fetchIntoTemp(job: FetchJob): Promise<void> {
+  const fetch = new FileFetch(job);
+  await fetch.run();
+}
+
+class FileFetch {
+  private readonly record: FileRecord;
+  /** Hash (hex) → a block index already correct in the temp file. */
+  private readonly present = new Map<string, number>();
+  /** Peers that cannot serve this file at all (no such file, changed under them). */
+  private readonly excluded = new Set<string>();
+  private handle!: FileHandle;
+  private source: { path: string; handle: FileHandle } | undefined;
+
+  constructor(private readonly job: FetchJob) {
+    this.record = job.record;
+  }
+
+  private blockLength(i: number): number {
+    return Math.min(this.record.blockSize, this.record.size - i * this.record.blockSize);
+  }
+
+  async run(): Promise<void> {
+    this.handle = await open(this.job.tempAbs, constants.O_RDWR | constants.O_CREAT, 0o600).catch((err: unknown) => {
+      throw new FerryError('IO', `cannot open temp file for ${this.record.path}: ${String(err)}`, { cause: err });
+    });
+    try {
+      const missing = await this.keepVerifiedBlocks();
+      await this.handle.truncate(this.record.size);
+      await this.fill(missing);
+      await this.handle.sync();
+    } finally {
+      await this.handle.close().catch(() => undefined);
+      await this.source?.handle.close().catch(() => undefined);
+    }
+  }
+
+  /** Blocks an earlier attempt already wrote (checked by hash); returns the indexes still missing. */
+  private async keepVerifiedBlocks(): Promise<number[]> {
+    const { size } = await this.handle.stat();
+    const missing: number[] = [];
+    for (let i = 0; i < this.record.blocks.length; i++) {
+      const offset = i * this.record.blockSize;
+      const length = this.blockLength(i);
+      if (offset + length <= size) {
+        throwIfAborted(this.job.signal);
+        const data = await readExactly(this.handle, length, offset);
+        if (data && same(sha256(data), this.record.blocks[i]!)) {
+          this.present.set(Buffer.from(this.record.blocks[i]!).toString('hex'), i);
+          this.job.stats.blocksReused++;
+          this.job.stats.bytesReused += length;
+          continue;
+        }
+      }
+      missing.push(i);
+    }
+    return missing;
+  }
+
+  private async fill(missing: number[]): Promise<void> {
+    const failed = new AbortController();
+    const signal = AbortSignal.any([this.job.signal, failed.signal]);
+    const tasks = new Set<Promise<void>>();
+    let failure: unknown;
+    for (const i of missing) {
+      if (failure !== undefined) break;
+      throwIfAborted(this.job.signal);
+      if (await this.copyLocally(i)) continue;
+      const length = this.blockLength(i);
+      try {
+        await this.job.budget.acquire(length, signal);
+      } catch (err) {
+        failure ??= err;
+        break;
+      }
+      const task = this.fetchRemote(i, signal)
+        .catch((err: unknown) => {
+          failure ??= err;
+          failed.abort();
+        })
+        .finally(() => {
+          this.job.budget.release(length);
+          tasks.delete(task);
+        });
+      tasks.add(task);
+    }
+    await Promise.allSettled([...tasks]);
+    throwIfAborted(this.job.signal);
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Copies block i from this temp file or another local file holding the same hash; verified. */
+  private async copyLocally(i: number): Promise<boolean> {
+    const hash = this.record.blocks[i]!;
+    const hex = Buffer.from(hash).toString('hex');
+    const length = this.blockLength(i);
+    const offset = i * this.record.blockSize;
+    const inTemp = this.present.get(hex);
+    let data: Buffer | undefined;
+    if (inTemp !== undefined) {
+      data = await readExactly(this.handle, length, inTemp * this.record.blockSize);
+    } else {
+      const location = this.job.index.findBlock(hash);
+      const holder = location && this.job.index.getLocal(location.path);
+      if (!location || !holder || holder.deleted || holder.type !== 'file') return false;
+      data = await this.readSource(location.path, location.index * holder.blockSize, length);
+    }
+    if (!data || !same(sha256(data), hash)) {
+      if (data) this.job.stats.badBlocks++;
+      return false;
+    }
+    await this.handle.write(data, 0, length, offset);
+    this.present.set(hex, i);
+    this.job.stats.blocksCopied++;
+    this.job.stats.bytesCopied += length;
+    return true;
+  }
+
+  private async readSource(path: string, position: number, length: number): Promise<Buffer | undefined> {
+    try {
+      if (this.source?.path !== path) {
+        await this.source?.handle.close().catch(() => undefined);
+        this.source = undefined;
+        // Never opened through a symlink at the last component; the hash check covers the rest.
+        const handle = await open(join(this.job.root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
+        this.source = { path, handle };
+      }
+      return await readExactly(this.source.handle, length, position);
+    } catch {
+      return undefined; // moved or changed since it was indexed: fetch from a peer instead
+    }
+  }
+
+  private pickPeer(tried: Set<string>): BlockPeer | undefined {
+    let best: BlockPeer | undefined;
+    for (const peer of this.job.peers) {
+      if (!peer.usable() || this.excluded.has(peer.deviceId) || tried.has(peer.deviceId)) continue;
+      if (!best || peer.budget.inUse < best.budget.inUse) best = peer;
+    }
+    return best;
+  }
+
+  private async fetchRemote(i: number, signal: AbortSignal): Promise<void> {
+    const { path, blocks, blockSize } = this.record;
+    const hash = blocks[i]!;
+    const length = this.blockLength(i);
+    const offset = i * blockSize;
+    const tried = new Set<string>();
+    for (;;) {
+      throwIfAborted(signal);
+      const peer = this.pickPeer(tried);
+      if (!peer) throw new FerryError('REQUEST_FAILED', `no connected peer could supply block ${i} of ${path}`);
+      tried.add(peer.deviceId);
+      await peer.budget.acquire(length, signal);
+      try {
+        const data = await peer.request({ folderId: this.job.folderId, path, offset, size: length, hash: Buffer.from(hash) }, signal);
+        this.job.stats.blocksRequested++;
+        this.job.stats.bytesRequested += length;
+        if (data.length !== length || !same(sha256(data), hash)) {
+          this.job.stats.badBlocks++;
+          this.job.logger.warn('block hash mismatch; trying another peer', { path, offset, device: peer.deviceId });
+          peer.reportBadBlock(path, offset);
+          continue;
+        }
+        await this.handle.write(data, 0, length, offset);
+        this.present.set(Buffer.from(hash).toString('hex'), i);
+        return;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        // The peer no longer has this version (or answers nothing): do not ask it again for this file.
+        this.excluded.add(peer.deviceId);
+        this.job.logger.debug('block request failed; trying another peer', {
+          path,
+          offset,
+          device: peer.deviceId,
+          err: isFerryError(err) ? err : String(err),
+        });
+      } finally {
+        peer.budget.release(length);
+      }
+    }
+  }
+}

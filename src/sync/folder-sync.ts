@@ -1,0 +1,408 @@
+// FolderSync: one shared folder's data plane: peer links, index exchange, the puller loop, block serving, archive purge, status.
+
+import { FerryError, isFerryError } from '../errors.js';
+import type { FolderKeys } from '../keys/index.js';
+import type { Access } from '../keys/types.js';
+import { checkIndexPath } from '../index/keys.js';
+import type { FileRecord } from '../index/records.js';
+import type { FolderIndex } from '../index/types.js';
+import type { PeerConnection } from '../protocol/connection.js';
+import type { ClusterFolder, IndexMessage, RequestMessage } from '../protocol/messages.js';
+import { IgnoreRules } from '../scan/ignore.js';
+import type { Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import { sleep } from '../util/abort.js';
+import type { Archive } from './archive.js';
+import { ByteBudget } from './budget.js';
+import { emptyTransferStats, type BlockPeer, type TransferStats } from './fetcher.js';
+import { checkIncomingIndex, IndexSender } from './index-exchange.js';
+import { DiskPaths } from './paths.js';
+import { Puller } from './puller.js';
+import { revertLocalChanges, isLocalChange } from './revert.js';
+import { answerRequest, type BlockAnswer } from './serve.js';
+
+/** @default values of FolderSyncLimits */
+export const SYNC_DEFAULTS = {
+  folderBytesInFlight: 64 * 1024 * 1024,
+  peerBytesInFlight: 32 * 1024 * 1024,
+  maxFilesInFlight: 4,
+  /** Wrong blocks from one peer before its connection is dropped. */
+  maxBadBlocksPerPeer: 3,
+  retryIntervalMs: 30_000,
+  purgeIntervalMs: 3_600_000,
+} as const;
+
+/** Least time between pull passes after one that had failures. */
+const PASS_GAP_AFTER_FAILURE_MS = 1000;
+
+export type FolderSyncLimits = { -readonly [K in keyof typeof SYNC_DEFAULTS]?: number };
+
+/** One connection's view of one shared folder, as the handshake established it. */
+export interface PeerFolderLink {
+  deviceId: string;
+  deviceName: string;
+  address: string;
+  connection: PeerConnection;
+  /** The access the peer proved to us. */
+  peerAccess: Access;
+  /** What the peer said in ClusterState (its index ID, what it has of ours). */
+  peerState: ClusterFolder;
+}
+
+export interface FolderSyncOptions {
+  keys: FolderKeys;
+  root: string;
+  index: FolderIndex;
+  device: { id: string; shortId: string };
+  logger: Logger;
+  archive: Archive;
+  archiveDays: number;
+  /** Scans a subtree (the daemon's scanner, under the folder lock). */
+  requestScan: (under: string) => Promise<void>;
+  /** The folder lock shared with the scanner. */
+  exclusive: <T>(work: () => Promise<T>) => Promise<T>;
+  limits?: FolderSyncLimits;
+}
+
+export interface PeerReport {
+  device: string;
+  name: string;
+  address: string;
+  connected: boolean;
+  bytesIn: number;
+  bytesOut: number;
+  inRateBps: number;
+  outRateBps: number;
+}
+
+export interface FolderSyncReport {
+  state: 'idle' | 'syncing' | 'error';
+  error?: string;
+  needFiles: number;
+  needBytes: number;
+  /** RO folders: local edits that are not (and will not be) synced. */
+  localChanges: number;
+  peers: PeerReport[];
+}
+
+interface LinkState {
+  link: PeerFolderLink;
+  sender: IndexSender;
+  budget: ByteBudget;
+  /** Last sequence of the peer's index stored here. */
+  received: number;
+  badBlocks: number;
+  sample: { atMs: number; bytesIn: number; bytesOut: number; inRateBps: number; outRateBps: number };
+}
+
+/** Keeps one folder in sync with the peers attached to it. */
+export class FolderSync extends Resource {
+  readonly keys: FolderKeys;
+  readonly index: FolderIndex;
+  readonly root: string;
+  /** Where blocks came from (counters for status and tests). */
+  readonly stats: TransferStats = emptyTransferStats();
+  /** The folder's bytes in flight; `peak` shows the most ever outstanding. */
+  readonly budget: ByteBudget;
+
+  private readonly options: FolderSyncOptions;
+  private readonly limits: Required<FolderSyncLimits>;
+  private readonly logger: Logger;
+  private readonly links = new Map<string, LinkState>();
+  private readonly known = new Map<string, PeerReport>();
+  private readonly puller: Puller;
+  private readonly lifetime = new AbortController();
+  private pulling: Promise<void> | null = null;
+  private pullWanted = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private purgeTimer: NodeJS.Timeout | null = null;
+  private lastError: string | undefined;
+  private localChangeCount: number | undefined;
+
+  constructor(options: FolderSyncOptions) {
+    super();
+    this.options = options;
+    this.keys = options.keys;
+    this.index = options.index;
+    this.root = options.root;
+    this.limits = { ...SYNC_DEFAULTS, ...options.limits };
+    this.logger = options.logger;
+    this.budget = new ByteBudget(this.limits.folderBytesInFlight);
+    this.puller = new Puller({
+      folderId: this.keys.folderId,
+      root: this.root,
+      index: this.index,
+      archive: options.archive,
+      paths: new DiskPaths(this.root),
+      deviceShortId: options.device.shortId,
+      readOnly: this.keys.access === 'ro',
+      logger: this.logger,
+      budget: this.budget,
+      stats: this.stats,
+      maxFilesInFlight: this.limits.maxFilesInFlight,
+      exclusive: options.exclusive,
+      requestScan: (under) => this.scan(under),
+      peersFor: (record) => this.peersFor(record),
+      committed: () => this.publish(),
+    });
+  }
+
+  protected async _open(): Promise<void> {
+    this.index.indexId();
+    void this.purgeArchive();
+    this.purgeTimer = setInterval(() => void this.purgeArchive(), this.limits.purgeIntervalMs);
+    this.purgeTimer.unref();
+    this.schedulePull(); // after a restart: finish what was needed
+  }
+
+  protected async _close(): Promise<void> {
+    this.lifetime.abort();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    for (const deviceId of [...this.links.keys()]) this.detach(deviceId);
+    await this.pulling?.catch(() => undefined);
+  }
+
+  /**
+   * Starts syncing with a peer over an established connection. Returns false (and does nothing)
+   * when the folder or the peer is ENC: encrypted storage is not part of this layer yet.
+   */
+  async attach(link: PeerFolderLink): Promise<boolean> {
+    if (this.closed) return false;
+    if (this.keys.access === 'enc' || link.peerAccess === 'enc') {
+      this.logger.info('skipping folder for an encrypted peer (not supported yet)', { device: link.deviceId });
+      return false;
+    }
+    this.detach(link.deviceId);
+    const { peerState } = link;
+    // A new index ID (or one that shrank) means the peer started over: forget its old records.
+    const storedId = this.index.peerIndexId(link.deviceId);
+    let received = this.index.peerSequence(link.deviceId);
+    if (!storedId?.equals(peerState.indexId) || peerState.maxSequence < received) {
+      await this.index.clearRemote(link.deviceId);
+      await this.index.setPeerSequence(link.deviceId, 0, peerState.indexId);
+      received = 0;
+    }
+    const ours = this.index.indexId();
+    const resume = peerState.receivedIndexId.equals(ours) && peerState.receivedSequence <= this.index.localSequence();
+    const sender = new IndexSender(this.keys, this.index, link.connection, this.logger, resume ? peerState.receivedSequence : 0, !resume);
+    const state: LinkState = {
+      link,
+      sender,
+      budget: new ByteBudget(this.limits.peerBytesInFlight),
+      received,
+      badBlocks: 0,
+      sample: { atMs: Date.now(), bytesIn: link.connection.bytesIn, bytesOut: link.connection.bytesOut, inRateBps: 0, outRateBps: 0 },
+    };
+    this.links.set(link.deviceId, state);
+    this.known.set(link.deviceId, this.peerReport(state, true));
+    this.logger.info('peer attached', { device: link.deviceId, access: link.peerAccess, resumeAfter: resume ? peerState.receivedSequence : 0 });
+    sender.kick();
+    this.schedulePull();
+    return true;
+  }
+
+  detach(deviceId: string): void {
+    const state = this.links.get(deviceId);
+    if (!state) return;
+    state.sender.stop();
+    this.links.delete(deviceId);
+    this.known.set(deviceId, { ...this.peerReport(state, false), inRateBps: 0, outRateBps: 0 });
+  }
+
+  /** The scanner wrote records: announce them, and pull if a local change lost against the global version. */
+  localChanged(): void {
+    this.localChangeCount = undefined;
+    this.publish();
+    this.schedulePull();
+  }
+
+  /** Records sent to a peer so far on its current link (tests, status). */
+  recordsSentTo(deviceId: string): number {
+    return this.links.get(deviceId)?.sender.recordsSent ?? 0;
+  }
+
+  /** An Index or IndexUpdate from an attached peer. Throws PROTOCOL or SIGNATURE_INVALID: drop the connection. */
+  async receiveIndex(deviceId: string, message: IndexMessage): Promise<void> {
+    const state = this.requireLink(deviceId);
+    checkIncomingIndex(this.keys, message, { indexId: state.link.peerState.indexId, afterSequence: state.received });
+    const builtIn = IgnoreRules.builtIn();
+    const records = message.records.filter((record) => {
+      if (builtIn.ignores(record.path, record.type === 'dir')) {
+        this.logger.warn('peer sent a record for a reserved path; ignored', { device: deviceId, path: record.path });
+        return false;
+      }
+      try {
+        checkIndexPath(record.path);
+        return true;
+      } catch (err) {
+        this.logger.warn('path too long for this index; ignored', { device: deviceId, err: err instanceof Error ? err : String(err) });
+        return false;
+      }
+    });
+    if (records.length > 0) {
+      await this.index.putRemote(deviceId, records);
+      const taken = await this.index.offerGlobal(records);
+      if (taken.length > 0) this.localChangeCount = undefined;
+    }
+    state.received = message.lastSequence;
+    await this.index.setPeerSequence(deviceId, message.lastSequence, message.indexId);
+    // New remote records may be new versions, or new sources for what could not be fetched before.
+    if (records.length > 0) this.schedulePull();
+  }
+
+  /** A block Request from an attached peer. */
+  async answer(deviceId: string, request: RequestMessage): Promise<BlockAnswer> {
+    this.requireLink(deviceId);
+    return answerRequest(request, { root: this.root, index: this.index, logger: this.logger, requestScan: (p) => this.scan(p) });
+  }
+
+  /** RO folders: archives the local edits and pulls the global versions back. Returns how many paths were reverted. */
+  async revertLocalChanges(): Promise<number> {
+    if (this.keys.access !== 'ro') throw new FerryError('USAGE', 'only a read-only folder has local changes to revert');
+    const count = await revertLocalChanges({
+      root: this.root,
+      index: this.index,
+      archive: this.options.archive,
+      exclusive: this.options.exclusive,
+      logger: this.logger,
+    });
+    this.localChangeCount = undefined;
+    this.schedulePull();
+    return count;
+  }
+
+  report(): FolderSyncReport {
+    const counts = this.index.counts();
+    const now = Date.now();
+    for (const state of this.links.values()) this.known.set(state.link.deviceId, this.peerReport(state, true, now));
+    const state = this.pulling && counts.needFiles > 0 ? 'syncing' : this.lastError ? 'error' : 'idle';
+    return {
+      state,
+      ...(this.lastError ? { error: this.lastError } : {}),
+      needFiles: counts.needFiles,
+      needBytes: counts.needBytes,
+      localChanges: this.countLocalChanges(),
+      peers: [...this.known.values()],
+    };
+  }
+
+  /** Resolves once no pull pass is running or wanted (tests; the daemon's shutdown). */
+  async idle(): Promise<void> {
+    while (this.pulling) await this.pulling.catch(() => undefined);
+    for (const state of this.links.values()) await state.sender.settled();
+  }
+
+  /** Runs a pull pass soon (coalesced with one already running). */
+  schedulePull(): void {
+    if (this.closed) return;
+    this.pullWanted = true;
+    if (this.pulling) return;
+    this.pulling = this.pullLoop().finally(() => {
+      this.pulling = null;
+    });
+  }
+
+  private async pullLoop(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    let failed = 0;
+    while (this.pullWanted && !this.closed) {
+      // After failures, pace the passes: a path that keeps failing (and asking for scans) must not spin.
+      if (failed > 0) await sleep(Math.min(PASS_GAP_AFTER_FAILURE_MS, this.limits.retryIntervalMs), this.lifetime.signal).catch(() => undefined);
+      if (this.closed) return;
+      this.pullWanted = false;
+      try {
+        const result = await this.puller.pass(this.lifetime.signal);
+        failed = result.failed;
+        this.lastError = undefined;
+        if (result.done > 0) this.logger.debug('pull pass', { ...result });
+      } catch (err) {
+        if (isFerryError(err, 'ABORTED') || this.closed) return;
+        failed = 1;
+        this.lastError = `pull failed: ${err instanceof Error ? err.message : String(err)}`;
+        this.logger.error(this.lastError);
+      }
+    }
+    if (failed > 0 && !this.closed) {
+      this.retryTimer = setTimeout(() => this.schedulePull(), this.limits.retryIntervalMs);
+      this.retryTimer.unref();
+    }
+  }
+
+  private publish(): void {
+    for (const state of this.links.values()) state.sender.kick();
+  }
+
+  private scan(under: string): void {
+    this.options.requestScan(under).catch((err: unknown) => this.logger.warn('scan request failed', { under, err: String(err) }));
+  }
+
+  private requireLink(deviceId: string): LinkState {
+    const state = this.links.get(deviceId);
+    if (!state) throw new FerryError('PROTOCOL', `folder ${this.keys.folderIdHex.slice(0, 8)} is not shared with ${deviceId}`);
+    return state;
+  }
+
+  private peersFor(record: FileRecord): BlockPeer[] {
+    const holders = new Set(this.index.devicesWith(record.path, record.version));
+    const peers: BlockPeer[] = [];
+    for (const state of this.links.values()) {
+      if (!holders.has(state.link.deviceId)) continue;
+      const { connection, deviceId } = state.link;
+      peers.push({
+        deviceId,
+        budget: state.budget,
+        usable: () => !connection.closed && this.links.get(deviceId) === state,
+        request: (params, signal) => connection.request(params, { signal }),
+        reportBadBlock: (path, offset) => {
+          state.badBlocks++;
+          if (state.badBlocks >= this.limits.maxBadBlocksPerPeer) {
+            this.logger.warn('peer keeps sending wrong blocks; dropping it', { device: deviceId, path, offset });
+            void connection.close('BLOCK_MISMATCH', `${state.badBlocks} blocks failed their hash check`);
+          }
+        },
+      });
+    }
+    return peers;
+  }
+
+  private countLocalChanges(): number {
+    if (this.keys.access !== 'ro') return 0;
+    if (this.localChangeCount === undefined) {
+      let count = 0;
+      for (const local of this.index.localRecords()) if (isLocalChange(local, this.index.getGlobal(local.path))) count++;
+      this.localChangeCount = count;
+    }
+    return this.localChangeCount;
+  }
+
+  private peerReport(state: LinkState, connected: boolean, now = Date.now()): PeerReport {
+    const { connection } = state.link;
+    const sample = state.sample;
+    const elapsedMs = now - sample.atMs;
+    if (elapsedMs >= 1000) {
+      sample.inRateBps = Math.round(((connection.bytesIn - sample.bytesIn) * 1000) / elapsedMs);
+      sample.outRateBps = Math.round(((connection.bytesOut - sample.bytesOut) * 1000) / elapsedMs);
+      Object.assign(sample, { atMs: now, bytesIn: connection.bytesIn, bytesOut: connection.bytesOut });
+    }
+    return {
+      device: state.link.deviceId,
+      name: state.link.deviceName,
+      address: state.link.address,
+      connected,
+      bytesIn: connection.bytesIn,
+      bytesOut: connection.bytesOut,
+      inRateBps: sample.inRateBps,
+      outRateBps: sample.outRateBps,
+    };
+  }
+
+  private async purgeArchive(): Promise<void> {
+    try {
+      await this.options.archive.purge(this.options.archiveDays);
+    } catch (err) {
+      this.logger.warn('archive purge failed', { err: err instanceof Error ? err : String(err) });
+    }
+  }
+}

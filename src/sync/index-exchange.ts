@@ -1,0 +1,146 @@
+// Index exchange with one peer for one folder: what we publish (signed), batches after a sequence, and checks on what we receive.
+
+import { FerryError } from '../errors.js';
+import type { FolderKeys } from '../keys/index.js';
+import { compareVersions, type FileRecord } from '../index/records.js';
+import type { FolderIndex } from '../index/types.js';
+import type { PeerConnection } from '../protocol/connection.js';
+import type { IndexMessage } from '../protocol/messages.js';
+import { recordSigningBytes } from '../protocol/records.js';
+import type { Logger } from '../util/log.js';
+
+/** Records per Index / IndexUpdate message. */
+export const INDEX_BATCH_RECORDS = 1000;
+/** Approximate bytes per Index / IndexUpdate message (well under the frame limit). */
+export const INDEX_BATCH_BYTES = 4 * 1024 * 1024;
+
+/** A record's rough wire size, for batching. */
+function wireSize(record: FileRecord): number {
+  return 160 + Buffer.byteLength(record.path) + record.blocks.length * 34 + (record.linkTarget?.length ?? 0) + Object.keys(record.version).length * 24;
+}
+
+/**
+ * The record we publish for one of our local records, or undefined when it must not leave this
+ * device. A version equal to the global one goes out as the global record (as signed by whoever
+ * made it, so RO devices relay it intact); an RW device signs its own changes; an RO device's own
+ * edits carry no signature and are never sent. Stored signatures were checked when received.
+ */
+export function outgoingRecord(keys: FolderKeys, index: FolderIndex, local: FileRecord): FileRecord | undefined {
+  const global = index.getGlobal(local.path);
+  if (global?.signature && compareVersions(local.version, global.version) === 'equal') {
+    return { ...global, inode: 0, sequence: local.sequence };
+  }
+  if (local.signature) return { ...local, inode: 0 };
+  if (!keys.canSign) return undefined;
+  const { signature: _unsigned, ...record } = local;
+  const out: FileRecord = { ...record, inode: 0 };
+  out.signature = keys.sign(recordSigningBytes(keys.folderId, out));
+  return out;
+}
+
+/** Sends our index to one peer: from where it stands, then whatever changes, in batches; one loop at a time. */
+export class IndexSender {
+  private running: Promise<void> | null = null;
+  private dirty = false;
+  private stopped = false;
+  /** Records sent (for tests and status). */
+  recordsSent = 0;
+
+  constructor(
+    private readonly keys: FolderKeys,
+    private readonly index: FolderIndex,
+    private readonly connection: PeerConnection,
+    private readonly logger: Logger,
+    /** Our last sequence the peer has. */
+    private sentSequence: number,
+    /** The peer must take a full index (it knows another index ID of ours). */
+    private full: boolean,
+  ) {}
+
+  /** Sends whatever is new (again, if a send is under way). */
+  kick(): void {
+    this.dirty = true;
+    if (this.running || this.stopped) return;
+    this.running = this.loop().finally(() => {
+      this.running = null;
+      if (this.dirty && !this.stopped) this.kick();
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Resolves when nothing is being sent. */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.dirty && !this.stopped) {
+      this.dirty = false;
+      try {
+        await this.sendNew();
+      } catch (err) {
+        if (!this.connection.closed) this.logger.warn('cannot send index', { err: err instanceof Error ? err : String(err) });
+        this.stopped = true;
+      }
+    }
+  }
+
+  private async sendNew(): Promise<void> {
+    let batch: FileRecord[] = [];
+    let bytes = 0;
+    let last = this.sentSequence;
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0 && !this.full) {
+        this.sentSequence = last;
+        return;
+      }
+      const message: IndexMessage = {
+        type: this.full ? 'Index' : 'IndexUpdate',
+        folderId: this.keys.folderId,
+        indexId: this.index.indexId(),
+        firstSequence: Math.min(this.sentSequence + 1, last),
+        lastSequence: last,
+        records: batch,
+      };
+      await this.connection.send(message);
+      this.recordsSent += batch.length;
+      this.full = false;
+      this.sentSequence = last;
+      batch = [];
+      bytes = 0;
+    };
+    for (const local of this.index.localSince(this.sentSequence)) {
+      if (this.stopped) return;
+      last = local.sequence;
+      const record = outgoingRecord(this.keys, this.index, local);
+      if (!record) continue;
+      batch.push(record);
+      bytes += wireSize(record);
+      if (batch.length >= INDEX_BATCH_RECORDS || bytes >= INDEX_BATCH_BYTES) await flush();
+    }
+    await flush();
+  }
+}
+
+/**
+ * Checks an Index / IndexUpdate from a peer before anything is stored: it names the peer's current
+ * index, its sequences move forward, and every record carries the folder's signature. Throws
+ * PROTOCOL or SIGNATURE_INVALID (the caller drops the connection).
+ */
+export function checkIncomingIndex(keys: FolderKeys, message: IndexMessage, expected: { indexId: Buffer; afterSequence: number }): void {
+  if (!message.indexId.equals(expected.indexId)) {
+    throw new FerryError('PROTOCOL', 'index batch names an index ID other than the one announced in ClusterState');
+  }
+  const first = message.records[0];
+  if (message.lastSequence < expected.afterSequence || (first && first.sequence <= expected.afterSequence)) {
+    throw new FerryError('PROTOCOL', `index sequences went backwards (had ${expected.afterSequence}, got ${first?.sequence ?? message.lastSequence})`);
+  }
+  for (const record of message.records) {
+    if (!record.signature || !keys.verify(recordSigningBytes(keys.folderId, record), record.signature)) {
+      throw new FerryError('SIGNATURE_INVALID', `record ${JSON.stringify(record.path)} is not signed by the folder key`);
+    }
+  }
+}

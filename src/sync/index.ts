@@ -1,0 +1,47 @@
+// Public API of sync/: FolderSync per folder, PeerSession per connection, the archive, and helpers the daemon wires in.
+
+import type { FolderIndex } from '../index/types.js';
+import type { FolderSyncState } from '../protocol/handshake.js';
+import { LIMITS } from '../protocol/limits.js';
+
+export { Archive, ARCHIVE_DIR, type ArchivedFile } from './archive.js';
+export {
+  FolderSync,
+  SYNC_DEFAULTS,
+  type FolderSyncLimits,
+  type FolderSyncOptions,
+  type FolderSyncReport,
+  type PeerFolderLink,
+  type PeerReport,
+} from './folder-sync.js';
+export { PeerSession, SERVE_BYTES_IN_FLIGHT, type PeerSessionOptions } from './peer-session.js';
+export { ByteBudget } from './budget.js';
+export { type TransferStats } from './fetcher.js';
+export { conflictPath, foldName } from './paths.js';
+export { isLocalChange } from './revert.js';
+
+/** For the handshake's `folderState`: where our index of the folder stands and what we have of the peer's. */
+export function folderSyncState(index: FolderIndex, peerDeviceId: string): FolderSyncState {
+  return {
+    indexId: index.indexId(),
+    maxSequence: index.localSequence(),
+    receivedIndexId: index.peerIndexId(peerDeviceId) ?? Buffer.alloc(LIMITS.indexIdBytes),
+    receivedSequence: index.peerSequence(peerDeviceId),
+  };
+}
+
+/**
+ * The index a read-only folder's scanner writes through: its records never become global, so the
+ * device's own edits stay local changes (reported, never sent, revertable).
+ */
+export function readOnlyScanIndex(index: FolderIndex): FolderIndex {
+  return new Proxy(index, {
+    get(target, property) {
+      if (property === 'putLocal') {
+        return (records: Parameters<FolderIndex['putLocal']>[0]) => target.putLocal(records, { updateGlobal: false });
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}

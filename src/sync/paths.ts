@@ -1,0 +1,194 @@
+// Untrusted paths on disk: never through a symlink, NFD spellings, case-insensitive clashes, conflict and temp names.
+
+import { createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
+import { chown, lstat, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FerryError, ioError } from '../errors.js';
+import { versionToWire } from '../protocol/records.js';
+import type { VersionVector } from '../index/records.js';
+import { TEMP_FILE_PREFIX } from '../scan/ignore.js';
+
+/** Directories whose listing is remembered for clash checks during one puller pass. */
+const MAX_LISTED_DIRS = 16;
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, '0');
+}
+
+/** The name two entries share on a case-insensitive, normalisation-insensitive filesystem. */
+export function foldName(name: string): string {
+  return name.normalize('NFC').toLowerCase();
+}
+
+/**
+ * `dir/name.conflict-YYYYMMDD-HHMMSS-<device>.ext` (UTC). Built from the losing record's mtime and
+ * author, so the same conflict gets the same name on every attempt and every device.
+ */
+export function conflictPath(path: string, mtimeMs: number, device: string): string {
+  const slash = path.lastIndexOf('/');
+  const dir = slash < 0 ? '' : path.slice(0, slash + 1);
+  const name = path.slice(slash + 1);
+  const dot = name.lastIndexOf('.');
+  const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ''];
+  const d = new Date(Math.max(0, Math.floor(mtimeMs)));
+  const stamp = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}-${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`;
+  return `${dir}${stem}.conflict-${stamp}-${device}${ext}`;
+}
+
+/** The temp file's name beside the target: stable per (path, version) so a restart finds it again. */
+export function tempName(path: string, version: VersionVector): string {
+  const digest = createHash('sha256').update(path).update('\0').update(JSON.stringify(versionToWire(version))).digest('hex');
+  return `${TEMP_FILE_PREFIX}${digest.slice(0, 24)}`;
+}
+
+export interface ResolvedTarget {
+  /** Absolute path of the parent directory (real directories all the way from the root). */
+  parentAbs: string;
+  /** The entry's name on disk: the record's NFC name, or the NFD spelling already there. */
+  diskName: string;
+  abs: string;
+  /** Folder-relative path as spelled on disk. */
+  diskRel: string;
+  /** lstat of the entry, when it exists. */
+  stats?: Stats;
+  /** A different entry in the same directory that is the same name to a case-insensitive filesystem. */
+  clash?: string;
+}
+
+/**
+ * Resolves folder-relative (NFC) paths to disk entries without ever passing through a symlink:
+ * every parent component is lstat'ed and must be a real directory (PATH_UNSAFE otherwise).
+ */
+export class DiskPaths {
+  private readonly listings = new Map<string, Map<string, string[]>>();
+  private readonly owner: Promise<{ uid: number; gid: number } | undefined>;
+
+  constructor(readonly root: string) {
+    const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    this.owner = asRoot ? lstat(root).then((s) => ({ uid: s.uid, gid: s.gid }), () => undefined) : Promise.resolve(undefined);
+  }
+
+  /** Forgets directory listings (at the start of each puller pass). */
+  forget(): void {
+    this.listings.clear();
+  }
+
+  /**
+   * Where `path` lives on disk. Missing parents are created (mode 0o755, the folder's owner) when
+   * `createParents`; otherwise a missing parent throws IO ENOENT.
+   */
+  async resolve(path: string, options: { createParents?: boolean } = {}): Promise<ResolvedTarget> {
+    const parts = path.split('/');
+    const name = parts.pop()!;
+    let parentAbs = this.root;
+    let diskRelParent = '';
+    for (const part of parts) {
+      const entry = await this.findEntry(parentAbs, part);
+      let childAbs: string;
+      if (entry) {
+        childAbs = join(parentAbs, entry.diskName);
+        if (entry.stats.isSymbolicLink()) throw unsafe(path, `${diskRelParent}${entry.diskName} is a symlink`);
+        if (!entry.stats.isDirectory()) throw new FerryError('IO', `cannot write ${path}: ${diskRelParent}${entry.diskName} is not a directory`);
+        diskRelParent += `${entry.diskName}/`;
+      } else {
+        if (!options.createParents) throw new FerryError('IO', `parent of ${path} is missing`, { cause: { code: 'ENOENT' } });
+        childAbs = join(parentAbs, part);
+        await this.makeDir(childAbs, 0o755);
+        this.noteCreated(parentAbs, part);
+        diskRelParent += `${part}/`;
+      }
+      parentAbs = childAbs;
+    }
+    const entry = await this.findEntry(parentAbs, name);
+    const diskName = entry?.diskName ?? name;
+    const target: ResolvedTarget = { parentAbs, diskName, abs: join(parentAbs, diskName), diskRel: diskRelParent + diskName };
+    if (entry) target.stats = entry.stats;
+    else {
+      const clash = (await this.listing(parentAbs)).get(foldName(name))?.find((other) => other.normalize('NFC') !== name);
+      if (clash !== undefined) target.clash = diskRelParent + clash;
+    }
+    return target;
+  }
+
+  /** mkdir with a mode (umask aside) and the folder's owner when running as root. */
+  async makeDir(abs: string, mode: number): Promise<void> {
+    try {
+      await mkdir(abs, { mode: mode & 0o777 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create directory ${abs}`, err);
+    }
+    await this.adopt(abs);
+  }
+
+  /** Gives a new entry the folder root's owner and group when running as root (a NAS daemon usually is). */
+  async adopt(abs: string): Promise<void> {
+    const owner = await this.owner;
+    if (owner) await chown(abs, owner.uid, owner.gid).catch(() => undefined);
+  }
+
+  noteCreated(parentAbs: string, name: string): void {
+    const listing = this.listings.get(parentAbs);
+    if (!listing) return;
+    const key = foldName(name);
+    const names = listing.get(key) ?? [];
+    if (!names.includes(name)) names.push(name);
+    listing.set(key, names);
+  }
+
+  noteRemoved(parentAbs: string, name: string): void {
+    const names = this.listings.get(parentAbs)?.get(foldName(name));
+    const at = names?.indexOf(name) ?? -1;
+    if (at >= 0) names!.splice(at, 1);
+  }
+
+  /** The entry for an NFC name: itself, or the name spelled another way (NFD) in this directory. */
+  private async findEntry(dirAbs: string, name: string): Promise<{ diskName: string; stats: Stats } | undefined> {
+    try {
+      return { diskName: name, stats: await lstat(join(dirAbs, name)) };
+    } catch (err) {
+      if (!isMissing(err)) throw ioError(`cannot read ${join(dirAbs, name)}`, err);
+    }
+    if (!/[^\u0000-\u007f]/.test(name)) return undefined; // plain ASCII has no other spelling
+    const spelled = (await this.listing(dirAbs)).get(foldName(name))?.find((other) => other !== name && other.normalize('NFC') === name);
+    if (spelled === undefined) return undefined;
+    try {
+      return { diskName: spelled, stats: await lstat(join(dirAbs, spelled)) };
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw ioError(`cannot read ${join(dirAbs, spelled)}`, err);
+    }
+  }
+
+  /** Names in a directory grouped by folded name; one readdir per directory per pass. */
+  private async listing(dirAbs: string): Promise<Map<string, string[]>> {
+    let listing = this.listings.get(dirAbs);
+    if (listing) return listing;
+    listing = new Map();
+    let names: string[] = [];
+    try {
+      names = await readdir(dirAbs);
+    } catch (err) {
+      if (!isMissing(err)) throw ioError(`cannot list ${dirAbs}`, err);
+    }
+    for (const name of names) {
+      if (name.startsWith(TEMP_FILE_PREFIX)) continue;
+      const key = foldName(name);
+      const group = listing.get(key);
+      if (group) group.push(name);
+      else listing.set(key, [name]);
+    }
+    if (this.listings.size >= MAX_LISTED_DIRS) this.listings.delete(this.listings.keys().next().value!);
+    this.listings.set(dirAbs, listing);
+    return listing;
+  }
+}
+
+function unsafe(path: string, detail: string): FerryError {
+  return new FerryError('PATH_UNSAFE', `refusing ${JSON.stringify(path)}: ${detail}`);
+}

@@ -1,0 +1,147 @@
+// PeerSession: one established connection: attaches it to each shared folder and runs its single read loop.
+
+import { FerryError, isFerryError } from '../errors.js';
+import type { PeerConnection } from '../protocol/connection.js';
+import type { HandshakeResult } from '../protocol/handshake.js';
+import type { Message, RequestMessage } from '../protocol/messages.js';
+import type { Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import { ByteBudget } from './budget.js';
+import type { FolderSync } from './folder-sync.js';
+
+/** @default of PeerSessionOptions.maxServeBytes: block bytes being read for this peer at once. */
+export const SERVE_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
+
+export interface PeerSessionOptions {
+  /** The peer's address, for status. */
+  address?: string;
+  maxServeBytes?: number;
+}
+
+export class PeerSession extends Resource {
+  readonly deviceId: string;
+  /** Folder ID (hex) → the folder attached on this connection. */
+  private readonly attached = new Map<string, FolderSync>();
+  /** Shared folders this layer leaves alone on this connection (ENC). */
+  private readonly skipped = new Set<string>();
+  private readonly serveBudget: ByteBudget;
+  private readLoop: Promise<void> = Promise.resolve();
+  private readonly serving = new Set<Promise<void>>();
+
+  constructor(
+    private readonly connection: PeerConnection,
+    private readonly handshake: HandshakeResult,
+    private readonly folders: (folderIdHex: string) => FolderSync | undefined,
+    private readonly logger: Logger,
+    private readonly options: PeerSessionOptions = {},
+  ) {
+    super();
+    this.deviceId = handshake.peer.deviceId;
+    this.serveBudget = new ByteBudget(options.maxServeBytes ?? SERVE_BYTES_IN_FLIGHT);
+  }
+
+  /** Attaches the connection to every shared folder, then starts the read loop. */
+  start(): Promise<void> {
+    return this.open();
+  }
+
+  /** Resolves when the connection is gone and every folder was detached. */
+  get finished(): Promise<void> {
+    return this.readLoop;
+  }
+
+  protected async _open(): Promise<void> {
+    for (const shared of this.handshake.folders) {
+      const hex = shared.keys.folderIdHex;
+      const folder = this.folders(hex);
+      if (!folder) {
+        this.logger.debug('shared folder is not running here', { folder: hex.slice(0, 8) });
+        continue;
+      }
+      const attached = await folder.attach({
+        deviceId: this.deviceId,
+        deviceName: this.handshake.peer.deviceName,
+        address: this.options.address ?? '',
+        connection: this.connection,
+        peerAccess: shared.peerAccess,
+        peerState: shared.peerState,
+      });
+      if (attached) this.attached.set(hex, folder);
+      else this.skipped.add(hex);
+    }
+    this.readLoop = this.run();
+  }
+
+  protected async _close(): Promise<void> {
+    await this.connection.close('SHUTDOWN', 'closing');
+    await this.readLoop;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      for await (const message of this.connection) {
+        await this.dispatch(message);
+      }
+    } catch (err) {
+      const error = isFerryError(err) ? err : new FerryError('INTERNAL', String(err));
+      this.logger.warn('dropping peer connection', { device: this.deviceId, code: error.code, reason: error.message });
+      await this.connection.close(error.code, error.message.slice(0, 900));
+    } finally {
+      await Promise.allSettled([...this.serving]);
+      for (const folder of this.attached.values()) folder.detach(this.deviceId);
+      this.attached.clear();
+    }
+  }
+
+  /** The folder a message names; undefined for one this layer skips; PROTOCOL for one not shared with this peer. */
+  private folderFor(folderId: Buffer): FolderSync | undefined {
+    const hex = folderId.toString('hex');
+    const folder = this.attached.get(hex);
+    if (folder) return folder;
+    if (this.skipped.has(hex)) return undefined;
+    throw new FerryError('PROTOCOL', `message for folder ${hex.slice(0, 8)}…, which is not shared on this connection`);
+  }
+
+  private async dispatch(message: Message): Promise<void> {
+    switch (message.type) {
+      case 'Index':
+      case 'IndexUpdate':
+        await this.folderFor(message.folderId)?.receiveIndex(this.deviceId, message);
+        return;
+      case 'Request':
+        return this.acceptRequest(message);
+      case 'Have':
+      case 'Progress':
+        this.folderFor(message.folderId);
+        return;
+      default:
+        throw new FerryError('PROTOCOL', `unexpected ${message.type} after the handshake`);
+    }
+  }
+
+  /** Serves in the background (bounded by bytes), so the read loop keeps reading. */
+  private async acceptRequest(request: RequestMessage): Promise<void> {
+    const folder = this.folderFor(request.folderId);
+    if (!folder) {
+      await this.respond({ type: 'Response', id: request.id, error: 'NOT_SHARED' });
+      return;
+    }
+    await this.serveBudget.acquire(request.size);
+    const task = folder
+      .answer(this.deviceId, request)
+      .then((answer) => this.respond({ type: 'Response', id: request.id, ...answer }))
+      .catch((err: unknown) => {
+        this.logger.warn('cannot serve a block', { path: request.path, err: err instanceof Error ? err : String(err) });
+        return this.respond({ type: 'Response', id: request.id, error: 'GENERIC' });
+      })
+      .finally(() => {
+        this.serveBudget.release(request.size);
+        this.serving.delete(task);
+      });
+    this.serving.add(task);
+  }
+
+  private async respond(message: Message): Promise<void> {
+    await this.connection.send(message).catch(() => undefined);
+  }
+}

@@ -1,0 +1,447 @@
+// The puller: brings the disk to the global versions, directories first, then files and symlinks, then deletions (children first).
+
+import type { Stats } from 'node:fs';
+import { chmod, lstat, open, readlink, readdir, rename, rm, rmdir, symlink, utimes } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { isFerryError } from '../errors.js';
+import { compareVersions, type FileRecord } from '../index/records.js';
+import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
+import { IgnoreRules, NAS_LITTER_NAMES, TEMP_FILE_PREFIX } from '../scan/ignore.js';
+import type { Logger } from '../util/log.js';
+import { throwIfAborted } from '../util/abort.js';
+import type { Archive } from './archive.js';
+import type { ByteBudget } from './budget.js';
+import { fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
+import { conflictPath, tempName, type DiskPaths, type ResolvedTarget } from './paths.js';
+
+/** What the puller needs from its folder. */
+export interface PullContext {
+  readonly folderId: Buffer;
+  readonly root: string;
+  readonly index: FolderIndex;
+  readonly archive: Archive;
+  readonly paths: DiskPaths;
+  readonly deviceShortId: string;
+  /** RO folder: local edits are kept (never overwritten) until reverted. */
+  readonly readOnly: boolean;
+  readonly logger: Logger;
+  readonly budget: ByteBudget;
+  readonly stats: TransferStats;
+  readonly maxFilesInFlight: number;
+  exclusive<T>(work: () => Promise<T>): Promise<T>;
+  /** Asks for a scan of a path (not awaited: the scan needs the lock the puller may hold). */
+  requestScan(under: string): void;
+  /** Connected peers whose record of the path has exactly this version. */
+  peersFor(record: FileRecord): BlockPeer[];
+  /** Local records changed: tell peers. */
+  committed(): void;
+}
+
+export interface PassResult {
+  done: number;
+  /** Failed for now (no source, I/O error, changed on disk): worth another pass later. */
+  failed: number;
+  /** Left alone on purpose (unsafe path, ignored, RO local change, clash already kept apart). */
+  skipped: number;
+}
+
+type Outcome = 'done' | 'failed' | 'skipped';
+
+/** Directories or deletions applied under one hold of the folder lock and one index transaction. */
+export const COMMIT_BATCH = 200;
+
+/** What a batch of directory or deletion steps leaves to record once the disk work is done. */
+interface Commit {
+  records: NewFileRecord[];
+  /** Conflict copies to have scanned once the lock is released. */
+  scans: string[];
+}
+
+/** Whether the disk entry is what the local record says (absent when there is no live record). */
+export function diskMatches(stats: Stats | undefined, local: FileRecord | undefined): boolean {
+  if (!local || local.deleted) return stats === undefined;
+  if (!stats) return false;
+  switch (local.type) {
+    case 'dir':
+      return stats.isDirectory();
+    case 'symlink':
+      return stats.isSymbolicLink();
+    case 'file':
+      return stats.isFile() && stats.size === local.size && stats.mtimeMs === local.mtimeMs && stats.ino === local.inode;
+  }
+}
+
+function sameContent(a: FileRecord, b: FileRecord): boolean {
+  if (a.deleted || b.deleted || a.type !== b.type) return false;
+  if (a.type === 'symlink') return a.linkTarget === b.linkTarget;
+  if (a.type === 'dir') return true;
+  return a.size === b.size && a.blocks.length === b.blocks.length && a.blocks.every((h, i) => Buffer.compare(h, b.blocks[i]!) === 0);
+}
+
+/** The global record as this device's local one, with what the disk really holds (inode, mtime and mode as read back). */
+function asLocal(global: FileRecord, stats: Stats | undefined): NewFileRecord {
+  const { sequence: _sequence, ...record } = global;
+  if (!stats) return { ...record, inode: 0 };
+  const mode = stats.mode & 0o7777;
+  const local: NewFileRecord = { ...record, inode: stats.ino, mtimeMs: stats.mtimeMs, mode };
+  // The signature covers mtime and mode: keep it only while they are exactly as signed.
+  if (local.mtimeMs !== global.mtimeMs || mode !== global.mode) delete local.signature;
+  return local;
+}
+
+async function fsyncDir(abs: string): Promise<void> {
+  const handle = await open(abs, 'r').catch(() => undefined);
+  if (!handle) return;
+  await handle.sync().catch(() => undefined);
+  await handle.close().catch(() => undefined);
+}
+
+export class Puller {
+  private ignore = IgnoreRules.builtIn();
+  /** Temp files this process fetched into and has not installed: path and version each one is for. */
+  private readonly temps = new Map<string, { path: string; version: FileRecord['version'] }>();
+
+  constructor(private readonly ctx: PullContext) {}
+
+  /** One pass over everything needed. Throws only ABORTED (and errors reading the index). */
+  async pass(signal: AbortSignal): Promise<PassResult> {
+    const result: PassResult = { done: 0, failed: 0, skipped: 0 };
+    this.ctx.paths.forget();
+    this.ignore = await IgnoreRules.load(this.ctx.root).catch(() => IgnoreRules.builtIn());
+    const count = (outcome: Outcome): void => void result[outcome]++;
+    const isDir = (need: NeededPath): boolean => need.global.type === 'dir' && !need.global.deleted;
+    await this.inBatches(this.ctx.index.needed(), isDir, (need, commit) => this.pullDir(need, commit), count, signal);
+    const running = new Set<Promise<void>>();
+    for (const need of this.ctx.index.needed()) {
+      throwIfAborted(signal);
+      if (need.global.type === 'dir' || need.global.deleted) continue;
+      while (running.size >= this.ctx.maxFilesInFlight) await Promise.race(running);
+      const task = this.guard(need, () => (need.global.type === 'symlink' ? this.pullSymlink(need) : this.pullFile(need, signal)))
+        .then(count)
+        .finally(() => running.delete(task));
+      running.add(task);
+    }
+    await Promise.all(running);
+    throwIfAborted(signal);
+    const isDeletion = (need: NeededPath): boolean => need.global.deleted;
+    await this.inBatches(this.ctx.index.needed({ reverse: true }), isDeletion, (need, commit) => this.pullDeletion(need, commit), count, signal);
+    await this.sweepTemps();
+    return result;
+  }
+
+  /**
+   * Removes temp files of versions nobody needs any more (superseded while or after they were
+   * fetched, or abandoned when the file changed on disk); temps of still-needed versions stay for reuse.
+   */
+  private async sweepTemps(): Promise<void> {
+    for (const [tempAbs, { path, version }] of this.temps) {
+      const global = this.ctx.index.getGlobal(path);
+      const local = this.ctx.index.getLocal(path);
+      const stillNeeded =
+        global !== undefined &&
+        !global.deleted &&
+        compareVersions(global.version, version) === 'equal' &&
+        !(local && compareVersions(local.version, version) === 'equal');
+      if (stillNeeded) continue;
+      this.temps.delete(tempAbs);
+      await rm(tempAbs, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Directories and deletions are cheap on disk: up to COMMIT_BATCH of them are applied under one
+   * hold of the folder lock and recorded in one index transaction.
+   */
+  private async inBatches(
+    needs: Iterable<NeededPath>,
+    select: (need: NeededPath) => boolean,
+    apply: (need: NeededPath, commit: Commit) => Promise<Outcome>,
+    count: (outcome: Outcome) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    let chunk: NeededPath[] = [];
+    const flush = async (): Promise<void> => {
+      const batch = chunk;
+      chunk = [];
+      if (batch.length === 0) return;
+      const commit: Commit = { records: [], scans: [] };
+      await this.ctx.exclusive(async () => {
+        for (const need of batch) count(await this.guard(need, () => apply(need, commit)));
+        await this.record(commit);
+      });
+      for (const path of commit.scans) this.ctx.requestScan(path);
+    };
+    for (const need of needs) {
+      throwIfAborted(signal);
+      if (!select(need)) continue;
+      chunk.push(need);
+      if (chunk.length >= COMMIT_BATCH) await flush();
+    }
+    await flush();
+  }
+
+  private async record(commit: Commit): Promise<void> {
+    if (commit.records.length === 0) return;
+    await this.ctx.index.putLocal(commit.records);
+    commit.records = [];
+    this.ctx.committed();
+  }
+
+  private async guard(need: NeededPath, work: () => Promise<Outcome>): Promise<Outcome> {
+    const { path, type } = need.global;
+    if (this.ignore.ignores(path, type === 'dir')) return 'skipped';
+    if (this.ctx.readOnly && need.local && compareVersions(need.local.version, need.global.version) === 'concurrent') {
+      // An RO device's own edit: kept until the user reverts it, unless it already equals the global version.
+      if (!sameContent(need.local, need.global)) return 'skipped';
+    }
+    try {
+      return await work();
+    } catch (err) {
+      if (isFerryError(err, 'ABORTED')) throw err;
+      if (isFerryError(err, 'PATH_UNSAFE')) {
+        this.ctx.logger.warn('refusing an unsafe path', { path, err });
+        return 'skipped';
+      }
+      this.ctx.logger.warn('cannot sync, will retry', { path, err: err instanceof Error ? err : String(err) });
+      return 'failed';
+    }
+  }
+
+  /** Our own version lost a conflict: it is kept under a conflict name, not archived. */
+  private lostConflict(need: NeededPath): boolean {
+    const { local, global } = need;
+    return (
+      local !== undefined &&
+      !local.deleted &&
+      local.modifiedBy === this.ctx.deviceShortId &&
+      compareVersions(global.version, local.version) === 'concurrent'
+    );
+  }
+
+  private async adopt(global: FileRecord, abs: string | undefined): Promise<void> {
+    const stats = abs === undefined ? undefined : await lstat(abs);
+    await this.ctx.index.putLocal([asLocal(global, stats)]);
+    this.ctx.committed();
+  }
+
+  /**
+   * Moves what is at the target out of the way: our losing version to its conflict name, anything
+   * else to the archive. Returns the conflict copy's path, if one was made.
+   */
+  private async clearTarget(need: NeededPath, target: ResolvedTarget): Promise<string | undefined> {
+    if (!target.stats) return undefined;
+    if (target.stats.isDirectory()) {
+      await rmdir(target.abs); // a directory replaced by a file: only when empty (children go first)
+      return undefined;
+    }
+    if (this.lostConflict(need)) {
+      const local = need.local!;
+      let copy = conflictPath(need.global.path, local.mtimeMs, local.modifiedBy);
+      for (let n = 1; await exists(join(target.parentAbs, basename(copy))); n++) {
+        copy = conflictPath(need.global.path, local.mtimeMs, `${local.modifiedBy}-${n}`);
+      }
+      await rename(target.abs, join(target.parentAbs, basename(copy)));
+      this.ctx.logger.info('conflict: our version kept as a copy', { path: need.global.path, copy });
+      return copy;
+    }
+    await this.ctx.archive.keep(target.diskRel);
+    return undefined;
+  }
+
+  /** Under the folder lock: the directory exists with the global mode. */
+  private async pullDir(need: NeededPath, commit: Commit): Promise<Outcome> {
+    const { global, local } = need;
+    const target = await this.ctx.paths.resolve(global.path, { createParents: true });
+    if (target.stats?.isDirectory()) {
+      if ((target.stats.mode & 0o777) !== (global.mode & 0o777)) await chmod(target.abs, global.mode & 0o777);
+    } else {
+      if (!diskMatches(target.stats, local)) return this.changedOnDisk(global.path);
+      const copy = await this.clearTarget(need, target);
+      if (copy) commit.scans.push(copy);
+      await this.ctx.paths.makeDir(target.abs, global.mode);
+      await chmod(target.abs, global.mode & 0o777);
+      this.ctx.paths.noteCreated(target.parentAbs, target.diskName);
+    }
+    commit.records.push(asLocal(global, await lstat(target.abs)));
+    return 'done';
+  }
+
+  private async pullSymlink(need: NeededPath): Promise<Outcome> {
+    const { global, local } = need;
+    return this.ctx.exclusive(async () => {
+      const target = await this.ctx.paths.resolve(global.path, { createParents: true });
+      if (target.clash) return this.keepClashApart(need, target);
+      if (target.stats?.isSymbolicLink() && (await readlink(target.abs)) === global.linkTarget) {
+        await this.adopt(global, target.abs);
+        return 'done';
+      }
+      if (!diskMatches(target.stats, local)) return this.changedOnDisk(global.path);
+      const temp = join(target.parentAbs, tempName(global.path, global.version));
+      await rm(temp, { force: true });
+      await symlink(global.linkTarget!, temp);
+      const copy = await this.clearTarget(need, target);
+      await rename(temp, target.abs);
+      await fsyncDir(target.parentAbs);
+      this.ctx.paths.noteCreated(target.parentAbs, target.diskName);
+      await this.adopt(global, target.abs);
+      if (copy) this.ctx.requestScan(copy);
+      return 'done';
+    });
+  }
+
+  private async pullFile(need: NeededPath, signal: AbortSignal): Promise<Outcome> {
+    const { global, local } = need;
+    let target = await this.ctx.paths.resolve(global.path, { createParents: true });
+    if (target.clash) {
+      const settled = await this.settleCaseRename(target.clash);
+      if (!settled) return this.keepClashApart(need, target);
+      target = await this.ctx.paths.resolve(global.path, { createParents: true });
+    }
+    // Same content already here (metadata change, or an identical concurrent edit): no transfer.
+    if (local && sameContent(local, global) && diskMatches(target.stats, local)) {
+      return this.ctx.exclusive(async () => {
+        const now = await this.ctx.paths.resolve(global.path);
+        if (!diskMatches(now.stats, local)) return this.changedOnDisk(global.path);
+        await chmod(now.abs, global.mode & 0o777);
+        await utimes(now.abs, new Date(), global.mtimeMs / 1000);
+        await this.adopt(global, now.abs);
+        return 'done';
+      });
+    }
+    const tempAbs = join(target.parentAbs, tempName(global.path, global.version));
+    this.temps.set(tempAbs, { path: global.path, version: global.version });
+    await this.fetch(global, tempAbs, signal);
+    return this.ctx.exclusive(async () => {
+      const now = await this.ctx.paths.resolve(global.path, { createParents: true });
+      if (!diskMatches(now.stats, local)) return this.changedOnDisk(global.path);
+      const copy = await this.clearTarget(need, now);
+      await this.installTemp(global, tempAbs, now);
+      if (copy) this.ctx.requestScan(copy);
+      return 'done';
+    });
+  }
+
+  private async fetch(global: FileRecord, tempAbs: string, signal: AbortSignal): Promise<void> {
+    await fetchIntoTemp({
+      folderId: this.ctx.folderId,
+      root: this.ctx.root,
+      index: this.ctx.index,
+      record: global,
+      tempAbs,
+      peers: global.size > 0 ? this.ctx.peersFor(global) : [],
+      budget: this.ctx.budget,
+      stats: this.ctx.stats,
+      signal,
+      logger: this.ctx.logger,
+    });
+  }
+
+  /** Mode, mtime, owner, rename into place, fsync the directory, record it with the real inode. */
+  private async installTemp(global: FileRecord, tempAbs: string, target: ResolvedTarget, record = true): Promise<void> {
+    await chmod(tempAbs, global.mode & 0o777);
+    await utimes(tempAbs, new Date(), global.mtimeMs / 1000);
+    if (!target.stats) await this.ctx.paths.adopt(tempAbs);
+    await rename(tempAbs, target.abs);
+    this.temps.delete(tempAbs);
+    await fsyncDir(target.parentAbs);
+    this.ctx.paths.noteCreated(target.parentAbs, target.diskName);
+    if (record) await this.adopt(global, target.abs);
+  }
+
+  /**
+   * A case-only rename arriving as "new A.txt" + "tombstone a.txt": apply the tombstone first, so the
+   * two never coexist (on a case-insensitive disk they would be one file). False for a real clash.
+   */
+  private async settleCaseRename(clashDiskRel: string): Promise<boolean> {
+    const clashPath = clashDiskRel.normalize('NFC');
+    const global = this.ctx.index.getGlobal(clashPath);
+    const local = this.ctx.index.getLocal(clashPath);
+    if (!global?.deleted || !local || local.deleted) return false;
+    return this.ctx.exclusive(async () => {
+      const commit: Commit = { records: [], scans: [] };
+      const outcome = await this.pullDeletion({ global, local }, commit);
+      await this.record(commit);
+      return outcome === 'done';
+    });
+  }
+
+  /** Two names one case-insensitive disk cannot tell apart: the incoming one is written as a conflict copy. */
+  private async keepClashApart(need: NeededPath, target: ResolvedTarget): Promise<Outcome> {
+    const { global } = need;
+    const copy = conflictPath(global.path, global.mtimeMs, global.modifiedBy);
+    const copyTarget = await this.ctx.paths.resolve(copy, { createParents: true });
+    if (copyTarget.stats) return 'skipped'; // kept apart on an earlier pass
+    this.ctx.logger.warn('name clashes with another on a case-insensitive disk; kept as a copy', {
+      path: global.path,
+      existing: target.clash,
+      copy,
+    });
+    if (global.type === 'symlink') {
+      await symlink(global.linkTarget!, copyTarget.abs);
+    } else {
+      const tempAbs = join(copyTarget.parentAbs, tempName(copy, global.version));
+      await this.fetch(global, tempAbs, new AbortController().signal);
+      await this.installTemp(global, tempAbs, copyTarget, false);
+    }
+    this.ctx.requestScan(copy);
+    return 'skipped';
+  }
+
+  /** Under the folder lock: the file goes to the archive, an empty directory goes, the tombstone is recorded. */
+  private async pullDeletion(need: NeededPath, commit: Commit): Promise<Outcome> {
+    const { global, local } = need;
+    if (local && !local.deleted) {
+      let target: ResolvedTarget | undefined;
+      try {
+        target = await this.ctx.paths.resolve(global.path);
+      } catch (err) {
+        if (!isFerryError(err, 'IO') || (err.cause as { code?: string })?.code !== 'ENOENT') throw err;
+      }
+      if (target?.stats) {
+        if (!diskMatches(target.stats, local)) return this.changedOnDisk(global.path);
+        if (target.stats.isDirectory()) {
+          if (!(await this.removeDir(target.abs))) {
+            this.ctx.logger.info('deleted directory still holds local files; kept', { path: global.path });
+            return this.changedOnDisk(global.path);
+          }
+        } else {
+          await this.ctx.archive.keep(target.diskRel);
+        }
+        this.ctx.paths.noteRemoved(target.parentAbs, target.diskName);
+      }
+    }
+    commit.records.push(asLocal(global, undefined));
+    return 'done';
+  }
+
+  /** rmdir, after clearing NAS litter and stale temp files; false when real files remain. */
+  private async removeDir(abs: string): Promise<boolean> {
+    try {
+      await rmdir(abs);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const names = await readdir(abs);
+    if (!names.every((name) => NAS_LITTER_NAMES.has(name) || name.startsWith(TEMP_FILE_PREFIX))) return false;
+    for (const name of names) await rm(join(abs, name), { recursive: true, force: true });
+    await rmdir(abs);
+    return true;
+  }
+
+  /** The user changed the path since it was indexed: leave it, have it scanned (it becomes a newer version). */
+  private changedOnDisk(path: string): Outcome {
+    this.ctx.logger.info('changed on disk since indexed; scanning before syncing it', { path });
+    this.ctx.requestScan(path);
+    return 'failed';
+  }
+}
+
+async function exists(abs: string): Promise<boolean> {
+  try {
+    await lstat(abs);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,88 @@
+// Test helpers for connections/: identities in temp dirs, managers on loopback with recorded events and logs.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ConnectionManager, type ConnectionManagerOptions, type EstablishedPeer } from '../../src/connections/index.js';
+import { loadOrCreateDeviceIdentity, type DeviceIdentity, type FolderKeys } from '../../src/keys/index.js';
+import { createLogger } from '../../src/util/log.js';
+
+export interface TempIdentities {
+  identities: DeviceIdentity[];
+  cleanup(): Promise<void>;
+}
+
+export async function makeIdentities(count: number): Promise<TempIdentities> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'ferry-connections-'));
+  const identities: DeviceIdentity[] = [];
+  for (let i = 0; i < count; i++) {
+    identities.push(await loadOrCreateDeviceIdentity(path.join(root, `device${i}`), { name: `device${i}` }));
+  }
+  return { identities, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+export const TEST_BACKOFF = { initialMs: 50, maxMs: 400 };
+
+/** A manager on 127.0.0.1 with short timeouts; records onPeer/onPeerClosed and every log line. */
+export class TestNode {
+  readonly peersSeen: EstablishedPeer[] = [];
+  readonly peersClosed: EstablishedPeer[] = [];
+  readonly logs: string[] = [];
+  readonly manager: ConnectionManager;
+
+  constructor(
+    readonly identity: DeviceIdentity,
+    readonly folders: FolderKeys[],
+    overrides: Partial<ConnectionManagerOptions> = {},
+  ) {
+    this.manager = new ConnectionManager({
+      identity,
+      listen: { host: '127.0.0.1', port: 0 },
+      softwareVersion: 'test',
+      folders: () => this.folders,
+      onPeer: (peer) => this.peersSeen.push(peer),
+      onPeerClosed: (peer) => this.peersClosed.push(peer),
+      logger: createLogger({ component: identity.name, level: 'debug', sink: { write: (line) => this.logs.push(line) } }),
+      connection: { closeTimeoutMs: 300 },
+      backoff: TEST_BACKOFF,
+      handshakeTimeoutMs: 2_000,
+      ...overrides,
+    });
+  }
+
+  async open(): Promise<this> {
+    await this.manager.open();
+    return this;
+  }
+
+  get address(): string {
+    const { host, port } = this.manager.address();
+    return `${host}:${port}`;
+  }
+
+  /** The single kept peer, if exactly one and still open. */
+  onlyPeer(): EstablishedPeer | undefined {
+    const peers = this.manager.peers();
+    return peers.length === 1 && !peers[0]!.connection.closed ? peers[0] : undefined;
+  }
+
+  logged(text: string): boolean {
+    return this.logs.some((line) => line.includes(text));
+  }
+}
+
+/** Resolves when `predicate` holds, polling; rejects after `limitMs` (a safety net, not a timed assertion). */
+export async function eventually(predicate: () => boolean, what: string, limitMs = 10_000): Promise<void> {
+  const start = Date.now();
+  while (!predicate()) {
+    if (Date.now() - start > limitMs) throw new Error(`condition not reached: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Two peers hold the same connection when each one's local end is the other's remote end. */
+export function sameConnection(a: EstablishedPeer, b: EstablishedPeer): boolean {
+  return a.localAddress === b.address && b.localAddress === a.address;
+}

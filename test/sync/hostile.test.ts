@@ -1,0 +1,247 @@
+// Bad input from peers: unsigned or forged records, unsafe paths, paths through a symlink, lying peers, wrong folders, backwards sequences.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, afterEach, describe, test } from 'node:test';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FolderKeys } from '../../src/keys/index.js';
+import type { FileRecord } from '../../src/index/records.js';
+import { PeerConnection } from '../../src/protocol/connection.js';
+import { performHandshake } from '../../src/protocol/handshake.js';
+import { recordSigningBytes } from '../../src/protocol/records.js';
+import { PeerSession } from '../../src/sync/peer-session.js';
+import { answerRequest } from '../../src/sync/serve.js';
+import { duplexPair } from '../protocol/helpers.js';
+import {
+  captureLogger,
+  connect,
+  converged,
+  deviceIdOf,
+  makeDevice,
+  newFolder,
+  randomContent,
+  runCleanups,
+  tempDir,
+  until,
+  type Cleanups,
+  type Device,
+} from './helpers.js';
+
+const cleanups: Cleanups = [];
+afterEach(() => runCleanups(cleanups));
+after(() => runCleanups(cleanups));
+
+interface RawPeer {
+  conn: PeerConnection;
+  /** The victim's side of the connection. */
+  victimConn: PeerConnection;
+  indexId: Buffer;
+  keys: FolderKeys;
+}
+
+/** A scripted peer: does the real handshake with `victim`, then sends whatever the test says. */
+async function rawPeer(victim: Device, keys: FolderKeys, name = 'mallory'): Promise<RawPeer> {
+  const [sx, sy] = duplexPair();
+  const conn = new PeerConnection(sx, { closeTimeoutMs: 100 });
+  const victimConn = new PeerConnection(sy, { closeTimeoutMs: 100 });
+  await Promise.all([conn.open(), victimConn.open()]);
+  const ekm = randomBytes(32);
+  const indexId = randomBytes(8);
+  const id = deviceIdOf(name);
+  const [, victimSide] = await Promise.all([
+    performHandshake(conn, {
+      role: 'client',
+      ekm,
+      deviceId: id,
+      deviceName: name,
+      softwareVersion: 'test',
+      peerDeviceId: victim.id,
+      folders: [keys],
+      folderState: () => ({ indexId, maxSequence: 10, receivedIndexId: Buffer.alloc(8), receivedSequence: 0 }),
+    }),
+    performHandshake(victimConn, {
+      role: 'server',
+      ekm,
+      deviceId: victim.id,
+      deviceName: victim.name,
+      softwareVersion: 'test',
+      peerDeviceId: id,
+      folders: [victim.keys],
+    }),
+  ]);
+  const session = new PeerSession(victimConn, victimSide, (hex) => (hex === victim.keys.folderIdHex ? victim.sync : undefined), captureLogger().logger);
+  await session.start();
+  cleanups.push(() => session.close());
+  return { conn, victimConn, indexId, keys };
+}
+
+function record(path: string, fields: Partial<FileRecord> = {}): FileRecord {
+  return {
+    path,
+    type: 'file',
+    size: 0,
+    mode: 0o644,
+    mtimeMs: 1_700_000_000_000,
+    inode: 0,
+    version: { MALLORY: 1 },
+    modifiedBy: 'MALLORY',
+    blockSize: 131072,
+    blocks: [],
+    deleted: false,
+    sequence: 1,
+    ...fields,
+  };
+}
+
+function signed(keys: FolderKeys, r: FileRecord): FileRecord {
+  return { ...r, signature: keys.sign(recordSigningBytes(keys.folderId, r)) };
+}
+
+async function sendRecords(peer: RawPeer, records: FileRecord[], first = records[0]?.sequence ?? 1): Promise<void> {
+  await peer.conn.send({
+    type: 'IndexUpdate',
+    folderId: peer.keys.folderId,
+    indexId: peer.indexId,
+    firstSequence: first,
+    lastSequence: records.at(-1)?.sequence ?? first,
+    records,
+  });
+}
+
+async function setup(): Promise<{ keys: FolderKeys; victim: Device; lines: string[] }> {
+  const keys = newFolder();
+  const { logger, lines } = captureLogger();
+  const victim = await makeDevice(cleanups, { name: 'victim', keys, logger });
+  await writeFile(join(victim.root, 'precious.txt'), 'keep me');
+  await victim.scan();
+  return { keys, victim, lines };
+}
+
+async function intact(victim: Device): Promise<void> {
+  assert.equal(await readFile(join(victim.root, 'precious.txt'), 'utf8'), 'keep me');
+  assert.deepEqual((await readdir(victim.root)).filter((n) => n !== '.ferry').sort(), ['precious.txt']);
+}
+
+describe('hostile peers', () => {
+  test('a record without a folder signature, or with a forged one, drops the connection', async () => {
+    const { keys, victim } = await setup();
+    for (const signature of [undefined, randomBytes(64)]) {
+      const peer = await rawPeer(victim, keys);
+      const bad = record('precious.txt', { size: 3, blocks: [randomBytes(32)], version: { MALLORY: 9 }, ...(signature ? { signature } : {}) });
+      await sendRecords(peer, [bad]);
+      await until(() => peer.victimConn.closed);
+      assert.equal(peer.victimConn.closeCode, 'SIGNATURE_INVALID');
+      assert.equal(victim.index.getRemote(deviceIdOf('mallory'), 'precious.txt'), undefined);
+    }
+    // A record signed by another folder's key is just as forged.
+    const other = newFolder();
+    const peer = await rawPeer(victim, keys);
+    await sendRecords(peer, [signed(other, record('x.txt'))]);
+    await until(() => peer.victimConn.closed);
+    assert.equal(peer.victimConn.closeCode, 'SIGNATURE_INVALID');
+    await intact(victim);
+  });
+
+  test('unsafe paths (.., absolute, NUL) are refused by the validator and drop the connection', async () => {
+    const { keys, victim } = await setup();
+    for (const path of ['../escape.txt', '/etc/passwd', 'a/\u0000/b']) {
+      const peer = await rawPeer(victim, keys);
+      await sendRecords(peer, [signed(keys, record(path))]);
+      await until(() => peer.victimConn.closed);
+      assert.equal(peer.victimConn.closeCode, 'PATH_UNSAFE');
+    }
+    await intact(victim);
+  });
+
+  test("a signed record whose path goes through a symlink on the receiver's disk is refused; nothing is written outside", async () => {
+    const { keys, victim, lines } = await setup();
+    const outside = await tempDir(cleanups, 'ferry-outside-');
+    await symlink(outside, join(victim.root, 'link'));
+    await victim.scan();
+    const peer = await rawPeer(victim, keys);
+    await sendRecords(peer, [signed(keys, record('link/evil.txt'))]);
+    await until(() => lines.some((line) => line.includes('refusing an unsafe path')));
+    assert.deepEqual(await readdir(outside), []);
+    assert.equal(peer.victimConn.closed, false, 'a valid record is not the peer misbehaving');
+    assert.equal(await readFile(join(victim.root, 'precious.txt'), 'utf8'), 'keep me');
+  });
+
+  test('reserved paths (.ferry/…, temp names) from a peer are ignored', async () => {
+    const { keys, victim } = await setup();
+    const peer = await rawPeer(victim, keys);
+    await sendRecords(peer, [signed(keys, record('.ferry/archive/x~20260101-000000-000', { sequence: 1 })), signed(keys, record('.ferry-tmp-abc', { sequence: 2 }))]);
+    await until(() => victim.index.peerSequence(deviceIdOf('mallory')) === 2);
+    assert.equal(victim.index.getGlobal('.ferry/archive/x~20260101-000000-000'), undefined);
+    assert.equal(victim.index.getGlobal('.ferry-tmp-abc'), undefined);
+    await intact(victim);
+  });
+
+  test('a message for a folder not shared on this connection, or sequences going backwards, drop it', async () => {
+    const { keys, victim } = await setup();
+    const peer = await rawPeer(victim, keys);
+    await peer.conn.send({ type: 'Request', id: 1, folderId: randomBytes(20), path: 'precious.txt', offset: 0, size: 7, hash: randomBytes(32) });
+    await until(() => peer.victimConn.closed);
+    assert.equal(peer.victimConn.closeCode, 'PROTOCOL');
+
+    const again = await rawPeer(victim, keys);
+    await sendRecords(again, [signed(keys, record('one.txt', { sequence: 5 }))]);
+    await until(() => victim.index.peerSequence(deviceIdOf('mallory')) === 5);
+    await sendRecords(again, [signed(keys, record('two.txt', { sequence: 3 }))]);
+    await until(() => again.victimConn.closed);
+    assert.equal(again.victimConn.closeCode, 'PROTOCOL');
+    assert.match(again.victimConn.closeReason ?? '', /backwards/);
+    await until(async () => (await readdir(victim.root)).includes('one.txt'));
+    assert.equal(await readFile(join(victim.root, 'precious.txt'), 'utf8'), 'keep me');
+  });
+
+  test('blocks that fail their hash are refetched elsewhere; a peer that keeps lying is dropped', async () => {
+    const keys = newFolder();
+    const alice = await makeDevice(cleanups, { name: 'alice', keys });
+    const { logger, lines } = captureLogger();
+    const carol = await makeDevice(cleanups, { name: 'carol', keys, logger });
+    await writeFile(join(alice.root, 'data.bin'), randomContent(1024 * 1024, 3));
+    await alice.scan();
+    const truth = alice.index.getGlobal('data.bin')!;
+
+    // The liar announces alice's exact version and answers every request with garbage.
+    const liar = await rawPeer(carol, keys, 'liar');
+    void (async () => {
+      for await (const message of liar.conn) {
+        if (message.type === 'Request') await liar.conn.send({ type: 'Response', id: message.id, data: randomBytes(message.size) }).catch(() => undefined);
+      }
+    })();
+    await sendRecords(liar, [signed(keys, { ...truth, inode: 0, sequence: 1 })]);
+    await until(() => liar.victimConn.closed);
+    assert.equal(liar.victimConn.closeCode, 'BLOCK_MISMATCH');
+    assert.ok(carol.sync.stats.badBlocks >= 3);
+    assert.ok(lines.some((line) => line.includes('block hash mismatch')));
+    assert.deepEqual((await readdir(carol.root)).filter((n) => n === 'data.bin'), [], 'nothing unverified reaches the target');
+
+    await connect(cleanups, alice, carol);
+    await converged([alice, carol]);
+    assert.deepEqual(await readFile(join(carol.root, 'data.bin')), await readFile(join(alice.root, 'data.bin')));
+  });
+
+  test('a peer whose file changed on disk answers HASH_MISMATCH and rescans', async () => {
+    const keys = newFolder();
+    const alice = await makeDevice(cleanups, { name: 'alice', keys });
+    await mkdir(join(alice.root, 'd'));
+    await writeFile(join(alice.root, 'd/f.txt'), 'first content');
+    await alice.scan();
+    const local = alice.index.getLocal('d/f.txt')!;
+    await writeFile(join(alice.root, 'd/f.txt'), 'other content');
+    const scansBefore = alice.scans;
+    const answer = await answerRequest(
+      { type: 'Request', id: 1, folderId: keys.folderId, path: 'd/f.txt', offset: 0, size: local.size, hash: Buffer.from(local.blocks[0]!) },
+      { root: alice.root, index: alice.index, logger: captureLogger().logger, requestScan: (p) => void alice.scan(p) },
+    );
+    assert.deepEqual(answer, { error: 'HASH_MISMATCH' });
+    assert.equal(alice.scans, scansBefore + 1);
+    const wrongHash = await answerRequest(
+      { type: 'Request', id: 2, folderId: keys.folderId, path: 'd/f.txt', offset: 0, size: local.size, hash: randomBytes(32) },
+      { root: alice.root, index: alice.index, logger: captureLogger().logger, requestScan: () => undefined },
+    );
+    assert.deepEqual(wrongHash, { error: 'NO_SUCH_FILE' });
+  });
+});
