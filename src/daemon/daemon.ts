@@ -19,6 +19,7 @@ import { createStatusApp } from '../web/status-page.js';
 import { FolderManager } from './folders.js';
 import { homeLayout, lockHome, prepareHome, unlockHome, type HomeLayout } from './home.js';
 import { closeHttp, listenHttp } from './servers.js';
+import { Reachability, SERVICE_FACTORIES, type Service } from './services.js';
 import { defaultSettings, formatHostPort, mergeSettings, parseHostPort, type Settings } from './settings.js';
 
 export interface DaemonOptions {
@@ -50,6 +51,9 @@ export class Daemon extends Resource implements DaemonApi {
   private identity: DeviceIdentity | null = null;
   private connections: ConnectionManager | null = null;
   private readonly sessions = new Map<EstablishedPeer, PeerSession>();
+  private readonly services: Service[] = [];
+  private readonly folderListeners = new Set<() => void>();
+  readonly reachability = new Reachability();
   private locked = false;
   settings: Settings = defaultSettings(hostname());
 
@@ -86,7 +90,10 @@ export class Daemon extends Resource implements DaemonApi {
       logger: this.logger.child('folder'),
       syncLimits: this.options.tuning?.sync,
       peerSource: (deviceId) => this.connections?.peers().find((p) => p.deviceId === deviceId)?.source,
-      onChange: () => this.connections?.refresh(),
+      onChange: () => {
+        this.connections?.refresh();
+        for (const listener of this.folderListeners) listener();
+      },
     });
     this.folders = folders;
     await folders.open();
@@ -108,6 +115,27 @@ export class Daemon extends Resource implements DaemonApi {
     for (const known of this.knownPeers()) this.connections.addAddress(known.address);
     this.logger.info('listening for peers', { address: formatHostPort(this.connections.address()) });
 
+    const context = {
+      settings: this.settings,
+      identity: this.identity,
+      store,
+      connections: this.connections,
+      folders: () => folders.allKeys(),
+      onFoldersChanged: (listener: () => void) => {
+        this.folderListeners.add(listener);
+        return () => this.folderListeners.delete(listener);
+      },
+      listen: this.connections.address(),
+      reachability: this.reachability,
+      logger: this.logger,
+    };
+    for (const factory of SERVICE_FACTORIES) {
+      const service = factory(context);
+      if (!service) continue;
+      await service.open();
+      this.services.push(service);
+    }
+
     const api = createApiApp(this, this.logger.child('api'));
     this.controlServer = await listenHttp(api.callback(), { socketPath: this.layout.controlSocket });
     const web = parseHostPort(this.settings.web, 'web address');
@@ -118,6 +146,7 @@ export class Daemon extends Resource implements DaemonApi {
   protected async _close(): Promise<void> {
     await closeHttp(this.webServer);
     await closeHttp(this.controlServer);
+    for (const service of [...this.services].reverse()) await service.close().catch(() => undefined);
     await this.connections?.close();
     await Promise.allSettled([...this.sessions.values()].map((session) => session.close()));
     await this.folders?.close();
@@ -160,6 +189,7 @@ export class Daemon extends Resource implements DaemonApi {
       version: FERRY_VERSION,
       listen: this.connections ? formatHostPort(this.connections.address()) : null,
       folders: this.requireFolders().list().map((folder) => folder.report()),
+      services: Object.fromEntries(this.services.map((service) => [service.name, service.report()])),
       knownPeers: (this.connections?.addresses() ?? []).map((a) => ({
         address: a.address,
         ...(a.deviceId ? { deviceId: a.deviceId } : {}),

@@ -41,6 +41,8 @@ export interface StatusReport {
   /** The sync listener's bound address. */
   listen: string | null;
   folders: FolderReport[];
+  /** Optional services (port mapping, discovery) by name, each with its own report. */
+  services: Record<string, unknown>;
   /** Addresses the user named (`ferry peers add`), with their dial state. */
   knownPeers: Array<{ address: string; deviceId?: string; connected: boolean; lastError?: string }>;
 }

@@ -1,0 +1,54 @@
+// Optional daemon services (port mapping, discovery): each built from a shared context, opened after
+// the connection manager and closed before it. A service adds itself to SERVICE_FACTORIES below.
+
+import type { ConnectionManager } from '../connections/index.js';
+import type { IndexStore } from '../index/store.js';
+import type { DeviceIdentity, FolderKeys } from '../keys/index.js';
+import type { Logger } from '../util/log.js';
+import type { Resource } from '../util/resource.js';
+import type { Settings, HostPort } from './settings.js';
+
+/** Where peers outside the LAN can reach this device, as port mapping found it (null: unknown). */
+export class Reachability {
+  external: HostPort | null = null;
+  /** How it was obtained ('upnp', 'natpmp'), or why there is none ('no port mapping'). */
+  method = 'no port mapping';
+  private readonly listeners = new Set<() => void>();
+
+  set(external: HostPort | null, method: string): void {
+    this.external = external;
+    this.method = method;
+    for (const listener of this.listeners) listener();
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+export interface ServiceContext {
+  settings: Settings;
+  identity: DeviceIdentity;
+  store: IndexStore;
+  connections: ConnectionManager;
+  /** The keys of the folders shared now (read each time: folders come and go). */
+  folders: () => readonly FolderKeys[];
+  /** Called when folders are added or removed. */
+  onFoldersChanged: (listener: () => void) => () => void;
+  /** The sync listener's bound address. */
+  listen: HostPort;
+  reachability: Reachability;
+  logger: Logger;
+}
+
+export interface Service extends Resource {
+  /** Shown under its name in `status --json`. */
+  readonly name: string;
+  report(): unknown;
+}
+
+export type ServiceFactory = (context: ServiceContext) => Service | null;
+
+/** Services in the order they open (port mapping before the discovery that announces its result). */
+export const SERVICE_FACTORIES: ServiceFactory[] = [];
