@@ -1,21 +1,11 @@
 // `ferry status`: folders, their state and counts, and peers.
 
+import { formatBytes as bytes } from '../util/format.js';
 import type { StatusReport } from '../web/daemon-api.js';
 import { parseCommand, type Output } from './args.js';
 import { ControlClient } from './client.js';
 
 export const STATUS_USAGE = 'ferry status [--json] [--home DIR]';
-
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
-}
 
 export async function status(argv: string[], io: Output): Promise<number> {
   const { values, home } = parseCommand(argv, { json: { type: 'boolean' } }, { min: 0, max: 0 }, STATUS_USAGE);

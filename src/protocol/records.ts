@@ -23,21 +23,7 @@ const FILE_TYPES: readonly FileType[] = ['file', 'dir', 'symlink'];
 export type WireVersion = [string, number][];
 
 /** A FileRecord on the wire: no inode (local only); the path is a value, never a map key. */
-export interface WireRecord {
-  path: string;
-  type: FileType;
-  size: number;
-  mode: number;
-  mtimeMs: number;
-  version: WireVersion;
-  modifiedBy: string;
-  blockSize: number;
-  blocks: Uint8Array[];
-  linkTarget?: string;
-  deleted: boolean;
-  sequence: number;
-  signature?: Uint8Array;
-}
+export type WireRecord = Omit<FileRecord, 'inode' | 'version'> & { version: WireVersion };
 
 export function versionToWire(version: VersionVector): WireVersion {
   return Object.entries(version).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
