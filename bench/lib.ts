@@ -47,10 +47,10 @@ export function sampleMemory(pid: number, everyMs = 50): { stop(): Promise<Memor
   };
 }
 
-/** Writes `bytes` of incompressible data without holding it in memory. */
-export async function writeRandomFile(path: string, bytes: number, seed = 1): Promise<void> {
-  const { createCipheriv } = await import('node:crypto');
-  const key = Buffer.alloc(32, seed);
+/** Writes `bytes` of incompressible data without holding it in memory; the same seed gives the same bytes. */
+export async function writeRandomFile(path: string, bytes: number, seed: number | string = 1): Promise<void> {
+  const { createCipheriv, createHash } = await import('node:crypto');
+  const key = createHash('sha256').update(`ferry-bench-${seed}`).digest();
   const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
   const zeros = Buffer.alloc(8 << 20);
   const file = await open(path, 'w');
@@ -82,6 +82,32 @@ export async function settlePageCache(): Promise<'dropped' | 'synced'> {
     return 'dropped';
   } catch {
     return 'synced';
+  }
+}
+
+/** The p-th percentile (0..100) of a list of numbers, nearest rank. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export function sleepMs(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `probe` every `everyMs` until it returns true; throws after `timeoutMs`. */
+export async function until(probe: () => Promise<boolean> | boolean, what: string, timeoutMs: number, everyMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    await sleepMs(everyMs);
   }
 }
 

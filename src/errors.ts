@@ -8,6 +8,11 @@ export const ERROR_CODES = [
   'KEY_INVALID', // decodes, but the material is inconsistent
   'KEY_ACCESS', // operation needs a stronger key than the one held
   'SIGNATURE_INVALID',
+  // grants
+  'GRANT_EXPIRED', // a grant's time is up
+  'GRANT_REVOKED', // a grant was revoked by the folder's RW holder
+  'GRANT_INVALID', // a grant for another device or folder, or a forged one
+  'GRANT_UNKNOWN', // no grant with that ID is known here
   // folders
   'FOLDER_NOT_FOUND', // path does not exist
   'FOLDER_NOT_DIRECTORY',

@@ -13,7 +13,7 @@ export class ControlClient {
     this.socketPath = homeLayout(home).controlSocket;
   }
 
-  async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = request(

@@ -6,6 +6,8 @@ import type { Output } from './args.js';
 import {
   FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE, foldersRemove, join, keys, revert, share,
 } from './folder-commands.js';
+import { ADMIN_USAGE, admin } from './admin.js';
+import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE, grant, grants, revoke } from './grant.js';
 import { PEERS_ADD_USAGE, peersAdd } from './peers.js';
 import { RUN_USAGE, runDaemon } from './run.js';
 import { STATUS_USAGE, status } from './status.js';
@@ -23,6 +25,8 @@ const COMMANDS: Record<string, Command> = {
     if (argv[0] === 'remove') return foldersRemove(argv.slice(1), io);
     throw new FerryError('USAGE', `usage: ${FOLDERS_REMOVE_USAGE}`);
   },
+  admin,
+  grant, revoke, grants,
   peers: (argv, io) => {
     if (argv[0] === 'add') return peersAdd(argv.slice(1), io);
     throw new FerryError('USAGE', `usage: ${PEERS_ADD_USAGE}`);
@@ -40,6 +44,9 @@ usage:
   ${FOLDERS_REMOVE_USAGE}
   ${PEERS_ADD_USAGE}
   ${REVERT_USAGE}    read-only folders: undo local edits
+  ${ADMIN_USAGE}     the web admin's password
+  ${GRANT_USAGE}    prints an invite
+  ${REVOKE_USAGE}   ${GRANTS_USAGE}
   ferry --version | --help
 
 The home is --home, else FERRY_HOME, else ~/.local/share/ferry.

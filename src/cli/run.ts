@@ -44,8 +44,9 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
     trackerUrls: values.tracker as string[] | undefined,
     dhtBootstrap: values['dht-bootstrap'] as string[] | undefined,
   };
-  const logger = createLogger({ component: 'ferry', level: logLevel && isLogLevel(logLevel) ? logLevel : 'info' });
-  const daemon = new Daemon({ home, overrides, logger });
+  const recentLog: string[] = [];
+  const logger = createLogger({ component: 'ferry', level: logLevel && isLogLevel(logLevel) ? logLevel : 'info', keepRecent: recentLog });
+  const daemon = new Daemon({ home, overrides, logger, recentLog });
 
   let stopping: Promise<void> | null = null;
   const stop = (signal: string): Promise<void> => {

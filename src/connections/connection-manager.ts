@@ -233,6 +233,7 @@ export class ConnectionManager extends Resource {
       softwareVersion: this.options.softwareVersion,
       folders: this.options.folders(),
       folderState: this.options.folderState,
+      isGrantRevoked: this.options.isGrantRevoked,
       handshakeTimeoutMs: this.handshakeTimeoutMs,
       signal: this.lifetime.signal,
     });

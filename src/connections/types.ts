@@ -15,6 +15,8 @@ export interface ConnectionManagerOptions {
   /** The current folders, read at each handshake. */
   folders: () => readonly FolderKeys[];
   folderState?: (keys: FolderKeys, peerDeviceId: string) => FolderSyncState;
+  /** Whether a folder's grant was revoked: the handshake refuses grantees presenting it. */
+  isGrantRevoked?: (keys: FolderKeys, grantIdHex: string) => boolean;
   /** After a successful handshake, once per kept connection. */
   onPeer: (peer: EstablishedPeer) => void;
   /** When a connection onPeer reported has ended (or was replaced by another to the same device). */

@@ -13,10 +13,13 @@ import { PeerSession, folderSyncState, type FolderSyncLimits } from '../sync/ind
 import { createLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { FERRY_VERSION } from '../version.js';
-import { createApiApp } from '../web/api.js';
-import type { DaemonApi, FolderReport, KeysReport, StatusReport } from '../web/daemon-api.js';
-import { createStatusApp } from '../web/status-page.js';
+import { WebAdmin } from '../web/admin.js';
+import type {
+  ArchiveListing, DaemonApi, FolderReport, GrantReport, IssuedGrantReport, KeysReport, PeerInfo, SettingsReport, StatusReport,
+} from '../web/daemon-api.js';
+import { peerInfos, settingsReport, validateSettingsPatch } from './admin.js';
 import { FolderManager } from './folders.js';
+import { GrantRegistry } from './grant-registry.js';
 import { homeLayout, lockHome, prepareHome, unlockHome, type HomeLayout } from './home.js';
 import { closeHttp, listenHttp } from './servers.js';
 import { Reachability, SERVICE_FACTORIES, type Service } from './services.js';
@@ -27,6 +30,8 @@ export interface DaemonOptions {
   /** Flags given to `ferry run`: override stored settings for this run only. */
   overrides?: Partial<Settings>;
   logger?: Logger;
+  /** Filled by `logger` (createLogger's keepRecent) with recent lines, for the web admin's log tail. */
+  recentLog?: string[];
   /** Smaller limits and timeouts, for tests. */
   tuning?: { sync?: FolderSyncLimits; connection?: PeerConnectionOptions; backoff?: { initialMs: number; maxMs: number } };
 }
@@ -34,6 +39,8 @@ export interface DaemonOptions {
 const SETTINGS_KEY = 'settings';
 /** Addresses the user named with `ferry peers add`: [{ address, folder? }]. */
 const KNOWN_PEERS_KEY = 'knownPeers';
+/** The web admin's password, an argon2id PHC string. */
+const ADMIN_PASSWORD_KEY = 'adminPasswordHash';
 
 interface KnownPeer {
   address: string;
@@ -48,8 +55,11 @@ export class Daemon extends Resource implements DaemonApi {
   private folders: FolderManager | null = null;
   private controlServer: Server | null = null;
   private webServer: Server | null = null;
+  private web: WebAdmin | null = null;
+  private readonly recentLog: string[];
   private identity: DeviceIdentity | null = null;
   private connections: ConnectionManager | null = null;
+  private grantRegistry: GrantRegistry | null = null;
   private readonly sessions = new Map<EstablishedPeer, PeerSession>();
   private readonly services: Service[] = [];
   private readonly folderListeners = new Set<() => void>();
@@ -60,7 +70,8 @@ export class Daemon extends Resource implements DaemonApi {
   constructor(private readonly options: DaemonOptions) {
     super();
     this.layout = homeLayout(options.home);
-    this.logger = options.logger ?? createLogger({ component: 'ferry' });
+    this.recentLog = options.recentLog ?? [];
+    this.logger = options.logger ?? createLogger({ component: 'ferry', keepRecent: this.recentLog });
   }
 
   protected async _open(): Promise<void> {
@@ -81,6 +92,9 @@ export class Daemon extends Resource implements DaemonApi {
 
     this.pool = new HashPool();
     await this.pool.open();
+    const grants = new GrantRegistry(this.store, this.logger.child('grants'));
+    this.grantRegistry = grants;
+    await grants.open();
     const folders = new FolderManager({
       store: this.store,
       pool: this.pool,
@@ -89,6 +103,7 @@ export class Daemon extends Resource implements DaemonApi {
       settings: this.settings,
       logger: this.logger.child('folder'),
       syncLimits: this.options.tuning?.sync,
+      grantBook: (keys) => grants.book(keys),
       peerSource: (deviceId) => this.connections?.peers().find((p) => p.deviceId === deviceId)?.source,
       onChange: () => {
         this.connections?.refresh();
@@ -105,8 +120,12 @@ export class Daemon extends Resource implements DaemonApi {
       softwareVersion: FERRY_VERSION,
       folders: () => folders.allKeys(),
       folderState: (keys, peerDeviceId) => folderSyncState(store.folder(keys.folderIdHex), peerDeviceId),
+      isGrantRevoked: (keys, grantIdHex) => grants.isRevoked(keys, grantIdHex),
       onPeer: (peer) => this.startSession(peer),
-      onPeerClosed: (peer) => void this.sessions.get(peer)?.close(),
+      onPeerClosed: (peer) => {
+        this.grantRegistry?.peerEnded(peer);
+        void this.sessions.get(peer)?.close();
+      },
       logger: this.logger.child('conn'),
       connection: this.options.tuning?.connection,
       backoff: this.options.tuning?.backoff,
@@ -136,20 +155,23 @@ export class Daemon extends Resource implements DaemonApi {
       this.services.push(service);
     }
 
-    const api = createApiApp(this, this.logger.child('api'));
-    this.controlServer = await listenHttp(api.callback(), { socketPath: this.layout.controlSocket });
+    this.web = new WebAdmin({ daemon: this, logger: this.logger.child('api') });
+    await this.web.open();
+    this.controlServer = await listenHttp(this.web.control.callback(), { socketPath: this.layout.controlSocket });
     const web = parseHostPort(this.settings.web, 'web address');
-    this.webServer = await listenHttp(createStatusApp(this).callback(), web);
+    this.webServer = await listenHttp(this.web.web.callback(), web);
     this.logger.info('web page', { address: this.webAddress() });
   }
 
   protected async _close(): Promise<void> {
+    await this.web?.close();
     await closeHttp(this.webServer);
     await closeHttp(this.controlServer);
     for (const service of [...this.services].reverse()) await service.close().catch(() => undefined);
     await this.connections?.close();
     await Promise.allSettled([...this.sessions.values()].map((session) => session.close()));
     await this.folders?.close();
+    await this.grantRegistry?.close();
     await this.pool?.close();
     await this.store?.close();
     if (this.locked) await unlockHome(this.layout);
@@ -164,13 +186,20 @@ export class Daemon extends Resource implements DaemonApi {
     const folders = this.requireFolders();
     const session = new PeerSession(peer.connection, peer.handshake, (hex) => folders.syncFor(hex), this.logger.child('peer'), {
       address: peer.address,
+      onPeerExchange: (message) => this.services.forEach((service) => service.onPeerExchange?.(peer, message)),
+      onGrants: (message) => this.grantRegistry!.receive(peer, message),
     });
     this.sessions.set(peer, session);
-    void session.finished.finally(() => this.sessions.delete(peer));
-    session.start().catch((err: unknown) => {
-      this.logger.warn('peer session failed to start', { device: peer.deviceId, err: err as Error });
-      void peer.connection.close('INTERNAL', 'session failed to start');
-    });
+    // Before the session starts: the peer's grant is learned and our Grants go out ahead of any index.
+    this.grantRegistry?.peerStarted(peer);
+    session
+      .start()
+      .then(() => session.finished)
+      .catch((err: unknown) => {
+        this.logger.warn('peer session failed', { device: peer.deviceId, err: err as Error });
+        void peer.connection.close('INTERNAL', 'session failed');
+      })
+      .finally(() => this.sessions.delete(peer));
   }
 
   private knownPeers(): KnownPeer[] {
@@ -188,10 +217,12 @@ export class Daemon extends Resource implements DaemonApi {
       device: { id: identity.id, name: identity.name },
       version: FERRY_VERSION,
       listen: this.connections ? formatHostPort(this.connections.address()) : null,
+      web: this.webAddress(),
       folders: this.requireFolders().list().map((folder) => folder.report()),
       services: Object.fromEntries(this.services.map((service) => [service.name, service.report()])),
       knownPeers: (this.connections?.addresses() ?? []).map((a) => ({
         address: a.address,
+        source: a.source,
         ...(a.deviceId ? { deviceId: a.deviceId } : {}),
         connected: a.connected,
         ...(a.lastError ? { lastError: a.lastError } : {}),
@@ -214,6 +245,22 @@ export class Daemon extends Resource implements DaemonApi {
     return this.requireFolders().revert(folder);
   }
 
+  async grant(folder: string, options: { level: 'ro' | 'rw'; expiresInMs: number; device?: string }): Promise<IssuedGrantReport> {
+    const { keys } = this.requireFolders().resolve(folder);
+    const issued = await this.grantRegistry!.issue(keys, { level: options.level, expiresAtMs: Date.now() + options.expiresInMs, device: options.device });
+    return { ...issued, expiresAt: new Date(issued.expiresAtMs).toISOString() };
+  }
+
+  revokeGrant(grantId: string): Promise<{ id: string; folderId: string; revokedAtMs: number }> {
+    return this.grantRegistry!.revoke(this.requireFolders().list().map((folder) => folder.keys), grantId);
+  }
+
+  grants(folder: string): { folderId: string; grants: GrantReport[] } {
+    const { keys } = this.requireFolders().resolve(folder);
+    const grants = this.grantRegistry!.list(keys).map((g) => ({ ...g, expiresAt: new Date(g.expiresAtMs).toISOString() }));
+    return { folderId: keys.folderIdHex, grants };
+  }
+
   share(path: string): Promise<KeysReport> {
     return this.requireFolders().share(path);
   }
@@ -232,5 +279,62 @@ export class Daemon extends Resource implements DaemonApi {
 
   rescan(folder: string): Promise<void> {
     return this.requireFolders().resolve(folder).requestScan('');
+  }
+
+  pauseFolder(folder: string): Promise<void> {
+    return this.requireFolders().setPaused(folder, true);
+  }
+
+  resumeFolder(folder: string): Promise<void> {
+    return this.requireFolders().setPaused(folder, false);
+  }
+
+  archive(folder: string, limit: number): Promise<ArchiveListing> {
+    return this.requireFolders().archiveList(folder, limit);
+  }
+
+  restoreArchived(folder: string, archivePath: string): Promise<string> {
+    return this.requireFolders().restoreArchived(folder, archivePath);
+  }
+
+  purgeArchive(folder: string, olderThanDays?: number): Promise<number> {
+    return this.requireFolders().purgeArchive(folder, olderThanDays ?? this.settings.archiveDays);
+  }
+
+  peers(): PeerInfo[] {
+    const folders = this.requireFolders().list().map((folder) => folder.report());
+    return peerInfos(this.connections?.peers() ?? [], folders);
+  }
+
+  private storedSettings(): Settings {
+    return mergeSettings(defaultSettings(hostname()), this.store!.getSetting<Partial<Settings>>(SETTINGS_KEY) ?? {});
+  }
+
+  getSettings(): SettingsReport {
+    const stored = this.storedSettings();
+    const overrides = this.options.overrides ?? {};
+    return settingsReport(stored, mergeSettings(stored, overrides), this.settings, overrides);
+  }
+
+  /** Stores validated settings; they apply when the daemon next starts (`ferry run` flags still win). */
+  async updateSettings(patch: Record<string, unknown>): Promise<SettingsReport> {
+    const checked = validateSettingsPatch(patch);
+    const stored = { ...(this.store!.getSetting<Partial<Settings>>(SETTINGS_KEY) ?? {}), ...checked };
+    mergeSettings(defaultSettings(hostname()), stored);
+    await this.store!.putSetting(SETTINGS_KEY, stored);
+    this.logger.info('settings changed', { names: Object.keys(checked).join(',') });
+    return this.getSettings();
+  }
+
+  logTail(lines: number): string[] {
+    return this.recentLog.slice(-lines);
+  }
+
+  adminPasswordHash(): string | undefined {
+    return this.store?.getSetting<string>(ADMIN_PASSWORD_KEY);
+  }
+
+  async setAdminPasswordHash(hash: string): Promise<void> {
+    await this.store!.putSetting(ADMIN_PASSWORD_KEY, hash);
   }
 }

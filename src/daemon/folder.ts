@@ -2,13 +2,13 @@
 
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FolderKeys } from '../keys/index.js';
+import { decodeGrant, type FolderKeys, type GrantBook, type GrantCredential } from '../keys/index.js';
 import type { FolderConfig, FolderIndex } from '../index/types.js';
 import { HashPool, IgnoreRules, Scanner, FolderWatcher } from '../scan/index.js';
 import { Archive, FolderSync, readOnlyScanIndex, type FolderSyncLimits } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import type { FolderReport, FolderState, PeerReport } from '../web/daemon-api.js';
+import type { FolderReport, FolderState, GrantReport, PeerReport } from '../web/daemon-api.js';
 
 /** The folder's own hidden directory; its presence proves the folder's volume is mounted. */
 export const FOLDER_MARKER = '.ferry';
@@ -26,6 +26,8 @@ export interface SharedFolderOptions {
   syncLimits?: FolderSyncLimits;
   /** How each peer reached us ('known', 'incoming', 'lan', …), for status. */
   peerSource: (deviceId: string) => string | undefined;
+  /** The folder's known grants (records signed under valid RW grants are accepted; a grantee's own grant shows in status). */
+  grants?: GrantBook;
 }
 
 export class SharedFolder extends Resource {
@@ -36,7 +38,7 @@ export class SharedFolder extends Resource {
   private readonly abort = new AbortController();
   private scanner: Scanner | null = null;
   private watcher: FolderWatcher | null = null;
-  /** Null for encrypted (ENC) folders, whose storage comes with a later issue, and when the marker is missing. */
+  /** Null when the marker is missing. */
   sync: FolderSync | null = null;
   private rescanTimer: NodeJS.Timeout | null = null;
   private state: FolderState = 'idle';
@@ -56,17 +58,15 @@ export class SharedFolder extends Resource {
   }
 
   protected async _open(): Promise<void> {
-    if (this.config.access === 'enc') {
-      this.logger.warn('encrypted (ENC) folders are stored but not synced yet');
-      return;
-    }
     if (!(await this.markerPresent())) {
       // Scanning or pulling into a missing or unmounted folder would turn every file into a deletion.
       this.setError(`folder marker ${FOLDER_MARKER}/ is missing in ${this.config.path} (is the volume mounted?)`);
       return;
     }
+    const encrypted = this.config.access === 'enc';
     const scanIndex = this.config.access === 'ro' ? readOnlyScanIndex(this.index) : this.index;
-    this.scanner = new Scanner({
+    // An encrypted (ENC) folder holds ciphertext written by its FolderSync only: nothing to scan or watch.
+    if (!encrypted) this.scanner = new Scanner({
       root: this.config.path,
       index: scanIndex,
       deviceShortId: this.options.device.shortId,
@@ -85,7 +85,12 @@ export class SharedFolder extends Resource {
       requestScan: (under) => this.requestScan(under),
       exclusive: (work) => this.exclusive(work),
       limits: this.options.syncLimits,
+      grants: this.options.grants,
     });
+    if (encrypted) {
+      await this.sync.open();
+      return;
+    }
     this.watcher = new FolderWatcher({
       root: this.config.path,
       ignore: await IgnoreRules.load(this.config.path),
@@ -171,6 +176,20 @@ export class SharedFolder extends Resource {
     }
   }
 
+  /** The grant this device holds the folder by (joined with an invite), for status. */
+  private grantReport(credential: GrantCredential): GrantReport {
+    const grant = decodeGrant(credential.bytes);
+    const status = this.options.grants?.status(grant) ?? (Date.now() >= grant.expiresAtMs ? 'expired' : 'active');
+    return {
+      id: grant.idHex,
+      level: grant.level,
+      expiresAtMs: grant.expiresAtMs,
+      expiresAt: new Date(grant.expiresAtMs).toISOString(),
+      ...(grant.device ? { device: grant.device } : {}),
+      status,
+    };
+  }
+
   report(): FolderReport {
     const counts = this.index.counts();
     const sync = this.sync?.report();
@@ -190,6 +209,7 @@ export class SharedFolder extends Resource {
       ...(error ? { error } : {}),
       ...counts,
       localChanges: sync?.localChanges ?? 0,
+      ...(this.keys.grant ? { grant: this.grantReport(this.keys.grant) } : {}),
       lastScanMs: this.lastScanMs,
       watcher: this.watcher?.status() ?? { watchedDirs: 0, unwatchedDirs: 0, limitReached: false },
       peers,

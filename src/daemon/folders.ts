@@ -1,16 +1,16 @@
 // The set of shared folders: share, join, remove, and the checks that keep folders apart.
 
 import { mkdir, realpath, stat } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
+import { join, posix, resolve, sep } from 'node:path';
 import { FerryError, ioError } from '../errors.js';
-import { FolderKeys } from '../keys/index.js';
+import { FolderKeys, decodeGrant, grantRefusal, parseFolderKey, type GrantBook } from '../keys/index.js';
 import type { IndexStore } from '../index/store.js';
 import type { FolderConfig } from '../index/types.js';
 import type { HashPool } from '../scan/index.js';
-import type { FolderSync, FolderSyncLimits } from '../sync/index.js';
+import { Archive, type FolderSync, type FolderSyncLimits } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import type { FolderReport, KeysReport } from '../web/daemon-api.js';
+import type { ArchiveListing, FolderReport, KeysReport } from '../web/daemon-api.js';
 import { FOLDER_MARKER, SharedFolder } from './folder.js';
 import type { Settings } from './settings.js';
 
@@ -25,6 +25,8 @@ export interface FolderManagerOptions {
   peerSource: (deviceId: string) => string | undefined;
   /** A folder was added or removed: connections must re-handshake to include it. */
   onChange: () => void;
+  /** The folder's grant book (grants.ts): records signed under valid RW grants are accepted. */
+  grantBook?: (keys: FolderKeys) => GrantBook;
 }
 
 function contains(outer: string, inner: string): boolean {
@@ -52,9 +54,11 @@ export class FolderManager extends Resource {
   }
 
   private async start(config: FolderConfig): Promise<void> {
+    const keys = parseFolderKey(config.key);
     const folder = new SharedFolder({
       config,
-      keys: FolderKeys.parse(config.key),
+      keys,
+      grants: this.options.grantBook?.(keys),
       index: this.options.store.folder(config.id),
       pool: this.options.pool,
       device: this.options.device,
@@ -66,7 +70,8 @@ export class FolderManager extends Resource {
       peerSource: this.options.peerSource,
     });
     this.running.set(config.id, folder);
-    await folder.open();
+    // A paused folder stays unopened: no scanner, watcher or sync until it is resumed.
+    if (!config.paused) await folder.open();
   }
 
   private serialise<T>(work: () => Promise<T>): Promise<T> {
@@ -79,9 +84,11 @@ export class FolderManager extends Resource {
     return [...this.running.values()];
   }
 
-  /** The keys of every folder, for the handshake's claims. */
+  /** The keys of every folder not paused, for the handshake's claims. */
   allKeys(): FolderKeys[] {
-    return this.list().map((folder) => folder.keys);
+    return this.list()
+      .filter((folder) => !folder.config.paused)
+      .map((folder) => folder.keys);
   }
 
   syncFor(folderIdHex: string): FolderSync | undefined {
@@ -161,7 +168,13 @@ export class FolderManager extends Resource {
 
   join(keyText: string, path: string): Promise<FolderReport> {
     return this.serialise(async () => {
-      const keys = FolderKeys.parse(keyText);
+      const keys = parseFolderKey(keyText);
+      if (keys.grant) {
+        // An invite for another device, or one already over, would only be refused by every peer.
+        const revoked = this.options.grantBook?.(keys).isRevoked(keys.grant.idHex) ?? false;
+        const refusal = grantRefusal(decodeGrant(keys.grant.bytes), Date.now(), revoked, this.options.device.id);
+        if (refusal) throw refusal;
+      }
       return (await this.add(keys, path, true)).report();
     });
   }
@@ -172,8 +185,8 @@ export class FolderManager extends Resource {
     return {
       folderId: keys.folderIdHex,
       path: shared.config.path,
-      ...(keys.access === 'rw' ? { rw: keys.format('rw') } : {}),
-      ...(keys.access !== 'enc' ? { ro: keys.format('ro') } : {}),
+      ...(keys.holdsFolderKey ? { rw: keys.format('rw') } : {}),
+      ...(keys.readSecret ? { ro: keys.format('ro') } : {}),
       enc: keys.format('enc'),
     };
   }
@@ -185,6 +198,59 @@ export class FolderManager extends Resource {
     }
     if (!shared.sync) throw new FerryError('FOLDER_UNKNOWN', `folder ${folder} is not running (${shared.report().error ?? 'stopped'})`);
     return shared.sync.revertLocalChanges();
+  }
+
+  /** Pauses or resumes a folder: restarts it with the flag stored, and re-handshakes with peers. */
+  setPaused(folder: string, paused: boolean): Promise<void> {
+    return this.serialise(async () => {
+      const shared = this.resolve(folder);
+      if (shared.config.paused === paused) return;
+      const config: FolderConfig = { ...shared.config, paused };
+      this.running.delete(shared.config.id);
+      await shared.close();
+      await this.options.store.putFolder(config);
+      await this.start(config);
+      this.logger.info(paused ? 'folder paused' : 'folder resumed', { folder: config.id });
+      this.options.onChange();
+    });
+  }
+
+  private archiveOf(folder: string): { shared: SharedFolder; archive: Archive } {
+    const shared = this.resolve(folder);
+    if (shared.config.access === 'enc') {
+      throw new FerryError('KEY_ACCESS', 'an encrypted (ENC) folder has no readable archive on this device');
+    }
+    return { shared, archive: new Archive(shared.config.path, this.logger.child('archive')) };
+  }
+
+  /** Up to `limit` archived files, newest first (the walk stops at the limit, so memory stays bounded). */
+  async archiveList(folder: string, limit: number): Promise<ArchiveListing> {
+    const { shared, archive } = this.archiveOf(folder);
+    const files = [];
+    let truncated = false;
+    for await (const file of archive.list()) {
+      if (files.length >= limit) {
+        truncated = true;
+        break;
+      }
+      files.push(file);
+    }
+    files.sort((a, b) => b.archivedAtMs - a.archivedAtMs || a.path.localeCompare(b.path));
+    return { folderId: shared.config.id, files, truncated };
+  }
+
+  /** Restores an archived file, then scans its directory so peers get it back. */
+  async restoreArchived(folder: string, archivePath: string): Promise<string> {
+    const { shared, archive } = this.archiveOf(folder);
+    const restored = await archive.restore(archivePath);
+    this.logger.info('restored from archive', { folder: shared.config.id, path: restored });
+    const dir = posix.dirname(restored);
+    await shared.requestScan(dir === '.' ? '' : dir);
+    return restored;
+  }
+
+  purgeArchive(folder: string, olderThanDays: number): Promise<number> {
+    return this.archiveOf(folder).archive.purge(olderThanDays);
   }
 
   /** Stops syncing a folder and forgets its index; the files on disk stay as they are. */

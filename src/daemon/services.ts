@@ -1,12 +1,20 @@
 // Optional daemon services (port mapping, discovery): each built from a shared context, opened after
 // the connection manager and closed before it. A service adds itself to SERVICE_FACTORIES below.
 
-import type { ConnectionManager } from '../connections/index.js';
+import type { ConnectionManager, EstablishedPeer } from '../connections/index.js';
 import type { IndexStore } from '../index/store.js';
 import type { DeviceIdentity, FolderKeys } from '../keys/index.js';
+import type { PeerExchangeMessage } from '../protocol/index.js';
 import type { Logger } from '../util/log.js';
 import type { Resource } from '../util/resource.js';
 import type { Settings, HostPort } from './settings.js';
+import { natServiceFactory } from './nat-service.js';
+import { discoveryServiceFactory } from './discovery-service.js';
+
+/** A loopback listener is reachable from this machine only: no LAN, router or internet service can help it. */
+export function isLoopbackHost(host: string): boolean {
+  return host.startsWith('127.') || host === '::1' || host === 'localhost';
+}
 
 /** Where peers outside the LAN can reach this device, as port mapping found it (null: unknown). */
 export class Reachability {
@@ -46,9 +54,14 @@ export interface Service extends Resource {
   /** Shown under its name in `status --json`. */
   readonly name: string;
   report(): unknown;
+  /** A connected peer's validated PeerExchange (discovery takes it). */
+  onPeerExchange?(peer: EstablishedPeer, message: PeerExchangeMessage): void;
 }
 
 export type ServiceFactory = (context: ServiceContext) => Service | null;
 
 /** Services in the order they open (port mapping before the discovery that announces its result). */
-export const SERVICE_FACTORIES: ServiceFactory[] = [];
+export const SERVICE_FACTORIES: ServiceFactory[] = [
+  natServiceFactory,
+  discoveryServiceFactory,
+];

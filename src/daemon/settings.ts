@@ -16,6 +16,9 @@ export interface Settings {
   trackerUrls: string[];
   dhtBootstrap: string[];
   archiveDays: number;
+  /** Upload and download rate limits in KiB/s; 0 = unlimited. */
+  uploadKBps: number;
+  downloadKBps: number;
   /** Full rescan period, the safety net behind the watcher. */
   rescanIntervalS: number;
   /** Full rescan period when the inotify limit leaves directories unwatched. */
@@ -30,15 +33,18 @@ export function defaultSettings(hostname: string): Settings {
   return {
     deviceName: hostname,
     listen: `0.0.0.0:${DEFAULT_SYNC_PORT}`,
-    // Loopback until the web admin has its login (issue 6); then 0.0.0.0 as NAS apps do.
-    web: `127.0.0.1:${DEFAULT_WEB_PORT}`,
+    // Every interface, as NAS apps do: the web admin needs a login.
+    web: `0.0.0.0:${DEFAULT_WEB_PORT}`,
     lan: true,
     nat: true,
     dht: true,
     trackers: true,
     trackerUrls: [],
-    dhtBootstrap: [],
+    // The mainline DHT's well-known entry points (tests always name their own).
+    dhtBootstrap: ['router.bittorrent.com:6881', 'router.utorrent.com:6881', 'dht.transmissionbt.com:6881'],
     archiveDays: 14,
+    uploadKBps: 0,
+    downloadKBps: 0,
     rescanIntervalS: 3600,
     unwatchedRescanIntervalS: 300,
     logLevel: 'info',
@@ -75,5 +81,13 @@ export function mergeSettings(base: Settings, overrides: Partial<Settings>): Set
   if (!isLogLevel(merged.logLevel)) throw new FerryError('USAGE', `unknown log level '${merged.logLevel}'`);
   if (!(merged.archiveDays >= 0)) throw new FerryError('USAGE', 'archiveDays must be ≥ 0');
   if (!(merged.rescanIntervalS >= 1)) throw new FerryError('USAGE', 'rescanIntervalS must be ≥ 1');
+  for (const node of merged.dhtBootstrap) {
+    if (parseHostPort(node, 'DHT bootstrap node').port === 0) throw new FerryError('USAGE', `DHT bootstrap node needs a port (got '${node}')`);
+  }
+  for (const url of merged.trackerUrls) {
+    if (!/^(https?:\/\/[^\s/]+\/\S*|udp:\/\/[^\s/]+:\d{1,5}(\/\S*)?)$/.test(url)) {
+      throw new FerryError('USAGE', `tracker must be an http(s)://HOST/PATH or udp://HOST:PORT URL (got '${url}')`);
+    }
+  }
   return merged;
 }

@@ -155,11 +155,12 @@ export class LmdbFolderIndex implements FolderIndex {
     const dbs = this.context.dbs();
     const range = folderRange(this.folderId);
     const bounds = options.reverse ? { start: range.end, end: range.start, reverse: true } : range;
-    for (const { key, value } of dbs.global.getRange({ ...bounds, snapshot: false })) {
+    // The `need` database lists exactly these paths: a pass costs what it has to do, not the folder's size.
+    for (const key of dbs.need.getKeys({ ...bounds, snapshot: false })) {
       const path = (key as [string, string])[1];
+      const global = this.read('global', path);
       const local = this.read('local', path);
-      const global = decodeRecord(path, value);
-      if (isNeeded(local, global)) yield local ? { global, local } : { global };
+      if (isNeeded(local, global)) yield local ? { global: global!, local } : { global: global! };
     }
   }
 
@@ -253,6 +254,13 @@ export class LmdbFolderIndex implements FolderIndex {
     return stored ? { ...emptyFolderState(), ...stored } : emptyFolderState();
   }
 
+  /** Inside a write transaction: adds or removes the path in the `need` database. */
+  markNeeded(path: string, needed: boolean): void {
+    const need = this.context.dbs().need;
+    if (needed) need.putSync([this.folderId, path], 1);
+    else need.removeSync([this.folderId, path]);
+  }
+
   writeState(state: FolderState): void {
     this.context.dbs().counters.putSync(this.folderId, state);
   }
@@ -309,6 +317,9 @@ class PathBatch {
   change(path: string, before: PathState, after: PathState): void {
     applyPathChange(this.state, before, after);
     this.touched.set(path, after);
+    const wasNeeded = isNeeded(before.local, before.global);
+    const nowNeeded = isNeeded(after.local, after.global);
+    if (wasNeeded !== nowNeeded) this.writes.push(() => this.index.markNeeded(path, nowNeeded));
   }
 
   commit(): void {

@@ -9,7 +9,7 @@ const TYPES_BY_CODE: FileType[] = ['file', 'dir', 'symlink'];
 /**
  * Schema 1 tuple. Changing it means a new schema version and a migration.
  * [type, size, mode, mtimeMs, inode, version, modifiedBy, blockSize, blocks, deleted, sequence,
- *  linkTarget | null, signature | null]
+ *  linkTarget | null, signature | null] and, for ENC-facing records only, a 14th element: sealed
  */
 export type StoredRecord = [
   type: number,
@@ -25,12 +25,13 @@ export type StoredRecord = [
   sequence: number,
   linkTarget: string | null,
   signature: Uint8Array | null,
+  sealed?: Uint8Array,
 ];
 
 const STORED_LENGTH = 13;
 
 export function encodeRecord(record: FileRecord): StoredRecord {
-  return [
+  const stored: StoredRecord = [
     TYPE_CODES[record.type],
     record.size,
     record.mode,
@@ -45,6 +46,8 @@ export function encodeRecord(record: FileRecord): StoredRecord {
     record.linkTarget ?? null,
     record.signature ?? null,
   ];
+  if (record.sealed !== undefined) stored.push(record.sealed);
+  return stored;
 }
 
 /** A plain Uint8Array view (msgpackr hands back copied Buffers; callers compare and store Uint8Arrays). */
@@ -58,8 +61,8 @@ function corrupt(detail: string, path: string): FerryError {
 }
 
 export function decodeRecord(path: string, stored: unknown): FileRecord {
-  if (!Array.isArray(stored) || stored.length !== STORED_LENGTH) throw corrupt('not a schema-1 tuple', path);
-  const [type, size, mode, mtimeMs, inode, version, modifiedBy, blockSize, blocks, deleted, sequence, linkTarget, signature] =
+  if (!Array.isArray(stored) || (stored.length !== STORED_LENGTH && stored.length !== STORED_LENGTH + 1)) throw corrupt('not a schema-1 tuple', path);
+  const [type, size, mode, mtimeMs, inode, version, modifiedBy, blockSize, blocks, deleted, sequence, linkTarget, signature, sealed] =
     stored as unknown[];
   const fileType = TYPES_BY_CODE[type as number];
   if (fileType === undefined) throw corrupt(`unknown type ${String(type)}`, path);
@@ -80,5 +83,6 @@ export function decodeRecord(path: string, stored: unknown): FileRecord {
   };
   if (typeof linkTarget === 'string') record.linkTarget = linkTarget;
   if (signature !== null && signature !== undefined) record.signature = asBytes(signature, 'signature', path);
+  if (sealed !== undefined) record.sealed = asBytes(sealed, 'sealed record', path);
   return record;
 }

@@ -32,6 +32,8 @@ export interface FileRecord {
   sequence: number;
   /** Signature by the folder key (or a granted device) over the record's canonical form. */
   signature?: Uint8Array;
+  /** ENC-facing records only: the plaintext record, encrypted with the content key (src/sync/enc-records.ts). */
+  sealed?: Uint8Array;
 }
 
 export type VersionOrder = 'equal' | 'newer' | 'older' | 'concurrent';

@@ -3,9 +3,11 @@
 import type { Database, RootDatabase } from 'lmdb';
 import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
+import { isNeeded } from './counters.js';
+import { decodeRecord } from './record-codec.js';
 
 /** Version of the key/value layout written by this build. Bump it with a migration when the layout changes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Names of the named databases, in the order they are opened. */
 export const DB_NAMES = [
@@ -20,6 +22,7 @@ export const DB_NAMES = [
   'peers', // [folderId, deviceId] → [last sequence received, the peer's index ID | null]
   'counters', // folderId → FolderState (counts, last local sequence, index ID)
   'remote', // [folderId, path, deviceId] → StoredRecord: each peer's record of each path
+  'need', // [folderId, path] → 1 while the puller has to act on the path (schema 2)
 ] as const;
 
 export type DbName = (typeof DB_NAMES)[number];
@@ -36,8 +39,26 @@ export interface Migration {
   migrate(dbs: IndexDbs): void;
 }
 
-/** Built-in migrations, oldest first (none yet: schema 1 is the first). */
-export const MIGRATIONS: readonly Migration[] = [];
+/**
+ * Schema 2 adds the `need` database, so a pull pass visits only the paths it has to act on instead
+ * of every global record: filled here from the global and local records of every folder.
+ */
+const ADD_NEED_DB: Migration = {
+  from: 1,
+  to: 2,
+  migrate(dbs) {
+    for (const { key, value } of dbs.global.getRange({})) {
+      const [folderId, path] = key as [string, string];
+      const stored = dbs.local.get(key);
+      const global = decodeRecord(path, value);
+      const local = stored === undefined ? undefined : decodeRecord(path, stored);
+      if (isNeeded(local, global)) dbs.need.putSync([folderId, path], 1);
+    }
+  },
+};
+
+/** Built-in migrations, oldest first. */
+export const MIGRATIONS: readonly Migration[] = [ADD_NEED_DB];
 
 export function openDatabases(env: RootDatabase): IndexDbs {
   const dbs = {} as IndexDbs;

@@ -29,7 +29,7 @@ export const REMOVE_BATCH_ENTRIES = 10_000;
 /** Named databases beyond ours that the environment may hold (room for later schemas). */
 const MAX_DBS = 32;
 
-const FOLDER_DBS = ['local', 'sequence', 'global', 'blocks', 'peers', 'remote'] as const;
+const FOLDER_DBS = ['local', 'sequence', 'global', 'blocks', 'peers', 'remote', 'need'] as const;
 const REMOVING = 'removing';
 
 export class IndexStore extends Resource {

@@ -36,8 +36,27 @@ export const SIGNATURE_BYTES = 64;
 const ACCESS_NAMES: Record<Access, string> = { rw: 'read-write', ro: 'read-only', enc: 'encrypted' };
 const A_KEY_OF: Record<Access, string> = { rw: 'a read-write key', ro: 'a read-only key', enc: 'an encrypted key' };
 
+/**
+ * What a grantee holds besides the ENC material (src/keys/grants.ts makes it from an invite): the
+ * signed grant and the private grant key. Never S or R.
+ */
+export interface GrantCredential {
+  readonly level: 'ro' | 'rw';
+  readonly idHex: string;
+  readonly expiresAtMs: number;
+  /** The signed grant, as sent in handshakes. */
+  readonly bytes: Buffer;
+  /** The invite text (what `format()` prints and the daemon stores). */
+  readonly text: string;
+  /** Ed25519 signature by the grant key (handshake grant proofs). */
+  signWithGrantKey(data: Uint8Array): Buffer;
+  /** A record signature under the grant: grant ID ‖ signature by the grant key. */
+  signRecord(data: Uint8Array): Buffer;
+}
+
 interface KeyMaterial {
   access: Access;
+  grant?: GrantCredential;
   secret?: Buffer;
   readSecret?: Buffer;
   encSecret: Buffer;
@@ -72,11 +91,14 @@ export class FolderKeys {
   readonly readSecret?: Buffer;
   /** N = HKDF(R, "enc") (every level). */
   readonly encSecret: Buffer;
+  /** Keys from an invite: the grant that gives `access` (the material is ENC only). */
+  readonly grant?: GrantCredential;
   readonly #signingKey?: KeyObject;
   readonly #verifyKeyObject: KeyObject;
 
   private constructor(material: KeyMaterial) {
     this.access = material.access;
+    this.grant = material.grant;
     this.secret = material.secret;
     this.readSecret = material.readSecret;
     this.encSecret = material.encSecret;
@@ -136,9 +158,19 @@ export class FolderKeys {
     return new FolderKeys({ access, encSecret: Buffer.from(material), verifyKey: Buffer.from(verifyKey) });
   }
 
+  /** A grantee's keys: the ENC material of `enc` at the grant's level (use grants.ts parseInvite). */
+  static granted(enc: FolderKeys, grant: GrantCredential): FolderKeys {
+    if (enc.access !== 'enc') throw new FerryError('INTERNAL', 'granted keys are built on ENC material only');
+    return new FolderKeys({ access: grant.level, grant, encSecret: enc.encSecret, verifyKey: enc.verifyKey });
+  }
+
   /** The key text at `access` (default: this key's own level); KEY_ACCESS if that is stronger than held. */
   format(access: Access = this.access): string {
     needAccess(this.access, access, `printing the ${ACCESS_NAMES[access]} key`);
+    if (this.grant && access !== 'enc') {
+      if (access === this.access) return this.grant.text;
+      throw new FerryError('KEY_ACCESS', `a grantee holds an invite, not ${A_KEY_OF[access]}`);
+    }
     const kind = KEY_KINDS[access];
     switch (access) {
       case 'rw':
@@ -154,6 +186,7 @@ export class FolderKeys {
   weaken(access: Access): FolderKeys {
     needAccess(this.access, access, `making ${A_KEY_OF[access]}`);
     if (access === this.access) return this;
+    if (this.grant && access !== 'enc') throw new FerryError('KEY_ACCESS', `a grantee holds an invite, not ${A_KEY_OF[access]}`);
     return new FolderKeys({
       access,
       readSecret: access === 'ro' ? this.readSecret : undefined,
@@ -162,18 +195,26 @@ export class FolderKeys {
     });
   }
 
-  /** True for RW keys: only they hold the folder signing key. */
+  /** True for RW keys and RW grantees: they sign the records they publish. */
   get canSign(): boolean {
+    return this.#signingKey !== undefined || this.grant?.level === 'rw';
+  }
+
+  /** True only for the RW key itself: it signs grants, revocations and handshake RW proofs. */
+  get holdsFolderKey(): boolean {
     return this.#signingKey !== undefined;
   }
 
-  /** Ed25519 signature (64 bytes) by the folder signing key; KEY_ACCESS unless RW. */
+  /**
+   * A record signature: Ed25519 (64 bytes) by the folder signing key, or for an RW grantee grant
+   * ID ‖ signature by the grant key (80 bytes), which peers accept while the grant is valid.
+   * KEY_ACCESS for RO and ENC keys.
+   */
   sign(data: Uint8Array): Buffer {
     const signingKey = this.#signingKey;
-    if (!signingKey) {
-      throw new FerryError('KEY_ACCESS', `signing needs ${A_KEY_OF.rw}, but this is ${A_KEY_OF[this.access]}`);
-    }
-    return ed25519Sign(null, data, signingKey);
+    if (signingKey) return ed25519Sign(null, data, signingKey);
+    if (this.grant?.level === 'rw') return this.grant.signRecord(data);
+    throw new FerryError('KEY_ACCESS', `signing needs ${A_KEY_OF.rw}, but this is ${A_KEY_OF[this.access]}`);
   }
 
   /** Whether `signature` is the folder's signature over `data`; works at every level. */
@@ -192,21 +233,23 @@ export class FolderKeys {
    */
   proofKey(level: 'ro' | 'enc'): Buffer {
     needAccess(this.access, level, `a ${ACCESS_NAMES[level]} proof`);
+    if (level === 'ro' && !this.readSecret) throw new FerryError('KEY_ACCESS', 'a grantee holds no read-only material');
     return level === 'ro' ? hkdf32(this.readSecret!, LABEL.proofRo) : hkdf32(this.encSecret, LABEL.proofEnc);
   }
 
   /** 32-byte key for encrypting content stored at ENC peers, derived from R; KEY_ACCESS for ENC keys. */
   contentKey(): Buffer {
     needAccess(this.access, 'ro', 'the content key');
+    if (!this.readSecret) throw new FerryError('KEY_ACCESS', 'a grantee holds no read-only material');
     return hkdf32(this.readSecret!, LABEL.content);
   }
 
   /** Never serialises secrets: logs and JSON see the folder ID and level only. */
-  toJSON(): { folderId: string; access: Access } {
-    return { folderId: this.folderIdHex, access: this.access };
+  toJSON(): { folderId: string; access: Access; grant?: string } {
+    return { folderId: this.folderIdHex, access: this.access, ...(this.grant ? { grant: this.grant.idHex } : {}) };
   }
 
   [inspect.custom](): string {
-    return `FolderKeys { folderId: ${this.folderIdHex}, access: ${this.access} }`;
+    return `FolderKeys { folderId: ${this.folderIdHex}, access: ${this.access}${this.grant ? `, grant: ${this.grant.idHex}` : ''} }`;
   }
 }

@@ -5,7 +5,8 @@ import type { FolderKeys } from '../keys/index.js';
 import type { Access } from '../keys/types.js';
 import type { PeerConnection } from './connection.js';
 import { HELLO_MAGIC, LIMITS, PROTOCOL_VERSION, type ClusterFolder, type Message } from './messages.js';
-import { makeClaims, makeProof, matchClaims, otherRole, verifyProof, type Role } from './proofs.js';
+import type { Grant } from '../keys/index.js';
+import { GrantRefusedError, makeClaims, makeProof, matchClaims, otherRole, verifyProof, type Role } from './proofs.js';
 
 /** @default of HandshakeOptions.timeoutMs */
 export const HANDSHAKE_TIMEOUT_MS = 20_000;
@@ -36,6 +37,8 @@ export interface HandshakeOptions {
   peerDeviceId: string;
   folders: readonly FolderKeys[];
   folderState?: (folder: FolderKeys, peerDeviceId: string) => FolderSyncState;
+  /** Whether a grant of a folder was revoked (grants presented by grantees are refused then). */
+  isGrantRevoked?: (folder: FolderKeys, grantIdHex: string) => boolean;
   /** @default HANDSHAKE_TIMEOUT_MS */
   timeoutMs?: number;
   signal?: AbortSignal;
@@ -58,6 +61,8 @@ export interface SharedFolder {
   keys: FolderKeys;
   /** What the peer proved to us. */
   peerAccess: Access;
+  /** The grant that gave the peer its access, if it is a grantee (valid now; watch its expiry). */
+  peerGrant?: Grant;
   /** What the peer says of itself and of us (its peerAccess is the access it verified for us). */
   peerState: ClusterFolder;
 }
@@ -132,13 +137,25 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
 
   // 4. Verify the peer's proofs; each must name one of the tags we sent.
   const peerProofs = await expect(conn, 'FolderProofs', signal);
-  const proven = new Map<string, { keys: FolderKeys; peerAccess: Access }>();
+  const proven = new Map<string, { keys: FolderKeys; peerAccess: Access; peerGrant?: Grant }>();
+  let refused: GrantRefusedError | undefined;
   for (const proof of peerProofs.proofs) {
     const keys = claims.byTag.get(proof.tag.toString('hex'));
     if (!keys) throw new FerryError('HANDSHAKE', 'peer sent a proof for a tag we did not send (replayed or forged)');
-    proven.set(keys.folderIdHex, { keys, peerAccess: verifyProof(keys, proof, ekm, peerRole, peerDeviceId) });
+    const isRevoked = (grantIdHex: string): boolean => options.isGrantRevoked?.(keys, grantIdHex) ?? false;
+    try {
+      const verified = verifyProof(keys, proof, ekm, peerRole, peerDeviceId, isRevoked);
+      proven.set(keys.folderIdHex, { keys, peerAccess: verified.access, ...(verified.grant ? { peerGrant: verified.grant } : {}) });
+    } catch (err) {
+      // A grantee whose grant is over gets nothing of that folder (not even ENC access).
+      if (!(err instanceof GrantRefusedError)) throw err;
+      refused ??= err;
+    }
   }
-  if (proven.size === 0) throw new NoSharedFolderError('no folder in common: the peer proved none we hold');
+  if (proven.size === 0) {
+    if (refused) throw refused;
+    throw new NoSharedFolderError('no folder in common: the peer proved none we hold');
+  }
 
   // 5. ClusterState: which folders we accepted (by ID: the peer proved it holds them) and where our index stands.
   const describe = options.folderState ?? (() => EMPTY_STATE);
@@ -156,7 +173,7 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
   const shared: SharedFolder[] = [];
   for (const state of peerState.folders) {
     const entry = proven.get(state.folderId.toString('hex'));
-    if (entry) shared.push({ keys: entry.keys, peerAccess: entry.peerAccess, peerState: state });
+    if (entry) shared.push({ ...entry, peerState: state });
   }
   if (shared.length === 0) throw new NoSharedFolderError('no folder in common: the peer accepted none of ours');
   return { peer, folders: shared };

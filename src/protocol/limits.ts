@@ -7,12 +7,21 @@ export const LIMITS = {
   tagBytes: 32,
   macBytes: 32,
   signatureBytes: 64,
+  /** A record signature made under an RW grant: grant ID (16) ‖ signature (64). */
+  grantSignatureBytes: 80,
+  /** A signed grant and a signed revocation (src/keys/grants.ts). */
+  grantBytes: 175,
+  revocationBytes: 109,
+  /** Grants and revocations in one Grants message. */
+  maxGrantsPerMessage: 1024,
   indexIdBytes: 8,
   /** Folders one device may claim in a handshake. */
   maxFolderClaims: 1024,
   maxPathBytes: 4096,
   maxNameBytes: 255,
   maxLinkTargetBytes: 4096,
+  /** An ENC-facing record's sealed plaintext record (src/sync/enc-records.ts). */
+  maxSealedBytes: 4 * 1024 * 1024,
   maxDeviceIdChars: 100,
   maxDeviceNameBytes: 256,
   maxSoftwareVersionBytes: 64,
@@ -24,4 +33,7 @@ export const LIMITS = {
   maxBlockSize: 16 * 1024 * 1024,
   /** Records in one Index / IndexUpdate (the frame limit bounds it further). */
   maxRecordsPerBatch: 10000,
+  /** Devices in one PeerExchange, and addresses per device. */
+  maxExchangedPeers: 64,
+  maxExchangedAddresses: 8,
 } as const;

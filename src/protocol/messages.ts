@@ -29,6 +29,8 @@ export const MESSAGE_CODES = {
   Progress: 0x31,
   Ping: 0x40,
   Close: 0x41,
+  PeerExchange: 0x50,
+  Grants: 0x60,
 } as const;
 
 export type MessageName = keyof typeof MESSAGE_CODES;
@@ -49,6 +51,8 @@ export const MAX_MESSAGE_BYTES: Record<MessageName, number> = {
   Progress: 4 * KIB,
   Ping: 1 * KIB,
   Close: 4 * KIB,
+  PeerExchange: 64 * KIB,
+  Grants: 512 * KIB,
 };
 
 
@@ -73,6 +77,9 @@ export interface FolderProof {
   enc: Buffer;
   ro?: Buffer;
   rw?: Buffer;
+  /** A grantee's signed grant (instead of ro/rw), with `grantProof`: a signature by the grant key over P("grant"). */
+  grant?: Buffer;
+  grantProof?: Buffer;
 }
 
 export interface FolderProofsMessage {
@@ -166,6 +173,29 @@ export interface CloseMessage {
   reason: string;
 }
 
+/** Peer exchange: other devices of a shared folder and where the sender reached them. */
+export interface PeerExchangeEntry {
+  device: string;
+  /** IP-literal `HOST:PORT` (IPv6 in brackets); never a name to resolve. */
+  addresses: string[];
+}
+
+export interface PeerExchangeMessage {
+  type: 'PeerExchange';
+  folderId: Buffer;
+  /** The sender's own sync port (0: not known), reachable at the address the receiver sees it at. */
+  listenPort: number;
+  peers: PeerExchangeEntry[];
+}
+
+/** Grants and revocations of a shared folder, each signed with the folder key: what the sender knows, or what it just learned. */
+export interface GrantsMessage {
+  type: 'Grants';
+  folderId: Buffer;
+  grants: Buffer[];
+  revocations: Buffer[];
+}
+
 export type Message =
   | HelloMessage
   | FolderClaimsMessage
@@ -177,7 +207,9 @@ export type Message =
   | HaveMessage
   | ProgressMessage
   | PingMessage
-  | CloseMessage;
+  | CloseMessage
+  | PeerExchangeMessage
+  | GrantsMessage;
 
 const NAMES_BY_CODE = new Map<number, MessageName>(
   Object.entries(MESSAGE_CODES).map(([name, code]) => [code, name as MessageName]),

@@ -3,8 +3,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { FerryError } from '../errors.js';
-import type { FolderKeys } from '../keys/index.js';
-import type { Access } from '../keys/types.js';
+import { grantProofValid, grantRefusal, verifyGrant, type FolderKeys, type Grant } from '../keys/index.js';
+import { accessAtLeast, type Access } from '../keys/types.js';
 import type { FolderProof } from './messages.js';
 
 export type Role = 'client' | 'server';
@@ -85,8 +85,11 @@ export function matchClaims(peerTags: readonly Buffer[], folders: readonly Folde
   return matched;
 }
 
+/** What a proof covers: an access level, or "grant" for a grantee's proof with its grant key. */
+export type ProofLevel = Access | 'grant';
+
 /** The bytes a proof at `level` covers: label ‖ level ‖ ekm ‖ prover role ‖ prover device ID ‖ folder ID. */
-export function proofInput(level: Access, ekm: Buffer, proverRole: Role, proverDeviceId: string, folderId: Buffer): Buffer {
+export function proofInput(level: ProofLevel, ekm: Buffer, proverRole: Role, proverDeviceId: string, folderId: Buffer): Buffer {
   return Buffer.concat([
     Buffer.from(PROOF_LABEL),
     lengthPrefixed(level),
@@ -101,13 +104,29 @@ function mac(keys: FolderKeys, level: 'ro' | 'enc', input: Buffer): Buffer {
   return createHmac('sha256', keys.proofKey(level)).update(input).digest();
 }
 
-/** Our proofs for one folder, at every level we hold, naming it by the peer's tag. */
+/**
+ * Our proofs for one folder, at every level we hold, naming it by the peer's tag. A grantee
+ * proves ENC with N, and its grant's level with the signed grant plus a signature by the grant key.
+ */
 export function makeProof(keys: FolderKeys, peerTag: Buffer, ekm: Buffer, role: Role, deviceId: string): FolderProof {
-  const input = (level: Access): Buffer => proofInput(level, ekm, role, deviceId, keys.folderId);
+  const input = (level: ProofLevel): Buffer => proofInput(level, ekm, role, deviceId, keys.folderId);
   const proof: FolderProof = { tag: peerTag, enc: mac(keys, 'enc', input('enc')) };
-  if (keys.access !== 'enc') proof.ro = mac(keys, 'ro', input('ro'));
-  if (keys.canSign) proof.rw = keys.sign(input('rw'));
+  if (keys.readSecret) proof.ro = mac(keys, 'ro', input('ro'));
+  if (keys.holdsFolderKey) proof.rw = keys.sign(input('rw'));
+  if (keys.grant) {
+    proof.grant = keys.grant.bytes;
+    proof.grantProof = keys.grant.signWithGrantKey(input('grant'));
+  }
   return proof;
+}
+
+/** A grant the peer presented that is genuine but not good now (expired, revoked, another device's). */
+export class GrantRefusedError extends FerryError {}
+
+/** What the peer proved for a folder: its access, and the grant that gave it (if it is a grantee). */
+export interface VerifiedProof {
+  access: Access;
+  grant?: Grant;
 }
 
 function sameBytes(a: Buffer, b: Buffer): boolean {
@@ -117,15 +136,26 @@ function sameBytes(a: Buffer, b: Buffer): boolean {
 /**
  * The access the peer proved for a folder, checking every level we can (ENC needs the ENC
  * proof key, RO the RO proof key, RW only the verify key every level holds). A proof that we
- * can check and that fails is a HANDSHAKE error: honest peers never send one.
+ * can check and that fails is a HANDSHAKE error: honest peers never send one. A grantee's grant
+ * must carry the folder key's signature and be signed over this session by its grant key
+ * (HANDSHAKE otherwise); a genuine grant that is expired, revoked or for another device throws
+ * GrantRefusedError (GRANT_EXPIRED, GRANT_REVOKED, GRANT_INVALID): the folder is refused.
  */
-export function verifyProof(keys: FolderKeys, proof: FolderProof, ekm: Buffer, proverRole: Role, proverDeviceId: string): Access {
-  const input = (level: Access): Buffer => proofInput(level, ekm, proverRole, proverDeviceId, keys.folderId);
-  const failed = (level: Access): FerryError =>
+export function verifyProof(
+  keys: FolderKeys,
+  proof: FolderProof,
+  ekm: Buffer,
+  proverRole: Role,
+  proverDeviceId: string,
+  isRevoked: (grantIdHex: string) => boolean = () => false,
+  nowMs = Date.now(),
+): VerifiedProof {
+  const input = (level: ProofLevel): Buffer => proofInput(level, ekm, proverRole, proverDeviceId, keys.folderId);
+  const failed = (level: ProofLevel): FerryError =>
     new FerryError('HANDSHAKE', `peer's ${level} proof for a shared folder does not verify`);
   if (!sameBytes(proof.enc, mac(keys, 'enc', input('enc')))) throw failed('enc');
   let access: Access = 'enc';
-  if (proof.ro && keys.access !== 'enc') {
+  if (proof.ro && keys.readSecret) {
     if (!sameBytes(proof.ro, mac(keys, 'ro', input('ro')))) throw failed('ro');
     access = 'ro';
   }
@@ -133,5 +163,16 @@ export function verifyProof(keys: FolderKeys, proof: FolderProof, ekm: Buffer, p
     if (!keys.verify(input('rw'), proof.rw)) throw failed('rw');
     access = 'rw';
   }
-  return access;
+  if (!proof.grant || !proof.grantProof) return { access };
+  // A grantee: the folder key signed its grant, and it holds the grant key (bound to this session).
+  let grant: Grant;
+  try {
+    grant = verifyGrant(keys, proof.grant);
+  } catch (err) {
+    throw new FerryError('HANDSHAKE', `peer presented a grant the folder key did not sign: ${(err as Error).message}`);
+  }
+  if (!grantProofValid(grant, input('grant'), proof.grantProof)) throw failed('grant');
+  const refusal = grantRefusal(grant, nowMs, isRevoked(grant.idHex), proverDeviceId);
+  if (refusal) throw new GrantRefusedError(refusal.code, refusal.message);
+  return { access: accessAtLeast(access, grant.level) ? access : grant.level, grant };
 }

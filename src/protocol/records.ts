@@ -5,6 +5,7 @@ import { encodeBody } from './frames.js';
 import {
   checkArray,
   checkBoolean,
+  checkByteRange,
   checkBytes,
   checkDeviceId,
   checkFiniteNumber,
@@ -60,6 +61,7 @@ export function toWireRecord(record: FileRecord): WireRecord {
   };
   if (record.linkTarget !== undefined) wire.linkTarget = record.linkTarget;
   if (record.signature !== undefined) wire.signature = record.signature;
+  if (record.sealed !== undefined) wire.sealed = record.sealed;
   return wire;
 }
 
@@ -108,7 +110,12 @@ export function recordFromWire(value: unknown, where: string): FileRecord {
     throw protocolError(`${where}.linkTarget`, 'missing on a symlink');
   }
   if (wire.signature !== undefined) {
-    record.signature = checkBytes(wire.signature, `${where}.signature`, LIMITS.signatureBytes);
+    // The folder key's signature, or one made under an RW grant (grant ID ‖ signature).
+    const long = wire.signature instanceof Uint8Array && wire.signature.length === LIMITS.grantSignatureBytes;
+    record.signature = checkBytes(wire.signature, `${where}.signature`, long ? LIMITS.grantSignatureBytes : LIMITS.signatureBytes);
+  }
+  if (wire.sealed !== undefined) {
+    record.sealed = Buffer.from(checkByteRange(wire.sealed, `${where}.sealed`, LIMITS.maxSealedBytes));
   }
   return record;
 }
@@ -139,5 +146,7 @@ export function recordSigningBytes(folderId: Uint8Array, record: FileRecord): Bu
     record.blocks.map(asBuffer),
     record.linkTarget ?? null,
     record.deleted,
+    // Only ENC-facing records carry a sealed record; older records sign exactly what they did before.
+    ...(record.sealed !== undefined ? [asBuffer(record.sealed)] : []),
   ]);
 }

@@ -58,6 +58,7 @@ export interface EstablishOptions extends PeerConnectionOptions {
   softwareVersion: string;
   folders: readonly FolderKeys[];
   folderState?: (folder: FolderKeys, peerDeviceId: string) => FolderSyncState;
+  isGrantRevoked?: (folder: FolderKeys, grantIdHex: string) => boolean;
   handshakeTimeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -86,6 +87,7 @@ export async function establishPeer(
       peerDeviceId: remoteId,
       folders: options.folders,
       folderState: options.folderState,
+      isGrantRevoked: options.isGrantRevoked,
       timeoutMs: options.handshakeTimeoutMs,
       signal: options.signal,
     });

@@ -1,5 +1,6 @@
 // Decode, then validate: one validator per message type turns an untrusted msgpack value into a typed message.
 
+import { isIP } from 'node:net';
 import type { Access } from '../keys/types.js';
 import { FerryError } from '../errors.js';
 import { decodeBody, MAX_BLOCK_BYTES } from './frames.js';
@@ -70,6 +71,11 @@ function checkProof(value: unknown, where: string): FolderProof {
   };
   if (p.ro !== undefined) proof.ro = checkBytes(p.ro, `${where}.ro`, LIMITS.macBytes);
   if (p.rw !== undefined) proof.rw = checkBytes(p.rw, `${where}.rw`, LIMITS.signatureBytes);
+  if ((p.grant === undefined) !== (p.grantProof === undefined)) throw protocolError(where, 'grant and grantProof come together');
+  if (p.grant !== undefined) {
+    proof.grant = checkBytes(p.grant, `${where}.grant`, LIMITS.grantBytes);
+    proof.grantProof = checkBytes(p.grantProof, `${where}.grantProof`, LIMITS.signatureBytes);
+  }
   return proof;
 }
 
@@ -83,6 +89,18 @@ function checkClusterFolder(value: unknown, where: string): ClusterFolder {
     receivedIndexId: checkBytes(c.receivedIndexId, `${where}.receivedIndexId`, LIMITS.indexIdBytes),
     receivedSequence: checkUint(c.receivedSequence, `${where}.receivedSequence`),
   };
+}
+
+/** An IP-literal `HOST:PORT` ([v6]:PORT), so a peer can never make us resolve a name. */
+function checkPeerAddress(value: unknown, where: string): string {
+  const text = checkString(value, where, 64);
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[3]) : 0;
+  const host = match?.[1] ?? match?.[2] ?? '';
+  if (!match || !(port >= 1 && port <= 65535) || isIP(host) !== (match[1] !== undefined ? 6 : 4)) {
+    throw protocolError(where, 'not an IP-literal HOST:PORT');
+  }
+  return text;
 }
 
 function noDuplicates(keys: Buffer[], where: string): void {
@@ -170,6 +188,31 @@ const VALIDATORS: Record<MessageName, Validator> = {
     if (!/^[A-Z0-9_]+$/.test(code)) throw protocolError('Close.code', 'not an upper-case word');
     return { type: 'Close', code, reason: checkString(f.reason, 'Close.reason', LIMITS.maxReasonBytes) };
   },
+  Grants: (f) => ({
+    type: 'Grants',
+    folderId: checkFolderId(f.folderId, 'Grants.folderId'),
+    grants: checkArray(f.grants, 'Grants.grants', LIMITS.maxGrantsPerMessage).map((g, i) =>
+      checkBytes(g, `Grants.grants[${i}]`, LIMITS.grantBytes),
+    ),
+    revocations: checkArray(f.revocations, 'Grants.revocations', LIMITS.maxGrantsPerMessage).map((r, i) =>
+      checkBytes(r, `Grants.revocations[${i}]`, LIMITS.revocationBytes),
+    ),
+  }),
+  PeerExchange: (f) => ({
+    type: 'PeerExchange',
+    folderId: checkFolderId(f.folderId, 'PeerExchange.folderId'),
+    listenPort: checkUint(f.listenPort, 'PeerExchange.listenPort', 65535),
+    peers: checkArray(f.peers, 'PeerExchange.peers', LIMITS.maxExchangedPeers).map((value, i) => {
+      const where = `PeerExchange.peers[${i}]`;
+      const p = checkObject(value, where);
+      return {
+        device: checkDeviceId(p.device, `${where}.device`),
+        addresses: checkArray(p.addresses, `${where}.addresses`, LIMITS.maxExchangedAddresses).map((a, j) =>
+          checkPeerAddress(a, `${where}.addresses[${j}]`),
+        ),
+      };
+    }),
+  }),
 };
 
 /**

@@ -37,6 +37,9 @@ interface Slot {
 }
 
 const WORKER_URL = new URL('./hash-worker.js', import.meta.url);
+/** The single-file build (packaging/build) defines this as the worker's bundled source, since it has no files beside it. */
+declare const FERRY_HASH_WORKER_SOURCE: string | undefined;
+const BUNDLED_WORKER = typeof FERRY_HASH_WORKER_SOURCE === 'string' ? FERRY_HASH_WORKER_SOURCE : null;
 /** Hashing works on external buffers: a small JS heap per worker is plenty. */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 24 };
 
@@ -100,7 +103,9 @@ export class HashPool extends Resource {
   }
 
   private startWorker(slot: Slot): Worker {
-    const worker = new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
+    const worker = BUNDLED_WORKER
+      ? new Worker(BUNDLED_WORKER, { eval: true, resourceLimits: WORKER_LIMITS })
+      : new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
     worker.on('message', (reply: HashWorkerReply) => this.onReply(slot, reply));
     worker.on('error', (err) => this.onWorkerDied(slot, worker, err));
     worker.on('exit', (code) => this.onWorkerDied(slot, worker, new Error(`hash worker exited with code ${code}`)));

@@ -4,6 +4,7 @@ export { IgnoreRules, IGNORE_FILE, FERRY_DIR, TEMP_FILE_PREFIX, NAS_LITTER_NAMES
 export { walk, normaliseUnder, type WalkEntry, type WalkOptions } from './walker.js';
 export { toIndexPath, resolveDiskPath } from './disk-path.js';
 export { DiskPresence } from './presence.js';
+export { OwnWrites, OWN_WRITES, OWN_WRITE_WINDOW_MS } from './own-writes.js';
 export { blockSizeFor, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE, MAX_BLOCKS_PER_FILE } from './blocksize.js';
 export { hashFile, hashSmallFileSync, HASH_READ_BYTES, SYNC_HASH_MAX_BYTES, type HashResult } from './hasher.js';
 export { HashPool, type HashPoolOptions } from './hash-pool.js';

@@ -1,12 +1,13 @@
 // FolderWatcher: one plain fs.watch per directory, debounced into "rescan this subtree" callbacks; degrades at the inotify limit.
 
-import { watch as fsWatch } from 'node:fs';
+import { watch as fsWatch, type Stats } from 'node:fs';
 import { lstat, opendir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Resource } from '../util/resource.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { IgnoreRules } from './ignore.js';
 import { toIndexPath } from './disk-path.js';
+import { OWN_WRITES, type OwnWrites } from './own-writes.js';
 
 /** What a watch must offer; fs.FSWatcher fits. */
 export interface WatchHandle {
@@ -36,6 +37,8 @@ export interface FolderWatcherOptions {
   maxWatches?: number;
   /** Replaces fs.watch (tests). */
   watch?: WatchFunction;
+  /** This process's own writes, whose events are not reported. @default OWN_WRITES */
+  ownWrites?: OwnWrites;
 }
 
 export interface WatcherStatus {
@@ -88,6 +91,7 @@ export class FolderWatcher extends Resource {
   private readonly maxCallbacks: number;
   private readonly maxWatches: number;
   private readonly watchFn: WatchFunction;
+  private readonly ownWrites: OwnWrites;
   /** Watched directories by on-disk relative path ('' = root). */
   private readonly watches = new Map<string, Watched>();
   private readonly pending = new Set<string>();
@@ -107,6 +111,7 @@ export class FolderWatcher extends Resource {
     this.maxCallbacks = options.maxCallbacksPerFlush ?? DEFAULT_MAX_CALLBACKS_PER_FLUSH;
     this.maxWatches = options.maxWatches ?? Infinity;
     this.watchFn = options.watch ?? defaultWatch;
+    this.ownWrites = options.ownWrites ?? OWN_WRITES;
   }
 
   status(): WatcherStatus {
@@ -254,21 +259,24 @@ export class FolderWatcher extends Resource {
   private async flush(): Promise<void> {
     const paths = [...this.pending];
     this.pending.clear();
+    const changed: string[] = [];
     for (const path of paths) {
       if (this.closed) return;
-      let isDir = false;
+      let stats: Stats | undefined;
       try {
-        isDir = (await lstat(join(this.root, path))).isDirectory();
+        stats = await lstat(join(this.root, path));
       } catch {
         // gone
       }
       // New directories get watches now; their contents so far are covered by the rescan below.
-      if (isDir) await this.watchTree(path);
+      if (stats?.isDirectory()) await this.watchTree(path);
       else this.unwatchTree(path);
+      // What the puller just wrote is indexed already: rescanning it would only hold the folder lock.
+      if (!this.ownWrites.isOwn(join(this.root, path), stats)) changed.push(path);
     }
     this.warnIfLimited();
     if (this.closed) return;
-    for (const under of coalescePaths(paths, this.maxCallbacks)) {
+    for (const under of coalescePaths(changed, this.maxCallbacks)) {
       try {
         this.onChange(toIndexPath(under));
       } catch (err) {

@@ -55,6 +55,9 @@ export interface FetchJob {
   logger: Logger;
 }
 
+/** Local files kept open at once while copying blocks from them. */
+const MAX_SOURCE_FILES = 16;
+
 function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
 }
@@ -87,7 +90,9 @@ class FileFetch {
   /** Peers that cannot serve this file at all (no such file, changed under them). */
   private readonly excluded = new Set<string>();
   private handle!: FileHandle;
-  private source: { path: string; handle: FileHandle } | undefined;
+  /** Local files blocks are copied from, opened once each. */
+  private readonly sources = new Map<string, Promise<FileHandle>>();
+  private holderCache: { path: string; record: FileRecord | undefined } | undefined;
 
   constructor(private readonly job: FetchJob) {
     this.record = job.record;
@@ -108,7 +113,7 @@ class FileFetch {
       await this.handle.sync();
     } finally {
       await this.handle.close().catch(() => undefined);
-      await this.source?.handle.close().catch(() => undefined);
+      await this.closeSources();
     }
   }
 
@@ -134,6 +139,11 @@ class FileFetch {
     return missing;
   }
 
+  /**
+   * Every missing block is copied from a local file when one holds its hash, else fetched; both run
+   * in parallel within the folder's bytes-in-flight budget, so a renamed or edited large file is
+   * rebuilt at disk speed rather than one block read, hashed and written after another.
+   */
   private async fill(missing: number[]): Promise<void> {
     const failed = new AbortController();
     const signal = AbortSignal.any([this.job.signal, failed.signal]);
@@ -142,7 +152,6 @@ class FileFetch {
     for (const i of missing) {
       if (failure !== undefined) break;
       throwIfAborted(this.job.signal);
-      if (await this.copyLocally(i)) continue;
       const length = this.blockLength(i);
       try {
         await this.job.budget.acquire(length, signal);
@@ -150,7 +159,9 @@ class FileFetch {
         failure ??= err;
         break;
       }
-      const task = this.fetchRemote(i, signal)
+      const task = (async () => {
+        if (!(await this.copyLocally(i))) await this.fetchRemote(i, signal);
+      })()
         .catch((err: unknown) => {
           failure ??= err;
           failed.abort();
@@ -178,7 +189,7 @@ class FileFetch {
       data = await readExactly(this.handle, length, inTemp * this.record.blockSize);
     } else {
       const location = this.job.index.findBlock(hash);
-      const holder = location && this.job.index.getLocal(location.path);
+      const holder = location && this.holder(location.path);
       if (!location || !holder || holder.deleted || holder.type !== 'file') return false;
       data = await this.readSource(location.path, location.index * holder.blockSize, length);
     }
@@ -193,19 +204,35 @@ class FileFetch {
     return true;
   }
 
+  /**
+   * The local record of a file blocks are copied from, read once per file and not once per block
+   * (a large file's record holds thousands of hashes); the hash check of each copied block covers staleness.
+   */
+  private holder(path: string): FileRecord | undefined {
+    if (this.holderCache?.path !== path) this.holderCache = { path, record: this.job.index.getLocal(path) };
+    return this.holderCache.record;
+  }
+
   private async readSource(path: string, position: number, length: number): Promise<Buffer | undefined> {
     try {
-      if (this.source?.path !== path) {
-        await this.source?.handle.close().catch(() => undefined);
-        this.source = undefined;
+      let handle = this.sources.get(path);
+      if (!handle) {
+        if (this.sources.size >= MAX_SOURCE_FILES) await this.closeSources();
         // Never opened through a symlink at the last component; the hash check covers the rest.
-        const handle = await open(join(this.job.root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
-        this.source = { path, handle };
+        handle = open(join(this.job.root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
+        this.sources.set(path, handle);
       }
-      return await readExactly(this.source.handle, length, position);
+      return await readExactly(await handle, length, position);
     } catch {
       return undefined; // moved or changed since it was indexed: fetch from a peer instead
     }
+  }
+
+  /** Closes the files blocks were copied from (reads still under way finish first). */
+  private async closeSources(): Promise<void> {
+    const handles = [...this.sources.values()];
+    this.sources.clear();
+    await Promise.all(handles.map((h) => h.then((fh) => fh.close()).catch(() => undefined)));
   }
 
   private pickPeer(tried: Set<string>): BlockPeer | undefined {

@@ -1,7 +1,7 @@
 // FolderSync: one shared folder's data plane: peer links, index exchange, the puller loop, block serving, archive purge, status.
 
 import { FerryError, isFerryError } from '../errors.js';
-import type { FolderKeys } from '../keys/index.js';
+import type { FolderKeys, GrantBook } from '../keys/index.js';
 import type { Access } from '../keys/types.js';
 import { checkIndexPath } from '../index/keys.js';
 import type { FileRecord } from '../index/records.js';
@@ -14,18 +14,24 @@ import { Resource } from '../util/resource.js';
 import { sleep } from '../util/abort.js';
 import type { Archive } from './archive.js';
 import { ByteBudget } from './budget.js';
+import { EncBridge } from './enc-bridge.js';
 import { emptyTransferStats, type BlockPeer, type TransferStats } from './fetcher.js';
 import { checkIncomingIndex, IndexSender } from './index-exchange.js';
 import { DiskPaths } from './paths.js';
 import { Puller } from './puller.js';
 import { revertLocalChanges, isLocalChange } from './revert.js';
-import { answerRequest, type BlockAnswer } from './serve.js';
+import { BlockServer, type BlockAnswer } from './serve.js';
 
 /** @default values of FolderSyncLimits */
 export const SYNC_DEFAULTS = {
-  folderBytesInFlight: 64 * 1024 * 1024,
-  peerBytesInFlight: 32 * 1024 * 1024,
-  maxFilesInFlight: 4,
+  /**
+   * Block bytes requested and not yet written. A few MiB cover the bandwidth-delay product of a LAN
+   * or a home uplink; more only holds memory (and garbage the GC must find) without adding speed.
+   */
+  folderBytesInFlight: 16 * 1024 * 1024,
+  peerBytesInFlight: 8 * 1024 * 1024,
+  /** Files fetched at once: many small files need many in flight to keep the link and the disk busy. */
+  maxFilesInFlight: 16,
   /** Wrong blocks from one peer before its connection is dropped. */
   maxBadBlocksPerPeer: 3,
   retryIntervalMs: 30_000,
@@ -62,6 +68,8 @@ export interface FolderSyncOptions {
   /** The folder lock shared with the scanner. */
   exclusive: <T>(work: () => Promise<T>) => Promise<T>;
   limits?: FolderSyncLimits;
+  /** The folder's known grants: records signed under a valid RW grant are accepted too. */
+  grants?: GrantBook;
 }
 
 export interface PeerReport {
@@ -91,6 +99,8 @@ interface LinkState {
   budget: ByteBudget;
   /** Last sequence of the peer's index stored here. */
   received: number;
+  /** The peer is ENC and we are not: records and blocks go through the EncBridge. */
+  enc: boolean;
   badBlocks: number;
   sample: { atMs: number; bytesIn: number; bytesOut: number; inRateBps: number; outRateBps: number };
 }
@@ -111,6 +121,9 @@ export class FolderSync extends Resource {
   private readonly links = new Map<string, LinkState>();
   private readonly known = new Map<string, PeerReport>();
   private readonly puller: Puller;
+  private readonly server: BlockServer;
+  /** RW and RO folders: the link to encrypted (ENC) peers (none for grantees, who hold no content key). */
+  readonly enc: EncBridge | undefined;
   private readonly lifetime = new AbortController();
   private pulling: Promise<void> | null = null;
   private pullWanted = false;
@@ -128,6 +141,19 @@ export class FolderSync extends Resource {
     this.limits = { ...SYNC_DEFAULTS, ...options.limits };
     this.logger = options.logger;
     this.budget = new ByteBudget(this.limits.folderBytesInFlight);
+    this.server = new BlockServer({ root: this.root, index: this.index, logger: this.logger, requestScan: (p) => this.scan(p) });
+    if (this.keys.access !== 'enc' && this.keys.readSecret) {
+      this.enc = new EncBridge({
+        keys: this.keys,
+        index: this.index,
+        logger: this.logger,
+        readBlock: async (path, offset, size, hash) => {
+          const request = { type: 'Request' as const, id: 0, folderId: this.keys.folderId, path, offset, size, hash: Buffer.from(hash) };
+          const answer = await this.server.answer(request);
+          return 'data' in answer ? answer.data : undefined;
+        },
+      });
+    }
     this.puller = new Puller({
       folderId: this.keys.folderId,
       root: this.root,
@@ -161,16 +187,18 @@ export class FolderSync extends Resource {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     for (const deviceId of [...this.links.keys()]) this.detach(deviceId);
     await this.pulling?.catch(() => undefined);
+    this.server.close();
   }
 
   /**
    * Starts syncing with a peer over an established connection. Returns false (and does nothing)
-   * when the folder or the peer is ENC: encrypted storage is not part of this layer yet.
+   * when the peer is ENC and this device holds no content key (a grantee).
    */
   async attach(link: PeerFolderLink): Promise<boolean> {
     if (this.closed) return false;
-    if (this.keys.access === 'enc' || link.peerAccess === 'enc') {
-      this.logger.info('skipping folder for an encrypted peer (not supported yet)', { device: link.deviceId });
+    const enc = this.keys.access !== 'enc' && link.peerAccess === 'enc';
+    if (enc && !this.enc) {
+      this.logger.info('skipping an encrypted peer: a grantee holds no content key', { device: link.deviceId });
       return false;
     }
     this.detach(link.deviceId);
@@ -178,6 +206,13 @@ export class FolderSync extends Resource {
     // A new index ID (or one that shrank) means the peer started over: forget its old records.
     const storedId = this.index.peerIndexId(link.deviceId);
     let received = this.index.peerSequence(link.deviceId);
+    if (enc && received > 0 && !this.enc!.knows(link.deviceId)) {
+      // How to fetch from an ENC peer lives in memory: after a restart, take its full index again.
+      await this.index.setPeerSequence(link.deviceId, 0, Buffer.alloc(peerState.indexId.length));
+      this.logger.info('reconnecting to an encrypted peer for its full index', { device: link.deviceId });
+      void link.connection.close('RESYNC', 'full index needed');
+      return false;
+    }
     if (!storedId?.equals(peerState.indexId) || peerState.maxSequence < received) {
       await this.index.clearRemote(link.deviceId);
       await this.index.setPeerSequence(link.deviceId, 0, peerState.indexId);
@@ -185,12 +220,14 @@ export class FolderSync extends Resource {
     }
     const ours = this.index.indexId();
     const resume = peerState.receivedIndexId.equals(ours) && peerState.receivedSequence <= this.index.localSequence();
-    const sender = new IndexSender(this.keys, this.index, link.connection, this.logger, resume ? peerState.receivedSequence : 0, !resume);
+    const translate = enc ? (record: FileRecord) => this.enc!.outgoing(record) : undefined;
+    const sender = new IndexSender(this.keys, this.index, link.connection, this.logger, resume ? peerState.receivedSequence : 0, !resume, translate);
     const state: LinkState = {
       link,
       sender,
       budget: new ByteBudget(this.limits.peerBytesInFlight),
       received,
+      enc,
       badBlocks: 0,
       sample: { atMs: Date.now(), bytesIn: link.connection.bytesIn, bytesOut: link.connection.bytesOut, inRateBps: 0, outRateBps: 0 },
     };
@@ -207,6 +244,11 @@ export class FolderSync extends Resource {
     if (!state) return;
     state.sender.stop();
     this.links.delete(deviceId);
+    if (state.enc) {
+      // What we know of an ENC peer's blocks is not kept: its full index comes again next time.
+      this.enc!.forget(deviceId);
+      void this.index.setPeerSequence(deviceId, 0, Buffer.alloc(state.link.peerState.indexId.length)).catch(() => undefined);
+    }
     this.known.set(deviceId, { ...this.peerReport(state, false), inRateBps: 0, outRateBps: 0 });
   }
 
@@ -223,11 +265,17 @@ export class FolderSync extends Resource {
   }
 
   /** An Index or IndexUpdate from an attached peer. Throws PROTOCOL or SIGNATURE_INVALID: drop the connection. */
-  async receiveIndex(deviceId: string, message: IndexMessage): Promise<void> {
+  async receiveIndex(deviceId: string, incoming: IndexMessage): Promise<void> {
     const state = this.requireLink(deviceId);
-    checkIncomingIndex(this.keys, message, { indexId: state.link.peerState.indexId, afterSequence: state.received });
+    let message = incoming;
+    if (state.enc) {
+      // ENC-facing records are signed too: check them, then check the plaintext records they seal.
+      checkIncomingIndex(this.keys, message, { indexId: state.link.peerState.indexId, afterSequence: state.received }, this.options.grants, this.logger);
+      message = this.enc!.incoming(deviceId, message);
+    }
+    const signed = checkIncomingIndex(this.keys, message, { indexId: state.link.peerState.indexId, afterSequence: state.received }, this.options.grants, this.logger);
     const builtIn = IgnoreRules.builtIn();
-    const records = message.records.filter((record) => {
+    const records = signed.filter((record) => {
       if (builtIn.ignores(record.path, record.type === 'dir')) {
         this.logger.warn('peer sent a record for a reserved path; ignored', { device: deviceId, path: record.path });
         return false;
@@ -240,21 +288,22 @@ export class FolderSync extends Resource {
         return false;
       }
     });
-    if (records.length > 0) {
-      await this.index.putRemote(deviceId, records);
-      const taken = await this.index.offerGlobal(records);
-      if (taken.length > 0) this.localChangeCount = undefined;
-    }
+    // Issued together, so the three writes share one durable commit instead of waiting for three.
+    const writes: Array<Promise<unknown>> = [];
+    const taken = records.length > 0 ? this.index.offerGlobal(records) : Promise.resolve([]);
+    if (records.length > 0) writes.push(this.index.putRemote(deviceId, records), taken);
+    writes.push(this.index.setPeerSequence(deviceId, message.lastSequence, message.indexId));
     state.received = message.lastSequence;
-    await this.index.setPeerSequence(deviceId, message.lastSequence, message.indexId);
+    await Promise.all(writes);
+    if ((await taken).length > 0) this.localChangeCount = undefined;
     // New remote records may be new versions, or new sources for what could not be fetched before.
     if (records.length > 0) this.schedulePull();
   }
 
   /** A block Request from an attached peer. */
   async answer(deviceId: string, request: RequestMessage): Promise<BlockAnswer> {
-    this.requireLink(deviceId);
-    return answerRequest(request, { root: this.root, index: this.index, logger: this.logger, requestScan: (p) => this.scan(p) });
+    const state = this.requireLink(deviceId);
+    return state.enc ? this.enc!.answer(request) : this.server.answer(request);
   }
 
   /** RO folders: archives the local edits and pulls the global versions back. Returns how many paths were reverted. */
@@ -335,6 +384,7 @@ export class FolderSync extends Resource {
   }
 
   private scan(under: string): void {
+    if (this.keys.access === 'enc') return; // an ENC folder holds only what it fetched: nothing to scan
     this.options.requestScan(under).catch((err: unknown) => this.logger.warn('scan request failed', { under, err: String(err) }));
   }
 
@@ -354,7 +404,9 @@ export class FolderSync extends Resource {
         deviceId,
         budget: state.budget,
         usable: () => !connection.closed && this.links.get(deviceId) === state,
-        request: (params, signal) => connection.request(params, { signal }),
+        request: state.enc
+          ? (params, signal) => this.enc!.request(deviceId, params, (encParams) => connection.request(encParams, { signal }))
+          : (params, signal) => connection.request(params, { signal }),
         reportBadBlock: (path, offset) => {
           state.badBlocks++;
           if (state.badBlocks >= this.limits.maxBadBlocksPerPeer) {

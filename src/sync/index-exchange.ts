@@ -1,7 +1,7 @@
 // Index exchange with one peer for one folder: what we publish (signed), batches after a sequence, and checks on what we receive.
 
 import { FerryError } from '../errors.js';
-import type { FolderKeys } from '../keys/index.js';
+import { SIGNATURE_BYTES, type FolderKeys, type GrantBook } from '../keys/index.js';
 import { compareVersions, type FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { PeerConnection } from '../protocol/connection.js';
@@ -16,7 +16,7 @@ export const INDEX_BATCH_BYTES = 4 * 1024 * 1024;
 
 /** A record's rough wire size, for batching. */
 function wireSize(record: FileRecord): number {
-  return 160 + Buffer.byteLength(record.path) + record.blocks.length * 34 + (record.linkTarget?.length ?? 0) + Object.keys(record.version).length * 24;
+  return 160 + Buffer.byteLength(record.path) + (record.sealed?.length ?? 0) + record.blocks.length * 34 + (record.linkTarget?.length ?? 0) + Object.keys(record.version).length * 24;
 }
 
 /**
@@ -28,6 +28,13 @@ function wireSize(record: FileRecord): number {
 export function outgoingRecord(keys: FolderKeys, index: FolderIndex, local: FileRecord): FileRecord | undefined {
   const global = index.getGlobal(local.path);
   if (global?.signature && compareVersions(local.version, global.version) === 'equal') {
+    // An RW device endorses a grantee's record with the folder key, so it outlives the grant.
+    if (keys.holdsFolderKey && global.signature.length !== SIGNATURE_BYTES) {
+      const { signature: _grantSigned, ...record } = global;
+      const out: FileRecord = { ...record, inode: 0, sequence: local.sequence };
+      out.signature = keys.sign(recordSigningBytes(keys.folderId, out));
+      return out;
+    }
     return { ...global, inode: 0, sequence: local.sequence };
   }
   if (local.signature) return { ...local, inode: 0 };
@@ -55,6 +62,8 @@ export class IndexSender {
     private sentSequence: number,
     /** The peer must take a full index (it knows another index ID of ours). */
     private full: boolean,
+    /** For an encrypted (ENC) peer: the ENC-facing form of each record (src/sync/enc-bridge.ts); undefined = not sent. */
+    private readonly translate?: (record: FileRecord) => Promise<FileRecord | undefined>,
   ) {}
 
   /** Sends whatever is new (again, if a send is under way). */
@@ -115,7 +124,8 @@ export class IndexSender {
     for (const local of this.index.localSince(this.sentSequence)) {
       if (this.stopped) return;
       last = local.sequence;
-      const record = outgoingRecord(this.keys, this.index, local);
+      const plain = outgoingRecord(this.keys, this.index, local);
+      const record = plain && this.translate ? await this.translate(plain) : plain;
       if (!record) continue;
       batch.push(record);
       bytes += wireSize(record);
@@ -127,10 +137,18 @@ export class IndexSender {
 
 /**
  * Checks an Index / IndexUpdate from a peer before anything is stored: it names the peer's current
- * index, its sequences move forward, and every record carries the folder's signature. Throws
- * PROTOCOL or SIGNATURE_INVALID (the caller drops the connection).
+ * index, its sequences move forward, and every record carries the folder's signature (or, with a
+ * grant book, a signature under a valid RW grant). Throws PROTOCOL or SIGNATURE_INVALID (the
+ * caller drops the connection). Returns the records to take: those signed under a grant that is
+ * unknown, expired or revoked are left out (logged), as a relaying peer may still hold them.
  */
-export function checkIncomingIndex(keys: FolderKeys, message: IndexMessage, expected: { indexId: Buffer; afterSequence: number }): void {
+export function checkIncomingIndex(
+  keys: FolderKeys,
+  message: IndexMessage,
+  expected: { indexId: Buffer; afterSequence: number },
+  grants?: GrantBook,
+  logger?: Logger,
+): FileRecord[] {
   if (!message.indexId.equals(expected.indexId)) {
     throw new FerryError('PROTOCOL', 'index batch names an index ID other than the one announced in ClusterState');
   }
@@ -138,9 +156,20 @@ export function checkIncomingIndex(keys: FolderKeys, message: IndexMessage, expe
   if (message.lastSequence < expected.afterSequence || (first && first.sequence <= expected.afterSequence)) {
     throw new FerryError('PROTOCOL', `index sequences went backwards (had ${expected.afterSequence}, got ${first?.sequence ?? message.lastSequence})`);
   }
-  for (const record of message.records) {
-    if (!record.signature || !keys.verify(recordSigningBytes(keys.folderId, record), record.signature)) {
-      throw new FerryError('SIGNATURE_INVALID', `record ${JSON.stringify(record.path)} is not signed by the folder key`);
+  if (!grants) {
+    for (const record of message.records) {
+      if (!record.signature || !keys.verify(recordSigningBytes(keys.folderId, record), record.signature)) {
+        throw new FerryError('SIGNATURE_INVALID', `record ${JSON.stringify(record.path)} is not signed by the folder key`);
+      }
     }
+    return message.records;
   }
+  const nowMs = Date.now();
+  return message.records.filter((record) => {
+    const check = grants.checkRecordSignature(recordSigningBytes(keys.folderId, record), record.signature, nowMs);
+    if (check.ok) return true;
+    if (!check.skip) throw new FerryError('SIGNATURE_INVALID', `record ${JSON.stringify(record.path)}: ${check.reason}`);
+    logger?.info('record signed under a grant that is not valid here; ignored', { path: record.path, reason: check.reason });
+    return false;
+  });
 }

@@ -8,6 +8,7 @@ import { FerryError, ioError } from '../errors.js';
 import { versionToWire } from '../protocol/records.js';
 import type { VersionVector } from '../index/records.js';
 import { TEMP_FILE_PREFIX } from '../scan/ignore.js';
+import { OWN_WRITES } from '../scan/own-writes.js';
 
 /** Directories whose listing is remembered for clash checks during one puller pass. */
 const MAX_LISTED_DIRS = 16;
@@ -124,6 +125,7 @@ export class DiskPaths {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create directory ${abs}`, err);
     }
     await this.adopt(abs);
+    OWN_WRITES.note(abs, await lstat(abs).catch(() => undefined));
   }
 
   /** Gives a new entry the folder root's owner and group when running as root (a NAS daemon usually is). */

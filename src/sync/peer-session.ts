@@ -3,19 +3,25 @@
 import { FerryError, isFerryError } from '../errors.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import type { HandshakeResult } from '../protocol/handshake.js';
-import type { Message, RequestMessage } from '../protocol/messages.js';
+import type { GrantsMessage, IndexMessage, Message, PeerExchangeMessage, RequestMessage } from '../protocol/messages.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { ByteBudget } from './budget.js';
 import type { FolderSync } from './folder-sync.js';
 
 /** @default of PeerSessionOptions.maxServeBytes: block bytes being read for this peer at once. */
-export const SERVE_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
+export const SERVE_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
+/** Index batches received and waiting to be stored before the read loop waits for them. */
+export const MAX_QUEUED_INDEX_MESSAGES = 4;
 
 export interface PeerSessionOptions {
   /** The peer's address, for status. */
   address?: string;
   maxServeBytes?: number;
+  /** Receives the peer's PeerExchange for a folder shared on this connection (discovery's business). */
+  onPeerExchange?: (message: PeerExchangeMessage) => void;
+  /** Receives the peer's Grants for a folder shared on this connection (the daemon's grant registry checks them). */
+  onGrants?: (message: GrantsMessage) => Promise<void>;
 }
 
 export class PeerSession extends Resource {
@@ -27,6 +33,10 @@ export class PeerSession extends Resource {
   private readonly serveBudget: ByteBudget;
   private readLoop: Promise<void> = Promise.resolve();
   private readonly serving = new Set<Promise<void>>();
+  /** Index batches being stored, in order (see queueIndex). */
+  private indexChain: Promise<void> = Promise.resolve();
+  private indexQueued = 0;
+  private indexFailed = false;
 
   constructor(
     private readonly connection: PeerConnection,
@@ -87,7 +97,7 @@ export class PeerSession extends Resource {
       this.logger.warn('dropping peer connection', { device: this.deviceId, code: error.code, reason: error.message });
       await this.connection.close(error.code, error.message.slice(0, 900));
     } finally {
-      await Promise.allSettled([...this.serving]);
+      await Promise.allSettled([...this.serving, this.indexChain]);
       for (const folder of this.attached.values()) folder.detach(this.deviceId);
       this.attached.clear();
     }
@@ -106,17 +116,50 @@ export class PeerSession extends Resource {
     switch (message.type) {
       case 'Index':
       case 'IndexUpdate':
-        await this.folderFor(message.folderId)?.receiveIndex(this.deviceId, message);
-        return;
+        return this.queueIndex(message);
       case 'Request':
         return this.acceptRequest(message);
       case 'Have':
       case 'Progress':
         this.folderFor(message.folderId);
         return;
+      case 'PeerExchange': {
+        const hex = message.folderId.toString('hex');
+        if (!this.handshake.folders.some((shared) => shared.keys.folderIdHex === hex)) this.folderFor(message.folderId);
+        this.options.onPeerExchange?.(message);
+        return;
+      }
+      case 'Grants': {
+        const hex = message.folderId.toString('hex');
+        if (!this.handshake.folders.some((shared) => shared.keys.folderIdHex === hex)) this.folderFor(message.folderId);
+        await this.options.onGrants?.(message);
+        return;
+      }
       default:
         throw new FerryError('PROTOCOL', `unexpected ${message.type} after the handshake`);
     }
+  }
+
+  /**
+   * Index batches are stored one after another, in order, but off the read loop: block Requests
+   * arriving meanwhile are served at once instead of waiting for the index writes to be durable.
+   * At most MAX_QUEUED_INDEX_MESSAGES wait; beyond that the read loop waits too (backpressure).
+   */
+  private async queueIndex(message: IndexMessage): Promise<void> {
+    const folder = this.folderFor(message.folderId);
+    if (!folder) return;
+    this.indexQueued++;
+    this.indexChain = this.indexChain
+      .then(() => (this.indexFailed ? undefined : folder.receiveIndex(this.deviceId, message)))
+      .catch(async (err: unknown) => {
+        if (this.indexFailed) return;
+        this.indexFailed = true;
+        const error = isFerryError(err) ? err : new FerryError('INTERNAL', String(err));
+        this.logger.warn('dropping peer connection', { device: this.deviceId, code: error.code, reason: error.message });
+        await this.connection.close(error.code, error.message.slice(0, 900));
+      })
+      .finally(() => void this.indexQueued--);
+    if (this.indexQueued >= MAX_QUEUED_INDEX_MESSAGES) await this.indexChain;
   }
 
   /** Serves in the background (bounded by bytes), so the read loop keeps reading. */

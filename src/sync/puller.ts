@@ -1,17 +1,19 @@
 // The puller: brings the disk to the global versions, directories first, then files and symlinks, then deletions (children first).
 
 import type { Stats } from 'node:fs';
-import { chmod, lstat, open, readlink, readdir, rename, rm, rmdir, symlink, utimes } from 'node:fs/promises';
+import { chmod, lstat, readlink, readdir, rename, rm, rmdir, symlink, utimes } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isFerryError } from '../errors.js';
 import { compareVersions, type FileRecord } from '../index/records.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
 import { IgnoreRules, NAS_LITTER_NAMES, TEMP_FILE_PREFIX } from '../scan/ignore.js';
+import { OWN_WRITES } from '../scan/own-writes.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import type { Archive } from './archive.js';
 import type { ByteBudget } from './budget.js';
 import { fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
+import { BatchInstaller, fsyncDir } from './installer.js';
 import { conflictPath, tempName, type DiskPaths, type ResolvedTarget } from './paths.js';
 
 /** What the puller needs from its folder. */
@@ -89,19 +91,27 @@ function asLocal(global: FileRecord, stats: Stats | undefined): NewFileRecord {
   return local;
 }
 
-async function fsyncDir(abs: string): Promise<void> {
-  const handle = await open(abs, 'r').catch(() => undefined);
-  if (!handle) return;
-  await handle.sync().catch(() => undefined);
-  await handle.close().catch(() => undefined);
-}
-
 export class Puller {
   private ignore = IgnoreRules.builtIn();
   /** Temp files this process fetched into and has not installed: path and version each one is for. */
   private readonly temps = new Map<string, { path: string; version: FileRecord['version'] }>();
 
-  constructor(private readonly ctx: PullContext) {}
+  private readonly installer: BatchInstaller;
+
+  constructor(private readonly ctx: PullContext) {
+    this.installer = new BatchInstaller({
+      index: ctx.index,
+      paths: ctx.paths,
+      exclusive: (work) => ctx.exclusive(work),
+      diskMatches,
+      changedOnDisk: (path) => this.changedOnDisk(path) as 'failed',
+      clearTarget: (need, target) => this.clearTarget(need, target),
+      asLocal,
+      installed: (tempAbs) => void this.temps.delete(tempAbs),
+      requestScan: (path) => ctx.requestScan(path),
+      committed: () => ctx.committed(),
+    });
+  }
 
   /** One pass over everything needed. Throws only ABORTED (and errors reading the index). */
   async pass(signal: AbortSignal): Promise<PassResult> {
@@ -311,14 +321,8 @@ export class Puller {
     const tempAbs = join(target.parentAbs, tempName(global.path, global.version));
     this.temps.set(tempAbs, { path: global.path, version: global.version });
     await this.fetch(global, tempAbs, signal);
-    return this.ctx.exclusive(async () => {
-      const now = await this.ctx.paths.resolve(global.path, { createParents: true });
-      if (!diskMatches(now.stats, local)) return this.changedOnDisk(global.path);
-      const copy = await this.clearTarget(need, now);
-      await this.installTemp(global, tempAbs, now);
-      if (copy) this.ctx.requestScan(copy);
-      return 'done';
-    });
+    // Installed with whatever else finished meanwhile: one lock hold, one index commit per batch.
+    return this.installer.install(need, tempAbs);
   }
 
   private async fetch(global: FileRecord, tempAbs: string, signal: AbortSignal): Promise<void> {
@@ -408,6 +412,7 @@ export class Puller {
           await this.ctx.archive.keep(target.diskRel);
         }
         this.ctx.paths.noteRemoved(target.parentAbs, target.diskName);
+        OWN_WRITES.note(target.abs, undefined);
       }
     }
     commit.records.push(asLocal(global, undefined));

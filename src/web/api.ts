@@ -1,76 +1,29 @@
-// The JSON API as a Koa app built without listening: the daemon mounts it on the control socket.
+// The JSON API routes under /api, shared by the control socket (no login: its file mode is the guard) and the web listener.
 
 import Koa from 'koa';
 import Router from '@koa/router';
-import { FerryError, type ErrorCode } from '../errors.js';
+import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { DaemonApi } from './daemon-api.js';
+import type { EventHub } from './events.js';
+import { errorMiddleware, optionalNumber, readJsonBody, stringField } from './http.js';
 
-const MAX_BODY_BYTES = 64 * 1024;
+const ARCHIVE_LIST_LIMIT = 1000;
+const DEFAULT_LOG_LINES = 200;
+const MAX_LOG_LINES = 500;
 
-const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
-  USAGE: 400,
-  KEY_NOT_FERRY: 400,
-  KEY_CHECKSUM: 400,
-  KEY_UNKNOWN_TYPE: 400,
-  KEY_INVALID: 400,
-  KEY_ACCESS: 403,
-  FOLDER_NOT_FOUND: 400,
-  FOLDER_NOT_DIRECTORY: 400,
-  FOLDER_OVERLAP: 409,
-  FOLDER_EXISTS: 409,
-  FOLDER_UNKNOWN: 404,
-};
-
-async function readJsonBody(req: NodeJS.ReadableStream): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new FerryError('USAGE', 'request body too large');
-    chunks.push(chunk);
-  }
-  if (size === 0) return {};
-  try {
-    const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch {
-    // fall through to the error below
-  }
-  throw new FerryError('USAGE', 'request body must be a JSON object');
-}
-
-function stringField(body: Record<string, unknown>, name: string): string {
-  const value = body[name];
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new FerryError('USAGE', `missing field '${name}'`);
-  }
-  return value;
-}
-
-export function createApiApp(daemon: DaemonApi, logger: Logger): Koa {
-  const app = new Koa();
+/** Every route the page and the CLI share. State-changing ones are POST, PUT or DELETE (the web app guards them). */
+export function createApiRouter(daemon: DaemonApi, events: EventHub): Router {
   const router = new Router({ prefix: '/api' });
-
-  app.use(async (ctx, next) => {
-    try {
-      await next();
-    } catch (err) {
-      if (err instanceof FerryError) {
-        ctx.status = HTTP_STATUS[err.code] ?? 500;
-        ctx.body = { error: err.toJSON() };
-        if (ctx.status >= 500) logger.error('request failed', { path: ctx.path, err });
-      } else {
-        logger.error('request failed', { path: ctx.path, err: err as Error });
-        ctx.status = 500;
-        ctx.body = { error: { code: 'INTERNAL', message: 'internal error' } };
-      }
-    }
-  });
 
   router.get('/status', (ctx) => {
     ctx.body = daemon.status();
   });
+  router.get('/events', (ctx) => {
+    events.attach(ctx);
+  });
+
+  // folders
   router.post('/folders', async (ctx) => {
     const body = await readJsonBody(ctx.req);
     ctx.body = await daemon.share(stringField(body, 'path'));
@@ -86,8 +39,61 @@ export function createApiApp(daemon: DaemonApi, logger: Logger): Koa {
     await daemon.rescan(ctx.params.folder!);
     ctx.body = { ok: true };
   });
+  router.post('/folders/:folder/pause', async (ctx) => {
+    await daemon.pauseFolder(ctx.params.folder!);
+    ctx.body = { ok: true };
+  });
+  router.post('/folders/:folder/resume', async (ctx) => {
+    await daemon.resumeFolder(ctx.params.folder!);
+    ctx.body = { ok: true };
+  });
   router.post('/folders/:folder/revert', async (ctx) => {
     ctx.body = { reverted: await daemon.revert(ctx.params.folder!) };
+  });
+  router.delete('/folders/:folder', async (ctx) => {
+    await daemon.removeFolder(ctx.params.folder!);
+    ctx.body = { ok: true };
+  });
+
+  // grants (time-limited invites and their revocation)
+  const grants = (): Required<Pick<DaemonApi, 'grant' | 'revokeGrant' | 'grants'>> => {
+    if (!daemon.grant || !daemon.revokeGrant || !daemon.grants) throw new FerryError('USAGE', 'grants are not available here');
+    return daemon as Required<Pick<DaemonApi, 'grant' | 'revokeGrant' | 'grants'>>;
+  };
+  router.get('/folders/:folder/grants', (ctx) => {
+    ctx.body = grants().grants(ctx.params.folder!);
+  });
+  router.post('/folders/:folder/grants', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    const level = stringField(body, 'level');
+    if (level !== 'ro' && level !== 'rw') throw new FerryError('USAGE', 'level is "ro" or "rw"');
+    const expiresInMs = optionalNumber(body, 'expiresInMs');
+    if (expiresInMs === undefined || !Number.isSafeInteger(expiresInMs) || expiresInMs <= 0) {
+      throw new FerryError('USAGE', 'expiresInMs must be a whole number of milliseconds > 0');
+    }
+    const device = body.device === undefined ? undefined : stringField(body, 'device');
+    ctx.body = await grants().grant(ctx.params.folder!, { level, expiresInMs, ...(device ? { device } : {}) });
+  });
+  router.post('/grants/:id/revoke', async (ctx) => {
+    ctx.body = await grants().revokeGrant(ctx.params.id!);
+  });
+
+  // archive
+  router.get('/folders/:folder/archive', async (ctx) => {
+    ctx.body = await daemon.archive(ctx.params.folder!, ARCHIVE_LIST_LIMIT);
+  });
+  router.post('/folders/:folder/archive/restore', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    ctx.body = { restored: await daemon.restoreArchived(ctx.params.folder!, stringField(body, 'archivePath')) };
+  });
+  router.post('/folders/:folder/archive/purge', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    ctx.body = { purged: await daemon.purgeArchive(ctx.params.folder!, optionalNumber(body, 'olderThanDays')) };
+  });
+
+  // peers
+  router.get('/peers', (ctx) => {
+    ctx.body = { peers: daemon.peers(), known: daemon.status().knownPeers };
   });
   router.post('/peers', async (ctx) => {
     const body = await readJsonBody(ctx.req);
@@ -95,11 +101,33 @@ export function createApiApp(daemon: DaemonApi, logger: Logger): Koa {
     await daemon.addPeer(stringField(body, 'address'), folder);
     ctx.body = { ok: true };
   });
-  router.delete('/folders/:folder', async (ctx) => {
-    await daemon.removeFolder(ctx.params.folder!);
-    ctx.body = { ok: true };
+
+  // settings and log
+  router.get('/settings', (ctx) => {
+    ctx.body = daemon.getSettings();
+  });
+  router.put('/settings', async (ctx) => {
+    ctx.body = await daemon.updateSettings(await readJsonBody(ctx.req));
+  });
+  router.get('/log', (ctx) => {
+    const asked = Number(ctx.query.lines ?? DEFAULT_LOG_LINES);
+    if (!Number.isInteger(asked) || asked < 1) throw new FerryError('USAGE', 'lines must be a whole number ≥ 1');
+    ctx.body = { lines: daemon.logTail(Math.min(asked, MAX_LOG_LINES)) };
   });
 
+  return router;
+}
+
+/** The control socket's app: the shared routes plus setting the admin password, all without login. */
+export function createApiApp(daemon: DaemonApi, logger: Logger, events: EventHub, setPassword: (password: string) => Promise<void>): Koa {
+  const app = new Koa();
+  const router = createApiRouter(daemon, events);
+  router.post('/admin/password', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    await setPassword(stringField(body, 'password'));
+    ctx.body = { ok: true };
+  });
+  app.use(errorMiddleware(logger));
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

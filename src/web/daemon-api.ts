@@ -30,9 +30,35 @@ export interface FolderReport {
   needBytes: number;
   /** Read-only folders: local edits that are never sent (`ferry revert` undoes them). */
   localChanges: number;
+  /** Folders joined with an invite: the grant this device holds them by, and when it expires. */
+  grant?: GrantReport;
   lastScanMs: number | null;
   watcher: { watchedDirs: number; unwatchedDirs: number; limitReached: boolean };
   peers: PeerReport[];
+}
+
+/** A grant as listed (`ferry grants`) or as held by this device (`status`). */
+export interface GrantReport {
+  /** 32 hex digits: what `ferry revoke` takes. */
+  id: string;
+  level: 'ro' | 'rw';
+  expiresAtMs: number;
+  expiresAt: string;
+  /** Bound to this device ID; absent for a bearer grant (whoever holds the invite). */
+  device?: string;
+  status: 'active' | 'expired' | 'revoked';
+  revokedAtMs?: number;
+}
+
+/** A grant just issued, with the invite to hand to the grantee (`ferry join INVITE DIR`). */
+export interface IssuedGrantReport {
+  id: string;
+  folderId: string;
+  level: 'ro' | 'rw';
+  expiresAtMs: number;
+  expiresAt: string;
+  device?: string;
+  invite: string;
 }
 
 export interface StatusReport {
@@ -40,11 +66,13 @@ export interface StatusReport {
   version: string;
   /** The sync listener's bound address. */
   listen: string | null;
+  /** The web admin's bound address. */
+  web?: string | null;
   folders: FolderReport[];
   /** Optional services (port mapping, discovery) by name, each with its own report. */
   services: Record<string, unknown>;
-  /** Addresses the user named (`ferry peers add`), with their dial state. */
-  knownPeers: Array<{ address: string; deviceId?: string; connected: boolean; lastError?: string }>;
+  /** Addresses being dialled (named with `ferry peers add`, or discovered), with their source and dial state. */
+  knownPeers: Array<{ address: string; source: string; deviceId?: string; connected: boolean; lastError?: string }>;
 }
 
 /** The keys this device can print for a folder: weaker ones are always there, stronger only if held. */
@@ -54,6 +82,68 @@ export interface KeysReport {
   rw?: string;
   ro?: string;
   enc: string;
+}
+
+/** One file in a folder's archive (.ferry/archive/). */
+export interface ArchiveEntry {
+  /** Where it lived in the folder. */
+  path: string;
+  /** Its name inside the archive: what restore takes. */
+  archivePath: string;
+  archivedAtMs: number;
+  size: number;
+}
+
+export interface ArchiveListing {
+  folderId: string;
+  /** Newest first; at most the limit asked for. */
+  files: ArchiveEntry[];
+  /** More files are archived than were listed. */
+  truncated: boolean;
+}
+
+/** A connected device, with how it was found and its transfer rates. */
+export interface PeerInfo {
+  device: string;
+  name: string;
+  address: string;
+  /** 'known', 'incoming', 'lan', 'tracker', 'dht', 'pex', … */
+  source: string;
+  direction: 'in' | 'out';
+  connectedAtMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  inRateBps: number;
+  outRateBps: number;
+  /** IDs of the folders shared with it. */
+  folders: string[];
+}
+
+/** The settings the page and the API may change (they apply when the daemon next starts). */
+export interface EditableSettings {
+  deviceName: string;
+  listen: string;
+  web: string;
+  lan: boolean;
+  nat: boolean;
+  dht: boolean;
+  trackers: boolean;
+  trackerUrls: string[];
+  archiveDays: number;
+  /** 0 = unlimited. */
+  uploadKBps: number;
+  downloadKBps: number;
+}
+
+export interface SettingsReport {
+  /** As stored in the home. */
+  settings: EditableSettings;
+  /** What this run uses (stored settings, then `ferry run` flags). */
+  running: EditableSettings;
+  /** Names of the settings a `ferry run` flag overrides for this run. */
+  overridden: string[];
+  /** The stored settings differ from the running ones: a restart applies them. */
+  restartRequired: boolean;
 }
 
 export interface DaemonApi {
@@ -68,4 +158,28 @@ export interface DaemonApi {
   addPeer(address: string, folder?: string): Promise<void>;
   /** Read-only folders: archives local edits and takes the global versions back. */
   revert(folder: string): Promise<number>;
+  // Grants (optional so test doubles of this interface need not implement them).
+  /** Issues a grant of the folder (needs its RW key) expiring after `expiresInMs`, optionally bound to one device. */
+  grant?(folder: string, options: { level: 'ro' | 'rw'; expiresInMs: number; device?: string }): Promise<IssuedGrantReport>;
+  /** Revokes a grant by ID (needs the RW key of its folder); every peer learns it. */
+  revokeGrant?(grantId: string): Promise<{ id: string; folderId: string; revokedAtMs: number }>;
+  /** The grants known for a folder (issued here or learned from peers), soonest expiry first. */
+  grants?(folder: string): { folderId: string; grants: GrantReport[] };
+  /** A paused folder is neither scanned nor synced, and not offered to peers. */
+  pauseFolder(folder: string): Promise<void>;
+  resumeFolder(folder: string): Promise<void>;
+  archive(folder: string, limit: number): Promise<ArchiveListing>;
+  /** Puts an archived file back; returns the path it was restored to. */
+  restoreArchived(folder: string, archivePath: string): Promise<string>;
+  /** Deletes archived files older than `olderThanDays` (default: the archive days setting); returns how many. */
+  purgeArchive(folder: string, olderThanDays?: number): Promise<number>;
+  peers(): PeerInfo[];
+  getSettings(): SettingsReport;
+  /** Validates and stores the given settings (FerryError USAGE names the bad one). */
+  updateSettings(patch: Record<string, unknown>): Promise<SettingsReport>;
+  /** The most recent log lines, oldest first. */
+  logTail(lines: number): string[];
+  /** The admin password's argon2id hash (PHC string), or undefined before one is set. */
+  adminPasswordHash(): string | undefined;
+  setAdminPasswordHash(hash: string): Promise<void>;
 }

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { open } from 'lmdb';
 import { IndexStore } from '../../src/index/store.js';
-import { LAYOUT_V1, type LayoutSnapshot } from './fixtures/layout-v1.js';
+import type { LayoutSnapshot } from './fixtures/layout-v1.js';
+import { LAYOUT_V2 } from './fixtures/layout-v2.js';
 import { FOLDER_A, file, hash, tempDir } from './helpers/store.js';
 
 /** Every database of the environment at `dir`, as hex keys and values, read without any decoding. */
@@ -44,15 +45,15 @@ async function writeSmallFolder(dir: string): Promise<void> {
   await store.close();
 }
 
-test('the stored layout matches the schema-1 snapshot', async (t) => {
+test('the stored layout matches the schema-2 snapshot', async (t) => {
   const dir = `${await tempDir(t)}/index`;
   await writeSmallFolder(dir);
   const layout = await dumpLayout(dir);
   if (process.env.FERRY_PRINT_LAYOUT) process.stdout.write(JSON.stringify(layout, null, 2) + '\n');
 
-  assert.deepEqual(layout.names, ['blocks', 'counters', 'devices', 'folders', 'global', 'local', 'meta', 'peers', 'remote', 'sequence', 'settings']);
+  assert.deepEqual(layout.names, ['blocks', 'counters', 'devices', 'folders', 'global', 'local', 'meta', 'need', 'peers', 'remote', 'sequence', 'settings']);
   // The local record of docs/a.txt: [folderId, path] in ordered-binary, elements joined by 0x00.
   const key = Buffer.concat([Buffer.from(FOLDER_A), Buffer.from([0]), Buffer.from('docs/a.txt')]).toString('hex');
   assert.ok(layout.databases.local!.some(([k]) => k === key));
-  assert.deepEqual(layout, LAYOUT_V1);
+  assert.deepEqual(layout, LAYOUT_V2);
 });

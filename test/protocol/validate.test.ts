@@ -37,7 +37,7 @@ function record(overrides: Partial<FileRecord> = {}): FileRecord {
 const samples: Message[] = [
   { type: 'Hello', magic: HELLO_MAGIC, protocolVersion: 1, deviceId: 'ABCDEFGHIJKLMNOP', deviceName: 'nas', softwareVersion: '0.1.0' },
   { type: 'FolderClaims', tags: [hash, Buffer.alloc(32, 1)] },
-  { type: 'FolderProofs', proofs: [{ tag: hash, enc: hash, ro: hash, rw: Buffer.alloc(64, 2) }, { tag: Buffer.alloc(32, 3), enc: hash }] },
+  { type: 'FolderProofs', proofs: [{ tag: hash, enc: hash, ro: hash, rw: Buffer.alloc(64, 2) }, { tag: Buffer.alloc(32, 3), enc: hash, grant: Buffer.alloc(175, 4), grantProof: Buffer.alloc(64, 5) }] },
   { type: 'ClusterState', folders: [{ folderId, peerAccess: 'ro', indexId: zeros8, maxSequence: 9, receivedIndexId: zeros8, receivedSequence: 0 }] },
   { type: 'Index', folderId, indexId: zeros8, firstSequence: 1, lastSequence: 9, records: [record(), record({ path: '__proto__', sequence: 6 })] },
   {
@@ -45,7 +45,7 @@ const samples: Message[] = [
     records: [
       record({ type: 'symlink', path: 'link', size: 0, blocks: [], linkTarget: '../x', sequence: 10, signature: Buffer.alloc(64, 5) }),
       record({ type: 'dir', path: 'dir', size: 0, blocks: [], sequence: 11 }),
-      record({ deleted: true, blocks: [], sequence: 12 }),
+      record({ deleted: true, blocks: [], sequence: 12, signature: Buffer.alloc(80, 6) }),
     ],
   },
   { type: 'Request', id: 1, folderId, path: 'a/b', offset: 131072, size: 131072, hash },
@@ -55,6 +55,8 @@ const samples: Message[] = [
   { type: 'Progress', folderId, state: 'syncing', needFiles: 1, needBytes: 2, globalFiles: 3, globalBytes: 4 },
   { type: 'Ping' },
   { type: 'Close', code: 'SHUTDOWN', reason: 'bye' },
+  { type: 'PeerExchange', folderId, listenPort: 22100, peers: [{ device: 'ABCDEFGHIJKLMNOP', addresses: ['10.0.0.2:22100', '[fe80::1]:22100'] }] },
+  { type: 'Grants', folderId, grants: [Buffer.alloc(175, 1)], revocations: [Buffer.alloc(109, 2)] },
 ];
 
 function roundTrip(message: Message): Message {

@@ -125,7 +125,8 @@ describe('sync between two devices', () => {
     await rm(join(alice.root, 'dir'), { recursive: true });
     await writeFile(join(alice.root, 'keep.txt'), 'version 2, longer');
     await alice.scan();
-    await converged([alice, bob]);
+    // The disk can match before the receiver's index commit lands: wait for both.
+    await converged([alice, bob], () => bob.index.getLocal('dir')?.deleted === true);
     assert.equal(await readFile(join(bob.root, 'keep.txt'), 'utf8'), 'version 2, longer');
     assert.deepEqual(await archived(bob.root), ['dir/sub/a.txt', 'keep.txt']);
     assert.equal(bob.index.getLocal('dir')?.deleted, true);

@@ -1,0 +1,77 @@
+// Two real Ferry daemons as child processes on loopback, driven through their control sockets.
+
+import { join } from 'node:path';
+import { ControlClient } from '../src/cli/client.js';
+import type { KeysReport, StatusReport } from '../src/web/daemon-api.js';
+import { DaemonProcess } from '../test/helpers/daemon.js';
+import { sampleMemory, type MemoryPeaks } from './lib.js';
+import type { FolderTotals, Pair } from './pair.js';
+
+export class FerryPair implements Pair {
+  readonly tool = 'ferry' as const;
+  private a!: DaemonProcess;
+  private b!: DaemonProcess;
+  private clientA!: ControlClient;
+  private clientB!: ControlClient;
+  private folderId = '';
+
+  constructor(
+    private readonly base: string,
+    private readonly extraArgs: string[] = [],
+  ) {}
+
+  async start(): Promise<void> {
+    // Info logging: debug lines per file would cost the daemons time that users never pay.
+    const args = ['--log-level', process.env.BENCH_FERRY_LOG ?? 'warn', ...this.extraArgs];
+    // BENCH_FERRY_NODE_OPTIONS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles both daemons.
+    const env = process.env.BENCH_FERRY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_FERRY_NODE_OPTIONS } : {};
+    this.a = new DaemonProcess(join(this.base, 'home-a'), args, env);
+    this.b = new DaemonProcess(join(this.base, 'home-b'), args, env);
+    await Promise.all([this.a.ready(), this.b.ready()]);
+    this.clientA = new ControlClient(this.a.home);
+    this.clientB = new ControlClient(this.b.home);
+  }
+
+  async beginSync(source: string, target: string): Promise<void> {
+    const keys = await this.clientA.call<KeysReport>('POST', '/folders', { path: source });
+    this.folderId = keys.folderId;
+    await this.clientB.call('POST', '/folders/join', { key: keys.rw, path: target });
+    const { listen } = await this.clientA.call<StatusReport>('GET', '/status');
+    await this.clientB.call('POST', '/peers', { address: listen });
+  }
+
+  async complete(totals: FolderTotals): Promise<boolean> {
+    const folder = (await this.clientB.call<StatusReport>('GET', '/status')).folders[0];
+    return (
+      folder !== undefined &&
+      folder.state === 'idle' &&
+      folder.needFiles === 0 &&
+      folder.localFiles === totals.files &&
+      folder.localBytes === totals.bytes
+    );
+  }
+
+  async rescan(): Promise<void> {
+    await this.clientA.call('POST', `/folders/${this.folderId}/rescan`);
+  }
+
+  async bytesSent(): Promise<number> {
+    const status = await this.clientA.call<StatusReport>('GET', '/status');
+    return status.folders[0]?.peers.reduce((n, p) => n + (p.bytesOut ?? 0), 0) ?? 0;
+  }
+
+  sampleMemory(): { stop(): Promise<{ a: MemoryPeaks; b: MemoryPeaks }> } {
+    const a = sampleMemory(this.a.child.pid!);
+    const b = sampleMemory(this.b.child.pid!);
+    return { stop: async () => ({ a: await a.stop(), b: await b.stop() }) };
+  }
+
+  /** Daemon logs (for a failed run's report). */
+  logs(): string {
+    return `--- A ---\n${this.a?.log.slice(-4000) ?? ''}\n--- B ---\n${this.b?.log.slice(-4000) ?? ''}`;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.a?.stop(), this.b?.stop()]);
+  }
+}

@@ -1,0 +1,36 @@
+// The discovery service: LAN, trackers, DHT and peer exchange as the settings say, announcing the
+// port mapping's external port when there is one, the DHT routing table kept in the home.
+
+import { Discovery, type DhtState } from '../discovery/index.js';
+import { isLoopbackHost, type ServiceFactory } from './services.js';
+
+/** Where the DHT's node ID and routing table are kept between runs (the index's settings). */
+const DHT_STATE_KEY = 'dhtState';
+
+export const discoveryServiceFactory: ServiceFactory = (context) => {
+  const { settings, store } = context;
+  // A loopback listener (tests, a local trial) announces nothing to the LAN and asks no public DHT node.
+  const loopbackOnly = isLoopbackHost(context.listen.host);
+  const bootstrap = loopbackOnly
+    ? settings.dhtBootstrap.filter((address) => isLoopbackHost(address.replace(/^\[/, '').split(/\]?:\d+$/)[0]!))
+    : settings.dhtBootstrap;
+  return new Discovery({
+    deviceId: context.identity.id,
+    connections: context.connections,
+    folders: context.folders,
+    onFoldersChanged: context.onFoldersChanged,
+    listen: context.listen,
+    external: () => context.reachability.external,
+    onExternalChanged: (listener) => context.reachability.onChange(listener),
+    lan: settings.lan && !loopbackOnly ? {} : false,
+    trackers: settings.trackers ? { urls: settings.trackerUrls } : false,
+    dht: settings.dht
+      ? {
+          bootstrap,
+          loadState: () => store.getSetting<DhtState>(DHT_STATE_KEY),
+          saveState: (state) => store.putSetting(DHT_STATE_KEY, state),
+        }
+      : false,
+    logger: context.logger.child('discovery'),
+  });
+};

@@ -1,0 +1,66 @@
+// The port-mapping service: maps the sync port on the home router and publishes the result as the daemon's reachability.
+
+import { NatPmpClient, PortMapper, UpnpClient, type PortMapperReport } from '../nat/index.js';
+import { Resource } from '../util/resource.js';
+import { isLoopbackHost, type Service, type ServiceContext, type ServiceFactory } from './services.js';
+import { formatHostPort } from './settings.js';
+
+const NO_MAPPING = 'no port mapping';
+
+export class NatService extends Resource implements Service {
+  readonly name = 'nat';
+  private readonly mapper: PortMapper | null;
+  private readonly skipped: string | null;
+
+  constructor(private readonly context: ServiceContext) {
+    super();
+    const logger = context.logger.child('nat');
+    const { listen } = context;
+    // A listener on loopback cannot be reached through the router whatever it maps.
+    this.skipped = isLoopbackHost(listen.host) ? `listening on ${listen.host} only` : null;
+    this.mapper = this.skipped
+      ? null
+      : new PortMapper({
+          clients: [new UpnpClient({ logger: logger.child('upnp') }), new NatPmpClient({ logger: logger.child('natpmp') })],
+          request: {
+            protocol: 'TCP',
+            internalPort: listen.port,
+            ...(listen.host !== '0.0.0.0' && listen.host !== '::' ? { internalHost: listen.host } : {}),
+            description: `Ferry ${context.identity.shortId}`,
+          },
+          logger,
+          onChange: (mapping) => {
+            if (mapping) context.reachability.set({ host: mapping.externalAddress, port: mapping.externalPort }, mapping.method);
+            else context.reachability.set(null, NO_MAPPING);
+          },
+        });
+  }
+
+  protected async _open(): Promise<void> {
+    this.context.reachability.set(null, NO_MAPPING);
+    await this.mapper?.open();
+  }
+
+  protected async _close(): Promise<void> {
+    await this.mapper?.close();
+    this.context.reachability.set(null, NO_MAPPING);
+  }
+
+  report(): PortMapperReport & { reachable: string; method: string | null } {
+    const { external, method } = this.context.reachability;
+    const base: PortMapperReport = this.mapper?.report() ?? {
+      state: 'idle',
+      method: null,
+      external: null,
+      internalPort: this.context.listen.port,
+      protocol: 'TCP',
+      gateway: null,
+      lifetimeS: null,
+      renewAt: null,
+      error: this.skipped,
+    };
+    return { ...base, reachable: external ? formatHostPort(external) : NO_MAPPING, method: external ? method : null };
+  }
+}
+
+export const natServiceFactory: ServiceFactory = (context) => (context.settings.nat ? new NatService(context) : null);

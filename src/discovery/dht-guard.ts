@@ -1,0 +1,136 @@
+// Decode, then validate, before bittorrent-dht acts: a socket stand-in that hands k-rpc only
+// well-formed KRPC messages (right types and sizes for what they carry), at a bounded rate.
+
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import bencode from 'bencode';
+import { TokenBucket } from './rate-limit.js';
+
+export const MAX_KRPC_BYTES = 8 * 1024;
+export const DHT_MAX_PACKETS_PER_S = 300;
+const ID_BYTES = 20;
+/** Queries this node answers; everything else (BEP 44 get/put, vendor extensions) is dropped. */
+const QUERIES = new Set(['ping', 'find_node', 'get_peers', 'announce_peer']);
+
+type Dict = Record<string, unknown>;
+
+const isDict = (value: unknown): value is Dict =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+const isBytes = (value: unknown, min = 0, max = Infinity): value is Uint8Array =>
+  value instanceof Uint8Array && value.length >= min && value.length <= max;
+const isId = (value: unknown): boolean => isBytes(value, ID_BYTES, ID_BYTES);
+const isPort = (value: unknown): boolean => typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 65535;
+const text = (value: unknown): string => (value instanceof Uint8Array ? Buffer.from(value).toString('latin1') : '');
+
+/** Why `packet` is not a KRPC message this node should look at, or null when it is fine. */
+export function krpcProblem(packet: Buffer): string | null {
+  if (packet.length > MAX_KRPC_BYTES) return `oversized (${packet.length} bytes)`;
+  let message: unknown;
+  try {
+    message = bencode.decode(packet);
+  } catch (err) {
+    return `not bencoded (${(err as Error).message})`;
+  }
+  if (!isDict(message)) return 'not a dictionary';
+  if (!isBytes(message.t, 1, 16)) return 'bad transaction id';
+  switch (text(message.y)) {
+    case 'q': {
+      const a = message.a;
+      if (!isDict(a) || !isId(a.id)) return 'query without a valid a.id';
+      const q = text(message.q);
+      if (!QUERIES.has(q)) return `unsupported query ${JSON.stringify(q.slice(0, 32))}`;
+      if (q === 'find_node' && !isId(a.target)) return 'find_node: bad target';
+      if ((q === 'get_peers' || q === 'announce_peer') && !isId(a.info_hash)) return `${q}: bad info_hash`;
+      if (q === 'announce_peer') {
+        if (!isBytes(a.token, 1, 64)) return 'announce_peer: bad token';
+        if (!isPort(a.port) && a.port !== undefined) return 'announce_peer: bad port';
+        if (a.implied_port !== undefined && !isPort(a.implied_port)) return 'announce_peer: bad implied_port';
+      }
+      return null;
+    }
+    case 'r': {
+      const r = message.r;
+      if (!isDict(r) || !isId(r.id)) return 'response without a valid r.id';
+      if (r.nodes !== undefined && !(isBytes(r.nodes) && r.nodes.length % 26 === 0)) return 'bad r.nodes';
+      if (r.token !== undefined && !isBytes(r.token, 1, 64)) return 'bad r.token';
+      if (r.values !== undefined && !(Array.isArray(r.values) && r.values.length <= 200 && r.values.every((v) => isBytes(v, 6, 6)))) {
+        return 'bad r.values';
+      }
+      return null;
+    }
+    case 'e':
+      return Array.isArray(message.e) ? null : 'error without a list';
+    default:
+      return 'unknown message type';
+  }
+}
+
+export interface GuardStats {
+  passed: number;
+  dropped: number;
+  rateLimited: number;
+}
+
+/**
+ * Wraps a bound dgram socket for k-rpc-socket (its `socket` option): same methods, but 'message'
+ * is only emitted for packets krpcProblem() accepts. bind() is a no-op: the socket is already bound.
+ */
+export class GuardedSocket extends EventEmitter {
+  readonly stats: GuardStats = { passed: 0, dropped: 0, rateLimited: 0 };
+  private readonly bucket: TokenBucket;
+
+  constructor(
+    private readonly inner: Socket,
+    private readonly onDrop: (from: string, reason: string) => void,
+    maxPacketsPerS = DHT_MAX_PACKETS_PER_S,
+  ) {
+    super();
+    this.bucket = new TokenBucket(maxPacketsPerS, maxPacketsPerS);
+    inner.on('message', (packet: Buffer, rinfo: RemoteInfo) => this.filter(packet, rinfo));
+    inner.on('error', (err) => this.emit('error', err));
+    inner.on('close', () => this.emit('close'));
+  }
+
+  bind(...args: unknown[]): void {
+    const callback = args.find((arg) => typeof arg === 'function') as (() => void) | undefined;
+    process.nextTick(() => {
+      this.emit('listening');
+      callback?.();
+    });
+  }
+
+  address(): ReturnType<Socket['address']> {
+    return this.inner.address();
+  }
+
+  send(buf: Buffer, offset: number, length: number, port: number, host: string, callback?: (err: Error | null) => void): void {
+    try {
+      this.inner.send(buf, offset, length, port, host, (err) => callback?.(err ?? null));
+    } catch (err) {
+      callback?.(err as Error);
+    }
+  }
+
+  close(): void {
+    try {
+      this.inner.close();
+    } catch {
+      this.emit('close'); // already closed
+    }
+  }
+
+  private filter(packet: Buffer, rinfo: RemoteInfo): void {
+    if (!this.bucket.take()) {
+      this.stats.rateLimited++;
+      return;
+    }
+    const problem = krpcProblem(packet);
+    if (problem) {
+      this.stats.dropped++;
+      this.onDrop(`${rinfo.address}:${rinfo.port}`, problem);
+      return;
+    }
+    this.stats.passed++;
+    this.emit('message', packet, rinfo);
+  }
+}

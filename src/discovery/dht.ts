@@ -1,0 +1,206 @@
+// BitTorrent mainline DHT (bittorrent-dht): announces and looks up each folder ID, bootstraps from
+// the configured nodes and the routing table saved in the home, and re-announces while the table
+// is still small, so a node that started alone joins as soon as others appear.
+
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import DHT, { type DhtNode } from 'bittorrent-dht';
+import { silentLogger, type Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import { GuardedSocket } from './dht-guard.js';
+import { localAddresses } from './net-addresses.js';
+import { formatPeerAddress } from './peer-address.js';
+import type { AnnouncedFolder } from './trackers.js';
+import { bindUdp, closeUdp } from './udp.js';
+
+export const DHT_ANNOUNCE_INTERVAL_MS = 15 * 60_000;
+export const DHT_SAVE_INTERVAL_MS = 10 * 60_000;
+/** Below this many nodes the table is "still joining": each new node triggers a re-announce. */
+export const DHT_SMALL_TABLE = 8;
+export const DHT_SAVED_NODES = 200;
+/** Bounds on what the library keeps for others (peers per info-hash, lookup tables, BEP 44 values). */
+const DHT_LIMITS = { maxPeers: 2000, maxTables: 100, maxValues: 100 };
+
+export interface DhtState {
+  nodeId: string;
+  nodes: Array<{ host: string; port: number }>;
+}
+
+export interface DhtDiscoveryOptions {
+  /** Address and preferred port of the DHT's UDP socket (any free port when taken). */
+  host: string;
+  port: number;
+  /** HOST:PORT of nodes to join through. */
+  bootstrap: readonly string[];
+  folders: () => readonly AnnouncedFolder[];
+  announcePort: () => number;
+  onPeers: (folderIdHex: string, addresses: string[]) => void;
+  loadState?: () => DhtState | undefined;
+  saveState?: (state: DhtState) => Promise<void>;
+  intervalMs?: number;
+  logger?: Logger;
+}
+
+interface FolderStatus {
+  lastAnnounceMs?: number;
+  peersFound: number;
+  lastError?: string;
+}
+
+export class DhtDiscovery extends Resource {
+  private readonly log: Logger;
+  private dht: DHT | null = null;
+  private socket: Socket | null = null;
+  private guard: GuardedSocket | null = null;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private rejoinTimer: NodeJS.Timeout | null = null;
+  private readonly status = new Map<string, FolderStatus>();
+  private announcing = false;
+  private again = false;
+
+  constructor(private readonly options: DhtDiscoveryOptions) {
+    super();
+    this.log = options.logger ?? silentLogger;
+  }
+
+  protected async _open(): Promise<void> {
+    const saved = this.options.loadState?.();
+    const nodeId = saved && /^[0-9a-f]{40}$/.test(saved.nodeId) ? Buffer.from(saved.nodeId, 'hex') : randomBytes(20);
+    this.socket = createSocket('udp4');
+    try {
+      await bindUdp(this.socket, this.options.port, this.options.host);
+    } catch (err) {
+      this.log.info('DHT port taken; using any free port', { port: this.options.port, reason: (err as Error).message });
+      await closeUdp(this.socket);
+      this.socket = createSocket('udp4');
+      await bindUdp(this.socket, 0, this.options.host);
+    }
+    this.guard = new GuardedSocket(this.socket, (from, reason) => this.log.debug('ignoring a DHT message', { from, reason }));
+    const bootstrap = [...this.options.bootstrap.map(parseNode), ...(saved?.nodes ?? []).slice(0, DHT_SAVED_NODES)].filter(
+      (node): node is DhtNode => node !== null,
+    );
+    const dht = new DHT({ nodeId, bootstrap, socket: this.guard, ...DHT_LIMITS });
+    this.dht = dht;
+    dht.on('warning', (err: Error) => this.log.debug('DHT warning', { reason: err.message }));
+    dht.on('error', (err: Error) => this.log.warn('DHT error', { reason: err.message }));
+    dht.on('peer', (peer: DhtNode, infoHash: Buffer) => this.onPeer(peer, infoHash));
+    dht.on('node', () => this.onNode());
+    dht.once('ready', () => {
+      this.log.info('DHT ready', { nodes: dht.nodes.count() });
+      this.announceAll();
+    });
+    dht.listen();
+    this.log.info('DHT listening', { address: formatPeerAddress({ host: this.options.host, port: this.socket.address().port }), bootstrap: bootstrap.length });
+    this.every(this.options.intervalMs ?? DHT_ANNOUNCE_INTERVAL_MS, () => this.announceAll());
+    this.every(DHT_SAVE_INTERVAL_MS, () => void this.save());
+  }
+
+  protected async _close(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
+    await this.save();
+    const dht = this.dht;
+    if (dht) await new Promise<void>((resolve) => dht.destroy(() => resolve()));
+    this.dht = null;
+  }
+
+  /** The UDP port the DHT is on. */
+  get port(): number {
+    return this.socket?.address().port ?? 0;
+  }
+
+  /** Folders changed, or the announced port did: announce again. */
+  sync(): void {
+    this.announceAll();
+  }
+
+  report(): unknown {
+    return {
+      port: this.opened ? this.port : null,
+      nodeId: this.dht?.nodeId.toString('hex') ?? null,
+      nodes: this.dht?.nodes.count() ?? 0,
+      guard: this.guard?.stats ?? null,
+      folders: Object.fromEntries(this.status),
+    };
+  }
+
+  private every(ms: number, run: () => void): void {
+    const timer = setInterval(run, ms);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  private onNode(): void {
+    if (!this.dht || this.dht.nodes.count() > DHT_SMALL_TABLE || this.rejoinTimer) return;
+    this.rejoinTimer = setTimeout(() => {
+      this.rejoinTimer = null;
+      this.announceAll();
+    }, 1_000);
+    this.rejoinTimer.unref();
+  }
+
+  private onPeer(peer: DhtNode, infoHash: Buffer): void {
+    const hex = Buffer.from(infoHash).toString('hex');
+    const status = this.status.get(hex);
+    if (!status || !(peer.port > 0)) return;
+    if (peer.port === this.options.announcePort() && localAddresses().has(peer.host)) return; // ourselves
+    status.peersFound++;
+    this.options.onPeers(hex, [formatPeerAddress(peer)]);
+  }
+
+  /** Looks up, then announces, every folder (coalesced with a round in progress). */
+  private announceAll(): void {
+    const dht = this.dht;
+    if (!dht || this.closed) return;
+    if (this.announcing) {
+      this.again = true;
+      return;
+    }
+    this.announcing = true;
+    const folders = this.options.folders();
+    for (const hex of this.status.keys()) if (!folders.some((f) => f.folderIdHex === hex)) this.status.delete(hex);
+    const rounds = folders.map((folder) => {
+      const status = this.status.get(folder.folderIdHex) ?? { peersFound: 0 };
+      this.status.set(folder.folderIdHex, status);
+      return new Promise<void>((resolve) => {
+        dht.lookup(folder.folderId, () => {
+          if (!this.dht) return resolve();
+          dht.announce(folder.folderId, this.options.announcePort(), (err) => {
+            status.lastAnnounceMs = Date.now();
+            if (err) status.lastError = err.message;
+            else delete status.lastError;
+            this.log.debug('DHT announce', { folder: folder.folderIdHex.slice(0, 8), nodes: dht.nodes.count(), error: err?.message });
+            resolve();
+          });
+        });
+      });
+    });
+    void Promise.all(rounds).finally(() => {
+      this.announcing = false;
+      if (this.again) {
+        this.again = false;
+        this.announceAll();
+      }
+    });
+  }
+
+  private async save(): Promise<void> {
+    if (!this.dht || !this.options.saveState) return;
+    const nodes = this.dht
+      .toJSON()
+      .nodes.slice(0, DHT_SAVED_NODES)
+      .map(({ host, port }) => ({ host, port }));
+    try {
+      await this.options.saveState({ nodeId: this.dht.nodeId.toString('hex'), nodes });
+    } catch (err) {
+      this.log.warn('cannot save the DHT routing table', { err: err as Error });
+    }
+  }
+}
+
+/** HOST:PORT (IPv4 or a name; mainline DHT here is IPv4) as a DHT node, or null. */
+export function parseNode(text: string): DhtNode | null {
+  const match = /^([^\s:[\]]+):(\d{1,5})$/.exec(text.trim());
+  const port = match ? Number(match[2]) : 0;
+  return match && port > 0 && port < 65536 ? { host: match[1]!, port } : null;
+}

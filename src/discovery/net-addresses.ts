@@ -1,0 +1,49 @@
+// Address classes discovery cares about (private, loopback, link-local) and this host's own addresses.
+
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+
+function ipv4Octets(host: string): number[] | null {
+  if (isIP(host) !== 4) return null;
+  return host.split('.').map(Number);
+}
+
+/** The IPv4 address inside an IPv4-mapped IPv6 address, else the host itself. */
+export function unmapIpv4(host: string): string {
+  const lower = host.toLowerCase();
+  return lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4 ? lower.slice(7) : lower;
+}
+
+export function isLoopback(host: string): boolean {
+  const plain = unmapIpv4(host);
+  const v4 = ipv4Octets(plain);
+  if (v4) return v4[0] === 127;
+  return plain === '::1';
+}
+
+/**
+ * True for addresses that only mean something near the device: RFC 1918, CGNAT (100.64/10),
+ * loopback, link-local (169.254/16, fe80::/10), unique-local IPv6 (fc00::/7) and unspecified.
+ */
+export function isPrivateAddress(host: string): boolean {
+  const plain = unmapIpv4(host.replace(/%.*$/, ''));
+  const v4 = ipv4Octets(plain);
+  if (v4) {
+    const [a, b] = v4 as [number, number];
+    return (
+      a === 0 || a === 10 || a === 127 || (a === 100 && b >= 64 && b <= 127) || (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168)
+    );
+  }
+  if (isIP(plain) !== 6) return false;
+  return plain === '::' || plain === '::1' || /^f[cd]/.test(plain) || /^fe[89ab]/.test(plain);
+}
+
+/** Every address of this host's interfaces (lower case, without zone), loopback included. */
+export function localAddresses(): Set<string> {
+  const out = new Set<string>(['127.0.0.1', '::1']);
+  for (const infos of Object.values(networkInterfaces())) {
+    for (const info of infos ?? []) out.add(info.address.toLowerCase().replace(/%.*$/, ''));
+  }
+  return out;
+}

@@ -1,0 +1,133 @@
+// Peer exchange: tells each connected peer, per folder it shares with us, where the folder's other
+// connected devices are (bounded, deduplicated, no private addresses to a peer on a public one),
+// and takes the same from them.
+
+import { isIP } from 'node:net';
+import { LIMITS, type PeerExchangeEntry, type PeerExchangeMessage } from '../protocol/index.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import { isLoopback, isPrivateAddress } from './net-addresses.js';
+import { formatPeerAddress, parsePeerAddress, type ConnectedPeer } from './peer-address.js';
+
+/** How often the list is checked for changes, and sent again even if unchanged. */
+export const PEX_POLL_MS = 2_000;
+export const PEX_RESEND_MS = 5 * 60_000;
+/** Addresses a peer told us it listens at (remote host + its listenPort), kept per device. */
+const MAX_ADVERTISED = 1024;
+
+export interface PeerExchangeOptions {
+  deviceId: string;
+  peers: () => ConnectedPeer[];
+  /** Our sync port, sent as listenPort. */
+  listenPort: () => number;
+  /** An address a peer told us about for a folder. */
+  onAddress: (folderIdHex: string, address: string, deviceId: string) => void;
+  pollMs?: number;
+  logger?: Logger;
+}
+
+interface Sent {
+  text: string;
+  atMs: number;
+}
+
+export class PeerExchange extends Resource {
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | null = null;
+  /** What was last sent, per connection and folder. */
+  private readonly sent = new WeakMap<object, Map<string, Sent>>();
+  private readonly advertised = new Map<string, string>();
+  readonly counters = { sent: 0, received: 0, addressesLearned: 0, addressesRefused: 0 };
+
+  constructor(private readonly options: PeerExchangeOptions) {
+    super();
+    this.log = options.logger ?? silentLogger;
+  }
+
+  protected async _open(): Promise<void> {
+    this.timer = setInterval(() => this.tick(), this.options.pollMs ?? PEX_POLL_MS);
+    this.timer.unref();
+  }
+
+  protected async _close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  report(): unknown {
+    return { ...this.counters };
+  }
+
+  /** Sends every peer what changed for it (or everything, every PEX_RESEND_MS). */
+  tick(nowMs = Date.now()): void {
+    if (!this.opened) return;
+    const peers = this.options.peers();
+    for (const peer of peers) {
+      if (peer.connection.closed) continue;
+      let sent = this.sent.get(peer.connection);
+      if (!sent) this.sent.set(peer.connection, (sent = new Map()));
+      for (const shared of peer.handshake.folders) {
+        const message = this.build(peer, shared.keys.folderId, peers);
+        const text = JSON.stringify(message.peers);
+        const last = sent.get(shared.keys.folderIdHex);
+        if (last && last.text === text && nowMs - last.atMs < PEX_RESEND_MS) continue;
+        sent.set(shared.keys.folderIdHex, { text, atMs: nowMs });
+        this.counters.sent++;
+        void peer.connection.send(message).catch((err: unknown) => this.log.debug('cannot send PeerExchange', { device: peer.deviceId, err: err as Error }));
+      }
+    }
+  }
+
+  /** The PeerExchange for `to` about one folder: the folder's other connected devices. */
+  build(to: ConnectedPeer, folderId: Buffer, peers: ConnectedPeer[]): PeerExchangeMessage {
+    const hex = folderId.toString('hex');
+    const toHost = parsePeerAddress(to.address)?.host ?? '';
+    const toPublic = !isPrivateAddress(toHost);
+    const entries: PeerExchangeEntry[] = [];
+    for (const peer of peers) {
+      if (entries.length >= LIMITS.maxExchangedPeers) break;
+      if (peer.deviceId === to.deviceId || peer.connection.closed) continue;
+      if (!peer.handshake.folders.some((shared) => shared.keys.folderIdHex === hex)) continue;
+      const candidates = [peer.direction === 'out' ? peer.address : undefined, this.advertised.get(peer.deviceId)];
+      const addresses = new Set<string>();
+      for (const candidate of candidates) {
+        const parsed = candidate ? parsePeerAddress(candidate) : null;
+        // IP literals only (a name is the user's business, and receivers refuse them); nothing
+        // private to a peer on a public address, no loopback to a peer that is not on ours.
+        if (!parsed || isIP(parsed.host) === 0) continue;
+        if ((toPublic && isPrivateAddress(parsed.host)) || (isLoopback(parsed.host) && !isLoopback(toHost))) continue;
+        addresses.add(formatPeerAddress(parsed));
+      }
+      if (addresses.size) entries.push({ device: peer.deviceId, addresses: [...addresses].slice(0, LIMITS.maxExchangedAddresses) });
+    }
+    entries.sort((a, b) => (a.device < b.device ? -1 : 1));
+    return { type: 'PeerExchange', folderId, listenPort: this.options.listenPort(), peers: entries };
+  }
+
+  /** A peer's PeerExchange (already validated, for a folder it shares with us). */
+  receive(from: ConnectedPeer, message: PeerExchangeMessage): void {
+    this.counters.received++;
+    const hex = message.folderId.toString('hex');
+    const fromHost = parsePeerAddress(from.address)?.host;
+    if (!fromHost) return;
+    if (message.listenPort > 0 && isIP(fromHost)) {
+      if (!this.advertised.has(from.deviceId) && this.advertised.size >= MAX_ADVERTISED) {
+        this.advertised.delete(this.advertised.keys().next().value!);
+      }
+      this.advertised.set(from.deviceId, formatPeerAddress({ host: fromHost, port: message.listenPort }));
+    }
+    for (const entry of message.peers) {
+      if (entry.device === this.options.deviceId || entry.device === from.deviceId) continue;
+      for (const address of entry.addresses) {
+        const parsed = parsePeerAddress(address);
+        // A remote peer has no business pointing us at our own loopback.
+        if (!parsed || (isLoopback(parsed.host) && !isLoopback(fromHost))) {
+          this.counters.addressesRefused++;
+          continue;
+        }
+        this.counters.addressesLearned++;
+        this.options.onAddress(hex, formatPeerAddress(parsed), entry.device);
+      }
+    }
+  }
+}

@@ -1,0 +1,190 @@
+// Announces every folder ID as an info-hash to every configured tracker (HTTP and UDP), re-announces
+// at the tracker's interval (clamped), retries failures with backoff, and says `stopped` on the way out.
+
+import { randomBytes } from 'node:crypto';
+import { FerryError } from '../errors.js';
+import { Backoff } from '../util/backoff.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import { announceHttp } from './tracker-http.js';
+import type { AnnounceEvent, AnnounceParams } from './tracker-params.js';
+import type { AnnounceResult } from './tracker-response.js';
+import { UdpTrackerClient, type UdpTrackerOptions } from './tracker-udp.js';
+
+export const NUM_WANT = 50;
+/** How long close() waits for the `stopped` announces. */
+export const STOP_DEADLINE_MS = 3_000;
+export const RETRY_BACKOFF = { initialMs: 30_000, maxMs: 30 * 60_000 };
+
+export interface AnnouncedFolder {
+  folderId: Buffer;
+  folderIdHex: string;
+}
+
+export interface TrackerAnnouncerOptions {
+  urls: readonly string[];
+  folders: () => readonly AnnouncedFolder[];
+  /** The port to announce (the mapped external port when there is one). */
+  port: () => number;
+  /** Peers a tracker gave for a folder. */
+  onPeers: (folderIdHex: string, addresses: string[]) => void;
+  logger?: Logger;
+  udp?: UdpTrackerOptions;
+  httpTimeoutMs?: number;
+  retryBackoff?: { initialMs: number; maxMs: number };
+}
+
+interface Job {
+  url: string;
+  folder: AnnouncedFolder;
+  timer: NodeJS.Timeout | null;
+  started: boolean;
+  running: boolean;
+  backoff: Backoff;
+  lastAnnounceMs?: number;
+  nextAnnounceMs?: number;
+  lastPeers?: number;
+  lastError?: string;
+  announcedPort?: number;
+}
+
+export class TrackerAnnouncer extends Resource {
+  private readonly log: Logger;
+  private readonly peerId = Buffer.concat([Buffer.from('-FY0100-'), randomBytes(12)]);
+  private readonly key = randomBytes(4).readUInt32BE(0);
+  private readonly urls: string[] = [];
+  private readonly udp = new Map<string, UdpTrackerClient>();
+  private readonly jobs = new Map<string, Job>();
+  private readonly lifetime = new AbortController();
+
+  constructor(private readonly options: TrackerAnnouncerOptions) {
+    super();
+    this.log = options.logger ?? silentLogger;
+    for (const url of options.urls) {
+      try {
+        const parsed = new URL(url);
+        if (!['http:', 'https:', 'udp:'].includes(parsed.protocol) || (parsed.protocol === 'udp:' && !parsed.port)) {
+          throw new Error('not an http(s):// or udp://HOST:PORT URL');
+        }
+        if (!this.urls.includes(url)) this.urls.push(url);
+      } catch (err) {
+        this.log.warn('ignoring a tracker URL', { url, reason: (err as Error).message });
+      }
+    }
+  }
+
+  /** Set in _open(): `opened` is still false while _open() runs. */
+  private running = false;
+
+  protected async _open(): Promise<void> {
+    this.running = true;
+    this.sync();
+  }
+
+  protected async _close(): Promise<void> {
+    const stops: Promise<unknown>[] = [];
+    for (const job of this.jobs.values()) {
+      if (job.timer) clearTimeout(job.timer);
+      job.timer = null;
+      if (job.started) stops.push(this.send(job, 'stopped', AbortSignal.timeout(STOP_DEADLINE_MS)).catch(() => undefined));
+    }
+    await Promise.race([Promise.allSettled(stops), new Promise((r) => setTimeout(r, STOP_DEADLINE_MS).unref())]);
+    this.lifetime.abort();
+    await Promise.allSettled([...this.udp.values()].map((client) => client.close()));
+  }
+
+  /** Folders came or went: start announcing new ones, say `stopped` for removed ones. */
+  sync(): void {
+    if (!this.running || this.closed) return;
+    const wanted = new Map(this.options.folders().map((folder) => [folder.folderIdHex, folder]));
+    for (const [id, job] of this.jobs) {
+      if (wanted.has(job.folder.folderIdHex)) continue;
+      this.jobs.delete(id);
+      if (job.timer) clearTimeout(job.timer);
+      if (job.started) void this.send(job, 'stopped', AbortSignal.timeout(STOP_DEADLINE_MS)).catch(() => undefined);
+    }
+    for (const folder of wanted.values()) {
+      for (const url of this.urls) {
+        const id = `${url} ${folder.folderIdHex}`;
+        if (this.jobs.has(id)) continue;
+        const job: Job = { url, folder, timer: null, started: false, running: false, backoff: new Backoff(this.options.retryBackoff ?? RETRY_BACKOFF) };
+        this.jobs.set(id, job);
+        this.schedule(job, 0);
+      }
+    }
+  }
+
+  /** The announced port changed (port mapping found one): tell every tracker now. */
+  portChanged(): void {
+    for (const job of this.jobs.values()) if (job.announcedPort !== this.options.port()) this.schedule(job, 0);
+  }
+
+  report(): unknown {
+    return [...this.jobs.values()].map((job) => ({
+      url: job.url,
+      folder: job.folder.folderIdHex,
+      lastAnnounceMs: job.lastAnnounceMs ?? null,
+      nextAnnounceMs: job.nextAnnounceMs ?? null,
+      peers: job.lastPeers ?? null,
+      ...(job.lastError ? { error: job.lastError } : {}),
+    }));
+  }
+
+  private schedule(job: Job, delayMs: number): void {
+    if (job.timer) clearTimeout(job.timer);
+    job.nextAnnounceMs = Date.now() + delayMs;
+    job.timer = setTimeout(() => {
+      job.timer = null;
+      void this.run(job);
+    }, delayMs);
+    job.timer.unref();
+  }
+
+  private async run(job: Job): Promise<void> {
+    if (this.closed || job.running) return;
+    job.running = true;
+    try {
+      const result = await this.send(job, job.started ? 'none' : 'started', this.lifetime.signal);
+      job.started = true;
+      job.backoff.reset();
+      job.lastError = undefined;
+      job.lastPeers = result.peers.length;
+      if (result.truncatedBytes) this.log.debug('tracker sent a truncated peer list', { url: job.url, bytes: result.truncatedBytes });
+      if (result.warning) this.log.info('tracker warning', { url: job.url, warning: result.warning });
+      this.log.debug('announced', { url: job.url, folder: job.folder.folderIdHex.slice(0, 8), peers: result.peers.length, intervalS: result.intervalS });
+      if (result.peers.length) this.options.onPeers(job.folder.folderIdHex, result.peers);
+      if (!this.closed && this.jobs.has(`${job.url} ${job.folder.folderIdHex}`)) this.schedule(job, result.intervalS * 1000);
+    } catch (err) {
+      if (this.closed) return;
+      const reason = err instanceof Error ? err.message : String(err);
+      const retryMs = job.backoff.next();
+      if (job.lastError !== reason) this.log.warn('tracker announce failed', { url: job.url, reason, retryInMs: retryMs });
+      job.lastError = reason;
+      if (this.jobs.has(`${job.url} ${job.folder.folderIdHex}`)) this.schedule(job, retryMs);
+    } finally {
+      job.running = false;
+    }
+  }
+
+  private async send(job: Job, event: AnnounceEvent, signal: AbortSignal): Promise<AnnounceResult> {
+    const params: AnnounceParams = {
+      infoHash: job.folder.folderId,
+      peerId: this.peerId,
+      port: this.options.port(),
+      event,
+      numWant: event === 'stopped' ? 0 : NUM_WANT,
+      key: this.key,
+    };
+    job.announcedPort = params.port;
+    job.lastAnnounceMs = Date.now();
+    const url = new URL(job.url);
+    if (url.protocol !== 'udp:') return announceHttp(job.url, params, { signal, timeoutMs: this.options.httpTimeoutMs });
+    let client = this.udp.get(url.host);
+    if (!client) {
+      if (this.closed && event !== 'stopped') throw new FerryError('CLOSED', 'closing');
+      client = new UdpTrackerClient(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port), { ...this.options.udp, logger: this.log });
+      this.udp.set(url.host, client);
+    }
+    return client.announce(params, signal);
+  }
+}

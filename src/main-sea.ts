@@ -1,0 +1,46 @@
+// Entry point of the single executables (packaging/build): the CLI as in main.ts, without top-level await (the bundle is CommonJS).
+
+import Module from 'node:module';
+import { main } from './cli/index.js';
+
+/** Assets the build put inside the bundle for Node bases without `sea.getAsset` (armv7's 20.11): name → base64. */
+declare const FERRY_EMBEDDED_ASSETS: Record<string, string> | undefined;
+
+type SeaModule = { isSea(): boolean; getAsset(key: string): ArrayBuffer };
+type Loader = (request: string, ...rest: unknown[]) => unknown;
+
+/**
+ * Gives such bases a `node:sea` with `getAsset` over the embedded copies, so the rest of the code reads assets one
+ * way. Node 20.11 lets only the bundle's own require load `node:sea`, not createRequire's, so the module loader
+ * answers that name itself.
+ */
+function polyfillSeaAssets(): void {
+  if (typeof FERRY_EMBEDDED_ASSETS !== 'object' || !FERRY_EMBEDDED_ASSETS) return;
+  const embedded = FERRY_EMBEDDED_ASSETS;
+  const getAsset = (key: string): ArrayBuffer => {
+    const text = embedded[key];
+    if (text === undefined) throw new Error(`no asset ${key} in this executable`);
+    const bytes = Buffer.from(text, 'base64');
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  };
+  const sea: SeaModule = { isSea: () => true, getAsset };
+  const loader = Module as unknown as { _load: Loader };
+  const load = loader._load;
+  loader._load = function (this: unknown, request: string, ...rest: unknown[]): unknown {
+    return request === 'node:sea' || request === 'sea' ? sea : load.call(this, request, ...rest);
+  };
+}
+
+polyfillSeaAssets();
+main(process.argv.slice(2), {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+}).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`ferry: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,7 @@
+// Port mapping on the home router (UPnP IGD, NAT-PMP): what the daemon uses.
+
+export { PortMapper, DEFAULT_LEASE_S, type PortMapperOptions, type PortMapperReport, type PortMapperState } from './port-mapper.js';
+export { UpnpClient, type UpnpClientOptions } from './upnp.js';
+export { NatPmpClient, NATPMP_PORT, type NatPmpOptions } from './natpmp.js';
+export { defaultGateway, parseDefaultGateway } from './gateway.js';
+export type { Mapping, MappingClient, MappingMethod, MappingProtocol, MapRequest } from './types.js';

@@ -1,0 +1,30 @@
+// A block Response framed without copying the block: a small header (frame prefix and msgpack envelope) and the data itself.
+
+import { FerryError } from './../errors.js';
+import { FRAME_HEADER_BYTES } from './frames.js';
+import { MAX_MESSAGE_BYTES, MESSAGE_CODES } from './messages.js';
+
+/**
+ * The frame of `{ type: 'Response', id, data }` as two buffers to write one after the other. The
+ * body is the msgpack map {"id": uint32, "data": bin32}, which decodes exactly like the generic
+ * encoder's output (same keys, same values); only the integer widths may differ, which msgpack allows.
+ */
+export function dataResponseFrame(id: number, data: Buffer): [Buffer, Buffer] {
+  // fixmap(2) · fixstr "id" · uint32 · fixstr "data" · bin32 length
+  const envelope = 1 + 3 + 5 + 5 + 5;
+  const length = 1 + envelope + data.length;
+  if (length > MAX_MESSAGE_BYTES.Response) {
+    throw new FerryError('FRAME_TOO_LARGE', `frame of ${length} bytes exceeds ${MAX_MESSAGE_BYTES.Response}`);
+  }
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 1 + envelope);
+  let at = header.writeUInt32BE(length, 0);
+  header[at++] = MESSAGE_CODES.Response;
+  header[at++] = 0x82;
+  at += header.write('\xa2id', at, 'latin1');
+  header[at++] = 0xce;
+  at = header.writeUInt32BE(id >>> 0, at);
+  at += header.write('\xa4data', at, 'latin1');
+  header[at++] = 0xc6;
+  header.writeUInt32BE(data.length, at);
+  return [header, data];
+}

@@ -1,0 +1,150 @@
+// Installs fetched temp files in batches: one hold of the folder lock, one fsync per directory and one index transaction per batch.
+
+import type { Stats } from 'node:fs';
+import { chmod, lstat, open, rename, utimes } from 'node:fs/promises';
+import type { FileRecord } from '../index/records.js';
+import { OWN_WRITES } from '../scan/own-writes.js';
+import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
+import type { DiskPaths, ResolvedTarget } from './paths.js';
+
+/** Most files installed under one hold of the folder lock and recorded in one index transaction. */
+export const INSTALL_BATCH = 500;
+/** Files of a batch being moved into place at once. */
+const INSTALL_CONCURRENCY = 8;
+
+export type InstallOutcome = 'done' | 'failed';
+
+/** What the installer needs from the puller. */
+export interface InstallContext {
+  readonly index: FolderIndex;
+  readonly paths: DiskPaths;
+  exclusive<T>(work: () => Promise<T>): Promise<T>;
+  /** Whether the disk entry is what the local record says. */
+  diskMatches(stats: Stats | undefined, local: FileRecord | undefined): boolean;
+  /** The path changed on disk since it was indexed: have it scanned; the file is not installed. */
+  changedOnDisk(path: string): InstallOutcome;
+  /** Moves what is at the target out of the way; returns a conflict copy's path to scan, if one was made. */
+  clearTarget(need: NeededPath, target: ResolvedTarget): Promise<string | undefined>;
+  /** The global record as the local one, with what the disk really holds. */
+  asLocal(global: FileRecord, stats: Stats): NewFileRecord;
+  /** The temp file is in place (or gone): stop tracking it. */
+  installed(tempAbs: string): void;
+  requestScan(path: string): void;
+  committed(): void;
+}
+
+interface Pending {
+  need: NeededPath;
+  tempAbs: string;
+  resolve(outcome: InstallOutcome): void;
+  reject(err: unknown): void;
+}
+
+export async function fsyncDir(abs: string): Promise<void> {
+  const handle = await open(abs, 'r').catch(() => undefined);
+  if (!handle) return;
+  await handle.sync().catch(() => undefined);
+  await handle.close().catch(() => undefined);
+}
+
+/**
+ * Files whose temp file is complete and fsynced wait here; a batch is installed as soon as the
+ * previous one is done, so a lone file goes at once and a stream of small files shares the cost
+ * of the lock, the directory fsyncs and the index commit.
+ */
+export class BatchInstaller {
+  private queue: Pending[] = [];
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly ctx: InstallContext) {}
+
+  /** Resolves once the file is in place and recorded (or was left alone: 'failed'); rejects on I/O errors. */
+  install(need: NeededPath, tempAbs: string): Promise<InstallOutcome> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ need, tempAbs, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Resolves when nothing waits to be installed. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = (async () => {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, INSTALL_BATCH);
+        await this.ctx.exclusive(() => this.installBatch(batch)).catch((err: unknown) => {
+          for (const entry of batch) entry.reject(err);
+        });
+      }
+    })().finally(() => {
+      this.running = null;
+      if (this.queue.length > 0) this.kick();
+    });
+  }
+
+  private async installBatch(batch: Pending[]): Promise<void> {
+    const records: NewFileRecord[] = [];
+    const parents = new Set<string>();
+    const done: Pending[] = [];
+    const scans: string[] = [];
+    const installOne = async (entry: Pending): Promise<void> => {
+      const { global, local } = entry.need;
+      try {
+        const now = await this.ctx.paths.resolve(global.path, { createParents: true });
+        if (!this.ctx.diskMatches(now.stats, local)) {
+          entry.resolve(this.ctx.changedOnDisk(global.path));
+          return;
+        }
+        const copy = await this.ctx.clearTarget(entry.need, now);
+        if (copy) scans.push(copy);
+        await chmod(entry.tempAbs, global.mode & 0o777);
+        await utimes(entry.tempAbs, new Date(), global.mtimeMs / 1000);
+        if (!now.stats) await this.ctx.paths.adopt(entry.tempAbs);
+        await rename(entry.tempAbs, now.abs);
+        this.ctx.installed(entry.tempAbs);
+        this.ctx.paths.noteCreated(now.parentAbs, now.diskName);
+        parents.add(now.parentAbs);
+        const stats = await lstat(now.abs);
+        OWN_WRITES.note(now.abs, stats);
+        records.push(this.ctx.asLocal(global, stats));
+        done.push(entry);
+      } catch (err) {
+        entry.reject(err);
+      }
+    };
+    // Different paths are independent: their file system calls overlap (each one is a thread-pool
+    // round trip), while a path queued twice keeps its order (the later one waits for the next batch).
+    const seen = new Set<string>();
+    const now: Pending[] = [];
+    for (const entry of batch) {
+      if (seen.has(entry.need.global.path)) this.queue.push(entry);
+      else {
+        seen.add(entry.need.global.path);
+        now.push(entry);
+      }
+    }
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(INSTALL_CONCURRENCY, now.length) }, async () => {
+        while (next < now.length) await installOne(now[next++]!);
+      }),
+    );
+    try {
+      await Promise.all([...parents].map((dir) => fsyncDir(dir)));
+      if (records.length > 0) {
+        await this.ctx.index.putLocal(records);
+        this.ctx.committed();
+      }
+    } catch (err) {
+      for (const entry of done) entry.reject(err);
+      return;
+    } finally {
+      for (const path of scans) this.ctx.requestScan(path);
+    }
+    for (const entry of done) entry.resolve('done');
+  }
+}

@@ -1,0 +1,67 @@
+// The web admin as one resource: the control socket's app, the web listener's app, login state and the event hub.
+
+import type Koa from 'koa';
+import type { Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+import { createApiApp, createApiRouter } from './api.js';
+import { AuthGate, LoginLimiter } from './auth.js';
+import type { DaemonApi } from './daemon-api.js';
+import { EventHub } from './events.js';
+import { StaticAssets } from './static.js';
+import { createWebApp } from './web-app.js';
+
+export interface WebAdminOptions {
+  daemon: DaemonApi;
+  logger: Logger;
+  /** Where the built page lives (default: build/web beside the compiled code, or the executable's assets). */
+  assetDir?: string;
+}
+
+export class WebAdmin extends Resource {
+  readonly auth: AuthGate;
+  readonly events: EventHub;
+  private controlApp: Koa | null = null;
+  private webApp: Koa | null = null;
+
+  constructor(private readonly options: WebAdminOptions) {
+    super();
+    const { daemon } = options;
+    this.auth = new AuthGate({ get: () => daemon.adminPasswordHash(), set: (hash) => daemon.setAdminPasswordHash(hash) });
+    this.events = new EventHub(() => daemon.status());
+  }
+
+  protected async _open(): Promise<void> {
+    const { daemon, logger } = this.options;
+    const assets = await StaticAssets.load(this.options.assetDir);
+    if (assets.missing) logger.warn('the admin page is not built', { reason: assets.missing });
+    await this.events.open();
+    this.controlApp = createApiApp(daemon, logger.child('control'), this.events, async (password) => {
+      await this.auth.setPassword(password);
+      logger.info('admin password set through the control socket');
+    });
+    this.webApp = createWebApp({
+      auth: this.auth,
+      limiter: new LoginLimiter(),
+      api: createApiRouter(daemon, this.events),
+      assets,
+      logger: logger.child('web'),
+    });
+    if (this.auth.needsSetup()) logger.warn('no admin password yet: open the web page or run `ferry admin set-password`');
+  }
+
+  protected async _close(): Promise<void> {
+    await this.events.close();
+  }
+
+  /** The app for the owner-only control socket: no login. */
+  get control(): Koa {
+    if (!this.controlApp) throw new Error('WebAdmin is not open');
+    return this.controlApp;
+  }
+
+  /** The app for the web address: page, login, API behind session and CSRF. */
+  get web(): Koa {
+    if (!this.webApp) throw new Error('WebAdmin is not open');
+    return this.webApp;
+  }
+}

@@ -1,0 +1,170 @@
+// The web listener's app: security headers, the page's static files, login, and the shared API behind session + CSRF checks.
+
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { Logger } from '../util/log.js';
+import type { AuthGate, LoginLimiter, Session } from './auth.js';
+import { sameSecret } from './auth.js';
+import { errorMiddleware, HttpRefusal, readJsonBody, stringField } from './http.js';
+import type { StaticAssets } from './static.js';
+
+export const SESSION_COOKIE = 'ferry_session';
+export const CSRF_HEADER = 'x-csrf-token';
+
+/** Nothing but our own script, style and API; no framing, no inline code, no plugins. */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "manifest-src 'self'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Routes reachable without a session: the page asks who it is, sets the first password, logs in. */
+const OPEN_ROUTES = new Set(['/api/auth/state', '/api/auth/setup', '/api/auth/login']);
+
+export interface WebAppOptions {
+  auth: AuthGate;
+  limiter: LoginLimiter;
+  /** The shared API routes (createApiRouter). */
+  api: Router;
+  assets: StaticAssets;
+  logger: Logger;
+}
+
+function securityHeaders(): Koa.Middleware {
+  return async (ctx, next) => {
+    ctx.set({
+      'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+      'X-Content-Type-Options': 'nosniff',
+      'X-Frame-Options': 'DENY',
+      'Referrer-Policy': 'no-referrer',
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+      'Cache-Control': 'no-store',
+    });
+    await next();
+  };
+}
+
+/** A state-changing request from another origin is refused outright (browsers send Origin on them). */
+function sameOrigin(ctx: Koa.Context): void {
+  if (SAFE_METHODS.has(ctx.method)) return;
+  const origin = ctx.get('origin');
+  if (!origin) return;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    host = '';
+  }
+  if (host !== ctx.get('host')) throw new HttpRefusal(403, 'CROSS_ORIGIN', 'cross-origin request refused');
+}
+
+function requireJson(ctx: Koa.Context): void {
+  // A JSON content type cannot be sent cross-site without a CORS preflight, which this server never grants.
+  if (!ctx.is('application/json')) throw new HttpRefusal(415, 'JSON_REQUIRED', 'send the request as application/json');
+}
+
+export function createWebApp(options: WebAppOptions): Koa {
+  const { auth, limiter, api, assets, logger } = options;
+  const app = new Koa();
+  const open = new Router({ prefix: '/api/auth' });
+
+  const startSession = (ctx: Koa.Context): Session => {
+    const session = auth.createSession();
+    ctx.cookies.set(SESSION_COOKIE, session.id, { httpOnly: true, sameSite: 'strict', path: '/', overwrite: true });
+    return session;
+  };
+  const sessionOf = (ctx: Koa.Context): Session | undefined => auth.session(ctx.cookies.get(SESSION_COOKIE));
+
+  open.get('/state', (ctx) => {
+    const session = sessionOf(ctx);
+    ctx.body = { setup: auth.needsSetup(), loggedIn: Boolean(session), ...(session ? { csrf: session.csrf } : {}) };
+  });
+
+  let settingUp = false;
+  open.post('/setup', async (ctx) => {
+    requireJson(ctx);
+    const body = await readJsonBody(ctx.req);
+    if (!auth.needsSetup() || settingUp) throw new HttpRefusal(409, 'ALREADY_SET', 'the admin password is already set: log in');
+    settingUp = true;
+    try {
+      await auth.setPassword(stringField(body, 'password'));
+    } finally {
+      settingUp = false;
+    }
+    logger.info('admin password set from the web page', { from: ctx.ip });
+    ctx.body = { csrf: startSession(ctx).csrf };
+  });
+
+  open.post('/login', async (ctx) => {
+    requireJson(ctx);
+    const waitMs = limiter.retryAfterMs(ctx.ip);
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      throw new HttpRefusal(429, 'TOO_MANY_ATTEMPTS', `too many wrong passwords: try again in ${seconds} s`, {
+        'Retry-After': String(seconds),
+      });
+    }
+    if (auth.needsSetup()) throw new HttpRefusal(409, 'SETUP_NEEDED', 'no admin password is set yet');
+    const body = await readJsonBody(ctx.req);
+    const password = typeof body.password === 'string' ? body.password : '';
+    if (!(await auth.verify(password))) {
+      limiter.failed(ctx.ip);
+      logger.warn('wrong admin password', { from: ctx.ip });
+      throw new HttpRefusal(401, 'WRONG_PASSWORD', 'wrong password');
+    }
+    limiter.succeeded(ctx.ip);
+    ctx.body = { csrf: startSession(ctx).csrf };
+  });
+
+  // Behind the guard below: a session and the CSRF token.
+  open.post('/logout', (ctx) => {
+    auth.endSession((ctx.state.session as Session).id);
+    ctx.cookies.set(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'strict', path: '/', maxAge: 0, overwrite: true });
+    ctx.body = { ok: true };
+  });
+  open.post('/password', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    const waitMs = limiter.retryAfterMs(ctx.ip);
+    if (waitMs > 0) throw new HttpRefusal(429, 'TOO_MANY_ATTEMPTS', `too many wrong passwords: try again in ${Math.ceil(waitMs / 1000)} s`);
+    if (!(await auth.verify(typeof body.current === 'string' ? body.current : ''))) {
+      limiter.failed(ctx.ip);
+      throw new HttpRefusal(403, 'WRONG_PASSWORD', 'the current password is wrong');
+    }
+    await auth.setPassword(stringField(body, 'password'));
+    logger.info('admin password changed from the web page', { from: ctx.ip });
+    ctx.body = { csrf: startSession(ctx).csrf };
+  });
+
+  app.use(securityHeaders());
+  app.use(errorMiddleware(logger));
+  app.use(async (ctx, next) => {
+    if (!ctx.path.startsWith('/api/')) {
+      if (!SAFE_METHODS.has(ctx.method)) throw new HttpRefusal(405, 'METHOD', 'method not allowed');
+      assets.serve(ctx);
+      return;
+    }
+    sameOrigin(ctx);
+    if (!OPEN_ROUTES.has(ctx.path)) {
+      const session = sessionOf(ctx);
+      if (!session) throw new HttpRefusal(401, 'LOGIN_REQUIRED', 'log in first');
+      if (!SAFE_METHODS.has(ctx.method) && !sameSecret(ctx.get(CSRF_HEADER), session.csrf)) {
+        throw new HttpRefusal(403, 'CSRF', 'missing or wrong CSRF token: reload the page');
+      }
+      ctx.state.session = session;
+    }
+    await next();
+  });
+  app.use(open.routes());
+  app.use(open.allowedMethods());
+  app.use(api.routes());
+  app.use(api.allowedMethods());
+  return app;
+}

@@ -1,0 +1,117 @@
+// Test helpers for the discovery netlab tests: lab scripts up/down under a prefix, and `ferry run`
+// daemons on the host or inside a lab namespace, reached through the control socket in their home.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
+import { ferry, MAIN, waitFor, type CliResult } from '../helpers/daemon.js';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
+export const NETLAB = process.env.NETLAB ?? process.env.NETLAB_DIR ?? resolve(ROOT, '../shared/netlab');
+
+export type LabEnv = Record<string, string>;
+
+/** `SCRIPT up ARGS…` under its own prefix; a failing `up` throws, and so fails the test. */
+export function labUp(script: string, prefix: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): LabEnv {
+  const out = execFileSync(`${NETLAB}/${script}`, ['up', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NETLAB_PREFIX: prefix, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .filter((line) => line.includes('='))
+      .map((line) => {
+        const i = line.indexOf('=');
+        return [line.slice(0, i), line.slice(i + 1).replace(/^"|"$/g, '')];
+      }),
+  );
+}
+
+export function labRun(script: string, prefix: string, args: string[], env: NodeJS.ProcessEnv = {}): void {
+  execFileSync(`${NETLAB}/${script}`, args, { env: { ...process.env, NETLAB_PREFIX: prefix, ...env }, stdio: 'ignore' });
+}
+
+export function labDown(script: string, prefix: string, env: NodeJS.ProcessEnv = {}): void {
+  labRun(script, prefix, ['down'], env);
+}
+
+export interface PeerJson {
+  device: string;
+  address: string;
+  source: string;
+  connected: boolean;
+}
+
+export interface StatusJson {
+  device: { id: string };
+  listen: string;
+  folders: Array<{ id: string; localFiles: number; needFiles: number; peers: PeerJson[] }>;
+  services: { discovery: Record<string, unknown> & { addressBook: Record<string, Array<{ address: string; source: string }>> } };
+}
+
+/** `ferry run` with discovery as `args` say (LAN, DHT and trackers are off unless asked for), optionally in a namespace. */
+export class FerryNode {
+  readonly child: ChildProcess;
+  log = '';
+  private readonly exitPromise: Promise<number | null>;
+
+  constructor(readonly home: string, options: { ns?: string; listen: string; args?: string[] }) {
+    const argv = [process.execPath, ...DAEMON_V8_FLAGS, MAIN, 'run', '--home', home, '--listen', options.listen, '--web', '127.0.0.1:0',
+      '--no-nat', '--log-level', 'debug', ...(options.args ?? [])];
+    this.child = options.ns ? spawn('ip', ['netns', 'exec', options.ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
+    this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async ready(): Promise<void> {
+    await waitFor(async () => {
+      if (!this.running) throw new Error(`daemon exited early (code ${this.child.exitCode}, signal ${this.child.signalCode}):\n${this.log}`);
+      return (await ferry(['status', '--json', '--home', this.home])).code === 0;
+    }, 'daemon to start', 30_000);
+  }
+
+  cli(args: string[]): Promise<CliResult> {
+    return ferry([...args, '--home', this.home]);
+  }
+
+  async status(): Promise<StatusJson> {
+    const result = await this.cli(['status', '--json']);
+    if (result.code !== 0) throw new Error(`status failed: ${result.stderr}`);
+    return JSON.parse(result.stdout) as StatusJson;
+  }
+
+  /** The connected peers of the first folder. */
+  async connectedPeers(): Promise<PeerJson[]> {
+    return ((await this.status()).folders[0]?.peers ?? []).filter((p) => p.connected);
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.running) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+    const code = await this.exitPromise;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+/** Shares `dir` on `node` and returns its read-write key and folder ID. */
+export async function share(node: FerryNode, dir: string): Promise<{ rw: string; folderId: string }> {
+  const result = await node.cli(['share', dir, '--json']);
+  if (result.code !== 0) throw new Error(`share failed: ${result.stderr}`);
+  return JSON.parse(result.stdout) as { rw: string; folderId: string };
+}
+
+export async function join(node: FerryNode, key: string, dir: string): Promise<void> {
+  const result = await node.cli(['join', key, dir]);
+  if (result.code !== 0) throw new Error(`join failed: ${result.stderr}`);
+}

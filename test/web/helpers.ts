@@ -1,0 +1,129 @@
+// Web test helpers: a fake daemon behind the real WebAdmin, and a small HTTP client that keeps the session cookie.
+
+import { request } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { silentLogger } from '../../src/util/log.js';
+import { WebAdmin } from '../../src/web/admin.js';
+import type { DaemonApi, EditableSettings, StatusReport } from '../../src/web/daemon-api.js';
+
+export const FOLDER_ID = 'ab'.repeat(20);
+
+const SETTINGS: EditableSettings = {
+  deviceName: 'test', listen: '0.0.0.0:22100', web: '0.0.0.0:8888', lan: true, nat: true, dht: true, trackers: true,
+  trackerUrls: [], archiveDays: 14, uploadKBps: 0, downloadKBps: 0,
+};
+
+/** A DaemonApi that records every call; nothing in it touches disk. */
+export class FakeDaemon implements DaemonApi {
+  readonly calls: string[] = [];
+  passwordHash: string | undefined;
+
+  status(): StatusReport {
+    return { device: { id: 'DEVICE', name: 'test' }, version: '0', listen: null, folders: [], services: {}, knownPeers: [] };
+  }
+  async share(path: string) { this.calls.push(`share ${path}`); return { folderId: FOLDER_ID, path, enc: 'E' }; }
+  async join(key: string, path: string) { this.calls.push(`join ${key} ${path}`); return this.folder(); }
+  keys(folder: string) { this.calls.push(`keys ${folder}`); return { folderId: FOLDER_ID, path: '/x', enc: 'E' }; }
+  async removeFolder(folder: string) { this.calls.push(`remove ${folder}`); }
+  async rescan(folder: string) { this.calls.push(`rescan ${folder}`); }
+  async addPeer(address: string) { this.calls.push(`addPeer ${address}`); }
+  async revert(folder: string) { this.calls.push(`revert ${folder}`); return 0; }
+  async pauseFolder(folder: string) { this.calls.push(`pause ${folder}`); }
+  async resumeFolder(folder: string) { this.calls.push(`resume ${folder}`); }
+  async archive(folder: string) { this.calls.push(`archive ${folder}`); return { folderId: folder, files: [], truncated: false }; }
+  async restoreArchived(folder: string, archivePath: string) { this.calls.push(`restore ${folder} ${archivePath}`); return 'x'; }
+  async purgeArchive(folder: string) { this.calls.push(`purge ${folder}`); return 0; }
+  peers() { return []; }
+  getSettings() { return { settings: SETTINGS, running: SETTINGS, overridden: [], restartRequired: false }; }
+  async updateSettings(patch: Record<string, unknown>) { this.calls.push(`settings ${JSON.stringify(patch)}`); return this.getSettings(); }
+  logTail() { return ['line']; }
+  adminPasswordHash() { return this.passwordHash; }
+  async setAdminPasswordHash(hash: string) { this.passwordHash = hash; }
+
+  private folder() {
+    return {
+      id: FOLDER_ID, path: '/x', access: 'rw' as const, state: 'idle' as const, localFiles: 0, localBytes: 0, globalFiles: 0,
+      globalBytes: 0, needFiles: 0, needBytes: 0, localChanges: 0, lastScanMs: null,
+      watcher: { watchedDirs: 0, unwatchedDirs: 0, limitReached: false }, peers: [],
+    };
+  }
+}
+
+export interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: { error?: { code: string; message: string }; [key: string]: unknown };
+}
+
+export class Client {
+  cookie = '';
+  csrf = '';
+
+  constructor(readonly base: { host: string; port: number } | { socketPath: string }) {}
+
+  send(method: string, path: string, options: { body?: unknown; csrf?: string | null; headers?: Record<string, string>; raw?: string } = {}): Promise<Answer> {
+    const payload = options.raw ?? (options.body === undefined ? (method === 'GET' ? undefined : '{}') : JSON.stringify(options.body));
+    const headers: Record<string, string> = payload
+      ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) }
+      : {};
+    if (this.cookie) headers.cookie = this.cookie;
+    const csrf = options.csrf === undefined ? this.csrf : options.csrf;
+    if (csrf) headers['x-csrf-token'] = csrf;
+    Object.assign(headers, options.headers);
+    return new Promise((resolve, reject) => {
+      const req = request({ ...this.base, method, path, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const setCookie = res.headers['set-cookie']?.find((c) => c.startsWith('ferry_session='));
+          if (setCookie) this.cookie = setCookie.split(';')[0]!;
+          let body: Answer['body'] = {};
+          try {
+            body = JSON.parse(text) as Answer['body'];
+          } catch {
+            body = { text };
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+        });
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  async login(password: string, path = '/api/auth/login'): Promise<Answer> {
+    const answer = await this.send('POST', path, { body: { password }, csrf: null });
+    if (answer.status === 200) this.csrf = answer.body.csrf as string;
+    return answer;
+  }
+}
+
+export interface Running {
+  daemon: FakeDaemon;
+  admin: WebAdmin;
+  web: Server;
+  address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+export async function startWebAdmin(): Promise<Running> {
+  const daemon = new FakeDaemon();
+  const admin = new WebAdmin({ daemon, logger: silentLogger });
+  await admin.open();
+  const web = createServer(admin.web.callback());
+  await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+  const address = { host: '127.0.0.1', port: (web.address() as AddressInfo).port };
+  return {
+    daemon,
+    admin,
+    web,
+    address,
+    async close() {
+      await admin.close();
+      web.closeAllConnections();
+      await new Promise((resolve) => web.close(resolve));
+    },
+  };
+}

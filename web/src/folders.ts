@@ -1,0 +1,170 @@
+// The folders view: share and join forms, and one card per folder with live progress, state and actions.
+
+import { api, ApiError, type FolderReport, type StatusReport } from './api.js';
+import { field, formatBytes, h, setText } from './dom.js';
+import { showArchive, showKeys } from './dialogs.js';
+import { formatRelative, showGrants } from './grants.js';
+
+const ACCESS: Record<string, string> = { rw: 'read-write', ro: 'read-only', enc: 'encrypted' };
+
+interface Card {
+  root: HTMLElement;
+  state: HTMLElement;
+  bar: HTMLProgressElement;
+  percent: HTMLElement;
+  detail: HTMLElement;
+  error: HTMLElement;
+  pause: HTMLButtonElement;
+}
+
+/** Share of the folder's bytes this device has (100 % when there is nothing to fetch). */
+export function progressPercent(folder: FolderReport): number {
+  if (folder.needBytes <= 0 && folder.needFiles <= 0) return 100;
+  if (folder.globalBytes <= 0) return 0;
+  return Math.max(0, Math.min(99, Math.floor(((folder.globalBytes - folder.needBytes) * 100) / folder.globalBytes)));
+}
+
+export class FoldersView {
+  readonly element: HTMLElement;
+  private readonly list = h('div', { class: 'folders', attrs: { id: 'folder-list' } });
+  private readonly empty = h('p', { class: 'empty' }, 'No folders yet: share one of this device\'s folders, or join one shared elsewhere with its key.');
+  private readonly message = h('div', { class: 'form-error', attrs: { role: 'alert', id: 'folders-error' } });
+  private readonly cards = new Map<string, Card>();
+
+  constructor() {
+    this.element = h(
+      'section',
+      { class: 'view' },
+      h('div', { class: 'view-head' }, h('h2', null, 'Folders')),
+      h('div', { class: 'add-forms' }, this.shareForm(), this.joinForm()),
+      this.message,
+      this.empty,
+      this.list,
+    );
+  }
+
+  show(): void {}
+
+  private shareForm(): HTMLElement {
+    const path = h('input', { attrs: { type: 'text', name: 'path', required: true, placeholder: '/volume1/photos', id: 'share-path', autocomplete: 'off' } });
+    const { row, message } = field('Share a folder of this device', path);
+    const form = h('form', { class: 'card add', attrs: { id: 'share-form' } }, row, h('button', { class: 'primary', attrs: { type: 'submit' } }, 'Share'));
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      message.textContent = '';
+      api<{ folderId: string }>('POST', '/folders', { path: path.value.trim() })
+        .then((keys) => {
+          form.reset();
+          void showKeys(keys.folderId);
+        })
+        .catch((err: ApiError) => (message.textContent = err.message));
+    });
+    return form;
+  }
+
+  private joinForm(): HTMLElement {
+    const key = h('input', { attrs: { type: 'text', name: 'key', required: true, placeholder: 'A…, B… or E… key', id: 'join-key', autocomplete: 'off', spellcheck: 'false' } });
+    const path = h('input', { attrs: { type: 'text', name: 'path', required: true, placeholder: '/volume1/photos', id: 'join-path', autocomplete: 'off' } });
+    const keyField = field('Join a folder with its key', key);
+    const pathField = field('into this folder (created if missing)', path);
+    const form = h('form', { class: 'card add', attrs: { id: 'join-form' } }, keyField.row, pathField.row, h('button', { class: 'primary', attrs: { type: 'submit' } }, 'Join'));
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      keyField.message.textContent = '';
+      pathField.message.textContent = '';
+      api('POST', '/folders/join', { key: key.value.trim(), path: path.value.trim() })
+        .then(() => form.reset())
+        .catch((err: ApiError) => {
+          (err.code.startsWith('KEY_') ? keyField : pathField).message.textContent = err.message;
+        });
+    });
+    return form;
+  }
+
+  private action(label: string, run: () => Promise<unknown>, className = ''): HTMLButtonElement {
+    const button = h('button', { class: className, attrs: { type: 'button' } }, label);
+    button.addEventListener('click', () => {
+      this.message.textContent = '';
+      button.disabled = true;
+      run()
+        .catch((err: ApiError) => (this.message.textContent = err.message))
+        .finally(() => (button.disabled = false));
+    });
+    return button;
+  }
+
+  private card(folder: FolderReport): Card {
+    const id = encodeURIComponent(folder.id);
+    const state = h('span', { class: 'state' });
+    const bar = h('progress', { attrs: { max: '100', value: '0' } });
+    const percent = h('span', { class: 'percent' });
+    const detail = h('div', { class: 'detail' });
+    const error = h('div', { class: 'folder-error', attrs: { role: 'alert' } });
+    const pause = this.action('Pause', () => api('POST', `/folders/${id}/${pause.dataset.paused === 'yes' ? 'resume' : 'pause'}`));
+    const actions = h(
+      'div',
+      { class: 'actions' },
+      this.action('Keys', () => showKeys(folder.id), 'keys'),
+      folder.access === 'enc' ? null : this.action('Grants', () => showGrants(folder), 'grants'),
+      folder.access === 'enc' ? null : this.action('Archive', () => showArchive(folder.id, folder.path), 'archive'),
+      pause,
+      this.action('Rescan', () => api('POST', `/folders/${id}/rescan`)),
+      this.action(
+        'Remove',
+        async () => {
+          if (confirm(`Stop syncing ${folder.path}? Its files stay on disk.`)) await api('DELETE', `/folders/${id}`);
+        },
+        'danger',
+      ),
+    );
+    const root = h(
+      'article',
+      { class: 'card folder', attrs: { 'data-folder': folder.id } },
+      h('div', { class: 'folder-head' }, h('h3', { class: 'path' }, folder.path), h('span', { class: `badge ${folder.access}` }, ACCESS[folder.access] ?? folder.access), state),
+      h('div', { class: 'progress' }, bar, percent),
+      detail,
+      error,
+      actions,
+    );
+    return { root, state, bar, percent, detail, error, pause };
+  }
+
+  update(status: StatusReport): void {
+    const seen = new Set<string>();
+    for (const folder of status.folders) {
+      seen.add(folder.id);
+      let card = this.cards.get(folder.id);
+      if (!card) {
+        card = this.card(folder);
+        this.cards.set(folder.id, card);
+        this.list.append(card.root);
+      }
+      const percent = progressPercent(folder);
+      setText(card.state, folder.state);
+      card.state.className = `state ${folder.state}`;
+      card.bar.value = percent;
+      setText(card.percent, `${percent} %`);
+      const connected = folder.peers.filter((p) => p.connected).length;
+      const parts = [
+        `${folder.localFiles} of ${folder.globalFiles} files`,
+        `${formatBytes(folder.localBytes)}`,
+        folder.needFiles ? `${folder.needFiles} to fetch (${formatBytes(folder.needBytes)})` : 'up to date',
+        `${connected} ${connected === 1 ? 'peer' : 'peers'} connected`,
+      ];
+      if (folder.localChanges) parts.push(`${folder.localChanges} local changes not synced (read-only)`);
+      if (folder.grant) parts.push(`joined by a grant: ${folder.grant.status === 'active' ? `expires ${formatRelative(folder.grant.expiresAtMs)}` : folder.grant.status}`);
+      setText(card.detail, parts.join(' · '));
+      setText(card.error, folder.error ?? '');
+      const paused = folder.state === 'paused';
+      card.pause.dataset.paused = paused ? 'yes' : 'no';
+      setText(card.pause, paused ? 'Resume' : 'Pause');
+    }
+    for (const [id, card] of this.cards) {
+      if (!seen.has(id)) {
+        card.root.remove();
+        this.cards.delete(id);
+      }
+    }
+    this.empty.hidden = status.folders.length > 0;
+  }
+}

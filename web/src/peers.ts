@@ -1,0 +1,108 @@
+// The peers view: connected devices with how they were found and their rates, named addresses, and an add form.
+
+import { api, ApiError, type PeerInfo, type StatusReport } from './api.js';
+import { clear, field, formatBytes, formatRate, h } from './dom.js';
+
+const SOURCES: Record<string, string> = {
+  known: 'address you added',
+  incoming: 'connected to us',
+  lan: 'local network',
+  tracker: 'tracker',
+  dht: 'DHT',
+  pex: 'peer exchange',
+};
+
+export class PeersView {
+  readonly element: HTMLElement;
+  private readonly connected = h('div', { class: 'table-wrap' });
+  private readonly known = h('div', { class: 'table-wrap' });
+  private readonly error = h('div', { class: 'form-error', attrs: { role: 'alert' } });
+  private refreshing = false;
+
+  constructor() {
+    const address = h('input', { attrs: { type: 'text', required: true, placeholder: '192.168.1.20:22100', id: 'peer-address', autocomplete: 'off' } });
+    const { row, message } = field('Add a peer by address (HOST:PORT)', address);
+    const form = h('form', { class: 'card add', attrs: { id: 'peer-form' } }, row, h('button', { class: 'primary', attrs: { type: 'submit' } }, 'Add'));
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      message.textContent = '';
+      if (!/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(address.value.trim())) {
+        message.textContent = 'Write the address as HOST:PORT, e.g. 192.168.1.20:22100.';
+        return;
+      }
+      api('POST', '/peers', { address: address.value.trim() })
+        .then(() => {
+          form.reset();
+          this.show();
+        })
+        .catch((err: ApiError) => (message.textContent = err.message));
+    });
+    this.element = h(
+      'section',
+      { class: 'view' },
+      h('div', { class: 'view-head' }, h('h2', null, 'Peers')),
+      this.error,
+      h('h3', null, 'Connected devices'),
+      this.connected,
+      h('h3', null, 'Addresses you added'),
+      this.known,
+      form,
+    );
+  }
+
+  show(): void {
+    if (this.refreshing) return;
+    this.refreshing = true;
+    api<{ peers: PeerInfo[]; known: StatusReport['knownPeers'] }>('GET', '/peers')
+      .then(({ peers, known }) => {
+        this.error.textContent = '';
+        this.render(peers, known);
+      })
+      .catch((err: ApiError) => (this.error.textContent = err.message))
+      .finally(() => (this.refreshing = false));
+  }
+
+  /** Live status arrives every second: refresh the rates with it. */
+  update(): void {
+    this.show();
+  }
+
+  private render(peers: PeerInfo[], known: StatusReport['knownPeers']): void {
+    clear(this.connected);
+    if (peers.length === 0) this.connected.append(h('p', { class: 'empty' }, 'No device is connected.'));
+    else {
+      const rows = peers.map((p) =>
+        h(
+          'tr',
+          null,
+          h('td', null, h('strong', null, p.name), h('br'), h('code', { class: 'id' }, p.device.slice(0, 16) + '…')),
+          h('td', null, p.address),
+          h('td', null, SOURCES[p.source] ?? p.source),
+          h('td', { class: 'num' }, `↓ ${formatRate(p.inRateBps)}`, h('br'), `↑ ${formatRate(p.outRateBps)}`),
+          h('td', { class: 'num' }, `${formatBytes(p.bytesIn)} in`, h('br'), `${formatBytes(p.bytesOut)} out`),
+          h('td', { class: 'num' }, String(p.folders.length)),
+        ),
+      );
+      this.connected.append(
+        h(
+          'table',
+          { attrs: { id: 'peer-table' } },
+          h('thead', null, h('tr', null, ...['Device', 'Address', 'Found by', 'Rate', 'Total', 'Folders'].map((t) => h('th', null, t)))),
+          h('tbody', null, ...rows),
+        ),
+      );
+    }
+    clear(this.known);
+    if (known.length === 0) this.known.append(h('p', { class: 'empty' }, 'None: devices on the LAN and through trackers are found without one.'));
+    else {
+      this.known.append(
+        h(
+          'table',
+          null,
+          h('thead', null, h('tr', null, h('th', null, 'Address'), h('th', null, 'State'))),
+          h('tbody', null, ...known.map((k) => h('tr', null, h('td', null, k.address), h('td', null, k.connected ? 'connected' : k.lastError ? `not connected: ${k.lastError}` : 'connecting…')))),
+        ),
+      );
+    }
+  }
+}
