@@ -239,9 +239,10 @@ export class FolderSync extends Resource {
     return true;
   }
 
-  detach(deviceId: string): void {
+  /** Stops syncing with a device; given a connection, only if that is still the device's link (a replaced one must not detach its successor). */
+  detach(deviceId: string, connection?: PeerConnection): void {
     const state = this.links.get(deviceId);
-    if (!state) return;
+    if (!state || (connection && state.link.connection !== connection)) return;
     state.sender.stop();
     this.links.delete(deviceId);
     if (state.enc) {

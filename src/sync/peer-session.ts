@@ -98,7 +98,7 @@ export class PeerSession extends Resource {
       await this.connection.close(error.code, error.message.slice(0, 900));
     } finally {
       await Promise.allSettled([...this.serving, this.indexChain]);
-      for (const folder of this.attached.values()) folder.detach(this.deviceId);
+      for (const folder of this.attached.values()) folder.detach(this.deviceId, this.connection);
       this.attached.clear();
     }
   }
