@@ -9,7 +9,7 @@ import { IndexStore } from '../index/store.js';
 import { loadOrCreateDeviceIdentity, type DeviceIdentity } from '../keys/index.js';
 import type { PeerConnectionOptions } from '../protocol/connection.js';
 import { HashPool } from '../scan/index.js';
-import { PeerSession, folderSyncState, type FolderSyncLimits } from '../sync/index.js';
+import { PeerSession, RateLimiter, folderSyncState, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { FERRY_VERSION } from '../version.js';
@@ -66,6 +66,8 @@ export class Daemon extends Resource implements DaemonApi {
   readonly reachability = new Reachability();
   private locked = false;
   settings: Settings = defaultSettings(hostname());
+  /** Upload/download limits (settings uploadKBps/downloadKBps), shared by every folder and peer. */
+  private readonly rates: Required<TransferRates> = { upload: new RateLimiter(0), download: new RateLimiter(0) };
 
   constructor(private readonly options: DaemonOptions) {
     super();
@@ -83,6 +85,8 @@ export class Daemon extends Resource implements DaemonApi {
     await this.store.open();
     const stored = this.store.getSetting<Partial<Settings>>(SETTINGS_KEY) ?? {};
     this.settings = mergeSettings(mergeSettings(defaultSettings(hostname()), stored), this.options.overrides ?? {});
+    this.rates.upload.setRate(this.settings.uploadKBps * 1024);
+    this.rates.download.setRate(this.settings.downloadKBps * 1024);
 
     this.identity = await loadOrCreateDeviceIdentity(this.layout.deviceDir, {
       name: this.settings.deviceName,
@@ -103,6 +107,7 @@ export class Daemon extends Resource implements DaemonApi {
       settings: this.settings,
       logger: this.logger.child('folder'),
       syncLimits: this.options.tuning?.sync,
+      rates: this.rates,
       grantBook: (keys) => grants.book(keys),
       peerSource: (deviceId) => this.connections?.peers().find((p) => p.deviceId === deviceId)?.source,
       onChange: () => {
@@ -186,6 +191,7 @@ export class Daemon extends Resource implements DaemonApi {
     const folders = this.requireFolders();
     const session = new PeerSession(peer.connection, peer.handshake, (hex) => folders.syncFor(hex), this.logger.child('peer'), {
       address: peer.address,
+      upload: this.rates.upload,
       onPeerExchange: (message) => this.services.forEach((service) => service.onPeerExchange?.(peer, message)),
       onGrants: (message) => this.grantRegistry!.receive(peer, message),
     });

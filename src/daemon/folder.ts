@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { decodeGrant, type FolderKeys, type GrantBook, type GrantCredential } from '../keys/index.js';
 import type { FolderConfig, FolderIndex } from '../index/types.js';
 import { HashPool, IgnoreRules, Scanner, FolderWatcher } from '../scan/index.js';
-import { Archive, FolderSync, readOnlyScanIndex, type FolderSyncLimits } from '../sync/index.js';
+import { Archive, FolderSync, readOnlyScanIndex, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import type { FolderReport, FolderState, GrantReport, PeerReport } from '../web/daemon-api.js';
@@ -24,6 +24,8 @@ export interface SharedFolderOptions {
   unwatchedRescanIntervalMs: number;
   archiveDays: number;
   syncLimits?: FolderSyncLimits;
+  /** The daemon's upload/download limiters, shared by every folder. */
+  rates?: TransferRates;
   /** How each peer reached us ('known', 'incoming', 'lan', …), for status. */
   peerSource: (deviceId: string) => string | undefined;
   /** The folder's known grants (records signed under valid RW grants are accepted; a grantee's own grant shows in status). */
@@ -86,6 +88,7 @@ export class SharedFolder extends Resource {
       exclusive: (work) => this.exclusive(work),
       limits: this.options.syncLimits,
       grants: this.options.grants,
+      rates: this.options.rates,
     });
     if (encrypted) {
       await this.sync.open();

@@ -7,7 +7,7 @@ import { FolderKeys, decodeGrant, grantRefusal, parseFolderKey, type GrantBook }
 import type { IndexStore } from '../index/store.js';
 import type { FolderConfig } from '../index/types.js';
 import type { HashPool } from '../scan/index.js';
-import { Archive, type FolderSync, type FolderSyncLimits } from '../sync/index.js';
+import { Archive, type FolderSync, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import type { ArchiveListing, FolderReport, KeysReport } from '../web/daemon-api.js';
@@ -22,6 +22,8 @@ export interface FolderManagerOptions {
   settings: Settings;
   logger: Logger;
   syncLimits?: FolderSyncLimits;
+  /** The daemon's upload/download limiters, shared by every folder. */
+  rates?: TransferRates;
   peerSource: (deviceId: string) => string | undefined;
   /** A folder was added or removed: connections must re-handshake to include it. */
   onChange: () => void;
@@ -67,6 +69,7 @@ export class FolderManager extends Resource {
       unwatchedRescanIntervalMs: this.options.settings.unwatchedRescanIntervalS * 1000,
       archiveDays: this.options.settings.archiveDays,
       syncLimits: this.options.syncLimits,
+      rates: this.options.rates,
       peerSource: this.options.peerSource,
     });
     this.running.set(config.id, folder);

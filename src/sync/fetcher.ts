@@ -11,6 +11,7 @@ import type { RequestParams } from '../protocol/connection.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import type { ByteBudget } from './budget.js';
+import type { RateLimiter } from './rate-limit.js';
 
 /** A connected peer that has the file's exact version. */
 export interface BlockPeer {
@@ -51,6 +52,8 @@ export interface FetchJob {
   /** The folder's bytes in flight. */
   budget: ByteBudget;
   stats: TransferStats;
+  /** The daemon's download limit: each block's size is taken before it is requested. */
+  download?: RateLimiter;
   signal: AbortSignal;
   logger: Logger;
 }
@@ -257,6 +260,7 @@ class FileFetch {
       tried.add(peer.deviceId);
       await peer.budget.acquire(length, signal);
       try {
+        await this.job.download?.take(length, signal);
         const data = await peer.request({ folderId: this.job.folderId, path, offset, size: length, hash: Buffer.from(hash) }, signal);
         this.job.stats.blocksRequested++;
         this.job.stats.bytesRequested += length;

@@ -19,6 +19,7 @@ import { emptyTransferStats, type BlockPeer, type TransferStats } from './fetche
 import { checkIncomingIndex, IndexSender } from './index-exchange.js';
 import { DiskPaths } from './paths.js';
 import { Puller } from './puller.js';
+import type { TransferRates } from './rate-limit.js';
 import { revertLocalChanges, isLocalChange } from './revert.js';
 import { BlockServer, type BlockAnswer } from './serve.js';
 
@@ -70,6 +71,8 @@ export interface FolderSyncOptions {
   limits?: FolderSyncLimits;
   /** The folder's known grants: records signed under a valid RW grant are accepted too. */
   grants?: GrantBook;
+  /** The daemon's transfer limits; only `download` is used here (uploads are limited per PeerSession). */
+  rates?: TransferRates;
 }
 
 export interface PeerReport {
@@ -165,6 +168,7 @@ export class FolderSync extends Resource {
       logger: this.logger,
       budget: this.budget,
       stats: this.stats,
+      download: options.rates?.download,
       maxFilesInFlight: this.limits.maxFilesInFlight,
       exclusive: options.exclusive,
       requestScan: (under) => this.scan(under),

@@ -16,6 +16,7 @@ export {
 } from './folder-sync.js';
 export { PeerSession, SERVE_BYTES_IN_FLIGHT, type PeerSessionOptions } from './peer-session.js';
 export { ByteBudget } from './budget.js';
+export { RateLimiter, systemClock, type RateClock, type TransferRates } from './rate-limit.js';
 export { type TransferStats } from './fetcher.js';
 export { conflictPath, foldName } from './paths.js';
 export { isLocalChange } from './revert.js';

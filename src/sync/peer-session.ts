@@ -8,6 +8,7 @@ import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { ByteBudget } from './budget.js';
 import type { FolderSync } from './folder-sync.js';
+import type { RateLimiter } from './rate-limit.js';
 
 /** @default of PeerSessionOptions.maxServeBytes: block bytes being read for this peer at once. */
 export const SERVE_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
@@ -18,6 +19,8 @@ export interface PeerSessionOptions {
   /** The peer's address, for status. */
   address?: string;
   maxServeBytes?: number;
+  /** The daemon's upload limit: the bytes of each block Response are taken before it is sent. */
+  upload?: RateLimiter;
   /** Receives the peer's PeerExchange for a folder shared on this connection (discovery's business). */
   onPeerExchange?: (message: PeerExchangeMessage) => void;
   /** Receives the peer's Grants for a folder shared on this connection (the daemon's grant registry checks them). */
@@ -37,6 +40,8 @@ export class PeerSession extends Resource {
   private indexChain: Promise<void> = Promise.resolve();
   private indexQueued = 0;
   private indexFailed = false;
+  /** Fired when the session closes: ends waits for the upload limit. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly connection: PeerConnection,
@@ -97,6 +102,7 @@ export class PeerSession extends Resource {
       this.logger.warn('dropping peer connection', { device: this.deviceId, code: error.code, reason: error.message });
       await this.connection.close(error.code, error.message.slice(0, 900));
     } finally {
+      this.stopping.abort();
       await Promise.allSettled([...this.serving, this.indexChain]);
       for (const folder of this.attached.values()) folder.detach(this.deviceId, this.connection);
       this.attached.clear();
@@ -172,8 +178,12 @@ export class PeerSession extends Resource {
     await this.serveBudget.acquire(request.size);
     const task = folder
       .answer(this.deviceId, request)
-      .then((answer) => this.respond({ type: 'Response', id: request.id, ...answer }))
+      .then(async (answer) => {
+        if ('data' in answer) await this.options.upload?.take(answer.data.length, this.stopping.signal);
+        return this.respond({ type: 'Response', id: request.id, ...answer });
+      })
       .catch((err: unknown) => {
+        if (this.stopping.signal.aborted) return;
         this.logger.warn('cannot serve a block', { path: request.path, err: err instanceof Error ? err : String(err) });
         return this.respond({ type: 'Response', id: request.id, error: 'GENERIC' });
       })

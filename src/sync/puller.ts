@@ -13,6 +13,7 @@ import { throwIfAborted } from '../util/abort.js';
 import type { Archive } from './archive.js';
 import type { ByteBudget } from './budget.js';
 import { fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
+import type { RateLimiter } from './rate-limit.js';
 import { BatchInstaller, fsyncDir } from './installer.js';
 import { conflictPath, tempName, type DiskPaths, type ResolvedTarget } from './paths.js';
 
@@ -29,6 +30,8 @@ export interface PullContext {
   readonly logger: Logger;
   readonly budget: ByteBudget;
   readonly stats: TransferStats;
+  /** The daemon's download limit (none: unlimited). */
+  readonly download?: RateLimiter;
   readonly maxFilesInFlight: number;
   exclusive<T>(work: () => Promise<T>): Promise<T>;
   /** Asks for a scan of a path (not awaited: the scan needs the lock the puller may hold). */
@@ -335,6 +338,7 @@ export class Puller {
       peers: global.size > 0 ? this.ctx.peersFor(global) : [],
       budget: this.ctx.budget,
       stats: this.ctx.stats,
+      download: this.ctx.download,
       signal,
       logger: this.ctx.logger,
     });

@@ -77,7 +77,7 @@ describe('grants between real daemons', () => {
     await writeFile(join(dirA, 'hello.txt'), 'hello grantee\n');
     await run(a, ['share', dirA, '--json']);
     const cId = (await status(c)).device.id;
-    const issued = JSON.parse(await run(a, ['grant', dirA, '--ro', '--expires', '12s', '--device', cId, '--json'])) as Issued;
+    const issued = JSON.parse(await run(a, ['grant', dirA, '--ro', '--expires', '30s', '--device', cId, '--json'])) as Issued;
     assert.equal(issued.level, 'ro');
     assert.equal(issued.device, cId);
     assert.match(issued.invite, /^G[A-Z2-7]+$/);

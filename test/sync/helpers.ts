@@ -14,7 +14,7 @@ import { Scanner } from '../../src/scan/scanner.js';
 import { TEMP_FILE_PREFIX } from '../../src/scan/ignore.js';
 import { Archive } from '../../src/sync/archive.js';
 import { FolderSync, type FolderSyncLimits } from '../../src/sync/folder-sync.js';
-import { folderSyncState, readOnlyScanIndex } from '../../src/sync/index.js';
+import { folderSyncState, readOnlyScanIndex, type TransferRates } from '../../src/sync/index.js';
 import { PeerSession } from '../../src/sync/peer-session.js';
 import { createLogger, silentLogger, type Logger } from '../../src/util/log.js';
 import { duplexPair } from '../protocol/helpers.js';
@@ -73,6 +73,8 @@ export interface DeviceOptions {
   home?: string;
   limits?: FolderSyncLimits;
   logger?: Logger;
+  /** Upload/download limiters (upload is used by the device's PeerSessions in connect()). */
+  rates?: TransferRates;
 }
 
 export interface Device {
@@ -85,6 +87,7 @@ export interface Device {
   store: IndexStore;
   index: FolderIndex;
   sync: FolderSync;
+  rates?: TransferRates;
   lock: Mutex;
   scans: number;
   /** Scans (under the folder lock, as the daemon does) and tells the FolderSync. */
@@ -125,6 +128,7 @@ export async function makeDevice(cleanups: Cleanups, options: DeviceOptions): Pr
     store,
     index,
     sync: undefined as never,
+    rates: options.rates,
     lock,
     scans: 0,
     async scan(under = '') {
@@ -149,6 +153,7 @@ export async function makeDevice(cleanups: Cleanups, options: DeviceOptions): Pr
     requestScan: (under) => device.scan(under),
     exclusive: (work) => lock.run(work),
     limits: { retryIntervalMs: 200, ...options.limits },
+    rates: options.rates,
   });
   device.sync = sync;
   cleanups.push(() => device.close());
@@ -200,8 +205,8 @@ export async function connect(cleanups: Cleanups, x: Device, y: Device, options:
       timeoutMs: 5000,
     });
   const [hx, hy] = await Promise.all([shake(a, x, y, 'client'), shake(b, y, x, 'server')]);
-  const sessionA = new PeerSession(a, hx, (hex) => (hex === x.keys.folderIdHex && !x.sync.closed ? x.sync : undefined), silentLogger, { address: 'mem:y' });
-  const sessionB = new PeerSession(b, hy, (hex) => (hex === y.keys.folderIdHex && !y.sync.closed ? y.sync : undefined), silentLogger, { address: 'mem:x' });
+  const sessionA = new PeerSession(a, hx, (hex) => (hex === x.keys.folderIdHex && !x.sync.closed ? x.sync : undefined), silentLogger, { address: 'mem:y', upload: x.rates?.upload });
+  const sessionB = new PeerSession(b, hy, (hex) => (hex === y.keys.folderIdHex && !y.sync.closed ? y.sync : undefined), silentLogger, { address: 'mem:x', upload: y.rates?.upload });
   await Promise.all([sessionA.start(), sessionB.start()]);
   const link: Link = {
     a,
