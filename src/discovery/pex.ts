@@ -94,7 +94,8 @@ export class PeerExchange extends Resource {
         const parsed = candidate ? parsePeerAddress(candidate) : null;
         // IP literals only (a name is the user's business, and receivers refuse them); nothing
         // private to a peer on a public address, no loopback to a peer that is not on ours.
-        if (!parsed || isIP(parsed.host) === 0) continue;
+        // A zone (`%iface`) names one of our interfaces: meaningless to another device.
+        if (!parsed || isIP(parsed.host) === 0 || parsed.host.includes('%')) continue;
         if ((toPublic && isPrivateAddress(parsed.host)) || (isLoopback(parsed.host) && !isLoopback(toHost))) continue;
         addresses.add(formatPeerAddress(parsed));
       }
@@ -121,7 +122,8 @@ export class PeerExchange extends Resource {
       for (const address of entry.addresses) {
         const parsed = parsePeerAddress(address);
         // A remote peer has no business pointing us at our own loopback.
-        if (!parsed || (isLoopback(parsed.host) && !isLoopback(fromHost))) {
+        // Nor at a zoned link-local address: the zone names one of the sender's interfaces.
+        if (!parsed || parsed.host.includes('%') || (isLoopback(parsed.host) && !isLoopback(fromHost))) {
           this.counters.addressesRefused++;
           continue;
         }

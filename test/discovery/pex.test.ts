@@ -53,7 +53,7 @@ test('what a peer tells us is believed within bounds: not ourselves, not it, not
     peers: [
       { device: id('Z'), addresses: ['1.1.1.1:1'] },
       { device: id('A'), addresses: ['1.1.1.2:1'] },
-      { device: id('B'), addresses: ['127.0.0.1:22', '[FE80::1]:9', '8.8.8.8:22100'] },
+      { device: id('B'), addresses: ['127.0.0.1:22', '[FE80::1]:9', '[fe80::2%eth0]:9', '8.8.8.8:22100'] },
     ],
   });
   assert.deepEqual(learned, ['B [fe80::1]:9', 'B 8.8.8.8:22100']);
