@@ -40,108 +40,16 @@ export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: st
 }
 
 /** The shapes the daemon sends (src/web/daemon-api.ts). */
-export interface PeerReport {
-  device: string;
-  name?: string;
-  address: string;
-  source: string;
-  connected: boolean;
-  inRateBps?: number;
-  outRateBps?: number;
-}
-
-export interface FolderReport {
-  id: string;
-  path: string;
-  access: 'rw' | 'ro' | 'enc';
-  state: string;
-  error?: string;
-  localFiles: number;
-  localBytes: number;
-  globalFiles: number;
-  globalBytes: number;
-  needFiles: number;
-  needBytes: number;
-  localChanges: number;
-  /** Folders joined with an invite: the grant this device holds them by. */
-  grant?: GrantReport;
-  peers: PeerReport[];
-}
-
-export interface GrantReport {
-  id: string;
-  level: 'ro' | 'rw';
-  expiresAtMs: number;
-  expiresAt: string;
-  /** Bound to this device ID; absent for a bearer grant. */
-  device?: string;
-  status: 'active' | 'expired' | 'revoked';
-  revokedAtMs?: number;
-}
-
-export interface IssuedGrantReport {
-  id: string;
-  folderId: string;
-  level: 'ro' | 'rw';
-  expiresAtMs: number;
-  expiresAt: string;
-  device?: string;
-  invite: string;
-}
-
-export interface StatusReport {
-  device: { id: string; name: string };
-  version: string;
-  listen: string | null;
-  folders: FolderReport[];
-  knownPeers: Array<{ address: string; deviceId?: string; connected: boolean; lastError?: string }>;
-}
-
-export interface KeysReport {
-  folderId: string;
-  path: string;
-  rw?: string;
-  ro?: string;
-  enc: string;
-}
-
-export interface ArchiveListing {
-  folderId: string;
-  files: Array<{ path: string; archivePath: string; archivedAtMs: number; size: number }>;
-  truncated: boolean;
-}
-
-export interface PeerInfo {
-  device: string;
-  name: string;
-  address: string;
-  source: string;
-  direction: 'in' | 'out';
-  connectedAtMs: number;
-  bytesIn: number;
-  bytesOut: number;
-  inRateBps: number;
-  outRateBps: number;
-  folders: string[];
-}
-
-export interface EditableSettings {
-  deviceName: string;
-  listen: string;
-  web: string;
-  lan: boolean;
-  nat: boolean;
-  dht: boolean;
-  trackers: boolean;
-  trackerUrls: string[];
-  archiveDays: number;
-  uploadKBps: number;
-  downloadKBps: number;
-}
-
-export interface SettingsReport {
-  settings: EditableSettings;
-  running: EditableSettings;
-  overridden: string[];
-  restartRequired: boolean;
-}
+// The API's shapes come from the server's own declaration (type-only: nothing of it is bundled).
+export type {
+  ArchiveListing,
+  EditableSettings,
+  FolderReport,
+  GrantReport,
+  IssuedGrantReport,
+  KeysReport,
+  PeerInfo,
+  PeerReport,
+  SettingsReport,
+  StatusReport,
+} from '../../src/web/daemon-api.js';
