@@ -58,7 +58,8 @@ export class PeerListener extends Resource {
 
   protected async _open(): Promise<void> {
     const { listen } = this.options;
-    const server = tls.createServer({ ...serverTlsOptions(this.options.identity), handshakeTimeout: this.options.tlsHandshakeTimeoutMs });
+    // noDelay: a block request and its answer are small writes; Nagle's algorithm with delayed ACKs held each ~40 ms.
+    const server = tls.createServer({ ...serverTlsOptions(this.options.identity), handshakeTimeout: this.options.tlsHandshakeTimeoutMs, noDelay: true });
     this.server = server;
     server.on('connection', (raw: Socket) => this.onConnection(raw));
     server.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket));

@@ -32,7 +32,7 @@ export const SYNC_DEFAULTS = {
   folderBytesInFlight: 16 * 1024 * 1024,
   peerBytesInFlight: 8 * 1024 * 1024,
   /** Files fetched at once: many small files need many in flight to keep the link and the disk busy. */
-  maxFilesInFlight: 16,
+  maxFilesInFlight: Number(process.env.FIF ?? 32),
   /** Wrong blocks from one peer before its connection is dropped. */
   maxBadBlocksPerPeer: 3,
   retryIntervalMs: 30_000,
