@@ -3,6 +3,7 @@
 import type { Duplex } from 'node:stream';
 import { FerryError, isFerryError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import { Resource } from '../util/resource.js';
 import { MAX_FRAME_BYTES, readFrames } from './frames.js';
 import {
@@ -23,6 +24,8 @@ export const REQUEST_TIMEOUT_MS = 60_000;
 export const MAX_OUTSTANDING_REQUESTS = 64;
 export const MAX_QUEUED_MESSAGES = 32;
 export const CLOSE_TIMEOUT_MS = 5_000;
+/** Idle block buffers a connection keeps for reuse. */
+const IDLE_BUFFER_BYTES = 8 * 1024 * 1024;
 
 export interface PeerConnectionOptions {
   logger?: Logger;
@@ -70,6 +73,11 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
   closeReason?: string;
   /** True when the peer sent Close or hung up first. */
   closedByPeer = false;
+  /**
+   * Block buffers: received frames are assembled in them (give a Response's data back with
+   * recycle() once written), and data sent in a Response from here returns here once written.
+   */
+  readonly buffers = new BufferPool(IDLE_BUFFER_BYTES);
 
   private readonly log: Logger;
   private readonly pingIntervalMs: number;
@@ -131,7 +139,8 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
       this.stream.cork();
       this.countOut(header, data.length);
       this.stream.write(header);
-      const flowing = this.stream.write(data);
+      // Back to the pool once the stream is done with it (a no-op for buffers not from it).
+      const flowing = this.stream.write(data, () => this.buffers.recycle(data));
       process.nextTick(() => this.stream.uncork());
       if (!flowing) await this.waitForDrain();
       return;
@@ -272,6 +281,8 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
       const frames = readFrames(this.stream, {
         maxFrameBytes: MAX_FRAME_BYTES,
         maxBytesForType,
+        // An observer may keep frames: then no buffer is reused.
+        allocate: this.observer ? undefined : (size) => this.buffers.take(size),
         onBytes: (count) => {
           this.bytesIn += count;
           this.lastReceivedAtMs = Date.now();

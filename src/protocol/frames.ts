@@ -71,6 +71,8 @@ export interface FrameDecoderOptions {
    * is buffered; `undefined` means the type is unknown (a PROTOCOL error).
    */
   maxBytesForType?: (type: number) => number | undefined;
+  /** Where a frame spanning several chunks is assembled (a BufferPool's take). @default Buffer.allocUnsafe */
+  allocate?: (size: number) => Buffer;
 }
 
 /**
@@ -80,6 +82,7 @@ export interface FrameDecoderOptions {
 export class FrameDecoder {
   private readonly maxFrameBytes: number;
   private readonly maxBytesForType: ((type: number) => number | undefined) | undefined;
+  private readonly allocate: (size: number) => Buffer;
   private chunks: Buffer[] = [];
   private buffered = 0;
   /** `type + body` length of the frame being assembled, once its header was read. */
@@ -89,6 +92,7 @@ export class FrameDecoder {
   constructor(options: FrameDecoderOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.maxBytesForType = options.maxBytesForType;
+    this.allocate = options.allocate ?? Buffer.allocUnsafe;
   }
 
   /** Bytes held for the frame in progress. */
@@ -151,7 +155,7 @@ export class FrameDecoder {
       if (first.length === n) this.chunks.shift();
       else this.chunks[0] = first.subarray(n);
     } else {
-      out = Buffer.allocUnsafe(n);
+      out = this.allocate(n);
       let filled = 0;
       while (filled < n) {
         const chunk = this.chunks[0]!;

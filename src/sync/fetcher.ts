@@ -8,6 +8,7 @@ import { FerryError, isFerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestParams } from '../protocol/connection.js';
+import type { BufferPool } from '../util/buffer-pool.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import type { ByteBudget } from './budget.js';
@@ -20,6 +21,8 @@ export interface BlockPeer {
   readonly budget: ByteBudget;
   usable(): boolean;
   request(params: RequestParams, signal: AbortSignal): Promise<Buffer>;
+  /** Gives a block from request() back for reuse once it is written and no longer read. */
+  recycle(data: Buffer): void;
   /** The peer sent a block whose hash is wrong. */
   reportBadBlock(path: string, offset: number): void;
 }
@@ -52,6 +55,8 @@ export interface FetchJob {
   /** The folder's bytes in flight. */
   budget: ByteBudget;
   stats: TransferStats;
+  /** Buffers for blocks read from local files. */
+  buffers: BufferPool;
   /** The daemon's download limit: each block's size is taken before it is requested. */
   download?: RateLimiter;
   signal: AbortSignal;
@@ -69,12 +74,15 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(a, b) === 0;
 }
 
-async function readExactly(handle: FileHandle, length: number, position: number): Promise<Buffer | undefined> {
-  const buffer = Buffer.allocUnsafe(length);
+async function readExactly(handle: FileHandle, length: number, position: number, buffers: BufferPool): Promise<Buffer | undefined> {
+  const buffer = buffers.take(length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
-    if (bytesRead === 0) return undefined;
+    if (bytesRead === 0) {
+      buffers.recycle(buffer);
+      return undefined;
+    }
     done += bytesRead;
   }
   return buffer;
@@ -129,8 +137,10 @@ class FileFetch {
       const length = this.blockLength(i);
       if (offset + length <= size) {
         throwIfAborted(this.job.signal);
-        const data = await readExactly(this.handle, length, offset);
-        if (data && same(sha256(data), this.record.blocks[i]!)) {
+        const data = await readExactly(this.handle, length, offset, this.job.buffers);
+        const intact = data !== undefined && same(sha256(data), this.record.blocks[i]!);
+        if (data) this.job.buffers.recycle(data);
+        if (intact) {
           this.present.set(Buffer.from(this.record.blocks[i]!).toString('hex'), i);
           this.job.stats.blocksReused++;
           this.job.stats.bytesReused += length;
@@ -189,7 +199,7 @@ class FileFetch {
     const inTemp = this.present.get(hex);
     let data: Buffer | undefined;
     if (inTemp !== undefined) {
-      data = await readExactly(this.handle, length, inTemp * this.record.blockSize);
+      data = await readExactly(this.handle, length, inTemp * this.record.blockSize, this.job.buffers);
     } else {
       const location = this.job.index.findBlock(hash);
       const holder = location && this.holder(location.path);
@@ -197,10 +207,14 @@ class FileFetch {
       data = await this.readSource(location.path, location.index * holder.blockSize, length);
     }
     if (!data || !same(sha256(data), hash)) {
-      if (data) this.job.stats.badBlocks++;
+      if (data) {
+        this.job.stats.badBlocks++;
+        this.job.buffers.recycle(data);
+      }
       return false;
     }
     await this.handle.write(data, 0, length, offset);
+    this.job.buffers.recycle(data);
     this.present.set(hex, i);
     this.job.stats.blocksCopied++;
     this.job.stats.bytesCopied += length;
@@ -225,7 +239,7 @@ class FileFetch {
         handle = open(join(this.job.root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
         this.sources.set(path, handle);
       }
-      return await readExactly(await handle, length, position);
+      return await readExactly(await handle, length, position, this.job.buffers);
     } catch {
       return undefined; // moved or changed since it was indexed: fetch from a peer instead
     }
@@ -271,6 +285,7 @@ class FileFetch {
           continue;
         }
         await this.handle.write(data, 0, length, offset);
+        peer.recycle(data);
         this.present.set(Buffer.from(hash).toString('hex'), i);
         return;
       } catch (err) {

@@ -32,7 +32,7 @@ export const SYNC_DEFAULTS = {
   folderBytesInFlight: 16 * 1024 * 1024,
   peerBytesInFlight: 8 * 1024 * 1024,
   /** Files fetched at once: many small files need many in flight to keep the link and the disk busy. */
-  maxFilesInFlight: Number(process.env.FIF ?? 32),
+  maxFilesInFlight: 32,
   /** Wrong blocks from one peer before its connection is dropped. */
   maxBadBlocksPerPeer: 3,
   retryIntervalMs: 30_000,
@@ -306,9 +306,9 @@ export class FolderSync extends Resource {
   }
 
   /** A block Request from an attached peer. */
-  async answer(deviceId: string, request: RequestMessage): Promise<BlockAnswer> {
+  async answer(deviceId: string, request: RequestMessage, allocate?: (size: number) => Buffer): Promise<BlockAnswer> {
     const state = this.requireLink(deviceId);
-    return state.enc ? this.enc!.answer(request) : this.server.answer(request);
+    return state.enc ? this.enc!.answer(request) : this.server.answer(request, allocate);
   }
 
   /** RO folders: archives the local edits and pulls the global versions back. Returns how many paths were reverted. */
@@ -412,6 +412,8 @@ export class FolderSync extends Resource {
         request: state.enc
           ? (params, signal) => this.enc!.request(deviceId, params, (encParams) => connection.request(encParams, { signal }))
           : (params, signal) => connection.request(params, { signal }),
+        // Encrypted peers' blocks are decrypted into fresh buffers: nothing to give back.
+        recycle: state.enc ? () => undefined : (data) => connection.buffers.recycle(data),
         reportBadBlock: (path, offset) => {
           state.badBlocks++;
           if (state.badBlocks >= this.limits.maxBadBlocksPerPeer) {

@@ -8,6 +8,7 @@ import { compareVersions, type FileRecord } from '../index/records.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
 import { IgnoreRules, NAS_LITTER_NAMES, TEMP_FILE_PREFIX } from '../scan/ignore.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import type { Archive } from './archive.js';
@@ -54,6 +55,8 @@ type Outcome = 'done' | 'failed' | 'skipped';
 
 /** Directories or deletions applied under one hold of the folder lock and one index transaction. */
 export const COMMIT_BATCH = 200;
+/** Idle buffers kept for local block copies. */
+const LOCAL_COPY_IDLE_BYTES = 8 * 1024 * 1024;
 
 /** What a batch of directory or deletion steps leaves to record once the disk work is done. */
 interface Commit {
@@ -100,6 +103,8 @@ export class Puller {
   private readonly temps = new Map<string, { path: string; version: FileRecord['version'] }>();
 
   private readonly installer: BatchInstaller;
+  /** For blocks copied from local files (a rename or an edit rebuilds from them). */
+  private readonly buffers = new BufferPool(LOCAL_COPY_IDLE_BYTES);
 
   constructor(private readonly ctx: PullContext) {
     this.installer = new BatchInstaller({
@@ -337,6 +342,7 @@ export class Puller {
       tempAbs,
       peers: global.size > 0 ? this.ctx.peersFor(global) : [],
       budget: this.ctx.budget,
+      buffers: this.buffers,
       stats: this.ctx.stats,
       download: this.ctx.download,
       signal,

@@ -53,7 +53,8 @@ export class BlockServer {
     this.paths = new DiskPaths(options.root);
   }
 
-  async answer(request: RequestMessage): Promise<BlockAnswer> {
+  /** `allocate` gives the buffer the block is read into (a connection's pool). */
+  async answer(request: RequestMessage, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Promise<BlockAnswer> {
     let file = this.files.get(request.path);
     if (file && !matches(file, request)) {
       this.release(file);
@@ -68,7 +69,7 @@ export class BlockServer {
     file.lastUsedMs = Date.now();
     let data: Buffer;
     try {
-      data = Buffer.allocUnsafe(request.size);
+      data = allocate(request.size);
       let done = 0;
       while (done < request.size) {
         const { bytesRead } = await file.handle.read(data, done, request.size - done, request.offset + done);

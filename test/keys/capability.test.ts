@@ -295,6 +295,32 @@ describe('signing and proof keys', () => {
     assert.equal(FolderKeys.generate().verify(data, signature), false);
   });
 
+  test('remembered signatures: only the exact (data, signature) pairs made or verified before are taken without a check', () => {
+    const rw = FolderKeys.generate();
+    const ro = rw.weaken('ro');
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), (bytes, at) => {
+        const data = Buffer.from(bytes);
+        const signature = rw.sign(data);
+        assert.equal(ro.verify(data, signature), true); // now remembered by both
+        assert.equal(ro.verify(data, signature), true);
+        const otherData = Buffer.from(data);
+        otherData[at % otherData.length]! ^= 0x40;
+        const otherSignature = Buffer.from(signature);
+        otherSignature[at % otherSignature.length]! ^= 0x40;
+        for (const keys of [rw, ro]) {
+          assert.equal(keys.verify(otherData, signature), false);
+          assert.equal(keys.verify(data, otherSignature), false);
+        }
+      }),
+      { numRuns: 200 },
+    );
+    // A signature by another folder's key is refused even for data this folder signed.
+    const data = Buffer.from('record');
+    rw.sign(data);
+    assert.equal(rw.verify(data, FolderKeys.generate().sign(data)), false);
+  });
+
   test('proof keys agree across the levels that hold them and differ between levels and folders', () => {
     const rw = FolderKeys.generate();
     const ro = rw.weaken('ro');

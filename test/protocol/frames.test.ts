@@ -14,6 +14,7 @@ import {
   readFrames,
 } from '../../src/protocol/frames.js';
 import { MESSAGE_CODES, maxBytesForType } from '../../src/protocol/messages.js';
+import { BufferPool } from '../../src/util/buffer-pool.js';
 import { decodeMessage } from '../../src/protocol/validate.js';
 
 const frameArb = fc.record({ type: fc.integer({ min: 0, max: 255 }), body: fc.uint8Array({ maxLength: 300 }) });
@@ -45,6 +46,22 @@ describe('frames', () => {
         assert.equal(decoder.bufferedBytes, 0);
       }),
     );
+  });
+
+  test('a frame spread over chunks is assembled in recycled pool buffers without mixing frames up', () => {
+    const pool = new BufferPool(8 * 1024 * 1024);
+    const decoder = new FrameDecoder({ allocate: (size) => pool.take(size) });
+    const bodies = [0x11, 0x22, 0x33].map((fill) => Buffer.alloc(200 * 1024, fill));
+    const seen = new Set<ArrayBufferLike>();
+    for (const body of bodies) {
+      const wire = encodeFrame(7, body);
+      const frames = split(wire, [3, 1000, 70_000, 150_000]).flatMap((chunk) => decoder.push(chunk));
+      assert.equal(frames.length, 1);
+      assert.ok(frames[0]!.body.equals(body));
+      seen.add(frames[0]!.body.buffer);
+      pool.recycle(frames[0]!.body);
+    }
+    assert.equal(seen.size, 1, 'each frame reused the buffer the previous one gave back');
   });
 
   test('msgpack bodies round-trip, including __proto__ as a value', () => {
