@@ -55,6 +55,8 @@ export interface FetchJob {
   /** The folder's bytes in flight. */
   budget: ByteBudget;
   stats: TransferStats;
+  /** Where a local file moved to by the puller is now (its blocks are still indexed under the old path). */
+  relocated?: (path: string) => string | undefined;
   /** Buffers for blocks read from local files. */
   buffers: BufferPool;
   /** The daemon's download limit: each block's size is taken before it is requested. */
@@ -236,7 +238,7 @@ class FileFetch {
       if (!handle) {
         if (this.sources.size >= MAX_SOURCE_FILES) await this.closeSources();
         // Never opened through a symlink at the last component; the hash check covers the rest.
-        handle = open(join(this.job.root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
+        handle = open(this.job.relocated?.(path) ?? join(this.job.root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
         this.sources.set(path, handle);
       }
       return await readExactly(await handle, length, position, this.job.buffers);

@@ -99,6 +99,8 @@ function asLocal(global: FileRecord, stats: Stats | undefined): NewFileRecord {
 
 export class Puller {
   private ignore = IgnoreRules.builtIn();
+  /** Files moved by moveRenamedSource this pass: old path → where the content is now (absolute). */
+  private readonly moved = new Map<string, string>();
   /** Temp files this process fetched into and has not installed: path and version each one is for. */
   private readonly temps = new Map<string, { path: string; version: FileRecord['version'] }>();
 
@@ -144,6 +146,7 @@ export class Puller {
     const isDeletion = (need: NeededPath): boolean => need.global.deleted;
     await this.inBatches(this.ctx.index.needed({ reverse: true }), isDeletion, (need, commit) => this.pullDeletion(need, commit), count, signal);
     await this.sweepTemps();
+    this.moved.clear();
     return result;
   }
 
@@ -328,9 +331,20 @@ export class Puller {
     }
     const tempAbs = join(target.parentAbs, tempName(global.path, global.version));
     this.temps.set(tempAbs, { path: global.path, version: global.version });
-    await this.fetch(global, tempAbs, signal);
-    // Installed with whatever else finished meanwhile: one lock hold, one index commit per batch.
-    return this.installer.install(need, tempAbs);
+    const movedFrom = await this.moveRenamedSource(global, tempAbs);
+    if (!movedFrom) {
+      await this.fetch(global, tempAbs, signal);
+      // Installed with whatever else finished meanwhile: one lock hold, one index commit per batch.
+      return this.installer.install(need, tempAbs);
+    }
+    let outcome: Outcome = 'failed';
+    try {
+      outcome = await this.installer.install(need, tempAbs);
+    } finally {
+      if (outcome === 'done') this.moved.set(movedFrom.path, target.abs);
+      else await this.moveBack(movedFrom, tempAbs);
+    }
+    return outcome;
   }
 
   private async fetch(global: FileRecord, tempAbs: string, signal: AbortSignal): Promise<void> {
@@ -343,10 +357,59 @@ export class Puller {
       peers: global.size > 0 ? this.ctx.peersFor(global) : [],
       budget: this.ctx.budget,
       buffers: this.buffers,
+      relocated: (path) => this.moved.get(path),
       stats: this.ctx.stats,
       download: this.ctx.download,
       signal,
       logger: this.ctx.logger,
+    });
+  }
+
+  /**
+   * A renamed or moved file arrives as a new path plus a tombstone for the old one. When a local
+   * file whose deletion is due holds exactly the new content (and the disk still matches its
+   * record), it is moved to the new path's temp file instead of being copied block by block: a
+   * 1 GiB rename costs one rename. The old path's deletion then finds nothing left to archive.
+   */
+  private async moveRenamedSource(global: FileRecord, tempAbs: string): Promise<{ path: string; abs: string } | undefined> {
+    if (global.size === 0 || global.blocks.length === 0) return undefined;
+    const source = this.ctx.index.findBlock(global.blocks[0]!)?.path;
+    if (source === undefined || source === global.path || this.moved.has(source)) return undefined;
+    const dueForDeletion = (): FileRecord | undefined => {
+      const holder = this.ctx.index.getLocal(source);
+      const tombstone = this.ctx.index.getGlobal(source);
+      if (!holder || !tombstone?.deleted || !sameContent(holder, global)) return undefined;
+      // Only a deletion that will really be applied (not an RO or conflicting local edit that stays).
+      return compareVersions(holder.version, tombstone.version) === 'older' ? holder : undefined;
+    };
+    if (!dueForDeletion()) return undefined;
+    return this.ctx.exclusive(async () => {
+      const holder = dueForDeletion();
+      if (!holder || this.moved.has(source)) return undefined;
+      try {
+        const from = await this.ctx.paths.resolve(source);
+        if (!from.stats || !diskMatches(from.stats, holder)) return undefined;
+        await rename(from.abs, tempAbs);
+        // Other files pulled meanwhile copy the same blocks from here.
+        this.moved.set(source, tempAbs);
+        this.ctx.paths.noteRemoved(from.parentAbs, from.diskName);
+        OWN_WRITES.note(from.abs, undefined);
+        return { path: source, abs: from.abs };
+      } catch (err) {
+        // Another file system below the folder (EXDEV), an unsafe path: copy the blocks instead.
+        this.ctx.logger.debug('cannot move a renamed file; copying it', { path: global.path, from: source, err: err instanceof Error ? err : String(err) });
+        return undefined;
+      }
+    });
+  }
+
+  /** The moved file could not be installed: it goes back where it was (its deletion then archives it as usual). */
+  private async moveBack(from: { path: string; abs: string }, tempAbs: string): Promise<void> {
+    this.moved.delete(from.path);
+    await this.ctx.exclusive(async () => {
+      if (await exists(from.abs)) return; // something new is there: the temp stays and is reused or swept
+      await rename(tempAbs, from.abs).catch(() => undefined);
+      OWN_WRITES.note(from.abs, await lstat(from.abs).catch(() => undefined));
     });
   }
 

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
-import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MESSAGE_CODES } from '../../src/protocol/messages.js';
 import {
@@ -101,14 +101,20 @@ describe('sync between two devices', () => {
     await converged([alice, bob]);
     assert.equal(requestsFrom(link, 'b'), 25, 'one changed block, one request');
 
+    const { ino: videoInode } = await stat(join(bob.root, 'video.bin'));
     await copyFile(join(alice.root, 'video.bin'), join(alice.root, 'copy.bin'));
     await rename(join(alice.root, 'video.bin'), join(alice.root, 'renamed.bin'));
     await alice.scan();
     await converged([alice, bob]);
     assert.equal(requestsFrom(link, 'b'), 25, 'copy and rename reuse local blocks');
-    assert.ok(bob.sync.stats.blocksCopied >= 48);
-    // Two archived versions: the one the modification replaced, and the one the rename deleted.
-    assert.deepEqual(await archived(bob.root), ['video.bin', 'video.bin']);
+    // One of the two new names got bob's old file itself (moved, not copied), the other a copy of its blocks.
+    const inodes = await Promise.all(['copy.bin', 'renamed.bin'].map(async (name) => (await stat(join(bob.root, name))).ino));
+    assert.equal(inodes.filter((ino) => ino === videoInode).length, 1);
+    assert.ok(bob.sync.stats.blocksCopied >= 24);
+    assert.ok((await readFile(join(bob.root, 'copy.bin'))).equals(content));
+    assert.ok((await readFile(join(bob.root, 'renamed.bin'))).equals(content));
+    // Archived: the version the modification replaced; the renamed one lives on under its new name.
+    assert.deepEqual(await archived(bob.root), ['video.bin']);
   });
 
   test('a deletion becomes a tombstone and the file moves to the receiver archive; a replaced file is archived', async () => {
