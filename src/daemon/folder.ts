@@ -74,6 +74,7 @@ export class SharedFolder extends Resource {
       deviceShortId: this.options.device.shortId,
       pool: this.options.pool,
       logger: this.logger,
+      onCommitted: () => this.sync?.localChanged(),
       // no `ignore`: the scanner re-reads .ferryignore on every scan, so edits apply at once
     });
     this.sync = new FolderSync({

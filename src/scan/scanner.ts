@@ -41,6 +41,11 @@ export interface ScannerOptions {
   /** Fixed rules; without them `.ferryignore` is read again at the start of every scan. */
   ignore?: IgnoreRules;
   onProgress?: (progress: ScanProgress) => void;
+  /**
+   * A batch of records was stored while the scan goes on: peers can be told (and fetch) the first
+   * files of a large folder before the last ones are hashed.
+   */
+  onCommitted?: () => void;
   /** Files being hashed at once. @default 2 × pool size */
   maxHashesInFlight?: number;
 }
@@ -115,6 +120,7 @@ export class Scanner {
   private readonly logger: Logger;
   private readonly fixedIgnore?: IgnoreRules;
   private readonly onProgress?: (progress: ScanProgress) => void;
+  private readonly onCommitted?: () => void;
   private readonly maxInFlight: number;
   private tail: Promise<unknown> = Promise.resolve();
   private queued: QueuedScan | null = null;
@@ -127,6 +133,7 @@ export class Scanner {
     this.logger = options.logger ?? silentLogger;
     this.fixedIgnore = options.ignore;
     this.onProgress = options.onProgress;
+    this.onCommitted = options.onCommitted;
     this.maxInFlight = Math.max(1, options.maxHashesInFlight ?? this.pool.size * 2);
   }
 
@@ -311,6 +318,7 @@ export class Scanner {
         }
       }
     }
+    this.onCommitted?.();
   }
 
   /** Tombstones for indexed paths under the scanned subtree that are gone from disk: one lstat each, no path set in memory. */

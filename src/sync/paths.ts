@@ -12,6 +12,12 @@ import { OWN_WRITES } from '../scan/own-writes.js';
 
 /** Directories whose listing is remembered for clash checks during one puller pass. */
 const MAX_LISTED_DIRS = 16;
+/**
+ * How long a parent directory found to be a real directory is trusted without another lstat: the
+ * puller resolves dozens of files per directory per second, and each lstat is a thread-pool round trip.
+ */
+const VERIFIED_DIR_MS = 1000;
+const MAX_VERIFIED_DIRS = 256;
 
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
@@ -68,6 +74,8 @@ export interface ResolvedTarget {
  */
 export class DiskPaths {
   private readonly listings = new Map<string, Map<string, string[]>>();
+  /** Parent directories lately lstat'ed, by parent path + NUL + NFC name. */
+  private readonly verifiedDirs = new Map<string, { diskName: string; stats: Stats; atMs: number }>();
   private readonly owner: Promise<{ uid: number; gid: number } | undefined>;
 
   constructor(readonly root: string) {
@@ -78,6 +86,7 @@ export class DiskPaths {
   /** Forgets directory listings (at the start of each puller pass). */
   forget(): void {
     this.listings.clear();
+    this.verifiedDirs.clear();
   }
 
   /**
@@ -90,7 +99,8 @@ export class DiskPaths {
     let parentAbs = this.root;
     let diskRelParent = '';
     for (const part of parts) {
-      const entry = await this.findEntry(parentAbs, part);
+      const entry = this.verifiedDir(parentAbs, part) ?? (await this.findEntry(parentAbs, part));
+      if (entry?.stats.isDirectory()) this.rememberDir(parentAbs, part, entry);
       let childAbs: string;
       if (entry) {
         childAbs = join(parentAbs, entry.diskName);
@@ -144,9 +154,26 @@ export class DiskPaths {
   }
 
   noteRemoved(parentAbs: string, name: string): void {
+    this.verifiedDirs.delete(`${parentAbs}\0${name.normalize('NFC')}`);
     const names = this.listings.get(parentAbs)?.get(foldName(name));
     const at = names?.indexOf(name) ?? -1;
     if (at >= 0) names!.splice(at, 1);
+  }
+
+  private verifiedDir(parentAbs: string, name: string): { diskName: string; stats: Stats } | undefined {
+    const key = `${parentAbs}\0${name}`;
+    const known = this.verifiedDirs.get(key);
+    if (!known) return undefined;
+    if (Date.now() - known.atMs <= VERIFIED_DIR_MS) return known;
+    this.verifiedDirs.delete(key);
+    return undefined;
+  }
+
+  private rememberDir(parentAbs: string, name: string, entry: { diskName: string; stats: Stats }): void {
+    const key = `${parentAbs}\0${name}`;
+    if (this.verifiedDirs.has(key)) return;
+    if (this.verifiedDirs.size >= MAX_VERIFIED_DIRS) this.verifiedDirs.delete(this.verifiedDirs.keys().next().value!);
+    this.verifiedDirs.set(key, { ...entry, atMs: Date.now() });
   }
 
   /** The entry for an NFC name: itself, or the name spelled another way (NFD) in this directory. */
