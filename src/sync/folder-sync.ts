@@ -130,6 +130,8 @@ export class FolderSync extends Resource {
   private readonly lifetime = new AbortController();
   private pulling: Promise<void> | null = null;
   private pullWanted = false;
+  /** Every schedulePull() counted: a pass sweeps again when this moved. */
+  private pullRequests = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
   private lastError: string | undefined;
@@ -174,6 +176,7 @@ export class FolderSync extends Resource {
       requestScan: (under) => this.scan(under),
       peersFor: (record) => this.peersFor(record),
       committed: () => this.publish(),
+      pullRequests: () => this.pullRequests,
     });
   }
 
@@ -350,6 +353,7 @@ export class FolderSync extends Resource {
   /** Runs a pull pass soon (coalesced with one already running). */
   schedulePull(): void {
     if (this.closed) return;
+    this.pullRequests++;
     this.pullWanted = true;
     if (this.pulling) return;
     this.pulling = this.pullLoop().finally(() => {

@@ -41,6 +41,8 @@ export interface PullContext {
   peersFor(record: FileRecord): BlockPeer[];
   /** Local records changed: tell peers. */
   committed(): void;
+  /** Counts requests for a pull: a change means new records arrived. */
+  pullRequests(): number;
 }
 
 export interface PassResult {
@@ -131,17 +133,30 @@ export class Puller {
     const count = (outcome: Outcome): void => void result[outcome]++;
     const isDir = (need: NeededPath): boolean => need.global.type === 'dir' && !need.global.deleted;
     await this.inBatches(this.ctx.index.needed(), isDir, (need, commit) => this.pullDir(need, commit), count, signal);
-    const running = new Set<Promise<void>>();
-    for (const need of this.ctx.index.needed()) {
-      throwIfAborted(signal);
-      if (need.global.type === 'dir' || need.global.deleted) continue;
-      while (running.size >= this.ctx.maxFilesInFlight) await Promise.race(running);
-      const task = this.guard(need, () => (need.global.type === 'symlink' ? this.pullSymlink(need) : this.pullFile(need, signal)))
-        .then(count)
-        .finally(() => running.delete(task));
-      running.add(task);
+    const running = new Map<string, Promise<void>>();
+    /** Paths this pass tried and left needed (failed or skipped): not tried again until the next pass. */
+    const attempted = new Set<string>();
+    for (let requestsSeen = this.ctx.pullRequests(), sweep = true; sweep; ) {
+      for (const need of this.ctx.index.needed()) {
+        throwIfAborted(signal);
+        const { path } = need.global;
+        if (need.global.type === 'dir' || need.global.deleted || running.has(path) || attempted.has(path)) continue;
+        while (running.size >= this.ctx.maxFilesInFlight) await Promise.race(running.values());
+        const task = this.guard(need, () => (need.global.type === 'symlink' ? this.pullSymlink(need) : this.pullFile(need, signal)))
+          .then((outcome) => {
+            count(outcome);
+            if (outcome !== 'done') attempted.add(path);
+          })
+          .finally(() => running.delete(path));
+        running.set(path, task);
+      }
+      // Records that arrived meanwhile (a peer still scanning, say) are pulled now, beside the large
+      // files still in flight, instead of after them in the next pass.
+      const requests = this.ctx.pullRequests();
+      sweep = requests !== requestsSeen;
+      requestsSeen = requests;
     }
-    await Promise.all(running);
+    await Promise.all(running.values());
     throwIfAborted(signal);
     const isDeletion = (need: NeededPath): boolean => need.global.deleted;
     await this.inBatches(this.ctx.index.needed({ reverse: true }), isDeletion, (need, commit) => this.pullDeletion(need, commit), count, signal);
