@@ -83,10 +83,10 @@ export class DiskPaths {
     this.owner = asRoot ? lstat(root).then((s) => ({ uid: s.uid, gid: s.gid }), () => undefined) : Promise.resolve(undefined);
   }
 
-  /** Forgets directory listings (at the start of each puller pass). */
-  forget(): void {
+  /** Forgets directory listings (at the start of each puller pass) and, unless only `listings`, the verified parents. */
+  forget(what: 'all' | 'listings' = 'all'): void {
     this.listings.clear();
-    this.verifiedDirs.clear();
+    if (what === 'all') this.verifiedDirs.clear();
   }
 
   /**

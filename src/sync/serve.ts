@@ -120,7 +120,8 @@ export class BlockServer {
       this.options.logger.debug('cannot open a requested file', { path: request.path, err: err instanceof Error ? err : String(err) });
       return { error: 'NO_SUCH_FILE' };
     } finally {
-      this.paths.forget();
+      // Listings may go stale between requests; verified parents expire by themselves.
+      this.paths.forget('listings');
     }
     const file: OpenFile = { path: request.path, handle, ...candidate, lastUsedMs: Date.now(), users: 0, closing: false };
     if (this.closed) {
