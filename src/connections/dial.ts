@@ -23,7 +23,6 @@ export function dialTls(target: HostPort, identity: Pick<DeviceIdentity, 'certPe
     if (options.signal?.aborted) return reject(new FerryError('ABORTED', `dial to ${where} aborted`));
     const socket = tls.connect({ ...clientTlsOptions(identity), host: target.host, port: target.port });
     socket.setNoDelay(true); // see the listener: Nagle's algorithm stalls request/response traffic
-
     // Stays attached: an error between hand-off and PeerConnection's own handler must not be uncaught.
     socket.on('error', () => undefined);
     const settle = (err?: FerryError): void => {
