@@ -1,5 +1,6 @@
 // PeerConnection: validated messages over one byte stream, with backpressure, requests, keepalive and close.
 
+import { setMaxListeners } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { FerryError, isFerryError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -112,6 +113,8 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     this.maxQueued = options.maxQueuedMessages ?? MAX_QUEUED_MESSAGES;
     this.closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
     this.observer = options.observer;
+    // Each outstanding request (and each waiter for a slot) listens on it: bounded, not a leak.
+    setMaxListeners(2 * this.maxOutstanding + 16, this.lifetime.signal);
     // A stream error must never become an uncaught exception; the read loop reports it.
     stream.on('error', (err) => this.log.debug('stream error', { err }));
     this.streamClosed = new Promise((resolve) => {

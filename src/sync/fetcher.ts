@@ -1,6 +1,7 @@
 // Fills one file's temp file: keeps verified blocks of an earlier attempt, copies blocks found locally, fetches the rest from peers in parallel.
 
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -162,6 +163,8 @@ class FileFetch {
   private async fill(missing: number[]): Promise<void> {
     const failed = new AbortController();
     const signal = AbortSignal.any([this.job.signal, failed.signal]);
+    // Every block in flight (bounded by the bytes-in-flight budgets) listens on it: not a leak.
+    setMaxListeners(0, signal);
     const tasks = new Set<Promise<void>>();
     let failure: unknown;
     for (const i of missing) {

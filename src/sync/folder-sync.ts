@@ -1,5 +1,6 @@
 // FolderSync: one shared folder's data plane: peer links, index exchange, the puller loop, block serving, archive purge, status.
 
+import { setMaxListeners } from 'node:events';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FolderKeys, GrantBook } from '../keys/index.js';
 import type { Access } from '../keys/types.js';
@@ -146,6 +147,8 @@ export class FolderSync extends Resource {
     this.limits = { ...SYNC_DEFAULTS, ...options.limits };
     this.logger = options.logger;
     this.budget = new ByteBudget(this.limits.folderBytesInFlight);
+    // Every file in flight listens on the pass signal (and a few waits besides): not a leak, so no warning.
+    setMaxListeners(4 * this.limits.maxFilesInFlight + 16, this.lifetime.signal);
     this.server = new BlockServer({ root: this.root, index: this.index, logger: this.logger, requestScan: (p) => this.scan(p) });
     if (this.keys.access !== 'enc' && this.keys.readSecret) {
       this.enc = new EncBridge({
