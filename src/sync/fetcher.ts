@@ -117,12 +117,23 @@ class FileFetch {
   }
 
   async run(): Promise<void> {
-    this.handle = await open(this.job.tempAbs, constants.O_RDWR | constants.O_CREAT, 0o600).catch((err: unknown) => {
-      throw new FerryError('IO', `cannot open temp file for ${this.record.path}: ${String(err)}`, { cause: err });
-    });
+    // A new temp file (the usual case) has nothing to check or trim: every block is written into it.
+    let fresh = true;
+    this.handle = await open(this.job.tempAbs, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600)
+      .catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        fresh = false; // left by an earlier attempt: its verified blocks are kept
+        return open(this.job.tempAbs, constants.O_RDWR, 0o600);
+      })
+      .catch((err: unknown) => {
+        throw new FerryError('IO', `cannot open temp file for ${this.record.path}: ${String(err)}`, { cause: err });
+      });
     try {
-      const missing = await this.keepVerifiedBlocks();
-      await this.handle.truncate(this.record.size);
+      let missing = this.record.blocks.map((_, i) => i);
+      if (!fresh) {
+        missing = await this.keepVerifiedBlocks();
+        await this.handle.truncate(this.record.size);
+      }
       await this.fill(missing);
       await this.handle.sync();
     } finally {
