@@ -129,11 +129,8 @@ class FileFetch {
         throw new FerryError('IO', `cannot open temp file for ${this.record.path}: ${String(err)}`, { cause: err });
       });
     try {
-      let missing = this.record.blocks.map((_, i) => i);
-      if (!fresh) {
-        missing = await this.keepVerifiedBlocks();
-        await this.handle.truncate(this.record.size);
-      }
+      const missing = fresh ? this.record.blocks.map((_, i) => i) : await this.keepVerifiedBlocks();
+      if (!fresh) await this.handle.truncate(this.record.size);
       await this.fill(missing);
       await this.handle.sync();
     } finally {

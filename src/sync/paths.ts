@@ -99,8 +99,11 @@ export class DiskPaths {
     let parentAbs = this.root;
     let diskRelParent = '';
     for (const part of parts) {
-      const entry = this.verifiedDir(parentAbs, part) ?? (await this.findEntry(parentAbs, part));
-      if (entry?.stats.isDirectory()) this.rememberDir(parentAbs, part, entry);
+      let entry = this.verifiedDir(parentAbs, part);
+      if (!entry) {
+        entry = await this.findEntry(parentAbs, part);
+        if (entry?.stats.isDirectory()) this.rememberDir(parentAbs, part, entry);
+      }
       let childAbs: string;
       if (entry) {
         childAbs = join(parentAbs, entry.diskName);
@@ -171,7 +174,6 @@ export class DiskPaths {
 
   private rememberDir(parentAbs: string, name: string, entry: { diskName: string; stats: Stats }): void {
     const key = `${parentAbs}\0${name}`;
-    if (this.verifiedDirs.has(key)) return;
     if (this.verifiedDirs.size >= MAX_VERIFIED_DIRS) this.verifiedDirs.delete(this.verifiedDirs.keys().next().value!);
     this.verifiedDirs.set(key, { ...entry, atMs: Date.now() });
   }
