@@ -2,9 +2,9 @@
 
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, fsync, ftruncate, open, read, write } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
@@ -69,6 +69,22 @@ export interface FetchJob {
 /** Local files kept open at once while copying blocks from them. */
 const MAX_SOURCE_FILES = 16;
 
+// Plain descriptors rather than FileHandles: fstat and close run synchronously (no disk access,
+// microseconds), saving thread-pool round trips on every small file.
+const openFd = promisify(open);
+const readFd = promisify(read);
+const writeFd = promisify(write);
+const fsyncFd = promisify(fsync);
+const truncateFd = promisify(ftruncate);
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // the data is already fsynced (or abandoned)
+  }
+}
+
 function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
 }
@@ -77,11 +93,11 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(a, b) === 0;
 }
 
-async function readExactly(handle: FileHandle, length: number, position: number, buffers: BufferPool): Promise<Buffer | undefined> {
+async function readExactly(fd: number, length: number, position: number, buffers: BufferPool): Promise<Buffer | undefined> {
   const buffer = buffers.take(length);
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
+    const { bytesRead } = await readFd(fd, buffer, done, length - done, position + done);
     if (bytesRead === 0) {
       buffers.recycle(buffer);
       return undefined;
@@ -103,9 +119,9 @@ class FileFetch {
   private readonly present = new Map<string, number>();
   /** Peers that cannot serve this file at all (no such file, changed under them). */
   private readonly excluded = new Set<string>();
-  private handle!: FileHandle;
+  private fd = -1;
   /** Local files blocks are copied from, opened once each. */
-  private readonly sources = new Map<string, Promise<FileHandle>>();
+  private readonly sources = new Map<string, { fd: Promise<number>; users: number; closing: boolean }>();
   private holderCache: { path: string; record: FileRecord | undefined } | undefined;
 
   constructor(private readonly job: FetchJob) {
@@ -119,36 +135,36 @@ class FileFetch {
   async run(): Promise<void> {
     // A new temp file (the usual case) has nothing to check or trim: every block is written into it.
     let fresh = true;
-    this.handle = await open(this.job.tempAbs, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600)
+    this.fd = await openFd(this.job.tempAbs, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600)
       .catch((err: unknown) => {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         fresh = false; // left by an earlier attempt: its verified blocks are kept
-        return open(this.job.tempAbs, constants.O_RDWR, 0o600);
+        return openFd(this.job.tempAbs, constants.O_RDWR, 0o600);
       })
       .catch((err: unknown) => {
         throw new FerryError('IO', `cannot open temp file for ${this.record.path}: ${String(err)}`, { cause: err });
       });
     try {
       const missing = fresh ? this.record.blocks.map((_, i) => i) : await this.keepVerifiedBlocks();
-      if (!fresh) await this.handle.truncate(this.record.size);
+      if (!fresh) await truncateFd(this.fd, this.record.size);
       await this.fill(missing);
-      await this.handle.sync();
+      await fsyncFd(this.fd);
     } finally {
-      await this.handle.close().catch(() => undefined);
-      await this.closeSources();
+      closeQuietly(this.fd);
+      this.closeSources();
     }
   }
 
   /** Blocks an earlier attempt already wrote (checked by hash); returns the indexes still missing. */
   private async keepVerifiedBlocks(): Promise<number[]> {
-    const { size } = await this.handle.stat();
+    const { size } = fstatSync(this.fd);
     const missing: number[] = [];
     for (let i = 0; i < this.record.blocks.length; i++) {
       const offset = i * this.record.blockSize;
       const length = this.blockLength(i);
       if (offset + length <= size) {
         throwIfAborted(this.job.signal);
-        const data = await readExactly(this.handle, length, offset, this.job.buffers);
+        const data = await readExactly(this.fd, length, offset, this.job.buffers);
         const intact = data !== undefined && same(sha256(data), this.record.blocks[i]!);
         if (data) this.job.buffers.recycle(data);
         if (intact) {
@@ -212,7 +228,7 @@ class FileFetch {
     const inTemp = this.present.get(hex);
     let data: Buffer | undefined;
     if (inTemp !== undefined) {
-      data = await readExactly(this.handle, length, inTemp * this.record.blockSize, this.job.buffers);
+      data = await readExactly(this.fd, length, inTemp * this.record.blockSize, this.job.buffers);
     } else {
       const location = this.job.index.findBlock(hash);
       const holder = location && this.holder(location.path);
@@ -226,7 +242,7 @@ class FileFetch {
       }
       return false;
     }
-    await this.handle.write(data, 0, length, offset);
+    await writeFd(this.fd, data, 0, length, offset);
     this.job.buffers.recycle(data);
     this.present.set(hex, i);
     this.job.stats.blocksCopied++;
@@ -244,25 +260,35 @@ class FileFetch {
   }
 
   private async readSource(path: string, position: number, length: number): Promise<Buffer | undefined> {
+    let source = this.sources.get(path);
+    if (!source) {
+      if (this.sources.size >= MAX_SOURCE_FILES) this.closeSources();
+      // Never opened through a symlink at the last component; the hash check covers the rest.
+      const fd = openFd(this.job.relocated?.(path) ?? join(this.job.root, path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      source = { fd, users: 0, closing: false };
+      this.sources.set(path, source);
+    }
+    source.users++;
     try {
-      let handle = this.sources.get(path);
-      if (!handle) {
-        if (this.sources.size >= MAX_SOURCE_FILES) await this.closeSources();
-        // Never opened through a symlink at the last component; the hash check covers the rest.
-        handle = open(this.job.relocated?.(path) ?? join(this.job.root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
-        this.sources.set(path, handle);
-      }
-      return await readExactly(await handle, length, position, this.job.buffers);
+      return await readExactly(await source.fd, length, position, this.job.buffers);
     } catch {
       return undefined; // moved or changed since it was indexed: fetch from a peer instead
+    } finally {
+      source.users--;
+      if (source.closing && source.users === 0) void source.fd.then(closeQuietly, () => undefined);
     }
   }
 
-  /** Closes the files blocks were copied from (reads still under way finish first). */
-  private async closeSources(): Promise<void> {
-    const handles = [...this.sources.values()];
+  /**
+   * Forgets the files blocks were copied from; each is closed once no read uses it (a descriptor
+   * closed under a read could be reused by another open and be read in its place).
+   */
+  private closeSources(): void {
+    for (const source of this.sources.values()) {
+      source.closing = true;
+      if (source.users === 0) void source.fd.then(closeQuietly, () => undefined);
+    }
     this.sources.clear();
-    await Promise.all(handles.map((h) => h.then((fh) => fh.close()).catch(() => undefined)));
   }
 
   private pickPeer(tried: Set<string>): BlockPeer | undefined {
@@ -297,7 +323,7 @@ class FileFetch {
           peer.reportBadBlock(path, offset);
           continue;
         }
-        await this.handle.write(data, 0, length, offset);
+        await writeFd(this.fd, data, 0, length, offset);
         peer.recycle(data);
         this.present.set(Buffer.from(hash).toString('hex'), i);
         return;

@@ -2,7 +2,8 @@
 
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { chown, lstat, mkdir, readdir } from 'node:fs/promises';
+import { chownSync, lstatSync } from 'node:fs';
+import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, ioError } from '../errors.js';
 import { versionToWire } from '../protocol/records.js';
@@ -76,12 +77,10 @@ export class DiskPaths {
   private readonly listings = new Map<string, Map<string, string[]>>();
   /** Parent directories lately lstat'ed, by parent path + NUL + NFC name. */
   private readonly verifiedDirs = new Map<string, { diskName: string; stats: Stats; atMs: number }>();
-  private readonly owner: Promise<{ uid: number; gid: number } | undefined>;
+  /** The root's owner, read at the first adopt (null: not running as root, or the root is unreadable). */
+  private owner: { uid: number; gid: number } | null | undefined;
 
-  constructor(readonly root: string) {
-    const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-    this.owner = asRoot ? lstat(root).then((s) => ({ uid: s.uid, gid: s.gid }), () => undefined) : Promise.resolve(undefined);
-  }
+  constructor(readonly root: string) {}
 
   /** Forgets directory listings (at the start of each puller pass) and, unless only `listings`, the verified parents. */
   forget(what: 'all' | 'listings' = 'all'): void {
@@ -94,6 +93,23 @@ export class DiskPaths {
    * `createParents`; otherwise a missing parent throws IO ENOENT.
    */
   async resolve(path: string, options: { createParents?: boolean } = {}): Promise<ResolvedTarget> {
+    const { parentAbs, diskRelParent, name } = await this.resolveParent(path, options);
+    const entry = await this.findEntry(parentAbs, name);
+    const diskName = entry?.diskName ?? name;
+    const target: ResolvedTarget = { parentAbs, diskName, abs: join(parentAbs, diskName), diskRel: diskRelParent + diskName };
+    if (entry) target.stats = entry.stats;
+    else {
+      const clash = (await this.listing(parentAbs)).get(foldName(name))?.find((other) => other.normalize('NFC') !== name);
+      if (clash !== undefined) target.clash = diskRelParent + clash;
+    }
+    return target;
+  }
+
+  /**
+   * The real directory `path` lives in (every component lstat'ed, or verified within the last
+   * second) and its last component, not looked up.
+   */
+  async resolveParent(path: string, options: { createParents?: boolean } = {}): Promise<{ parentAbs: string; diskRelParent: string; name: string }> {
     const parts = path.split('/');
     const name = parts.pop()!;
     let parentAbs = this.root;
@@ -119,15 +135,7 @@ export class DiskPaths {
       }
       parentAbs = childAbs;
     }
-    const entry = await this.findEntry(parentAbs, name);
-    const diskName = entry?.diskName ?? name;
-    const target: ResolvedTarget = { parentAbs, diskName, abs: join(parentAbs, diskName), diskRel: diskRelParent + diskName };
-    if (entry) target.stats = entry.stats;
-    else {
-      const clash = (await this.listing(parentAbs)).get(foldName(name))?.find((other) => other.normalize('NFC') !== name);
-      if (clash !== undefined) target.clash = diskRelParent + clash;
-    }
-    return target;
+    return { parentAbs, diskRelParent, name };
   }
 
   /** mkdir with a mode (umask aside) and the folder's owner when running as root. */
@@ -137,14 +145,34 @@ export class DiskPaths {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create directory ${abs}`, err);
     }
-    await this.adopt(abs);
+    this.adopt(abs);
     OWN_WRITES.note(abs, await lstat(abs).catch(() => undefined));
   }
 
-  /** Gives a new entry the folder root's owner and group when running as root (a NAS daemon usually is). */
-  async adopt(abs: string): Promise<void> {
-    const owner = await this.owner;
-    if (owner) await chown(abs, owner.uid, owner.gid).catch(() => undefined);
+  /**
+   * Gives a new entry the folder root's owner and group when running as root (a NAS daemon usually
+   * is). Synchronous: chown of an inode just created touches no disk, and a thread-pool round trip
+   * costs more than the call.
+   */
+  adopt(abs: string): void {
+    if (this.owner === undefined) {
+      const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+      this.owner = null;
+      if (asRoot) {
+        try {
+          const { uid, gid } = lstatSync(this.root);
+          this.owner = { uid, gid };
+        } catch {
+          // unreadable root: entries keep the daemon's owner
+        }
+      }
+    }
+    if (!this.owner) return;
+    try {
+      chownSync(abs, this.owner.uid, this.owner.gid);
+    } catch {
+      // best effort: the entry stays the daemon's
+    }
   }
 
   noteCreated(parentAbs: string, name: string): void {

@@ -15,7 +15,7 @@ import type { Archive } from './archive.js';
 import type { ByteBudget } from './budget.js';
 import { fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
 import type { RateLimiter } from './rate-limit.js';
-import { BatchInstaller, fsyncDir } from './installer.js';
+import { BatchInstaller, fsyncDir, placeTemp } from './installer.js';
 import { conflictPath, tempName, type DiskPaths, type ResolvedTarget } from './paths.js';
 
 /** What the puller needs from its folder. */
@@ -254,8 +254,8 @@ export class Puller {
     );
   }
 
-  private async adopt(global: FileRecord, abs: string | undefined): Promise<void> {
-    const stats = abs === undefined ? undefined : await lstat(abs);
+  /** Records the global record as the local one, with what the disk holds (stats). */
+  private async recordOne(global: FileRecord, stats: Stats | undefined): Promise<void> {
     await this.ctx.index.putLocal([asLocal(global, stats)]);
     this.ctx.committed();
   }
@@ -308,7 +308,7 @@ export class Puller {
       const target = await this.ctx.paths.resolve(global.path, { createParents: true });
       if (target.clash) return this.keepClashApart(need, target);
       if (target.stats?.isSymbolicLink() && (await readlink(target.abs)) === global.linkTarget) {
-        await this.adopt(global, target.abs);
+        await this.recordOne(global, await lstat(target.abs));
         return 'done';
       }
       if (!diskMatches(target.stats, local)) return this.changedOnDisk(global.path);
@@ -319,7 +319,7 @@ export class Puller {
       await rename(temp, target.abs);
       await fsyncDir(target.parentAbs);
       this.ctx.paths.noteCreated(target.parentAbs, target.diskName);
-      await this.adopt(global, target.abs);
+      await this.recordOne(global, await lstat(target.abs));
       if (copy) this.ctx.requestScan(copy);
       return 'done';
     });
@@ -340,7 +340,7 @@ export class Puller {
         if (!diskMatches(now.stats, local)) return this.changedOnDisk(global.path);
         await chmod(now.abs, global.mode & 0o777);
         await utimes(now.abs, new Date(), global.mtimeMs / 1000);
-        await this.adopt(global, now.abs);
+        await this.recordOne(global, await lstat(now.abs));
         return 'done';
       });
     }
@@ -430,14 +430,11 @@ export class Puller {
 
   /** Mode, mtime, owner, rename into place, fsync the directory, record it with the real inode. */
   private async installTemp(global: FileRecord, tempAbs: string, target: ResolvedTarget, record = true): Promise<void> {
-    await chmod(tempAbs, global.mode & 0o777);
-    await utimes(tempAbs, new Date(), global.mtimeMs / 1000);
-    if (!target.stats) await this.ctx.paths.adopt(tempAbs);
-    await rename(tempAbs, target.abs);
+    const stats = placeTemp(tempAbs, global, target, this.ctx.paths);
     this.temps.delete(tempAbs);
     await fsyncDir(target.parentAbs);
     this.ctx.paths.noteCreated(target.parentAbs, target.diskName);
-    if (record) await this.adopt(global, target.abs);
+    if (record) await this.recordOne(global, stats);
   }
 
   /**

@@ -1,9 +1,10 @@
 // Answers peers' block Requests from local files, checking each request against our record and the data against its hash.
 
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import { isFerryError } from '../errors.js';
+import { closeSync, constants, fstatSync, open as openCallback, read as readCallback } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { FerryError, isFerryError } from '../errors.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestMessage, ResponseError } from '../protocol/messages.js';
 import type { Logger } from '../util/log.js';
@@ -15,6 +16,16 @@ export type BlockAnswer = { data: Buffer } | { error: ResponseError };
 const OPEN_FILES = 8;
 /** An open file unused this long is closed. */
 const IDLE_CLOSE_MS = 2000;
+/**
+ * Served files are opened without following a symlink at the last component and without blocking
+ * on a FIFO; the parents are checked by DiskPaths.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+// Plain descriptors rather than FileHandles: fstat and close run synchronously (no disk access,
+// microseconds), which halves the thread-pool round trips of serving a small file.
+const openFd = promisify(openCallback);
+const readFd = promisify(readCallback);
 
 export interface BlockServerOptions {
   root: string;
@@ -26,12 +37,15 @@ export interface BlockServerOptions {
 /** What a served path looked like when its record was last read: enough to check requests without decoding it again. */
 interface OpenFile {
   path: string;
-  handle: FileHandle;
+  fd: number;
   blockSize: number;
   size: number;
   blocks: Uint8Array[];
+  /** mtime and inode the file had when indexed: while fstat still shows them, blocks need no re-hashing. */
+  mtimeMs: number;
+  inode: number;
   lastUsedMs: number;
-  /** Reads in progress: the handle is closed only when none is. */
+  /** Reads in progress: the descriptor is closed only when none is. */
   users: number;
   closing: boolean;
 }
@@ -72,7 +86,7 @@ export class BlockServer {
       data = allocate(request.size);
       let done = 0;
       while (done < request.size) {
-        const { bytesRead } = await file.handle.read(data, done, request.size - done, request.offset + done);
+        const { bytesRead } = await readFd(file.fd, data, done, request.size - done, request.offset + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
@@ -83,9 +97,9 @@ export class BlockServer {
       return { error: 'NO_SUCH_FILE' };
     } finally {
       file.users--;
-      if (file.closing && file.users === 0) void file.handle.close().catch(() => undefined);
+      if (file.closing && file.users === 0) closeQuietly(file.fd);
     }
-    if (data.length !== request.size || !createHash('sha256').update(data).digest().equals(request.hash)) {
+    if (data.length !== request.size || (!unchangedSinceIndexed(file) && !createHash('sha256').update(data).digest().equals(request.hash))) {
       this.release(file);
       this.options.logger.info('file changed since it was indexed; rescanning', { path: request.path });
       this.options.requestScan(request.path);
@@ -105,15 +119,13 @@ export class BlockServer {
   private async openFile(request: RequestMessage): Promise<OpenFile | { error: ResponseError }> {
     const local = this.options.index.getLocal(request.path);
     if (!local || local.deleted || local.type !== 'file' || local.blockSize === 0) return { error: 'NO_SUCH_FILE' };
-    const candidate = { blockSize: local.blockSize, size: local.size, blocks: local.blocks };
+    const candidate = { blockSize: local.blockSize, size: local.size, blocks: local.blocks, mtimeMs: local.mtimeMs, inode: local.inode };
     if (!matches(candidate, request)) return { error: 'NO_SUCH_FILE' };
-    let handle: FileHandle;
+    let fd: number;
     try {
-      const target = await this.paths.resolve(request.path);
-      if (!target.stats?.isFile()) return { error: 'NO_SUCH_FILE' };
-      handle = await open(target.abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = await this.openRegularFile(request.path);
     } catch (err) {
-      if (isFerryError(err, 'PATH_UNSAFE')) {
+      if (isFerryError(err, 'PATH_UNSAFE') || (err as NodeJS.ErrnoException).code === 'ELOOP') {
         this.options.logger.warn('not serving a path through a symlink', { path: request.path });
         return { error: 'NO_SUCH_FILE' };
       }
@@ -123,7 +135,7 @@ export class BlockServer {
       // Listings may go stale between requests; verified parents expire by themselves.
       this.paths.forget('listings');
     }
-    const file: OpenFile = { path: request.path, handle, ...candidate, lastUsedMs: Date.now(), users: 0, closing: false };
+    const file: OpenFile = { path: request.path, fd, ...candidate, lastUsedMs: Date.now(), users: 0, closing: false };
     if (this.closed) {
       file.closing = true;
       return file; // answered once, then closed
@@ -140,6 +152,30 @@ export class BlockServer {
     return file;
   }
 
+  /** A descriptor of the regular file at `path`; throws when it is missing, a symlink or not a file. */
+  private async openRegularFile(path: string): Promise<number> {
+    const { parentAbs, name } = await this.paths.resolveParent(path);
+    let fd: number;
+    try {
+      fd = await openFd(join(parentAbs, name), OPEN_FLAGS);
+    } catch (err) {
+      // The name may be spelled another way (NFD) on disk: look it up properly.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !/[^\u0000-\u007f]/.test(name)) throw err;
+      const target = await this.paths.resolve(path);
+      if (!target.stats) throw err;
+      fd = await openFd(target.abs, OPEN_FLAGS);
+    }
+    let regular = false;
+    try {
+      regular = fstatSync(fd).isFile();
+    } catch {
+      // treated as not a file
+    }
+    if (regular) return fd;
+    closeQuietly(fd);
+    throw new FerryError('IO', `${path} is not a regular file`);
+  }
+
   private sweep(): void {
     const now = Date.now();
     for (const file of [...this.files.values()]) if (now - file.lastUsedMs >= IDLE_CLOSE_MS) this.release(file);
@@ -149,12 +185,35 @@ export class BlockServer {
     }
   }
 
-  /** Forgets a file; its handle closes once no read uses it. */
+  /** Forgets a file; its descriptor closes once no read uses it. */
   private release(file: OpenFile): void {
     if (this.files.get(file.path) === file) this.files.delete(file.path);
     if (file.closing) return;
     file.closing = true;
-    if (file.users === 0) void file.handle.close().catch(() => undefined);
+    if (file.users === 0) closeQuietly(file.fd);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // nothing to do about a failed close of a file only read
+  }
+}
+
+/**
+ * Whether the open file still has the size, mtime and inode it was indexed with, checked after the
+ * read: then the block is the one indexed (the scanner trusts the same signs) and is not hashed
+ * again; the receiver verifies every block anyway. Hashing each served block cost the sender as
+ * much CPU as the receiver's verification.
+ */
+function unchangedSinceIndexed(file: OpenFile): boolean {
+  try {
+    const stats = fstatSync(file.fd);
+    return stats.size === file.size && stats.mtimeMs === file.mtimeMs && stats.ino === file.inode;
+  } catch {
+    return false;
   }
 }
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, afterEach, describe, test } from 'node:test';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FolderKeys } from '../../src/keys/index.js';
 import type { FileRecord } from '../../src/index/records.js';
@@ -243,5 +243,25 @@ describe('hostile peers', () => {
       { root: alice.root, index: alice.index, logger: captureLogger().logger, requestScan: () => undefined },
     );
     assert.deepEqual(wrongHash, { error: 'NO_SUCH_FILE' });
+  });
+
+  test('a file that still has its indexed size, mtime and inode is served without hashing the block again', async () => {
+    const keys = newFolder();
+    const alice = await makeDevice(cleanups, { name: 'alice', keys });
+    const path = join(alice.root, 'f.txt');
+    await writeFile(path, 'first content');
+    await utimes(path, 1_700_000_000, 1_700_000_000); // whole seconds: restored exactly below
+    await alice.scan();
+    const local = alice.index.getLocal('f.txt')!;
+    const request = { type: 'Request' as const, id: 1, folderId: keys.folderId, path: 'f.txt', offset: 0, size: local.size, hash: Buffer.from(local.blocks[0]!) };
+    const options = { root: alice.root, index: alice.index, logger: captureLogger().logger, requestScan: () => undefined };
+    assert.deepEqual(await answerRequest(request, options), { data: Buffer.from('first content') });
+    // An edit in place that puts the mtime back is invisible to the scanner and to the server
+    // alike; the receiver's hash check is what refuses the block (see the lying-peer test).
+    await writeFile(path, 'other content');
+    await utimes(path, 1_700_000_000, 1_700_000_000);
+    assert.deepEqual(await answerRequest(request, options), { data: Buffer.from('other content') });
+    await utimes(path, 1_700_000_001, 1_700_000_001);
+    assert.deepEqual(await answerRequest(request, options), { error: 'HASH_MISMATCH' });
   });
 });
