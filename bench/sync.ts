@@ -116,8 +116,12 @@ async function latencyStep(source: string, target: string, edits: number): Promi
   return { p50: percentile(samples, 50), p95: percentile(samples, 95), samples };
 }
 
+function sessionBase(work: string, tool: Tool, dataset: Dataset): string {
+  return join(work, `${tool}-${dataset.name}`);
+}
+
 async function session(tool: Tool, dataset: Dataset, source: string, work: string, options: SyncOptions): Promise<SessionResult> {
-  const base = join(work, `${tool}-${dataset.name}`);
+  const base = sessionBase(work, tool, dataset);
   const target = join(base, 'copy');
   await mkdir(base, { recursive: true });
   const pair = makePair(tool, base);
@@ -158,7 +162,6 @@ async function session(tool: Tool, dataset: Dataset, source: string, work: strin
     await rm(join(source, '.stfolder'), { recursive: true, force: true });
     await rm(join(source, 'notes.txt'), { force: true });
     await rename(join(source, RENAMED), join(source, LARGE_FILE)).catch(() => undefined);
-    await rm(base, { recursive: true, force: true });
   }
 }
 
@@ -176,12 +179,17 @@ export async function benchSync(work: string, options: SyncOptions): Promise<Syn
     const source = join(work, `source-${dataset.name}`);
     options.log(`generating ${dataset.name}: ${dataset.files} files, ${(dataset.bytes / MIB).toFixed(0)} MiB`);
     await dataset.generate(source);
+    // Copies are removed only after the dataset's last timed run: on ext4 without a journal (this
+    // VM's disk), creating files soon after many were deleted costs up to 0.5 ms of system time per
+    // file (the inode allocator checks and skips recently freed inodes), which would charge one
+    // tool for the deletions after another's run.
+    const copies = [source, join(work, 'cp-target'), ...options.tools.map((tool) => sessionBase(work, tool, dataset))];
     try {
       results.copy[dataset.name] = await copySeconds(source, join(work, 'cp-target'));
       options.log(`  cp -r ${dataset.name}: ${results.copy[dataset.name]!.toFixed(2)} s`);
       for (const tool of options.tools) results.sessions.push(await session(tool, dataset, source, work, options));
     } finally {
-      await rm(source, { recursive: true, force: true });
+      for (const copy of copies) await rm(copy, { recursive: true, force: true });
     }
   }
   return results;

@@ -11,7 +11,7 @@ import type { HashWorkerReply, HashWorkerRequest } from './hash-worker.js';
 export interface HashPoolOptions {
   /** Worker threads. @default os.availableParallelism() */
   workers?: number;
-  /** Jobs waiting for a worker before hash() itself waits for room. @default 4 × workers */
+  /** Jobs waiting for a worker before hash() itself waits for room. @default 32 × workers */
   maxQueued?: number;
   /** A worker idle this long is stopped (a thread costs several MiB); the next job starts one. @default 10 s */
   idleMs?: number;
@@ -22,6 +22,8 @@ interface Job {
   id: number;
   path: string;
   blockSize: number;
+  /** The size the caller expects (from its lstat): small files travel to a worker in batches. */
+  expectedBytes: number | undefined;
   signal?: AbortSignal;
   resolve: (result: HashResult) => void;
   reject: (err: Error) => void;
@@ -32,9 +34,17 @@ interface Job {
 interface Slot {
   /** Started on demand, stopped when idle. */
   worker: Worker | null;
-  job: Job | null;
+  /** Jobs sent to the worker and not answered yet (an aborted one stays until the worker replies). */
+  jobs: Map<number, Job>;
   idleTimer: NodeJS.Timeout | null;
 }
+
+/**
+ * Files at most this large go to a worker up to BATCH_JOBS at a time, in one message each way:
+ * a message costs a thread wake-up each way, more than hashing a file of a few KiB.
+ */
+const BATCH_FILE_BYTES = 256 * 1024;
+const BATCH_JOBS = 32;
 
 const WORKER_URL = new URL('./hash-worker.js', import.meta.url);
 /** The single-file build (packaging/build) defines this as the worker's bundled source, since it has no files beside it. */
@@ -45,6 +55,10 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 24 
 
 function aborted(): FerryError {
   return new FerryError('ABORTED', 'hash aborted');
+}
+
+function isSmall(job: Job): boolean {
+  return job.expectedBytes !== undefined && job.expectedBytes <= BATCH_FILE_BYTES;
 }
 
 export class HashPool extends Resource {
@@ -60,13 +74,13 @@ export class HashPool extends Resource {
   constructor(options: HashPoolOptions = {}) {
     super();
     this.size = Math.max(1, options.workers ?? availableParallelism());
-    this.maxQueued = Math.max(1, options.maxQueued ?? this.size * 4);
+    this.maxQueued = Math.max(1, options.maxQueued ?? this.size * BATCH_JOBS);
     this.logger = options.logger ?? silentLogger;
     this.idleMs = options.idleMs ?? 10_000;
   }
 
   protected async _open(): Promise<void> {
-    for (let i = 0; i < this.size; i++) this.slots.push({ worker: null, job: null, idleTimer: null });
+    for (let i = 0; i < this.size; i++) this.slots.push({ worker: null, jobs: new Map(), idleTimer: null });
   }
 
   /** Worker threads running now (they start with work and stop when idle). */
@@ -77,13 +91,16 @@ export class HashPool extends Resource {
   protected async _close(): Promise<void> {
     const closedError = new FerryError('CLOSED', 'hash pool closed');
     for (const job of this.queue.splice(0)) this.settle(job, closedError);
-    for (const slot of this.slots) if (slot.job) this.settle(slot.job, closedError);
+    for (const slot of this.slots) for (const job of slot.jobs.values()) this.settle(job, closedError);
     for (const wake of this.roomWaiters.splice(0)) wake();
     await Promise.all(this.slots.splice(0).map((slot) => this.stopWorker(slot)));
   }
 
-  /** Hashes a file in a worker; waits for room when the queue is full. Rejects with ABORTED or CLOSED. */
-  async hash(absPath: string, blockSize: number, signal?: AbortSignal): Promise<HashResult> {
+  /**
+   * Hashes a file in a worker; waits for room when the queue is full. Rejects with ABORTED or
+   * CLOSED. `expectedBytes` (the size the caller saw) lets small files share a worker message.
+   */
+  async hash(absPath: string, blockSize: number, signal?: AbortSignal, expectedBytes?: number): Promise<HashResult> {
     if (!this.opened) throw new FerryError('CLOSED', 'hash pool is not open');
     while (this.queue.length >= this.maxQueued) {
       if (signal?.aborted) throw aborted();
@@ -92,7 +109,7 @@ export class HashPool extends Resource {
     }
     if (signal?.aborted) throw aborted();
     return new Promise<HashResult>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, path: absPath, blockSize, signal, resolve, reject, settled: false };
+      const job: Job = { id: this.nextId++, path: absPath, blockSize, expectedBytes, signal, resolve, reject, settled: false };
       if (signal) {
         job.onAbort = () => this.abortJob(job);
         signal.addEventListener('abort', job.onAbort, { once: true });
@@ -122,8 +139,8 @@ export class HashPool extends Resource {
   }
 
   private dispatch(): void {
-    for (const slot of this.slots) {
-      if (slot.job) continue;
+    const free = this.slots.filter((slot) => slot.jobs.size === 0);
+    for (const [i, slot] of free.entries()) {
       if (this.queue.length === 0) {
         if (slot.worker && !slot.idleTimer) {
           slot.idleTimer = setTimeout(() => void this.stopWorker(slot), this.idleMs);
@@ -133,9 +150,12 @@ export class HashPool extends Resource {
       }
       if (slot.idleTimer) clearTimeout(slot.idleTimer);
       slot.idleTimer = null;
-      const job = this.queue.shift()!;
-      slot.job = job;
-      const request: HashWorkerRequest = { id: job.id, path: job.path, blockSize: job.blockSize };
+      // Small files are shared out evenly among the free workers, BATCH_JOBS at most each.
+      const share = Math.min(BATCH_JOBS, Math.ceil(this.queue.length / (free.length - i)));
+      const jobs = [this.queue.shift()!];
+      while (jobs.length < share && isSmall(jobs[0]!) && this.queue[0] && isSmall(this.queue[0])) jobs.push(this.queue.shift()!);
+      for (const job of jobs) slot.jobs.set(job.id, job);
+      const request: HashWorkerRequest = { jobs: jobs.map(({ id, path, blockSize }) => ({ id, path, blockSize })) };
       (slot.worker ?? this.startWorker(slot)).postMessage(request);
     }
     while (this.roomWaiters.length > 0 && this.queue.length < this.maxQueued) this.roomWaiters.shift()!();
@@ -145,7 +165,7 @@ export class HashPool extends Resource {
     const queued = this.queue.indexOf(job);
     if (queued >= 0) this.queue.splice(queued, 1);
     else {
-      const slot = this.slots.find((s) => s.job === job);
+      const slot = this.slots.find((s) => s.jobs.has(job.id));
       // The worker stays busy until it acknowledges the cancel, so it never runs two jobs at once.
       slot?.worker?.postMessage({ cancel: job.id } satisfies HashWorkerRequest);
     }
@@ -161,31 +181,32 @@ export class HashPool extends Resource {
     else job.resolve(outcome);
   }
 
-  private onReply(slot: Slot, reply: HashWorkerReply): void {
-    const job = slot.job;
-    if (!job || job.id !== reply.id) return;
-    slot.job = null;
-    if (reply.ok) {
-      const blocks: Buffer[] = [];
-      for (let offset = 0; offset < reply.hashes.byteLength; offset += 32) {
-        blocks.push(Buffer.from(reply.hashes, offset, 32));
+  private onReply(slot: Slot, { replies }: HashWorkerReply): void {
+    for (const reply of replies) {
+      const job = slot.jobs.get(reply.id);
+      if (!job) continue;
+      slot.jobs.delete(reply.id);
+      if (reply.ok) {
+        const blocks: Buffer[] = [];
+        for (let offset = 0; offset < reply.hashes.byteLength; offset += 32) {
+          blocks.push(Buffer.from(reply.hashes, offset, 32));
+        }
+        const { size, mtimeMs, inode, mode, changedDuringHash } = reply;
+        this.settle(job, { size, mtimeMs, inode, mode, changedDuringHash, blocks });
+      } else {
+        const code = reply.code === 'ABORTED' ? 'ABORTED' : 'IO';
+        this.settle(job, new FerryError(code, reply.message));
       }
-      const { size, mtimeMs, inode, mode, changedDuringHash } = reply;
-      this.settle(job, { size, mtimeMs, inode, mode, changedDuringHash, blocks });
-    } else {
-      const code = reply.code === 'ABORTED' ? 'ABORTED' : 'IO';
-      this.settle(job, new FerryError(code, reply.message));
     }
-    this.dispatch();
+    if (slot.jobs.size === 0) this.dispatch();
   }
 
   private onWorkerDied(slot: Slot, worker: Worker, err: Error): void {
     if (slot.worker !== worker) return; // stopped on purpose, or already replaced
     this.logger.error('hash worker died', { err });
     slot.worker = null;
-    const job = slot.job;
-    slot.job = null;
-    if (job) this.settle(job, new FerryError('INTERNAL', 'hash worker died', { cause: err }));
+    for (const job of slot.jobs.values()) this.settle(job, new FerryError('INTERNAL', 'hash worker died', { cause: err }));
+    slot.jobs.clear();
     void worker.terminate();
     if (!this.closed) this.dispatch(); // the next job starts a new worker
   }

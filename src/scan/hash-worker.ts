@@ -1,13 +1,18 @@
-// Worker thread body of the HashPool: hashes one file at a time and posts the block hashes back, packed.
+// Worker thread body of the HashPool: hashes the files of each request in turn and posts their block hashes back, packed, in one reply.
 
 import { parentPort } from 'node:worker_threads';
 import { hashFile, hashSmallFileSync } from './hasher.js';
 
-/** Main thread → worker. */
-export type HashWorkerRequest = { id: number; path: string; blockSize: number } | { cancel: number };
+/** Main thread → worker: files to hash (several small ones, or one), or a job to abort. */
+export type HashWorkerRequest = { jobs: Array<{ id: number; path: string; blockSize: number }> } | { cancel: number };
 
-/** Worker → main thread; `hashes` holds 32 bytes per block, back to back (transferred, not copied). */
-export type HashWorkerReply =
+/** Worker → main thread: one reply per request, with an outcome per job. */
+export interface HashWorkerReply {
+  replies: HashJobReply[];
+}
+
+/** `hashes` holds 32 bytes per block, back to back (transferred, not copied). */
+export type HashJobReply =
   | {
       id: number;
       ok: true;
@@ -25,7 +30,7 @@ if (!port) throw new Error('hash-worker.js must run as a worker thread');
 
 const running = new Map<number, AbortController>();
 
-async function run(id: number, path: string, blockSize: number): Promise<void> {
+async function run(id: number, path: string, blockSize: number, transfers: ArrayBuffer[]): Promise<HashJobReply> {
   const controller = new AbortController();
   running.set(id, controller);
   try {
@@ -33,7 +38,8 @@ async function run(id: number, path: string, blockSize: number): Promise<void> {
     const result = hashSmallFileSync(path, blockSize) ?? (await hashFile(path, blockSize, controller.signal));
     const packed = new Uint8Array(result.blocks.length * 32);
     result.blocks.forEach((block, i) => packed.set(block, i * 32));
-    const reply: HashWorkerReply = {
+    transfers.push(packed.buffer);
+    return {
       id,
       ok: true,
       size: result.size,
@@ -43,17 +49,22 @@ async function run(id: number, path: string, blockSize: number): Promise<void> {
       changedDuringHash: result.changedDuringHash,
       hashes: packed.buffer,
     };
-    port!.postMessage(reply, [packed.buffer]);
   } catch (err) {
     const code = String((err as { code?: unknown }).code ?? 'IO');
-    const reply: HashWorkerReply = { id, ok: false, code, message: (err as Error).message };
-    port!.postMessage(reply);
+    return { id, ok: false, code, message: (err as Error).message };
   } finally {
     running.delete(id);
   }
 }
 
+async function runAll(jobs: Array<{ id: number; path: string; blockSize: number }>): Promise<void> {
+  const replies: HashJobReply[] = [];
+  const transfers: ArrayBuffer[] = [];
+  for (const job of jobs) replies.push(await run(job.id, job.path, job.blockSize, transfers));
+  port!.postMessage({ replies } satisfies HashWorkerReply, transfers);
+}
+
 port.on('message', (request: HashWorkerRequest) => {
   if ('cancel' in request) running.get(request.cancel)?.abort();
-  else void run(request.id, request.path, request.blockSize);
+  else void runAll(request.jobs);
 });

@@ -46,7 +46,7 @@ export interface ScannerOptions {
    * files of a large folder before the last ones are hashed.
    */
   onCommitted?: () => void;
-  /** Files being hashed at once. @default 2 × pool size */
+  /** Files being hashed or queued for hashing at once (small ones go to workers in batches). @default 64 × pool size */
   maxHashesInFlight?: number;
 }
 
@@ -105,6 +105,8 @@ class ScanRun {
   batchBytes = 0;
   queuedBytes = 0;
   readonly inFlight = new Set<Promise<void>>();
+  /** Woken, one per finished hash, when inFlight was full. */
+  readonly roomWaiters: Array<() => void> = [];
   constructor(
     readonly under: string,
     readonly ignore: IgnoreRules,
@@ -134,7 +136,7 @@ export class Scanner {
     this.fixedIgnore = options.ignore;
     this.onProgress = options.onProgress;
     this.onCommitted = options.onCommitted;
-    this.maxInFlight = Math.max(1, options.maxHashesInFlight ?? this.pool.size * 2);
+    this.maxInFlight = Math.max(1, options.maxHashesInFlight ?? this.pool.size * 64);
   }
 
   /**
@@ -222,7 +224,7 @@ export class Scanner {
       });
       return;
     }
-    while (run.inFlight.size >= this.maxInFlight) await Promise.race(run.inFlight);
+    while (run.inFlight.size >= this.maxInFlight) await new Promise<void>((wake) => run.roomWaiters.push(wake));
     run.queuedBytes += entry.size;
     const task = this.hashEntry(run, entry)
       .catch((err) => {
@@ -230,7 +232,10 @@ export class Scanner {
         run.result.errors++;
         this.logger.warn('cannot hash, skipped', { path: entry.path, err });
       })
-      .finally(() => run.inFlight.delete(task));
+      .finally(() => {
+        run.inFlight.delete(task);
+        run.roomWaiters.shift()?.();
+      });
     run.inFlight.add(task);
   }
 
@@ -238,7 +243,7 @@ export class Scanner {
     const absPath = join(this.root, entry.diskPath ?? entry.path);
     let blockSize = blockSizeFor(entry.size);
     for (let attempt = 0; ; attempt++) {
-      const hashed = await this.pool.hash(absPath, blockSize, run.signal);
+      const hashed = await this.pool.hash(absPath, blockSize, run.signal, entry.size);
       run.result.hashedBytes += hashed.size;
       this.onProgress?.({ under: run.under, hashedBytes: run.result.hashedBytes, totalBytes: run.queuedBytes });
       const rightBlockSize = blockSizeFor(hashed.size);

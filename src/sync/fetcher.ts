@@ -260,23 +260,37 @@ class FileFetch {
   }
 
   private async readSource(path: string, position: number, length: number): Promise<Buffer | undefined> {
+    // A second try opens the file again: one moved by the puller may have been renamed into place
+    // between looking up where it is and opening it.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const source = this.openSource(path);
+      source.users++;
+      try {
+        return await readExactly(await source.fd, length, position, this.job.buffers);
+      } catch {
+        if (this.sources.get(path) === source) {
+          this.sources.delete(path);
+          source.closing = true;
+        }
+      } finally {
+        source.users--;
+        if (source.closing && source.users === 0) void source.fd.then(closeQuietly, () => undefined);
+      }
+    }
+    return undefined; // moved or changed since it was indexed: fetch from a peer instead
+  }
+
+  private openSource(path: string): { fd: Promise<number>; users: number; closing: boolean } {
     let source = this.sources.get(path);
     if (!source) {
       if (this.sources.size >= MAX_SOURCE_FILES) this.closeSources();
       // Never opened through a symlink at the last component; the hash check covers the rest.
       const fd = openFd(this.job.relocated?.(path) ?? join(this.job.root, path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      fd.catch(() => undefined); // awaited by the readers; a failure is theirs to handle
       source = { fd, users: 0, closing: false };
       this.sources.set(path, source);
     }
-    source.users++;
-    try {
-      return await readExactly(await source.fd, length, position, this.job.buffers);
-    } catch {
-      return undefined; // moved or changed since it was indexed: fetch from a peer instead
-    } finally {
-      source.users--;
-      if (source.closing && source.users === 0) void source.fd.then(closeQuietly, () => undefined);
-    }
+    return source;
   }
 
   /**

@@ -281,10 +281,10 @@ export class FolderSync extends Resource {
     let message = incoming;
     if (state.enc) {
       // ENC-facing records are signed too: check them, then check the plaintext records they seal.
-      checkIncomingIndex(this.keys, message, { indexId: state.link.peerState.indexId, afterSequence: state.received }, this.options.grants, this.logger);
+      await checkIncomingIndex(this.keys, message, { indexId: state.link.peerState.indexId, afterSequence: state.received }, this.options.grants, this.logger);
       message = this.enc!.incoming(deviceId, message);
     }
-    const signed = checkIncomingIndex(this.keys, message, { indexId: state.link.peerState.indexId, afterSequence: state.received }, this.options.grants, this.logger);
+    const signed = await checkIncomingIndex(this.keys, message, { indexId: state.link.peerState.indexId, afterSequence: state.received }, this.options.grants, this.logger);
     const builtIn = IgnoreRules.builtIn();
     const records = signed.filter((record) => {
       if (builtIn.ignores(record.path, record.type === 'dir')) {

@@ -28,7 +28,7 @@ export interface InstallContext {
   /** The global record as the local one, with what the disk really holds. */
   asLocal(global: FileRecord, stats: Stats): NewFileRecord;
   /** The temp file is in place (or gone): stop tracking it. */
-  installed(tempAbs: string): void;
+  installed(tempAbs: string, abs: string): void;
   requestScan(path: string): void;
   committed(): void;
 }
@@ -116,7 +116,7 @@ export class BatchInstaller {
         const copy = await this.ctx.clearTarget(entry.need, now);
         if (copy) scans.push(copy);
         const stats = placeTemp(entry.tempAbs, global, now, this.ctx.paths);
-        this.ctx.installed(entry.tempAbs);
+        this.ctx.installed(entry.tempAbs, now.abs);
         this.ctx.paths.noteCreated(now.parentAbs, now.diskName);
         parents.add(now.parentAbs);
         OWN_WRITES.note(now.abs, stats);

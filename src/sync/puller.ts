@@ -119,7 +119,11 @@ export class Puller {
       changedOnDisk: (path) => this.changedOnDisk(path) as 'failed',
       clearTarget: (need, target) => this.clearTarget(need, target),
       asLocal,
-      installed: (tempAbs) => void this.temps.delete(tempAbs),
+      installed: (tempAbs, abs) => {
+        this.temps.delete(tempAbs);
+        // A moved file's blocks are read by other files from wherever it is now.
+        for (const [path, at] of this.moved) if (at === tempAbs) this.moved.set(path, abs);
+      },
       requestScan: (path) => ctx.requestScan(path),
       committed: () => ctx.committed(),
     });
@@ -356,8 +360,7 @@ export class Puller {
     try {
       outcome = await this.installer.install(need, tempAbs);
     } finally {
-      if (outcome === 'done') this.moved.set(movedFrom.path, target.abs);
-      else await this.moveBack(movedFrom, tempAbs);
+      if (outcome !== 'done') await this.moveBack(movedFrom, tempAbs);
     }
     return outcome;
   }

@@ -272,7 +272,7 @@ describe('text form', () => {
 });
 
 describe('signing and proof keys', () => {
-  test('RW signs; every level verifies; weaker levels cannot sign', () => {
+  test('RW signs; every level verifies, on the event loop and in the thread pool alike; weaker levels cannot sign', async () => {
     const rw = FolderKeys.generate();
     const ro = FolderKeys.parse(rw.format('ro'));
     const enc = FolderKeys.parse(rw.format('enc'));
@@ -287,12 +287,19 @@ describe('signing and proof keys', () => {
       const flipped = Buffer.from(signature);
       flipped[5]! ^= 1;
       assert.equal(keys.verify(data, flipped), false);
+      // Fresh keys of the same level, so nothing is remembered: the pool really verifies.
+      const fresh = FolderKeys.parse(keys.format(keys.access));
+      assert.equal(await fresh.verifyAsync(Buffer.from('file record bytez'), signature), false);
+      assert.equal(await fresh.verifyAsync(data, flipped), false);
+      assert.equal(await fresh.verifyAsync(data, signature.subarray(1)), false);
+      assert.equal(await fresh.verifyAsync(data, signature), true);
     }
     for (const keys of [ro, enc]) {
       assert.equal(keys.canSign, false);
       assertCode(() => keys.sign(data), 'KEY_ACCESS');
     }
     assert.equal(FolderKeys.generate().verify(data, signature), false);
+    assert.equal(await FolderKeys.generate().verifyAsync(data, signature), false);
   });
 
   test('remembered signatures: only the exact (data, signature) pairs made or verified before are taken without a check', () => {

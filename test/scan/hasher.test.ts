@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashFile, HASH_READ_BYTES } from '../../src/scan/hasher.js';
+import { hashFile, HASH_READ_BYTES, type HashResult } from '../../src/scan/hasher.js';
 import { HashPool } from '../../src/scan/hash-pool.js';
 import { makeTempDir, runCleanups } from './helpers.js';
 
@@ -81,6 +81,35 @@ describe('HashPool', () => {
       assert.equal(pooled[i]!.size, direct.size);
       assert.equal(pooled[i]!.mtimeMs, direct.mtimeMs);
       assert.equal(pooled[i]!.inode, direct.inode);
+    }
+  });
+
+  test('small files go to the workers in batches: each gets its own result, a missing one fails alone', async () => {
+    const dir = await makeTempDir(cleanups);
+    const pool = new HashPool({ workers: 2 });
+    await pool.open();
+    cleanups.push(() => pool.close());
+    const files: string[] = [];
+    for (let i = 0; i < 70; i++) {
+      const file = join(dir, `s${i}`);
+      if (i !== 33) await writeFile(file, randomBytes(1 + i * 97));
+      files.push(file);
+    }
+    // All queued at once with their sizes, so they travel many to a message.
+    const outcomes = await Promise.allSettled(files.map((file, i) => pool.hash(file, 128 * 1024, undefined, 1 + i * 97)));
+    for (const [i, file] of files.entries()) {
+      const outcome = outcomes[i]!;
+      if (i === 33) {
+        assert.equal(outcome.status, 'rejected');
+        assert.equal((outcome as PromiseRejectedResult).reason.code, 'IO');
+        continue;
+      }
+      assert.equal(outcome.status, 'fulfilled', `file ${i}`);
+      const pooled = (outcome as PromiseFulfilledResult<HashResult>).value;
+      const direct = await hashFile(file, 128 * 1024);
+      assert.equal(pooled.size, 1 + i * 97);
+      assert.deepEqual(pooled.blocks.map((b) => b.toString('hex')), direct.blocks.map((b) => b.toString('hex')));
+      assert.equal(pooled.inode, direct.inode);
     }
   });
 
