@@ -77,6 +77,8 @@ export class DiskPaths {
   private readonly listings = new Map<string, Map<string, string[]>>();
   /** Parent directories lately lstat'ed, by parent path + NUL + NFC name. */
   private readonly verifiedDirs = new Map<string, { diskName: string; stats: Stats; atMs: number }>();
+  /** Directories an entry was lately looked up in, and when. */
+  private readonly lookedInto = new Map<string, number>();
   /** The root's owner, read at the first adopt (null: not running as root, or the root is unreadable). */
   private owner: { uid: number; gid: number } | null | undefined;
 
@@ -85,7 +87,10 @@ export class DiskPaths {
   /** Forgets directory listings (at the start of each puller pass) and, unless only `listings`, the verified parents. */
   forget(what: 'all' | 'listings' = 'all'): void {
     this.listings.clear();
-    if (what === 'all') this.verifiedDirs.clear();
+    if (what === 'all') {
+      this.verifiedDirs.clear();
+      this.lookedInto.clear();
+    }
   }
 
   /**
@@ -208,19 +213,35 @@ export class DiskPaths {
 
   /** The entry for an NFC name: itself, or the name spelled another way (NFD) in this directory. */
   private async findEntry(dirAbs: string, name: string): Promise<{ diskName: string; stats: Stats } | undefined> {
-    try {
-      return { diskName: name, stats: await lstat(join(dirAbs, name)) };
-    } catch (err) {
-      if (!isMissing(err)) throw ioError(`cannot read ${join(dirAbs, name)}`, err);
-    }
+    const stats = await this.lstatEntry(join(dirAbs, name), dirAbs);
+    if (stats) return { diskName: name, stats };
     if (!/[^\u0000-\u007f]/.test(name)) return undefined; // plain ASCII has no other spelling
     const spelled = (await this.listing(dirAbs)).get(foldName(name))?.find((other) => other !== name && other.normalize('NFC') === name);
     if (spelled === undefined) return undefined;
+    const spelledStats = await this.lstatEntry(join(dirAbs, spelled), dirAbs);
+    return spelledStats && { diskName: spelled, stats: spelledStats };
+  }
+
+  /**
+   * lstat of an entry; undefined when it is missing. In a directory looked into within the last
+   * second (its blocks are in the page cache) the call is synchronous: a few microseconds against a
+   * thread-pool round trip, and a missing entry builds no Error. The first look into a directory,
+   * which may read the disk, goes through the thread pool.
+   */
+  private async lstatEntry(abs: string, dirAbs: string): Promise<Stats | undefined> {
+    const recent = this.lookedInto.get(dirAbs);
+    const hot = recent !== undefined && Date.now() - recent <= VERIFIED_DIR_MS;
     try {
-      return { diskName: spelled, stats: await lstat(join(dirAbs, spelled)) };
+      return hot ? lstatSync(abs, { throwIfNoEntry: false }) : await lstat(abs);
     } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw ioError(`cannot read ${join(dirAbs, spelled)}`, err);
+      if (!isMissing(err)) throw ioError(`cannot read ${abs}`, err);
+      return undefined;
+    } finally {
+      if (!hot) {
+        this.lookedInto.delete(dirAbs);
+        if (this.lookedInto.size >= MAX_VERIFIED_DIRS) this.lookedInto.delete(this.lookedInto.keys().next().value!);
+        this.lookedInto.set(dirAbs, Date.now());
+      }
     }
   }
 
