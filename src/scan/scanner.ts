@@ -1,5 +1,6 @@
 // Scanner: walks one folder (or a subtree), hashes what changed through the HashPool, records changes and tombstones in the index.
 
+import { createHash } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, isFerryError } from '../errors.js';
@@ -23,6 +24,17 @@ export const HASH_RETRIES = 2;
 export const HASH_RETRY_DELAY_MS = 250;
 /** lstat calls in flight while looking for deleted paths. */
 const EXISTENCE_CHECKS_IN_FLIGHT = 32;
+/**
+ * Paths the walk saw are not lstat'ed again by the deletion pass (a rescan of an unchanged tree
+ * did every lstat twice). They are remembered as 48-bit digests, up to this many (about 50 bytes
+ * each); paths beyond are checked as before. A digest collision could only delay a deletion to the
+ * next scan (the watcher usually reports it first), and happens about once in 10^9 scans.
+ */
+const SEEN_PATHS_MAX = 200_000;
+
+function pathDigest(path: string): number {
+  return createHash('sha1').update(path).digest().readUIntBE(0, 6);
+}
 
 export interface ScanProgress {
   under: string;
@@ -107,6 +119,8 @@ class ScanRun {
   readonly inFlight = new Set<Promise<void>>();
   /** Woken, one per finished hash, when inFlight was full. */
   readonly roomWaiters: Array<() => void> = [];
+  /** Digests of the paths the walk yielded (see SEEN_PATHS_MAX). */
+  readonly seen = new Set<number>();
   constructor(
     readonly under: string,
     readonly ignore: IgnoreRules,
@@ -170,6 +184,7 @@ export class Scanner {
       const onError = (path: string, err: Error): void => this.onWalkError(run, path, err);
       for await (const entry of walk(this.root, { ignore, signal, under, onError })) {
         run.result.scanned++;
+        if (run.seen.size < SEEN_PATHS_MAX) run.seen.add(pathDigest(entry.path));
         await this.handleEntry(run, entry);
         if (run.batch.length >= SCAN_BATCH_RECORDS || run.batchBytes >= SCAN_BATCH_BYTES) await this.flush(run);
       }
@@ -228,7 +243,11 @@ export class Scanner {
     run.queuedBytes += entry.size;
     const task = this.hashEntry(run, entry)
       .catch((err) => {
-        if (run.signal?.aborted || isGone(err)) return;
+        if (run.signal?.aborted) return;
+        if (isGone(err)) {
+          run.seen.delete(pathDigest(entry.path)); // deleted since the walk saw it: the deletion pass checks it
+          return;
+        }
         run.result.errors++;
         this.logger.warn('cannot hash, skipped', { path: entry.path, err });
       })
@@ -326,7 +345,7 @@ export class Scanner {
     this.onCommitted?.();
   }
 
-  /** Tombstones for indexed paths under the scanned subtree that are gone from disk: one lstat each, no path set in memory. */
+  /** Tombstones for indexed paths under the scanned subtree that are gone from disk: one lstat for each path the walk did not see. */
   private async recordDeletions(run: ScanRun): Promise<void> {
     const presence = new DiskPresence(this.root);
     const options = run.under === '' ? {} : { under: run.under };
@@ -342,6 +361,7 @@ export class Scanner {
     for (const record of this.index.localRecords(options)) {
       throwIfAborted(run.signal);
       if (record.deleted || run.ignore.ignores(record.path, record.type === 'dir')) continue;
+      if (run.seen.has(pathDigest(record.path))) continue;
       candidates.push(record);
       if (candidates.length >= EXISTENCE_CHECKS_IN_FLIGHT) await checkCandidates();
     }
