@@ -185,6 +185,18 @@ class FileFetch {
    * rebuilt at disk speed rather than one block read, hashed and written after another.
    */
   private async fill(missing: number[]): Promise<void> {
+    if (missing.length === 1) {
+      // One block (every small file): no siblings to cancel, so no composite signal to build.
+      const i = missing[0]!;
+      const length = this.blockLength(i);
+      await this.job.budget.acquire(length, this.job.signal);
+      try {
+        if (!(await this.copyLocally(i))) await this.fetchRemote(i, this.job.signal);
+      } finally {
+        this.job.budget.release(length);
+      }
+      return;
+    }
     const failed = new AbortController();
     const signal = AbortSignal.any([this.job.signal, failed.signal]);
     // Every block in flight (bounded by the bytes-in-flight budgets) listens on it: not a leak.

@@ -4,7 +4,6 @@ import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { chownSync, lstatSync } from 'node:fs';
 import { lstat, mkdir, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { FerryError, ioError } from '../errors.js';
 import { versionToWire } from '../protocol/records.js';
 import type { VersionVector } from '../index/records.js';
@@ -23,6 +22,14 @@ const MAX_VERIFIED_DIRS = 256;
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/**
+ * `dirAbs/name` for one already-validated name: what path.join gives, without normalising the whole
+ * string again (join was the largest single source of garbage in the puller's hot path).
+ */
+export function childPath(dirAbs: string, name: string): string {
+  return dirAbs.endsWith('/') ? dirAbs + name : `${dirAbs}/${name}`;
 }
 
 function pad(n: number, width = 2): string {
@@ -101,7 +108,7 @@ export class DiskPaths {
     const { parentAbs, diskRelParent, name } = await this.resolveParent(path, options);
     const entry = await this.findEntry(parentAbs, name);
     const diskName = entry?.diskName ?? name;
-    const target: ResolvedTarget = { parentAbs, diskName, abs: join(parentAbs, diskName), diskRel: diskRelParent + diskName };
+    const target: ResolvedTarget = { parentAbs, diskName, abs: childPath(parentAbs, diskName), diskRel: diskRelParent + diskName };
     if (entry) target.stats = entry.stats;
     else {
       const clash = (await this.listing(parentAbs)).get(foldName(name))?.find((other) => other.normalize('NFC') !== name);
@@ -127,13 +134,13 @@ export class DiskPaths {
       }
       let childAbs: string;
       if (entry) {
-        childAbs = join(parentAbs, entry.diskName);
+        childAbs = childPath(parentAbs, entry.diskName);
         if (entry.stats.isSymbolicLink()) throw unsafe(path, `${diskRelParent}${entry.diskName} is a symlink`);
         if (!entry.stats.isDirectory()) throw new FerryError('IO', `cannot write ${path}: ${diskRelParent}${entry.diskName} is not a directory`);
         diskRelParent += `${entry.diskName}/`;
       } else {
         if (!options.createParents) throw new FerryError('IO', `parent of ${path} is missing`, { cause: { code: 'ENOENT' } });
-        childAbs = join(parentAbs, part);
+        childAbs = childPath(parentAbs, part);
         await this.makeDir(childAbs, 0o755);
         this.noteCreated(parentAbs, part);
         diskRelParent += `${part}/`;
@@ -213,12 +220,12 @@ export class DiskPaths {
 
   /** The entry for an NFC name: itself, or the name spelled another way (NFD) in this directory. */
   private async findEntry(dirAbs: string, name: string): Promise<{ diskName: string; stats: Stats } | undefined> {
-    const stats = await this.lstatEntry(join(dirAbs, name), dirAbs);
+    const stats = await this.lstatEntry(childPath(dirAbs, name), dirAbs);
     if (stats) return { diskName: name, stats };
     if (!/[^\u0000-\u007f]/.test(name)) return undefined; // plain ASCII has no other spelling
     const spelled = (await this.listing(dirAbs)).get(foldName(name))?.find((other) => other !== name && other.normalize('NFC') === name);
     if (spelled === undefined) return undefined;
-    const spelledStats = await this.lstatEntry(join(dirAbs, spelled), dirAbs);
+    const spelledStats = await this.lstatEntry(childPath(dirAbs, spelled), dirAbs);
     return spelledStats && { diskName: spelled, stats: spelledStats };
   }
 

@@ -16,7 +16,7 @@ import type { ByteBudget } from './budget.js';
 import { fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
 import type { RateLimiter } from './rate-limit.js';
 import { BatchInstaller, fsyncDir, placeTemp } from './installer.js';
-import { conflictPath, tempName, type DiskPaths, type ResolvedTarget } from './paths.js';
+import { childPath, conflictPath, tempName, type DiskPaths, type ResolvedTarget } from './paths.js';
 
 /** What the puller needs from its folder. */
 export interface PullContext {
@@ -348,7 +348,7 @@ export class Puller {
         return 'done';
       });
     }
-    const tempAbs = join(target.parentAbs, tempName(global.path, global.version));
+    const tempAbs = childPath(target.parentAbs, tempName(global.path, global.version));
     this.temps.set(tempAbs, { path: global.path, version: global.version });
     const movedFrom = await this.moveRenamedSource(global, tempAbs);
     if (!movedFrom) {

@@ -2,13 +2,12 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, open as openCallback, read as readCallback } from 'node:fs';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestMessage, ResponseError } from '../protocol/messages.js';
 import type { Logger } from '../util/log.js';
-import { DiskPaths } from './paths.js';
+import { childPath, DiskPaths } from './paths.js';
 
 export type BlockAnswer = { data: Buffer } | { error: ResponseError };
 
@@ -157,7 +156,7 @@ export class BlockServer {
     const { parentAbs, name } = await this.paths.resolveParent(path);
     let fd: number;
     try {
-      fd = await openFd(join(parentAbs, name), OPEN_FLAGS);
+      fd = await openFd(childPath(parentAbs, name), OPEN_FLAGS);
     } catch (err) {
       // The name may be spelled another way (NFD) on disk: look it up properly.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !/[^\u0000-\u007f]/.test(name)) throw err;
