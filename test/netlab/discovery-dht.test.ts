@@ -4,19 +4,53 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
+import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 import { FerryNode, join, share } from './discovery-lab.js';
 
-/** Fixed ports (TCP sync and UDP DHT share the number), so each node can name another as bootstrap. */
-const BASE_PORT = 20000 + Math.floor(Math.random() * 20000);
+/**
+ * Fixed ports (TCP sync and UDP DHT share the number), so each node can name another as bootstrap.
+ * Below Linux's ephemeral range (32768+), where other tests' sockets get their ports, and checked
+ * free for both protocols first.
+ */
+async function freeBasePort(count: number): Promise<number> {
+  const bindable = async (port: number): Promise<boolean> => {
+    const tcp = createServer();
+    const udp = createSocket('udp4');
+    try {
+      await new Promise<void>((ok, fail) => tcp.once('error', fail).listen(port, '127.0.0.1', ok));
+      await new Promise<void>((ok, fail) => udp.once('error', fail).bind(port, '127.0.0.1', ok));
+      return true;
+    } catch {
+      return false;
+    } finally {
+      tcp.close();
+      try {
+        udp.close();
+      } catch {
+        // never bound
+      }
+    }
+  };
+  for (;;) {
+    const base = 20000 + Math.floor(Math.random() * 12000);
+    let free = true;
+    for (let i = 1; i <= count && free; i++) free = await bindable(base + i);
+    if (free) return base;
+  }
+}
 
 describe('DHT discovery', () => {
   let base: string;
   const nodes: FerryNode[] = [];
 
+  let basePort: number;
+
   before(async () => {
     base = await tempDir('dht');
+    basePort = await freeBasePort(3);
   });
 
   after(async () => {
@@ -24,7 +58,7 @@ describe('DHT discovery', () => {
     await removeDir(base);
   });
 
-  const addr = (i: number): string => `127.0.0.1:${BASE_PORT + i}`;
+  const addr = (i: number): string => `127.0.0.1:${basePort + i}`;
   function start(i: number, bootstrap: string): FerryNode {
     const node = new FerryNode(joinPath(base, `home-${i}`), {
       listen: addr(i),
@@ -60,7 +94,7 @@ describe('DHT discovery', () => {
     const fromDht = (await Promise.all([a, b, c].map((n) => n.connectedPeers()))).flat().filter((p) => p.source === 'dht');
     assert.ok(fromDht.length >= 3, `each pair was dialled from a DHT address: ${JSON.stringify(fromDht)}`);
     const dht = (await c.status()).services.discovery.dht as { nodes: number; port: number };
-    assert.equal(dht.port, BASE_PORT + 3);
+    assert.equal(dht.port, basePort + 3);
     assert.ok(dht.nodes >= 2);
 
     // Restarted with a bootstrap node nobody answers at, C still knows the DHT from its saved table.
