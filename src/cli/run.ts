@@ -1,6 +1,7 @@
 // `ferry run`: the daemon in the foreground until SIGINT or SIGTERM.
 
 import { Daemon } from '../daemon/daemon.js';
+import { tuneDaemonHeap } from '../daemon/runtime.js';
 import type { Settings } from '../daemon/settings.js';
 import { FerryError } from '../errors.js';
 import { createLogger, isLogLevel } from '../util/log.js';
@@ -44,6 +45,7 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
     trackerUrls: values.tracker as string[] | undefined,
     dhtBootstrap: values['dht-bootstrap'] as string[] | undefined,
   };
+  tuneDaemonHeap();
   const recentLog: string[] = [];
   const logger = createLogger({ component: 'ferry', level: logLevel && isLogLevel(logLevel) ? logLevel : 'info', keepRecent: recentLog });
   const daemon = new Daemon({ home, overrides, logger, recentLog });
