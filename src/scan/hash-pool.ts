@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { FerryError } from '../errors.js';
 import { Resource } from '../util/resource.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import type { HashResult } from './hasher.js';
+import type { HashRange, HashResult } from './hasher.js';
 import type { HashWorkerReply, HashWorkerRequest } from './hash-worker.js';
 
 export interface HashPoolOptions {
@@ -24,6 +24,8 @@ interface Job {
   blockSize: number;
   /** The size the caller expects (from its lstat): small files travel to a worker in batches. */
   expectedBytes: number | undefined;
+  /** Part of the file only (see hashInParts). */
+  range: HashRange | undefined;
   signal?: AbortSignal;
   resolve: (result: HashResult) => void;
   reject: (err: Error) => void;
@@ -45,6 +47,8 @@ interface Slot {
  */
 const BATCH_FILE_BYTES = 256 * 1024;
 const BATCH_JOBS = 32;
+/** Files at least this large are hashed in parts, one per worker. */
+const SPLIT_FILE_BYTES = 64 * 1024 * 1024;
 
 const WORKER_URL = new URL('./hash-worker.js', import.meta.url);
 /** The single-file build (packaging/build) defines this as the worker's bundled source, since it has no files beside it. */
@@ -101,6 +105,33 @@ export class HashPool extends Resource {
    * CLOSED. `expectedBytes` (the size the caller saw) lets small files share a worker message.
    */
   async hash(absPath: string, blockSize: number, signal?: AbortSignal, expectedBytes?: number): Promise<HashResult> {
+    if (expectedBytes !== undefined && expectedBytes >= SPLIT_FILE_BYTES && this.size > 1) {
+      return this.hashInParts(absPath, blockSize, expectedBytes, signal);
+    }
+    return this.enqueue(absPath, blockSize, signal, expectedBytes);
+  }
+
+  /**
+   * One large file hashed by every worker at once, each reading its own part: a lone 1 GiB file
+   * otherwise kept one core busy and the others idle for the whole scan. The parts must agree on
+   * the file they saw, or the whole counts as changed during the hash.
+   */
+  private async hashInParts(absPath: string, blockSize: number, expectedBytes: number, signal?: AbortSignal): Promise<HashResult> {
+    const partBytes = Math.ceil(Math.ceil(expectedBytes / blockSize) / this.size) * blockSize;
+    const ranges: HashRange[] = Array.from({ length: this.size }, (_, k) => ({
+      start: k * partBytes,
+      ...(k < this.size - 1 ? { end: (k + 1) * partBytes } : {}),
+    }));
+    const parts = await Promise.all(ranges.map((range) => this.enqueue(absPath, blockSize, signal, undefined, range)));
+    const first = parts[0]!;
+    const size = parts.reduce((sum, part) => sum + part.size, 0);
+    const changedDuringHash =
+      size !== first.fileSize ||
+      parts.some((part) => part.changedDuringHash || part.fileSize !== first.fileSize || part.mtimeMs !== first.mtimeMs || part.inode !== first.inode);
+    return { size, mtimeMs: first.mtimeMs, inode: first.inode, mode: first.mode, changedDuringHash, blocks: parts.flatMap((part) => part.blocks) };
+  }
+
+  private async enqueue(absPath: string, blockSize: number, signal?: AbortSignal, expectedBytes?: number, range?: HashRange): Promise<HashResult> {
     if (!this.opened) throw new FerryError('CLOSED', 'hash pool is not open');
     while (this.queue.length >= this.maxQueued) {
       if (signal?.aborted) throw aborted();
@@ -109,7 +140,7 @@ export class HashPool extends Resource {
     }
     if (signal?.aborted) throw aborted();
     return new Promise<HashResult>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, path: absPath, blockSize, expectedBytes, signal, resolve, reject, settled: false };
+      const job: Job = { id: this.nextId++, path: absPath, blockSize, expectedBytes, range, signal, resolve, reject, settled: false };
       if (signal) {
         job.onAbort = () => this.abortJob(job);
         signal.addEventListener('abort', job.onAbort, { once: true });
@@ -155,7 +186,7 @@ export class HashPool extends Resource {
       const jobs = [this.queue.shift()!];
       while (jobs.length < share && isSmall(jobs[0]!) && this.queue[0] && isSmall(this.queue[0])) jobs.push(this.queue.shift()!);
       for (const job of jobs) slot.jobs.set(job.id, job);
-      const request: HashWorkerRequest = { jobs: jobs.map(({ id, path, blockSize }) => ({ id, path, blockSize })) };
+      const request: HashWorkerRequest = { jobs: jobs.map(({ id, path, blockSize, range }) => ({ id, path, blockSize, ...(range ? { range } : {}) })) };
       (slot.worker ?? this.startWorker(slot)).postMessage(request);
     }
     while (this.roomWaiters.length > 0 && this.queue.length < this.maxQueued) this.roomWaiters.shift()!();
@@ -191,8 +222,8 @@ export class HashPool extends Resource {
         for (let offset = 0; offset < reply.hashes.byteLength; offset += 32) {
           blocks.push(Buffer.from(reply.hashes, offset, 32));
         }
-        const { size, mtimeMs, inode, mode, changedDuringHash } = reply;
-        this.settle(job, { size, mtimeMs, inode, mode, changedDuringHash, blocks });
+        const { size, mtimeMs, inode, mode, changedDuringHash, fileSize } = reply;
+        this.settle(job, { size, mtimeMs, inode, mode, changedDuringHash, blocks, ...(fileSize !== undefined ? { fileSize } : {}) });
       } else {
         const code = reply.code === 'ABORTED' ? 'ABORTED' : 'IO';
         this.settle(job, new FerryError(code, reply.message));

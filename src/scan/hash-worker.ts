@@ -1,10 +1,17 @@
 // Worker thread body of the HashPool: hashes the files of each request in turn and posts their block hashes back, packed, in one reply.
 
 import { parentPort } from 'node:worker_threads';
-import { hashFile, hashSmallFileSync } from './hasher.js';
+import { hashFile, hashSmallFileSync, type HashRange } from './hasher.js';
 
 /** Main thread → worker: files to hash (several small ones, or one), or a job to abort. */
-export type HashWorkerRequest = { jobs: Array<{ id: number; path: string; blockSize: number }> } | { cancel: number };
+export type HashWorkerRequest = { jobs: HashJob[] } | { cancel: number };
+
+export interface HashJob {
+  id: number;
+  path: string;
+  blockSize: number;
+  range?: HashRange;
+}
 
 /** Worker → main thread: one reply per request, with an outcome per job. */
 export interface HashWorkerReply {
@@ -22,6 +29,8 @@ export type HashJobReply =
       mode: number;
       changedDuringHash: boolean;
       hashes: ArrayBuffer;
+      /** For a part of a file: the whole file's size. */
+      fileSize?: number;
     }
   | { id: number; ok: false; code: string; message: string };
 
@@ -30,12 +39,12 @@ if (!port) throw new Error('hash-worker.js must run as a worker thread');
 
 const running = new Map<number, AbortController>();
 
-async function run(id: number, path: string, blockSize: number, transfers: ArrayBuffer[]): Promise<HashJobReply> {
+async function run({ id, path, blockSize, range }: HashJob, transfers: ArrayBuffer[]): Promise<HashJobReply> {
   const controller = new AbortController();
   running.set(id, controller);
   try {
     // Small files synchronously (this thread has nothing else to do); large ones streamed and abortable.
-    const result = hashSmallFileSync(path, blockSize) ?? (await hashFile(path, blockSize, controller.signal));
+    const result = (range ? undefined : hashSmallFileSync(path, blockSize)) ?? (await hashFile(path, blockSize, controller.signal, range));
     const packed = new Uint8Array(result.blocks.length * 32);
     result.blocks.forEach((block, i) => packed.set(block, i * 32));
     transfers.push(packed.buffer);
@@ -48,6 +57,7 @@ async function run(id: number, path: string, blockSize: number, transfers: Array
       mode: result.mode,
       changedDuringHash: result.changedDuringHash,
       hashes: packed.buffer,
+      ...(result.fileSize !== undefined ? { fileSize: result.fileSize } : {}),
     };
   } catch (err) {
     const code = String((err as { code?: unknown }).code ?? 'IO');
@@ -57,10 +67,10 @@ async function run(id: number, path: string, blockSize: number, transfers: Array
   }
 }
 
-async function runAll(jobs: Array<{ id: number; path: string; blockSize: number }>): Promise<void> {
+async function runAll(jobs: HashJob[]): Promise<void> {
   const replies: HashJobReply[] = [];
   const transfers: ArrayBuffer[] = [];
-  for (const job of jobs) replies.push(await run(job.id, job.path, job.blockSize, transfers));
+  for (const job of jobs) replies.push(await run(job, transfers));
   port!.postMessage({ replies } satisfies HashWorkerReply, transfers);
 }
 

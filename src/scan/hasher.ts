@@ -21,14 +21,16 @@ export interface HashResult {
   blocks: Buffer[];
   /** The file's size, mtime or inode moved while it was read: the hashes describe no real state; retry later. */
   changedDuringHash: boolean;
+  /** For a part (HashRange): the whole file's size when the part was read. */
+  fileSize?: number;
 }
 
 type StatLike = { size: number; mtimeMs: number; ino: number; mode: number };
 
 /** The result, flagged as changed when the bytes read or the file's identity moved between before and after. */
-function resultOf(before: StatLike, after: StatLike | undefined, bytesRead: number, blocks: Buffer[]): HashResult {
+function resultOf(before: StatLike, after: StatLike | undefined, bytesRead: number, blocks: Buffer[], expectedBytes = before.size): HashResult {
   const changedDuringHash =
-    bytesRead !== before.size ||
+    bytesRead !== expectedBytes ||
     !after ||
     after.size !== before.size ||
     after.mtimeMs !== before.mtimeMs ||
@@ -46,6 +48,16 @@ function takeBuffer(): Buffer {
 
 function giveBack(buffer: Buffer): void {
   if (freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(buffer);
+}
+
+/**
+ * Part of a file, for hashing one large file on several threads: from `start` (a multiple of the
+ * block size) to `end` or the end of the file. The result covers that part only: `size` is the
+ * bytes hashed there and `fileSize` the whole file's size when the part was read.
+ */
+export interface HashRange {
+  start: number;
+  end?: number;
 }
 
 /** Cuts a byte stream into blocks of `blockSize` and hashes each. */
@@ -83,7 +95,7 @@ class BlockHasher {
  * Hashes a file block by block without holding more than two read buffers. Reads ahead into one buffer
  * on the thread pool while the other is hashed, so disk and CPU overlap.
  */
-export async function hashFile(absPath: string, blockSize: number, signal?: AbortSignal): Promise<HashResult> {
+export async function hashFile(absPath: string, blockSize: number, signal?: AbortSignal, range?: HashRange): Promise<HashResult> {
   throwIfAborted(signal);
   let handle;
   try {
@@ -97,8 +109,13 @@ export async function hashFile(absPath: string, blockSize: number, signal?: Abor
   try {
     const before = await handle.stat();
     const hasher = new BlockHasher(blockSize);
-    let position = 0;
-    pendingRead = handle.read(current, 0, current.length, position);
+    const start = range?.start ?? 0;
+    // Past the file's size (or the range's end) only to notice a file growing under us.
+    const stop = Math.min(range?.end ?? Infinity, before.size + 1);
+    const readAt = (buffer: Buffer, at: number): Promise<{ bytesRead: number }> =>
+      handle!.read(buffer, 0, Math.max(0, Math.min(buffer.length, stop - at)), at);
+    let position = start;
+    pendingRead = readAt(current, position);
     for (;;) {
       const { bytesRead } = await pendingRead;
       pendingRead = undefined;
@@ -106,13 +123,15 @@ export async function hashFile(absPath: string, blockSize: number, signal?: Abor
       position += bytesRead;
       if (position > before.size) break; // growing under us: changed, and never read an endless file
       throwIfAborted(signal);
-      pendingRead = handle.read(ahead, 0, ahead.length, position);
+      pendingRead = readAt(ahead, position);
       hasher.update(bytesRead === current.length ? current : current.subarray(0, bytesRead));
       [current, ahead] = [ahead, current];
     }
     const blocks = hasher.finish();
     const after = await lstat(absPath).catch(() => undefined);
-    return resultOf(before, after, position, blocks);
+    if (!range) return resultOf(before, after, position, blocks);
+    const expected = Math.max(0, Math.min(range.end ?? Infinity, before.size) - start);
+    return { ...resultOf(before, after, position - start, blocks, expected), fileSize: before.size };
   } catch (err) {
     if ((err as { code?: string }).code === 'ABORTED') throw err;
     throw ioError(`hashing ${absPath}`, err);

@@ -53,6 +53,26 @@ describe('hashFile', () => {
     assert.equal(result.changedDuringHash, true);
   });
 
+  test('parts of a file hash to the whole: blocks in order, sizes adding up, the file size in each', async () => {
+    const dir = await makeTempDir(cleanups);
+    const file = join(dir, 'f');
+    const blockSize = 128 * 1024;
+    await writeFile(file, randomBytes(5 * blockSize + 1000));
+    const whole = await hashFile(file, blockSize);
+    const parts = await Promise.all([
+      hashFile(file, blockSize, undefined, { start: 0, end: 2 * blockSize }),
+      hashFile(file, blockSize, undefined, { start: 2 * blockSize, end: 4 * blockSize }),
+      hashFile(file, blockSize, undefined, { start: 4 * blockSize }),
+    ]);
+    assert.deepEqual(parts.map((part) => part.size), [2 * blockSize, 2 * blockSize, blockSize + 1000]);
+    assert.ok(parts.every((part) => part.fileSize === whole.size && !part.changedDuringHash));
+    assert.deepEqual(parts.flatMap((part) => part.blocks.map((b) => b.toString('hex'))), whole.blocks.map((b) => b.toString('hex')));
+    // A part that starts past the end holds nothing; one cut short by a shrunk file is flagged.
+    const beyond = await hashFile(file, blockSize, undefined, { start: 8 * blockSize });
+    assert.equal(beyond.size, 0);
+    assert.equal(beyond.changedDuringHash, false);
+  });
+
   test('a missing file fails with IO; an aborted signal with ABORTED', async () => {
     const dir = await makeTempDir(cleanups);
     await assert.rejects(hashFile(join(dir, 'missing'), 128 * 1024), { code: 'IO' });
@@ -111,6 +131,27 @@ describe('HashPool', () => {
       assert.deepEqual(pooled.blocks.map((b) => b.toString('hex')), direct.blocks.map((b) => b.toString('hex')));
       assert.equal(pooled.inode, direct.inode);
     }
+  });
+
+  test('a large file is hashed in parts by all the workers, equal to hashing it whole', async () => {
+    const dir = await makeTempDir(cleanups);
+    const file = join(dir, 'large');
+    const bytes = 64 * 1024 * 1024 + 12345;
+    await writeFile(file, randomBytes(bytes));
+    const pool = new HashPool({ workers: 2 });
+    await pool.open();
+    cleanups.push(() => pool.close());
+    const pooled = await pool.hash(file, 128 * 1024, undefined, bytes);
+    const direct = await hashFile(file, 128 * 1024);
+    assert.equal(pooled.size, bytes);
+    assert.equal(pooled.changedDuringHash, false);
+    assert.equal(pooled.blocks.length, Math.ceil(bytes / (128 * 1024)));
+    assert.deepEqual(pooled.blocks.map((b) => b.toString('hex')), direct.blocks.map((b) => b.toString('hex')));
+    assert.equal(pool.runningWorkers, 2, 'both workers took a part');
+    // Told the wrong size (the file shrank since its lstat), the parts still add up to the truth.
+    const stale = await pool.hash(file, 128 * 1024, undefined, bytes * 2);
+    assert.equal(stale.size, bytes);
+    assert.deepEqual(stale.blocks.map((b) => b.toString('hex')), direct.blocks.map((b) => b.toString('hex')));
   });
 
   test('errors and aborts come back typed; the pool keeps working', async () => {
