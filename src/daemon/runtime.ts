@@ -20,7 +20,7 @@ export const DAEMON_V8_FLAGS = ['--max-semi-space-size=4'] as const;
  * NODE_OPTIONS, which the service scripts use, and V8 reads it at each collection: the daemon sets
  * it itself when it starts.
  */
-export const DAEMON_HEAP_GROWING_PERCENT = 100;
+const DAEMON_HEAP_GROWING_PERCENT = 100;
 
 export function tuneDaemonHeap(): void {
   setFlagsFromString(`--heap-growing-percent=${DAEMON_HEAP_GROWING_PERCENT}`);

@@ -27,8 +27,8 @@ const EXISTENCE_CHECKS_IN_FLIGHT = 32;
 /**
  * Paths the walk saw are not lstat'ed again by the deletion pass (a rescan of an unchanged tree
  * did every lstat twice). They are remembered as 48-bit digests, up to this many (about 50 bytes
- * each); paths beyond are checked as before. A digest collision could only delay a deletion to the
- * next scan (the watcher usually reports it first), and happens about once in 10^9 scans.
+ * each); paths beyond are checked as before. A deleted path whose digest collides with a seen one
+ * (a chance of about 1 in 10^9 with 200,000 seen) has its deletion found by the watcher or the next scan.
  */
 const SEEN_PATHS_MAX = 200_000;
 

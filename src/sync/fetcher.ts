@@ -2,14 +2,14 @@
 
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { closeSync, constants, fstatSync, fsync, ftruncate, open, read, write } from 'node:fs';
+import { constants, fstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestParams } from '../protocol/connection.js';
 import type { BufferPool } from '../util/buffer-pool.js';
+import { closeQuietly, fsyncFd, openFd, readFd, truncateFd, writeFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import type { ByteBudget } from './budget.js';
@@ -68,22 +68,6 @@ export interface FetchJob {
 
 /** Local files kept open at once while copying blocks from them. */
 const MAX_SOURCE_FILES = 16;
-
-// Plain descriptors rather than FileHandles: fstat and close run synchronously (no disk access,
-// microseconds), saving thread-pool round trips on every small file.
-const openFd = promisify(open);
-const readFd = promisify(read);
-const writeFd = promisify(write);
-const fsyncFd = promisify(fsync);
-const truncateFd = promisify(ftruncate);
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // the data is already fsynced (or abandoned)
-  }
-}
 
 function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();

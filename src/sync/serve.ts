@@ -1,11 +1,11 @@
-// Answers peers' block Requests from local files, checking each request against our record and the data against its hash.
+// Answers peers' block Requests from local files, checking each request against our record (and the data against its hash when the file changed since it was indexed).
 
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, open as openCallback, read as readCallback } from 'node:fs';
-import { promisify } from 'node:util';
+import { constants, fstatSync } from 'node:fs';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestMessage, ResponseError } from '../protocol/messages.js';
+import { closeQuietly, openFd, readFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
 import { childPath, DiskPaths } from './paths.js';
 
@@ -20,11 +20,6 @@ const IDLE_CLOSE_MS = 2000;
  * on a FIFO; the parents are checked by DiskPaths.
  */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
-// Plain descriptors rather than FileHandles: fstat and close run synchronously (no disk access,
-// microseconds), which halves the thread-pool round trips of serving a small file.
-const openFd = promisify(openCallback);
-const readFd = promisify(readCallback);
 
 export interface BlockServerOptions {
   root: string;
@@ -51,10 +46,11 @@ interface OpenFile {
 
 /**
  * Reads the requested block if our local record of the path has exactly that block (same offset,
- * size and hash); a file that changed on disk since it was indexed answers HASH_MISMATCH (and gets
- * rescanned). Never reads through a symlink. Recently served files stay open with their block list,
- * so a large file costs one record decode and one open, not one per block; a request that does not
- * match the remembered block list reads the record again before it is refused.
+ * size and hash); a file that changed on disk since it was indexed (fstat differs, and so does the
+ * block's hash) answers HASH_MISMATCH and gets rescanned. Never reads through a symlink. Recently
+ * served files stay open with their block list, so a large file costs one record decode and one
+ * open, not one per block; a request that does not match the remembered block list reads the
+ * record again before it is refused.
  */
 export class BlockServer {
   private readonly files = new Map<string, OpenFile>();
@@ -193,13 +189,6 @@ export class BlockServer {
   }
 }
 
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // nothing to do about a failed close of a file only read
-  }
-}
 
 /**
  * Whether the open file still has the size, mtime and inode it was indexed with, checked after the
