@@ -237,9 +237,8 @@ export class FolderKeys {
 
   /** Whether `signature` is the folder's signature over `data`; works at every level. */
   verify(data: Uint8Array, signature: Uint8Array): boolean {
-    if (signature.length !== SIGNATURE_BYTES) return false;
-    const digest = signatureDigest(data, signature);
-    if (this.#knownSignatures.has(digest)) return true;
+    const digest = this.#undecided(data, signature);
+    if (typeof digest === 'boolean') return digest;
     let valid: boolean;
     try {
       valid = ed25519Verify(null, data, this.#verifyKeyObject, signature);
@@ -255,9 +254,8 @@ export class FolderKeys {
    * them on the event loop (~150 µs each) stalled every transfer for the length of the batch.
    */
   verifyAsync(data: Uint8Array, signature: Uint8Array): Promise<boolean> {
-    if (signature.length !== SIGNATURE_BYTES) return Promise.resolve(false);
-    const digest = signatureDigest(data, signature);
-    if (this.#knownSignatures.has(digest)) return Promise.resolve(true);
+    const digest = this.#undecided(data, signature);
+    if (typeof digest === 'boolean') return Promise.resolve(digest);
     return new Promise((resolve) => {
       try {
         ed25519Verify(null, data, this.#verifyKeyObject, signature, (err, valid) => {
@@ -268,6 +266,13 @@ export class FolderKeys {
         resolve(false);
       }
     });
+  }
+
+  /** false for a malformed signature, true for a remembered pair, else the pair's digest: it needs checking. */
+  #undecided(data: Uint8Array, signature: Uint8Array): boolean | string {
+    if (signature.length !== SIGNATURE_BYTES) return false;
+    const digest = signatureDigest(data, signature);
+    return this.#knownSignatures.has(digest) || digest;
   }
 
   #remember(data: Uint8Array, signature: Uint8Array, digest = signatureDigest(data, signature)): void {

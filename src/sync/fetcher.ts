@@ -9,7 +9,7 @@ import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestParams } from '../protocol/connection.js';
 import type { BufferPool } from '../util/buffer-pool.js';
-import { closeQuietly, fsyncFd, openFd, readFd, truncateFd, writeFd } from '../util/fd.js';
+import { closeQuietly, fsyncFd, openFd, READ_NO_FOLLOW, readFd, truncateFd, writeFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import type { ByteBudget } from './budget.js';
@@ -169,22 +169,12 @@ class FileFetch {
    * rebuilt at disk speed rather than one block read, hashed and written after another.
    */
   private async fill(missing: number[]): Promise<void> {
-    if (missing.length === 1) {
-      // One block (every small file): no siblings to cancel, so no composite signal to build.
-      const i = missing[0]!;
-      const length = this.blockLength(i);
-      await this.job.budget.acquire(length, this.job.signal);
-      try {
-        if (!(await this.copyLocally(i))) await this.fetchRemote(i, this.job.signal);
-      } finally {
-        this.job.budget.release(length);
-      }
-      return;
-    }
-    const failed = new AbortController();
-    const signal = AbortSignal.any([this.job.signal, failed.signal]);
+    // A failed block cancels its siblings; a lone block (every small file) has none, and skips
+    // building the composite signal.
+    const failed = missing.length > 1 ? new AbortController() : undefined;
+    const signal = failed ? AbortSignal.any([this.job.signal, failed.signal]) : this.job.signal;
     // Every block in flight (bounded by the bytes-in-flight budgets) listens on it: not a leak.
-    setMaxListeners(0, signal);
+    if (failed) setMaxListeners(0, signal);
     const tasks = new Set<Promise<void>>();
     let failure: unknown;
     for (const i of missing) {
@@ -202,7 +192,7 @@ class FileFetch {
       })()
         .catch((err: unknown) => {
           failure ??= err;
-          failed.abort();
+          failed?.abort();
         })
         .finally(() => {
           this.job.budget.release(length);
@@ -281,7 +271,7 @@ class FileFetch {
     if (!source) {
       if (this.sources.size >= MAX_SOURCE_FILES) this.closeSources();
       // Never opened through a symlink at the last component; the hash check covers the rest.
-      const fd = openFd(this.job.relocated?.(path) ?? join(this.job.root, path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      const fd = openFd(this.job.relocated?.(path) ?? join(this.job.root, path), READ_NO_FOLLOW);
       fd.catch(() => undefined); // awaited by the readers; a failure is theirs to handle
       source = { fd, users: 0, closing: false };
       this.sources.set(path, source);

@@ -1,9 +1,9 @@
 // Installs fetched temp files in batches: one hold of the folder lock, one fsync per directory and one index transaction per batch.
 
 import { chmodSync, lstatSync, renameSync, utimesSync, type Stats } from 'node:fs';
-import { open } from 'node:fs/promises';
 import type { FileRecord } from '../index/records.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
+import { fsyncDir } from '../util/fd.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
 import type { DiskPaths, ResolvedTarget } from './paths.js';
 
@@ -38,13 +38,6 @@ interface Pending {
   tempAbs: string;
   resolve(outcome: InstallOutcome): void;
   reject(err: unknown): void;
-}
-
-export async function fsyncDir(abs: string): Promise<void> {
-  const handle = await open(abs, 'r').catch(() => undefined);
-  if (!handle) return;
-  await handle.sync().catch(() => undefined);
-  await handle.close().catch(() => undefined);
 }
 
 /**

@@ -19,6 +19,33 @@ const MAX_LISTED_DIRS = 16;
 const VERIFIED_DIR_MS = 1000;
 const MAX_VERIFIED_DIRS = 256;
 
+/** What the disk looked like lately: entries expire after VERIFIED_DIR_MS; at most MAX_VERIFIED_DIRS, oldest dropped first. */
+class RecentlySeen<V> {
+  private readonly entries = new Map<string, { value: V; atMs: number }>();
+
+  get(key: string): V | undefined {
+    const known = this.entries.get(key);
+    if (!known) return undefined;
+    if (Date.now() - known.atMs <= VERIFIED_DIR_MS) return known.value;
+    this.entries.delete(key);
+    return undefined;
+  }
+
+  set(key: string, value: V): void {
+    this.entries.delete(key);
+    if (this.entries.size >= MAX_VERIFIED_DIRS) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, { value, atMs: Date.now() });
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
 function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
@@ -83,9 +110,9 @@ export interface ResolvedTarget {
 export class DiskPaths {
   private readonly listings = new Map<string, Map<string, string[]>>();
   /** Parent directories lately lstat'ed, by parent path + NUL + NFC name. */
-  private readonly verifiedDirs = new Map<string, { diskName: string; stats: Stats; atMs: number }>();
-  /** Directories an entry was lately looked up in, and when. */
-  private readonly lookedInto = new Map<string, number>();
+  private readonly verifiedDirs = new RecentlySeen<{ diskName: string; stats: Stats }>();
+  /** Directories an entry was lately looked up in. */
+  private readonly lookedInto = new RecentlySeen<true>();
   /** The root's owner, read at the first adopt (null: not running as root, or the root is unreadable). */
   private owner: { uid: number; gid: number } | null | undefined;
 
@@ -127,10 +154,11 @@ export class DiskPaths {
     let parentAbs = this.root;
     let diskRelParent = '';
     for (const part of parts) {
-      let entry = this.verifiedDir(parentAbs, part);
+      const key = `${parentAbs}\0${part}`;
+      let entry = this.verifiedDirs.get(key);
       if (!entry) {
         entry = await this.findEntry(parentAbs, part);
-        if (entry?.stats.isDirectory()) this.rememberDir(parentAbs, part, entry);
+        if (entry?.stats.isDirectory()) this.verifiedDirs.set(key, entry);
       }
       let childAbs: string;
       if (entry) {
@@ -203,21 +231,6 @@ export class DiskPaths {
     if (at >= 0) names!.splice(at, 1);
   }
 
-  private verifiedDir(parentAbs: string, name: string): { diskName: string; stats: Stats } | undefined {
-    const key = `${parentAbs}\0${name}`;
-    const known = this.verifiedDirs.get(key);
-    if (!known) return undefined;
-    if (Date.now() - known.atMs <= VERIFIED_DIR_MS) return known;
-    this.verifiedDirs.delete(key);
-    return undefined;
-  }
-
-  private rememberDir(parentAbs: string, name: string, entry: { diskName: string; stats: Stats }): void {
-    const key = `${parentAbs}\0${name}`;
-    if (this.verifiedDirs.size >= MAX_VERIFIED_DIRS) this.verifiedDirs.delete(this.verifiedDirs.keys().next().value!);
-    this.verifiedDirs.set(key, { ...entry, atMs: Date.now() });
-  }
-
   /** The entry for an NFC name: itself, or the name spelled another way (NFD) in this directory. */
   private async findEntry(dirAbs: string, name: string): Promise<{ diskName: string; stats: Stats } | undefined> {
     const stats = await this.lstatEntry(childPath(dirAbs, name), dirAbs);
@@ -236,19 +249,14 @@ export class DiskPaths {
    * which may read the disk, goes through the thread pool.
    */
   private async lstatEntry(abs: string, dirAbs: string): Promise<Stats | undefined> {
-    const recent = this.lookedInto.get(dirAbs);
-    const hot = recent !== undefined && Date.now() - recent <= VERIFIED_DIR_MS;
+    const hot = this.lookedInto.get(dirAbs) === true;
     try {
       return hot ? lstatSync(abs, { throwIfNoEntry: false }) : await lstat(abs);
     } catch (err) {
       if (!isMissing(err)) throw ioError(`cannot read ${abs}`, err);
       return undefined;
     } finally {
-      if (!hot) {
-        this.lookedInto.delete(dirAbs);
-        if (this.lookedInto.size >= MAX_VERIFIED_DIRS) this.lookedInto.delete(this.lookedInto.keys().next().value!);
-        this.lookedInto.set(dirAbs, Date.now());
-      }
+      if (!hot) this.lookedInto.set(dirAbs, true);
     }
   }
 

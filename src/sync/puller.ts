@@ -15,7 +15,8 @@ import type { Archive } from './archive.js';
 import type { ByteBudget } from './budget.js';
 import { fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
 import type { RateLimiter } from './rate-limit.js';
-import { BatchInstaller, fsyncDir, placeTemp } from './installer.js';
+import { fsyncDir } from '../util/fd.js';
+import { BatchInstaller, placeTemp } from './installer.js';
 import { childPath, conflictPath, tempName, type DiskPaths, type ResolvedTarget } from './paths.js';
 
 /** What the puller needs from its folder. */

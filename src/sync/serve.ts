@@ -1,11 +1,11 @@
 // Answers peers' block Requests from local files, checking each request against our record (and the data against its hash when the file changed since it was indexed).
 
 import { createHash } from 'node:crypto';
-import { constants, fstatSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestMessage, ResponseError } from '../protocol/messages.js';
-import { closeQuietly, openFd, readFd } from '../util/fd.js';
+import { closeQuietly, openFd, READ_NO_FOLLOW, readFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
 import { childPath, DiskPaths } from './paths.js';
 
@@ -15,11 +15,6 @@ export type BlockAnswer = { data: Buffer } | { error: ResponseError };
 const OPEN_FILES = 8;
 /** An open file unused this long is closed. */
 const IDLE_CLOSE_MS = 2000;
-/**
- * Served files are opened without following a symlink at the last component and without blocking
- * on a FIFO; the parents are checked by DiskPaths.
- */
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 export interface BlockServerOptions {
   root: string;
@@ -152,13 +147,13 @@ export class BlockServer {
     const { parentAbs, name } = await this.paths.resolveParent(path);
     let fd: number;
     try {
-      fd = await openFd(childPath(parentAbs, name), OPEN_FLAGS);
+      fd = await openFd(childPath(parentAbs, name), READ_NO_FOLLOW);
     } catch (err) {
       // The name may be spelled another way (NFD) on disk: look it up properly.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !/[^\u0000-\u007f]/.test(name)) throw err;
       const target = await this.paths.resolve(path);
       if (!target.stats) throw err;
-      fd = await openFd(target.abs, OPEN_FLAGS);
+      fd = await openFd(target.abs, READ_NO_FOLLOW);
     }
     let regular = false;
     try {

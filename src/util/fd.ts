@@ -1,9 +1,15 @@
-// File descriptors for the hot paths of serving and fetching blocks: the callback API promisified,
-// with a synchronous close (no disk access, microseconds, and no thread-pool round trip as
-// FileHandle.close costs).
+// File descriptors for the hot paths of serving, fetching and installing files: the callback API
+// promisified, with a synchronous close (no disk access, microseconds, and no thread-pool round trip
+// as FileHandle.close costs).
 
-import { closeSync, fsync, ftruncate, open, read, write } from 'node:fs';
+import { closeSync, constants, fsync, ftruncate, open, read, write } from 'node:fs';
 import { promisify } from 'node:util';
+
+/**
+ * For reading a file of a synced folder: never through a symlink at the last component (the
+ * parents are checked by DiskPaths), and never blocking on a FIFO.
+ */
+export const READ_NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 export const openFd = promisify(open);
 export const readFd = promisify(read);
@@ -18,4 +24,12 @@ export function closeQuietly(fd: number): void {
   } catch {
     // nothing to do
   }
+}
+
+/** fsync of a directory, so the renames in it are durable; best effort (some file systems refuse it). */
+export async function fsyncDir(abs: string): Promise<void> {
+  const fd = await openFd(abs, constants.O_RDONLY | constants.O_DIRECTORY).catch(() => undefined);
+  if (fd === undefined) return;
+  await fsyncFd(fd).catch(() => undefined);
+  closeQuietly(fd);
 }
