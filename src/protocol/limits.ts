@@ -31,6 +31,8 @@ export const LIMITS = {
   /** Blocks in one record: 64 Ki blocks of up to 16 MiB. */
   maxBlocksPerRecord: 65536,
   maxBlockSize: 16 * 1024 * 1024,
+  /** Adjacent blocks one Request may name (their sizes add up to 16 MiB at most). */
+  maxBlocksPerRequest: 128,
   /** Records in one Index / IndexUpdate (the frame limit bounds it further). */
   maxRecordsPerBatch: 10000,
   /** Devices in one PeerExchange, and addresses per device. */

@@ -10,7 +10,7 @@ export { LIMITS } from './limits.js';
 /** "FRRY": fronts every Hello so a foreign or garbled peer gets a clear error. */
 export const HELLO_MAGIC = 0x46525259;
 /** Bumped on any incompatible change to framing, handshake or message shapes. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /**
  * Message codes on the wire. Never renumber: add new codes. docs/protocol.md has the same table
@@ -124,8 +124,11 @@ export interface RequestMessage {
   id: number;
   folderId: Buffer;
   path: string;
+  /** Where the first block starts. */
   offset: number;
+  /** Bytes of all the blocks named. */
   size: number;
+  /** SHA-256 of each block, concatenated: one block, or a run of adjacent blocks of the file. */
   hash: Buffer;
 }
 

@@ -144,6 +144,11 @@ const VALIDATORS: Record<MessageName, Validator> = {
     checkRelativePath(f.path);
     const size = checkUint(f.size, 'Request.size', MAX_BLOCK_BYTES);
     if (size === 0) throw protocolError('Request.size', 'zero');
+    const hash = checkByteRange(f.hash, 'Request.hash', LIMITS.hashBytes * LIMITS.maxBlocksPerRequest);
+    if (hash.length === 0 || hash.length % LIMITS.hashBytes !== 0) {
+      throw protocolError('Request.hash', `not one or more ${LIMITS.hashBytes}-byte hashes`);
+    }
+    if (hash.length / LIMITS.hashBytes > size) throw protocolError('Request.hash', 'more blocks than bytes');
     return {
       type: 'Request',
       id: checkUint(f.id, 'Request.id', U32_MAX),
@@ -151,7 +156,7 @@ const VALIDATORS: Record<MessageName, Validator> = {
       path: f.path,
       offset: checkUint(f.offset, 'Request.offset'),
       size,
-      hash: checkBytes(f.hash, 'Request.hash', LIMITS.hashBytes),
+      hash,
     };
   },
   Response: (f) => {

@@ -6,7 +6,7 @@ import type { FolderKeys } from '../keys/index.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestParams } from '../protocol/connection.js';
-import type { IndexMessage, RequestMessage } from '../protocol/messages.js';
+import { LIMITS, type IndexMessage, type RequestMessage } from '../protocol/messages.js';
 import type { Logger } from '../util/log.js';
 import { BLOCK_TAG_BYTES, EncCrypto } from './enc-crypto.js';
 import { fromEncRecord, toEncRecord, type CipherView } from './enc-records.js';
@@ -91,6 +91,8 @@ export class EncBridge {
 
   /** An ENC peer's Request for a ciphertext block: read the plaintext block, encrypt it, check the ciphertext hash. */
   async answer(request: RequestMessage): Promise<BlockAnswer> {
+    // Ciphertext blocks are asked for one at a time (each has its own tag).
+    if (request.hash.length !== LIMITS.hashBytes) return { error: 'INVALID_REQUEST' };
     const path = this.crypto.decryptPath(request.path);
     const local = path === undefined ? undefined : this.options.index.getLocal(path);
     if (!local || local.deleted || local.type !== 'file' || local.blockSize === 0) return { error: 'NO_SUCH_FILE' };

@@ -416,6 +416,8 @@ export class FolderSync extends Resource {
         deviceId,
         budget: state.budget,
         usable: () => !connection.closed && this.links.get(deviceId) === state,
+        // Ciphertext blocks each carry their own tag: an ENC side serves and is served one at a time.
+        multiBlock: !state.enc && this.keys.access !== 'enc',
         request: state.enc
           ? (params, signal) => this.enc!.request(deviceId, params, (encParams) => connection.request(encParams, { signal }))
           : (params, signal) => connection.request(params, { signal }),

@@ -4,12 +4,14 @@ import { createHash } from 'node:crypto';
 import { fstatSync } from 'node:fs';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FolderIndex } from '../index/types.js';
-import type { RequestMessage, ResponseError } from '../protocol/messages.js';
+import { LIMITS, type RequestMessage, type ResponseError } from '../protocol/messages.js';
 import { closeQuietly, openFd, READ_NO_FOLLOW, readFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
 import { childPath, DiskPaths } from './paths.js';
 
 export type BlockAnswer = { data: Buffer } | { error: ResponseError };
+
+const HASH_BYTES = LIMITS.hashBytes;
 
 /** Files kept open between requests (a peer pulling a large file asks for its blocks one after another). */
 const OPEN_FILES = 8;
@@ -40,8 +42,8 @@ interface OpenFile {
 }
 
 /**
- * Reads the requested block if our local record of the path has exactly that block (same offset,
- * size and hash); a file that changed on disk since it was indexed (fstat differs, and so does the
+ * Reads the requested blocks if our local record of the path has exactly those blocks (same offsets,
+ * sizes and hashes); a file that changed on disk since it was indexed (fstat differs, and so does the
  * block's hash) answers HASH_MISMATCH and gets rescanned. Never reads through a symlink. Recently
  * served files stay open with their block list, so a large file costs one record decode and one
  * open, not one per block; a request that does not match the remembered block list reads the
@@ -89,7 +91,7 @@ export class BlockServer {
       file.users--;
       if (file.closing && file.users === 0) closeQuietly(file.fd);
     }
-    if (data.length !== request.size || (!unchangedSinceIndexed(file) && !createHash('sha256').update(data).digest().equals(request.hash))) {
+    if (data.length !== request.size || (!unchangedSinceIndexed(file) && !hashesMatch(data, file.blockSize, request.hash))) {
       this.release(file);
       this.options.logger.info('file changed since it was indexed; rescanning', { path: request.path });
       this.options.requestScan(request.path);
@@ -200,12 +202,26 @@ function unchangedSinceIndexed(file: OpenFile): boolean {
   }
 }
 
-/** Whether the request names exactly one block of this block list. */
+/** Whether the request names a run of whole, adjacent blocks of this block list, each by its hash. */
 function matches(file: { blockSize: number; size: number; blocks: Uint8Array[] }, request: RequestMessage): boolean {
-  const blockIndex = request.offset / file.blockSize;
-  const expectedSize = Math.min(file.blockSize, file.size - request.offset);
-  const expectedHash = Number.isInteger(blockIndex) ? file.blocks[blockIndex] : undefined;
-  return expectedHash !== undefined && request.size === expectedSize && Buffer.compare(expectedHash, request.hash) === 0;
+  const first = request.offset / file.blockSize;
+  const count = request.hash.length / HASH_BYTES;
+  if (!Number.isInteger(first) || first + count > file.blocks.length) return false;
+  // Every block but the file's last is whole.
+  if (request.size !== Math.min(request.offset + count * file.blockSize, file.size) - request.offset) return false;
+  for (let j = 0; j < count; j++) {
+    if (request.hash.compare(file.blocks[first + j]!, 0, HASH_BYTES, j * HASH_BYTES, (j + 1) * HASH_BYTES) !== 0) return false;
+  }
+  return true;
+}
+
+/** Whether each block of `data` (cut every `blockSize` bytes) has its hash in `hashes`. */
+function hashesMatch(data: Buffer, blockSize: number, hashes: Buffer): boolean {
+  for (let j = 0; j * HASH_BYTES < hashes.length; j++) {
+    const digest = createHash('sha256').update(data.subarray(j * blockSize, (j + 1) * blockSize)).digest();
+    if (digest.compare(hashes, j * HASH_BYTES, (j + 1) * HASH_BYTES) !== 0) return false;
+  }
+  return true;
 }
 
 /** One request answered by a server of its own (no file kept open). */

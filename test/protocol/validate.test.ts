@@ -49,6 +49,7 @@ const samples: Message[] = [
     ],
   },
   { type: 'Request', id: 1, folderId, path: 'a/b', offset: 131072, size: 131072, hash },
+  { type: 'Request', id: 2, folderId, path: 'a/b', offset: 131072, size: 200000, hash: Buffer.concat([hash, Buffer.alloc(32, 1)]) },
   { type: 'Response', id: 1, data: Buffer.from('block') },
   { type: 'Response', id: 2, error: 'NO_SUCH_FILE' },
   { type: 'Have', folderId, path: 'a/b', version: { ABCDEFGHIJKL: 2 }, blockIndexes: [0, 3] },
@@ -83,6 +84,10 @@ describe('validators', () => {
 
   const bad: Array<[string, keyof typeof MESSAGE_CODES, object]> = [
     ['short hash', 'Request', { id: 1, folderId, path: 'a', offset: 0, size: 1, hash: Buffer.alloc(31) }],
+    ['hashes not a multiple of 32 bytes', 'Request', { id: 1, folderId, path: 'a', offset: 0, size: 1000, hash: Buffer.alloc(33) }],
+    ['more blocks than bytes', 'Request', { id: 1, folderId, path: 'a', offset: 0, size: 1, hash: Buffer.alloc(64) }],
+    ['more than 128 blocks', 'Request', { id: 1, folderId, path: 'a', offset: 0, size: 1 << 20, hash: Buffer.alloc(129 * 32) }],
+    ['no hash', 'Request', { id: 1, folderId, path: 'a', offset: 0, size: 1, hash: Buffer.alloc(0) }],
     ['short folder id', 'Request', { id: 1, folderId: Buffer.alloc(19), path: 'a', offset: 0, size: 1, hash }],
     ['.. in path', 'Request', { id: 1, folderId, path: 'a/../../etc', offset: 0, size: 1, hash }],
     ['absolute path', 'Request', { id: 1, folderId, path: '/etc/passwd', offset: 0, size: 1, hash }],

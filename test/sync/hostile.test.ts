@@ -264,4 +264,35 @@ describe('hostile peers', () => {
     await utimes(path, 1_700_000_001, 1_700_000_001);
     assert.deepEqual(await answerRequest(request, options), { error: 'HASH_MISMATCH' });
   });
+
+  test('a request may name a run of adjacent blocks; one that does not match the record exactly is refused', async () => {
+    const keys = newFolder();
+    const alice = await makeDevice(cleanups, { name: 'alice', keys });
+    const path = join(alice.root, 'three.bin');
+    const content = randomContent(2 * 131072 + 5000, 4); // blocks of 128 KiB, the last one short
+    await writeFile(path, content);
+    await alice.scan();
+    const local = alice.index.getLocal('three.bin')!;
+    assert.equal(local.blocks.length, 3);
+    const [b0, b1, b2] = local.blocks.map((b) => Buffer.from(b));
+    const options = { root: alice.root, index: alice.index, logger: captureLogger().logger, requestScan: () => undefined };
+    const ask = (offset: number, size: number, hashes: Buffer[]) =>
+      answerRequest({ type: 'Request', id: 1, folderId: keys.folderId, path: 'three.bin', offset, size, hash: Buffer.concat(hashes) }, options);
+
+    assert.deepEqual(await ask(131072, 131072 + 5000, [b1!, b2!]), { data: content.subarray(131072) });
+    assert.deepEqual(await ask(0, content.length, [b0!, b1!, b2!]), { data: content });
+    for (const [why, offset, size, hashes] of [
+      ['the size of one block less', 0, 2 * 131072 + 4999, [b0!, b1!, b2!]],
+      ['blocks swapped', 0, 2 * 131072, [b1!, b0!]],
+      ['a run past the last block', 131072, 131072 + 5000, [b1!, b2!, b2!]],
+      ['not at a block boundary', 1, 131072, [b1!]],
+    ] as const) {
+      assert.deepEqual(await ask(offset, size, [...hashes]), { error: 'NO_SUCH_FILE' }, why);
+    }
+
+    // Changed on disk since indexed: every block of the run is checked, so an edit in the last one is found.
+    content[content.length - 1] ^= 0xff;
+    await writeFile(path, content);
+    assert.deepEqual(await ask(0, content.length, [b0!, b1!, b2!]), { error: 'HASH_MISMATCH' });
+  });
 });

@@ -84,6 +84,31 @@ describe('transfers', () => {
     await converged([alice, reborn]);
   });
 
+  test('adjacent blocks are fetched in one request of up to 1 MiB, each block checked', async () => {
+    const keys = newFolder();
+    const alice = await makeDevice(cleanups, { name: 'alice', keys });
+    const bob = await makeDevice(cleanups, { name: 'bob', keys });
+    const content = randomContent(3 * 1024 * 1024 + 1000, 12); // 25 blocks of 128 KiB, the last one short
+    await writeFile(join(alice.root, 'big.bin'), content);
+    await alice.scan();
+    const link = await connect(cleanups, alice, bob);
+    await converged([alice, bob]);
+    assert.deepEqual(await readFile(join(bob.root, 'big.bin')), content);
+    const requests = link.framesB
+      .filter((f) => f.direction === 'out' && f.type === MESSAGE_CODES.Request)
+      .map((f) => decodeMessage(f.type, f.body))
+      .map((m) => (m.type === 'Request' ? { offset: m.offset, size: m.size, blocks: m.hash.length / 32 } : undefined))
+      .sort((x, y) => x!.offset - y!.offset);
+    const MiB = 1024 * 1024;
+    assert.deepEqual(requests, [
+      { offset: 0, size: MiB, blocks: 8 },
+      { offset: MiB, size: MiB, blocks: 8 },
+      { offset: 2 * MiB, size: MiB, blocks: 8 },
+      { offset: 3 * MiB, size: 1000, blocks: 1 },
+    ]);
+    assert.equal(bob.sync.stats.blocksRequested, 25);
+  });
+
   test('a half-done temp file is reused after a restart; the target never holds a partial file', async () => {
     const keys = newFolder();
     const alice = await makeDevice(cleanups, { name: 'alice', keys });
