@@ -1,7 +1,6 @@
 // Wire framing: `u32 length (big-endian, covers type+body) | u8 type | body`, msgpack bodies, and a streaming decoder.
 
 import { Packr } from 'msgpackr';
-import type { Readable } from 'node:stream';
 import { FerryError } from '../errors.js';
 
 /** Largest block a Response carries (the design's largest block size). */
@@ -169,21 +168,4 @@ export class FrameDecoder {
     this.buffered -= n;
     return out;
   }
-}
-
-/**
- * Frames from a readable byte stream, pulled one at a time so a slow consumer pauses the socket.
- * `onBytes` sees every chunk's size (for byte counters and idle detection).
- */
-export async function* readFrames(
-  source: Readable | AsyncIterable<Buffer>,
-  options: FrameDecoderOptions & { onBytes?: (count: number) => void } = {},
-): AsyncGenerator<Frame> {
-  const decoder = new FrameDecoder(options);
-  for await (const chunk of source as AsyncIterable<Buffer | string>) {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    options.onBytes?.(bytes.length);
-    yield* decoder.push(bytes);
-  }
-  decoder.end();
 }

@@ -1,6 +1,6 @@
 // Public API of protocol/: framing, messages and validators, proofs, handshake, PeerConnection, TLS settings.
 
-export { MAX_BLOCK_BYTES, MAX_FRAME_BYTES, FrameDecoder, decodeBody, encodeBody, encodeFrame, readFrames, type Frame } from './frames.js';
+export { MAX_BLOCK_BYTES, MAX_FRAME_BYTES, FrameDecoder, decodeBody, encodeBody, encodeFrame, type Frame } from './frames.js';
 export * from './messages.js';
 export { checkRelativePath } from './checks.js';
 export { recordFromWire, recordSigningBytes, toWireRecord, versionFromWire, versionToWire, type WireRecord } from './records.js';

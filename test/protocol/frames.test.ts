@@ -1,7 +1,6 @@
 // Framing: round trips, arbitrary chunk boundaries, limits checked from the header, malformed input.
 
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { isFerryError } from '../../src/errors.js';
@@ -11,7 +10,6 @@ import {
   decodeBody,
   encodeBody,
   encodeFrame,
-  readFrames,
 } from '../../src/protocol/frames.js';
 import { MESSAGE_CODES, maxBytesForType } from '../../src/protocol/messages.js';
 import { BufferPool } from '../../src/util/buffer-pool.js';
@@ -111,14 +109,5 @@ describe('frames', () => {
     }
     // Deep nesting overflows msgpackr's recursion: still a PROTOCOL error, not a crash.
     assert.throws(() => decodeMessage(MESSAGE_CODES.Index, Buffer.alloc(1_000_000, 0x91)), (err: unknown) => isFerryError(err, 'PROTOCOL'));
-  });
-
-  test('readFrames pulls frames from a stream and reports every byte', async () => {
-    const wire = Buffer.concat([encodeFrame(1, Buffer.from('a')), encodeFrame(2, Buffer.from('bc'))]);
-    let bytes = 0;
-    const frames = [];
-    for await (const frame of readFrames(Readable.from(split(wire, [1, 3, 7, 9])), { onBytes: (n) => (bytes += n) })) frames.push(frame);
-    assert.deepEqual(frames.map((f) => [f.type, f.body.toString()]), [[1, 'a'], [2, 'bc']]);
-    assert.equal(bytes, wire.length);
   });
 });
