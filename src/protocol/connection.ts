@@ -314,6 +314,7 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
       }
     });
     this.stream.once('error', (err) => this.readFailed(err));
+    this.stream.resume(); // a 'data' listener alone does not restart a stream someone paused
   }
 
   /** FerryErrors are the peer's bad input (answered with Close); anything else is the stream failing. */
