@@ -85,6 +85,14 @@ export async function settlePageCache(): Promise<'dropped' | 'synced'> {
   }
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 /** The p-th percentile (0..100) of a list of numbers, nearest rank. */
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;

@@ -1,6 +1,7 @@
 // `make bench [BENCH=scan|sync|all]`: runs the benchmarks, prints tables, writes JSON (and the sync chart) to bench/results/.
 // Sizes for quick runs: BENCH_LARGE_MIB (1024), BENCH_SMALL_FILES (scan, 100000), BENCH_SYNC_SMALL_FILES (20000),
-// BENCH_MIXED_MIB (500), BENCH_LATENCY_EDITS (20); BENCH_TOOLS=ferry,syncthing; BENCH_DATASETS=large,small,mixed,delta,rename,latency.
+// BENCH_MIXED_MIB (500), BENCH_LATENCY_EDITS (20); BENCH_TOOLS=ferry,syncthing; BENCH_DATASETS=large,small,mixed,delta,rename,latency;
+// BENCH_ROUNDS (1): sessions per tool and dataset, the tools taking turns going first; the tables show medians.
 
 import { mkdir, writeFile, rm } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -9,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { tempDir } from '../test/helpers/daemon.js';
 import { barChart } from './chart.js';
 import { sizesFromEnv } from './datasets.js';
-import { table, type MemoryPeaks } from './lib.js';
+import { median, table, type MemoryPeaks } from './lib.js';
 import { cryptoLimits } from './limits.js';
 import { benchLargeFile, benchSmallFiles } from './scan.js';
 import { benchSync, type SessionResult, type Tool } from './sync.js';
@@ -49,6 +50,28 @@ async function scanBenchmarks(work: string): Promise<void> {
   console.log(`written ${file}`);
 }
 
+/** One tool's sessions of one dataset as one result: the median of each figure, the highest memory peaks. */
+function summary(runs: SessionResult[]): SessionResult | undefined {
+  const [first] = runs;
+  if (!first) return undefined;
+  const mid = (pick: (run: SessionResult) => number | undefined): number => median(runs.map(pick).filter((x): x is number => x !== undefined));
+  const peaks = (side: 'a' | 'b'): MemoryPeaks => ({
+    hwmMiB: Math.max(...runs.map((r) => r.memory[side].hwmMiB)),
+    anonMiB: Math.max(...runs.map((r) => r.memory[side].anonMiB)),
+    fileMiB: Math.max(...runs.map((r) => r.memory[side].fileMiB)),
+  });
+  return {
+    ...first,
+    seconds: mid((r) => r.seconds),
+    memory: { a: peaks('a'), b: peaks('b') },
+    ...(first.delta ? { delta: { seconds: mid((r) => r.delta?.seconds), bytesSent: mid((r) => r.delta?.bytesSent) } } : {}),
+    ...(first.rename ? { rename: { seconds: mid((r) => r.rename?.seconds), bytesSent: mid((r) => r.rename?.bytesSent) } } : {}),
+    ...(first.latency
+      ? { latency: { p50: mid((r) => r.latency?.p50), p95: mid((r) => r.latency?.p95), samples: runs.flatMap((r) => r.latency?.samples ?? []) } }
+      : {}),
+  };
+}
+
 const rss = (m: { a: MemoryPeaks; b: MemoryPeaks } | undefined): string =>
   m ? `${m.a.hwmMiB.toFixed(0)} / ${m.b.hwmMiB.toFixed(0)}` : '-';
 const ratio = (x: number | undefined, y: number | undefined): string => (x !== undefined && y ? (x / y).toFixed(2) : '-');
@@ -65,10 +88,11 @@ async function syncBenchmarks(work: string): Promise<void> {
   const limits = await cryptoLimits();
   const log = (line: string): void => console.log(line);
   log(`limits: SHA-256 ${limits.sha256MiBps.toFixed(0)} MiB/s, AES-256-GCM ${limits.aes256gcmMiBps.toFixed(0)} MiB/s (openssl speed, one thread)`);
-  const sync = await benchSync(work, { sizes, tools, only, latencyEdits: Number(process.env.BENCH_LATENCY_EDITS ?? 20), log });
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
+  const sync = await benchSync(work, { sizes, tools, only, latencyEdits: Number(process.env.BENCH_LATENCY_EDITS ?? 20), rounds, log });
 
   const get = (tool: Tool, dataset: string): SessionResult | undefined =>
-    sync.sessions.find((s) => s.tool === tool && s.dataset === dataset);
+    summary(sync.sessions.filter((s) => s.tool === tool && s.dataset === dataset));
   const rows: (string | number)[][] = [
     ['dataset', 'Ferry', 'Syncthing', 'ratio', 'limit', 'RSS peak A / B MiB: Ferry', 'Syncthing'],
   ];
@@ -88,7 +112,8 @@ async function syncBenchmarks(work: string): Promise<void> {
   const lat = (x?: { p50: number; p95: number }): string => (x ? `${x.p50.toFixed(2)} / ${x.p95.toFixed(2)} s` : '-');
   if (f?.latency || s?.latency) rows.push(['latency p50 / p95', lat(f?.latency), lat(s?.latency), ratio(f?.latency?.p50, s?.latency?.p50), '-', '', '']);
 
-  console.log(`\nSync benchmarks, loopback (${cpus().length} cores; ${version ?? 'no Syncthing'})`);
+  const over = rounds > 1 ? `; medians of ${rounds} rounds, peak RSS the highest` : '';
+  console.log(`\nSync benchmarks, loopback (${cpus().length} cores; ${version ?? 'no Syncthing'}${over})`);
   console.log(table(rows));
 
   const stamp = { date: new Date().toISOString(), cores: cpus().length, syncthing: version, sizes, limits, copy: sync.copy, sessions: sync.sessions };

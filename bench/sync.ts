@@ -4,7 +4,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { changeMiddle, datasets, LARGE_FILE, verifyCopy, type Dataset, type DatasetSizes } from './datasets.js';
 import { FerryPair } from './ferry-pair.js';
-import { percentile, seconds, settlePageCache, sleepMs, until, type MemoryPeaks } from './lib.js';
+import { median, percentile, seconds, settlePageCache, sleepMs, until, type MemoryPeaks } from './lib.js';
 import { copySeconds } from './limits.js';
 import type { Pair } from './pair.js';
 import { SyncthingPair } from './syncthing-pair.js';
@@ -20,6 +20,8 @@ const STEP_TIMEOUT_MS = 5 * 60_000;
 export interface SessionResult {
   tool: Tool;
   dataset: Dataset['name'];
+  /** Which round (0-based) of BENCH_ROUNDS this session ran in. */
+  round: number;
   files: number;
   bytes: number;
   /** Cold start to a complete copy, the sender's scan included. */
@@ -36,6 +38,8 @@ export interface SyncOptions {
   tools: Tool[];
   only: Set<string>;
   latencyEdits: number;
+  /** Sessions per tool and dataset; the tools take turns going first, round after round. */
+  rounds: number;
   log: (line: string) => void;
 }
 
@@ -116,12 +120,12 @@ async function latencyStep(source: string, target: string, edits: number): Promi
   return { p50: percentile(samples, 50), p95: percentile(samples, 95), samples };
 }
 
-function sessionBase(work: string, tool: Tool, dataset: Dataset): string {
-  return join(work, `${tool}-${dataset.name}`);
+function sessionBase(work: string, tool: Tool, dataset: Dataset, round: number): string {
+  return join(work, `${tool}-${dataset.name}-${round}`);
 }
 
-async function session(tool: Tool, dataset: Dataset, source: string, work: string, options: SyncOptions): Promise<SessionResult> {
-  const base = sessionBase(work, tool, dataset);
+async function session(tool: Tool, dataset: Dataset, round: number, source: string, work: string, options: SyncOptions): Promise<SessionResult> {
+  const base = sessionBase(work, tool, dataset, round);
   const target = join(base, 'copy');
   await mkdir(base, { recursive: true });
   const pair = makePair(tool, base);
@@ -135,7 +139,7 @@ async function session(tool: Tool, dataset: Dataset, source: string, work: strin
     const elapsed = seconds(start);
     options.log(`  ${tool} ${dataset.name}: ${elapsed.toFixed(2)} s`);
     await verifyCopy(source, target);
-    const result: SessionResult = { tool, dataset: dataset.name, files: dataset.files, bytes: dataset.bytes, seconds: elapsed, memory: undefined as never };
+    const result: SessionResult = { tool, dataset: dataset.name, round, files: dataset.files, bytes: dataset.bytes, seconds: elapsed, memory: undefined as never };
     if (dataset.name === 'large') {
       if (options.only.has('delta')) {
         result.delta = await deltaStep(pair, source, target, dataset, `delta-${tool}`);
@@ -167,7 +171,7 @@ async function session(tool: Tool, dataset: Dataset, source: string, work: strin
 
 export interface SyncResults {
   sessions: SessionResult[];
-  /** `cp -r` + sync of each dataset, seconds. */
+  /** `cp -r` + sync of each dataset, seconds: the median over the rounds. */
   copy: Record<string, number>;
 }
 
@@ -183,11 +187,23 @@ export async function benchSync(work: string, options: SyncOptions): Promise<Syn
     // VM's disk), creating files soon after many were deleted costs up to 0.5 ms of system time per
     // file (the inode allocator checks and skips recently freed inodes), which would charge one
     // tool for the deletions after another's run.
-    const copies = [source, join(work, 'cp-target'), ...options.tools.map((tool) => sessionBase(work, tool, dataset))];
+    const rounds = Array.from({ length: options.rounds }, (_, round) => round);
+    const copies = [
+      source,
+      ...rounds.map((round) => join(work, `cp-target-${round}`)),
+      ...rounds.flatMap((round) => options.tools.map((tool) => sessionBase(work, tool, dataset, round))),
+    ];
     try {
-      results.copy[dataset.name] = await copySeconds(source, join(work, 'cp-target'));
-      options.log(`  cp -r ${dataset.name}: ${results.copy[dataset.name]!.toFixed(2)} s`);
-      for (const tool of options.tools) results.sessions.push(await session(tool, dataset, source, work, options));
+      const copied: number[] = [];
+      for (const round of rounds) {
+        // This VM's speed drifts over minutes: the tools take turns going first, and medians are reported.
+        if (options.rounds > 1) options.log(`  round ${round + 1} of ${options.rounds}`);
+        copied.push(await copySeconds(source, join(work, `cp-target-${round}`)));
+        options.log(`  cp -r ${dataset.name}: ${copied[copied.length - 1]!.toFixed(2)} s`);
+        const order = round % 2 === 0 ? options.tools : [...options.tools].reverse();
+        for (const tool of order) results.sessions.push(await session(tool, dataset, round, source, work, options));
+      }
+      results.copy[dataset.name] = median(copied);
     } finally {
       for (const copy of copies) await rm(copy, { recursive: true, force: true });
     }
