@@ -142,7 +142,7 @@ async function session(tool: Tool, dataset: Dataset, round: number, source: stri
     const result: SessionResult = { tool, dataset: dataset.name, round, files: dataset.files, bytes: dataset.bytes, seconds: elapsed, memory: undefined as never };
     if (dataset.name === 'large') {
       if (options.only.has('delta')) {
-        result.delta = await deltaStep(pair, source, target, dataset, `delta-${tool}`);
+        result.delta = await deltaStep(pair, source, target, dataset, `delta-${tool}-${round}`);
         options.log(`  ${tool} delta: ${result.delta.seconds.toFixed(2)} s, ${(result.delta.bytesSent / MIB).toFixed(2)} MiB sent`);
       }
       if (options.only.has('rename')) {
