@@ -153,6 +153,10 @@ describe('EncBridge', () => {
     assert.ok(stored[0]!.equals(stored[1]!), 'identical blocks are stored once by hash');
     const wrong = await bridge.answer({ type: 'Request', id: 2, folderId: keys.folderId, path: enc.path, offset: 0, size: BLOCK + 16, hash: randomBytes(32) });
     assert.deepEqual(wrong, { error: 'NO_SUCH_FILE' });
+    // Ciphertext blocks go one per request: a run of two, even of real blocks, is refused.
+    const run = Buffer.concat([enc.blocks[0]!, enc.blocks[1]!]);
+    const twoBlocks = await bridge.answer({ type: 'Request', id: 3, folderId: keys.folderId, path: enc.path, offset: 0, size: 2 * enc.blockSize, hash: run });
+    assert.deepEqual(twoBlocks, { error: 'INVALID_REQUEST' });
 
     // Another RW/RO device learns the record from the ENC peer and fetches from it.
     const reader = new EncBridge({ keys: keys.weaken('ro'), index, logger: silentLogger, readBlock });
