@@ -13,6 +13,7 @@ import { closeQuietly, fsyncFd, openFd, READ_NO_FOLLOW, readFd, truncateFd, writ
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import type { ByteBudget } from './budget.js';
+import { firstMismatchedBlock } from './block-hashes.js';
 import type { RateLimiter } from './rate-limit.js';
 
 /** A connected peer that has the file's exact version. */
@@ -363,8 +364,9 @@ class FileFetch {
         const data = await peer.request({ folderId: this.job.folderId, path, offset, size: length, hash }, signal);
         this.job.stats.blocksRequested += run.length;
         this.job.stats.bytesRequested += length;
-        const bad = data.length === length ? this.firstBadBlock(data, run) : run[0]!;
-        if (bad !== undefined) {
+        const mismatch = data.length === length ? firstMismatchedBlock(data, blockSize, run.length, (j) => blocks[run[0]! + j]!) : 0;
+        if (mismatch >= 0) {
+          const bad = run[0]! + mismatch;
           this.job.stats.badBlocks++;
           this.job.logger.warn('block hash mismatch; trying another peer', { path, offset: bad * blockSize, device: peer.deviceId });
           peer.reportBadBlock(path, bad * blockSize);
@@ -388,15 +390,5 @@ class FileFetch {
         peer.budget.release(length);
       }
     }
-  }
-
-  /** The first block of `run` whose bytes in `data` do not have its hash. */
-  private firstBadBlock(data: Buffer, run: number[]): number | undefined {
-    const { blocks, blockSize } = this.record;
-    for (const i of run) {
-      const start = (i - run[0]!) * blockSize;
-      if (!same(sha256(data.subarray(start, start + this.blockLength(i))), blocks[i]!)) return i;
-    }
-    return undefined;
   }
 }

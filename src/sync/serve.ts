@@ -1,12 +1,12 @@
 // Answers peers' block Requests from local files, checking each request against our record (and the data against its hash when the file changed since it was indexed).
 
-import { createHash } from 'node:crypto';
 import { fstatSync } from 'node:fs';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FolderIndex } from '../index/types.js';
 import { LIMITS, type RequestMessage, type ResponseError } from '../protocol/messages.js';
 import { closeQuietly, openFd, READ_NO_FOLLOW, readFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
+import { firstMismatchedBlock } from './block-hashes.js';
 import { childPath, DiskPaths } from './paths.js';
 
 export type BlockAnswer = { data: Buffer } | { error: ResponseError };
@@ -91,7 +91,11 @@ export class BlockServer {
       file.users--;
       if (file.closing && file.users === 0) closeQuietly(file.fd);
     }
-    if (data.length !== request.size || (!unchangedSinceIndexed(file) && !hashesMatch(data, file.blockSize, request.hash))) {
+    const hashOf = (j: number): Buffer => request.hash.subarray(j * HASH_BYTES, (j + 1) * HASH_BYTES);
+    const changed =
+      data.length !== request.size ||
+      (!unchangedSinceIndexed(file) && firstMismatchedBlock(data, file.blockSize, request.hash.length / HASH_BYTES, hashOf) >= 0);
+    if (changed) {
       this.release(file);
       this.options.logger.info('file changed since it was indexed; rescanning', { path: request.path });
       this.options.requestScan(request.path);
@@ -211,15 +215,6 @@ function matches(file: { blockSize: number; size: number; blocks: Uint8Array[] }
   if (request.size !== Math.min(request.offset + count * file.blockSize, file.size) - request.offset) return false;
   for (let j = 0; j < count; j++) {
     if (request.hash.compare(file.blocks[first + j]!, 0, HASH_BYTES, j * HASH_BYTES, (j + 1) * HASH_BYTES) !== 0) return false;
-  }
-  return true;
-}
-
-/** Whether each block of `data` (cut every `blockSize` bytes) has its hash in `hashes`. */
-function hashesMatch(data: Buffer, blockSize: number, hashes: Buffer): boolean {
-  for (let j = 0; j * HASH_BYTES < hashes.length; j++) {
-    const digest = createHash('sha256').update(data.subarray(j * blockSize, (j + 1) * blockSize)).digest();
-    if (digest.compare(hashes, j * HASH_BYTES, (j + 1) * HASH_BYTES) !== 0) return false;
   }
   return true;
 }
