@@ -1,7 +1,7 @@
 // `ferry run`: the daemon in the foreground until SIGINT or SIGTERM.
 
 import { Daemon } from '../daemon/daemon.js';
-import { tuneDaemonHeap } from '../daemon/runtime.js';
+import { HeapTuner } from '../daemon/runtime.js';
 import type { Settings } from '../daemon/settings.js';
 import { FerryError } from '../errors.js';
 import { createLogger, isLogLevel } from '../util/log.js';
@@ -45,7 +45,8 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
     trackerUrls: values.tracker as string[] | undefined,
     dhtBootstrap: values['dht-bootstrap'] as string[] | undefined,
   };
-  tuneDaemonHeap();
+  const heapTuner = new HeapTuner();
+  heapTuner.start();
   const recentLog: string[] = [];
   const logger = createLogger({ component: 'ferry', level: logLevel && isLogLevel(logLevel) ? logLevel : 'info', keepRecent: recentLog });
   const daemon = new Daemon({ home, overrides, logger, recentLog });
@@ -71,10 +72,12 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
     await daemon.open();
   } catch (err) {
     await daemon.close().catch(() => undefined);
+    heapTuner.close();
     throw err;
   }
   io.out(`ferry: running on home ${home}; web page http://${daemon.webAddress()}/\n`);
   await stopped;
+  heapTuner.close();
   logger.info('stopped');
   return 0;
 }

@@ -1,6 +1,8 @@
-// How the daemon's Node process should be started: V8 flags that keep memory low on small NAS boxes.
+// How the daemon's Node process should be started and its V8 heap tuned: low memory on small NAS
+// boxes, without full collections that cost more than they free.
 
-import { setFlagsFromString } from 'node:v8';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 
 /**
  * V8's young generation grows to 3 × 16 MiB under allocation bursts (a scan of many small files);
@@ -13,15 +15,79 @@ import { setFlagsFromString } from 'node:v8';
 export const DAEMON_V8_FLAGS = ['--max-semi-space-size=4'] as const;
 
 /**
- * V8 lets the old generation grow to up to 4× what survived the last full collection while
- * collections are cheap, and a stream of records is cheap to collect: the daemons of a
- * 20,000-file sync peaked at 150 and 133 MiB of anonymous memory. Twice the survivors kept them to
- * about 100 and 80 MiB at no measured cost in time (bench/). This flag is not allowed in
- * NODE_OPTIONS, which the service scripts use, and V8 reads it at each collection: the daemon sets
- * it itself when it starts.
+ * The old generation may grow by this much beyond what survived the last full collection before
+ * the next one starts.
+ *
+ * Why a floor in bytes: V8 counts ArrayBuffer memory allocated since the last full collection
+ * against that room. A receiver gets one fresh 16 KiB buffer per TLS record; a scavenge would free
+ * them, but with 20 MiB of room (2 × a 16 MiB heap) the room ran out first, and a 1 GiB transfer
+ * cost the receiver 45 full collections and 1.4 s of CPU (perf, `--trace-gc`). With 36 MiB it
+ * took 2 and about 1 s less CPU.
  */
-const DAEMON_HEAP_GROWING_PERCENT = 100;
+export const MIN_OLD_GENERATION_ROOM = 36 * 1024 * 1024;
 
-export function tuneDaemonHeap(): void {
-  setFlagsFromString(`--heap-growing-percent=${DAEMON_HEAP_GROWING_PERCENT}`);
+/**
+ * Beyond the floor, V8 lets the old generation grow to up to 4× what survived while collections
+ * are cheap, and a stream of records is cheap to collect: the daemons of a 20,000-file sync peaked
+ * at 150 and 133 MiB of anonymous memory. Twice the survivors kept them to about 100 and 80 MiB at
+ * no measured cost in time (bench/).
+ */
+const MIN_GROWING_PERCENT = 100;
+const MAX_GROWING_PERCENT = 300;
+
+/** V8's heap growing percent that leaves at least MIN_OLD_GENERATION_ROOM above `liveBytes`. */
+export function growingPercentFor(liveBytes: number): number {
+  const percent = Math.ceil((MIN_OLD_GENERATION_ROOM / Math.max(1, liveBytes)) * 100);
+  return Math.min(MAX_GROWING_PERCENT, Math.max(MIN_GROWING_PERCENT, percent));
+}
+
+function isFullCollection(entry: { detail?: { kind?: number } }): boolean {
+  return entry.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR;
+}
+
+export interface HeapTunerOptions {
+  /** @default v8.setFlagsFromString */
+  setFlags?: (flags: string) => void;
+  /** Bytes in the heap after a full collection. @default v8.getHeapStatistics().used_heap_size */
+  liveBytes?: () => number;
+}
+
+/**
+ * Sets V8's heap growing percent after each full collection from the live size then. The flag is
+ * not allowed in NODE_OPTIONS (which the service scripts use) and V8 reads it at each collection,
+ * so the daemon sets it itself while it runs.
+ */
+export class HeapTuner {
+  private readonly setFlags: (flags: string) => void;
+  private readonly liveBytes: () => number;
+  private observer: PerformanceObserver | null = null;
+  private percent = 0;
+
+  constructor(options: HeapTunerOptions = {}) {
+    this.setFlags = options.setFlags ?? setFlagsFromString;
+    this.liveBytes = options.liveBytes ?? (() => getHeapStatistics().used_heap_size);
+  }
+
+  start(): void {
+    if (this.observer) return;
+    this.afterFullCollection();
+    this.observer = new PerformanceObserver((list) => {
+      const full = list.getEntries().some((entry) => isFullCollection(entry as { detail?: { kind?: number } }));
+      if (full) this.afterFullCollection();
+    });
+    this.observer.observe({ entryTypes: ['gc'] });
+  }
+
+  /** Applies the growing percent for the heap's live size now (called after each full collection). */
+  afterFullCollection(): void {
+    const percent = growingPercentFor(this.liveBytes());
+    if (percent === this.percent) return;
+    this.percent = percent;
+    this.setFlags(`--heap-growing-percent=${percent}`);
+  }
+
+  close(): void {
+    this.observer?.disconnect();
+    this.observer = null;
+  }
 }

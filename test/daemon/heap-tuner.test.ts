@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { HeapTuner, MIN_OLD_GENERATION_ROOM, growingPercentFor } from '../../src/daemon/runtime.js';
+
+const MiB = 1024 * 1024;
+
+describe('heap tuner', () => {
+  it('leaves at least the minimum room above a small heap, and doubles a large one', () => {
+    assert.equal(growingPercentFor(16 * MiB), 225);
+    assert.ok((16 * MiB * growingPercentFor(16 * MiB)) / 100 >= MIN_OLD_GENERATION_ROOM);
+    assert.equal(growingPercentFor(MIN_OLD_GENERATION_ROOM), 100);
+    assert.equal(growingPercentFor(200 * MiB), 100);
+    assert.equal(growingPercentFor(2 * MiB), 300, 'a tiny heap is not allowed to grow without bound');
+    assert.equal(growingPercentFor(0), 300);
+  });
+
+  it('sets the growing percent at start and after full collections, only when it changes', async () => {
+    const flags: string[] = [];
+    const live = [16 * MiB, 16 * MiB, 72 * MiB];
+    const tuner = new HeapTuner({ setFlags: (f) => flags.push(f), liveBytes: () => live.shift() ?? 72 * MiB });
+    tuner.start();
+    assert.deepEqual(flags, ['--heap-growing-percent=225']);
+    tuner.afterFullCollection();
+    assert.deepEqual(flags, ['--heap-growing-percent=225'], 'same live size, same flag: not set again');
+
+    // A real full collection reaches the tuner through its GC observer.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
+    const deadline = Date.now() + 5000;
+    while (flags.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(flags, ['--heap-growing-percent=225', '--heap-growing-percent=100']);
+
+    tuner.close();
+    gc();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(flags.length, 2, 'no more changes once closed');
+  });
+});
