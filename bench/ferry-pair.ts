@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ControlClient } from '../src/cli/client.js';
 import type { KeysReport, StatusReport } from '../src/web/daemon-api.js';
 import { DaemonProcess } from '../test/helpers/daemon.js';
-import { sampleMemory, type MemoryPeaks } from './lib.js';
+import { samplePair, type PairSampler } from './lib.js';
 import type { FolderTotals, Pair } from './pair.js';
 
 export class FerryPair implements Pair {
@@ -60,10 +60,8 @@ export class FerryPair implements Pair {
     return status.folders[0]?.peers.reduce((n, p) => n + (p.bytesOut ?? 0), 0) ?? 0;
   }
 
-  sampleMemory(): { stop(): Promise<{ a: MemoryPeaks; b: MemoryPeaks }> } {
-    const a = sampleMemory(this.a.child.pid!);
-    const b = sampleMemory(this.b.child.pid!);
-    return { stop: async () => ({ a: await a.stop(), b: await b.stop() }) };
+  sample(): PairSampler {
+    return samplePair(this.a.child.pid!, this.b.child.pid!);
   }
 
   /** Daemon logs (for a failed run's report). */

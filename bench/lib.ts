@@ -1,4 +1,4 @@
-// Benchmark helpers: timing, peak RSS of a child process, dataset generation, page-cache settling.
+// Benchmark helpers: timing, peak RSS and CPU time of a child process, dataset generation, page-cache settling.
 
 import { execFile } from 'node:child_process';
 import { open, readFile, mkdir, writeFile } from 'node:fs/promises';
@@ -24,9 +24,33 @@ function statusKb(status: string, field: string): number {
   return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
 }
 
-/** Samples a process's memory every `everyMs` until stop() is called. */
-export function sampleMemory(pid: number, everyMs = 50): { stop(): Promise<MemoryPeaks> } {
+/** User + system CPU seconds a process (all its threads) has used so far; NaN once it is gone. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // pid (comm) state …: comm may hold spaces, so count fields after the last ')'; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+  } catch {
+    return NaN;
+  }
+}
+
+/** USER_HZ, which /proc reports CPU times in: 100 on Linux's supported architectures. */
+const CLOCK_TICKS_PER_S = 100;
+
+/** What sampleProcess() tracks of one process. */
+export interface ProcessSampler {
+  /** CPU seconds used since sampling began. */
+  cpuSeconds(): Promise<number>;
+  /** Stops sampling; returns the memory peaks. */
+  stop(): Promise<MemoryPeaks>;
+}
+
+/** Samples a process's memory every `everyMs` until stop() is called, and its CPU time on demand. */
+export function sampleProcess(pid: number, everyMs = 50): ProcessSampler {
   const peaks: MemoryPeaks = { hwmMiB: 0, anonMiB: 0, fileMiB: 0 };
+  const cpuAtStart = cpuSeconds(pid);
   const sample = async (): Promise<void> => {
     try {
       const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -39,11 +63,31 @@ export function sampleMemory(pid: number, everyMs = 50): { stop(): Promise<Memor
   };
   const timer = setInterval(() => void sample(), everyMs);
   return {
+    async cpuSeconds() {
+      return (await cpuSeconds(pid)) - (await cpuAtStart);
+    },
     async stop() {
       clearInterval(timer);
       await sample();
       return peaks;
     },
+  };
+}
+
+/** Sampling of both processes of a pair (see sampleProcess). */
+export interface PairSampler {
+  /** CPU seconds each process used since sampling began. */
+  cpuSeconds(): Promise<{ a: number; b: number }>;
+  /** Stops sampling; returns both processes' memory peaks. */
+  stop(): Promise<{ a: MemoryPeaks; b: MemoryPeaks }>;
+}
+
+export function samplePair(pidA: number, pidB: number): PairSampler {
+  const a = sampleProcess(pidA);
+  const b = sampleProcess(pidB);
+  return {
+    cpuSeconds: async () => ({ a: await a.cpuSeconds(), b: await b.cpuSeconds() }),
+    stop: async () => ({ a: await a.stop(), b: await b.stop() }),
   };
 }
 

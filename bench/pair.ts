@@ -1,6 +1,6 @@
 // What the sync benchmarks need from two peers of one tool (Ferry or Syncthing) on loopback.
 
-import type { MemoryPeaks } from './lib.js';
+import type { PairSampler } from './lib.js';
 
 export interface FolderTotals {
   files: number;
@@ -20,7 +20,7 @@ export interface Pair {
   rescan(): Promise<void>;
   /** Protocol bytes A has sent to B so far. */
   bytesSent(): Promise<number>;
-  /** Starts sampling both processes' memory; stop() returns the peaks. */
-  sampleMemory(): { stop(): Promise<{ a: MemoryPeaks; b: MemoryPeaks }> };
+  /** Starts sampling both processes' memory and CPU time. */
+  sample(): PairSampler;
   stop(): Promise<void>;
 }

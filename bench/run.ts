@@ -64,6 +64,7 @@ function summary(runs: SessionResult[]): SessionResult | undefined {
     ...first,
     seconds: mid((r) => r.seconds),
     memory: { a: peaks('a'), b: peaks('b') },
+    ...(first.cpu ? { cpu: { a: mid((r) => r.cpu?.a), b: mid((r) => r.cpu?.b) } } : {}),
     ...(first.delta ? { delta: { seconds: mid((r) => r.delta?.seconds), bytesSent: mid((r) => r.delta?.bytesSent) } } : {}),
     ...(first.rename ? { rename: { seconds: mid((r) => r.rename?.seconds), bytesSent: mid((r) => r.rename?.bytesSent) } } : {}),
     ...(first.latency
@@ -72,6 +73,7 @@ function summary(runs: SessionResult[]): SessionResult | undefined {
   };
 }
 
+const cpu = (c: { a: number; b: number } | undefined): string => (c ? `${c.a.toFixed(2)} / ${c.b.toFixed(2)}` : '-');
 const rss = (m: { a: MemoryPeaks; b: MemoryPeaks } | undefined): string =>
   m ? `${m.a.hwmMiB.toFixed(0)} / ${m.b.hwmMiB.toFixed(0)}` : '-';
 const ratio = (x: number | undefined, y: number | undefined): string => (x !== undefined && y ? (x / y).toFixed(2) : '-');
@@ -94,7 +96,7 @@ async function syncBenchmarks(work: string): Promise<void> {
   const get = (tool: Tool, dataset: string): SessionResult | undefined =>
     summary(sync.sessions.filter((s) => s.tool === tool && s.dataset === dataset));
   const rows: (string | number)[][] = [
-    ['dataset', 'Ferry', 'Syncthing', 'ratio', 'limit', 'RSS peak A / B MiB: Ferry', 'Syncthing'],
+    ['dataset', 'Ferry', 'Syncthing', 'ratio', 'limit', 'RSS peak A / B MiB: Ferry', 'Syncthing', 'CPU A / B s: Ferry', 'Syncthing'],
   ];
   for (const name of ['large', 'small', 'mixed'] as const) {
     const f = get('ferry', name);
@@ -102,15 +104,15 @@ async function syncBenchmarks(work: string): Promise<void> {
     if (!f && !s) continue;
     let limit = `cp -r ${sync.copy[name]?.toFixed(2)} s`;
     if (name === 'large') limit += ` (floor: SHA-256 + cp ${(sizes.largeMiB / limits.sha256MiBps + sync.copy.large!).toFixed(2)} s)`;
-    rows.push([`${name} (s)`, f?.seconds.toFixed(2) ?? '-', s?.seconds.toFixed(2) ?? '-', ratio(f?.seconds, s?.seconds), limit, rss(f?.memory), rss(s?.memory)]);
+    rows.push([`${name} (s)`, f?.seconds.toFixed(2) ?? '-', s?.seconds.toFixed(2) ?? '-', ratio(f?.seconds, s?.seconds), limit, rss(f?.memory), rss(s?.memory), cpu(f?.cpu), cpu(s?.cpu)]);
   }
   const f = get('ferry', 'large');
   const s = get('syncthing', 'large');
   const wire = (x?: { seconds: number; bytesSent: number }): string => (x ? `${x.seconds.toFixed(2)} s, ${(x.bytesSent / MIB).toFixed(2)} MiB` : '-');
-  if (f?.delta || s?.delta) rows.push(['delta (time, sent)', wire(f?.delta), wire(s?.delta), ratio(f?.delta?.bytesSent, s?.delta?.bytesSent), '1.00 MiB changed', '', '']);
-  if (f?.rename || s?.rename) rows.push(['rename (time, sent)', wire(f?.rename), wire(s?.rename), ratio(f?.rename?.bytesSent, s?.rename?.bytesSent), '0 MiB of content', '', '']);
+  if (f?.delta || s?.delta) rows.push(['delta (time, sent)', wire(f?.delta), wire(s?.delta), ratio(f?.delta?.bytesSent, s?.delta?.bytesSent), '1.00 MiB changed', '', '', '', '']);
+  if (f?.rename || s?.rename) rows.push(['rename (time, sent)', wire(f?.rename), wire(s?.rename), ratio(f?.rename?.bytesSent, s?.rename?.bytesSent), '0 MiB of content', '', '', '', '']);
   const lat = (x?: { p50: number; p95: number }): string => (x ? `${x.p50.toFixed(2)} / ${x.p95.toFixed(2)} s` : '-');
-  if (f?.latency || s?.latency) rows.push(['latency p50 / p95', lat(f?.latency), lat(s?.latency), ratio(f?.latency?.p50, s?.latency?.p50), '-', '', '']);
+  if (f?.latency || s?.latency) rows.push(['latency p50 / p95', lat(f?.latency), lat(s?.latency), ratio(f?.latency?.p50, s?.latency?.p50), '-', '', '', '', '']);
 
   const over = rounds > 1 ? `; medians of ${rounds} rounds, peak RSS the highest` : '';
   console.log(`\nSync benchmarks, loopback (${cpus().length} cores; ${version ?? 'no Syncthing'}${over})`);

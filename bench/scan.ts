@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ControlClient } from '../src/cli/client.js';
 import type { KeysReport, StatusReport } from '../src/web/daemon-api.js';
 import { DaemonProcess, tempDir, waitFor } from '../test/helpers/daemon.js';
-import { run, sampleMemory, seconds, settlePageCache, writeRandomFile, writeSmallFiles, type MemoryPeaks } from './lib.js';
+import { run, sampleProcess, seconds, settlePageCache, writeRandomFile, writeSmallFiles, type MemoryPeaks } from './lib.js';
 
 export interface ScanResult {
   name: string;
@@ -26,7 +26,7 @@ async function timeScan(name: string, folder: string, files: number, bytes: numb
     await daemon.ready();
     const client = new ControlClient(daemon.home);
     const cache = await settlePageCache();
-    const memory = sampleMemory(daemon.child.pid!);
+    const memory = sampleProcess(daemon.child.pid!);
     const start = process.hrtime.bigint();
     await client.call<KeysReport>('POST', '/folders', { path: folder });
     await waitFor(async () => {

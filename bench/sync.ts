@@ -28,6 +28,8 @@ export interface SessionResult {
   seconds: number;
   /** Peaks over the whole session (sync and, for `large`, delta, rename and latency). */
   memory: { a: MemoryPeaks; b: MemoryPeaks };
+  /** CPU seconds each side used from t0 until the copy was complete (all threads, user + system). */
+  cpu?: { a: number; b: number };
   delta?: { seconds: number; bytesSent: number };
   rename?: { seconds: number; bytesSent: number };
   latency?: { p50: number; p95: number; samples: number[] };
@@ -132,14 +134,15 @@ async function session(tool: Tool, dataset: Dataset, round: number, source: stri
   try {
     await pair.start();
     await settle();
-    const memory = pair.sampleMemory();
+    const sampler = pair.sample();
     const start = process.hrtime.bigint();
     await pair.beginSync(source, target);
     await until(() => pair.complete(dataset), `${tool} to sync ${dataset.name}`, SYNC_TIMEOUT_MS, 50);
     const elapsed = seconds(start);
-    options.log(`  ${tool} ${dataset.name}: ${elapsed.toFixed(2)} s`);
+    const cpu = await sampler.cpuSeconds();
+    options.log(`  ${tool} ${dataset.name}: ${elapsed.toFixed(2)} s (CPU A ${cpu.a.toFixed(2)} s, B ${cpu.b.toFixed(2)} s)`);
     await verifyCopy(source, target);
-    const result: SessionResult = { tool, dataset: dataset.name, round, files: dataset.files, bytes: dataset.bytes, seconds: elapsed, memory: undefined as never };
+    const result: SessionResult = { tool, dataset: dataset.name, round, files: dataset.files, bytes: dataset.bytes, seconds: elapsed, cpu, memory: undefined as never };
     if (dataset.name === 'large') {
       if (options.only.has('delta')) {
         result.delta = await deltaStep(pair, source, target, dataset, `delta-${tool}-${round}`);
@@ -154,7 +157,7 @@ async function session(tool: Tool, dataset: Dataset, round: number, source: stri
         options.log(`  ${tool} latency: p50 ${result.latency.p50.toFixed(2)} s, p95 ${result.latency.p95.toFixed(2)} s`);
       }
     }
-    result.memory = await memory.stop();
+    result.memory = await sampler.stop();
     return result;
   } catch (err) {
     options.log(`  ${tool} ${dataset.name} failed: ${(err as Error).message}\n${pair.logs()}`);

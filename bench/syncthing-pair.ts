@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { run, sampleMemory, sleepMs, until, type MemoryPeaks } from './lib.js';
+import { run, samplePair, sleepMs, until, type PairSampler } from './lib.js';
 import type { FolderTotals, Pair } from './pair.js';
 
 const FOLDER_ID = 'bench';
@@ -170,10 +170,8 @@ export class SyncthingPair implements Pair {
     return c.connections[this.b.id]?.outBytesTotal ?? 0;
   }
 
-  sampleMemory(): { stop(): Promise<{ a: MemoryPeaks; b: MemoryPeaks }> } {
-    const a = sampleMemory(this.a.workerPid!);
-    const b = sampleMemory(this.b.workerPid!);
-    return { stop: async () => ({ a: await a.stop(), b: await b.stop() }) };
+  sample(): PairSampler {
+    return samplePair(this.a.workerPid!, this.b.workerPid!);
   }
 
   logs(): string {
