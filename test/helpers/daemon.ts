@@ -42,6 +42,16 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/** Daemons of this test file still running: a wait that times out shows the end of their logs. */
+const runningDaemons = new Set<DaemonProcess>();
+const LOG_LINES_ON_TIMEOUT = 40;
+
+function runningDaemonLogs(): string {
+  return [...runningDaemons]
+    .map((daemon) => `\n--- daemon ${daemon.home}, last ${LOG_LINES_ON_TIMEOUT} log lines ---\n${daemon.log.split('\n').slice(-LOG_LINES_ON_TIMEOUT).join('\n')}`)
+    .join('');
+}
+
 export async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -53,7 +63,7 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | false>, wh
       lastError = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+      throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}${runningDaemonLogs()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -74,6 +84,8 @@ export class DaemonProcess {
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));
+    runningDaemons.add(this);
+    void this.exitPromise.then(() => runningDaemons.delete(this));
   }
 
   /** Resolves when the control socket answers. */

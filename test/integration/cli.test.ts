@@ -24,6 +24,13 @@ describe('ferry CLI against a running daemon', () => {
     await removeDir(base);
   });
 
+  test('a wait that times out shows the end of the running daemons\' logs', async () => {
+    await assert.rejects(
+      waitFor(async () => false, 'something that never happens', 200),
+      (err: Error) => err.message.startsWith('timed out waiting for something that never happens') && err.message.includes(`--- daemon ${home}, last 40 log lines ---`) && err.message.includes(`ferry: running on home ${home}`),
+    );
+  });
+
   test('share indexes the folder and prints three keys that name the same folder', async () => {
     const photos = join(base, 'photos');
     await mkdir(join(photos, 'trip', 'day1'), { recursive: true });
