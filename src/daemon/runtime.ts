@@ -22,17 +22,17 @@ export const DAEMON_V8_FLAGS = ['--max-semi-space-size=4'] as const;
  * against that room. A receiver gets one fresh 16 KiB buffer per TLS record; a scavenge would free
  * them, but with 20 MiB of room (2 × a 16 MiB heap) the room ran out first, and a 1 GiB transfer
  * cost the receiver 45 full collections and 1.4 s of V8's marking threads (perf, `--trace-gc`).
- * With 36 MiB of room it took 2 to 5, and the receiver's CPU per GiB went from 5.4–7.2 s to about
- * 3.7 s (docs/benchmarks.md).
+ * With 36 MiB of room it took 2, and the receiver's CPU per GiB went from 5.4–7.2 s to 3.7 s
+ * (docs/benchmarks.md).
  */
 export const MIN_OLD_GENERATION_ROOM = 36 * 1024 * 1024;
 
 /**
- * Otherwise, and once a heap is large enough for the floor, it grows by twice its survivors. Left
- * alone, V8 lets the old generation grow to up to 4× the survivors while collections are cheap,
- * and a stream of records is cheap to collect: the daemons of a 20,000-file sync peaked at 150 and
- * 133 MiB of anonymous memory, against about 100 and 80 MiB with twice, at no measured cost in time
- * (bench/). 4× is also the most the floor asks of a tiny heap.
+ * Heaps large enough for the floor grow by twice their survivors. Left alone, V8 lets the old
+ * generation grow to up to 4× the survivors while collections are cheap, and a stream of records
+ * is cheap to collect: the daemons of a 20,000-file sync peaked at 150 and 133 MiB of anonymous
+ * memory, against about 100 and 80 MiB with twice, at no measured cost in time (bench/). 4× is also
+ * the most the floor asks of a tiny heap.
  */
 const MIN_GROWING_PERCENT = 100;
 const MAX_GROWING_PERCENT = 300;
