@@ -15,8 +15,8 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 export const DAEMON_V8_FLAGS = ['--max-semi-space-size=4'] as const;
 
 /**
- * When full collections are started by buffers rather than by garbage (see HeapTuner), the old
- * generation may grow by at least this much beyond what survived the last one before the next.
+ * The old generation may grow by this much beyond what survived the last full collection before
+ * the next one starts.
  *
  * Why a floor in bytes: V8 counts ArrayBuffer memory allocated since the last full collection
  * against that room. A receiver gets one fresh 16 KiB buffer per TLS record; a scavenge would free
@@ -50,66 +50,46 @@ function isFullCollection(entry: { detail?: { kind?: number } }): boolean {
 export interface HeapTunerOptions {
   /** @default v8.setFlagsFromString */
   setFlags?: (flags: string) => void;
-  /** Bytes in the heap now. @default v8.getHeapStatistics().used_heap_size */
-  heapBytes?: () => number;
+  /** Bytes in the heap after a full collection. @default v8.getHeapStatistics().used_heap_size */
+  liveBytes?: () => number;
 }
 
 /**
- * A full collection that freed less than this share of what survived it was started by buffers
- * (external memory), not by garbage in the heap. Only then is the floor applied: in a sync of many
- * small files full collections free half the heap and more, and 2× keeps its memory as it was.
- */
-const MAX_FREED_SHARE_FOR_FLOOR = 0.25;
-
-/**
- * Sets V8's heap growing percent after each full collection. The flag is not allowed in
- * NODE_OPTIONS (which the service scripts use) and V8 reads it at each collection, so the daemon
- * sets it itself while it runs. The heap's size after each scavenge tells how much the next full
- * collection freed.
+ * Sets V8's heap growing percent after each full collection from the live size then. The flag is
+ * not allowed in NODE_OPTIONS (which the service scripts use) and V8 reads it at each collection,
+ * so the daemon sets it itself while it runs.
  */
 export class HeapTuner {
   private readonly setFlags: (flags: string) => void;
-  private readonly heapBytes: () => number;
+  private readonly liveBytes: () => number;
   private observer: PerformanceObserver | null = null;
   private percent = 0;
-  /** The heap's size after the latest collection of any kind. */
-  private heapBytesSeen = 0;
 
   constructor(options: HeapTunerOptions = {}) {
     this.setFlags = options.setFlags ?? setFlagsFromString;
-    this.heapBytes = options.heapBytes ?? (() => getHeapStatistics().used_heap_size);
+    this.liveBytes = options.liveBytes ?? (() => getHeapStatistics().used_heap_size);
   }
 
   start(): void {
     if (this.observer) return;
-    // 2× until a full collection shows buffers started it: a floor on a small start-up heap let
-    // the first cycle of a 20,000-file sync grow to 68 MiB.
-    this.heapBytesSeen = this.heapBytes();
-    this.apply(MIN_GROWING_PERCENT);
+    this.afterFullCollection();
     this.observer = new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) this.afterCollection(isFullCollection(entry as { detail?: { kind?: number } }));
+      const full = list.getEntries().some((entry) => isFullCollection(entry as { detail?: { kind?: number } }));
+      if (full) this.afterFullCollection();
     });
     this.observer.observe({ entryTypes: ['gc'] });
   }
 
-  /** Called after each collection (from the observer; tests call it directly). */
-  afterCollection(full: boolean): void {
-    const heapBytes = this.heapBytes();
-    if (full) {
-      const freed = this.heapBytesSeen - heapBytes;
-      this.apply(freed < heapBytes * MAX_FREED_SHARE_FOR_FLOOR ? growingPercentFor(heapBytes) : MIN_GROWING_PERCENT);
-    }
-    this.heapBytesSeen = heapBytes;
+  /** Applies the growing percent for the heap's live size now (called after each full collection). */
+  afterFullCollection(): void {
+    const percent = growingPercentFor(this.liveBytes());
+    if (percent === this.percent) return;
+    this.percent = percent;
+    this.setFlags(`--heap-growing-percent=${percent}`);
   }
 
   close(): void {
     this.observer?.disconnect();
     this.observer = null;
-  }
-
-  private apply(percent: number): void {
-    if (percent === this.percent) return;
-    this.percent = percent;
-    this.setFlags(`--heap-growing-percent=${percent}`);
   }
 }

@@ -16,44 +16,22 @@ describe('heap tuner', () => {
     assert.equal(growingPercentFor(0), 300);
   });
 
-  it('keeps the floor while full collections free little (buffers started them), and 2× once they free garbage', () => {
+  it('sets the growing percent at start and after full collections, only when it changes', async () => {
     const flags: string[] = [];
-    let heap = 16 * MiB;
-    const tuner = new HeapTuner({ setFlags: (f) => flags.push(f), heapBytes: () => heap });
+    const live = [16 * MiB, 16 * MiB, 72 * MiB];
+    const tuner = new HeapTuner({ setFlags: (f) => flags.push(f), liveBytes: () => live.shift() ?? 72 * MiB });
     tuner.start();
-    assert.deepEqual(flags, ['--heap-growing-percent=100'], '2× to begin with');
+    assert.deepEqual(flags, ['--heap-growing-percent=225']);
+    tuner.afterFullCollection();
+    assert.deepEqual(flags, ['--heap-growing-percent=225'], 'same live size, same flag: not set again');
 
-    heap = 17 * MiB; // a scavenge
-    tuner.afterCollection(false);
-    heap = 16.5 * MiB; // a full collection that freed 0.5 MiB: started by buffers
-    tuner.afterCollection(true);
-    assert.deepEqual(flags, ['--heap-growing-percent=100', '--heap-growing-percent=219'], 'the floor for the live size');
-
-    heap = 44 * MiB; // records piling up, seen after scavenges
-    tuner.afterCollection(false);
-    heap = 20 * MiB; // a full collection that freed more than the survivors' quarter
-    tuner.afterCollection(true);
-    assert.equal(flags.at(-1), '--heap-growing-percent=100');
-
-    heap = 21 * MiB;
-    tuner.afterCollection(true); // freed nothing again
-    assert.equal(flags.at(-1), '--heap-growing-percent=172');
-    tuner.close();
-  });
-
-  it('hears of real full collections through its GC observer, and of none once closed', async () => {
-    const flags: string[] = [];
-    const heap = [16 * MiB, 16 * MiB];
-    const tuner = new HeapTuner({ setFlags: (f) => flags.push(f), heapBytes: () => heap.shift() ?? 16 * MiB });
-    tuner.start();
-    assert.deepEqual(flags, ['--heap-growing-percent=100']);
-
+    // A real full collection reaches the tuner through its GC observer.
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     gc();
     const deadline = Date.now() + 5000;
     while (flags.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(flags, ['--heap-growing-percent=100', '--heap-growing-percent=225'], 'a full collection that freed nothing: the floor');
+    assert.deepEqual(flags, ['--heap-growing-percent=225', '--heap-growing-percent=100']);
 
     tuner.close();
     gc();
