@@ -78,9 +78,9 @@ const MAX_SOURCE_FILES = 16;
 const MAX_REQUEST_BYTES = 1024 * 1024;
 
 /**
- * Largest single write. Measured on this VM's ext4 (kernel 6.18): 1 GiB in 1 MiB-aligned writes of
- * 1 MiB cost 1.0–1.3 s of system time after the page cache was dropped, in 512 KiB writes 0.2 s
- * (the kernel then builds smaller page-cache folios).
+ * Largest single write. Measured on this VM's ext4 (kernel 6.18), 1 GiB after the page cache was
+ * dropped, the two sizes alternating: 1 MiB-aligned writes of 1 MiB cost 1.0–2.9 s of system time,
+ * 512 KiB writes 0.2–0.6 s (the kernel then builds smaller page-cache folios).
  */
 const MAX_WRITE_BYTES = 512 * 1024;
 
