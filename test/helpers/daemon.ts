@@ -42,8 +42,20 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/** A daemon child process whose log a timed-out wait should show. */
+export interface LoggedDaemon {
+  readonly home: string;
+  readonly log: string;
+}
+
 /** Daemons of this test file still running: a wait that times out shows the end of their logs. */
-const runningDaemons = new Set<DaemonProcess>();
+const runningDaemons = new Set<LoggedDaemon>();
+
+/** Lists `daemon` among the running ones until `exited` settles. */
+export function trackDaemonLog(daemon: LoggedDaemon, exited: Promise<unknown>): void {
+  runningDaemons.add(daemon);
+  void exited.finally(() => runningDaemons.delete(daemon));
+}
 const LOG_LINES_ON_TIMEOUT = 40;
 
 function runningDaemonLogs(): string {
@@ -84,8 +96,7 @@ export class DaemonProcess {
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));
-    runningDaemons.add(this);
-    void this.exitPromise.then(() => runningDaemons.delete(this));
+    trackDaemonLog(this, this.exitPromise);
   }
 
   /** Resolves when the control socket answers. */

@@ -5,7 +5,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
-import { ferry, MAIN, waitFor, type CliResult } from '../helpers/daemon.js';
+import { ferry, MAIN, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
 export const NETLAB = process.env.NETLAB ?? process.env.NETLAB_DIR ?? resolve(ROOT, '../shared/netlab');
@@ -67,6 +67,7 @@ export class FerryNode {
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));
+    trackDaemonLog(this, this.exitPromise);
   }
 
   get running(): boolean {
