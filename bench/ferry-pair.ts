@@ -23,10 +23,10 @@ export class FerryPair implements Pair {
   async start(): Promise<void> {
     // Info logging: debug lines per file would cost the daemons time that users never pay.
     const args = ['--log-level', process.env.BENCH_FERRY_LOG ?? 'warn', ...this.extraArgs];
-    // BENCH_FERRY_NODE_OPTIONS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles both daemons.
-    const env = process.env.BENCH_FERRY_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_FERRY_NODE_OPTIONS } : {};
-    this.a = new DaemonProcess(join(this.base, 'home-a'), args, env);
-    this.b = new DaemonProcess(join(this.base, 'home-b'), args, env);
+    // BENCH_FERRY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") go to both daemons' node.
+    const nodeFlags = process.env.BENCH_FERRY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+    this.a = new DaemonProcess(join(this.base, 'home-a'), args, {}, nodeFlags);
+    this.b = new DaemonProcess(join(this.base, 'home-b'), args, {}, nodeFlags);
     await Promise.all([this.a.ready(), this.b.ready()]);
     this.clientA = new ControlClient(this.a.home);
     this.clientB = new ControlClient(this.b.home);

@@ -61,6 +61,8 @@ export interface SharedFolder {
   keys: FolderKeys;
   /** What the peer proved to us. */
   peerAccess: Access;
+  /** The peer proved it holds the folder key (an RW key, not a grant). */
+  peerHoldsFolderKey: boolean;
   /** The grant that gave the peer its access, if it is a grantee (valid now; watch its expiry). */
   peerGrant?: Grant;
   /** What the peer says of itself and of us (its peerAccess is the access it verified for us). */
@@ -137,7 +139,7 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
 
   // 4. Verify the peer's proofs; each must name one of the tags we sent.
   const peerProofs = await expect(conn, 'FolderProofs', signal);
-  const proven = new Map<string, { keys: FolderKeys; peerAccess: Access; peerGrant?: Grant }>();
+  const proven = new Map<string, Omit<SharedFolder, 'peerState'>>();
   let refused: GrantRefusedError | undefined;
   for (const proof of peerProofs.proofs) {
     const keys = claims.byTag.get(proof.tag.toString('hex'));
@@ -145,7 +147,12 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
     const isRevoked = (grantIdHex: string): boolean => options.isGrantRevoked?.(keys, grantIdHex) ?? false;
     try {
       const verified = verifyProof(keys, proof, ekm, peerRole, peerDeviceId, isRevoked);
-      proven.set(keys.folderIdHex, { keys, peerAccess: verified.access, ...(verified.grant ? { peerGrant: verified.grant } : {}) });
+      proven.set(keys.folderIdHex, {
+        keys,
+        peerAccess: verified.access,
+        peerHoldsFolderKey: verified.folderKey,
+        ...(verified.grant ? { peerGrant: verified.grant } : {}),
+      });
     } catch (err) {
       // A grantee whose grant is over gets nothing of that folder (not even ENC access).
       if (!(err instanceof GrantRefusedError)) throw err;

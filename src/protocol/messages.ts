@@ -10,7 +10,7 @@ export { LIMITS } from './limits.js';
 /** "FRRY": fronts every Hello so a foreign or garbled peer gets a clear error. */
 export const HELLO_MAGIC = 0x46525259;
 /** Bumped on any incompatible change to framing, handshake or message shapes. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /**
  * Message codes on the wire. Never renumber: add new codes. docs/protocol.md has the same table

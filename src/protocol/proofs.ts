@@ -126,6 +126,8 @@ export class GrantRefusedError extends FerryError {}
 /** What the peer proved for a folder: its access, and the grant that gave it (if it is a grantee). */
 export interface VerifiedProof {
   access: Access;
+  /** The peer signed with the folder key (it holds S, like an RW key). */
+  folderKey: boolean;
   grant?: Grant;
 }
 
@@ -159,11 +161,12 @@ export function verifyProof(
     if (!sameBytes(proof.ro, mac(keys, 'ro', input('ro')))) throw failed('ro');
     access = 'ro';
   }
+  const folderKey = proof.rw !== undefined;
   if (proof.rw) {
     if (!keys.verify(input('rw'), proof.rw)) throw failed('rw');
     access = 'rw';
   }
-  if (!proof.grant || !proof.grantProof) return { access };
+  if (!proof.grant || !proof.grantProof) return { access, folderKey };
   // A grantee: the folder key signed its grant, and it holds the grant key (bound to this session).
   let grant: Grant;
   try {
@@ -174,5 +177,5 @@ export function verifyProof(
   if (!grantProofValid(grant, input('grant'), proof.grantProof)) throw failed('grant');
   const refusal = grantRefusal(grant, nowMs, isRevoked(grant.idHex), proverDeviceId);
   if (refusal) throw new GrantRefusedError(refusal.code, refusal.message);
-  return { access: accessAtLeast(access, grant.level) ? access : grant.level, grant };
+  return { access: accessAtLeast(access, grant.level) ? access : grant.level, folderKey, grant };
 }

@@ -17,7 +17,7 @@ import type { Archive } from './archive.js';
 import { ByteBudget } from './budget.js';
 import { EncBridge } from './enc-bridge.js';
 import { emptyTransferStats, type BlockPeer, type TransferStats } from './fetcher.js';
-import { checkIncomingIndex, IndexSender } from './index-exchange.js';
+import { checkIncomingIndex, folderKeyLink, IndexSender } from './index-exchange.js';
 import { DiskPaths } from './paths.js';
 import { Puller } from './puller.js';
 import type { TransferRates } from './rate-limit.js';
@@ -53,6 +53,8 @@ export interface PeerFolderLink {
   connection: PeerConnection;
   /** The access the peer proved to us. */
   peerAccess: Access;
+  /** The peer proved it holds the folder key: with ours, records between us need no signature. */
+  peerHoldsFolderKey: boolean;
   /** What the peer said in ClusterState (its index ID, what it has of ours). */
   peerState: ClusterFolder;
 }
@@ -105,6 +107,8 @@ interface LinkState {
   received: number;
   /** The peer is ENC and we are not: records and blocks go through the EncBridge. */
   enc: boolean;
+  /** Records travel unsigned both ways (folderKeyLink). */
+  unsigned: boolean;
   badBlocks: number;
   sample: { atMs: number; bytesIn: number; bytesOut: number; inRateBps: number; outRateBps: number };
 }
@@ -231,13 +235,20 @@ export class FolderSync extends Resource {
     const ours = this.index.indexId();
     const resume = peerState.receivedIndexId.equals(ours) && peerState.receivedSequence <= this.index.localSequence();
     const translate = enc ? (record: FileRecord) => this.enc!.outgoing(record) : undefined;
-    const sender = new IndexSender(this.keys, this.index, link.connection, this.logger, resume ? peerState.receivedSequence : 0, !resume, translate);
+    const unsigned = !enc && folderKeyLink(this.keys, link.peerHoldsFolderKey);
+    const sender = new IndexSender(this.keys, this.index, link.connection, this.logger, {
+      sentSequence: resume ? peerState.receivedSequence : 0,
+      full: !resume,
+      unsigned,
+      ...(translate ? { translate } : {}),
+    });
     const state: LinkState = {
       link,
       sender,
       budget: new ByteBudget(this.limits.peerBytesInFlight),
       received,
       enc,
+      unsigned,
       badBlocks: 0,
       sample: { atMs: Date.now(), bytesIn: link.connection.bytesIn, bytesOut: link.connection.bytesOut, inRateBps: 0, outRateBps: 0 },
     };
@@ -279,12 +290,14 @@ export class FolderSync extends Resource {
   async receiveIndex(deviceId: string, incoming: IndexMessage): Promise<void> {
     const state = this.requireLink(deviceId);
     let message = incoming;
+    const expected = { indexId: state.link.peerState.indexId, afterSequence: state.received };
+    const checks = { grants: this.options.grants, logger: this.logger };
     if (state.enc) {
       // ENC-facing records are signed too: check them, then check the plaintext records they seal.
-      await checkIncomingIndex(this.keys, message, { indexId: state.link.peerState.indexId, afterSequence: state.received }, this.options.grants, this.logger);
+      await checkIncomingIndex(this.keys, message, expected, checks);
       message = this.enc!.incoming(deviceId, message);
     }
-    const signed = await checkIncomingIndex(this.keys, message, { indexId: state.link.peerState.indexId, afterSequence: state.received }, this.options.grants, this.logger);
+    const signed = await checkIncomingIndex(this.keys, message, expected, { ...checks, unsignedAccepted: state.unsigned });
     const builtIn = IgnoreRules.builtIn();
     const records = signed.filter((record) => {
       if (builtIn.ignores(record.path, record.type === 'dir')) {

@@ -24,25 +24,46 @@ function wireSize(record: FileRecord): number {
  * device. A version equal to the global one goes out as the global record (as signed by whoever
  * made it, so RO devices relay it intact); an RW device signs its own changes; an RO device's own
  * edits carry no signature and are never sent. Stored signatures were checked when received.
+ *
+ * `unsigned`: both ends hold the folder key (see folderKeyLink), so what we would have to sign
+ * goes unsigned: either end could sign anything, and the handshake's RW proof already binds this
+ * connection to the key. The receiver signs such records itself when it relays them to RO peers.
  */
-export function outgoingRecord(keys: FolderKeys, index: FolderIndex, local: FileRecord): FileRecord | undefined {
+export function outgoingRecord(keys: FolderKeys, index: FolderIndex, local: FileRecord, unsigned = false): FileRecord | undefined {
+  const signed = (record: FileRecord): FileRecord => (unsigned ? record : { ...record, signature: keys.sign(recordSigningBytes(keys.folderId, record)) });
   const global = index.getGlobal(local.path);
   if (global?.signature && compareVersions(local.version, global.version) === 'equal') {
     // An RW device endorses a grantee's record with the folder key, so it outlives the grant.
     if (keys.holdsFolderKey && global.signature.length !== SIGNATURE_BYTES) {
       const { signature: _grantSigned, ...record } = global;
-      const out: FileRecord = { ...record, inode: 0, sequence: local.sequence };
-      out.signature = keys.sign(recordSigningBytes(keys.folderId, out));
-      return out;
+      return signed({ ...record, inode: 0, sequence: local.sequence });
     }
     return { ...global, inode: 0, sequence: local.sequence };
   }
   if (local.signature) return { ...local, inode: 0 };
   if (!keys.canSign) return undefined;
   const { signature: _unsigned, ...record } = local;
-  const out: FileRecord = { ...record, inode: 0 };
-  out.signature = keys.sign(recordSigningBytes(keys.folderId, out));
-  return out;
+  return signed({ ...record, inode: 0 });
+}
+
+/**
+ * Whether records on a link may travel unsigned: both ends hold the folder key (RW keys, not
+ * grants). Signing and checking every record cost each side 60–200 µs of CPU per file, for
+ * nothing between devices that could sign anything themselves.
+ */
+export function folderKeyLink(keys: FolderKeys, peerHoldsFolderKey: boolean): boolean {
+  return keys.holdsFolderKey && peerHoldsFolderKey;
+}
+
+export interface IndexSenderOptions {
+  /** Our last sequence the peer has. */
+  sentSequence: number;
+  /** The peer must take a full index (it knows another index ID of ours). */
+  full: boolean;
+  /** Records we would sign go unsigned (folderKeyLink). */
+  unsigned: boolean;
+  /** For an encrypted (ENC) peer: the ENC-facing form of each record (src/sync/enc-bridge.ts); undefined = not sent. */
+  translate?: (record: FileRecord) => Promise<FileRecord | undefined>;
 }
 
 /** Sends our index to one peer: from where it stands, then whatever changes, in batches; one loop at a time. */
@@ -50,6 +71,10 @@ export class IndexSender {
   private running: Promise<void> | null = null;
   private dirty = false;
   private stopped = false;
+  private sentSequence: number;
+  private full: boolean;
+  private readonly unsigned: boolean;
+  private readonly translate?: IndexSenderOptions['translate'];
   /** Records sent (for tests and status). */
   recordsSent = 0;
 
@@ -58,13 +83,13 @@ export class IndexSender {
     private readonly index: FolderIndex,
     private readonly connection: PeerConnection,
     private readonly logger: Logger,
-    /** Our last sequence the peer has. */
-    private sentSequence: number,
-    /** The peer must take a full index (it knows another index ID of ours). */
-    private full: boolean,
-    /** For an encrypted (ENC) peer: the ENC-facing form of each record (src/sync/enc-bridge.ts); undefined = not sent. */
-    private readonly translate?: (record: FileRecord) => Promise<FileRecord | undefined>,
-  ) {}
+    options: IndexSenderOptions,
+  ) {
+    this.sentSequence = options.sentSequence;
+    this.full = options.full;
+    this.unsigned = options.unsigned;
+    this.translate = options.translate;
+  }
 
   /** Sends whatever is new (again, if a send is under way). */
   kick(): void {
@@ -124,7 +149,7 @@ export class IndexSender {
     for (const local of this.index.localSince(this.sentSequence)) {
       if (this.stopped) return;
       last = local.sequence;
-      const plain = outgoingRecord(this.keys, this.index, local);
+      const plain = outgoingRecord(this.keys, this.index, local, this.unsigned);
       const record = plain && this.translate ? await this.translate(plain) : plain;
       if (!record) continue;
       batch.push(record);
@@ -138,17 +163,19 @@ export class IndexSender {
 /**
  * Checks an Index / IndexUpdate from a peer before anything is stored: it names the peer's current
  * index, its sequences move forward, and every record carries the folder's signature (or, with a
- * grant book, a signature under a valid RW grant). Throws PROTOCOL or SIGNATURE_INVALID (the
- * caller drops the connection). Returns the records to take: those signed under a grant that is
- * unknown, expired or revoked are left out (logged), as a relaying peer may still hold them.
+ * grant book, a signature under a valid RW grant; or, with `unsignedAccepted` on a folderKeyLink,
+ * none). A signature that is there is always checked, so none is stored unchecked. Throws PROTOCOL
+ * or SIGNATURE_INVALID (the caller drops the connection). Returns the records to take: those signed
+ * under a grant that is unknown, expired or revoked are left out (logged), as a relaying peer may
+ * still hold them.
  */
 export async function checkIncomingIndex(
   keys: FolderKeys,
   message: IndexMessage,
   expected: { indexId: Buffer; afterSequence: number },
-  grants?: GrantBook,
-  logger?: Logger,
+  options: { grants?: GrantBook; logger?: Logger; unsignedAccepted?: boolean } = {},
 ): Promise<FileRecord[]> {
+  const { grants, logger } = options;
   if (!message.indexId.equals(expected.indexId)) {
     throw new FerryError('PROTOCOL', 'index batch names an index ID other than the one announced in ClusterState');
   }
@@ -161,6 +188,7 @@ export async function checkIncomingIndex(
   const nowMs = Date.now();
   const checks = await Promise.all(
     message.records.map(async (record): Promise<RecordSignatureCheck> => {
+      if (record.signature === undefined && options.unsignedAccepted) return { ok: true };
       const data = recordSigningBytes(keys.folderId, record);
       if (record.signature?.length === SIGNATURE_BYTES) {
         return (await keys.verifyAsync(data, record.signature)) ? { ok: true } : { ok: false, skip: false, reason: 'not signed by the folder key' };

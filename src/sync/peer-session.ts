@@ -79,6 +79,7 @@ export class PeerSession extends Resource {
         address: this.options.address ?? '',
         connection: this.connection,
         peerAccess: shared.peerAccess,
+        peerHoldsFolderKey: shared.peerHoldsFolderKey,
         peerState: shared.peerState,
       });
       if (attached) this.attached.set(hex, folder);

@@ -86,10 +86,11 @@ export class DaemonProcess {
   log = '';
   private readonly exitPromise: Promise<number | null>;
 
-  constructor(readonly home: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}) {
+  /** `nodeFlags` go to node itself, before the script (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  constructor(readonly home: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []) {
     this.child = spawn(
       process.execPath,
-      [...DAEMON_V8_FLAGS, MAIN, 'run', '--home', home, '--web', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--no-lan', '--no-nat',
+      [...DAEMON_V8_FLAGS, ...nodeFlags, MAIN, 'run', '--home', home, '--web', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--no-lan', '--no-nat',
         '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs],
       { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );

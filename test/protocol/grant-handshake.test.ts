@@ -69,6 +69,9 @@ describe('grantees in the handshake', () => {
           const [shared] = b.value.handshake.folders;
           assert.equal(shared!.peerAccess, level);
           assert.equal(shared!.peerGrant?.idHex, grant.idHex);
+          // Even an RW grantee does not hold the folder key: its records stay signed.
+          assert.equal(shared!.peerHoldsFolderKey, false);
+          assert.equal(a.value.handshake.folders[0]!.peerHoldsFolderKey, holder === 'rw');
           // The grantee checks RW signatures; it cannot check an RO MAC (it holds no R), so an RO holder looks ENC to it.
           const [seen] = a.value.handshake.folders;
           assert.equal(seen!.peerAccess, holder === 'rw' ? 'rw' : 'enc');

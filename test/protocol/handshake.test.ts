@@ -93,6 +93,9 @@ describe('handshake over TLS on loopback', () => {
         assert.equal(aShared!.keys.folderIdHex, folder.folderIdHex);
         assert.equal(aShared!.peerAccess, bobProven);
         assert.equal(bShared!.peerAccess, aliceProven);
+        // Only an RW key holds the folder key (records on a link of two such go unsigned).
+        assert.equal(aShared!.peerHoldsFolderKey, bobKey === 'rw');
+        assert.equal(bShared!.peerHoldsFolderKey, aliceKey === 'rw');
         // Each side learns what the other verified for it.
         assert.equal(aShared!.peerState.peerAccess, aliceProven);
         await a.value.connection.close();

@@ -5,6 +5,7 @@ import { after, afterEach, describe, test } from 'node:test';
 import { readFile, readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TEMP_FILE_PREFIX } from '../../src/scan/ignore.js';
+import { recordSigningBytes } from '../../src/protocol/records.js';
 import { conflictPath } from '../../src/sync/paths.js';
 import { connect, converged, makeDevice, newFolder, runCleanups, treeOf, until, type Cleanups } from './helpers.js';
 
@@ -148,5 +149,27 @@ describe('read-only devices', () => {
     await connect(cleanups, carol, dave);
     await converged([alice, carol, dave]);
     assert.equal(await readFile(join(dave.root, 'relayed.txt'), 'utf8'), 'through carol');
+  });
+
+  test('records travel unsigned between holders of the folder key; one signs them when it relays them to an RO device', async () => {
+    const keys = newFolder();
+    const alice = await makeDevice(cleanups, { name: 'alice', keys });
+    const bob = await makeDevice(cleanups, { name: 'bob', keys });
+    const carol = await makeDevice(cleanups, { name: 'carol', keys: keys.weaken('ro') });
+    await writeFile(join(alice.root, 'note.txt'), 'signed only for carol');
+    await alice.scan();
+    const first = await connect(cleanups, alice, bob);
+    await converged([alice, bob]);
+    await first.close();
+    // Each proved the folder key in the handshake: neither signed, and each took the other's records unsigned.
+    assert.equal(bob.index.getGlobal('note.txt')?.signature, undefined);
+    assert.equal(alice.index.getRemote(bob.id, 'note.txt')?.signature, undefined);
+
+    await connect(cleanups, bob, carol);
+    await converged([bob, carol]);
+    assert.equal(await readFile(join(carol.root, 'note.txt'), 'utf8'), 'signed only for carol');
+    const relayed = carol.index.getGlobal('note.txt');
+    assert.ok(relayed?.signature, 'an RO device holds only signed records');
+    assert.equal(keys.verify(recordSigningBytes(keys.folderId, relayed), relayed.signature), true);
   });
 });

@@ -124,10 +124,11 @@ async function intact(victim: Device): Promise<void> {
 }
 
 describe('hostile peers', () => {
-  test('a record without a folder signature, or with a forged one, drops the connection', async () => {
+  test('a record without a folder signature from a peer without the folder key, or with a forged one from any peer, drops the connection', async () => {
     const { keys, victim } = await setup();
-    for (const signature of [undefined, randomBytes(64)]) {
-      const peer = await rawPeer(victim, keys);
+    const cases: Array<[FolderKeys, Buffer | undefined]> = [[keys.weaken('ro'), undefined], [keys.weaken('ro'), randomBytes(64)], [keys, randomBytes(64)]];
+    for (const [peerKeys, signature] of cases) {
+      const peer = await rawPeer(victim, peerKeys);
       const bad = record('precious.txt', { size: 3, blocks: [randomBytes(32)], version: { MALLORY: 9 }, ...(signature ? { signature } : {}) });
       await sendRecords(peer, [bad]);
       await until(() => peer.victimConn.closed);
