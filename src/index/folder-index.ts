@@ -248,6 +248,11 @@ export class LmdbFolderIndex implements FolderIndex {
     return countsOf(this.readState());
   }
 
+  hasNeeded(): boolean {
+    for (const _key of this.context.dbs().need.getKeys({ ...folderRange(this.folderId), limit: 1 })) return true;
+    return false;
+  }
+
   /** Counters and last sequence; inside a write transaction this reads the transaction's own state. */
   readState(): FolderState {
     const stored = this.context.dbs().counters.get(this.folderId) as FolderState | undefined;

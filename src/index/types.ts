@@ -124,4 +124,6 @@ export interface FolderIndex {
   setPeerSequence(deviceId: string, sequence: number, indexId?: Uint8Array): Promise<void>;
 
   counts(): FolderCounts;
+  /** Whether any path is needed (files, symlinks, directories or deletions). */
+  hasNeeded(): boolean;
 }

@@ -319,9 +319,11 @@ export class FolderSync extends Resource {
     writes.push(this.index.setPeerSequence(deviceId, message.lastSequence, message.indexId));
     state.received = message.lastSequence;
     await Promise.all(writes);
-    if ((await taken).length > 0) this.localChangeCount = undefined;
-    // New remote records may be new versions, or new sources for what could not be fetched before.
-    if (records.length > 0) this.schedulePull();
+    const newGlobal = (await taken).length > 0;
+    if (newGlobal) this.localChangeCount = undefined;
+    // New remote records may be new versions, or new sources for what could not be fetched before;
+    // a peer's echo of what we already have (most of its updates) needs no pass.
+    if (newGlobal || (records.length > 0 && this.index.hasNeeded())) this.schedulePull();
   }
 
   /** A block Request from an attached peer. */

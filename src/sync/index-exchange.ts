@@ -13,6 +13,12 @@ import type { Logger } from '../util/log.js';
 export const INDEX_BATCH_RECORDS = 1000;
 /** Approximate bytes per Index / IndexUpdate message (well under the frame limit). */
 export const INDEX_BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * Least time between two sends of index changes to a peer. The first change after a quiet spell
+ * goes at once; a stream of changes (a receiver installing small files a few dozen at a time) goes
+ * in one message per gap instead of hundreds, each of which cost the peer an index transaction.
+ */
+export const INDEX_UPDATE_GAP_MS = 100;
 
 /** A record's rough wire size, for batching. */
 function wireSize(record: FileRecord): number {
@@ -62,6 +68,8 @@ export interface IndexSenderOptions {
   full: boolean;
   /** Records we would sign go unsigned (folderKeyLink). */
   unsigned: boolean;
+  /** @default INDEX_UPDATE_GAP_MS */
+  updateGapMs?: number;
   /** For an encrypted (ENC) peer: the ENC-facing form of each record (src/sync/enc-bridge.ts); undefined = not sent. */
   translate?: (record: FileRecord) => Promise<FileRecord | undefined>;
 }
@@ -71,9 +79,13 @@ export class IndexSender {
   private running: Promise<void> | null = null;
   private dirty = false;
   private stopped = false;
+  /** A send put off until INDEX_UPDATE_GAP_MS after the last one, and its promise. */
+  private deferred: { timer: NodeJS.Timeout; done: Promise<void>; fire: () => void } | null = null;
+  private lastSendAtMs = -Infinity;
   private sentSequence: number;
   private full: boolean;
   private readonly unsigned: boolean;
+  private readonly updateGapMs: number;
   private readonly translate?: IndexSenderOptions['translate'];
   /** Records sent (for tests and status). */
   recordsSent = 0;
@@ -88,13 +100,26 @@ export class IndexSender {
     this.sentSequence = options.sentSequence;
     this.full = options.full;
     this.unsigned = options.unsigned;
+    this.updateGapMs = options.updateGapMs ?? INDEX_UPDATE_GAP_MS;
     this.translate = options.translate;
   }
 
-  /** Sends whatever is new (again, if a send is under way). */
+  /** Sends whatever is new: now, or updateGapMs after the last send began (again, if a send is under way). */
   kick(): void {
     this.dirty = true;
-    if (this.running || this.stopped) return;
+    if (this.running || this.deferred || this.stopped) return;
+    const waitMs = this.lastSendAtMs + this.updateGapMs - Date.now();
+    if (waitMs > 0) {
+      let fire!: () => void;
+      const done = new Promise<void>((resolve) => (fire = resolve));
+      const timer = setTimeout(() => {
+        this.deferred = null;
+        fire();
+        this.kick();
+      }, waitMs);
+      this.deferred = { timer, done, fire };
+      return;
+    }
     this.running = this.loop().finally(() => {
       this.running = null;
       if (this.dirty && !this.stopped) this.kick();
@@ -103,22 +128,26 @@ export class IndexSender {
 
   stop(): void {
     this.stopped = true;
+    if (this.deferred) {
+      clearTimeout(this.deferred.timer);
+      this.deferred.fire();
+      this.deferred = null;
+    }
   }
 
-  /** Resolves when nothing is being sent. */
+  /** Resolves when nothing is being sent or waiting to be. */
   async settled(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running || this.deferred) await (this.running ?? this.deferred!.done);
   }
 
   private async loop(): Promise<void> {
-    while (this.dirty && !this.stopped) {
-      this.dirty = false;
-      try {
-        await this.sendNew();
-      } catch (err) {
-        if (!this.connection.closed) this.logger.warn('cannot send index', { err: err instanceof Error ? err : String(err) });
-        this.stopped = true;
-      }
+    this.dirty = false;
+    this.lastSendAtMs = Date.now();
+    try {
+      await this.sendNew();
+    } catch (err) {
+      if (!this.connection.closed) this.logger.warn('cannot send index', { err: err instanceof Error ? err : String(err) });
+      this.stopped = true;
     }
   }
 

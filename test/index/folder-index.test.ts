@@ -150,6 +150,14 @@ describe('FolderIndex', () => {
       file('gone', { deleted: true, size: 0, blocks: [] }),
     ]);
     assert.deepEqual(index.counts(), { localFiles: 2, localBytes: 100, globalFiles: 2, globalBytes: 100, needFiles: 0, needBytes: 0 });
+    assert.equal(index.hasNeeded(), false);
+    // A needed directory is not counted among needed files, but it is needed.
+    await index.putGlobal([{ ...file('onlydir', { type: 'dir', size: 0, blocks: [], version: { PEER: 1 } }), sequence: 4 }]);
+    assert.equal(index.counts().needFiles, 0);
+    assert.equal(index.hasNeeded(), true);
+    assert.equal(store.folder(FOLDER_B).hasNeeded(), false, 'per folder');
+    await index.putLocal([file('onlydir', { type: 'dir', size: 0, blocks: [], version: { PEER: 1 } })]);
+    assert.equal(index.hasNeeded(), false);
     await index.putGlobal([
       { ...file('f', { size: 150, version: { DEV1: 1, PEER: 1 } }), sequence: 5 },
       { ...file('remote', { size: 7, version: { PEER: 1 } }), sequence: 6 },
@@ -158,6 +166,7 @@ describe('FolderIndex', () => {
     assert.deepEqual(index.counts(), { localFiles: 2, localBytes: 100, globalFiles: 3, globalBytes: 157, needFiles: 2, needBytes: 157 });
     await index.putLocal([file('f', { size: 150, version: { DEV1: 1, PEER: 1 } })]);
     assert.deepEqual(index.counts(), { localFiles: 2, localBytes: 150, globalFiles: 3, globalBytes: 157, needFiles: 1, needBytes: 7 });
+    assert.equal(index.hasNeeded(), true);
   });
 
   test('peer sequences per folder and device', async (t) => {

@@ -40,6 +40,9 @@ export class MemoryFolderIndex implements FolderIndex {
     return [];
   }
   *needed(): Iterable<NeededPath> {}
+  hasNeeded(): boolean {
+    return false;
+  }
   async putRemote(): Promise<void> {}
   getRemote(): FileRecord | undefined {
     return undefined;
