@@ -9,7 +9,7 @@ import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestParams } from '../protocol/connection.js';
 import type { BufferPool } from '../util/buffer-pool.js';
-import { closeQuietly, fsyncFd, openFd, READ_NO_FOLLOW, readFd, truncateFd, writeFd } from '../util/fd.js';
+import { closeQuietly, fdatasyncFd, fsyncFd, openFd, READ_NO_FOLLOW, readFd, truncateFd, writeFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import type { ByteBudget } from './budget.js';
@@ -84,6 +84,13 @@ const MAX_REQUEST_BYTES = 1024 * 1024;
  */
 const MAX_WRITE_BYTES = 512 * 1024;
 
+/**
+ * Bytes written to a temp file between two background flushes. The page cache otherwise holds a
+ * large file's data until the final fsync, which then wrote 1 GiB at the end of the transfer
+ * (~0.5 s with both cores idle); flushed as it comes, the disk writes while the network moves.
+ */
+const FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
+
 /** Writes `data` at `position` in pieces of at most MAX_WRITE_BYTES, all at once. */
 async function writeInPieces(fd: number, data: Buffer, position: number): Promise<void> {
   const pieces: Array<Promise<unknown>> = [];
@@ -137,6 +144,10 @@ class FileFetch {
   /** Local files blocks are copied from, opened once each. */
   private readonly sources = new Map<string, { fd: Promise<number>; users: number; closing: boolean }>();
   private holderCache: { path: string; record: FileRecord | undefined } | undefined;
+  private unflushedBytes = 0;
+  /** A background flush of what was written so far (see FLUSH_EVERY_BYTES), and how one failed. */
+  private flushing: Promise<void> | null = null;
+  private flushError: unknown;
 
   constructor(private readonly job: FetchJob) {
     this.record = job.record;
@@ -166,11 +177,26 @@ class FileFetch {
       const missing = fresh ? this.record.blocks.map((_, i) => i) : await this.keepVerifiedBlocks();
       if (!fresh) await truncateFd(this.fd, this.record.size);
       await this.fill(missing);
+      await this.flushing;
+      // The kernel reports a write-back error to one flush of a descriptor only: this file is not installed.
+      if (this.flushError !== undefined) throw this.flushError;
       if (!(fresh && durableWrites)) await fsyncFd(this.fd);
     } finally {
+      await this.flushing; // never close a descriptor a flush may still be given
       closeQuietly(this.fd);
       this.closeSources();
     }
+  }
+
+  /** Writes into the temp file, starting a background flush every FLUSH_EVERY_BYTES. */
+  private async write(data: Buffer, position: number): Promise<void> {
+    await writeInPieces(this.fd, data, position);
+    this.unflushedBytes += data.length;
+    if (this.unflushedBytes < FLUSH_EVERY_BYTES || this.flushing) return;
+    this.unflushedBytes = 0;
+    this.flushing = fdatasyncFd(this.fd)
+      .catch((err: unknown) => void (this.flushError ??= err))
+      .finally(() => (this.flushing = null));
   }
 
   /** Blocks an earlier attempt already wrote (checked by hash); returns the indexes still missing. */
@@ -279,7 +305,7 @@ class FileFetch {
       }
       return false;
     }
-    await writeInPieces(this.fd, data, i * this.record.blockSize);
+    await this.write(data, i * this.record.blockSize);
     this.job.buffers.recycle(data);
     this.present.set(Buffer.from(hash).toString('hex'), i);
     this.job.stats.blocksCopied++;
@@ -376,7 +402,7 @@ class FileFetch {
           peer.reportBadBlock(path, bad * blockSize);
           continue;
         }
-        await writeInPieces(this.fd, data, offset);
+        await this.write(data, offset);
         peer.recycle(data);
         for (const i of run) this.present.set(Buffer.from(blocks[i]!).toString('hex'), i);
         return;

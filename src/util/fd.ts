@@ -2,7 +2,7 @@
 // promisified, with a synchronous close (no disk access, microseconds, and no thread-pool round trip
 // as FileHandle.close costs).
 
-import { closeSync, constants, fsync, ftruncate, open, read, write } from 'node:fs';
+import { closeSync, constants, fdatasync, fsync, ftruncate, open, read, write } from 'node:fs';
 import { promisify } from 'node:util';
 
 /**
@@ -15,6 +15,7 @@ export const openFd = promisify(open);
 export const readFd = promisify(read);
 export const writeFd = promisify(write);
 export const fsyncFd = promisify(fsync);
+export const fdatasyncFd = promisify(fdatasync);
 export const truncateFd = promisify(ftruncate);
 
 /** Closes a descriptor; a failed close of a file only read (or already fsynced) needs no handling. */
