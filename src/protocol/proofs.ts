@@ -161,10 +161,11 @@ export function verifyProof(
     if (!sameBytes(proof.ro, mac(keys, 'ro', input('ro')))) throw failed('ro');
     access = 'ro';
   }
-  const folderKey = proof.rw !== undefined;
+  let folderKey = false;
   if (proof.rw) {
     if (!keys.verify(input('rw'), proof.rw)) throw failed('rw');
     access = 'rw';
+    folderKey = true;
   }
   if (!proof.grant || !proof.grantProof) return { access, folderKey };
   // A grantee: the folder key signed its grant, and it holds the grant key (bound to this session).

@@ -79,7 +79,7 @@ export class IndexSender {
   private running: Promise<void> | null = null;
   private dirty = false;
   private stopped = false;
-  /** A send put off until INDEX_UPDATE_GAP_MS after the last one, and its promise. */
+  /** A send put off until updateGapMs after the last one began, and its promise. */
   private deferred: { timer: NodeJS.Timeout; done: Promise<void>; fire: () => void } | null = null;
   private lastSendAtMs = -Infinity;
   private sentSequence: number;
