@@ -168,6 +168,7 @@ export class ConnectionManager extends Resource {
 
   private async dialOnce(entry: KnownAddress): Promise<void> {
     const order = this.nextOrder++;
+    const generation = this.generation;
     const signal = AbortSignal.any([this.lifetime.signal, entry.abort.signal]);
     let socket: TLSSocket | undefined;
     try {
@@ -195,6 +196,13 @@ export class ConnectionManager extends Resource {
       socket?.destroy();
       if (this.closed || entry.removed) return;
       const reason = err instanceof Error ? err.message : String(err);
+      if (generation !== this.generation) {
+        // refresh() skips dials in progress: one begun under the old folder set (refused, say, for
+        // want of a folder just added) is tried again at once, not after its backoff.
+        this.log.debug('dial under an older folder set failed; dialling again', { address: entry.address, reason });
+        entry.schedule(0, () => this.dial(entry));
+        return;
+      }
       const repeated = entry.lastError === reason;
       const delayMs = entry.failed(reason);
       const fields = { address: entry.address, reason, retryInMs: delayMs, failures: entry.consecutiveFailures };

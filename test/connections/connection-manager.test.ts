@@ -173,6 +173,34 @@ describe('ConnectionManager', () => {
     });
   });
 
+  test('a dial refused while the dialler added the shared folder is tried again at once, not after its backoff', async () => {
+    const folder = FolderKeys.generate();
+    const slowBackoff = { initialMs: 60_000, maxMs: 120_000 };
+    let added = false;
+    const a: TestNode = new TestNode(alice, [], {
+      backoff: slowBackoff,
+      // The handshake reads the folder set here; the folder arrives (and refresh() runs) while it goes on.
+      folders: () => {
+        const now = [...a.folders];
+        if (!added) {
+          added = true;
+          setImmediate(() => {
+            a.folders.push(folder);
+            a.manager.refresh();
+          });
+        }
+        return now;
+      },
+    });
+    const b = new TestNode(bob, [folder], { backoff: slowBackoff });
+    await withNodes([a, b], async () => {
+      a.manager.addAddress(b.address);
+      await eventually(() => a.onlyPeer() !== undefined && b.onlyPeer() !== undefined, 'connected with the new folder', 10_000);
+      assert.ok(a.logged('dial under an older folder set failed'), 'the first dial was refused');
+      assert.deepEqual(a.onlyPeer()!.handshake.folders.map((f) => f.keys.folderIdHex), [folder.folderIdHex]);
+    });
+  });
+
   test('refresh() on the accepting side alone makes the dialler reconnect at once', async () => {
     const first = FolderKeys.generate();
     const second = FolderKeys.generate();
