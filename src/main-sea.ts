@@ -2,6 +2,7 @@
 
 import Module from 'node:module';
 import { main } from './cli/index.js';
+import { applyDaemonEnv } from './daemon/runtime.js';
 
 /** Assets the build put inside the bundle for Node bases without `sea.getAsset` (armv7's 20.11): name → base64. */
 declare const FERRY_EMBEDDED_ASSETS: Record<string, string> | undefined;
@@ -32,6 +33,8 @@ function polyfillSeaAssets(): void {
 }
 
 polyfillSeaAssets();
+// Before the first asynchronous call starts libuv's thread pool (this CommonJS bundle makes none before).
+applyDaemonEnv();
 main(process.argv.slice(2), {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { HeapTuner, MIN_OLD_GENERATION_ROOM, growingPercentFor } from '../../src/daemon/runtime.js';
+import { DAEMON_ENV, HeapTuner, MIN_OLD_GENERATION_ROOM, applyDaemonEnv, growingPercentFor } from '../../src/daemon/runtime.js';
 
 const MiB = 1024 * 1024;
 
@@ -37,5 +37,17 @@ describe('heap tuner', () => {
     gc();
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(flags.length, 2, 'no more changes once closed');
+  });
+});
+
+describe('daemon environment', () => {
+  it('sets what is unset (libuv pool of 8) and keeps what the user set', () => {
+    const empty: NodeJS.ProcessEnv = { PATH: '/bin' };
+    applyDaemonEnv(empty);
+    assert.deepEqual(empty, { PATH: '/bin', UV_THREADPOOL_SIZE: '8' });
+    assert.equal(DAEMON_ENV.UV_THREADPOOL_SIZE, '8');
+    const chosen: NodeJS.ProcessEnv = { UV_THREADPOOL_SIZE: '2' };
+    applyDaemonEnv(chosen);
+    assert.deepEqual(chosen, { UV_THREADPOOL_SIZE: '2' });
   });
 });

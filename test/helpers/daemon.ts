@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
+import { DAEMON_ENV, DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
 
 export const MAIN = resolve(fileURLToPath(import.meta.url), '../../../src/main.js');
 
@@ -92,7 +92,7 @@ export class DaemonProcess {
       process.execPath,
       [...DAEMON_V8_FLAGS, ...nodeFlags, MAIN, 'run', '--home', home, '--web', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--no-lan', '--no-nat',
         '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs],
-      { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { env: { ...DAEMON_ENV, ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));

@@ -1,10 +1,10 @@
 // Test helpers for the discovery netlab tests: lab scripts up/down under a prefix, and `ferry run`
 // daemons on the host or inside a lab namespace, reached through the control socket in their home.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
+import { DAEMON_ENV, DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
 import { ferry, MAIN, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
@@ -62,8 +62,8 @@ export class FerryNode {
   constructor(readonly home: string, options: { ns?: string; listen: string; args?: string[] }) {
     const argv = [process.execPath, ...DAEMON_V8_FLAGS, MAIN, 'run', '--home', home, '--listen', options.listen, '--web', '127.0.0.1:0',
       '--no-nat', '--log-level', 'debug', ...(options.args ?? [])];
-    this.child = options.ns ? spawn('ip', ['netns', 'exec', options.ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const spawnOptions: SpawnOptions = { env: { ...DAEMON_ENV, ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] };
+    this.child = options.ns ? spawn('ip', ['netns', 'exec', options.ns, ...argv], spawnOptions) : spawn(argv[0]!, argv.slice(1), spawnOptions);
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));

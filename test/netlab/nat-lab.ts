@@ -4,7 +4,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
+import { DAEMON_ENV, DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
 import { ferry, MAIN, waitFor } from '../helpers/daemon.js';
 
 const execFileAsync = promisify(execFile);
@@ -54,8 +54,8 @@ export class NsProcess {
   out = '';
   private readonly exitPromise: Promise<number | null>;
 
-  constructor(ns: string, argv: string[]) {
-    this.child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(ns: string, argv: string[], env: NodeJS.ProcessEnv = process.env) {
+    this.child = spawn('ip', ['netns', 'exec', ns, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.out += d.toString()));
     this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));
@@ -94,7 +94,7 @@ export class NsDaemon extends NsProcess {
     super(ns, [
       process.execPath, ...DAEMON_V8_FLAGS, MAIN, 'run', '--home', home, '--listen', listen, '--web', '127.0.0.1:0',
       '--no-lan', '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs,
-    ]);
+    ], { ...DAEMON_ENV, ...process.env });
   }
 
   async ready(): Promise<void> {
