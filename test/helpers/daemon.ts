@@ -81,19 +81,27 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | false>, wh
   }
 }
 
+/**
+ * `ferry run ARGS` as the launchers start it: node with the daemon's V8 flags (and `nodeFlags`,
+ * e.g. --cpu-prof, which NODE_OPTIONS refuses), and the daemon's environment, where a variable
+ * already set wins.
+ */
+export function daemonLaunch(args: string[], nodeFlags: string[] = []): { argv: string[]; env: NodeJS.ProcessEnv } {
+  return { argv: [process.execPath, ...DAEMON_V8_FLAGS, ...nodeFlags, MAIN, 'run', ...args], env: { ...DAEMON_ENV, ...process.env } };
+}
+
 export class DaemonProcess {
   readonly child: ChildProcess;
   log = '';
   private readonly exitPromise: Promise<number | null>;
 
-  /** `nodeFlags` go to node itself, before the script (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  /** `nodeFlags`: see daemonLaunch. */
   constructor(readonly home: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []) {
-    this.child = spawn(
-      process.execPath,
-      [...DAEMON_V8_FLAGS, ...nodeFlags, MAIN, 'run', '--home', home, '--web', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--no-lan', '--no-nat',
-        '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs],
-      { env: { ...DAEMON_ENV, ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    const launch = daemonLaunch(
+      ['--home', home, '--web', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--no-lan', '--no-nat', '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs],
+      nodeFlags,
     );
+    this.child = spawn(launch.argv[0]!, launch.argv.slice(1), { env: { ...launch.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));

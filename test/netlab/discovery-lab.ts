@@ -4,8 +4,7 @@
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DAEMON_ENV, DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
-import { ferry, MAIN, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
+import { daemonLaunch, ferry, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
 export const NETLAB = process.env.NETLAB ?? process.env.NETLAB_DIR ?? resolve(ROOT, '../shared/netlab');
@@ -60,9 +59,8 @@ export class FerryNode {
   private readonly exitPromise: Promise<number | null>;
 
   constructor(readonly home: string, options: { ns?: string; listen: string; args?: string[] }) {
-    const argv = [process.execPath, ...DAEMON_V8_FLAGS, MAIN, 'run', '--home', home, '--listen', options.listen, '--web', '127.0.0.1:0',
-      '--no-nat', '--log-level', 'debug', ...(options.args ?? [])];
-    const spawnOptions: SpawnOptions = { env: { ...DAEMON_ENV, ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] };
+    const { argv, env } = daemonLaunch(['--home', home, '--listen', options.listen, '--web', '127.0.0.1:0', '--no-nat', '--log-level', 'debug', ...(options.args ?? [])]);
+    const spawnOptions: SpawnOptions = { env, stdio: ['ignore', 'pipe', 'pipe'] };
     this.child = options.ns ? spawn('ip', ['netns', 'exec', options.ns, ...argv], spawnOptions) : spawn(argv[0]!, argv.slice(1), spawnOptions);
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));

@@ -4,8 +4,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DAEMON_ENV, DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
-import { ferry, MAIN, waitFor } from '../helpers/daemon.js';
+import { daemonLaunch, ferry, waitFor } from '../helpers/daemon.js';
 
 const execFileAsync = promisify(execFile);
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
@@ -91,10 +90,10 @@ export function mapPort(ns: string, methods: string, internalPort: number, lease
 /** A `ferry run` daemon inside a namespace; the CLI reaches it through the control socket in its home. */
 export class NsDaemon extends NsProcess {
   constructor(ns: string, readonly home: string, listen: string, extraArgs: string[] = []) {
-    super(ns, [
-      process.execPath, ...DAEMON_V8_FLAGS, MAIN, 'run', '--home', home, '--listen', listen, '--web', '127.0.0.1:0',
-      '--no-lan', '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs,
-    ], { ...DAEMON_ENV, ...process.env });
+    const { argv, env } = daemonLaunch([
+      '--home', home, '--listen', listen, '--web', '127.0.0.1:0', '--no-lan', '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs,
+    ]);
+    super(ns, argv, env);
   }
 
   async ready(): Promise<void> {
