@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeGrant, type FolderKeys, type GrantBook, type GrantCredential } from '../keys/index.js';
 import type { FolderConfig, FolderIndex } from '../index/types.js';
-import { HashPool, IgnoreRules, Scanner, FolderWatcher } from '../scan/index.js';
+import { HashPool, IgnoreRules, Scanner, FolderWatcher, WarmFiles } from '../scan/index.js';
 import { Archive, FolderSync, readOnlyScanIndex, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
@@ -67,6 +67,7 @@ export class SharedFolder extends Resource {
     }
     const encrypted = this.config.access === 'enc';
     const scanIndex = this.config.access === 'ro' ? readOnlyScanIndex(this.index) : this.index;
+    const warmFiles = new WarmFiles();
     // An encrypted (ENC) folder holds ciphertext written by its FolderSync only: nothing to scan or watch.
     if (!encrypted) this.scanner = new Scanner({
       root: this.config.path,
@@ -75,6 +76,7 @@ export class SharedFolder extends Resource {
       pool: this.options.pool,
       logger: this.logger,
       onCommitted: () => this.sync?.localChanged(),
+      warmFiles,
       // no `ignore`: the scanner re-reads .ferryignore on every scan, so edits apply at once
     });
     this.sync = new FolderSync({
@@ -90,6 +92,7 @@ export class SharedFolder extends Resource {
       limits: this.options.syncLimits,
       grants: this.options.grants,
       rates: this.options.rates,
+      warmFiles,
     });
     if (encrypted) {
       await this.sync.open();

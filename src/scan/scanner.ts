@@ -1,11 +1,11 @@
 // Scanner: walks one folder (or a subtree), hashes what changed through the HashPool, records changes and tombstones in the index.
 
-import { createHash } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, isFerryError } from '../errors.js';
 import { sleep, throwIfAborted } from '../util/abort.js';
 import { silentLogger, type Logger } from '../util/log.js';
+import { pathDigest } from '../util/path-digest.js';
 import { bumpVersion, type FileRecord } from '../index/records.js';
 import type { FolderIndex, NewFileRecord } from '../index/types.js';
 import { blockSizeFor } from './blocksize.js';
@@ -13,6 +13,7 @@ import { DiskPresence, isGone } from './presence.js';
 import type { HashPool } from './hash-pool.js';
 import { IgnoreRules } from './ignore.js';
 import { normaliseUnder, walk, type WalkEntry } from './walker.js';
+import type { WarmFiles } from './warm-files.js';
 
 /** Records per putLocal transaction. */
 export const SCAN_BATCH_RECORDS = 1000;
@@ -31,10 +32,6 @@ const EXISTENCE_CHECKS_IN_FLIGHT = 32;
  * (a chance of about 1 in 10^9 with 200,000 seen) has its deletion found by the watcher or the next scan.
  */
 const SEEN_PATHS_MAX = 200_000;
-
-function pathDigest(path: string): number {
-  return createHash('sha1').update(path).digest().readUIntBE(0, 6);
-}
 
 export interface ScanProgress {
   under: string;
@@ -58,6 +55,8 @@ export interface ScannerOptions {
    * files of a large folder before the last ones are hashed.
    */
   onCommitted?: () => void;
+  /** Notes each file hashed (read whole moments ago), for the block server. */
+  warmFiles?: WarmFiles;
   /** Files being hashed or queued for hashing at once (small ones go to workers in batches). @default 64 × pool size */
   maxHashesInFlight?: number;
 }
@@ -137,6 +136,7 @@ export class Scanner {
   private readonly fixedIgnore?: IgnoreRules;
   private readonly onProgress?: (progress: ScanProgress) => void;
   private readonly onCommitted?: () => void;
+  private readonly warmFiles?: WarmFiles;
   private readonly maxInFlight: number;
   private tail: Promise<unknown> = Promise.resolve();
   private queued: QueuedScan | null = null;
@@ -150,6 +150,7 @@ export class Scanner {
     this.fixedIgnore = options.ignore;
     this.onProgress = options.onProgress;
     this.onCommitted = options.onCommitted;
+    this.warmFiles = options.warmFiles;
     this.maxInFlight = Math.max(1, options.maxHashesInFlight ?? this.pool.size * 64);
   }
 
@@ -267,6 +268,7 @@ export class Scanner {
       this.onProgress?.({ under: run.under, hashedBytes: run.result.hashedBytes, totalBytes: run.queuedBytes });
       const rightBlockSize = blockSizeFor(hashed.size);
       if (!hashed.changedDuringHash && rightBlockSize === blockSize) {
+        this.warmFiles?.note(entry.path, hashed.size);
         this.recordHashed(run, entry, { ...hashed, blockSize });
         return;
       }

@@ -23,6 +23,7 @@ import { Puller } from './puller.js';
 import type { TransferRates } from './rate-limit.js';
 import { revertLocalChanges, isLocalChange } from './revert.js';
 import { BlockServer, type BlockAnswer } from './serve.js';
+import { WarmFiles } from '../scan/warm-files.js';
 
 /** @default values of FolderSyncLimits */
 export const SYNC_DEFAULTS = {
@@ -76,6 +77,8 @@ export interface FolderSyncOptions {
   grants?: GrantBook;
   /** The daemon's transfer limits; only `download` is used here (uploads are limited per PeerSession). */
   rates?: TransferRates;
+  /** Small files the folder's scanner just hashed (the puller notes those it installs). @default none yet */
+  warmFiles?: WarmFiles;
 }
 
 export interface PeerReport {
@@ -153,7 +156,8 @@ export class FolderSync extends Resource {
     this.budget = new ByteBudget(this.limits.folderBytesInFlight);
     // Every file in flight listens on the pass signal (and a few waits besides): not a leak, so no warning.
     setMaxListeners(4 * this.limits.maxFilesInFlight + 16, this.lifetime.signal);
-    this.server = new BlockServer({ root: this.root, index: this.index, logger: this.logger, requestScan: (p) => this.scan(p) });
+    const warmFiles = options.warmFiles ?? new WarmFiles();
+    this.server = new BlockServer({ root: this.root, index: this.index, logger: this.logger, requestScan: (p) => this.scan(p), warmFiles });
     if (this.keys.access !== 'enc' && this.keys.readSecret) {
       this.enc = new EncBridge({
         keys: this.keys,
@@ -179,6 +183,7 @@ export class FolderSync extends Resource {
       stats: this.stats,
       download: options.rates?.download,
       maxFilesInFlight: this.limits.maxFilesInFlight,
+      warmFiles,
       exclusive: options.exclusive,
       requestScan: (under) => this.scan(under),
       peersFor: (record) => this.peersFor(record),

@@ -3,6 +3,7 @@
 import { chmodSync, lstatSync, renameSync, utimesSync, type Stats } from 'node:fs';
 import type { FileRecord } from '../index/records.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
+import type { WarmFiles } from '../scan/warm-files.js';
 import { fsyncDir } from '../util/fd.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
 import type { DiskPaths, ResolvedTarget } from './paths.js';
@@ -31,6 +32,7 @@ export interface InstallContext {
   installed(tempAbs: string, abs: string): void;
   requestScan(path: string): void;
   committed(): void;
+  readonly warmFiles?: WarmFiles;
 }
 
 interface Pending {
@@ -113,6 +115,7 @@ export class BatchInstaller {
         this.ctx.paths.noteCreated(now.parentAbs, now.diskName);
         parents.add(now.parentAbs);
         OWN_WRITES.note(now.abs, stats);
+        this.ctx.warmFiles?.note(global.path, stats.size);
         records.push(this.ctx.asLocal(global, stats));
         done.push(entry);
       } catch (err) {

@@ -8,6 +8,7 @@ import { compareVersions, type FileRecord } from '../index/records.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
 import { IgnoreRules, NAS_LITTER_NAMES, TEMP_FILE_PREFIX } from '../scan/ignore.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
+import type { WarmFiles } from '../scan/warm-files.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
@@ -35,6 +36,8 @@ export interface PullContext {
   /** The daemon's download limit (none: unlimited). */
   readonly download?: RateLimiter;
   readonly maxFilesInFlight: number;
+  /** Notes each small file installed (written moments ago), for the block server. */
+  readonly warmFiles?: WarmFiles;
   exclusive<T>(work: () => Promise<T>): Promise<T>;
   /** Asks for a scan of a path (not awaited: the scan needs the lock the puller may hold). */
   requestScan(under: string): void;
@@ -127,6 +130,7 @@ export class Puller {
       },
       requestScan: (path) => ctx.requestScan(path),
       committed: () => ctx.committed(),
+      warmFiles: ctx.warmFiles,
     });
   }
 

@@ -1,11 +1,12 @@
 // Answers peers' block Requests from local files, checking each request against our record (and the data against its hash when the file changed since it was indexed).
 
-import { fstatSync } from 'node:fs';
+import { fstatSync, openSync, readSync } from 'node:fs';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FolderIndex } from '../index/types.js';
 import { LIMITS, type RequestMessage, type ResponseError } from '../protocol/messages.js';
 import { closeQuietly, openFd, READ_NO_FOLLOW, readFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
+import { WARM_FILE_MAX_BYTES, type WarmFiles } from '../scan/warm-files.js';
 import { firstMismatchedBlock } from './block-hashes.js';
 import { childPath, DiskPaths } from './paths.js';
 
@@ -23,18 +24,24 @@ export interface BlockServerOptions {
   index: FolderIndex;
   logger: Logger;
   requestScan(path: string): void;
+  /** Small files read or written moments ago, served with synchronous calls. */
+  warmFiles?: WarmFiles;
 }
 
-/** What a served path looked like when its record was last read: enough to check requests without decoding it again. */
-interface OpenFile {
-  path: string;
-  fd: number;
+/** What our record of a served file says: enough to check requests without decoding it again. */
+interface IndexedFile {
   blockSize: number;
   size: number;
   blocks: Uint8Array[];
   /** mtime and inode the file had when indexed: while fstat still shows them, blocks need no re-hashing. */
   mtimeMs: number;
   inode: number;
+}
+
+/** A served file kept open between requests. */
+interface OpenFile extends IndexedFile {
+  path: string;
+  fd: number;
   lastUsedMs: number;
   /** Reads in progress: the descriptor is closed only when none is. */
   users: number;
@@ -61,6 +68,8 @@ export class BlockServer {
 
   /** `allocate` gives the buffer the block is read into (a connection's pool). */
   async answer(request: RequestMessage, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Promise<BlockAnswer> {
+    const warm = await this.answerWarm(request, allocate);
+    if (warm) return warm;
     let file = this.files.get(request.path);
     if (file && !matches(file, request)) {
       this.release(file);
@@ -91,17 +100,68 @@ export class BlockServer {
       file.users--;
       if (file.closing && file.users === 0) closeQuietly(file.fd);
     }
+    const answer = this.checkRead(request, file, data, unchangedSinceIndexed(file));
+    if ('error' in answer) this.release(file);
+    return answer;
+  }
+
+  /**
+   * A whole small file the scanner hashed or the puller wrote moments ago (WarmFiles), read with
+   * synchronous calls: its inode and data are in the page cache, so they take microseconds where
+   * the thread pool's round trips cost ~100 µs each. Undefined when the file is not served this way
+   * (not warm, already open, or anything unusual): the usual path then answers.
+   */
+  private async answerWarm(request: RequestMessage, allocate: (size: number) => Buffer): Promise<BlockAnswer | undefined> {
+    const warm = this.options.warmFiles;
+    if (!warm || request.offset !== 0 || request.size > WARM_FILE_MAX_BYTES || this.files.has(request.path) || !warm.isWarm(request.path)) {
+      return undefined;
+    }
+    const indexed = this.indexedFile(request);
+    if ('error' in indexed) return indexed;
+    if (indexed.blocks.length !== 1) return undefined;
+    let fd: number;
+    try {
+      const { parentAbs, name } = await this.paths.resolveParent(request.path);
+      fd = openSync(childPath(parentAbs, name), READ_NO_FOLLOW);
+    } catch {
+      return undefined; // a symlink, an NFD name, a missing parent: the usual path tells which
+    }
+    try {
+      const before = fstatSync(fd);
+      if (!before.isFile()) return undefined;
+      const data = allocate(request.size);
+      const bytesRead = readSync(fd, data, 0, request.size, 0);
+      const after = fstatSync(fd);
+      const unchanged = after.size === indexed.size && after.mtimeMs === indexed.mtimeMs && after.ino === indexed.inode;
+      return this.checkRead(request, indexed, data.subarray(0, bytesRead), unchanged);
+    } catch {
+      return undefined;
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+
+  /**
+   * The answer for `data` read for `request`: the data, unless the file changed since it was indexed
+   * (`unchanged` false, and the data's hash differs), which gets the path rescanned.
+   */
+  private checkRead(request: RequestMessage, file: IndexedFile, data: Buffer, unchanged: boolean): BlockAnswer {
     const hashOf = (j: number): Buffer => request.hash.subarray(j * HASH_BYTES, (j + 1) * HASH_BYTES);
     const changed =
       data.length !== request.size ||
-      (!unchangedSinceIndexed(file) && firstMismatchedBlock(data, file.blockSize, request.hash.length / HASH_BYTES, hashOf) >= 0);
-    if (changed) {
-      this.release(file);
-      this.options.logger.info('file changed since it was indexed; rescanning', { path: request.path });
-      this.options.requestScan(request.path);
-      return { error: 'HASH_MISMATCH' };
-    }
-    return { data };
+      (!unchanged && firstMismatchedBlock(data, file.blockSize, request.hash.length / HASH_BYTES, hashOf) >= 0);
+    if (!changed) return { data };
+    this.options.logger.info('file changed since it was indexed; rescanning', { path: request.path });
+    this.options.requestScan(request.path);
+    return { error: 'HASH_MISMATCH' };
+  }
+
+  /** What our local record says of the requested file, if the request matches it. */
+  private indexedFile(request: RequestMessage): IndexedFile | { error: ResponseError } {
+    const local = this.options.index.getLocal(request.path);
+    if (!local || local.deleted || local.type !== 'file' || local.blockSize === 0) return { error: 'NO_SUCH_FILE' };
+    const file = { blockSize: local.blockSize, size: local.size, blocks: local.blocks, mtimeMs: local.mtimeMs, inode: local.inode };
+    return matches(file, request) ? file : { error: 'NO_SUCH_FILE' };
   }
 
   close(): void {
@@ -113,10 +173,8 @@ export class BlockServer {
 
   /** Reads the record, checks the request against it, opens the file without following a symlink. */
   private async openFile(request: RequestMessage): Promise<OpenFile | { error: ResponseError }> {
-    const local = this.options.index.getLocal(request.path);
-    if (!local || local.deleted || local.type !== 'file' || local.blockSize === 0) return { error: 'NO_SUCH_FILE' };
-    const candidate = { blockSize: local.blockSize, size: local.size, blocks: local.blocks, mtimeMs: local.mtimeMs, inode: local.inode };
-    if (!matches(candidate, request)) return { error: 'NO_SUCH_FILE' };
+    const candidate = this.indexedFile(request);
+    if ('error' in candidate) return candidate;
     let fd: number;
     try {
       fd = await this.openRegularFile(request.path);

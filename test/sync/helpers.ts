@@ -12,6 +12,7 @@ import { performHandshake, type HandshakeResult } from '../../src/protocol/hands
 import { HashPool } from '../../src/scan/hash-pool.js';
 import { Scanner } from '../../src/scan/scanner.js';
 import { TEMP_FILE_PREFIX } from '../../src/scan/ignore.js';
+import { WarmFiles } from '../../src/scan/warm-files.js';
 import { Archive } from '../../src/sync/archive.js';
 import { FolderSync, type FolderSyncLimits } from '../../src/sync/folder-sync.js';
 import { folderSyncState, readOnlyScanIndex, type TransferRates } from '../../src/sync/index.js';
@@ -90,6 +91,8 @@ export interface Device {
   rates?: TransferRates;
   lock: Mutex;
   scans: number;
+  /** Shared by the scanner and the FolderSync, as the daemon's Folder does. */
+  warmFiles: WarmFiles;
   /** Scans (under the folder lock, as the daemon does) and tells the FolderSync. */
   scan(under?: string): Promise<void>;
   close(): Promise<void>;
@@ -111,11 +114,13 @@ export async function makeDevice(cleanups: Cleanups, options: DeviceOptions): Pr
   const id = deviceIdOf(options.name);
   const shortId = id.slice(0, 12);
   const lock = new Mutex();
+  const warmFiles = new WarmFiles();
   const scanner = new Scanner({
     root,
     index: options.keys.access === 'ro' ? readOnlyScanIndex(index) : index,
     deviceShortId: shortId,
     pool: await sharedPool(cleanups),
+    warmFiles,
   });
   let sync!: FolderSync;
   const device: Device = {
@@ -131,6 +136,7 @@ export async function makeDevice(cleanups: Cleanups, options: DeviceOptions): Pr
     rates: options.rates,
     lock,
     scans: 0,
+    warmFiles,
     async scan(under = '') {
       device.scans++;
       await lock.run(() => scanner.scan({ under }));
@@ -154,6 +160,7 @@ export async function makeDevice(cleanups: Cleanups, options: DeviceOptions): Pr
     exclusive: (work) => lock.run(work),
     limits: { retryIntervalMs: 200, ...options.limits },
     rates: options.rates,
+    warmFiles,
   });
   device.sync = sync;
   cleanups.push(() => device.close());
