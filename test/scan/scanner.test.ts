@@ -274,6 +274,7 @@ describe('Scanner with a file that changes while it is hashed', () => {
         const result = await hashFile(absPath, blockSize);
         return { ...result, changedDuringHash: ++calls <= changedTimes };
       },
+      lstatMany: (paths: string[]) => pool.lstatMany(paths),
     };
     return { pool: stub as unknown as HashPool, calls: () => calls };
   }
