@@ -6,8 +6,7 @@ import { FerryError } from '../errors.js';
 import { Resource } from '../util/resource.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import type { HashRange, HashResult } from './hasher.js';
-import type { HashWorkerReply, HashWorkerRequest, LstatOutcome } from './hash-worker.js';
-import type { EntryStats } from './walker.js';
+import type { HashWorkerReply, HashWorkerRequest } from './hash-worker.js';
 
 export interface HashPoolOptions {
   /** Worker threads. @default os.availableParallelism() */
@@ -39,8 +38,6 @@ interface Slot {
   worker: Worker | null;
   /** Jobs sent to the worker and not answered yet (an aborted one stays until the worker replies). */
   jobs: Map<number, Job>;
-  /** lstat batches sent to the worker and not answered yet. */
-  lstats: Map<number, (outcome: LstatOutcome[] | Error) => void>;
   idleTimer: NodeJS.Timeout | null;
 }
 
@@ -62,11 +59,6 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 24 
 
 function aborted(): FerryError {
   return new FerryError('ABORTED', 'hash aborted');
-}
-
-function failLstats(slot: Slot, err: Error): void {
-  for (const settle of slot.lstats.values()) settle(err);
-  slot.lstats.clear();
 }
 
 function isSmall(job: Job): boolean {
@@ -92,7 +84,7 @@ export class HashPool extends Resource {
   }
 
   protected async _open(): Promise<void> {
-    for (let i = 0; i < this.size; i++) this.slots.push({ worker: null, jobs: new Map(), lstats: new Map(), idleTimer: null });
+    for (let i = 0; i < this.size; i++) this.slots.push({ worker: null, jobs: new Map(), idleTimer: null });
   }
 
   /** Worker threads running now (they start with work and stop when idle). */
@@ -103,10 +95,7 @@ export class HashPool extends Resource {
   protected async _close(): Promise<void> {
     const closedError = new FerryError('CLOSED', 'hash pool closed');
     for (const job of this.queue.splice(0)) this.settle(job, closedError);
-    for (const slot of this.slots) {
-      for (const job of slot.jobs.values()) this.settle(job, closedError);
-      failLstats(slot, closedError);
-    }
+    for (const slot of this.slots) for (const job of slot.jobs.values()) this.settle(job, closedError);
     for (const wake of this.roomWaiters.splice(0)) wake();
     await Promise.all(this.slots.splice(0).map((slot) => this.stopWorker(slot)));
   }
@@ -120,28 +109,6 @@ export class HashPool extends Resource {
       return this.hashInParts(absPath, blockSize, expectedBytes, signal);
     }
     return this.enqueue(absPath, blockSize, signal, expectedBytes);
-  }
-
-  /**
-   * lstat of each path in a worker, with synchronous calls: one message each way per batch, where
-   * the walk's async lstat cost a thread-pool round trip (two thread wake-ups) per entry. The batch
-   * does not queue behind hash jobs: a worker hashing a large file answers between two reads, one
-   * hashing a batch of small files right after it.
-   */
-  lstatMany(absPaths: string[]): Promise<Array<EntryStats | Error>> {
-    if (!this.opened) return Promise.reject(new FerryError('CLOSED', 'hash pool is not open'));
-    const load = (slot: Slot): number => slot.jobs.size + slot.lstats.size;
-    const slot = this.slots.reduce((best, other) => (load(other) < load(best) ? other : best));
-    if (slot.idleTimer) clearTimeout(slot.idleTimer);
-    slot.idleTimer = null;
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      slot.lstats.set(id, (outcome) => {
-        if (outcome instanceof Error) reject(outcome);
-        else resolve(outcome.map((one) => ('code' in one ? Object.assign(new Error(one.message), { code: one.code }) : one)));
-      });
-      (slot.worker ?? this.startWorker(slot)).postMessage({ lstat: { id, paths: absPaths } } satisfies HashWorkerRequest);
-    });
   }
 
   /**
@@ -206,7 +173,7 @@ export class HashPool extends Resource {
     const free = this.slots.filter((slot) => slot.jobs.size === 0);
     for (const [i, slot] of free.entries()) {
       if (this.queue.length === 0) {
-        if (slot.worker && !slot.idleTimer && slot.lstats.size === 0) {
+        if (slot.worker && !slot.idleTimer) {
           slot.idleTimer = setTimeout(() => void this.stopWorker(slot), this.idleMs);
           slot.idleTimer.unref();
         }
@@ -245,16 +212,8 @@ export class HashPool extends Resource {
     else job.resolve(outcome);
   }
 
-  private onReply(slot: Slot, message: HashWorkerReply): void {
-    if ('lstatReply' in message) {
-      const { id, results } = message.lstatReply;
-      const settle = slot.lstats.get(id);
-      slot.lstats.delete(id);
-      settle?.(results);
-      if (slot.jobs.size === 0) this.dispatch(); // may start the idle timer
-      return;
-    }
-    for (const reply of message.replies) {
+  private onReply(slot: Slot, { replies }: HashWorkerReply): void {
+    for (const reply of replies) {
       const job = slot.jobs.get(reply.id);
       if (!job) continue;
       slot.jobs.delete(reply.id);
@@ -277,10 +236,8 @@ export class HashPool extends Resource {
     if (slot.worker !== worker) return; // stopped on purpose, or already replaced
     this.logger.error('hash worker died', { err });
     slot.worker = null;
-    const died = new FerryError('INTERNAL', 'hash worker died', { cause: err });
-    for (const job of slot.jobs.values()) this.settle(job, died);
+    for (const job of slot.jobs.values()) this.settle(job, new FerryError('INTERNAL', 'hash worker died', { cause: err }));
     slot.jobs.clear();
-    failLstats(slot, died);
     void worker.terminate();
     if (!this.closed) this.dispatch(); // the next job starts a new worker
   }

@@ -1,11 +1,10 @@
-// Worker thread body of the HashPool: hashes the files of each request in turn and posts their block hashes back, packed, in one reply; lstats batches of paths for the walker.
+// Worker thread body of the HashPool: hashes the files of each request in turn and posts their block hashes back, packed, in one reply.
 
-import { lstatSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { hashFile, hashSmallFileSync, type HashRange } from './hasher.js';
 
-/** Main thread → worker: files to hash (several small ones, or one), a job to abort, or paths to lstat. */
-export type HashWorkerRequest = { jobs: HashJob[] } | { cancel: number } | { lstat: { id: number; paths: string[] } };
+/** Main thread → worker: files to hash (several small ones, or one), or a job to abort. */
+export type HashWorkerRequest = { jobs: HashJob[] } | { cancel: number };
 
 export interface HashJob {
   id: number;
@@ -14,11 +13,10 @@ export interface HashJob {
   range?: HashRange;
 }
 
-/** Worker → main thread: one reply per request, with an outcome per job (or per path to lstat). */
-export type HashWorkerReply = { replies: HashJobReply[] } | { lstatReply: { id: number; results: LstatOutcome[] } };
-
-/** What the walker needs of an lstat, or why it failed. */
-export type LstatOutcome = { mode: number; size: number; mtimeMs: number; ino: number } | { code: string; message: string };
+/** Worker → main thread: one reply per request, with an outcome per job. */
+export interface HashWorkerReply {
+  replies: HashJobReply[];
+}
 
 /** `hashes` holds 32 bytes per block, back to back (transferred, not copied). */
 export type HashJobReply =
@@ -76,19 +74,7 @@ async function runAll(jobs: HashJob[]): Promise<void> {
   port!.postMessage({ replies } satisfies HashWorkerReply, transfers);
 }
 
-function lstatAll(paths: string[]): LstatOutcome[] {
-  return paths.map((path) => {
-    try {
-      const { mode, size, mtimeMs, ino } = lstatSync(path);
-      return { mode, size, mtimeMs, ino };
-    } catch (err) {
-      return { code: String((err as { code?: unknown }).code ?? 'IO'), message: (err as Error).message };
-    }
-  });
-}
-
 port.on('message', (request: HashWorkerRequest) => {
   if ('cancel' in request) running.get(request.cancel)?.abort();
-  else if ('lstat' in request) port.postMessage({ lstatReply: { id: request.lstat.id, results: lstatAll(request.lstat.paths) } } satisfies HashWorkerReply);
   else void runAll(request.jobs);
 });

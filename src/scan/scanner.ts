@@ -183,7 +183,7 @@ export class Scanner {
     const run = new ScanRun(under, ignore, signal);
     try {
       const onError = (path: string, err: Error): void => this.onWalkError(run, path, err);
-      for await (const entry of walk(this.root, { ignore, signal, under, onError, lstatMany: (paths) => this.pool.lstatMany(paths) })) {
+      for await (const entry of walk(this.root, { ignore, signal, under, onError })) {
         run.result.scanned++;
         if (run.seen.size < SEEN_PATHS_MAX) run.seen.add(pathDigest(entry.path));
         await this.handleEntry(run, entry);

@@ -1,7 +1,7 @@
 // Streaming directory walk: yields one entry at a time via fs.opendir and lstat, never holding a whole tree.
 
 import { lstat, opendir, readlink } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { throwIfAborted } from '../util/abort.js';
 import { IgnoreRules } from './ignore.js';
@@ -32,37 +32,18 @@ export interface WalkOptions {
   under?: string;
   /** Called for each entry that could not be read; the entry (and for a directory its contents) is skipped. */
   onError?: (relPath: string, err: Error) => void;
-  /** lstat of a directory's entries, a batch at a time. @default fs.promises.lstat of each */
-  lstatMany?: LstatMany;
 }
-
-/** The fields of an lstat the walk uses. */
-export interface EntryStats {
-  mode: number;
-  size: number;
-  mtimeMs: number;
-  ino: number;
-}
-
-/** lstat of several paths at once (the scanner's runs in a hash worker); a failed one is an Error with the errno code. */
-export type LstatMany = (absPaths: string[]) => Promise<Array<EntryStats | Error>>;
 
 interface PendingDir {
   indexPath: string;
   diskPath: string;
 }
 
-function typeOf(mode: number): FileType | undefined {
-  switch (mode & constants.S_IFMT) {
-    case constants.S_IFREG:
-      return 'file';
-    case constants.S_IFDIR:
-      return 'dir';
-    case constants.S_IFLNK:
-      return 'symlink';
-    default:
-      return undefined; // sockets, fifos, devices: not synced
-  }
+function typeOf(stats: Stats): FileType | undefined {
+  if (stats.isFile()) return 'file';
+  if (stats.isDirectory()) return 'dir';
+  if (stats.isSymbolicLink()) return 'symlink';
+  return undefined; // sockets, fifos, devices: not synced
 }
 
 /** Strips leading/trailing slashes so 'a/b/', '/a/b' and 'a/b' mean the same subtree. */
@@ -95,23 +76,14 @@ async function entryFor(
   ignore: IgnoreRules,
   onError: (relPath: string, err: Error) => void,
 ): Promise<WalkEntry | undefined> {
-  const stats = await lstat(join(root, diskPath)).catch((err: Error) => err);
-  return entryFrom(root, indexPath, diskPath, stats, ignore, onError);
-}
-
-async function entryFrom(
-  root: string,
-  indexPath: string,
-  diskPath: string,
-  stats: EntryStats | Error,
-  ignore: IgnoreRules,
-  onError: (relPath: string, err: Error) => void,
-): Promise<WalkEntry | undefined> {
-  if (stats instanceof Error) {
-    onError(indexPath, stats);
+  let stats: Stats;
+  try {
+    stats = await lstat(join(root, diskPath));
+  } catch (err) {
+    onError(indexPath, err as Error);
     return undefined;
   }
-  const type = typeOf(stats.mode);
+  const type = typeOf(stats);
   if (!type || ignore.ignores(indexPath, type === 'dir')) return undefined;
   const entry: WalkEntry = {
     path: indexPath,
@@ -133,12 +105,8 @@ async function entryFrom(
   return entry;
 }
 
-/** Entries lstat'ed at once: enough to keep the thread pool busy, or one worker message; bounded in memory. */
-const LSTAT_BATCH = 32;
-
-function lstatEach(absPaths: string[]): Promise<Array<EntryStats | Error>> {
-  return Promise.all(absPaths.map((abs) => lstat(abs).catch((err: Error) => err)));
-}
+/** lstat calls in flight per directory: enough to keep the thread pool busy, bounded in memory. */
+const LSTAT_CONCURRENCY = 32;
 
 async function* statAll(
   root: string,
@@ -146,10 +114,8 @@ async function* statAll(
   ignore: IgnoreRules,
   onError: (relPath: string, err: Error) => void,
   stack: PendingDir[],
-  lstatMany: LstatMany,
 ): AsyncGenerator<WalkEntry> {
-  const stats = await lstatMany(diskPaths.map((diskPath) => join(root, diskPath)));
-  const entries = await Promise.all(diskPaths.map((diskPath, i) => entryFrom(root, toIndexPath(diskPath), diskPath, stats[i]!, ignore, onError)));
+  const entries = await Promise.all(diskPaths.map((diskPath) => entryFor(root, toIndexPath(diskPath), diskPath, ignore, onError)));
   for (const [i, entry] of entries.entries()) {
     if (!entry) continue;
     yield entry;
@@ -164,7 +130,6 @@ async function* statAll(
 export async function* walk(root: string, options: WalkOptions = {}): AsyncGenerator<WalkEntry> {
   const ignore = options.ignore ?? IgnoreRules.builtIn();
   const onError = options.onError ?? (() => undefined);
-  const lstatMany = options.lstatMany ?? lstatEach;
   const { signal } = options;
   const under = normaliseUnder(options.under);
   const stack: PendingDir[] = [];
@@ -196,11 +161,11 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
       for await (const dirent of handle) {
         throwIfAborted(signal);
         names.push(dir.diskPath === '' ? dirent.name : `${dir.diskPath}/${dirent.name}`);
-        if (names.length < LSTAT_BATCH) continue;
-        yield* statAll(root, names, ignore, onError, stack, lstatMany);
+        if (names.length < LSTAT_CONCURRENCY) continue;
+        yield* statAll(root, names, ignore, onError, stack);
         names = [];
       }
-      if (names.length > 0) yield* statAll(root, names, ignore, onError, stack, lstatMany);
+      yield* statAll(root, names, ignore, onError, stack);
     } catch (err) {
       // An abort, or a directory that failed mid-read; the handle is closed by for-await either way.
       if (signal?.aborted) throw err;

@@ -4,7 +4,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile, HASH_READ_BYTES, type HashResult } from '../../src/scan/hasher.js';
 import { HashPool } from '../../src/scan/hash-pool.js';
@@ -186,35 +186,6 @@ describe('HashPool', () => {
     const again = await pool.hash(join(dir, 'f'), 128 * 1024);
     assert.equal(again.size, 5);
     assert.equal(pool.runningWorkers, 1, 'new work started a thread again');
-  });
-
-  test('lstatMany: one batch in a worker, equal to lstat, a missing path an error with its code, even while a large file is hashed', async () => {
-    const dir = await makeTempDir(cleanups);
-    const pool = new HashPool({ workers: 1, idleMs: 50 });
-    await pool.open();
-    cleanups.push(() => pool.close());
-    await mkdir(join(dir, 'sub'));
-    await writeFile(join(dir, 'f'), 'hello');
-    await symlink('f', join(dir, 'link'));
-    const big = join(dir, 'big');
-    await writeFile(big, randomBytes(32 * 1024 * 1024));
-    let hashed = false;
-    const hashing = pool.hash(big, 128 * 1024).finally(() => (hashed = true)); // the only worker is busy with it
-    const paths = ['f', 'sub', 'link', 'missing'].map((name) => join(dir, name));
-    const [file, sub, link, missing] = await pool.lstatMany(paths);
-    assert.equal(hashed, false, 'answered between two reads of the large file, not after it');
-    for (const [got, path] of [[file, paths[0]!], [sub, paths[1]!], [link, paths[2]!]] as const) {
-      const { mode, size, mtimeMs, ino } = await lstat(path);
-      assert.deepEqual(got, { mode, size, mtimeMs, ino });
-    }
-    assert.ok(missing instanceof Error);
-    assert.equal((missing as NodeJS.ErrnoException).code, 'ENOENT');
-    assert.equal((await hashing).size, 32 * 1024 * 1024);
-    // An lstat batch keeps its worker: it stops only once idle, and a closed pool refuses batches.
-    for (let i = 0; i < 100 && pool.runningWorkers > 0; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(pool.runningWorkers, 0);
-    await pool.close();
-    await assert.rejects(pool.lstatMany(paths), { code: 'CLOSED' });
   });
 
   test('close is idempotent and rejects later work with CLOSED', async () => {

@@ -274,7 +274,6 @@ describe('Scanner with a file that changes while it is hashed', () => {
         const result = await hashFile(absPath, blockSize);
         return { ...result, changedDuringHash: ++calls <= changedTimes };
       },
-      lstatMany: (paths: string[]) => pool.lstatMany(paths),
     };
     return { pool: stub as unknown as HashPool, calls: () => calls };
   }

@@ -7,7 +7,6 @@ import { chmod, lstat, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { walk, type WalkEntry, type WalkOptions } from '../../src/scan/walker.js';
 import { IgnoreRules } from '../../src/scan/ignore.js';
-import { HashPool } from '../../src/scan/hash-pool.js';
 import { makeTempDir, runCleanups } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -91,30 +90,6 @@ describe('walk', () => {
     await writeFile(join(root, 'photos/.ferry-tmp-p.jpg'), 'x');
     const entries = await collect(root, { ignore: IgnoreRules.fromText('*.tmp\n') });
     assert.deepEqual([...entries.keys()].sort(), ['photos', 'photos/p.jpg']);
-  });
-
-  test('with a hash pool lstat-ing in batches the walk yields exactly the same entries; a failed lstat goes to onError', async () => {
-    const root = await makeTempDir(cleanups);
-    await mkdir(join(root, 'a/b'), { recursive: true });
-    for (let i = 0; i < 70; i++) await writeFile(join(root, `a/f${i}`), 'x'.repeat(i)); // three batches of a directory
-    await writeFile(join(root, 'a/b/deep'), 'deep');
-    await symlink('a/b', join(root, 'link'));
-    execFileSync('mkfifo', [join(root, 'pipe')]);
-    const pool = new HashPool({ workers: 2 });
-    await pool.open();
-    cleanups.push(() => pool.close());
-    const batches: number[] = [];
-    const lstatMany = (paths: string[]) => (batches.push(paths.length), pool.lstatMany(paths));
-    assert.deepEqual(await collect(root, { lstatMany }), await collect(root));
-    assert.ok(batches.every((n) => n <= 32) && batches.reduce((a, b) => a + b) === 3 + 71 + 1, `batches ${batches}`);
-
-    const errors: Array<[string, string | undefined]> = [];
-    const failing = async (paths: string[]) =>
-      (await pool.lstatMany(paths)).map((stats, i) => (paths[i]!.endsWith('/f7') ? Object.assign(new Error('gone'), { code: 'ENOENT' }) : stats));
-    const entries = await collect(root, { lstatMany: failing, onError: (path, err) => errors.push([path, (err as NodeJS.ErrnoException).code]) });
-    assert.deepEqual(errors, [['a/f7', 'ENOENT']]);
-    assert.equal(entries.has('a/f7'), false);
-    assert.equal(entries.size, (await collect(root)).size - 1);
   });
 
   test('a directory that vanishes before it is read goes to onError and the walk goes on', async () => {
