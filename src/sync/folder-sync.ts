@@ -10,6 +10,7 @@ import type { FolderIndex } from '../index/types.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import type { ClusterFolder, IndexMessage, RequestMessage } from '../protocol/messages.js';
 import { IgnoreRules } from '../scan/ignore.js';
+import { WarmFiles } from '../scan/warm-files.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { sleep } from '../util/abort.js';
@@ -23,7 +24,6 @@ import { Puller } from './puller.js';
 import type { TransferRates } from './rate-limit.js';
 import { revertLocalChanges, isLocalChange } from './revert.js';
 import { BlockServer, type BlockAnswer } from './serve.js';
-import { WarmFiles } from '../scan/warm-files.js';
 
 /** @default values of FolderSyncLimits */
 export const SYNC_DEFAULTS = {
@@ -77,7 +77,7 @@ export interface FolderSyncOptions {
   grants?: GrantBook;
   /** The daemon's transfer limits; only `download` is used here (uploads are limited per PeerSession). */
   rates?: TransferRates;
-  /** Small files the folder's scanner just hashed (the puller notes those it installs). @default none yet */
+  /** Small files the folder's scanner just hashed; the puller adds those it installs. @default an empty one */
   warmFiles?: WarmFiles;
 }
 

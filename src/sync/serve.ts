@@ -4,9 +4,9 @@ import { fstatSync, openSync, readSync } from 'node:fs';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FolderIndex } from '../index/types.js';
 import { LIMITS, type RequestMessage, type ResponseError } from '../protocol/messages.js';
+import { WARM_FILE_MAX_BYTES, type WarmFiles } from '../scan/warm-files.js';
 import { closeQuietly, openFd, READ_NO_FOLLOW, readFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
-import { WARM_FILE_MAX_BYTES, type WarmFiles } from '../scan/warm-files.js';
 import { firstMismatchedBlock } from './block-hashes.js';
 import { childPath, DiskPaths } from './paths.js';
 
