@@ -57,9 +57,9 @@ describe('the block server and warm files', () => {
     await writeFile(join(alice.root, 'warm.txt'), 'warm content');
     await writeFile(join(alice.root, 'cold.txt'), 'cold content');
     await alice.scan();
-    const coldWarmFiles = new WarmFiles();
-    coldWarmFiles.note('warm.txt', 12); // the server below knows only this one as warm
-    const server = new BlockServer({ root: alice.root, index: alice.index, logger: captureLogger().logger, requestScan: () => undefined, warmFiles: coldWarmFiles });
+    const warmTxtOnly = new WarmFiles();
+    warmTxtOnly.note('warm.txt', 12); // the server below knows only this one as warm
+    const server = new BlockServer({ root: alice.root, index: alice.index, logger: captureLogger().logger, requestScan: () => undefined, warmFiles: warmTxtOnly });
     cleanups.push(async () => server.close());
 
     assert.deepEqual(await answerTimed(server, requestFor(alice, 'warm.txt')), { answer: { data: Buffer.from('warm content') }, synchronous: true });
