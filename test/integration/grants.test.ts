@@ -125,7 +125,7 @@ describe('grants between real daemons', () => {
     const cId = (await status(c)).device.id;
     const issued = JSON.parse(await run(a, ['grant', shared.folderId, '--rw', '--expires', '1h', '--device', cId, '--json'])) as Issued;
     await run(c, ['join', issued.invite, dirC]);
-    // C knows only B: A and C never connect.
+    // C is told only of B (A may learn of C by peer exchange).
     const bAddress = await connect(c, b);
     await waitFor(async () => (await readOr(join(dirC, 'from-a.txt'))) === 'written by A\n', 'the grantee to receive A\'s file through B');
 
@@ -135,9 +135,13 @@ describe('grants between real daemons', () => {
     const onB = JSON.parse(await run(b, ['grants', dirB, '--json'])) as { grants: Array<{ id: string; status: string }> };
     assert.deepEqual(onB.grants.map((g) => [g.id, g.status]), [[issued.id, 'active']]);
 
-    // A revokes; B hears it from A (never from C) and drops the grantee, who is refused from then on.
+    // A revokes; B hears it from A and is connected to the grantee no more, who is refused from then
+    // on. Peer exchange may have introduced A and C meanwhile: then C, told by A, may close its
+    // connection to B before B does, so what is checked is that B learned the revocation from A.
+    const aId = (await status(a)).device.id;
+    const learnedFromA = new RegExp(`learned grants from a peer .*device=${aId} grants=0 revocations=1`);
     assert.match(await run(a, ['revoke', issued.id]), /revoked/);
-    await waitFor(async () => !connectedTo(await status(b), cId) && b.log.includes('closing a connection: its grant was revoked'), 'B to drop the grantee');
+    await waitFor(async () => !connectedTo(await status(b), cId) && learnedFromA.test(b.log), 'B to learn the revocation from A and drop the grantee');
     await waitFor(async () => (await status(c)).knownPeers.some((k) => k.address === bAddress && /GRANT_REVOKED|revoked/.test(k.lastError ?? '')), 'B to refuse the grantee');
     const revokedOnB = JSON.parse(await run(b, ['grants', dirB, '--json'])) as { grants: Array<{ id: string; status: string }> };
     assert.deepEqual(revokedOnB.grants.map((g) => [g.id, g.status]), [[issued.id, 'revoked']]);
