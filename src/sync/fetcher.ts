@@ -8,6 +8,7 @@ import { FerryError, isFerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestParams } from '../protocol/connection.js';
+import { AlignedBuffers, DIRECT_IO_ALIGN } from '../util/aligned-buffers.js';
 import type { BufferPool } from '../util/buffer-pool.js';
 import { closeQuietly, fdatasyncFd, fsyncFd, openFd, READ_NO_FOLLOW, readFd, truncateFd, writeFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
@@ -42,10 +43,12 @@ export interface TransferStats {
   bytesReused: number;
   /** Blocks that failed verification (from peers or local copies). */
   badBlocks: number;
+  /** Bytes written to temp files with O_DIRECT, past the page cache. */
+  bytesWrittenDirect: number;
 }
 
 export function emptyTransferStats(): TransferStats {
-  return { blocksRequested: 0, bytesRequested: 0, blocksCopied: 0, bytesCopied: 0, blocksReused: 0, bytesReused: 0, badBlocks: 0 };
+  return { blocksRequested: 0, bytesRequested: 0, blocksCopied: 0, bytesCopied: 0, blocksReused: 0, bytesReused: 0, badBlocks: 0, bytesWrittenDirect: 0 };
 }
 
 export interface FetchJob {
@@ -63,6 +66,8 @@ export interface FetchJob {
   relocated?: (path: string) => string | undefined;
   /** Buffers for blocks read from local files. */
   buffers: BufferPool;
+  /** Staging buffers for direct writes (from directWriteBuffers()); without them every write goes through the page cache. */
+  direct?: AlignedBuffers;
   /** The daemon's download limit: each block's size is taken before it is requested. */
   download?: RateLimiter;
   signal: AbortSignal;
@@ -91,11 +96,36 @@ const MAX_WRITE_BYTES = 512 * 1024;
  */
 const FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Files of at least this size are written past the page cache (O_DIRECT, see
+ * util/aligned-buffers.ts). On this VM that took the receiver's system time for 1 GiB from 2.0–2.3 s
+ * to 0.6–0.7 s, and `large` from 4.6–5.1 s to 3.7–3.9 s (alternating runs). Small files keep
+ * their single durable write through the cache.
+ */
+const DIRECT_WRITE_MIN_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Direct writes in flight per puller: each holds a thread-pool thread until the disk has its data,
+ * and two already reach this disk's speed (1 GiB in 1 MiB writes: 0.73 s with 2, 4 or 8 in flight).
+ */
+const DIRECT_WRITE_SLOTS = 4;
+
+/** The staging buffers a puller hands to its fetches for direct writes. */
+export function directWriteBuffers(): AlignedBuffers {
+  return new AlignedBuffers(DIRECT_WRITE_SLOTS, MAX_REQUEST_BYTES);
+}
+
+/** Writes `length` bytes of `data` from `offset` at `position`, or fails: a short write (a full disk) is an error. */
+async function writeFully(fd: number, data: Buffer, offset: number, length: number, position: number): Promise<void> {
+  const { bytesWritten } = await writeFd(fd, data, offset, length, position);
+  if (bytesWritten !== length) throw new FerryError('IO', `short write: ${bytesWritten} of ${length} bytes (disk full?)`);
+}
+
 /** Writes `data` at `position` in pieces of at most MAX_WRITE_BYTES, all at once. */
 async function writeInPieces(fd: number, data: Buffer, position: number): Promise<void> {
   const pieces: Array<Promise<unknown>> = [];
   for (let at = 0; at < data.length; at += MAX_WRITE_BYTES) {
-    pieces.push(writeFd(fd, data, at, Math.min(MAX_WRITE_BYTES, data.length - at), position + at));
+    pieces.push(writeFully(fd, data, at, Math.min(MAX_WRITE_BYTES, data.length - at), position + at));
   }
   await Promise.all(pieces);
 }
@@ -141,6 +171,10 @@ class FileFetch {
   /** Peers that cannot serve this file at all (no such file, changed under them). */
   private readonly excluded = new Set<string>();
   private fd = -1;
+  /** The temp file opened a second time with O_DIRECT, for large files on file systems that allow it. */
+  private directFd: number | undefined;
+  /** The file system refused a direct write: the rest go through the cache (the descriptor stays open until the end, as other writes may use it). */
+  private directRefused = false;
   /** Local files blocks are copied from, opened once each. */
   private readonly sources = new Map<string, { fd: Promise<number>; users: number; closing: boolean }>();
   private holderCache: { path: string; record: FileRecord | undefined } | undefined;
@@ -174,6 +208,7 @@ class FileFetch {
         throw new FerryError('IO', `cannot open temp file for ${this.record.path}: ${String(err)}`, { cause: err });
       });
     try {
+      await this.openDirect();
       const missing = fresh ? this.record.blocks.map((_, i) => i) : await this.keepVerifiedBlocks();
       if (!fresh) await truncateFd(this.fd, this.record.size);
       await this.fill(missing);
@@ -184,12 +219,65 @@ class FileFetch {
     } finally {
       await this.flushing; // never close a descriptor a flush may still be given
       closeQuietly(this.fd);
+      if (this.directFd !== undefined) closeQuietly(this.directFd);
       this.closeSources();
     }
   }
 
-  /** Writes into the temp file, starting a background flush every FLUSH_EVERY_BYTES. */
+  /**
+   * Opens the temp file for direct writes when the file is large enough and its file system allows
+   * it (ramfs, FUSE and some network file systems refuse O_DIRECT: their writes go through the cache).
+   */
+  private async openDirect(): Promise<void> {
+    if (!this.job.direct || this.record.size < DIRECT_WRITE_MIN_FILE_BYTES || constants.O_DIRECT === undefined) return;
+    const fd = await openFd(this.job.tempAbs, constants.O_WRONLY | constants.O_DIRECT | constants.O_NOFOLLOW).catch((err: unknown) => {
+      this.job.logger.debug('no direct writes for this file', { path: this.record.path, err: String(err) });
+      return undefined;
+    });
+    if (fd === undefined) return;
+    // Opened by name a second time: it must still be the temp file this fetch created.
+    const [mine, opened] = [fstatSync(this.fd), fstatSync(fd)];
+    if (mine.ino !== opened.ino || mine.dev !== opened.dev) closeQuietly(fd);
+    else this.directFd = fd;
+  }
+
+  /** Writes into the temp file: its aligned part directly when it can, the rest through the cache. */
   private async write(data: Buffer, position: number): Promise<void> {
+    const directBytes = position % DIRECT_IO_ALIGN === 0 ? data.length - (data.length % DIRECT_IO_ALIGN) : 0;
+    const written = directBytes > 0 && (await this.writeDirect(data.subarray(0, directBytes), position)) ? directBytes : 0;
+    if (written < data.length) await this.writeCached(data.subarray(written), position + written);
+  }
+
+  /**
+   * Writes aligned `data` with O_DIRECT, through the staging buffers; false when this file has no
+   * direct descriptor, or when its file system refused a direct write (EINVAL: it wants a larger
+   * alignment), after which this file's writes all go through the cache.
+   */
+  private async writeDirect(data: Buffer, position: number): Promise<boolean> {
+    const staging = this.job.direct;
+    if (this.directFd === undefined || this.directRefused || !staging) return false;
+    for (let done = 0; done < data.length; ) {
+      const slot = await staging.take(this.job.signal);
+      try {
+        const length = Math.min(slot.length, data.length - done);
+        data.copy(slot, 0, done, done + length);
+        await writeFully(this.directFd, slot, 0, length, position + done);
+        done += length;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        this.job.logger.debug('direct write refused; writing through the cache', { path: this.record.path, err: String(err) });
+        this.directRefused = true;
+        return false;
+      } finally {
+        staging.give(slot);
+      }
+    }
+    this.job.stats.bytesWrittenDirect += data.length;
+    return true;
+  }
+
+  /** Writes through the page cache, starting a background flush every FLUSH_EVERY_BYTES. */
+  private async writeCached(data: Buffer, position: number): Promise<void> {
     await writeInPieces(this.fd, data, position);
     this.unflushedBytes += data.length;
     if (this.unflushedBytes < FLUSH_EVERY_BYTES || this.flushing) return;

@@ -14,7 +14,7 @@ import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import type { Archive } from './archive.js';
 import type { ByteBudget } from './budget.js';
-import { fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
+import { directWriteBuffers, fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
 import type { RateLimiter } from './rate-limit.js';
 import { fsyncDir } from '../util/fd.js';
 import { BatchInstaller, placeTemp } from './installer.js';
@@ -113,6 +113,7 @@ export class Puller {
   private readonly installer: BatchInstaller;
   /** For blocks copied from local files (a rename or an edit rebuilds from them). */
   private readonly buffers = new BufferPool(LOCAL_COPY_IDLE_BYTES);
+  private readonly directBuffers = directWriteBuffers();
 
   constructor(private readonly ctx: PullContext) {
     this.installer = new BatchInstaller({
@@ -380,6 +381,7 @@ export class Puller {
       peers: global.size > 0 ? this.ctx.peersFor(global) : [],
       budget: this.ctx.budget,
       buffers: this.buffers,
+      direct: this.directBuffers,
       relocated: (path) => this.moved.get(path),
       stats: this.ctx.stats,
       download: this.ctx.download,
