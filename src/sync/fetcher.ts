@@ -99,8 +99,8 @@ const FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 /**
  * Files of at least this size are written past the page cache (O_DIRECT, see
  * util/aligned-buffers.ts). On this VM that took the receiver's system time for 1 GiB from 2.0–2.3 s
- * to 0.6–0.7 s, and `large` from 4.6–5.1 s to 3.7–3.9 s (alternating runs). Small files keep
- * their single durable write through the cache.
+ * to 0.6–0.7 s, and the bench's `large` from 4.46–4.83 s to 3.22–3.53 s (alternating runs). Small
+ * files keep their single durable write through the cache.
  */
 const DIRECT_WRITE_MIN_FILE_BYTES = 1024 * 1024;
 
