@@ -110,9 +110,9 @@ const DIRECT_WRITE_MIN_FILE_BYTES = 1024 * 1024;
  */
 const DIRECT_WRITE_SLOTS = 4;
 
-/** The staging buffers a puller hands to its fetches for direct writes. */
-export function directWriteBuffers(): AlignedBuffers {
-  return new AlignedBuffers(DIRECT_WRITE_SLOTS, MAX_REQUEST_BYTES);
+/** The staging buffers a puller hands to its fetches for direct writes; none where WebAssembly is off (`--jitless`). */
+export function directWriteBuffers(): AlignedBuffers | undefined {
+  return typeof WebAssembly === 'object' ? new AlignedBuffers(DIRECT_WRITE_SLOTS, MAX_REQUEST_BYTES) : undefined;
 }
 
 /** Writes `length` bytes of `data` from `offset` at `position`, or fails: a short write (a full disk) is an error. */

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { after, afterEach, describe, test } from 'node:test';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { connect, converged, makeDevice, newFolder, randomContent, runCleanups, tempDir, type Cleanups } from './helpers.js';
 
 const cleanups: Cleanups = [];
@@ -51,6 +52,14 @@ describe('direct writes', () => {
     assert.deepEqual(await readFile(join(bob.root, 'large.bin')), large);
     assert.equal(bob.sync.stats.bytesWrittenDirect, 0);
     assert.equal(bob.sync.stats.bytesRequested, large.length);
+  });
+
+  test('without WebAssembly (node --jitless) a puller gets no staging buffers, so its writes go through the cache', () => {
+    const fetcher = fileURLToPath(new URL('../../src/sync/fetcher.js', import.meta.url));
+    const probe = `import(${JSON.stringify(fetcher)}).then((m) => console.log(String(m.directWriteBuffers() === undefined)))`;
+    const run = (flags: string[]): string => execFileSync(process.execPath, [...flags, '-e', probe], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    assert.equal(run(['--jitless']), 'true');
+    assert.equal(run([]), 'false');
   });
 
   test('a local copy (a renamed file) is written directly as well', async () => {
