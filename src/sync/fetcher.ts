@@ -8,11 +8,11 @@ import { FerryError, isFerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestParams } from '../protocol/connection.js';
-import { AlignedBuffers, DIRECT_IO_ALIGN } from '../util/aligned-buffers.js';
 import type { BufferPool } from '../util/buffer-pool.js';
 import { closeQuietly, fdatasyncFd, fsyncFd, openFd, READ_NO_FOLLOW, readFd, truncateFd, writeFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
+import { AlignedBuffers, DIRECT_IO_ALIGN } from './aligned-buffers.js';
 import type { ByteBudget } from './budget.js';
 import { firstMismatchedBlock } from './block-hashes.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -98,7 +98,7 @@ const FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 
 /**
  * Files of at least this size are written past the page cache (O_DIRECT, see
- * util/aligned-buffers.ts). On this VM that took the receiver's system time for 1 GiB from 2.0–2.3 s
+ * aligned-buffers.ts). On this VM that took the receiver's system time for 1 GiB from 2.0–2.3 s
  * to 0.6–0.7 s, and the bench's `large` from 4.46–4.83 s to 3.22–3.53 s (alternating runs). Small
  * files keep their single durable write through the cache.
  */

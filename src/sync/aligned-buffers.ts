@@ -6,8 +6,7 @@
 // It needs the memory, the file offset and the length aligned to the device's logical block. Node
 // has no aligned allocation, but WebAssembly memory starts on a page boundary.
 
-import { FerryError } from '../errors.js';
-import { throwIfAborted } from './abort.js';
+import { ByteBudget } from './budget.js';
 
 /** Alignment of a direct write's memory, offset and length (4 KiB: any logical block size up to a page). */
 export const DIRECT_IO_ALIGN = 4096;
@@ -20,7 +19,8 @@ const WASM_PAGE_BYTES = 64 * 1024;
  */
 export class AlignedBuffers {
   private free: Buffer[] | undefined;
-  private readonly waiting: Array<(buffer: Buffer) => void> = [];
+  /** Counts the buffers lent out: its queue is the waiting line of take(). */
+  private readonly lent: ByteBudget;
 
   /** @param slotBytes each buffer's size, a multiple of DIRECT_IO_ALIGN */
   constructor(
@@ -30,35 +30,21 @@ export class AlignedBuffers {
     if (slots < 1 || slotBytes < DIRECT_IO_ALIGN || slotBytes % DIRECT_IO_ALIGN !== 0) {
       throw new RangeError(`slots must be ≥ 1 and slotBytes a multiple of ${DIRECT_IO_ALIGN}`);
     }
+    this.lent = new ByteBudget(slots);
   }
 
-  /** A free buffer (slotBytes long, page-aligned, contents undefined); waits for one while all are lent. */
+  /** A free buffer (slotBytes long, page-aligned, contents undefined); waits (first come, first served) while all are lent. */
   async take(signal?: AbortSignal): Promise<Buffer> {
+    await this.lent.acquire(1, signal);
     // The memory is reserved on first use: a daemon that never writes a large file never maps it.
     this.free ??= this.allocate();
-    const buffer = this.free.pop();
-    if (buffer) return buffer;
-    throwIfAborted(signal);
-    return new Promise<Buffer>((resolve, reject) => {
-      const onAbort = (): void => {
-        const at = this.waiting.indexOf(grant);
-        if (at >= 0) this.waiting.splice(at, 1);
-        reject(new FerryError('ABORTED', 'operation aborted', { cause: signal!.reason }));
-      };
-      const grant = (given: Buffer): void => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve(given);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiting.push(grant);
-    });
+    return this.free.pop()!;
   }
 
   /** Gives back a buffer from take(), once no write uses it any more. */
   give(buffer: Buffer): void {
-    const next = this.waiting.shift();
-    if (next) next(buffer);
-    else this.free!.push(buffer);
+    this.free!.push(buffer);
+    this.lent.release(1);
   }
 
   private allocate(): Buffer[] {

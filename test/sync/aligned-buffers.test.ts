@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isFerryError } from '../../src/errors.js';
-import { AlignedBuffers, DIRECT_IO_ALIGN } from '../../src/util/aligned-buffers.js';
+import { AlignedBuffers, DIRECT_IO_ALIGN } from '../../src/sync/aligned-buffers.js';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
