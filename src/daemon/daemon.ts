@@ -23,6 +23,8 @@ import { GrantRegistry } from './grant-registry.js';
 import { homeLayout, lockHome, prepareHome, unlockHome, type HomeLayout } from './home.js';
 import { closeHttp, listenHttp } from './servers.js';
 import { Reachability, SERVICE_FACTORIES, type Service } from './services.js';
+import { unreachableReason } from './reachability.js';
+import { localAddresses } from '../discovery/index.js';
 import { defaultSettings, formatHostPort, mergeSettings, parseHostPort, type Settings } from './settings.js';
 
 export interface DaemonOptions {
@@ -196,6 +198,7 @@ export class Daemon extends Resource implements DaemonApi {
       onGrants: (message) => this.grantRegistry!.receive(peer, message),
     });
     this.sessions.set(peer, session);
+    this.noteObserved(peer);
     // Before the session starts: the peer's grant is learned and our Grants go out ahead of any index.
     this.grantRegistry?.peerStarted(peer);
     session
@@ -206,6 +209,18 @@ export class Daemon extends Resource implements DaemonApi {
         void peer.connection.close('INTERNAL', 'session failed');
       })
       .finally(() => this.sessions.delete(peer));
+  }
+
+  /** What the peer says our address is, when it is not one of ours (then we are behind a NAT). */
+  private noteObserved(peer: EstablishedPeer): void {
+    const observed = peer.handshake.peer.observed;
+    if (!observed) return;
+    try {
+      const at = parseHostPort(observed, 'observed address');
+      if (!localAddresses().has(at.host.toLowerCase())) this.reachability.learn('observed', at, peer.deviceId);
+    } catch {
+      // Validated on the wire already; nothing to learn from one that does not parse here.
+    }
   }
 
   private knownPeers(): KnownPeer[] {
@@ -226,12 +241,14 @@ export class Daemon extends Resource implements DaemonApi {
       web: this.webAddress(),
       folders: this.requireFolders().list().map((folder) => folder.report()),
       services: Object.fromEntries(this.services.map((service) => [service.name, service.report()])),
+      external: this.reachability.report(),
       knownPeers: (this.connections?.addresses() ?? []).map((a) => ({
         address: a.address,
         source: a.source,
         ...(a.deviceId ? { deviceId: a.deviceId } : {}),
         connected: a.connected,
         ...(a.lastError ? { lastError: a.lastError } : {}),
+        ...(a.lastError && !a.connected ? { unreachable: unreachableReason(a.lastError) } : {}),
       })),
     };
   }

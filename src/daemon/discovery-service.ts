@@ -21,6 +21,9 @@ export const discoveryServiceFactory: ServiceFactory = (context) => {
     onFoldersChanged: context.onFoldersChanged,
     listen: context.listen,
     external: () => context.reachability.external,
+    externalAddresses: () => context.reachability.addresses(),
+    // Without a port-mapping service nothing is worth waiting for.
+    mappingSettled: settings.nat ? () => context.reachability.mappingSettled : undefined,
     onExternalChanged: (listener) => context.reachability.onChange(listener),
     lan: settings.lan && !loopbackOnly ? {} : false,
     trackers: settings.trackers ? { urls: settings.trackerUrls } : false,

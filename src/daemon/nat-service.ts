@@ -39,6 +39,9 @@ export class NatService extends Resource implements Service {
   protected async _open(): Promise<void> {
     this.context.reachability.set(null, NO_MAPPING);
     await this.mapper?.open();
+    // Trackers wait for the first attempt (bounded), so they announce the mapped port from the start.
+    if (this.mapper) void this.mapper.settled().finally(() => this.context.reachability.mappingAttemptDone());
+    else this.context.reachability.mappingAttemptDone();
   }
 
   protected async _close(): Promise<void> {

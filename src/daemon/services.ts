@@ -7,6 +7,7 @@ import type { DeviceIdentity, FolderKeys } from '../keys/index.js';
 import type { PeerExchangeMessage } from '../protocol/index.js';
 import type { Logger } from '../util/log.js';
 import type { Resource } from '../util/resource.js';
+import type { Reachability } from './reachability.js';
 import type { Settings, HostPort } from './settings.js';
 import { natServiceFactory } from './nat-service.js';
 import { discoveryServiceFactory } from './discovery-service.js';
@@ -16,24 +17,7 @@ export function isLoopbackHost(host: string): boolean {
   return host.startsWith('127.') || host === '::1' || host === 'localhost';
 }
 
-/** Where peers outside the LAN can reach this device, as port mapping found it (null: unknown). */
-export class Reachability {
-  external: HostPort | null = null;
-  /** How it was obtained ('upnp', 'natpmp'), or why there is none ('no port mapping'). */
-  method = 'no port mapping';
-  private readonly listeners = new Set<() => void>();
-
-  set(external: HostPort | null, method: string): void {
-    this.external = external;
-    this.method = method;
-    for (const listener of this.listeners) listener();
-  }
-
-  onChange(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-}
+export { Reachability } from './reachability.js';
 
 export interface ServiceContext {
   settings: Settings;

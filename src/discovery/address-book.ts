@@ -97,6 +97,20 @@ export class AddressBook {
     for (const key of book.keys()) this.release(key);
   }
 
+  /** Drops an address from every folder's book (it turned out to be this device's own). */
+  removeAddress(address: string): boolean {
+    const key = normalizePeerAddress(address);
+    if (key === null) return false;
+    let removed = false;
+    for (const [folder, book] of this.books) {
+      if (!book.delete(key)) continue;
+      removed = true;
+      this.release(key);
+      if (book.size === 0) this.books.delete(folder);
+    }
+    return removed;
+  }
+
   /** Drops entries older than the TTL, except those `keep` vouches for (e.g. connected devices). */
   prune(nowMs = Date.now(), keep: (entry: BookEntry) => boolean = () => false): void {
     for (const [folder, book] of this.books) {

@@ -8,7 +8,6 @@ import DHT, { type DhtNode } from 'bittorrent-dht';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { GuardedSocket } from './dht-guard.js';
-import { localAddresses } from './net-addresses.js';
 import { formatPeerAddress } from './peer-address.js';
 import type { AnnouncedFolder } from './trackers.js';
 import { bindUdp, closeUdp } from './udp.js';
@@ -18,6 +17,8 @@ export const DHT_SAVE_INTERVAL_MS = 10 * 60_000;
 /** Below this many nodes the table is "still joining": each new node triggers a re-announce. */
 export const DHT_SMALL_TABLE = 8;
 export const DHT_SAVED_NODES = 200;
+/** While a folder has no connected peer, it is looked up this often (between the full announces). */
+export const DHT_LONELY_LOOKUP_MS = 3 * 60_000;
 /** Bounds on what the library keeps for others (peers per info-hash, lookup tables, BEP 44 values). */
 const DHT_LIMITS = { maxPeers: 2000, maxTables: 100, maxValues: 100 };
 
@@ -35,6 +36,10 @@ export interface DhtDiscoveryOptions {
   folders: () => readonly AnnouncedFolder[];
   announcePort: () => number;
   onPeers: (folderIdHex: string, addresses: string[]) => void;
+  /** Whether a folder has a connected peer; one without is looked up every lonelyLookupMs. */
+  hasPeers?: (folderIdHex: string) => boolean;
+  /** @default DHT_LONELY_LOOKUP_MS */
+  lonelyLookupMs?: number;
   loadState?: () => DhtState | undefined;
   saveState?: (state: DhtState) => Promise<void>;
   intervalMs?: number;
@@ -93,6 +98,19 @@ export class DhtDiscovery extends Resource {
     this.log.info('DHT listening', { address: formatPeerAddress({ host: this.options.host, port: this.socket.address().port }), bootstrap: bootstrap.length });
     this.every(this.options.intervalMs ?? DHT_ANNOUNCE_INTERVAL_MS, () => this.announceAll());
     this.every(DHT_SAVE_INTERVAL_MS, () => void this.save());
+    if (this.options.hasPeers) this.every(this.options.lonelyLookupMs ?? DHT_LONELY_LOOKUP_MS, () => this.lookupLonely());
+  }
+
+  /** Looks up (without announcing) each folder that has no connected peer. */
+  private lookupLonely(): void {
+    const dht = this.dht;
+    if (!dht || this.closed || this.announcing) return;
+    for (const folder of this.options.folders()) {
+      if (this.options.hasPeers?.(folder.folderIdHex) !== false || !this.status.has(folder.folderIdHex)) continue;
+      dht.lookup(folder.folderId, (err) => {
+        if (err) this.log.debug('DHT lookup failed', { folder: folder.folderIdHex.slice(0, 8), reason: err.message });
+      });
+    }
   }
 
   protected async _close(): Promise<void> {
@@ -143,7 +161,6 @@ export class DhtDiscovery extends Resource {
     const hex = Buffer.from(infoHash).toString('hex');
     const status = this.status.get(hex);
     if (!status || !(peer.port > 0)) return;
-    if (peer.port === this.options.announcePort() && localAddresses().has(peer.host)) return; // ourselves
     status.peersFound++;
     this.options.onPeers(hex, [formatPeerAddress(peer)]);
   }

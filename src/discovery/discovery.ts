@@ -8,8 +8,8 @@ import { Resource } from '../util/resource.js';
 import { ANY_FOLDER, AddressBook, DISCOVERY_SOURCES, type DiscoverySource } from './address-book.js';
 import { DhtDiscovery, type DhtState } from './dht.js';
 import { LanDiscovery } from './lan.js';
-import { localAddresses } from './net-addresses.js';
-import { type ConnectedPeer, type Dialler, type HostPort } from './peer-address.js';
+import { localAddresses, unmapIpv4 } from './net-addresses.js';
+import { formatPeerAddress, normalizePeerAddress, parsePeerAddress, type ConnectedPeer, type Dialler, type HostPort } from './peer-address.js';
 import { PeerExchange } from './pex.js';
 import { TrackerAnnouncer, type AnnouncedFolder } from './trackers.js';
 import type { UdpTrackerOptions } from './tracker-udp.js';
@@ -19,6 +19,8 @@ export const PRUNE_INTERVAL_MS = 60_000;
 export const LAN_REDIAL_AFTER_MS = 5_000;
 /** How long the device with the greater ID waits before dialling a device it learned of by ID. */
 export const DEFERRED_DIAL_MS = 3_000;
+/** The first tracker announce waits at most this long for the port-mapping attempt. */
+export const MAPPING_WAIT_MS = 10_000;
 
 export interface DiscoveryOptions {
   deviceId: string;
@@ -29,11 +31,21 @@ export interface DiscoveryOptions {
   listen: HostPort;
   /** Where peers outside the LAN reach us, when port mapping found it. */
   external: () => HostPort | null;
+  /** Every address this device is known to have outside (mapped, STUN, observed by peers). */
+  externalAddresses?: () => readonly HostPort[];
   onExternalChanged: (listener: () => void) => () => void;
+  /** Settles when the first port-mapping attempt has (trackers wait for it, up to mappingWaitMs). */
+  mappingSettled?: () => Promise<unknown>;
+  /** @default MAPPING_WAIT_MS */
+  mappingWaitMs?: number;
   lan: false | { port?: number; intervalMs?: number; extraTargets?: Array<{ host: string; port: number }> };
   trackers: false | { urls: readonly string[]; udp?: UdpTrackerOptions };
   dht: false | { bootstrap: readonly string[]; port?: number; loadState?: () => DhtState | undefined; saveState?: (state: DhtState) => Promise<void> };
   pex?: { pollMs?: number };
+  /** Floor of the lonely re-announce (tests); see TrackerAnnouncer. */
+  lonelyFloorMs?: number;
+  /** Period of DHT lookups for folders with no connected peer; see DhtDiscovery. */
+  lonelyLookupMs?: number;
   logger?: Logger;
 }
 
@@ -69,6 +81,8 @@ export class Discovery extends Resource {
       },
     });
     const announcePort = (): number => options.external()?.port ?? options.listen.port;
+    const hasPeers = (folderIdHex: string): boolean =>
+      connections.peers().some((peer) => !peer.connection.closed && peer.handshake.folders.some((f) => f.keys.folderIdHex === folderIdHex));
     if (options.lan) {
       this.lan = new LanDiscovery({
         deviceId: options.deviceId,
@@ -84,6 +98,9 @@ export class Discovery extends Resource {
         folders: options.folders,
         port: announcePort,
         onPeers: (folder, addresses) => this.learn(folder, addresses, 'tracker'),
+        hasPeers,
+        startAfter: this.mappingAttempt(),
+        lonelyFloorMs: options.lonelyFloorMs,
         udp: options.trackers.udp,
         logger: this.log.child('tracker'),
       });
@@ -96,6 +113,8 @@ export class Discovery extends Resource {
         folders: options.folders,
         announcePort,
         onPeers: (folder, addresses) => this.learn(folder, addresses, 'dht'),
+        hasPeers,
+        lonelyLookupMs: options.lonelyLookupMs,
         loadState: options.dht.loadState,
         saveState: options.dht.saveState,
         logger: this.log.child('dht'),
@@ -125,6 +144,7 @@ export class Discovery extends Resource {
     this.unsubscribe.push(this.options.onFoldersChanged(() => this.foldersChanged()));
     this.unsubscribe.push(
       this.options.onExternalChanged(() => {
+        this.dropOwnAddresses();
         this.trackers?.portChanged();
         this.dht?.sync();
       }),
@@ -180,15 +200,57 @@ export class Discovery extends Resource {
     this.deferred.add(timer);
   }
 
+  /** Resolves when the port-mapping attempt settled, or after mappingWaitMs, whichever is first. */
+  private mappingAttempt(): Promise<unknown> | undefined {
+    const settled = this.options.mappingSettled?.();
+    if (!settled) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.options.mappingWaitMs ?? MAPPING_WAIT_MS);
+      timer.unref();
+    });
+    return Promise.race([settled.catch(() => undefined), bound]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * This device's own addresses, as whole HOST:PORT pairs (two devices behind one router share a
+   * host, and one's external port may be the other's listening port): each local address at the
+   * listening port, each external address as learned, and each external host at the announced
+   * port (where a tracker or the DHT shows us when nothing is mapped).
+   */
+  ownAddresses(): Set<string> {
+    const { listen } = this.options;
+    const own = new Set<string>();
+    const add = (host: string, port: number): void => {
+      const text = normalizePeerAddress(formatPeerAddress({ host: unmapIpv4(host.replace(/%.*$/, '')), port }));
+      if (text) own.add(text);
+    };
+    const wildcard = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === '';
+    for (const host of wildcard ? localAddresses() : [listen.host]) add(host, listen.port);
+    const mapped = this.options.external();
+    const announcePort = mapped?.port ?? listen.port;
+    for (const external of [...(mapped ? [mapped] : []), ...(this.options.externalAddresses?.() ?? [])]) {
+      add(external.host, external.port);
+      add(external.host, announcePort);
+    }
+    return own;
+  }
+
+  /** Our own external address may have entered the book before we knew it was ours. */
+  private dropOwnAddresses(): void {
+    for (const address of this.ownAddresses()) {
+      if (this.book.removeAddress(address)) this.log.debug('dropped our own address from the address book', { address });
+    }
+  }
+
   private learn(folder: string, addresses: string[], source: DiscoverySource, deviceId?: string): void {
     if (this.closed) return;
-    const own = new Set([this.options.listen.port, this.options.external()?.port]);
-    let local: Set<string> | undefined;
+    let own: Set<string> | undefined;
     for (const address of addresses) {
-      const port = Number(address.slice(address.lastIndexOf(':') + 1));
-      if (source !== 'lan' && own.has(port)) {
-        local ??= new Set([...localAddresses(), ...(this.options.external() ? [this.options.external()!.host] : [])]);
-        if (local.has(address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, ''))) continue; // ourselves
+      const parsed = parsePeerAddress(address);
+      if (parsed && source !== 'lan') {
+        own ??= this.ownAddresses();
+        if (own.has(formatPeerAddress({ host: unmapIpv4(parsed.host), port: parsed.port }))) continue; // ourselves
       }
       if (!this.book.add(folder, address, source, deviceId)) {
         // Link-local IPv6 with a zone (fe80::…%eth0) is heard on the LAN but cannot be dialled yet.
@@ -230,5 +292,6 @@ export class Discovery extends Resource {
     }
     for (const deviceId of connected) this.book.touchDevice(deviceId);
     this.book.prune(Date.now(), (entry) => entry.deviceId !== undefined && connected.has(entry.deviceId));
+    this.trackers?.lonely();
   }
 }

@@ -11,3 +11,4 @@ export { TrackerAnnouncer } from './trackers.js';
 export { announceHttp } from './tracker-http.js';
 export { UdpTrackerClient } from './tracker-udp.js';
 export { clampInterval, parseCompactPeers, parseHttpAnnounce, TrackerRefusedError } from './tracker-response.js';
+export { isPrivateAddress, localAddresses, unmapIpv4 } from './net-addresses.js';

@@ -14,6 +14,8 @@ export const MAX_PEERS_PER_REPLY = 200;
 
 export interface AnnounceResult {
   intervalS: number;
+  /** The tracker's `min interval` (seconds, unclamped but finite and positive), when it gave one. */
+  minIntervalS?: number;
   /** HOST:PORT of each peer. */
   peers: string[];
   /** Bytes at the end of a compact list that did not make a whole entry. */
@@ -31,6 +33,11 @@ export class TrackerRefusedError extends FerryError {
 export function clampInterval(value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) return DEFAULT_INTERVAL_S;
   return Math.min(MAX_INTERVAL_S, Math.max(MIN_INTERVAL_S, Math.floor(value)));
+}
+
+/** A `min interval` worth obeying: a positive whole number of seconds no larger than MAX_INTERVAL_S. */
+function minInterval(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.min(MAX_INTERVAL_S, Math.floor(value)) || undefined : undefined;
 }
 
 /** IPv4 (6-byte) or IPv6 (18-byte) compact entries; a trailing partial entry is counted, not read. */
@@ -92,6 +99,7 @@ export function parseHttpAnnounce(body: Buffer): AnnounceResult {
   if (reply.peers6 instanceof Uint8Array) truncatedBytes += parseCompactPeers(reply.peers6, 6, peers);
   return {
     intervalS: clampInterval(reply.interval),
+    ...(minInterval(reply['min interval']) !== undefined ? { minIntervalS: minInterval(reply['min interval']) } : {}),
     peers,
     truncatedBytes,
     ...(reply['warning message'] !== undefined ? { warning: text(reply['warning message']) ?? '' } : {}),

@@ -15,6 +15,10 @@ export const NUM_WANT = 50;
 /** How long close() waits for the `stopped` announces. */
 export const STOP_DEADLINE_MS = 3_000;
 export const RETRY_BACKOFF = { initialMs: 30_000, maxMs: 30 * 60_000 };
+/** While a folder has no connected peer and the tracker gave no `min interval`, announce this often. */
+export const LONELY_ANNOUNCE_MS = 2 * 60_000;
+/** Never announce a lonely folder more often than this, whatever `min interval` says. */
+export const LONELY_FLOOR_MS = 10_000;
 
 export interface AnnouncedFolder {
   folderId: Buffer;
@@ -28,6 +32,15 @@ export interface TrackerAnnouncerOptions {
   port: () => number;
   /** Peers a tracker gave for a folder. */
   onPeers: (folderIdHex: string, addresses: string[]) => void;
+  /**
+   * Whether a folder has a connected peer; one without is announced again at the tracker's
+   * `min interval` (else LONELY_ANNOUNCE_MS), so a device that joined after us is heard of soon.
+   */
+  hasPeers?: (folderIdHex: string) => boolean;
+  /** The first announce waits for this (the port-mapping attempt, bounded by the caller). */
+  startAfter?: Promise<unknown>;
+  /** @default LONELY_FLOOR_MS */
+  lonelyFloorMs?: number;
   logger?: Logger;
   udp?: UdpTrackerOptions;
   httpTimeoutMs?: number;
@@ -46,6 +59,8 @@ interface Job {
   lastPeers?: number;
   lastError?: string;
   announcedPort?: number;
+  /** The tracker's last `min interval`, in ms. */
+  minIntervalMs?: number;
 }
 
 export class TrackerAnnouncer extends Resource {
@@ -77,8 +92,13 @@ export class TrackerAnnouncer extends Resource {
   private running = false;
 
   protected async _open(): Promise<void> {
-    this.running = true;
-    this.sync();
+    const start = (): void => {
+      if (this.closed) return;
+      this.running = true;
+      this.sync();
+    };
+    if (this.options.startAfter) void this.options.startAfter.then(start, start);
+    else start();
   }
 
   protected async _close(): Promise<void> {
@@ -112,6 +132,23 @@ export class TrackerAnnouncer extends Resource {
         this.schedule(job, 0);
       }
     }
+  }
+
+  /**
+   * Brings forward the next announce of every folder that has no connected peer (a peer left, or
+   * the folder never had one) to its lonely cadence; called periodically by discovery.
+   */
+  lonely(nowMs = Date.now()): void {
+    if (!this.running || this.closed || !this.options.hasPeers) return;
+    for (const job of this.jobs.values()) {
+      if (job.running || job.lastError !== undefined || job.lastAnnounceMs === undefined || this.options.hasPeers(job.folder.folderIdHex)) continue;
+      const due = job.lastAnnounceMs + this.lonelyDelayMs(job);
+      if ((job.nextAnnounceMs ?? Infinity) > due) this.schedule(job, Math.max(0, due - nowMs));
+    }
+  }
+
+  private lonelyDelayMs(job: Job): number {
+    return Math.max(this.options.lonelyFloorMs ?? LONELY_FLOOR_MS, job.minIntervalMs ?? LONELY_ANNOUNCE_MS);
   }
 
   /** The announced port changed (port mapping found one): tell every tracker now. */
@@ -153,7 +190,10 @@ export class TrackerAnnouncer extends Resource {
       if (result.warning) this.log.info('tracker warning', { url: job.url, warning: result.warning });
       this.log.debug('announced', { url: job.url, folder: job.folder.folderIdHex.slice(0, 8), peers: result.peers.length, intervalS: result.intervalS });
       if (result.peers.length) this.options.onPeers(job.folder.folderIdHex, result.peers);
-      if (!this.closed && this.jobs.has(`${job.url} ${job.folder.folderIdHex}`)) this.schedule(job, result.intervalS * 1000);
+      job.minIntervalMs = result.minIntervalS === undefined ? undefined : result.minIntervalS * 1000;
+      const lonely = this.options.hasPeers !== undefined && !this.options.hasPeers(job.folder.folderIdHex);
+      const delayMs = lonely ? Math.min(result.intervalS * 1000, this.lonelyDelayMs(job)) : result.intervalS * 1000;
+      if (!this.closed && this.jobs.has(`${job.url} ${job.folder.folderIdHex}`)) this.schedule(job, delayMs);
     } catch (err) {
       if (this.closed) return;
       const reason = err instanceof Error ? err.message : String(err);

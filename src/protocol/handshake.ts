@@ -33,6 +33,8 @@ export interface HandshakeOptions {
   deviceId: string;
   deviceName: string;
   softwareVersion: string;
+  /** The peer's address as we see it (IP-literal HOST:PORT), told to it in our Hello. */
+  observed?: string;
   /** The peer's device ID as its TLS certificate proves it. */
   peerDeviceId: string;
   folders: readonly FolderKeys[];
@@ -55,6 +57,8 @@ export interface PeerHello {
   deviceId: string;
   deviceName: string;
   softwareVersion: string;
+  /** Where the peer says it sees us (a claim, unverified: use it as a hint only). */
+  observed?: string;
 }
 
 export interface SharedFolder {
@@ -118,6 +122,7 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
     deviceId: options.deviceId,
     deviceName: options.deviceName,
     softwareVersion: options.softwareVersion,
+    ...(options.observed ? { observed: options.observed } : {}),
   });
   // 2. Blinded claims, sent before reading the peer's Hello so neither side waits on the other.
   const claims = makeClaims(folders, ekm, role);
@@ -130,6 +135,7 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
   }
   if (hello.deviceId !== peerDeviceId) throw new FerryError('HANDSHAKE', "peer's Hello names a device other than its certificate");
   const peer: PeerHello = { deviceId: hello.deviceId, deviceName: hello.deviceName, softwareVersion: hello.softwareVersion };
+  if (hello.observed) peer.observed = hello.observed;
 
   // 3. Proofs, only for folders whose tag the peer sent: a stranger gets nothing.
   const peerClaims = await expect(conn, 'FolderClaims', signal);

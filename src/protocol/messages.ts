@@ -63,6 +63,8 @@ export interface HelloMessage {
   deviceId: string;
   deviceName: string;
   softwareVersion: string;
+  /** Optional: the sender's view of the receiver's address (IP-literal HOST:PORT), so a device behind NAT learns its external address. */
+  observed?: string;
 }
 
 /** Blinded, per-session tags, one per folder held (plus decoys): no folder ID in clear. */

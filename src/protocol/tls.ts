@@ -1,6 +1,8 @@
 // TLS 1.3 settings for device links, the peer's device ID from its certificate, and one call to set up a peer.
 
+import { isIP } from 'node:net';
 import type { ConnectionOptions, TLSSocket, TlsOptions } from 'node:tls';
+import { socketAddress } from '../util/address.js';
 import { FerryError } from '../errors.js';
 import { deviceIdFromCertificate, type DeviceIdentity, type FolderKeys } from '../keys/index.js';
 import { PeerConnection, type PeerConnectionOptions } from './connection.js';
@@ -52,6 +54,13 @@ export function peerDeviceId(socket: TLSSocket): string {
   }
 }
 
+/** The remote end of a TCP socket as an IP literal (IPv4-mapped shown as IPv4); undefined over other transports. */
+function observedAddress(socket: TLSSocket): string | undefined {
+  const { remoteAddress, remotePort } = socket;
+  if (!remoteAddress || !remotePort || isIP(remoteAddress) === 0 || remoteAddress.includes('%')) return undefined;
+  return socketAddress(remoteAddress, remotePort);
+}
+
 export interface EstablishOptions extends PeerConnectionOptions {
   role: Role;
   identity: Pick<DeviceIdentity, 'id' | 'name'>;
@@ -84,6 +93,7 @@ export async function establishPeer(
       deviceId: options.identity.id,
       deviceName: options.identity.name,
       softwareVersion: options.softwareVersion,
+      observed: observedAddress(socket),
       peerDeviceId: remoteId,
       folders: options.folders,
       folderState: options.folderState,

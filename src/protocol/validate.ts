@@ -116,6 +116,7 @@ const VALIDATORS: Record<MessageName, Validator> = {
     deviceId: checkDeviceId(f.deviceId, 'Hello.deviceId'),
     deviceName: checkString(f.deviceName, 'Hello.deviceName', LIMITS.maxDeviceNameBytes),
     softwareVersion: checkString(f.softwareVersion, 'Hello.softwareVersion', LIMITS.maxSoftwareVersionBytes),
+    ...(f.observed !== undefined && f.observed !== null ? { observed: checkPeerAddress(f.observed, 'Hello.observed') } : {}),
   }),
   FolderClaims: (f) => {
     const tags = checkArray(f.tags, 'FolderClaims.tags', LIMITS.maxFolderClaims).map((t, i) =>

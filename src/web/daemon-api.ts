@@ -72,7 +72,9 @@ export interface StatusReport {
   /** Optional services (port mapping, discovery) by name, each with its own report. */
   services: Record<string, unknown>;
   /** Addresses being dialled (named with `ferry peers add`, or discovered), with their source and dial state. */
-  knownPeers: Array<{ address: string; source: string; deviceId?: string; connected: boolean; lastError?: string }>;
+  knownPeers: Array<{ address: string; source: string; deviceId?: string; connected: boolean; lastError?: string; unreachable?: string }>;
+  /** This device's external addresses and how each was learned (upnp, natpmp, stun, observed). */
+  external?: Array<{ address: string; source: string; via?: string; lastSeenMs: number }>;
 }
 
 /** The keys this device can print for a folder: weaker ones are always there, stronger only if held. */
