@@ -9,7 +9,7 @@ import { parseCommand, type Output } from './args.js';
 
 export const RUN_USAGE =
   'ferry run [--home DIR] [--listen HOST:PORT] [--web HOST:PORT] [--no-lan] [--no-nat] [--no-dht] ' +
-  '[--no-trackers] [--log-level L] [--tracker URL]... [--dht-bootstrap HOST:PORT]...';
+  '[--no-trackers] [--no-stun] [--log-level L] [--tracker URL]... [--dht-bootstrap HOST:PORT]... [--stun HOST:PORT]...';
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
@@ -26,6 +26,8 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
       'log-level': { type: 'string' },
       tracker: { type: 'string', multiple: true },
       'dht-bootstrap': { type: 'string', multiple: true },
+      stun: { type: 'string', multiple: true },
+      'no-stun': { type: 'boolean' },
     },
     { min: 0, max: 0 },
     RUN_USAGE,
@@ -44,7 +46,10 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
     logLevel: logLevel as Settings['logLevel'] | undefined,
     trackerUrls: values.tracker as string[] | undefined,
     dhtBootstrap: values['dht-bootstrap'] as string[] | undefined,
+    stun: values['no-stun'] ? false : undefined,
+    stunServers: values.stun as string[] | undefined,
   };
+  if (values['no-stun'] && values.stun) throw new FerryError('USAGE', `--stun and --no-stun contradict each other\nusage: ${RUN_USAGE}`);
   const heapTuner = new HeapTuner();
   heapTuner.start();
   const recentLog: string[] = [];

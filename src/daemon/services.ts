@@ -11,6 +11,7 @@ import type { Reachability } from './reachability.js';
 import type { Settings, HostPort } from './settings.js';
 import { natServiceFactory } from './nat-service.js';
 import { discoveryServiceFactory } from './discovery-service.js';
+import { stunServiceFactory } from './stun-service.js';
 
 /** A loopback listener is reachable from this machine only: no LAN, router or internet service can help it. */
 export function isLoopbackHost(host: string): boolean {
@@ -47,5 +48,6 @@ export type ServiceFactory = (context: ServiceContext) => Service | null;
 /** Services in the order they open (port mapping before the discovery that announces its result). */
 export const SERVICE_FACTORIES: ServiceFactory[] = [
   natServiceFactory,
+  stunServiceFactory,
   discoveryServiceFactory,
 ];

@@ -15,6 +15,10 @@ export interface Settings {
   trackers: boolean;
   trackerUrls: string[];
   dhtBootstrap: string[];
+  /** Ask STUN servers (RFC 8489) for this device's external address. */
+  stun: boolean;
+  /** STUN servers, HOST:PORT, asked in order until one answers. */
+  stunServers: string[];
   archiveDays: number;
   /** Upload and download rate limits in KiB/s; 0 = unlimited. */
   uploadKBps: number;
@@ -28,6 +32,8 @@ export interface Settings {
 
 export const DEFAULT_SYNC_PORT = 22100;
 export const DEFAULT_WEB_PORT = 8888;
+export const DEFAULT_STUN_SERVERS = ['stun.l.google.com:19302', 'stun.cloudflare.com:3478', 'stun.nextcloud.com:443'] as const;
+export const MAX_STUN_SERVERS = 16;
 
 export function defaultSettings(hostname: string): Settings {
   return {
@@ -42,6 +48,9 @@ export function defaultSettings(hostname: string): Settings {
     trackerUrls: [],
     // The mainline DHT's well-known entry points (tests always name their own).
     dhtBootstrap: ['router.bittorrent.com:6881', 'router.utorrent.com:6881', 'dht.transmissionbt.com:6881'],
+    // Public STUN servers (tests and CI always pass --no-stun or their own lab server).
+    stun: true,
+    stunServers: [...DEFAULT_STUN_SERVERS],
     archiveDays: 14,
     uploadKBps: 0,
     downloadKBps: 0,
@@ -83,6 +92,10 @@ export function mergeSettings(base: Settings, overrides: Partial<Settings>): Set
   if (!(merged.rescanIntervalS >= 1)) throw new FerryError('USAGE', 'rescanIntervalS must be ≥ 1');
   for (const node of merged.dhtBootstrap) {
     if (parseHostPort(node, 'DHT bootstrap node').port === 0) throw new FerryError('USAGE', `DHT bootstrap node needs a port (got '${node}')`);
+  }
+  if (merged.stunServers.length > MAX_STUN_SERVERS) throw new FerryError('USAGE', `at most ${MAX_STUN_SERVERS} STUN servers`);
+  for (const server of merged.stunServers) {
+    if (parseHostPort(server, 'STUN server').port === 0) throw new FerryError('USAGE', `STUN server needs a port (got '${server}')`);
   }
   for (const url of merged.trackerUrls) {
     if (!/^(https?:\/\/[^\s/]+\/\S*|udp:\/\/[^\s/]+:\d{1,5}(\/\S*)?)$/.test(url)) {

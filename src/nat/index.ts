@@ -5,3 +5,7 @@ export { UpnpClient, type UpnpClientOptions } from './upnp.js';
 export { NatPmpClient, NATPMP_PORT, type NatPmpOptions } from './natpmp.js';
 export { defaultGateway, parseDefaultGateway } from './gateway.js';
 export type { Mapping, MappingClient, MappingMethod, MappingProtocol, MapRequest } from './types.js';
+export {
+  StunClient, dgramPort, decodeBindingResponse, encodeBindingRequest, isStunMessage, STUN_MAGIC_COOKIE,
+  type DatagramPort, type StunClientOptions, type UdpEndpoint,
+} from './stun.js';

@@ -90,6 +90,11 @@ export function daemonLaunch(args: string[], nodeFlags: string[] = []): { argv: 
   return { argv: [process.execPath, ...DAEMON_V8_FLAGS, ...nodeFlags, MAIN, 'run', ...args], env: { ...DAEMON_ENV, ...process.env } };
 }
 
+/** `--no-stun` unless the test names its own STUN server: tests never ask public ones. */
+export function noStun(args: readonly string[]): string[] {
+  return args.includes('--stun') ? [] : ['--no-stun'];
+}
+
 export class DaemonProcess {
   readonly child: ChildProcess;
   log = '';
@@ -98,7 +103,7 @@ export class DaemonProcess {
   /** `nodeFlags`: see daemonLaunch. */
   constructor(readonly home: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []) {
     const launch = daemonLaunch(
-      ['--home', home, '--web', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--no-lan', '--no-nat', '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs],
+      ['--home', home, '--web', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--no-lan', '--no-nat', '--no-dht', '--no-trackers', ...noStun(extraArgs), '--log-level', 'debug', ...extraArgs],
       nodeFlags,
     );
     this.child = spawn(launch.argv[0]!, launch.argv.slice(1), { env: { ...launch.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

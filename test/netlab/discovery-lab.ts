@@ -4,7 +4,7 @@
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { daemonLaunch, ferry, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
+import { daemonLaunch, ferry, noStun, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
 export const NETLAB = process.env.NETLAB ?? process.env.NETLAB_DIR ?? resolve(ROOT, '../shared/netlab');
@@ -59,7 +59,7 @@ export class FerryNode {
   private readonly exitPromise: Promise<number | null>;
 
   constructor(readonly home: string, options: { ns?: string; listen: string; args?: string[] }) {
-    const { argv, env } = daemonLaunch(['--home', home, '--listen', options.listen, '--web', '127.0.0.1:0', '--no-nat', '--log-level', 'debug', ...(options.args ?? [])]);
+    const { argv, env } = daemonLaunch(['--home', home, '--listen', options.listen, '--web', '127.0.0.1:0', '--no-nat', ...noStun(options.args ?? []), '--log-level', 'debug', ...(options.args ?? [])]);
     const spawnOptions: SpawnOptions = { env, stdio: ['ignore', 'pipe', 'pipe'] };
     this.child = options.ns ? spawn('ip', ['netns', 'exec', options.ns, ...argv], spawnOptions) : spawn(argv[0]!, argv.slice(1), spawnOptions);
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));

@@ -4,7 +4,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { daemonLaunch, ferry, waitFor } from '../helpers/daemon.js';
+import { daemonLaunch, ferry, noStun, waitFor } from '../helpers/daemon.js';
 
 const execFileAsync = promisify(execFile);
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
@@ -91,7 +91,7 @@ export function mapPort(ns: string, methods: string, internalPort: number, lease
 export class NsDaemon extends NsProcess {
   constructor(ns: string, readonly home: string, listen: string, extraArgs: string[] = []) {
     const { argv, env } = daemonLaunch([
-      '--home', home, '--listen', listen, '--web', '127.0.0.1:0', '--no-lan', '--no-dht', '--no-trackers', '--log-level', 'debug', ...extraArgs,
+      '--home', home, '--listen', listen, '--web', '127.0.0.1:0', '--no-lan', '--no-dht', '--no-trackers', ...noStun(extraArgs), '--log-level', 'debug', ...extraArgs,
     ]);
     super(ns, argv, env);
   }
