@@ -195,7 +195,6 @@ export class StunClient {
             reject(new FerryError('REQUEST_FAILED', `cannot send to the STUN server: ${(err as Error).message}`)),
           );
           timer = setTimeout(transmit, waitMs);
-          timer.unref();
         };
         transmit();
       });
