@@ -58,8 +58,12 @@ export class FerryNode {
   log = '';
   private readonly exitPromise: Promise<number | null>;
 
-  constructor(readonly home: string, options: { ns?: string; listen: string; args?: string[] }) {
-    const { argv, env } = daemonLaunch(['--home', home, '--listen', options.listen, '--web', '127.0.0.1:0', '--no-nat', ...noStun(options.args ?? []), '--log-level', 'debug', ...(options.args ?? [])]);
+  /** `nat`: map the port on the router (off unless asked for). */
+  constructor(readonly home: string, options: { ns?: string; listen: string; args?: string[]; nat?: boolean }) {
+    const { argv, env } = daemonLaunch([
+      '--home', home, '--listen', options.listen, '--web', '127.0.0.1:0', ...(options.nat ? [] : ['--no-nat']), ...noStun(options.args ?? []),
+      '--log-level', 'debug', ...(options.args ?? []),
+    ]);
     const spawnOptions: SpawnOptions = { env, stdio: ['ignore', 'pipe', 'pipe'] };
     this.child = options.ns ? spawn('ip', ['netns', 'exec', options.ns, ...argv], spawnOptions) : spawn(argv[0]!, argv.slice(1), spawnOptions);
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
