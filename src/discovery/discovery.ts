@@ -8,7 +8,7 @@ import { Resource } from '../util/resource.js';
 import { ANY_FOLDER, AddressBook, DISCOVERY_SOURCES, type DiscoverySource } from './address-book.js';
 import { DhtDiscovery, type DhtState } from './dht.js';
 import { LanDiscovery } from './lan.js';
-import { localAddresses, unmapIpv4 } from './net-addresses.js';
+import { isLanAddress, localAddresses, unmapIpv4 } from './net-addresses.js';
 import { formatPeerAddress, normalizePeerAddress, parsePeerAddress, type ConnectedPeer, type Dialler, type HostPort } from './peer-address.js';
 import { PeerExchange } from './pex.js';
 import { TrackerAnnouncer, type AnnouncedFolder } from './trackers.js';
@@ -125,6 +125,11 @@ export class Discovery extends Resource {
       peers: () => connections.peers(),
       listenPort: () => options.listen.port,
       onAddress: (folder, address, deviceId) => this.learn(folder, [address], 'pex', deviceId),
+      lanAddresses: () => {
+        const { host, port } = options.listen;
+        const wildcard = host === '0.0.0.0' || host === '::' || host === '';
+        return [...(wildcard ? localAddresses() : [host])].filter(isLanAddress).map((lan) => formatPeerAddress({ host: lan, port }));
+      },
       pollMs: options.pex?.pollMs,
       logger: this.log.child('pex'),
     });

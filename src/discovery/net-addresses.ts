@@ -39,6 +39,12 @@ export function isPrivateAddress(host: string): boolean {
   return plain === '::' || plain === '::1' || /^f[cd]/.test(plain) || /^fe[89ab]/.test(plain);
 }
 
+/** A private address another device on the same LAN can dial: private, but not loopback, link-local or unspecified. */
+export function isLanAddress(host: string): boolean {
+  const plain = unmapIpv4(host);
+  return isIP(plain) !== 0 && isPrivateAddress(plain) && !isLoopback(plain) && !/^(0\.|169\.254\.|::$|fe[89ab])/.test(plain);
+}
+
 /** Every address of this host's interfaces (lower case, without zone), loopback included. */
 export function localAddresses(): Set<string> {
   const out = new Set<string>(['127.0.0.1', '::1']);

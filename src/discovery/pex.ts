@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { LIMITS, type PeerExchangeEntry, type PeerExchangeMessage } from '../protocol/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import { isLoopback, isPrivateAddress } from './net-addresses.js';
+import { isLanAddress, isLoopback, isPrivateAddress } from './net-addresses.js';
 import { formatPeerAddress, parsePeerAddress, type ConnectedPeer } from './peer-address.js';
 
 /** How often the list is checked for changes, and sent again even if unchanged. */
@@ -22,6 +22,12 @@ export interface PeerExchangeOptions {
   listenPort: () => number;
   /** An address a peer told us about for a folder. */
   onAddress: (folderIdHex: string, address: string, deviceId: string) => void;
+  /**
+   * Our own LAN addresses (private IP literals at the sync port). Told to peers on public
+   * addresses, in an entry naming ourselves, so that they can pass them on to other devices
+   * behind the same external address (which may reach us only on the LAN: no hairpin NAT).
+   */
+  lanAddresses?: () => string[];
   pollMs?: number;
   logger?: Logger;
 }
@@ -37,6 +43,8 @@ export class PeerExchange extends Resource {
   /** What was last sent, per connection and folder. */
   private readonly sent = new WeakMap<object, Map<string, Sent>>();
   private readonly advertised = new Map<string, string>();
+  /** LAN addresses each peer told us in its own entry (only passed on to its NAT neighbours). */
+  private readonly lan = new Map<string, string[]>();
   readonly counters = { sent: 0, received: 0, addressesLearned: 0, addressesRefused: 0 };
 
   constructor(private readonly options: PeerExchangeOptions) {
@@ -99,8 +107,12 @@ export class PeerExchange extends Resource {
         if ((toPublic && isPrivateAddress(parsed.host)) || (isLoopback(parsed.host) && !isLoopback(toHost))) continue;
         addresses.add(formatPeerAddress(parsed));
       }
+      // Behind the same external address as `to`: its LAN addresses too (private ones included).
+      if (toPublic && parsePeerAddress(peer.address)?.host === toHost) for (const address of this.lan.get(peer.deviceId) ?? []) addresses.add(address);
       if (addresses.size) entries.push({ device: peer.deviceId, addresses: [...addresses].slice(0, LIMITS.maxExchangedAddresses) });
     }
+    const own = toPublic ? (this.options.lanAddresses?.() ?? []).slice(0, LIMITS.maxExchangedAddresses) : [];
+    if (own.length && entries.length < LIMITS.maxExchangedPeers) entries.push({ device: this.options.deviceId, addresses: own });
     entries.sort((a, b) => (a.device < b.device ? -1 : 1));
     return { type: 'PeerExchange', folderId, listenPort: this.options.listenPort(), peers: entries };
   }
@@ -118,7 +130,14 @@ export class PeerExchange extends Resource {
       this.advertised.set(from.deviceId, formatPeerAddress({ host: fromHost, port: message.listenPort }));
     }
     for (const entry of message.peers) {
-      if (entry.device === this.options.deviceId || entry.device === from.deviceId) continue;
+      if (entry.device === from.deviceId) {
+        // The sender's own LAN addresses: kept for its NAT neighbours, never dialled by us.
+        const lan = entry.addresses.filter((a) => isLanAddress(parsePeerAddress(a)?.host ?? ''));
+        if (!this.lan.has(from.deviceId) && this.lan.size >= MAX_ADVERTISED) this.lan.delete(this.lan.keys().next().value!);
+        this.lan.set(from.deviceId, lan.slice(0, LIMITS.maxExchangedAddresses));
+        continue;
+      }
+      if (entry.device === this.options.deviceId) continue;
       for (const address of entry.addresses) {
         const parsed = parsePeerAddress(address);
         // A remote peer has no business pointing us at our own loopback.
