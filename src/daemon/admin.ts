@@ -3,10 +3,11 @@
 import type { EstablishedPeer } from '../connections/index.js';
 import { FerryError } from '../errors.js';
 import type { EditableSettings, FolderReport, PeerInfo, SettingsReport } from '../web/daemon-api.js';
-import { parseHostPort, type Settings } from './settings.js';
+import { MAX_STUN_SERVERS, parseHostPort, type Settings } from './settings.js';
 
 export const EDITABLE_SETTINGS = [
   'deviceName', 'listen', 'web', 'lan', 'nat', 'dht', 'trackers', 'trackerUrls', 'archiveDays', 'uploadKBps', 'downloadKBps',
+  'stun', 'stunServers',
 ] as const satisfies readonly (keyof EditableSettings & keyof Settings)[];
 
 const MAX_TRACKERS = 32;
@@ -73,12 +74,17 @@ export function validateSettingsPatch(patch: Record<string, unknown>): Partial<E
       case 'nat':
       case 'dht':
       case 'trackers':
+      case 'stun':
         if (typeof value !== 'boolean') bad(name, 'must be true or false');
         out[name] = value;
         break;
       case 'trackerUrls':
         if (!Array.isArray(value) || value.length > MAX_TRACKERS) bad(name, `must be a list of at most ${MAX_TRACKERS} URLs`);
         out.trackerUrls = value.map(trackerUrl);
+        break;
+      case 'stunServers':
+        if (!Array.isArray(value) || value.length > MAX_STUN_SERVERS) bad(name, `must be a list of at most ${MAX_STUN_SERVERS} HOST:PORT`);
+        out.stunServers = value.map((server) => address(name, server));
         break;
       case 'archiveDays':
         out.archiveDays = wholeNumber(name, value, MAX_ARCHIVE_DAYS);

@@ -131,6 +131,9 @@ export interface EditableSettings {
   dht: boolean;
   trackers: boolean;
   trackerUrls: string[];
+  /** Ask STUN servers for the external address; which ones (HOST:PORT, in order). */
+  stun: boolean;
+  stunServers: string[];
   archiveDays: number;
   /** 0 = unlimited. */
   uploadKBps: number;
