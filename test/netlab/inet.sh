@@ -205,7 +205,7 @@ inet_up() {
 		lan="10.232.$i"
 		ns_add $COMP "$rn"
 		if [ "$(opt "$i" CGN 0)" = 1 ]; then
-			# --- carrier-grade NAT: 100.64.I.0/24 inside, WAN.2I outside, symmetric-ish like many CGNs? no: port-preserving
+			# --- carrier-grade NAT: 100.64.I.0/24 inside, WAN.2I outside, port-preserving masquerade, drops unsolicited inbound
 			ns=$(cgnns "$i")
 			ns_add $COMP "$ns"
 			veth "$ns" wan0 "$SWNS" "cgn$i"
