@@ -1,5 +1,6 @@
 // IndexStore: the one LMDB environment in the daemon's home; settings, devices, folders and per-folder indexes.
 
+import { arch } from 'node:os';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { FerryError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -15,7 +16,7 @@ export interface IndexStoreOptions {
   /** Directory of the LMDB environment (created if missing). */
   path: string;
   logger?: Logger;
-  /** Fixed LMDB map size; by default lmdb-js picks one and grows it as needed. */
+  /** LMDB map size in bytes. @default mapLayout(): one large map on 64-bit, mapped chunks on 32-bit */
   mapSizeBytes?: number;
   /** Schema version to open at; for tests. @default IndexStore.SCHEMA_VERSION */
   schemaVersion?: number;
@@ -25,6 +26,30 @@ export interface IndexStoreOptions {
 
 /** Entries deleted per transaction when a folder is removed, so one removal never needs a huge transaction. */
 export const REMOVE_BATCH_ENTRIES = 10_000;
+
+/**
+ * Map size on 64-bit systems: address space only (the file grows as pages are written, and only the
+ * pages read count in RSS). One map this large is set up once; lmdb-js's default starts at 128 KiB
+ * and maps the file again at each doubling, keeping every older mapping for its readers, so RSS
+ * counted the same pages several times (10 mappings at 300k files). Should an index ever outgrow
+ * it, lmdb-js grows the map (one more mapping) rather than failing with MDB_MAP_FULL.
+ */
+export const MAP_SIZE_64BIT = 16 * 1024 ** 3;
+
+/** How the index file is mapped on this word size. */
+export interface MapLayout {
+  mapSize?: number;
+  /** Maps the file in chunks on demand (32-bit: a 3 GiB address space cannot hold one large map). */
+  remapChunks: boolean;
+}
+
+export function mapLayout(wordBits: 32 | 64 = arch().endsWith('32') ? 32 : 64, mapSizeBytes?: number): MapLayout {
+  if (wordBits === 32) {
+    // A fixed map on armv7 would take address space that Node's heap needs; chunks bound it instead.
+    return mapSizeBytes ? { mapSize: mapSizeBytes, remapChunks: true } : { remapChunks: true };
+  }
+  return { mapSize: mapSizeBytes ?? MAP_SIZE_64BIT, remapChunks: false };
+}
 
 /** Named databases beyond ours that the environment may hold (room for later schemas). */
 const MAX_DBS = 32;
@@ -53,7 +78,7 @@ export class IndexStore extends Resource {
       env = openLmdb({
         path: this.options.path,
         maxDbs: MAX_DBS,
-        ...(this.options.mapSizeBytes ? { mapSize: this.options.mapSizeBytes } : {}),
+        ...mapLayout(undefined, this.options.mapSizeBytes),
       });
     } catch (err) {
       throw new FerryError('IO', `cannot open the index at ${this.options.path}: ${String(err)}`, { cause: err });

@@ -1,10 +1,11 @@
 // IndexStore: settings, folders and devices, folder removal, lifecycle.
 
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import { open } from 'lmdb';
 import { isFerryError } from '../../src/errors.js';
-import { IndexStore } from '../../src/index/store.js';
+import { IndexStore, MAP_SIZE_64BIT, mapLayout } from '../../src/index/store.js';
 import type { DeviceRecord, FolderConfig } from '../../src/index/types.js';
 import { FOLDER_A, FOLDER_B, file, hash, paths, tempDir, tempStore } from './helpers/store.js';
 
@@ -123,5 +124,27 @@ describe('IndexStore', () => {
     await again.open();
     assert.deepEqual(paths(again.folder(FOLDER_A).localRecords()), ['late']);
     await again.close();
+  });
+
+  test('the index file is mapped once while it grows to megabytes (64-bit), in chunks on 32-bit', async (t) => {
+    assert.deepEqual(mapLayout(64), { mapSize: MAP_SIZE_64BIT, remapChunks: false });
+    assert.deepEqual(mapLayout(32), { remapChunks: true });
+    const maps = await readFile('/proc/self/maps', 'utf8').catch(() => undefined);
+    if (maps === undefined || mapLayout().remapChunks) {
+      t.skip('needs /proc/self/maps on a 64-bit Linux system');
+      return;
+    }
+    const { store, dir } = await tempStore(t);
+    const index = store.folder(FOLDER_A);
+    // About 8 MB of records: lmdb-js's default map (128 KiB, doubled as the file grows) maps it again six times.
+    for (let batch = 0; batch < 8; batch++) {
+      const records = Array.from({ length: 2000 }, (_, i) =>
+        file(`dir-${batch}/file-${i}-${'x'.repeat(200)}`, { blocks: [hash(batch * 2000 + i), hash(i)] }),
+      );
+      await index.putLocal(records);
+    }
+    const mdbPath = `${dir}/data.mdb`;
+    const mappings = (await readFile('/proc/self/maps', 'utf8')).split('\n').filter((line) => line.endsWith(mdbPath));
+    assert.equal(mappings.length, 1, mappings.join('\n'));
   });
 });
