@@ -1,12 +1,17 @@
-# Ferry: build, run, test, bench, lint, dist. Each target installs the npm dependencies it needs.
+# Ferry: build, run, test, bench, lint, dist. Each target installs the npm dependencies it needs; test, dist and
+# dist-check also the Debian packages (scripts/debian-packages, as root; otherwise they are named once and the tests
+# that need them skip).
 
 SHELL := /bin/bash
 NODE ?= node
 FERRY_HOME ?= $(CURDIR)/.ferry-home
 DEPS := node_modules/.deps-stamp
 TEST_CONCURRENCY ?= 4
+# The network lab (namespaces, miniupnpd, trackers) beside the checkout; its install-deps.sh runs with ours.
+NETLAB ?= $(abspath $(CURDIR)/../shared/netlab)
+export NETLAB
 
-.PHONY: all build run test test-unit bench lint dist dist-check clean
+.PHONY: all build run test test-unit bench lint dist dist-check clean system-deps
 
 all: build
 
@@ -14,16 +19,35 @@ $(DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-build: $(DEPS)
-	npx tsc -p tsconfig.json
-	npx tsc -p web/tsconfig.json
+# Debian packages and the network lab's dependencies: checked again only when the list or a script changes, or
+# until nothing is missing.
+SYSTEM_DEPS := build/.system-deps-stamp
+$(SYSTEM_DEPS): scripts/debian-packages scripts/install-deps.sh $(wildcard $(NETLAB)/install-deps.sh)
+	scripts/install-deps.sh --stamp $@
+system-deps:
+	scripts/install-deps.sh --stamp $(SYSTEM_DEPS)
+
+# Incremental: each step runs only when its inputs changed (tsc keeps what it learnt in build/*.tsbuildinfo).
+TSC := node_modules/.bin/tsc
+TS_STAMP := build/.tsc-stamp
+WEB_STAMP := build/.web-stamp
+SRC_TS := $(shell find src -name '*.ts')
+$(TS_STAMP): $(DEPS) tsconfig.json $(SRC_TS) $(shell find test bench -name '*.ts')
+	$(TSC) -p tsconfig.json --incremental --tsBuildInfoFile build/.tsbuildinfo
+	@touch $@
+# The page imports types from src/ too.
+$(WEB_STAMP): $(DEPS) $(shell find web -type f) $(SRC_TS)
+	$(TSC) -p web/tsconfig.json --incremental --tsBuildInfoFile build/.web-tsbuildinfo
 	$(NODE) web/build.mjs
+	@touch $@
+
+build: $(TS_STAMP) $(WEB_STAMP)
 
 # The daemon with a home inside the checkout; web admin on :8888, sync on :22100.
 run: build
 	bin/ferry run --home "$(FERRY_HOME)" $(RUN_ARGS)
 
-test: build
+test: build $(SYSTEM_DEPS)
 	$(NODE) scripts/check-imports.mjs
 	$(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) $$(find build/test -name '*.test.js' | sort)
 
@@ -38,11 +62,11 @@ lint: $(DEPS)
 
 # Single executables, .deb, SPK and QPKG for x64, arm64 and armv7 into dist/ (docs/packaging.md).
 # Needs the npm registry and Debian's archive only; DIST_TARGETS="x64" builds one target.
-dist: build
+dist: build $(SYSTEM_DEPS)
 	$(NODE) packaging/build/dist.mjs $(DIST_TARGETS)
 
 # The slow checks of dist/: lintian, the .deb's life cycle, NAS packages in empty chroots, ARM smoke tests under qemu.
-dist-check: dist
+dist-check: dist $(SYSTEM_DEPS)
 	$(NODE) --test --test-concurrency=1 $$(find build/test/packaging -name '*.dist-test.js' | sort)
 
 clean:
