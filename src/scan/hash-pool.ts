@@ -29,7 +29,6 @@ interface Job {
   signal?: AbortSignal;
   resolve: (result: HashResult) => void;
   reject: (err: Error) => void;
-  onAbort?: () => void;
   settled: boolean;
 }
 
@@ -73,6 +72,11 @@ export class HashPool extends Resource {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private readonly roomWaiters: Array<() => void> = [];
+  /**
+   * One abort listener per signal, whatever the number of its jobs: a scan has hundreds of files
+   * queued under the folder's one signal, and a listener each set off MaxListenersExceededWarning.
+   */
+  private readonly abortWatches = new Map<AbortSignal, { jobs: Set<Job>; listener: () => void }>();
   private nextId = 1;
 
   constructor(options: HashPoolOptions = {}) {
@@ -141,13 +145,34 @@ export class HashPool extends Resource {
     if (signal?.aborted) throw aborted();
     return new Promise<HashResult>((resolve, reject) => {
       const job: Job = { id: this.nextId++, path: absPath, blockSize, expectedBytes, range, signal, resolve, reject, settled: false };
-      if (signal) {
-        job.onAbort = () => this.abortJob(job);
-        signal.addEventListener('abort', job.onAbort, { once: true });
-      }
+      if (signal) this.watchAbort(signal, job);
       this.queue.push(job);
       this.dispatch();
     });
+  }
+
+  private watchAbort(signal: AbortSignal, job: Job): void {
+    let watch = this.abortWatches.get(signal);
+    if (!watch) {
+      const jobs = new Set<Job>();
+      const listener = (): void => {
+        this.abortWatches.delete(signal);
+        for (const pending of [...jobs]) this.abortJob(pending);
+      };
+      watch = { jobs, listener };
+      this.abortWatches.set(signal, watch);
+      signal.addEventListener('abort', listener, { once: true });
+    }
+    watch.jobs.add(job);
+  }
+
+  private unwatchAbort(job: Job): void {
+    const watch = job.signal && this.abortWatches.get(job.signal);
+    if (!watch) return;
+    watch.jobs.delete(job);
+    if (watch.jobs.size > 0) return;
+    this.abortWatches.delete(job.signal!);
+    job.signal!.removeEventListener('abort', watch.listener);
   }
 
   private startWorker(slot: Slot): Worker {
@@ -207,7 +232,7 @@ export class HashPool extends Resource {
   private settle(job: Job, outcome: HashResult | Error): void {
     if (job.settled) return;
     job.settled = true;
-    if (job.onAbort) job.signal?.removeEventListener('abort', job.onAbort);
+    this.unwatchAbort(job);
     if (outcome instanceof Error) job.reject(outcome);
     else job.resolve(outcome);
   }

@@ -3,6 +3,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -170,6 +171,33 @@ describe('HashPool', () => {
     assert.equal((await running).size, 5);
     const again = await pool.hash(join(dir, 'ok'), 128 * 1024);
     assert.equal(again.blocks[0]!.toString('hex'), '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+  });
+
+  test('many jobs under one signal add one abort listener to it, removed when they settle; abort still ends them all', async () => {
+    const dir = await makeTempDir(cleanups);
+    const pool = new HashPool({ workers: 2, maxQueued: 200 });
+    await pool.open();
+    cleanups.push(() => pool.close());
+    const files: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      files.push(join(dir, `f${i}`));
+      await writeFile(files[i]!, `file ${i}`);
+    }
+    const controller = new AbortController();
+    // A scan of a folder queues many small files under the folder's signal (11 listeners warned).
+    const done = Promise.all(files.map((file) => pool.hash(file, 128 * 1024, controller.signal, 8)));
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 1);
+    assert.equal((await done).length, 100);
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+
+    const aborting = new AbortController();
+    const jobs = files.map((file) => pool.hash(file, 128 * 1024, aborting.signal, 8));
+    assert.equal(getEventListeners(aborting.signal, 'abort').length, 1);
+    aborting.abort();
+    const outcomes = await Promise.allSettled(jobs);
+    assert.ok(outcomes.some((o) => o.status === 'rejected' && (o.reason as { code?: string }).code === 'ABORTED'));
+    assert.equal(getEventListeners(aborting.signal, 'abort').length, 0);
+    assert.equal((await pool.hash(files[0]!, 128 * 1024)).size, 'file 0'.length);
   });
 
   test('workers start with work, stop when idle, and start again for new work', async () => {
