@@ -5,6 +5,9 @@ import type { StatusReport } from '../web/daemon-api.js';
 import { parseCommand, type Output } from './args.js';
 import { ControlClient } from './client.js';
 
+/** Failed items printed per folder (the JSON has up to 100). */
+const FAILED_SHOWN = 20;
+
 export const STATUS_USAGE = 'ferry status [--json] [--home DIR]';
 
 export async function status(argv: string[], io: Output): Promise<number> {
@@ -23,14 +26,24 @@ export async function status(argv: string[], io: Output): Promise<number> {
   }
   if (report.folders.length === 0) io.out('no folders shared yet (ferry share DIR)\n');
   for (const f of report.folders) {
-    io.out(`\n${f.path}\n  id ${f.id}  access ${f.access}  state ${f.state}${f.error ? ` (${f.error})` : ''}\n`);
+    const why = f.error ?? f.stalledReason;
+    io.out(`\n${f.path}\n  id ${f.id}  access ${f.access}  state ${f.state}${why ? ` (${why})` : ''}\n`);
     io.out(`  local ${f.localFiles} files, ${bytes(f.localBytes)}; global ${f.globalFiles} files; need ${f.needFiles} files, ${bytes(f.needBytes)}\n`);
     if (f.localChanges > 0) io.out(`  ${f.localChanges} local changes not synced (read-only folder; 'ferry revert' undoes them)\n`);
     if (f.watcher.limitReached) {
       io.out(`  watcher: ${f.watcher.unwatchedDirs} directories unwatched (raise fs.inotify.max_user_watches); rescanning more often\n`);
     }
+    if (f.failedItems > 0) {
+      io.out(`  ${f.failedItems} ${f.failedItems === 1 ? 'item' : 'items'} not synced:\n`);
+      for (const item of f.failed.slice(0, FAILED_SHOWN)) {
+        io.out(`    ${item.path}: ${item.reason}${item.source === 'local' ? '' : ` (from ${item.source.slice(0, 7)})`}\n`);
+      }
+      if (f.failedItems > FAILED_SHOWN) io.out(`    … and ${f.failedItems - FAILED_SHOWN} more (ferry status --json)\n`);
+    }
     for (const p of f.peers) {
-      const rates = p.connected ? ` in ${bytes(p.inRateBps ?? 0)}/s out ${bytes(p.outRateBps ?? 0)}/s` : ' disconnected';
+      const rates = p.connected
+        ? ` in ${bytes(p.inRateBps ?? 0)}/s out ${bytes(p.outRateBps ?? 0)}/s`
+        : ` disconnected${p.lastClose ? ` (last close ${p.lastClose})` : ''}`;
       io.out(`  peer ${p.name ?? ''} ${p.device} ${p.address} via ${p.source}${rates}\n`);
     }
   }

@@ -183,6 +183,11 @@ export class SharedFolder extends Resource {
     }
   }
 
+  /** A path skipped rather than synced (the scanner's refusals, say): listed in status, never a reason to stop. */
+  reportFailed(path: string, reason: string, source = 'local'): void {
+    this.sync?.reportFailed(path, reason, source);
+  }
+
   /** The grant this device holds the folder by (joined with an invite), for status. */
   private grantReport(credential: GrantCredential): GrantReport {
     const grant = decodeGrant(credential.bytes);
@@ -214,8 +219,11 @@ export class SharedFolder extends Resource {
       access: this.config.access,
       state,
       ...(error ? { error } : {}),
+      ...(state === 'stalled' && sync?.stalledReason ? { stalledReason: sync.stalledReason } : {}),
       ...counts,
       localChanges: sync?.localChanges ?? 0,
+      failedItems: sync?.failedItems ?? 0,
+      failed: sync?.failed ?? [],
       ...(this.keys.grant ? { grant: this.grantReport(this.keys.grant) } : {}),
       lastScanMs: this.lastScanMs,
       watcher: this.watcher?.status() ?? { watchedDirs: 0, unwatchedDirs: 0, limitReached: false },

@@ -17,6 +17,7 @@ import { sleep } from '../util/abort.js';
 import type { Archive } from './archive.js';
 import { ByteBudget } from './budget.js';
 import { EncBridge } from './enc-bridge.js';
+import { FailedItems, printable, type FailedItem } from './failed-items.js';
 import { emptyTransferStats, type BlockPeer, type TransferStats } from './fetcher.js';
 import { checkIncomingIndex, folderKeyLink, IndexSender } from './index-exchange.js';
 import { DiskPaths } from './paths.js';
@@ -90,15 +91,24 @@ export interface PeerReport {
   bytesOut: number;
   inRateBps: number;
   outRateBps: number;
+  /** Why the last link to this peer closed (`CODE: reason`), once one did. */
+  lastClose?: string;
+  lastCloseAtMs?: number;
 }
 
 export interface FolderSyncReport {
-  state: 'idle' | 'syncing' | 'error';
+  /** `idle` only when nothing is needed; `stalled` when something is needed and nothing is moving (see stalledReason). */
+  state: 'idle' | 'syncing' | 'stalled' | 'error';
   error?: string;
+  /** Why a stalled folder cannot make progress. */
+  stalledReason?: string;
   needFiles: number;
   needBytes: number;
   /** RO folders: local edits that are not (and will not be) synced. */
   localChanges: number;
+  /** Paths skipped (refused records, names this device cannot hold), counted and the newest listed. */
+  failedItems: number;
+  failed: FailedItem[];
   peers: PeerReport[];
 }
 
@@ -125,6 +135,8 @@ export class FolderSync extends Resource {
   readonly stats: TransferStats = emptyTransferStats();
   /** The folder's bytes in flight; `peak` shows the most ever outstanding. */
   readonly budget: ByteBudget;
+  /** Paths skipped and why (reportFailed). */
+  readonly failed = new FailedItems();
 
   private readonly options: FolderSyncOptions;
   private readonly limits: Required<FolderSyncLimits>;
@@ -143,6 +155,8 @@ export class FolderSync extends Resource {
   private retryTimer: NodeJS.Timeout | null = null;
   private purgeTimer: NodeJS.Timeout | null = null;
   private lastError: string | undefined;
+  /** The last file the puller could not sync this time round, and why (for a stalled folder's reason). */
+  private lastPullFailure: { path: string; reason: string } | undefined;
   private localChangeCount: number | undefined;
 
   constructor(options: FolderSyncOptions) {
@@ -189,6 +203,7 @@ export class FolderSync extends Resource {
       peersFor: (record) => this.peersFor(record),
       committed: () => this.publish(),
       pullRequests: () => this.pullRequests,
+      outcome: (path, outcome, reason) => this.pullOutcome(path, outcome, reason),
     });
   }
 
@@ -276,7 +291,13 @@ export class FolderSync extends Resource {
       this.enc!.forget(deviceId);
       void this.index.setPeerSequence(deviceId, 0, Buffer.alloc(state.link.peerState.indexId.length)).catch(() => undefined);
     }
-    this.known.set(deviceId, { ...this.peerReport(state, false), inRateBps: 0, outRateBps: 0 });
+    const { closeCode, closeReason } = state.link.connection;
+    this.known.set(deviceId, {
+      ...this.peerReport(state, false),
+      inRateBps: 0,
+      outRateBps: 0,
+      ...(closeCode ? { lastClose: printable(`${closeCode}: ${closeReason ?? ''}`).slice(0, 300), lastCloseAtMs: Date.now() } : {}),
+    });
   }
 
   /** The scanner wrote records: announce them, and pull if a local change lost against the global version. */
@@ -284,6 +305,17 @@ export class FolderSync extends Resource {
     this.localChangeCount = undefined;
     this.publish();
     this.schedulePull();
+  }
+
+  /**
+   * A path that is skipped rather than synced: a peer's record that failed validation, a name this
+   * device cannot hold, a local entry the scanner refused. Listed in status (bounded) and logged
+   * once per path; never a reason to stop the folder or drop a link.
+   */
+  reportFailed(path: string, reason: string, source: string): void {
+    if (this.failed.report(path, reason, source)) {
+      this.logger.warn('item skipped', { path: printable(path), reason: printable(reason), source });
+    }
   }
 
   /** Records sent to a peer so far on its current link (tests, status). */
@@ -356,13 +388,17 @@ export class FolderSync extends Resource {
     const counts = this.index.counts();
     const now = Date.now();
     for (const state of this.links.values()) this.known.set(state.link.deviceId, this.peerReport(state, true, now));
-    const state = this.pulling && counts.needFiles > 0 ? 'syncing' : this.lastError ? 'error' : 'idle';
+    const needed = counts.needFiles > 0;
+    const state = this.pulling && needed ? 'syncing' : this.lastError ? 'error' : needed ? 'stalled' : 'idle';
     return {
       state,
       ...(this.lastError ? { error: this.lastError } : {}),
+      ...(state === 'stalled' ? { stalledReason: this.stalledReason(counts.needFiles) } : {}),
       needFiles: counts.needFiles,
       needBytes: counts.needBytes,
       localChanges: this.countLocalChanges(),
+      failedItems: this.failed.count,
+      failed: this.failed.list(),
       peers: [...this.known.values()],
     };
   }
@@ -411,6 +447,18 @@ export class FolderSync extends Resource {
     }
   }
 
+  /** What the puller made of one path: a refused name is a failed item; a retryable failure names a stall. */
+  private pullOutcome(path: string, outcome: 'done' | 'failed' | 'refused', reason?: string): void {
+    if (outcome === 'done') {
+      this.failed.clear(path);
+      if (this.lastPullFailure?.path === path) this.lastPullFailure = undefined;
+    } else if (outcome === 'refused') {
+      this.reportFailed(path, reason ?? 'refused', 'local');
+    } else {
+      this.lastPullFailure = { path, reason: reason ?? 'failed' };
+    }
+  }
+
   private publish(): void {
     for (const state of this.links.values()) state.sender.kick();
   }
@@ -453,6 +501,17 @@ export class FolderSync extends Resource {
       });
     }
     return peers;
+  }
+
+  /** Why needed files are not moving: no peer, a failure the puller keeps hitting, or nobody has them. */
+  private stalledReason(needFiles: number): string {
+    const files = `${needFiles} ${needFiles === 1 ? 'file' : 'files'} needed`;
+    if (this.links.size === 0) return `${files}, no peer connected`;
+    if (this.lastPullFailure) {
+      return printable(`${files}; ${this.lastPullFailure.path}: ${this.lastPullFailure.reason} (retrying)`).slice(0, 600);
+    }
+    if (this.keys.access === 'ro' && this.countLocalChanges() > 0) return `${files}; local changes of a read-only folder are kept ('ferry revert' undoes them)`;
+    return `${files}; no connected peer can supply them, or the folder's ignore rules skip them`;
   }
 
   private countLocalChanges(): number {

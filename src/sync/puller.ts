@@ -47,6 +47,8 @@ export interface PullContext {
   committed(): void;
   /** Counts requests for a pull: a change means new records arrived. */
   pullRequests(): number;
+  /** Told of each path synced, refused for good (a name this device will not write) or failed for now, with the reason. */
+  outcome?(path: string, outcome: 'done' | 'failed' | 'refused', reason?: string): void;
 }
 
 export interface PassResult {
@@ -241,14 +243,19 @@ export class Puller {
       if (!sameContent(need.local, need.global)) return 'skipped';
     }
     try {
-      return await work();
+      const outcome = await work();
+      if (outcome === 'done') this.ctx.outcome?.(path, 'done');
+      return outcome;
     } catch (err) {
       if (isFerryError(err, 'ABORTED')) throw err;
+      const reason = err instanceof Error ? err.message : String(err);
       if (isFerryError(err, 'PATH_UNSAFE')) {
         this.ctx.logger.warn('refusing an unsafe path', { path, err });
+        this.ctx.outcome?.(path, 'refused', reason);
         return 'skipped';
       }
       this.ctx.logger.warn('cannot sync, will retry', { path, err: err instanceof Error ? err : String(err) });
+      this.ctx.outcome?.(path, 'failed', reason);
       return 'failed';
     }
   }

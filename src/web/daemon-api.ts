@@ -2,7 +2,8 @@
 
 import type { Access } from '../keys/types.js';
 
-export type FolderState = 'idle' | 'scanning' | 'syncing' | 'error' | 'paused';
+/** `idle` only when nothing is needed; `stalled`: files are needed and none can be fetched now (see `stalledReason`). */
+export type FolderState = 'idle' | 'scanning' | 'syncing' | 'stalled' | 'error' | 'paused';
 
 export interface PeerReport {
   device: string;
@@ -14,6 +15,9 @@ export interface PeerReport {
   bytesOut?: number;
   inRateBps?: number;
   outRateBps?: number;
+  /** Why the last link to this peer closed (`CODE: reason`). */
+  lastClose?: string;
+  lastCloseAtMs?: number;
 }
 
 export interface FolderReport {
@@ -22,6 +26,8 @@ export interface FolderReport {
   access: Access;
   state: FolderState;
   error?: string;
+  /** Why a `stalled` folder cannot make progress. */
+  stalledReason?: string;
   localFiles: number;
   localBytes: number;
   globalFiles: number;
@@ -30,11 +36,23 @@ export interface FolderReport {
   needBytes: number;
   /** Read-only folders: local edits that are never sent (`ferry revert` undoes them). */
   localChanges: number;
+  /** Paths skipped rather than synced (a refused record or name), counted; the newest listed in `failed`. */
+  failedItems: number;
+  failed: FailedItemReport[];
   /** Folders joined with an invite: the grant this device holds them by, and when it expires. */
   grant?: GrantReport;
   lastScanMs: number | null;
   watcher: { watchedDirs: number; unwatchedDirs: number; limitReached: boolean };
   peers: PeerReport[];
+}
+
+/** A path that is skipped rather than synced, and why. */
+export interface FailedItemReport {
+  path: string;
+  reason: string;
+  /** The peer's device ID whose record was refused, or 'local' (scanner, puller). */
+  source: string;
+  atMs: number;
 }
 
 /** A grant as listed (`ferry grants`) or as held by this device (`status`). */

@@ -44,7 +44,7 @@ export class FakeDaemon implements DaemonApi {
   private folder() {
     return {
       id: FOLDER_ID, path: '/x', access: 'rw' as const, state: 'idle' as const, localFiles: 0, localBytes: 0, globalFiles: 0,
-      globalBytes: 0, needFiles: 0, needBytes: 0, localChanges: 0, lastScanMs: null,
+      globalBytes: 0, needFiles: 0, needBytes: 0, localChanges: 0, failedItems: 0, failed: [], lastScanMs: null,
       watcher: { watchedDirs: 0, unwatchedDirs: 0, limitReached: false }, peers: [],
     };
   }

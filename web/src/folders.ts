@@ -14,8 +14,12 @@ interface Card {
   percent: HTMLElement;
   detail: HTMLElement;
   error: HTMLElement;
+  failed: HTMLElement;
   pause: HTMLButtonElement;
 }
+
+/** Failed items shown on a card (the status JSON lists up to 100). */
+const FAILED_SHOWN = 10;
 
 /** Share of the folder's bytes this device has (100 % when there is nothing to fetch). */
 export function progressPercent(folder: FolderReport): number {
@@ -100,6 +104,7 @@ export class FoldersView {
     const percent = h('span', { class: 'percent' });
     const detail = h('div', { class: 'detail' });
     const error = h('div', { class: 'folder-error', attrs: { role: 'alert' } });
+    const failed = h('div', { class: 'folder-failed' });
     const pause = this.action('Pause', () => api('POST', `/folders/${id}/${pause.dataset.paused === 'yes' ? 'resume' : 'pause'}`));
     const actions = h(
       'div',
@@ -124,9 +129,26 @@ export class FoldersView {
       h('div', { class: 'progress' }, bar, percent),
       detail,
       error,
+      failed,
       actions,
     );
-    return { root, state, bar, percent, detail, error, pause };
+    return { root, state, bar, percent, detail, error, failed, pause };
+  }
+
+  /** The folder's failed items: a count and the newest few, each path with its reason (text only, never markup). */
+  private showFailed(element: HTMLElement, folder: FolderReport): void {
+    const items = (folder.failed ?? []).slice(0, FAILED_SHOWN);
+    const key = `${folder.failedItems}:${items.map((item) => `${item.path}\u0000${item.reason}`).join('\u0001')}`;
+    if (element.dataset.key === key) return;
+    element.dataset.key = key;
+    element.replaceChildren();
+    if (!folder.failedItems) return;
+    const more = folder.failedItems - items.length;
+    element.append(
+      h('div', { class: 'failed-head' }, `${folder.failedItems} ${folder.failedItems === 1 ? 'item' : 'items'} not synced:`),
+      h('ul', { class: 'failed-list' }, ...items.map((item) => h('li', null, h('code', null, item.path), ` — ${item.reason}${item.source === 'local' ? '' : ` (from ${item.source.slice(0, 7)})`}`))),
+      ...(more > 0 ? [h('div', { class: 'failed-more' }, `and ${more} more (ferry status --json lists them)`)] : []),
+    );
   }
 
   update(status: StatusReport): void {
@@ -154,7 +176,8 @@ export class FoldersView {
       if (folder.localChanges) parts.push(`${folder.localChanges} local changes not synced (read-only)`);
       if (folder.grant) parts.push(`joined by a grant: ${folder.grant.status === 'active' ? `expires ${formatRelative(folder.grant.expiresAtMs)}` : folder.grant.status}`);
       setText(card.detail, parts.join(' · '));
-      setText(card.error, folder.error ?? '');
+      setText(card.error, folder.error ?? (folder.stalledReason ? `stalled: ${folder.stalledReason}` : ''));
+      this.showFailed(card.failed, folder);
       const paused = folder.state === 'paused';
       card.pause.dataset.paused = paused ? 'yes' : 'no';
       setText(card.pause, paused ? 'Resume' : 'Pause');
