@@ -1,7 +1,13 @@
-// Maps folder-relative NFC paths (as indexed) to the names actually on disk, which may be NFD (macOS clients, SMB).
+// The one home of every path the daemon reads or writes inside a folder: never through a symlinked
+// parent, NFD spellings, case-insensitive clashes.
 
-import { opendir } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { chownSync, lstatSync } from 'node:fs';
+import { lstat, mkdir, opendir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FerryError, ioError } from '../errors.js';
+import { TEMP_FILE_PREFIX } from './ignore.js';
+import { OWN_WRITES } from './own-writes.js';
 
 /** Relative path as indexed: NFC, '/'-separated (the walker only ever produces '/' on POSIX). */
 export function toIndexPath(diskRelPath: string): string {
@@ -55,4 +61,268 @@ export async function resolveDiskPath(
     diskRel = diskRel === '' ? found : `${diskRel}/${found}`;
   }
   return diskRel;
+}
+
+/** Directories whose listing is remembered for clash checks during one puller pass. */
+const MAX_LISTED_DIRS = 16;
+/**
+ * How long a parent directory found to be a real directory is trusted without another lstat: the
+ * puller resolves dozens of files per directory per second, and each lstat is a thread-pool round trip.
+ */
+const VERIFIED_DIR_MS = 1000;
+const MAX_VERIFIED_DIRS = 256;
+
+/** What the disk looked like lately: entries expire after VERIFIED_DIR_MS; at most MAX_VERIFIED_DIRS, oldest dropped first. */
+class RecentlySeen<V> {
+  private readonly entries = new Map<string, { value: V; atMs: number }>();
+
+  get(key: string): V | undefined {
+    const known = this.entries.get(key);
+    if (!known) return undefined;
+    if (Date.now() - known.atMs <= VERIFIED_DIR_MS) return known.value;
+    this.entries.delete(key);
+    return undefined;
+  }
+
+  set(key: string, value: V): void {
+    this.entries.delete(key);
+    if (this.entries.size >= MAX_VERIFIED_DIRS) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, { value, atMs: Date.now() });
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/**
+ * `dirAbs/name` for one already-validated name: what path.join gives, without normalising the whole
+ * string again (join was the largest single source of garbage in the puller's hot path).
+ */
+export function childPath(dirAbs: string, name: string): string {
+  return dirAbs.endsWith('/') ? dirAbs + name : `${dirAbs}/${name}`;
+}
+
+/** The name two entries share on a case-insensitive, normalisation-insensitive filesystem. */
+export function foldName(name: string): string {
+  return name.normalize('NFC').toLowerCase();
+}
+
+export interface ResolvedTarget {
+  /** Absolute path of the parent directory (real directories all the way from the root). */
+  parentAbs: string;
+  /** The entry's name on disk: the record's NFC name, or the NFD spelling already there. */
+  diskName: string;
+  abs: string;
+  /** Folder-relative path as spelled on disk. */
+  diskRel: string;
+  /** lstat of the entry, when it exists. */
+  stats?: Stats;
+  /** A different entry in the same directory that is the same name to a case-insensitive filesystem. */
+  clash?: string;
+}
+
+/**
+ * Resolves folder-relative (NFC) paths to disk entries without ever passing through a symlink:
+ * every parent component is lstat'ed and must be a real directory (PATH_UNSAFE otherwise).
+ */
+export class DiskPaths {
+  private readonly listings = new Map<string, Map<string, string[]>>();
+  /** Parent directories lately lstat'ed, by parent path + NUL + NFC name. */
+  private readonly verifiedDirs = new RecentlySeen<{ diskName: string; stats: Stats }>();
+  /** Directories an entry was lately looked up in. */
+  private readonly lookedInto = new RecentlySeen<true>();
+  /** The root's owner, read at the first adopt (null: not running as root, or the root is unreadable). */
+  private owner: { uid: number; gid: number } | null | undefined;
+
+  constructor(readonly root: string) {}
+
+  /** Forgets directory listings (at the start of each puller pass) and, unless only `listings`, the verified parents. */
+  forget(what: 'all' | 'listings' = 'all'): void {
+    this.listings.clear();
+    if (what === 'all') {
+      this.verifiedDirs.clear();
+      this.lookedInto.clear();
+    }
+  }
+
+  /**
+   * Where `path` lives on disk. Missing parents are created (mode 0o755, the folder's owner) when
+   * `createParents`; otherwise a missing parent throws IO ENOENT.
+   */
+  async resolve(path: string, options: { createParents?: boolean } = {}): Promise<ResolvedTarget> {
+    const { parentAbs, diskRelParent, name } = await this.resolveParent(path, options);
+    const entry = await this.findEntry(parentAbs, name);
+    const diskName = entry?.diskName ?? name;
+    const target: ResolvedTarget = { parentAbs, diskName, abs: childPath(parentAbs, diskName), diskRel: diskRelParent + diskName };
+    if (entry) target.stats = entry.stats;
+    else {
+      const clash = (await this.listing(parentAbs)).get(foldName(name))?.find((other) => other.normalize('NFC') !== name);
+      if (clash !== undefined) target.clash = diskRelParent + clash;
+    }
+    return target;
+  }
+
+  /**
+   * The real directory `path` lives in (every component lstat'ed, or verified within the last
+   * second) and its last component, not looked up.
+   */
+  async resolveParent(path: string, options: { createParents?: boolean } = {}): Promise<{ parentAbs: string; diskRelParent: string; name: string }> {
+    const parts = path.split('/');
+    const name = parts.pop()!;
+    let parentAbs = this.root;
+    let diskRelParent = '';
+    for (const part of parts) {
+      const key = `${parentAbs}\0${part}`;
+      let entry = this.verifiedDirs.get(key);
+      if (!entry) {
+        entry = await this.findEntry(parentAbs, part);
+        if (entry?.stats.isDirectory()) this.verifiedDirs.set(key, entry);
+      }
+      let childAbs: string;
+      if (entry) {
+        childAbs = childPath(parentAbs, entry.diskName);
+        if (entry.stats.isSymbolicLink()) throw unsafe(path, `${diskRelParent}${entry.diskName} is a symlink`);
+        if (!entry.stats.isDirectory()) throw new FerryError('IO', `cannot write ${path}: ${diskRelParent}${entry.diskName} is not a directory`);
+        diskRelParent += `${entry.diskName}/`;
+      } else {
+        if (!options.createParents) throw new FerryError('IO', `parent of ${path} is missing`, { cause: { code: 'ENOENT' } });
+        childAbs = childPath(parentAbs, part);
+        await this.makeDir(childAbs, 0o755);
+        this.noteCreated(parentAbs, part);
+        diskRelParent += `${part}/`;
+      }
+      parentAbs = childAbs;
+    }
+    return { parentAbs, diskRelParent, name };
+  }
+
+  /** mkdir with a mode (umask aside) and the folder's owner when running as root. */
+  async makeDir(abs: string, mode: number): Promise<void> {
+    try {
+      await mkdir(abs, { mode: mode & 0o777 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create directory ${abs}`, err);
+    }
+    this.adopt(abs);
+    OWN_WRITES.note(abs, await lstat(abs).catch(() => undefined));
+  }
+
+  /**
+   * Gives a new entry the folder root's owner and group when running as root (a NAS daemon usually
+   * is). Synchronous: chown of an inode just created touches no disk, and a thread-pool round trip
+   * costs more than the call.
+   */
+  adopt(abs: string): void {
+    if (this.owner === undefined) {
+      const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+      this.owner = null;
+      if (asRoot) {
+        try {
+          const { uid, gid } = lstatSync(this.root);
+          this.owner = { uid, gid };
+        } catch {
+          // unreadable root: entries keep the daemon's owner
+        }
+      }
+    }
+    if (!this.owner) return;
+    try {
+      chownSync(abs, this.owner.uid, this.owner.gid);
+    } catch {
+      // best effort: the entry stays the daemon's
+    }
+  }
+
+  noteCreated(parentAbs: string, name: string): void {
+    const listing = this.listings.get(parentAbs);
+    if (!listing) return;
+    const key = foldName(name);
+    const names = listing.get(key) ?? [];
+    if (!names.includes(name)) names.push(name);
+    listing.set(key, names);
+  }
+
+  noteRemoved(parentAbs: string, name: string): void {
+    this.verifiedDirs.delete(`${parentAbs}\0${name.normalize('NFC')}`);
+    const names = this.listings.get(parentAbs)?.get(foldName(name));
+    const at = names?.indexOf(name) ?? -1;
+    if (at >= 0) names!.splice(at, 1);
+  }
+
+  /** The entry for an NFC name: itself, or the name spelled another way (NFD) in this directory. */
+  private async findEntry(dirAbs: string, name: string): Promise<{ diskName: string; stats: Stats } | undefined> {
+    const stats = await this.lstatEntry(childPath(dirAbs, name), dirAbs);
+    if (stats) return { diskName: name, stats };
+    if (!/[^\u0000-\u007f]/.test(name)) return undefined; // plain ASCII has no other spelling
+    const spelled = (await this.listing(dirAbs)).get(foldName(name))?.find((other) => other !== name && other.normalize('NFC') === name);
+    if (spelled === undefined) return undefined;
+    const spelledStats = await this.lstatEntry(childPath(dirAbs, spelled), dirAbs);
+    return spelledStats && { diskName: spelled, stats: spelledStats };
+  }
+
+  /**
+   * lstat of an entry; undefined when it is missing. In a directory looked into within the last
+   * second (its blocks are in the page cache) the call is synchronous: a few microseconds against a
+   * thread-pool round trip, and a missing entry builds no Error. The first look into a directory,
+   * which may read the disk, goes through the thread pool.
+   */
+  private async lstatEntry(abs: string, dirAbs: string): Promise<Stats | undefined> {
+    const hot = this.lookedInto.get(dirAbs) === true;
+    try {
+      return hot ? lstatSync(abs, { throwIfNoEntry: false }) : await lstat(abs);
+    } catch (err) {
+      if (!isMissing(err)) throw ioError(`cannot read ${abs}`, err);
+      return undefined;
+    } finally {
+      if (!hot) this.lookedInto.set(dirAbs, true);
+    }
+  }
+
+  /** Names in a directory grouped by folded name; one readdir per directory per pass. */
+  private async listing(dirAbs: string): Promise<Map<string, string[]>> {
+    let listing = this.listings.get(dirAbs);
+    if (listing) return listing;
+    listing = new Map();
+    let names: string[] = [];
+    try {
+      names = await readdir(dirAbs);
+    } catch (err) {
+      if (!isMissing(err)) throw ioError(`cannot list ${dirAbs}`, err);
+    }
+    for (const name of names) {
+      if (name.startsWith(TEMP_FILE_PREFIX)) continue;
+      const key = foldName(name);
+      const group = listing.get(key);
+      if (group) group.push(name);
+      else listing.set(key, [name]);
+    }
+    if (this.listings.size >= MAX_LISTED_DIRS) this.listings.delete(this.listings.keys().next().value!);
+    this.listings.set(dirAbs, listing);
+    return listing;
+  }
+}
+
+function unsafe(path: string, detail: string): FerryError {
+  return new FerryError('PATH_UNSAFE', `refusing ${JSON.stringify(path)}: ${detail}`);
+}
+
+/**
+ * Throws PATH_UNSAFE unless `path` names something inside the folder: relative, '/'-separated, no
+ * NUL, no empty, `.` or `..` segment. (Names the wire or the disk refuse are checked in names.ts.)
+ */
+export function checkFolderRelative(path: string): void {
+  if (path === '' || path.startsWith('/') || path.includes('\0')) throw unsafe(path, 'not a relative path');
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.' || segment === '..') throw unsafe(path, `"${segment}" segment`);
+  }
 }

@@ -1,11 +1,14 @@
 // The folder's archive (.ferry/archive/): deleted and replaced files are moved here, kept N days, restorable.
+// Every path in and out of it goes through DiskPaths: never through a symlinked parent.
 
-import { mkdir, readdir, rename, rm, rmdir, lstat } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
-import { FerryError, ioError } from '../errors.js';
+import { readdir, rename, rm, rmdir, lstat } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { FerryError, ioError, isFerryError } from '../errors.js';
+import { checkFolderRelative, DiskPaths } from '../scan/disk-path.js';
 import type { Logger } from '../util/log.js';
 
 export const ARCHIVE_DIR = '.ferry/archive';
+/** The stamp at the end of an archived file's name (its last path segment). */
 const STAMP = /~(\d{8}-\d{6}-\d{3})(?:-(\d+))?$/;
 
 export interface ArchivedFile {
@@ -28,52 +31,82 @@ function parseStamp(text: string): number {
   return Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +m[7]!);
 }
 
+/**
+ * The folder path an archive path was kept for, or undefined when it is not an archived file's
+ * name or would name something other than one file inside the folder (`sub/x/..~stamp` is `sub`).
+ */
+export function originalPath(archivePath: string): string | undefined {
+  if (!isFolderRelative(archivePath)) return undefined;
+  const match = STAMP.exec(archivePath);
+  if (!match) return undefined;
+  const path = archivePath.slice(0, archivePath.length - match[0].length);
+  return isFolderRelative(path) ? path : undefined;
+}
+
+function isFolderRelative(path: string): boolean {
+  try {
+    checkFolderRelative(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isMissingParent(err: unknown): boolean {
+  return isFerryError(err, 'IO') && (err.cause as { code?: string } | undefined)?.code === 'ENOENT';
+}
+
 export class Archive {
   readonly root: string;
+  private readonly paths: DiskPaths;
 
-  constructor(private readonly folderRoot: string, private readonly logger: Logger, private readonly now: () => number = Date.now) {
+  constructor(folderRoot: string, private readonly logger: Logger, private readonly now: () => number = Date.now) {
     this.root = join(folderRoot, ARCHIVE_DIR);
+    this.paths = new DiskPaths(folderRoot);
   }
 
   /**
-   * Moves the file at `relPath` into the archive (a rename: same filesystem, atomic).
-   * Returns its archive path, or null when there was nothing to archive.
+   * Moves the file (or symlink) at `relPath` into the archive (a rename: same filesystem, atomic).
+   * Returns its archive path, or null when there was nothing to archive. Refuses (PATH_UNSAFE) a
+   * path through a symlinked directory, and a directory itself (IO): only files are kept.
    */
   async keep(relPath: string): Promise<string | null> {
-    const source = join(this.folderRoot, relPath);
+    checkFolderRelative(relPath);
+    let source;
     try {
-      await lstat(source);
+      source = await this.paths.resolve(relPath);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw ioError(`cannot archive ${relPath}`, err);
+      if (isMissingParent(err)) return null;
+      throw err;
     }
+    if (!source.stats) return null;
+    if (source.stats.isDirectory()) throw new FerryError('IO', `cannot archive ${relPath}: it is a directory`);
     const base = `${relPath}~${stamp(this.now())}`;
     for (let n = 0; n < 1000; n++) {
       const archivePath = n === 0 ? base : `${base}-${n}`;
-      const target = join(this.root, archivePath);
+      const target = await this.paths.resolve(`${ARCHIVE_DIR}/${archivePath}`, { createParents: true });
+      if (target.stats) continue;
       try {
-        await mkdir(dirname(target), { recursive: true });
-        await lstat(target).then(
-          () => {
-            throw Object.assign(new Error('exists'), { code: 'EEXIST' });
-          },
-          (err: NodeJS.ErrnoException) => {
-            if (err.code !== 'ENOENT') throw err;
-          },
-        );
-        await rename(source, target);
-        this.logger.debug('archived', { path: relPath, as: archivePath });
-        return archivePath;
+        await rename(source.abs, target.abs);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
         throw ioError(`cannot archive ${relPath}`, err);
       }
+      this.paths.noteRemoved(source.parentAbs, source.diskName);
+      this.logger.debug('archived', { path: relPath, as: archivePath });
+      return archivePath;
     }
     throw new FerryError('IO', `cannot archive ${relPath}: too many versions archived at the same moment`);
   }
 
-  /** Every archived file, walking the archive one directory at a time. */
+  /** Every archived file, walking the archive one directory at a time (never through a symlink). */
   async *list(): AsyncGenerator<ArchivedFile> {
+    try {
+      const top = await this.paths.resolve(ARCHIVE_DIR);
+      if (!top.stats?.isDirectory()) return;
+    } catch (err) {
+      if (isMissingParent(err)) return;
+      throw err;
+    }
     const pending = [''];
     while (pending.length > 0) {
       const dir = pending.pop()!;
@@ -86,35 +119,41 @@ export class Archive {
       }
       for (const entry of entries) {
         const archivePath = dir ? posix.join(dir, entry.name) : entry.name;
-        const match = STAMP.exec(entry.name);
-        if (match && !entry.isDirectory()) {
+        const path = entry.isDirectory() ? undefined : originalPath(archivePath);
+        if (path !== undefined) {
           const info = await lstat(join(this.root, archivePath));
-          yield {
-            path: archivePath.slice(0, archivePath.length - match[0].length),
-            archivePath,
-            archivedAtMs: parseStamp(match[1]!),
-            size: info.size,
-          };
+          yield { path, archivePath, archivedAtMs: parseStamp(STAMP.exec(archivePath)![1]!), size: info.size };
         } else if (entry.isDirectory()) pending.push(archivePath);
       }
     }
   }
 
-  /** Puts an archived file back at its path (or `toPath`); what is there now is archived first. */
+  /**
+   * Puts an archived file back at its path (or `toPath`); what is there now is archived first.
+   * Refuses (PATH_UNSAFE) when a directory on the way is a symlink: nothing is written outside the folder.
+   */
   async restore(archivePath: string, toPath?: string): Promise<string> {
-    const match = STAMP.exec(archivePath);
-    if (!match || archivePath.split('/').includes('..') || archivePath.startsWith('/')) {
-      throw new FerryError('USAGE', `not an archived file: ${archivePath}`);
-    }
-    const target = toPath ?? archivePath.slice(0, archivePath.length - match[0].length);
+    const original = originalPath(archivePath);
+    if (original === undefined) throw new FerryError('USAGE', `not an archived file: ${archivePath}`);
+    const target = toPath ?? original;
+    if (!isFolderRelative(target)) throw new FerryError('USAGE', `cannot restore to ${JSON.stringify(target)}`);
+    this.paths.forget();
+    const source = await this.paths.resolve(`${ARCHIVE_DIR}/${archivePath}`).catch((err: unknown) => {
+      if (isMissingParent(err)) return undefined;
+      throw err;
+    });
+    if (!source?.stats || source.stats.isDirectory()) throw new FerryError('USAGE', `not an archived file: ${archivePath}`);
+    // Checked before anything moves: a symlinked parent refuses the restore with the folder untouched.
+    await this.paths.resolveParent(target, { createParents: true });
     await this.keep(target);
-    await mkdir(dirname(join(this.folderRoot, target)), { recursive: true });
+    const destination = await this.paths.resolve(target, { createParents: true });
+    if (destination.stats) throw new FerryError('IO', `cannot restore ${archivePath}: ${target} appeared meanwhile`);
     try {
-      await rename(join(this.root, archivePath), join(this.folderRoot, target));
+      await rename(source.abs, destination.abs);
     } catch (err) {
       throw ioError(`cannot restore ${archivePath}`, err);
     }
-    await this.pruneEmptyDirs(dirname(archivePath));
+    await this.pruneEmptyDirs(posix.dirname(archivePath));
     return target;
   }
 
@@ -125,8 +164,10 @@ export class Archive {
     // list() reads a directory whole before yielding from it, so deleting as we go is safe.
     for await (const file of this.list()) {
       if (file.archivedAtMs >= cutoff) continue;
-      await rm(join(this.root, file.archivePath), { force: true });
-      await this.pruneEmptyDirs(dirname(file.archivePath));
+      const at = await this.paths.resolve(`${ARCHIVE_DIR}/${file.archivePath}`);
+      if (!at.stats || at.stats.isDirectory()) continue;
+      await rm(at.abs, { force: true });
+      await this.pruneEmptyDirs(posix.dirname(file.archivePath));
       purged++;
     }
     if (purged) this.logger.info('purged archive', { files: purged, olderThanDays: maxAgeDays });
@@ -136,7 +177,10 @@ export class Archive {
   private async pruneEmptyDirs(dir: string): Promise<void> {
     for (let current = dir; current && current !== '.'; current = posix.dirname(current)) {
       try {
-        await rmdir(join(this.root, current));
+        const at = await this.paths.resolve(`${ARCHIVE_DIR}/${current}`);
+        if (!at.stats?.isDirectory()) return;
+        await rmdir(at.abs);
+        this.paths.noteRemoved(at.parentAbs, at.diskName);
       } catch {
         return; // not empty (or gone): stop climbing
       }
