@@ -39,6 +39,7 @@ export const ERROR_CODES = [
   'ABORTED',
   'CLOSED',
   'INTERNAL',
+  'ADMIN_PASSWORD_SET', // first-start setup asked for after the admin password is set
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

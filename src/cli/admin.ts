@@ -3,8 +3,10 @@
 import { FerryError } from '../errors.js';
 import { parseCommand, type Output } from './args.js';
 import { ControlClient } from './client.js';
+import { readSetupCode, setupCodePath } from '../daemon/admin-setup.js';
+import { isFerryError } from '../errors.js';
 
-export const ADMIN_USAGE = 'ferry admin set-password [--home DIR]';
+export const ADMIN_USAGE = 'ferry admin set-password|setup-code [--home DIR]';
 const MAX_STDIN_BYTES = 4096;
 
 /** Reads a line from the terminal without echoing it. */
@@ -60,7 +62,26 @@ async function readPassword(): Promise<string> {
   return first;
 }
 
+/** `ferry admin setup-code`: the first-start code a browser on another machine needs (from the daemon, else the home). */
+async function setupCode(argv: string[], io: Output): Promise<number> {
+  const { home } = parseCommand(argv, {}, { min: 0, max: 0 }, ADMIN_USAGE);
+  let answer: { setup: boolean; code?: string };
+  try {
+    answer = await new ControlClient(home).call<{ setup: boolean; code?: string }>('GET', '/admin/setup-code');
+  } catch (err) {
+    if (!isFerryError(err, 'DAEMON_NOT_RUNNING')) throw err;
+    const code = await readSetupCode(home);
+    if (!code) throw new FerryError('DAEMON_NOT_RUNNING', `no setup code in ${setupCodePath(home)}: start the daemon (it writes one while no admin password is set)`);
+    io.out(`${code}\n`);
+    return 0;
+  }
+  if (!answer.code) throw new FerryError('ADMIN_PASSWORD_SET', 'the admin password is set already: log in, or change it with `ferry admin set-password`');
+  io.out(`${answer.code}\n`);
+  return 0;
+}
+
 export async function admin(argv: string[], io: Output): Promise<number> {
+  if (argv[0] === 'setup-code') return setupCode(argv.slice(1), io);
   if (argv[0] !== 'set-password') throw new FerryError('USAGE', `usage: ${ADMIN_USAGE}`);
   const { home } = parseCommand(argv.slice(1), {}, { min: 0, max: 0 }, ADMIN_USAGE);
   const client = new ControlClient(home);

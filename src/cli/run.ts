@@ -1,5 +1,6 @@
 // `ferry run`: the daemon in the foreground until SIGINT or SIGTERM.
 
+import { resolve } from 'node:path';
 import { Daemon } from '../daemon/daemon.js';
 import { HeapTuner } from '../daemon/runtime.js';
 import type { Settings } from '../daemon/settings.js';
@@ -9,7 +10,7 @@ import { parseCommand, type Output } from './args.js';
 
 export const RUN_USAGE =
   'ferry run [--home DIR] [--listen HOST:PORT] [--web HOST:PORT] [--no-lan] [--no-nat] [--no-dht] ' +
-  '[--no-trackers] [--no-stun] [--log-level L] [--tracker URL]... [--dht-bootstrap HOST:PORT]... [--stun HOST:PORT]...';
+  '[--no-trackers] [--no-stun] [--log-level L] [--web-host NAME]... [--admin-password-file FILE] [--tracker URL]... [--dht-bootstrap HOST:PORT]... [--stun HOST:PORT]...';
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
@@ -28,6 +29,8 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
       'dht-bootstrap': { type: 'string', multiple: true },
       stun: { type: 'string', multiple: true },
       'no-stun': { type: 'boolean' },
+      'web-host': { type: 'string', multiple: true },
+      'admin-password-file': { type: 'string' },
     },
     { min: 0, max: 0 },
     RUN_USAGE,
@@ -48,13 +51,15 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
     dhtBootstrap: values['dht-bootstrap'] as string[] | undefined,
     stun: values['no-stun'] ? false : undefined,
     stunServers: values.stun as string[] | undefined,
+    webHosts: values['web-host'] as string[] | undefined,
   };
   if (values['no-stun'] && values.stun) throw new FerryError('USAGE', `--stun and --no-stun contradict each other\nusage: ${RUN_USAGE}`);
   const heapTuner = new HeapTuner();
   heapTuner.start();
   const recentLog: string[] = [];
   const logger = createLogger({ component: 'ferry', level: logLevel && isLogLevel(logLevel) ? logLevel : 'info', keepRecent: recentLog });
-  const daemon = new Daemon({ home, overrides, logger, recentLog });
+  const adminPasswordFile = values['admin-password-file'] as string | undefined;
+  const daemon = new Daemon({ home, overrides, logger, recentLog, ...(adminPasswordFile ? { adminPasswordFile: resolve(adminPasswordFile) } : {}) });
 
   let stopping: Promise<void> | null = null;
   const stop = (signal: string): Promise<void> => {
@@ -81,6 +86,11 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
     throw err;
   }
   io.out(`ferry: running on home ${home}; web page http://${daemon.webAddress()}/\n`);
+  const setupCode = daemon.adminSetupCode();
+  if (setupCode) {
+    io.out(`ferry: no admin password yet: set it in the web page (from another machine it asks for the setup code ${setupCode}, ` +
+      `also in ${home}/admin-setup-code and shown by \`ferry admin setup-code\`) or with \`ferry admin set-password\`\n`);
+  }
   await stopped;
   heapTuner.close();
   logger.info('stopped');

@@ -3,11 +3,11 @@
 import type { EstablishedPeer } from '../connections/index.js';
 import { FerryError } from '../errors.js';
 import type { EditableSettings, FolderReport, PeerInfo, SettingsReport } from '../web/daemon-api.js';
-import { MAX_STUN_SERVERS, parseHostPort, type Settings } from './settings.js';
+import { MAX_STUN_SERVERS, MAX_WEB_HOSTS, checkWebHost, parseHostPort, type Settings } from './settings.js';
 
 export const EDITABLE_SETTINGS = [
   'deviceName', 'listen', 'web', 'lan', 'nat', 'dht', 'trackers', 'trackerUrls', 'archiveDays', 'uploadKBps', 'downloadKBps',
-  'stun', 'stunServers',
+  'stun', 'stunServers', 'webHosts',
 ] as const satisfies readonly (keyof EditableSettings & keyof Settings)[];
 
 const MAX_TRACKERS = 32;
@@ -85,6 +85,14 @@ export function validateSettingsPatch(patch: Record<string, unknown>): Partial<E
       case 'stunServers':
         if (!Array.isArray(value) || value.length > MAX_STUN_SERVERS) bad(name, `must be a list of at most ${MAX_STUN_SERVERS} HOST:PORT`);
         out.stunServers = value.map((server) => address(name, server));
+        break;
+      case 'webHosts':
+        if (!Array.isArray(value) || value.length > MAX_WEB_HOSTS) bad(name, `must be a list of at most ${MAX_WEB_HOSTS} host names`);
+        try {
+          out.webHosts = value.map((host) => checkWebHost(host as string));
+        } catch (err) {
+          bad(name, (err as Error).message.replace(/^webHosts /, ''));
+        }
         break;
       case 'archiveDays':
         out.archiveDays = wholeNumber(name, value, MAX_ARCHIVE_DAYS);

@@ -22,6 +22,10 @@ import { FolderManager } from './folders.js';
 import { GrantRegistry } from './grant-registry.js';
 import { homeLayout, lockHome, prepareHome, unlockHome, type HomeLayout } from './home.js';
 import { closeHttp, listenHttp } from './servers.js';
+import { readPasswordFile, removeSetupCode, writeSetupCode } from './admin-setup.js';
+import { hashPassword } from '../web/auth.js';
+import { HostCheck } from '../web/host-check.js';
+import { rm } from 'node:fs/promises';
 import { Reachability, SERVICE_FACTORIES, type Service } from './services.js';
 import { unreachableReason } from './reachability.js';
 import { localAddresses } from '../discovery/index.js';
@@ -35,6 +39,8 @@ export interface DaemonOptions {
   /** Filled by `logger` (createLogger's keepRecent) with recent lines, for the web admin's log tail. */
   recentLog?: string[];
   /** Smaller limits and timeouts, for tests. */
+  /** `ferry run --admin-password-file`: the first admin password, stored before the web port opens (then the file is removed). */
+  adminPasswordFile?: string;
   tuning?: { sync?: FolderSyncLimits; connection?: PeerConnectionOptions; backoff?: { initialMs: number; maxMs: number } };
 }
 
@@ -67,6 +73,8 @@ export class Daemon extends Resource implements DaemonApi {
   private readonly folderListeners = new Set<() => void>();
   readonly reachability = new Reachability();
   private locked = false;
+  /** The first-start setup code while no admin password is set. */
+  private setupCode: string | undefined;
   settings: Settings = defaultSettings(hostname());
   /** Upload/download limits (settings uploadKBps/downloadKBps), shared by every folder and peer. */
   private readonly rates: Required<TransferRates> = { upload: new RateLimiter(0), download: new RateLimiter(0) };
@@ -162,7 +170,10 @@ export class Daemon extends Resource implements DaemonApi {
       this.services.push(service);
     }
 
-    this.web = new WebAdmin({ daemon: this, logger: this.logger.child('api') });
+    await this.prepareAdminPassword();
+    const webHost = parseHostPort(this.settings.web, 'web address').host;
+    const hostCheck = new HostCheck({ boundHost: () => webHost, extraHosts: () => this.settings.webHosts });
+    this.web = new WebAdmin({ daemon: this, logger: this.logger.child('api'), hostCheck });
     await this.web.open();
     this.controlServer = await listenHttp(this.web.control.callback(), { socketPath: this.layout.controlSocket });
     const web = parseHostPort(this.settings.web, 'web address');
@@ -182,6 +193,30 @@ export class Daemon extends Resource implements DaemonApi {
     await this.pool?.close();
     await this.store?.close();
     if (this.locked) await unlockHome(this.layout);
+  }
+
+  /** Before the web port opens: the password file's password, else (no password yet) a fresh setup code. */
+  private async prepareAdminPassword(): Promise<void> {
+    const file = this.options.adminPasswordFile;
+    if (file) {
+      if (this.adminPasswordHash()) {
+        this.logger.info('admin password file ignored: a password is set already (change it with `ferry admin set-password`)', { file });
+      } else {
+        await this.setAdminPasswordHash(await hashPassword(await readPasswordFile(file)));
+        this.logger.info('admin password set from the password file', { file });
+      }
+      // Read once: a plain-text password does not stay on disk.
+      await rm(file, { force: true }).catch((err: unknown) => this.logger.warn('cannot remove the admin password file', { file, err: err as Error }));
+    }
+    if (this.adminPasswordHash()) {
+      await removeSetupCode(this.layout.root);
+      return;
+    }
+    this.setupCode = await writeSetupCode(this.layout.root);
+  }
+
+  adminSetupCode(): string | undefined {
+    return this.setupCode;
   }
 
   webAddress(): string | null {
@@ -359,5 +394,9 @@ export class Daemon extends Resource implements DaemonApi {
 
   async setAdminPasswordHash(hash: string): Promise<void> {
     await this.store!.putSetting(ADMIN_PASSWORD_KEY, hash);
+    if (this.setupCode !== undefined) {
+      this.setupCode = undefined;
+      await removeSetupCode(this.layout.root);
+    }
   }
 }

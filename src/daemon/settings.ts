@@ -9,6 +9,8 @@ export interface Settings {
   listen: string;
   /** Web admin, HOST:PORT. */
   web: string;
+  /** Names the web admin also answers to (a reverse proxy's or DNS name); loopback and this machine's addresses always work. */
+  webHosts: string[];
   lan: boolean;
   nat: boolean;
   dht: boolean;
@@ -41,6 +43,7 @@ export function defaultSettings(hostname: string): Settings {
     listen: `0.0.0.0:${DEFAULT_SYNC_PORT}`,
     // Every interface, as NAS apps do: the web admin needs a login.
     web: `0.0.0.0:${DEFAULT_WEB_PORT}`,
+    webHosts: [],
     lan: true,
     nat: true,
     dht: true,
@@ -58,6 +61,16 @@ export function defaultSettings(hostname: string): Settings {
     unwatchedRescanIntervalS: 300,
     logLevel: 'info',
   };
+}
+
+export const MAX_WEB_HOSTS = 32;
+
+/** A name or address (no port) the web admin answers to, e.g. `nas.example.lan` or `[fd00::5]`. */
+export function checkWebHost(name: string): string {
+  if (typeof name !== 'string' || !/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$/.test(name)) {
+    throw new FerryError('USAGE', `webHosts entries must be host names or addresses without a port (got '${String(name).slice(0, 100)}')`);
+  }
+  return name.toLowerCase();
 }
 
 export interface HostPort {
@@ -97,6 +110,8 @@ export function mergeSettings(base: Settings, overrides: Partial<Settings>): Set
   for (const server of merged.stunServers) {
     if (parseHostPort(server, 'STUN server').port === 0) throw new FerryError('USAGE', `STUN server needs a port (got '${server}')`);
   }
+  if (merged.webHosts.length > MAX_WEB_HOSTS) throw new FerryError('USAGE', `at most ${MAX_WEB_HOSTS} web host names`);
+  for (const name of merged.webHosts) checkWebHost(name);
   for (const url of merged.trackerUrls) {
     if (!/^(https?:\/\/[^\s/]+\/\S*|udp:\/\/[^\s/]+:\d{1,5}(\/\S*)?)$/.test(url)) {
       throw new FerryError('USAGE', `tracker must be an http(s)://HOST/PATH or udp://HOST:PORT URL (got '${url}')`);

@@ -7,6 +7,7 @@ import { createApiApp, createApiRouter } from './api.js';
 import { AuthGate, LoginLimiter } from './auth.js';
 import type { DaemonApi } from './daemon-api.js';
 import { EventHub } from './events.js';
+import type { HostCheck } from './host-check.js';
 import { StaticAssets } from './static.js';
 import { createWebApp } from './web-app.js';
 
@@ -15,6 +16,8 @@ export interface WebAdminOptions {
   logger: Logger;
   /** Where the built page lives (default: build/web beside the compiled code, or the executable's assets). */
   assetDir?: string;
+  /** The Host header check; default: loopback and this machine's names and addresses only. */
+  hostCheck?: HostCheck;
 }
 
 export class WebAdmin extends Resource {
@@ -45,8 +48,14 @@ export class WebAdmin extends Resource {
       api: createApiRouter(daemon, this.events),
       assets,
       logger: logger.child('web'),
+      hostCheck: this.options.hostCheck,
+      setupCode: () => daemon.adminSetupCode?.(),
     });
-    if (this.auth.needsSetup()) logger.warn('no admin password yet: open the web page or run `ferry admin set-password`');
+    if (this.auth.needsSetup()) {
+      logger.warn('no admin password yet: open the web page on this machine, or elsewhere with the setup code, or run `ferry admin set-password`', {
+        setupCode: daemon.adminSetupCode?.(),
+      });
+    }
   }
 
   protected async _close(): Promise<void> {

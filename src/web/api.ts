@@ -127,6 +127,10 @@ export function createApiApp(daemon: DaemonApi, logger: Logger, events: EventHub
     await setPassword(stringField(body, 'password'));
     ctx.body = { ok: true };
   });
+  router.get('/admin/setup-code', (ctx) => {
+    const code = daemon.adminSetupCode?.();
+    ctx.body = code ? { setup: true, code } : { setup: false };
+  });
   app.use(errorMiddleware(logger));
   app.use(router.routes());
   app.use(router.allowedMethods());

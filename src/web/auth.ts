@@ -33,6 +33,12 @@ export function checkPasswordRules(password: string): void {
   }
 }
 
+/** The argon2id PHC string stored for a password (rules checked first). */
+export async function hashPassword(password: string): Promise<string> {
+  checkPasswordRules(password);
+  return hash(password, ARGON2_OPTIONS);
+}
+
 export function sameSecret(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
@@ -41,6 +47,11 @@ export function sameSecret(a: string, b: string): boolean {
 
 export class AuthGate {
   private readonly sessions = new Map<string, Session>();
+  /** How many password checks (argon2 verifications) ran: what a login flood costs. */
+  checks = 0;
+  /** The most password checks that ran at once. */
+  peakChecks = 0;
+  private running = 0;
 
   constructor(private readonly store: PasswordStore, private readonly now: () => number = Date.now) {}
 
@@ -50,18 +61,21 @@ export class AuthGate {
 
   /** Sets a new password; every session ends (the caller opens a new one if it wants). */
   async setPassword(password: string): Promise<void> {
-    checkPasswordRules(password);
-    await this.store.set(await hash(password, ARGON2_OPTIONS));
+    await this.store.set(await hashPassword(password));
     this.sessions.clear();
   }
 
   async verify(password: string): Promise<boolean> {
     const stored = this.store.get();
     if (!stored || password.length > MAX_PASSWORD_CHARS) return false;
+    this.checks++;
+    this.peakChecks = Math.max(this.peakChecks, ++this.running);
     try {
       return await verify(stored, password);
     } catch {
       return false;
+    } finally {
+      this.running--;
     }
   }
 
@@ -133,5 +147,30 @@ export class LoginLimiter {
 
   succeeded(address: string): void {
     this.failures.delete(address);
+  }
+}
+
+/**
+ * Who may have a password checked right now: one check in flight per client address and at most
+ * `maxConcurrent` in all, so parallel guesses cost no more than sequential ones (argon2 is the cost).
+ */
+export class CheckGate {
+  private readonly inFlight = new Set<string>();
+
+  constructor(private readonly maxConcurrent = 2) {}
+
+  /** A release function, or a reason the attempt must wait. */
+  enter(address: string): { release: () => void } | { busy: 'address' | 'global' } {
+    if (this.inFlight.has(address)) return { busy: 'address' };
+    if (this.inFlight.size >= this.maxConcurrent) return { busy: 'global' };
+    this.inFlight.add(address);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.inFlight.delete(address);
+      },
+    };
   }
 }

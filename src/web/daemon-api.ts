@@ -144,6 +144,8 @@ export interface EditableSettings {
   deviceName: string;
   listen: string;
   web: string;
+  /** Names the web admin answers to besides loopback and this machine's names and addresses. */
+  webHosts: string[];
   lan: boolean;
   nat: boolean;
   dht: boolean;
@@ -205,4 +207,6 @@ export interface DaemonApi {
   /** The admin password's argon2id hash (PHC string), or undefined before one is set. */
   adminPasswordHash(): string | undefined;
   setAdminPasswordHash(hash: string): Promise<void>;
+  /** The one-time first-start code a browser not on this machine needs to set the first password; undefined once one is set. */
+  adminSetupCode?(): string | undefined;
 }

@@ -4,7 +4,8 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from '../util/log.js';
 import type { AuthGate, LoginLimiter, Session } from './auth.js';
-import { sameSecret } from './auth.js';
+import { CheckGate, sameSecret } from './auth.js';
+import { HostCheck, isLoopbackAddress } from './host-check.js';
 import { errorMiddleware, HttpRefusal, readJsonBody, stringField } from './http.js';
 import type { StaticAssets } from './static.js';
 
@@ -35,6 +36,17 @@ export interface WebAppOptions {
   api: Router;
   assets: StaticAssets;
   logger: Logger;
+  /** The Host header check (DNS rebinding); default: loopback and this machine's names and addresses. */
+  hostCheck?: HostCheck;
+  /** The one-time code that lets a browser not on this machine set the first password (undefined: none). */
+  setupCode?: () => string | undefined;
+  /** Password checks allowed at once over all addresses (one per address in any case). */
+  maxConcurrentChecks?: number;
+}
+
+/** Setup codes are compared without case, spaces or dashes (people type them). */
+export function normalizeSetupCode(code: string): string {
+  return code.toUpperCase().replace(/[\s-]/g, '');
 }
 
 function securityHeaders(): Koa.Middleware {
@@ -73,7 +85,42 @@ function requireJson(ctx: Koa.Context): void {
 
 export function createWebApp(options: WebAppOptions): Koa {
   const { auth, limiter, api, assets, logger } = options;
+  const hostCheck = options.hostCheck ?? new HostCheck();
+  const checkGate = new CheckGate(options.maxConcurrentChecks ?? 2);
   const app = new Koa();
+  /** The TCP peer, never a forwarded header: the setup exemption and the limits are per real source. */
+  const sourceOf = (ctx: Koa.Context): string => ctx.req.socket.remoteAddress ?? '?';
+  const refuseIfLimited = (source: string): void => {
+    const waitMs = limiter.retryAfterMs(source);
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      throw new HttpRefusal(429, 'TOO_MANY_ATTEMPTS', `too many wrong passwords: try again in ${seconds} s`, {
+        'Retry-After': String(seconds),
+      });
+    }
+  };
+  /**
+   * Checks a password under the limits: one check in flight per address and a few in all, and the
+   * attempt counted as a failure before argon2 runs (a success clears it), so parallel guesses gain nothing.
+   */
+  const checkPassword = async (ctx: Koa.Context, password: string): Promise<boolean> => {
+    const source = sourceOf(ctx);
+    refuseIfLimited(source);
+    const entry = checkGate.enter(source);
+    if ('busy' in entry) {
+      throw new HttpRefusal(429, 'LOGIN_BUSY', entry.busy === 'address'
+        ? 'another login attempt from this address is still being checked: try again in a moment'
+        : 'too many login attempts at once: try again in a moment', { 'Retry-After': '1' });
+    }
+    limiter.failed(source);
+    try {
+      const ok = await auth.verify(password);
+      if (ok) limiter.succeeded(source);
+      return ok;
+    } finally {
+      entry.release();
+    }
+  };
   const open = new Router({ prefix: '/api/auth' });
 
   const startSession = (ctx: Koa.Context): Session => {
@@ -85,7 +132,14 @@ export function createWebApp(options: WebAppOptions): Koa {
 
   open.get('/state', (ctx) => {
     const session = sessionOf(ctx);
-    ctx.body = { setup: auth.needsSetup(), loggedIn: Boolean(session), ...(session ? { csrf: session.csrf } : {}) };
+    const setup = auth.needsSetup();
+    ctx.body = {
+      setup,
+      loggedIn: Boolean(session),
+      ...(session ? { csrf: session.csrf } : {}),
+      // Only a browser on this machine sets the first password without the setup code.
+      ...(setup ? { codeRequired: !isLoopbackAddress(sourceOf(ctx)) } : {}),
+    };
   });
 
   let settingUp = false;
@@ -93,6 +147,19 @@ export function createWebApp(options: WebAppOptions): Koa {
     requireJson(ctx);
     const body = await readJsonBody(ctx.req);
     if (!auth.needsSetup() || settingUp) throw new HttpRefusal(409, 'ALREADY_SET', 'the admin password is already set: log in');
+    const source = sourceOf(ctx);
+    if (!isLoopbackAddress(source)) {
+      refuseIfLimited(source);
+      const expected = options.setupCode?.();
+      const given = typeof body.code === 'string' ? normalizeSetupCode(body.code) : '';
+      if (!expected || !given || !sameSecret(given, normalizeSetupCode(expected))) {
+        limiter.failed(source);
+        logger.warn('first-start setup refused: missing or wrong setup code', { from: source });
+        throw new HttpRefusal(403, 'SETUP_CODE', given
+          ? 'wrong setup code: run `ferry admin setup-code` on the machine running Ferry, or read it in its log'
+          : 'this browser is not on the machine running Ferry: enter the setup code (`ferry admin setup-code` on that machine prints it; its log shows it too)');
+      }
+    }
     settingUp = true;
     try {
       await auth.setPassword(stringField(body, 'password'));
@@ -105,22 +172,14 @@ export function createWebApp(options: WebAppOptions): Koa {
 
   open.post('/login', async (ctx) => {
     requireJson(ctx);
-    const waitMs = limiter.retryAfterMs(ctx.ip);
-    if (waitMs > 0) {
-      const seconds = Math.ceil(waitMs / 1000);
-      throw new HttpRefusal(429, 'TOO_MANY_ATTEMPTS', `too many wrong passwords: try again in ${seconds} s`, {
-        'Retry-After': String(seconds),
-      });
-    }
+    refuseIfLimited(sourceOf(ctx));
     if (auth.needsSetup()) throw new HttpRefusal(409, 'SETUP_NEEDED', 'no admin password is set yet');
     const body = await readJsonBody(ctx.req);
     const password = typeof body.password === 'string' ? body.password : '';
-    if (!(await auth.verify(password))) {
-      limiter.failed(ctx.ip);
-      logger.warn('wrong admin password', { from: ctx.ip });
+    if (!(await checkPassword(ctx, password))) {
+      logger.warn('wrong admin password', { from: sourceOf(ctx) });
       throw new HttpRefusal(401, 'WRONG_PASSWORD', 'wrong password');
     }
-    limiter.succeeded(ctx.ip);
     ctx.body = { csrf: startSession(ctx).csrf };
   });
 
@@ -132,10 +191,7 @@ export function createWebApp(options: WebAppOptions): Koa {
   });
   open.post('/password', async (ctx) => {
     const body = await readJsonBody(ctx.req);
-    const waitMs = limiter.retryAfterMs(ctx.ip);
-    if (waitMs > 0) throw new HttpRefusal(429, 'TOO_MANY_ATTEMPTS', `too many wrong passwords: try again in ${Math.ceil(waitMs / 1000)} s`);
-    if (!(await auth.verify(typeof body.current === 'string' ? body.current : ''))) {
-      limiter.failed(ctx.ip);
+    if (!(await checkPassword(ctx, typeof body.current === 'string' ? body.current : ''))) {
       throw new HttpRefusal(403, 'WRONG_PASSWORD', 'the current password is wrong');
     }
     await auth.setPassword(stringField(body, 'password'));
@@ -145,6 +201,14 @@ export function createWebApp(options: WebAppOptions): Koa {
 
   app.use(securityHeaders());
   app.use(errorMiddleware(logger));
+  app.use(async (ctx, next) => {
+    // DNS rebinding: a page from another name that resolves here is not this admin page.
+    if (!hostCheck.allows(ctx.get('host') || undefined)) {
+      throw new HttpRefusal(421, 'MISDIRECTED', `this Ferry admin page does not answer to the name '${ctx.get('host').slice(0, 100)}': ` +
+        'open it by this machine\'s address or name, or add the name to the webHosts setting (`ferry run --web-host NAME`)');
+    }
+    await next();
+  });
   app.use(async (ctx, next) => {
     if (!ctx.path.startsWith('/api/')) {
       if (!SAFE_METHODS.has(ctx.method)) throw new HttpRefusal(405, 'METHOD', 'method not allowed');

@@ -37,7 +37,7 @@ describe('web admin API guard', () => {
 
   test('first start: state says setup; setup works once and opens a session', async () => {
     const client = new Client(web.address);
-    assert.deepEqual((await client.send('GET', '/api/auth/state')).body, { setup: true, loggedIn: false });
+    assert.deepEqual((await client.send('GET', '/api/auth/state')).body, { setup: true, loggedIn: false, codeRequired: false });
     assert.equal((await client.send('POST', '/api/auth/login', { body: { password: PASSWORD }, csrf: null })).status, 409);
     const tooShort = await client.send('POST', '/api/auth/setup', { body: { password: 'short' }, csrf: null });
     assert.equal(tooShort.status, 400);

@@ -11,7 +11,7 @@ export const FOLDER_ID = 'ab'.repeat(20);
 
 const SETTINGS: EditableSettings = {
   deviceName: 'test', listen: '0.0.0.0:22100', web: '0.0.0.0:8888', lan: true, nat: true, dht: true, trackers: true,
-  trackerUrls: [], archiveDays: 14, uploadKBps: 0, downloadKBps: 0, stun: false, stunServers: [],
+  trackerUrls: [], webHosts: [], archiveDays: 14, uploadKBps: 0, downloadKBps: 0, stun: false, stunServers: [],
 };
 
 /** A DaemonApi that records every call; nothing in it touches disk. */
@@ -60,7 +60,8 @@ export class Client {
   cookie = '';
   csrf = '';
 
-  constructor(readonly base: { host: string; port: number } | { socketPath: string }) {}
+  /** `localAddress`: the source address to connect from (tests of what a browser elsewhere on the LAN may do). */
+  constructor(readonly base: { host: string; port: number; localAddress?: string } | { socketPath: string }) {}
 
   send(method: string, path: string, options: { body?: unknown; csrf?: string | null; headers?: Record<string, string>; raw?: string } = {}): Promise<Answer> {
     const payload = options.raw ?? (options.body === undefined ? (method === 'GET' ? undefined : '{}') : JSON.stringify(options.body));

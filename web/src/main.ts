@@ -11,6 +11,8 @@ interface AuthState {
   setup: boolean;
   loggedIn: boolean;
   csrf?: string;
+  /** First start from another machine: the setup code (`ferry admin setup-code`) is needed too. */
+  codeRequired?: boolean;
 }
 
 export interface View {
@@ -38,15 +40,17 @@ async function start(): Promise<void> {
   if (state.loggedIn && state.csrf) {
     setCsrf(state.csrf);
     showApp();
-  } else showLogin(state.setup);
+  } else showLogin(state.setup, state.codeRequired === true);
 }
 
-function showLogin(setup: boolean): void {
+function showLogin(setup: boolean, codeRequired = false): void {
   events?.close();
   events = null;
   clear(root);
   const password = h('input', { attrs: { type: 'password', name: 'password', autocomplete: setup ? 'new-password' : 'current-password', required: true, id: 'password' } });
   const confirm = h('input', { attrs: { type: 'password', name: 'confirm', autocomplete: 'new-password', required: true, id: 'confirm' } });
+  const code = h('input', { attrs: { type: 'text', name: 'code', autocomplete: 'off', spellcheck: 'false', required: true, id: 'setup-code', placeholder: 'XXXX-XXXX-XXXX-XXXX' } });
+  const askCode = setup && codeRequired;
   const error = h('div', { class: 'form-error', attrs: { role: 'alert', id: 'login-error' } });
   const submit = h('button', { class: 'primary', attrs: { type: 'submit' } }, setup ? 'Set password' : 'Log in');
   const form = h(
@@ -56,6 +60,11 @@ function showLogin(setup: boolean): void {
     setup
       ? h('p', null, 'Welcome. Choose the admin password for this device: anyone who knows it can manage Ferry here.')
       : h('p', null, 'Log in to manage Ferry on this device.'),
+    askCode
+      ? h('p', null, 'This browser is not on the machine running Ferry, so the setup code is needed: run ',
+        h('code', null, 'ferry admin setup-code'), ' on that machine, or find it in its log (or in the file admin-setup-code in Ferry\'s home).')
+      : null,
+    askCode ? field('Setup code', code).row : null,
     field(setup ? 'New password (at least 8 characters)' : 'Password', password).row,
     setup ? field('Password again', confirm).row : null,
     error,
@@ -73,19 +82,21 @@ function showLogin(setup: boolean): void {
       return;
     }
     submit.disabled = true;
-    api<{ csrf: string }>('POST', setup ? '/auth/setup' : '/auth/login', { password: password.value })
+    const body = askCode ? { password: password.value, code: code.value } : { password: password.value };
+    api<{ csrf: string }>('POST', setup ? '/auth/setup' : '/auth/login', body)
       .then((answer) => {
         setCsrf(answer.csrf);
         showApp();
       })
       .catch((err: ApiError) => {
         error.textContent = err.code === 'WRONG_PASSWORD' ? 'Wrong password.' : err.message;
-        password.select();
+        if (err.code === 'SETUP_CODE') code.select();
+        else password.select();
       })
       .finally(() => (submit.disabled = false));
   });
   root.append(h('main', { class: 'center' }, form));
-  password.focus();
+  (askCode ? code : password).focus();
 }
 
 function showApp(): void {
