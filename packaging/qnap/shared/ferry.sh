@@ -1,5 +1,8 @@
 #!/bin/sh
 # QTS service script: start, stop, restart and status of the Ferry daemon (web admin on 8888, sync on 22100).
+# First start: the web page asks a browser on another machine for the one-time setup code, which the daemon writes
+# to var/admin-setup-code (owner-only) and to var/ferry.log; `ferry admin setup-code` prints it. A password file
+# given as FERRY_ADMIN_PASSWORD_FILE is stored before the web port opens instead (and removed once read).
 CONF=/etc/config/qpkg.conf
 QPKG_NAME="ferry"
 if [ -z "${QPKG_ROOT:-}" ]; then
@@ -26,9 +29,11 @@ start() {
   running && return 0
   mkdir -p "$FERRY_HOME"
   chmod 700 "$FERRY_HOME"
+  password_args=""
+  [ -n "${FERRY_ADMIN_PASSWORD_FILE:-}" ] && [ -f "$FERRY_ADMIN_PASSWORD_FILE" ] && password_args="--admin-password-file $FERRY_ADMIN_PASSWORD_FILE"
   # FERRY_RUN_ARGS: extra `ferry run` flags (tests bind to loopback with it); split into words on purpose.
   # shellcheck disable=SC2086
-  "$QPKG_ROOT/bin/ferry-launch" run --home "$FERRY_HOME" ${FERRY_RUN_ARGS:-} >>"$LOG" 2>&1 &
+  "$QPKG_ROOT/bin/ferry-launch" run --home "$FERRY_HOME" $password_args ${FERRY_RUN_ARGS:-} >>"$LOG" 2>&1 &
   echo $! >"$PIDFILE"
 }
 
