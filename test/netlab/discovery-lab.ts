@@ -2,12 +2,11 @@
 // daemons on the host or inside a lab namespace, reached through the control socket in their home.
 
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { daemonLaunch, ferry, noStun, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
-export const NETLAB = process.env.NETLAB ?? process.env.NETLAB_DIR ?? resolve(ROOT, '../shared/netlab');
+import { NETLAB } from '../helpers/needs.js';
+
+export { NETLAB };
 
 export type LabEnv = Record<string, string>;
 

@@ -6,11 +6,12 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
+import { needs } from '../helpers/needs.js';
 import { FerryNode, join, labDown, labUp, share, type LabEnv } from './discovery-lab.js';
 
 const PREFIX = 'fdlan';
 
-describe('LAN discovery', () => {
+describe('LAN discovery', { skip: needs.netlab('ip', ['ss', 'iproute2']) }, () => {
   let lab: LabEnv;
   let base: string;
   const nodes: FerryNode[] = [];

@@ -6,12 +6,13 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
+import { needs } from '../helpers/needs.js';
 import { FerryNode, join, labDown, labRun, labUp, share, type LabEnv } from './discovery-lab.js';
 
 const PREFIX = 'fdtrk';
 const PORT = '16979';
 
-describe('tracker discovery (opentracker)', () => {
+describe('tracker discovery (opentracker)', { skip: needs.netlab('opentracker', ['ss', 'iproute2']) }, () => {
   let tracker: LabEnv;
   let base: string;
   const nodes: FerryNode[] = [];

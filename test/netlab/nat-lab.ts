@@ -7,8 +7,9 @@ import { promisify } from 'node:util';
 import { daemonLaunch, ferry, noStun, waitFor } from '../helpers/daemon.js';
 
 const execFileAsync = promisify(execFile);
-const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
-export const NETLAB = process.env.NETLAB ?? process.env.NETLAB_DIR ?? resolve(ROOT, '../shared/netlab');
+import { NETLAB } from '../helpers/needs.js';
+
+export { NETLAB };
 export const BUILD_TEST = resolve(fileURLToPath(import.meta.url), '../..');
 
 export type LabEnv = Record<string, string>;

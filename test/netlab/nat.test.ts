@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
+import { needs } from '../helpers/needs.js';
 import { hasForward, mapPort, NETLAB, natDown, natUp, NsDaemon, routerRules, type LabEnv, type NsProcess } from './nat-lab.js';
 
 const execFileAsync = promisify(execFile);
@@ -41,7 +42,9 @@ async function greetingFrom(lab: LabEnv, port: number): Promise<string> {
   return stdout;
 }
 
-describe('port mapping on miniupnpd', () => {
+const NO_LAB = needs.netlab(['ss', 'iproute2'], ['nft', 'nftables'], ['miniupnpd', 'miniupnpd-nftables'], ['stund', 'stun-server']);
+
+describe('port mapping on miniupnpd', { skip: NO_LAB }, () => {
   let lab: LabEnv;
   const started: NsProcess[] = [];
   const start = <T extends NsProcess>(p: T): T => {
@@ -157,7 +160,7 @@ describe('port mapping on miniupnpd', () => {
   });
 });
 
-describe('port mapping on miniupnpd describing itself as IGD v1', () => {
+describe('port mapping on miniupnpd describing itself as IGD v1', { skip: NO_LAB }, () => {
   const prefix = 'fnat1';
   let lab: LabEnv;
   let mapper: NsProcess | null = null;

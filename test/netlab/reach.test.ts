@@ -10,6 +10,7 @@ import { join as joinPath, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
+import { needs } from '../helpers/needs.js';
 import { FerryNode, join, labDown, labRun, labUp, share, type LabEnv, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'freach';
@@ -27,7 +28,7 @@ function inet(command: 'up' | 'down'): LabEnv {
   return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 }
 
-describe('two home routers on one internet', () => {
+describe('two home routers on one internet', { skip: needs.all(needs.netlab(['ss', 'iproute2'], ['nft', 'nftables'], ['miniupnpd', 'miniupnpd-nftables'], ['stund', 'stun-server']), needs.command('opentracker')) }, () => {
   let lab: LabEnv;
   let tracker: LabEnv;
   let base: string;

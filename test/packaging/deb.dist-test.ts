@@ -5,12 +5,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { needs } from '../helpers/needs.js';
 import { DIST, VERSION, ok, runSync, tempDir, until } from './dist-helpers.js';
 
 const DEBS = readdirSync(DIST).filter((f) => f.endsWith('.deb')).map((f) => join(DIST, f));
 const AMD64 = join(DIST, `ferry_${VERSION}_amd64.deb`);
 
-test('lintian finds no errors in any .deb', () => {
+test('lintian finds no errors in any .deb', { skip: needs.command('lintian') }, () => {
   assert.equal(DEBS.length, 3, DEBS.join(', '));
   const result = runSync('lintian', ['--allow-root', '--tag-display-limit', '0', ...DEBS], { timeoutMs: 600_000 });
   const errors = result.stdout.split('\n').filter((line) => line.startsWith('E:'));
@@ -55,7 +56,7 @@ function newerDeb(dir: string): string {
   return out;
 }
 
-test('the amd64 .deb installs, runs as its user, upgrades keeping keys, index and settings, and purges', async (t) => {
+test('the amd64 .deb installs, runs as its user, upgrades keeping keys, index and settings, and purges', { skip: needs.all(needs.root(), needs.command('systemd-analyze', 'systemd')) }, async (t) => {
   assert.ok(existsSync(AMD64));
   t.after(() => {
     if (installed() || runSync('dpkg-query', ['-W', 'ferry']).status === 0) runSync('dpkg', ['-P', 'ferry']);

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { needs, type Skip } from '../helpers/needs.js';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
 export const DIST = join(ROOT, 'dist');
@@ -34,6 +35,12 @@ export function executable(target: string): string {
 
 export function sysroot(target: string): string {
   return join(CACHE, 'sysroot', VERSIONS.targets[target]!.debianArch);
+}
+
+/** A target's tests where its emulator (qemu-user, for ARM) is missing: the skip reason (under CI, a failure). */
+export function needsEmulator(target: string): Skip {
+  const qemu = VERSIONS.targets[target]!.qemu;
+  return qemu ? needs.command(qemu, 'qemu-user-static') : false;
 }
 
 /** argv that runs a target's executable here: directly on x64, under qemu-user with Debian's libraries on ARM. */

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIST, DistDaemon, TARGETS, VERSION, command, executable, ok, runSync, tempDir, until } from './dist-helpers.js';
+import { needs } from '../helpers/needs.js';
+import { DIST, DistDaemon, TARGETS, VERSION, command, executable, needsEmulator, ok, runSync, tempDir, until } from './dist-helpers.js';
 
 /** Figures for docs/packaging.md, written to dist/measurements.json. */
 const figures: Record<string, Record<string, unknown>> = {};
@@ -27,7 +28,7 @@ async function login(web: string, password: string): Promise<number> {
 }
 
 for (const target of TARGETS) {
-  test(`ferry-linux-${target}: version, daemon, share, admin password, web page, addon cache`, async (t) => {
+  test(`ferry-linux-${target}: version, daemon, share, admin password, web page, addon cache`, { skip: needs.all(needsEmulator(target), needs.command('readelf', 'binutils-multiarch')) }, async (t) => {
     const dir = tempDir(t);
     const env = { FERRY_NATIVE_CACHE: join(dir, 'native') };
     const [cmd, args] = command(target, ['--version']);
@@ -84,7 +85,7 @@ for (const target of TARGETS) {
   });
 }
 
-test('two emulated arm64 daemons sync a small folder on loopback', async (t) => {
+test('two emulated arm64 daemons sync a small folder on loopback', { skip: needsEmulator('arm64') }, async (t) => {
   const dir = tempDir(t);
   const env = { FERRY_NATIVE_CACHE: join(dir, 'native') };
   const source = join(dir, 'source');

@@ -7,6 +7,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { needs } from '../helpers/needs.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
 const BUILD = join(ROOT, 'packaging', 'build');
@@ -48,7 +49,7 @@ function tempDir(t: { after(fn: () => void): void }): string {
 
 const machine = spawnSync('uname', ['-m'], { encoding: 'utf8' }).stdout.trim();
 
-test('the SPK and QPKG built from the package sources pass our validator', async (t) => {
+test('the SPK and QPKG built from the package sources pass our validator', { skip: needs.command('shellcheck') }, async (t) => {
   const dir = tempDir(t);
   const { buildSpk, buildQpkg } = await load<Nas>('nas.mjs');
   const { packageProblems } = await load<Validate>('validate.mjs');

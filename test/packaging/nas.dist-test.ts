@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DIST, TARGETS, VERSION, VERSIONS, ROOT, ok, runSync, tempDir, until } from './dist-helpers.js';
+import { needs } from '../helpers/needs.js';
+import { DIST, TARGETS, VERSION, VERSIONS, ROOT, needsEmulator, ok, runSync, tempDir, until } from './dist-helpers.js';
 
 const LOOPBACK_ARGS = '--listen 127.0.0.1:0 --web 127.0.0.1:0 --no-lan --no-nat --no-dht --no-trackers';
 
@@ -17,7 +18,7 @@ function qpkgOf(target: string): string {
   return join(DIST, `ferry_${VERSION}_${VERSIONS.targets[target]!.qnapArch}.qpkg`);
 }
 
-test('every SPK and QPKG passes our validator', () => {
+test('every SPK and QPKG passes our validator', { skip: needs.command('shellcheck') }, () => {
   const files = TARGETS.flatMap((t) => [spkOf(t), qpkgOf(t)]);
   const result = runSync(process.execPath, [join(ROOT, 'packaging', 'build', 'validate.mjs'), ...files]);
   assert.equal(result.status, 0, result.stdout);
@@ -35,7 +36,7 @@ function unpackSpk(target: string, dir: string): string {
 }
 
 for (const target of TARGETS) {
-  test(`the ${target} NAS package starts in a chroot holding nothing but the package`, async (t) => {
+  test(`the ${target} NAS package starts in a chroot holding nothing but the package`, { skip: needs.all(needs.root(), needsEmulator(target)) }, async (t) => {
     const root = tempDir(t, 'ferry-chroot-');
     unpackSpk(target, root);
     const spec = VERSIONS.targets[target]!;

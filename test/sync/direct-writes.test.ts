@@ -7,6 +7,7 @@ import { after, afterEach, describe, test } from 'node:test';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { needs } from '../helpers/needs.js';
 import { connect, converged, makeDevice, newFolder, randomContent, runCleanups, tempDir, type Cleanups } from './helpers.js';
 
 const cleanups: Cleanups = [];
@@ -40,7 +41,7 @@ describe('direct writes', () => {
     assert.equal(bob.sync.stats.bytesWrittenDirect, 3 * MiB, 'every aligned byte of the large file, none of the rest');
   });
 
-  test('on a file system that refuses O_DIRECT (ramfs) a large file is written through the cache, intact', async () => {
+  test('on a file system that refuses O_DIRECT (ramfs) a large file is written through the cache, intact', { skip: needs.root() }, async () => {
     const keys = newFolder();
     const alice = await makeDevice(cleanups, { name: 'alice', keys });
     const bob = await makeDevice(cleanups, { name: 'bob', keys, root: await ramfs() });

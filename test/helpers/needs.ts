@@ -1,0 +1,81 @@
+// What a test needs from the machine (root, a Debian package's command, the network lab), as node:test's `skip`
+// option: `describe('…', { skip: needs.root() }, …)`. Each check returns false when the need is met, else the reason
+// with the command that meets it. Under CI (CI=true; .ci/run sets it, runs as root and `make test` installs every
+// package) an unmet need throws instead, so CI fails rather than skipping silently.
+
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The checkout (this file runs from build/test/helpers/). */
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
+/** The network lab beside the checkout, as the Makefile and scripts/install-deps.sh find it. */
+export const NETLAB = process.env.NETLAB ?? process.env.NETLAB_DIR ?? resolve(ROOT, '../shared/netlab');
+const INSTALL = 'sudo make system-deps';
+
+/** false: go ahead; a string: why the test is skipped here. */
+export type Skip = false | string;
+
+export function underCi(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.CI !== undefined && env.CI !== '' && env.CI !== 'false' && env.CI !== '0';
+}
+
+function unmet(reason: string): Skip {
+  if (underCi()) throw new Error(`CI=${process.env.CI}, so this test may not skip: ${reason}`);
+  return reason;
+}
+
+/** The Debian packages `make test` installs (scripts/debian-packages), the one list a test's need must be on. */
+function debianPackages(): Set<string> {
+  const text = readFileSync(join(ROOT, 'scripts', 'debian-packages'), 'utf8');
+  return new Set(text.split('\n').map((line) => line.replace(/#.*/, '').trim()).filter(Boolean));
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function onPath(command: string): boolean {
+  const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin']);
+  return dirs.some((dir) => dir !== '' && executable(join(dir, command)));
+}
+
+function packaged(what: string, pkg: string): Skip {
+  if (!debianPackages().has(pkg)) throw new Error(`test needs Debian package ${pkg} (for ${what}), which scripts/debian-packages does not list`);
+  return unmet(`needs ${what} (Debian package ${pkg}): ${INSTALL}`);
+}
+
+export const needs = {
+  /** Root (mounts, chroots, namespaces, users). */
+  root(): Skip {
+    return process.getuid?.() === 0 ? false : unmet('needs root: sudo make test');
+  },
+
+  /** COMMAND on PATH (or /usr/sbin), from Debian package PKG (default: the command's name). */
+  command(command: string, pkg = command): Skip {
+    return onPath(command) ? false : packaged(command, pkg);
+  },
+
+  /** An executable at PATH, from Debian package PKG. */
+  file(path: string, pkg: string): Skip {
+    return executable(path) ? false : packaged(path, pkg);
+  },
+
+  /** Root, the network lab's scripts and COMMANDS (from their Debian packages: [command, package] or the command's name). */
+  netlab(...commands: Array<string | [string, string]>): Skip {
+    const root = needs.root();
+    if (root) return `${root} (the network lab's namespaces)`;
+    if (!existsSync(join(NETLAB, 'lib.sh'))) return unmet(`needs the network lab at ${NETLAB} (set NETLAB=DIR)`);
+    return needs.all(...commands.map((c) => (typeof c === 'string' ? needs.command(c) : needs.command(c[0], c[1]))));
+  },
+
+  /** The first unmet need among SKIPS, or false. */
+  all(...skips: Skip[]): Skip {
+    return skips.find((skip) => skip !== false) ?? false;
+  },
+};
