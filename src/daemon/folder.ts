@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeGrant, type FolderKeys, type GrantBook, type GrantCredential } from '../keys/index.js';
 import type { FolderConfig, FolderIndex } from '../index/types.js';
-import { HashPool, IgnoreRules, Scanner, FolderWatcher, WarmFiles } from '../scan/index.js';
+import { HashPool, IgnoreRules, Scanner, FolderWatcher, SubtreeSet, WarmFiles, type ScanResult } from '../scan/index.js';
 import { Archive, FolderSync, readOnlyScanIndex, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
@@ -12,6 +12,12 @@ import type { FolderReport, FolderState, GrantReport, PeerReport } from '../web/
 
 /** The folder's own hidden directory; its presence proves the folder's volume is mounted. */
 export const FOLDER_MARKER = '.ferry';
+
+/**
+ * Subtrees waiting for a rescan. Past this many the deepest fold into their parents; merging every
+ * waiting request into one common parent made two edits in two top-level directories a full rescan.
+ */
+export const MAX_PENDING_SUBTREES = 1024;
 
 export interface SharedFolderOptions {
   config: FolderConfig;
@@ -30,6 +36,8 @@ export interface SharedFolderOptions {
   peerSource: (deviceId: string) => string | undefined;
   /** The folder's known grants (records signed under valid RW grants are accepted; a grantee's own grant shows in status). */
   grants?: GrantBook;
+  /** Each finished scan of a subtree ('' = the whole folder), with what it visited and changed. */
+  onScanned?: (under: string, result: ScanResult) => void;
 }
 
 export class SharedFolder extends Resource {
@@ -48,7 +56,7 @@ export class SharedFolder extends Resource {
   private lastScanMs: number | null = null;
   /** The folder lock: scans and the puller's commits run one at a time, in order. */
   private lock: Promise<unknown> = Promise.resolve();
-  private pendingUnder: string | null = null;
+  private readonly pending = new SubtreeSet(MAX_PENDING_SUBTREES);
   private scanQueued: Promise<void> | null = null;
 
   constructor(private readonly options: SharedFolderOptions) {
@@ -150,33 +158,38 @@ export class SharedFolder extends Resource {
     this.rescanTimer.unref();
   }
 
-  /** Queues a scan of a subtree ('' = everything); requests arriving before it starts are merged. */
+  /**
+   * Queues a scan of a subtree ('' = everything). Requests arriving before it starts join the
+   * waiting set of subtrees, each scanned on its own: work stays proportional to what changed.
+   */
   requestScan(under: string): Promise<void> {
     if (!this.scanner || this.abort.signal.aborted) return Promise.resolve();
-    this.pendingUnder = this.pendingUnder === null ? under : commonParent(this.pendingUnder, under);
+    this.pending.add(under);
     this.scanQueued ??= this.exclusive(() => this.runPendingScan());
     return this.scanQueued;
   }
 
   private async runPendingScan(): Promise<void> {
     this.scanQueued = null;
-    const under = this.pendingUnder;
-    this.pendingUnder = null;
-    if (under === null || !this.scanner || this.abort.signal.aborted) return;
+    const subtrees = this.pending.take();
+    if (subtrees.length === 0 || !this.scanner || this.abort.signal.aborted) return;
     if (!(await this.markerPresent())) {
       this.setError(`folder marker ${FOLDER_MARKER}/ disappeared from ${this.config.path}; scanning stopped`);
       return;
     }
     this.state = 'scanning';
     try {
-      const result = await this.scanner.scan({ under, signal: this.abort.signal });
+      for (const under of subtrees) {
+        const result = await this.scanner.scan({ under, signal: this.abort.signal });
+        this.options.onScanned?.(under, result);
+        if (result.changed || result.deleted) {
+          this.logger.info('scanned', { under: under || '/', changed: result.changed, deleted: result.deleted });
+          this.sync?.localChanged();
+        }
+      }
       this.lastScanMs = Date.now();
       this.state = 'idle';
       this.error = undefined;
-      if (result.changed || result.deleted) {
-        this.logger.info('scanned', { under: under || '/', changed: result.changed, deleted: result.deleted });
-        this.sync?.localChanged();
-      }
     } catch (err) {
       if (this.abort.signal.aborted) return;
       this.setError(`scan failed: ${(err as Error).message}`);
@@ -230,14 +243,4 @@ export class SharedFolder extends Resource {
       peers,
     };
   }
-}
-
-/** The deepest directory containing both paths ('' is the folder root). */
-export function commonParent(a: string, b: string): string {
-  if (a === b) return a;
-  const left = a.split('/');
-  const right = b.split('/');
-  const shared: string[] = [];
-  for (let i = 0; i < Math.min(left.length, right.length) && left[i] === right[i]; i++) shared.push(left[i]!);
-  return shared.join('/');
 }

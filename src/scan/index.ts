@@ -18,9 +18,9 @@ export {
 } from './scanner.js';
 export {
   FolderWatcher,
-  coalescePaths,
   type FolderWatcherOptions,
   type WatcherStatus,
   type WatchFunction,
   type WatchHandle,
 } from './watcher.js';
+export { SubtreeSet, coalescePaths } from './subtrees.js';

@@ -8,6 +8,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { IgnoreRules } from './ignore.js';
 import { toIndexPath } from './disk-path.js';
 import { OWN_WRITES, type OwnWrites } from './own-writes.js';
+import { coalescePaths } from './subtrees.js';
 
 /** What a watch must offer; fs.FSWatcher fits. */
 export interface WatchHandle {
@@ -31,7 +32,7 @@ export interface FolderWatcherOptions {
   onChange: (under: string) => void;
   /** Events are collected this long after the first one before callbacks fire. @default 250 */
   debounceMs?: number;
-  /** More changed paths than this in one window are merged into their parents. @default 32 */
+  /** More changed paths than this in one window are merged into their nearest ancestors, deepest first. @default 1024 */
   maxCallbacksPerFlush?: number;
   /** Behave as if the kernel refused watches past this many (tests; cautious deployments). */
   maxWatches?: number;
@@ -49,7 +50,8 @@ export interface WatcherStatus {
 }
 
 export const DEFAULT_DEBOUNCE_MS = 250;
-export const DEFAULT_MAX_CALLBACKS_PER_FLUSH = 32;
+/** Each callback is a small subtree rescan; folding into few large ones rescanned whole top-level directories, or the root. */
+export const DEFAULT_MAX_CALLBACKS_PER_FLUSH = 1024;
 const LIMIT_CODES = new Set(['ENOSPC', 'EMFILE', 'ENFILE']);
 
 // Persistent, like a listening socket: an open watcher is work in progress; close() releases it.
@@ -58,28 +60,6 @@ const defaultWatch: WatchFunction = (absDir, listener) => fsWatch(absDir, listen
 interface Watched {
   handle: WatchHandle;
   inode: number;
-}
-
-function parentOf(path: string): string {
-  const slash = path.lastIndexOf('/');
-  return slash < 0 ? '' : path.slice(0, slash);
-}
-
-/** Drops paths inside another path of the set; '' covers everything. */
-function outermost(paths: Iterable<string>): string[] {
-  const set = new Set(paths);
-  if (set.has('')) return [''];
-  return [...set].filter((path) => {
-    for (let p = parentOf(path); p !== ''; p = parentOf(p)) if (set.has(p)) return false;
-    return true;
-  });
-}
-
-/** Merges changed paths into at most `max` subtrees by moving up to parents as needed. */
-export function coalescePaths(paths: Iterable<string>, max: number): string[] {
-  let result = outermost(paths);
-  while (result.length > Math.max(1, max)) result = outermost(result.map(parentOf));
-  return result.sort();
 }
 
 export class FolderWatcher extends Resource {

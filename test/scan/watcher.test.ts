@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { watch as fsWatch } from 'node:fs';
 import { join } from 'node:path';
-import { coalescePaths, FolderWatcher, type FolderWatcherOptions, type WatchFunction } from '../../src/scan/watcher.js';
+import { FolderWatcher, type FolderWatcherOptions, type WatchFunction } from '../../src/scan/watcher.js';
+import { coalescePaths, SubtreeSet } from '../../src/scan/subtrees.js';
 import { HashPool } from '../../src/scan/hash-pool.js';
 import { Scanner } from '../../src/scan/scanner.js';
 import { IndexStore } from '../../src/index/store.js';
@@ -118,6 +119,32 @@ describe('FolderWatcher', () => {
     assert.deepEqual(coalescePaths(['x/1', 'x/2', 'x/3', 'y/1'], 2), ['x', 'y']);
     assert.deepEqual(coalescePaths(['x/1', 'y/2', 'z/3'], 2), ['']);
     assert.deepEqual(coalescePaths(['', 'a'], 32), ['']);
+    // Only the deepest are lifted: a shallow edit elsewhere keeps its own small subtree.
+    const deep = Array.from({ length: 40 }, (_, i) => `b/c/d/f${i}`);
+    assert.deepEqual(coalescePaths(['a/one', ...deep], 32), ['a/one', 'b/c/d']);
+    const twoDeep = ['a/one', ...deep, ...deep.map((p) => p.replace('b/c/', 'b/e/'))];
+    assert.deepEqual(coalescePaths(twoDeep, 3), ['a/one', 'b/c/d', 'b/e/d']);
+    assert.deepEqual(coalescePaths(twoDeep, 2), ['a', 'b']);
+  });
+
+  test('pending subtrees: inside one held is skipped, past the bound they fold into their nearest ancestors', () => {
+    const set = new SubtreeSet(8);
+    set.add('a/x/1');
+    set.add('a/x/1/inner');
+    set.add('a/x');
+    assert.deepEqual(set.take(), ['a/x']);
+    assert.equal(set.size, 0);
+    for (let i = 0; i < 20; i++) set.add(`top${i % 2}/dir${i}/file`);
+    assert.ok(set.size <= 8, String(set.size));
+    const folded = set.take();
+    assert.ok(folded.every((p) => p !== ''), folded.join(','));
+    assert.ok(folded.every((p) => p.startsWith('top0/') || p.startsWith('top1/') || p === 'top0' || p === 'top1'), folded.join(','));
+    // More top-level directories than the bound: only then the whole folder.
+    for (let i = 0; i < 9; i++) set.add(`t${i}`);
+    assert.deepEqual(set.take(), ['']);
+    set.add('');
+    set.add('a');
+    assert.deepEqual(set.take(), ['']);
   });
 
   test('a simulated watch limit: keeps what fits, warns once, reports it, never throws', async () => {
