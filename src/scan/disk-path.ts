@@ -1,13 +1,14 @@
 // The one home of every path the daemon reads or writes inside a folder: never through a symlinked
 // parent, NFD spellings, case-insensitive clashes.
 
-import type { Stats } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { chownSync, lstatSync } from 'node:fs';
 import { lstat, mkdir, opendir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, ioError } from '../errors.js';
 import { TEMP_FILE_PREFIX } from './ignore.js';
 import { OWN_WRITES } from './own-writes.js';
+import { closeQuietly, DIR_NO_FOLLOW, fstatFd, openFd } from '../util/fd.js';
 
 /** Relative path as indexed: NFC, '/'-separated (the walker only ever produces '/' on POSIX). */
 export function toIndexPath(diskRelPath: string): string {
@@ -325,4 +326,119 @@ export function checkFolderRelative(path: string): void {
   for (const segment of path.split('/')) {
     if (segment === '' || segment === '.' || segment === '..') throw unsafe(path, `"${segment}" segment`);
   }
+}
+
+/**
+ * Whether `/proc/self/fd/N` reaches the directory an open descriptor holds (Linux): then entries are
+ * read relative to the descriptor, as openat/fstatat would, whatever happens to the path meanwhile.
+ */
+const PROC_FD = ((): boolean => {
+  try {
+    return lstatSync('/proc/self/fd', { throwIfNoEntry: false })?.isDirectory() === true;
+  } catch {
+    return false;
+  }
+})();
+
+/** The identity of a directory as first seen (lstat through its verified parent). */
+export interface DirIdentity {
+  dev: number;
+  ino: number;
+}
+
+/**
+ * A directory of the folder held open by a descriptor, reached without passing through a symlink.
+ * Read its entries through `base` (`/proc/self/fd/N` on Linux, else its path); close() when done.
+ */
+export class VerifiedDir {
+  private closed = false;
+
+  constructor(
+    readonly fd: number,
+    readonly abs: string,
+    readonly identity: DirIdentity,
+  ) {}
+
+  /** Prefix for the entries of this directory: `${base}/${name}`. */
+  get base(): string {
+    return PROC_FD ? `/proc/self/fd/${this.fd}` : this.abs;
+  }
+
+  /** Absolute path of an entry inside, for reading (through the descriptor where possible). */
+  entry(name: string): string {
+    return `${this.base}/${name}`;
+  }
+
+  /**
+   * True when what was read through `base` came from this directory. Always so through the
+   * descriptor; by path, the path must still lead to the same directory.
+   */
+  async stillHere(): Promise<boolean> {
+    if (PROC_FD) return true;
+    const now = await lstat(this.abs).catch(() => undefined);
+    return now !== undefined && now.isDirectory() && sameDir(now, this.identity);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeQuietly(this.fd);
+  }
+}
+
+function sameDir(stats: { dev: number; ino: number }, identity: DirIdentity): boolean {
+  return stats.dev === identity.dev && stats.ino === identity.ino;
+}
+
+async function openNoFollow(abs: string, shown: string, path: string, follow = false): Promise<{ fd: number; stats: Stats }> {
+  let fd: number;
+  try {
+    fd = await openFd(abs, follow ? constants.O_RDONLY | constants.O_DIRECTORY : DIR_NO_FOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || (code === 'ENOTDIR' && (await lstat(abs).catch(() => undefined))?.isSymbolicLink())) {
+      throw unsafe(path, `${shown || '.'} is a symlink`);
+    }
+    throw err;
+  }
+  try {
+    return { fd, stats: await fstatFd(fd) };
+  } catch (err) {
+    closeQuietly(fd);
+    throw err;
+  }
+}
+
+/**
+ * Opens the folder directory at `diskRel` ('' = the root) for reading, never through a symlink:
+ * with `expect` (its identity as lstat'ed through its verified parent) one open with O_NOFOLLOW
+ * whose result must be that very directory; without, each component is opened with O_NOFOLLOW
+ * relative to the one before. Throws PATH_UNSAFE for a symlink or a directory swapped meanwhile,
+ * and the errno error (ENOENT, ENOTDIR, EACCES…) otherwise.
+ */
+export async function openFolderDir(root: string, diskRel: string, expect?: DirIdentity): Promise<VerifiedDir> {
+  const abs = diskRel === '' ? root : `${root}/${diskRel}`;
+  if (expect) {
+    const { fd, stats } = await openNoFollow(abs, diskRel, diskRel, diskRel === '');
+    if (!sameDir(stats, expect)) {
+      closeQuietly(fd);
+      throw unsafe(diskRel, 'the directory was replaced while it was read');
+    }
+    return new VerifiedDir(fd, abs, { dev: stats.dev, ino: stats.ino });
+  }
+  let { fd, stats } = await openNoFollow(root, '', diskRel, true); // the root itself may be a symlink the user chose
+  let shown = '';
+  try {
+    for (const part of diskRel === '' ? [] : diskRel.split('/')) {
+      shown = shown === '' ? part : `${shown}/${part}`;
+      const through = PROC_FD ? `/proc/self/fd/${fd}/${part}` : `${root}/${shown}`;
+      const next = await openNoFollow(through, shown, diskRel);
+      closeQuietly(fd);
+      ({ fd, stats } = next);
+    }
+  } catch (err) {
+    closeQuietly(fd);
+    throw err;
+  }
+  return new VerifiedDir(fd, abs, { dev: stats.dev, ino: stats.ino });
 }

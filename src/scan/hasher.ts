@@ -3,6 +3,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
+import { READ_NO_FOLLOW } from '../util/fd.js';
 import { throwIfAborted } from '../util/abort.js';
 import { ioError } from '../errors.js';
 
@@ -99,7 +100,7 @@ export async function hashFile(absPath: string, blockSize: number, signal?: Abor
   throwIfAborted(signal);
   let handle;
   try {
-    handle = await open(absPath, 'r');
+    handle = await open(absPath, READ_NO_FOLLOW); // a file swapped for a symlink is not followed
   } catch (err) {
     throw ioError(`opening ${absPath}`, err);
   }
@@ -154,7 +155,7 @@ export const SYNC_HASH_MAX_BYTES = 4 * 1024 * 1024;
 export function hashSmallFileSync(absPath: string, blockSize: number, maxBytes = SYNC_HASH_MAX_BYTES): HashResult | undefined {
   let fd: number;
   try {
-    fd = openSync(absPath, 'r');
+    fd = openSync(absPath, READ_NO_FOLLOW);
   } catch (err) {
     throw ioError(`opening ${absPath}`, err);
   }

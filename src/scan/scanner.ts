@@ -266,6 +266,12 @@ export class Scanner {
       const hashed = await this.pool.hash(absPath, blockSize, run.signal, entry.size);
       run.result.hashedBytes += hashed.size;
       this.onProgress?.({ under: run.under, hashedBytes: run.result.hashedBytes, totalBytes: run.queuedBytes });
+      if (hashed.inode !== entry.inode) {
+        // Not the file the walk saw (replaced, or reached through a directory swapped meanwhile): the next scan looks again.
+        run.result.busy++;
+        this.logger.debug('file replaced between walk and hash; next scan retries', { path: entry.path });
+        return;
+      }
       const rightBlockSize = blockSizeFor(hashed.size);
       if (!hashed.changedDuringHash && rightBlockSize === blockSize) {
         this.warmFiles?.note(entry.path, hashed.size);

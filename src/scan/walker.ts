@@ -2,10 +2,10 @@
 
 import { lstat, opendir, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { join } from 'node:path';
 import { throwIfAborted } from '../util/abort.js';
 import { IgnoreRules } from './ignore.js';
-import { resolveDiskPath, toIndexPath } from './disk-path.js';
+import { openFolderDir, resolveDiskPath, toIndexPath, type DirIdentity, type VerifiedDir } from './disk-path.js';
+import { FerryError } from '../errors.js';
 import type { FileType } from '../index/records.js';
 
 export interface WalkEntry {
@@ -37,6 +37,8 @@ export interface WalkOptions {
 interface PendingDir {
   indexPath: string;
   diskPath: string;
+  /** As lstat'ed through its parent: the directory opened later must be this one (never a symlink swapped in). */
+  identity?: DirIdentity;
 }
 
 function typeOf(stats: Stats): FileType | undefined {
@@ -51,15 +53,6 @@ export function normaliseUnder(under: string | undefined): string {
   return (under ?? '').replace(/^\/+|\/+$/g, '');
 }
 
-async function exists(absPath: string): Promise<boolean> {
-  try {
-    await lstat(absPath);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function isAncestorIgnored(ignore: IgnoreRules, relPath: string): boolean {
   let slash = relPath.indexOf('/');
   while (slash >= 0) {
@@ -69,16 +62,23 @@ function isAncestorIgnored(ignore: IgnoreRules, relPath: string): boolean {
   return false;
 }
 
+interface Found {
+  entry: WalkEntry;
+  identity: DirIdentity;
+}
+
+/** lstat of one entry of an open directory (through its descriptor), as a WalkEntry; undefined when skipped. */
 async function entryFor(
-  root: string,
+  dir: VerifiedDir,
+  name: string,
   indexPath: string,
   diskPath: string,
   ignore: IgnoreRules,
   onError: (relPath: string, err: Error) => void,
-): Promise<WalkEntry | undefined> {
+): Promise<Found | undefined> {
   let stats: Stats;
   try {
-    stats = await lstat(join(root, diskPath));
+    stats = await lstat(dir.entry(name));
   } catch (err) {
     onError(indexPath, err as Error);
     return undefined;
@@ -96,36 +96,41 @@ async function entryFor(
   if (diskPath !== indexPath) entry.diskPath = diskPath;
   if (type === 'symlink') {
     try {
-      entry.linkTarget = await readlink(join(root, diskPath));
+      entry.linkTarget = await readlink(dir.entry(name));
     } catch (err) {
       onError(indexPath, err as Error);
       return undefined;
     }
   }
-  return entry;
+  return { entry, identity: { dev: stats.dev, ino: stats.ino } };
 }
 
 /** lstat calls in flight per directory: enough to keep the thread pool busy, bounded in memory. */
 const LSTAT_CONCURRENCY = 32;
 
-async function* statAll(
-  root: string,
-  diskPaths: string[],
-  ignore: IgnoreRules,
-  onError: (relPath: string, err: Error) => void,
-  stack: PendingDir[],
-): AsyncGenerator<WalkEntry> {
-  const entries = await Promise.all(diskPaths.map((diskPath) => entryFor(root, toIndexPath(diskPath), diskPath, ignore, onError)));
-  for (const [i, entry] of entries.entries()) {
-    if (!entry) continue;
-    yield entry;
-    if (entry.type === 'dir') stack.push({ indexPath: entry.path, diskPath: diskPaths[i]! });
+/**
+ * The entries of one batch of names of `dir`, or undefined (reported) when the directory is no
+ * longer the one opened (a path-based read, off Linux, that a swap would have led elsewhere).
+ */
+async function statAll(dir: VerifiedDir, pending: PendingDir, names: string[], ignore: IgnoreRules, onError: (relPath: string, err: Error) => void): Promise<Found[] | undefined> {
+  const found = await Promise.all(
+    names.map((name) => {
+      const diskPath = pending.diskPath === '' ? name : `${pending.diskPath}/${name}`;
+      return entryFor(dir, name, toIndexPath(diskPath), diskPath, ignore, onError);
+    }),
+  );
+  if (!(await dir.stillHere())) {
+    onError(pending.indexPath, new FerryError('PATH_UNSAFE', `refusing ${JSON.stringify(pending.indexPath)}: the directory was replaced while it was read`));
+    return undefined;
   }
+  return found.filter((one): one is Found => one !== undefined);
 }
 
 /**
  * Walks `root` (or one subtree of it) depth-first. Directories are yielded before their contents.
- * Memory is bounded by the directories waiting to be read, not by the number of files.
+ * Memory is bounded by the directories waiting to be read, not by the number of files. Every
+ * directory is read through a descriptor opened without following symlinks (scan/disk-path.ts):
+ * a directory swapped for a symlink mid-walk leads nowhere outside the folder.
  */
 export async function* walk(root: string, options: WalkOptions = {}): AsyncGenerator<WalkEntry> {
   const ignore = options.ignore ?? IgnoreRules.builtIn();
@@ -138,38 +143,67 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
     stack.push({ indexPath: '', diskPath: '' });
   } else {
     if (isAncestorIgnored(ignore, under)) return;
-    const diskPath = await resolveDiskPath(root, under, exists);
+    const diskPath = await resolveDiskPath(root, under, async (abs) => (await lstat(abs).catch(() => undefined)) !== undefined);
     if (diskPath === undefined) return; // gone: nothing to report
-    const entry = await entryFor(root, toIndexPath(diskPath), diskPath, ignore, onError);
-    if (!entry) return;
-    yield entry;
-    if (entry.type === 'dir') stack.push({ indexPath: entry.path, diskPath });
+    const slash = diskPath.lastIndexOf('/');
+    const parentRel = slash < 0 ? '' : diskPath.slice(0, slash);
+    let parent: VerifiedDir;
+    try {
+      parent = await openFolderDir(root, parentRel);
+    } catch (err) {
+      onError(toIndexPath(parentRel), err as Error);
+      return;
+    }
+    let found: Found[] | undefined;
+    try {
+      found = await statAll(parent, { indexPath: toIndexPath(parentRel), diskPath: parentRel }, [diskPath.slice(slash + 1)], ignore, onError);
+    } finally {
+      parent.close();
+    }
+    const first = found?.[0];
+    if (!first) return;
+    yield first.entry;
+    if (first.entry.type === 'dir') stack.push({ indexPath: first.entry.path, diskPath, identity: first.identity });
   }
 
   while (stack.length > 0) {
     throwIfAborted(signal);
-    const dir = stack.pop()!;
-    let handle;
+    const pending = stack.pop()!;
+    let dir: VerifiedDir;
     try {
-      handle = await opendir(join(root, dir.diskPath), { bufferSize: 64 });
+      dir = await openFolderDir(root, pending.diskPath, pending.identity);
     } catch (err) {
-      onError(dir.indexPath, err as Error);
+      onError(pending.indexPath, err as Error);
       continue;
     }
     try {
+      const handle = await opendir(dir.base, { bufferSize: 64 });
       let names: string[] = [];
+      const flush = async function* (): AsyncGenerator<WalkEntry> {
+        const found = await statAll(dir, pending, names, ignore, onError);
+        names = [];
+        if (!found) throw new DirectoryReplaced();
+        for (const { entry, identity } of found) {
+          yield entry;
+          if (entry.type === 'dir') stack.push({ indexPath: entry.path, diskPath: entry.diskPath ?? entry.path, identity });
+        }
+      };
       for await (const dirent of handle) {
         throwIfAborted(signal);
-        names.push(dir.diskPath === '' ? dirent.name : `${dir.diskPath}/${dirent.name}`);
+        names.push(dirent.name);
         if (names.length < LSTAT_CONCURRENCY) continue;
-        yield* statAll(root, names, ignore, onError, stack);
-        names = [];
+        yield* flush();
       }
-      yield* statAll(root, names, ignore, onError, stack);
+      yield* flush();
     } catch (err) {
       // An abort, or a directory that failed mid-read; the handle is closed by for-await either way.
       if (signal?.aborted) throw err;
-      onError(dir.indexPath, err as Error);
+      if (!(err instanceof DirectoryReplaced)) onError(pending.indexPath, err as Error);
+    } finally {
+      dir.close();
     }
   }
 }
+
+/** Ends the reading of one directory (already reported). */
+class DirectoryReplaced extends Error {}

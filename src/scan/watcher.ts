@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Resource } from '../util/resource.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { IgnoreRules } from './ignore.js';
-import { toIndexPath } from './disk-path.js';
+import { openFolderDir, toIndexPath, type DirIdentity, type VerifiedDir } from './disk-path.js';
+import { isFerryError } from '../errors.js';
 import { OWN_WRITES, type OwnWrites } from './own-writes.js';
 import { coalescePaths } from './subtrees.js';
 
@@ -117,44 +118,56 @@ export class FolderWatcher extends Resource {
     await this.flushing;
   }
 
-  /** Adds watches for a directory and every directory below it (streaming, depth-first). */
+  /**
+   * Adds watches for a directory and every directory below it (streaming, depth-first). Each one is
+   * opened without following symlinks (scan/disk-path.ts) and must be the directory its parent listed:
+   * a directory swapped for a symlink is never watched or entered.
+   */
   private async watchTree(top: string): Promise<void> {
-    const stack = [top];
+    const stack: Array<{ dir: string; identity?: DirIdentity }> = [{ dir: top }];
     while (stack.length > 0 && !this.closed) {
-      const dir = stack.pop()!;
-      // Already-watched directories have watched children (or will report new ones themselves).
-      if ((await this.watchDir(dir)) !== 'added') continue;
-      let handle;
+      const { dir, identity } = stack.pop()!;
+      let opened: VerifiedDir;
       try {
-        handle = await opendir(join(this.root, dir), { bufferSize: 64 });
-      } catch {
-        continue; // vanished or unreadable: nothing to watch below it
+        opened = await openFolderDir(this.root, dir, identity);
+      } catch (err) {
+        if (isFerryError(err, 'PATH_UNSAFE')) this.logger.warn('not watching a directory reached through a symlink', { path: dir, err });
+        this.unwatchTree(dir);
+        continue; // vanished, unreadable or replaced: nothing to watch below it
       }
       try {
-        for await (const dirent of handle) {
-          if (!dirent.isDirectory()) continue; // symlinks are never followed
-          const child = dir === '' ? dirent.name : `${dir}/${dirent.name}`;
-          if (!this.ignore.ignores(toIndexPath(child), true)) stack.push(child);
+        // Already-watched directories have watched children (or will report new ones themselves).
+        if ((await this.watchDir(dir, opened)) !== 'added') continue;
+        let handle;
+        try {
+          handle = await opendir(opened.base, { bufferSize: 64 });
+        } catch {
+          continue; // vanished or unreadable: nothing to watch below it
         }
-      } catch {
-        // directory went away mid-listing
+        try {
+          for await (const dirent of handle) {
+            if (!dirent.isDirectory()) continue; // symlinks are never followed
+            const child = dir === '' ? dirent.name : `${dir}/${dirent.name}`;
+            if (this.ignore.ignores(toIndexPath(child), true)) continue;
+            const stats = await lstat(opened.entry(dirent.name)).catch(() => undefined);
+            if (stats?.isDirectory()) stack.push({ dir: child, identity: { dev: stats.dev, ino: stats.ino } });
+          }
+        } catch {
+          // directory went away mid-listing
+        }
+      } finally {
+        opened.close();
       }
     }
   }
 
   /**
-   * Watches one directory. 'added' also when it could not be watched at the limit (it is counted, and its
-   * children must be visited to count them too); 'known' when already watched; 'gone' when not a directory.
+   * Watches one directory, held open. 'added' also when it could not be watched at the limit (it is
+   * counted, and its children must be visited to count them too); 'known' when already watched;
+   * 'gone' when it cannot be watched any more.
    */
-  private async watchDir(dir: string): Promise<'added' | 'known' | 'gone'> {
-    let inode: number;
-    try {
-      const stats = await lstat(join(this.root, dir));
-      if (!stats.isDirectory()) return 'gone';
-      inode = stats.ino;
-    } catch {
-      return 'gone';
-    }
+  private async watchDir(dir: string, opened: VerifiedDir): Promise<'added' | 'known' | 'gone'> {
+    const inode = opened.identity.ino;
     const existing = this.watches.get(dir);
     if (existing?.inode === inode) return 'known';
     if (existing) this.unwatchTree(dir); // a different directory now lives at this path
@@ -166,7 +179,8 @@ export class FolderWatcher extends Resource {
     }
     let handle: WatchHandle;
     try {
-      handle = this.watchFn(join(this.root, dir), (_event, filename) => this.onEvent(dir, filename));
+      // Through the descriptor: the watch is on this directory whatever its path leads to by now.
+      handle = this.watchFn(opened.base, (_event, filename) => this.onEvent(dir, filename));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (LIMIT_CODES.has(code)) {

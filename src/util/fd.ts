@@ -2,7 +2,7 @@
 // promisified, with a synchronous close (no disk access, microseconds, and no thread-pool round trip
 // as FileHandle.close costs).
 
-import { closeSync, constants, fdatasync, fsync, ftruncate, open, read, write } from 'node:fs';
+import { closeSync, constants, fdatasync, fstat, fsync, ftruncate, open, read, write } from 'node:fs';
 import { promisify } from 'node:util';
 
 /**
@@ -34,3 +34,8 @@ export async function fsyncDir(abs: string): Promise<void> {
   await fsyncFd(fd).catch(() => undefined);
   closeQuietly(fd);
 }
+
+export const fstatFd = promisify(fstat);
+
+/** A directory opened for listing: never through a symlink at the last component. */
+export const DIR_NO_FOLLOW = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;

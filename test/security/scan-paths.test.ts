@@ -1,0 +1,120 @@
+// Hostile peer against the reading side (issue 25 item 10): a directory swapped for a symlink while
+// the walker or the watcher is inside the folder must not lead either of them outside it.
+
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isFerryError } from '../../src/errors.js';
+import { walk } from '../../src/scan/walker.js';
+import { FolderWatcher } from '../../src/scan/watcher.js';
+
+const dirs: string[] = [];
+const closers: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const close of closers) await close();
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-sec-scan-'));
+  dirs.push(dir);
+  return dir;
+}
+
+describe('walker and watcher never leave the folder (hostile peer)', () => {
+  test('a directory swapped for a symlink after it was listed is not entered', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    await writeFile(join(outside, 'secret.txt'), 'outside');
+    await mkdir(join(root, 'sub'));
+    await writeFile(join(root, 'sub/inside.txt'), 'inside');
+    const seen: string[] = [];
+    const errors: Error[] = [];
+    for await (const entry of walk(root, { onError: (_path, err) => errors.push(err) })) {
+      seen.push(entry.path);
+      if (entry.path === 'sub') {
+        // The walk has seen a directory and will read it next: the peer swaps it now.
+        await rm(join(root, 'sub'), { recursive: true });
+        await symlink(outside, join(root, 'sub'));
+      }
+    }
+    assert.deepEqual(seen, ['sub'], 'nothing from outside the folder');
+    assert.ok(errors.some((err) => isFerryError(err, 'PATH_UNSAFE')), 'the refusal is reported');
+  });
+
+  test('a parent swapped for a symlink while a child waits to be read: the child is refused', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    await mkdir(join(outside, 'b'));
+    await writeFile(join(outside, 'b/secret.txt'), 'outside');
+    await mkdir(join(root, 'a/b'), { recursive: true });
+    const seen: string[] = [];
+    const errors: Error[] = [];
+    for await (const entry of walk(root, { onError: (_path, err) => errors.push(err) })) {
+      seen.push(entry.path);
+      if (entry.path === 'a/b') {
+        await rename(join(root, 'a'), join(root, 'a-moved')); // the directory stays in the folder
+        await symlink(outside, join(root, 'a'));
+      }
+    }
+    assert.ok(!seen.includes('a/b/secret.txt'), `nothing from outside: ${seen.join(', ')}`);
+    assert.ok(errors.some((err) => isFerryError(err, 'PATH_UNSAFE')));
+  });
+
+  test('a subtree walk under a symlinked parent indexes nothing', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    await mkdir(join(outside, 'b/c'), { recursive: true });
+    await writeFile(join(outside, 'b/c/secret.txt'), 'outside');
+    await symlink(outside, join(root, 'a'));
+    const seen: string[] = [];
+    const errors: Error[] = [];
+    for await (const entry of walk(root, { under: 'a/b/c', onError: (_path, err) => errors.push(err) })) seen.push(entry.path);
+    assert.deepEqual(seen, []);
+    assert.ok(errors.some((err) => isFerryError(err, 'PATH_UNSAFE')));
+    const file: string[] = [];
+    for await (const entry of walk(root, { under: 'a/b/c/secret.txt' })) file.push(entry.path);
+    assert.deepEqual(file, []);
+  });
+
+  test('the watcher does not watch a directory reached through a parent swapped for a symlink', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    await mkdir(join(root, 'a'));
+    await mkdir(join(outside, 'new'));
+    const changes: string[] = [];
+    let wake: (() => void) | undefined;
+    const watcher = new FolderWatcher({
+      root,
+      // One window gathers the whole swap, so the flush sees 'a/new' after 'a' became a symlink.
+      debounceMs: 1000,
+      onChange: (under) => {
+        changes.push(under);
+        wake?.();
+      },
+    });
+    await watcher.open();
+    closers.push(() => watcher.close());
+    assert.equal(watcher.status().watchedDirs, 2);
+
+    const until = async (match: (path: string) => boolean): Promise<void> => {
+      while (!changes.some(match)) await new Promise<void>((resolve) => (wake = resolve));
+    };
+    // The peer moves `a` away (its watch still reports under `a/`), puts a symlink in its place and
+    // creates `new` in the moved directory: the event names `a/new`, which now leads outside.
+    await rename(join(root, 'a'), join(root, 'a-old'));
+    await symlink(outside, join(root, 'a'));
+    await mkdir(join(root, 'a-old/new'));
+    await until((p) => p === '' || p === 'a');
+    assert.equal(watcher.status().watchedDirs, 3, 'root, a-old and a-old/new; nothing outside');
+
+    // A write outside the folder is never reported; a write inside still is.
+    changes.length = 0;
+    await writeFile(join(outside, 'new/secret.txt'), 'outside');
+    await writeFile(join(root, 'marker.txt'), 'inside');
+    await until((p) => p === '' || p === 'marker.txt');
+    assert.ok(!changes.some((p) => p.startsWith('a/')), `nothing under a/: ${changes.join(', ')}`);
+  });
+});
