@@ -54,9 +54,23 @@ export function compareVersions(a: VersionVector, b: VersionVector): VersionOrde
   return 'equal';
 }
 
-/** The vector after `device` made a change on top of `base`. */
+/**
+ * Largest version counter there is (2^48): far below 2^53, so a counter is always an exact integer
+ * in JavaScript and msgpack, and a peer that sends more is refused (the record, not the link).
+ */
+export const MAX_VERSION_COUNTER = 2 ** 48;
+
+/**
+ * The vector after `device` made a change on top of `base`. A counter is never bumped past
+ * MAX_VERSION_COUNTER: once the device's own entry is there (a peer may have pushed it up), the
+ * change counts under the device's overflow entry `<device>-2` (then `-3`, …), which no other
+ * device can hold (short IDs have no dash). Raising any one entry makes the new vector dominate
+ * `base`, so the change supersedes it everywhere as usual.
+ */
 export function bumpVersion(base: VersionVector, device: string): VersionVector {
-  return { ...base, [device]: (base[device] ?? 0) + 1 };
+  let id = device;
+  for (let n = 2; (base[id] ?? 0) >= MAX_VERSION_COUNTER; n++) id = `${device}-${n}`;
+  return { ...base, [id]: (base[id] ?? 0) + 1 };
 }
 
 /** Least upper bound of two vectors (used when a conflict is resolved). */

@@ -1,6 +1,7 @@
 // Field checkers for decoded peer input (types, lengths, bounds) and the relative-path safety rule.
 
 import { FerryError } from '../errors.js';
+import { refusedCharacter } from '../util/name-rule.js';
 import { LIMITS } from './limits.js';
 
 export function protocolError(where: string, detail: string): FerryError {
@@ -82,10 +83,12 @@ export function checkDeviceId(value: unknown, where: string): string {
 }
 
 /**
- * Throws PATH_UNSAFE unless `path` is a safe relative path inside a folder: non-empty, at most
- * LIMITS.maxPathBytes, NFC, `/`-separated, not absolute, no NUL or backslash, and no empty, `.`
- * or `..` segment, each segment at most LIMITS.maxNameBytes. (Symlinks on disk are the sync
- * layer's check.)
+ * Throws PATH_UNSAFE unless `path` is a legal relative path inside a folder: non-empty, at most
+ * LIMITS.maxPathBytes, valid Unicode in NFC, a sequence of segments separated by `/` (not absolute),
+ * no empty, `.` or `..` segment, each segment at most LIMITS.maxNameBytes, and no control or
+ * bidirectional character (src/util/name-rule.ts). A backslash, colon, `?*<>|"`, a leading dash, a
+ * trailing dot or space, `CON` or `aux.txt` are legal: they are names on Linux. (Symlinks on disk,
+ * case-insensitive volumes and the "portable names" option are the sync layer's checks.)
  */
 export function checkRelativePath(path: unknown): asserts path is string {
   const unsafe = (detail: string): FerryError =>
@@ -95,8 +98,8 @@ export function checkRelativePath(path: unknown): asserts path is string {
   if (path.length > LIMITS.maxPathBytes || Buffer.byteLength(path) > LIMITS.maxPathBytes) {
     throw unsafe(`longer than ${LIMITS.maxPathBytes} bytes`);
   }
-  if (path.includes('\0')) throw unsafe('contains NUL');
-  if (path.includes('\\')) throw unsafe('contains a backslash');
+  const refused = refusedCharacter(path);
+  if (refused) throw unsafe(refused);
   if (path.startsWith('/')) throw unsafe('absolute');
   if (/\p{Cs}/u.test(path)) throw unsafe('not valid Unicode (lone surrogate)');
   if (path.normalize('NFC') !== path) throw unsafe('not NFC');

@@ -28,6 +28,11 @@ export const LIMITS = {
   maxReasonBytes: 1024,
   /** Devices in one version vector. */
   maxVersionEntries: 1024,
+  /** Largest version counter accepted (2^48, far below 2^53): MAX_VERSION_COUNTER in src/index/records.ts. */
+  maxVersionCounter: 2 ** 48,
+  /** mtimes a record may carry: years 0001 to 9999 (ms since the epoch). */
+  minMtimeMs: -62_135_596_800_000,
+  maxMtimeMs: 253_402_300_799_999,
   /** Blocks in one record: 64 Ki blocks of up to 16 MiB. */
   maxBlocksPerRecord: 65536,
   maxBlockSize: 16 * 1024 * 1024,

@@ -118,6 +118,18 @@ export interface IndexMessage {
   firstSequence: number;
   lastSequence: number;
   records: FileRecord[];
+  /**
+   * Received only, never sent: records of this batch that failed validation, left out of `records`
+   * (skipped and reported; the sequence stream goes on past them).
+   */
+  rejected?: RejectedRecord[];
+}
+
+/** A record of a received batch that failed validation: its path as far as known, and why. */
+export interface RejectedRecord {
+  /** The record's path when it was a string (cut to 1,024 characters), else ''. */
+  path: string;
+  reason: string;
 }
 
 export interface RequestMessage {
@@ -234,7 +246,7 @@ export function maxBytesForType(code: number): number | undefined {
 function wireBody(message: Message): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   // Absent optional fields are left out, not sent as msgpack `undefined` (an extension type).
-  for (const [key, value] of Object.entries(message)) if (key !== 'type' && value !== undefined) fields[key] = value;
+  for (const [key, value] of Object.entries(message)) if (key !== 'type' && key !== 'rejected' && value !== undefined) fields[key] = value;
   switch (message.type) {
     case 'Index':
     case 'IndexUpdate':

@@ -38,7 +38,7 @@ export function versionFromWire(value: unknown, where: string): VersionVector {
     if (entry.length !== 2) throw protocolError(`${where}[${i}]`, 'not a [device, counter] pair');
     const device = checkDeviceId(entry[0], `${where}[${i}].device`);
     if (Object.hasOwn(version, device)) throw protocolError(`${where}[${i}]`, `device ${device} twice`);
-    const counter = checkUint(entry[1], `${where}[${i}].counter`);
+    const counter = checkUint(entry[1], `${where}[${i}].counter`, LIMITS.maxVersionCounter);
     if (counter === 0) throw protocolError(`${where}[${i}].counter`, 'zero');
     version[device] = counter;
   }
@@ -65,7 +65,17 @@ export function toWireRecord(record: FileRecord): WireRecord {
   return wire;
 }
 
-/** Validates a wire record and returns it as a FileRecord (inode 0: it came from a peer). */
+/** A finite mtime within years 0001–9999: a later one cannot be set on a file, and would jam it. */
+function checkMtime(value: unknown, where: string): number {
+  const mtimeMs = checkFiniteNumber(value, where);
+  if (mtimeMs < LIMITS.minMtimeMs || mtimeMs > LIMITS.maxMtimeMs) throw protocolError(where, 'outside the years 0001 to 9999');
+  return mtimeMs;
+}
+
+/**
+ * Validates a wire record and returns it as a FileRecord (inode 0: it came from a peer). Throws
+ * PROTOCOL or PATH_UNSAFE for this one record: a batch skips it and reports it (validate.ts).
+ */
 export function recordFromWire(value: unknown, where: string): FileRecord {
   const wire = checkObject(value, where);
   checkRelativePath(wire.path);
@@ -92,7 +102,7 @@ export function recordFromWire(value: unknown, where: string): FileRecord {
     type,
     size,
     mode: checkUint(wire.mode, `${where}.mode`, 0o7777),
-    mtimeMs: checkFiniteNumber(wire.mtimeMs, `${where}.mtimeMs`),
+    mtimeMs: checkMtime(wire.mtimeMs, `${where}.mtimeMs`),
     inode: 0,
     version: versionFromWire(wire.version, `${where}.version`),
     modifiedBy: checkDeviceId(wire.modifiedBy, `${where}.modifiedBy`),

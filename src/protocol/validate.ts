@@ -2,7 +2,8 @@
 
 import { isIP } from 'node:net';
 import type { Access } from '../keys/types.js';
-import { FerryError } from '../errors.js';
+import { FerryError, isFerryError } from '../errors.js';
+import type { FileRecord } from '../index/records.js';
 import { decodeBody, MAX_BLOCK_BYTES } from './frames.js';
 import {
   checkArray,
@@ -26,6 +27,7 @@ import {
   type FolderProof,
   type Message,
   type MessageName,
+  type RejectedRecord,
 } from './messages.js';
 import { recordFromWire, versionFromWire } from './records.js';
 
@@ -43,9 +45,19 @@ function checkIndexBatch(type: 'Index' | 'IndexUpdate', f: Fields): Message {
   const firstSequence = checkUint(f.firstSequence, `${type}.firstSequence`);
   const lastSequence = checkUint(f.lastSequence, `${type}.lastSequence`);
   if (firstSequence > lastSequence) throw protocolError(type, 'firstSequence after lastSequence');
-  const records = checkArray(f.records, `${type}.records`, LIMITS.maxRecordsPerBatch).map((r, i) =>
-    recordFromWire(r, `${type}.records[${i}]`),
-  );
+  // One record that fails validation is skipped and reported, never a reason to refuse the batch
+  // (and with it every later record of the folder): the sequence stream goes on past it.
+  const records: FileRecord[] = [];
+  const rejected: RejectedRecord[] = [];
+  for (const [i, value] of checkArray(f.records, `${type}.records`, LIMITS.maxRecordsPerBatch).entries()) {
+    try {
+      records.push(recordFromWire(value, `${type}.records[${i}]`));
+    } catch (err) {
+      if (!isFerryError(err, 'PROTOCOL') && !isFerryError(err, 'PATH_UNSAFE')) throw err;
+      const path = (value as { path?: unknown } | null)?.path;
+      rejected.push({ path: typeof path === 'string' ? path.slice(0, 1024) : '', reason: err.message });
+    }
+  }
   let previous = -1;
   for (const record of records) {
     if (record.sequence <= previous || record.sequence < firstSequence || record.sequence > lastSequence) {
@@ -60,6 +72,7 @@ function checkIndexBatch(type: 'Index' | 'IndexUpdate', f: Fields): Message {
     firstSequence,
     lastSequence,
     records,
+    ...(rejected.length > 0 ? { rejected } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 // EncBridge: how an RW or RO folder talks to encrypted (ENC) peers: records out and in, blocks served and fetched as ciphertext.
 
 import { createHash } from 'node:crypto';
-import { FerryError } from '../errors.js';
+import { FerryError, isFerryError } from '../errors.js';
 import type { FolderKeys } from '../keys/index.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
@@ -67,16 +67,26 @@ export class EncBridge {
   }
 
   /** The plaintext form of an Index batch from an ENC peer (signatures still to be checked). PROTOCOL if a record is not ours. */
-  incoming(deviceId: string, message: IndexMessage): IndexMessage {
+  incoming(deviceId: string, message: IndexMessage, refused?: (path: string, reason: string) => void): IndexMessage {
     let views = this.views.get(deviceId);
     if (!views) this.views.set(deviceId, (views = new Map()));
     if (message.type === 'Index') views.clear();
-    const records = message.records.map((enc) => {
-      const { plain, view } = fromEncRecord(this.crypto, enc);
+    const records: FileRecord[] = [];
+    for (const enc of message.records) {
+      let opened: ReturnType<typeof fromEncRecord>;
+      try {
+        opened = fromEncRecord(this.crypto, enc);
+      } catch (err) {
+        // One record that does not open or does not agree with what it seals is skipped, not the batch.
+        if (!isFerryError(err, 'PROTOCOL') && !isFerryError(err, 'PATH_UNSAFE')) throw err;
+        refused?.(this.crypto.decryptPath(enc.path) ?? enc.path, err.message);
+        continue;
+      }
+      const { plain, view } = opened;
       if (plain.type === 'file' && !plain.deleted && plain.blocks.length > 0) views.set(plain.path, view);
       else views.delete(plain.path);
-      return plain;
-    });
+      records.push(plain);
+    }
     return { ...message, records };
   }
 

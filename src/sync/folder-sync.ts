@@ -157,6 +157,8 @@ export class FolderSync extends Resource {
   private lastError: string | undefined;
   /** The last file the puller could not sync this time round, and why (for a stalled folder's reason). */
   private lastPullFailure: { path: string; reason: string } | undefined;
+  /** Index batches being stored now. */
+  private receiving = 0;
   private localChangeCount: number | undefined;
 
   constructor(options: FolderSyncOptions) {
@@ -325,14 +327,26 @@ export class FolderSync extends Resource {
 
   /** An Index or IndexUpdate from an attached peer. Throws PROTOCOL or SIGNATURE_INVALID: drop the connection. */
   async receiveIndex(deviceId: string, incoming: IndexMessage): Promise<void> {
+    // While a batch is being stored, what it needs is about to be pulled: not a stall.
+    this.receiving++;
+    try {
+      await this.storeIndex(deviceId, incoming);
+    } finally {
+      this.receiving--;
+    }
+  }
+
+  private async storeIndex(deviceId: string, incoming: IndexMessage): Promise<void> {
     const state = this.requireLink(deviceId);
     let message = incoming;
     const expected = { indexId: state.link.peerState.indexId, afterSequence: state.received };
     const checks = { grants: this.options.grants, logger: this.logger };
+    // Records the validator refused: skipped and reported, and the stream goes on past them.
+    for (const bad of message.rejected ?? []) this.reportFailed(bad.path || '(no path)', `refused from peer: ${bad.reason}`, deviceId);
     if (state.enc) {
       // ENC-facing records are signed too: check them, then check the plaintext records they seal.
       await checkIncomingIndex(this.keys, message, expected, checks);
-      message = this.enc!.incoming(deviceId, message);
+      message = this.enc!.incoming(deviceId, message, (path, reason) => this.reportFailed(path, `refused from peer: ${reason}`, deviceId));
     }
     const signed = await checkIncomingIndex(this.keys, message, expected, { ...checks, unsignedAccepted: state.unsigned });
     const builtIn = IgnoreRules.builtIn();
@@ -345,7 +359,7 @@ export class FolderSync extends Resource {
         checkIndexPath(record.path);
         return true;
       } catch (err) {
-        this.logger.warn('path too long for this index; ignored', { device: deviceId, err: err instanceof Error ? err : String(err) });
+        this.reportFailed(record.path, `cannot be indexed here: ${err instanceof Error ? err.message : String(err)}`, deviceId);
         return false;
       }
     });
@@ -389,7 +403,8 @@ export class FolderSync extends Resource {
     const now = Date.now();
     for (const state of this.links.values()) this.known.set(state.link.deviceId, this.peerReport(state, true, now));
     const needed = counts.needFiles > 0;
-    const state = this.pulling && needed ? 'syncing' : this.lastError ? 'error' : needed ? 'stalled' : 'idle';
+    const moving = this.pulling !== null || this.receiving > 0;
+    const state = moving && needed ? 'syncing' : this.lastError ? 'error' : needed ? 'stalled' : 'idle';
     return {
       state,
       ...(this.lastError ? { error: this.lastError } : {}),

@@ -118,9 +118,9 @@ async function setup(): Promise<{ keys: FolderKeys; victim: Device; lines: strin
   return { keys, victim, lines };
 }
 
-async function intact(victim: Device): Promise<void> {
+async function intact(victim: Device, also: string[] = []): Promise<void> {
   assert.equal(await readFile(join(victim.root, 'precious.txt'), 'utf8'), 'keep me');
-  assert.deepEqual((await readdir(victim.root)).filter((n) => n !== '.ferry').sort(), ['precious.txt']);
+  assert.deepEqual((await readdir(victim.root)).filter((n) => n !== '.ferry').sort(), ['precious.txt', ...also].sort());
 }
 
 describe('hostile peers', () => {
@@ -144,15 +144,40 @@ describe('hostile peers', () => {
     await intact(victim);
   });
 
-  test('unsafe paths (.., absolute, NUL) are refused by the validator and drop the connection', async () => {
+  test('unsafe paths (.., absolute, NUL, control characters) are skipped and reported; the link stays and the rest of the batch is taken', async () => {
     const { keys, victim } = await setup();
-    for (const path of ['../escape.txt', '/etc/passwd', 'a/\u0000/b']) {
-      const peer = await rawPeer(victim, keys);
-      await sendRecords(peer, [signed(keys, record(path))]);
-      await until(() => peer.victimConn.closed);
-      assert.equal(peer.victimConn.closeCode, 'PATH_UNSAFE');
+    const peer = await rawPeer(victim, keys);
+    const bad = ['../escape.txt', '/etc/passwd', 'a/\u0000/b', 'line\nbreak.txt', 'esc\u001b[2J.txt', 'rtl\u202etxt.exe'];
+    const records = bad.map((path, i) => signed(keys, record(path, { sequence: i + 1 })));
+    records.push(signed(keys, record('fine.txt', { sequence: bad.length + 1 })));
+    await sendRecords(peer, records);
+    await until(() => victim.index.peerSequence(deviceIdOf('mallory')) === bad.length + 1);
+    assert.equal(peer.victimConn.closed, false, 'one bad record is not a reason to drop the link');
+    assert.ok(victim.index.getGlobal('fine.txt'));
+    const report = victim.sync.report();
+    assert.equal(report.failedItems, bad.length);
+    for (const item of report.failed) {
+      assert.equal(item.source, deviceIdOf('mallory'));
+      assert.match(item.reason, /refused from peer/);
+      assert.doesNotMatch(item.path, /[\u0000-\u001f\u202e]/, 'shown escaped');
     }
-    await intact(victim);
+    await until(async () => (await readdir(victim.root)).includes('fine.txt'));
+    await intact(victim, ['fine.txt']);
+  });
+
+  test('a record with version counters of 2^53-1 is skipped and reported; later records of the same peer still sync', async () => {
+    const { keys, victim } = await setup();
+    const peer = await rawPeer(victim, keys);
+    await sendRecords(peer, [
+      signed(keys, record('precious.txt', { version: { MALLORY: Number.MAX_SAFE_INTEGER }, sequence: 1 })),
+      signed(keys, record('huge-mtime.txt', { mtimeMs: 1e300, sequence: 2 })),
+    ]);
+    await until(() => victim.index.peerSequence(deviceIdOf('mallory')) === 2);
+    await sendRecords(peer, [signed(keys, record('later.txt', { sequence: 3 }))]);
+    await until(async () => (await readdir(victim.root)).includes('later.txt'));
+    assert.equal(peer.victimConn.closed, false);
+    assert.deepEqual(victim.sync.report().failed.map((item) => item.path).sort(), ['huge-mtime.txt', 'precious.txt']);
+    await intact(victim, ['later.txt']);
   });
 
   test("a signed record whose path goes through a symlink on the receiver's disk is refused; nothing is written outside", async () => {

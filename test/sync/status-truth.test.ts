@@ -18,7 +18,7 @@ describe('folder status', () => {
     answerNothing(peer);
     await sendRecords(peer, [signed(keys, record('wanted.bin', { size: 10, blocks: [randomBytes(32)] }))]);
     await until(() => victim.index.counts().needFiles === 1);
-    await until(() => victim.sync.report().state === 'stalled');
+    await until(() => victim.sync.report().state === 'stalled' && /wanted\.bin/.test(victim.sync.report().stalledReason ?? ''));
     const report = victim.sync.report();
     assert.equal(report.needFiles, 1);
     assert.match(report.stalledReason ?? '', /1 file needed/);
