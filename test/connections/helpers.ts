@@ -22,6 +22,8 @@ export async function makeIdentities(count: number): Promise<TempIdentities> {
 }
 
 export const TEST_BACKOFF = { initialMs: 50, maxMs: 400 };
+/** How long a wait for an event may take before the test fails: a safety net for a busy 2-core machine, never a timed assertion. */
+export const WAIT_LIMIT_MS = 30_000;
 
 /** A manager on 127.0.0.1 with short timeouts; records onPeer/onPeerClosed and every log line. */
 export class TestNode {
@@ -29,6 +31,7 @@ export class TestNode {
   readonly peersClosed: EstablishedPeer[] = [];
   readonly logs: string[] = [];
   readonly manager: ConnectionManager;
+  private readonly logWaiters = new Set<{ match: (line: string) => boolean; resolve: (line: string) => void }>();
 
   constructor(
     readonly identity: DeviceIdentity,
@@ -42,7 +45,7 @@ export class TestNode {
       folders: () => this.folders,
       onPeer: (peer) => this.peersSeen.push(peer),
       onPeerClosed: (peer) => this.peersClosed.push(peer),
-      logger: createLogger({ component: identity.name, level: 'debug', sink: { write: (line) => this.logs.push(line) } }),
+      logger: createLogger({ component: identity.name, level: 'debug', sink: { write: (line) => this.record(line) } }),
       connection: { closeTimeoutMs: 300 },
       backoff: TEST_BACKOFF,
       handshakeTimeoutMs: 2_000,
@@ -69,10 +72,43 @@ export class TestNode {
   logged(text: string): boolean {
     return this.logs.some((line) => line.includes(text));
   }
+
+  /**
+   * Resolves with the first log line (already written or still to come) that contains every one of TEXTS: a
+   * client sees its socket close before the server has logged why it closed it.
+   */
+  logLine(...texts: string[]): Promise<string> {
+    const match = (line: string): boolean => texts.every((text) => line.includes(text));
+    const found = this.logs.find(match);
+    if (found !== undefined) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        match,
+        resolve: (line: string) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.logWaiters.delete(waiter);
+        reject(new Error(`no log line with ${JSON.stringify(texts)} within ${WAIT_LIMIT_MS} ms:\n${this.logs.join('\n')}`));
+      }, WAIT_LIMIT_MS);
+      this.logWaiters.add(waiter);
+    });
+  }
+
+  private record(line: string): void {
+    this.logs.push(line);
+    for (const waiter of this.logWaiters) {
+      if (!waiter.match(line)) continue;
+      this.logWaiters.delete(waiter);
+      waiter.resolve(line);
+    }
+  }
 }
 
 /** Resolves when `predicate` holds, polling; rejects after `limitMs` (a safety net, not a timed assertion). */
-export async function eventually(predicate: () => boolean, what: string, limitMs = 10_000): Promise<void> {
+export async function eventually(predicate: () => boolean, what: string, limitMs = WAIT_LIMIT_MS): Promise<void> {
   const start = Date.now();
   while (!predicate()) {
     if (Date.now() - start > limitMs) throw new Error(`condition not reached: ${what}`);

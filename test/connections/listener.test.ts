@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import { isFerryError } from '../../src/errors.js';
 import { FolderKeys, type DeviceIdentity } from '../../src/keys/index.js';
 import { clientTlsOptions } from '../../src/protocol/index.js';
-import { TestNode, eventually, makeIdentities, sleep, type TempIdentities } from './helpers.js';
+import { TestNode, eventually, makeIdentities, type TempIdentities } from './helpers.js';
 
 let temp: TempIdentities;
 let alice: DeviceIdentity;
@@ -29,6 +29,15 @@ function tcpClient(port: number): net.Socket {
   socket.on('error', () => undefined);
   socket.resume(); // read, so the server's hang-up is noticed
   return socket;
+}
+
+/** A port on 127.0.0.1 that nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
 
 function tcpSockets(): number {
@@ -59,8 +68,8 @@ describe('peer listener', () => {
       stranger.once('secureConnect', () => stranger.write(Buffer.alloc(64, 0xff)));
 
       await Promise.all([closed(garbage), closed(silent), closed(noCert), closed(stranger)]);
-      assert.ok(b.logged('TLS handshake with a peer failed'));
-      assert.ok(b.logs.some((line) => line.includes('refused an incoming connection') && line.includes('no certificate')));
+      await b.logLine('TLS handshake with a peer failed');
+      await b.logLine('refused an incoming connection', 'no certificate');
       assert.equal(b.onlyPeer(), kept);
       assert.equal(kept.connection.closed, false);
       assert.equal(a.onlyPeer()!.connection.closed, false);
@@ -90,7 +99,7 @@ describe('peer listener', () => {
       await closed(third);
       assert.equal(first.destroyed, false);
       assert.equal(second.destroyed, false);
-      assert.ok(b.logged('too many handshakes in progress'));
+      await b.logLine('too many handshakes in progress');
       // Once the silent ones time out, a real peer gets in.
       await Promise.all([closed(first), closed(second)]);
       await eventually(() => b.manager.pendingHandshakes === 0, 'slots freed');
@@ -112,11 +121,17 @@ describe('peer listener', () => {
       assert.equal(status.deviceId, undefined);
       assert.equal(status.connected, false);
       assert.equal(status.nextDialAtMs, undefined);
-      await sleep(300);
-      assert.equal(a.manager.addresses()[0]!.dialAttempts, 1);
+      // A second address that refuses is dialled again and again (backoff, then refresh): its dials are the clock
+      // by which the first one would have been dialled again too.
+      const refusing = `127.0.0.1:${await closedPort()}`;
+      a.manager.addAddress(refusing);
+      const attempts = (address: string): number => a.manager.addresses().find((s) => s.address === address)?.dialAttempts ?? 0;
+      await eventually(() => attempts(refusing) >= 3, 'the refusing address dialled three times');
+      assert.equal(attempts(a.address), 1);
+      const before = attempts(refusing);
       a.manager.refresh();
-      await sleep(100);
-      assert.equal(a.manager.addresses()[0]!.dialAttempts, 1);
+      await eventually(() => attempts(refusing) > before, 'the refresh dialling the refusing address');
+      assert.equal(attempts(a.address), 1);
       assert.equal(a.peersSeen.length, 0);
     } finally {
       await a.manager.close();
@@ -129,10 +144,7 @@ describe('peer listener', () => {
       assert.throws(() => a.manager.addAddress('nope'), (err) => isFerryError(err, 'USAGE'));
       assert.throws(() => a.manager.addAddress('host:99999'), (err) => isFerryError(err, 'USAGE'));
       // A port with no listener: the dial fails and is retried until removed.
-      const probe = net.createServer();
-      await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-      const { port } = probe.address() as net.AddressInfo;
-      await new Promise<void>((resolve) => probe.close(() => resolve()));
+      const port = await closedPort();
       a.manager.addAddress(`127.0.0.1:${port}`);
       await eventually(() => (a.manager.addresses()[0]?.consecutiveFailures ?? 0) >= 2, 'failing dials');
       assert.match(a.manager.addresses()[0]!.lastError!, /ECONNREFUSED/);
