@@ -1,6 +1,7 @@
-// `make bench [BENCH=scan|sync|all]`: runs the benchmarks, prints tables, writes JSON (and the sync chart) to bench/results/.
+// `make bench [BENCH=scan|sync|all|index]`: runs the benchmarks, prints tables, writes JSON (and the sync chart) to bench/results/.
 // Sizes for quick runs: BENCH_LARGE_MIB (1024), BENCH_SMALL_FILES (scan, 100000), BENCH_SYNC_SMALL_FILES (20000),
 // BENCH_MIXED_MIB (500), BENCH_LATENCY_EDITS (20); BENCH_TOOLS=ferry,syncthing; BENCH_DATASETS=large,small,mixed,delta,rename,latency;
+// BENCH=index (bench/index-scale.ts): BENCH_INDEX_FILES (100000), BENCH_INDEX_RESCANS (3), BENCH_INDEX_EDITS (100), BENCH_INDEX_TREE;
 // BENCH_ROUNDS (1): sessions per tool and dataset, the tools taking turns going first; the tables show medians.
 
 import { mkdir, writeFile, rm } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import { barChart } from './chart.js';
 import { sizesFromEnv } from './datasets.js';
 import { median, table, type MemoryPeaks } from './lib.js';
 import { cryptoLimits } from './limits.js';
+import { benchIndexScale } from './index-scale.js';
 import { benchLargeFile, benchSmallFiles } from './scan.js';
 import { benchSync, type SessionResult, type Tool } from './sync.js';
 import { syncthingVersion } from './syncthing-pair.js';
@@ -137,11 +139,25 @@ async function syncBenchmarks(work: string): Promise<void> {
   console.log(`written ${file} and sync.svg`);
 }
 
+async function indexBenchmark(): Promise<void> {
+  const result = await benchIndexScale({
+    files: Number(process.env.BENCH_INDEX_FILES ?? 100_000),
+    rescans: Number(process.env.BENCH_INDEX_RESCANS ?? 3),
+    edits: Number(process.env.BENCH_INDEX_EDITS ?? 100),
+    ...(process.env.BENCH_INDEX_TREE ? { tree: process.env.BENCH_INDEX_TREE } : {}),
+  });
+  const file = join(results, 'index.json');
+  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, ...result }, null, 2) + '\n');
+  console.log(`written ${file}`);
+}
+
 await mkdir(results, { recursive: true });
 const work = await tempDir('bench');
 try {
   if (which === 'scan' || which === 'all') await scanBenchmarks(work);
   if (which === 'sync' || which === 'all') await syncBenchmarks(work);
+  // Not part of `all`: one large tree in this process, for the index and rescan figures of the scale issue.
+  if (which === 'index') await indexBenchmark();
 } finally {
   await rm(work, { recursive: true, force: true });
 }

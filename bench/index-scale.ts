@@ -1,0 +1,188 @@
+// `make bench BENCH=index`: one folder of many small files in one process (a SharedFolder as the daemon runs it):
+// first scan, full rescans (wall and CPU), memory of the mapped index (RSS, PSS, mappings of data.mdb), and
+// local edit latency (watcher → scan → index) for a batch of edits across the tree.
+// Sizes by environment: BENCH_INDEX_FILES (100000), BENCH_INDEX_RESCANS (3), BENCH_INDEX_EDITS (100);
+// BENCH_INDEX_TREE=dir keeps the generated tree there for the next run.
+
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FOLDER_MARKER, SharedFolder } from '../src/daemon/folder.js';
+import { IndexStore } from '../src/index/store.js';
+import { FolderKeys } from '../src/keys/index.js';
+import { HashPool, type ScanResult } from '../src/scan/index.js';
+import { silentLogger } from '../src/util/log.js';
+import { median, percentile, writeSmallFiles } from './lib.js';
+
+const MIB = 1024 * 1024;
+
+export interface IndexScaleResult {
+  files: number;
+  firstScan: { seconds: number; cpuSeconds: number };
+  rescans: Array<{ seconds: number; cpuSeconds: number; visited: number }>;
+  memory: { rssMiB: number; pssMiB: number; hwmMiB: number; mdbMappings: number; mdbRssMiB: number; mdbFileMiB: number };
+  edits?: { count: number; p50: number; p95: number; last: number; visited: number; cpuSeconds: number; fullRescans: number };
+}
+
+async function memoryFigures(mdbPath: string): Promise<IndexScaleResult['memory']> {
+  const rollup = await readFile('/proc/self/smaps_rollup', 'utf8');
+  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
+  const status = await readFile('/proc/self/status', 'utf8');
+  const hwm = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
+  // Resident pages of the index file summed over its mappings (each mapping counts its own).
+  const smaps = (await readFile('/proc/self/smaps', 'utf8')).split('\n');
+  let mappings = 0;
+  let mdbRss = 0;
+  let inMdb = false;
+  for (const line of smaps) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) {
+      inMdb = line.endsWith(mdbPath);
+      if (inMdb) mappings++;
+    } else if (inMdb && line.startsWith('Rss:')) mdbRss += Number(/(\d+)/.exec(line)![1]);
+  }
+  return {
+    rssMiB: kib('Rss') / 1024,
+    pssMiB: kib('Pss') / 1024,
+    hwmMiB: hwm / 1024,
+    mdbMappings: mappings,
+    mdbRssMiB: mdbRss / 1024,
+    mdbFileMiB: (await stat(mdbPath)).size / MIB,
+  };
+}
+
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
+export async function benchIndexScale(options: { files: number; rescans: number; edits: number; tree?: string; log?: (line: string) => void }): Promise<IndexScaleResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const work = join(tmpdir(), `ferry-bench-index-${process.pid}`);
+  const root = options.tree ?? join(work, 'tree');
+  const home = join(work, 'home');
+  await mkdir(home, { recursive: true });
+  const keep = options.tree !== undefined;
+  try {
+    const marker = join(root, FOLDER_MARKER);
+    let exists = false;
+    try {
+      exists = (await stat(marker)).isDirectory() && (await readFile(join(root, '.bench-files'), 'utf8')) === String(options.files);
+    } catch {
+      // not generated yet
+    }
+    if (!exists) {
+      await rm(root, { recursive: true, force: true });
+      await mkdir(marker, { recursive: true });
+      log(`writing ${options.files} files of 1 KiB to ${root}`);
+      await writeSmallFiles(root, options.files, 1024);
+      await writeFile(join(root, '.bench-files'), String(options.files));
+    }
+
+    const store = new IndexStore({ path: join(home, 'index') });
+    await store.open();
+    const pool = new HashPool();
+    await pool.open();
+    const keys = FolderKeys.generate();
+    const index = store.folder(keys.folderIdHex);
+    const scans: Array<{ under: string; result: ScanResult }> = [];
+    let waiter: { done: () => boolean; resolve: () => void } | null = null;
+    const until = (done: () => boolean): Promise<void> =>
+      done() ? Promise.resolve() : new Promise((resolve) => (waiter = { done, resolve }));
+    const folder = new SharedFolder({
+      config: { id: keys.folderIdHex, path: root, access: 'rw', key: 'bench', addedAtMs: Date.now(), paused: false },
+      keys,
+      index,
+      pool,
+      device: { id: 'BENCHDEVICE1'.padEnd(52, 'A'), shortId: 'BENCHDEVICE1' },
+      logger: silentLogger,
+      rescanIntervalMs: 24 * 3_600_000,
+      unwatchedRescanIntervalMs: 24 * 3_600_000,
+      archiveDays: 1,
+      peerSource: () => undefined,
+      onScanned: (under, result) => {
+        scans.push({ under, result });
+        if (waiter?.done()) {
+          waiter.resolve();
+          waiter = null;
+        }
+      },
+    });
+    let start = process.hrtime.bigint();
+    let cpu = process.cpuUsage();
+    await folder.open();
+    await until(() => scans.some((scan) => scan.under === ''));
+    const firstScan = { seconds: Number(process.hrtime.bigint() - start) / 1e9, cpuSeconds: cpuSince(cpu) };
+    log(`first scan: ${firstScan.seconds.toFixed(2)} s, CPU ${firstScan.cpuSeconds.toFixed(2)} s, ${index.counts().localFiles} files`);
+
+    const rescans: IndexScaleResult['rescans'] = [];
+    for (let i = 0; i < options.rescans; i++) {
+      scans.length = 0;
+      start = process.hrtime.bigint();
+      cpu = process.cpuUsage();
+      await folder.requestScan('');
+      const rescan = { seconds: Number(process.hrtime.bigint() - start) / 1e9, cpuSeconds: cpuSince(cpu), visited: scans[0]?.result.scanned ?? 0 };
+      rescans.push(rescan);
+      log(`rescan ${i + 1}: ${rescan.seconds.toFixed(2)} s, CPU ${rescan.cpuSeconds.toFixed(2)} s, visited ${rescan.visited}`);
+    }
+    const memory = await memoryFigures(join(home, 'index', 'data.mdb'));
+    log(
+      `memory: RSS ${memory.rssMiB.toFixed(0)} MiB, PSS ${memory.pssMiB.toFixed(0)} MiB, VmHWM ${memory.hwmMiB.toFixed(0)} MiB; ` +
+        `data.mdb ${memory.mdbFileMiB.toFixed(0)} MiB in ${memory.mdbMappings} mapping(s), ${memory.mdbRssMiB.toFixed(0)} MiB resident`,
+    );
+
+    let edits: IndexScaleResult['edits'];
+    if (options.edits > 0) {
+      scans.length = 0;
+      // Spread over the tree: every (files / edits)-th file, as writeSmallFiles names them.
+      const step = Math.max(1, Math.floor(options.files / options.edits));
+      const edited = Array.from({ length: Math.min(options.edits, options.files) }, (_, k) => {
+        const i = k * step;
+        return `g${Math.floor(i / 1000)}/d${Math.floor(i / 100) % 10}/f${i}.dat`;
+      });
+      const content = (path: string): string => `${path} edited ${Date.now()}`;
+      const written = new Map<string, number>();
+      const latencies = new Map<string, number>();
+      const check = (): boolean => {
+        const now = performance.now();
+        for (const [path, at] of written) {
+          if (latencies.has(path)) continue;
+          const record = index.getLocal(path);
+          if (record && record.size !== 1024) latencies.set(path, (now - at) / 1000);
+        }
+        return latencies.size === edited.length;
+      };
+      cpu = process.cpuUsage();
+      for (const path of edited) {
+        await writeFile(join(root, path), content(path));
+        written.set(path, performance.now());
+      }
+      await until(check);
+      const samples = [...latencies.values()];
+      edits = {
+        count: edited.length,
+        p50: median(samples),
+        p95: percentile(samples, 95),
+        last: Math.max(...samples),
+        visited: scans.reduce((sum, scan) => sum + scan.result.scanned, 0),
+        cpuSeconds: cpuSince(cpu),
+        fullRescans: scans.filter((scan) => scan.under === '').length,
+      };
+      log(
+        `${edits.count} edits until indexed: p50 ${edits.p50.toFixed(2)} s, p95 ${edits.p95.toFixed(2)} s, last ${edits.last.toFixed(2)} s; ` +
+          `CPU ${edits.cpuSeconds.toFixed(2)} s, visited ${edits.visited} entries in ${scans.length} scans (${edits.fullRescans} of the whole folder)`,
+      );
+      // Put the tree back as generated, for the next run.
+      const original = Buffer.alloc(1024);
+      for (const path of edited) {
+        original.writeUInt32LE(Number(/f(\d+)\.dat$/.exec(path)![1]), 0);
+        await writeFile(join(root, path), original);
+      }
+    }
+    await folder.close();
+    await pool.close();
+    await store.close();
+    return { files: options.files, firstScan, rescans, memory, ...(edits ? { edits } : {}) };
+  } finally {
+    await rm(keep ? home : work, { recursive: true, force: true });
+  }
+}
