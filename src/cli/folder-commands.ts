@@ -1,7 +1,8 @@
-// `ferry share`, `join`, `keys`, `folders remove`: folder commands that go through the daemon.
+// `ferry share`, `join`, `keys`, `folders remove`, `folders options`: folder commands that go through the daemon.
 
 import { resolve } from 'node:path';
-import type { FolderReport, KeysReport } from '../web/daemon-api.js';
+import { FerryError } from '../errors.js';
+import type { FolderOptions, FolderReport, KeysReport } from '../web/daemon-api.js';
 import { parseCommand, type Output } from './args.js';
 import { ControlClient } from './client.js';
 
@@ -9,6 +10,7 @@ export const SHARE_USAGE = 'ferry share DIR [--json] [--home DIR]';
 export const JOIN_USAGE = 'ferry join KEY DIR [--home DIR]';
 export const KEYS_USAGE = 'ferry keys FOLDER [--json] [--home DIR]';
 export const FOLDERS_REMOVE_USAGE = 'ferry folders remove FOLDER [--home DIR]';
+export const FOLDERS_OPTIONS_USAGE = 'ferry folders options FOLDER [--portable-names on|off] [--home DIR]';
 
 function printKeys(keys: KeysReport, io: Output): void {
   io.out(`folder  ${keys.folderId}\npath    ${keys.path}\n`);
@@ -68,5 +70,23 @@ export async function revert(argv: string[], io: Output): Promise<number> {
   const folder = encodeURIComponent(folderArgument(positionals[0]!));
   const { reverted } = await new ControlClient(home).call<{ reverted: number }>('POST', `/folders/${folder}/revert`);
   io.out(`${reverted} local change${reverted === 1 ? '' : 's'} reverted (the edited files are in the folder's archive)\n`);
+  return 0;
+}
+
+function onOff(text: string, name: string): boolean {
+  if (text === 'on') return true;
+  if (text === 'off') return false;
+  throw new FerryError('USAGE', `--${name} takes on or off\nusage: ${FOLDERS_OPTIONS_USAGE}`);
+}
+
+/** Shows a folder's options, or sets those given (`--portable-names on` keeps out names Windows cannot hold). */
+export async function foldersOptions(argv: string[], io: Output): Promise<number> {
+  const { values, positionals, home } = parseCommand(argv, { 'portable-names': { type: 'string' } }, { min: 1, max: 1 }, FOLDERS_OPTIONS_USAGE);
+  const folder = encodeURIComponent(folderArgument(positionals[0]!));
+  const options: FolderOptions = {};
+  const portable = values['portable-names'];
+  if (typeof portable === 'string') options.portableNames = onOff(portable, 'portable-names');
+  const now = await new ControlClient(home).call<Required<FolderOptions>>('POST', `/folders/${folder}/options`, options);
+  io.out(`portable-names  ${now.portableNames ? 'on' : 'off'}\n`);
   return 0;
 }

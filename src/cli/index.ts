@@ -4,7 +4,8 @@ import { FerryError, isFerryError } from '../errors.js';
 import { FERRY_VERSION } from '../version.js';
 import type { Output } from './args.js';
 import {
-  FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE, foldersRemove, join, keys, revert, share,
+  FOLDERS_OPTIONS_USAGE, FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE, foldersOptions, foldersRemove, join, keys, revert,
+  share,
 } from './folder-commands.js';
 import { ADMIN_USAGE, admin } from './admin.js';
 import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE, grant, grants, revoke } from './grant.js';
@@ -23,7 +24,8 @@ const COMMANDS: Record<string, Command> = {
   revert,
   folders: (argv, io) => {
     if (argv[0] === 'remove') return foldersRemove(argv.slice(1), io);
-    throw new FerryError('USAGE', `usage: ${FOLDERS_REMOVE_USAGE}`);
+    if (argv[0] === 'options') return foldersOptions(argv.slice(1), io);
+    throw new FerryError('USAGE', `usage: ${FOLDERS_REMOVE_USAGE}\n       ${FOLDERS_OPTIONS_USAGE}`);
   },
   admin,
   grant, revoke, grants,
@@ -42,6 +44,7 @@ usage:
   ${KEYS_USAGE}     FOLDER is its ID or its path
   ${STATUS_USAGE}
   ${FOLDERS_REMOVE_USAGE}
+  ${FOLDERS_OPTIONS_USAGE}   portable names: keep out what Windows cannot hold
   ${PEERS_ADD_USAGE}
   ${REVERT_USAGE}    read-only folders: undo local edits
   ${ADMIN_USAGE}     the web admin's password

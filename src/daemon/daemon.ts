@@ -15,7 +15,7 @@ import { Resource } from '../util/resource.js';
 import { FERRY_VERSION } from '../version.js';
 import { WebAdmin } from '../web/admin.js';
 import type {
-  ArchiveListing, DaemonApi, FolderReport, GrantReport, IssuedGrantReport, KeysReport, PeerInfo, SettingsReport, StatusReport,
+  ArchiveListing, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, PeerInfo, SettingsReport, StatusReport,
 } from '../web/daemon-api.js';
 import { peerInfos, settingsReport, validateSettingsPatch } from './admin.js';
 import { FolderManager } from './folders.js';
@@ -337,6 +337,10 @@ export class Daemon extends Resource implements DaemonApi {
 
   rescan(folder: string): Promise<void> {
     return this.requireFolders().resolve(folder).requestScan('');
+  }
+
+  setFolderOptions(folder: string, options: FolderOptions): Promise<Required<FolderOptions>> {
+    return this.requireFolders().setOptions(folder, options);
   }
 
   pauseFolder(folder: string): Promise<void> {

@@ -84,6 +84,7 @@ export class SharedFolder extends Resource {
       pool: this.options.pool,
       logger: this.logger,
       onCommitted: () => this.sync?.localChanged(),
+      onRefused: (path, reason) => this.reportFailed(path, reason, 'local'),
       warmFiles,
       // no `ignore`: the scanner re-reads .ferryignore on every scan, so edits apply at once
     });
@@ -101,6 +102,7 @@ export class SharedFolder extends Resource {
       grants: this.options.grants,
       rates: this.options.rates,
       warmFiles,
+      portableNames: this.config.portableNames === true,
     });
     if (encrypted) {
       await this.sync.open();
@@ -237,6 +239,7 @@ export class SharedFolder extends Resource {
       localChanges: sync?.localChanges ?? 0,
       failedItems: sync?.failedItems ?? 0,
       failed: sync?.failed ?? [],
+      portableNames: this.config.portableNames === true,
       ...(this.keys.grant ? { grant: this.grantReport(this.keys.grant) } : {}),
       lastScanMs: this.lastScanMs,
       watcher: this.watcher?.status() ?? { watchedDirs: 0, unwatchedDirs: 0, limitReached: false },

@@ -10,7 +10,7 @@ import type { HashPool } from '../scan/index.js';
 import { Archive, type FolderSync, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import type { ArchiveListing, FolderReport, KeysReport } from '../web/daemon-api.js';
+import type { ArchiveListing, FolderOptions, FolderReport, KeysReport } from '../web/daemon-api.js';
 import { FOLDER_MARKER, SharedFolder } from './folder.js';
 import type { Settings } from './settings.js';
 
@@ -201,6 +201,24 @@ export class FolderManager extends Resource {
     }
     if (!shared.sync) throw new FerryError('FOLDER_UNKNOWN', `folder ${folder} is not running (${shared.report().error ?? 'stopped'})`);
     return shared.sync.revertLocalChanges();
+  }
+
+  /** Sets folder options: a change restarts the folder with them stored. Returns the options in force. */
+  setOptions(folder: string, options: FolderOptions): Promise<Required<FolderOptions>> {
+    return this.serialise(async () => {
+      const shared = this.resolve(folder);
+      const portableNames = options.portableNames ?? shared.config.portableNames === true;
+      if (portableNames !== (shared.config.portableNames === true)) {
+        const config: FolderConfig = { ...shared.config, portableNames };
+        this.running.delete(shared.config.id);
+        await shared.close();
+        await this.options.store.putFolder(config);
+        await this.start(config);
+        this.logger.info('folder options changed', { folder: config.id, portableNames });
+        this.options.onChange();
+      }
+      return { portableNames };
+    });
   }
 
   /** Pauses or resumes a folder: restarts it with the flag stored, and re-handshakes with peers. */

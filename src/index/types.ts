@@ -15,6 +15,8 @@ export interface FolderConfig {
   key: string;
   addedAtMs: number;
   paused: boolean;
+  /** Keep out (and report) names Windows and SMB clients cannot hold; absent: off. */
+  portableNames?: boolean;
 }
 
 export interface DeviceRecord {

@@ -57,6 +57,8 @@ export interface ScannerOptions {
   onCommitted?: () => void;
   /** Notes each file hashed (read whole moments ago), for the block server. */
   warmFiles?: WarmFiles;
+  /** Told of each entry not indexed because of its name (util/names.ts), with the reason. @default logged at warn */
+  onRefused?: (path: string, reason: string) => void;
   /** Files being hashed or queued for hashing at once (small ones go to workers in batches). @default 64 × pool size */
   maxHashesInFlight?: number;
 }
@@ -138,6 +140,7 @@ export class Scanner {
   private readonly onCommitted?: () => void;
   private readonly warmFiles?: WarmFiles;
   private readonly maxInFlight: number;
+  private readonly onRefused: (path: string, reason: string) => void;
   private tail: Promise<unknown> = Promise.resolve();
   private queued: QueuedScan | null = null;
 
@@ -151,6 +154,7 @@ export class Scanner {
     this.onProgress = options.onProgress;
     this.onCommitted = options.onCommitted;
     this.warmFiles = options.warmFiles;
+    this.onRefused = options.onRefused ?? ((path, reason) => this.logger.warn('name refused, not indexed', { path, reason }));
     this.maxInFlight = Math.max(1, options.maxHashesInFlight ?? this.pool.size * 64);
   }
 
@@ -183,7 +187,7 @@ export class Scanner {
     const run = new ScanRun(under, ignore, signal);
     try {
       const onError = (path: string, err: Error): void => this.onWalkError(run, path, err);
-      for await (const entry of walk(this.root, { ignore, signal, under, onError })) {
+      for await (const entry of walk(this.root, { ignore, signal, under, onError, onRefused: this.onRefused })) {
         run.result.scanned++;
         if (run.seen.size < SEEN_PATHS_MAX) run.seen.add(pathDigest(entry.path));
         await this.handleEntry(run, entry);

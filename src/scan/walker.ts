@@ -6,6 +6,7 @@ import { throwIfAborted } from '../util/abort.js';
 import { IgnoreRules } from './ignore.js';
 import { openFolderDir, resolveDiskPath, toIndexPath, type DirIdentity, type VerifiedDir } from './disk-path.js';
 import { FerryError } from '../errors.js';
+import { refusedName, refusedSegment } from '../util/names.js';
 import type { FileType } from '../index/records.js';
 
 export interface WalkEntry {
@@ -32,6 +33,11 @@ export interface WalkOptions {
   under?: string;
   /** Called for each entry that could not be read; the entry (and for a directory its contents) is skipped. */
   onError?: (relPath: string, err: Error) => void;
+  /**
+   * Called for each entry whose name this device does not index (util/names.ts: control characters,
+   * bidirectional overrides, a case variant of `.ferry`); it (and for a directory its contents) is skipped.
+   */
+  onRefused?: (relPath: string, reason: string) => void;
 }
 
 interface PendingDir {
@@ -75,7 +81,13 @@ async function entryFor(
   diskPath: string,
   ignore: IgnoreRules,
   onError: (relPath: string, err: Error) => void,
+  onRefused: (relPath: string, reason: string) => void,
 ): Promise<Found | undefined> {
+  const refused = refusedSegment(indexPath.slice(indexPath.lastIndexOf('/') + 1), !indexPath.includes('/'));
+  if (refused !== undefined) {
+    if (!ignore.ignores(indexPath, false)) onRefused(indexPath, refused);
+    return undefined;
+  }
   let stats: Stats;
   try {
     stats = await lstat(dir.entry(name));
@@ -112,11 +124,18 @@ const LSTAT_CONCURRENCY = 32;
  * The entries of one batch of names of `dir`, or undefined (reported) when the directory is no
  * longer the one opened (a path-based read, off Linux, that a swap would have led elsewhere).
  */
-async function statAll(dir: VerifiedDir, pending: PendingDir, names: string[], ignore: IgnoreRules, onError: (relPath: string, err: Error) => void): Promise<Found[] | undefined> {
+async function statAll(
+  dir: VerifiedDir,
+  pending: PendingDir,
+  names: string[],
+  ignore: IgnoreRules,
+  onError: (relPath: string, err: Error) => void,
+  onRefused: (relPath: string, reason: string) => void,
+): Promise<Found[] | undefined> {
   const found = await Promise.all(
     names.map((name) => {
       const diskPath = pending.diskPath === '' ? name : `${pending.diskPath}/${name}`;
-      return entryFor(dir, name, toIndexPath(diskPath), diskPath, ignore, onError);
+      return entryFor(dir, name, toIndexPath(diskPath), diskPath, ignore, onError, onRefused);
     }),
   );
   if (!(await dir.stillHere())) {
@@ -135,6 +154,7 @@ async function statAll(dir: VerifiedDir, pending: PendingDir, names: string[], i
 export async function* walk(root: string, options: WalkOptions = {}): AsyncGenerator<WalkEntry> {
   const ignore = options.ignore ?? IgnoreRules.builtIn();
   const onError = options.onError ?? (() => undefined);
+  const onRefused = options.onRefused ?? (() => undefined);
   const { signal } = options;
   const under = normaliseUnder(options.under);
   const stack: PendingDir[] = [];
@@ -143,6 +163,11 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
     stack.push({ indexPath: '', diskPath: '' });
   } else {
     if (isAncestorIgnored(ignore, under)) return;
+    const refused = refusedName(under);
+    if (refused !== undefined) {
+      onRefused(under, refused);
+      return;
+    }
     const diskPath = await resolveDiskPath(root, under, async (abs) => (await lstat(abs).catch(() => undefined)) !== undefined);
     if (diskPath === undefined) return; // gone: nothing to report
     const slash = diskPath.lastIndexOf('/');
@@ -156,7 +181,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
     }
     let found: Found[] | undefined;
     try {
-      found = await statAll(parent, { indexPath: toIndexPath(parentRel), diskPath: parentRel }, [diskPath.slice(slash + 1)], ignore, onError);
+      found = await statAll(parent, { indexPath: toIndexPath(parentRel), diskPath: parentRel }, [diskPath.slice(slash + 1)], ignore, onError, onRefused);
     } finally {
       parent.close();
     }
@@ -180,7 +205,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
       const handle = await opendir(dir.base, { bufferSize: 64 });
       let names: string[] = [];
       const flush = async function* (): AsyncGenerator<WalkEntry> {
-        const found = await statAll(dir, pending, names, ignore, onError);
+        const found = await statAll(dir, pending, names, ignore, onError, onRefused);
         names = [];
         if (!found) throw new DirectoryReplaced();
         for (const { entry, identity } of found) {

@@ -80,6 +80,8 @@ export interface FolderSyncOptions {
   rates?: TransferRates;
   /** Small files the folder's scanner just hashed; the puller adds those it installs. @default an empty one */
   warmFiles?: WarmFiles;
+  /** Keep out (and report) names Windows and SMB clients cannot hold. @default false */
+  portableNames?: boolean;
 }
 
 export interface PeerReport {
@@ -192,6 +194,7 @@ export class FolderSync extends Resource {
       index: this.index,
       archive: options.archive,
       paths: new DiskPaths(this.root),
+      portableNames: options.portableNames === true,
       deviceShortId: options.device.shortId,
       readOnly: this.keys.access === 'ro',
       logger: this.logger,

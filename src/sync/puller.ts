@@ -12,6 +12,7 @@ import type { WarmFiles } from '../scan/warm-files.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
+import { refusedName } from '../util/names.js';
 import type { Archive } from './archive.js';
 import type { ByteBudget } from './budget.js';
 import { directWriteBuffers, fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
@@ -27,6 +28,8 @@ export interface PullContext {
   readonly index: FolderIndex;
   readonly archive: Archive;
   readonly paths: DiskPaths;
+  /** The folder's "portable names" option: names Windows and SMB cannot hold are not written. */
+  readonly portableNames?: boolean;
   readonly deviceShortId: string;
   /** RO folder: local edits are kept (never overwritten) until reverted. */
   readonly readOnly: boolean;
@@ -238,6 +241,12 @@ export class Puller {
   private async guard(need: NeededPath, work: () => Promise<Outcome>): Promise<Outcome> {
     const { path, type } = need.global;
     if (this.ignore.ignores(path, type === 'dir')) return 'skipped';
+    // Names this device does not write (a deletion of one is never refused for portability: removing is harmless).
+    const refused = refusedName(path, { portable: this.ctx.portableNames === true && !need.global.deleted });
+    if (refused !== undefined) {
+      this.ctx.outcome?.(path, 'refused', refused);
+      return 'skipped';
+    }
     if (this.ctx.readOnly && need.local && compareVersions(need.local.version, need.global.version) === 'concurrent') {
       // An RO device's own edit: kept until the user reverts it, unless it already equals the global version.
       if (!sameContent(need.local, need.global)) return 'skipped';

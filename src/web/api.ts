@@ -4,7 +4,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
-import type { DaemonApi } from './daemon-api.js';
+import type { DaemonApi, FolderOptions } from './daemon-api.js';
 import type { EventHub } from './events.js';
 import { errorMiddleware, optionalNumber, readJsonBody, stringField } from './http.js';
 
@@ -38,6 +38,16 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub): Router {
   router.post('/folders/:folder/rescan', async (ctx) => {
     await daemon.rescan(ctx.params.folder!);
     ctx.body = { ok: true };
+  });
+  router.post('/folders/:folder/options', async (ctx) => {
+    if (!daemon.setFolderOptions) throw new FerryError('USAGE', 'folder options are not available here');
+    const body = await readJsonBody(ctx.req);
+    const options: FolderOptions = {};
+    if (body.portableNames !== undefined) {
+      if (typeof body.portableNames !== 'boolean') throw new FerryError('USAGE', 'portableNames must be true or false');
+      options.portableNames = body.portableNames;
+    }
+    ctx.body = await daemon.setFolderOptions(ctx.params.folder!, options);
   });
   router.post('/folders/:folder/pause', async (ctx) => {
     await daemon.pauseFolder(ctx.params.folder!);

@@ -39,11 +39,19 @@ export interface FolderReport {
   /** Paths skipped rather than synced (a refused record or name), counted; the newest listed in `failed`. */
   failedItems: number;
   failed: FailedItemReport[];
+  /** The folder's "portable names" option. */
+  portableNames?: boolean;
   /** Folders joined with an invite: the grant this device holds them by, and when it expires. */
   grant?: GrantReport;
   lastScanMs: number | null;
   watcher: { watchedDirs: number; unwatchedDirs: number; limitReached: boolean };
   peers: PeerReport[];
+}
+
+/** Options of one folder, settable with `ferry folders options` and POST /api/folders/:folder/options. */
+export interface FolderOptions {
+  /** Keep out (and report) names Windows and SMB clients cannot hold (`CON`, `a:b.txt`, `x.`): off by default. */
+  portableNames?: boolean;
 }
 
 /** A path that is skipped rather than synced, and why. */
@@ -190,6 +198,8 @@ export interface DaemonApi {
   revokeGrant?(grantId: string): Promise<{ id: string; folderId: string; revokedAtMs: number }>;
   /** The grants known for a folder (issued here or learned from peers), soonest expiry first. */
   grants?(folder: string): { folderId: string; grants: GrantReport[] };
+  /** Per-folder options (optional so test doubles need not implement it); returns the options now in force. */
+  setFolderOptions?(folder: string, options: FolderOptions): Promise<Required<FolderOptions>>;
   /** A paused folder is neither scanned nor synced, and not offered to peers. */
   pauseFolder(folder: string): Promise<void>;
   resumeFolder(folder: string): Promise<void>;

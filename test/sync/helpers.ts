@@ -76,6 +76,8 @@ export interface DeviceOptions {
   logger?: Logger;
   /** Upload/download limiters (upload is used by the device's PeerSessions in connect()). */
   rates?: TransferRates;
+  /** The folder's "portable names" option. */
+  portableNames?: boolean;
 }
 
 export interface Device {
@@ -161,6 +163,7 @@ export async function makeDevice(cleanups: Cleanups, options: DeviceOptions): Pr
     limits: { retryIntervalMs: 200, ...options.limits },
     rates: options.rates,
     warmFiles,
+    portableNames: options.portableNames,
   });
   device.sync = sync;
   cleanups.push(() => device.close());
