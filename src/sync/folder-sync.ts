@@ -120,6 +120,8 @@ interface LinkState {
   budget: ByteBudget;
   /** Last sequence of the peer's index stored here. */
   received: number;
+  /** Highest lastSequence received on this link (-1: none yet): within one link sequences only move forward. */
+  linkSequence: number;
   /** The peer is ENC and we are not: records and blocks go through the EncBridge. */
   enc: boolean;
   /** Records travel unsigned both ways (folderKeyLink). */
@@ -272,6 +274,7 @@ export class FolderSync extends Resource {
       sender,
       budget: new ByteBudget(this.limits.peerBytesInFlight),
       received,
+      linkSequence: -1,
       enc,
       unsigned,
       badBlocks: 0,
@@ -328,21 +331,31 @@ export class FolderSync extends Resource {
     return this.links.get(deviceId)?.sender.recordsSent ?? 0;
   }
 
-  /** An Index or IndexUpdate from an attached peer. Throws PROTOCOL or SIGNATURE_INVALID: drop the connection. */
-  async receiveIndex(deviceId: string, incoming: IndexMessage): Promise<void> {
+  /**
+   * An Index or IndexUpdate from an attached peer, over `connection`. Throws PROTOCOL or
+   * SIGNATURE_INVALID: drop the connection. A batch that arrives over a connection this device's
+   * link has since been replaced by (still queued when the peer reconnected) is dropped unstored:
+   * the new link resumes from what was stored when its handshake ran.
+   */
+  async receiveIndex(deviceId: string, incoming: IndexMessage, connection?: PeerConnection): Promise<void> {
+    const state = this.requireLink(deviceId);
+    if (connection && state.link.connection !== connection) {
+      this.logger.debug('index batch from a replaced connection; dropped', { device: deviceId, lastSequence: incoming.lastSequence });
+      return;
+    }
     // While a batch is being stored, what it needs is about to be pulled: not a stall.
     this.receiving++;
     try {
-      await this.storeIndex(deviceId, incoming);
+      await this.storeIndex(state, incoming);
     } finally {
       this.receiving--;
     }
   }
 
-  private async storeIndex(deviceId: string, incoming: IndexMessage): Promise<void> {
-    const state = this.requireLink(deviceId);
+  private async storeIndex(state: LinkState, incoming: IndexMessage): Promise<void> {
+    const deviceId = state.link.deviceId;
     let message = incoming;
-    const expected = { indexId: state.link.peerState.indexId, afterSequence: state.received };
+    const expected = { indexId: state.link.peerState.indexId, afterSequence: state.received, linkSequence: state.linkSequence };
     const checks = { grants: this.options.grants, logger: this.logger };
     // Records the validator refused: skipped and reported, and the stream goes on past them.
     for (const bad of message.rejected ?? []) this.reportFailed(bad.path || '(no path)', `refused from peer: ${bad.reason}`, deviceId);
@@ -370,8 +383,11 @@ export class FolderSync extends Resource {
     const writes: Array<Promise<unknown>> = [];
     const taken = records.length > 0 ? this.index.offerGlobal(records) : Promise.resolve([]);
     if (records.length > 0) writes.push(this.index.putRemote(deviceId, records), taken);
-    writes.push(this.index.setPeerSequence(deviceId, message.lastSequence, message.indexId));
-    state.received = message.lastSequence;
+    state.linkSequence = Math.max(state.linkSequence, message.lastSequence);
+    // A resumed stream may start before what an earlier link stored: never move backwards.
+    const received = Math.max(state.received, message.lastSequence);
+    writes.push(this.index.setPeerSequence(deviceId, received, message.indexId));
+    state.received = received;
     await Promise.all(writes);
     const newGlobal = (await taken).length > 0;
     if (newGlobal) this.localChangeCount = undefined;

@@ -191,7 +191,7 @@ export class IndexSender {
 
 /**
  * Checks an Index / IndexUpdate from a peer before anything is stored: it names the peer's current
- * index, its sequences move forward, and every record carries the folder's signature (or, with a
+ * index, its sequences move forward on this link, and every record carries the folder's signature (or, with a
  * grant book, a signature under a valid RW grant; or, with `unsignedAccepted` on a folderKeyLink,
  * none). A signature that is there is always checked, so none is stored unchecked. Throws PROTOCOL
  * or SIGNATURE_INVALID (the caller drops the connection). Returns the records to take: those signed
@@ -201,7 +201,18 @@ export class IndexSender {
 export async function checkIncomingIndex(
   keys: FolderKeys,
   message: IndexMessage,
-  expected: { indexId: Buffer; afterSequence: number },
+  expected: {
+    indexId: Buffer;
+    /** The peer's last sequence stored here: records at or below it are already stored, and left out. */
+    afterSequence: number;
+    /**
+     * The highest lastSequence received on this connection (-1: none yet): a batch must move past it.
+     * A reconnect may resume before afterSequence (the peer resumes from what the handshake said we
+     * had, and batches of the previous link may have been stored since), so only this link's own
+     * stream is held to moving forward. @default afterSequence
+     */
+    linkSequence?: number;
+  },
   options: { grants?: GrantBook; logger?: Logger; unsignedAccepted?: boolean } = {},
 ): Promise<FileRecord[]> {
   const { grants, logger } = options;
@@ -209,8 +220,13 @@ export async function checkIncomingIndex(
     throw new FerryError('PROTOCOL', 'index batch names an index ID other than the one announced in ClusterState');
   }
   const first = message.records[0];
-  if (message.lastSequence < expected.afterSequence || (first && first.sequence <= expected.afterSequence)) {
-    throw new FerryError('PROTOCOL', `index sequences went backwards (had ${expected.afterSequence}, got ${first?.sequence ?? message.lastSequence})`);
+  const had = expected.linkSequence ?? expected.afterSequence;
+  if (message.lastSequence < had || (first && first.sequence <= had)) {
+    throw new FerryError('PROTOCOL', `index sequences went backwards (had ${had}, got ${first?.sequence ?? message.lastSequence})`);
+  }
+  // Records of a resumed stream that an earlier link already stored.
+  if (first && first.sequence <= expected.afterSequence) {
+    message = { ...message, records: message.records.filter((record) => record.sequence > expected.afterSequence) };
   }
   // Folder-key signatures are all checked at once in the thread pool, off the event loop that moves
   // the blocks; a grant signature needs the grant book (and is rare).

@@ -157,7 +157,7 @@ export class PeerSession extends Resource {
     if (!folder) return;
     this.indexQueued++;
     this.indexChain = this.indexChain
-      .then(() => (this.indexFailed ? undefined : folder.receiveIndex(this.deviceId, message)))
+      .then(() => (this.indexFailed ? undefined : folder.receiveIndex(this.deviceId, message, this.connection)))
       .catch(async (err: unknown) => {
         if (this.indexFailed) return;
         this.indexFailed = true;
