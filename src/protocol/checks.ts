@@ -1,7 +1,7 @@
 // Field checkers for decoded peer input (types, lengths, bounds) and the relative-path safety rule.
 
 import { FerryError } from '../errors.js';
-import { refusedCharacter } from '../util/name-rule.js';
+import { refusedCharacter } from '../util/names.js';
 import { LIMITS } from './limits.js';
 
 export function protocolError(where: string, detail: string): FerryError {
@@ -86,7 +86,7 @@ export function checkDeviceId(value: unknown, where: string): string {
  * Throws PATH_UNSAFE unless `path` is a legal relative path inside a folder: non-empty, at most
  * LIMITS.maxPathBytes, valid Unicode in NFC, a sequence of segments separated by `/` (not absolute),
  * no empty, `.` or `..` segment, each segment at most LIMITS.maxNameBytes, and no control or
- * bidirectional character (src/util/name-rule.ts). A backslash, colon, `?*<>|"`, a leading dash, a
+ * bidirectional character (src/util/names.ts). A backslash, colon, `?*<>|"`, a leading dash, a
  * trailing dot or space, `CON` or `aux.txt` are legal: they are names on Linux. (Symlinks on disk,
  * case-insensitive volumes and the "portable names" option are the sync layer's checks.)
  */
