@@ -7,6 +7,9 @@ NODE ?= node
 FERRY_HOME ?= $(CURDIR)/.ferry-home
 DEPS := node_modules/.deps-stamp
 TEST_CONCURRENCY ?= 4
+# A safety net for a test that hangs (so CI fails instead of waiting forever): far above any test's real time on a
+# busy 2-core machine; tests that need longer say so in their own options.
+TEST_TIMEOUT_MS ?= 600000
 # The network lab (namespaces, miniupnpd, trackers) beside the checkout; its install-deps.sh runs with ours.
 NETLAB ?= $(abspath $(CURDIR)/../shared/netlab)
 export NETLAB
@@ -49,7 +52,7 @@ run: build
 
 test: build $(SYSTEM_DEPS)
 	$(NODE) scripts/check-imports.mjs
-	$(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) $$(find build/test -name '*.test.js' | sort)
+	$(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) --test-timeout=$(TEST_TIMEOUT_MS) $$(find build/test -name '*.test.js' | sort)
 
 # BENCH=scan|sync|all (default all), or index (bench/index-scale.ts, not in all); sizes and tools by environment, see bench/run.ts.
 BENCH ?= all

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CLOSE_DUPLICATE } from '../../src/connections/index.js';
 import { FolderKeys, type DeviceIdentity } from '../../src/keys/index.js';
-import { TEST_BACKOFF, TestNode, eventually, makeIdentities, sameConnection, sleep, type TempIdentities } from './helpers.js';
+import { TEST_BACKOFF, TestNode, closedPort, eventually, makeIdentities, sameConnection, type TempIdentities } from './helpers.js';
 
 let temp: TempIdentities;
 let alice: DeviceIdentity;
@@ -101,8 +101,13 @@ describe('ConnectionManager', () => {
       // The kept link is the one dialled by the smaller device ID.
       const dialler = alice.id < bob.id ? alice.id : bob.id;
       assert.equal(atA.direction, dialler === alice.id ? 'out' : 'in');
-      // Let any redial timers run a few times: nothing changes.
-      await sleep(TEST_BACKOFF.maxMs * 3);
+      // Let any redial timers run a few times: nothing changes. The clock: an address that refuses, dialled by each
+      // side until its backoff has reached the maximum (50, 100, 200, 400, 400 ms).
+      const refusing = `127.0.0.1:${await closedPort()}`;
+      const attempts = (node: TestNode): number => node.manager.addresses().find((s) => s.address === refusing)?.dialAttempts ?? 0;
+      a.manager.addAddress(refusing);
+      b.manager.addAddress(refusing);
+      await eventually(() => attempts(a) >= 6 && attempts(b) >= 6, 'six dials of the refusing address on each side');
       assert.equal(a.onlyPeer(), atA);
       assert.equal(b.onlyPeer(), atB);
       assert.equal(atA.connection.closed, false);

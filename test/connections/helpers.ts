@@ -1,11 +1,13 @@
 // Test helpers for connections/: identities in temp dirs, managers on loopback with recorded events and logs.
 
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ConnectionManager, type ConnectionManagerOptions, type EstablishedPeer } from '../../src/connections/index.js';
 import { loadOrCreateDeviceIdentity, type DeviceIdentity, type FolderKeys } from '../../src/keys/index.js';
 import { createLogger } from '../../src/util/log.js';
+import { WAIT_LIMIT_MS } from '../helpers/wait.js';
 
 export interface TempIdentities {
   identities: DeviceIdentity[];
@@ -22,8 +24,6 @@ export async function makeIdentities(count: number): Promise<TempIdentities> {
 }
 
 export const TEST_BACKOFF = { initialMs: 50, maxMs: 400 };
-/** How long a wait for an event may take before the test fails: a safety net for a busy 2-core machine, never a timed assertion. */
-export const WAIT_LIMIT_MS = 30_000;
 
 /** A manager on 127.0.0.1 with short timeouts; records onPeer/onPeerClosed and every log line. */
 export class TestNode {
@@ -116,7 +116,14 @@ export async function eventually(predicate: () => boolean, what: string, limitMs
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** A port on 127.0.0.1 that nothing listens on (bound, then closed). */
+export async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
 
 /** Two peers hold the same connection when each one's local end is the other's remote end. */
 export function sameConnection(a: EstablishedPeer, b: EstablishedPeer): boolean {

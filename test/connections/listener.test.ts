@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import { isFerryError } from '../../src/errors.js';
 import { FolderKeys, type DeviceIdentity } from '../../src/keys/index.js';
 import { clientTlsOptions } from '../../src/protocol/index.js';
-import { TestNode, eventually, makeIdentities, type TempIdentities } from './helpers.js';
+import { TestNode, closedPort, eventually, makeIdentities, type TempIdentities } from './helpers.js';
 
 let temp: TempIdentities;
 let alice: DeviceIdentity;
@@ -29,15 +29,6 @@ function tcpClient(port: number): net.Socket {
   socket.on('error', () => undefined);
   socket.resume(); // read, so the server's hang-up is noticed
   return socket;
-}
-
-/** A port on 127.0.0.1 that nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 function tcpSockets(): number {

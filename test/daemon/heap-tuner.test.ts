@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
+import { WAIT_LIMIT_MS } from '../helpers/wait.js';
 import { DAEMON_ENV, HeapTuner, MIN_OLD_GENERATION_ROOM, applyDaemonEnv, growingPercentFor } from '../../src/daemon/runtime.js';
 
 const MiB = 1024 * 1024;
@@ -29,13 +31,25 @@ describe('heap tuner', () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     gc();
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + WAIT_LIMIT_MS;
     while (flags.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(flags, ['--heap-growing-percent=225', '--heap-growing-percent=100']);
 
     tuner.close();
+    // Our own observer of the next full collection: once it has seen it, a tuner still observing would have too.
+    // (The timer also keeps the event loop alive until the entry is delivered.)
+    const seen = new Promise<void>((resolve, reject) => {
+      const limit = setTimeout(() => reject(new Error('no full collection observed')), WAIT_LIMIT_MS);
+      const observer = new PerformanceObserver((list) => {
+        if (!list.getEntries().some((entry) => (entry as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR)) return;
+        observer.disconnect();
+        clearTimeout(limit);
+        resolve();
+      });
+      observer.observe({ entryTypes: ['gc'] });
+    });
     gc();
-    await new Promise((r) => setTimeout(r, 100));
+    await seen;
     assert.equal(flags.length, 2, 'no more changes once closed');
   });
 });

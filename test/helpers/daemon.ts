@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DAEMON_ENV, DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
+import { POLL_MS, WAIT_LIMIT_MS } from './wait.js';
 
 export const MAIN = resolve(fileURLToPath(import.meta.url), '../../../src/main.js');
 
@@ -64,7 +65,7 @@ function runningDaemonLogs(): string {
     .join('');
 }
 
-export async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000): Promise<T> {
+export async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = WAIT_LIMIT_MS): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -77,7 +78,7 @@ export async function waitFor<T>(probe: () => Promise<T | undefined | false>, wh
     if (Date.now() > deadline) {
       throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}${runningDaemonLogs()}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile, chmod, open } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, symlink, utimes, writeFile, chmod, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DaemonProcess, ferry, removeDir, tempDir, waitFor, type StatusJson } from '../helpers/daemon.js';
@@ -131,8 +131,10 @@ describe('two daemons', () => {
     await converge([a, b], [dirA, dirB], 'shared.txt');
     await b.stop();
     await writeFile(join(dirA, 'shared.txt'), 'edit on a');
-    await new Promise((r) => setTimeout(r, 1500));
     await writeFile(join(dirB, 'shared.txt'), 'edit on b, later');
+    // B's edit is the later one by its time stamp (a minute after A's), not by waiting.
+    const { mtime } = await stat(join(dirA, 'shared.txt'));
+    await utimes(join(dirB, 'shared.txt'), mtime, new Date(mtime.getTime() + 60_000));
     b = new DaemonProcess(b.home);
     await b.ready();
     await converge([a, b], [dirA, dirB], 'the conflict to settle', 40_000);
@@ -182,7 +184,9 @@ describe('three daemons, read-only access and wrong keys', () => {
       const f = (await c!.status()).folders[0] as unknown as { localChanges?: number };
       return (f.localChanges ?? 0) >= 2;
     }, 'the RO device to report its local changes');
-    await new Promise((r) => setTimeout(r, 2000));
+    // A later edit on the writable B reaching A and C bounds the wait: C's edits, had they been sent, went first.
+    await writeFile(join(dirB!, 'after-ro-edit.txt'), 'marker');
+    await waitFor(async () => existsSync(join(dirA!, 'after-ro-edit.txt')) && existsSync(join(dirC!, 'after-ro-edit.txt')), 'b\'s later file reaching a and c');
     assert.equal(await readFile(join(dirA!, 'one.txt'), 'utf8'), 'one');
     assert.equal(existsSync(join(dirA!, 'ro-new.txt')), false);
     assert.equal(existsSync(join(dirB!, 'ro-new.txt')), false);
@@ -197,7 +201,7 @@ describe('three daemons, read-only access and wrong keys', () => {
     await mkdir(other);
     await share(d!, other);
     await connect(d!, a!);
-    await new Promise((r) => setTimeout(r, 2000));
+    await waitFor(async () => /no folder in common/.test(d!.log + a!.log), 'the refusal of the device with another folder');
     const dStatus = await d!.status();
     assert.equal(dStatus.folders[0]!.peers.filter((p) => (p as { connected: boolean }).connected).length, 0);
     assert.deepEqual(await readdir(other), ['.ferry']);

@@ -84,6 +84,8 @@ export function ok(result: SpawnSyncReturns<string>, what: string): string {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Interval between two looks of a polling wait here (each look runs the CLI, under qemu on ARM). */
+const POLL_MS = 500;
 
 /** A `ferry run` of one target's executable on a temp home, stopped by the test. */
 export class DistDaemon {
@@ -112,7 +114,7 @@ export class DistDaemon {
       const r = this.cli(['status', '--json']);
       if (r.status === 0) return JSON.parse(r.stdout) as Record<string, unknown>;
       if (Date.now() > deadline) throw new Error(`daemon not ready:\n${this.log}\n${r.stderr}`);
-      await sleep(500);
+      await sleep(POLL_MS);
     }
   }
 
@@ -144,6 +146,6 @@ export async function until<T>(what: string, probe: () => T | undefined | Promis
     const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(500);
+    await sleep(POLL_MS);
   }
 }

@@ -8,6 +8,10 @@ import { encodeFrame } from '../../src/protocol/frames.js';
 import type { Message, RequestMessage } from '../../src/protocol/messages.js';
 import { duplexPair, eventually, tcpPair } from './helpers.js';
 
+/** The keepalive test's idle timeout, and the quiet it survives (a quarter more). */
+const IDLE_TIMEOUT_MS = 1000;
+const QUIET_MS = IDLE_TIMEOUT_MS * 1.25;
+
 const folderId = Buffer.alloc(20, 1);
 const hash = Buffer.alloc(32, 2);
 const blockRequest = { folderId, path: 'a/b', offset: 0, size: 4, hash };
@@ -94,9 +98,10 @@ describe('PeerConnection', () => {
   });
 
   test('keepalive pings keep a quiet link open; a silent peer is closed', async () => {
-    const [a, b] = await connectedPair({ pingIntervalMs: 20, idleTimeoutMs: 1000 });
-    // Five idle timeouts' worth of quiet, as far as the application is concerned.
-    await new Promise((resolve) => setTimeout(resolve, 5000 / 4));
+    const [a, b] = await connectedPair({ pingIntervalMs: 20, idleTimeoutMs: IDLE_TIMEOUT_MS });
+    // More than an idle timeout of quiet, as far as the application is concerned: only time can show that the link
+    // was not closed for being idle.
+    await new Promise((resolve) => setTimeout(resolve, QUIET_MS));
     assert.ok(a.bytesIn > 0 && b.bytesIn > 0, 'pings flowed');
     assert.equal(a.closed, false);
     assert.equal(b.closed, false);
@@ -169,8 +174,9 @@ describe('PeerConnection', () => {
           maxBuffered = Math.max(maxBuffered, tcp.a.writableLength);
         }
       })();
-      // The receiver takes nothing for a while: its queue fills, reading stops, the kernel buffers fill.
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // The receiver takes nothing: its queue fills, reading stops, the kernel buffers fill, and the sender's socket
+      // buffer reaches its high-water mark (a sender that buffered without bound would have sent everything by then).
+      await eventually(() => tcp.a.writableLength >= tcp.a.writableHighWaterMark);
       const queuedBytesWhileStalled = sender.bytesOut - receiver.bytesIn;
       let received = 0;
       while (received < 100) {

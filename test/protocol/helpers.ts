@@ -8,6 +8,7 @@ import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { loadOrCreateDeviceIdentity, type DeviceIdentity } from '../../src/keys/index.js';
 import { clientTlsOptions, serverTlsOptions } from '../../src/protocol/tls.js';
+import { WAIT_LIMIT_MS } from '../helpers/wait.js';
 
 /** Two connected in-memory duplexes: what one writes, the other reads. */
 export function duplexPair(): [Duplex, Duplex] {
@@ -99,7 +100,7 @@ export async function tcpPair(): Promise<{ a: net.Socket; b: net.Socket; close()
 }
 
 /** Resolves when `predicate` holds, polling; rejects after `limitMs` (a safety net, not a timed assertion). */
-export async function eventually(predicate: () => boolean, limitMs = 5000): Promise<void> {
+export async function eventually(predicate: () => boolean, limitMs = WAIT_LIMIT_MS): Promise<void> {
   const start = Date.now();
   while (!predicate()) {
     if (Date.now() - start > limitMs) throw new Error('condition not reached');

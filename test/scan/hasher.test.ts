@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { hashFile, HASH_READ_BYTES, type HashResult } from '../../src/scan/hasher.js';
 import { HashPool } from '../../src/scan/hash-pool.js';
 import { makeTempDir, runCleanups } from './helpers.js';
+import { WAIT_LIMIT_MS } from '../helpers/wait.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(() => runCleanups(cleanups));
@@ -209,7 +210,8 @@ describe('HashPool', () => {
     await writeFile(join(dir, 'f'), 'hello');
     await Promise.all([pool.hash(join(dir, 'f'), 128 * 1024), pool.hash(join(dir, 'f'), 128 * 1024)]);
     assert.ok(pool.runningWorkers >= 1, 'work started a thread');
-    for (let i = 0; i < 100 && pool.runningWorkers > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const deadline = Date.now() + WAIT_LIMIT_MS;
+    while (pool.runningWorkers > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.equal(pool.runningWorkers, 0, 'idle workers stopped');
     const again = await pool.hash(join(dir, 'f'), 128 * 1024);
     assert.equal(again.size, 5);
