@@ -2,9 +2,10 @@
 // first scan, full rescans (wall and CPU), memory of the mapped index (RSS, PSS, mappings of data.mdb), and
 // local edit latency (watcher → scan → index) for a batch of edits across the tree.
 // Sizes by environment: BENCH_INDEX_FILES (100000), BENCH_INDEX_RESCANS (3), BENCH_INDEX_EDITS (100);
-// BENCH_INDEX_TREE=dir keeps the generated tree there for the next run.
+// BENCH_INDEX_TREE=dir keeps the generated tree there for the next run; BENCH_INDEX_PROFILE=file.cpuprofile profiles the rescans.
 
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FOLDER_MARKER, SharedFolder } from '../src/daemon/folder.js';
@@ -115,6 +116,13 @@ export async function benchIndexScale(options: { files: number; rescans: number;
     log(`first scan: ${firstScan.seconds.toFixed(2)} s, CPU ${firstScan.cpuSeconds.toFixed(2)} s, ${index.counts().localFiles} files`);
 
     const rescans: IndexScaleResult['rescans'] = [];
+    const profile = process.env.BENCH_INDEX_PROFILE;
+    const session = profile ? new Session() : undefined;
+    if (session) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    }
     for (let i = 0; i < options.rescans; i++) {
       scans.length = 0;
       start = process.hrtime.bigint();
@@ -123,6 +131,11 @@ export async function benchIndexScale(options: { files: number; rescans: number;
       const rescan = { seconds: Number(process.hrtime.bigint() - start) / 1e9, cpuSeconds: cpuSince(cpu), visited: scans[0]?.result.scanned ?? 0 };
       rescans.push(rescan);
       log(`rescan ${i + 1}: ${rescan.seconds.toFixed(2)} s, CPU ${rescan.cpuSeconds.toFixed(2)} s, visited ${rescan.visited}`);
+    }
+    if (session) {
+      const { profile: taken } = await session.post('Profiler.stop');
+      await writeFile(profile!, JSON.stringify(taken));
+      session.disconnect();
     }
     const memory = await memoryFigures(join(home, 'index', 'data.mdb'));
     log(
