@@ -5,7 +5,7 @@ import type { Key } from 'lmdb';
 import { FerryError } from '../errors.js';
 import { applyPathChange, countsOf, emptyFolderState, isNeeded, type FolderState, type PathState } from './counters.js';
 import { beneathRange, checkIndexPath, folderRange, hashKey, hashRange, normaliseDirectory, pathEntriesRange } from './keys.js';
-import { decodeRecord, encodeRecord } from './record-codec.js';
+import { decodeRecord, decodeStat, encodeRecord } from './record-codec.js';
 import { compareVersions, conflictWinner, supersedes, type FileRecord, type VersionVector } from './records.js';
 import type { IndexDbs } from './schema.js';
 import {
@@ -13,6 +13,7 @@ import {
   type BlockLocation,
   type FolderCounts,
   type FolderIndex,
+  type LocalStat,
   type NeededPath,
   type NewFileRecord,
   type PutLocalOptions,
@@ -51,6 +52,11 @@ export class LmdbFolderIndex implements FolderIndex {
     return this.read('local', path);
   }
 
+  getLocalStat(path: string): LocalStat | undefined {
+    const stored: unknown = this.context.dbs().local.get([this.folderId, path]);
+    return stored === undefined ? undefined : decodeStat(path, stored);
+  }
+
   async putLocal(records: NewFileRecord[], options: PutLocalOptions = {}): Promise<FileRecord[]> {
     const updateGlobal = options.updateGlobal ?? true;
     for (const record of records) checkRecord(record);
@@ -84,6 +90,13 @@ export class LmdbFolderIndex implements FolderIndex {
 
   *localRecords(options?: { under?: string }): Iterable<FileRecord> {
     yield* this.records('local', options?.under);
+  }
+
+  *localPaths(options?: { under?: string }): Iterable<string> {
+    const dir = normaliseDirectory(options?.under);
+    if (dir !== '' && this.context.dbs().local.doesExist([this.folderId, dir])) yield dir;
+    const range = dir === '' ? folderRange(this.folderId) : beneathRange(this.folderId, dir);
+    for (const key of this.context.dbs().local.getKeys({ ...range, snapshot: false })) yield (key as [string, string])[1];
   }
 
   *localSince(sequence: number): Iterable<FileRecord> {

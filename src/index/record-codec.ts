@@ -2,6 +2,7 @@
 
 import { FerryError } from '../errors.js';
 import type { FileRecord, FileType, VersionVector } from './records.js';
+import type { LocalStat } from './types.js';
 
 const TYPE_CODES: Record<FileType, number> = { file: 0, dir: 1, symlink: 2 };
 const TYPES_BY_CODE: FileType[] = ['file', 'dir', 'symlink'];
@@ -85,4 +86,22 @@ export function decodeRecord(path: string, stored: unknown): FileRecord {
   if (signature !== null && signature !== undefined) record.signature = asBytes(signature, 'signature', path);
   if (sealed !== undefined) record.sealed = asBytes(sealed, 'sealed record', path);
   return record;
+}
+
+/** The scan's fields of a stored record, without copying its blocks or version (see LocalStat). */
+export function decodeStat(path: string, stored: unknown): LocalStat {
+  if (!Array.isArray(stored) || (stored.length !== STORED_LENGTH && stored.length !== STORED_LENGTH + 1)) throw corrupt('not a schema-1 tuple', path);
+  const type = TYPES_BY_CODE[stored[0] as number];
+  if (type === undefined) throw corrupt(`unknown type ${String(stored[0])}`, path);
+  const stat: LocalStat = {
+    path,
+    type,
+    size: stored[1] as number,
+    mode: stored[2] as number,
+    mtimeMs: stored[3] as number,
+    inode: stored[4] as number,
+    deleted: stored[9] === true,
+  };
+  if (typeof stored[11] === 'string') stat.linkTarget = stored[11];
+  return stat;
 }

@@ -43,6 +43,9 @@ export interface BlockLocation {
   index: number;
 }
 
+/** What a scan compares with the disk: a local record without blocks, version or signature (cheaper to read). */
+export type LocalStat = Pick<FileRecord, 'path' | 'type' | 'size' | 'mode' | 'mtimeMs' | 'inode' | 'deleted' | 'linkTarget'>;
+
 /** A record as handed to putLocal: the index assigns the sequence. */
 export type NewFileRecord = Omit<FileRecord, 'sequence'>;
 
@@ -72,6 +75,8 @@ export interface FolderIndex {
 
   /** This device's record for a path (including tombstones). */
   getLocal(path: string): FileRecord | undefined;
+  /** The fields of the local record a scan compares with the disk. */
+  getLocalStat(path: string): LocalStat | undefined;
   /**
    * Stores records as this device's state, each with the next local sequence, in one transaction.
    * Also maintains the block map (old blocks of the path out, new ones in) and, unless
@@ -82,6 +87,8 @@ export interface FolderIndex {
   putLocal(records: NewFileRecord[], options?: PutLocalOptions): Promise<FileRecord[]>;
   /** Local records in path order, optionally only those under a directory prefix ("a/b" → "a/b" and "a/b/…"). */
   localRecords(options?: { under?: string }): Iterable<FileRecord>;
+  /** The paths of the local records (tombstones too) in path order, without reading the records. */
+  localPaths(options?: { under?: string }): Iterable<string>;
   /** Local records changed after `sequence`, in sequence order. */
   localSince(sequence: number): Iterable<FileRecord>;
   /** Highest local sequence assigned so far (0 when empty). */

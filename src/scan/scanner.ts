@@ -7,7 +7,7 @@ import { sleep, throwIfAborted } from '../util/abort.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { pathDigest } from '../util/path-digest.js';
 import { bumpVersion, type FileRecord } from '../index/records.js';
-import type { FolderIndex, NewFileRecord } from '../index/types.js';
+import type { FolderIndex, LocalStat, NewFileRecord } from '../index/types.js';
 import { blockSizeFor } from './blocksize.js';
 import { DiskPresence, isGone } from './presence.js';
 import type { HashPool } from './hash-pool.js';
@@ -27,9 +27,9 @@ export const HASH_RETRY_DELAY_MS = 250;
 const EXISTENCE_CHECKS_IN_FLIGHT = 32;
 /**
  * Paths the walk saw are not lstat'ed again by the deletion pass (a rescan of an unchanged tree
- * did every lstat twice). They are remembered as 48-bit digests, up to this many (about 50 bytes
+ * did every lstat twice). They are remembered as 53-bit digests, up to this many (about 50 bytes
  * each); paths beyond are checked as before. A deleted path whose digest collides with a seen one
- * (a chance of about 1 in 10^9 with 200,000 seen) has its deletion found by the watcher or the next scan.
+ * (a chance of about 1 in 4·10^10 with 200,000 seen) has its deletion found by the watcher or the next scan.
  */
 const SEEN_PATHS_MAX = 200_000;
 
@@ -94,7 +94,7 @@ function covers(outer: string, inner: string): boolean {
 }
 
 /** Whether the entry still matches its record, so it needs no hashing and no new version. */
-function unchanged(old: FileRecord | undefined, entry: WalkEntry): boolean {
+function unchanged(old: LocalStat | undefined, entry: WalkEntry): boolean {
   if (!old || old.deleted || old.type !== entry.type || old.mode !== entry.mode) return false;
   switch (entry.type) {
     case 'file':
@@ -225,9 +225,10 @@ export class Scanner {
   }
 
   private async handleEntry(run: ScanRun, entry: WalkEntry): Promise<void> {
-    const old = this.index.getLocal(entry.path);
-    if (unchanged(old, entry)) return;
+    // Most entries of a rescan are unchanged: compare without reading the whole record.
+    if (unchanged(this.index.getLocalStat(entry.path), entry)) return;
     if (entry.type !== 'file' || entry.size === 0) {
+      const old = this.index.getLocal(entry.path);
       this.addChange(run, {
         path: entry.path,
         type: entry.type,
@@ -370,10 +371,13 @@ export class Scanner {
       candidates = [];
       if (run.batch.length >= SCAN_BATCH_RECORDS) await this.flush(run);
     };
-    for (const record of this.index.localRecords(options)) {
-      throwIfAborted(run.signal);
-      if (record.deleted || run.ignore.ignores(record.path, record.type === 'dir')) continue;
-      if (run.seen.has(pathDigest(record.path))) continue;
+    // Paths only: the records of the few paths the walk did not see are read, not all of them.
+    let count = 0;
+    for (const path of this.index.localPaths(options)) {
+      if ((++count & 1023) === 0) throwIfAborted(run.signal);
+      if (run.seen.has(pathDigest(path))) continue;
+      const record = this.index.getLocal(path);
+      if (!record || record.deleted || run.ignore.ignores(record.path, record.type === 'dir')) continue;
       candidates.push(record);
       if (candidates.length >= EXISTENCE_CHECKS_IN_FLIGHT) await checkCandidates();
     }

@@ -7,7 +7,7 @@ import { pathDigest } from '../util/path-digest.js';
 export const WARM_FILE_MAX_BYTES = 64 * 1024;
 /** How long after it was read or written a file counts as warm. */
 export const WARM_WINDOW_MS = 60_000;
-/** Files remembered at most (oldest dropped first), as 48-bit digests of their paths: about 2 MiB. */
+/** Files remembered at most (oldest dropped first), as 53-bit digests of their paths: about 2 MiB. */
 export const WARM_FILES_MAX = 50_000;
 
 /**

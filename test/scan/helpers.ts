@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../src/util/log.js';
 import type { FileRecord } from '../../src/index/records.js';
-import { INDEX_ID_BYTES, type BlockLocation, type FolderCounts, type FolderIndex, type NeededPath, type NewFileRecord } from '../../src/index/types.js';
+import { INDEX_ID_BYTES, type BlockLocation, type FolderCounts, type FolderIndex, type LocalStat, type NeededPath, type NewFileRecord } from '../../src/index/types.js';
 
 export async function makeTempDir(cleanups: Array<() => Promise<void>>, prefix = 'ferry-scan-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
@@ -33,6 +33,14 @@ export class MemoryFolderIndex implements FolderIndex {
 
   getLocal(path: string): FileRecord | undefined {
     return this.local.get(path);
+  }
+
+  getLocalStat(path: string): LocalStat | undefined {
+    return this.local.get(path);
+  }
+
+  *localPaths(options: { under?: string } = {}): Iterable<string> {
+    for (const record of this.localRecords(options)) yield record.path;
   }
 
   // The sync side of FolderIndex: the scanner never calls it.
