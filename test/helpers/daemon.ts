@@ -110,7 +110,7 @@ export class DaemonProcess {
     this.child = spawn(launch.argv[0]!, launch.argv.slice(1), { env: { ...launch.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
-    this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));
+    this.exitPromise = new Promise((r) => this.child.on('close', (code) => r(code))); // 'close': after the last output, which 'exit' can precede
     trackDaemonLog(this, this.exitPromise);
   }
 

@@ -67,7 +67,7 @@ export class FerryNode {
     this.child = options.ns ? spawn('ip', ['netns', 'exec', options.ns, ...argv], spawnOptions) : spawn(argv[0]!, argv.slice(1), spawnOptions);
     this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
-    this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));
+    this.exitPromise = new Promise((r) => this.child.on('close', (code) => r(code))); // 'close': after the last output, which 'exit' can precede
     trackDaemonLog(this, this.exitPromise);
   }
 

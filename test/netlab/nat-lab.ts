@@ -58,7 +58,7 @@ export class NsProcess {
     this.child = spawn('ip', ['netns', 'exec', ns, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.out += d.toString()));
-    this.exitPromise = new Promise((r) => this.child.on('exit', (code) => r(code)));
+    this.exitPromise = new Promise((r) => this.child.on('close', (code) => r(code))); // 'close': after the last output, which 'exit' can precede
   }
 
   /** JSON lines printed so far (the map-port fixture's events). */
