@@ -54,7 +54,7 @@ test: build $(SYSTEM_DEPS)
 	$(NODE) scripts/check-imports.mjs
 	$(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) --test-timeout=$(TEST_TIMEOUT_MS) $$(find build/test -name '*.test.js' | sort)
 
-# BENCH=scan|sync|all (default all), or index (bench/index-scale.ts, not in all); sizes and tools by environment, see bench/run.ts.
+# BENCH=scan|sync|all (default all), or index / edits (bench/index-scale.ts, bench/edit-latency.ts; not in all); sizes and tools by environment, see bench/run.ts.
 BENCH ?= all
 bench: build
 	BENCH=$(BENCH) $(NODE) build/bench/run.js $(BENCH_ARGS)

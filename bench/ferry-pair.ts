@@ -60,6 +60,11 @@ export class FerryPair implements Pair {
     return status.folders[0]?.peers.reduce((n, p) => n + (p.bytesOut ?? 0), 0) ?? 0;
   }
 
+  /** Process IDs of both daemons. */
+  pids(): { a: number; b: number } {
+    return { a: this.a.child.pid!, b: this.b.child.pid! };
+  }
+
   sample(): PairSampler {
     return samplePair(this.a.child.pid!, this.b.child.pid!);
   }

@@ -51,6 +51,39 @@ async function memoryFigures(mdbPath: string): Promise<IndexScaleResult['memory'
   };
 }
 
+/** The tree of `files` files of 1 KiB as writeSmallFiles makes it (kept between runs), with the folder marker. */
+export async function ensureTree(root: string, files: number, log: (line: string) => void): Promise<void> {
+  const marker = join(root, FOLDER_MARKER);
+  try {
+    if ((await stat(marker)).isDirectory() && (await readFile(join(root, '.bench-files'), 'utf8')) === String(files)) return;
+  } catch {
+    // not generated yet
+  }
+  await rm(root, { recursive: true, force: true });
+  await mkdir(marker, { recursive: true });
+  log(`writing ${files} files of 1 KiB to ${root}`);
+  await writeSmallFiles(root, files, 1024);
+  await writeFile(join(root, '.bench-files'), String(files));
+}
+
+/** Paths of `count` files spread evenly over a tree of writeSmallFiles. */
+export function spreadPaths(files: number, count: number): string[] {
+  const step = Math.max(1, Math.floor(files / count));
+  return Array.from({ length: Math.min(count, files) }, (_, k) => {
+    const i = k * step;
+    return `g${Math.floor(i / 1000)}/d${Math.floor(i / 100) % 10}/f${i}.dat`;
+  });
+}
+
+/** Writes the edited files back as writeSmallFiles made them. */
+export async function restoreFiles(root: string, paths: string[]): Promise<void> {
+  const original = Buffer.alloc(1024);
+  for (const path of paths) {
+    original.writeUInt32LE(Number(/f(\d+)\.dat$/.exec(path)![1]), 0);
+    await writeFile(join(root, path), original);
+  }
+}
+
 function cpuSince(start: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(start);
   return (used.user + used.system) / 1e6;
@@ -64,20 +97,7 @@ export async function benchIndexScale(options: { files: number; rescans: number;
   await mkdir(home, { recursive: true });
   const keep = options.tree !== undefined;
   try {
-    const marker = join(root, FOLDER_MARKER);
-    let exists = false;
-    try {
-      exists = (await stat(marker)).isDirectory() && (await readFile(join(root, '.bench-files'), 'utf8')) === String(options.files);
-    } catch {
-      // not generated yet
-    }
-    if (!exists) {
-      await rm(root, { recursive: true, force: true });
-      await mkdir(marker, { recursive: true });
-      log(`writing ${options.files} files of 1 KiB to ${root}`);
-      await writeSmallFiles(root, options.files, 1024);
-      await writeFile(join(root, '.bench-files'), String(options.files));
-    }
+    await ensureTree(root, options.files, log);
 
     const store = new IndexStore({ path: join(home, 'index') });
     await store.open();
@@ -146,12 +166,7 @@ export async function benchIndexScale(options: { files: number; rescans: number;
     let edits: IndexScaleResult['edits'];
     if (options.edits > 0) {
       scans.length = 0;
-      // Spread over the tree: every (files / edits)-th file, as writeSmallFiles names them.
-      const step = Math.max(1, Math.floor(options.files / options.edits));
-      const edited = Array.from({ length: Math.min(options.edits, options.files) }, (_, k) => {
-        const i = k * step;
-        return `g${Math.floor(i / 1000)}/d${Math.floor(i / 100) % 10}/f${i}.dat`;
-      });
+      const edited = spreadPaths(options.files, options.edits);
       const content = (path: string): string => `${path} edited ${Date.now()}`;
       const written = new Map<string, number>();
       const latencies = new Map<string, number>();
@@ -184,12 +199,7 @@ export async function benchIndexScale(options: { files: number; rescans: number;
         `${edits.count} edits until indexed: p50 ${edits.p50.toFixed(2)} s, p95 ${edits.p95.toFixed(2)} s, last ${edits.last.toFixed(2)} s; ` +
           `CPU ${edits.cpuSeconds.toFixed(2)} s, visited ${edits.visited} entries in ${scans.length} scans (${edits.fullRescans} of the whole folder)`,
       );
-      // Put the tree back as generated, for the next run.
-      const original = Buffer.alloc(1024);
-      for (const path of edited) {
-        original.writeUInt32LE(Number(/f(\d+)\.dat$/.exec(path)![1]), 0);
-        await writeFile(join(root, path), original);
-      }
+      await restoreFiles(root, edited); // as generated, for the next run
     }
     await folder.close();
     await pool.close();

@@ -1,7 +1,8 @@
-// `make bench [BENCH=scan|sync|all|index]`: runs the benchmarks, prints tables, writes JSON (and the sync chart) to bench/results/.
+// `make bench [BENCH=scan|sync|all|index|edits]`: runs the benchmarks, prints tables, writes JSON (and the sync chart) to bench/results/.
 // Sizes for quick runs: BENCH_LARGE_MIB (1024), BENCH_SMALL_FILES (scan, 100000), BENCH_SYNC_SMALL_FILES (20000),
 // BENCH_MIXED_MIB (500), BENCH_LATENCY_EDITS (20); BENCH_TOOLS=ferry,syncthing; BENCH_DATASETS=large,small,mixed,delta,rename,latency;
-// BENCH=index (bench/index-scale.ts): BENCH_INDEX_FILES (100000), BENCH_INDEX_RESCANS (3), BENCH_INDEX_EDITS (100), BENCH_INDEX_TREE;
+// BENCH=index (bench/index-scale.ts) and BENCH=edits (two daemons, bench/edit-latency.ts): BENCH_INDEX_FILES (100000),
+// BENCH_INDEX_RESCANS (3), BENCH_INDEX_EDITS (100), BENCH_INDEX_TREE;
 // BENCH_ROUNDS (1): sessions per tool and dataset, the tools taking turns going first; the tables show medians.
 
 import { mkdir, writeFile, rm } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { barChart } from './chart.js';
 import { sizesFromEnv } from './datasets.js';
 import { median, table, type MemoryPeaks } from './lib.js';
 import { cryptoLimits } from './limits.js';
+import { benchEditLatency } from './edit-latency.js';
 import { benchIndexScale } from './index-scale.js';
 import { benchLargeFile, benchSmallFiles } from './scan.js';
 import { benchSync, type SessionResult, type Tool } from './sync.js';
@@ -151,6 +153,17 @@ async function indexBenchmark(): Promise<void> {
   console.log(`written ${file}`);
 }
 
+async function editBenchmark(): Promise<void> {
+  const result = await benchEditLatency({
+    files: Number(process.env.BENCH_INDEX_FILES ?? 100_000),
+    edits: Number(process.env.BENCH_INDEX_EDITS ?? 100),
+    ...(process.env.BENCH_INDEX_TREE ? { tree: process.env.BENCH_INDEX_TREE } : {}),
+  });
+  const file = join(results, 'edits.json');
+  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, ...result }, null, 2) + '\n');
+  console.log(`written ${file}`);
+}
+
 await mkdir(results, { recursive: true });
 const work = await tempDir('bench');
 try {
@@ -158,6 +171,7 @@ try {
   if (which === 'sync' || which === 'all') await syncBenchmarks(work);
   // Not part of `all`: one large tree in this process, for the index and rescan figures of the scale issue.
   if (which === 'index') await indexBenchmark();
+  if (which === 'edits') await editBenchmark();
 } finally {
   await rm(work, { recursive: true, force: true });
 }
