@@ -3,7 +3,8 @@
 
 import { constants, type Stats } from 'node:fs';
 import { chownSync, lstatSync } from 'node:fs';
-import { lstat, mkdir, opendir, readdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, opendir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, ioError } from '../errors.js';
 import { TEMP_FILE_PREFIX } from './ignore.js';
@@ -145,7 +146,26 @@ export class DiskPaths {
   /** The root's owner, read at the first adopt (null: not running as root, or the root is unreadable). */
   private owner: { uid: number; gid: number } | null | undefined;
 
-  constructor(readonly root: string) {}
+  /** Whether the folder's volume holds names differing only in case side by side (probed once). */
+  private caseSensitive: Promise<boolean> | undefined;
+
+  /** `caseSensitive`: what the volume is, without probing it (tests simulate a case-insensitive one). */
+  constructor(
+    readonly root: string,
+    options: { caseSensitive?: boolean } = {},
+  ) {
+    if (options.caseSensitive !== undefined) this.caseSensitive = Promise.resolve(options.caseSensitive);
+  }
+
+  /**
+   * Whether the folder's volume is case-sensitive: a temp name is created at the root and its
+   * upper-case form looked up. Probed once per folder; a volume that cannot be probed (read-only,
+   * full) counts as case-insensitive, the cautious answer (a twin is kept out, never overwritten).
+   */
+  isCaseSensitive(): Promise<boolean> {
+    this.caseSensitive ??= probeCaseSensitive(this.root);
+    return this.caseSensitive;
+  }
 
   /** Forgets directory listings (at the start of each puller pass) and, unless only `listings`, the verified parents. */
   forget(what: 'all' | 'listings' = 'all'): void {
@@ -166,7 +186,7 @@ export class DiskPaths {
     const diskName = entry?.diskName ?? name;
     const target: ResolvedTarget = { parentAbs, diskName, abs: childPath(parentAbs, diskName), diskRel: diskRelParent + diskName };
     if (entry) target.stats = entry.stats;
-    else {
+    else if (!(await this.isCaseSensitive())) {
       const clash = (await this.listing(parentAbs)).get(foldName(name))?.find((other) => other.normalize('NFC') !== name);
       if (clash !== undefined) target.clash = diskRelParent + clash;
     }
@@ -441,4 +461,19 @@ export async function openFolderDir(root: string, diskRel: string, expect?: DirI
     throw err;
   }
   return new VerifiedDir(fd, abs, { dev: stats.dev, ino: stats.ino });
+}
+
+async function probeCaseSensitive(root: string): Promise<boolean> {
+  const name = `${TEMP_FILE_PREFIX}case-probe-${randomBytes(6).toString('hex')}`;
+  const abs = childPath(root, name);
+  try {
+    closeQuietly(await openFd(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600));
+  } catch {
+    return false;
+  }
+  try {
+    return (await lstat(childPath(root, name.toUpperCase())).catch(() => undefined)) === undefined;
+  } finally {
+    await unlink(abs).catch(() => undefined);
+  }
 }

@@ -82,6 +82,8 @@ export interface FolderSyncOptions {
   warmFiles?: WarmFiles;
   /** Keep out (and report) names Windows and SMB clients cannot hold. @default false */
   portableNames?: boolean;
+  /** Whether the folder's volume is case-sensitive. @default probed once */
+  caseSensitive?: boolean;
 }
 
 export interface PeerReport {
@@ -195,7 +197,7 @@ export class FolderSync extends Resource {
       root: this.root,
       index: this.index,
       archive: options.archive,
-      paths: new DiskPaths(this.root),
+      paths: new DiskPaths(this.root, options.caseSensitive === undefined ? {} : { caseSensitive: options.caseSensitive }),
       portableNames: options.portableNames === true,
       deviceShortId: options.device.shortId,
       readOnly: this.keys.access === 'ro',

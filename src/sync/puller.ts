@@ -18,7 +18,7 @@ import type { ByteBudget } from './budget.js';
 import { directWriteBuffers, fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
 import type { RateLimiter } from './rate-limit.js';
 import { fsyncDir } from '../util/fd.js';
-import { BatchInstaller, placeTemp } from './installer.js';
+import { BatchInstaller } from './installer.js';
 import { childPath, conflictPath, tempName, type DiskPaths, type ResolvedTarget } from './paths.js';
 
 /** What the puller needs from its folder. */
@@ -454,15 +454,6 @@ export class Puller {
     });
   }
 
-  /** Mode, mtime, owner, rename into place, fsync the directory, record it with the real inode. */
-  private async installTemp(global: FileRecord, tempAbs: string, target: ResolvedTarget, record = true): Promise<void> {
-    const stats = placeTemp(tempAbs, global, target, this.ctx.paths);
-    this.temps.delete(tempAbs);
-    await fsyncDir(target.parentAbs);
-    this.ctx.paths.noteCreated(target.parentAbs, target.diskName);
-    if (record) await this.recordOne(global, stats);
-  }
-
   /**
    * A case-only rename arriving as "new A.txt" + "tombstone a.txt": apply the tombstone first, so the
    * two never coexist (on a case-insensitive disk they would be one file). False for a real clash.
@@ -480,25 +471,14 @@ export class Puller {
     });
   }
 
-  /** Two names one case-insensitive disk cannot tell apart: the incoming one is written as a conflict copy. */
-  private async keepClashApart(need: NeededPath, target: ResolvedTarget): Promise<Outcome> {
-    const { global } = need;
-    const copy = conflictPath(global.path, global.mtimeMs, global.modifiedBy);
-    const copyTarget = await this.ctx.paths.resolve(copy, { createParents: true });
-    if (copyTarget.stats) return 'skipped'; // kept apart on an earlier pass
-    this.ctx.logger.warn('name clashes with another on a case-insensitive disk; kept as a copy', {
-      path: global.path,
-      existing: target.clash,
-      copy,
-    });
-    if (global.type === 'symlink') {
-      await symlink(global.linkTarget!, copyTarget.abs);
-    } else {
-      const tempAbs = join(copyTarget.parentAbs, tempName(copy, global.version));
-      await this.fetch(global, tempAbs, new AbortController().signal);
-      await this.installTemp(global, tempAbs, copyTarget, false);
-    }
-    this.ctx.requestScan(copy);
+  /**
+   * Two names this volume cannot hold side by side (it is case-insensitive; a case-sensitive one has
+   * no clashes): the incoming one is kept out and reported here, never written under another name
+   * (a copy would be a new file that syncs back to every device).
+   */
+  private keepClashApart(need: NeededPath, target: ResolvedTarget): Outcome {
+    const reason = `differs only in case from ${target.clash}, which this case-insensitive volume cannot hold beside it`;
+    this.ctx.outcome?.(need.global.path, 'refused', reason);
     return 'skipped';
   }
 

@@ -79,7 +79,7 @@ describe('sync paths', () => {
     const root = await tempDir(cleanups);
     const outside = await tempDir(cleanups);
     await symlink(outside, join(root, 'link'));
-    const paths = new DiskPaths(root);
+    const paths = new DiskPaths(root, { caseSensitive: false }); // clashes exist on a case-insensitive volume only
     await assert.rejects(paths.resolve('link/x.txt', { createParents: true }), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
     await assert.rejects(paths.resolve('link/deeper/x.txt', { createParents: true }), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
     assert.deepEqual(await readdir(outside), []);
@@ -92,6 +92,7 @@ describe('sync paths', () => {
     const clash = await paths.resolve('caf\u00e9/notes.TXT');
     assert.equal(clash.stats, undefined);
     assert.equal(clash.clash, 'cafe\u0301/Notes.txt');
+    assert.equal((await new DiskPaths(root).resolve('caf\u00e9/notes.TXT')).clash, undefined, 'this volume is case-sensitive: no clash');
     const created = await paths.resolve('new/dir/file.txt', { createParents: true });
     assert.equal(created.stats, undefined);
     assert.deepEqual(await readdir(join(root, 'new')), ['dir']);

@@ -81,24 +81,36 @@ describe('conflicts and names', () => {
     assert.equal(await readFile(join(bob.root, 'A.txt'), 'utf8'), 'content');
   });
 
-  test('names that clash on a case-insensitive disk are kept apart as conflict copies, never overwritten', async () => {
+  test('names that clash on a case-insensitive volume: each keeps its own, the other is reported, no copy is made', async () => {
     const keys = newFolder();
-    const alice = await makeDevice(cleanups, { name: 'alice', keys });
-    const bob = await makeDevice(cleanups, { name: 'bob', keys });
+    const alice = await makeDevice(cleanups, { name: 'alice', keys, caseSensitive: false });
+    const bob = await makeDevice(cleanups, { name: 'bob', keys, caseSensitive: false });
     await writeFile(join(alice.root, 'README.md'), 'alice readme');
     await writeFile(join(bob.root, 'readme.md'), 'bob readme');
     await alice.scan();
     await bob.scan();
     await connect(cleanups, alice, bob);
-    const bobCopy = conflictPath('readme.md', bob.index.getLocal('readme.md')!.mtimeMs, bob.shortId);
-    const aliceCopy = conflictPath('README.md', alice.index.getLocal('README.md')!.mtimeMs, alice.shortId);
-    const expected = (names: string[]) => async () => JSON.stringify(await namesIn(alice.root === names[0] ? alice.root : bob.root)) === JSON.stringify(names.slice(1).sort());
-    await until(expected([alice.root, aliceCopy, 'README.md', bobCopy]));
-    await until(expected([bob.root, aliceCopy, bobCopy, 'readme.md']));
+    await until(() => alice.sync.failed.has('readme.md') && bob.sync.failed.has('README.md'));
+    assert.match(alice.sync.failed.list()[0]!.reason, /differs only in case from README\.md/);
+    assert.deepEqual(await namesIn(alice.root), ['README.md']);
+    assert.deepEqual(await namesIn(bob.root), ['readme.md']);
     assert.equal(await readFile(join(alice.root, 'README.md'), 'utf8'), 'alice readme');
-    assert.equal(await readFile(join(alice.root, bobCopy), 'utf8'), 'bob readme');
     assert.equal(await readFile(join(bob.root, 'readme.md'), 'utf8'), 'bob readme');
-    assert.equal(await readFile(join(bob.root, aliceCopy), 'utf8'), 'alice readme');
+    assert.equal(alice.index.counts().localFiles, 1, 'nothing new indexed');
+  });
+
+  test('on a case-sensitive volume twins are written as themselves', async () => {
+    const keys = newFolder();
+    const alice = await makeDevice(cleanups, { name: 'alice', keys });
+    const bob = await makeDevice(cleanups, { name: 'bob', keys });
+    await writeFile(join(alice.root, 'README.md'), 'upper');
+    await writeFile(join(alice.root, 'readme.md'), 'lower');
+    await alice.scan();
+    await connect(cleanups, alice, bob);
+    await converged([alice, bob]);
+    assert.deepEqual(await namesIn(bob.root), ['README.md', 'readme.md']);
+    assert.equal(await readFile(join(bob.root, 'readme.md'), 'utf8'), 'lower');
+    assert.equal(bob.sync.failed.count, 0);
   });
 });
 

@@ -78,6 +78,8 @@ export interface DeviceOptions {
   rates?: TransferRates;
   /** The folder's "portable names" option. */
   portableNames?: boolean;
+  /** Simulates a case-insensitive volume (false) instead of probing the real one. */
+  caseSensitive?: boolean;
 }
 
 export interface Device {
@@ -164,6 +166,7 @@ export async function makeDevice(cleanups: Cleanups, options: DeviceOptions): Pr
     rates: options.rates,
     warmFiles,
     portableNames: options.portableNames,
+    caseSensitive: options.caseSensitive,
   });
   device.sync = sync;
   cleanups.push(() => device.close());
