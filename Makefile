@@ -35,11 +35,18 @@ TSC := node_modules/.bin/tsc
 TS_STAMP := build/.tsc-stamp
 WEB_STAMP := build/.web-stamp
 SRC_TS := $(shell find src -name '*.ts')
-$(TS_STAMP): $(DEPS) tsconfig.json $(SRC_TS) $(shell find test bench -name '*.ts')
+# The list of sources, rewritten only when a file comes or goes: a deleted or renamed file rebuilds too, and its old
+# output (a test that would still run, say) is removed.
+TS_LIST := build/.ts-sources
+$(shell mkdir -p build && find src test bench -name '*.ts' | sort > $(TS_LIST).new && \
+  { cmp -s $(TS_LIST).new $(TS_LIST) && rm $(TS_LIST).new || mv $(TS_LIST).new $(TS_LIST); })
+$(TS_STAMP): $(DEPS) tsconfig.json $(TS_LIST) $(SRC_TS) $(shell find test bench -name '*.ts')
+	@cd build && find src test bench -name '*.js' 2>/dev/null | while read -r f; do \
+	  [ -f "../$${f%.js}.ts" ] || { echo "removing $$f (its source is gone)"; rm -f "$$f" "$$f.map" "$${f%.js}.d.ts"; }; done
 	$(TSC) -p tsconfig.json --incremental --tsBuildInfoFile build/.tsbuildinfo
 	@touch $@
 # The page imports types from src/ too.
-$(WEB_STAMP): $(DEPS) $(shell find web -type f) $(SRC_TS)
+$(WEB_STAMP): $(DEPS) $(TS_LIST) $(shell find web -type f) $(SRC_TS)
 	$(TSC) -p web/tsconfig.json --incremental --tsBuildInfoFile build/.web-tsbuildinfo
 	$(NODE) web/build.mjs
 	@touch $@
