@@ -3,6 +3,7 @@
 // with the command that meets it. Under CI (CI=true; .ci/run sets it, runs as root and `make test` installs every
 // package) an unmet need throws instead, so CI fails rather than skipping silently.
 
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,7 +72,14 @@ export const needs = {
     const root = needs.root();
     if (root) return `${root} (the network lab's namespaces)`;
     if (!existsSync(join(NETLAB, 'lib.sh'))) return unmet(`needs the network lab at ${NETLAB} (set NETLAB=DIR)`);
-    return needs.all(...commands.map((c) => (typeof c === 'string' ? needs.command(c) : needs.command(c[0], c[1]))));
+    const missing = needs.all(needs.command('ip', 'iproute2'), ...commands.map((c) => (typeof c === 'string' ? needs.command(c) : needs.command(c[0], c[1]))));
+    if (missing) return missing;
+    // Root in a container without CAP_SYS_ADMIN / CAP_NET_ADMIN cannot make namespaces: try one.
+    const probe = `ferry-needs-${process.pid}`;
+    const added = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
+    if (added.status !== 0) return unmet(`needs network namespaces (ip netns add: ${added.stderr.trim() || added.error?.message}): root with CAP_SYS_ADMIN and CAP_NET_ADMIN`);
+    spawnSync('ip', ['netns', 'del', probe]);
+    return false;
   },
 
   /** The first unmet need among SKIPS, or false. */

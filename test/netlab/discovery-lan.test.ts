@@ -11,7 +11,7 @@ import { FerryNode, join, labDown, labUp, share, type LabEnv } from './discovery
 
 const PREFIX = 'fdlan';
 
-describe('LAN discovery', { skip: needs.netlab('ip', ['ss', 'iproute2']) }, () => {
+describe('LAN discovery', { skip: needs.netlab(['ss', 'iproute2']) }, () => {
   let lab: LabEnv;
   let base: string;
   const nodes: FerryNode[] = [];

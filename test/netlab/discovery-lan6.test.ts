@@ -14,7 +14,7 @@ const PREFIX = 'fdlan6';
 
 const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-describe('LAN discovery over IPv6 link-local', { skip: needs.netlab('ip', ['ss', 'iproute2']) }, () => {
+describe('LAN discovery over IPv6 link-local', { skip: needs.netlab(['ss', 'iproute2']) }, () => {
   let lab: LabEnv;
   let base: string;
   const nodes: FerryNode[] = [];
