@@ -24,7 +24,7 @@ function keysJson(keys: KeysReport): string {
 }
 
 /** Folder arguments that look like paths are sent absolute, so they mean what the user's shell meant. */
-function folderArgument(text: string): string {
+export function folderArgument(text: string): string {
   return /^[0-9a-f]{40}$/i.test(text) ? text : resolve(text);
 }
 

@@ -8,6 +8,7 @@ import {
   share,
 } from './folder-commands.js';
 import { ADMIN_USAGE, admin } from './admin.js';
+import { DELETIONS_USAGE, RESTORE_USAGE, deletions, restore } from './deletions.js';
 import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE, grant, grants, revoke } from './grant.js';
 import { PEERS_ADD_USAGE, peersAdd } from './peers.js';
 import { RUN_USAGE, runDaemon } from './run.js';
@@ -28,6 +29,8 @@ const COMMANDS: Record<string, Command> = {
     throw new FerryError('USAGE', `usage: ${FOLDERS_REMOVE_USAGE}\n       ${FOLDERS_OPTIONS_USAGE}`);
   },
   admin,
+  deletions,
+  restore,
   grant, revoke, grants,
   peers: (argv, io) => {
     if (argv[0] === 'add') return peersAdd(argv.slice(1), io);
@@ -47,6 +50,8 @@ usage:
   ${FOLDERS_OPTIONS_USAGE}   portable names: keep out what Windows cannot hold
   ${PEERS_ADD_USAGE}
   ${REVERT_USAGE}    read-only folders: undo local edits
+  ${DELETIONS_USAGE}   a held mass delete
+  ${RESTORE_USAGE}   bulk restore from the archive
   ${ADMIN_USAGE}     the web admin's password
   ${GRANT_USAGE}    prints an invite
   ${REVOKE_USAGE}   ${GRANTS_USAGE}

@@ -29,6 +29,11 @@ export async function status(argv: string[], io: Output): Promise<number> {
     const why = f.error ?? f.stalledReason;
     io.out(`\n${f.path}\n  id ${f.id}  access ${f.access}  state ${f.state}${why ? ` (${why})` : ''}\n`);
     io.out(`  local ${f.localFiles} files, ${bytes(f.localBytes)}; global ${f.globalFiles} files; need ${f.needFiles} files, ${bytes(f.needBytes)}\n`);
+    if (f.heldDeletions) {
+      const held = f.heldDeletions;
+      io.out(`  HELD: ${held.files} deletions by a peer wait for you (${held.reason}): ` +
+        `'ferry deletions ${f.id} --apply' deletes them here, '--restore' brings them back everywhere\n`);
+    }
     if (f.localChanges > 0) io.out(`  ${f.localChanges} local changes not synced (read-only folder; 'ferry revert' undoes them)\n`);
     if (f.watcher.limitReached) {
       io.out(`  watcher: ${f.watcher.unwatchedDirs} directories unwatched (raise fs.inotify.max_user_watches); rescanning more often\n`);

@@ -7,7 +7,7 @@ import { MAX_STUN_SERVERS, MAX_WEB_HOSTS, checkWebHost, parseHostPort, type Sett
 
 export const EDITABLE_SETTINGS = [
   'deviceName', 'listen', 'web', 'lan', 'nat', 'dht', 'trackers', 'trackerUrls', 'archiveDays', 'uploadKBps', 'downloadKBps',
-  'stun', 'stunServers', 'webHosts',
+  'stun', 'stunServers', 'webHosts', 'massDeleteFiles',
 ] as const satisfies readonly (keyof EditableSettings & keyof Settings)[];
 
 const MAX_TRACKERS = 32;
@@ -93,6 +93,9 @@ export function validateSettingsPatch(patch: Record<string, unknown>): Partial<E
         } catch (err) {
           bad(name, (err as Error).message.replace(/^webHosts /, ''));
         }
+        break;
+      case 'massDeleteFiles':
+        out.massDeleteFiles = wholeNumber(name, value, 1_000_000_000);
         break;
       case 'archiveDays':
         out.archiveDays = wholeNumber(name, value, MAX_ARCHIVE_DAYS);

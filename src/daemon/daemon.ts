@@ -15,7 +15,7 @@ import { Resource } from '../util/resource.js';
 import { FERRY_VERSION } from '../version.js';
 import { WebAdmin } from '../web/admin.js';
 import type {
-  ArchiveListing, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, PeerInfo, SettingsReport, StatusReport,
+  ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, PeerInfo, SettingsReport, StatusReport,
 } from '../web/daemon-api.js';
 import { peerInfos, settingsReport, validateSettingsPatch } from './admin.js';
 import { FolderManager } from './folders.js';
@@ -351,8 +351,20 @@ export class Daemon extends Resource implements DaemonApi {
     return this.requireFolders().setPaused(folder, false);
   }
 
-  archive(folder: string, limit: number): Promise<ArchiveListing> {
-    return this.requireFolders().archiveList(folder, limit);
+  archive(folder: string, limit: number, offset?: number): Promise<ArchiveListing> {
+    return this.requireFolders().archiveList(folder, limit, offset);
+  }
+
+  restoreArchivedAll(folder: string, prefix: string): Promise<BulkRestoreReport> {
+    return this.requireFolders().restoreArchivedAll(folder, prefix);
+  }
+
+  applyDeletions(folder: string): Promise<number> {
+    return this.requireFolders().applyDeletions(folder);
+  }
+
+  restoreDeletions(folder: string): Promise<number> {
+    return this.requireFolders().restoreDeletions(folder);
   }
 
   restoreArchived(folder: string, archivePath: string): Promise<string> {

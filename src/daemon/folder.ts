@@ -29,6 +29,8 @@ export interface SharedFolderOptions {
   rescanIntervalMs: number;
   unwatchedRescanIntervalMs: number;
   archiveDays: number;
+  /** Setting massDeleteFiles, read when a pass reviews deletions. */
+  massDeleteFiles?: () => number;
   syncLimits?: FolderSyncLimits;
   /** The daemon's upload/download limiters, shared by every folder. */
   rates?: TransferRates;
@@ -103,6 +105,7 @@ export class SharedFolder extends Resource {
       rates: this.options.rates,
       warmFiles,
       portableNames: this.config.portableNames === true,
+      ...(this.options.massDeleteFiles ? { massDeleteFiles: this.options.massDeleteFiles } : {}),
     });
     if (encrypted) {
       await this.sync.open();
@@ -244,6 +247,7 @@ export class SharedFolder extends Resource {
       lastScanMs: this.lastScanMs,
       watcher: this.watcher?.status() ?? { watchedDirs: 0, unwatchedDirs: 0, limitReached: false },
       peers,
+      ...(sync?.heldDeletions ? { heldDeletions: sync.heldDeletions } : {}),
     };
   }
 }

@@ -10,7 +10,7 @@ import type { HashPool } from '../scan/index.js';
 import { Archive, type FolderSync, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import type { ArchiveListing, FolderOptions, FolderReport, KeysReport } from '../web/daemon-api.js';
+import type { ArchiveListing, BulkRestoreReport, FolderOptions, FolderReport, KeysReport } from '../web/daemon-api.js';
 import { FOLDER_MARKER, SharedFolder } from './folder.js';
 import type { Settings } from './settings.js';
 
@@ -30,6 +30,9 @@ export interface FolderManagerOptions {
   /** The folder's grant book (grants.ts): records signed under valid RW grants are accepted. */
   grantBook?: (keys: FolderKeys) => GrantBook;
 }
+
+/** Archive entries read for one listing: beyond this many, the listing is truncated (memory stays bounded). */
+export const ARCHIVE_WALK_LIMIT = 200_000;
 
 function contains(outer: string, inner: string): boolean {
   return inner === outer || inner.startsWith(outer.endsWith(sep) ? outer : outer + sep);
@@ -68,6 +71,7 @@ export class FolderManager extends Resource {
       rescanIntervalMs: this.options.settings.rescanIntervalS * 1000,
       unwatchedRescanIntervalMs: this.options.settings.unwatchedRescanIntervalS * 1000,
       archiveDays: this.options.settings.archiveDays,
+      massDeleteFiles: () => this.options.settings.massDeleteFiles,
       syncLimits: this.options.syncLimits,
       rates: this.options.rates,
       peerSource: this.options.peerSource,
@@ -244,20 +248,64 @@ export class FolderManager extends Resource {
     return { shared, archive: new Archive(shared.config.path, this.logger.child('archive')) };
   }
 
-  /** Up to `limit` archived files, newest first (the walk stops at the limit, so memory stays bounded). */
-  async archiveList(folder: string, limit: number): Promise<ArchiveListing> {
+  /**
+   * `limit` archived files newest first, after skipping `offset` (paging). The walk reads at most
+   * ARCHIVE_WALK_LIMIT entries, so memory stays bounded; past that the listing says truncated.
+   */
+  async archiveList(folder: string, limit: number, offset = 0): Promise<ArchiveListing> {
     const { shared, archive } = this.archiveOf(folder);
-    const files = [];
-    let truncated = false;
+    const all = [];
+    let walkTruncated = false;
     for await (const file of archive.list()) {
-      if (files.length >= limit) {
-        truncated = true;
+      if (all.length >= ARCHIVE_WALK_LIMIT) {
+        walkTruncated = true;
         break;
       }
-      files.push(file);
+      all.push(file);
     }
-    files.sort((a, b) => b.archivedAtMs - a.archivedAtMs || a.path.localeCompare(b.path));
-    return { folderId: shared.config.id, files, truncated };
+    all.sort((a, b) => b.archivedAtMs - a.archivedAtMs || a.path.localeCompare(b.path) || a.archivePath.localeCompare(b.archivePath));
+    const files = all.slice(offset, offset + limit);
+    return { folderId: shared.config.id, files, truncated: walkTruncated || offset + files.length < all.length, offset, total: all.length };
+  }
+
+  /**
+   * Puts back the newest archived version of each file under `prefix` ('' = everything) that is
+   * missing from the folder now, then scans so peers get them back.
+   */
+  async restoreArchivedAll(folder: string, prefix: string): Promise<BulkRestoreReport> {
+    const { shared, archive } = this.archiveOf(folder);
+    const under = prefix.replace(/^\/+|\/+$/g, '');
+    const newest = new Map<string, { archivePath: string; archivedAtMs: number }>();
+    for await (const file of archive.list()) {
+      if (under && file.path !== under && !file.path.startsWith(`${under}/`)) continue;
+      const known = newest.get(file.path);
+      if (!known || file.archivedAtMs > known.archivedAtMs || (file.archivedAtMs === known.archivedAtMs && file.archivePath > known.archivePath)) {
+        newest.set(file.path, { archivePath: file.archivePath, archivedAtMs: file.archivedAtMs });
+      }
+    }
+    const report: BulkRestoreReport = { restored: 0, skipped: 0, failed: 0 };
+    for (const [path, { archivePath }] of newest) {
+      try {
+        if (await archive.restoreIfAbsent(archivePath)) report.restored++;
+        else report.skipped++;
+      } catch (err) {
+        report.failed++;
+        this.logger.warn('cannot restore from the archive', { folder: shared.config.id, path, err: err as Error });
+      }
+    }
+    this.logger.info('restored from archive', { folder: shared.config.id, under: under || '(all)', ...report });
+    if (report.restored > 0) await shared.requestScan(under);
+    return report;
+  }
+
+  /** A held mass delete goes ahead. */
+  async applyDeletions(folder: string): Promise<number> {
+    return this.resolve(folder).sync?.applyHeldDeletions() ?? 0;
+  }
+
+  /** A held mass delete is undone on every peer. */
+  async restoreDeletions(folder: string): Promise<number> {
+    return (await this.resolve(folder).sync?.restoreHeldDeletions()) ?? 0;
   }
 
   /** Restores an archived file, then scans its directory so peers get it back. */

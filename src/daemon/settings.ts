@@ -22,6 +22,8 @@ export interface Settings {
   /** STUN servers, HOST:PORT, asked in order until one answers. */
   stunServers: string[];
   archiveDays: number;
+  /** Peers' deletions of more than this many files (or more than half a folder) wait for the owner; 0 = only the half rule. */
+  massDeleteFiles: number;
   /** Upload and download rate limits in KiB/s; 0 = unlimited. */
   uploadKBps: number;
   downloadKBps: number;
@@ -55,6 +57,7 @@ export function defaultSettings(hostname: string): Settings {
     stun: true,
     stunServers: [...DEFAULT_STUN_SERVERS],
     archiveDays: 14,
+    massDeleteFiles: 1000,
     uploadKBps: 0,
     downloadKBps: 0,
     rescanIntervalS: 3600,

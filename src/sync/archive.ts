@@ -157,6 +157,22 @@ export class Archive {
     return target;
   }
 
+  /**
+   * Like restore, but leaves the folder alone and returns null when something is at the path now
+   * (a bulk restore puts back what is missing, never over a file that is there).
+   */
+  async restoreIfAbsent(archivePath: string): Promise<string | null> {
+    const original = originalPath(archivePath);
+    if (original === undefined) throw new FerryError('USAGE', `not an archived file: ${archivePath}`);
+    this.paths.forget();
+    const at = await this.paths.resolve(original).catch((err: unknown) => {
+      if (isMissingParent(err)) return undefined;
+      throw err;
+    });
+    if (at?.stats) return null;
+    return this.restore(archivePath);
+  }
+
   /** Deletes archived files older than `maxAgeDays`; returns how many went. */
   async purge(maxAgeDays: number): Promise<number> {
     const cutoff = this.now() - maxAgeDays * 86_400_000;

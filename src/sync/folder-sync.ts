@@ -16,6 +16,9 @@ import { Resource } from '../util/resource.js';
 import { sleep } from '../util/abort.js';
 import type { Archive } from './archive.js';
 import { ByteBudget } from './budget.js';
+import { DeleteGuard, type HeldDeletionsReport } from './delete-guard.js';
+import { bumpVersion, mergeVersions } from '../index/records.js';
+import type { NewFileRecord } from '../index/types.js';
 import { EncBridge } from './enc-bridge.js';
 import { FailedItems, printable, type FailedItem } from './failed-items.js';
 import { emptyTransferStats, type BlockPeer, type TransferStats } from './fetcher.js';
@@ -84,6 +87,8 @@ export interface FolderSyncOptions {
   portableNames?: boolean;
   /** Whether the folder's volume is case-sensitive. @default probed once */
   caseSensitive?: boolean;
+  /** Peers' deletions of more than this many files are held for the owner (setting massDeleteFiles). @default 1000 */
+  massDeleteFiles?: () => number;
 }
 
 export interface PeerReport {
@@ -114,6 +119,8 @@ export interface FolderSyncReport {
   failedItems: number;
   failed: FailedItem[];
   peers: PeerReport[];
+  /** A mass delete by peers, held until the owner applies it or restores the files. */
+  heldDeletions?: HeldDeletionsReport;
 }
 
 interface LinkState {
@@ -151,6 +158,8 @@ export class FolderSync extends Resource {
   private readonly known = new Map<string, PeerReport>();
   private readonly puller: Puller;
   private readonly server: BlockServer;
+  /** Held mass deletes (none for an ENC folder: it has no files of its own to lose). */
+  private readonly deleteGuard: DeleteGuard | undefined;
   /** RW and RO folders: the link to encrypted (ENC) peers (none for grantees, who hold no content key). */
   readonly enc: EncBridge | undefined;
   private readonly lifetime = new AbortController();
@@ -192,7 +201,10 @@ export class FolderSync extends Resource {
         },
       });
     }
+    const massDeleteFiles = options.massDeleteFiles ?? (() => 1000);
+    this.deleteGuard = this.keys.access === 'enc' ? undefined : new DeleteGuard({ maxFiles: massDeleteFiles });
     this.puller = new Puller({
+      deleteGuard: this.deleteGuard,
       folderId: this.keys.folderId,
       root: this.root,
       index: this.index,
@@ -436,7 +448,57 @@ export class FolderSync extends Resource {
       failedItems: this.failed.count,
       failed: this.failed.list(),
       peers: [...this.known.values()],
+      ...(this.deleteGuard?.report() ? { heldDeletions: this.deleteGuard.report() } : {}),
     };
+  }
+
+  /** A held mass delete, if any. */
+  heldDeletions(): HeldDeletionsReport | undefined {
+    return this.deleteGuard?.report();
+  }
+
+  /** The owner applies a held mass delete: the files go to the archive on the next pass. Returns how many. */
+  applyHeldDeletions(): number {
+    const count = this.deleteGuard?.approve() ?? 0;
+    if (count > 0) {
+      this.logger.info('held deletions applied by the owner', { files: count });
+      this.schedulePull();
+    }
+    return count;
+  }
+
+  /**
+   * The owner rejects a held mass delete: each file still here becomes a new version of itself
+   * (newer than the deletion), so every peer gets it back. Returns how many files were restored.
+   */
+  async restoreHeldDeletions(): Promise<number> {
+    const guard = this.deleteGuard;
+    if (!guard) return 0;
+    const paths = guard.takeHeld();
+    const readOnly = this.keys.access === 'ro';
+    const device = this.options.device.shortId;
+    let restored = 0;
+    for (let start = 0; start < paths.length; start += 500) {
+      const slice = paths.slice(start, start + 500);
+      restored += await this.options.exclusive(async () => {
+        const records: NewFileRecord[] = [];
+        for (const path of slice) {
+          const local = this.index.getLocal(path);
+          const global = this.index.getGlobal(path);
+          if (!local || local.deleted || !global?.deleted) continue;
+          const { sequence: _sequence, signature: _signature, ...rest } = local;
+          records.push({ ...rest, version: bumpVersion(mergeVersions(local.version, global.version), device), modifiedBy: device });
+        }
+        // A read-only device cannot publish: the files stay as its local changes.
+        if (records.length > 0) await this.index.putLocal(records, { updateGlobal: !readOnly });
+        return records.length;
+      });
+    }
+    this.logger.info('held deletions rejected by the owner: files restored on every peer', { files: restored });
+    this.localChangeCount = undefined;
+    this.publish();
+    this.schedulePull();
+    return restored;
   }
 
   /** Resolves once no pull pass is running or wanted (tests; the daemon's shutdown). */

@@ -15,6 +15,7 @@ import { throwIfAborted } from '../util/abort.js';
 import { refusedName } from '../util/names.js';
 import type { Archive } from './archive.js';
 import type { ByteBudget } from './budget.js';
+import type { DeleteGuard, DestructiveDeletion } from './delete-guard.js';
 import { directWriteBuffers, fetchIntoTemp, type BlockPeer, type TransferStats } from './fetcher.js';
 import type { RateLimiter } from './rate-limit.js';
 import { fsyncDir } from '../util/fd.js';
@@ -50,6 +51,8 @@ export interface PullContext {
   committed(): void;
   /** Counts requests for a pull: a change means new records arrived. */
   pullRequests(): number;
+  /** Holds back a mass delete until the owner decides (none: every deletion is applied). */
+  readonly deleteGuard?: DeleteGuard;
   /** Told of each path synced, refused for good (a name this device will not write) or failed for now, with the reason. */
   outcome?(path: string, outcome: 'done' | 'failed' | 'refused', reason?: string): void;
 }
@@ -173,11 +176,41 @@ export class Puller {
     }
     await Promise.all(running.values());
     throwIfAborted(signal);
-    const isDeletion = (need: NeededPath): boolean => need.global.deleted;
+    const held = await this.reviewDeletions();
+    const isDeletion = (need: NeededPath): boolean => need.global.deleted && !held.has(need.global.path);
     await this.inBatches(this.ctx.index.needed({ reverse: true }), isDeletion, (need, commit) => this.pullDeletion(need, commit), count, signal);
     await this.sweepTemps();
     this.moved.clear();
     return result;
+  }
+
+  /**
+   * The deletion phase's check: deletions of files still on disk here go to the guard, which may hold
+   * them all back (a mass delete). Renamed-away files (already moved) and approved paths are not counted.
+   */
+  private async reviewDeletions(): Promise<ReadonlySet<string>> {
+    const guard = this.ctx.deleteGuard;
+    if (!guard) return new Set();
+    const destructive: DestructiveDeletion[] = [];
+    const pending = new Set<string>();
+    for (const { global, local } of this.ctx.index.needed({ reverse: true })) {
+      if (!global.deleted || !local || local.deleted || local.type === 'dir') continue;
+      pending.add(global.path);
+      if (guard.isApproved(global.path)) continue;
+      const target = await this.ctx.paths.resolve(global.path).catch(() => undefined);
+      if (target?.stats) destructive.push({ path: global.path, modifiedBy: global.modifiedBy });
+    }
+    guard.keepApprovals(pending);
+    const held = guard.review(destructive, this.ctx.index.counts().localFiles);
+    if (guard.newlyHeld) {
+      const report = guard.report();
+      this.ctx.logger.warn('mass delete held: apply or restore it in the page or with `ferry deletions`', {
+        files: held.size,
+        devices: report?.devices.join(','),
+        reason: report?.reason,
+      });
+    }
+    return held;
   }
 
   /**

@@ -12,6 +12,13 @@ const ARCHIVE_LIST_LIMIT = 1000;
 const DEFAULT_LOG_LINES = 200;
 const MAX_LOG_LINES = 500;
 
+function queryWhole(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (typeof value !== 'string' || !Number.isInteger(n) || n < 0) throw new FerryError('USAGE', `${name} must be a whole number ≥ 0`);
+  return n;
+}
+
 /** Every route the page and the CLI share. State-changing ones are POST, PUT or DELETE (the web app guards them). */
 export function createApiRouter(daemon: DaemonApi, events: EventHub): Router {
   const router = new Router({ prefix: '/api' });
@@ -90,11 +97,29 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub): Router {
 
   // archive
   router.get('/folders/:folder/archive', async (ctx) => {
-    ctx.body = await daemon.archive(ctx.params.folder!, ARCHIVE_LIST_LIMIT);
+    const limit = queryWhole(ctx.query.limit, 'limit', ARCHIVE_LIST_LIMIT);
+    const offset = queryWhole(ctx.query.offset, 'offset', 0);
+    ctx.body = await daemon.archive(ctx.params.folder!, Math.min(Math.max(limit, 1), ARCHIVE_LIST_LIMIT), offset);
   });
   router.post('/folders/:folder/archive/restore', async (ctx) => {
     const body = await readJsonBody(ctx.req);
+    // Bulk: `{ all: true }` or `{ prefix: "dir/sub" }` put back every missing file (newest archived version).
+    if (body.all === true || body.prefix !== undefined) {
+      if (!daemon.restoreArchivedAll) throw new FerryError('USAGE', 'bulk restore is not available');
+      const prefix = body.all === true ? '' : stringField(body, 'prefix');
+      ctx.body = await daemon.restoreArchivedAll(ctx.params.folder!, prefix);
+      return;
+    }
     ctx.body = { restored: await daemon.restoreArchived(ctx.params.folder!, stringField(body, 'archivePath')) };
+  });
+  // held mass deletes
+  router.post('/folders/:folder/deletions/apply', async (ctx) => {
+    if (!daemon.applyDeletions) throw new FerryError('USAGE', 'held deletions are not available');
+    ctx.body = { applied: await daemon.applyDeletions(ctx.params.folder!) };
+  });
+  router.post('/folders/:folder/deletions/restore', async (ctx) => {
+    if (!daemon.restoreDeletions) throw new FerryError('USAGE', 'held deletions are not available');
+    ctx.body = { restored: await daemon.restoreDeletions(ctx.params.folder!) };
   });
   router.post('/folders/:folder/archive/purge', async (ctx) => {
     const body = await readJsonBody(ctx.req);

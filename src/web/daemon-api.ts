@@ -46,6 +46,29 @@ export interface FolderReport {
   lastScanMs: number | null;
   watcher: { watchedDirs: number; unwatchedDirs: number; limitReached: boolean };
   peers: PeerReport[];
+  /** A mass delete by peers, held until the owner applies it or restores the files (`ferry deletions`). */
+  heldDeletions?: HeldDeletionsReport;
+}
+
+/** Peers' deletions held back because they would remove most of a folder (or more than massDeleteFiles files). */
+export interface HeldDeletionsReport {
+  files: number;
+  /** Short IDs of the devices that deleted the files. */
+  devices: string[];
+  /** A few of the paths. */
+  examples: string[];
+  sinceMs: number;
+  reason: string;
+}
+
+/** What a bulk restore from the archive did. */
+export interface BulkRestoreReport {
+  /** Files put back (the newest archived version of each path). */
+  restored: number;
+  /** Paths left alone because a file is there now. */
+  skipped: number;
+  /** Paths that could not be restored (the reason is logged). */
+  failed: number;
 }
 
 /** Options of one folder, settable with `ferry folders options` and POST /api/folders/:folder/options. */
@@ -128,6 +151,10 @@ export interface ArchiveListing {
   files: ArchiveEntry[];
   /** More files are archived than were listed. */
   truncated: boolean;
+  /** Files skipped before this page. */
+  offset?: number;
+  /** Archived files in all (up to the listing's walk limit). */
+  total?: number;
 }
 
 /** A connected device, with how it was found and its transfer rates. */
@@ -163,6 +190,8 @@ export interface EditableSettings {
   stun: boolean;
   stunServers: string[];
   archiveDays: number;
+  /** Peers' deletions of more than this many files wait for the owner (0: only the "more than half" rule). */
+  massDeleteFiles: number;
   /** 0 = unlimited. */
   uploadKBps: number;
   downloadKBps: number;
@@ -203,11 +232,18 @@ export interface DaemonApi {
   /** A paused folder is neither scanned nor synced, and not offered to peers. */
   pauseFolder(folder: string): Promise<void>;
   resumeFolder(folder: string): Promise<void>;
-  archive(folder: string, limit: number): Promise<ArchiveListing>;
+  /** Archived files newest first, `offset` of them skipped (paging). */
+  archive(folder: string, limit: number, offset?: number): Promise<ArchiveListing>;
   /** Puts an archived file back; returns the path it was restored to. */
   restoreArchived(folder: string, archivePath: string): Promise<string>;
   /** Deletes archived files older than `olderThanDays` (default: the archive days setting); returns how many. */
   purgeArchive(folder: string, olderThanDays?: number): Promise<number>;
+  /** Puts back the newest archived version of every file under `prefix` ('' = all) that is not in the folder now. */
+  restoreArchivedAll?(folder: string, prefix: string): Promise<BulkRestoreReport>;
+  /** A held mass delete goes ahead: the files go to the archive here. Returns how many. */
+  applyDeletions?(folder: string): Promise<number>;
+  /** A held mass delete is undone: the files become new versions and return on every peer. Returns how many. */
+  restoreDeletions?(folder: string): Promise<number>;
   peers(): PeerInfo[];
   getSettings(): SettingsReport;
   /** Validates and stores the given settings (FerryError USAGE names the bad one). */

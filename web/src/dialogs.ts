@@ -67,15 +67,30 @@ export async function showKeys(folderId: string): Promise<void> {
   );
 }
 
+/** Archived files per page of the archive dialog (the API's most). */
+const ARCHIVE_PAGE = 1000;
+
 export async function showArchive(folderId: string, path: string): Promise<void> {
   const id = encodeURIComponent(folderId);
   const message = h('div', { class: 'form-error', attrs: { role: 'alert', id: 'archive-message' } });
   const table = h('table', { class: 'archive', attrs: { id: 'archive-table' } });
   const days = h('input', { attrs: { type: 'number', min: '0', max: '3650', step: '1', value: '30', id: 'purge-days', 'aria-label': 'days' } });
   const purge = h('button', { class: 'danger', attrs: { type: 'button' } }, 'Delete older');
+  const restoreAll = h('button', { attrs: { type: 'button', id: 'archive-restore-all' } }, 'Restore all missing files');
+  const newer = h('button', { attrs: { type: 'button', id: 'archive-newer' } }, 'Newer');
+  const older = h('button', { attrs: { type: 'button', id: 'archive-older' } }, 'Older');
+  const pageInfo = h('span', { class: 'hint', attrs: { id: 'archive-page' } });
+  let offset = 0;
 
   const load = async (): Promise<void> => {
-    const listing = await api<ArchiveListing>('GET', `/folders/${id}/archive`);
+    const listing = await api<ArchiveListing>('GET', `/folders/${id}/archive?offset=${offset}&limit=${ARCHIVE_PAGE}`);
+    if (listing.files.length === 0 && offset > 0) {
+      offset = Math.max(0, offset - ARCHIVE_PAGE);
+      return load();
+    }
+    newer.disabled = offset === 0;
+    older.disabled = !listing.truncated;
+    pageInfo.textContent = listing.files.length ? `${offset + 1}–${offset + listing.files.length} of ${listing.total ?? '?'}` : '';
     clear(table);
     table.append(h('thead', null, h('tr', null, h('th', null, 'File'), h('th', null, 'Archived'), h('th', null, 'Size'), h('th', null, ''))));
     const body = h('tbody');
@@ -100,9 +115,32 @@ export async function showArchive(folderId: string, path: string): Promise<void>
       );
     }
     if (listing.files.length === 0) body.append(h('tr', null, h('td', { attrs: { colspan: '4' }, class: 'empty' }, 'The archive is empty.')));
-    if (listing.truncated) body.append(h('tr', null, h('td', { attrs: { colspan: '4' }, class: 'hint' }, `Showing the first ${listing.files.length} files.`)));
     table.append(body);
   };
+  newer.addEventListener('click', () => {
+    offset = Math.max(0, offset - ARCHIVE_PAGE);
+    void load();
+  });
+  older.addEventListener('click', () => {
+    offset += ARCHIVE_PAGE;
+    void load();
+  });
+  restoreAll.addEventListener('click', () => {
+    if (!confirm('Put back the newest archived version of every file that is missing from the folder? Files there now are left alone.')) return;
+    restoreAll.disabled = true;
+    api<{ restored: number; skipped: number; failed: number }>('POST', `/folders/${id}/archive/restore`, { all: true })
+      .then(({ restored, skipped, failed }) => {
+        message.className = failed ? 'form-error' : 'form-ok';
+        message.textContent = `Restored ${restored} ${restored === 1 ? 'file' : 'files'}` +
+          `${skipped ? `; ${skipped} left alone (a file is there now)` : ''}${failed ? `; ${failed} failed (see the log)` : ''}.`;
+        return load();
+      })
+      .catch((err: ApiError) => {
+        message.className = 'form-error';
+        message.textContent = err.message;
+      })
+      .finally(() => (restoreAll.disabled = false));
+  });
 
   purge.addEventListener('click', () => {
     const olderThanDays = Number(days.value);
@@ -131,6 +169,7 @@ export async function showArchive(folderId: string, path: string): Promise<void>
     h('p', { class: 'dialog-path' }, path),
     h('p', { class: 'hint' }, 'Deleted and overwritten files are kept here. Restoring puts a file back where it was and syncs it to the peers.'),
     message,
+    h('div', { class: 'archive-pages' }, newer, pageInfo, older, restoreAll),
     h('div', { class: 'table-wrap' }, table),
     h('div', { class: 'purge' }, h('span', null, 'Delete archived files older than'), days, h('span', null, 'days'), purge),
   );

@@ -15,6 +15,8 @@ interface Card {
   detail: HTMLElement;
   error: HTMLElement;
   failed: HTMLElement;
+  /** A held mass delete: what, and the two ways out. */
+  held: HTMLElement;
   pause: HTMLButtonElement;
 }
 
@@ -105,6 +107,7 @@ export class FoldersView {
     const detail = h('div', { class: 'detail' });
     const error = h('div', { class: 'folder-error', attrs: { role: 'alert' } });
     const failed = h('div', { class: 'folder-failed' });
+    const held = h('div', { class: 'folder-held', attrs: { role: 'alert', id: `held-${folder.id}` } });
     const pause = this.action('Pause', () => api('POST', `/folders/${id}/${pause.dataset.paused === 'yes' ? 'resume' : 'pause'}`));
     const actions = h(
       'div',
@@ -128,11 +131,12 @@ export class FoldersView {
       h('div', { class: 'folder-head' }, h('h3', { class: 'path' }, folder.path), h('span', { class: `badge ${folder.access}` }, ACCESS[folder.access] ?? folder.access), state),
       h('div', { class: 'progress' }, bar, percent),
       detail,
+      held,
       error,
       failed,
       actions,
     );
-    return { root, state, bar, percent, detail, error, failed, pause };
+    return { root, state, bar, percent, detail, error, failed, held, pause };
   }
 
   /** The folder's failed items: a count and the newest few, each path with its reason (text only, never markup). */
@@ -148,6 +152,28 @@ export class FoldersView {
       h('div', { class: 'failed-head' }, `${folder.failedItems} ${folder.failedItems === 1 ? 'item' : 'items'} not synced:`),
       h('ul', { class: 'failed-list' }, ...items.map((item) => h('li', null, h('code', null, item.path), ` — ${item.reason}${item.source === 'local' ? '' : ` (from ${item.source.slice(0, 7)})`}`))),
       ...(more > 0 ? [h('div', { class: 'failed-more' }, `and ${more} more (ferry status --json lists them)`)] : []),
+    );
+  }
+
+  /** A held mass delete: how many, by whom, a few paths, and "delete here too" / "restore everywhere". */
+  private showHeld(element: HTMLElement, folder: FolderReport): void {
+    const held = folder.heldDeletions;
+    const key = held ? `${held.files}:${held.sinceMs}` : '';
+    if (element.dataset.key === key) return;
+    element.dataset.key = key;
+    element.replaceChildren();
+    element.hidden = !held;
+    if (!held) return;
+    const id = encodeURIComponent(folder.id);
+    const apply = this.action('Delete them here too', async () => {
+      if (confirm(`Delete ${held.files} files here too? They go to this folder's archive.`)) await api('POST', `/folders/${id}/deletions/apply`);
+    }, 'danger apply-deletions');
+    const restore = this.action('Keep them and restore everywhere', () => api('POST', `/folders/${id}/deletions/restore`), 'primary restore-deletions');
+    element.append(
+      h('strong', null, `${held.files} files were deleted on another device (${held.devices.join(', ')}): not applied here yet.`),
+      h('div', null, `Held because that is ${held.reason}. For example:`),
+      h('ul', { class: 'failed-list' }, ...held.examples.map((path) => h('li', null, h('code', null, path)))),
+      h('div', { class: 'actions' }, restore, apply),
     );
   }
 
@@ -178,6 +204,7 @@ export class FoldersView {
       setText(card.detail, parts.join(' · '));
       setText(card.error, folder.error ?? (folder.stalledReason ? `stalled: ${folder.stalledReason}` : ''));
       this.showFailed(card.failed, folder);
+      this.showHeld(card.held, folder);
       const paused = folder.state === 'paused';
       card.pause.dataset.paused = paused ? 'yes' : 'no';
       setText(card.pause, paused ? 'Resume' : 'Pause');

@@ -66,6 +66,8 @@ export class SettingsView {
         number('uploadKBps', 'Upload limit (KiB/s, 0 = none)', 10_000_000),
         number('downloadKBps', 'Download limit (KiB/s, 0 = none)', 10_000_000),
         number('archiveDays', 'Keep archived files (days)', 3650, 'Deleted and overwritten files are kept this long.'),
+        number('massDeleteFiles', 'Ask before applying a peer\'s deletion of more than (files)', 1_000_000_000,
+          'A deletion by another device of more files than this, or of more than half of a folder, waits for you on the folder\'s card.'),
       ),
       this.error,
       this.note,
