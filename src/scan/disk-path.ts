@@ -2,14 +2,14 @@
 // parent, NFD spellings, case-insensitive clashes.
 
 import { constants, type Stats } from 'node:fs';
-import { chownSync, lstatSync } from 'node:fs';
+import { lchownSync, lstatSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, opendir, readdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, opendir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, ioError } from '../errors.js';
 import { TEMP_FILE_PREFIX } from './ignore.js';
 import { OWN_WRITES } from './own-writes.js';
-import { closeQuietly, DIR_NO_FOLLOW, fstatFd, openFd } from '../util/fd.js';
+import { closeQuietly, DIR_NO_FOLLOW, fchmodFd, fstatFd, openFd, READ_NO_FOLLOW } from '../util/fd.js';
 
 /** Relative path as indexed: NFC, '/'-separated (the walker only ever produces '/' on POSIX). */
 export function toIndexPath(diskRelPath: string): string {
@@ -258,7 +258,7 @@ export class DiskPaths {
     }
     if (!this.owner) return;
     try {
-      chownSync(abs, this.owner.uid, this.owner.gid);
+      lchownSync(abs, this.owner.uid, this.owner.gid); // never through a symlink swapped in meanwhile
     } catch {
       // best effort: the entry stays the daemon's
     }
@@ -475,5 +475,29 @@ async function probeCaseSensitive(root: string): Promise<boolean> {
     return (await lstat(childPath(root, name.toUpperCase())).catch(() => undefined)) === undefined;
   } finally {
     await unlink(abs).catch(() => undefined);
+  }
+}
+
+/**
+ * chmod of a folder entry (file or directory) that never follows a symlink swapped in at its path:
+ * through a descriptor opened with O_NOFOLLOW (fchmod). An entry the daemon cannot open for reading
+ * (mode 0o200, say) is lstat'ed first and refused when it is a symlink.
+ */
+export async function chmodNoFollow(abs: string, mode: number): Promise<void> {
+  let fd: number;
+  try {
+    fd = await openFd(abs, READ_NO_FOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw unsafe(abs, 'is a symlink');
+    if (code !== 'EACCES' && code !== 'EPERM') throw err;
+    if ((await lstat(abs)).isSymbolicLink()) throw unsafe(abs, 'is a symlink');
+    await chmod(abs, mode & 0o7777);
+    return;
+  }
+  try {
+    await fchmodFd(fd, mode & 0o7777);
+  } finally {
+    closeQuietly(fd);
   }
 }

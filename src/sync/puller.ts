@@ -1,7 +1,7 @@
 // The puller: brings the disk to the global versions, directories first, then files and symlinks, then deletions (children first).
 
 import type { Stats } from 'node:fs';
-import { chmod, lstat, readlink, readdir, rename, rm, rmdir, symlink, utimes } from 'node:fs/promises';
+import { lstat, lutimes, readlink, readdir, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isFerryError } from '../errors.js';
 import { compareVersions, type FileRecord } from '../index/records.js';
@@ -20,6 +20,7 @@ import { directWriteBuffers, fetchIntoTemp, type BlockPeer, type TransferStats }
 import type { RateLimiter } from './rate-limit.js';
 import { fsyncDir } from '../util/fd.js';
 import { BatchInstaller } from './installer.js';
+import { chmodNoFollow } from '../scan/disk-path.js';
 import { childPath, conflictPath, tempName, type DiskPaths, type ResolvedTarget } from './paths.js';
 
 /** What the puller needs from its folder. */
@@ -327,6 +328,7 @@ export class Puller {
     if (!target.stats) return undefined;
     if (target.stats.isDirectory()) {
       await rmdir(target.abs); // a directory replaced by a file: only when empty (children go first)
+      this.ctx.paths.noteRemoved(target.parentAbs, target.diskName); // no longer a verified parent
       return undefined;
     }
     if (this.lostConflict(need)) {
@@ -348,13 +350,13 @@ export class Puller {
     const { global, local } = need;
     const target = await this.ctx.paths.resolve(global.path, { createParents: true });
     if (target.stats?.isDirectory()) {
-      if ((target.stats.mode & 0o777) !== (global.mode & 0o777)) await chmod(target.abs, global.mode & 0o777);
+      if ((target.stats.mode & 0o777) !== (global.mode & 0o777)) await chmodNoFollow(target.abs, global.mode & 0o777);
     } else {
       if (!diskMatches(target.stats, local)) return this.changedOnDisk(global.path);
       const copy = await this.clearTarget(need, target);
       if (copy) commit.scans.push(copy);
       await this.ctx.paths.makeDir(target.abs, global.mode);
-      await chmod(target.abs, global.mode & 0o777);
+      await chmodNoFollow(target.abs, global.mode & 0o777);
       this.ctx.paths.noteCreated(target.parentAbs, target.diskName);
     }
     commit.records.push(asLocal(global, await lstat(target.abs)));
@@ -397,8 +399,8 @@ export class Puller {
       return this.ctx.exclusive(async () => {
         const now = await this.ctx.paths.resolve(global.path);
         if (!diskMatches(now.stats, local)) return this.changedOnDisk(global.path);
-        await chmod(now.abs, global.mode & 0o777);
-        await utimes(now.abs, new Date(), global.mtimeMs / 1000);
+        await chmodNoFollow(now.abs, global.mode & 0o777);
+        await lutimes(now.abs, new Date(), global.mtimeMs / 1000);
         await this.recordOne(global, await lstat(now.abs));
         return 'done';
       });

@@ -1,6 +1,7 @@
 // Read-only folders: which local records are the device's own edits, and reverting them (archive, then pull the global versions back).
 
-import { chmod, lstat, rmdir } from 'node:fs/promises';
+import { lstat, rmdir } from 'node:fs/promises';
+import { chmodNoFollow } from '../scan/disk-path.js';
 import { compareVersions, type FileRecord } from '../index/records.js';
 import type { FolderIndex, NewFileRecord } from '../index/types.js';
 import type { Logger } from '../util/log.js';
@@ -46,7 +47,7 @@ export async function revertLocalChanges(ctx: RevertContext): Promise<number> {
         const target = await paths.resolve(local.path).catch(() => undefined);
         const { sequence: _sequence, signature: _signature, ...rest } = local;
         if (target?.stats?.isDirectory() && global?.type === 'dir' && !global.deleted) {
-          await chmod(target.abs, global.mode & 0o777);
+          await chmodNoFollow(target.abs, global.mode & 0o777);
           const stats = await lstat(target.abs);
           const { sequence: _s, ...adopted } = global;
           updates.push({ ...adopted, inode: stats.ino, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777 });

@@ -2,7 +2,7 @@
 // promisified, with a synchronous close (no disk access, microseconds, and no thread-pool round trip
 // as FileHandle.close costs).
 
-import { closeSync, constants, fdatasync, fstat, fsync, ftruncate, open, read, write } from 'node:fs';
+import { closeSync, constants, fchmod, fdatasync, fstat, fsync, ftruncate, open, read, write } from 'node:fs';
 import { promisify } from 'node:util';
 
 /**
@@ -36,6 +36,7 @@ export async function fsyncDir(abs: string): Promise<void> {
 }
 
 export const fstatFd = promisify(fstat);
+export const fchmodFd = promisify(fchmod);
 
 /** A directory opened for listing: never through a symlink at the last component. */
 export const DIR_NO_FOLLOW = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;

@@ -3,10 +3,11 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isFerryError } from '../../src/errors.js';
+import { chmodNoFollow } from '../../src/scan/disk-path.js';
 import { walk } from '../../src/scan/walker.js';
 import { FolderWatcher } from '../../src/scan/watcher.js';
 
@@ -116,5 +117,22 @@ describe('walker and watcher never leave the folder (hostile peer)', () => {
     await writeFile(join(root, 'marker.txt'), 'inside');
     await until((p) => p === '' || p === 'marker.txt');
     assert.ok(!changes.some((p) => p.startsWith('a/')), `nothing under a/: ${changes.join(', ')}`);
+  });
+
+  test('a mode change never follows a symlink swapped in at the path', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    await writeFile(join(outside, 'precious'), 'x');
+    await chmod(join(outside, 'precious'), 0o600);
+    await chmod(outside, 0o700);
+    await symlink(join(outside, 'precious'), join(root, 'file'));
+    await symlink(outside, join(root, 'dir'));
+    await assert.rejects(chmodNoFollow(join(root, 'file'), 0o666), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
+    await assert.rejects(chmodNoFollow(join(root, 'dir'), 0o777), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
+    assert.equal((await stat(join(outside, 'precious'))).mode & 0o777, 0o600);
+    assert.equal((await stat(outside)).mode & 0o777, 0o700);
+    await mkdir(join(root, 'real'));
+    await chmodNoFollow(join(root, 'real'), 0o750);
+    assert.equal((await stat(join(root, 'real'))).mode & 0o777, 0o750);
   });
 });
