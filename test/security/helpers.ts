@@ -1,6 +1,7 @@
 // Security test helpers: a source address that is not loopback, to play a browser elsewhere on the LAN.
 
 import { networkInterfaces } from 'node:os';
+import { underCi } from '../helpers/needs.js';
 
 /** A non-loopback IPv4 address of this machine (a connection from it is not "on this machine" for the web admin's loopback rule). */
 export function lanAddress(): string | undefined {
@@ -15,6 +16,6 @@ export function lanAddress(): string | undefined {
 /** Skip reason when the machine has no LAN address; under CI a missing address is a failure, not a skip. */
 export function lanSkip(): string | false {
   if (lanAddress()) return false;
-  if (process.env.CI) throw new Error('CI: this machine has no non-loopback IPv4 address to test from');
+  if (underCi()) throw new Error('CI: this machine has no non-loopback IPv4 address to test from');
   return 'no non-loopback IPv4 address on this machine';
 }
