@@ -1,6 +1,6 @@
 // `ferry status`: folders, their state and counts, and peers.
 
-import { formatBytes as bytes } from '../util/format.js';
+import { formatBytes as bytes, printable } from '../util/format.js';
 import type { StatusReport } from '../web/daemon-api.js';
 import { parseCommand, type Output } from './args.js';
 import { ControlClient } from './client.js';
@@ -22,7 +22,10 @@ export async function status(argv: string[], io: Output): Promise<number> {
   const nat = report.services.nat as { reachable?: string; method?: string | null } | undefined;
   io.out(`external  ${!nat ? 'port mapping off' : nat.method ? `${nat.reachable} (${nat.method})` : nat.reachable ?? 'no port mapping'}\n`);
   for (const known of report.knownPeers) {
-    io.out(`known peer ${known.address} ${known.connected ? 'connected' : known.lastError ? `(${known.lastError})` : 'not connected'}\n`);
+    const state = known.connected ? 'connected' : known.lastError ? `(${printable(known.lastError)})` : 'not connected';
+    const close = !known.connected && known.lastClose ? ` last close ${printable(known.lastClose)}` : '';
+    const retry = !known.connected && known.nextDialInMs !== undefined ? `; next dial in ${Math.ceil(known.nextDialInMs / 1000)} s` : '';
+    io.out(`known peer ${known.address} ${state}${close}${retry}\n`);
   }
   if (report.folders.length === 0) io.out('no folders shared yet (ferry share DIR)\n');
   for (const f of report.folders) {
@@ -49,7 +52,7 @@ export async function status(argv: string[], io: Output): Promise<number> {
       const rates = p.connected
         ? ` in ${bytes(p.inRateBps ?? 0)}/s out ${bytes(p.outRateBps ?? 0)}/s`
         : ` disconnected${p.lastClose ? ` (last close ${p.lastClose})` : ''}`;
-      io.out(`  peer ${p.name ?? ''} ${p.device} ${p.address} via ${p.source}${rates}\n`);
+      io.out(`  peer ${printable(p.name ?? '')} ${p.device} ${p.address} via ${p.source}${rates}\n`);
     }
   }
   return 0;

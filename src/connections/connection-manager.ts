@@ -22,6 +22,8 @@ export const CLOSE_RECONNECT = 'RECONNECT';
 
 /** @default of ConnectionManagerOptions.backoff */
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 60_000 };
+/** @default of ConnectionManagerOptions.stableLinkMs: a link up this long resets its device's redial backoff. */
+export const STABLE_LINK_MS = 60_000;
 export const SOURCE_KNOWN = 'known';
 export const SOURCE_INCOMING = 'incoming';
 
@@ -335,7 +337,7 @@ export class ConnectionManager extends Resource {
     if (this.links.get(deviceId) !== link) return; // a duplicate, or already retired
     this.links.delete(deviceId);
     this.reportClosed(link);
-    this.redial(deviceId, link.peer.connection);
+    this.redial(deviceId, link.peer.connection, link.peer.connectedAtMs);
   }
 
   /** Closes a kept connection on purpose and redials its device. */
@@ -343,18 +345,26 @@ export class ConnectionManager extends Resource {
     this.links.delete(link.peer.deviceId);
     this.reportClosed(link);
     void link.peer.connection.close(code, reason);
-    this.redial(link.peer.deviceId, link.peer.connection);
+    this.redial(link.peer.deviceId, link.peer.connection, link.peer.connectedAtMs);
   }
 
-  /** After `connection` to `deviceId` has fully closed, dials the device's addresses again. */
-  private redial(deviceId: string, connection: PeerConnection): void {
+  /**
+   * After `connection` to `deviceId` has fully closed, dials the device's addresses again: at once
+   * for RECONNECT, otherwise after the backoff, which only a link that stayed up stableLinkMs resets
+   * (a peer that closes every link, on a protocol fault say, is redialled ever more slowly).
+   */
+  private redial(deviceId: string, connection: PeerConnection, connectedAtMs: number): void {
     if (this.closed) return;
     const now = connection.closeCode === CLOSE_RECONNECT;
+    const stable = Date.now() - connectedAtMs >= (this.options.stableLinkMs ?? STABLE_LINK_MS);
     void connection.close().then(() => {
       if (this.closed || this.isConnected(deviceId)) return;
+      const close = `${connection.closeCode ?? 'CLOSED'}: ${connection.closeReason ?? ''}`.slice(0, 300);
       for (const entry of this.known.values()) {
         if (entry.deviceId !== deviceId || entry.dialing) continue;
-        entry.schedule(now ? 0 : entry.nextDelayMs(), () => this.dial(entry));
+        const delayMs = entry.linkClosed(close, stable);
+        if (!stable && !now) this.log.info('link closed soon after it opened; redialling with backoff', { address: entry.address, close, retryInMs: delayMs });
+        entry.schedule(now ? 0 : delayMs, () => this.dial(entry));
       }
     });
   }

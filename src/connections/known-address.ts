@@ -17,8 +17,11 @@ export interface AddressStatus {
   self: boolean;
   dialAttempts: number;
   consecutiveFailures: number;
-  /** The delay before the redial scheduled after the last failure. */
+  /** The delay before the redial scheduled after the last failure or close. */
   retryDelayMs?: number;
+  /** Why the last link through this address's device closed (`CODE: reason`), and whether it had been up long enough to count as stable. */
+  lastClose?: string;
+  lastCloseStable?: boolean;
   /** When the next dial is due, if one is scheduled. */
   nextDialAtMs?: number;
 }
@@ -34,6 +37,8 @@ export class KnownAddress {
   consecutiveFailures = 0;
   retryDelayMs?: number;
   nextDialAtMs?: number;
+  lastClose?: string;
+  lastCloseStable?: boolean;
   /** Aborts a dial in progress when the address is removed or the manager closes. */
   readonly abort = new AbortController();
   private readonly backoff: Backoff;
@@ -84,16 +89,29 @@ export class KnownAddress {
     return this.retryDelayMs;
   }
 
+  /**
+   * A dial got through the handshake. The backoff is not reset here: only a link that then stays
+   * up (linkClosed with `stable`) resets it, so a peer that closes every link at once is redialled
+   * ever more slowly instead of once a second.
+   */
   succeeded(deviceId: string, nowMs: number): void {
     this.deviceId = deviceId;
     this.lastSeenMs = nowMs;
     this.lastError = undefined;
     this.consecutiveFailures = 0;
     this.retryDelayMs = undefined;
-    this.backoff.reset();
   }
 
-  /** Next delay after a connection closed (short after a success, since the backoff was reset). */
+  /** The device's link closed; returns the delay before the redial (short after a stable link). */
+  linkClosed(close: string, stable: boolean): number {
+    if (stable) this.backoff.reset();
+    this.lastClose = close;
+    this.lastCloseStable = stable;
+    this.retryDelayMs = this.backoff.next();
+    return this.retryDelayMs;
+  }
+
+  /** Next delay before dialling again (grows until a failure-free stable link resets the backoff). */
   nextDelayMs(): number {
     return this.backoff.next();
   }
@@ -121,6 +139,7 @@ export class KnownAddress {
       consecutiveFailures: this.consecutiveFailures,
       retryDelayMs: this.retryDelayMs,
       nextDialAtMs: this.nextDialAtMs,
+      ...(this.lastClose !== undefined ? { lastClose: this.lastClose, lastCloseStable: this.lastCloseStable ?? false } : {}),
     };
   }
 }

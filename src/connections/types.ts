@@ -26,6 +26,12 @@ export interface ConnectionManagerOptions {
   connection?: PeerConnectionOptions;
   /** @default DEFAULT_BACKOFF */
   backoff?: BackoffOptions;
+  /**
+   * How long a link must have stayed up for its close to reset the redial backoff. A link the peer
+   * closes sooner (a protocol fault, say) is redialled ever more slowly, never in a tight loop.
+   * @default STABLE_LINK_MS
+   */
+  stableLinkMs?: number;
   /** Deadline of TCP connect + TLS, and separately of the Ferry handshake. @default HANDSHAKE_TIMEOUT_MS */
   handshakeTimeoutMs?: number;
   /** @default MAX_PENDING_HANDSHAKES */

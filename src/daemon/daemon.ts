@@ -284,6 +284,8 @@ export class Daemon extends Resource implements DaemonApi {
         connected: a.connected,
         ...(a.lastError ? { lastError: a.lastError } : {}),
         ...(a.lastError && !a.connected ? { unreachable: unreachableReason(a.lastError) } : {}),
+        ...(a.lastClose ? { lastClose: a.lastClose } : {}),
+        ...(!a.connected && a.nextDialAtMs !== undefined ? { nextDialInMs: Math.max(0, a.nextDialAtMs - Date.now()) } : {}),
       })),
     };
   }

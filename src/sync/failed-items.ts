@@ -1,5 +1,7 @@
 // A folder's failed items: paths that were skipped (a peer's record refused, a name this device cannot hold, a local entry the scanner refused), with the reason, bounded.
 
+import { printable } from '../util/format.js';
+
 /** Where a failure came from: a peer's device ID, or 'local' (the scanner, the puller). */
 export type FailureSource = string;
 
@@ -15,11 +17,7 @@ export const MAX_FAILED_ITEMS = 1000;
 /** Characters of a path or reason kept (peer input: bounded). */
 const MAX_TEXT_CHARS = 1024;
 
-/** A control or bidirectional character shown as `\u{…}`, so a path can never drive a terminal. */
-export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.slice(0, MAX_TEXT_CHARS).replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
-}
+export { printable };
 
 /** Per-folder list of failed items, keyed by path (the latest reason wins), at most `capacity` long. */
 export class FailedItems {

@@ -12,3 +12,15 @@ export function formatBytes(bytes: number): string {
   }
   return `${value.toFixed(unit ? 1 : 0)} ${UNITS[unit]}`;
 }
+
+/** Characters of peer text kept by printable(). */
+const MAX_PRINTABLE_CHARS = 1024;
+
+/**
+ * Peer-supplied text (paths, device names, close reasons) made safe for a terminal or a log: control
+ * and bidirectional characters shown as `\u{…}`, at most MAX_PRINTABLE_CHARS kept.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.slice(0, MAX_PRINTABLE_CHARS).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+}

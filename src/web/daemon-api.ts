@@ -121,7 +121,18 @@ export interface StatusReport {
   /** Optional services (port mapping, discovery) by name, each with its own report. */
   services: Record<string, unknown>;
   /** Addresses being dialled (named with `ferry peers add`, or discovered), with their source and dial state. */
-  knownPeers: Array<{ address: string; source: string; deviceId?: string; connected: boolean; lastError?: string; unreachable?: string }>;
+  knownPeers: Array<{
+    address: string;
+    source: string;
+    deviceId?: string;
+    connected: boolean;
+    lastError?: string;
+    unreachable?: string;
+    /** Why the last link to this address's device closed (`CODE: reason`). */
+    lastClose?: string;
+    /** Not connected: when the next dial is due (the backoff grows while links keep closing soon after they open). */
+    nextDialInMs?: number;
+  }>;
   /** This device's external addresses and how each was learned (upnp, natpmp, stun, observed). */
   external?: Array<{ address: string; source: string; via?: string; lastSeenMs: number }>;
 }

@@ -221,3 +221,34 @@ describe('ConnectionManager', () => {
     });
   });
 });
+
+describe('redial backoff after links that close at once', () => {
+  test('a peer that closes every link right after the handshake is redialled ever more slowly, and the close is shown', async () => {
+    const folder = FolderKeys.generate();
+    const a = new TestNode(alice, [folder]);
+    const b = new TestNode(bob, [folder], { onPeer: (peer) => void peer.connection.close('PROTOCOL', 'test: every link refused') });
+    await withNodes([a, b], async () => {
+      a.manager.addAddress(b.address);
+      // Each link counts as a success of the dial; only a stable link would reset the backoff.
+      await eventually(() => a.peersClosed.length >= 4, 'four links closed by the peer');
+      await eventually(() => (a.manager.addresses()[0]?.retryDelayMs ?? 0) >= TEST_BACKOFF.initialMs * 2, 'the redial delay grows');
+      const [status] = a.manager.addresses();
+      assert.match(status!.lastClose ?? '', /PROTOCOL: .*every link refused/);
+      assert.equal(status!.lastCloseStable, false);
+      assert.ok(a.logged('link closed soon after it opened'));
+    });
+  });
+
+  test('a link that stayed up long enough resets the backoff', async () => {
+    const folder = FolderKeys.generate();
+    const a = new TestNode(alice, [folder], { stableLinkMs: 0 });
+    const b = new TestNode(bob, [folder], { onPeer: (peer) => void peer.connection.close('PROTOCOL', 'test') });
+    await withNodes([a, b], async () => {
+      a.manager.addAddress(b.address);
+      await eventually(() => a.peersClosed.length >= 4, 'four links closed by the peer');
+      const [status] = a.manager.addresses();
+      assert.equal(status!.lastCloseStable, true);
+      assert.ok(status!.retryDelayMs! <= TEST_BACKOFF.initialMs, `retry delay ${status!.retryDelayMs}`);
+    });
+  });
+});
