@@ -2,7 +2,7 @@
 
 import type { TLSSocket } from 'node:tls';
 import { isFerryError } from '../errors.js';
-import { HANDSHAKE_TIMEOUT_MS, establishPeer, type HandshakeResult, type PeerConnection } from '../protocol/index.js';
+import { HANDSHAKE_TIMEOUT_MS, PreHandshakeBudget, establishPeer, type HandshakeResult, type PeerConnection } from '../protocol/index.js';
 import type { BackoffOptions } from '../util/backoff.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
@@ -56,6 +56,8 @@ export class ConnectionManager extends Resource {
   /** Dials and incoming handshakes in progress. */
   private readonly attempts = new Set<Promise<void>>();
   private readonly lifetime = new AbortController();
+  /** Bytes received by all links still in their handshake (src/protocol/pre-handshake.ts). */
+  private readonly preHandshake = new PreHandshakeBudget();
   /** Bumped by refresh(): a handshake begun under an older folder set is redone. */
   private generation = 0;
   private nextOrder = 0;
@@ -246,6 +248,7 @@ export class ConnectionManager extends Resource {
       isGrantRevoked: this.options.isGrantRevoked,
       handshakeTimeoutMs: this.handshakeTimeoutMs,
       signal: this.lifetime.signal,
+      preHandshakeBudget: this.preHandshake,
     });
     return { ...result, generation };
   }

@@ -6,7 +6,7 @@ import { FerryError, isFerryError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { Resource } from '../util/resource.js';
-import { FrameDecoder, MAX_FRAME_BYTES } from './frames.js';
+import { FrameDecoder, MAX_FRAME_BYTES, type Frame } from './frames.js';
 import {
   encodeMessageFrame,
   maxBytesForType,
@@ -15,6 +15,12 @@ import {
   type ResponseError,
   type ResponseMessage,
 } from './messages.js';
+import {
+  LAST_HANDSHAKE_CODE,
+  PRE_HANDSHAKE_CONNECTION_BYTES,
+  preHandshakeMaxBytes,
+  type PreHandshakeBudget,
+} from './pre-handshake.js';
 import { dataResponseFrame } from './response-frame.js';
 import { decodeMessage } from './validate.js';
 
@@ -25,6 +31,8 @@ export const REQUEST_TIMEOUT_MS = 60_000;
 export const MAX_OUTSTANDING_REQUESTS = 64;
 export const MAX_QUEUED_MESSAGES = 32;
 export const CLOSE_TIMEOUT_MS = 5_000;
+/** How long close() waits for the peer to hang up when the link never completed its handshake. */
+export const PRE_HANDSHAKE_CLOSE_MS = 1_000;
 /** Idle block buffers a connection keeps for reuse. */
 const IDLE_BUFFER_BYTES = 8 * 1024 * 1024;
 
@@ -44,6 +52,12 @@ export interface PeerConnectionOptions {
   closeTimeoutMs?: number;
   /** Sees every frame (for debugging and tests); must not throw. */
   observer?: (direction: 'in' | 'out', type: number, body: Buffer) => void;
+  /**
+   * Starts the link in its handshake (src/protocol/pre-handshake.ts): only handshake messages of
+   * at most 256 KiB, at most 1 MiB in all, counted against this shared budget; anything after
+   * the peer's ClusterState is held until handshakeDone().
+   */
+  preHandshake?: PreHandshakeBudget;
 }
 
 /** The peer answered a Request with an error code. */
@@ -88,6 +102,9 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
   private readonly maxQueued: number;
   private readonly closeTimeoutMs: number;
   private readonly observer: PeerConnectionOptions['observer'];
+  /** Set until handshakeDone(): the shared budget and the bytes this link took from it. */
+  private gate: { budget: PreHandshakeBudget; taken: number } | null;
+  private decoder: FrameDecoder | null = null;
 
   private readonly queue: Message[] = [];
   private readonly readers: Array<() => void> = [];
@@ -112,6 +129,7 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     this.maxQueued = options.maxQueuedMessages ?? MAX_QUEUED_MESSAGES;
     this.closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
     this.observer = options.observer;
+    this.gate = options.preHandshake ? { budget: options.preHandshake, taken: 0 } : null;
     // Each outstanding request (and each waiter for a slot) listens on it: bounded, not a leak.
     setMaxListeners(2 * this.maxOutstanding + 16, this.lifetime.signal);
     // A stream error must never become an uncaught exception; the read loop reports it.
@@ -155,7 +173,7 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     for (;;) {
       const message = this.queue.shift();
       if (message) {
-        if (this.queue.length < this.maxQueued && !this.closed) this.stream.resume();
+        if (this.queue.length < this.maxQueued && !this.closed && !this.decoder?.held) this.stream.resume();
         return message;
       }
       if (this.closed) throw this.closedError();
@@ -231,6 +249,41 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     }
   }
 
+  /** The handshake accepted the peer: every message type and size is allowed from now on, held bytes are read. */
+  handshakeDone(): void {
+    this.releaseGate();
+    const decoder = this.decoder;
+    if (this.closed || !decoder?.held) return;
+    try {
+      this.deliver(decoder.release());
+    } catch (err) {
+      this.readFailed(err);
+      return;
+    }
+    if (this.queue.length < this.maxQueued) this.stream.resume();
+  }
+
+  private releaseGate(): void {
+    if (!this.gate) return;
+    this.gate.budget.give(this.gate.taken);
+    this.gate = null;
+  }
+
+  /** Charges a chunk received during the handshake; closes the link (false) when it is over a bound. */
+  private chargePreHandshake(bytes: number): boolean {
+    const gate = this.gate!;
+    if (gate.taken + bytes > PRE_HANDSHAKE_CONNECTION_BYTES) {
+      this.fail('PROTOCOL', `more than ${PRE_HANDSHAKE_CONNECTION_BYTES} bytes before the handshake completed`);
+      return false;
+    }
+    if (!gate.budget.take(bytes)) {
+      this.fail('BUSY', 'too many bytes buffered by connections in their handshake');
+      return false;
+    }
+    gate.taken += bytes;
+    return true;
+  }
+
   /**
    * Closes once: fails pending requests, sends Close (unless the peer closed first), ends the
    * stream and waits up to closeTimeoutMs for the peer to hang up, then destroys it.
@@ -244,6 +297,9 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
   }
 
   protected async _close(): Promise<void> {
+    // A link closed during its handshake is drained briefly: a stranger gets no long grace.
+    const inHandshake = this.gate !== null;
+    this.releaseGate();
     if (this.keepalive) clearInterval(this.keepalive);
     this.keepalive = null;
     const error = this.closedError();
@@ -260,7 +316,7 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.streamClosed,
-      new Promise((resolve) => (timer = setTimeout(resolve, this.closeTimeoutMs))),
+      new Promise((resolve) => (timer = setTimeout(resolve, inHandshake ? Math.min(this.closeTimeoutMs, PRE_HANDSHAKE_CLOSE_MS) : this.closeTimeoutMs))),
     ]);
     clearTimeout(timer);
     this.stream.destroy();
@@ -286,28 +342,38 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
   private startReading(): void {
     const decoder = new FrameDecoder({
       maxFrameBytes: MAX_FRAME_BYTES,
-      maxBytesForType,
+      maxBytesForType: (type) => (this.gate ? preHandshakeMaxBytes(type) : maxBytesForType(type)),
+      holdAfter: (type) => this.gate !== null && type === LAST_HANDSHAKE_CODE,
       // An observer may keep frames: then no buffer is reused.
       allocate: this.observer ? undefined : (size) => this.buffers.take(size),
     });
+    this.decoder = decoder;
     this.stream.on('data', (chunk: Buffer | string) => {
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       this.bytesIn += bytes.length;
       this.lastReceivedAtMs = Date.now();
-      try {
-        for (const frame of decoder.push(bytes)) {
-          // After close() started, keep draining until the peer hangs up, but act on nothing.
-          if (this.closed) continue;
-          this.observer?.('in', frame.type, frame.body);
-          this.dispatch(decodeMessage(frame.type, frame.body));
+      // After close() started, keep draining until the peer hangs up, but keep and act on nothing.
+      if (this.closed) return;
+      if (decoder.held) {
+        // Read while pausing: bounded like the handshake itself.
+        if (decoder.bufferedBytes + bytes.length > PRE_HANDSHAKE_CONNECTION_BYTES) {
+          this.fail('PROTOCOL', `more than ${PRE_HANDSHAKE_CONNECTION_BYTES} bytes before the handshake completed`);
+          return;
         }
+      } else if (this.gate && !this.chargePreHandshake(bytes.length)) {
+        return;
+      }
+      try {
+        this.deliver(decoder.push(bytes));
       } catch (err) {
         this.readFailed(err);
       }
+      // The peer's handshake is over, ours not yet: read nothing more until handshakeDone().
+      if (decoder.held) this.stream.pause();
     });
     this.stream.once('end', () => {
       try {
-        decoder.end();
+        if (!decoder.held) decoder.end();
         this.fail('CLOSED', 'peer hung up', true);
       } catch (err) {
         this.readFailed(err);
@@ -315,6 +381,14 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     });
     this.stream.once('error', (err) => this.readFailed(err));
     this.stream.resume(); // a 'data' listener alone does not restart a stream someone paused
+  }
+
+  private deliver(frames: readonly Frame[]): void {
+    for (const frame of frames) {
+      if (this.closed) return;
+      this.observer?.('in', frame.type, frame.body);
+      this.dispatch(decodeMessage(frame.type, frame.body));
+    }
   }
 
   /** FerryErrors are the peer's bad input (answered with Close); anything else is the stream failing. */

@@ -72,6 +72,11 @@ export interface FrameDecoderOptions {
   maxBytesForType?: (type: number) => number | undefined;
   /** Where a frame spanning several chunks is assembled (a BufferPool's take). @default Buffer.allocUnsafe */
   allocate?: (size: number) => Buffer;
+  /**
+   * After a frame of a type for which this is true, the decoder holds: later bytes are kept
+   * unread (no header or type checked) until release(), so limits can change in between.
+   */
+  holdAfter?: (type: number) => boolean;
 }
 
 /**
@@ -82,6 +87,8 @@ export class FrameDecoder {
   private readonly maxFrameBytes: number;
   private readonly maxBytesForType: ((type: number) => number | undefined) | undefined;
   private readonly allocate: (size: number) => Buffer;
+  private readonly holdAfter: ((type: number) => boolean) | undefined;
+  private holding = false;
   private chunks: Buffer[] = [];
   private buffered = 0;
   /** `type + body` length of the frame being assembled, once its header was read. */
@@ -92,6 +99,18 @@ export class FrameDecoder {
     this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.maxBytesForType = options.maxBytesForType;
     this.allocate = options.allocate ?? Buffer.allocUnsafe;
+    this.holdAfter = options.holdAfter;
+  }
+
+  /** True while holding after a frame named by holdAfter. */
+  get held(): boolean {
+    return this.holding;
+  }
+
+  /** Ends a hold: returns the frames the bytes kept meanwhile complete (checked against the limits now in force). */
+  release(): Frame[] {
+    this.holding = false;
+    return this.push(Buffer.alloc(0));
   }
 
   /** Bytes held for the frame in progress. */
@@ -107,6 +126,7 @@ export class FrameDecoder {
     }
     const frames: Frame[] = [];
     for (;;) {
+      if (this.holding) break;
       if (this.expected === null) {
         if (this.buffered < FRAME_HEADER_BYTES) break;
         const length = this.take(FRAME_HEADER_BYTES).readUInt32BE(0);
@@ -125,6 +145,7 @@ export class FrameDecoder {
       const payload = this.take(this.expected);
       this.expected = null;
       frames.push({ type: payload[0]!, body: payload.subarray(1) });
+      if (this.holdAfter?.(payload[0]!)) this.holding = true;
     }
     return frames;
   }

@@ -19,3 +19,11 @@ export {
 } from './handshake.js';
 export { PeerConnection, RequestFailedError, type PeerConnectionOptions, type RequestParams } from './connection.js';
 export { TLS_CIPHERSUITE, TLS_VERSION, clientTlsOptions, establishPeer, peerDeviceId, serverTlsOptions, type EstablishOptions } from './tls.js';
+export {
+  LAST_HANDSHAKE_CODE,
+  PRE_HANDSHAKE_CONNECTION_BYTES,
+  PRE_HANDSHAKE_MAX_FRAME_BYTES,
+  PRE_HANDSHAKE_TOTAL_BYTES,
+  PreHandshakeBudget,
+  preHandshakeMaxBytes,
+} from './pre-handshake.js';

@@ -7,6 +7,7 @@ import { FerryError } from '../errors.js';
 import { deviceIdFromCertificate, type DeviceIdentity, type FolderKeys } from '../keys/index.js';
 import { PeerConnection, type PeerConnectionOptions } from './connection.js';
 import { performHandshake, type FolderSyncState, type HandshakeResult } from './handshake.js';
+import { PreHandshakeBudget } from './pre-handshake.js';
 import { sessionKeyingMaterial, type Role } from './proofs.js';
 
 export const TLS_VERSION = 'TLSv1.3';
@@ -70,6 +71,8 @@ export interface EstablishOptions extends PeerConnectionOptions {
   isGrantRevoked?: (folder: FolderKeys, grantIdHex: string) => boolean;
   handshakeTimeoutMs?: number;
   signal?: AbortSignal;
+  /** Shared by every link of one device still in its handshake. @default a budget of this link alone */
+  preHandshakeBudget?: PreHandshakeBudget;
 }
 
 /**
@@ -82,7 +85,8 @@ export async function establishPeer(
   socket: TLSSocket,
   options: EstablishOptions,
 ): Promise<{ connection: PeerConnection; handshake: HandshakeResult }> {
-  const connection = new PeerConnection(socket, options);
+  // Until the handshake accepted the peer it may send only handshake messages (pre-handshake.ts).
+  const connection = new PeerConnection(socket, { ...options, preHandshake: options.preHandshakeBudget ?? new PreHandshakeBudget() });
   try {
     const remoteId = peerDeviceId(socket);
     const ekm = sessionKeyingMaterial(socket);
@@ -101,6 +105,7 @@ export async function establishPeer(
       timeoutMs: options.handshakeTimeoutMs,
       signal: options.signal,
     });
+    connection.handshakeDone();
     return { connection, handshake };
   } catch (err) {
     await connection.close(err instanceof FerryError ? err.code : 'INTERNAL', err instanceof Error ? err.message : String(err));
