@@ -1,0 +1,100 @@
+// A LEDBAT congestion controller (RFC 6817, as µTP uses it): the window grows while the one-way
+// queuing delay is under the target and shrinks as it passes it, so a background transfer yields
+// to the household's other traffic; losses halve it, as TCP does. Pure arithmetic, no timers.
+
+/** RFC 6817's TARGET: the queuing delay the sender aims to add. */
+export const TARGET_DELAY_US = 100_000;
+/** Bytes the window may grow by per round trip at zero queuing delay, in packets (RFC 6817 GAIN, µTP uses 1; we allow faster growth on an idle line). */
+export const GAIN = 4;
+/** The base delay is the least delay seen in each of the last BASE_HISTORY minutes. */
+const BASE_HISTORY = 10;
+const BASE_INTERVAL_MS = 60_000;
+/** Delay samples averaged for one decision (RFC 6817 CURRENT_FILTER). */
+const CURRENT_FILTER = 4;
+
+export interface LedbatOptions {
+  /** Bytes of one full packet. */
+  mss: number;
+  /** @default 2 × mss */
+  minWindow?: number;
+  /** Upper bound of the window in bytes. */
+  maxWindow: number;
+  /** @default 10 × mss */
+  initialWindow?: number;
+  targetUs?: number;
+}
+
+export class Ledbat {
+  /** Congestion window in bytes. */
+  window: number;
+  private readonly mss: number;
+  private readonly minWindow: number;
+  private readonly maxWindow: number;
+  private readonly target: number;
+  private readonly baseMinutes: number[] = [];
+  private baseStartedMs = -Infinity;
+  private readonly current: number[] = [];
+  private lastLossMs = -Infinity;
+  /** Until the first loss or half the target's delay: the window doubles each round trip (as TCP's slow start). */
+  slowStart = true;
+
+  constructor(options: LedbatOptions) {
+    this.mss = options.mss;
+    this.minWindow = options.minWindow ?? 2 * options.mss;
+    this.maxWindow = options.maxWindow;
+    this.window = Math.min(this.maxWindow, options.initialWindow ?? 10 * options.mss);
+    this.target = options.targetUs ?? TARGET_DELAY_US;
+  }
+
+  /** The least one-way delay remembered (µs, on the peers' unsynchronised clocks: only differences matter). */
+  get baseDelay(): number {
+    return this.baseMinutes.length ? Math.min(...this.baseMinutes) : 0;
+  }
+
+  /** The queuing delay now: the filtered sample above the base (µs). */
+  get queuingDelay(): number {
+    if (!this.current.length) return 0;
+    return Math.max(0, Math.min(...this.current) - this.baseDelay);
+  }
+
+  /** A one-way delay sample (the peer's timestampDiff) from an ack. */
+  delaySample(delayUs: number, nowMs: number): void {
+    if (nowMs - this.baseStartedMs >= BASE_INTERVAL_MS || !this.baseMinutes.length) {
+      this.baseMinutes.push(delayUs);
+      if (this.baseMinutes.length > BASE_HISTORY) this.baseMinutes.shift();
+      this.baseStartedMs = nowMs;
+    } else if (delayUs < this.baseMinutes[this.baseMinutes.length - 1]!) {
+      this.baseMinutes[this.baseMinutes.length - 1] = delayUs;
+    }
+    this.current.push(delayUs);
+    if (this.current.length > CURRENT_FILTER) this.current.shift();
+  }
+
+  /** `bytesAcked` newly acknowledged while `flightBytes` were in flight. */
+  onAck(bytesAcked: number, flightBytes: number): void {
+    const offTarget = (this.target - this.queuingDelay) / this.target;
+    // Grow only a window that was used (RFC 6817 §2.4.1: no credit for an idle window).
+    if (offTarget > 0 && flightBytes + bytesAcked < this.window - this.mss) return;
+    if (this.slowStart && this.queuingDelay < this.target / 2) {
+      this.window = Math.min(this.maxWindow, this.window + bytesAcked);
+      return;
+    }
+    this.slowStart = false;
+    const change = (GAIN * offTarget * bytesAcked * this.mss) / this.window;
+    this.window = Math.max(this.minWindow, Math.min(this.maxWindow, this.window + change));
+  }
+
+  /** A loss detected by selective or duplicate acks: halve, at most once per round trip. */
+  onLoss(nowMs: number, rttMs: number): void {
+    if (nowMs - this.lastLossMs < Math.max(rttMs, 1)) return;
+    this.lastLossMs = nowMs;
+    this.slowStart = false;
+    this.window = Math.max(this.minWindow, this.window / 2);
+  }
+
+  /** A retransmission timeout: back to one packet's worth. */
+  onTimeout(): void {
+    this.slowStart = false;
+    this.window = this.minWindow;
+  }
+}

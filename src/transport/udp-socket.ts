@@ -1,0 +1,120 @@
+// The sync port's one UDP socket, shared by the µTP transport, STUN (and, as they move onto it, the
+// DHT and UDP trackers), so one NAT mapping serves them all, as libtorrent does. Each user
+// registers a classifier; a datagram goes to the first user whose classifier takes it, in the
+// order registered, and is dropped when none does. The classifiers are disjoint by first bytes:
+//   STUN     bytes 0–1 top bits 00, magic cookie 0x2112A442 at bytes 4–7, length field = size − 20
+//   µTP      byte 0 = type << 4 | 1 with type 0–4, byte 1 (first extension) 0 or 1, ≥ 20 bytes
+//   DHT      byte 0 'd' (a bencoded dictionary)
+//   tracker  byte 0 = 0x00 (action 0–3 in a 32-bit big-endian field), a transaction ID we sent
+// STUN is asked first: a STUN success response (0x0101…) also looks like a µTP DATA header.
+
+import { createSocket, type Socket } from 'node:dgram';
+import { ioError } from '../errors.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { Resource } from '../util/resource.js';
+
+export interface UdpEndpoint {
+  address: string;
+  port: number;
+}
+
+type Classifier = (buf: Buffer) => boolean;
+type Handler = (buf: Buffer, from: UdpEndpoint) => void;
+
+/** @default of UdpSocketOptions.bufferBytes: the kernel's socket buffers, for bursts of a fast transfer. */
+export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+export interface UdpSocketOptions {
+  host: string;
+  port: number;
+  bufferBytes?: number;
+  logger?: Logger;
+}
+
+export class UdpSocket extends Resource {
+  private socket: Socket | null = null;
+  private readonly users: Array<{ classify: Classifier; handler: Handler }> = [];
+  private readonly log: Logger;
+  private bound: UdpEndpoint | null = null;
+  /** Datagrams no user took (reported in status). */
+  dropped = 0;
+
+  constructor(private readonly options: UdpSocketOptions) {
+    super();
+    this.log = options.logger ?? silentLogger;
+  }
+
+  get family(): 'udp4' | 'udp6' {
+    return this.options.host.includes(':') ? 'udp6' : 'udp4';
+  }
+
+  address(): UdpEndpoint {
+    if (!this.bound) throw new Error('UdpSocket is not open');
+    return this.bound;
+  }
+
+  protected async _open(): Promise<void> {
+    const { host, port } = this.options;
+    const socket = createSocket({ type: this.family, ipv6Only: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      socket.close();
+      throw ioError(`cannot bind UDP ${host}:${port}`, err);
+    });
+    const bytes = this.options.bufferBytes ?? UDP_SOCKET_BUFFER_BYTES;
+    try {
+      socket.setRecvBufferSize(bytes);
+      socket.setSendBufferSize(bytes);
+    } catch (err) {
+      this.log.debug('cannot enlarge the UDP socket buffers', { reason: (err as Error).message });
+    }
+    socket.on('error', (err) => this.log.debug('UDP socket error', { reason: err.message }));
+    socket.on('message', (buf, rinfo) => this.dispatch(buf, rinfo));
+    const bound = socket.address();
+    this.bound = { address: bound.address, port: bound.port };
+    this.socket = socket;
+  }
+
+  protected async _close(): Promise<void> {
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  /** Sends one datagram; errors (no route, a closed socket) are dropped as UDP drops packets. */
+  send(buf: Buffer, port: number, host: string): void {
+    this.socket?.send(buf, port, host, onSent);
+  }
+
+  /** Registers a user: returns its removal. */
+  handle(classify: Classifier, handler: Handler): () => void {
+    const user = { classify, handler };
+    this.users.push(user);
+    return () => {
+      const at = this.users.indexOf(user);
+      if (at >= 0) this.users.splice(at, 1);
+    };
+  }
+
+  private dispatch(buf: Buffer, from: UdpEndpoint): void {
+    for (const user of this.users) {
+      if (!user.classify(buf)) continue;
+      try {
+        user.handler(buf, from);
+      } catch (err) {
+        this.log.error('UDP handler failed', { err });
+      }
+      return;
+    }
+    this.dropped++;
+  }
+}
+
+function onSent(): void {
+  // UDP is unreliable: an error sending one datagram is a lost packet, which the sender handles.
+}

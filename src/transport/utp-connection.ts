@@ -1,0 +1,578 @@
+// One µTP connection (BEP 29) as a Node Duplex: reliable, ordered bytes over UDP datagrams with
+// selective acks, fast retransmit, retransmission timeouts, LEDBAT congestion control, the peer's
+// receive window for flow control, and backpressure both ways (writes wait while the send buffer
+// is full; the advertised window shrinks while the reader lags). Acks are batched: one per turn of
+// the event loop, however many packets arrived in it.
+
+import { Duplex } from 'node:stream';
+import { FerryError } from '../errors.js';
+import { Ledbat } from './ledbat.js';
+import {
+  HEADER_BYTES,
+  MAX_SACK_BYTES,
+  ST_DATA,
+  ST_FIN,
+  ST_RESET,
+  ST_STATE,
+  ST_SYN,
+  encodePacket,
+  nowMicros,
+  seqDiff,
+  writeHeader,
+  type PacketType,
+  type UtpPacket,
+} from './utp-packet.js';
+import type { UdpEndpoint } from './udp-socket.js';
+
+/** Payload bytes per packet: 1,400-byte datagrams fit the internet's usual 1,500-byte MTU with room for tunnels. */
+export const MAX_PAYLOAD = 1380;
+/** @default of UtpConnectionOptions.windowBytes: receive buffer advertised, and the congestion window's ceiling. */
+export const WINDOW_BYTES = 4 * 1024 * 1024;
+/** Application bytes queued before packets before write() reports backpressure. */
+export const SEND_BUFFER_BYTES = 1024 * 1024;
+/** Out-of-order packets kept, at most (beyond it they are dropped and sent again by the peer). */
+const MAX_REORDER_PACKETS = 4096;
+/** RFC 6298 bounds, with µTP's floor. */
+const MIN_RTO_MS = 250;
+const MAX_RTO_MS = 8_000;
+const INITIAL_RTO_MS = 1_000;
+/** A SYN is sent again this often (± a quarter, jittered) while connecting: it also punches NATs. */
+export const SYN_INTERVAL_MS = 200;
+/** Nothing received for this long: the connection is dead. */
+export const IDLE_TIMEOUT_MS = 30_000;
+/** Nothing sent for this long: a STATE keeps the NATs' mappings open and tells the peer we live. */
+export const KEEPALIVE_MS = 10_000;
+/** An accepted SYN that proved no round trip within this long is forgotten. */
+export const HALF_OPEN_TIMEOUT_MS = 10_000;
+const TICK_MS = 50;
+/** Packets SACKed past a hole that make it count as lost (as 3 duplicate acks in TCP). */
+const DUP_ACKS = 3;
+
+export type UtpState = 'syn-sent' | 'syn-recv' | 'connected' | 'closed';
+
+/** What a connection needs of its endpoint. */
+export interface UtpHost {
+  send(buf: Buffer, remote: UdpEndpoint): void;
+  /** The connection ended: forget it. */
+  release(connection: UtpConnection): void;
+  /** An accepted connection proved its round trip. */
+  proved(connection: UtpConnection): void;
+}
+
+export interface UtpConnectionOptions {
+  windowBytes?: number;
+}
+
+interface Sent {
+  buf: Buffer;
+  type: PacketType;
+  payloadBytes: number;
+  sentAtMs: number;
+  transmissions: number;
+  /** Counted lost (timeout or SACKed past): sent again as the window allows. */
+  lost: boolean;
+}
+
+export class UtpConnection extends Duplex {
+  state: UtpState;
+  readonly remote: UdpEndpoint;
+  readonly recvId: number;
+  readonly sendId: number;
+  /** Both sides sent each other SYNs at the same time: a NAT hole punched. */
+  punched = false;
+  /** Smoothed round-trip time, ms (undefined before the first sample). */
+  srttMs: number | undefined;
+  private rttVarMs = 0;
+  private rtoMs = INITIAL_RTO_MS;
+  private readonly cc: Ledbat;
+  private readonly windowBytes: number;
+
+  // --- sending
+  /** Next sequence number to use. */
+  private seq: number;
+  /** Oldest unacknowledged sequence number. */
+  private sndUna: number;
+  private readonly unacked = new Map<number, Sent>();
+  private flightBytes = 0;
+  private lostCount = 0;
+  private peerWindow = MAX_PAYLOAD * 10;
+  private readonly queue: Buffer[] = [];
+  private queueOffset = 0;
+  private queuedBytes = 0;
+  private pendingWrite: ((err?: Error | null) => void) | null = null;
+  private finQueued = false;
+  private finSeq = -1;
+  private pendingFinal: ((err?: Error | null) => void) | null = null;
+  private lastAckSeen = -1;
+  private dupAcks = 0;
+
+  // --- receiving
+  /** Last sequence number received in order. */
+  private ackNr = 0;
+  private readonly reorder = new Map<number, Buffer>();
+  private reorderBytes = 0;
+  private peerFinSeq = -1;
+  private gotFin = false;
+  private replyMicro = 0;
+  private ackScheduled = false;
+  private windowClosed = false;
+
+  // --- timing
+  private readonly openedMs = Date.now();
+  private lastReceivedMs = Date.now();
+  private lastSentMs = 0;
+  private nextSynMs = 0;
+  private timeoutsInRow = 0;
+  private readonly ticker: NodeJS.Timeout;
+  private connectDeadlineMs = Infinity;
+
+  constructor(
+    private readonly host: UtpHost,
+    remote: UdpEndpoint,
+    ids: { recvId: number; sendId: number },
+    role: { initiator: true } | { initiator: false; syn: UtpPacket },
+    options: UtpConnectionOptions = {},
+  ) {
+    super({ allowHalfOpen: false, writableHighWaterMark: 256 * 1024, readableHighWaterMark: 256 * 1024 });
+    this.remote = { address: remote.address, port: remote.port };
+    this.recvId = ids.recvId;
+    this.sendId = ids.sendId;
+    this.windowBytes = options.windowBytes ?? WINDOW_BYTES;
+    this.cc = new Ledbat({ mss: MAX_PAYLOAD + HEADER_BYTES, maxWindow: this.windowBytes });
+    this.seq = (Math.random() * 0x10000) & 0xffff;
+    this.sndUna = this.seq;
+    if (role.initiator) {
+      this.state = 'syn-sent';
+      this.sendSyn();
+    } else {
+      this.state = 'syn-recv';
+      this.ackNr = role.syn.seq;
+      this.replyMicro = (nowMicros() - role.syn.timestampUs) >>> 0;
+      this.connectDeadlineMs = this.openedMs + HALF_OPEN_TIMEOUT_MS;
+      this.sendState();
+    }
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+    this.ticker.unref();
+  }
+
+  /** Give up connecting (SYN_SENT) or waiting for proof (SYN_RECV) at this time. */
+  setConnectDeadline(atMs: number): void {
+    this.connectDeadlineMs = atMs;
+  }
+
+  get remoteAddress(): string {
+    return this.remote.address;
+  }
+
+  get remotePort(): number {
+    return this.remote.port;
+  }
+
+  /** For tests and status. */
+  get congestionWindow(): number {
+    return this.cc.window;
+  }
+
+  // ---------------------------------------------------------------- packets in
+
+  /** A packet the endpoint matched to this connection (its connection ID and source address). */
+  onPacket(pkt: UtpPacket): void {
+    if (this.state === 'closed') return;
+    if (pkt.type === ST_RESET) {
+      this.destroy(new FerryError('CLOSED', `µTP peer ${this.remote.address}:${this.remote.port} reset the connection`));
+      return;
+    }
+    if (pkt.type === ST_SYN) {
+      // A repeated SYN (our STATE was lost, or both sides dial while punching): answer again.
+      if (this.state === 'syn-recv' && pkt.seq === this.ackNr) this.sendState();
+      return;
+    }
+    if (this.state === 'syn-sent') {
+      if (pkt.type !== ST_STATE || pkt.ack !== ((this.seq - 1) & 0xffff)) return;
+      this.ackNr = (pkt.seq - 1) & 0xffff;
+      this.becomeConnected();
+      this.scheduleAck(); // proves our round trip to the acceptor, which sends nothing before it
+    } else if (this.state === 'syn-recv') {
+      // The round trip is proved by echoing our initial sequence number, which only our STATE carried.
+      if (pkt.ack !== ((this.seq - 1) & 0xffff)) return;
+      this.becomeConnected();
+      this.host.proved(this);
+    } else if (seqDiff(pkt.ack, this.seq - 1) > 0) {
+      return; // acks what we never sent: spoofed or corrupt, dropped without state
+    }
+    if (pkt.type === ST_DATA || pkt.type === ST_FIN) {
+      const ahead = seqDiff(pkt.seq, this.ackNr);
+      if (ahead <= 0 || ahead > MAX_REORDER_PACKETS) {
+        if (ahead <= 0) this.scheduleAck(); // a duplicate: our ack was lost
+        return; // out of window: dropped without state
+      }
+    }
+    this.lastReceivedMs = Date.now();
+    this.peerWindow = pkt.windowSize;
+    this.replyMicro = (nowMicros() - pkt.timestampUs) >>> 0;
+    // An ack older than the oldest outstanding packet (reordered on the way) says nothing new.
+    if (seqDiff(pkt.ack, this.sndUna - 1) >= 0) this.onAck(pkt);
+    if (pkt.type === ST_DATA || pkt.type === ST_FIN) this.onData(pkt);
+    this.flush();
+  }
+
+  private becomeConnected(): void {
+    this.state = 'connected';
+    this.connectDeadlineMs = Infinity;
+    this.emit('connect');
+  }
+
+  private onAck(pkt: UtpPacket): void {
+    const nowMs = Date.now();
+    let ackedBytes = 0;
+    const flightBefore = this.flightBytes;
+    if (pkt.timestampDiffUs !== 0) this.cc.delaySample(pkt.timestampDiffUs, nowMs);
+    // Cumulative ack.
+    while (this.sndUna !== ((pkt.ack + 1) & 0xffff) && seqDiff(this.sndUna, this.seq) < 0) {
+      const sent = this.unacked.get(this.sndUna);
+      if (sent) ackedBytes += this.acked(this.sndUna, sent, nowMs);
+      this.sndUna = (this.sndUna + 1) & 0xffff;
+    }
+    // Selective acks: bit i is ack + 2 + i.
+    if (pkt.sack && this.unacked.size > 0) {
+      let highest = -1;
+      let after = 0;
+      for (let byte = pkt.sack.length - 1; byte >= 0; byte--) {
+        const bits = pkt.sack[byte]!;
+        if (bits === 0) continue;
+        for (let bit = 7; bit >= 0; bit--) {
+          if (!(bits & (1 << bit))) continue;
+          const s = (pkt.ack + 2 + byte * 8 + bit) & 0xffff;
+          if (highest < 0) highest = s;
+          after++;
+          const sent = this.unacked.get(s);
+          if (sent) ackedBytes += this.acked(s, sent, nowMs);
+        }
+      }
+      // Packets with DUP_ACKS or more SACKed after them are lost.
+      if (highest >= 0 && after >= DUP_ACKS) this.markLostBefore(highest, nowMs);
+    }
+    if (ackedBytes > 0) {
+      this.timeoutsInRow = 0;
+      this.dupAcks = 0;
+      this.cc.onAck(ackedBytes, flightBefore - ackedBytes);
+      if (this.finSeq >= 0 && this.unacked.size === 0 && seqDiff(this.sndUna, this.finSeq) > 0) this.finAcked();
+      this.releaseWrite();
+    } else if (pkt.type === ST_STATE && pkt.ack === this.lastAckSeen && this.unacked.size > 0) {
+      if (++this.dupAcks === DUP_ACKS) this.markLostBefore((pkt.ack + 2) & 0xffff, nowMs);
+    }
+    this.lastAckSeen = pkt.ack;
+  }
+
+  private acked(s: number, sent: Sent, nowMs: number): number {
+    this.unacked.delete(s);
+    if (sent.lost) this.lostCount--;
+    else this.flightBytes -= sent.buf.length;
+    if (sent.transmissions === 1) this.rttSample(nowMs - sent.sentAtMs);
+    return sent.buf.length;
+  }
+
+  private markLostBefore(limit: number, nowMs: number): void {
+    let any = false;
+    for (let s = this.sndUna; seqDiff(s, limit) < 0; s = (s + 1) & 0xffff) {
+      const sent = this.unacked.get(s);
+      if (!sent || sent.lost) continue;
+      // Sent again less than a round trip ago: its answer may still come.
+      if (sent.transmissions > 1 && nowMs - sent.sentAtMs < (this.srttMs ?? this.rtoMs)) continue;
+      sent.lost = true;
+      this.lostCount++;
+      this.flightBytes -= sent.buf.length;
+      any = true;
+    }
+    if (any) this.cc.onLoss(nowMs, this.srttMs ?? this.rtoMs);
+  }
+
+  private rttSample(ms: number): void {
+    if (this.srttMs === undefined) {
+      this.srttMs = ms;
+      this.rttVarMs = ms / 2;
+    } else {
+      this.rttVarMs = 0.75 * this.rttVarMs + 0.25 * Math.abs(this.srttMs - ms);
+      this.srttMs = 0.875 * this.srttMs + 0.125 * ms;
+    }
+    this.rtoMs = Math.min(MAX_RTO_MS, Math.max(MIN_RTO_MS, this.srttMs + 4 * this.rttVarMs));
+  }
+
+  private onData(pkt: UtpPacket): void {
+    const limit = this.windowBytes + 64 * MAX_PAYLOAD;
+    if (pkt.type === ST_FIN) this.peerFinSeq = pkt.seq;
+    if (pkt.seq === ((this.ackNr + 1) & 0xffff)) {
+      this.deliver(pkt);
+      for (let next = this.reorder.get((this.ackNr + 1) & 0xffff); next !== undefined; next = this.reorder.get((this.ackNr + 1) & 0xffff)) {
+        this.reorder.delete((this.ackNr + 1) & 0xffff);
+        this.reorderBytes -= next.length;
+        this.ackNr = (this.ackNr + 1) & 0xffff;
+        if (next.length) this.push(next);
+      }
+      if (this.peerFinSeq >= 0 && this.ackNr === this.peerFinSeq && !this.gotFin) {
+        this.gotFin = true;
+        this.push(null);
+      }
+    } else if (!this.reorder.has(pkt.seq) && this.readableLength + this.reorderBytes + pkt.payload.length <= limit) {
+      this.reorder.set(pkt.seq, pkt.payload);
+      this.reorderBytes += pkt.payload.length;
+    }
+    this.scheduleAck();
+  }
+
+  private deliver(pkt: UtpPacket): void {
+    this.ackNr = pkt.seq;
+    if (pkt.payload.length) this.push(pkt.payload);
+  }
+
+  // ---------------------------------------------------------------- packets out
+
+  private receiveWindow(): number {
+    return Math.max(0, this.windowBytes - this.readableLength - this.reorderBytes);
+  }
+
+  private header(type: PacketType, seq: number): { type: PacketType; connectionId: number; timestampUs: number; timestampDiffUs: number; windowSize: number; seq: number; ack: number } {
+    return {
+      type,
+      connectionId: type === ST_SYN ? this.recvId : this.sendId,
+      timestampUs: nowMicros(),
+      timestampDiffUs: this.replyMicro,
+      windowSize: this.receiveWindow(),
+      seq,
+      ack: this.ackNr,
+    };
+  }
+
+  private transmit(buf: Buffer): void {
+    this.lastSentMs = Date.now();
+    this.host.send(buf, this.remote);
+  }
+
+  private sendSyn(): void {
+    // The SYN takes sequence number sndUna; data starts one after it.
+    const buf = encodePacket({ ...this.header(ST_SYN, this.sndUna), ack: 0 });
+    const sent = this.unacked.get(this.sndUna);
+    if (sent) sent.transmissions++;
+    else {
+      this.unacked.set(this.seq, { buf, type: ST_SYN, payloadBytes: 0, sentAtMs: Date.now(), transmissions: 1, lost: false });
+      this.flightBytes += buf.length;
+      this.seq = (this.seq + 1) & 0xffff;
+    }
+    this.nextSynMs = Date.now() + SYN_INTERVAL_MS * (0.75 + Math.random() * 0.5);
+    this.transmit(buf);
+  }
+
+  /** A STATE carries our ack (and SACK of what we hold out of order) and our window. */
+  private sendState(): void {
+    this.ackScheduled = false;
+    const sack = this.sackBits();
+    const buf = encodePacket(this.header(ST_STATE, this.seq), undefined, sack);
+    this.windowClosed = this.receiveWindow() < MAX_PAYLOAD;
+    this.transmit(buf);
+  }
+
+  private sackBits(): Buffer | null {
+    if (this.reorder.size === 0) return null;
+    const sack = Buffer.alloc(MAX_SACK_BYTES);
+    let used = 0;
+    for (const s of this.reorder.keys()) {
+      const i = seqDiff(s, this.ackNr) - 2;
+      if (i < 0 || i >= MAX_SACK_BYTES * 8) continue;
+      sack[i >> 3]! |= 1 << (i & 7);
+      used = Math.max(used, (i >> 3) + 1);
+    }
+    if (used === 0) return null;
+    return sack.subarray(0, Math.ceil(used / 4) * 4);
+  }
+
+  private scheduleAck(): void {
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    setImmediate(() => {
+      if (this.ackScheduled && this.state !== 'closed') this.sendState();
+    });
+  }
+
+  private sendWindow(): number {
+    return Math.min(this.cc.window, this.peerWindow);
+  }
+
+  /** Sends what the windows allow: packets counted lost first, then new data, then a queued FIN. */
+  private flush(): void {
+    if (this.state !== 'connected') return;
+    const nowMs = Date.now();
+    let sentAny = false;
+    if (this.lostCount > 0) {
+      for (let s = this.sndUna; seqDiff(s, this.seq) < 0 && this.lostCount > 0; s = (s + 1) & 0xffff) {
+        const sent = this.unacked.get(s);
+        if (!sent || !sent.lost) continue;
+        if (this.flightBytes > 0 && this.flightBytes + sent.buf.length > this.sendWindow()) return;
+        sent.lost = false;
+        this.lostCount--;
+        this.flightBytes += sent.buf.length;
+        this.resend(s, sent, nowMs);
+        sentAny = true;
+      }
+    }
+    while (this.queuedBytes > 0) {
+      const size = Math.min(MAX_PAYLOAD, this.queuedBytes);
+      // One packet may always be in flight (it probes a closed window).
+      if (this.flightBytes > 0 && this.flightBytes + size + HEADER_BYTES > this.sendWindow()) break;
+      this.sendData(size, nowMs);
+      sentAny = true;
+    }
+    if (this.finQueued && this.queuedBytes === 0 && this.finSeq < 0) {
+      this.finSeq = this.seq;
+      const buf = encodePacket(this.header(ST_FIN, this.seq));
+      this.unacked.set(this.seq, { buf, type: ST_FIN, payloadBytes: 0, sentAtMs: nowMs, transmissions: 1, lost: false });
+      this.flightBytes += buf.length;
+      this.seq = (this.seq + 1) & 0xffff;
+      this.transmit(buf);
+      sentAny = true;
+    }
+    if (sentAny) this.ackScheduled = false; // our packets carried the ack
+    this.releaseWrite();
+  }
+
+  private sendData(size: number, nowMs: number): void {
+    const sack = this.sackBits();
+    const headerBytes = HEADER_BYTES + (sack ? 2 + sack.length : 0);
+    const buf = Buffer.allocUnsafe(headerBytes + size);
+    writeHeader(buf, this.header(ST_DATA, this.seq), sack);
+    let at = headerBytes;
+    while (at < buf.length) {
+      const chunk = this.queue[0]!;
+      const n = Math.min(chunk.length - this.queueOffset, buf.length - at);
+      chunk.copy(buf, at, this.queueOffset, this.queueOffset + n);
+      at += n;
+      this.queueOffset += n;
+      if (this.queueOffset === chunk.length) {
+        this.queue.shift();
+        this.queueOffset = 0;
+      }
+    }
+    this.queuedBytes -= size;
+    this.unacked.set(this.seq, { buf, type: ST_DATA, payloadBytes: size, sentAtMs: nowMs, transmissions: 1, lost: false });
+    this.flightBytes += buf.length;
+    this.seq = (this.seq + 1) & 0xffff;
+    this.transmit(buf);
+  }
+
+  /** Sends a packet again with fresh timestamps, ack and window (its payload unchanged). */
+  private resend(s: number, sent: Sent, nowMs: number): void {
+    sent.transmissions++;
+    sent.sentAtMs = nowMs;
+    // A SACK extension is relative to the ack it was sent with: a copy sent again goes without it.
+    if (sent.buf[1] !== 0) {
+      const payload = sent.buf.subarray(HEADER_BYTES + 2 + sent.buf[HEADER_BYTES + 1]!);
+      const bare = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+      payload.copy(bare, HEADER_BYTES);
+      this.flightBytes += bare.length - sent.buf.length;
+      sent.buf = bare;
+    }
+    writeHeader(sent.buf, this.header(sent.type, s));
+    this.transmit(sent.buf);
+  }
+
+  private releaseWrite(): void {
+    if (this.pendingWrite && this.queuedBytes < SEND_BUFFER_BYTES) {
+      const callback = this.pendingWrite;
+      this.pendingWrite = null;
+      callback();
+    }
+  }
+
+  private finAcked(): void {
+    const callback = this.pendingFinal;
+    this.pendingFinal = null;
+    callback?.();
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  private tick(): void {
+    const nowMs = Date.now();
+    if (this.state === 'syn-sent' || this.state === 'syn-recv') {
+      if (nowMs >= this.connectDeadlineMs) {
+        this.destroy(new FerryError('TIMEOUT', `no µTP answer from ${this.remote.address}:${this.remote.port}`));
+        return;
+      }
+      if (this.state === 'syn-sent' && nowMs >= this.nextSynMs) this.sendSyn();
+      return;
+    }
+    if (this.state !== 'connected') return;
+    if (nowMs - this.lastReceivedMs > IDLE_TIMEOUT_MS) {
+      this.destroy(new FerryError('TIMEOUT', `µTP peer ${this.remote.address}:${this.remote.port} silent for ${IDLE_TIMEOUT_MS} ms`));
+      return;
+    }
+    const oldest = this.unacked.get(this.sndUna);
+    // (A packet counted lost and waiting for room in the window is not timed out again.)
+    if (oldest && !(oldest.lost && this.flightBytes > 0) && nowMs - oldest.sentAtMs >= this.rtoMs) {
+      // Timeout: everything outstanding counts lost, the window falls to its floor, the RTO doubles.
+      this.timeoutsInRow++;
+      for (const sent of this.unacked.values()) {
+        if (sent.lost) continue;
+        sent.lost = true;
+        this.lostCount++;
+      }
+      this.flightBytes = 0;
+      this.cc.onTimeout();
+      this.rtoMs = Math.min(MAX_RTO_MS, this.rtoMs * 2);
+      this.flush();
+      return;
+    }
+    if (this.windowClosed && this.receiveWindow() >= MAX_PAYLOAD) this.sendState();
+    else if (nowMs - this.lastSentMs >= KEEPALIVE_MS) this.sendState();
+  }
+
+  // ---------------------------------------------------------------- Duplex
+
+  override _read(): void {
+    if (this.windowClosed && this.state === 'connected' && this.receiveWindow() >= MAX_PAYLOAD) this.sendState();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.enqueue(chunk);
+    this.afterEnqueue(callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
+    for (const { chunk } of chunks) this.enqueue(chunk);
+    this.afterEnqueue(callback);
+  }
+
+  private enqueue(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.queue.push(chunk);
+    this.queuedBytes += chunk.length;
+  }
+
+  private afterEnqueue(callback: (err?: Error | null) => void): void {
+    this.pendingWrite = callback;
+    this.flush();
+    // Before the connection is up flush() sends nothing; the write waits (bounded by the buffer).
+    if (this.state !== 'connected') this.releaseWrite();
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.finQueued = true;
+    this.pendingFinal = callback;
+    this.flush();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    const clean = this.gotFin && this.finSeq >= 0 && this.unacked.size === 0;
+    if (!clean && (this.state === 'connected' || this.state === 'syn-recv')) this.transmit(encodePacket(this.header(ST_RESET, this.seq)));
+    else if (clean && this.ackScheduled) this.sendState(); // the ack of the peer's FIN
+    this.state = 'closed';
+    clearInterval(this.ticker);
+    this.unacked.clear();
+    this.reorder.clear();
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.pendingWrite = null;
+    this.pendingFinal = null;
+    this.host.release(this);
+    callback(err);
+  }
+}
