@@ -105,7 +105,7 @@ export async function benchIndexScale(options: { files: number; rescans: number;
     await pool.open();
     const keys = FolderKeys.generate();
     const index = store.folder(keys.folderIdHex);
-    const scans: Array<{ under: string; result: ScanResult }> = [];
+    const scans: Array<{ subtrees: readonly string[]; result: ScanResult }> = [];
     let waiter: { done: () => boolean; resolve: () => void } | null = null;
     const until = (done: () => boolean): Promise<void> =>
       done() ? Promise.resolve() : new Promise((resolve) => (waiter = { done, resolve }));
@@ -120,8 +120,8 @@ export async function benchIndexScale(options: { files: number; rescans: number;
       unwatchedRescanIntervalMs: 24 * 3_600_000,
       archiveDays: 1,
       peerSource: () => undefined,
-      onScanned: (under, result) => {
-        scans.push({ under, result });
+      onScanned: (subtrees, result) => {
+        scans.push({ subtrees, result });
         if (waiter?.done()) {
           waiter.resolve();
           waiter = null;
@@ -131,7 +131,7 @@ export async function benchIndexScale(options: { files: number; rescans: number;
     let start = process.hrtime.bigint();
     let cpu = process.cpuUsage();
     await folder.open();
-    await until(() => scans.some((scan) => scan.under === ''));
+    await until(() => scans.some((scan) => scan.subtrees.includes('')));
     const firstScan = { seconds: Number(process.hrtime.bigint() - start) / 1e9, cpuSeconds: cpuSince(cpu) };
     log(`first scan: ${firstScan.seconds.toFixed(2)} s, CPU ${firstScan.cpuSeconds.toFixed(2)} s, ${index.counts().localFiles} files`);
 
@@ -193,7 +193,7 @@ export async function benchIndexScale(options: { files: number; rescans: number;
         last: Math.max(...samples),
         visited: scans.reduce((sum, scan) => sum + scan.result.scanned, 0),
         cpuSeconds: cpuSince(cpu),
-        fullRescans: scans.filter((scan) => scan.under === '').length,
+        fullRescans: scans.filter((scan) => scan.subtrees.includes('')).length,
       };
       log(
         `${edits.count} edits until indexed: p50 ${edits.p50.toFixed(2)} s, p95 ${edits.p95.toFixed(2)} s, last ${edits.last.toFixed(2)} s; ` +

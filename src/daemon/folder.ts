@@ -38,8 +38,8 @@ export interface SharedFolderOptions {
   peerSource: (deviceId: string) => string | undefined;
   /** The folder's known grants (records signed under valid RW grants are accepted; a grantee's own grant shows in status). */
   grants?: GrantBook;
-  /** Each finished scan of a subtree ('' = the whole folder), with what it visited and changed. */
-  onScanned?: (under: string, result: ScanResult) => void;
+  /** Each finished scan of some subtrees ('' = the whole folder), with what it visited and changed. */
+  onScanned?: (subtrees: readonly string[], result: ScanResult) => void;
 }
 
 export class SharedFolder extends Resource {
@@ -184,13 +184,13 @@ export class SharedFolder extends Resource {
     }
     this.state = 'scanning';
     try {
-      for (const under of subtrees) {
-        const result = await this.scanner.scan({ under, signal: this.abort.signal });
-        this.options.onScanned?.(under, result);
-        if (result.changed || result.deleted) {
-          this.logger.info('scanned', { under: under || '/', changed: result.changed, deleted: result.deleted });
-          this.sync?.localChanged();
-        }
+      // One run for all of them: their changes share transactions and one announcement to peers.
+      const result = await this.scanner.scan({ subtrees, signal: this.abort.signal });
+      this.options.onScanned?.(subtrees, result);
+      if (result.changed || result.deleted) {
+        const under = subtrees.length === 1 ? subtrees[0] || '/' : `${subtrees.length} subtrees (${subtrees.slice(0, 3).join(', ')}…)`;
+        this.logger.info('scanned', { under, changed: result.changed, deleted: result.deleted });
+        this.sync?.localChanged();
       }
       this.lastScanMs = Date.now();
       this.state = 'idle';

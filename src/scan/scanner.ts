@@ -66,6 +66,11 @@ export interface ScannerOptions {
 export interface ScanOptions {
   /** Relative path of the subtree to scan ('' or absent: the whole folder). */
   under?: string;
+  /**
+   * Several subtrees (none inside another) in one run instead of `under`: their changes share
+   * transactions, and peers hear of them at once.
+   */
+  subtrees?: readonly string[];
   signal?: AbortSignal;
 }
 
@@ -84,7 +89,7 @@ export interface ScanResult {
 }
 
 interface QueuedScan {
-  under: string;
+  subtrees: string[];
   signal?: AbortSignal;
   promise: Promise<ScanResult>;
 }
@@ -113,6 +118,8 @@ function sameBlocks(a: readonly Uint8Array[], b: readonly Uint8Array[]): boolean
 
 /** Mutable state of one scan run. */
 class ScanRun {
+  /** The subtree being walked or checked for deletions now (for progress reports). */
+  under = '';
   readonly result: ScanResult = { scanned: 0, changed: 0, deleted: 0, hashedBytes: 0, errors: 0, busy: 0 };
   batch: NewFileRecord[] = [];
   batchBytes = 0;
@@ -123,7 +130,6 @@ class ScanRun {
   /** Digests of the paths the walk yielded (see SEEN_PATHS_MAX). */
   readonly seen = new Set<number>();
   constructor(
-    readonly under: string,
     readonly ignore: IgnoreRules,
     readonly signal?: AbortSignal,
   ) {}
@@ -163,40 +169,47 @@ export class Scanner {
    * a time; a request already covered by a waiting scan (same signal or none) joins it.
    */
   scan(options: ScanOptions = {}): Promise<ScanResult> {
-    const under = normaliseUnder(options.under);
+    const subtrees = options.subtrees ? options.subtrees.map(normaliseUnder) : [normaliseUnder(options.under)];
     const waiting = this.queued;
-    if (waiting && covers(waiting.under, under) && (!options.signal || options.signal === waiting.signal)) {
+    if (
+      waiting &&
+      subtrees.every((under) => waiting.subtrees.some((outer) => covers(outer, under))) &&
+      (!options.signal || options.signal === waiting.signal)
+    ) {
       return waiting.promise;
     }
-    const entry: QueuedScan = { under, signal: options.signal, promise: undefined as never };
+    const entry: QueuedScan = { subtrees, signal: options.signal, promise: undefined as never };
     entry.promise = this.tail
       .catch(() => undefined)
       .then(() => {
         if (this.queued === entry) this.queued = null;
-        return this.run(under, options.signal);
+        return this.run(subtrees, options.signal);
       });
     this.queued = entry;
     this.tail = entry.promise;
     return entry.promise;
   }
 
-  private async run(under: string, signal?: AbortSignal): Promise<ScanResult> {
+  private async run(subtrees: readonly string[], signal?: AbortSignal): Promise<ScanResult> {
     throwIfAborted(signal);
     await this.requireRoot();
     const ignore = this.fixedIgnore ?? (await IgnoreRules.load(this.root));
-    const run = new ScanRun(under, ignore, signal);
+    const run = new ScanRun(ignore, signal);
     try {
       const onError = (path: string, err: Error): void => this.onWalkError(run, path, err);
-      for await (const entry of walk(this.root, { ignore, signal, under, onError, onRefused: this.onRefused })) {
-        run.result.scanned++;
-        if (run.seen.size < SEEN_PATHS_MAX) run.seen.add(pathDigest(entry.path));
-        await this.handleEntry(run, entry);
-        if (run.batch.length >= SCAN_BATCH_RECORDS || run.batchBytes >= SCAN_BATCH_BYTES) await this.flush(run);
+      for (const under of subtrees) {
+        run.under = under;
+        for await (const entry of walk(this.root, { ignore, signal, under, onError, onRefused: this.onRefused })) {
+          run.result.scanned++;
+          if (run.seen.size < SEEN_PATHS_MAX) run.seen.add(pathDigest(entry.path));
+          await this.handleEntry(run, entry);
+          if (run.batch.length >= SCAN_BATCH_RECORDS || run.batchBytes >= SCAN_BATCH_BYTES) await this.flush(run);
+        }
       }
       await Promise.all(run.inFlight);
       // A folder that vanished mid-scan (unmounted volume) must not turn into deletions.
       await this.requireRoot();
-      await this.recordDeletions(run);
+      for (const under of subtrees) await this.recordDeletions(run, under);
       await this.flush(run);
     } catch (err) {
       await Promise.allSettled(run.inFlight);
@@ -359,9 +372,10 @@ export class Scanner {
   }
 
   /** Tombstones for indexed paths under the scanned subtree that are gone from disk: one lstat for each path the walk did not see. */
-  private async recordDeletions(run: ScanRun): Promise<void> {
+  private async recordDeletions(run: ScanRun, under: string): Promise<void> {
+    run.under = under;
     const presence = new DiskPresence(this.root);
-    const options = run.under === '' ? {} : { under: run.under };
+    const options = under === '' ? {} : { under };
     let candidates: FileRecord[] = [];
     const checkCandidates = async (): Promise<void> => {
       const present = await Promise.all(candidates.map((record) => presence.present(record.path)));

@@ -12,7 +12,7 @@ import { HashPool, type ScanResult } from '../../src/scan/index.js';
 import { silentLogger } from '../../src/util/log.js';
 
 interface Scan {
-  under: string;
+  subtrees: readonly string[];
   result: ScanResult;
 }
 
@@ -55,8 +55,8 @@ test('an edit in each of two top-level directories rescans only what changed the
     unwatchedRescanIntervalMs: 3_600_000,
     archiveDays: 1,
     peerSource: () => undefined,
-    onScanned: (under, result) => {
-      scans.push({ under, result });
+    onScanned: (subtrees, result) => {
+      scans.push({ subtrees, result });
       if (waiter?.done()) {
         waiter.resolve();
         waiter = null;
@@ -65,9 +65,9 @@ test('an edit in each of two top-level directories rescans only what changed the
   });
   t.after(() => folder.close());
   await folder.open();
-  await until(() => scans.some((scan) => scan.under === ''));
+  await until(() => scans.some((scan) => scan.subtrees.includes('')));
   assert.equal(index.getLocal('f/149.txt')?.size, 'f 149'.length);
-  const first = scans.find((scan) => scan.under === '')!;
+  const first = scans.find((scan) => scan.subtrees.includes(''))!;
   assert.ok(first.result.scanned >= entries - 1, `first scan visited ${first.result.scanned}`);
 
   scans.length = 0;
@@ -76,7 +76,7 @@ test('an edit in each of two top-level directories rescans only what changed the
   await until(() => edited.every((path) => index.getLocal(path)?.size === `${path} edited`.length));
 
   const visited = scans.reduce((sum, scan) => sum + scan.result.scanned, 0);
-  const unders = scans.map((scan) => scan.under);
+  const unders = scans.flatMap((scan) => scan.subtrees);
   assert.ok(!unders.includes(''), `a rescan of the whole folder: ${unders.join(', ')}`);
   assert.ok(unders.every((under) => under.startsWith('a/') || under === 'a' || under.startsWith('b/') || under === 'b'), unders.join(', '));
   // Only the edited files (and at most their two directories) are visited, not the 900 others.

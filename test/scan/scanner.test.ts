@@ -182,6 +182,28 @@ for (const [name, makeIndex] of factories) {
       assert.equal(index.getLocal('ab/2')!.deleted, true);
     });
 
+    test('several subtrees in one run: changes and deletions in each, one transaction, nothing elsewhere', async () => {
+      const { root, index, scanner } = await setup(makeIndex);
+      for (const dir of ['a/x', 'b', 'c']) await mkdir(join(root, dir), { recursive: true });
+      for (const file of ['a/x/1', 'a/x/2', 'a/y', 'b/1', 'b/2', 'c/1']) await writeFile(join(root, file), file);
+      await scanner.scan();
+      const sequence = [...index.localRecords()].reduce((max, r) => Math.max(max, r.sequence), 0);
+      await writeFile(join(root, 'a/x/1'), 'changed');
+      await rm(join(root, 'b/2'));
+      await writeFile(join(root, 'a/y'), 'changed, outside the subtrees');
+      await rm(join(root, 'c/1'));
+      const calls = index instanceof MemoryFolderIndex ? index.putLocalCalls : 0;
+      const result = await scanner.scan({ subtrees: ['a/x', 'b/2'] });
+      if (index instanceof MemoryFolderIndex) assert.equal(index.putLocalCalls - calls, 1, 'one transaction');
+      assert.deepEqual({ ...result, hashedBytes: 0 }, { scanned: 3, changed: 1, deleted: 1, hashedBytes: 0, errors: 0, busy: 0 });
+      assert.equal(index.getLocal('a/x/1')!.size, 'changed'.length);
+      assert.equal(index.getLocal('b/2')!.deleted, true);
+      assert.equal(index.getLocal('a/y')!.size, 'a/y'.length, 'outside the subtrees');
+      assert.equal(index.getLocal('c/1')!.deleted, false, 'outside the subtrees');
+      const written = [...index.localRecords()].filter((r) => r.sequence > sequence);
+      assert.deepEqual(written.map((r) => r.path).sort(), ['a/x/1', 'b/2']);
+    });
+
     test('type changes, and entries reached through a directory replaced by a symlink', async () => {
       const { root, index, scanner } = await setup(makeIndex);
       await mkdir(join(root, 'elsewhere'));
