@@ -1,10 +1,11 @@
 // Installs fetched temp files in batches: one hold of the folder lock, one fsync per directory and one index transaction per batch.
 
-import { chmodSync, lstatSync, renameSync, utimesSync, type Stats } from 'node:fs';
+import { closeSync, fchmodSync, futimesSync, lstatSync, openSync, renameSync, type Stats } from 'node:fs';
+import { FerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
 import type { WarmFiles } from '../scan/warm-files.js';
-import { fsyncDir } from '../util/fd.js';
+import { fsyncDir, READ_NO_FOLLOW } from '../util/fd.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
 import type { DiskPaths, ResolvedTarget } from './paths.js';
 
@@ -49,8 +50,21 @@ interface Pending {
  * (two thread wake-ups) an async call costs; for a stream of small files that was most of the work.
  */
 export function placeTemp(tempAbs: string, global: FileRecord, target: ResolvedTarget, paths: DiskPaths): Stats {
-  chmodSync(tempAbs, global.mode & 0o777);
-  utimesSync(tempAbs, new Date(), global.mtimeMs / 1000);
+  // Through a descriptor opened with O_NOFOLLOW: a temp file swapped for a symlink (its name is
+  // predictable) must not hand the record's mode to whatever the link points at.
+  let fd: number;
+  try {
+    fd = openSync(tempAbs, READ_NO_FOLLOW);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new FerryError('PATH_UNSAFE', `refusing ${JSON.stringify(global.path)}: its temp file was replaced by a symlink`);
+    throw err;
+  }
+  try {
+    fchmodSync(fd, global.mode & 0o777);
+    futimesSync(fd, new Date(), global.mtimeMs / 1000);
+  } finally {
+    closeSync(fd);
+  }
   if (!target.stats) paths.adopt(tempAbs);
   renameSync(tempAbs, target.abs);
   return lstatSync(target.abs);

@@ -7,7 +7,9 @@ import { chmod, mkdir, mkdtemp, rename, rm, stat, symlink, writeFile } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isFerryError } from '../../src/errors.js';
-import { chmodNoFollow } from '../../src/scan/disk-path.js';
+import { chmodNoFollow, DiskPaths } from '../../src/scan/disk-path.js';
+import { placeTemp } from '../../src/sync/installer.js';
+import type { FileRecord } from '../../src/index/records.js';
 import { walk } from '../../src/scan/walker.js';
 import { FolderWatcher } from '../../src/scan/watcher.js';
 
@@ -134,5 +136,19 @@ describe('walker and watcher never leave the folder (hostile peer)', () => {
     await mkdir(join(root, 'real'));
     await chmodNoFollow(join(root, 'real'), 0o750);
     assert.equal((await stat(join(root, 'real'))).mode & 0o777, 0o750);
+  });
+
+  test('installing a temp file swapped for a symlink refuses and leaves the link target alone', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    await writeFile(join(outside, 'precious'), 'x');
+    await chmod(join(outside, 'precious'), 0o600);
+    const temp = join(root, '.ferry-tmp-0123456789abcdef01234567');
+    await symlink(join(outside, 'precious'), temp);
+    const paths = new DiskPaths(root);
+    const target = await paths.resolve('file.txt');
+    const global = { path: 'file.txt', mode: 0o666, mtimeMs: 1_700_000_000_000 } as FileRecord;
+    assert.throws(() => placeTemp(temp, global, target, paths), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
+    assert.equal((await stat(join(outside, 'precious'))).mode & 0o777, 0o600);
   });
 });
