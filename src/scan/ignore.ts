@@ -5,8 +5,17 @@ import { join } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 import { ioError } from '../errors.js';
 
-/** The per-folder user rules file, at the folder root; it is synced like any other file. */
+/**
+ * The per-folder user rules file, at the folder root. It is local to each device, as Syncthing's
+ * `.stignore` is: indexed here but never sent to peers, and one received from a peer is dropped,
+ * so one device's rules never silently stop another's sync (isLocalOnly).
+ */
 export const IGNORE_FILE = '.ferryignore';
+
+/** Whether a folder-relative path stays on this device: never sent to peers, never taken from them. */
+export function isLocalOnly(relPath: string): boolean {
+  return relPath === IGNORE_FILE;
+}
 
 /** Ferry's own directory at the folder root (archive, temp state); never synced. */
 export const FERRY_DIR = '.ferry';

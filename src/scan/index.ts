@@ -1,6 +1,6 @@
 // Public API of scan/: ignore rules, walker, block sizes, hashing (direct and pooled), scanner, watcher.
 
-export { IgnoreRules, IGNORE_FILE, FERRY_DIR, TEMP_FILE_PREFIX, NAS_LITTER_NAMES } from './ignore.js';
+export { IgnoreRules, isLocalOnly, IGNORE_FILE, FERRY_DIR, TEMP_FILE_PREFIX, NAS_LITTER_NAMES } from './ignore.js';
 export { walk, normaliseUnder, type WalkEntry, type WalkOptions } from './walker.js';
 export { toIndexPath, resolveDiskPath } from './disk-path.js';
 export { DiskPresence } from './presence.js';

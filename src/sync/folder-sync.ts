@@ -9,7 +9,7 @@ import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import type { ClusterFolder, IndexMessage, RequestMessage } from '../protocol/messages.js';
-import { IgnoreRules } from '../scan/ignore.js';
+import { IgnoreRules, isLocalOnly } from '../scan/ignore.js';
 import { WarmFiles } from '../scan/warm-files.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
@@ -174,6 +174,9 @@ export class FolderSync extends Resource {
   private lastPullFailure: { path: string; reason: string } | undefined;
   /** Index batches being stored now. */
   private receiving = 0;
+  /** Needed paths the last pull pass left alone because this device's .ferryignore ignores them. */
+  private ignoredNeeded = 0;
+  private ignoredInPass = 0;
   private localChangeCount: number | undefined;
 
   constructor(options: FolderSyncOptions) {
@@ -381,6 +384,11 @@ export class FolderSync extends Resource {
     const signed = await checkIncomingIndex(this.keys, message, expected, { ...checks, unsignedAccepted: state.unsigned });
     const builtIn = IgnoreRules.builtIn();
     const records = signed.filter((record) => {
+      if (isLocalOnly(record.path)) {
+        // A peer's .ferryignore (an older version sends it): each device keeps its own rules.
+        this.logger.debug("peer's .ferryignore not taken: ignore rules are local to each device", { device: deviceId });
+        return false;
+      }
       if (builtIn.ignores(record.path, record.type === 'dir')) {
         this.logger.warn('peer sent a record for a reserved path; ignored', { device: deviceId, path: record.path });
         return false;
@@ -528,7 +536,9 @@ export class FolderSync extends Resource {
       if (this.closed) return;
       this.pullWanted = false;
       try {
+        this.ignoredInPass = 0;
         const result = await this.puller.pass(this.lifetime.signal);
+        this.ignoredNeeded = this.ignoredInPass;
         failed = result.failed;
         this.lastError = undefined;
         if (result.done > 0) this.logger.debug('pull pass', { ...result });
@@ -546,8 +556,10 @@ export class FolderSync extends Resource {
   }
 
   /** What the puller made of one path: a refused name is a failed item; a retryable failure names a stall. */
-  private pullOutcome(path: string, outcome: 'done' | 'failed' | 'refused', reason?: string): void {
-    if (outcome === 'done') {
+  private pullOutcome(path: string, outcome: 'done' | 'failed' | 'refused' | 'ignored', reason?: string): void {
+    if (outcome === 'ignored') {
+      this.ignoredInPass++;
+    } else if (outcome === 'done') {
       this.failed.clear(path);
       if (this.lastPullFailure?.path === path) this.lastPullFailure = undefined;
     } else if (outcome === 'refused') {
@@ -609,7 +621,8 @@ export class FolderSync extends Resource {
       return printable(`${files}; ${this.lastPullFailure.path}: ${this.lastPullFailure.reason} (retrying)`).slice(0, 600);
     }
     if (this.keys.access === 'ro' && this.countLocalChanges() > 0) return `${files}; local changes of a read-only folder are kept ('ferry revert' undoes them)`;
-    return `${files}; no connected peer can supply them, or the folder's ignore rules skip them`;
+    if (this.ignoredNeeded > 0) return `${files}; ${this.ignoredNeeded} of what peers have is ignored here by this device's .ferryignore`;
+    return `${files}; no connected peer can supply them`;
   }
 
   private countLocalChanges(): number {

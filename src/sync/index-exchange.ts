@@ -7,6 +7,7 @@ import type { FolderIndex } from '../index/types.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import type { IndexMessage } from '../protocol/messages.js';
 import { recordSigningBytes } from '../protocol/records.js';
+import { isLocalOnly } from '../scan/ignore.js';
 import type { Logger } from '../util/log.js';
 
 /** Records per Index / IndexUpdate message. */
@@ -36,6 +37,7 @@ function wireSize(record: FileRecord): number {
  * connection to the key. The receiver signs such records itself when it relays them to RO peers.
  */
 export function outgoingRecord(keys: FolderKeys, index: FolderIndex, local: FileRecord, unsigned = false): FileRecord | undefined {
+  if (isLocalOnly(local.path)) return undefined; // this device's .ferryignore
   const signed = (record: FileRecord): FileRecord => (unsigned ? record : { ...record, signature: keys.sign(recordSigningBytes(keys.folderId, record)) });
   const global = index.getGlobal(local.path);
   if (global?.signature && compareVersions(local.version, global.version) === 'equal') {

@@ -6,7 +6,7 @@ import { basename, join } from 'node:path';
 import { isFerryError } from '../errors.js';
 import { compareVersions, type FileRecord } from '../index/records.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
-import { IgnoreRules, NAS_LITTER_NAMES, TEMP_FILE_PREFIX } from '../scan/ignore.js';
+import { IgnoreRules, isLocalOnly, NAS_LITTER_NAMES, TEMP_FILE_PREFIX } from '../scan/ignore.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
 import type { WarmFiles } from '../scan/warm-files.js';
 import { BufferPool } from '../util/buffer-pool.js';
@@ -55,7 +55,7 @@ export interface PullContext {
   /** Holds back a mass delete until the owner decides (none: every deletion is applied). */
   readonly deleteGuard?: DeleteGuard;
   /** Told of each path synced, refused for good (a name this device will not write) or failed for now, with the reason. */
-  outcome?(path: string, outcome: 'done' | 'failed' | 'refused', reason?: string): void;
+  outcome?(path: string, outcome: 'done' | 'failed' | 'refused' | 'ignored', reason?: string): void;
 }
 
 export interface PassResult {
@@ -274,7 +274,11 @@ export class Puller {
 
   private async guard(need: NeededPath, work: () => Promise<Outcome>): Promise<Outcome> {
     const { path, type } = need.global;
-    if (this.ignore.ignores(path, type === 'dir')) return 'skipped';
+    if (isLocalOnly(path)) return 'skipped'; // a peer's .ferryignore stored before it became local-only
+    if (this.ignore.ignores(path, type === 'dir')) {
+      this.ctx.outcome?.(path, 'ignored');
+      return 'skipped';
+    }
     // Names this device does not write (a deletion of one is never refused for portability: removing is harmless).
     const refused = refusedName(path, { portable: this.ctx.portableNames === true && !need.global.deleted });
     if (refused !== undefined) {
