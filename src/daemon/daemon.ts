@@ -26,6 +26,7 @@ import { readPasswordFile, removeSetupCode, writeSetupCode } from './admin-setup
 import { hashPassword } from '../web/auth.js';
 import { HostCheck } from '../web/host-check.js';
 import { rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { Reachability, SERVICE_FACTORIES, type Service } from './services.js';
 import { unreachableReason } from './reachability.js';
 import { localAddresses } from '../discovery/index.js';
@@ -49,6 +50,9 @@ const SETTINGS_KEY = 'settings';
 const KNOWN_PEERS_KEY = 'knownPeers';
 /** The web admin's password, an argon2id PHC string. */
 const ADMIN_PASSWORD_KEY = 'adminPasswordHash';
+/** The key web session tokens are signed with (hex), and the sessions ended early. */
+const WEB_SESSION_KEY = 'webSessionKey';
+const WEB_SESSIONS_REVOKED_KEY = 'webSessionsRevoked';
 
 interface KnownPeer {
   address: string;
@@ -75,6 +79,7 @@ export class Daemon extends Resource implements DaemonApi {
   private locked = false;
   /** The first-start setup code while no admin password is set. */
   private setupCode: string | undefined;
+  private sessionKey: Buffer | undefined;
   settings: Settings = defaultSettings(hostname());
   /** Upload/download limits (settings uploadKBps/downloadKBps), shared by every folder and peer. */
   private readonly rates: Required<TransferRates> = { upload: new RateLimiter(0), download: new RateLimiter(0) };
@@ -195,8 +200,14 @@ export class Daemon extends Resource implements DaemonApi {
     if (this.locked) await unlockHome(this.layout);
   }
 
-  /** Before the web port opens: the password file's password, else (no password yet) a fresh setup code. */
+  /** Before the web port opens: the session key, the password file's password, else (no password yet) a fresh setup code. */
   private async prepareAdminPassword(): Promise<void> {
+    const stored = this.store!.getSetting<string>(WEB_SESSION_KEY);
+    if (stored && /^[0-9a-f]{64}$/.test(stored)) this.sessionKey = Buffer.from(stored, 'hex');
+    else {
+      this.sessionKey = randomBytes(32);
+      await this.store!.putSetting(WEB_SESSION_KEY, this.sessionKey.toString('hex'));
+    }
     const file = this.options.adminPasswordFile;
     if (file) {
       if (this.adminPasswordHash()) {
@@ -217,6 +228,18 @@ export class Daemon extends Resource implements DaemonApi {
 
   adminSetupCode(): string | undefined {
     return this.setupCode;
+  }
+
+  webSessionKey(): Buffer | undefined {
+    return this.sessionKey;
+  }
+
+  revokedWebSessions(): Record<string, number> {
+    return this.store?.getSetting<Record<string, number>>(WEB_SESSIONS_REVOKED_KEY) ?? {};
+  }
+
+  async setRevokedWebSessions(revoked: Record<string, number>): Promise<void> {
+    await this.store!.putSetting(WEB_SESSIONS_REVOKED_KEY, revoked);
   }
 
   webAddress(): string | null {

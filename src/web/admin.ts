@@ -29,7 +29,13 @@ export class WebAdmin extends Resource {
   constructor(private readonly options: WebAdminOptions) {
     super();
     const { daemon } = options;
-    this.auth = new AuthGate({ get: () => daemon.adminPasswordHash(), set: (hash) => daemon.setAdminPasswordHash(hash) });
+    this.auth = new AuthGate({
+      get: () => daemon.adminPasswordHash(),
+      set: (hash) => daemon.setAdminPasswordHash(hash),
+      sessionKey: () => daemon.webSessionKey?.(),
+      revoked: () => daemon.revokedWebSessions?.() ?? {},
+      setRevoked: async (revoked) => daemon.setRevokedWebSessions?.(revoked),
+    });
     this.events = new EventHub(() => daemon.status());
   }
 

@@ -1,6 +1,6 @@
-// The admin login: the argon2id password hash, in-memory sessions with their CSRF tokens, and the login rate limit.
+// The admin login: the argon2id password hash, signed sessions with their CSRF tokens (they outlive a restart), and the login limits.
 
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Algorithm, hash, verify } from '@node-rs/argon2';
 import { FerryError } from '../errors.js';
 
@@ -8,7 +8,11 @@ export const MIN_PASSWORD_CHARS = 8;
 export const MAX_PASSWORD_CHARS = 256;
 /** A session ends after this long without a request. */
 export const SESSION_IDLE_MS = 12 * 3600_000;
+/** A session ends this long after login, however active. */
+export const SESSION_MAX_MS = 30 * 86_400_000;
 const MAX_SESSIONS = 64;
+/** Ended sessions remembered (each until its token would expire anyway). */
+const MAX_REVOKED = 1024;
 
 /** OWASP's minimum for argon2id (19 MiB, 2 passes): ~0.1 s on x64, bearable on a small ARM box. */
 const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 };
@@ -16,6 +20,11 @@ const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, time
 export interface PasswordStore {
   get(): string | undefined;
   set(hash: string): Promise<void>;
+  /** 32 random bytes kept in the home, that session tokens are signed with (none: a key for this process only). */
+  sessionKey?(): Buffer | undefined;
+  /** Session IDs ended early, with when each token expires anyway (kept across restarts). */
+  revoked?(): Record<string, number>;
+  setRevoked?(revoked: Record<string, number>): Promise<void>;
 }
 
 export interface Session {
@@ -46,7 +55,11 @@ export function sameSecret(a: string, b: string): boolean {
 }
 
 export class AuthGate {
-  private readonly sessions = new Map<string, Session>();
+  /** Sessions seen since this process started, by session ID, least recently used first: the idle clock. */
+  private readonly active = new Map<string, number>();
+  /** Session IDs ended before their time (logout, evicted, idle), with when their tokens expire anyway. */
+  private revokedIds: Map<string, number> | null = null;
+  private fallbackKey: Buffer | null = null;
   /** How many password checks (argon2 verifications) ran: what a login flood costs. */
   checks = 0;
   /** The most password checks that ran at once. */
@@ -59,10 +72,12 @@ export class AuthGate {
     return !this.store.get();
   }
 
-  /** Sets a new password; every session ends (the caller opens a new one if it wants). */
+  /** Sets a new password; every session ends (their tokens were signed for the old one). */
   async setPassword(password: string): Promise<void> {
     await this.store.set(await hashPassword(password));
-    this.sessions.clear();
+    this.active.clear();
+    this.revokedIds = new Map();
+    await this.store.setRevoked?.({});
   }
 
   async verify(password: string): Promise<boolean> {
@@ -79,31 +94,78 @@ export class AuthGate {
     }
   }
 
+  private key(): Buffer {
+    const kept = this.store.sessionKey?.();
+    if (kept) return kept;
+    this.fallbackKey ??= randomBytes(32);
+    return this.fallbackKey;
+  }
+
+  /** Tokens and CSRF secrets are bound to the current password: a new one ends every session. */
+  private mac(kind: string, ...parts: string[]): string {
+    const generation = createHash('sha256').update(this.store.get() ?? '').digest('base64url').slice(0, 16);
+    return createHmac('sha256', this.key()).update([kind, generation, ...parts].join('|')).digest('base64url');
+  }
+
+  private revoked(): Map<string, number> {
+    if (!this.revokedIds) this.revokedIds = new Map(Object.entries(this.store.revoked?.() ?? {}));
+    const now = this.now();
+    for (const [id, expiresMs] of this.revokedIds) if (expiresMs <= now) this.revokedIds.delete(id);
+    return this.revokedIds;
+  }
+
+  private async revoke(id: string, issuedMs: number): Promise<void> {
+    const revoked = this.revoked();
+    revoked.set(id, issuedMs + SESSION_MAX_MS);
+    while (revoked.size > MAX_REVOKED) revoked.delete(revoked.keys().next().value as string);
+    this.active.delete(id);
+    await this.store.setRevoked?.(Object.fromEntries(revoked));
+  }
+
+  /** A new session: its token (the cookie) is `ID.ISSUED.MAC`, signed with the home's session key, so it outlives a restart. */
   createSession(): Session {
-    if (this.sessions.size >= MAX_SESSIONS) {
-      // Drop the least recently used session (Map order is insertion order; touch() re-inserts).
-      const oldest = this.sessions.keys().next().value as string;
-      this.sessions.delete(oldest);
+    if (this.active.size >= MAX_SESSIONS) {
+      // The least recently used session ends (Map order is insertion order; session() re-inserts).
+      const [oldest, lastUsedMs] = this.active.entries().next().value as [string, number];
+      void this.revoke(oldest, lastUsedMs).catch(() => undefined);
     }
-    const session = { id: randomBytes(32).toString('base64url'), csrf: randomBytes(32).toString('base64url'), lastUsedMs: this.now() };
-    this.sessions.set(session.id, session);
-    return session;
+    const id = randomBytes(18).toString('base64url');
+    const issued = this.now().toString(36);
+    const token = `${id}.${issued}.${this.mac('session', id, issued)}`;
+    this.active.set(id, this.now());
+    return { id: token, csrf: this.mac('csrf', id), lastUsedMs: this.now() };
   }
 
-  /** The live session with this ID, its idle clock reset; undefined if unknown or expired. */
-  session(id: string | undefined): Session | undefined {
-    if (!id) return undefined;
-    const session = this.sessions.get(id);
-    if (!session) return undefined;
-    this.sessions.delete(id);
-    if (this.now() - session.lastUsedMs > SESSION_IDLE_MS) return undefined;
-    session.lastUsedMs = this.now();
-    this.sessions.set(id, session);
-    return session;
+  /** The live session of this token, its idle clock reset; undefined if forged, revoked, idle too long or expired. */
+  session(token: string | undefined): Session | undefined {
+    const parsed = this.parse(token);
+    if (!parsed) return undefined;
+    const { id, issuedMs } = parsed;
+    const now = this.now();
+    if (now - issuedMs > SESSION_MAX_MS || this.revoked().has(id)) return undefined;
+    const lastUsedMs = this.active.get(id);
+    this.active.delete(id);
+    if (lastUsedMs !== undefined && now - lastUsedMs > SESSION_IDLE_MS) {
+      void this.revoke(id, issuedMs).catch(() => undefined);
+      return undefined;
+    }
+    this.active.set(id, now);
+    while (this.active.size > MAX_SESSIONS) this.active.delete(this.active.keys().next().value as string);
+    return { id: token!, csrf: this.mac('csrf', id), lastUsedMs: now };
   }
 
-  endSession(id: string): void {
-    this.sessions.delete(id);
+  /** Logout: the token stops working here and after a restart. */
+  async endSession(token: string): Promise<void> {
+    const parsed = this.parse(token);
+    if (parsed) await this.revoke(parsed.id, parsed.issuedMs);
+  }
+
+  private parse(token: string | undefined): { id: string; issuedMs: number } | undefined {
+    if (!token || token.length > 200) return undefined;
+    const [id, issued, mac, extra] = token.split('.');
+    if (!id || !issued || !mac || extra !== undefined || !/^[0-9a-z]{1,12}$/.test(issued)) return undefined;
+    if (!sameSecret(mac, this.mac('session', id, issued))) return undefined;
+    return { id, issuedMs: parseInt(issued, 36) };
   }
 }
 

@@ -266,4 +266,9 @@ export interface DaemonApi {
   setAdminPasswordHash(hash: string): Promise<void>;
   /** The one-time first-start code a browser not on this machine needs to set the first password; undefined once one is set. */
   adminSetupCode?(): string | undefined;
+  /** The key web session tokens are signed with, kept in the home (sessions outlive a restart). */
+  webSessionKey?(): Buffer | undefined;
+  /** Web sessions ended early (logout), with when each would expire anyway. */
+  revokedWebSessions?(): Record<string, number>;
+  setRevokedWebSessions?(revoked: Record<string, number>): Promise<void>;
 }

@@ -184,8 +184,8 @@ export function createWebApp(options: WebAppOptions): Koa {
   });
 
   // Behind the guard below: a session and the CSRF token.
-  open.post('/logout', (ctx) => {
-    auth.endSession((ctx.state.session as Session).id);
+  open.post('/logout', async (ctx) => {
+    await auth.endSession((ctx.state.session as Session).id);
     ctx.cookies.set(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'strict', path: '/', maxAge: 0, overwrite: true });
     ctx.body = { ok: true };
   });
