@@ -42,7 +42,8 @@ $(shell mkdir -p build && find src test bench -name '*.ts' | sort > $(TS_LIST).n
   { cmp -s $(TS_LIST).new $(TS_LIST) && rm $(TS_LIST).new || mv $(TS_LIST).new $(TS_LIST); })
 $(TS_STAMP): $(DEPS) tsconfig.json $(TS_LIST) $(SRC_TS) $(shell find test bench -name '*.ts')
 	@cd build && find src test bench -name '*.js' 2>/dev/null | while read -r f; do \
-	  [ -f "../$${f%.js}.ts" ] || { echo "removing $$f (its source is gone)"; rm -f "$$f" "$$f.map" "$${f%.js}.d.ts"; }; done
+	  [ -f "../$${f%.js}.ts" ] || { echo "removing $$f (its source is gone)"; rm -f "$$f" "$$f.map" "$${f%.js}.d.ts"; }; done; \
+	  find src test bench -type d -empty -delete 2>/dev/null || true
 	$(TSC) -p tsconfig.json --incremental --tsBuildInfoFile build/.tsbuildinfo
 	@touch $@
 # The page imports types from src/ too.
