@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 NETLAB=${NETLAB:-$(cd "$root/.." && pwd)/shared/netlab}
 strict=0
-[ "${CI:-}" = true ] && strict=1
+case "${CI:-}" in '' | false | 0) ;; *) strict=1 ;; esac
 stamp=
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -13,7 +13,7 @@ afterEach(() => {
 test('a missing command is a skip reason naming its package and the install command, outside CI', () => {
   delete process.env.CI;
   assert.equal(needs.command('ferry-no-such-command', 'shellcheck'), 'needs ferry-no-such-command (Debian package shellcheck): sudo make system-deps');
-  assert.equal(needs.command('node'), false);
+  assert.equal(needs.command('ls', 'coreutils'), false);
   assert.equal(needs.all(false, needs.file('/nonexistent/chromium', 'chromium'), 'later'), 'needs /nonexistent/chromium (Debian package chromium): sudo make system-deps');
 });
 
@@ -28,6 +28,7 @@ test('under CI a missing need fails instead of skipping', () => {
 test('a need outside scripts/debian-packages is a mistake in the test, not a skip', () => {
   delete process.env.CI;
   assert.throws(() => needs.command('ferry-no-such-command', 'ferry-no-such-package'), /scripts\/debian-packages does not list/);
+  assert.throws(() => needs.command('ls', 'ferry-no-such-package'), /scripts\/debian-packages does not list/, 'also where the command is there');
 });
 
 test('root: false as root, else the command that runs the suite as root', () => {

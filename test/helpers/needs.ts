@@ -46,9 +46,10 @@ function onPath(command: string): boolean {
   return dirs.some((dir) => dir !== '' && executable(join(dir, command)));
 }
 
-function packaged(what: string, pkg: string): Skip {
+/** WHAT from Debian package PKG, present or not; PKG must be on the list, also where WHAT happens to be installed. */
+function packaged(what: string, pkg: string, present: boolean): Skip {
   if (!debianPackages().has(pkg)) throw new Error(`test needs Debian package ${pkg} (for ${what}), which scripts/debian-packages does not list`);
-  return unmet(`needs ${what} (Debian package ${pkg}): ${INSTALL}`);
+  return present ? false : unmet(`needs ${what} (Debian package ${pkg}): ${INSTALL}`);
 }
 
 export const needs = {
@@ -59,12 +60,12 @@ export const needs = {
 
   /** COMMAND on PATH (or /usr/sbin), from Debian package PKG (default: the command's name). */
   command(command: string, pkg = command): Skip {
-    return onPath(command) ? false : packaged(command, pkg);
+    return packaged(command, pkg, onPath(command));
   },
 
   /** An executable at PATH, from Debian package PKG. */
   file(path: string, pkg: string): Skip {
-    return executable(path) ? false : packaged(path, pkg);
+    return packaged(path, pkg, executable(path));
   },
 
   /** Root, the network lab's scripts and COMMANDS (from their Debian packages: [command, package] or the command's name). */
