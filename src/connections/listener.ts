@@ -7,10 +7,11 @@ import type { DeviceIdentity } from '../keys/index.js';
 import { serverTlsOptions } from '../protocol/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
+import { LogLimit } from '../util/log-limit.js';
 import { socketAddress, type HostPort } from './address.js';
+import { HandshakeSlots, MAX_PENDING_HANDSHAKES } from './handshake-slots.js';
 
-/** @default of PeerListenerOptions.maxPendingHandshakes */
-export const MAX_PENDING_HANDSHAKES = 32;
+export { MAX_PENDING_HANDSHAKES };
 /** @default of PeerListenerOptions.closeDeadlineMs */
 export const LISTENER_CLOSE_DEADLINE_MS = 10_000;
 
@@ -19,8 +20,12 @@ export interface PeerListenerOptions {
   listen: HostPort;
   /** Deadline of the TLS handshake; the Ferry handshake has its own (see establishPeer). */
   tlsHandshakeTimeoutMs: number;
-  /** Sockets accepted but not yet through the Ferry handshake; more are refused. @default MAX_PENDING_HANDSHAKES */
+  /** Sockets accepted but not yet through the Ferry handshake; beyond, the oldest is dropped (handshake-slots.ts). @default MAX_PENDING_HANDSHAKES */
   maxPendingHandshakes?: number;
+  /** Of those, from one IP address. @default MAX_PENDING_PER_SOURCE */
+  maxPendingPerSource?: number;
+  /** From TCP accept to the end of the Ferry handshake. @default PENDING_HANDSHAKE_DEADLINE_MS */
+  pendingDeadlineMs?: number;
   /** After close() began, sockets still open this long are destroyed. @default LISTENER_CLOSE_DEADLINE_MS */
   closeDeadlineMs?: number;
   logger?: Logger;
@@ -29,10 +34,17 @@ export interface PeerListenerOptions {
 }
 
 const keyOf = (socket: Socket): string => `${socket.remoteAddress}|${socket.remotePort}`;
+/** The source IP address (IPv4-mapped shown as IPv4). */
+const sourceOf = (socket: Socket): string => {
+  const host = socket.remoteAddress ?? '?';
+  return host.startsWith('::ffff:') ? host.slice(7) : host;
+};
 
 export class PeerListener extends Resource {
   private readonly log: Logger;
-  private readonly maxPending: number;
+  /** Refusals a stranger can repeat at will: info level, rate-limited. */
+  private readonly refusals: LogLimit;
+  private readonly slots: HandshakeSlots<Socket>;
   private server: tls.Server | null = null;
   /** Every accepted TCP socket still open (destroyed at the close deadline). */
   private readonly sockets = new Set<Socket>();
@@ -43,7 +55,17 @@ export class PeerListener extends Resource {
   constructor(private readonly options: PeerListenerOptions) {
     super();
     this.log = options.logger ?? silentLogger;
-    this.maxPending = options.maxPendingHandshakes ?? MAX_PENDING_HANDSHAKES;
+    this.refusals = new LogLimit(this.log);
+    this.slots = new HandshakeSlots<Socket>({
+      maxTotal: options.maxPendingHandshakes,
+      maxPerSource: options.maxPendingPerSource,
+      deadlineMs: options.pendingDeadlineMs,
+      onDrop: (raw, why, source) => {
+        raw.destroy();
+        const message = why === 'evicted' ? 'dropped the oldest pending handshake for a new connection' : 'dropped a handshake past its deadline';
+        this.refusals.emit('info', why, message, { from: socketAddress(raw.remoteAddress, raw.remotePort), source, pending: this.slots.size });
+      },
+    });
   }
 
   /** The bound address (the real port when 0 was asked for). */
@@ -89,6 +111,7 @@ export class PeerListener extends Resource {
     const allClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const raw of this.inHandshake.values()) raw.destroy();
     this.inHandshake.clear();
+    this.slots.clear();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.closeDeadlineMs ?? LISTENER_CLOSE_DEADLINE_MS)));
     await Promise.race([allClosed, deadline]);
@@ -99,16 +122,17 @@ export class PeerListener extends Resource {
 
   private onConnection(raw: Socket): void {
     raw.on('error', () => undefined);
-    if (this.closed || this.inHandshake.size >= this.maxPending) {
-      this.log.debug('refusing a connection: too many handshakes in progress', { from: socketAddress(raw.remoteAddress, raw.remotePort) });
+    if (this.closed) {
       raw.destroy();
       return;
     }
     const key = keyOf(raw);
     this.sockets.add(raw);
     this.inHandshake.set(key, raw);
+    this.slots.admit(raw, sourceOf(raw));
     raw.once('close', () => {
       this.sockets.delete(raw);
+      this.slots.release(raw);
       if (this.inHandshake.get(key) === raw) this.inHandshake.delete(key);
     });
   }
@@ -121,11 +145,13 @@ export class PeerListener extends Resource {
       return;
     }
     socket.on('error', () => undefined);
+    if (raw) this.slots.secured(raw);
     void this.options
       .onSecureSocket(socket)
       .catch((err: unknown) => this.log.error('peer handshake failed unexpectedly', { err }))
       .then(() => {
         if (raw && this.inHandshake.get(key) === raw) this.inHandshake.delete(key);
+        if (raw) this.slots.release(raw);
       });
   }
 }
