@@ -19,6 +19,7 @@ import { folderSyncState, readOnlyScanIndex, type TransferRates } from '../../sr
 import { PeerSession } from '../../src/sync/peer-session.js';
 import { createLogger, silentLogger, type Logger } from '../../src/util/log.js';
 import { duplexPair } from '../protocol/helpers.js';
+import { WAIT_LIMIT_MS } from '../helpers/wait.js';
 
 export { eventually } from '../protocol/helpers.js';
 
@@ -282,7 +283,7 @@ export function sameTree(x: Map<string, TreeEntry>, y: Map<string, TreeEntry>): 
 }
 
 /** Polls an async condition (a safety-net limit, not a timed assertion). */
-export async function until(condition: () => Promise<boolean> | boolean, limitMs = 15_000): Promise<void> {
+export async function until(condition: () => Promise<boolean> | boolean, limitMs = WAIT_LIMIT_MS): Promise<void> {
   const start = Date.now();
   while (!(await condition())) {
     if (Date.now() - start > limitMs) throw new Error('condition not reached');
@@ -291,7 +292,7 @@ export async function until(condition: () => Promise<boolean> | boolean, limitMs
 }
 
 /** Waits until every device's tree is identical (and optionally a predicate holds). */
-export async function converged(devices: Device[], extra: () => Promise<boolean> | boolean = () => true, limitMs = 15_000): Promise<void> {
+export async function converged(devices: Device[], extra: () => Promise<boolean> | boolean = () => true, limitMs = WAIT_LIMIT_MS): Promise<void> {
   await until(async () => {
     const trees = await Promise.all(devices.map((d) => treeOf(d.root)));
     return trees.every((tree) => sameTree(tree, trees[0]!)) && (await extra());
