@@ -213,8 +213,14 @@ export class Daemon extends Resource implements DaemonApi {
       if (this.adminPasswordHash()) {
         this.logger.info('admin password file ignored: a password is set already (change it with `ferry admin set-password`)', { file });
       } else {
-        await this.setAdminPasswordHash(await hashPassword(await readPasswordFile(file)));
-        this.logger.info('admin password set from the password file', { file });
+        try {
+          await this.setAdminPasswordHash(await hashPassword(await readPasswordFile(file)));
+          this.logger.info('admin password set from the password file', { file });
+        } catch (err) {
+          // A bad file must not keep the daemon down: the setup code below still guards the page.
+          if (!(err instanceof FerryError)) throw err;
+          this.logger.error('admin password file not used', { file, err });
+        }
       }
       // Read once: a plain-text password does not stay on disk.
       await rm(file, { force: true }).catch((err: unknown) => this.logger.warn('cannot remove the admin password file', { file, err: err as Error }));

@@ -127,4 +127,21 @@ describe('first start on loopback and with a password file', () => {
       await removeDir(dir);
     }
   });
+
+  test('a password file with a password too short is reported, and the page stays guarded by the setup code', async () => {
+    const dir = await tempDir('claim-badfile');
+    const passwordFile = join(dir, 'admin-password.pending');
+    await writeFile(passwordFile, 'short\n', { mode: 0o600 });
+    const daemon = new DaemonProcess(join(dir, 'home'), ['--admin-password-file', passwordFile]);
+    try {
+      await daemon.ready();
+      assert.match(daemon.log, /admin password file not used/);
+      assert.ok(existsSync(join(daemon.home, 'admin-setup-code')));
+      const port = await webPort(daemon);
+      assert.equal((await new Client({ host: '127.0.0.1', port }).send('GET', '/api/auth/state')).body.setup, true);
+    } finally {
+      await daemon.stop();
+      await removeDir(dir);
+    }
+  });
 });
