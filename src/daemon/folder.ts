@@ -86,7 +86,8 @@ export class SharedFolder extends Resource {
       pool: this.options.pool,
       logger: this.logger,
       onCommitted: () => this.sync?.localChanged(),
-      onRefused: (path, reason) => this.reportFailed(path, reason, 'local'),
+      // Reported as 'scan': a full scan starts that list afresh, so a renamed entry leaves it.
+      onRefused: (path, reason) => this.reportFailed(path, reason, 'scan'),
       warmFiles,
       // no `ignore`: the scanner re-reads .ferryignore on every scan, so edits apply at once
     });
@@ -185,6 +186,7 @@ export class SharedFolder extends Resource {
     this.state = 'scanning';
     try {
       // One run for all of them: their changes share transactions and one announcement to peers.
+      if (subtrees.includes('')) this.sync?.failed.clearSource('scan');
       const result = await this.scanner.scan({ subtrees, signal: this.abort.signal });
       this.options.onScanned?.(subtrees, result);
       if (result.changed || result.deleted) {

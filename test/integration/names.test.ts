@@ -110,4 +110,14 @@ describe('names between two daemons', () => {
       return now['a:b.txt'] !== undefined && now['aux.txt'] !== undefined;
     }, 'the names to arrive byte for byte with the option off');
   });
+
+  test("a local name with a control character is not indexed and shows in the folder's failed items", async () => {
+    await writeFile(join(dirA, 'tab\there.txt'), 'local');
+    await writeFile(join(dirA, 'after-tab.txt'), 'marker');
+    await waitFor(async () => {
+      const failed = (await folderOf(a)).failed ?? [];
+      return (await describeTree(dirB))['after-tab.txt'] !== undefined && failed.some((f) => /control character/.test(f.reason));
+    }, 'a to report the name and b to get the marker');
+    assert.equal((await describeTree(dirB))['tab\there.txt'], undefined, 'never sent');
+  });
 });
