@@ -147,4 +147,14 @@ describe('IndexStore', () => {
     const mappings = (await readFile('/proc/self/maps', 'utf8')).split('\n').filter((line) => line.endsWith(mdbPath));
     assert.equal(mappings.length, 1, mappings.join('\n'));
   });
+
+  test('an index that outgrows its map size grows the map instead of failing with MDB_MAP_FULL', async (t) => {
+    const { store } = await tempStore(t, { mapSizeBytes: 1024 * 1024 });
+    const index = store.folder(FOLDER_A);
+    for (let batch = 0; batch < 4; batch++) {
+      await index.putLocal(Array.from({ length: 2000 }, (_, i) => file(`grow-${batch}/file-${i}-${'y'.repeat(200)}`, { blocks: [hash(batch * 2000 + i)] })));
+    }
+    assert.equal(index.counts().localFiles, 8000);
+    assert.equal(index.getLocal(`grow-3/file-1999-${'y'.repeat(200)}`)?.size, 10);
+  });
 });
