@@ -103,6 +103,9 @@ export interface PeerReport {
   /** Why the last link to this peer closed (`CODE: reason`), once one did. */
   lastClose?: string;
   lastCloseAtMs?: number;
+  /** The peer's index: the last sequence of it stored here, and the highest it announced (equal when complete). */
+  indexSequence: number;
+  indexAnnounced: number;
 }
 
 export interface FolderSyncReport {
@@ -445,7 +448,11 @@ export class FolderSync extends Resource {
     for (const state of this.links.values()) this.known.set(state.link.deviceId, this.peerReport(state, true, now));
     const needed = counts.needFiles > 0;
     const moving = this.pulling !== null || this.receiving > 0;
-    const state = moving && needed ? 'syncing' : this.lastError ? 'error' : needed ? 'stalled' : 'idle';
+    // A peer's index still arriving is syncing even while nothing is needed yet; one that stopped
+    // arriving (the peer went away) is a stall, never idle.
+    const exchanging = [...this.links.values()].some((link) => link.received < link.link.peerState.maxSequence);
+    const incomplete = [...this.known.values()].some((peer) => !peer.connected && peer.indexSequence < peer.indexAnnounced);
+    const state = (moving && needed) || exchanging ? 'syncing' : this.lastError ? 'error' : needed || incomplete ? 'stalled' : 'idle';
     return {
       state,
       ...(this.lastError ? { error: this.lastError } : {}),
@@ -615,6 +622,13 @@ export class FolderSync extends Resource {
 
   /** Why needed files are not moving: no peer, a failure the puller keeps hitting, or nobody has them. */
   private stalledReason(needFiles: number): string {
+    if (needFiles === 0) {
+      const peer = [...this.known.values()].find((p) => !p.connected && p.indexSequence < p.indexAnnounced);
+      if (peer) {
+        const who = printable(peer.name || peer.device.slice(0, 7));
+        return `the index of ${who} is incomplete (${peer.indexSequence} of ${peer.indexAnnounced}) and it is not connected${peer.lastClose ? `; last close ${peer.lastClose}` : ''}`;
+      }
+    }
     const files = `${needFiles} ${needFiles === 1 ? 'file' : 'files'} needed`;
     if (this.links.size === 0) return `${files}, no peer connected`;
     if (this.lastPullFailure) {
@@ -653,6 +667,8 @@ export class FolderSync extends Resource {
       bytesOut: connection.bytesOut,
       inRateBps: sample.inRateBps,
       outRateBps: sample.outRateBps,
+      indexSequence: state.received,
+      indexAnnounced: state.link.peerState.maxSequence,
     };
   }
 

@@ -158,10 +158,9 @@ export class IndexSender {
     let bytes = 0;
     let last = this.sentSequence;
     const flush = async (): Promise<void> => {
-      if (batch.length === 0 && !this.full) {
-        this.sentSequence = last;
-        return;
-      }
+      // Records left out (local-only, an RO device's own edits, nothing for an ENC peer) still move
+      // the peer's sequence on, so it can tell it has our whole index (status: index complete).
+      if (batch.length === 0 && !this.full && last === this.sentSequence) return;
       const message: IndexMessage = {
         type: this.full ? 'Index' : 'IndexUpdate',
         folderId: this.keys.folderId,

@@ -18,6 +18,9 @@ export interface PeerReport {
   /** Why the last link to this peer closed (`CODE: reason`). */
   lastClose?: string;
   lastCloseAtMs?: number;
+  /** The peer's index: last sequence stored here, and the highest it announced (equal when complete). */
+  indexSequence?: number;
+  indexAnnounced?: number;
 }
 
 export interface FolderReport {
