@@ -70,7 +70,11 @@ export const MAX_VERSION_COUNTER = 2 ** 48;
 export function bumpVersion(base: VersionVector, device: string): VersionVector {
   let id = device;
   for (let n = 2; (base[id] ?? 0) >= MAX_VERSION_COUNTER; n++) id = `${device}-${n}`;
-  return { ...base, [id]: (base[id] ?? 0) + 1 };
+  const next: VersionVector = { ...base, [id]: (base[id] ?? 0) + 1 };
+  // A counter above the cap (adopted before there was one) is brought down to it, so the edit can be
+  // sent again; against the old version the new one is then concurrent, and the conflict rule settles it.
+  for (const [key, counter] of Object.entries(next)) if (counter > MAX_VERSION_COUNTER) next[key] = MAX_VERSION_COUNTER;
+  return next;
 }
 
 /** Least upper bound of two vectors (used when a conflict is resolved). */

@@ -22,6 +22,11 @@ describe('version counter cap', () => {
     for (const value of Object.values(bumpVersion(full, 'ME'))) assert.ok(value <= MAX_VERSION_COUNTER);
   });
 
+  test('a counter above the cap (stored before there was one) is brought down to it by the next edit', () => {
+    const next = bumpVersion({ ME: Number.MAX_SAFE_INTEGER, OTHER: 2 ** 53 }, 'ME');
+    assert.deepEqual(next, { ME: MAX_VERSION_COUNTER, OTHER: MAX_VERSION_COUNTER, 'ME-2': 1 });
+  });
+
   test('a record with a bumped capped version passes the wire validator', () => {
     const version = bumpVersion({ ME: MAX_VERSION_COUNTER }, 'ME');
     const message: IndexMessage = {
