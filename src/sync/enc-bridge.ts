@@ -10,6 +10,7 @@ import { LIMITS, type IndexMessage, type RequestMessage } from '../protocol/mess
 import type { Logger } from '../util/log.js';
 import { BLOCK_TAG_BYTES, EncCrypto } from './enc-crypto.js';
 import { fromEncRecord, toEncRecord, type CipherView } from './enc-records.js';
+import type { RecordCache } from './record-cache.js';
 import type { BlockAnswer } from './serve.js';
 
 /** Plaintext-hash → ciphertext-hash pairs remembered (a full cache is dropped and rebuilt). */
@@ -25,6 +26,8 @@ export interface EncBridgeOptions {
   logger: Logger;
   /** One verified plaintext block of our local file (the block server), or undefined if the disk no longer has it. */
   readBlock(path: string, offset: number, size: number, hash: Uint8Array): Promise<Buffer | undefined>;
+  /** Sealed records kept for every ENC link (the folder's cache). */
+  cache?: RecordCache;
 }
 
 export class EncBridge {
@@ -45,8 +48,13 @@ export class EncBridge {
    * its ciphertext blocks.
    */
   async outgoing(record: FileRecord): Promise<FileRecord | undefined> {
+    if (!this.options.keys.canSign) return undefined;
+    const { cache } = this.options;
+    return cache ? cache.enc(record, () => this.seal(record)) : this.seal(record);
+  }
+
+  private async seal(record: FileRecord): Promise<FileRecord | undefined> {
     const { keys, logger } = this.options;
-    if (!keys.canSign) return undefined;
     const hashes: Uint8Array[] = [];
     for (const [i, hash] of record.blocks.entries()) {
       const key = Buffer.from(hash).toString('hex');

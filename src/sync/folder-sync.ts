@@ -23,6 +23,7 @@ import { EncBridge } from './enc-bridge.js';
 import { FailedItems, printable, type FailedItem } from './failed-items.js';
 import { emptyTransferStats, type BlockPeer, type TransferStats } from './fetcher.js';
 import { checkIncomingIndex, folderKeyLink, IndexSender } from './index-exchange.js';
+import { RecordCache } from './record-cache.js';
 import { DiskPaths } from './paths.js';
 import { Puller } from './puller.js';
 import type { TransferRates } from './rate-limit.js';
@@ -165,6 +166,8 @@ export class FolderSync extends Resource {
   private readonly deleteGuard: DeleteGuard | undefined;
   /** RW and RO folders: the link to encrypted (ENC) peers (none for grantees, who hold no content key). */
   readonly enc: EncBridge | undefined;
+  /** Signed and sealed records, shared by every link (issue 25: reconnects do not re-sign the index). */
+  readonly records = new RecordCache();
   private readonly lifetime = new AbortController();
   private pulling: Promise<void> | null = null;
   private pullWanted = false;
@@ -200,6 +203,7 @@ export class FolderSync extends Resource {
         keys: this.keys,
         index: this.index,
         logger: this.logger,
+        cache: this.records,
         readBlock: async (path, offset, size, hash) => {
           const request = { type: 'Request' as const, id: 0, folderId: this.keys.folderId, path, offset, size, hash: Buffer.from(hash) };
           const answer = await this.server.answer(request);
@@ -287,6 +291,7 @@ export class FolderSync extends Resource {
       sentSequence: resume ? peerState.receivedSequence : 0,
       full: !resume,
       unsigned,
+      cache: this.records,
       ...(translate ? { translate } : {}),
     });
     const state: LinkState = {

@@ -9,6 +9,7 @@ import type { IndexMessage } from '../protocol/messages.js';
 import { recordSigningBytes } from '../protocol/records.js';
 import { isLocalOnly } from '../scan/ignore.js';
 import type { Logger } from '../util/log.js';
+import type { RecordCache } from './record-cache.js';
 
 /** Records per Index / IndexUpdate message. */
 export const INDEX_BATCH_RECORDS = 1000;
@@ -36,9 +37,10 @@ function wireSize(record: FileRecord): number {
  * goes unsigned: either end could sign anything, and the handshake's RW proof already binds this
  * connection to the key. The receiver signs such records itself when it relays them to RO peers.
  */
-export function outgoingRecord(keys: FolderKeys, index: FolderIndex, local: FileRecord, unsigned = false): FileRecord | undefined {
+export function outgoingRecord(keys: FolderKeys, index: FolderIndex, local: FileRecord, unsigned = false, cache?: RecordCache): FileRecord | undefined {
   if (isLocalOnly(local.path)) return undefined; // this device's .ferryignore
-  const signed = (record: FileRecord): FileRecord => (unsigned ? record : { ...record, signature: keys.sign(recordSigningBytes(keys.folderId, record)) });
+  const signed = (record: FileRecord): FileRecord =>
+    unsigned ? record : cache ? cache.signed(keys, record) : { ...record, signature: keys.sign(recordSigningBytes(keys.folderId, record)) };
   const global = index.getGlobal(local.path);
   if (global?.signature && compareVersions(local.version, global.version) === 'equal') {
     // An RW device endorses a grantee's record with the folder key, so it outlives the grant.
@@ -74,6 +76,8 @@ export interface IndexSenderOptions {
   updateGapMs?: number;
   /** For an encrypted (ENC) peer: the ENC-facing form of each record (src/sync/enc-bridge.ts); undefined = not sent. */
   translate?: (record: FileRecord) => Promise<FileRecord | undefined>;
+  /** The folder's cache of signed records, shared by all its links. */
+  cache?: RecordCache;
 }
 
 /** Sends our index to one peer: from where it stands, then whatever changes, in batches; one loop at a time. */
@@ -89,6 +93,7 @@ export class IndexSender {
   private readonly unsigned: boolean;
   private readonly updateGapMs: number;
   private readonly translate?: IndexSenderOptions['translate'];
+  private readonly cache?: RecordCache;
   /** Records sent (for tests and status). */
   recordsSent = 0;
 
@@ -104,6 +109,7 @@ export class IndexSender {
     this.unsigned = options.unsigned;
     this.updateGapMs = options.updateGapMs ?? INDEX_UPDATE_GAP_MS;
     this.translate = options.translate;
+    this.cache = options.cache;
   }
 
   /** Sends whatever is new: now, or updateGapMs after the last send began (again, if a send is under way). */
@@ -176,10 +182,12 @@ export class IndexSender {
       batch = [];
       bytes = 0;
     };
+    const fullIndex = this.full;
+    const counted = this.recordsSent;
     for (const local of this.index.localSince(this.sentSequence)) {
       if (this.stopped) return;
       last = local.sequence;
-      const plain = outgoingRecord(this.keys, this.index, local, this.unsigned);
+      const plain = outgoingRecord(this.keys, this.index, local, this.unsigned, this.cache);
       const record = plain && this.translate ? await this.translate(plain) : plain;
       if (!record) continue;
       batch.push(record);
@@ -187,6 +195,10 @@ export class IndexSender {
       if (batch.length >= INDEX_BATCH_RECORDS || bytes >= INDEX_BATCH_BYTES) await flush();
     }
     await flush();
+    if (fullIndex && this.cache) {
+      const { signed, sealed, hits } = this.cache.counts;
+      this.logger.debug('full index sent', { records: this.recordsSent - counted, folderSigned: signed, folderSealed: sealed, folderCacheHits: hits });
+    }
   }
 }
 
