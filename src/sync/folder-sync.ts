@@ -282,6 +282,7 @@ export class FolderSync extends Resource {
       await this.index.clearRemote(link.deviceId);
       await this.index.setPeerSequence(link.deviceId, 0, peerState.indexId);
       received = 0;
+      this.failed.clearSource(link.deviceId); // its refused records are judged again as the full index comes
     }
     const ours = this.index.indexId();
     const resume = peerState.receivedIndexId.equals(ours) && peerState.receivedSequence <= this.index.localSequence();
