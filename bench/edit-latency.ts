@@ -13,7 +13,7 @@ import { ensureTree, restoreFiles, spreadPaths } from './index-scale.js';
 export interface EditLatencyResult {
   files: number;
   syncSeconds: number;
-  daemonA: { rssMiB: number; pssMiB: number; hwmMiB: number; mdbMappings: number };
+  daemonA: { rssMiB: number; pssMiB: number; hwmMiB: number; anonMiB: number; mdbMappings: number };
   edits: { count: number; p50: number; p95: number; last: number; cpuA: number; cpuB: number };
 }
 
@@ -26,6 +26,7 @@ async function daemonMemory(pid: number): Promise<EditLatencyResult['daemonA']> 
     rssMiB: kib(rollup, 'Rss') / 1024,
     pssMiB: kib(rollup, 'Pss') / 1024,
     hwmMiB: kib(status, 'VmHWM') / 1024,
+    anonMiB: kib(status, 'RssAnon') / 1024,
     mdbMappings: maps.split('\n').filter((line) => line.endsWith('/data.mdb')).length,
   };
 }
@@ -49,7 +50,7 @@ export async function benchEditLatency(options: { files: number; edits: number; 
     const daemonA = await daemonMemory(pair.pids().a);
     log(
       `sync of ${totals.files} files: ${syncSeconds.toFixed(1)} s; daemon A: RSS ${daemonA.rssMiB.toFixed(0)} MiB, ` +
-        `PSS ${daemonA.pssMiB.toFixed(0)} MiB, VmHWM ${daemonA.hwmMiB.toFixed(0)} MiB, data.mdb in ${daemonA.mdbMappings} mapping(s)`,
+        `PSS ${daemonA.pssMiB.toFixed(0)} MiB, VmHWM ${daemonA.hwmMiB.toFixed(0)} MiB, anonymous ${daemonA.anonMiB.toFixed(0)} MiB, data.mdb in ${daemonA.mdbMappings} mapping(s)`,
     );
 
     const sampler = pair.sample();

@@ -21,7 +21,7 @@ export interface IndexScaleResult {
   files: number;
   firstScan: { seconds: number; cpuSeconds: number };
   rescans: Array<{ seconds: number; cpuSeconds: number; visited: number }>;
-  memory: { rssMiB: number; pssMiB: number; hwmMiB: number; mdbMappings: number; mdbRssMiB: number; mdbFileMiB: number };
+  memory: { rssMiB: number; pssMiB: number; hwmMiB: number; anonMiB: number; mdbMappings: number; mdbRssMiB: number; mdbFileMiB: number };
   edits?: { count: number; p50: number; p95: number; last: number; visited: number; cpuSeconds: number; fullRescans: number };
 }
 
@@ -30,6 +30,7 @@ async function memoryFigures(mdbPath: string): Promise<IndexScaleResult['memory'
   const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
   const status = await readFile('/proc/self/status', 'utf8');
   const hwm = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
+  const anon = Number(/^RssAnon:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
   // Resident pages of the index file summed over its mappings (each mapping counts its own).
   const smaps = (await readFile('/proc/self/smaps', 'utf8')).split('\n');
   let mappings = 0;
@@ -45,6 +46,7 @@ async function memoryFigures(mdbPath: string): Promise<IndexScaleResult['memory'
     rssMiB: kib('Rss') / 1024,
     pssMiB: kib('Pss') / 1024,
     hwmMiB: hwm / 1024,
+    anonMiB: anon / 1024,
     mdbMappings: mappings,
     mdbRssMiB: mdbRss / 1024,
     mdbFileMiB: (await stat(mdbPath)).size / MIB,
@@ -159,7 +161,7 @@ export async function benchIndexScale(options: { files: number; rescans: number;
     }
     const memory = await memoryFigures(join(home, 'index', 'data.mdb'));
     log(
-      `memory: RSS ${memory.rssMiB.toFixed(0)} MiB, PSS ${memory.pssMiB.toFixed(0)} MiB, VmHWM ${memory.hwmMiB.toFixed(0)} MiB; ` +
+      `memory: RSS ${memory.rssMiB.toFixed(0)} MiB, PSS ${memory.pssMiB.toFixed(0)} MiB, VmHWM ${memory.hwmMiB.toFixed(0)} MiB, anonymous ${memory.anonMiB.toFixed(0)} MiB; ` +
         `data.mdb ${memory.mdbFileMiB.toFixed(0)} MiB in ${memory.mdbMappings} mapping(s), ${memory.mdbRssMiB.toFixed(0)} MiB resident`,
     );
 
