@@ -26,7 +26,7 @@ describe('first start: the admin page cannot be claimed from the LAN', { skip: l
   before(async () => {
     lan = lanAddress()!;
     dir = await tempDir('claim');
-    daemon = new DaemonProcess(join(dir, 'home'), ['--web', '0.0.0.0:0']);
+    daemon = new DaemonProcess(join(dir, 'home'), ['--web', '0.0.0.0:0', '--web-host', 'nas.example.lan']);
     await daemon.ready();
     port = await webPort(daemon);
   });
@@ -61,7 +61,7 @@ describe('first start: the admin page cannot be claimed from the LAN', { skip: l
       assert.equal(setup.body.error?.code, 'MISDIRECTED');
       assert.match(setup.body.error!.message, /webHosts/);
     }
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `${lan}:${port}`]) {
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `${lan}:${port}`, `NAS.example.lan:${port}`, `[::1]:${port}`]) {
       assert.equal((await new Client({ host: '127.0.0.1', port }).send('GET', '/api/auth/state', { headers: { host } })).status, 200, host);
     }
   });

@@ -96,13 +96,19 @@ test('settings: bad values are refused naming the setting; good ones persist acr
     [{ trackerUrls: ['ftp://x/announce'] }, /^trackerUrls entries must be/],
     [{ deviceName: '' }, /^deviceName/],
     [{ colour: 'red' }, /unknown setting 'colour'/],
+    [{ webHosts: ['nas.lan:8888'] }, /^webHosts entries must be host names or addresses without a port/],
+    [{ webHosts: 'nas.lan' }, /^webHosts must be a list/],
+    [{ massDeleteFiles: -5 }, /^massDeleteFiles must be a whole number/],
   ];
   for (const [patch, message] of bad) {
     await assert.rejects(control.call('PUT', '/settings', patch), (err) => isFerryError(err, 'USAGE') && message.test(err.message), JSON.stringify(patch));
   }
   const report = await control.call<SettingsReport>('PUT', '/settings', {
     archiveDays: 30, uploadKBps: 512, deviceName: 'nas', trackerUrls: ['udp://127.0.0.1:6969/announce'],
+    webHosts: ['NAS.example.lan', '[fd00::5]'], massDeleteFiles: 250,
   });
+  assert.deepEqual(report.settings.webHosts, ['nas.example.lan', '[fd00::5]']);
+  assert.equal(report.settings.massDeleteFiles, 250);
   assert.equal(report.settings.archiveDays, 30);
   assert.equal(report.restartRequired, true);
   assert.ok(report.overridden.includes('web'), 'the test daemon runs with --web');
@@ -114,7 +120,7 @@ test('settings: bad values are refused naming the setting; good ones persist acr
   await daemon.ready();
   const again = await control.call<SettingsReport>('GET', '/settings');
   assert.deepEqual(
-    [again.settings.archiveDays, again.settings.uploadKBps, again.settings.deviceName, again.running.archiveDays],
-    [30, 512, 'nas', 30],
+    [again.settings.archiveDays, again.settings.uploadKBps, again.settings.deviceName, again.running.archiveDays, again.running.massDeleteFiles, again.running.webHosts],
+    [30, 512, 'nas', 30, 250, ['nas.example.lan', '[fd00::5]']],
   );
 });

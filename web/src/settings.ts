@@ -37,6 +37,9 @@ export class SettingsView {
     const trackers = h('textarea', { attrs: { name: 'trackerUrls', id: 'setting-trackerUrls', rows: '3', spellcheck: 'false', placeholder: 'udp://tracker.example.org:6969/announce' } });
     const trackersField = field('Tracker URLs (one per line)', trackers);
     this.inputs.push({ name: 'trackerUrls', input: trackers, message: trackersField.message, row: trackersField.row });
+    const webHosts = h('textarea', { attrs: { name: 'webHosts', id: 'setting-webHosts', rows: '2', spellcheck: 'false', placeholder: 'nas.example.lan' } });
+    const webHostsField = field('Other names of this page (one per line; this machine\'s own names and addresses always work)', webHosts);
+    this.inputs.push({ name: 'webHosts', input: webHosts, message: webHostsField.message, row: webHostsField.row });
 
     const form = h(
       'form',
@@ -48,6 +51,7 @@ export class SettingsView {
         h('legend', null, 'Addresses'),
         text('listen', 'Sync address (HOST:PORT)', 'Where peers connect, e.g. 0.0.0.0:22100.', { required: true }),
         text('web', 'Web admin address (HOST:PORT)', 'This page, e.g. 0.0.0.0:8888.', { required: true }),
+        webHostsField.row,
       ),
       h(
         'fieldset',
@@ -110,7 +114,7 @@ export class SettingsView {
     for (const { name, input, message } of this.inputs) {
       message.textContent = '';
       if (input instanceof HTMLInputElement && input.type === 'checkbox') values[name] = input.checked;
-      else if (name === 'trackerUrls') values[name] = input.value.split('\n').map((s) => s.trim()).filter(Boolean);
+      else if (name === 'trackerUrls' || name === 'webHosts') values[name] = input.value.split('\n').map((s) => s.trim()).filter(Boolean);
       else if (input instanceof HTMLInputElement && input.type === 'number') {
         const n = Number(input.value);
         if (input.value.trim() === '' || !Number.isInteger(n) || n < Number(input.min) || n > Number(input.max)) {
