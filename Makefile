@@ -7,8 +7,8 @@ NODE ?= node
 FERRY_HOME ?= $(CURDIR)/.ferry-home
 DEPS := node_modules/.deps-stamp
 TEST_CONCURRENCY ?= 4
-# A safety net for a test that hangs (so CI fails instead of waiting forever): far above any test's real time on a
-# busy 2-core machine; tests that need longer say so in their own options.
+# A safety net for a test that hangs, so that CI fails instead of waiting forever. Node 20 applies it to each test
+# file as a whole: 10 minutes is far above any file's time on a busy 2-core machine (the longest take 1-3 minutes).
 TEST_TIMEOUT_MS ?= 600000
 # The network lab (namespaces, miniupnpd, trackers) beside the checkout; its install-deps.sh runs with ours.
 NETLAB ?= $(abspath $(CURDIR)/../shared/netlab)
