@@ -143,6 +143,15 @@ interface LinkState {
   sample: { atMs: number; bytesIn: number; bytesOut: number; inRateBps: number; outRateBps: number };
 }
 
+/**
+ * The highest sequence of the peer's index we expect, once its index has begun to arrive on this
+ * link; until then what we have (a peer that sends us nothing for this folder, a grantee skipping
+ * an ENC device say, must not look like an exchange that never ends).
+ */
+function indexAnnounced(state: LinkState): number {
+  return state.linkSequence >= 0 ? Math.max(state.received, state.link.peerState.maxSequence) : state.received;
+}
+
 /** Keeps one folder in sync with the peers attached to it. */
 export class FolderSync extends Resource {
   readonly keys: FolderKeys;
@@ -456,7 +465,7 @@ export class FolderSync extends Resource {
     const moving = this.pulling !== null || this.receiving > 0;
     // A peer's index still arriving is syncing even while nothing is needed yet; one that stopped
     // arriving (the peer went away) is a stall, never idle.
-    const exchanging = [...this.links.values()].some((link) => link.received < link.link.peerState.maxSequence);
+    const exchanging = [...this.links.values()].some((link) => link.received < indexAnnounced(link));
     const incomplete = [...this.known.values()].some((peer) => !peer.connected && peer.indexSequence < peer.indexAnnounced);
     const state = (moving && needed) || exchanging ? 'syncing' : this.lastError ? 'error' : needed || incomplete ? 'stalled' : 'idle';
     return {
@@ -674,7 +683,7 @@ export class FolderSync extends Resource {
       inRateBps: sample.inRateBps,
       outRateBps: sample.outRateBps,
       indexSequence: state.received,
-      indexAnnounced: state.link.peerState.maxSequence,
+      indexAnnounced: indexAnnounced(state),
     };
   }
 
