@@ -522,3 +522,25 @@ export async function chmodNoFollow(abs: string, mode: number): Promise<void> {
     closeQuietly(fd);
   }
 }
+
+/**
+ * openFolderDir's synchronous chain (every component opened with O_NOFOLLOW relative to the one
+ * before), for the installer's final rename: directories the puller has just resolved are in the
+ * cache, so each open takes microseconds.
+ */
+export function openFolderDirSync(root: string, diskRel: string): VerifiedDir {
+  let { fd, stats } = openNoFollowSync(root, diskRel, true);
+  let shown = '';
+  try {
+    for (const part of diskRel === '' ? [] : diskRel.split('/')) {
+      shown = shown === '' ? part : `${shown}/${part}`;
+      const next = openNoFollowSync(PROC_FD ? `/proc/self/fd/${fd}/${part}` : `${root}/${shown}`, diskRel, false);
+      closeQuietly(fd);
+      ({ fd, stats } = next);
+    }
+  } catch (err) {
+    closeQuietly(fd);
+    throw err;
+  }
+  return new VerifiedDir(fd, diskRel === '' ? root : `${root}/${diskRel}`, { dev: stats.dev, ino: stats.ino });
+}

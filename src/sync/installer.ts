@@ -7,6 +7,7 @@ import { OWN_WRITES } from '../scan/own-writes.js';
 import type { WarmFiles } from '../scan/warm-files.js';
 import { fsyncDir, READ_NO_FOLLOW } from '../util/fd.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
+import { openFolderDirSync } from '../scan/disk-path.js';
 import type { DiskPaths, ResolvedTarget } from './paths.js';
 
 /** Most files installed under one hold of the folder lock and recorded in one index transaction. */
@@ -50,24 +51,34 @@ interface Pending {
  * (two thread wake-ups) an async call costs; for a stream of small files that was most of the work.
  */
 export function placeTemp(tempAbs: string, global: FileRecord, target: ResolvedTarget, paths: DiskPaths): Stats {
-  // Through a descriptor opened with O_NOFOLLOW: a temp file swapped for a symlink (its name is
-  // predictable) must not hand the record's mode to whatever the link points at.
-  let fd: number;
+  // The parent is opened again, every component with O_NOFOLLOW, and the temp file is placed through
+  // that descriptor: a directory swapped for a symlink since the target was resolved is refused.
+  const parentRel = target.diskRel.slice(0, target.diskRel.length - target.diskName.length).replace(/\/$/, '');
+  const parent = openFolderDirSync(paths.root, parentRel);
   try {
-    fd = openSync(tempAbs, READ_NO_FOLLOW);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new FerryError('PATH_UNSAFE', `refusing ${JSON.stringify(global.path)}: its temp file was replaced by a symlink`);
-    throw err;
-  }
-  try {
-    fchmodSync(fd, global.mode & 0o777);
-    futimesSync(fd, new Date(), global.mtimeMs / 1000);
+    const temp = parent.entry(tempAbs.slice(tempAbs.lastIndexOf('/') + 1));
+    const final = parent.entry(target.diskName);
+    // Through a descriptor opened with O_NOFOLLOW: a temp file swapped for a symlink (its name is
+    // predictable) must not hand the record's mode to whatever the link points at.
+    let fd: number;
+    try {
+      fd = openSync(temp, READ_NO_FOLLOW);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new FerryError('PATH_UNSAFE', `refusing ${JSON.stringify(global.path)}: its temp file was replaced by a symlink`);
+      throw err;
+    }
+    try {
+      fchmodSync(fd, global.mode & 0o777);
+      futimesSync(fd, new Date(), global.mtimeMs / 1000);
+    } finally {
+      closeSync(fd);
+    }
+    if (!target.stats) paths.adopt(temp);
+    renameSync(temp, final);
+    return lstatSync(final);
   } finally {
-    closeSync(fd);
+    parent.close();
   }
-  if (!target.stats) paths.adopt(tempAbs);
-  renameSync(tempAbs, target.abs);
-  return lstatSync(target.abs);
 }
 
 /**

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { chmod, mkdir, mkdtemp, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isFerryError } from '../../src/errors.js';
@@ -150,5 +150,22 @@ describe('walker and watcher never leave the folder (hostile peer)', () => {
     const global = { path: 'file.txt', mode: 0o666, mtimeMs: 1_700_000_000_000 } as FileRecord;
     assert.throws(() => placeTemp(temp, global, target, paths), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
     assert.equal((await stat(join(outside, 'precious'))).mode & 0o777, 0o600);
+  });
+
+  test('installing into a parent swapped for a symlink after it was resolved refuses and writes nothing outside', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    await mkdir(join(root, 'sub'));
+    const paths = new DiskPaths(root);
+    const target = await paths.resolve('sub/file.txt'); // `sub` verified (and remembered for a second)
+    const tempName = '.ferry-tmp-00112233445566778899aabb';
+    await writeFile(join(root, 'sub', tempName), 'from the peer');
+    // Swapped before the install: the temp file now sits behind the symlink, outside.
+    await rename(join(root, 'sub'), join(root, 'sub-old'));
+    await symlink(outside, join(root, 'sub'));
+    await writeFile(join(outside, tempName), 'planted');
+    const global = { path: 'sub/file.txt', mode: 0o644, mtimeMs: 1_700_000_000_000 } as FileRecord;
+    assert.throws(() => placeTemp(join(root, 'sub', tempName), global, target, paths), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
+    assert.deepEqual(await readdir(outside), [tempName], 'no file.txt outside the folder');
   });
 });
