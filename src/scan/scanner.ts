@@ -390,9 +390,11 @@ export class Scanner {
     for (const path of this.index.localPaths(options)) {
       if ((++count & 1023) === 0) throwIfAborted(run.signal);
       if (run.seen.has(pathDigest(path))) continue;
+      // Tombstones (never seen on disk) are passed over on their stat fields alone.
+      const stat = this.index.getLocalStat(path);
+      if (!stat || stat.deleted || run.ignore.ignores(path, stat.type === 'dir')) continue;
       const record = this.index.getLocal(path);
-      if (!record || record.deleted || run.ignore.ignores(record.path, record.type === 'dir')) continue;
-      candidates.push(record);
+      if (record) candidates.push(record);
       if (candidates.length >= EXISTENCE_CHECKS_IN_FLIGHT) await checkCandidates();
     }
     await checkCandidates();
