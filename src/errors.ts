@@ -28,6 +28,7 @@ export const ERROR_CODES = [
   'INDEX_SCHEMA', // index written by a newer Ferry, or a failed migration
   'INDEX_CORRUPT',
   'IO',
+  'DISK_FULL', // no space left for the index under the home (or for a file in a folder)
   // peers
   'PROTOCOL', // malformed or unexpected message from a peer
   'FRAME_TOO_LARGE',

@@ -3,6 +3,7 @@
 import { resolve } from 'node:path';
 import { Daemon } from '../daemon/daemon.js';
 import { HeapTuner } from '../daemon/runtime.js';
+import { absorbIndexCommitFailure } from '../index/store.js';
 import type { Settings } from '../daemon/settings.js';
 import { FerryError } from '../errors.js';
 import { createLogger, isLogLevel } from '../util/log.js';
@@ -59,6 +60,15 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
   const recentLog: string[] = [];
   const logger = createLogger({ component: 'ferry', level: logLevel && isLogLevel(logLevel) ? logLevel : 'info', keepRecent: recentLog });
   const adminPasswordFile = values['admin-password-file'] as string | undefined;
+  // A failed index commit (a full disk under the home) is reported to whoever wrote, and as
+  // DISK_FULL in status; lmdb-js's own copy of the rejection must not end the process.
+  process.on('unhandledRejection', (reason: unknown) => {
+    if (absorbIndexCommitFailure(reason)) {
+      logger.debug('index commit failed (reported by the writer)', { reason: reason as Error });
+      return;
+    }
+    throw reason;
+  });
   const daemon = new Daemon({ home, overrides, logger, recentLog, ...(adminPasswordFile ? { adminPasswordFile: resolve(adminPasswordFile) } : {}) });
 
   let stopping: Promise<void> | null = null;

@@ -96,7 +96,14 @@ export class Daemon extends Resource implements DaemonApi {
     await lockHome(this.layout);
     this.locked = true;
 
-    this.store = new IndexStore({ path: this.layout.indexDir, logger: this.logger.child('index') });
+    this.store = new IndexStore({
+      path: this.layout.indexDir,
+      logger: this.logger.child('index'),
+      // Space is back: every folder rescans, so what failed to be indexed meanwhile is.
+      onDiskFull: (full) => {
+        if (!full) for (const folder of this.folders?.list() ?? []) void folder.requestScan('');
+      },
+    });
     await this.store.open();
     const stored = this.store.getSetting<Partial<Settings>>(SETTINGS_KEY) ?? {};
     this.settings = mergeSettings(mergeSettings(defaultSettings(hostname()), stored), this.options.overrides ?? {});
@@ -303,6 +310,7 @@ export class Daemon extends Resource implements DaemonApi {
       version: FERRY_VERSION,
       listen: this.connections ? formatHostPort(this.connections.address()) : null,
       web: this.webAddress(),
+      ...(this.store?.diskFull ? { homeDiskFull: this.store.diskFull.detail } : {}),
       folders: this.requireFolders().list().map((folder) => folder.report()),
       services: Object.fromEntries(this.services.map((service) => [service.name, service.report()])),
       external: this.reachability.report(),

@@ -1,5 +1,6 @@
 // IndexStore: the one LMDB environment in the daemon's home; settings, devices, folders and per-folder indexes.
 
+import { statfs } from 'node:fs/promises';
 import { arch } from 'node:os';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { FerryError } from '../errors.js';
@@ -22,7 +23,18 @@ export interface IndexStoreOptions {
   schemaVersion?: number;
   /** Upgrade steps; for tests. @default the built-in migrations */
   migrations?: readonly Migration[];
+  /** The home's disk became full (a commit failed for want of space), or has room again. */
+  onDiskFull?: (full: boolean) => void;
+  /** While the disk is full, how often free space is checked. @default DISK_FULL_CHECK_MS */
+  diskFullCheckMs?: number;
 }
+
+/** While the home's disk is full: how often free space is checked for a retry. */
+export const DISK_FULL_CHECK_MS = 5_000;
+/** Free bytes under which a failed commit counts as a full disk, and over which it is over. */
+export const DISK_FULL_BYTES = 1024 * 1024;
+/** LMDB's MDB_MAP_FULL. */
+const MDB_MAP_FULL = -30792;
 
 /** Entries deleted per transaction when a folder is removed, so one removal never needs a huge transaction. */
 export const REMOVE_BATCH_ENTRIES = 10_000;
@@ -57,6 +69,20 @@ const MAX_DBS = 32;
 const FOLDER_DBS = ['local', 'sequence', 'global', 'blocks', 'peers', 'remote', 'need'] as const;
 const REMOVING = 'removing';
 
+/**
+ * Whether an unhandled rejection is lmdb-js's own promise of a failed commit (its `commitError`
+ * hangs on it, and lmdb-js rejects promises of the batch that no caller holds). The caller of every
+ * write got its own error (IndexStore.write), so this one is only absorbed (with its cause), never
+ * a reason to crash. Anything else: false.
+ */
+export function absorbIndexCommitFailure(reason: unknown): boolean {
+  if (!(reason instanceof Error) || !/^Commit failed/.test(reason.message)) return false;
+  const commitError = (reason as { commitError?: Promise<unknown> }).commitError;
+  if (!(commitError instanceof Promise)) return false;
+  commitError.catch(() => undefined);
+  return true;
+}
+
 export class IndexStore extends Resource {
   static readonly SCHEMA_VERSION: number = SCHEMA_VERSION;
 
@@ -66,6 +92,9 @@ export class IndexStore extends Resource {
   private readonly pendingWrites = new Set<Promise<unknown>>();
   private readonly removals = new Map<string, Promise<void>>();
   private readonly folderIndexes = new Map<string, LmdbFolderIndex>();
+  /** Set while the home's disk is full: since when, and what failed. */
+  private full: { sinceMs: number; detail: string } | undefined;
+  private fullTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: IndexStoreOptions) {
     super();
@@ -100,7 +129,13 @@ export class IndexStore extends Resource {
     this.logger.debug('index open', { path: this.options.path });
   }
 
+  /** The home's disk is full: writes fail (and are retried by their owners) until space is freed. */
+  get diskFull(): { sinceMs: number; detail: string } | undefined {
+    return this.full;
+  }
+
   protected async _close(): Promise<void> {
+    if (this.fullTimer) clearInterval(this.fullTimer);
     await Promise.allSettled([...this.removals.values(), ...this.pendingWrites]);
     this.folderIndexes.clear();
     const env = this.env;
@@ -207,11 +242,56 @@ export class IndexStore extends Resource {
   private write<T>(action: () => T): Promise<T> {
     const env = this.env;
     if (!env || this.closed) return Promise.reject(new FerryError('CLOSED', 'the index is not open'));
-    const done = env.transaction(action);
+    const done = env.transaction(action).catch(async (err: unknown) => {
+      throw await this.commitFailed(err);
+    });
     this.pendingWrites.add(done);
     const forget = (): void => void this.pendingWrites.delete(done);
     done.then(forget, forget);
     return done;
+  }
+
+  /**
+   * A failed commit as a FerryError, never a crash: lmdb-js hangs the cause on a second promise
+   * (`commitError`) that nobody else awaits. Out of space (ENOSPC, MDB_MAP_FULL, or a write error
+   * with under DISK_FULL_BYTES free) is DISK_FULL, and the store watches for space to come back.
+   */
+  private async commitFailed(err: unknown): Promise<FerryError> {
+    if (err instanceof FerryError) return err;
+    const commitError = (err as { commitError?: Promise<unknown> } | null)?.commitError;
+    const cause = commitError ? await commitError.then(() => err, (inner: unknown) => inner) : err;
+    const code = (cause as { code?: unknown } | null)?.code;
+    const message = cause instanceof Error ? cause.message : String(cause);
+    const full = code === 'ENOSPC' || code === 28 || code === MDB_MAP_FULL || /MDB_MAP_FULL|ENOSPC|no space/i.test(message) || (await this.freeBytes()) < DISK_FULL_BYTES;
+    if (!full) return new FerryError('IO', `index write failed: ${message}`, { cause });
+    const detail = `the disk of the home is full (${message}); the index is not saved until space is freed`;
+    if (!this.full) {
+      this.full = { sinceMs: Date.now(), detail };
+      this.logger.error('home disk full: index writes fail until space is freed', { path: this.options.path, reason: message });
+      this.options.onDiskFull?.(true);
+      this.fullTimer = setInterval(() => void this.checkSpace(), this.options.diskFullCheckMs ?? DISK_FULL_CHECK_MS);
+      this.fullTimer.unref();
+    }
+    return new FerryError('DISK_FULL', detail, { cause });
+  }
+
+  private async freeBytes(): Promise<number> {
+    try {
+      const stats = await statfs(this.options.path);
+      return stats.bavail * stats.bsize;
+    } catch {
+      return Infinity;
+    }
+  }
+
+  /** While full: space is back once DISK_FULL_BYTES are free again; owners retry their writes then. */
+  private async checkSpace(): Promise<void> {
+    if (!this.full || this.closed || (await this.freeBytes()) < 4 * DISK_FULL_BYTES) return;
+    this.logger.info('home disk has space again', { path: this.options.path });
+    this.full = undefined;
+    if (this.fullTimer) clearInterval(this.fullTimer);
+    this.fullTimer = null;
+    this.options.onDiskFull?.(false);
   }
 
   /** Deletes a folder's entries in bounded transactions, then its removal marker. */

@@ -120,6 +120,8 @@ export interface StatusReport {
   listen: string | null;
   /** The web admin's bound address. */
   web?: string | null;
+  /** Set while the disk holding the home is full (error code DISK_FULL): why; index writes are retried when space is freed. */
+  homeDiskFull?: string;
   folders: FolderReport[];
   /** Optional services (port mapping, discovery) by name, each with its own report. */
   services: Record<string, unknown>;

@@ -23,6 +23,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   GRANT_REVOKED: 400,
   GRANT_INVALID: 400,
   IO: 500,
+  DISK_FULL: 507,
 };
 
 /** An answer decided at the HTTP edge (login, session, CSRF): its code is not a FerryError code. */
