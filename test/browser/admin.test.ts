@@ -94,6 +94,7 @@ test('the admin page end to end: password, login, share, peer at 100 %, restore 
   await writeFile(join(dirA, 'hello.txt'), 'hello from A\n');
   await writeFile(join(dirA, 'trip', 'beach.jpg'), randomBytes(3 * 1024 * 1024));
   await writeFile(join(dirA, XSS_NAME), 'not markup\n');
+  await writeFile(join(dirA, 'refused\u001b[31mname.txt'), 'a control character: not indexed, listed as failed\n');
   const a = new DaemonProcess(join(root, 'home-a'));
   daemons.push(a);
   await a.ready();
@@ -134,6 +135,9 @@ test('the admin page end to end: password, login, share, peer at 100 %, restore 
   await page.locator('#keys-dialog button.close').click();
   const cardA = page.locator(`article[data-folder="${cli.folderId}"]`);
   await cardA.locator('.detail', { hasText: '3 of 3 files' }).waitFor();
+  // The refused name is listed on the card, its control character shown escaped.
+  await cardA.locator('.folder-failed', { hasText: '1 item not synced' }).waitFor();
+  assert.match((await cardA.locator('.folder-failed li').first().textContent()) ?? '', /refused\\u\{1b\}\[31mname\.txt — .*control character/);
 
   // A second daemon joins with the read-write key; its own page shows the folder reaching 100 %.
   const b = new DaemonProcess(join(root, 'home-b'));
