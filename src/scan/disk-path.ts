@@ -2,7 +2,7 @@
 // parent, NFD spellings, case-insensitive clashes.
 
 import { constants, type Stats } from 'node:fs';
-import { fstatSync, lchownSync, lstatSync, openSync } from 'node:fs';
+import { fstatSync, lchownSync, lstatSync, openSync, renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, opendir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -225,6 +225,21 @@ export class DiskPaths {
       parentAbs = childAbs;
     }
     return { parentAbs, diskRelParent, name };
+  }
+
+  /**
+   * Renames the entry `from` of the target's directory to `to` in the same directory, through that
+   * directory opened again component by component with O_NOFOLLOW (a parent swapped for a symlink
+   * since the target was resolved is refused: PATH_UNSAFE). Returns the lstat of the renamed entry.
+   */
+  renameWithin(target: ResolvedTarget, from: string, to: string): Stats {
+    const parent = openFolderDirSync(this.root, parentOfDiskRel(target));
+    try {
+      renameSync(parent.entry(from), parent.entry(to));
+      return lstatSync(parent.entry(to));
+    } finally {
+      parent.close();
+    }
   }
 
   /** mkdir with a mode (umask aside) and the folder's owner when running as root. */
@@ -543,4 +558,9 @@ export function openFolderDirSync(root: string, diskRel: string): VerifiedDir {
     throw err;
   }
   return new VerifiedDir(fd, diskRel === '' ? root : `${root}/${diskRel}`, { dev: stats.dev, ino: stats.ino });
+}
+
+/** The folder-relative disk path of a resolved target's directory ('' = the root). */
+export function parentOfDiskRel(target: ResolvedTarget): string {
+  return target.diskRel.slice(0, target.diskRel.length - target.diskName.length).replace(/\/$/, '');
 }

@@ -7,7 +7,7 @@ import { OWN_WRITES } from '../scan/own-writes.js';
 import type { WarmFiles } from '../scan/warm-files.js';
 import { fsyncDir, READ_NO_FOLLOW } from '../util/fd.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
-import { openFolderDirSync } from '../scan/disk-path.js';
+import { openFolderDirSync, parentOfDiskRel } from '../scan/disk-path.js';
 import type { DiskPaths, ResolvedTarget } from './paths.js';
 
 /** Most files installed under one hold of the folder lock and recorded in one index transaction. */
@@ -53,8 +53,7 @@ interface Pending {
 export function placeTemp(tempAbs: string, global: FileRecord, target: ResolvedTarget, paths: DiskPaths): Stats {
   // The parent is opened again, every component with O_NOFOLLOW, and the temp file is placed through
   // that descriptor: a directory swapped for a symlink since the target was resolved is refused.
-  const parentRel = target.diskRel.slice(0, target.diskRel.length - target.diskName.length).replace(/\/$/, '');
-  const parent = openFolderDirSync(paths.root, parentRel);
+  const parent = openFolderDirSync(paths.root, parentOfDiskRel(target));
   try {
     const temp = parent.entry(tempAbs.slice(tempAbs.lastIndexOf('/') + 1));
     const final = parent.entry(target.diskName);

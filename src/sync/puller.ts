@@ -341,7 +341,7 @@ export class Puller {
       for (let n = 1; await exists(join(target.parentAbs, basename(copy))); n++) {
         copy = conflictPath(need.global.path, local.mtimeMs, `${local.modifiedBy}-${n}`);
       }
-      await rename(target.abs, join(target.parentAbs, basename(copy)));
+      this.ctx.paths.renameWithin(target, target.diskName, basename(copy));
       this.ctx.logger.info('conflict: our version kept as a copy', { path: need.global.path, copy });
       return copy;
     }
@@ -381,10 +381,10 @@ export class Puller {
       await rm(temp, { force: true });
       await symlink(global.linkTarget!, temp);
       const copy = await this.clearTarget(need, target);
-      await rename(temp, target.abs);
+      const placed = this.ctx.paths.renameWithin(target, basename(temp), target.diskName);
       await fsyncDir(target.parentAbs);
       this.ctx.paths.noteCreated(target.parentAbs, target.diskName);
-      await this.recordOne(global, await lstat(target.abs));
+      await this.recordOne(global, placed);
       if (copy) this.ctx.requestScan(copy);
       return 'done';
     });
