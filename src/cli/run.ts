@@ -11,7 +11,7 @@ import { parseCommand, type Output } from './args.js';
 
 export const RUN_USAGE =
   'ferry run [--home DIR] [--listen HOST:PORT] [--web HOST:PORT] [--no-lan] [--no-nat] [--no-dht] ' +
-  '[--no-trackers] [--no-stun] [--log-level L] [--web-host NAME]... [--admin-password-file FILE] [--tracker URL]... [--dht-bootstrap HOST:PORT]... [--stun HOST:PORT]...';
+  '[--no-trackers] [--no-stun] [--no-tcp] [--no-udp] [--log-level L] [--web-host NAME]... [--admin-password-file FILE] [--tracker URL]... [--dht-bootstrap HOST:PORT]... [--stun HOST:PORT]...';
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
@@ -30,6 +30,8 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
       'dht-bootstrap': { type: 'string', multiple: true },
       stun: { type: 'string', multiple: true },
       'no-stun': { type: 'boolean' },
+      'no-tcp': { type: 'boolean' },
+      'no-udp': { type: 'boolean' },
       'web-host': { type: 'string', multiple: true },
       'admin-password-file': { type: 'string' },
     },
@@ -53,7 +55,10 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
     stun: values['no-stun'] ? false : undefined,
     stunServers: values.stun as string[] | undefined,
     webHosts: values['web-host'] as string[] | undefined,
+    tcp: values['no-tcp'] ? false : undefined,
+    udp: values['no-udp'] ? false : undefined,
   };
+  if (values['no-tcp'] && values['no-udp']) throw new FerryError('USAGE', `--no-tcp and --no-udp leave no way to reach peers\nusage: ${RUN_USAGE}`);
   if (values['no-stun'] && values.stun) throw new FerryError('USAGE', `--stun and --no-stun contradict each other\nusage: ${RUN_USAGE}`);
   const heapTuner = new HeapTuner();
   heapTuner.start();

@@ -1,16 +1,18 @@
 // Keeps this device connected to its peers: listens, dials known addresses with backoff, keeps one connection per device pair.
 
 import type { TLSSocket } from 'node:tls';
-import { isFerryError } from '../errors.js';
+import { FerryError, isFerryError } from '../errors.js';
+import type { UdpSocket } from '../transport/index.js';
 import { HANDSHAKE_TIMEOUT_MS, PreHandshakeBudget, establishPeer, type HandshakeResult, type PeerConnection } from '../protocol/index.js';
 import type { BackoffOptions } from '../util/backoff.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { normalizeAddress, parseAddress, socketAddress, type HostPort } from './address.js';
 import { dialTls } from './dial.js';
+import { UdpTransport, linkOf } from './udp-transport.js';
 import { prefersCandidate, type Direction, type LinkFacts } from './duplicates.js';
 import { KnownAddress, type AddressStatus } from './known-address.js';
-import { PeerListener } from './listener.js';
+import { MAX_PENDING_HANDSHAKES, PeerListener } from './listener.js';
 import { certificateDeviceId } from './peer-id.js';
 import type { ConnectionManagerOptions, EstablishedPeer } from './types.js';
 
@@ -26,6 +28,10 @@ export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 60_000
 export const STABLE_LINK_MS = 60_000;
 export const SOURCE_KNOWN = 'known';
 export const SOURCE_INCOMING = 'incoming';
+/** Happy eyeballs: a dial tries UDP (µTP) this long after TCP began, or at once when TCP failed; the first to finish TLS wins. */
+export const UDP_DIAL_DELAY_MS = 300;
+/** A UDP dial sends SYNs (and so punches NATs) for at most this long. */
+export const UDP_PROBE_MS = 10_000;
 
 interface Link {
   peer: EstablishedPeer;
@@ -46,7 +52,11 @@ export type { ConnectionManagerOptions, EstablishedPeer } from './types.js';
 
 export class ConnectionManager extends Resource {
   private readonly log: Logger;
-  private readonly listener: PeerListener;
+  /** TCP: null when off (`--no-tcp`). */
+  private readonly listener: PeerListener | null;
+  /** UDP (µTP on the same port number): null when off (`--no-udp`), or when its port could not be bound. */
+  private udp: UdpTransport | null;
+  private readonly udpWanted: boolean;
   private readonly handshakeTimeoutMs: number;
   private readonly known = new Map<string, KnownAddress>();
   /** The kept connection per device ID. */
@@ -66,24 +76,38 @@ export class ConnectionManager extends Resource {
     super();
     this.log = options.logger ?? silentLogger;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-    this.listener = new PeerListener({
-      identity: options.identity,
-      listen: options.listen,
-      tlsHandshakeTimeoutMs: this.handshakeTimeoutMs,
-      maxPendingHandshakes: options.maxPendingHandshakes,
-      logger: this.log,
-      onSecureSocket: (socket) => this.track(this.accept(socket)),
-    });
+    const tcp = options.tcp ?? true;
+    const udp = options.udp ?? true;
+    if (!tcp && !udp) throw new FerryError('USAGE', 'TCP and UDP are both off: no way to reach peers');
+    this.listener = tcp
+      ? new PeerListener({
+          identity: options.identity,
+          listen: options.listen,
+          tlsHandshakeTimeoutMs: this.handshakeTimeoutMs,
+          maxPendingHandshakes: options.maxPendingHandshakes,
+          logger: this.log,
+          onSecureSocket: (socket) => this.track(this.accept(socket)),
+        })
+      : null;
+    this.udpWanted = udp;
+    this.udp = null;
   }
 
-  /** The bound listen address (the real port when 0 was asked for). */
+  /** The bound listen address (the real port when 0 was asked for); TCP and UDP share the port number. */
   address(): HostPort {
-    return this.listener.address();
+    if (this.listener) return this.listener.address();
+    const bound = this.udp!.socket.address();
+    return { host: bound.address, port: bound.port };
   }
 
-  /** Incoming sockets accepted and not yet through the handshake. */
+  /** Incoming connections accepted and not yet through the handshake. */
   get pendingHandshakes(): number {
-    return this.listener.pendingHandshakes;
+    return (this.listener?.pendingHandshakes ?? 0) + (this.udp?.pendingHandshakes ?? 0);
+  }
+
+  /** The sync port's UDP socket (STUN and others share it), when UDP is on. */
+  udpSocket(): UdpSocket | null {
+    return this.udp?.opened ? this.udp.socket : null;
   }
 
   /** Dials `address` (HOST:PORT) now and keeps it connected, redialling with backoff; idempotent. USAGE if malformed. */
@@ -128,7 +152,26 @@ export class ConnectionManager extends Resource {
   }
 
   protected async _open(): Promise<void> {
-    await this.listener.open();
+    if (this.listener) await this.listener.open();
+    if (this.udpWanted) {
+      const port = this.listener ? this.listener.address().port : this.options.listen.port;
+      this.udp = new UdpTransport({
+        identity: this.options.identity,
+        listen: { host: this.options.listen.host, port },
+        tlsHandshakeTimeoutMs: this.handshakeTimeoutMs,
+        maxPendingHandshakes: this.options.maxPendingHandshakes ?? MAX_PENDING_HANDSHAKES,
+        logger: this.log.child('udp'),
+        onSecureSocket: (socket) => this.track(this.accept(socket)),
+      });
+      try {
+        await this.udp.open();
+      } catch (err) {
+        if (!this.listener) throw err;
+        this.log.warn('no UDP on the sync port: peers are reached over TCP only', { reason: (err as Error).message });
+        await this.udp.close();
+        this.udp = null;
+      }
+    }
     this.log.info('listening for peers', { address: socketAddress(this.address().host, this.address().port) });
     for (const entry of this.known.values()) entry.schedule(0, () => this.dial(entry));
   }
@@ -136,7 +179,7 @@ export class ConnectionManager extends Resource {
   protected async _close(): Promise<void> {
     this.lifetime.abort();
     for (const entry of this.known.values()) entry.dispose();
-    const listenerClosed = this.listener.close();
+    const listenerClosed = Promise.all([this.listener?.close(), this.udp?.close()]);
     await Promise.allSettled([...this.attempts]);
     for (const link of [...this.links.values()]) {
       this.links.delete(link.peer.deviceId);
@@ -176,7 +219,7 @@ export class ConnectionManager extends Resource {
     const signal = AbortSignal.any([this.lifetime.signal, entry.abort.signal]);
     let socket: TLSSocket | undefined;
     try {
-      socket = await dialTls(entry.target, this.options.identity, { timeoutMs: this.handshakeTimeoutMs, signal });
+      socket = await this.dialAny(entry.target, signal);
       const remoteId = certificateDeviceId(socket);
       if (remoteId === this.options.identity.id) {
         socket.destroy();
@@ -214,6 +257,60 @@ export class ConnectionManager extends Resource {
       else this.log.info('dial failed', fields);
       entry.schedule(delayMs, () => this.dial(entry));
     }
+  }
+
+  /**
+   * TCP first, then UDP after UDP_DIAL_DELAY_MS (or as soon as TCP failed), as happy eyeballs:
+   * the first socket through TLS wins and the other attempt is abandoned. Over UDP the SYNs keep
+   * going for UDP_PROBE_MS, which opens both NATs when the peer dials us at the same time.
+   */
+  private dialAny(target: HostPort, signal: AbortSignal): Promise<TLSSocket> {
+    const identity = this.options.identity;
+    const timeoutMs = this.handshakeTimeoutMs;
+    const udp = this.udp?.opened ? this.udp : null;
+    if (!this.listener) {
+      if (!udp) return Promise.reject(new FerryError('CLOSED', 'UDP transport closed'));
+      return udp.dial(target, { timeoutMs: Math.min(timeoutMs, UDP_PROBE_MS), signal });
+    }
+    if (!udp) return dialTls(target, identity, { timeoutMs, signal });
+    const loser = new AbortController();
+    const both = AbortSignal.any([signal, loser.signal]);
+    return new Promise<TLSSocket>((resolve, reject) => {
+      let settled = false;
+      let udpStarted = false;
+      const errors: unknown[] = [];
+      const win = (socket: TLSSocket): void => {
+        if (settled) {
+          socket.destroy();
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
+        loser.abort();
+        resolve(socket);
+      };
+      const lose = (err: unknown): void => {
+        errors.push(err);
+        if (settled || errors.length < 2) return;
+        settled = true;
+        const [first] = errors;
+        const message = errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
+        reject(new FerryError(first instanceof FerryError ? first.code : 'IO', message, { cause: first }));
+      };
+      const startUdp = (): void => {
+        if (udpStarted || settled) return;
+        udpStarted = true;
+        udp.dial(target, { timeoutMs: Math.min(timeoutMs, UDP_PROBE_MS), signal: both }).then(win, lose);
+      };
+      const timer = setTimeout(startUdp, UDP_DIAL_DELAY_MS);
+      dialTls(target, identity, { timeoutMs, signal: both }).then(win, (err: unknown) => {
+        lose(err);
+        if (!udpStarted && !settled) {
+          clearTimeout(timer);
+          startUdp();
+        }
+      });
+    });
   }
 
   private async accept(socket: TLSSocket): Promise<void> {
@@ -271,6 +368,7 @@ export class ConnectionManager extends Resource {
       connection,
       handshake,
       connectedAtMs: Date.now(),
+      ...linkOf(socket),
     };
     const link: Link = { peer, order: attempt.order };
     this.watch(socket, link);

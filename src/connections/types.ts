@@ -6,6 +6,7 @@ import type { BackoffOptions } from '../util/backoff.js';
 import type { Logger } from '../util/log.js';
 import type { HostPort } from './address.js';
 import type { Direction } from './duplicates.js';
+import type { LinkPath } from './udp-transport.js';
 
 export interface ConnectionManagerOptions {
   identity: DeviceIdentity;
@@ -36,6 +37,10 @@ export interface ConnectionManagerOptions {
   handshakeTimeoutMs?: number;
   /** @default MAX_PENDING_HANDSHAKES */
   maxPendingHandshakes?: number;
+  /** Listen and dial over TCP. @default true */
+  tcp?: boolean;
+  /** Listen and dial over UDP (µTP on the same port number). @default true */
+  udp?: boolean;
 }
 
 export interface EstablishedPeer {
@@ -51,4 +56,8 @@ export interface EstablishedPeer {
   connection: PeerConnection;
   handshake: HandshakeResult;
   connectedAtMs: number;
+  /** How the connection runs: 'tcp', 'udp', or 'udp punched' (both sides sent SYNs at once). */
+  path: LinkPath;
+  /** The transport's smoothed round-trip time now, ms (UDP only). */
+  rttMs: () => number | undefined;
 }

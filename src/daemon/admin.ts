@@ -147,6 +147,8 @@ export function peerInfos(connected: EstablishedPeer[], folders: FolderReport[])
       source: peer.source,
       direction: peer.direction,
       connectedAtMs: peer.connectedAtMs,
+      path: peer.path,
+      ...(peer.rttMs() !== undefined ? { rttMs: peer.rttMs() } : {}),
       bytesIn: peer.connection.bytesIn,
       bytesOut: peer.connection.bytesOut,
       inRateBps,

@@ -132,6 +132,12 @@ export class Daemon extends Resource implements DaemonApi {
       rates: this.rates,
       grantBook: (keys) => grants.book(keys),
       peerSource: (deviceId) => this.connections?.peers().find((p) => p.deviceId === deviceId)?.source,
+      peerLink: (deviceId) => {
+        const peer = this.connections?.peers().find((p) => p.deviceId === deviceId);
+        if (!peer) return undefined;
+        const rttMs = peer.rttMs();
+        return { path: peer.path, ...(rttMs !== undefined ? { rttMs } : {}) };
+      },
       onChange: () => {
         this.connections?.refresh();
         for (const listener of this.folderListeners) listener();
@@ -156,6 +162,8 @@ export class Daemon extends Resource implements DaemonApi {
       logger: this.logger.child('conn'),
       connection: this.options.tuning?.connection,
       backoff: this.options.tuning?.backoff,
+      tcp: this.settings.tcp,
+      udp: this.settings.udp,
     });
     await this.connections.open();
     for (const known of this.knownPeers()) this.connections.addAddress(known.address);

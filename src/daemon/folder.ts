@@ -36,6 +36,8 @@ export interface SharedFolderOptions {
   rates?: TransferRates;
   /** How each peer reached us ('known', 'incoming', 'lan', …), for status. */
   peerSource: (deviceId: string) => string | undefined;
+  /** The connected peer's transport path ('tcp', 'udp', 'udp punched') and round-trip time, for status. */
+  peerLink?: (deviceId: string) => { path: string; rttMs?: number } | undefined;
   /** The folder's known grants (records signed under valid RW grants are accepted; a grantee's own grant shows in status). */
   grants?: GrantBook;
   /** Each finished scan of some subtrees ('' = the whole folder), with what it visited and changed. */
@@ -228,6 +230,7 @@ export class SharedFolder extends Resource {
     const peers: PeerReport[] = (sync?.peers ?? []).map((peer) => ({
       ...peer,
       source: this.options.peerSource(peer.device) ?? 'known',
+      ...(peer.connected ? this.options.peerLink?.(peer.device) : undefined),
     }));
     let state: FolderState = this.state;
     if (this.config.paused) state = 'paused';

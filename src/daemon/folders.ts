@@ -25,6 +25,7 @@ export interface FolderManagerOptions {
   /** The daemon's upload/download limiters, shared by every folder. */
   rates?: TransferRates;
   peerSource: (deviceId: string) => string | undefined;
+  peerLink?: (deviceId: string) => { path: string; rttMs?: number } | undefined;
   /** A folder was added or removed: connections must re-handshake to include it. */
   onChange: () => void;
   /** The folder's grant book (grants.ts): records signed under valid RW grants are accepted. */
@@ -75,6 +76,7 @@ export class FolderManager extends Resource {
       syncLimits: this.options.syncLimits,
       rates: this.options.rates,
       peerSource: this.options.peerSource,
+      peerLink: this.options.peerLink,
     });
     this.running.set(config.id, folder);
     // A paused folder stays unopened: no scanner, watcher or sync until it is resumed.

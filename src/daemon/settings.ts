@@ -13,6 +13,10 @@ export interface Settings {
   webHosts: string[];
   lan: boolean;
   nat: boolean;
+  /** Peers over TCP on the sync port. */
+  tcp: boolean;
+  /** Peers over UDP (µTP) on the same port number; STUN shares that UDP socket. */
+  udp: boolean;
   dht: boolean;
   trackers: boolean;
   trackerUrls: string[];
@@ -48,6 +52,8 @@ export function defaultSettings(hostname: string): Settings {
     webHosts: [],
     lan: true,
     nat: true,
+    tcp: true,
+    udp: true,
     dht: true,
     trackers: true,
     trackerUrls: [],
@@ -103,6 +109,7 @@ export function mergeSettings(base: Settings, overrides: Partial<Settings>): Set
   }
   parseHostPort(merged.listen, 'listen address');
   parseHostPort(merged.web, 'web address');
+  if (!merged.tcp && !merged.udp) throw new FerryError('USAGE', 'TCP and UDP cannot both be off');
   if (!isLogLevel(merged.logLevel)) throw new FerryError('USAGE', `unknown log level '${merged.logLevel}'`);
   if (!(merged.archiveDays >= 0)) throw new FerryError('USAGE', 'archiveDays must be ≥ 0');
   if (!(merged.rescanIntervalS >= 1)) throw new FerryError('USAGE', 'rescanIntervalS must be ≥ 1');

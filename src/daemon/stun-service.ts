@@ -40,21 +40,26 @@ export class StunService extends Resource implements Service {
 
   protected async _open(): Promise<void> {
     if (this.skipped) return;
-    // Until the sync port's shared UDP socket carries STUN, a socket of our own (any port): the
-    // external address is right, the port is this socket's mapping.
-    const family = this.context.listen.host.includes(':') ? 'udp6' : 'udp4';
-    const socket = createSocket(family);
-    socket.on('error', (err) => this.log.debug('STUN socket error', { reason: err.message }));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      const host = this.context.listen.host;
-      socket.bind(0, host === '0.0.0.0' || host === '::' ? undefined : host, () => {
-        socket.off('error', reject);
-        resolve();
+    // The sync port's shared UDP socket when UDP is on: the port learned is the one peers and
+    // trackers need, the mapping the µTP transport uses. Else a socket of our own (any port).
+    const shared = this.context.connections.udpSocket();
+    if (shared) {
+      this.client = new StunClient(shared);
+    } else {
+      const family = this.context.listen.host.includes(':') ? 'udp6' : 'udp4';
+      const socket = createSocket(family);
+      socket.on('error', (err) => this.log.debug('STUN socket error', { reason: err.message }));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        const host = this.context.listen.host;
+        socket.bind(0, host === '0.0.0.0' || host === '::' ? undefined : host, () => {
+          socket.off('error', reject);
+          resolve();
+        });
       });
-    });
-    this.socket = socket;
-    this.client = new StunClient(dgramPort(socket));
+      this.socket = socket;
+      this.client = new StunClient(dgramPort(socket));
+    }
     this.refresh();
     this.timer = setInterval(() => this.refresh(), STUN_REFRESH_MS);
     this.timer.unref();

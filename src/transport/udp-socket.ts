@@ -1,12 +1,13 @@
 // The sync port's one UDP socket, shared by the µTP transport, STUN (and, as they move onto it, the
 // DHT and UDP trackers), so one NAT mapping serves them all, as libtorrent does. Each user
-// registers a classifier; a datagram goes to the first user whose classifier takes it, in the
-// order registered, and is dropped when none does. The classifiers are disjoint by first bytes:
+// registers a classifier; a datagram goes to the first user whose classifier takes it, and is
+// dropped when none does. The classifiers are disjoint, so the order does not matter:
 //   STUN     bytes 0–1 top bits 00, magic cookie 0x2112A442 at bytes 4–7, length field = size − 20
 //   µTP      byte 0 = type << 4 | 1 with type 0–4, byte 1 (first extension) 0 or 1, ≥ 20 bytes
 //   DHT      byte 0 'd' (a bencoded dictionary)
 //   tracker  byte 0 = 0x00 (action 0–3 in a 32-bit big-endian field), a transaction ID we sent
-// STUN is asked first: a STUN success response (0x0101…) also looks like a µTP DATA header.
+// (A STUN success response, 0x0101…, starts like a µTP DATA header: µTP's classifier refuses the
+// cookie-and-length pair of STUN.)
 
 import { createSocket, type Socket } from 'node:dgram';
 import { ioError } from '../errors.js';

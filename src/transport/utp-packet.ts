@@ -36,14 +36,19 @@ export interface UtpPacket extends UtpHeader {
 
 /**
  * Whether a datagram can be µTP: version 1, a known type, a known first extension, the header
- * whole. (STUN is told apart first by its magic cookie, DHT by its bencoded 'd', UDP tracker
+ * whole, and not STUN (whose success response starts 0x01 0x01 too). (STUN is told apart first by its magic cookie, DHT by its bencoded 'd', UDP tracker
  * replies by their transaction ID; see udp-socket.ts.)
  */
 export function isUtpPacket(buf: Buffer): boolean {
   if (buf.length < HEADER_BYTES) return false;
   const b0 = buf[0]!;
-  return (b0 & 0x0f) === UTP_VERSION && b0 >> 4 <= ST_SYN && buf[1]! <= EXT_SELECTIVE_ACK;
+  if ((b0 & 0x0f) !== UTP_VERSION || b0 >> 4 > ST_SYN || buf[1]! > EXT_SELECTIVE_ACK) return false;
+  // A STUN success response (0x0101…) has a µTP-like first word: its magic cookie and length tell it apart.
+  return !(buf.readUInt32BE(4) === STUN_MAGIC_COOKIE && buf.readUInt16BE(2) === buf.length - HEADER_BYTES);
 }
+
+/** RFC 8489's magic cookie, at bytes 4–7 of every STUN message. */
+const STUN_MAGIC_COOKIE = 0x2112a442;
 
 /** Reads a packet; null when malformed (truncated extension, bad SACK length, trailing garbage in a SYN/STATE/RESET…). */
 export function decodePacket(buf: Buffer): UtpPacket | null {

@@ -10,6 +10,9 @@ export interface PeerReport {
   name?: string;
   address: string;
   source: string;
+  /** Connected peers: 'tcp', 'udp' or 'udp punched', and the UDP link's round-trip time in ms. */
+  path?: string;
+  rttMs?: number;
   connected: boolean;
   bytesIn?: number;
   bytesOut?: number;
@@ -182,6 +185,10 @@ export interface PeerInfo {
   source: string;
   direction: 'in' | 'out';
   connectedAtMs: number;
+  /** 'tcp', 'udp', or 'udp punched'. */
+  path: string;
+  /** Round-trip time of the transport, ms (UDP links). */
+  rttMs?: number;
   bytesIn: number;
   bytesOut: number;
   inRateBps: number;
