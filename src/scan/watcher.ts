@@ -63,6 +63,11 @@ interface Watched {
   inode: number;
 }
 
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return slash < 0 ? '' : path.slice(0, slash);
+}
+
 export class FolderWatcher extends Resource {
   private readonly root: string;
   private readonly ignore: IgnoreRules;
@@ -75,6 +80,11 @@ export class FolderWatcher extends Resource {
   private readonly ownWrites: OwnWrites;
   /** Watched directories by on-disk relative path ('' = root). */
   private readonly watches = new Map<string, Watched>();
+  /**
+   * Watched directories strictly below each path that has some: a changed file (no watches below)
+   * is passed over without a look at every watch, which cost O(directories) per changed path.
+   */
+  private readonly watchedBelow = new Map<string, number>();
   private readonly pending = new Set<string>();
   private unwatchedDirs = 0;
   private limitReached = false;
@@ -115,6 +125,7 @@ export class FolderWatcher extends Resource {
     this.pending.clear();
     for (const watched of this.watches.values()) watched.handle.close();
     this.watches.clear();
+    this.watchedBelow.clear();
     await this.flushing;
   }
 
@@ -198,11 +209,11 @@ export class FolderWatcher extends Resource {
       this.logger.debug('watch error', { path: dir, err });
       if (this.watches.get(dir)?.handle === handle) {
         handle.close();
-        this.watches.delete(dir);
+        this.deleteWatch(dir);
       }
       this.noteChange(dir);
     });
-    this.watches.set(dir, { handle, inode });
+    this.setWatch(dir, { handle, inode });
     return 'added';
   }
 
@@ -220,12 +231,31 @@ export class FolderWatcher extends Resource {
     );
   }
 
+  private setWatch(dir: string, watched: Watched): void {
+    this.watches.set(dir, watched);
+    for (let path = dir; path !== ''; ) {
+      path = parentOf(path);
+      this.watchedBelow.set(path, (this.watchedBelow.get(path) ?? 0) + 1);
+    }
+  }
+
+  private deleteWatch(dir: string): void {
+    if (!this.watches.delete(dir)) return;
+    for (let path = dir; path !== ''; ) {
+      path = parentOf(path);
+      const below = (this.watchedBelow.get(path) ?? 1) - 1;
+      if (below > 0) this.watchedBelow.set(path, below);
+      else this.watchedBelow.delete(path);
+    }
+  }
+
   /** Closes the watches of a directory and everything below it. */
   private unwatchTree(dir: string): void {
+    if (!this.watches.has(dir) && !this.watchedBelow.has(dir)) return;
     for (const [path, watched] of this.watches) {
       if (dir === '' || path === dir || path.startsWith(dir + '/')) {
         watched.handle.close();
-        this.watches.delete(path);
+        this.deleteWatch(path);
       }
     }
   }
