@@ -60,6 +60,15 @@ export function compareVersions(a: VersionVector, b: VersionVector): VersionOrde
  */
 export const MAX_VERSION_COUNTER = 2 ** 48;
 
+/** mtimes a record may carry (ms since the epoch): the years 0001 to 9999. A later one cannot be set on a file. */
+export const MIN_RECORD_MTIME_MS = -62_135_596_800_000;
+export const MAX_RECORD_MTIME_MS = 253_402_300_799_999;
+
+/** Whether an mtime can travel in a record (finite, years 0001 to 9999). */
+export function isRecordMtime(mtimeMs: number): boolean {
+  return Number.isFinite(mtimeMs) && mtimeMs >= MIN_RECORD_MTIME_MS && mtimeMs <= MAX_RECORD_MTIME_MS;
+}
+
 /**
  * The vector after `device` made a change on top of `base`. A counter is never bumped past
  * MAX_VERSION_COUNTER: once the device's own entry is there (a peer may have pushed it up), the

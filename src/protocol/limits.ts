@@ -30,7 +30,7 @@ export const LIMITS = {
   maxVersionEntries: 1024,
   /** Largest version counter accepted (2^48, far below 2^53): MAX_VERSION_COUNTER in src/index/records.ts. */
   maxVersionCounter: 2 ** 48,
-  /** mtimes a record may carry: years 0001 to 9999 (ms since the epoch). */
+  /** mtimes a record may carry: years 0001 to 9999 (ms since the epoch): MIN/MAX_RECORD_MTIME_MS in src/index/records.ts. */
   minMtimeMs: -62_135_596_800_000,
   maxMtimeMs: 253_402_300_799_999,
   /** Blocks in one record: 64 Ki blocks of up to 16 MiB. */

@@ -7,7 +7,7 @@ import { IgnoreRules } from './ignore.js';
 import { openFolderDir, resolveDiskPath, toIndexPath, type DirIdentity, type VerifiedDir } from './disk-path.js';
 import { FerryError } from '../errors.js';
 import { refusedName, refusedSegment } from '../util/names.js';
-import type { FileType } from '../index/records.js';
+import { isRecordMtime, MAX_RECORD_MTIME_MS, MIN_RECORD_MTIME_MS, type FileType } from '../index/records.js';
 
 export interface WalkEntry {
   /** Relative, NFC-normalised, '/'-separated; the key the index uses. */
@@ -105,12 +105,22 @@ async function entryFor(
   }
   const type = typeOf(stats);
   if (!type || ignore.ignores(indexPath, type === 'dir')) return undefined;
+  // An mtime no record can carry (some file systems hold years past 9999): a directory's is brought
+  // into range (nothing compares it); a file or symlink is reported, not indexed, until it gets a real one.
+  let mtimeMs = stats.mtimeMs;
+  if (!isRecordMtime(mtimeMs)) {
+    if (type !== 'dir') {
+      onRefused(indexPath, `its modification time (${mtimeMs} ms) is outside the years 0001 to 9999; give it a real one (touch) to sync it`);
+      return undefined;
+    }
+    mtimeMs = Math.min(MAX_RECORD_MTIME_MS, Math.max(MIN_RECORD_MTIME_MS, Number.isFinite(mtimeMs) ? mtimeMs : 0));
+  }
   const entry: WalkEntry = {
     path: indexPath,
     type,
     size: type === 'file' ? stats.size : 0,
     mode: stats.mode & 0o7777,
-    mtimeMs: stats.mtimeMs,
+    mtimeMs,
     inode: stats.ino,
   };
   if (diskPath !== indexPath) entry.diskPath = diskPath;
