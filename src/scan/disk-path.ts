@@ -242,6 +242,24 @@ export class DiskPaths {
     }
   }
 
+  /**
+   * Moves one resolved entry to another resolved (absent) place, both directories opened again
+   * component by component with O_NOFOLLOW: a parent swapped for a symlink meanwhile is refused.
+   */
+  renameBetween(from: ResolvedTarget, to: ResolvedTarget): void {
+    const source = openFolderDirSync(this.root, parentOfDiskRel(from));
+    try {
+      const destination = openFolderDirSync(this.root, parentOfDiskRel(to));
+      try {
+        renameSync(source.entry(from.diskName), destination.entry(to.diskName));
+      } finally {
+        destination.close();
+      }
+    } finally {
+      source.close();
+    }
+  }
+
   /** mkdir with a mode (umask aside) and the folder's owner when running as root. */
   async makeDir(abs: string, mode: number): Promise<void> {
     try {

@@ -1,7 +1,7 @@
 // The folder's archive (.ferry/archive/): deleted and replaced files are moved here, kept N days, restorable.
 // Every path in and out of it goes through DiskPaths: never through a symlinked parent.
 
-import { readdir, rename, rm, rmdir, lstat } from 'node:fs/promises';
+import { readdir, rm, rmdir, lstat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { FerryError, ioError, isFerryError } from '../errors.js';
 import { checkFolderRelative, DiskPaths } from '../scan/disk-path.js';
@@ -87,8 +87,9 @@ export class Archive {
       const target = await this.paths.resolve(`${ARCHIVE_DIR}/${archivePath}`, { createParents: true });
       if (target.stats) continue;
       try {
-        await rename(source.abs, target.abs);
+        this.paths.renameBetween(source, target);
       } catch (err) {
+        if (isFerryError(err)) throw err;
         throw ioError(`cannot archive ${relPath}`, err);
       }
       this.paths.noteRemoved(source.parentAbs, source.diskName);
@@ -149,8 +150,9 @@ export class Archive {
     const destination = await this.paths.resolve(target, { createParents: true });
     if (destination.stats) throw new FerryError('IO', `cannot restore ${archivePath}: ${target} appeared meanwhile`);
     try {
-      await rename(source.abs, destination.abs);
+      this.paths.renameBetween(source, destination);
     } catch (err) {
+      if (isFerryError(err)) throw err;
       throw ioError(`cannot restore ${archivePath}`, err);
     }
     await this.pruneEmptyDirs(posix.dirname(archivePath));

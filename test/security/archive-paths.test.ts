@@ -7,6 +7,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isFerryError } from '../../src/errors.js';
+import { DiskPaths } from '../../src/scan/disk-path.js';
 import { Archive, ARCHIVE_DIR, originalPath } from '../../src/sync/archive.js';
 import { silentLogger } from '../../src/util/log.js';
 
@@ -98,5 +99,22 @@ describe('archive paths (hostile peer)', () => {
     await writeFile(join(root, 'd/f.txt'), 'new');
     await rename(join(root, 'd/f.txt'), join(root, 'd/g.txt'));
     assert.equal(await archive.keep('d/g.txt'), 'd/g.txt~20260102-030406-006');
+  });
+
+  test('a move into or out of the archive checks both parents again when it happens', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    await mkdir(join(root, 'sub'));
+    await writeFile(join(root, 'sub/a.txt'), 'inside');
+    const paths = new DiskPaths(root);
+    const from = await paths.resolve('sub/a.txt');
+    const to = await paths.resolve(`${ARCHIVE_DIR}/sub/a.txt~${STAMP}`, { createParents: true });
+    // Swapped after both were resolved (and `sub` remembered as verified).
+    await rename(join(root, 'sub'), join(root, 'sub-old'));
+    await symlink(outside, join(root, 'sub'));
+    await writeFile(join(outside, 'a.txt'), 'outside');
+    assert.throws(() => paths.renameBetween(from, to), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
+    assert.equal(await readFile(join(outside, 'a.txt'), 'utf8'), 'outside', 'the file outside stays where it is');
+    assert.deepEqual(await readdir(join(root, ARCHIVE_DIR, 'sub')), []);
   });
 });
