@@ -64,8 +64,10 @@ done
 mount -t tmpfs tmpfs "$root/run" && mounted=("$root/run" "${mounted[@]}")
 mkdir -p "$root/tmp" && chmod 1777 "$root/tmp"
 
+# A clean environment; only a CA bundle that this machine's Node is told about is passed on (an intercepting proxy's).
 in_root() {
   env -i HOME=/root PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb CI="${CI:-}" \
+    ${NODE_EXTRA_CA_CERTS:+NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt} \
     chroot "$root" bash -c 'cd /root/work/ferry && "$@"' _ "$@"
 }
 
