@@ -21,6 +21,14 @@ export function isLoopback(host: string): boolean {
   return plain === '::1';
 }
 
+/** `0.0.0.0/8` or `::`: "any address", which no peer can be reached at (a dial goes to the dialler's own host). */
+export function isUnspecified(host: string): boolean {
+  const plain = unmapIpv4(host.replace(/%.*$/, ''));
+  const v4 = ipv4Octets(plain);
+  if (v4) return v4[0] === 0;
+  return isIP(plain) === 6 && /^[0:]+$/.test(plain);
+}
+
 /**
  * True for addresses that only mean something near the device: RFC 1918, CGNAT (100.64/10),
  * loopback, link-local (169.254/16, fe80::/10), unique-local IPv6 (fc00::/7) and unspecified.

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { LIMITS, type PeerExchangeEntry, type PeerExchangeMessage } from '../protocol/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import { isLanAddress, isLoopback, isPrivateAddress } from './net-addresses.js';
+import { isLanAddress, isLoopback, isPrivateAddress, isUnspecified, localAddresses } from './net-addresses.js';
 import { formatPeerAddress, parsePeerAddress, type ConnectedPeer } from './peer-address.js';
 
 /** How often the list is checked for changes, and sent again even if unchanged. */
@@ -28,6 +28,8 @@ export interface PeerExchangeOptions {
    * behind the same external address (which may reach us only on the LAN: no hairpin NAT).
    */
   lanAddresses?: () => string[];
+  /** This host's own addresses (a peer pointing us at one of them at our port points us at ourselves). @default localAddresses() */
+  ownAddresses?: () => ReadonlySet<string>;
   pollMs?: number;
   logger?: Logger;
 }
@@ -138,11 +140,19 @@ export class PeerExchange extends Resource {
         continue;
       }
       if (entry.device === this.options.deviceId) continue;
+      let own: ReadonlySet<string> | undefined;
       for (const address of entry.addresses) {
         const parsed = parsePeerAddress(address);
-        // A remote peer has no business pointing us at our own loopback.
+        // A remote peer has no business pointing us at our own loopback, at "any address" (0.0.0.0,
+        // [::]: a dial to it reaches this host), or at one of our own addresses at our sync port.
         // Nor at a zoned link-local address: the zone names one of the sender's interfaces.
-        if (!parsed || parsed.host.includes('%') || (isLoopback(parsed.host) && !isLoopback(fromHost))) {
+        if (
+          !parsed ||
+          parsed.host.includes('%') ||
+          isUnspecified(parsed.host) ||
+          (isLoopback(parsed.host) && !isLoopback(fromHost)) ||
+          (parsed.port === this.options.listenPort() && (own ??= (this.options.ownAddresses ?? localAddresses)()).has(parsed.host.toLowerCase()))
+        ) {
           this.counters.addressesRefused++;
           continue;
         }
