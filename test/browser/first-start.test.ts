@@ -16,6 +16,8 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-
   '--disable-component-update', '--disable-sync'];
 const PASSWORD = 'ferry admin 1234';
 const WAIT_MS = 60_000;
+/** FERRY_SCREENSHOTS=DIR saves the first-run form with the refused code there. */
+const SHOTS = process.env.FERRY_SCREENSHOTS;
 
 let root: string;
 let browser: Browser;
@@ -51,6 +53,7 @@ test('first start from another machine: the page asks for the setup code and ref
   await page.locator('#setup-form #setup-code').fill('AAAA-BBBB-CCCC-DDDD');
   await page.locator('#setup-form button[type=submit]').click();
   await page.locator('#login-error', { hasText: /wrong setup code/ }).waitFor();
+  if (SHOTS) await page.screenshot({ path: join(SHOTS, 'setup-code.png') });
   assert.equal(await page.locator('#setup-form').count(), 1, 'still on the setup form');
 
   const code = (await readFile(join(daemon.home, 'admin-setup-code'), 'utf8')).trim();
