@@ -31,7 +31,7 @@ export async function status(argv: string[], io: Output): Promise<number> {
   if (report.folders.length === 0) io.out('no folders shared yet (ferry share DIR)\n');
   for (const f of report.folders) {
     const why = f.error ?? f.stalledReason;
-    io.out(`\n${f.path}\n  id ${f.id}  access ${f.access}  state ${f.state}${why ? ` (${why})` : ''}\n`);
+    io.out(`\n${f.path}\n  id ${f.id}  access ${f.access}  state ${f.state}${why ? ` (${printable(why)})` : ''}\n`);
     io.out(`  local ${f.localFiles} files, ${bytes(f.localBytes)}; global ${f.globalFiles} files; need ${f.needFiles} files, ${bytes(f.needBytes)}\n`);
     if (f.heldDeletions) {
       const held = f.heldDeletions;
@@ -45,14 +45,14 @@ export async function status(argv: string[], io: Output): Promise<number> {
     if (f.failedItems > 0) {
       io.out(`  ${f.failedItems} ${f.failedItems === 1 ? 'item' : 'items'} not synced:\n`);
       for (const item of f.failed.slice(0, FAILED_SHOWN)) {
-        io.out(`    ${item.path}: ${item.reason}${item.source === 'local' ? '' : ` (from ${item.source.slice(0, 7)})`}\n`);
+        io.out(`    ${printable(item.path)}: ${printable(item.reason)}${item.source === 'local' ? '' : ` (from ${item.source.slice(0, 7)})`}\n`);
       }
       if (f.failedItems > FAILED_SHOWN) io.out(`    … and ${f.failedItems - FAILED_SHOWN} more (ferry status --json)\n`);
     }
     for (const p of f.peers) {
       const rates = p.connected
         ? ` in ${bytes(p.inRateBps ?? 0)}/s out ${bytes(p.outRateBps ?? 0)}/s`
-        : ` disconnected${p.lastClose ? ` (last close ${p.lastClose})` : ''}`;
+        : ` disconnected${p.lastClose ? ` (last close ${printable(p.lastClose)})` : ''}`;
       io.out(`  peer ${printable(p.name ?? '')} ${p.device} ${p.address} via ${p.source}${rates}\n`);
     }
   }

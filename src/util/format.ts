@@ -21,6 +21,11 @@ const MAX_PRINTABLE_CHARS = 1024;
  * and bidirectional characters shown as `\u{…}`, at most MAX_PRINTABLE_CHARS kept.
  */
 export function printable(text: string): string {
+  return escapeControls(text.slice(0, MAX_PRINTABLE_CHARS));
+}
+
+/** C0/C1 control and bidirectional characters as `\u{…}` (what printable() does, without shortening). */
+export function escapeControls(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.slice(0, MAX_PRINTABLE_CHARS).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
 }

@@ -1,5 +1,7 @@
 // Structured, component-scoped logging: one line per event to stderr, `time LEVEL component: message key=value`.
 
+import { escapeControls } from './format.js';
+
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -28,11 +30,12 @@ export function isLogLevel(value: string): value is LogLevel {
 function formatValue(value: unknown): string {
   if (value instanceof Error) {
     const code = (value as { code?: unknown }).code;
-    return JSON.stringify(code ? `${String(code)}: ${value.message}` : value.message);
+    return escapeControls(JSON.stringify(code ? `${String(code)}: ${value.message}` : value.message));
   }
-  if (typeof value === 'string') return /^[\w./:@+-]+$/.test(value) ? value : JSON.stringify(value);
+  // JSON escapes C0 controls; C1 (a lone CSI) and bidirectional overrides are escaped too: peers' text reaches terminals.
+  if (typeof value === 'string') return /^[\w./:@+-]+$/.test(value) ? value : escapeControls(JSON.stringify(value));
   if (typeof value === 'bigint') return value.toString();
-  return JSON.stringify(value) ?? String(value);
+  return escapeControls(JSON.stringify(value) ?? String(value));
 }
 
 class LineLogger implements Logger {
