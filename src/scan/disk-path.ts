@@ -462,7 +462,7 @@ async function openNoFollow(abs: string, shown: string, path: string, follow = f
   }
 }
 
-function openNoFollowSync(abs: string, path: string, follow: boolean): { fd: number; stats: Stats } {
+function openNoFollowSync(abs: string, path: string, follow: boolean, withStats = true): { fd: number; stats?: Stats } {
   let fd: number;
   try {
     fd = openSync(abs, follow ? constants.O_RDONLY | constants.O_DIRECTORY : DIR_NO_FOLLOW);
@@ -473,6 +473,7 @@ function openNoFollowSync(abs: string, path: string, follow: boolean): { fd: num
     }
     throw err;
   }
+  if (!withStats) return { fd };
   try {
     return { fd, stats: fstatSync(fd) };
   } catch (err) {
@@ -493,7 +494,8 @@ export async function openFolderDir(root: string, diskRel: string, expect?: DirI
   if (expect) {
     // Synchronous: the directory was lstat'ed through its parent moments ago (inode cached), so the
     // open and fstat take microseconds, less than two thread-pool round trips per directory.
-    const { fd, stats } = openNoFollowSync(abs, diskRel, diskRel === '');
+    const { fd, stats: opened } = openNoFollowSync(abs, diskRel, diskRel === '');
+    const stats = opened!;
     if (!sameDir(stats, expect)) {
       closeQuietly(fd);
       throw unsafe(diskRel, 'the directory was replaced while it was read');
@@ -562,20 +564,21 @@ export async function chmodNoFollow(abs: string, mode: number): Promise<void> {
  * cache, so each open takes microseconds.
  */
 export function openFolderDirSync(root: string, diskRel: string): VerifiedDir {
-  let { fd, stats } = openNoFollowSync(root, diskRel, true);
+  let { fd } = openNoFollowSync(root, diskRel, true, false);
   let shown = '';
   try {
     for (const part of diskRel === '' ? [] : diskRel.split('/')) {
       shown = shown === '' ? part : `${shown}/${part}`;
-      const next = openNoFollowSync(PROC_FD ? `/proc/self/fd/${fd}/${part}` : `${root}/${shown}`, diskRel, false);
+      const next = openNoFollowSync(PROC_FD ? `/proc/self/fd/${fd}/${part}` : `${root}/${shown}`, diskRel, false, false);
       closeQuietly(fd);
-      ({ fd, stats } = next);
+      fd = next.fd;
     }
+    const { dev, ino } = fstatSync(fd); // only the last one's identity is kept
+    return new VerifiedDir(fd, diskRel === '' ? root : `${root}/${diskRel}`, { dev, ino });
   } catch (err) {
     closeQuietly(fd);
     throw err;
   }
-  return new VerifiedDir(fd, diskRel === '' ? root : `${root}/${diskRel}`, { dev: stats.dev, ino: stats.ino });
 }
 
 /** The folder-relative disk path of a resolved target's directory ('' = the root). */
