@@ -41,9 +41,10 @@ export class FailedItems {
     return fresh;
   }
 
-  /** The path synced after all: no longer failed. */
-  clear(path: string): void {
-    this.items.delete(path.slice(0, MAX_TEXT_CHARS));
+  /** The path is no longer failed (for `source` only, when given: another source's failure of it stands). */
+  clear(path: string, source?: FailureSource): void {
+    const key = path.slice(0, MAX_TEXT_CHARS);
+    if (source === undefined || this.items.get(key)?.source === printable(source)) this.items.delete(key);
   }
 
   /** Forgets every failure reported by `source` (a peer that starts its index over). */

@@ -419,6 +419,8 @@ export class FolderSync extends Resource {
         return false;
       }
     });
+    // A record of this peer's that was refused before and now came valid is no longer a failure.
+    if (this.failed.count > 0) for (const record of records) this.failed.clear(record.path, deviceId);
     // Issued together, so the three writes share one durable commit instead of waiting for three.
     const writes: Array<Promise<unknown>> = [];
     const taken = records.length > 0 ? this.index.offerGlobal(records) : Promise.resolve([]);
@@ -582,7 +584,7 @@ export class FolderSync extends Resource {
     if (outcome === 'ignored') {
       this.ignoredInPass++;
     } else if (outcome === 'done') {
-      this.failed.clear(path);
+      this.failed.clear(path, 'local');
       if (this.lastPullFailure?.path === path) this.lastPullFailure = undefined;
     } else if (outcome === 'refused') {
       this.reportFailed(path, reason ?? 'refused', 'local');

@@ -12,7 +12,9 @@ describe('failed items', () => {
     assert.equal(failed.report('a', 'second', 'PEER1', 3), false);
     assert.deepEqual(failed.list().map((item) => [item.path, item.reason, item.source]), [['a', 'second', 'PEER1'], ['b', 'bad', 'local']]);
     assert.equal(failed.count, 2);
-    failed.clear('a');
+    failed.clear('a', 'OTHER');
+    assert.equal(failed.has('a'), true, "another source's failure of the path stands");
+    failed.clear('a', 'PEER1');
     assert.deepEqual(failed.list().map((item) => item.path), ['b']);
     failed.clearSource('local');
     assert.equal(failed.count, 0);
