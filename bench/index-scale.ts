@@ -97,7 +97,6 @@ export async function benchIndexScale(options: { files: number; rescans: number;
   const root = options.tree ?? join(work, 'tree');
   const home = join(work, 'home');
   await mkdir(home, { recursive: true });
-  const keep = options.tree !== undefined;
   try {
     await ensureTree(root, options.files, log);
 
@@ -208,6 +207,6 @@ export async function benchIndexScale(options: { files: number; rescans: number;
     await store.close();
     return { files: options.files, firstScan, rescans, memory, ...(edits ? { edits } : {}) };
   } finally {
-    await rm(keep ? home : work, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true }); // the tree too, unless BENCH_INDEX_TREE keeps it elsewhere
   }
 }
