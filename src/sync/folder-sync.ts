@@ -24,6 +24,7 @@ import { FailedItems, printable, type FailedItem } from './failed-items.js';
 import { emptyTransferStats, type BlockPeer, type TransferStats } from './fetcher.js';
 import { checkIncomingIndex, folderKeyLink, IndexSender } from './index-exchange.js';
 import { RecordCache } from './record-cache.js';
+import { sweepOrphanTemps } from './temp-sweep.js';
 import { DiskPaths } from './paths.js';
 import { Puller } from './puller.js';
 import type { TransferRates } from './rate-limit.js';
@@ -252,6 +253,8 @@ export class FolderSync extends Resource {
     void this.purgeArchive();
     this.purgeTimer = setInterval(() => void this.purgeArchive(), this.limits.purgeIntervalMs);
     this.purgeTimer.unref();
+    // Temps a killed run left behind (none of this process's: it started after them), before any pull.
+    await sweepOrphanTemps(this.root, this.index, performance.timeOrigin, this.logger);
     this.schedulePull(); // after a restart: finish what was needed
   }
 
