@@ -364,7 +364,8 @@ export class Scanner {
           run.result.errors++;
           if (record.deleted) run.result.deleted--;
           else run.result.changed--;
-          this.logger.warn('path cannot be indexed, skipped', { path: record.path, err: one });
+          // Reported like a refused name (a failed item in status), not only logged.
+          this.onRefused(record.path, `cannot be indexed: ${one.message}`);
         }
       }
     }
