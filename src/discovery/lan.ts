@@ -20,6 +20,14 @@ export const LAN_ANNOUNCE_INTERVAL_MS = 30_000;
 export const LAN_MAX_PACKETS_PER_S = 50;
 /** Devices remembered for the report. */
 export const LAN_MAX_DEVICES = 256;
+/**
+ * New devices (never heard before) one source address may introduce, as a burst and then per
+ * LAN_NEW_DEVICE_WINDOW_MS; and all sources together. Each one heard is dialled, so a host
+ * announcing fake device IDs gets only a few dials out of us, whatever it sends.
+ */
+export const LAN_NEW_DEVICES_PER_SOURCE = 8;
+export const LAN_NEW_DEVICES_TOTAL = 64;
+export const LAN_NEW_DEVICE_WINDOW_MS = 10 * 60_000;
 
 export interface LanDiscoveryOptions {
   deviceId: string;
@@ -59,7 +67,10 @@ export class LanDiscovery extends Resource {
   private lastAnnounceMs: number | null = null;
   /** Set at the end of _open(): `opened` is still false while _open() runs. */
   private running = false;
-  readonly counters = { sent: 0, sendErrors: 0, received: 0, malformed: 0, rateLimited: 0 };
+  readonly counters = { sent: 0, sendErrors: 0, received: 0, malformed: 0, rateLimited: 0, devicesRefused: 0 };
+  /** Budgets of new devices: per source address (bounded map) and in all. */
+  private readonly newPerSource = new Map<string, TokenBucket>();
+  private readonly newTotal = new TokenBucket((LAN_NEW_DEVICES_TOTAL * 1000) / LAN_NEW_DEVICE_WINDOW_MS, LAN_NEW_DEVICES_TOTAL);
 
   constructor(private readonly options: LanDiscoveryOptions) {
     super();
@@ -201,6 +212,13 @@ export class LanDiscovery extends Resource {
     const address = formatPeerAddress({ host: rinfo.address.replace(/^::ffff:/, ''), port: announcement.port });
     const known = this.heard.get(announcement.deviceId);
     if (!known) {
+      if (!this.newDeviceAllowed(rinfo.address)) {
+        this.counters.devicesRefused++;
+        if (this.counters.devicesRefused === 1 || this.counters.devicesRefused % 1000 === 0) {
+          this.log.info('ignoring new devices announced on the LAN beyond the budget', { from: rinfo.address, refused: this.counters.devicesRefused });
+        }
+        return;
+      }
       if (this.heard.size >= LAN_MAX_DEVICES) this.forgetOldest();
       this.log.info('heard a device on the LAN', { device: announcement.deviceId, address });
     }
@@ -208,6 +226,17 @@ export class LanDiscovery extends Resource {
     const shown = known && address.includes('%') ? known.address : address;
     this.heard.set(announcement.deviceId, { address: shown, lastSeenMs: Date.now() });
     this.options.onHeard(address, announcement.deviceId);
+  }
+
+  /** Takes one new device from the source's budget and the total one; false when either is spent. */
+  private newDeviceAllowed(source: string): boolean {
+    let bucket = this.newPerSource.get(source);
+    if (!bucket) {
+      if (this.newPerSource.size >= LAN_MAX_DEVICES) this.newPerSource.delete(this.newPerSource.keys().next().value!);
+      bucket = new TokenBucket((LAN_NEW_DEVICES_PER_SOURCE * 1000) / LAN_NEW_DEVICE_WINDOW_MS, LAN_NEW_DEVICES_PER_SOURCE);
+      this.newPerSource.set(source, bucket);
+    }
+    return bucket.take() && this.newTotal.take();
   }
 
   private forgetOldest(): void {
