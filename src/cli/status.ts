@@ -32,7 +32,8 @@ export async function status(argv: string[], io: Output): Promise<number> {
   for (const f of report.folders) {
     const why = f.error ?? f.stalledReason;
     io.out(`\n${f.path}\n  id ${f.id}  access ${f.access}  state ${f.state}${why ? ` (${printable(why)})` : ''}\n`);
-    io.out(`  local ${f.localFiles} files, ${bytes(f.localBytes)}; global ${f.globalFiles} files; need ${f.needFiles} files, ${bytes(f.needBytes)}\n`);
+    io.out(`  local ${f.localFiles} files, ${bytes(f.localBytes)}; global ${f.globalFiles} files; need ${f.needFiles} files, ${bytes(f.needBytes)}` +
+      `${f.inRateBps ? `; receiving ${bytes(f.inRateBps)}/s` : ''}${f.filesInProgress ? `, ${f.filesInProgress} in progress` : ''}\n`);
     if (f.heldDeletions) {
       const held = f.heldDeletions;
       io.out(`  HELD: ${held.files} deletions by a peer wait for you (${held.reason}): ` +
@@ -53,7 +54,8 @@ export async function status(argv: string[], io: Output): Promise<number> {
       const rates = p.connected
         ? ` in ${bytes(p.inRateBps ?? 0)}/s out ${bytes(p.outRateBps ?? 0)}/s`
         : ` disconnected${p.lastClose ? ` (last close ${printable(p.lastClose)})` : ''}`;
-      io.out(`  peer ${printable(p.name ?? '')} ${p.device} ${p.address} via ${p.source}${rates}\n`);
+      const done = p.needFiles > 0 ? `${p.completion} % complete, needs ${p.needFiles} ${p.needFiles === 1 ? 'file' : 'files'} (${bytes(p.needBytes)})` : `${p.completion} % complete`;
+      io.out(`  peer ${printable(p.name ?? '')} ${p.device} ${p.address} via ${p.source}${rates}; ${done}\n`);
     }
   }
   return 0;

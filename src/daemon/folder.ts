@@ -244,6 +244,8 @@ export class SharedFolder extends Resource {
       ...(error ? { error } : {}),
       ...(state === 'stalled' && sync?.stalledReason ? { stalledReason: sync.stalledReason } : {}),
       ...counts,
+      inRateBps: sync?.inRateBps ?? 0,
+      filesInProgress: sync?.filesInProgress ?? 0,
       localChanges: sync?.localChanges ?? 0,
       failedItems: sync?.failedItems ?? 0,
       failed: sync?.failed ?? [],

@@ -25,6 +25,7 @@ import { emptyTransferStats, type BlockPeer, type TransferStats } from './fetche
 import { checkIncomingIndex, folderKeyLink, IndexSender } from './index-exchange.js';
 import { RecordCache } from './record-cache.js';
 import { sweepOrphanTemps } from './temp-sweep.js';
+import { PeerCompletionCache } from './peer-completion.js';
 import { DiskPaths } from './paths.js';
 import { Puller } from './puller.js';
 import type { TransferRates } from './rate-limit.js';
@@ -108,7 +109,14 @@ export interface PeerReport {
   /** The peer's index: the last sequence of it stored here, and the highest it announced (equal when complete). */
   indexSequence: number;
   indexAnnounced: number;
+  /** How complete the peer's copy is as far as its index tells (0–100, by bytes), and what it still needs of the global state. */
+  completion: number;
+  needFiles: number;
+  needBytes: number;
 }
+
+/** What a link knows of a peer, before its completion is worked out. */
+type PeerLinkReport = Omit<PeerReport, 'completion' | 'needFiles' | 'needBytes'>;
 
 export interface FolderSyncReport {
   /** `idle` only when nothing is needed; `stalled` when something is needed and nothing is moving (see stalledReason). */
@@ -124,6 +132,10 @@ export interface FolderSyncReport {
   failedItems: number;
   failed: FailedItem[];
   peers: PeerReport[];
+  /** Block bytes being fetched for this folder, per second (from every peer). */
+  inRateBps: number;
+  /** Files being fetched now. */
+  filesInProgress: number;
   /** A mass delete by peers, held until the owner applies it or restores the files. */
   heldDeletions?: HeldDeletionsReport;
 }
@@ -169,7 +181,11 @@ export class FolderSync extends Resource {
   private readonly limits: Required<FolderSyncLimits>;
   private readonly logger: Logger;
   private readonly links = new Map<string, LinkState>();
-  private readonly known = new Map<string, PeerReport>();
+  private readonly known = new Map<string, PeerLinkReport>();
+  private readonly completion: PeerCompletionCache;
+  /** Peer index batches stored so far: part of the completion cache's stamp. */
+  private indexBatches = 0;
+  private rateSample = { atMs: Date.now(), bytes: 0, rateBps: 0 };
   private readonly puller: Puller;
   private readonly server: BlockServer;
   /** Held mass deletes (none for an ENC folder: it has no files of its own to lose). */
@@ -204,6 +220,7 @@ export class FolderSync extends Resource {
     this.limits = { ...SYNC_DEFAULTS, ...options.limits };
     this.logger = options.logger;
     this.budget = new ByteBudget(this.limits.folderBytesInFlight);
+    this.completion = new PeerCompletionCache(this.index);
     // Every file in flight listens on the pass signal (and a few waits besides): not a leak, so no warning.
     setMaxListeners(4 * this.limits.maxFilesInFlight + 16, this.lifetime.signal);
     const warmFiles = options.warmFiles ?? new WarmFiles();
@@ -434,6 +451,7 @@ export class FolderSync extends Resource {
     writes.push(this.index.setPeerSequence(deviceId, received, message.indexId));
     state.received = received;
     await Promise.all(writes);
+    this.indexBatches++;
     const newGlobal = (await taken).length > 0;
     if (newGlobal) this.localChangeCount = undefined;
     // New remote records may be new versions, or new sources for what could not be fetched before;
@@ -482,7 +500,9 @@ export class FolderSync extends Resource {
       localChanges: this.countLocalChanges(),
       failedItems: this.failed.count,
       failed: this.failed.list(),
-      peers: [...this.known.values()],
+      peers: this.peerCompletion(counts),
+      inRateBps: this.receiveRate(now),
+      filesInProgress: this.puller.inProgress(),
       ...(this.deleteGuard?.report() ? { heldDeletions: this.deleteGuard.report() } : {}),
     };
   }
@@ -669,7 +689,32 @@ export class FolderSync extends Resource {
     return this.localChangeCount;
   }
 
-  private peerReport(state: LinkState, connected: boolean, now = Date.now()): PeerReport {
+  /** Every known peer with its completion (cached: worked out again only when the index moved). */
+  private peerCompletion(counts: { globalFiles: number; globalBytes: number }): PeerReport[] {
+    const peers = [...this.known.values()];
+    const stamp = `${this.index.localSequence()}:${counts.globalFiles}:${counts.globalBytes}:${this.indexBatches}`;
+    let known;
+    try {
+      known = this.completion.get(peers.map((peer) => peer.device), stamp);
+    } catch (err) {
+      this.logger.warn('peer completion not worked out', { err: err instanceof Error ? err.message : String(err) });
+      known = new Map();
+    }
+    return peers.map((peer) => ({ ...peer, ...(known.get(peer.device) ?? { completion: 0, needFiles: 0, needBytes: 0 }) }));
+  }
+
+  /** Block bytes requested from peers per second, sampled at most once a second. */
+  private receiveRate(now: number): number {
+    const sample = this.rateSample;
+    const elapsedMs = now - sample.atMs;
+    if (elapsedMs >= 1000) {
+      sample.rateBps = Math.round(((this.stats.bytesRequested - sample.bytes) * 1000) / elapsedMs);
+      Object.assign(sample, { atMs: now, bytes: this.stats.bytesRequested });
+    }
+    return sample.rateBps;
+  }
+
+  private peerReport(state: LinkState, connected: boolean, now = Date.now()): PeerLinkReport {
     const { connection } = state.link;
     const sample = state.sample;
     const elapsedMs = now - sample.atMs;

@@ -118,6 +118,8 @@ export class Puller {
   private readonly moved = new Map<string, string>();
   /** Temp files this process fetched into and has not installed: path and version each one is for. */
   private readonly temps = new Map<string, { path: string; version: FileRecord['version'] }>();
+  /** The files (and symlinks) the current pass is fetching. */
+  private running: ReadonlyMap<string, unknown> = new Map();
 
   private readonly installer: BatchInstaller;
   /** For blocks copied from local files (a rename or an edit rebuilds from them). */
@@ -144,6 +146,11 @@ export class Puller {
     });
   }
 
+  /** How many files are being fetched now. */
+  inProgress(): number {
+    return this.running.size;
+  }
+
   /** One pass over everything needed. Throws only ABORTED (and errors reading the index). */
   async pass(signal: AbortSignal): Promise<PassResult> {
     const result: PassResult = { done: 0, failed: 0, skipped: 0 };
@@ -153,6 +160,7 @@ export class Puller {
     const isDir = (need: NeededPath): boolean => need.global.type === 'dir' && !need.global.deleted;
     await this.inBatches(this.ctx.index.needed(), isDir, (need, commit) => this.pullDir(need, commit), count, signal);
     const running = new Map<string, Promise<void>>();
+    this.running = running;
     /** Paths this pass tried and left needed (failed or skipped): not tried again until the next pass. */
     const attempted = new Set<string>();
     for (let requestsSeen = this.ctx.pullRequests(), sweep = true; sweep; ) {

@@ -24,6 +24,13 @@ export interface PeerReport {
   /** The peer's index: last sequence stored here, and the highest it announced (equal when complete). */
   indexSequence?: number;
   indexAnnounced?: number;
+  /**
+   * How complete the peer's copy of the folder is, as far as its index tells this device: 0–100 by
+   * bytes (below 100 while any file is needed), and the files and bytes of the folder it still needs.
+   */
+  completion: number;
+  needFiles: number;
+  needBytes: number;
 }
 
 export interface FolderReport {
@@ -40,6 +47,9 @@ export interface FolderReport {
   globalBytes: number;
   needFiles: number;
   needBytes: number;
+  /** Block bytes being fetched for this folder per second, and files being fetched now. */
+  inRateBps?: number;
+  filesInProgress?: number;
   /** Read-only folders: local edits that are never sent (`ferry revert` undoes them). */
   localChanges: number;
   /** Paths skipped rather than synced (a refused record or name), counted; the newest listed in `failed`. */

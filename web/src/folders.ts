@@ -1,7 +1,7 @@
 // The folders view: share and join forms, and one card per folder with live progress, state and actions.
 
 import { api, ApiError, type FolderReport, type StatusReport } from './api.js';
-import { field, formatBytes, h, setText } from './dom.js';
+import { field, formatBytes, formatRate, h, setText } from './dom.js';
 import { showArchive, showKeys } from './dialogs.js';
 import { formatRelative, showGrants } from './grants.js';
 
@@ -14,6 +14,8 @@ interface Card {
   percent: HTMLElement;
   detail: HTMLElement;
   error: HTMLElement;
+  /** Each peer's completion, as its index tells this device. */
+  peers: HTMLElement;
   failed: HTMLElement;
   /** A held mass delete: what, and the two ways out. */
   held: HTMLElement;
@@ -107,6 +109,7 @@ export class FoldersView {
     const detail = h('div', { class: 'detail' });
     const error = h('div', { class: 'folder-error', attrs: { role: 'alert' } });
     const failed = h('div', { class: 'folder-failed' });
+    const peers = h('ul', { class: 'folder-peers' });
     const held = h('div', { class: 'folder-held', attrs: { role: 'alert', id: `held-${folder.id}` } });
     const pause = this.action('Pause', () => api('POST', `/folders/${id}/${pause.dataset.paused === 'yes' ? 'resume' : 'pause'}`));
     const actions = h(
@@ -131,12 +134,13 @@ export class FoldersView {
       h('div', { class: 'folder-head' }, h('h3', { class: 'path' }, folder.path), h('span', { class: `badge ${folder.access}` }, ACCESS[folder.access] ?? folder.access), state),
       h('div', { class: 'progress' }, bar, percent),
       detail,
+      peers,
       held,
       error,
       failed,
       actions,
     );
-    return { root, state, bar, percent, detail, error, failed, held, pause };
+    return { root, state, bar, percent, detail, error, peers, failed, held, pause };
   }
 
   /** The folder's failed items: a count and the newest few, each path with its reason (text only, never markup). */
@@ -153,6 +157,19 @@ export class FoldersView {
       h('ul', { class: 'failed-list' }, ...items.map((item) => h('li', null, h('code', null, item.path), ` — ${item.reason}${item.source === 'local' ? '' : ` (from ${item.source.slice(0, 7)})`}`))),
       ...(more > 0 ? [h('div', { class: 'failed-more' }, `and ${more} more (ferry status --json lists them)`)] : []),
     );
+  }
+
+  /** One line per peer: "peer NAME: 42 % · 12 files to fetch (3 MiB)" or "up to date" (text only, never markup). */
+  private showPeers(element: HTMLElement, folder: FolderReport): void {
+    const lines = folder.peers.map((peer) => {
+      const who = peer.name || peer.device.slice(0, 7);
+      const need = peer.needFiles > 0 ? `${peer.needFiles} ${peer.needFiles === 1 ? 'file' : 'files'} to fetch (${formatBytes(peer.needBytes)})` : 'up to date';
+      return `peer ${who}: ${peer.completion} % · ${need}${peer.connected ? '' : ' · not connected'}`;
+    });
+    const key = lines.join('\n');
+    if (element.dataset.key === key) return;
+    element.dataset.key = key;
+    element.replaceChildren(...lines.map((line) => h('li', null, line)));
   }
 
   /** A held mass delete: how many, by whom, a few paths, and "delete here too" / "restore everywhere". */
@@ -199,10 +216,13 @@ export class FoldersView {
         folder.needFiles ? `${folder.needFiles} to fetch (${formatBytes(folder.needBytes)})` : 'up to date',
         `${connected} ${connected === 1 ? 'peer' : 'peers'} connected`,
       ];
+      if (folder.inRateBps) parts.push(`receiving ${formatRate(folder.inRateBps)}`);
+      if (folder.filesInProgress) parts.push(`${folder.filesInProgress} ${folder.filesInProgress === 1 ? 'file' : 'files'} in progress`);
       if (folder.localChanges) parts.push(`${folder.localChanges} local changes not synced (read-only)`);
       if (folder.grant) parts.push(`joined by a grant: ${folder.grant.status === 'active' ? `expires ${formatRelative(folder.grant.expiresAtMs)}` : folder.grant.status}`);
       setText(card.detail, parts.join(' · '));
       setText(card.error, folder.error ?? (folder.stalledReason ? `stalled: ${folder.stalledReason}` : ''));
+      this.showPeers(card.peers, folder);
       this.showFailed(card.failed, folder);
       this.showHeld(card.held, folder);
       const paused = folder.state === 'paused';
