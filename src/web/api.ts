@@ -6,7 +6,7 @@ import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import type { DaemonApi, FolderOptions } from './daemon-api.js';
 import type { EventHub } from './events.js';
-import { errorMiddleware, optionalNumber, readJsonBody, stringField } from './http.js';
+import { errorMiddleware, logAppErrors, optionalNumber, readJsonBody, stringField } from './http.js';
 
 const ARCHIVE_LIST_LIMIT = 1000;
 const DEFAULT_LOG_LINES = 200;
@@ -166,6 +166,7 @@ export function createApiApp(daemon: DaemonApi, logger: Logger, events: EventHub
     const code = daemon.adminSetupCode?.();
     ctx.body = code ? { setup: true, code } : { setup: false };
   });
+  logAppErrors(app, logger);
   app.use(errorMiddleware(logger));
   app.use(router.routes());
   app.use(router.allowedMethods());

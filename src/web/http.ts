@@ -90,3 +90,21 @@ export function errorMiddleware(logger: Logger): Koa.Middleware {
     }
   };
 }
+
+/** A browser or client that went away mid-answer (a closed tab, a dropped link): an ordinary event. */
+const CLIENT_GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_DESTROYED']);
+
+/**
+ * Errors Koa meets outside the middleware (mostly a response stream cut short) as one log line:
+ * a client that went away at debug, anything else as a warning; never Koa's default stack dump.
+ */
+export function logAppErrors(app: Koa, logger: Logger): void {
+  app.on('error', (err: unknown, ctx?: Koa.Context) => {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && CLIENT_GONE.has(code)) {
+      logger.debug('client went away mid-answer', { path: ctx?.path, code });
+      return;
+    }
+    logger.warn('response failed', { path: ctx?.path, err: err instanceof Error ? err : String(err) });
+  });
+}

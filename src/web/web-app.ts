@@ -6,7 +6,7 @@ import type { Logger } from '../util/log.js';
 import type { AuthGate, LoginLimiter, Session } from './auth.js';
 import { CheckGate, sameSecret } from './auth.js';
 import { HostCheck, isLoopbackAddress } from './host-check.js';
-import { errorMiddleware, HttpRefusal, readJsonBody, stringField } from './http.js';
+import { errorMiddleware, HttpRefusal, logAppErrors, readJsonBody, stringField } from './http.js';
 import type { StaticAssets } from './static.js';
 
 export const SESSION_COOKIE = 'ferry_session';
@@ -199,6 +199,7 @@ export function createWebApp(options: WebAppOptions): Koa {
     ctx.body = { csrf: startSession(ctx).csrf };
   });
 
+  logAppErrors(app, logger);
   app.use(securityHeaders());
   app.use(errorMiddleware(logger));
   app.use(async (ctx, next) => {

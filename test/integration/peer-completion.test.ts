@@ -67,6 +67,7 @@ describe('per-peer completion', () => {
       return peer && !peer.connected && peer.needFiles === 2 ? peer : undefined;
     }, 'A to see what B misses');
     assert.equal(missing.needBytes, 400_000);
+    assert.doesNotMatch(a.log, /^\s+at /m, 'a dropped peer is no stack trace in the log');
     assert.equal(missing.completion, 20, JSON.stringify(missing)); // 100 000 of 500 000 bytes
     const text = await ferry(['status', '--home', a.home]);
     assert.equal(text.code, 0, text.stderr);
