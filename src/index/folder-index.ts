@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import type { Key } from 'lmdb';
 import { FerryError } from '../errors.js';
 import { applyPathChange, countsOf, emptyFolderState, isNeeded, type FolderState, type PathState } from './counters.js';
-import { beneathRange, checkIndexPath, folderRange, hashKey, hashRange, normaliseDirectory, pathEntriesRange } from './keys.js';
-import { decodeRecord, decodeStat, encodeRecord } from './record-codec.js';
+import { beneathRanges, checkIndexPath, folderRange, hashKey, hashRange, isDigestKey, isLongPath, normaliseDirectory, pathEntriesRange, pathKey, pathOfKey } from './keys.js';
+import { decodeRecord, decodeStat, encodeRecord, storedPath } from './record-codec.js';
 import { compareVersions, conflictWinner, supersedes, type FileRecord, type VersionVector } from './records.js';
 import type { IndexDbs } from './schema.js';
 import {
@@ -53,7 +53,7 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   getLocalStat(path: string): LocalStat | undefined {
-    const stored: unknown = this.context.dbs().local.get([this.folderId, path]);
+    const stored: unknown = this.context.dbs().local.get([this.folderId, pathKey(path)]);
     return stored === undefined ? undefined : decodeStat(path, stored);
   }
 
@@ -69,7 +69,7 @@ export class LmdbFolderIndex implements FolderIndex {
         const local = normalise({ ...record, sequence: ++batch.state.sequence });
         const global = updateGlobal && localBecomesGlobal(local, before.global) ? local : before.global;
         batch.change(record.path, before, { local, global });
-        const key = [this.folderId, record.path];
+        const key = [this.folderId, pathKey(record.path)];
         if (before.local) {
           const previous = before.local;
           batch.writes.push(() => dbs.sequence.removeSync([this.folderId, previous.sequence]));
@@ -94,9 +94,21 @@ export class LmdbFolderIndex implements FolderIndex {
 
   *localPaths(options?: { under?: string }): Iterable<string> {
     const dir = normaliseDirectory(options?.under);
-    if (dir !== '' && this.context.dbs().local.doesExist([this.folderId, dir])) yield dir;
-    const range = dir === '' ? folderRange(this.folderId) : beneathRange(this.folderId, dir);
-    for (const key of this.context.dbs().local.getKeys({ ...range, snapshot: false })) yield (key as [string, string])[1];
+    const local = this.context.dbs().local;
+    if (dir !== '' && local.doesExist([this.folderId, pathKey(dir)])) yield dir;
+    const ranges = dir === '' ? [folderRange(this.folderId)] : beneathRanges(this.folderId, dir);
+    for (const range of ranges) {
+      for (const key of local.getKeys({ ...range, snapshot: false })) {
+        const part = (key as [string, string])[1];
+        if (!isDigestKey(part)) {
+          yield part;
+          continue;
+        }
+        // Keys only, except for the few long paths: their full path is in the value.
+        const path = storedPath(part, local.get(key));
+        if (dir === '' || path.startsWith(dir + '/')) yield path;
+      }
+    }
   }
 
   *localSince(sequence: number): Iterable<FileRecord> {
@@ -128,7 +140,7 @@ export class LmdbFolderIndex implements FolderIndex {
         const before = batch.pathState(record.path);
         const global = normalise(record);
         batch.change(record.path, before, { local: before.local, global });
-        batch.writes.push(() => dbs.global.putSync([this.folderId, global.path], encodeRecord(global)));
+        batch.writes.push(() => dbs.global.putSync([this.folderId, pathKey(global.path)], encodeRecord(global)));
       }
       batch.commit();
     });
@@ -145,7 +157,7 @@ export class LmdbFolderIndex implements FolderIndex {
         if (!supersedes(record, before.global)) continue;
         const global = normalise(record);
         batch.change(record.path, before, { local: before.local, global });
-        batch.writes.push(() => dbs.global.putSync([this.folderId, global.path], encodeRecord(global)));
+        batch.writes.push(() => dbs.global.putSync([this.folderId, pathKey(global.path)], encodeRecord(global)));
         taken.push(global);
       }
       batch.commit();
@@ -159,7 +171,11 @@ export class LmdbFolderIndex implements FolderIndex {
 
   findBlock(hash: Uint8Array): BlockLocation | undefined {
     for (const { key, value } of this.context.dbs().blocks.getRange({ ...hashRange(this.folderId, hash), limit: 1 })) {
-      return { path: (key as [string, string, string])[2], index: value as number };
+      // A long path's entry holds [index, full path] (see addBlocks).
+      const part = (key as [string, string, string])[2];
+      if (!isDigestKey(part)) return { path: part, index: value as number };
+      const [index, path] = Array.isArray(value) ? (value as [number, unknown]) : [value as number, undefined];
+      return { path: pathOfKey(part, path), index };
     }
     return undefined;
   }
@@ -169,8 +185,9 @@ export class LmdbFolderIndex implements FolderIndex {
     const range = folderRange(this.folderId);
     const bounds = options.reverse ? { start: range.end, end: range.start, reverse: true } : range;
     // The `need` database lists exactly these paths: a pass costs what it has to do, not the folder's size.
-    for (const key of dbs.need.getKeys({ ...bounds, snapshot: false })) {
-      const path = (key as [string, string])[1];
+    for (const { key, value } of dbs.need.getRange({ ...bounds, snapshot: false })) {
+      // A long path's entry holds the full path instead of 1 (see markNeeded).
+      const path = pathOfKey((key as [string, string])[1], value);
       const global = this.read('global', path);
       const local = this.read('local', path);
       if (isNeeded(local, global)) yield local ? { global: global!, local } : { global: global! };
@@ -181,12 +198,12 @@ export class LmdbFolderIndex implements FolderIndex {
     for (const record of records) checkRecord(record);
     return this.context.write(() => {
       const remote = this.context.dbs().remote;
-      for (const record of records) remote.putSync([this.folderId, record.path, deviceId], encodeRecord(normalise(record)));
+      for (const record of records) remote.putSync([this.folderId, pathKey(record.path), deviceId], encodeRecord(normalise(record)));
     });
   }
 
   getRemote(deviceId: string, path: string): FileRecord | undefined {
-    const stored: unknown = this.context.dbs().remote.get([this.folderId, path, deviceId]);
+    const stored: unknown = this.context.dbs().remote.get([this.folderId, pathKey(path), deviceId]);
     return stored === undefined ? undefined : decodeRecord(path, stored);
   }
 
@@ -275,8 +292,9 @@ export class LmdbFolderIndex implements FolderIndex {
   /** Inside a write transaction: adds or removes the path in the `need` database. */
   markNeeded(path: string, needed: boolean): void {
     const need = this.context.dbs().need;
-    if (needed) need.putSync([this.folderId, path], 1);
-    else need.removeSync([this.folderId, path]);
+    const key = [this.folderId, pathKey(path)];
+    if (needed) need.putSync(key, isLongPath(path) ? path : 1);
+    else need.removeSync(key);
   }
 
   writeState(state: FolderState): void {
@@ -284,20 +302,23 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   read(db: RecordDb, path: string): FileRecord | undefined {
-    const stored: unknown = this.context.dbs()[db].get([this.folderId, path]);
+    const stored: unknown = this.context.dbs()[db].get([this.folderId, pathKey(path)]);
     return stored === undefined ? undefined : decodeRecord(path, stored);
   }
 
   private *records(db: RecordDb, under: string | undefined): Iterable<FileRecord> {
     const dbs = this.context.dbs();
     const dir = normaliseDirectory(under);
-    const range = dir === '' ? folderRange(this.folderId) : beneathRange(this.folderId, dir);
+    const ranges = dir === '' ? [folderRange(this.folderId)] : beneathRanges(this.folderId, dir);
     if (dir !== '') {
       const exact = this.read(db, dir);
       if (exact) yield exact;
     }
-    for (const { key, value } of dbs[db].getRange({ ...range, snapshot: false })) {
-      yield decodeRecord((key as [string, string])[1], value);
+    for (const range of ranges) {
+      for (const { key, value } of dbs[db].getRange({ ...range, snapshot: false })) {
+        const path = storedPath((key as [string, string])[1], value);
+        if (dir === '' || path.startsWith(dir + '/')) yield decodeRecord(path, value);
+      }
     }
   }
 
@@ -305,13 +326,15 @@ export class LmdbFolderIndex implements FolderIndex {
     const blocks = this.context.dbs().blocks;
     // Backwards, so a hash repeated within the file maps to its first block.
     for (let i = record.blocks.length - 1; i >= 0; i--) {
-      blocks.putSync([this.folderId, hashKey(record.blocks[i]!), record.path], i);
+      const key = [this.folderId, hashKey(record.blocks[i]!), pathKey(record.path)];
+      blocks.putSync(key, isLongPath(record.path) ? [i, record.path] : i);
     }
   }
 
   private removeBlocks(record: FileRecord): void {
     const blocks = this.context.dbs().blocks;
-    for (const hash of record.blocks) blocks.removeSync([this.folderId, hashKey(hash), record.path]);
+    const part = pathKey(record.path);
+    for (const hash of record.blocks) blocks.removeSync([this.folderId, hashKey(hash), part]);
   }
 }
 

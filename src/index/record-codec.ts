@@ -1,6 +1,7 @@
 // Stored form of a FileRecord: a fixed msgpack tuple without the path (the key holds it), checked on read.
 
 import { FerryError } from '../errors.js';
+import { isLongPath, pathOfKey } from './keys.js';
 import type { FileRecord, FileType, VersionVector } from './records.js';
 import type { LocalStat } from './types.js';
 
@@ -10,7 +11,9 @@ const TYPES_BY_CODE: FileType[] = ['file', 'dir', 'symlink'];
 /**
  * Schema 1 tuple. Changing it means a new schema version and a migration.
  * [type, size, mode, mtimeMs, inode, version, modifiedBy, blockSize, blocks, deleted, sequence,
- *  linkTarget | null, signature | null] and, for ENC-facing records only, a 14th element: sealed
+ *  linkTarget | null, signature | null] and, for ENC-facing records only, a 14th element: sealed.
+ * A path too long to be its own key (isLongPath) is keyed by a digest and its tuple has 15
+ * elements: [..., sealed | null, full path], checked against the path asked for on every read.
  */
 export type StoredRecord = [
   type: number,
@@ -26,7 +29,8 @@ export type StoredRecord = [
   sequence: number,
   linkTarget: string | null,
   signature: Uint8Array | null,
-  sealed?: Uint8Array,
+  sealed?: Uint8Array | null,
+  path?: string,
 ];
 
 const STORED_LENGTH = 13;
@@ -48,6 +52,10 @@ export function encodeRecord(record: FileRecord): StoredRecord {
     record.signature ?? null,
   ];
   if (record.sealed !== undefined) stored.push(record.sealed);
+  if (isLongPath(record.path)) {
+    if (record.sealed === undefined) stored.push(null);
+    stored.push(record.path);
+  }
   return stored;
 }
 
@@ -61,8 +69,23 @@ function corrupt(detail: string, path: string): FerryError {
   return new FerryError('INDEX_CORRUPT', `stored record for ${JSON.stringify(path)}: ${detail}`);
 }
 
+/** Checks the tuple's shape, and that a long path's tuple carries exactly `path`. */
+function checkTuple(path: string, stored: unknown): asserts stored is unknown[] {
+  if (!Array.isArray(stored)) throw corrupt('not a schema-1 tuple', path);
+  const long = isLongPath(path);
+  if (long ? stored.length !== STORED_LENGTH + 2 : stored.length !== STORED_LENGTH && stored.length !== STORED_LENGTH + 1) {
+    throw corrupt('not a schema-1 tuple', path);
+  }
+  if (long && stored[STORED_LENGTH + 1] !== path) throw corrupt('holds another path (digest key collision)', path);
+}
+
+/** The path of a record stored under key part `keyPart` (for a digest key, the full path the tuple carries). */
+export function storedPath(keyPart: string, stored: unknown): string {
+  return pathOfKey(keyPart, Array.isArray(stored) ? stored[STORED_LENGTH + 1] : undefined);
+}
+
 export function decodeRecord(path: string, stored: unknown): FileRecord {
-  if (!Array.isArray(stored) || (stored.length !== STORED_LENGTH && stored.length !== STORED_LENGTH + 1)) throw corrupt('not a schema-1 tuple', path);
+  checkTuple(path, stored);
   const [type, size, mode, mtimeMs, inode, version, modifiedBy, blockSize, blocks, deleted, sequence, linkTarget, signature, sealed] =
     stored as unknown[];
   const fileType = TYPES_BY_CODE[type as number];
@@ -84,13 +107,13 @@ export function decodeRecord(path: string, stored: unknown): FileRecord {
   };
   if (typeof linkTarget === 'string') record.linkTarget = linkTarget;
   if (signature !== null && signature !== undefined) record.signature = asBytes(signature, 'signature', path);
-  if (sealed !== undefined) record.sealed = asBytes(sealed, 'sealed record', path);
+  if (sealed !== undefined && sealed !== null) record.sealed = asBytes(sealed, 'sealed record', path);
   return record;
 }
 
 /** The scan's fields of a stored record, without copying its blocks or version (see LocalStat). */
 export function decodeStat(path: string, stored: unknown): LocalStat {
-  if (!Array.isArray(stored) || (stored.length !== STORED_LENGTH && stored.length !== STORED_LENGTH + 1)) throw corrupt('not a schema-1 tuple', path);
+  checkTuple(path, stored);
   const type = TYPES_BY_CODE[stored[0] as number];
   if (type === undefined) throw corrupt(`unknown type ${String(stored[0])}`, path);
   const stat: LocalStat = {

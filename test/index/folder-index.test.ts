@@ -217,12 +217,15 @@ describe('FolderIndex', () => {
   test('paths the index cannot hold are refused before anything is written', async (t) => {
     const { store } = await tempStore(t);
     const index = store.folder(FOLDER_A);
-    for (const bad of ['', 'a\u0000b', 'x'.repeat(1801), '\u0001'.repeat(1000)]) {
+    for (const bad of ['', 'a\u0000b']) {
       await assert.rejects(index.putLocal([file('ok'), file(bad)]), (err) => isFerryError(err, 'PATH_UNSAFE'));
     }
     assert.deepEqual(paths(index.localRecords()), []);
     assert.equal(index.localSequence(), 0);
-    await index.putLocal([file('x'.repeat(1800))]);
-    assert.equal(index.counts().localFiles, 1);
+    // Any length is held: beyond the key limit under a digest key (test/index/long-paths.test.ts).
+    const held = ['x'.repeat(1800), 'x'.repeat(1801), 'é'.repeat(1000)];
+    await index.putLocal(held.map((path) => file(path)));
+    assert.equal(index.counts().localFiles, 3);
+    assert.deepEqual(paths(index.localRecords()).sort(), [...held].sort());
   });
 });

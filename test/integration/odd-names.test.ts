@@ -69,6 +69,11 @@ describe('odd names between two daemons', () => {
     const deep = Array.from({ length: 60 }, (_, i) => `level-${i}`).join('/');
     await mkdir(join(dirA, deep), { recursive: true });
     await writeFile(join(dirA, deep, 'bottom.txt'), 'deep');
+    // A 4,005-byte path (Linux allows 4095): 16 nested 249-byte names, longer than an index key.
+    const long = Array.from({ length: 16 }, (_, i) => `${String(i).padStart(2, '0')}${'L'.repeat(247)}`).join('/');
+    await mkdir(join(dirA, long), { recursive: true });
+    await writeFile(join(dirA, long, 'f.txt'), 'at the bottom of 4,000 bytes');
+    await writeFile(join(dirA, long.slice(0, long.lastIndexOf('/')), 'g.txt'), 'one level up');
     // An NFD name (macOS, SMB clients) next to ordinary ones.
     await writeFile(join(dirA, 'cafe\u0301-nfd.txt'), 'nfd');
     for (const name of REFUSED_NAMES) await writeFile(join(dirA, name), 'refused');
@@ -101,6 +106,7 @@ describe('odd names between two daemons', () => {
   test('every legal name arrives byte for byte; control-character names are listed as failed and block nothing', async () => {
     const expected = await describeTree(dirA);
     for (const name of REFUSED_NAMES) delete expected[name];
+    assert.ok(Object.keys(expected).some((path) => Buffer.byteLength(path) > 4000), 'the tree holds a path over 4,000 bytes');
     let last = '';
     try {
       await waitFor(async () => {
