@@ -68,3 +68,27 @@ export function ioError(what: string, err: unknown): FerryError {
   const detail = err instanceof Error ? err.message : String(err);
   return new FerryError('IO', `${what}: ${detail}`, { cause: err });
 }
+
+/** The system error code behind an error, following `cause` links (EADDRINUSE under an IO FerryError, say). */
+export function rootCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof FerryError) continue;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}
+
+/**
+ * A listen that failed because the address is taken names the setting to change and the likely cause;
+ * other errors pass through unchanged.
+ */
+export function explainListenError(err: unknown, flag: string, address: string): unknown {
+  if (rootCode(err) !== 'EADDRINUSE') return err;
+  return new FerryError(
+    'IO',
+    `${address} is already in use (${flag}): another Ferry is probably running with another home, or another program holds the port; ` +
+      `stop it or choose another address with ${flag} HOST:PORT`,
+    { cause: err },
+  );
+}

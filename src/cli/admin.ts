@@ -3,6 +3,7 @@
 import { FerryError } from '../errors.js';
 import { parseCommand, type Output } from './args.js';
 import { ControlClient } from './client.js';
+import { printable } from '../util/format.js';
 import { readSetupCode, setupCodePath } from '../daemon/admin-setup.js';
 import { isFerryError } from '../errors.js';
 
@@ -82,7 +83,9 @@ async function setupCode(argv: string[], io: Output): Promise<number> {
 
 export async function admin(argv: string[], io: Output): Promise<number> {
   if (argv[0] === 'setup-code') return setupCode(argv.slice(1), io);
-  if (argv[0] !== 'set-password') throw new FerryError('USAGE', `usage: ${ADMIN_USAGE}`);
+  if (argv[0] !== 'set-password') {
+    throw new FerryError('USAGE', `${argv[0] ? `unknown subcommand '${printable(argv[0]).slice(0, 100)}'` : 'give a subcommand'}\nusage: ${ADMIN_USAGE}`);
+  }
   const { home } = parseCommand(argv.slice(1), {}, { min: 0, max: 0 }, ADMIN_USAGE);
   const client = new ControlClient(home);
   await client.call('GET', '/status'); // says clearly that no daemon runs before asking for a password

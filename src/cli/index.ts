@@ -13,6 +13,8 @@ import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE, grant, grants, revoke } from '
 import { PEERS_ADD_USAGE, peersAdd } from './peers.js';
 import { RUN_USAGE, runDaemon } from './run.js';
 import { STATUS_USAGE, status } from './status.js';
+import { commandHelp } from './help.js';
+import { printable } from '../util/format.js';
 
 type Command = (argv: string[], io: Output) => Promise<number>;
 
@@ -26,7 +28,7 @@ const COMMANDS: Record<string, Command> = {
   folders: (argv, io) => {
     if (argv[0] === 'remove') return foldersRemove(argv.slice(1), io);
     if (argv[0] === 'options') return foldersOptions(argv.slice(1), io);
-    throw new FerryError('USAGE', `usage: ${FOLDERS_REMOVE_USAGE}\n       ${FOLDERS_OPTIONS_USAGE}`);
+    throw new FerryError('USAGE', `${argv[0] ? `unknown subcommand '${printable(argv[0]).slice(0, 100)}'` : 'give a subcommand'}\nusage: ${FOLDERS_REMOVE_USAGE}\n       ${FOLDERS_OPTIONS_USAGE}`);
   },
   admin,
   deletions,
@@ -34,7 +36,7 @@ const COMMANDS: Record<string, Command> = {
   grant, revoke, grants,
   peers: (argv, io) => {
     if (argv[0] === 'add') return peersAdd(argv.slice(1), io);
-    throw new FerryError('USAGE', `usage: ${PEERS_ADD_USAGE}`);
+    throw new FerryError('USAGE', `${argv[0] ? `unknown subcommand '${printable(argv[0]).slice(0, 100)}'` : 'give a subcommand'}\nusage: ${PEERS_ADD_USAGE}`);
   },
 };
 
@@ -70,17 +72,26 @@ export async function main(argv: string[], io: Output): Promise<number> {
     io.out(HELP);
     return 0;
   }
-  const command = name ? COMMANDS[name] : undefined;
+  if (!name) {
+    io.err(`ferry: no command given\n\n${HELP}`);
+    return 2;
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) {
+    io.err(`ferry: unknown command '${printable(name).slice(0, 100)}'; the commands are ${Object.keys(COMMANDS).join(', ')} ('ferry --help' shows them all)\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(commandHelp(name, rest[0]) ?? HELP);
+    return 0;
+  }
   try {
-    if (!command) throw new FerryError('USAGE', name ? `unknown command '${name}'` : 'no command given');
-    if (rest.includes('--help') || rest.includes('-h')) {
-      io.out(HELP);
-      return 0;
-    }
     return await command(rest, io);
   } catch (err) {
     if (isFerryError(err, 'USAGE')) {
-      io.err(`ferry: ${err.message}\n\n${HELP}`);
+      // The usage once, and only when the message does not already carry it.
+      const hint = /(^|\n)usage: /.test(err.message) ? '' : `\n('ferry ${name} --help' shows the usage and an example)`;
+      io.err(`ferry: ${err.message}${hint}\n`);
       return 2;
     }
     if (err instanceof FerryError) {

@@ -1,7 +1,7 @@
 // The daemon: opens its services in order, closes them in reverse, and answers the API.
 
 import type { Server } from 'node:http';
-import { FerryError } from '../errors.js';
+import { explainListenError, FerryError } from '../errors.js';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { ConnectionManager, type EstablishedPeer } from '../connections/index.js';
@@ -165,7 +165,9 @@ export class Daemon extends Resource implements DaemonApi {
       tcp: this.settings.tcp,
       udp: this.settings.udp,
     });
-    await this.connections.open();
+    await this.connections.open().catch((err: unknown) => {
+      throw explainListenError(err, '--listen', this.settings.listen);
+    });
     for (const known of this.knownPeers()) this.connections.addAddress(known.address);
     this.logger.info('listening for peers', { address: formatHostPort(this.connections.address()) });
 
@@ -197,7 +199,9 @@ export class Daemon extends Resource implements DaemonApi {
     await this.web.open();
     this.controlServer = await listenHttp(this.web.control.callback(), { socketPath: this.layout.controlSocket });
     const web = parseHostPort(this.settings.web, 'web address');
-    this.webServer = await listenHttp(this.web.web.callback(), web);
+    this.webServer = await listenHttp(this.web.web.callback(), web).catch((err: unknown) => {
+      throw explainListenError(err, '--web', this.settings.web);
+    });
     this.logger.info('web page', { address: this.webAddress() });
   }
 

@@ -159,8 +159,7 @@ describe('ferry CLI without a daemon', () => {
   test('usage errors exit 2 with help; --version and --help exit 0', async () => {
     const unknown = await ferry(['frobnicate']);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /unknown command/);
-    assert.match(unknown.stderr, /usage:/);
+    assert.match(unknown.stderr, /unknown command 'frobnicate'; the commands are run, share/);
     const extra = await ferry(['share']);
     assert.equal(extra.code, 2);
     const badFlag = await ferry(['status', '--bogus']);

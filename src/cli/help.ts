@@ -1,0 +1,120 @@
+// Per-command help: `ferry CMD --help` prints what the command does, its usage and an example.
+
+import { ADMIN_USAGE } from './admin.js';
+import { DELETIONS_USAGE, RESTORE_USAGE } from './deletions.js';
+import { FOLDERS_OPTIONS_USAGE, FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE } from './folder-commands.js';
+import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE } from './grant.js';
+import { PEERS_ADD_USAGE } from './peers.js';
+import { RUN_USAGE } from './run.js';
+import { STATUS_USAGE } from './status.js';
+
+interface CommandHelp {
+  about: string;
+  usage: string[];
+  examples: string[];
+}
+
+const HOME_NOTE = 'The home is --home, else FERRY_HOME, else ~/.local/share/ferry.';
+
+export const COMMAND_HELP: Record<string, CommandHelp> = {
+  run: {
+    about: 'Runs the daemon in the foreground until Ctrl-C (SIGINT) or SIGTERM. By default it syncs on 0.0.0.0:22100 and serves the web page on 0.0.0.0:8888.',
+    usage: [RUN_USAGE],
+    examples: ['ferry run', 'ferry run --home ~/ferry-b --listen 127.0.0.1:22101 --web 127.0.0.1:8889   # a second daemon on one machine'],
+  },
+  share: {
+    about: "Shares a folder of this device and prints its keys: RW (read-write), RO (read-only) and ENC (encrypted, for an untrusted backup).",
+    usage: [SHARE_USAGE],
+    examples: ['ferry share ~/Photos'],
+  },
+  join: {
+    about: 'Syncs a folder shared elsewhere into DIR, given one of its keys.',
+    usage: [JOIN_USAGE],
+    examples: ['ferry join A4JX…QF ~/Photos'],
+  },
+  keys: {
+    about: "Prints a folder's keys again (FOLDER is its ID or its path).",
+    usage: [KEYS_USAGE],
+    examples: ['ferry keys ~/Photos'],
+  },
+  status: {
+    about: 'Shows this device, its folders with their state and counts, and each peer with how complete its copy is.',
+    usage: [STATUS_USAGE],
+    examples: ['ferry status', 'ferry status --json'],
+  },
+  revert: {
+    about: 'Read-only folders: undoes local edits (they go to the archive) and takes the shared versions back.',
+    usage: [REVERT_USAGE],
+    examples: ['ferry revert ~/Photos'],
+  },
+  folders: {
+    about: 'Stops syncing a folder (its files stay on disk), or sets its options.',
+    usage: [FOLDERS_REMOVE_USAGE, FOLDERS_OPTIONS_USAGE],
+    examples: ['ferry folders remove ~/Photos', 'ferry folders options ~/Photos --portable-names on'],
+  },
+  'folders remove': {
+    about: 'Stops syncing a folder; its files stay on disk.',
+    usage: [FOLDERS_REMOVE_USAGE],
+    examples: ['ferry folders remove ~/Photos'],
+  },
+  'folders options': {
+    about: "Sets a folder's options. Portable names: keep out (and report) names Windows and SMB clients cannot hold.",
+    usage: [FOLDERS_OPTIONS_USAGE],
+    examples: ['ferry folders options ~/Photos --portable-names on'],
+  },
+  peers: {
+    about: 'Names the address of a device to dial (when discovery cannot find it).',
+    usage: [PEERS_ADD_USAGE],
+    examples: ['ferry peers add 192.168.1.20:22100'],
+  },
+  'peers add': {
+    about: 'Names the address of a device to dial (when discovery cannot find it).',
+    usage: [PEERS_ADD_USAGE],
+    examples: ['ferry peers add 192.168.1.20:22100'],
+  },
+  deletions: {
+    about: 'Shows a mass delete by a peer held back here; --apply deletes the files here too, --restore brings them back everywhere.',
+    usage: [DELETIONS_USAGE],
+    examples: ['ferry deletions ~/Photos', 'ferry deletions ~/Photos --restore'],
+  },
+  restore: {
+    about: "Puts files back from the folder's archive: everything, or what lies under a path prefix.",
+    usage: [RESTORE_USAGE],
+    examples: ['ferry restore ~/Photos 2024/holiday', 'ferry restore ~/Photos --all'],
+  },
+  admin: {
+    about: "The web page's admin password: set-password sets it (asked on the terminal, or one line of stdin); setup-code prints the first-run setup code.",
+    usage: [ADMIN_USAGE],
+    examples: ['ferry admin set-password', 'ferry admin setup-code'],
+  },
+  grant: {
+    about: 'Prints an invite: a grant to a folder, read-only or read-write, that expires (optionally for one device only).',
+    usage: [GRANT_USAGE],
+    examples: ['ferry grant ~/Photos --ro --expires 7d'],
+  },
+  revoke: {
+    about: 'Revokes a grant: peers refuse it from now on.',
+    usage: [REVOKE_USAGE],
+    examples: ['ferry revoke 3f2a9c'],
+  },
+  grants: {
+    about: 'Lists the grants known for a folder, soonest expiry first.',
+    usage: [GRANTS_USAGE],
+    examples: ['ferry grants ~/Photos'],
+  },
+};
+
+/** The help of `ferry NAME [SUB]`, or undefined for an unknown command. */
+export function commandHelp(name: string, sub?: string): string | undefined {
+  const help = (sub ? COMMAND_HELP[`${name} ${sub}`] : undefined) ?? COMMAND_HELP[name];
+  if (!help) return undefined;
+  const usage = help.usage.map((line, i) => `${i === 0 ? 'usage: ' : '       '}${line}`).join('\n');
+  const examples = help.examples.map((line) => `  ${line}`).join('\n');
+  return `${help.about}\n\n${usage}\n\nexample${help.examples.length > 1 ? 's' : ''}:\n${examples}\n\n${HOME_NOTE}\n`;
+}
+
+/** The usage lines of a command (for a usage error that does not carry its own). */
+export function commandUsage(name: string, sub?: string): string | undefined {
+  const help = (sub ? COMMAND_HELP[`${name} ${sub}`] : undefined) ?? COMMAND_HELP[name];
+  return help?.usage.map((line, i) => `${i === 0 ? 'usage: ' : '       '}${line}`).join('\n');
+}
