@@ -3,11 +3,12 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { constants, fstatSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestParams } from '../protocol/connection.js';
+import { openFolderDirSync } from '../scan/disk-path.js';
 import type { BufferPool } from '../util/buffer-pool.js';
 import { closeQuietly, fdatasyncFd, fsyncFd, openFd, READ_NO_FOLLOW, readFd, truncateFd, writeFd } from '../util/fd.js';
 import type { Logger } from '../util/log.js';
@@ -197,18 +198,32 @@ class FileFetch {
     // A file of one block is written in one piece: with O_DSYNC that write is durable by itself, which
     // saves each small file the fsync's round trip through the thread pool (two thread wake-ups).
     const durableWrites = this.record.blocks.length <= 1;
-    const create = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | (durableWrites ? constants.O_DSYNC : 0);
-    this.fd = await openFd(this.job.tempAbs, create, 0o600)
-      .catch((err: unknown) => {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        fresh = false; // left by an earlier attempt: its verified blocks are kept
-        return openFd(this.job.tempAbs, constants.O_RDWR, 0o600);
-      })
-      .catch((err: unknown) => {
-        throw new FerryError('IO', `cannot open temp file for ${this.record.path}: ${String(err)}`, { cause: err });
-      });
+    const create = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | (durableWrites ? constants.O_DSYNC : 0);
+    // Through its parent opened again with every component O_NOFOLLOW (the disk-path module): a
+    // directory swapped for a symlink since the target was resolved is refused, never written through.
+    const temp = this.openTempParent();
+    const tempEntry = temp.parent.entry(temp.name);
     try {
-      await this.openDirect();
+      this.fd = await openFd(tempEntry, create, 0o600)
+        .catch((err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          fresh = false; // left by an earlier attempt: its verified blocks are kept
+          return openFd(tempEntry, constants.O_RDWR | constants.O_NOFOLLOW, 0o600);
+        })
+        .catch((err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
+            throw new FerryError('PATH_UNSAFE', `refusing ${JSON.stringify(this.record.path)}: its temp file was replaced by a symlink`);
+          }
+          throw new FerryError('IO', `cannot open temp file for ${this.record.path}: ${String(err)}`, { cause: err });
+        });
+      await this.openDirect(tempEntry);
+    } catch (err) {
+      if (this.fd >= 0) closeQuietly(this.fd);
+      throw err;
+    } finally {
+      temp.parent.close();
+    }
+    try {
       const missing = fresh ? this.record.blocks.map((_, i) => i) : await this.keepVerifiedBlocks();
       if (!fresh) await truncateFd(this.fd, this.record.size);
       await this.fill(missing);
@@ -228,9 +243,9 @@ class FileFetch {
    * Opens the temp file for direct writes when the file is large enough and its file system allows
    * it (ramfs, FUSE and some network file systems refuse O_DIRECT: their writes go through the cache).
    */
-  private async openDirect(): Promise<void> {
+  private async openDirect(tempEntry: string): Promise<void> {
     if (!this.job.direct || this.record.size < DIRECT_WRITE_MIN_FILE_BYTES || constants.O_DIRECT === undefined) return;
-    const fd = await openFd(this.job.tempAbs, constants.O_WRONLY | constants.O_DIRECT | constants.O_NOFOLLOW).catch((err: unknown) => {
+    const fd = await openFd(tempEntry, constants.O_WRONLY | constants.O_DIRECT | constants.O_NOFOLLOW).catch((err: unknown) => {
       this.job.logger.debug('no direct writes for this file', { path: this.record.path, err: String(err) });
       return undefined;
     });
@@ -239,6 +254,24 @@ class FileFetch {
     const [mine, opened] = [fstatSync(this.fd), fstatSync(fd)];
     if (mine.ino !== opened.ino || mine.dev !== opened.dev) closeQuietly(fd);
     else this.directFd = fd;
+  }
+
+  /**
+   * The temp file's directory inside the folder, opened with O_NOFOLLOW component by component
+   * (PATH_UNSAFE when one is a symlink), and the temp file's name in it.
+   */
+  private openTempParent(): { parent: ReturnType<typeof openFolderDirSync>; name: string } {
+    const rel = relative(this.job.root, dirname(this.job.tempAbs));
+    if (rel === '..' || rel.startsWith('../') || isAbsolute(rel)) {
+      throw new FerryError('PATH_UNSAFE', `temp file for ${JSON.stringify(this.record.path)} is outside the folder`);
+    }
+    const name = this.job.tempAbs.slice(this.job.tempAbs.lastIndexOf('/') + 1);
+    try {
+      return { parent: openFolderDirSync(this.job.root, rel), name };
+    } catch (err) {
+      if (isFerryError(err)) throw err;
+      throw new FerryError('IO', `cannot open the directory of ${this.record.path}: ${String(err)}`, { cause: err });
+    }
   }
 
   /** Writes into the temp file: its aligned part directly when it can, the rest through the cache. */

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { isFerryError } from '../../src/errors.js';
 import { chmodNoFollow, DiskPaths } from '../../src/scan/disk-path.js';
 import { placeTemp } from '../../src/sync/installer.js';
+import { fetchIntoTemp, type FetchJob } from '../../src/sync/fetcher.js';
+import { silentLogger } from '../../src/util/log.js';
 import type { FileRecord } from '../../src/index/records.js';
 import { walk } from '../../src/scan/walker.js';
 import { FolderWatcher } from '../../src/scan/watcher.js';
@@ -167,5 +169,38 @@ describe('walker and watcher never leave the folder (hostile peer)', () => {
     const global = { path: 'sub/file.txt', mode: 0o644, mtimeMs: 1_700_000_000_000 } as FileRecord;
     assert.throws(() => placeTemp(join(root, 'sub', tempName), global, target, paths), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
     assert.deepEqual(await readdir(outside), [tempName], 'no file.txt outside the folder');
+  });
+
+  test('fetching into a parent swapped for a symlink after it was resolved refuses and creates no temp file outside', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    await mkdir(join(root, 'sub'));
+    const paths = new DiskPaths(root);
+    const target = await paths.resolve('sub/file.txt');
+    const tempAbs = join(target.parentAbs, '.ferry-tmp-00112233445566778899aabb');
+    // Swapped between the resolve and the fetch: the temp file's directory is now a link outside.
+    await rename(join(root, 'sub'), join(root, 'sub-old'));
+    await symlink(outside, join(root, 'sub'));
+    const record = { path: 'sub/file.txt', type: 'file', size: 0, blocks: [], blockSize: 131072, mode: 0o644, version: { PEER: 1 } } as unknown as FileRecord;
+    const job = {
+      folderId: Buffer.alloc(20),
+      root,
+      index: {},
+      record,
+      tempAbs,
+      peers: [],
+      budget: { limitBytes: 1 << 20 },
+      stats: {},
+      buffers: {},
+      signal: new AbortController().signal,
+      logger: silentLogger,
+    } as unknown as FetchJob;
+    await assert.rejects(fetchIntoTemp(job), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
+    assert.deepEqual(await readdir(outside), [], 'no temp file outside the folder');
+    // Unswapped, the same job builds its temp file inside.
+    await rm(join(root, 'sub'));
+    await rename(join(root, 'sub-old'), join(root, 'sub'));
+    await fetchIntoTemp(job);
+    assert.equal((await stat(tempAbs)).size, 0);
   });
 });
