@@ -2,7 +2,7 @@
 // control characters are refused, listed as failed items, and block nothing else (issues 26, 25, 28).
 
 import assert from 'node:assert/strict';
-import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DaemonProcess, ferry, removeDir, tempDir, waitFor, type StatusJson } from '../helpers/daemon.js';
@@ -142,6 +142,13 @@ describe('odd names between two daemons', () => {
     const want = await describeTree(join(dirA, 'twins'));
     await waitFor(async () => JSON.stringify(await describeTree(join(dirB, 'twins'))) === JSON.stringify(want), 'the twins to arrive', 30_000);
     assert.deepEqual((await readdir(join(dirA, 'twins'))).sort(), ['Dir', 'NAN.3.gz', 'README.txt', 'dir', 'nan.3.gz', 'readme.txt']);
+  });
+
+  test('a deleted 4,000-byte-deep tree is deleted on the peer too', async () => {
+    const top = (await readdir(dirA)).find((name) => name.startsWith('00LLL'))!;
+    assert.ok((await readdir(dirB)).includes(top));
+    await rm(join(dirA, top), { recursive: true });
+    await waitFor(async () => !(await readdir(dirB)).includes(top), 'the long tree to be deleted on b', 30_000);
   });
 
   test('an edit after all that still travels (nothing is wedged)', async () => {
