@@ -54,7 +54,9 @@ export async function status(argv: string[], io: Output): Promise<number> {
       const rates = p.connected
         ? ` in ${bytes(p.inRateBps ?? 0)}/s out ${bytes(p.outRateBps ?? 0)}/s`
         : ` disconnected${p.lastClose ? ` (last close ${printable(p.lastClose)})` : ''}`;
-      const done = p.needFiles > 0 ? `${p.completion} % complete, needs ${p.needFiles} ${p.needFiles === 1 ? 'file' : 'files'} (${bytes(p.needBytes)})` : `${p.completion} % complete`;
+      const need = p.needFiles ?? 0;
+      const done = p.completion === undefined ? 'completion being worked out'
+        : need > 0 ? `${p.completion} % complete, needs ${need} ${need === 1 ? 'file' : 'files'} (${bytes(p.needBytes ?? 0)})` : `${p.completion} % complete`;
       io.out(`  peer ${printable(p.name ?? '')} ${p.device} ${p.address} via ${p.source}${rates}; ${done}\n`);
     }
   }

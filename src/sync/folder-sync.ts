@@ -109,10 +109,13 @@ export interface PeerReport {
   /** The peer's index: the last sequence of it stored here, and the highest it announced (equal when complete). */
   indexSequence: number;
   indexAnnounced: number;
-  /** How complete the peer's copy is as far as its index tells (0–100, by bytes), and what it still needs of the global state. */
-  completion: number;
-  needFiles: number;
-  needBytes: number;
+  /**
+   * How complete the peer's copy is as far as its index tells (0–100, by bytes), and what it still
+   * needs of the global state; absent while a large folder's first computation runs.
+   */
+  completion?: number;
+  needFiles?: number;
+  needBytes?: number;
 }
 
 /** What a link knows of a peer, before its completion is worked out. */
@@ -220,7 +223,9 @@ export class FolderSync extends Resource {
     this.limits = { ...SYNC_DEFAULTS, ...options.limits };
     this.logger = options.logger;
     this.budget = new ByteBudget(this.limits.folderBytesInFlight);
-    this.completion = new PeerCompletionCache(this.index);
+    this.completion = new PeerCompletionCache(this.index, (err) =>
+      this.logger.warn('peer completion not worked out', { err: err instanceof Error ? err.message : String(err) }),
+    );
     // Every file in flight listens on the pass signal (and a few waits besides): not a leak, so no warning.
     setMaxListeners(4 * this.limits.maxFilesInFlight + 16, this.lifetime.signal);
     const warmFiles = options.warmFiles ?? new WarmFiles();
@@ -277,6 +282,7 @@ export class FolderSync extends Resource {
 
   protected async _close(): Promise<void> {
     this.lifetime.abort();
+    this.completion.close();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     for (const deviceId of [...this.links.keys()]) this.detach(deviceId);
@@ -693,14 +699,8 @@ export class FolderSync extends Resource {
   private peerCompletion(counts: { globalFiles: number; globalBytes: number }): PeerReport[] {
     const peers = [...this.known.values()];
     const stamp = `${this.index.localSequence()}:${counts.globalFiles}:${counts.globalBytes}:${this.indexBatches}`;
-    let known;
-    try {
-      known = this.completion.get(peers.map((peer) => peer.device), stamp);
-    } catch (err) {
-      this.logger.warn('peer completion not worked out', { err: err instanceof Error ? err.message : String(err) });
-      known = new Map();
-    }
-    return peers.map((peer) => ({ ...peer, ...(known.get(peer.device) ?? { completion: 0, needFiles: 0, needBytes: 0 }) }));
+    const known = this.completion.get(peers.map((peer) => peer.device), stamp, counts.globalFiles);
+    return peers.map((peer) => ({ ...peer, ...known.get(peer.device) }));
   }
 
   /** Block bytes requested from peers per second, sampled at most once a second. */

@@ -1,6 +1,7 @@
 // How complete each peer's copy of a folder is, as far as this device knows from the peer's index:
 // the folder's global files (and bytes) whose version the peer has not announced yet.
 
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { isNeeded, presence } from '../index/counters.js';
 import type { FolderIndex } from '../index/types.js';
 
@@ -11,8 +12,12 @@ export interface PeerCompletion {
   needBytes: number;
 }
 
-/** Least time between two full computations; grows with the folder (ten times what the last one took). */
+/** Least time between two computations; grows with the folder (ten times what the last one took). */
 const MIN_INTERVAL_MS = 1000;
+/** Folders with at most this many files are worked out at once (a few ms); larger ones in the background. */
+const SYNC_LIMIT_FILES = 5000;
+/** Global records compared between two yields to the event loop. */
+const CHUNK_RECORDS = 1000;
 
 /** The completion of `needBytes` out of `globalBytes`, never 100 while files are needed. */
 export function completionOf(globalBytes: number, needFiles: number, needBytes: number): number {
@@ -22,11 +27,16 @@ export function completionOf(globalBytes: number, needFiles: number, needBytes: 
   return Math.min(99.9, percent);
 }
 
-/** One pass over the global records, each compared with every peer's record of the same path. */
-export function computePeerCompletion(index: FolderIndex, deviceIds: readonly string[]): Map<string, PeerCompletion> {
+/**
+ * One pass over the global records, each compared with every peer's record of the same path;
+ * yields after each chunk, returns the result.
+ */
+function* completionSteps(index: FolderIndex, deviceIds: readonly string[]): Generator<void, Map<string, PeerCompletion>> {
   const needs = new Map(deviceIds.map((id) => [id, { files: 0, bytes: 0 }]));
   let globalBytes = 0;
+  let seen = 0;
   for (const global of index.globalRecords()) {
+    if (++seen % CHUNK_RECORDS === 0) yield;
     const wanted = presence(global);
     if (wanted.files === 0) continue;
     globalBytes += wanted.bytes;
@@ -43,28 +53,80 @@ export function computePeerCompletion(index: FolderIndex, deviceIds: readonly st
   return result;
 }
 
+/** Every peer's completion, worked out at once. */
+export function computePeerCompletion(index: FolderIndex, deviceIds: readonly string[]): Map<string, PeerCompletion> {
+  const steps = completionSteps(index, deviceIds);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
 /**
- * Peer completion for status, computed again only when the index moved (a `stamp` the caller
- * derives from sequences and counters) and not more often than a fraction of the time it takes.
+ * Peer completion for status, worked out again only when the index moved (a `stamp` the caller
+ * derives from sequences and counters), not more often than ten times what it takes, and for a
+ * large folder in the background in chunks (status shows the last result meanwhile).
  */
 export class PeerCompletionCache {
   private stamp: string | undefined;
   private atMs = 0;
   private costMs = 0;
   private values = new Map<string, PeerCompletion>();
+  private running = false;
+  private closed = false;
 
-  constructor(private readonly index: FolderIndex) {}
+  constructor(
+    private readonly index: FolderIndex,
+    private readonly failed: (err: unknown) => void,
+    private readonly syncLimitFiles = SYNC_LIMIT_FILES,
+  ) {}
 
-  get(deviceIds: readonly string[], stamp: string, now = Date.now()): Map<string, PeerCompletion> {
+  /** The known completions (a peer is missing until its first computation in a large folder ends). */
+  get(deviceIds: readonly string[], stamp: string, globalFiles: number, now = Date.now()): Map<string, PeerCompletion> {
+    if (this.running || this.closed) return this.values;
     const missing = deviceIds.some((id) => !this.values.has(id));
     const due = now - this.atMs >= Math.max(MIN_INTERVAL_MS, 10 * this.costMs);
-    if (missing || (stamp !== this.stamp && due)) {
-      const started = Date.now();
-      this.values = computePeerCompletion(this.index, deviceIds);
-      this.costMs = Date.now() - started;
-      this.atMs = now;
-      this.stamp = stamp;
+    if (!missing && (stamp === this.stamp || !due)) return this.values;
+    this.atMs = now;
+    this.stamp = stamp;
+    if (globalFiles <= this.syncLimitFiles) {
+      const started = performance.now();
+      try {
+        this.values = computePeerCompletion(this.index, deviceIds);
+      } catch (err) {
+        this.failed(err);
+      }
+      this.costMs = performance.now() - started;
+    } else {
+      this.running = true;
+      void this.inBackground([...deviceIds]).finally(() => (this.running = false));
     }
     return this.values;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private async inBackground(deviceIds: string[]): Promise<void> {
+    const steps = completionSteps(this.index, deviceIds);
+    let cost = 0;
+    try {
+      for (;;) {
+        const started = performance.now();
+        const step = steps.next();
+        cost += performance.now() - started;
+        if (step.done) {
+          this.values = step.value;
+          break;
+        }
+        await yieldToLoop();
+        if (this.closed) return;
+      }
+    } catch (err) {
+      if (!this.closed) this.failed(err);
+    }
+    this.costMs = cost;
+    this.atMs = Date.now();
   }
 }

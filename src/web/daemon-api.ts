@@ -27,10 +27,11 @@ export interface PeerReport {
   /**
    * How complete the peer's copy of the folder is, as far as its index tells this device: 0–100 by
    * bytes (below 100 while any file is needed), and the files and bytes of the folder it still needs.
+   * Absent only while a large folder's first computation runs in the background.
    */
-  completion: number;
-  needFiles: number;
-  needBytes: number;
+  completion?: number;
+  needFiles?: number;
+  needBytes?: number;
 }
 
 export interface FolderReport {

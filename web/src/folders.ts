@@ -25,6 +25,13 @@ interface Card {
 /** Failed items shown on a card (the status JSON lists up to 100). */
 const FAILED_SHOWN = 10;
 
+/** "40 s", "12 min", "3.5 h". */
+function timeLeft(seconds: number): string {
+  if (seconds < 60) return `${Math.max(1, Math.ceil(seconds))} s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
 /** Share of the folder's bytes this device has (100 % when there is nothing to fetch). */
 export function progressPercent(folder: FolderReport): number {
   if (folder.needBytes <= 0 && folder.needFiles <= 0) return 100;
@@ -163,7 +170,9 @@ export class FoldersView {
   private showPeers(element: HTMLElement, folder: FolderReport): void {
     const lines = folder.peers.map((peer) => {
       const who = peer.name || peer.device.slice(0, 7);
-      const need = peer.needFiles > 0 ? `${peer.needFiles} ${peer.needFiles === 1 ? 'file' : 'files'} to fetch (${formatBytes(peer.needBytes)})` : 'up to date';
+      const files = peer.needFiles ?? 0;
+      const need = files > 0 ? `${files} ${files === 1 ? 'file' : 'files'} to fetch (${formatBytes(peer.needBytes ?? 0)})` : 'up to date';
+      if (peer.completion === undefined) return `peer ${who}: working out its completion…`;
       return `peer ${who}: ${peer.completion} % · ${need}${peer.connected ? '' : ' · not connected'}`;
     });
     const key = lines.join('\n');
@@ -216,7 +225,9 @@ export class FoldersView {
         folder.needFiles ? `${folder.needFiles} to fetch (${formatBytes(folder.needBytes)})` : 'up to date',
         `${connected} ${connected === 1 ? 'peer' : 'peers'} connected`,
       ];
-      if (folder.inRateBps) parts.push(`receiving ${formatRate(folder.inRateBps)}`);
+      if (folder.inRateBps) {
+        parts.push(`receiving ${formatRate(folder.inRateBps)}${folder.needBytes > 0 ? `, about ${timeLeft(folder.needBytes / folder.inRateBps)} left` : ''}`);
+      }
       if (folder.filesInProgress) parts.push(`${folder.filesInProgress} ${folder.filesInProgress === 1 ? 'file' : 'files'} in progress`);
       if (folder.localChanges) parts.push(`${folder.localChanges} local changes not synced (read-only)`);
       if (folder.grant) parts.push(`joined by a grant: ${folder.grant.status === 'active' ? `expires ${formatRelative(folder.grant.expiresAtMs)}` : folder.grant.status}`);
