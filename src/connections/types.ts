@@ -57,7 +57,7 @@ export interface EstablishedPeer {
   handshake: HandshakeResult;
   connectedAtMs: number;
   /** How the connection runs: 'tcp', 'udp', or 'udp punched' (both sides sent SYNs at once). */
-  path: LinkPath;
+  path: () => LinkPath;
   /** The transport's smoothed round-trip time now, ms (UDP only). */
   rttMs: () => number | undefined;
 }

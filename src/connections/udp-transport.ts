@@ -25,10 +25,14 @@ const overUdp = new WeakMap<TLSSocket, UtpConnection>();
  * gets the connection's addresses as its own, so everything that reads remoteAddress (the
  * handshake's observed address, logs, status) works as over TCP.
  */
-export function linkOf(socket: TLSSocket): { path: LinkPath; rttMs: () => number | undefined } {
+export function linkOf(socket: TLSSocket): { path: () => LinkPath; rttMs: () => number | undefined } {
   const utp = overUdp.get(socket);
-  if (!utp) return { path: 'tcp', rttMs: () => undefined };
-  return { path: utp.punched ? 'udp punched' : 'udp', rttMs: () => (utp.srttMs === undefined ? undefined : Math.round(utp.srttMs * 10) / 10) };
+  if (!utp) return { path: () => 'tcp', rttMs: () => undefined };
+  // Read when asked: the peer's SYN that shows a punch may come just after our dial completed.
+  return {
+    path: () => (utp.punched ? 'udp punched' : 'udp'),
+    rttMs: () => (utp.srttMs === undefined ? undefined : Math.round(utp.srttMs * 10) / 10),
+  };
 }
 
 function wrap(socket: TLSSocket, utp: UtpConnection, local: { address: string; port: number }): TLSSocket {

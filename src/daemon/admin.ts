@@ -147,7 +147,7 @@ export function peerInfos(connected: EstablishedPeer[], folders: FolderReport[])
       source: peer.source,
       direction: peer.direction,
       connectedAtMs: peer.connectedAtMs,
-      path: peer.path,
+      path: peer.path(),
       ...(peer.rttMs() !== undefined ? { rttMs: peer.rttMs() } : {}),
       bytesIn: peer.connection.bytesIn,
       bytesOut: peer.connection.bytesOut,

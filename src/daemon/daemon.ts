@@ -136,7 +136,7 @@ export class Daemon extends Resource implements DaemonApi {
         const peer = this.connections?.peers().find((p) => p.deviceId === deviceId);
         if (!peer) return undefined;
         const rttMs = peer.rttMs();
-        return { path: peer.path, ...(rttMs !== undefined ? { rttMs } : {}) };
+        return { path: peer.path(), ...(rttMs !== undefined ? { rttMs } : {}) };
       },
       onChange: () => {
         this.connections?.refresh();

@@ -80,6 +80,7 @@ export class UtpConnection extends Duplex {
   readonly sendId: number;
   /** Both sides sent each other SYNs at the same time: a NAT hole punched. */
   punched = false;
+  readonly initiator: boolean;
   /** Smoothed round-trip time, ms (undefined before the first sample). */
   srttMs: number | undefined;
   private rttVarMs = 0;
@@ -133,7 +134,7 @@ export class UtpConnection extends Duplex {
     role: { initiator: true } | { initiator: false; syn: UtpPacket },
     options: UtpConnectionOptions = {},
   ) {
-    super({ allowHalfOpen: false, writableHighWaterMark: 256 * 1024, readableHighWaterMark: 256 * 1024 });
+    super({ allowHalfOpen: true, writableHighWaterMark: 256 * 1024, readableHighWaterMark: 256 * 1024 });
     this.remote = { address: remote.address, port: remote.port };
     this.recvId = ids.recvId;
     this.sendId = ids.sendId;
@@ -141,6 +142,7 @@ export class UtpConnection extends Duplex {
     this.cc = new Ledbat({ mss: MAX_PAYLOAD + HEADER_BYTES, maxWindow: this.windowBytes });
     this.seq = (Math.random() * 0x10000) & 0xffff;
     this.sndUna = this.seq;
+    this.initiator = role.initiator;
     if (role.initiator) {
       this.state = 'syn-sent';
       this.sendSyn();
@@ -406,7 +408,8 @@ export class UtpConnection extends Duplex {
       for (let s = this.sndUna; seqDiff(s, this.seq) < 0 && this.lostCount > 0; s = (s + 1) & 0xffff) {
         const sent = this.unacked.get(s);
         if (!sent || !sent.lost) continue;
-        if (this.flightBytes > 0 && this.flightBytes + sent.buf.length > this.sendWindow()) return;
+        // The oldest goes at once whatever the window (as TCP's fast retransmit): everything waits on it.
+        if (s !== this.sndUna && this.flightBytes > 0 && this.flightBytes + sent.buf.length > this.sendWindow()) return;
         sent.lost = false;
         this.lostCount--;
         this.flightBytes += sent.buf.length;
@@ -506,8 +509,7 @@ export class UtpConnection extends Duplex {
       return;
     }
     const oldest = this.unacked.get(this.sndUna);
-    // (A packet counted lost and waiting for room in the window is not timed out again.)
-    if (oldest && !(oldest.lost && this.flightBytes > 0) && nowMs - oldest.sentAtMs >= this.rtoMs) {
+    if (oldest && nowMs - oldest.sentAtMs >= this.rtoMs) {
       // Timeout: everything outstanding counts lost, the window falls to its floor, the RTO doubles.
       this.timeoutsInRow++;
       for (const sent of this.unacked.values()) {

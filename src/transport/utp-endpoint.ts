@@ -190,10 +190,10 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
     return at !== undefined && Date.now() - at < PROBED_MEMORY_MS;
   }
 
-  /** Our own dial to the same remote that is still sending SYNs took part in the punch too. */
+  /** Our own recent dials to the same remote took part in the punch too (its SYN may come just after ours got through). */
   private markPunched(remote: UdpEndpoint): void {
     for (const connection of this.connections.values()) {
-      if (connection.state === 'syn-sent' && connection.remote.address === remote.address && connection.remote.port === remote.port) connection.punched = true;
+      if (connection.initiator && connection.remote.address === remote.address && connection.remote.port === remote.port) connection.punched = true;
     }
   }
 }
