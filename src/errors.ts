@@ -92,3 +92,12 @@ export function explainListenError(err: unknown, flag: string, address: string):
     { cause: err },
   );
 }
+
+/** Out of space (or quota) on a disk: ENOSPC, EDQUOT, or DISK_FULL, also as the cause of another error. */
+export function isDiskFull(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'DISK_FULL') return true;
+  }
+  return false;
+}

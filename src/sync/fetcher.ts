@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { constants, fstatSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
-import { FerryError, isFerryError } from '../errors.js';
+import { FerryError, isDiskFull, isFerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { RequestParams } from '../protocol/connection.js';
@@ -523,12 +523,18 @@ class FileFetch {
           peer.reportBadBlock(path, bad * blockSize);
           continue;
         }
-        await this.write(data, offset);
+        try {
+          await this.write(data, offset);
+        } catch (err) {
+          // Our disk, not the peer: no other peer would do better.
+          if (isDiskFull(err)) throw new FerryError('DISK_FULL', `the folder's disk is full (writing ${path}): ${(err as Error).message}`, { cause: err });
+          throw err;
+        }
         peer.recycle(data);
         for (const i of run) this.present.set(Buffer.from(blocks[i]!).toString('hex'), i);
         return;
       } catch (err) {
-        if (signal.aborted) throw err;
+        if (signal.aborted || isFerryError(err, 'DISK_FULL')) throw err;
         // The peer no longer has this version (or answers nothing): do not ask it again for this file.
         this.excluded.add(peer.deviceId);
         this.job.logger.debug('block request failed; trying another peer', {

@@ -3,7 +3,7 @@
 import type { Stats } from 'node:fs';
 import { lstat, lutimes, readlink, readdir, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { isFerryError } from '../errors.js';
+import { isDiskFull, isFerryError } from '../errors.js';
 import { compareVersions, type FileRecord } from '../index/records.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
 import { IgnoreRules, isLocalOnly, NAS_LITTER_NAMES, TEMP_FILE_PREFIX } from '../scan/ignore.js';
@@ -310,7 +310,9 @@ export class Puller {
         return 'skipped';
       }
       this.ctx.logger.warn('cannot sync, will retry', { path, err: err instanceof Error ? err : String(err) });
-      this.ctx.outcome?.(path, 'failed', reason);
+      // Said plainly: a full disk is not a peer's fault, and the folder reports it as such.
+      const why = isDiskFull(err) && !isFerryError(err, 'DISK_FULL') ? `the folder's disk is full: ${reason}` : reason;
+      this.ctx.outcome?.(path, 'failed', why);
       return 'failed';
     }
   }
