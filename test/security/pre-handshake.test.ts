@@ -62,7 +62,8 @@ describe('pre-handshake frames from a keyless peer', () => {
 
   test('32 TLS connections sending a 16 MiB Index frame are closed at its header; memory stays flat', async () => {
     const baseline = await rssBytes(daemon.child.pid!);
-    const sockets = await Promise.all(Array.from({ length: ATTACKERS }, () => dialTlsAs(stranger, address)));
+    // From four loopback addresses: at most 8 pending handshakes per address are kept (handshake-slots.ts).
+    const sockets = await Promise.all(Array.from({ length: ATTACKERS }, (_, i) => dialTlsAs(stranger, address, `127.0.0.${2 + (i % 4)}`)));
     const written = await Promise.all(sockets.map((socket) => flood(socket, bigHeader(MESSAGE_CODES.Index))));
     const peak = await rssBytes(daemon.child.pid!);
     assert.ok(peak - baseline < 96 * MIB, `daemon RSS grew by ${Math.round((peak - baseline) / MIB)} MiB (from ${Math.round(baseline / MIB)} MiB) for ${written.length} connections`);
@@ -73,7 +74,7 @@ describe('pre-handshake frames from a keyless peer', () => {
 
   test('a full handshake by a stranger followed at once by a 16 MiB Index is not read', async () => {
     const baseline = await rssBytes(daemon.child.pid!);
-    const sockets = await Promise.all(Array.from({ length: 8 }, () => dialTlsAs(stranger, address)));
+    const sockets = await Promise.all(Array.from({ length: 8 }, (_, i) => dialTlsAs(stranger, address, `127.0.0.${2 + (i % 4)}`)));
     const pipelined = Buffer.concat([
       encodeMessageFrame({ type: 'Hello', magic: HELLO_MAGIC, protocolVersion: PROTOCOL_VERSION, deviceId: stranger.id, deviceName: 'x', softwareVersion: 'x' }),
       encodeMessageFrame({ type: 'FolderClaims', tags: [randomBytes(32)] }),
