@@ -56,6 +56,7 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
   private readonly host: UtpHost;
   private readonly log: Logger;
   private closing = false;
+  private last: UtpConnection | null = null;
   /** Packets dropped: malformed, unmatched, or over a bound (reported in status and tests). */
   dropped = 0;
 
@@ -153,7 +154,13 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
       this.halfOpen.add(connection);
       return;
     }
-    const connection = this.connections.get(keyOf(from, pkt.connectionId));
+    // The last match first: a bulk transfer's packets come from one connection, and building the key costs.
+    const last = this.last;
+    const connection =
+      last && last.recvId === pkt.connectionId && last.remote.port === from.port && last.remote.address === from.address && last.state !== 'closed'
+        ? last
+        : this.connections.get(keyOf(from, pkt.connectionId));
+    if (connection) this.last = connection;
     if (!connection) {
       this.dropped++;
       return;
@@ -175,6 +182,7 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
     const key = keyOf(connection.remote, connection.recvId);
     if (this.connections.get(key) === connection) this.connections.delete(key);
     this.halfOpen.delete(connection);
+    if (this.last === connection) this.last = null;
   }
 
   private rememberProbe(remote: UdpEndpoint): void {
