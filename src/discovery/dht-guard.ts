@@ -1,6 +1,7 @@
 // Decode, then validate, before bittorrent-dht acts: a socket stand-in that hands k-rpc only
 // well-formed KRPC messages (right types and sizes for what they carry), at a bounded rate.
 
+import { randomBytes } from 'node:crypto';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import bencode from 'bencode';
@@ -69,6 +70,29 @@ export interface GuardStats {
   passed: number;
   dropped: number;
   rateLimited: number;
+  /** Replies cut to the query's size (no nodes or values) for an address not yet proven by a round trip. */
+  shrunk: number;
+}
+
+/** Addresses proven by a round trip, queries awaiting our reply, our own queries: each table is bounded. */
+const MAX_TRACKED = 4096;
+/** How long a round trip proves an address. */
+const VERIFIED_MS = 30 * 60_000;
+
+/** Sets `key` in a bounded insertion-ordered map (the oldest entry goes). */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  if (map.size >= MAX_TRACKED) map.delete(map.keys().next().value!);
+  map.set(key, value);
+}
+
+function decodeDict(packet: Uint8Array): Dict | undefined {
+  try {
+    const value: unknown = bencode.decode(packet);
+    return isDict(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -76,8 +100,18 @@ export interface GuardStats {
  * is only emitted for packets krpcProblem() accepts. bind() is a no-op: the socket is already bound.
  */
 export class GuardedSocket extends EventEmitter {
-  readonly stats: GuardStats = { passed: 0, dropped: 0, rateLimited: 0 };
+  readonly stats: GuardStats = { passed: 0, dropped: 0, rateLimited: 0, shrunk: 0 };
   private readonly bucket: TokenBucket;
+  /**
+   * Anti-amplification: until an address has answered one of our queries (a round trip, which a
+   * spoofed source cannot make), a reply to it is no larger than its query. Such a source is pinged
+   * (no larger than its query either), so a real node gets full replies from its next query on.
+   */
+  private readonly verified = new Map<string, number>();
+  /** `host:port|t` of queries received, and their size in bytes. */
+  private readonly queries = new Map<string, number>();
+  /** `host:port|t` of queries we sent. */
+  private readonly sent = new Map<string, true>();
 
   constructor(
     private readonly inner: Socket,
@@ -104,8 +138,55 @@ export class GuardedSocket extends EventEmitter {
   }
 
   send(buf: Buffer, offset: number, length: number, port: number, host: string, callback?: (err: Error | null) => void): void {
+    const to = `${host}:${port}`;
+    const message = decodeDict(buf.subarray(offset, offset + length));
+    const tid = message && isBytes(message.t) ? Buffer.from(message.t).toString('hex') : '';
+    const kind = message ? text(message.y) : '';
+    if (kind === 'q') remember(this.sent, `${to}|${tid}`, true);
+    else if ((kind === 'r' || kind === 'e') && !this.isVerified(to)) {
+      const querySize = this.queries.get(`${to}|${tid}`) ?? 0;
+      this.queries.delete(`${to}|${tid}`);
+      if (length > querySize) {
+        const small = kind === 'r' && isDict(message!.r) ? this.shrink(message!, querySize) : undefined;
+        this.stats.shrunk++;
+        if (small) this.rawSend(small, port, host, callback);
+        else process.nextTick(() => callback?.(null));
+        this.probe(message!, querySize, port, host);
+        return;
+      }
+    }
+    this.rawSend(buf.subarray(offset, offset + length), port, host, callback);
+  }
+
+  private isVerified(address: string): boolean {
+    const until = this.verified.get(address);
+    return until !== undefined && until > Date.now();
+  }
+
+  /** The reply without nodes or values (what amplifies), if that fits in `limit` bytes. */
+  private shrink(message: Dict, limit: number): Buffer | undefined {
+    const r = { ...(message.r as Dict) };
+    delete r.nodes;
+    delete r.nodes6;
+    delete r.values;
+    const small = Buffer.from(bencode.encode({ ...message, r }));
+    return small.length <= limit ? small : undefined;
+  }
+
+  /** Pings an unproven source (our ping no larger than its query): its answer proves the address. */
+  private probe(reply: Dict, limit: number, port: number, host: string): void {
+    const id = isDict(reply.r) && isId(reply.r.id) ? reply.r.id : undefined;
+    if (!id) return;
+    const t = randomBytes(4);
+    const ping = Buffer.from(bencode.encode({ t, y: 'q', q: 'ping', a: { id } }));
+    if (ping.length > limit) return;
+    remember(this.sent, `${host}:${port}|${t.toString('hex')}`, true);
+    this.rawSend(ping, port, host);
+  }
+
+  private rawSend(buf: Buffer, port: number, host: string, callback?: (err: Error | null) => void): void {
     try {
-      this.inner.send(buf, offset, length, port, host, (err) => callback?.(err ?? null));
+      this.inner.send(buf, 0, buf.length, port, host, (err) => callback?.(err ?? null));
     } catch (err) {
       callback?.(err as Error);
     }
@@ -131,6 +212,12 @@ export class GuardedSocket extends EventEmitter {
       return;
     }
     this.stats.passed++;
+    const from = `${rinfo.address}:${rinfo.port}`;
+    const message = decodeDict(packet);
+    const tid = message && isBytes(message.t) ? Buffer.from(message.t).toString('hex') : '';
+    const kind = message ? text(message.y) : '';
+    if (kind === 'q') remember(this.queries, `${from}|${tid}`, packet.length);
+    else if ((kind === 'r' || kind === 'e') && this.sent.delete(`${from}|${tid}`)) remember(this.verified, from, Date.now() + VERIFIED_MS);
     this.emit('message', packet, rinfo);
   }
 }
