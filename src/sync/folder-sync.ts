@@ -9,6 +9,7 @@ import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import type { ClusterFolder, IndexMessage, RequestMessage } from '../protocol/messages.js';
+import { MIN_BLOCK_SIZE } from '../scan/blocksize.js';
 import { IgnoreRules, isLocalOnly } from '../scan/ignore.js';
 import { WarmFiles } from '../scan/warm-files.js';
 import type { Logger } from '../util/log.js';
@@ -226,8 +227,11 @@ export class FolderSync extends Resource {
     this.completion = new PeerCompletionCache(this.index, (err) =>
       this.logger.warn('peer completion not worked out', { err: err instanceof Error ? err.message : String(err) }),
     );
-    // Every file in flight listens on the pass signal (and a few waits besides): not a leak, so no warning.
-    setMaxListeners(4 * this.limits.maxFilesInFlight + 16, this.lifetime.signal);
+    // Every file in flight listens on the pass signal (and a few waits besides), and so may every block
+    // in flight (blocks copied locally wait for staging buffers on it; the folder's byte budget bounds
+    // them): not a leak, so no warning.
+    const blocksInFlight = Math.ceil(this.limits.folderBytesInFlight / MIN_BLOCK_SIZE);
+    setMaxListeners(blocksInFlight + 4 * this.limits.maxFilesInFlight + 16, this.lifetime.signal);
     const warmFiles = options.warmFiles ?? new WarmFiles();
     this.server = new BlockServer({ root: this.root, index: this.index, logger: this.logger, requestScan: (p) => this.scan(p), warmFiles });
     if (this.keys.access !== 'enc' && this.keys.readSecret) {
