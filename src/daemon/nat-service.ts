@@ -10,6 +10,8 @@ const NO_MAPPING = 'no port mapping';
 export class NatService extends Resource implements Service {
   readonly name = 'nat';
   private readonly mapper: PortMapper | null;
+  /** The UDP port (µTP, STUN) mapped to the same external port as TCP, once TCP is mapped. */
+  private udpMapper: PortMapper | null = null;
   private readonly skipped: string | null;
 
   constructor(private readonly context: ServiceContext) {
@@ -40,16 +42,40 @@ export class NatService extends Resource implements Service {
     this.context.reachability.set(null, NO_MAPPING);
     await this.mapper?.open();
     // Trackers wait for the first attempt (bounded), so they announce the mapped port from the start.
-    if (this.mapper) void this.mapper.settled().finally(() => this.context.reachability.mappingAttemptDone());
+    if (this.mapper) void this.mapper.settled().finally(() => {
+      this.context.reachability.mappingAttemptDone();
+      void this.mapUdp();
+    });
     else this.context.reachability.mappingAttemptDone();
   }
 
+  /** Maps the sync port's UDP socket to the external port TCP got: peers dial both at one address. */
+  private async mapUdp(): Promise<void> {
+    const tcp = this.mapper?.current();
+    if (!tcp || this.closed || !this.context.connections.udpSocket()) return;
+    const { listen, identity } = this.context;
+    const logger = this.context.logger.child('nat');
+    this.udpMapper = new PortMapper({
+      clients: [new UpnpClient({ logger: logger.child('upnp') }), new NatPmpClient({ logger: logger.child('natpmp') })],
+      request: {
+        protocol: 'UDP',
+        internalPort: listen.port,
+        externalPort: tcp.externalPort,
+        ...(listen.host !== '0.0.0.0' && listen.host !== '::' ? { internalHost: listen.host } : {}),
+        description: `Ferry ${identity.shortId} UDP`,
+      },
+      logger,
+    });
+    await this.udpMapper.open();
+  }
+
   protected async _close(): Promise<void> {
+    await this.udpMapper?.close();
     await this.mapper?.close();
     this.context.reachability.set(null, NO_MAPPING);
   }
 
-  report(): PortMapperReport & { reachable: string; method: string | null } {
+  report(): PortMapperReport & { reachable: string; method: string | null; udp?: PortMapperReport } {
     const { external, method } = this.context.reachability;
     const base: PortMapperReport = this.mapper?.report() ?? {
       state: 'idle',
@@ -62,7 +88,12 @@ export class NatService extends Resource implements Service {
       renewAt: null,
       error: this.skipped,
     };
-    return { ...base, reachable: external ? formatHostPort(external) : NO_MAPPING, method: external ? method : null };
+    return {
+      ...base,
+      reachable: external ? formatHostPort(external) : NO_MAPPING,
+      method: external ? method : null,
+      ...(this.udpMapper ? { udp: this.udpMapper.report() } : {}),
+    };
   }
 }
 

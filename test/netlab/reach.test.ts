@@ -20,7 +20,7 @@ const SYNC_PORT = 22100;
 
 type Status = StatusJson & {
   external?: Array<{ address: string; source: string }>;
-  services: StatusJson['services'] & { nat?: { external: string | null }; stun?: { state: string; external: string | null } };
+  services: StatusJson['services'] & { nat?: { external: string | null; udp?: { external: string | null } }; stun?: { state: string; external: string | null } };
 };
 
 function inet(command: 'up' | 'down'): LabEnv {
@@ -94,6 +94,8 @@ describe('two home routers on one internet', { skip: needs.all(needs.netlab(['ss
     assert.ok(statusA.external?.some((e) => e.source === 'upnp' && e.address === mappedA), JSON.stringify(statusA.external));
     assert.ok(statusA.external?.some((e) => e.source === 'observed' && e.address === mappedA), JSON.stringify(statusA.external));
     assert.ok(statusB.external?.some((e) => e.source === 'observed' && e.address.startsWith(`${lab.NETLAB_INET_R2_EXTERNAL_ADDR}:`)), JSON.stringify(statusB.external));
+    // The sync port's UDP socket (µTP, STUN) is mapped too, to the same external port as TCP.
+    await waitFor(async () => (await status(a)).services.nat?.udp?.external === mappedA, "A's UDP port to be mapped like its TCP port");
     await Promise.all([a.stop(), b.stop()]);
   });
 
