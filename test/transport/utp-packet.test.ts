@@ -1,0 +1,79 @@
+// The µTP codec and the LEDBAT controller, as pure functions.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Ledbat, TARGET_DELAY_US } from '../../src/transport/ledbat.js';
+import { ST_DATA, ST_STATE, ST_SYN, decodePacket, encodePacket, isUtpPacket, seqDiff } from '../../src/transport/utp-packet.js';
+import { encodeBindingRequest } from '../../src/nat/stun.js';
+
+const header = { type: ST_DATA, connectionId: 0xbeef, timestampUs: 0xfffffff0, timestampDiffUs: 12345, windowSize: 1 << 22, seq: 65535, ack: 7 } as const;
+
+test('a packet round-trips with payload and a selective ack; header fields at the BEP 29 offsets', () => {
+  const sack = Buffer.from([0b101, 0, 0, 0x80]);
+  const buf = encodePacket(header, Buffer.from('hello'), sack);
+  assert.equal(buf[0], 0x01); // DATA, version 1
+  assert.equal(buf[1], 1); // first extension: selective ack
+  assert.equal(buf.readUInt16BE(2), 0xbeef);
+  assert.equal(buf.length, 20 + 2 + 4 + 5);
+  const pkt = decodePacket(buf)!;
+  assert.deepEqual({ ...pkt, sack: [...pkt.sack!], payload: pkt.payload.toString() }, { ...header, sack: [...sack], payload: 'hello' });
+});
+
+test('malformed packets decode to null: truncated, bad version or type, broken extension chain, bad SACK length, payload on a STATE', () => {
+  const good = encodePacket({ ...header, type: ST_STATE });
+  assert.ok(decodePacket(good));
+  assert.equal(decodePacket(good.subarray(0, 19)), null);
+  assert.equal(decodePacket(Buffer.concat([Buffer.from([0x02]), good.subarray(1)])), null); // version 2
+  assert.equal(decodePacket(Buffer.concat([Buffer.from([0x51]), good.subarray(1)])), null); // type 5
+  const chain = Buffer.from(good);
+  chain[1] = 1; // a SACK extension announced, none there
+  assert.equal(decodePacket(chain), null);
+  assert.equal(decodePacket(encodePacket({ ...header, type: ST_STATE }, undefined, Buffer.alloc(3))), null); // SACK not a multiple of 4
+  assert.equal(decodePacket(encodePacket({ ...header, type: ST_STATE }, Buffer.from('x'))), null);
+  assert.equal(decodePacket(encodePacket({ ...header, type: ST_SYN }, Buffer.from('x'))), null);
+});
+
+test('STUN, DHT and tracker datagrams are not µTP (the shared socket demultiplexes by first bytes)', () => {
+  const stunRequest = encodeBindingRequest(Buffer.alloc(12, 1));
+  const stunSuccess = Buffer.from(stunRequest);
+  stunSuccess.writeUInt16BE(0x0101, 0); // starts 01 01 like a µTP DATA with a SACK extension
+  assert.equal(isUtpPacket(stunRequest), false);
+  assert.equal(isUtpPacket(stunSuccess), false);
+  assert.equal(isUtpPacket(Buffer.from('d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe')), false);
+  const trackerConnect = Buffer.alloc(16);
+  trackerConnect.writeUInt32BE(0, 0);
+  assert.equal(isUtpPacket(trackerConnect), false);
+  assert.equal(isUtpPacket(encodePacket(header)), true);
+});
+
+test('sequence numbers compare on the 16-bit circle', () => {
+  assert.equal(seqDiff(0, 65535), 1);
+  assert.equal(seqDiff(65535, 0), -1);
+  assert.equal(seqDiff(100, 100), 0);
+  assert.equal(seqDiff(32767, 0), 32767);
+});
+
+test('LEDBAT: slow start doubles, queuing delay past the target shrinks the window, a loss halves it, a timeout floors it', () => {
+  const mss = 1400;
+  const cc = new Ledbat({ mss, maxWindow: 4 << 20 });
+  const start = cc.window;
+  cc.delaySample(1_000, 0);
+  cc.onAck(start, 0); // a full window acked at no queuing delay
+  assert.equal(cc.window, 2 * start);
+  cc.onLoss(1, 10);
+  assert.equal(cc.window, start);
+  assert.equal(cc.slowStart, false);
+  cc.onLoss(2, 10); // within a round trip of the last: not again
+  assert.equal(cc.window, start);
+  // Congestion avoidance at zero delay: grows; at twice the target: shrinks.
+  const before = cc.window;
+  cc.onAck(mss, cc.window);
+  assert.ok(cc.window > before);
+  for (let i = 0; i < 4; i++) cc.delaySample(1_000 + 2 * TARGET_DELAY_US, 100);
+  assert.equal(cc.queuingDelay, 2 * TARGET_DELAY_US);
+  const high = cc.window;
+  cc.onAck(mss, cc.window);
+  assert.ok(cc.window < high);
+  cc.onTimeout();
+  assert.equal(cc.window, 2 * mss);
+});
