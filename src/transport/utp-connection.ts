@@ -111,11 +111,16 @@ export class UtpConnection extends Duplex {
   /** Last sequence number received in order. */
   private ackNr = 0;
   private readonly reorder = new Map<number, Buffer>();
+  /** In-order payloads of this turn of the event loop, pushed to the reader as one buffer (one TLS read, not 30). */
+  private inbox: Buffer[] = [];
+  private inboxBytes = 0;
   private reorderBytes = 0;
   private peerFinSeq = -1;
   private gotFin = false;
   private replyMicro = 0;
   private ackScheduled = false;
+  /** A setImmediate of scheduleAck is due (it also delivers the inbox). */
+  private ackPending = false;
   private windowClosed = false;
 
   // --- timing
@@ -309,13 +314,14 @@ export class UtpConnection extends Duplex {
         this.reorder.delete((this.ackNr + 1) & 0xffff);
         this.reorderBytes -= next.length;
         this.ackNr = (this.ackNr + 1) & 0xffff;
-        if (next.length) this.push(next);
+        this.receive(next);
       }
       if (this.peerFinSeq >= 0 && this.ackNr === this.peerFinSeq && !this.gotFin) {
         this.gotFin = true;
+        this.deliverInbox();
         this.push(null);
       }
-    } else if (!this.reorder.has(pkt.seq) && this.readableLength + this.reorderBytes + pkt.payload.length <= limit) {
+    } else if (!this.reorder.has(pkt.seq) && this.readableLength + this.inboxBytes + this.reorderBytes + pkt.payload.length <= limit) {
       this.reorder.set(pkt.seq, pkt.payload);
       this.reorderBytes += pkt.payload.length;
     }
@@ -324,13 +330,27 @@ export class UtpConnection extends Duplex {
 
   private deliver(pkt: UtpPacket): void {
     this.ackNr = pkt.seq;
-    if (pkt.payload.length) this.push(pkt.payload);
+    this.receive(pkt.payload);
+  }
+
+  private receive(payload: Buffer): void {
+    if (payload.length === 0) return;
+    this.inbox.push(payload);
+    this.inboxBytes += payload.length;
+  }
+
+  private deliverInbox(): void {
+    if (this.inbox.length === 0) return;
+    const data = this.inbox.length === 1 ? this.inbox[0]! : Buffer.concat(this.inbox, this.inboxBytes);
+    this.inbox = [];
+    this.inboxBytes = 0;
+    this.push(data);
   }
 
   // ---------------------------------------------------------------- packets out
 
   private receiveWindow(): number {
-    return Math.max(0, this.windowBytes - this.readableLength - this.reorderBytes);
+    return Math.max(0, this.windowBytes - this.readableLength - this.inboxBytes - this.reorderBytes);
   }
 
   private header(type: PacketType, seq: number): { type: PacketType; connectionId: number; timestampUs: number; timestampDiffUs: number; windowSize: number; seq: number; ack: number } {
@@ -387,11 +407,16 @@ export class UtpConnection extends Duplex {
     return sack.subarray(0, Math.ceil(used / 4) * 4);
   }
 
+  /** After this turn's packets: their data to the reader in one piece, then one ack for them all. */
   private scheduleAck(): void {
-    if (this.ackScheduled) return;
     this.ackScheduled = true;
+    if (this.ackPending) return;
+    this.ackPending = true;
     setImmediate(() => {
-      if (this.ackScheduled && this.state !== 'closed') this.sendState();
+      this.ackPending = false;
+      if (this.state === 'closed') return;
+      this.deliverInbox();
+      if (this.ackScheduled) this.sendState();
     });
   }
 
