@@ -33,7 +33,7 @@ export async function status(argv: string[], io: Output): Promise<number> {
     const why = f.error ?? f.stalledReason;
     io.out(`\n${f.path}\n  id ${f.id}  access ${f.access}  state ${f.state}${why ? ` (${printable(why)})` : ''}\n`);
     io.out(`  local ${f.localFiles} files, ${bytes(f.localBytes)}; global ${f.globalFiles} files; need ${f.needFiles} files, ${bytes(f.needBytes)}` +
-      `${f.inRateBps ? `; receiving ${bytes(f.inRateBps)}/s` : ''}${f.filesInProgress ? `, ${f.filesInProgress} in progress` : ''}\n`);
+      `${f.inRateBps ? `; receiving ${bytes(f.inRateBps)}/s` : ''}${f.filesInProgress ? `, ${f.filesInProgress} in progress (${bytes(f.partialBytes ?? 0)} here)` : ''}\n`);
     if (f.heldDeletions) {
       const held = f.heldDeletions;
       io.out(`  HELD: ${held.files} deletions by a peer wait for you (${held.reason}): ` +

@@ -246,6 +246,7 @@ export class SharedFolder extends Resource {
       ...counts,
       inRateBps: sync?.inRateBps ?? 0,
       filesInProgress: sync?.filesInProgress ?? 0,
+      partialBytes: sync?.partialBytes ?? 0,
       localChanges: sync?.localChanges ?? 0,
       failedItems: sync?.failedItems ?? 0,
       failed: sync?.failed ?? [],

@@ -71,6 +71,8 @@ export interface FetchJob {
   direct?: AlignedBuffers;
   /** The daemon's download limit: each block's size is taken before it is requested. */
   download?: RateLimiter;
+  /** Told the bytes of each block written into the temp file (fetched or copied), for status. */
+  progress?: (bytes: number) => void;
   signal: AbortSignal;
   logger: Logger;
 }
@@ -279,6 +281,7 @@ class FileFetch {
     const directBytes = position % DIRECT_IO_ALIGN === 0 ? data.length - (data.length % DIRECT_IO_ALIGN) : 0;
     const written = directBytes > 0 && (await this.writeDirect(data.subarray(0, directBytes), position)) ? directBytes : 0;
     if (written < data.length) await this.writeCached(data.subarray(written), position + written);
+    this.job.progress?.(data.length);
   }
 
   /**

@@ -138,8 +138,9 @@ export interface FolderSyncReport {
   peers: PeerReport[];
   /** Block bytes being fetched for this folder, per second (from every peer). */
   inRateBps: number;
-  /** Files being fetched now. */
+  /** Files being fetched now, and their bytes already in temp files (part of needBytes still). */
   filesInProgress: number;
+  partialBytes: number;
   /** A mass delete by peers, held until the owner applies it or restores the files. */
   heldDeletions?: HeldDeletionsReport;
 }
@@ -513,6 +514,7 @@ export class FolderSync extends Resource {
       peers: this.peerCompletion(counts),
       inRateBps: this.receiveRate(now),
       filesInProgress: this.puller.inProgress(),
+      partialBytes: this.puller.partialBytes(),
       ...(this.deleteGuard?.report() ? { heldDeletions: this.deleteGuard.report() } : {}),
     };
   }

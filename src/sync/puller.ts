@@ -120,6 +120,8 @@ export class Puller {
   private readonly temps = new Map<string, { path: string; version: FileRecord['version'] }>();
   /** The files (and symlinks) the current pass is fetching. */
   private running: ReadonlyMap<string, unknown> = new Map();
+  /** Bytes written so far into the temp file of each file being fetched. */
+  private readonly partial = new Map<string, number>();
 
   private readonly installer: BatchInstaller;
   /** For blocks copied from local files (a rename or an edit rebuilds from them). */
@@ -149,6 +151,13 @@ export class Puller {
   /** How many files are being fetched now. */
   inProgress(): number {
     return this.running.size;
+  }
+
+  /** Bytes of the files being fetched already in their temp files. */
+  partialBytes(): number {
+    let total = 0;
+    for (const bytes of this.partial.values()) total += bytes;
+    return total;
   }
 
   /** One pass over everything needed. Throws only ABORTED (and errors reading the index). */
@@ -437,7 +446,17 @@ export class Puller {
   }
 
   private async fetch(global: FileRecord, tempAbs: string, signal: AbortSignal): Promise<void> {
+    const path = global.path;
+    try {
+      await this.fetchBlocks(global, tempAbs, signal, (bytes) => this.partial.set(path, (this.partial.get(path) ?? 0) + bytes));
+    } finally {
+      this.partial.delete(path);
+    }
+  }
+
+  private async fetchBlocks(global: FileRecord, tempAbs: string, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
     await fetchIntoTemp({
+      progress,
       folderId: this.ctx.folderId,
       root: this.ctx.root,
       index: this.ctx.index,

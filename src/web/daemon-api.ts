@@ -51,6 +51,8 @@ export interface FolderReport {
   /** Block bytes being fetched for this folder per second, and files being fetched now. */
   inRateBps?: number;
   filesInProgress?: number;
+  /** Bytes of the files being fetched already in their temp files (still counted in needBytes). */
+  partialBytes?: number;
   /** Read-only folders: local edits that are never sent (`ferry revert` undoes them). */
   localChanges: number;
   /** Paths skipped rather than synced (a refused record or name), counted; the newest listed in `failed`. */

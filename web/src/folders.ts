@@ -36,7 +36,9 @@ function timeLeft(seconds: number): string {
 export function progressPercent(folder: FolderReport): number {
   if (folder.needBytes <= 0 && folder.needFiles <= 0) return 100;
   if (folder.globalBytes <= 0) return 0;
-  return Math.max(0, Math.min(99, Math.floor(((folder.globalBytes - folder.needBytes) * 100) / folder.globalBytes)));
+  // Bytes already in the temp files of files being fetched count: a large file's progress shows.
+  const need = Math.max(0, folder.needBytes - (folder.partialBytes ?? 0));
+  return Math.max(0, Math.min(99, Math.floor(((folder.globalBytes - need) * 100) / folder.globalBytes)));
 }
 
 export class FoldersView {
@@ -226,9 +228,12 @@ export class FoldersView {
         `${connected} ${connected === 1 ? 'peer' : 'peers'} connected`,
       ];
       if (folder.inRateBps) {
-        parts.push(`receiving ${formatRate(folder.inRateBps)}${folder.needBytes > 0 ? `, about ${timeLeft(folder.needBytes / folder.inRateBps)} left` : ''}`);
+        const left = Math.max(0, folder.needBytes - (folder.partialBytes ?? 0));
+        parts.push(`receiving ${formatRate(folder.inRateBps)}${left > 0 ? `, about ${timeLeft(left / folder.inRateBps)} left` : ''}`);
       }
-      if (folder.filesInProgress) parts.push(`${folder.filesInProgress} ${folder.filesInProgress === 1 ? 'file' : 'files'} in progress`);
+      if (folder.filesInProgress) {
+        parts.push(`${folder.filesInProgress} ${folder.filesInProgress === 1 ? 'file' : 'files'} in progress (${formatBytes(folder.partialBytes ?? 0)} of them here)`);
+      }
       if (folder.localChanges) parts.push(`${folder.localChanges} local changes not synced (read-only)`);
       if (folder.grant) parts.push(`joined by a grant: ${folder.grant.status === 'active' ? `expires ${formatRelative(folder.grant.expiresAtMs)}` : folder.grant.status}`);
       setText(card.detail, parts.join(' · '));
