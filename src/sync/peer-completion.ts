@@ -12,10 +12,10 @@ export interface PeerCompletion {
   needBytes: number;
 }
 
-/** Least time between two computations; grows with the folder (ten times what the last one took). */
-const MIN_INTERVAL_MS = 1000;
+/** Least time between two computations; grows with the folder (twenty times what the last one took: at most 5 % of a core). */
+const MIN_INTERVAL_MS = 2000;
 /** Folders with at most this many files are worked out at once (a few ms); larger ones in the background. */
-const SYNC_LIMIT_FILES = 5000;
+const SYNC_LIMIT_FILES = 2000;
 /** Global records compared between two yields to the event loop. */
 const CHUNK_RECORDS = 1000;
 
@@ -64,7 +64,7 @@ export function computePeerCompletion(index: FolderIndex, deviceIds: readonly st
 
 /**
  * Peer completion for status, worked out again only when the index moved (a `stamp` the caller
- * derives from sequences and counters), not more often than ten times what it takes, and for a
+ * derives from sequences and counters), not more often than twenty times what it takes, and for a
  * large folder in the background in chunks (status shows the last result meanwhile).
  */
 export class PeerCompletionCache {
@@ -85,7 +85,7 @@ export class PeerCompletionCache {
   get(deviceIds: readonly string[], stamp: string, globalFiles: number, now = Date.now()): Map<string, PeerCompletion> {
     if (this.running || this.closed) return this.values;
     const missing = deviceIds.some((id) => !this.values.has(id));
-    const due = now - this.atMs >= Math.max(MIN_INTERVAL_MS, 10 * this.costMs);
+    const due = now - this.atMs >= Math.max(MIN_INTERVAL_MS, 20 * this.costMs);
     if (!missing && (stamp === this.stamp || !due)) return this.values;
     this.atMs = now;
     this.stamp = stamp;
