@@ -20,6 +20,7 @@ export const discoveryServiceFactory: ServiceFactory = (context) => {
     folders: context.folders,
     onFoldersChanged: context.onFoldersChanged,
     listen: context.listen,
+    sharedUdp: () => context.connections.udpSocket(),
     external: () => context.reachability.external,
     externalAddresses: () => context.reachability.addresses(),
     // Without a port-mapping service nothing is worth waiting for.

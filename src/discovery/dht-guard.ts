@@ -2,7 +2,8 @@
 // well-formed KRPC messages (right types and sizes for what they carry), at a bounded rate.
 
 import { randomBytes } from 'node:crypto';
-import type { RemoteInfo, Socket } from 'node:dgram';
+import type { RemoteInfo } from 'node:dgram';
+import type { AddressInfo } from 'node:net';
 import { EventEmitter } from 'node:events';
 import bencode from 'bencode';
 import { TokenBucket } from './rate-limit.js';
@@ -99,6 +100,16 @@ function decodeDict(packet: Uint8Array): Dict | undefined {
  * Wraps a bound dgram socket for k-rpc-socket (its `socket` option): same methods, but 'message'
  * is only emitted for packets krpcProblem() accepts. bind() is a no-op: the socket is already bound.
  */
+/** What the guard needs of a UDP socket: a node:dgram Socket, or the sync port's shared one (dht.ts). */
+export interface DatagramSocket {
+  on(event: 'message', listener: (packet: Buffer, rinfo: RemoteInfo) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  send(buf: Buffer, offset: number, length: number, port: number, host: string, callback: (err: Error | null) => void): void;
+  address(): AddressInfo;
+  close(): void;
+}
+
 export class GuardedSocket extends EventEmitter {
   readonly stats: GuardStats = { passed: 0, dropped: 0, rateLimited: 0, shrunk: 0 };
   private readonly bucket: TokenBucket;
@@ -114,7 +125,7 @@ export class GuardedSocket extends EventEmitter {
   private readonly sent = new Map<string, true>();
 
   constructor(
-    private readonly inner: Socket,
+    private readonly inner: DatagramSocket,
     private readonly onDrop: (from: string, reason: string) => void,
     maxPacketsPerS = DHT_MAX_PACKETS_PER_S,
   ) {
@@ -133,7 +144,7 @@ export class GuardedSocket extends EventEmitter {
     });
   }
 
-  address(): ReturnType<Socket['address']> {
+  address(): AddressInfo {
     return this.inner.address();
   }
 

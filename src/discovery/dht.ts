@@ -3,11 +3,13 @@
 // is still small, so a node that started alone joins as soon as others appear.
 
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import DHT, { type DhtNode } from 'bittorrent-dht';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import { GuardedSocket } from './dht-guard.js';
+import { GuardedSocket, type DatagramSocket } from './dht-guard.js';
 import { formatPeerAddress } from './peer-address.js';
 import type { AnnouncedFolder } from './trackers.js';
 import { bindUdp, closeUdp } from './udp.js';
@@ -31,6 +33,12 @@ export interface DhtDiscoveryOptions {
   /** Address and preferred port of the DHT's UDP socket (any free port when taken). */
   host: string;
   port: number;
+  /**
+   * The sync port's shared UDP socket, when UDP is on (transport/udp-socket.ts): the DHT then takes
+   * its bencoded datagrams, so one NAT mapping serves the DHT and the transport. Else a socket of
+   * the DHT's own on `port`.
+   */
+  shared?: () => SharedDatagrams | null;
   /** HOST:PORT of nodes to join through. */
   bootstrap: readonly string[];
   folders: () => readonly AnnouncedFolder[];
@@ -46,6 +54,45 @@ export interface DhtDiscoveryOptions {
   logger?: Logger;
 }
 
+/** What the DHT needs of the shared socket (transport/udp-socket.ts UdpSocket has it). */
+export interface SharedDatagrams {
+  readonly family: 'udp4' | 'udp6';
+  address(): { address: string; port: number };
+  send(buf: Buffer, port: number, host: string): void;
+  handle(classify: (buf: Buffer) => boolean, handler: (buf: Buffer, from: { address: string; port: number }) => void): () => void;
+}
+
+/** A KRPC message is a bencoded dictionary: its first byte is 'd' (no µTP, STUN or tracker datagram starts so). */
+export const isKrpcDatagram = (buf: Buffer): boolean => buf.length > 0 && buf[0] === 0x64;
+
+/** The shared socket as the dgram socket bittorrent-dht drives; closing it only stops taking the DHT's datagrams. */
+class SharedDhtSocket extends EventEmitter implements DatagramSocket {
+  private readonly release: () => void;
+
+  constructor(private readonly shared: SharedDatagrams) {
+    super();
+    this.release = shared.handle(isKrpcDatagram, (buf, from) => {
+      const rinfo: RemoteInfo = { address: from.address, port: from.port, family: 'IPv4', size: buf.length };
+      this.emit('message', buf, rinfo);
+    });
+  }
+
+  send(buf: Buffer, offset: number, length: number, port: number, host: string, callback: (err: Error | null) => void): void {
+    this.shared.send(buf.subarray(offset, offset + length), port, host);
+    process.nextTick(() => callback(null));
+  }
+
+  address(): AddressInfo {
+    const { address, port } = this.shared.address();
+    return { address, port, family: 'IPv4' };
+  }
+
+  close(): void {
+    this.release();
+    process.nextTick(() => this.emit('close'));
+  }
+}
+
 interface FolderStatus {
   lastAnnounceMs?: number;
   peersFound: number;
@@ -55,7 +102,7 @@ interface FolderStatus {
 export class DhtDiscovery extends Resource {
   private readonly log: Logger;
   private dht: DHT | null = null;
-  private socket: Socket | null = null;
+  private socket: DatagramSocket | null = null;
   private guard: GuardedSocket | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
   private rejoinTimer: NodeJS.Timeout | null = null;
@@ -71,15 +118,7 @@ export class DhtDiscovery extends Resource {
   protected async _open(): Promise<void> {
     const saved = this.options.loadState?.();
     const nodeId = saved && /^[0-9a-f]{40}$/.test(saved.nodeId) ? Buffer.from(saved.nodeId, 'hex') : randomBytes(20);
-    this.socket = createSocket('udp4');
-    try {
-      await bindUdp(this.socket, this.options.port, this.options.host);
-    } catch (err) {
-      this.log.info('DHT port taken; using any free port', { port: this.options.port, reason: (err as Error).message });
-      await closeUdp(this.socket);
-      this.socket = createSocket('udp4');
-      await bindUdp(this.socket, 0, this.options.host);
-    }
+    this.socket = await this.openSocket();
     this.guard = new GuardedSocket(this.socket, (from, reason) => this.log.debug('ignoring a DHT message', { from, reason }));
     const bootstrap = [...this.options.bootstrap.map(parseNode), ...(saved?.nodes ?? []).slice(0, DHT_SAVED_NODES)].filter(
       (node): node is DhtNode => node !== null,
@@ -99,6 +138,22 @@ export class DhtDiscovery extends Resource {
     this.every(this.options.intervalMs ?? DHT_ANNOUNCE_INTERVAL_MS, () => this.announceAll());
     this.every(DHT_SAVE_INTERVAL_MS, () => void this.save());
     if (this.options.hasPeers) this.every(this.options.lonelyLookupMs ?? DHT_LONELY_LOOKUP_MS, () => this.lookupLonely());
+  }
+
+  /** The shared socket when it is IPv4 (the DHT's node lists are), else one of our own. */
+  private async openSocket(): Promise<DatagramSocket> {
+    const shared = this.options.shared?.();
+    if (shared && shared.family === 'udp4') return new SharedDhtSocket(shared);
+    let socket = createSocket('udp4');
+    try {
+      await bindUdp(socket, this.options.port, this.options.host);
+    } catch (err) {
+      this.log.info('DHT port taken; using any free port', { port: this.options.port, reason: (err as Error).message });
+      await closeUdp(socket);
+      socket = createSocket('udp4');
+      await bindUdp(socket, 0, this.options.host);
+    }
+    return socket;
   }
 
   /** Looks up (without announcing) each folder that has no connected peer. */

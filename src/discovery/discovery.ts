@@ -6,7 +6,7 @@ import type { PeerExchangeMessage } from '../protocol/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { ANY_FOLDER, AddressBook, DISCOVERY_SOURCES, type DiscoverySource } from './address-book.js';
-import { DhtDiscovery, type DhtState } from './dht.js';
+import { DhtDiscovery, type DhtState, type SharedDatagrams } from './dht.js';
 import { LanDiscovery } from './lan.js';
 import { isLanAddress, localAddresses, unmapIpv4 } from './net-addresses.js';
 import { formatPeerAddress, normalizePeerAddress, parsePeerAddress, type ConnectedPeer, type Dialler, type HostPort } from './peer-address.js';
@@ -40,6 +40,8 @@ export interface DiscoveryOptions {
   mappingWaitMs?: number;
   lan: false | { port?: number; intervalMs?: number; extraTargets?: Array<{ host: string; port: number }> };
   trackers: false | { urls: readonly string[]; udp?: UdpTrackerOptions };
+  /** The sync port's shared UDP socket, when UDP is on: the DHT rides on it (see DhtDiscovery). */
+  sharedUdp?: () => SharedDatagrams | null;
   dht: false | { bootstrap: readonly string[]; port?: number; loadState?: () => DhtState | undefined; saveState?: (state: DhtState) => Promise<void> };
   pex?: { pollMs?: number };
   /** Floor of the lonely re-announce (tests); see TrackerAnnouncer. */
@@ -109,6 +111,7 @@ export class Discovery extends Resource {
       this.dht = new DhtDiscovery({
         host: options.listen.host.includes(':') ? '0.0.0.0' : options.listen.host,
         port: options.dht.port ?? options.listen.port,
+        shared: options.dht.port === undefined ? options.sharedUdp : undefined,
         bootstrap: options.dht.bootstrap,
         folders: options.folders,
         announcePort,

@@ -1,5 +1,5 @@
-// The sync port's one UDP socket, shared by the µTP transport, STUN (and, as they move onto it, the
-// DHT and UDP trackers), so one NAT mapping serves them all, as libtorrent does. Each user
+// The sync port's one UDP socket, shared by the µTP transport, STUN and the DHT (and, as they move
+// onto it, UDP trackers), so one NAT mapping serves them all, as libtorrent does. Each user
 // registers a classifier; a datagram goes to the first user whose classifier takes it, and is
 // dropped when none does. The classifiers are disjoint, so the order does not matter:
 //   STUN     bytes 0–1 top bits 00, magic cookie 0x2112A442 at bytes 4–7, length field = size − 20

@@ -93,9 +93,11 @@ describe('DHT discovery', () => {
     }
     const fromDht = (await Promise.all([a, b, c].map((n) => n.connectedPeers()))).flat().filter((p) => p.source === 'dht');
     assert.ok(fromDht.length >= 3, `each pair was dialled from a DHT address: ${JSON.stringify(fromDht)}`);
+    // The DHT rides on the sync port's shared UDP socket. C's table may hold only A yet: until C has
+    // answered A's probe, A's replies to it carry no nodes (dht-guard.ts, anti-amplification).
     const dht = (await c.status()).services.discovery.dht as { nodes: number; port: number };
+    assert.ok(dht.nodes >= 1);
     assert.equal(dht.port, basePort + 3);
-    assert.ok(dht.nodes >= 2);
 
     // Restarted with a bootstrap node nobody answers at, C still knows the DHT from its saved table.
     await c.stop();
