@@ -19,12 +19,25 @@ export interface DialOptions {
  */
 export function dialTls(target: HostPort, identity: Pick<DeviceIdentity, 'certPem' | 'keyPem'>, options: DialOptions): Promise<TLSSocket> {
   const where = formatAddress(target);
+  if (options.signal?.aborted) return Promise.reject(new FerryError('ABORTED', `dial to ${where} aborted`));
+  const socket = tls.connect({ ...clientTlsOptions(identity), host: target.host, port: target.port });
+  socket.setNoDelay(true); // see the listener: Nagle's algorithm stalls request/response traffic
+  return awaitSecureConnect(socket, { where, transport: '', timeoutMs: options.timeoutMs, signal: options.signal });
+}
+
+/**
+ * Settles when a client TLS socket (over TCP, or over µTP: udp-transport.ts) is past its handshake:
+ * rejects with IO, CLOSED, TIMEOUT or ABORTED, the socket destroyed. `transport` names a non-TCP
+ * path in the messages (' over UDP').
+ */
+export function awaitSecureConnect(
+  socket: TLSSocket,
+  options: { where: string; transport: string; timeoutMs: number; signal?: AbortSignal },
+): Promise<TLSSocket> {
+  const { where, transport } = options;
+  // Stays attached: an error between hand-off and PeerConnection's own handler must not be uncaught.
+  socket.on('error', () => undefined);
   return new Promise((resolve, reject) => {
-    if (options.signal?.aborted) return reject(new FerryError('ABORTED', `dial to ${where} aborted`));
-    const socket = tls.connect({ ...clientTlsOptions(identity), host: target.host, port: target.port });
-    socket.setNoDelay(true); // see the listener: Nagle's algorithm stalls request/response traffic
-    // Stays attached: an error between hand-off and PeerConnection's own handler must not be uncaught.
-    socket.on('error', () => undefined);
     const settle = (err?: FerryError): void => {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
@@ -38,13 +51,13 @@ export function dialTls(target: HostPort, identity: Pick<DeviceIdentity, 'certPe
         resolve(socket);
       }
     };
-    const onError = (err: Error): void => settle(ioError(`cannot connect to ${where}`, err));
-    const onClose = (): void => settle(new FerryError('CLOSED', `${where} closed the connection during the TLS handshake`));
+    const onError = (err: Error): void => settle(ioError(`cannot connect to ${where}${transport}`, err));
+    const onClose = (): void => settle(new FerryError('CLOSED', `${where} closed the connection${transport} during the TLS handshake`));
     const onAbort = (): void => settle(new FerryError('ABORTED', `dial to ${where} aborted`));
     const onSecure = (): void => settle();
     const timer = setTimeout(
-      () => settle(new FerryError('TIMEOUT', `no TLS connection to ${where} within ${options.timeoutMs} ms`)),
-      options.timeoutMs,
+      () => settle(new FerryError('TIMEOUT', `no TLS connection to ${where}${transport} within ${Math.round(options.timeoutMs)} ms`)),
+      Math.max(1, options.timeoutMs),
     );
     socket.once('error', onError);
     socket.once('close', onClose);

@@ -10,7 +10,7 @@ import { UdpSocket, UtpEndpoint, type UtpConnection } from '../transport/index.j
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { formatAddress, type HostPort } from './address.js';
-import type { DialOptions } from './dial.js';
+import { awaitSecureConnect, type DialOptions } from './dial.js';
 
 /** How a connection reached the peer: shown in status as `peers[].path`. */
 export type LinkPath = 'tcp' | 'udp' | 'udp punched';
@@ -104,28 +104,7 @@ export class UdpTransport extends Resource {
       throw ioError(`cannot connect to ${where} over UDP`, err);
     }
     const socket = wrap(tls.connect({ ...clientTlsOptions(this.options.identity), socket: utp }), utp, this.socket.address());
-    return new Promise<TLSSocket>((resolve, reject) => {
-      const settle = (err?: FerryError): void => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        socket.off('error', onError);
-        socket.off('close', onClose);
-        socket.off('secureConnect', onSecure);
-        if (err) {
-          socket.destroy();
-          reject(err);
-        } else resolve(socket);
-      };
-      const onError = (err: Error): void => settle(ioError(`cannot connect to ${where} over UDP`, err));
-      const onClose = (): void => settle(new FerryError('CLOSED', `${where} closed the UDP connection during the TLS handshake`));
-      const onAbort = (): void => settle(new FerryError('ABORTED', `dial to ${where} aborted`));
-      const onSecure = (): void => settle();
-      const timer = setTimeout(() => settle(new FerryError('TIMEOUT', `no TLS connection to ${where} over UDP in time`)), Math.max(1, deadline - Date.now()));
-      socket.once('error', onError);
-      socket.once('close', onClose);
-      socket.once('secureConnect', onSecure);
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return awaitSecureConnect(socket, { where, transport: ' over UDP', timeoutMs: deadline - Date.now(), signal: options.signal });
   }
 
   private accept(utp: UtpConnection): void {
