@@ -117,10 +117,11 @@ describe('walk', () => {
     await chmod(root, 0o755);
     cleanups.push(() => chmod(join(root, 'secret'), 0o755));
     const walkerUrl = new URL('../../src/scan/walker.js', import.meta.url).href;
-    // Root reads through chmod 000, so as root the walk runs in a child process as 'nobody'.
+    // Root reads through chmod 000, so as root the walk runs in a child process as 'nobody'
+    // (after the import: the checkout may be where 'nobody' cannot read, such as under /root).
     const script = `
-      if (process.getuid() === 0) { process.setgid(65534); process.setuid(65534); }
       const { walk } = await import(${JSON.stringify(walkerUrl)});
+      if (process.getuid() === 0) { process.setgid(65534); process.setuid(65534); }
       const paths = [], errors = [];
       for await (const e of walk(${JSON.stringify(root)}, { onError: (p, err) => errors.push([p, err.code]) })) paths.push(e.path);
       console.log(JSON.stringify({ paths: paths.sort(), errors }));`;
