@@ -14,7 +14,7 @@ TEST_TIMEOUT_MS ?= 600000
 NETLAB ?= $(abspath $(CURDIR)/../shared/netlab)
 export NETLAB
 
-.PHONY: all build run test test-unit bench lint dist dist-check clean system-deps
+.PHONY: all build run test test-unit fuzz bench lint dist dist-check clean system-deps
 
 all: build
 
@@ -61,6 +61,12 @@ run: build
 test: build $(SYSTEM_DEPS)
 	$(NODE) scripts/check-imports.mjs
 	$(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) --test-timeout=$(TEST_TIMEOUT_MS) $$(find build/test -name '*.test.js' | sort)
+
+# The fuzz targets of test/fuzz only, with many inputs each (`make test` runs them with FUZZ_RUNS' small default).
+# FUZZ_SEED=n replays the run a failure printed.
+FUZZ_RUNS ?= 200000
+fuzz: build
+	FUZZ_RUNS=$(FUZZ_RUNS) $(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) --test-timeout=0 $$(find build/test/fuzz -name '*.test.js' | sort)
 
 # BENCH=scan|sync|all (default all), or index / edits (bench/index-scale.ts, bench/edit-latency.ts; not in all); sizes and tools by environment, see bench/run.ts.
 BENCH ?= all

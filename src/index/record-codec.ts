@@ -69,6 +69,9 @@ function corrupt(detail: string, path: string): FerryError {
   return new FerryError('INDEX_CORRUPT', `stored record for ${JSON.stringify(path)}: ${detail}`);
 }
 
+/** The tuple's numeric fields: size, mode, mtimeMs, inode (blockSize and sequence are checked by decodeRecord). */
+const STAT_NUMBERS = [1, 2, 3, 4];
+
 /** Checks the tuple's shape, and that a long path's tuple carries exactly `path`. */
 function checkTuple(path: string, stored: unknown): asserts stored is unknown[] {
   if (!Array.isArray(stored)) throw corrupt('not a schema-1 tuple', path);
@@ -77,6 +80,7 @@ function checkTuple(path: string, stored: unknown): asserts stored is unknown[] 
     throw corrupt('not a schema-1 tuple', path);
   }
   if (long && stored[STORED_LENGTH + 1] !== path) throw corrupt('holds another path (digest key collision)', path);
+  for (const i of STAT_NUMBERS) if (typeof stored[i] !== 'number') throw corrupt(`field ${i} is not a number`, path);
 }
 
 /** The path of a record stored under key part `keyPart` (for a digest key, the full path the tuple carries). */
@@ -90,7 +94,8 @@ export function decodeRecord(path: string, stored: unknown): FileRecord {
     stored as unknown[];
   const fileType = TYPES_BY_CODE[type as number];
   if (fileType === undefined) throw corrupt(`unknown type ${String(type)}`, path);
-  if (typeof version !== 'object' || version === null || !Array.isArray(blocks)) throw corrupt('bad version or blocks', path);
+  if (typeof version !== 'object' || version === null || Array.isArray(version) || !Array.isArray(blocks)) throw corrupt('bad version or blocks', path);
+  if (typeof blockSize !== 'number' || typeof sequence !== 'number' || typeof modifiedBy !== 'string') throw corrupt('bad blockSize, sequence or modifiedBy', path);
   const record: FileRecord = {
     path,
     type: fileType,
