@@ -114,14 +114,15 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
   const peerRole = otherRole(role);
   if (peerDeviceId === options.deviceId) throw new FerryError('HANDSHAKE', 'connected to ourselves');
 
-  // 1. Hello: who we are; the peer's must match its certificate.
+  // 1. Hello: who we are; the peer's must match its certificate. Name and version wait for our
+  // ClusterState, which only a peer that proved a folder gets.
   await conn.send({
     type: 'Hello',
     magic: HELLO_MAGIC,
     protocolVersion: PROTOCOL_VERSION,
     deviceId: options.deviceId,
-    deviceName: options.deviceName,
-    softwareVersion: options.softwareVersion,
+    deviceName: '',
+    softwareVersion: '',
     ...(options.observed ? { observed: options.observed } : {}),
   });
   // 2. Blinded claims, sent before reading the peer's Hello so neither side waits on the other.
@@ -179,8 +180,13 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
       peerAccess,
       ...describe(keys, peerDeviceId),
     })),
+    deviceName: options.deviceName,
+    softwareVersion: options.softwareVersion,
   });
   const peerState = await expect(conn, 'ClusterState', signal);
+  // Older peers named themselves in their Hello only.
+  if (peerState.deviceName !== undefined) peer.deviceName = peerState.deviceName;
+  if (peerState.softwareVersion !== undefined) peer.softwareVersion = peerState.softwareVersion;
 
   // Shared = we accepted it and so did the peer; anything else the peer lists is ignored.
   const shared: SharedFolder[] = [];

@@ -107,6 +107,13 @@ export interface ClusterFolder {
 export interface ClusterStateMessage {
   type: 'ClusterState';
   folders: ClusterFolder[];
+  /**
+   * The sender's device name and software version, told only here, after the key proofs (a
+   * keyless visitor gets an empty Hello.deviceName and softwareVersion). Absent from older peers,
+   * whose Hello carries them instead.
+   */
+  deviceName?: string;
+  softwareVersion?: string;
 }
 
 /** Index starts a full transfer (replace what you know); IndexUpdate continues or increments it. */

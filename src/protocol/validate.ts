@@ -150,7 +150,16 @@ const VALIDATORS: Record<MessageName, Validator> = {
       checkClusterFolder(c, `ClusterState.folders[${i}]`),
     );
     noDuplicates(folders.map((c) => c.folderId), 'ClusterState.folders');
-    return { type: 'ClusterState', folders };
+    return {
+      type: 'ClusterState',
+      folders,
+      ...(f.deviceName !== undefined && f.deviceName !== null
+        ? { deviceName: checkString(f.deviceName, 'ClusterState.deviceName', LIMITS.maxDeviceNameBytes) }
+        : {}),
+      ...(f.softwareVersion !== undefined && f.softwareVersion !== null
+        ? { softwareVersion: checkString(f.softwareVersion, 'ClusterState.softwareVersion', LIMITS.maxSoftwareVersionBytes) }
+        : {}),
+    };
   },
   Index: (f) => checkIndexBatch('Index', f),
   IndexUpdate: (f) => checkIndexBatch('IndexUpdate', f),

@@ -86,6 +86,9 @@ describe('handshake over TLS on loopback', () => {
         if (a.status !== 'fulfilled' || b.status !== 'fulfilled') return;
         assert.equal(a.value.handshake.peer.deviceId, bob.id);
         assert.equal(b.value.handshake.peer.deviceId, alice.id);
+        // Name and version arrive in ClusterState, after the proofs.
+        assert.equal(a.value.handshake.peer.deviceName, bob.name);
+        assert.equal(b.value.handshake.peer.softwareVersion, 'test');
         assert.equal(a.value.handshake.folders.length, 1);
         assert.equal(b.value.handshake.folders.length, 1);
         const [aShared] = a.value.handshake.folders;
@@ -124,6 +127,13 @@ describe('handshake over TLS on loopback', () => {
       }
       // What each received: Hello, FolderClaims (8 opaque tags), an empty FolderProofs, then Close.
       const bobReceived = bFrames.filter((f) => f.direction === 'in').map((f) => decodeMessage(f.type, f.body));
+      // A Hello without the device's name or software version: a keyless visitor learns neither.
+      const hello = bobReceived.find((m) => m.type === 'Hello') as Extract<Message, { type: 'Hello' }>;
+      assert.equal(hello.deviceId, alice.id);
+      assert.equal(hello.deviceName, '');
+      assert.equal(hello.softwareVersion, '');
+      const bobGot = Buffer.concat(bFrames.filter((f) => f.direction === 'in').map((f) => f.body));
+      assert.equal(bobGot.includes(Buffer.from(alice.name)), false, "alice's name was sent");
       const proofs = bobReceived.find((m) => m.type === 'FolderProofs');
       assert.deepEqual(proofs, { type: 'FolderProofs', proofs: [] });
       const claims = bobReceived.find((m) => m.type === 'FolderClaims') as Extract<Message, { type: 'FolderClaims' }>;
