@@ -11,6 +11,8 @@ export interface HandshakeSlotsOptions<T> {
   maxTotal?: number;
   maxPerSource?: number;
   deadlineMs?: number;
+  /** Whether an item has sent anything yet (a socket's bytesRead): silent ones are evicted first. */
+  hasSpoken?: (item: T) => boolean;
   /** A pending item leaves the table without finishing: evicted for a newer one, or past its deadline. */
   onDrop: (item: T, why: 'evicted' | 'deadline', source: string) => void;
 }
@@ -91,16 +93,17 @@ export class HandshakeSlots<T> {
     this.options.onDrop(item, why, slot.source);
   }
 
-  /** The oldest pending item (of `source`, if given), not yet past TLS before one that is. */
+  /**
+   * The pending item (of `source`, if given) that got least far — silent, then mid-TLS, then past
+   * TLS — and of those the oldest: idle sockets go before a peer that is talking.
+   */
   private evictOldest(source?: string): void {
-    let victim: [T, Slot] | undefined;
-    for (const entry of this.slots) {
-      const slot = entry[1];
+    let victim: { item: T; rank: number; seq: number } | undefined;
+    for (const [item, slot] of this.slots) {
       if (source !== undefined && slot.source !== source) continue;
-      if (!victim || (victim[1].secured && !slot.secured) || (victim[1].secured === slot.secured && slot.seq < victim[1].seq)) {
-        victim = entry;
-      }
+      const rank = slot.secured ? 2 : this.options.hasSpoken?.(item) ? 1 : 0;
+      if (!victim || rank < victim.rank || (rank === victim.rank && slot.seq < victim.seq)) victim = { item, rank, seq: slot.seq };
     }
-    if (victim) this.drop(victim[0], 'evicted');
+    if (victim) this.drop(victim.item, 'evicted');
   }
 }

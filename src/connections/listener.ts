@@ -60,6 +60,7 @@ export class PeerListener extends Resource {
       maxTotal: options.maxPendingHandshakes,
       maxPerSource: options.maxPendingPerSource,
       deadlineMs: options.pendingDeadlineMs,
+      hasSpoken: (raw) => raw.bytesRead > 0,
       onDrop: (raw, why, source) => {
         raw.destroy();
         const message = why === 'evicted' ? 'dropped the oldest pending handshake for a new connection' : 'dropped a handshake past its deadline';
