@@ -1,5 +1,6 @@
 // Test helpers: run the real ferry CLI and daemon as child processes on temporary homes.
 
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -153,4 +154,17 @@ export interface StatusJson {
     peers: unknown[];
     watcher: { watchedDirs: number; unwatchedDirs: number; limitReached: boolean };
   }>;
+}
+
+/** The usual two-daemon start: `ferry share dirA` on `a`, its RW key joined into `dirB` on `b`, and `b` dialling `a`. */
+export async function shareBetween(a: DaemonProcess, dirA: string, b: DaemonProcess, dirB: string): Promise<{ rw: string; folderId: string }> {
+  const shared = await ferry(['share', dirA, '--json', '--home', a.home]);
+  assert.equal(shared.code, 0, shared.stderr);
+  const keys = JSON.parse(shared.stdout) as { rw: string; folderId: string };
+  const joined = await ferry(['join', keys.rw, dirB, '--home', b.home]);
+  assert.equal(joined.code, 0, joined.stderr);
+  const { listen } = (await a.status()) as StatusJson & { listen: string };
+  const added = await ferry(['peers', 'add', listen, '--home', b.home]);
+  assert.equal(added.code, 0, added.stderr);
+  return keys;
 }

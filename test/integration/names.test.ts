@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DaemonProcess, ferry, removeDir, tempDir, waitFor, type StatusJson } from '../helpers/daemon.js';
+import { DaemonProcess, ferry, shareBetween, removeDir, tempDir, waitFor, type StatusJson } from '../helpers/daemon.js';
 import { describeTree } from '../helpers/tree.js';
 
 type FolderStatus = StatusJson['folders'][number] & { failed?: Array<{ path: string; reason: string }>; portableNames?: boolean };
@@ -36,13 +36,7 @@ describe('names between two daemons', () => {
     await writeFile(join(dirA, 'man7/pam.7.gz'), 'lower');
     await mkdir(join(dirA, 'dir'));
     await writeFile(join(dirA, 'dir/b.txt'), 'in dir');
-    const shared = await ferry(['share', dirA, '--json', '--home', a.home]);
-    assert.equal(shared.code, 0, shared.stderr);
-    const joined = await ferry(['join', JSON.parse(shared.stdout).rw, dirB, '--home', b.home]);
-    assert.equal(joined.code, 0, joined.stderr);
-    const { listen } = (await a.status()) as StatusJson & { listen: string };
-    const added = await ferry(['peers', 'add', listen, '--home', b.home]);
-    assert.equal(added.code, 0, added.stderr);
+    await shareBetween(a, dirA, b, dirB);
   });
 
   after(async () => {

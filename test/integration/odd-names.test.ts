@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DaemonProcess, ferry, removeDir, tempDir, waitFor, type StatusJson } from '../helpers/daemon.js';
+import { DaemonProcess, ferry, shareBetween, removeDir, tempDir, waitFor, type StatusJson } from '../helpers/daemon.js';
 import { describeTree } from '../helpers/tree.js';
 
 /** Legal on ext4 and between Linux devices with default settings: each must arrive as itself. */
@@ -88,14 +88,7 @@ describe('odd names between two daemons', () => {
     await writeFile(join(dirA, 'twins', 'Dir', 'x'), 'in Dir');
     await writeFile(join(dirA, 'twins', 'dir', 'x'), 'in dir');
 
-    const shared = await ferry(['share', dirA, '--json', '--home', a.home]);
-    assert.equal(shared.code, 0, shared.stderr);
-    const keys = JSON.parse(shared.stdout) as { rw: string };
-    const joined = await ferry(['join', keys.rw, dirB, '--home', b.home]);
-    assert.equal(joined.code, 0, joined.stderr);
-    const { listen } = (await a.status()) as StatusJson & { listen: string };
-    const added = await ferry(['peers', 'add', listen, '--home', b.home]);
-    assert.equal(added.code, 0, added.stderr);
+    await shareBetween(a, dirA, b, dirB);
   });
 
   after(async () => {

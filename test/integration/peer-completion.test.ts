@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DaemonProcess, ferry, removeDir, tempDir, waitFor, type StatusJson } from '../helpers/daemon.js';
+import { DaemonProcess, ferry, shareBetween, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 
 interface PeerJson {
   device: string;
@@ -37,13 +37,7 @@ describe('per-peer completion', () => {
     dirB = join(base, 'b');
     await mkdir(dirA);
     await writeFile(join(dirA, 'one.bin'), Buffer.alloc(100_000, 1));
-    const shared = await ferry(['share', dirA, '--json', '--home', a.home]);
-    assert.equal(shared.code, 0, shared.stderr);
-    const joined = await ferry(['join', JSON.parse(shared.stdout).rw, dirB, '--home', b.home]);
-    assert.equal(joined.code, 0, joined.stderr);
-    const { listen } = (await a.status()) as StatusJson & { listen: string };
-    const added = await ferry(['peers', 'add', listen, '--home', b.home]);
-    assert.equal(added.code, 0, added.stderr);
+    await shareBetween(a, dirA, b, dirB);
   });
 
   after(async () => {

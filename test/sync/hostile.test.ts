@@ -6,13 +6,7 @@ import { after, afterEach, describe, test } from 'node:test';
 import { mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FolderKeys } from '../../src/keys/index.js';
-import type { FileRecord } from '../../src/index/records.js';
-import { PeerConnection } from '../../src/protocol/connection.js';
-import { performHandshake } from '../../src/protocol/handshake.js';
-import { recordSigningBytes } from '../../src/protocol/records.js';
-import { PeerSession } from '../../src/sync/peer-session.js';
 import { answerRequest } from '../../src/sync/serve.js';
-import { duplexPair } from '../protocol/helpers.js';
 import {
   captureLogger,
   connect,
@@ -27,87 +21,14 @@ import {
   type Cleanups,
   type Device,
 } from './helpers.js';
+import { rawPeer as scriptedPeer, record, sendRecords, signed, type RawPeer } from './raw-peer.js';
 
 const cleanups: Cleanups = [];
 afterEach(() => runCleanups(cleanups));
 after(() => runCleanups(cleanups));
 
-interface RawPeer {
-  conn: PeerConnection;
-  /** The victim's side of the connection. */
-  victimConn: PeerConnection;
-  indexId: Buffer;
-  keys: FolderKeys;
-}
-
-/** A scripted peer: does the real handshake with `victim`, then sends whatever the test says. */
-async function rawPeer(victim: Device, keys: FolderKeys, name = 'mallory'): Promise<RawPeer> {
-  const [sx, sy] = duplexPair();
-  const conn = new PeerConnection(sx, { closeTimeoutMs: 100 });
-  const victimConn = new PeerConnection(sy, { closeTimeoutMs: 100 });
-  await Promise.all([conn.open(), victimConn.open()]);
-  const ekm = randomBytes(32);
-  const indexId = randomBytes(8);
-  const id = deviceIdOf(name);
-  const [, victimSide] = await Promise.all([
-    performHandshake(conn, {
-      role: 'client',
-      ekm,
-      deviceId: id,
-      deviceName: name,
-      softwareVersion: 'test',
-      peerDeviceId: victim.id,
-      folders: [keys],
-      folderState: () => ({ indexId, maxSequence: 10, receivedIndexId: Buffer.alloc(8), receivedSequence: 0 }),
-    }),
-    performHandshake(victimConn, {
-      role: 'server',
-      ekm,
-      deviceId: victim.id,
-      deviceName: victim.name,
-      softwareVersion: 'test',
-      peerDeviceId: id,
-      folders: [victim.keys],
-    }),
-  ]);
-  const session = new PeerSession(victimConn, victimSide, (hex) => (hex === victim.keys.folderIdHex ? victim.sync : undefined), captureLogger().logger);
-  await session.start();
-  cleanups.push(() => session.close());
-  return { conn, victimConn, indexId, keys };
-}
-
-function record(path: string, fields: Partial<FileRecord> = {}): FileRecord {
-  return {
-    path,
-    type: 'file',
-    size: 0,
-    mode: 0o644,
-    mtimeMs: 1_700_000_000_000,
-    inode: 0,
-    version: { MALLORY: 1 },
-    modifiedBy: 'MALLORY',
-    blockSize: 131072,
-    blocks: [],
-    deleted: false,
-    sequence: 1,
-    ...fields,
-  };
-}
-
-function signed(keys: FolderKeys, r: FileRecord): FileRecord {
-  return { ...r, signature: keys.sign(recordSigningBytes(keys.folderId, r)) };
-}
-
-async function sendRecords(peer: RawPeer, records: FileRecord[], first = records[0]?.sequence ?? 1): Promise<void> {
-  await peer.conn.send({
-    type: 'IndexUpdate',
-    folderId: peer.keys.folderId,
-    indexId: peer.indexId,
-    firstSequence: first,
-    lastSequence: records.at(-1)?.sequence ?? first,
-    records,
-  });
-}
+/** A scripted peer (raw-peer.ts) whose session ends with the test. */
+const rawPeer = (victim: Device, keys: FolderKeys, name?: string): Promise<RawPeer> => scriptedPeer(cleanups, victim, keys, name);
 
 async function setup(): Promise<{ keys: FolderKeys; victim: Device; lines: string[] }> {
   const keys = newFolder();
