@@ -109,7 +109,7 @@ export function decodeBindingResponse(buf: Buffer, transactionId: Buffer): Bindi
 }
 
 /** A (XOR-)MAPPED-ADDRESS value; `mask` is the cookie + transaction ID for the XOR form. */
-function readAddress(value: Buffer, mask: Buffer | null): UdpEndpoint | null {
+export function readAddress(value: Buffer, mask: Buffer | null): UdpEndpoint | null {
   if (value.length < 4) return null;
   const family = value[1];
   const port = value.readUInt16BE(2) ^ (mask ? mask.readUInt16BE(0) : 0);
