@@ -313,6 +313,44 @@ export class ConnectionManager extends Resource {
     });
   }
 
+  /** Whether UDP (µTP) is up, so hole punching can be tried. */
+  get udpOn(): boolean {
+    return this.udp?.opened === true;
+  }
+
+  /**
+   * Hole punching after an introduction: dials `deviceId` over UDP only at `target`, sending SYNs
+   * for UDP_PROBE_MS while the device dials us at the same moment, and keeps the connection by the
+   * duplicate rule like any other. No "connected meanwhile" shortcut: both ends of a punch see two
+   * connections at once, and only the duplicate rule picks the same one at both. Resolves with
+   * whether the device is connected afterwards (by this dial or any other) and, if not, why.
+   */
+  async punchDial(deviceId: string, target: HostPort, source: string, signal?: AbortSignal): Promise<{ connected: boolean; error?: string }> {
+    const udp = this.udp?.opened ? this.udp : null;
+    if (!udp || this.closed) return { connected: false, error: 'UDP is off' };
+    if (this.isConnected(deviceId)) return { connected: true };
+    const order = this.nextOrder++;
+    const where = socketAddress(target.host, target.port);
+    let error: string | undefined;
+    const attempt = (async (): Promise<void> => {
+      let socket: TLSSocket | undefined;
+      try {
+        socket = await udp.dial(target, { timeoutMs: UDP_PROBE_MS, signal: signal ? AbortSignal.any([this.lifetime.signal, signal]) : this.lifetime.signal });
+        const remoteId = certificateDeviceId(socket);
+        if (remoteId !== deviceId) throw new FerryError('HANDSHAKE', `${where} is ${remoteId === this.options.identity.id ? 'this device' : `device ${remoteId ?? '(none)'}`}, not the one introduced`);
+        const established = await this.establish(socket, 'client');
+        this.adopt(socket, established, { direction: 'out', source, order });
+      } catch (err) {
+        socket?.destroy();
+        error = err instanceof Error ? err.message : String(err);
+        this.log.debug('punch dial failed', { device: deviceId, address: where, reason: error });
+      }
+    })();
+    await this.track(attempt);
+    const connected = this.isConnected(deviceId);
+    return connected ? { connected } : { connected, error: error ?? 'not connected' };
+  }
+
   private async accept(socket: TLSSocket): Promise<void> {
     const order = this.nextOrder++;
     const from = socketAddress(socket.remoteAddress, socket.remotePort);

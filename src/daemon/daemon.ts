@@ -279,6 +279,7 @@ export class Daemon extends Resource implements DaemonApi {
       upload: this.rates.upload,
       onPeerExchange: (message) => this.services.forEach((service) => service.onPeerExchange?.(peer, message)),
       onGrants: (message) => this.grantRegistry!.receive(peer, message),
+      onIntroduce: (message) => this.services.forEach((service) => service.onIntroduce?.(peer, message)),
     });
     this.sessions.set(peer, session);
     this.noteObserved(peer);

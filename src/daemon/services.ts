@@ -4,7 +4,7 @@
 import type { ConnectionManager, EstablishedPeer } from '../connections/index.js';
 import type { IndexStore } from '../index/store.js';
 import type { DeviceIdentity, FolderKeys } from '../keys/index.js';
-import type { PeerExchangeMessage } from '../protocol/index.js';
+import type { IntroduceFailedMessage, IntroduceMessage, IntroduceRequestMessage, PeerExchangeMessage } from '../protocol/index.js';
 import type { Logger } from '../util/log.js';
 import type { Resource } from '../util/resource.js';
 import type { Reachability } from './reachability.js';
@@ -12,6 +12,7 @@ import type { Settings, HostPort } from './settings.js';
 import { natServiceFactory } from './nat-service.js';
 import { discoveryServiceFactory } from './discovery-service.js';
 import { stunServiceFactory } from './stun-service.js';
+import { introduceServiceFactory } from './introduce-service.js';
 
 /** A loopback listener is reachable from this machine only: no LAN, router or internet service can help it. */
 export function isLoopbackHost(host: string): boolean {
@@ -41,6 +42,8 @@ export interface Service extends Resource {
   report(): unknown;
   /** A connected peer's validated PeerExchange (discovery takes it). */
   onPeerExchange?(peer: EstablishedPeer, message: PeerExchangeMessage): void;
+  /** A connected peer's validated IntroduceRequest / Introduce / IntroduceFailed (hole punching through a third device). */
+  onIntroduce?(peer: EstablishedPeer, message: IntroduceRequestMessage | IntroduceMessage | IntroduceFailedMessage): void;
 }
 
 export type ServiceFactory = (context: ServiceContext) => Service | null;
@@ -50,4 +53,5 @@ export const SERVICE_FACTORIES: ServiceFactory[] = [
   natServiceFactory,
   stunServiceFactory,
   discoveryServiceFactory,
+  introduceServiceFactory,
 ];

@@ -43,4 +43,7 @@ export const LIMITS = {
   /** Devices in one PeerExchange, and addresses per device. */
   maxExchangedPeers: 64,
   maxExchangedAddresses: 8,
+  /** Addresses in one IntroduceRequest / Introduce, and the longest start delay an introducer may ask for. */
+  maxIntroduceAddresses: 8,
+  maxIntroduceDelayMs: 5000,
 } as const;

@@ -31,6 +31,9 @@ export const MESSAGE_CODES = {
   Close: 0x41,
   PeerExchange: 0x50,
   Grants: 0x60,
+  IntroduceRequest: 0x70,
+  Introduce: 0x71,
+  IntroduceFailed: 0x72,
 } as const;
 
 export type MessageName = keyof typeof MESSAGE_CODES;
@@ -53,6 +56,9 @@ export const MAX_MESSAGE_BYTES: Record<MessageName, number> = {
   Close: 4 * KIB,
   PeerExchange: 64 * KIB,
   Grants: 512 * KIB,
+  IntroduceRequest: 4 * KIB,
+  Introduce: 4 * KIB,
+  IntroduceFailed: 4 * KIB,
 };
 
 
@@ -220,6 +226,43 @@ export interface GrantsMessage {
   revocations: Buffer[];
 }
 
+/**
+ * Hole punching through a third device (DCUtR-style): the sender asks the receiver, a peer of
+ * folder `folderId` on this connection, to introduce it to `device`, another device of that folder
+ * connected to the receiver. `addresses`: the sender's own external UDP endpoints as far as it
+ * knows them (STUN, a port mapping, a peer's view over UDP), IP-literal HOST:PORT.
+ */
+export interface IntroduceRequestMessage {
+  type: 'IntroduceRequest';
+  folderId: Buffer;
+  device: string;
+  addresses: string[];
+}
+
+/**
+ * From an introducer, to both devices of a pair at once: `device`, a device of folder `folderId`
+ * (the receiver's too), is dialling the receiver over UDP now at the addresses it has; dial it at
+ * `addresses` after `delayMs` (so both start together).
+ */
+export interface IntroduceMessage {
+  type: 'Introduce';
+  folderId: Buffer;
+  device: string;
+  addresses: string[];
+  delayMs: number;
+}
+
+export const INTRODUCE_FAILURES = ['NOT_CONNECTED', 'NO_ADDRESS', 'RATE_LIMITED', 'SELF'] as const;
+export type IntroduceFailure = (typeof INTRODUCE_FAILURES)[number];
+
+/** The introducer's answer to an IntroduceRequest it cannot serve. */
+export interface IntroduceFailedMessage {
+  type: 'IntroduceFailed';
+  folderId: Buffer;
+  device: string;
+  code: IntroduceFailure;
+}
+
 export type Message =
   | HelloMessage
   | FolderClaimsMessage
@@ -233,7 +276,10 @@ export type Message =
   | PingMessage
   | CloseMessage
   | PeerExchangeMessage
-  | GrantsMessage;
+  | GrantsMessage
+  | IntroduceRequestMessage
+  | IntroduceMessage
+  | IntroduceFailedMessage;
 
 const NAMES_BY_CODE = new Map<number, MessageName>(
   Object.entries(MESSAGE_CODES).map(([name, code]) => [code, name as MessageName]),

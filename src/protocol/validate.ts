@@ -20,6 +20,7 @@ import {
 import { LIMITS } from './limits.js';
 import {
   FOLDER_STATES,
+  INTRODUCE_FAILURES,
   MAX_MESSAGE_BYTES,
   RESPONSE_ERRORS,
   messageNameOf,
@@ -119,6 +120,13 @@ function checkPeerAddress(value: unknown, where: string): string {
 function noDuplicates(keys: Buffer[], where: string): void {
   const seen = new Set(keys.map((key) => key.toString('hex')));
   if (seen.size !== keys.length) throw protocolError(where, 'duplicate entries');
+}
+
+function checkIntroduceAddresses(value: unknown, where: string, min: number): string[] {
+  const addresses = checkArray(value, where, LIMITS.maxIntroduceAddresses).map((a, i) => checkPeerAddress(a, `${where}[${i}]`));
+  if (addresses.length < min) throw protocolError(where, `fewer than ${min} entries`);
+  if (new Set(addresses).size !== addresses.length) throw protocolError(where, 'duplicate entries');
+  return addresses;
 }
 
 const VALIDATORS: Record<MessageName, Validator> = {
@@ -225,6 +233,25 @@ const VALIDATORS: Record<MessageName, Validator> = {
     revocations: checkArray(f.revocations, 'Grants.revocations', LIMITS.maxGrantsPerMessage).map((r, i) =>
       checkBytes(r, `Grants.revocations[${i}]`, LIMITS.revocationBytes),
     ),
+  }),
+  IntroduceRequest: (f) => ({
+    type: 'IntroduceRequest',
+    folderId: checkFolderId(f.folderId, 'IntroduceRequest.folderId'),
+    device: checkDeviceId(f.device, 'IntroduceRequest.device'),
+    addresses: checkIntroduceAddresses(f.addresses, 'IntroduceRequest.addresses', 0),
+  }),
+  Introduce: (f) => ({
+    type: 'Introduce',
+    folderId: checkFolderId(f.folderId, 'Introduce.folderId'),
+    device: checkDeviceId(f.device, 'Introduce.device'),
+    addresses: checkIntroduceAddresses(f.addresses, 'Introduce.addresses', 1),
+    delayMs: checkUint(f.delayMs, 'Introduce.delayMs', LIMITS.maxIntroduceDelayMs),
+  }),
+  IntroduceFailed: (f) => ({
+    type: 'IntroduceFailed',
+    folderId: checkFolderId(f.folderId, 'IntroduceFailed.folderId'),
+    device: checkDeviceId(f.device, 'IntroduceFailed.device'),
+    code: checkOneOf(f.code, 'IntroduceFailed.code', INTRODUCE_FAILURES),
   }),
   PeerExchange: (f) => ({
     type: 'PeerExchange',

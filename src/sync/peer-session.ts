@@ -3,7 +3,9 @@
 import { FerryError, isFerryError } from '../errors.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import type { HandshakeResult } from '../protocol/handshake.js';
-import type { GrantsMessage, IndexMessage, Message, PeerExchangeMessage, RequestMessage } from '../protocol/messages.js';
+import type {
+  GrantsMessage, IndexMessage, IntroduceFailedMessage, IntroduceMessage, IntroduceRequestMessage, Message, PeerExchangeMessage, RequestMessage,
+} from '../protocol/messages.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { ByteBudget } from './budget.js';
@@ -25,6 +27,8 @@ export interface PeerSessionOptions {
   onPeerExchange?: (message: PeerExchangeMessage) => void;
   /** Receives the peer's Grants for a folder shared on this connection (the daemon's grant registry checks them). */
   onGrants?: (message: GrantsMessage) => Promise<void>;
+  /** Receives the peer's IntroduceRequest, Introduce and IntroduceFailed for a folder shared on this connection (hole punching: the daemon's business). */
+  onIntroduce?: (message: IntroduceRequestMessage | IntroduceMessage | IntroduceFailedMessage) => void;
 }
 
 export class PeerSession extends Resource {
@@ -140,6 +144,14 @@ export class PeerSession extends Resource {
         const hex = message.folderId.toString('hex');
         if (!this.handshake.folders.some((shared) => shared.keys.folderIdHex === hex)) this.folderFor(message.folderId);
         await this.options.onGrants?.(message);
+        return;
+      }
+      case 'IntroduceRequest':
+      case 'Introduce':
+      case 'IntroduceFailed': {
+        const hex = message.folderId.toString('hex');
+        if (!this.handshake.folders.some((shared) => shared.keys.folderIdHex === hex)) this.folderFor(message.folderId);
+        this.options.onIntroduce?.(message);
         return;
       }
       default:

@@ -58,6 +58,9 @@ const samples: Message[] = [
   { type: 'Close', code: 'SHUTDOWN', reason: 'bye' },
   { type: 'PeerExchange', folderId, listenPort: 22100, peers: [{ device: 'ABCDEFGHIJKLMNOP', addresses: ['10.0.0.2:22100', '[fe80::1]:22100'] }] },
   { type: 'Grants', folderId, grants: [Buffer.alloc(175, 1)], revocations: [Buffer.alloc(109, 2)] },
+  { type: 'IntroduceRequest', folderId, device: 'ABCDEFGHIJKLMNOP', addresses: ['203.0.113.7:22100'] },
+  { type: 'Introduce', folderId, device: 'ABCDEFGHIJKLMNOP', addresses: ['203.0.113.7:22100', '[2001:db8::1]:22100'], delayMs: 12 },
+  { type: 'IntroduceFailed', folderId, device: 'ABCDEFGHIJKLMNOP', code: 'NOT_CONNECTED' },
 ];
 
 function roundTrip(message: Message): Message {
