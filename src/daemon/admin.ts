@@ -115,14 +115,27 @@ export function editable(settings: Settings): EditableSettings {
   return Object.fromEntries(EDITABLE_SETTINGS.map((name) => [name, settings[name]])) as unknown as EditableSettings;
 }
 
+/** Settings that bind a socket: a change is stored at once and used from the next start. */
+export const RESTART_SETTINGS = ['listen', 'web'] as const satisfies readonly (keyof EditableSettings)[];
+
+/** The `ferry run` flag that sets each overridable setting for a run. */
+const RUN_FLAGS: Partial<Record<keyof EditableSettings, string>> = {
+  listen: '--listen', web: '--web', webHosts: '--web-host', lan: '--no-lan', nat: '--no-nat', dht: '--no-dht',
+  trackers: '--no-trackers', trackerUrls: '--tracker', stun: '--no-stun', stunServers: '--stun',
+};
+
 export function settingsReport(stored: Settings, effectiveAfterRestart: Settings, running: Settings, overrides: Partial<Settings>): SettingsReport {
   const now = editable(running);
   const next = editable(effectiveAfterRestart);
+  const overridden = EDITABLE_SETTINGS.filter((name) => overrides[name] !== undefined);
+  const restartFor = RESTART_SETTINGS.filter((name) => JSON.stringify(now[name]) !== JSON.stringify(next[name]));
   return {
     settings: editable(stored),
     running: now,
-    overridden: EDITABLE_SETTINGS.filter((name) => overrides[name] !== undefined),
-    restartRequired: JSON.stringify(now) !== JSON.stringify(next),
+    overridden,
+    overriddenBy: Object.fromEntries(overridden.map((name) => [name, RUN_FLAGS[name] ?? `--${name}`])),
+    restartRequired: restartFor.length > 0,
+    restartFor,
   };
 }
 

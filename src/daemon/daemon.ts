@@ -27,7 +27,7 @@ import { hashPassword } from '../web/auth.js';
 import { HostCheck } from '../web/host-check.js';
 import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { Reachability, SERVICE_FACTORIES, type Service } from './services.js';
+import { Reachability, SERVICE_FACTORIES, SERVICE_SETTINGS, type Service, type ServiceContext } from './services.js';
 import { unreachableReason } from './reachability.js';
 import { localAddresses } from '../discovery/index.js';
 import { defaultSettings, formatHostPort, mergeSettings, parseHostPort, type Settings } from './settings.js';
@@ -82,6 +82,10 @@ export class Daemon extends Resource implements DaemonApi {
   private sessionKey: Buffer | undefined;
   settings: Settings = defaultSettings(hostname());
   /** Upload/download limits (settings uploadKBps/downloadKBps), shared by every folder and peer. */
+  /** What services are built from (kept: a settings change rebuilds them). */
+  private serviceContext: ServiceContext | null = null;
+  /** The last settings change being applied. */
+  private settingsApplied: Promise<void> = Promise.resolve();
   private readonly rates: Required<TransferRates> = { upload: new RateLimiter(0), download: new RateLimiter(0) };
 
   constructor(private readonly options: DaemonOptions) {
@@ -171,7 +175,7 @@ export class Daemon extends Resource implements DaemonApi {
     for (const known of this.knownPeers()) this.connections.addAddress(known.address);
     this.logger.info('listening for peers', { address: formatHostPort(this.connections.address()) });
 
-    const context = {
+    this.serviceContext = {
       settings: this.settings,
       identity: this.identity,
       store,
@@ -185,12 +189,7 @@ export class Daemon extends Resource implements DaemonApi {
       reachability: this.reachability,
       logger: this.logger,
     };
-    for (const factory of SERVICE_FACTORIES) {
-      const service = factory(context);
-      if (!service) continue;
-      await service.open();
-      this.services.push(service);
-    }
+    await this.openServices();
 
     await this.prepareAdminPassword();
     const webHost = parseHostPort(this.settings.web, 'web address').host;
@@ -209,7 +208,8 @@ export class Daemon extends Resource implements DaemonApi {
     await this.web?.close();
     await closeHttp(this.webServer);
     await closeHttp(this.controlServer);
-    for (const service of [...this.services].reverse()) await service.close().catch(() => undefined);
+    await this.settingsApplied.catch(() => undefined);
+    await this.closeServices();
     await this.connections?.close();
     await Promise.allSettled([...this.sessions.values()].map((session) => session.close()));
     await this.folders?.close();
@@ -217,6 +217,21 @@ export class Daemon extends Resource implements DaemonApi {
     await this.pool?.close();
     await this.store?.close();
     if (this.locked) await unlockHome(this.layout);
+  }
+
+  /** Opens the services the settings ask for, in order (port mapping before the discovery that announces it). */
+  private async openServices(): Promise<void> {
+    for (const factory of SERVICE_FACTORIES) {
+      if (this.closed) return;
+      const service = factory(this.serviceContext!);
+      if (!service) continue;
+      await service.open();
+      this.services.push(service);
+    }
+  }
+
+  private async closeServices(): Promise<void> {
+    for (const service of this.services.splice(0).reverse()) await service.close().catch(() => undefined);
   }
 
   /** Before the web port opens: the session key, the password file's password, else (no password yet) a fresh setup code. */
@@ -442,14 +457,42 @@ export class Daemon extends Resource implements DaemonApi {
     return settingsReport(stored, mergeSettings(stored, overrides), this.settings, overrides);
   }
 
-  /** Stores validated settings; they apply when the daemon next starts (`ferry run` flags still win). */
+  /**
+   * Stores validated settings and applies them to the running daemon (`ferry run` flags still win):
+   * rates, device name, archive days and the rest at once, discovery and port mapping by restarting
+   * those services. Only the listen and web addresses wait for a restart.
+   */
   async updateSettings(patch: Record<string, unknown>): Promise<SettingsReport> {
     const checked = validateSettingsPatch(patch);
     const stored = { ...(this.store!.getSetting<Partial<Settings>>(SETTINGS_KEY) ?? {}), ...checked };
-    mergeSettings(defaultSettings(hostname()), stored);
+    const next = mergeSettings(mergeSettings(defaultSettings(hostname()), stored), this.options.overrides ?? {});
     await this.store!.putSetting(SETTINGS_KEY, stored);
     this.logger.info('settings changed', { names: Object.keys(checked).join(',') });
+    // One change applies at a time, in the order they were saved.
+    const applying = this.settingsApplied.then(() => this.applySettings(next));
+    this.settingsApplied = applying.catch(() => undefined);
+    await applying;
     return this.getSettings();
+  }
+
+  /** Applies `next` to the running daemon; what binds a socket (addresses, TCP/UDP) keeps its running value. */
+  private async applySettings(next: Settings): Promise<void> {
+    if (this.closed) return;
+    const before = { ...this.settings };
+    const live = { ...next, listen: before.listen, web: before.web, tcp: before.tcp, udp: before.udp, logLevel: before.logLevel };
+    // In place: the folders, the services' context and the host check hold this object.
+    Object.assign(this.settings, live);
+    const changed = (Object.keys(live) as (keyof Settings)[]).filter((name) => JSON.stringify(before[name]) !== JSON.stringify(live[name]));
+    if (changed.length === 0) return;
+    if (changed.includes('uploadKBps')) this.rates.upload.setRate(live.uploadKBps * 1024);
+    if (changed.includes('downloadKBps')) this.rates.download.setRate(live.downloadKBps * 1024);
+    // Peers learn the new name in the next handshake's ClusterState (on their next connection).
+    if (changed.includes('deviceName') && this.identity) this.identity.name = live.deviceName;
+    if (changed.some((name) => SERVICE_SETTINGS.includes(name))) {
+      await this.closeServices();
+      await this.openServices();
+    }
+    this.logger.info('settings applied', { names: changed.join(',') });
   }
 
   logTail(lines: number): string[] {

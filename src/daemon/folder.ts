@@ -28,7 +28,8 @@ export interface SharedFolderOptions {
   logger: Logger;
   rescanIntervalMs: number;
   unwatchedRescanIntervalMs: number;
-  archiveDays: number;
+  /** Read at each purge: the setting changes while the daemon runs. */
+  archiveDays: number | (() => number);
   /** Setting massDeleteFiles, read when a pass reviews deletions. */
   massDeleteFiles?: () => number;
   syncLimits?: FolderSyncLimits;

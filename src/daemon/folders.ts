@@ -71,7 +71,7 @@ export class FolderManager extends Resource {
       logger: this.logger,
       rescanIntervalMs: this.options.settings.rescanIntervalS * 1000,
       unwatchedRescanIntervalMs: this.options.settings.unwatchedRescanIntervalS * 1000,
-      archiveDays: this.options.settings.archiveDays,
+      archiveDays: () => this.options.settings.archiveDays,
       massDeleteFiles: () => this.options.settings.massDeleteFiles,
       syncLimits: this.options.syncLimits,
       rates: this.options.rates,

@@ -48,6 +48,11 @@ export interface Service extends Resource {
 
 export type ServiceFactory = (context: ServiceContext) => Service | null;
 
+/** Settings the services are built from: a change to any of them rebuilds the services (live settings). */
+export const SERVICE_SETTINGS: readonly (keyof Settings)[] = [
+  'lan', 'nat', 'dht', 'trackers', 'trackerUrls', 'dhtBootstrap', 'stun', 'stunServers',
+];
+
 /** Services in the order they open (port mapping before the discovery that announces its result). */
 export const SERVICE_FACTORIES: ServiceFactory[] = [
   natServiceFactory,

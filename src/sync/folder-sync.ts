@@ -75,7 +75,8 @@ export interface FolderSyncOptions {
   device: { id: string; shortId: string };
   logger: Logger;
   archive: Archive;
-  archiveDays: number;
+  /** A number, or read at each purge (a live setting). */
+  archiveDays: number | (() => number);
   /** Scans a subtree (the daemon's scanner, under the folder lock). */
   requestScan: (under: string) => Promise<void>;
   /** The folder lock shared with the scanner. */
@@ -745,7 +746,8 @@ export class FolderSync extends Resource {
 
   private async purgeArchive(): Promise<void> {
     try {
-      await this.options.archive.purge(this.options.archiveDays);
+      const days = this.options.archiveDays;
+      await this.options.archive.purge(typeof days === 'function' ? days() : days);
     } catch (err) {
       this.logger.warn('archive purge failed', { err: err instanceof Error ? err : String(err) });
     }

@@ -210,7 +210,7 @@ export interface PeerInfo {
   folders: string[];
 }
 
-/** The settings the page and the API may change (they apply when the daemon next starts). */
+/** The settings the page and the API may change (they apply at once; listen and web at the next start). */
 export interface EditableSettings {
   deviceName: string;
   listen: string;
@@ -240,8 +240,12 @@ export interface SettingsReport {
   running: EditableSettings;
   /** Names of the settings a `ferry run` flag overrides for this run. */
   overridden: string[];
-  /** The stored settings differ from the running ones: a restart applies them. */
+  /** Each overridden setting's flag, e.g. `{ lan: '--no-lan' }`. */
+  overriddenBy?: Record<string, string>;
+  /** A stored address (listen, web) differs from the bound one: a restart applies it. Every other setting applies at once. */
   restartRequired: boolean;
+  /** The settings that wait for a restart. */
+  restartFor?: string[];
 }
 
 export interface DaemonApi {

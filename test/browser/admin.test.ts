@@ -203,7 +203,7 @@ test('the admin page end to end: password, login, share, peer at 100 %, restore 
   await page.locator('#setting-trackerUrls').fill('');
   await page.locator('#setting-archiveDays').fill('30');
   await page.locator('#settings-form button[type=submit]').click();
-  await page.locator('#settings-note', { hasText: 'Restart Ferry' }).waitFor();
+  await page.locator('#settings-note', { hasText: 'Saved and applied' }).waitFor();
   const stored = await control.call<{ settings: { archiveDays: number } }>('GET', '/settings');
   assert.equal(stored.settings.archiveDays, 30);
   await shot(page, 'settings');

@@ -110,8 +110,16 @@ test('settings: bad values are refused naming the setting; good ones persist acr
   assert.deepEqual(report.settings.webHosts, ['nas.example.lan', '[fd00::5]']);
   assert.equal(report.settings.massDeleteFiles, 250);
   assert.equal(report.settings.archiveDays, 30);
-  assert.equal(report.restartRequired, true);
+  // Applied to the running daemon at once: nothing waits for a restart.
+  assert.equal(report.restartRequired, false);
+  assert.deepEqual([report.running.archiveDays, report.running.uploadKBps, report.running.deviceName], [30, 512, 'nas']);
+  assert.equal(((await control.call<StatusReport>('GET', '/status')).device.name), 'nas', 'the device name in status too');
   assert.ok(report.overridden.includes('web'), 'the test daemon runs with --web');
+  assert.equal(report.overriddenBy?.web, '--web');
+  assert.equal(report.overriddenBy?.lan, '--no-lan');
+  // The addresses bind sockets: they are stored and wait for the next start.
+  const moved = await control.call<SettingsReport>('PUT', '/settings', { listen: '127.0.0.1:45123' });
+  assert.deepEqual([moved.restartRequired, moved.restartFor], [false, []], 'the test daemon runs with --listen, which wins');
   const lines = await control.call<{ lines: string[] }>('GET', '/log?lines=50');
   assert.ok(lines.lines.some((line) => line.includes('settings changed')), 'the change is in the log tail');
 

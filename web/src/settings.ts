@@ -10,6 +10,8 @@ interface Input {
   input: HTMLInputElement | HTMLTextAreaElement;
   message: HTMLElement;
   row: HTMLElement;
+  /** "set by --no-lan at start" when a `ferry run` flag decides the value for this run. */
+  flag?: HTMLElement;
 }
 
 export class SettingsView {
@@ -93,18 +95,32 @@ export class SettingsView {
   update(): void {}
 
   private fill(report: SettingsReport): void {
-    for (const { name, input } of this.inputs) {
-      const value = report.settings[name];
+    for (const entry of this.inputs) {
+      const { name, input } = entry;
+      // A flag given at start decides this run's value: show what runs, and keep the box out of the form.
+      const flag = report.overriddenBy?.[name] ?? (report.overridden.includes(name) ? `a command-line flag` : undefined);
+      const value = flag ? report.running[name] : report.settings[name];
       if (input instanceof HTMLInputElement && input.type === 'checkbox') input.checked = Boolean(value);
       else input.value = Array.isArray(value) ? value.join('\n') : String(value);
+      input.disabled = flag !== undefined;
+      entry.flag?.remove();
+      entry.flag = undefined;
+      if (flag) {
+        entry.flag = h('small', { class: 'hint flag', attrs: { id: `setting-${name}-flag` } }, `Set by ${flag} at start (this run); the saved value is used without it.`);
+        entry.row.append(entry.flag);
+      }
     }
-    this.explain(report);
+    this.explain(report, false);
   }
 
-  private explain(report: SettingsReport): void {
+  private explain(report: SettingsReport, saved: boolean): void {
     const notes: string[] = [];
-    if (report.restartRequired) notes.push('Saved. Restart Ferry to apply the changes.');
-    if (report.overridden.length) notes.push(`Set by a command-line flag for this run: ${report.overridden.join(', ')}.`);
+    if (saved) notes.push('Saved and applied.');
+    const restart = report.restartFor ?? [];
+    if (restart.length) {
+      const what = restart.map((name) => (name === 'listen' ? 'sync address' : name === 'web' ? 'web admin address' : name)).join(' and ');
+      notes.push(`The new ${what} is used from the next start of Ferry.`);
+    }
     this.note.textContent = notes.join(' ');
   }
 
@@ -113,6 +129,8 @@ export class SettingsView {
     let valid = true;
     for (const { name, input, message } of this.inputs) {
       message.textContent = '';
+      // Set by a flag for this run: the stored value stays as it is.
+      if (input.disabled) continue;
       if (input instanceof HTMLInputElement && input.type === 'checkbox') values[name] = input.checked;
       else if (name === 'trackerUrls' || name === 'webHosts') values[name] = input.value.split('\n').map((s) => s.trim()).filter(Boolean);
       else if (input instanceof HTMLInputElement && input.type === 'number') {
@@ -145,7 +163,7 @@ export class SettingsView {
       return;
     }
     api<SettingsReport>('PUT', '/settings', values)
-      .then((report) => this.explain(report))
+      .then((report) => this.explain(report, true))
       .catch((err: ApiError) => {
         // The daemon's message starts with the setting's name: show it beside that field.
         const target = this.inputs.find(({ name }) => err.message.startsWith(`${name} `));
