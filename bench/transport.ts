@@ -21,8 +21,12 @@ const total = Number(process.env.BENCH_TRANSPORT_MIB ?? 256) * MIB;
 const rounds = Number(process.env.BENCH_TRANSPORT_ROUNDS ?? 3);
 const chunk = Buffer.alloc(64 * 1024, 7);
 
-async function transfer(client: tls.TLSSocket, server: tls.TLSSocket): Promise<number> {
+/** CPU seconds (user + system, both ends: they share this process) of each transfer, by transport. */
+const cpuSeconds: Record<'tcp' | 'udp', number[]> = { tcp: [], udp: [] };
+
+async function transfer(client: tls.TLSSocket, server: tls.TLSSocket, kind: 'tcp' | 'udp'): Promise<number> {
   const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
   let got = 0;
   const done = new Promise<void>((resolve) => {
     server.on('data', (d: Buffer) => {
@@ -34,6 +38,8 @@ async function transfer(client: tls.TLSSocket, server: tls.TLSSocket): Promise<n
     if (!client.write(chunk)) await once(client, 'drain');
   }
   await done;
+  const cpu = process.cpuUsage(cpuBefore);
+  cpuSeconds[kind].push((cpu.user + cpu.system) / 1e6);
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
@@ -46,7 +52,7 @@ async function tcpRun(identity: DeviceIdentity): Promise<number> {
   client.setNoDelay(true);
   await once(client, 'secureConnect');
   const [socket] = await accepted;
-  const s = await transfer(client, socket);
+  const s = await transfer(client, socket, 'tcp');
   client.destroy();
   socket.destroy();
   server.close();
@@ -65,7 +71,7 @@ async function udpRun(identity: DeviceIdentity): Promise<number> {
   const [y] = await accepted;
   const tlsServer = new tls.TLSSocket(y, { isServer: true, ...serverTlsOptions(identity) });
   await Promise.all([once(tlsClient, 'secureConnect'), once(tlsServer, 'secure')]);
-  const s = await transfer(tlsClient, tlsServer);
+  const s = await transfer(tlsClient, tlsServer, 'udp');
   tlsClient.destroy();
   tlsServer.destroy();
   ea.close();
@@ -89,6 +95,8 @@ try {
   const [tcpRate, udpRate] = [rate(median(tcp)), rate(median(udp))];
   console.log(`TLS over TCP: ${tcp.map((s) => rate(s).toFixed(0)).join(', ')} MiB/s (median ${tcpRate.toFixed(0)})`);
   console.log(`TLS over µTP: ${udp.map((s) => rate(s).toFixed(0)).join(', ')} MiB/s (median ${udpRate.toFixed(0)})`);
+  const cpuPerMiB = (kind: 'tcp' | 'udp'): string => ((median(cpuSeconds[kind]) * 1000) / (total / MIB)).toFixed(2);
+  console.log(`CPU (both ends) per MiB: TCP ${cpuPerMiB('tcp')} ms, µTP ${cpuPerMiB('udp')} ms (medians)`);
   console.log(`UDP/TCP: ${(udpRate / tcpRate).toFixed(2)}x (${total / MIB} MiB one way, ${rounds} rounds, load ${os.loadavg()[0]!.toFixed(1)})`);
 } finally {
   await rm(dir, { recursive: true, force: true });

@@ -2,24 +2,15 @@
 
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { isLoopback, unmapIpv4 } from '../util/address.js';
 
 function ipv4Octets(host: string): number[] | null {
   if (isIP(host) !== 4) return null;
   return host.split('.').map(Number);
 }
 
-/** The IPv4 address inside an IPv4-mapped IPv6 address, else the host itself. */
-export function unmapIpv4(host: string): string {
-  const lower = host.toLowerCase();
-  return lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4 ? lower.slice(7) : lower;
-}
-
-export function isLoopback(host: string): boolean {
-  const plain = unmapIpv4(host);
-  const v4 = ipv4Octets(plain);
-  if (v4) return v4[0] === 127;
-  return plain === '::1';
-}
+// The loopback rule lives in util/address.ts (the transport, below discovery, sizes its packets by it).
+export { isLoopback, unmapIpv4 } from '../util/address.js';
 
 /** `0.0.0.0/8` or `::`: "any address", which no peer can be reached at (a dial goes to the dialler's own host). */
 export function isUnspecified(host: string): boolean {

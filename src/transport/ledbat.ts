@@ -27,8 +27,8 @@ export interface LedbatOptions {
 export class Ledbat {
   /** Congestion window in bytes. */
   window: number;
-  private readonly mss: number;
-  private readonly minWindow: number;
+  private mss: number;
+  private minWindow: number;
   private readonly maxWindow: number;
   private readonly target: number;
   private readonly baseMinutes: number[] = [];
@@ -38,12 +38,19 @@ export class Ledbat {
   /** Until the first loss or half the target's delay: the window doubles each round trip (as TCP's slow start). */
   slowStart = true;
 
-  constructor(options: LedbatOptions) {
+  constructor(private readonly options: LedbatOptions) {
     this.mss = options.mss;
     this.minWindow = options.minWindow ?? 2 * options.mss;
     this.maxWindow = options.maxWindow;
     this.window = Math.min(this.maxWindow, options.initialWindow ?? 10 * options.mss);
     this.target = options.targetUs ?? TARGET_DELAY_US;
+  }
+
+  /** The path carries bigger packets (a probe of that size came through): the floor follows, in packets. */
+  setMss(mss: number): void {
+    this.mss = mss;
+    this.minWindow = this.options.minWindow ?? 2 * mss;
+    this.window = Math.min(this.maxWindow, Math.max(this.window, this.minWindow));
   }
 
   /** The least one-way delay remembered (µs, on the peers' unsynchronised clocks: only differences matter). */

@@ -26,6 +26,12 @@ import type { UdpEndpoint } from './udp-socket.js';
 
 /** Payload bytes per packet: 1,400-byte datagrams fit the internet's usual 1,500-byte MTU with room for tunnels. */
 export const MAX_PAYLOAD = 1380;
+/**
+ * Payload bytes per packet on a loopback path, once one probe packet of that size came back acked
+ * on its first transmission (BEP 29 packets are sized to the path; other paths keep MAX_PAYLOAD,
+ * as a bigger datagram would be fragmented on the way rather than refused).
+ */
+export const LOOPBACK_PAYLOAD = 16 * 1024;
 /** @default of UtpConnectionOptions.windowBytes: receive buffer advertised, and the congestion window's ceiling. */
 export const WINDOW_BYTES = 4 * 1024 * 1024;
 /** Application bytes queued before packets before write() reports backpressure. */
@@ -61,6 +67,8 @@ export interface UtpHost {
 
 export interface UtpConnectionOptions {
   windowBytes?: number;
+  /** Largest payload the path may carry, tried with one probe packet before use. @default MAX_PAYLOAD */
+  maxPayload?: number;
 }
 
 interface Sent {
@@ -87,6 +95,12 @@ export class UtpConnection extends Duplex {
   private rtoMs = INITIAL_RTO_MS;
   private readonly cc: Ledbat;
   private readonly windowBytes: number;
+  /** Payload bytes per data packet now: MAX_PAYLOAD until a probe proves the path takes maxPayload. */
+  private mss = MAX_PAYLOAD;
+  private readonly maxPayload: number;
+  /** Sequence number of the size probe in flight, or -1. */
+  private probeSeq = -1;
+  private probeFailed = false;
 
   // --- sending
   /** Next sequence number to use. */
@@ -144,6 +158,7 @@ export class UtpConnection extends Duplex {
     this.recvId = ids.recvId;
     this.sendId = ids.sendId;
     this.windowBytes = options.windowBytes ?? WINDOW_BYTES;
+    this.maxPayload = Math.max(MAX_PAYLOAD, options.maxPayload ?? MAX_PAYLOAD);
     this.cc = new Ledbat({ mss: MAX_PAYLOAD + HEADER_BYTES, maxWindow: this.windowBytes });
     this.seq = (Math.random() * 0x10000) & 0xffff;
     this.sndUna = this.seq;
@@ -178,6 +193,11 @@ export class UtpConnection extends Duplex {
   /** For tests and status. */
   get congestionWindow(): number {
     return this.cc.window;
+  }
+
+  /** Payload bytes per data packet (for tests and status). */
+  get packetPayload(): number {
+    return this.mss;
   }
 
   // ---------------------------------------------------------------- packets in
@@ -273,6 +293,13 @@ export class UtpConnection extends Duplex {
 
   private acked(s: number, sent: Sent, nowMs: number): number {
     this.unacked.delete(s);
+    if (s === this.probeSeq) {
+      this.probeSeq = -1;
+      if (sent.transmissions === 1) {
+        this.mss = this.maxPayload;
+        this.cc.setMss(this.mss + HEADER_BYTES);
+      } else this.probeFailed = true;
+    }
     if (sent.lost) this.lostCount--;
     else this.flightBytes -= sent.buf.length;
     if (sent.transmissions === 1) this.rttSample(nowMs - sent.sentAtMs);
@@ -289,7 +316,11 @@ export class UtpConnection extends Duplex {
       sent.lost = true;
       this.lostCount++;
       this.flightBytes -= sent.buf.length;
-      any = true;
+      // A lost size probe says the path is smaller, not that it is congested (RFC 8899 §3).
+      if (s === this.probeSeq) {
+        this.probeSeq = -1;
+        this.probeFailed = true;
+      } else any = true;
     }
     if (any) this.cc.onLoss(nowMs, this.srttMs ?? this.rtoMs);
   }
@@ -443,9 +474,20 @@ export class UtpConnection extends Duplex {
       }
     }
     while (this.queuedBytes > 0) {
-      const size = Math.min(MAX_PAYLOAD, this.queuedBytes);
+      let size = Math.min(this.mss, this.queuedBytes);
       // One packet may always be in flight (it probes a closed window).
       if (this.flightBytes > 0 && this.flightBytes + size + HEADER_BYTES > this.sendWindow()) break;
+      // One full packet of the larger size, when the window has room for it, probes the path.
+      const probe =
+        this.mss < this.maxPayload &&
+        this.probeSeq < 0 &&
+        !this.probeFailed &&
+        this.queuedBytes >= this.maxPayload &&
+        this.flightBytes + this.maxPayload + HEADER_BYTES <= this.sendWindow();
+      if (probe) {
+        size = this.maxPayload;
+        this.probeSeq = this.seq;
+      }
       this.sendData(size, nowMs);
       sentAny = true;
     }
@@ -543,6 +585,10 @@ export class UtpConnection extends Duplex {
         this.lostCount++;
       }
       this.flightBytes = 0;
+      if (this.probeSeq >= 0) {
+        this.probeSeq = -1;
+        this.probeFailed = true;
+      }
       this.cc.onTimeout();
       this.rtoMs = Math.min(MAX_RTO_MS, this.rtoMs * 2);
       this.flush();

@@ -9,9 +9,10 @@
 
 import { EventEmitter } from 'node:events';
 import { FerryError } from '../errors.js';
+import { isLoopback } from '../util/address.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { ST_SYN, decodePacket, isUtpPacket } from './utp-packet.js';
-import { UtpConnection, type UtpConnectionOptions, type UtpHost } from './utp-connection.js';
+import { LOOPBACK_PAYLOAD, MAX_PAYLOAD, UtpConnection, type UtpConnectionOptions, type UtpHost } from './utp-connection.js';
 import type { UdpEndpoint } from './udp-socket.js';
 
 /** @default of UtpEndpointOptions.maxConnections */
@@ -90,7 +91,7 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
     do recvId = (Math.random() * 0x10000) & 0xffff;
     while (this.connections.has(keyOf(remote, recvId)) || this.connections.has(keyOf(remote, (recvId + 1) & 0xffff)));
     this.rememberProbe(remote);
-    const connection = new UtpConnection(this.host, remote, { recvId, sendId: (recvId + 1) & 0xffff }, { initiator: true }, this.options.connection);
+    const connection = new UtpConnection(this.host, remote, { recvId, sendId: (recvId + 1) & 0xffff }, { initiator: true }, this.connectionOptions(remote));
     connection.setConnectDeadline(Date.now() + options.timeoutMs);
     this.connections.set(keyOf(remote, recvId), connection);
     return new Promise((resolve, reject) => {
@@ -146,7 +147,7 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
         this.dropped++;
         return;
       }
-      const connection = new UtpConnection(this.host, from, { recvId, sendId: pkt.connectionId }, { initiator: false, syn: pkt }, this.options.connection);
+      const connection = new UtpConnection(this.host, from, { recvId, sendId: pkt.connectionId }, { initiator: false, syn: pkt }, this.connectionOptions(from));
       connection.punched = this.wasProbed(from);
       if (connection.punched) this.markPunched(from);
       connection.on('error', () => undefined); // until handed on; its owner listens then
@@ -166,6 +167,12 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
       return;
     }
     connection.onPacket(pkt);
+  }
+
+  /** Bigger packets only to this host's own loopback (still probed first); everywhere else the internet's safe size. */
+  private connectionOptions(remote: UdpEndpoint): UtpConnectionOptions {
+    const maxPayload = isLoopback(remote.address) ? LOOPBACK_PAYLOAD : MAX_PAYLOAD;
+    return { maxPayload, ...this.options.connection };
   }
 
   private proved(connection: UtpConnection): void {

@@ -51,3 +51,16 @@ export function socketAddress(host: string | undefined, port: number | undefined
   const plain = host?.startsWith('::ffff:') && isIP(host.slice(7)) === 4 ? host.slice(7) : host;
   return formatAddress({ host: plain ?? '?', port: port ?? 0 });
 }
+
+/** The IPv4 address inside an IPv4-mapped IPv6 address, else the host itself. */
+export function unmapIpv4(host: string): string {
+  const lower = host.toLowerCase();
+  return lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4 ? lower.slice(7) : lower;
+}
+
+/** 127.0.0.0/8 (also IPv4-mapped) and ::1. */
+export function isLoopback(host: string): boolean {
+  const plain = unmapIpv4(host);
+  if (isIP(plain) === 4) return plain.startsWith('127.');
+  return plain === '::1';
+}

@@ -14,6 +14,8 @@ export interface LossyLinkOptions {
   /** One-way delay added, ms. */
   delayMs?: number;
   seed?: number;
+  /** Drops the first `count` datagrams larger than `bytes` (a path that lost a packet-size probe). */
+  dropLarger?: { bytes: number; count: number };
 }
 
 export class LossyLink {
@@ -22,6 +24,7 @@ export class LossyLink {
   private held: { buf: Buffer; to: { address: string; port: number } } | null = null;
   private state: number;
   dropped = 0;
+  droppedLarger = 0;
   reordered = 0;
   forwarded = 0;
 
@@ -61,6 +64,11 @@ export class LossyLink {
     if (!fromTarget) this.client = { address: from.address, port: from.port };
     const to = fromTarget ? this.client : target;
     if (!to) return;
+    const large = this.options.dropLarger;
+    if (large && buf.length > large.bytes && this.droppedLarger < large.count) {
+      this.droppedLarger++;
+      return;
+    }
     if (this.random() < (this.options.loss ?? 0)) {
       this.dropped++;
       return;

@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { UdpSocket, UtpEndpoint, type UtpConnection } from '../../src/transport/index.js';
+import { LOOPBACK_PAYLOAD, MAX_PAYLOAD, UdpSocket, UtpEndpoint, type UtpConnection, type UtpEndpointOptions } from '../../src/transport/index.js';
 import { HEADER_BYTES, ST_STATE, ST_SYN, decodePacket, encodePacket } from '../../src/transport/utp-packet.js';
 import { makeIdentities } from '../protocol/helpers.js';
 import { clientTlsOptions, serverTlsOptions } from '../../src/protocol/index.js';
@@ -19,11 +19,14 @@ interface Side {
   endpoint: UtpEndpoint;
 }
 
-async function side(): Promise<Side> {
+async function side(options: UtpEndpointOptions = {}): Promise<Side> {
   const socket = new UdpSocket({ host: '127.0.0.1', port: 0 });
   await socket.open();
-  return { socket, endpoint: new UtpEndpoint(socket) };
+  return { socket, endpoint: new UtpEndpoint(socket, options) };
 }
+
+/** An emulated link stands for an internet path: packets of the internet's size, as off loopback. */
+const internetSized: UtpEndpointOptions = { connection: { maxPayload: MAX_PAYLOAD } };
 
 async function closeSide(s: Side): Promise<void> {
   s.endpoint.close();
@@ -86,6 +89,9 @@ describe('µTP on loopback', () => {
     const closed = (c: UtpConnection): Promise<void> => new Promise((resolve) => (c.closed ? resolve() : c.once('close', () => resolve())));
     await Promise.all([closed(x), closed(y)]);
     assert.ok(x.srttMs !== undefined && x.srttMs >= 0);
+    // Loopback carries big datagrams: each sender's size probe came through, and it moved up to them.
+    assert.equal(x.packetPayload, LOOPBACK_PAYLOAD);
+    assert.equal(y.packetPayload, LOOPBACK_PAYLOAD);
   });
 
   test('a reader that stops reading closes the window: the writer is held back, then resumes', async () => {
@@ -132,8 +138,8 @@ describe('µTP on loopback', () => {
 
 describe('µTP through a lossy, reordering link', () => {
   test('4 MiB each way intact with 3 % loss and 3 % reordering each direction', async () => {
-    const a = await side();
-    const b = await side();
+    const a = await side(internetSized);
+    const b = await side(internetSized);
     const link = new LossyLink({ target: { address: '127.0.0.1', port: b.socket.address().port }, loss: 0.03, reorder: 0.03, seed: 7 });
     const port = await link.open();
     try {
@@ -144,6 +150,31 @@ describe('µTP through a lossy, reordering link', () => {
       assert.equal(sha(gotAtY), sha(up));
       assert.equal(sha(gotAtX), sha(down));
       assert.ok(link.dropped > 50 && link.reordered > 50, `the link did drop (${link.dropped}) and reorder (${link.reordered})`);
+    } finally {
+      await link.close();
+      await closeSide(a);
+      await closeSide(b);
+    }
+  });
+});
+
+describe('µTP packet-size probes', () => {
+  test('a lost size probe is sent again, the data arrives intact, and the sender keeps the small packets', async () => {
+    const a = await side();
+    const b = await side();
+    // Datagrams over the internet's size are dropped once each way: the first probe of each side.
+    const link = new LossyLink({ target: { address: '127.0.0.1', port: b.socket.address().port }, dropLarger: { bytes: HEADER_BYTES + 34 + MAX_PAYLOAD, count: 2 } });
+    const port = await link.open();
+    try {
+      const [x, y] = await connectPair(a, b, port);
+      const up = randomBytes(4 * 1024 * 1024);
+      const down = randomBytes(4 * 1024 * 1024);
+      const [gotAtY, gotAtX] = await Promise.all([drain(y), drain(x), pump(x, up), pump(y, down)]);
+      assert.equal(sha(gotAtY), sha(up));
+      assert.equal(sha(gotAtX), sha(down));
+      assert.equal(link.droppedLarger, 2);
+      assert.equal(x.packetPayload, MAX_PAYLOAD);
+      assert.equal(y.packetPayload, MAX_PAYLOAD);
     } finally {
       await link.close();
       await closeSide(a);
