@@ -19,6 +19,8 @@ export const ERROR_CODES = [
   'FOLDER_OVERLAP', // inside or around another shared folder
   'FOLDER_EXISTS', // this folder ID is already shared here
   'FOLDER_UNKNOWN', // no such folder in this daemon
+  'FOLDER_NOT_EMPTY', // joining into a directory that has files, without --merge
+  'CONFLICT_UNKNOWN', // no current conflict at that path
   // daemon and control endpoint
   'DAEMON_NOT_RUNNING',
   'DAEMON_RUNNING',

@@ -1,13 +1,14 @@
 // `ferry share`, `join`, `keys`, `folders remove`, `folders options`: folder commands that go through the daemon.
 
 import { resolve } from 'node:path';
-import { FerryError } from '../errors.js';
+import { createInterface } from 'node:readline';
+import { FerryError, isFerryError } from '../errors.js';
 import type { FolderOptions, FolderReport, KeysReport } from '../web/daemon-api.js';
 import { parseCommand, type Output } from './args.js';
 import { ControlClient } from './client.js';
 
 export const SHARE_USAGE = 'ferry share DIR [--json] [--home DIR]';
-export const JOIN_USAGE = 'ferry join KEY DIR [--home DIR]';
+export const JOIN_USAGE = 'ferry join KEY DIR [--merge] [--home DIR]';
 export const KEYS_USAGE = 'ferry keys FOLDER [--json] [--home DIR]';
 export const FOLDERS_REMOVE_USAGE = 'ferry folders remove FOLDER [--home DIR]';
 export const FOLDERS_OPTIONS_USAGE = 'ferry folders options FOLDER [--portable-names on|off] [--home DIR]';
@@ -36,12 +37,37 @@ export async function share(argv: string[], io: Output): Promise<number> {
   return 0;
 }
 
+/** Asks a yes/no question on the terminal; no answer (end of input) is no. */
+async function confirmOnTerminal(question: string): Promise<boolean> {
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await new Promise<string>((done) => {
+      prompt.once('close', () => done(''));
+      prompt.question(question, done);
+    });
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    prompt.close();
+  }
+}
+
 export async function join(argv: string[], io: Output): Promise<number> {
-  const { positionals, home } = parseCommand(argv, {}, { min: 2, max: 2 }, JOIN_USAGE);
-  const folder = await new ControlClient(home).call<FolderReport>('POST', '/folders/join', {
-    key: positionals[0],
-    path: resolve(positionals[1]!),
-  });
+  const { values, positionals, home } = parseCommand(argv, { merge: { type: 'boolean' } }, { min: 2, max: 2 }, JOIN_USAGE);
+  const client = new ControlClient(home);
+  const body = { key: positionals[0], path: resolve(positionals[1]!) };
+  let folder: FolderReport;
+  try {
+    folder = await client.call<FolderReport>('POST', '/folders/join', { ...body, merge: values.merge === true });
+  } catch (err) {
+    // A directory that has files: on a terminal the user says whether to merge; elsewhere --merge says it.
+    if (!isFerryError(err, 'FOLDER_NOT_EMPTY') || !process.stdin.isTTY || !process.stderr.isTTY) throw err;
+    io.err(`${err.message.replace(/ Join again with --merge to go ahead, or choose an empty directory\.$/, '')}\n`);
+    if (!(await confirmOnTerminal('Merge them into the shared folder? [y/N] '))) {
+      io.err('not joined\n');
+      return 1;
+    }
+    folder = await client.call<FolderReport>('POST', '/folders/join', { ...body, merge: true });
+  }
   io.out(`joined folder ${folder.id} (${folder.access}) at ${folder.path}\n`);
   return 0;
 }

@@ -1,6 +1,7 @@
 // Per-command help: `ferry CMD --help` prints what the command does, its usage and an example.
 
 import { ADMIN_USAGE } from './admin.js';
+import { CONFLICTS_USAGE, RESOLVE_USAGE } from './conflicts.js';
 import { DELETIONS_USAGE, RESTORE_USAGE } from './deletions.js';
 import { FOLDERS_OPTIONS_USAGE, FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE } from './folder-commands.js';
 import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE } from './grant.js';
@@ -28,9 +29,30 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     examples: ['ferry share ~/Photos'],
   },
   join: {
-    about: 'Syncs a folder shared elsewhere into DIR, given one of its keys.',
+    about:
+      'Syncs a folder shared elsewhere into DIR, given one of its keys. DIR is created when missing. When DIR already holds files, ' +
+      'join says how many and asks first (or, not on a terminal, refuses without --merge): merged, files the peers lack are sent to them ' +
+      'and a file that differs from the peers\' becomes a conflict copy, the newer version keeping the name.',
     usage: [JOIN_USAGE],
-    examples: ['ferry join A4JX…QF ~/Photos'],
+    examples: ['ferry join A4JX…QF ~/Photos', 'ferry join A4JX…QF /volume1/photos --merge   # DIR already has files: merge them'],
+  },
+  conflicts: {
+    about:
+      "Lists a folder's current conflicts: files edited on two devices at once, where one version kept the name and the other was kept " +
+      'as name.conflict-DATE-DEVICE.ext. Shows both versions\' size, time and device.',
+    usage: [CONFLICTS_USAGE],
+    examples: ['ferry conflicts ~/Photos', 'ferry conflicts ~/Photos --json'],
+  },
+  resolve: {
+    about:
+      'Settles one conflict (PATH is the conflict copy, or the original when it has one copy): --keep original (the copy goes to the archive), ' +
+      '--keep copy (the copy takes the name, the original goes to the archive) or --keep both (the copy is renamed: --name, or "name (DEVICE).ext"). ' +
+      'The choice syncs to every device like any edit.',
+    usage: [RESOLVE_USAGE],
+    examples: [
+      'ferry resolve ~/Docs report.conflict-20261207-101500-K3F2J7QX2LMA.txt --keep copy',
+      'ferry resolve ~/Docs report.txt --keep both --name "report (laptop).txt"',
+    ],
   },
   keys: {
     about: "Prints a folder's keys again (FOLDER is its ID or its path).",

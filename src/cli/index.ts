@@ -9,6 +9,7 @@ import {
 } from './folder-commands.js';
 import { ADMIN_USAGE, admin } from './admin.js';
 import { DELETIONS_USAGE, RESTORE_USAGE, deletions, restore } from './deletions.js';
+import { CONFLICTS_USAGE, RESOLVE_USAGE, conflicts, resolve } from './conflicts.js';
 import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE, grant, grants, revoke } from './grant.js';
 import { PEERS_ADD_USAGE, peersAdd } from './peers.js';
 import { RUN_USAGE, runDaemon } from './run.js';
@@ -33,6 +34,8 @@ const COMMANDS: Record<string, Command> = {
   admin,
   deletions,
   restore,
+  conflicts,
+  resolve,
   grant, revoke, grants,
   peers: (argv, io) => {
     if (argv[0] === 'add') return peersAdd(argv.slice(1), io);
@@ -54,6 +57,8 @@ usage:
   ${REVERT_USAGE}    read-only folders: undo local edits
   ${DELETIONS_USAGE}   a held mass delete
   ${RESTORE_USAGE}   bulk restore from the archive
+  ${CONFLICTS_USAGE}   files edited on two devices at once
+  ${RESOLVE_USAGE}
   ${ADMIN_USAGE}     the web admin's password
   ${GRANT_USAGE}    prints an invite
   ${REVOKE_USAGE}   ${GRANTS_USAGE}

@@ -15,10 +15,12 @@ import { Resource } from '../util/resource.js';
 import { FERRY_VERSION } from '../version.js';
 import { WebAdmin } from '../web/admin.js';
 import type {
-  ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, PeerInfo, SettingsReport, StatusReport,
+  ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, PeerInfo, SettingsReport, StatusReport, ConflictKeep, ConflictListing, ConflictResolutionReport, JoinCheckReport,
 } from '../web/daemon-api.js';
 import { peerInfos, settingsReport, validateSettingsPatch } from './admin.js';
 import { FolderManager } from './folders.js';
+import { countExisting } from './join-check.js';
+import { resolve } from 'node:path';
 import { GrantRegistry } from './grant-registry.js';
 import { homeLayout, lockHome, prepareHome, unlockHome, type HomeLayout } from './home.js';
 import { closeHttp, listenHttp } from './servers.js';
@@ -135,6 +137,7 @@ export class Daemon extends Resource implements DaemonApi {
       syncLimits: this.options.tuning?.sync,
       rates: this.rates,
       grantBook: (keys) => grants.book(keys),
+      deviceName: (shortId) => this.deviceNameOf(shortId),
       peerSource: (deviceId) => this.connections?.peers().find((p) => p.deviceId === deviceId)?.source,
       peerLink: (deviceId) => {
         const peer = this.connections?.peers().find((p) => p.deviceId === deviceId);
@@ -370,6 +373,14 @@ export class Daemon extends Resource implements DaemonApi {
     return this.requireFolders().revert(folder);
   }
 
+  /** A device's name by its short ID: this device's, a connected peer's, or one remembered in the index. */
+  private deviceNameOf(shortId: string): string | undefined {
+    if (this.identity?.shortId === shortId) return this.settings.deviceName;
+    const peer = this.connections?.peers().find((p) => p.deviceId.startsWith(shortId));
+    if (peer?.deviceName) return peer.deviceName;
+    return this.store?.listDevices().find((d) => d.id.startsWith(shortId) && d.name)?.name;
+  }
+
   async grant(folder: string, options: { level: 'ro' | 'rw'; expiresInMs: number; device?: string }): Promise<IssuedGrantReport> {
     const { keys } = this.requireFolders().resolve(folder);
     const issued = await this.grantRegistry!.issue(keys, { level: options.level, expiresAtMs: Date.now() + options.expiresInMs, device: options.device });
@@ -390,8 +401,20 @@ export class Daemon extends Resource implements DaemonApi {
     return this.requireFolders().share(path);
   }
 
-  join(key: string, path: string): Promise<FolderReport> {
-    return this.requireFolders().join(key, path);
+  join(key: string, path: string, options?: { merge?: boolean }): Promise<FolderReport> {
+    return this.requireFolders().join(key, path, options);
+  }
+
+  joinCheck(path: string): Promise<JoinCheckReport> {
+    return countExisting(resolve(path));
+  }
+
+  conflicts(folder: string, limit: number, offset: number): ConflictListing {
+    return this.requireFolders().conflicts(folder, limit, offset);
+  }
+
+  resolveConflict(folder: string, path: string, keep: ConflictKeep, name?: string): Promise<ConflictResolutionReport> {
+    return this.requireFolders().resolveConflict(folder, path, keep, name);
   }
 
   keys(folder: string): KeysReport {

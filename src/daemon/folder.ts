@@ -2,13 +2,17 @@
 
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeGrant, type FolderKeys, type GrantBook, type GrantCredential } from '../keys/index.js';
+import { decodeGrant, SHORT_ID_LENGTH, type FolderKeys, type GrantBook, type GrantCredential } from '../keys/index.js';
 import type { FolderConfig, FolderIndex } from '../index/types.js';
 import { HashPool, IgnoreRules, Scanner, FolderWatcher, SubtreeSet, WarmFiles, type ScanResult } from '../scan/index.js';
-import { Archive, FolderSync, readOnlyScanIndex, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
+import {
+  Archive, ConflictList, FolderSync, readOnlyScanIndex, resolveConflict, type ConflictKeep, type ConflictResolution, type FolderSyncLimits,
+  type TransferRates,
+} from '../sync/index.js';
+import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import type { FolderReport, FolderState, GrantReport, PeerReport } from '../web/daemon-api.js';
+import type { ConflictListing, FolderReport, FolderState, GrantReport, PeerReport } from '../web/daemon-api.js';
 
 /** The folder's own hidden directory; its presence proves the folder's volume is mounted. */
 export const FOLDER_MARKER = '.ferry';
@@ -43,6 +47,8 @@ export interface SharedFolderOptions {
   grants?: GrantBook;
   /** Each finished scan of some subtrees ('' = the whole folder), with what it visited and changed. */
   onScanned?: (subtrees: readonly string[], result: ScanResult) => void;
+  /** A device's name by its short ID, when known (this device's own, a peer's). */
+  deviceName?: (shortId: string) => string | undefined;
 }
 
 export class SharedFolder extends Resource {
@@ -63,6 +69,8 @@ export class SharedFolder extends Resource {
   private lock: Promise<unknown> = Promise.resolve();
   private readonly pending = new SubtreeSet(MAX_PENDING_SUBTREES);
   private scanQueued: Promise<void> | null = null;
+  /** Conflict copies whose original is still there, followed from the index. */
+  private readonly conflictList: ConflictList;
 
   constructor(private readonly options: SharedFolderOptions) {
     super();
@@ -70,6 +78,7 @@ export class SharedFolder extends Resource {
     this.keys = options.keys;
     this.index = options.index;
     this.logger = options.logger.child(options.config.id.slice(0, 8));
+    this.conflictList = new ConflictList(options.index);
   }
 
   protected async _open(): Promise<void> {
@@ -211,6 +220,39 @@ export class SharedFolder extends Resource {
     this.sync?.reportFailed(path, reason, source);
   }
 
+  /** Current conflicts by path, `offset` of them skipped. An encrypted folder has none it can read. */
+  conflicts(limit: number, offset: number): ConflictListing {
+    if (this.config.access === 'enc') return { folderId: this.config.id, conflicts: [], total: 0, offset, truncated: false };
+    const peerNames = new Map<string, string>();
+    for (const peer of this.sync?.report().peers ?? []) if (peer.name) peerNames.set(peer.device.slice(0, SHORT_ID_LENGTH), peer.name);
+    const names = (shortId: string): string | undefined => this.options.deviceName?.(shortId) ?? peerNames.get(shortId);
+    return { folderId: this.config.id, offset, ...this.conflictList.list(offset, limit, names) };
+  }
+
+  /** Resolves one conflict (see sync/conflicts.ts); a read-only or encrypted device cannot. */
+  async resolveConflict(path: string, keep: ConflictKeep, name?: string): Promise<ConflictResolution> {
+    if (this.config.access !== 'rw') throw new FerryError('KEY_ACCESS', 'only a read-write folder can resolve a conflict: its edits would not be accepted by peers');
+    if (!this.scanner || !this.sync) throw new FerryError('FOLDER_UNKNOWN', `folder ${this.config.id} is not running (${this.error ?? 'paused'})`);
+    // An absolute path inside the folder is taken relative to it.
+    if (path.startsWith(`${this.config.path}/`)) path = path.slice(this.config.path.length + 1);
+    return resolveConflict(
+      {
+        root: this.config.path,
+        index: this.index,
+        archive: new Archive(this.config.path, this.logger.child('archive')),
+        conflicts: this.conflictList,
+        exclusive: (work) => this.exclusive(work),
+        rescan: async (subtrees) => {
+          await Promise.all(subtrees.map((under) => this.requestScan(under)));
+        },
+        logger: this.logger,
+      },
+      path,
+      keep,
+      name,
+    );
+  }
+
   /** The grant this device holds the folder by (joined with an invite), for status. */
   private grantReport(credential: GrantCredential): GrantReport {
     const grant = decodeGrant(credential.bytes);
@@ -257,6 +299,7 @@ export class SharedFolder extends Resource {
       watcher: this.watcher?.status() ?? { watchedDirs: 0, unwatchedDirs: 0, limitReached: false },
       peers,
       ...(sync?.heldDeletions ? { heldDeletions: sync.heldDeletions } : {}),
+      conflicts: this.config.access === 'enc' ? 0 : this.conflictList.count(),
     };
   }
 }

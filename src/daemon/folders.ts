@@ -10,8 +10,11 @@ import type { HashPool } from '../scan/index.js';
 import { Archive, type FolderSync, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import type { ArchiveListing, BulkRestoreReport, FolderOptions, FolderReport, KeysReport } from '../web/daemon-api.js';
+import type {
+  ArchiveListing, BulkRestoreReport, ConflictKeep, ConflictListing, ConflictResolutionReport, FolderOptions, FolderReport, KeysReport,
+} from '../web/daemon-api.js';
 import { FOLDER_MARKER, SharedFolder } from './folder.js';
+import { countExisting, notEmptyError } from './join-check.js';
 import type { Settings } from './settings.js';
 
 export interface FolderManagerOptions {
@@ -30,6 +33,8 @@ export interface FolderManagerOptions {
   onChange: () => void;
   /** The folder's grant book (grants.ts): records signed under valid RW grants are accepted. */
   grantBook?: (keys: FolderKeys) => GrantBook;
+  /** A device's name by its short ID, when known (for the conflict list). */
+  deviceName?: (shortId: string) => string | undefined;
 }
 
 /** Archive entries read for one listing: beyond this many, the listing is truncated (memory stays bounded). */
@@ -77,6 +82,7 @@ export class FolderManager extends Resource {
       rates: this.options.rates,
       peerSource: this.options.peerSource,
       peerLink: this.options.peerLink,
+      deviceName: this.options.deviceName,
     });
     this.running.set(config.id, folder);
     // A paused folder stays unopened: no scanner, watcher or sync until it is resumed.
@@ -175,9 +181,14 @@ export class FolderManager extends Resource {
     });
   }
 
-  join(keyText: string, path: string): Promise<FolderReport> {
+  /** Joins a folder; a directory that already holds files is refused (FOLDER_NOT_EMPTY) unless `merge`. */
+  join(keyText: string, path: string, options: { merge?: boolean } = {}): Promise<FolderReport> {
     return this.serialise(async () => {
       const keys = parseFolderKey(keyText);
+      if (!options.merge && !this.running.has(keys.folderIdHex)) {
+        const check = await countExisting(resolve(path), 1);
+        if (check.files > 0 || check.truncated) throw notEmptyError(await countExisting(resolve(path)));
+      }
       if (keys.grant) {
         // An invite for another device, or one already over, would only be refused by every peer.
         const revoked = this.options.grantBook?.(keys).isRevoked(keys.grant.idHex) ?? false;
@@ -198,6 +209,16 @@ export class FolderManager extends Resource {
       ...(keys.readSecret ? { ro: keys.format('ro') } : {}),
       enc: keys.format('enc'),
     };
+  }
+
+  /** Current conflicts of a folder, by path. */
+  conflicts(folder: string, limit: number, offset: number): ConflictListing {
+    return this.resolve(folder).conflicts(limit, offset);
+  }
+
+  /** Resolves one conflict of a folder. */
+  resolveConflict(folder: string, path: string, keep: ConflictKeep, name?: string): Promise<ConflictResolutionReport> {
+    return this.resolve(folder).resolveConflict(path, keep, name);
   }
 
   revert(folder: string): Promise<number> {

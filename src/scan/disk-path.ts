@@ -2,7 +2,7 @@
 // parent, NFD spellings, case-insensitive clashes.
 
 import { constants, type Stats } from 'node:fs';
-import { fstatSync, lchownSync, lstatSync, openSync, renameSync } from 'node:fs';
+import { fstatSync, lchownSync, linkSync, lstatSync, openSync, renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, opendir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -252,6 +252,24 @@ export class DiskPaths {
       const destination = openFolderDirSync(this.root, parentOfDiskRel(to));
       try {
         renameSync(source.entry(from.diskName), destination.entry(to.diskName));
+      } finally {
+        destination.close();
+      }
+    } finally {
+      source.close();
+    }
+  }
+
+  /**
+   * Hard-links one resolved entry at another resolved (absent) place, both directories opened again
+   * component by component with O_NOFOLLOW, like renameBetween. The entry itself stays.
+   */
+  linkBetween(from: ResolvedTarget, to: ResolvedTarget): void {
+    const source = openFolderDirSync(this.root, parentOfDiskRel(from));
+    try {
+      const destination = openFolderDirSync(this.root, parentOfDiskRel(to));
+      try {
+        linkSync(source.entry(from.diskName), destination.entry(to.diskName));
       } finally {
         destination.close();
       }

@@ -99,6 +99,34 @@ export class Archive {
     throw new FerryError('IO', `cannot archive ${relPath}: too many versions archived at the same moment`);
   }
 
+  /**
+   * Like keep, but the file also stays where it is: a hard link in the archive, so that a rename
+   * over it can follow (an atomic replace). Returns null when there is nothing to keep or the
+   * filesystem has no hard links (then the caller archives with keep).
+   */
+  async keepLinked(relPath: string): Promise<string | null> {
+    checkFolderRelative(relPath);
+    const source = await this.paths.resolve(relPath);
+    if (!source.stats || source.stats.isDirectory()) return null;
+    const base = `${relPath}~${stamp(this.now())}`;
+    for (let n = 0; n < 1000; n++) {
+      const archivePath = n === 0 ? base : `${base}-${n}`;
+      const target = await this.paths.resolve(`${ARCHIVE_DIR}/${archivePath}`, { createParents: true });
+      if (target.stats) continue;
+      try {
+        this.paths.linkBetween(source, target);
+      } catch (err) {
+        if (isFerryError(err)) throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EXDEV' || code === 'EMLINK') return null;
+        throw ioError(`cannot archive ${relPath}`, err);
+      }
+      this.logger.debug('archived (linked)', { path: relPath, as: archivePath });
+      return archivePath;
+    }
+    throw new FerryError('IO', `cannot archive ${relPath}: too many versions archived at the same moment`);
+  }
+
   /** Every archived file, walking the archive one directory at a time (never through a symlink). */
   async *list(): AsyncGenerator<ArchivedFile> {
     try {

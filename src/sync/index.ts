@@ -20,6 +20,9 @@ export { RateLimiter, systemClock, type RateClock, type TransferRates } from './
 export { type TransferStats } from './fetcher.js';
 export { conflictPath, foldName } from './paths.js';
 export { isLocalChange } from './revert.js';
+export {
+  ConflictList, parseConflictPath, resolveConflict, type Conflict, type ConflictKeep, type ConflictResolution, type ConflictVersion,
+} from './conflicts.js';
 
 /** For the handshake's `folderState`: where our index of the folder stands and what we have of the peer's. */
 export function folderSyncState(index: FolderIndex, peerDeviceId: string): FolderSyncState {

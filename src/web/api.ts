@@ -9,6 +9,7 @@ import type { EventHub } from './events.js';
 import { errorMiddleware, logAppErrors, optionalNumber, readJsonBody, stringField } from './http.js';
 
 const ARCHIVE_LIST_LIMIT = 1000;
+const CONFLICT_LIST_LIMIT = 500;
 const DEFAULT_LOG_LINES = 200;
 const MAX_LOG_LINES = 500;
 
@@ -37,7 +38,14 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub): Router {
   });
   router.post('/folders/join', async (ctx) => {
     const body = await readJsonBody(ctx.req);
-    ctx.body = await daemon.join(stringField(body, 'key'), stringField(body, 'path'));
+    if (body.merge !== undefined && typeof body.merge !== 'boolean') throw new FerryError('USAGE', 'merge must be true or false');
+    ctx.body = await daemon.join(stringField(body, 'key'), stringField(body, 'path'), { merge: body.merge === true });
+  });
+  // What a join would meet: files already in the directory (the page warns before a merge).
+  router.post('/folders/join/check', async (ctx) => {
+    if (!daemon.joinCheck) throw new FerryError('USAGE', 'join checks are not available here');
+    const body = await readJsonBody(ctx.req);
+    ctx.body = await daemon.joinCheck(stringField(body, 'path'));
   });
   router.get('/folders/:folder/keys', (ctx) => {
     ctx.body = daemon.keys(ctx.params.folder!);
@@ -111,6 +119,21 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub): Router {
       return;
     }
     ctx.body = { restored: await daemon.restoreArchived(ctx.params.folder!, stringField(body, 'archivePath')) };
+  });
+  // conflicts
+  router.get('/folders/:folder/conflicts', (ctx) => {
+    if (!daemon.conflicts) throw new FerryError('USAGE', 'conflicts are not available here');
+    const limit = queryWhole(ctx.query.limit, 'limit', CONFLICT_LIST_LIMIT);
+    const offset = queryWhole(ctx.query.offset, 'offset', 0);
+    ctx.body = daemon.conflicts(ctx.params.folder!, Math.min(Math.max(limit, 1), CONFLICT_LIST_LIMIT), offset);
+  });
+  router.post('/folders/:folder/conflicts/resolve', async (ctx) => {
+    if (!daemon.resolveConflict) throw new FerryError('USAGE', 'conflicts are not available here');
+    const body = await readJsonBody(ctx.req);
+    const keep = stringField(body, 'keep');
+    if (keep !== 'original' && keep !== 'copy' && keep !== 'both') throw new FerryError('USAGE', 'keep is "original", "copy" or "both"');
+    const name = body.name === undefined || body.name === '' ? undefined : stringField(body, 'name');
+    ctx.body = await daemon.resolveConflict(ctx.params.folder!, stringField(body, 'path'), keep, name);
   });
   // held mass deletes
   router.post('/folders/:folder/deletions/apply', async (ctx) => {

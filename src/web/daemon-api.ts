@@ -67,6 +67,59 @@ export interface FolderReport {
   peers: PeerReport[];
   /** A mass delete by peers, held until the owner applies it or restores the files (`ferry deletions`). */
   heldDeletions?: HeldDeletionsReport;
+  /** Current conflicts: conflict copies whose original is still there (`ferry conflicts`). */
+  conflicts?: number;
+}
+
+/** One version of a conflicting file. */
+export interface ConflictVersionReport {
+  size: number;
+  mtimeMs: number;
+  /** Short ID of the device that last wrote this version. */
+  device: string;
+  /** That device's name, when known here. */
+  deviceName?: string;
+}
+
+/** A current conflict: the original (it won the name) and its conflict copy (it lost). */
+export interface ConflictReport {
+  path: string;
+  copyPath: string;
+  original: ConflictVersionReport;
+  copy: ConflictVersionReport;
+}
+
+export interface ConflictListing {
+  folderId: string;
+  /** By path; at most the limit asked for. */
+  conflicts: ConflictReport[];
+  total: number;
+  offset: number;
+  truncated: boolean;
+}
+
+/** Which version a resolution keeps: the original, the copy (it takes the name), or both (the copy is renamed). */
+export type ConflictKeep = 'original' | 'copy' | 'both';
+
+export interface ConflictResolutionReport {
+  path: string;
+  copyPath: string;
+  keep: ConflictKeep;
+  /** The loser's name in the archive. */
+  archived?: string;
+  /** keep both: the copy's new path. */
+  renamedTo?: string;
+}
+
+/** What joining into a directory would meet there (`POST /api/folders/join/check`). */
+export interface JoinCheckReport {
+  path: string;
+  exists: boolean;
+  /** Files and symlinks already there (Ferry's own .ferry/ aside), and their bytes. */
+  files: number;
+  bytes: number;
+  /** The count stopped early: at least this many. */
+  truncated: boolean;
 }
 
 /** Peers' deletions held back because they would remove most of a folder (or more than massDeleteFiles files). */
@@ -251,7 +304,14 @@ export interface SettingsReport {
 export interface DaemonApi {
   status(): StatusReport;
   share(path: string): Promise<KeysReport>;
-  join(key: string, path: string): Promise<FolderReport>;
+  /** Refuses (FOLDER_NOT_EMPTY) a directory that has files unless `merge`. */
+  join(key: string, path: string, options?: { merge?: boolean }): Promise<FolderReport>;
+  /** What a join into `path` would meet: how many files and bytes are there. */
+  joinCheck?(path: string): Promise<JoinCheckReport>;
+  /** Current conflicts of a folder, by path (paging). */
+  conflicts?(folder: string, limit: number, offset: number): ConflictListing;
+  /** Resolves one conflict; the change syncs like any local edit, the loser goes to the archive. */
+  resolveConflict?(folder: string, path: string, keep: ConflictKeep, name?: string): Promise<ConflictResolutionReport>;
   /** `folder` is a folder ID or the folder's path. */
   keys(folder: string): KeysReport;
   removeFolder(folder: string): Promise<void>;
