@@ -186,8 +186,8 @@ export class FolderManager extends Resource {
     return this.serialise(async () => {
       const keys = parseFolderKey(keyText);
       if (!options.merge && !this.running.has(keys.folderIdHex)) {
-        const check = await countExisting(resolve(path), 1);
-        if (check.files > 0 || check.truncated) throw notEmptyError(await countExisting(resolve(path)));
+        const check = await countExisting(resolve(path));
+        if (check.files > 0) throw notEmptyError(check);
       }
       if (keys.grant) {
         // An invite for another device, or one already over, would only be refused by every peer.

@@ -33,8 +33,7 @@ export async function countExisting(path: string, maxEntries = JOIN_CHECK_MAX_EN
     for await (const entry of handle) {
       if (++seen > maxEntries) {
         report.truncated = true;
-        await handle.close().catch(() => undefined);
-        return report;
+        return report; // leaving the loop closes the handle
       }
       if (dir === path && entry.name === FOLDER_MARKER) continue;
       const abs = join(dir, entry.name);
