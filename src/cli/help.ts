@@ -5,6 +5,7 @@ import { CONFLICTS_USAGE, RESOLVE_USAGE } from './conflicts.js';
 import { DELETIONS_USAGE, RESTORE_USAGE } from './deletions.js';
 import { FOLDERS_OPTIONS_USAGE, FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE } from './folder-commands.js';
 import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE } from './grant.js';
+import { APP_PASSWORDS_USAGE } from './app-passwords.js';
 import { PEERS_ADD_USAGE } from './peers.js';
 import { RUN_USAGE } from './run.js';
 import { STATUS_USAGE } from './status.js';
@@ -108,6 +109,11 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     about: "The web page's admin password: set-password sets it (asked on the terminal, or one line of stdin); setup-code prints the first-run setup code.",
     usage: [ADMIN_USAGE],
     examples: ['ferry admin set-password', 'ferry admin setup-code'],
+  },
+  'app-passwords': {
+    about: 'App passwords for WebDAV clients (http://HOST:PORT/dav/FOLDER-ID/, HTTP Basic): add prints the user and password once; read-only or read-write; one folder or all.',
+    usage: [APP_PASSWORDS_USAGE],
+    examples: ['ferry app-passwords add laptop --folder ~/Photos --read-only', 'ferry app-passwords list', 'ferry app-passwords revoke laptop'],
   },
   grant: {
     about: 'Prints an invite: a grant to a folder, read-only or read-write, that expires (optionally for one device only).',

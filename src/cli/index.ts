@@ -8,6 +8,7 @@ import {
   share,
 } from './folder-commands.js';
 import { ADMIN_USAGE, admin } from './admin.js';
+import { APP_PASSWORDS_USAGE, appPasswords } from './app-passwords.js';
 import { DELETIONS_USAGE, RESTORE_USAGE, deletions, restore } from './deletions.js';
 import { CONFLICTS_USAGE, RESOLVE_USAGE, conflicts, resolve } from './conflicts.js';
 import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE, grant, grants, revoke } from './grant.js';
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, Command> = {
     throw new FerryError('USAGE', `${argv[0] ? `unknown subcommand '${printable(argv[0]).slice(0, 100)}'` : 'give a subcommand'}\nusage: ${FOLDERS_REMOVE_USAGE}\n       ${FOLDERS_OPTIONS_USAGE}`);
   },
   admin,
+  'app-passwords': appPasswords,
   deletions,
   restore,
   conflicts,
@@ -60,6 +62,8 @@ usage:
   ${CONFLICTS_USAGE}   files edited on two devices at once
   ${RESOLVE_USAGE}
   ${ADMIN_USAGE}     the web admin's password
+  ${APP_PASSWORDS_USAGE}
+                                     WebDAV clients' passwords (/dav/FOLDER/ on the web port)
   ${GRANT_USAGE}    prints an invite
   ${REVOKE_USAGE}   ${GRANTS_USAGE}
   ferry --version | --help

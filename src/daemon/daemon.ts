@@ -15,7 +15,7 @@ import { Resource } from '../util/resource.js';
 import { FERRY_VERSION } from '../version.js';
 import { WebAdmin } from '../web/admin.js';
 import type {
-  ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, PeerInfo, SettingsReport, StatusReport, ConflictKeep, ConflictListing, ConflictResolutionReport, JoinCheckReport,
+  ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, LocalFolderHandle, PeerInfo, SettingsReport, StatusReport, ConflictKeep, ConflictListing, ConflictResolutionReport, JoinCheckReport,
 } from '../web/daemon-api.js';
 import { peerInfos, settingsReport, validateSettingsPatch } from './admin.js';
 import { FolderManager } from './folders.js';
@@ -26,6 +26,7 @@ import { homeLayout, lockHome, prepareHome, unlockHome, type HomeLayout } from '
 import { closeHttp, listenHttp } from './servers.js';
 import { readPasswordFile, removeSetupCode, writeSetupCode } from './admin-setup.js';
 import { hashPassword } from '../web/auth.js';
+import type { AppPasswordRecord } from '../web/app-passwords.js';
 import { HostCheck } from '../web/host-check.js';
 import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -55,6 +56,8 @@ const ADMIN_PASSWORD_KEY = 'adminPasswordHash';
 /** The key web session tokens are signed with (hex), and the sessions ended early. */
 const WEB_SESSION_KEY = 'webSessionKey';
 const WEB_SESSIONS_REVOKED_KEY = 'webSessionsRevoked';
+/** App passwords (WebDAV): name, argon2id hash, folder, read-only. */
+const APP_PASSWORDS_KEY = 'appPasswords';
 
 interface KnownPeer {
   address: string;
@@ -283,6 +286,24 @@ export class Daemon extends Resource implements DaemonApi {
 
   async setRevokedWebSessions(revoked: Record<string, number>): Promise<void> {
     await this.store!.putSetting(WEB_SESSIONS_REVOKED_KEY, revoked);
+  }
+
+  appPasswords(): AppPasswordRecord[] {
+    return this.store?.getSetting<AppPasswordRecord[]>(APP_PASSWORDS_KEY) ?? [];
+  }
+
+  async setAppPasswords(records: AppPasswordRecord[]): Promise<void> {
+    await this.store!.putSetting(APP_PASSWORDS_KEY, records);
+  }
+
+  localFolders(): LocalFolderHandle[] {
+    return (this.folders?.list() ?? []).map((shared) => ({
+      id: shared.config.id,
+      path: shared.config.path,
+      access: shared.config.access,
+      paused: shared.config.paused,
+      requestScan: (under: string) => shared.requestScan(under),
+    }));
   }
 
   webAddress(): string | null {

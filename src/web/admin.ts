@@ -1,9 +1,11 @@
 // The web admin as one resource: the control socket's app, the web listener's app, login state and the event hub.
 
 import type Koa from 'koa';
+import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { createApiApp, createApiRouter } from './api.js';
+import { AppPasswords } from './app-passwords.js';
 import { AuthGate, LoginLimiter } from './auth.js';
 import type { DaemonApi } from './daemon-api.js';
 import { EventHub } from './events.js';
@@ -23,6 +25,7 @@ export interface WebAdminOptions {
 export class WebAdmin extends Resource {
   readonly auth: AuthGate;
   readonly events: EventHub;
+  readonly appPasswords: AppPasswords;
   private controlApp: Koa | null = null;
   private webApp: Koa | null = null;
 
@@ -37,6 +40,14 @@ export class WebAdmin extends Resource {
       setRevoked: async (revoked) => daemon.setRevokedWebSessions?.(revoked),
     });
     this.events = new EventHub(() => daemon.status());
+    this.appPasswords = new AppPasswords({
+      get: () => daemon.appPasswords?.() ?? [],
+      set: async (records) => {
+        if (!daemon.setAppPasswords) throw new FerryError('USAGE', 'app passwords are not available here');
+        await daemon.setAppPasswords(records);
+      },
+      folderId: (folder) => daemon.keys(folder).folderId,
+    });
   }
 
   protected async _open(): Promise<void> {
@@ -47,11 +58,13 @@ export class WebAdmin extends Resource {
     this.controlApp = createApiApp(daemon, logger.child('control'), this.events, async (password) => {
       await this.auth.setPassword(password);
       logger.info('admin password set through the control socket');
-    });
+    }, this.appPasswords);
     this.webApp = createWebApp({
       auth: this.auth,
       limiter: new LoginLimiter(),
-      api: createApiRouter(daemon, this.events),
+      api: createApiRouter(daemon, this.events, this.appPasswords),
+      appPasswords: this.appPasswords,
+      daemon,
       assets,
       logger: logger.child('web'),
       hostCheck: this.options.hostCheck,

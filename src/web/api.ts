@@ -4,6 +4,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
+import type { AppPasswords } from './app-passwords.js';
 import type { DaemonApi, FolderOptions } from './daemon-api.js';
 import type { EventHub } from './events.js';
 import { errorMiddleware, logAppErrors, optionalNumber, readJsonBody, stringField } from './http.js';
@@ -21,7 +22,7 @@ function queryWhole(value: unknown, name: string, fallback: number): number {
 }
 
 /** Every route the page and the CLI share. State-changing ones are POST, PUT or DELETE (the web app guards them). */
-export function createApiRouter(daemon: DaemonApi, events: EventHub): Router {
+export function createApiRouter(daemon: DaemonApi, events: EventHub, appPasswords?: AppPasswords): Router {
   const router = new Router({ prefix: '/api' });
 
   router.get('/status', (ctx) => {
@@ -160,6 +161,25 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub): Router {
     ctx.body = { ok: true };
   });
 
+  // app passwords (WebDAV clients' HTTP Basic credentials)
+  const apps = (): AppPasswords => {
+    if (!appPasswords) throw new FerryError('USAGE', 'app passwords are not available here');
+    return appPasswords;
+  };
+  router.get('/app-passwords', (ctx) => {
+    ctx.body = { appPasswords: apps().list() };
+  });
+  router.post('/app-passwords', async (ctx) => {
+    const body = await readJsonBody(ctx.req);
+    if (body.readOnly !== undefined && typeof body.readOnly !== 'boolean') throw new FerryError('USAGE', 'readOnly must be true or false');
+    const folder = body.folder === undefined || body.folder === null || body.folder === '' ? undefined : stringField(body, 'folder');
+    ctx.body = await apps().add(stringField(body, 'name'), { ...(folder ? { folder } : {}), readOnly: body.readOnly === true });
+  });
+  router.post('/app-passwords/:name/revoke', async (ctx) => {
+    await apps().revoke(ctx.params.name!);
+    ctx.body = { ok: true, name: ctx.params.name };
+  });
+
   // settings and log
   router.get('/settings', (ctx) => {
     ctx.body = daemon.getSettings();
@@ -177,9 +197,15 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub): Router {
 }
 
 /** The control socket's app: the shared routes plus setting the admin password, all without login. */
-export function createApiApp(daemon: DaemonApi, logger: Logger, events: EventHub, setPassword: (password: string) => Promise<void>): Koa {
+export function createApiApp(
+  daemon: DaemonApi,
+  logger: Logger,
+  events: EventHub,
+  setPassword: (password: string) => Promise<void>,
+  appPasswords?: AppPasswords,
+): Koa {
   const app = new Koa();
-  const router = createApiRouter(daemon, events);
+  const router = createApiRouter(daemon, events, appPasswords);
   router.post('/admin/password', async (ctx) => {
     const body = await readJsonBody(ctx.req);
     await setPassword(stringField(body, 'password'));

@@ -15,7 +15,7 @@ const MAX_SESSIONS = 64;
 const MAX_REVOKED = 1024;
 
 /** OWASP's minimum for argon2id (19 MiB, 2 passes): ~0.1 s on x64, bearable on a small ARM box. */
-const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 };
+export const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 };
 
 export interface PasswordStore {
   get(): string | undefined;

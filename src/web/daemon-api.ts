@@ -1,6 +1,7 @@
 // What the web layer needs from the daemon: declared here so web/ never imports daemon/.
 
 import type { Access } from '../keys/types.js';
+import type { AppPasswordRecord } from './app-passwords.js';
 
 /** `idle` only when nothing is needed; `stalled`: files are needed and none can be fetched now (see `stalledReason`). */
 export type FolderState = 'idle' | 'scanning' | 'syncing' | 'stalled' | 'error' | 'paused';
@@ -301,6 +302,17 @@ export interface SettingsReport {
   restartFor?: string[];
 }
 
+/** A folder as the WebDAV share sees it. */
+export interface LocalFolderHandle {
+  id: string;
+  /** Absolute path of the folder on this device. */
+  path: string;
+  access: Access;
+  paused: boolean;
+  /** A rescan of `under` ('' = all) after a local edit made through the web. */
+  requestScan(under: string): Promise<void>;
+}
+
 export interface DaemonApi {
   status(): StatusReport;
   share(path: string): Promise<KeysReport>;
@@ -360,4 +372,9 @@ export interface DaemonApi {
   /** Web sessions ended early (logout), with when each would expire anyway. */
   revokedWebSessions?(): Record<string, number>;
   setRevokedWebSessions?(revoked: Record<string, number>): Promise<void>;
+  /** The folders served over WebDAV (optional so test doubles need not implement it). */
+  localFolders?(): LocalFolderHandle[];
+  /** App passwords (WebDAV's HTTP Basic credentials) as stored with the settings. */
+  appPasswords?(): AppPasswordRecord[];
+  setAppPasswords?(records: AppPasswordRecord[]): Promise<void>;
 }

@@ -8,6 +8,9 @@ import { CheckGate, sameSecret } from './auth.js';
 import { HostCheck, isLoopbackAddress } from './host-check.js';
 import { errorMiddleware, HttpRefusal, logAppErrors, readJsonBody, stringField } from './http.js';
 import type { StaticAssets } from './static.js';
+import { parseBasicAuth, type AppPasswordAccess, type AppPasswords } from './app-passwords.js';
+import type { DaemonApi } from './daemon-api.js';
+import { DAV_PREFIX, DavServer } from './dav/server.js';
 
 export const SESSION_COOKIE = 'ferry_session';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -42,6 +45,9 @@ export interface WebAppOptions {
   setupCode?: () => string | undefined;
   /** Password checks allowed at once over all addresses (one per address in any case). */
   maxConcurrentChecks?: number;
+  /** App passwords and the folders: the WebDAV share at /dav/ (absent: no share). */
+  appPasswords?: AppPasswords;
+  daemon?: Pick<DaemonApi, 'localFolders'>;
 }
 
 /** Setup codes are compared without case, spaces or dashes (people type them). */
@@ -122,6 +128,36 @@ export function createWebApp(options: WebAppOptions): Koa {
     }
   };
   const open = new Router({ prefix: '/api/auth' });
+  const dav = options.appPasswords && options.daemon?.localFolders
+    ? new DavServer({ folders: () => options.daemon!.localFolders!(), logger: logger.child('dav') })
+    : undefined;
+  /** WebDAV clients: an app password by HTTP Basic, checked under the same limits as the login. */
+  const davAccess = async (ctx: Koa.Context): Promise<AppPasswordAccess> => {
+    const challenge = { 'WWW-Authenticate': 'Basic realm="Ferry WebDAV", charset="UTF-8"' };
+    const credentials = parseBasicAuth(ctx.get('authorization') || undefined);
+    if (!credentials) throw new HttpRefusal(401, 'APP_PASSWORD_REQUIRED', 'sign in with an app password (`ferry app-passwords add NAME`)', challenge);
+    const apps = options.appPasswords!;
+    let access = apps.knownGood(credentials.user, credentials.password);
+    if (!access && apps.isChecking(credentials.user, credentials.password)) access = await apps.check(credentials.user, credentials.password);
+    if (!access) {
+      const source = sourceOf(ctx);
+      refuseIfLimited(source);
+      const entry = checkGate.enter(source);
+      if ('busy' in entry) throw new HttpRefusal(429, 'LOGIN_BUSY', 'another password check from this address is running: try again in a moment', { 'Retry-After': '1' });
+      limiter.failed(source);
+      try {
+        access = await apps.check(credentials.user, credentials.password);
+        if (access) limiter.succeeded(source);
+      } finally {
+        entry.release();
+      }
+    }
+    if (!access) {
+      logger.warn('wrong app password', { from: sourceOf(ctx), user: credentials.user.slice(0, 64) });
+      throw new HttpRefusal(401, 'WRONG_PASSWORD', 'wrong app password', challenge);
+    }
+    return access;
+  };
 
   const startSession = (ctx: Koa.Context): Session => {
     const session = auth.createSession();
@@ -211,6 +247,19 @@ export function createWebApp(options: WebAppOptions): Koa {
     await next();
   });
   app.use(async (ctx, next) => {
+    if (dav && (ctx.path === DAV_PREFIX || ctx.path.startsWith(`${DAV_PREFIX}/`))) {
+      // Not for browsers' cross-site requests: a page elsewhere cannot send Basic credentials with custom methods without a preflight.
+      sameOrigin(ctx);
+      if (ctx.method === 'OPTIONS') {
+        ctx.set('DAV', '1, 2');
+        ctx.set('Allow', 'OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK');
+        ctx.set('MS-Author-Via', 'DAV');
+        ctx.body = '';
+        return;
+      }
+      await dav.handle(ctx, await davAccess(ctx));
+      return;
+    }
     if (!ctx.path.startsWith('/api/')) {
       if (!SAFE_METHODS.has(ctx.method)) throw new HttpRefusal(405, 'METHOD', 'method not allowed');
       assets.serve(ctx);
