@@ -20,6 +20,11 @@ export async function status(argv: string[], io: Output): Promise<number> {
   io.out(`device  ${report.device.name}  ${report.device.id}\n`);
   io.out(`listen  ${report.listen ?? '-'}\n`);
   if (report.homeDiskFull) io.out(`HOME DISK FULL  ${report.homeDiskFull}\n`);
+  if (report.homeRecovered) {
+    const r = report.homeRecovered;
+    io.out(`HOME RECOVERED  ${r.at}: the index could not be used (${printable(r.detail)}); set aside as ${printable(r.setAside)}, ` +
+      `${r.fromPortable ? 'rebuilt from portable.json' : 'no portable.json: join the folders again'}\n`);
+  }
   const nat = report.services.nat as { reachable?: string; method?: string | null } | undefined;
   io.out(`external  ${!nat ? 'port mapping off' : nat.method ? `${nat.reachable} (${nat.method})` : nat.reachable ?? 'no port mapping'}\n`);
   for (const known of report.knownPeers) {

@@ -5,7 +5,7 @@ import { explainListenError, FerryError } from '../errors.js';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { ConnectionManager, type EstablishedPeer } from '../connections/index.js';
-import { IndexStore } from '../index/store.js';
+import type { IndexStore } from '../index/store.js';
 import { loadOrCreateDeviceIdentity, type DeviceIdentity } from '../keys/index.js';
 import type { PeerConnectionOptions } from '../protocol/connection.js';
 import { HashPool } from '../scan/index.js';
@@ -23,6 +23,7 @@ import { countExisting } from './join-check.js';
 import { resolve } from 'node:path';
 import { GrantRegistry } from './grant-registry.js';
 import { homeLayout, lockHome, prepareHome, unlockHome, type HomeLayout } from './home.js';
+import { openHomeIndex, type HomeRecovery } from './home-index.js';
 import { closeHttp, listenHttp } from './servers.js';
 import { readPasswordFile, removeSetupCode, writeSetupCode } from './admin-setup.js';
 import { hashPassword } from '../web/auth.js';
@@ -68,6 +69,8 @@ export class Daemon extends Resource implements DaemonApi {
   readonly layout: HomeLayout;
   private logger: Logger;
   private store: IndexStore | null = null;
+  /** Set when this start found the index unusable and rebuilt it (status: homeRecovered). */
+  private homeRecovered: HomeRecovery | undefined;
   private pool: HashPool | null = null;
   private folders: FolderManager | null = null;
   private controlServer: Server | null = null;
@@ -105,15 +108,15 @@ export class Daemon extends Resource implements DaemonApi {
     await lockHome(this.layout);
     this.locked = true;
 
-    this.store = new IndexStore({
-      path: this.layout.indexDir,
-      logger: this.logger.child('index'),
+    // Checked before LMDB opens it; an unusable index is set aside and rebuilt from portable.json.
+    const home = await openHomeIndex(this.layout, this.logger, {
       // Space is back: every folder rescans, so what failed to be indexed meanwhile is.
       onDiskFull: (full) => {
         if (!full) for (const folder of this.folders?.list() ?? []) void folder.requestScan('');
       },
     });
-    await this.store.open();
+    this.store = home.store;
+    this.homeRecovered = home.recovered;
     const stored = this.store.getSetting<Partial<Settings>>(SETTINGS_KEY) ?? {};
     this.settings = mergeSettings(mergeSettings(defaultSettings(hostname()), stored), this.options.overrides ?? {});
     this.rates.upload.setRate(this.settings.uploadKBps * 1024);
@@ -124,6 +127,7 @@ export class Daemon extends Resource implements DaemonApi {
       logger: this.logger.child('keys'),
     });
     this.logger.info('device', { id: this.identity.id, name: this.identity.name, home: this.layout.root });
+    await home.mirror.save(); // the identity made on a first start goes into portable.json too
 
     this.pool = new HashPool();
     await this.pool.open();
@@ -363,6 +367,7 @@ export class Daemon extends Resource implements DaemonApi {
       listen: this.connections ? formatHostPort(this.connections.address()) : null,
       web: this.webAddress(),
       ...(this.store?.diskFull ? { homeDiskFull: this.store.diskFull.detail } : {}),
+      ...(this.homeRecovered ? { homeRecovered: { ...this.homeRecovered, at: new Date(this.homeRecovered.atMs).toISOString() } } : {}),
       folders: this.requireFolders().list().map((folder) => folder.report()),
       services: Object.fromEntries(this.services.map((service) => [service.name, service.report()])),
       external: this.reachability.report(),

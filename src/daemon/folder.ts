@@ -62,6 +62,8 @@ export class SharedFolder extends Resource {
   /** Null when the marker is missing. */
   sync: FolderSync | null = null;
   private rescanTimer: NodeJS.Timeout | null = null;
+  /** Lets the first pull pass start (see FolderSync pullsAfter). */
+  private releasePulls: (() => void) | undefined;
   private state: FolderState = 'idle';
   private error: string | undefined;
   private lastScanMs: number | null = null;
@@ -103,7 +105,11 @@ export class SharedFolder extends Resource {
       warmFiles,
       // no `ignore`: the scanner re-reads .ferryignore on every scan, so edits apply at once
     });
+    // A folder whose index holds no local record (a rebuilt index, a join into a folder with files):
+    // its first scan comes before any pull, so what is on disk is not fetched again.
+    const pullsAfter = !encrypted && this.index.counts().localFiles === 0 ? new Promise<void>((resolve) => (this.releasePulls = resolve)) : undefined;
     this.sync = new FolderSync({
+      ...(pullsAfter ? { pullsAfter } : {}),
       keys: this.keys,
       root: this.config.path,
       index: this.index,
@@ -133,13 +139,14 @@ export class SharedFolder extends Resource {
     await this.watcher.open();
     // The first scan runs before the puller, so local edits made while the daemon was down are seen first.
     const firstScan = this.requestScan('');
+    void firstScan.finally(() => this.releasePulls?.());
     await this.sync.open();
-    void firstScan;
     this.scheduleRescan();
   }
 
   protected async _close(): Promise<void> {
     this.abort.abort();
+    this.releasePulls?.();
     if (this.rescanTimer) clearTimeout(this.rescanTimer);
     await this.watcher?.close();
     await this.sync?.close();

@@ -9,6 +9,8 @@ export interface HomeLayout {
   root: string;
   deviceDir: string;
   indexDir: string;
+  /** Identity, folder keys and settings beside the index (portable.ts). */
+  portableFile: string;
   controlSocket: string;
   pidFile: string;
 }
@@ -24,6 +26,7 @@ export function homeLayout(root: string): HomeLayout {
     root,
     deviceDir: join(root, 'device'),
     indexDir: join(root, 'index'),
+    portableFile: join(root, 'portable.json'),
     controlSocket: join(root, 'control.sock'),
     pidFile: join(root, 'daemon.pid'),
   };

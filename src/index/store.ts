@@ -1,12 +1,12 @@
 // IndexStore: the one LMDB environment in the daemon's home; settings, devices, folders and per-folder indexes.
 
 import { statfs } from 'node:fs/promises';
-import { arch } from 'node:os';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { FerryError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { LmdbFolderIndex } from './folder-index.js';
+import { processWordBits } from './lmdb-header.js';
 import { folderRange } from './keys.js';
 import { MIGRATIONS, SCHEMA_VERSION, openDatabases, prepareSchema, type IndexDbs, type Migration } from './schema.js';
 import type { DeviceRecord, FolderConfig, FolderIndex } from './types.js';
@@ -27,6 +27,11 @@ export interface IndexStoreOptions {
   onDiskFull?: (full: boolean) => void;
   /** While the disk is full, how often free space is checked. @default DISK_FULL_CHECK_MS */
   diskFullCheckMs?: number;
+  /**
+   * After each committed change of a setting (`setting`: its key), a folder or a device: the home's
+   * portable file follows (src/daemon/portable.ts). Awaited, so a change is in both when its call returns.
+   */
+  onConfigWrite?: (change: { setting?: string }) => Promise<void> | void;
 }
 
 /** While the home's disk is full: how often free space is checked for a retry. */
@@ -55,7 +60,7 @@ export interface MapLayout {
   remapChunks: boolean;
 }
 
-export function mapLayout(wordBits: 32 | 64 = arch().endsWith('32') ? 32 : 64, mapSizeBytes?: number): MapLayout {
+export function mapLayout(wordBits: 32 | 64 = processWordBits(), mapSizeBytes?: number): MapLayout {
   if (wordBits === 32) {
     // A fixed map on armv7 would take address space that Node's heap needs; chunks bound it instead.
     return mapSizeBytes ? { mapSize: mapSizeBytes, remapChunks: true } : { remapChunks: true };
@@ -151,11 +156,12 @@ export class IndexStore extends Resource {
   }
 
   /** Stores a JSON-able value; `undefined` deletes the setting. */
-  putSetting(key: string, value: unknown): Promise<void> {
-    return this.write(() => {
+  async putSetting(key: string, value: unknown): Promise<void> {
+    await this.write(() => {
       if (value === undefined) this.openDbs().settings.removeSync(key);
       else this.openDbs().settings.putSync(key, value);
     });
+    await this.options.onConfigWrite?.({ setting: key });
   }
 
   allSettings(): Record<string, unknown> {
@@ -177,6 +183,7 @@ export class IndexStore extends Resource {
   async putFolder(folder: FolderConfig): Promise<void> {
     await this.removals.get(folder.id);
     await this.write(() => this.openDbs().folders.putSync(folder.id, { ...folder }));
+    await this.options.onConfigWrite?.({});
   }
 
   /** Forgets the folder and everything indexed for it; resumes on the next open if interrupted. */
@@ -190,6 +197,7 @@ export class IndexStore extends Resource {
         dbs.counters.removeSync(id);
         dbs.meta.putSync([REMOVING, id], true);
       });
+      await this.options.onConfigWrite?.({});
       this.folderIndexes.delete(id);
       await this.removeFolderData(id);
     })();
@@ -211,8 +219,9 @@ export class IndexStore extends Resource {
     return this.dbs().devices.get(id) as DeviceRecord | undefined;
   }
 
-  putDevice(device: DeviceRecord): Promise<void> {
-    return this.write(() => this.openDbs().devices.putSync(device.id, { ...device }));
+  async putDevice(device: DeviceRecord): Promise<void> {
+    await this.write(() => this.openDbs().devices.putSync(device.id, { ...device }));
+    await this.options.onConfigWrite?.({});
   }
 
   /** The index of one folder (one object per folder ID while the store is open). */

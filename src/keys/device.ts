@@ -61,7 +61,7 @@ async function readIfPresent(path: string): Promise<string | undefined> {
 }
 
 /** Writes via a temporary file, fsync and rename, so a crash never leaves half a file under `path`. */
-async function writeFileAtomically(path: string, text: string, mode: number): Promise<void> {
+export async function writeFileAtomically(path: string, text: string, mode: number): Promise<void> {
   const temporary = `${path}.tmp`;
   const handle = await open(temporary, 'w', mode);
   try {

@@ -94,6 +94,12 @@ export interface FolderSyncOptions {
   caseSensitive?: boolean;
   /** Peers' deletions of more than this many files are held for the owner (setting massDeleteFiles). @default 1000 */
   massDeleteFiles?: () => number;
+  /**
+   * No pull pass starts before this settles: the first scan of a folder whose index holds no local
+   * record yet (a rebuilt index, a join into a folder with files), so files already on disk are
+   * known (and their blocks) before a peer's index would have them fetched again.
+   */
+  pullsAfter?: Promise<unknown>;
 }
 
 export interface PeerReport {
@@ -587,6 +593,7 @@ export class FolderSync extends Resource {
   }
 
   private async pullLoop(): Promise<void> {
+    if (this.options.pullsAfter) await this.options.pullsAfter.catch(() => undefined);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     let failed = 0;

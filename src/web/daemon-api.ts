@@ -192,6 +192,11 @@ export interface StatusReport {
   web?: string | null;
   /** Set while the disk holding the home is full (error code DISK_FULL): why; index writes are retried when space is freed. */
   homeDiskFull?: string;
+  /**
+   * Set when this start found the index unusable (another word size or schema, damage): it was set
+   * aside (never deleted) and rebuilt from the home's portable.json, the folders on disk and the peers.
+   */
+  homeRecovered?: { problem: string; detail: string; setAside: string; at: string; atMs: number; fromPortable: boolean };
   folders: FolderReport[];
   /** Optional services (port mapping, discovery) by name, each with its own report. */
   services: Record<string, unknown>;
