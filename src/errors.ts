@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'FOLDER_UNKNOWN', // no such folder in this daemon
   'FOLDER_NOT_EMPTY', // joining into a directory that has files, without --merge
   'CONFLICT_UNKNOWN', // no current conflict at that path
+  'PEER_UNKNOWN', // no added peer address matches (`ferry peers remove`)
   // daemon and control endpoint
   'DAEMON_NOT_RUNNING',
   'DAEMON_RUNNING',

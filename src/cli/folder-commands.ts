@@ -3,7 +3,8 @@
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FerryError, isFerryError } from '../errors.js';
-import type { FolderOptions, FolderReport, KeysReport } from '../web/daemon-api.js';
+import type { FolderOptions, FolderReport, KeysReport, StatusReport } from '../web/daemon-api.js';
+import { formatBytes, printable } from '../util/format.js';
 import { parseCommand, type Output } from './args.js';
 import { ControlClient } from './client.js';
 
@@ -11,6 +12,7 @@ export const SHARE_USAGE = 'ferry share DIR [--json] [--home DIR]';
 export const JOIN_USAGE = 'ferry join KEY DIR [--merge] [--home DIR]';
 export const KEYS_USAGE = 'ferry keys FOLDER [--json] [--home DIR]';
 export const FOLDERS_REMOVE_USAGE = 'ferry folders remove FOLDER [--home DIR]';
+export const FOLDERS_LIST_USAGE = 'ferry folders list [--json] [--home DIR]';
 export const FOLDERS_OPTIONS_USAGE = 'ferry folders options FOLDER [--portable-names on|off] [--home DIR]';
 
 function printKeys(keys: KeysReport, io: Output): void {
@@ -78,6 +80,33 @@ export async function keys(argv: string[], io: Output): Promise<number> {
   const result = await new ControlClient(home).call<KeysReport>('GET', `/folders/${folder}/keys`);
   if (values.json) io.out(keysJson(result));
   else printKeys(result, io);
+  return 0;
+}
+
+/** The folders shared here: ID, access, state, counts and connected peers; `--json` for scripts. */
+export async function foldersList(argv: string[], io: Output): Promise<number> {
+  const { values, home } = parseCommand(argv, { json: { type: 'boolean' } }, { min: 0, max: 0 }, FOLDERS_LIST_USAGE);
+  const { folders } = await new ControlClient(home).call<StatusReport>('GET', '/status');
+  const rows = folders.map((f) => ({
+    id: f.id,
+    path: f.path,
+    access: f.access,
+    state: f.state,
+    localFiles: f.localFiles,
+    localBytes: f.localBytes,
+    needFiles: f.needFiles,
+    needBytes: f.needBytes,
+    peersConnected: f.peers.filter((p) => p.connected).length,
+  }));
+  if (values.json) {
+    io.out(JSON.stringify({ folders: rows }) + '\n');
+    return 0;
+  }
+  if (rows.length === 0) io.out('no folders shared yet (ferry share DIR, or ferry join KEY DIR)\n');
+  for (const f of rows) {
+    io.out(`${f.id}  ${f.access}  ${f.state}  ${printable(f.path)}\n  ${f.localFiles} files, ${formatBytes(f.localBytes)}` +
+      `${f.needFiles ? `; needs ${f.needFiles} files (${formatBytes(f.needBytes)})` : ''}; ${f.peersConnected} ${f.peersConnected === 1 ? 'peer' : 'peers'} connected\n`);
+  }
   return 0;
 }
 

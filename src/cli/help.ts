@@ -3,10 +3,10 @@
 import { ADMIN_USAGE } from './admin.js';
 import { CONFLICTS_USAGE, RESOLVE_USAGE } from './conflicts.js';
 import { DELETIONS_USAGE, RESTORE_USAGE } from './deletions.js';
-import { FOLDERS_OPTIONS_USAGE, FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE } from './folder-commands.js';
+import { FOLDERS_LIST_USAGE, FOLDERS_OPTIONS_USAGE, FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE } from './folder-commands.js';
 import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE } from './grant.js';
 import { APP_PASSWORDS_USAGE } from './app-passwords.js';
-import { PEERS_ADD_USAGE } from './peers.js';
+import { PEERS_ADD_USAGE, PEERS_LIST_USAGE, PEERS_REMOVE_USAGE } from './peers.js';
 import { RUN_USAGE } from './run.js';
 import { STATUS_USAGE } from './status.js';
 
@@ -71,9 +71,14 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     examples: ['ferry revert ~/Photos'],
   },
   folders: {
-    about: 'Stops syncing a folder (its files stay on disk), or sets its options.',
-    usage: [FOLDERS_REMOVE_USAGE, FOLDERS_OPTIONS_USAGE],
-    examples: ['ferry folders remove ~/Photos', 'ferry folders options ~/Photos --portable-names on'],
+    about: 'Lists the folders shared here, stops syncing one (its files stay on disk), or sets its options.',
+    usage: [FOLDERS_LIST_USAGE, FOLDERS_REMOVE_USAGE, FOLDERS_OPTIONS_USAGE],
+    examples: ['ferry folders list', 'ferry folders remove ~/Photos', 'ferry folders options ~/Photos --portable-names on'],
+  },
+  'folders list': {
+    about: 'Lists the folders shared here: ID, access (rw, ro, enc), state, files and size, what is still needed, peers connected.',
+    usage: [FOLDERS_LIST_USAGE],
+    examples: ['ferry folders list', 'ferry folders list --json'],
   },
   'folders remove': {
     about: 'Stops syncing a folder; its files stay on disk.',
@@ -86,9 +91,19 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     examples: ['ferry folders options ~/Photos --portable-names on'],
   },
   peers: {
-    about: 'Names the address of a device to dial (when discovery cannot find it).',
-    usage: [PEERS_ADD_USAGE],
-    examples: ['ferry peers add 192.168.1.20:22100'],
+    about: 'Addresses of devices to dial (when discovery cannot find them): add one, list them with the devices connected now, remove one.',
+    usage: [PEERS_ADD_USAGE, PEERS_LIST_USAGE, PEERS_REMOVE_USAGE],
+    examples: ['ferry peers add 192.168.1.20:22100', 'ferry peers list', 'ferry peers remove 192.168.1.20:22100'],
+  },
+  'peers list': {
+    about: 'Lists the addresses added with `ferry peers add` (connected or not, and why), then every device connected now, however it was found.',
+    usage: [PEERS_LIST_USAGE],
+    examples: ['ferry peers list', 'ferry peers list --json'],
+  },
+  'peers remove': {
+    about: 'Stops dialling an added address; given a device ID (or its first 7 or more characters), every added address of that device. A link up now stays until it closes.',
+    usage: [PEERS_REMOVE_USAGE],
+    examples: ['ferry peers remove 192.168.1.20:22100', 'ferry peers remove FT4HGPH'],
   },
   'peers add': {
     about: 'Names the address of a device to dial (when discovery cannot find it).',

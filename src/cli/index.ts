@@ -4,7 +4,7 @@ import { FerryError, isFerryError } from '../errors.js';
 import { FERRY_VERSION } from '../version.js';
 import type { Output } from './args.js';
 import {
-  FOLDERS_OPTIONS_USAGE, FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE, foldersOptions, foldersRemove, join, keys, revert,
+  FOLDERS_LIST_USAGE, FOLDERS_OPTIONS_USAGE, FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE, foldersList, foldersOptions, foldersRemove, join, keys, revert,
   share,
 } from './folder-commands.js';
 import { ADMIN_USAGE, admin } from './admin.js';
@@ -12,7 +12,7 @@ import { APP_PASSWORDS_USAGE, appPasswords } from './app-passwords.js';
 import { DELETIONS_USAGE, RESTORE_USAGE, deletions, restore } from './deletions.js';
 import { CONFLICTS_USAGE, RESOLVE_USAGE, conflicts, resolve } from './conflicts.js';
 import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE, grant, grants, revoke } from './grant.js';
-import { PEERS_ADD_USAGE, peersAdd } from './peers.js';
+import { PEERS_ADD_USAGE, PEERS_LIST_USAGE, PEERS_REMOVE_USAGE, peersAdd, peersList, peersRemove } from './peers.js';
 import { RUN_USAGE, runDaemon } from './run.js';
 import { STATUS_USAGE, status } from './status.js';
 import { commandHelp } from './help.js';
@@ -28,9 +28,10 @@ const COMMANDS: Record<string, Command> = {
   status,
   revert,
   folders: (argv, io) => {
+    if (argv[0] === 'list') return foldersList(argv.slice(1), io);
     if (argv[0] === 'remove') return foldersRemove(argv.slice(1), io);
     if (argv[0] === 'options') return foldersOptions(argv.slice(1), io);
-    throw new FerryError('USAGE', `${argv[0] ? `unknown subcommand '${printable(argv[0]).slice(0, 100)}'` : 'give a subcommand'}\nusage: ${FOLDERS_REMOVE_USAGE}\n       ${FOLDERS_OPTIONS_USAGE}`);
+    throw new FerryError('USAGE', `${argv[0] ? `unknown subcommand '${printable(argv[0]).slice(0, 100)}'` : 'give a subcommand'}\nusage: ${FOLDERS_LIST_USAGE}\n       ${FOLDERS_REMOVE_USAGE}\n       ${FOLDERS_OPTIONS_USAGE}`);
   },
   admin,
   'app-passwords': appPasswords,
@@ -41,7 +42,9 @@ const COMMANDS: Record<string, Command> = {
   grant, revoke, grants,
   peers: (argv, io) => {
     if (argv[0] === 'add') return peersAdd(argv.slice(1), io);
-    throw new FerryError('USAGE', `${argv[0] ? `unknown subcommand '${printable(argv[0]).slice(0, 100)}'` : 'give a subcommand'}\nusage: ${PEERS_ADD_USAGE}`);
+    if (argv[0] === 'list') return peersList(argv.slice(1), io);
+    if (argv[0] === 'remove') return peersRemove(argv.slice(1), io);
+    throw new FerryError('USAGE', `${argv[0] ? `unknown subcommand '${printable(argv[0]).slice(0, 100)}'` : 'give a subcommand'}\nusage: ${PEERS_ADD_USAGE}\n       ${PEERS_LIST_USAGE}\n       ${PEERS_REMOVE_USAGE}`);
   },
 };
 
@@ -53,9 +56,12 @@ usage:
   ${JOIN_USAGE}          syncs a folder shared elsewhere into DIR
   ${KEYS_USAGE}     FOLDER is its ID or its path
   ${STATUS_USAGE}
+  ${FOLDERS_LIST_USAGE}
   ${FOLDERS_REMOVE_USAGE}
   ${FOLDERS_OPTIONS_USAGE}   portable names: keep out what Windows cannot hold
   ${PEERS_ADD_USAGE}
+  ${PEERS_LIST_USAGE}
+  ${PEERS_REMOVE_USAGE}   stops dialling an added address
   ${REVERT_USAGE}    read-only folders: undo local edits
   ${DELETIONS_USAGE}   a held mass delete
   ${RESTORE_USAGE}   bulk restore from the archive

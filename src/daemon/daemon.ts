@@ -15,7 +15,7 @@ import { Resource } from '../util/resource.js';
 import { FERRY_VERSION } from '../version.js';
 import { WebAdmin } from '../web/admin.js';
 import type {
-  ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, LocalFolderHandle, PeerInfo, SettingsReport, StatusReport, ConflictKeep, ConflictListing, ConflictResolutionReport, JoinCheckReport,
+  AddedPeerReport, ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, LocalFolderHandle, PeerInfo, SettingsReport, StatusReport, ConflictKeep, ConflictListing, ConflictResolutionReport, JoinCheckReport,
 } from '../web/daemon-api.js';
 import { peerInfos, settingsReport, validateSettingsPatch } from './admin.js';
 import { FolderManager } from './folders.js';
@@ -393,6 +393,49 @@ export class Daemon extends Resource implements DaemonApi {
     known.push({ address: normal, ...(folder ? { folder } : {}) });
     await this.store!.putSetting(KNOWN_PEERS_KEY, known);
     this.connections?.addAddress(normal);
+  }
+
+  addedPeers(): AddedPeerReport[] {
+    const dialled = new Map((this.connections?.addresses() ?? []).map((a) => [a.address, a]));
+    return this.knownPeers().map((known) => {
+      const state = dialled.get(known.address);
+      return {
+        address: known.address,
+        ...(known.folder ? { folder: known.folder } : {}),
+        ...(state?.deviceId ? { deviceId: state.deviceId } : {}),
+        connected: state?.connected ?? false,
+        ...(state?.lastError ? { lastError: state.lastError } : {}),
+      };
+    });
+  }
+
+  /** Forgets added addresses (by address, or every one leading to a device): they are no longer dialled. */
+  async removePeer(target: string): Promise<{ removed: string[] }> {
+    const text = target.trim();
+    let address: string | undefined;
+    try {
+      const { host, port } = parseHostPort(text, 'peer address');
+      address = formatHostPort({ host, port });
+    } catch {
+      // Not an address: a device ID, or the start of one.
+    }
+    const device = address === undefined && /^[A-Z2-7]{7,52}$/i.test(text) ? text.toUpperCase() : undefined;
+    if (address === undefined && device === undefined) {
+      throw new FerryError('USAGE', `give an added address (HOST:PORT) or a device ID (got '${text.slice(0, 100)}')`);
+    }
+    const added = this.addedPeers();
+    const removed = added
+      .filter((peer) => peer.address === address || (device !== undefined && peer.deviceId?.startsWith(device)))
+      .map((peer) => peer.address);
+    if (removed.length === 0) {
+      const listed = added.map((peer) => peer.address).join(', ');
+      throw new FerryError('PEER_UNKNOWN', `no added peer address is ${address ?? `of device ${device}`} (${listed ? `added: ${listed}` : 'none is added'}; 'ferry peers list' shows them)`);
+    }
+    await this.store!.putSetting(KNOWN_PEERS_KEY, this.knownPeers().filter((known) => !removed.includes(known.address)));
+    // Not dialled again; a link already up stays until it closes (the device may also be found by discovery).
+    for (const gone of removed) this.connections?.removeAddress(gone);
+    this.logger.info('peer addresses removed', { addresses: removed.join(',') });
+    return { removed };
   }
 
   revert(folder: string): Promise<number> {

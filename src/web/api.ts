@@ -152,7 +152,12 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
 
   // peers
   router.get('/peers', (ctx) => {
-    ctx.body = { peers: daemon.peers(), known: daemon.status().knownPeers };
+    ctx.body = { peers: daemon.peers(), known: daemon.status().knownPeers, ...(daemon.addedPeers ? { added: daemon.addedPeers() } : {}) };
+  });
+  // An added address (HOST:PORT, URL-encoded) or a device ID: it is no longer dialled.
+  router.delete('/peers/:target', async (ctx) => {
+    if (!daemon.removePeer) throw new FerryError('USAGE', 'removing peers is not available here');
+    ctx.body = await daemon.removePeer(ctx.params.target!);
   });
   router.post('/peers', async (ctx) => {
     const body = await readJsonBody(ctx.req);

@@ -269,6 +269,17 @@ export interface PeerInfo {
   folders: string[];
 }
 
+/** An address named with `ferry peers add` (or the page), with its dial state. */
+export interface AddedPeerReport {
+  address: string;
+  /** The folder it was added for (a label only). */
+  folder?: string;
+  /** The device behind it, once one answered there. */
+  deviceId?: string;
+  connected: boolean;
+  lastError?: string;
+}
+
 /** The settings the page and the API may change (they apply at once; listen and web at the next start). */
 export interface EditableSettings {
   deviceName: string;
@@ -335,6 +346,10 @@ export interface DaemonApi {
   rescan(folder: string): Promise<void>;
   /** Remembers an address to keep connected; `folder` only labels it. */
   addPeer(address: string, folder?: string): Promise<void>;
+  /** The addresses added with addPeer (optional so test doubles need not implement it). */
+  addedPeers?(): AddedPeerReport[];
+  /** Forgets added addresses: `target` is one (HOST:PORT) or a device ID (or its first 7+ characters); returns those removed. PEER_UNKNOWN if none. */
+  removePeer?(target: string): Promise<{ removed: string[] }>;
   /** Read-only folders: archives local edits and takes the global versions back. */
   revert(folder: string): Promise<number>;
   // Grants (optional so test doubles of this interface need not implement them).

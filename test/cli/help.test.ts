@@ -40,7 +40,7 @@ test('usage errors: one short message and the usage once, no global help, no Nod
     [['status', '--json=yes'], /^ferry: --json takes no value\nusage: ferry status /],
     [['status', 'extra'], /^ferry: unexpected argument 'extra'\nusage: ferry status /],
     [['join', 'KEY'], /^ferry: an argument is missing\nusage: ferry join KEY DIR/],
-    [['folders'], /^ferry: give a subcommand\nusage: ferry folders remove/],
+    [['folders'], /^ferry: give a subcommand\nusage: ferry folders list/],
     [['peers', 'lst'], /^ferry: unknown subcommand 'lst'\nusage: ferry peers add/],
   ];
   for (const [argv, expected] of cases) {

@@ -42,6 +42,7 @@ export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: st
 /** The shapes the daemon sends (src/web/daemon-api.ts). */
 // The API's shapes come from the server's own declaration (type-only: nothing of it is bundled).
 export type {
+  AddedPeerReport,
   ArchiveListing,
   EditableSettings,
   FolderReport,

@@ -1,6 +1,6 @@
 // The peers view: connected devices with how they were found and their rates, named addresses, and an add form.
 
-import { api, ApiError, type PeerInfo, type StatusReport } from './api.js';
+import { api, ApiError, type AddedPeerReport, type PeerInfo, type StatusReport } from './api.js';
 import { clear, field, formatBytes, formatRate, h } from './dom.js';
 
 const SOURCES: Record<string, string> = {
@@ -53,10 +53,10 @@ export class PeersView {
   show(): void {
     if (this.refreshing) return;
     this.refreshing = true;
-    api<{ peers: PeerInfo[]; known: StatusReport['knownPeers'] }>('GET', '/peers')
-      .then(({ peers, known }) => {
+    api<{ peers: PeerInfo[]; known: StatusReport['knownPeers']; added?: AddedPeerReport[] }>('GET', '/peers')
+      .then(({ peers, known, added }) => {
         this.error.textContent = '';
-        this.render(peers, known);
+        this.render(peers, known, added);
       })
       .catch((err: ApiError) => (this.error.textContent = err.message))
       .finally(() => (this.refreshing = false));
@@ -67,7 +67,17 @@ export class PeersView {
     this.show();
   }
 
-  private render(peers: PeerInfo[], known: StatusReport['knownPeers']): void {
+  private remove(address: string, button: HTMLButtonElement): void {
+    button.disabled = true;
+    api('DELETE', `/peers/${encodeURIComponent(address)}`)
+      .then(() => this.show())
+      .catch((err: ApiError) => {
+        button.disabled = false;
+        this.error.textContent = err.message;
+      });
+  }
+
+  private render(peers: PeerInfo[], known: StatusReport['knownPeers'], added?: AddedPeerReport[]): void {
     clear(this.connected);
     if (peers.length === 0) this.connected.append(h('p', { class: 'empty' }, 'No device is connected.'));
     else {
@@ -93,6 +103,22 @@ export class PeersView {
       );
     }
     clear(this.known);
+    // The addresses the owner added, each with a remove button (older daemons: every address dialled).
+    if (added) {
+      if (added.length === 0) this.known.append(h('p', { class: 'empty' }, 'None: devices on the LAN and through trackers are found without one.'));
+      else {
+        const rows = added.map((k) => {
+          const remove = h('button', { class: 'danger', attrs: { type: 'button', 'aria-label': `Remove ${k.address}`, 'data-address': k.address } }, 'Remove');
+          remove.addEventListener('click', () => this.remove(k.address, remove));
+          const state = k.connected ? 'connected' : k.lastError ? `not connected: ${k.lastError}` : 'connecting…';
+          return h('tr', null, h('td', null, k.address), h('td', null, state, k.deviceId ? h('br') : null, k.deviceId ? h('code', { class: 'id' }, k.deviceId.slice(0, 16) + '…') : null), h('td', null, remove));
+        });
+        this.known.append(
+          h('table', { attrs: { id: 'added-table' } }, h('thead', null, h('tr', null, h('th', null, 'Address'), h('th', null, 'State'), h('th', null, ''))), h('tbody', null, ...rows)),
+        );
+      }
+      return;
+    }
     if (known.length === 0) this.known.append(h('p', { class: 'empty' }, 'None: devices on the LAN and through trackers are found without one.'));
     else {
       this.known.append(
