@@ -22,7 +22,11 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
   run: {
     about: 'Runs the daemon in the foreground until Ctrl-C (SIGINT) or SIGTERM. By default it syncs on 0.0.0.0:22100 and serves the web page on 0.0.0.0:8888.',
     usage: [RUN_USAGE],
-    examples: ['ferry run', 'ferry run --home ~/ferry-b --listen 127.0.0.1:22101 --web 127.0.0.1:8889   # a second daemon on one machine'],
+    examples: [
+      'ferry run',
+      'ferry run --home ~/ferry-b --listen 127.0.0.1:22101 --web 127.0.0.1:8889   # a second daemon on one machine',
+      'ferry run --turn turn://alice:PASSWORD@turn.example.org:3478   # relay through a TURN server (e.g. coturn) when no direct path works',
+    ],
   },
   share: {
     about: "Shares a folder of this device and prints its keys: RW (read-write), RO (read-only) and ENC (encrypted, for an untrusted backup).",

@@ -9,7 +9,7 @@ import { parseCommand, type Output } from './args.js';
 
 export const RUN_USAGE =
   'ferry run [--home DIR] [--listen HOST:PORT] [--web HOST:PORT] [--no-lan] [--no-nat] [--no-dht] ' +
-  '[--no-trackers] [--no-stun] [--no-tcp] [--no-udp] [--log-level L] [--web-host NAME]... [--admin-password-file FILE] [--tracker URL]... [--dht-bootstrap HOST:PORT]... [--stun HOST:PORT]...';
+  '[--no-trackers] [--no-stun] [--no-tcp] [--no-udp] [--log-level L] [--web-host NAME]... [--admin-password-file FILE] [--tracker URL]... [--dht-bootstrap HOST:PORT]... [--stun HOST:PORT]... [--turn turn://USER:PASSWORD@HOST:PORT]...';
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
@@ -28,6 +28,7 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
       'dht-bootstrap': { type: 'string', multiple: true },
       stun: { type: 'string', multiple: true },
       'no-stun': { type: 'boolean' },
+      turn: { type: 'string', multiple: true },
       'no-tcp': { type: 'boolean' },
       'no-udp': { type: 'boolean' },
       'web-host': { type: 'string', multiple: true },
@@ -52,6 +53,7 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
     dhtBootstrap: values['dht-bootstrap'] as string[] | undefined,
     stun: values['no-stun'] ? false : undefined,
     stunServers: values.stun as string[] | undefined,
+    turnServers: values.turn as string[] | undefined,
     webHosts: values['web-host'] as string[] | undefined,
     tcp: values['no-tcp'] ? false : undefined,
     udp: values['no-udp'] ? false : undefined,

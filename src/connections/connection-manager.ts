@@ -9,7 +9,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { normalizeAddress, parseAddress, socketAddress, type HostPort } from './address.js';
 import { dialTls } from './dial.js';
-import { UdpTransport, linkOf } from './udp-transport.js';
+import { UdpTransport, linkOf, type LinkPath, type RelayDatagrams } from './udp-transport.js';
 import { prefersCandidate, type Direction, type LinkFacts } from './duplicates.js';
 import { KnownAddress, type AddressStatus } from './known-address.js';
 import { MAX_PENDING_HANDSHAKES, PeerListener } from './listener.js';
@@ -57,6 +57,8 @@ export class ConnectionManager extends Resource {
   /** UDP (µTP on the same port number): null when off (`--no-udp`), or when its port could not be bound. */
   private udp: UdpTransport | null;
   private readonly udpWanted: boolean;
+  /** µTP over relayed sockets (TURN allocations), by name: a relayed address is dialled through the relay on its IP. */
+  private readonly relays = new Map<string, { socket: RelayDatagrams; transport: UdpTransport }>();
   private readonly handshakeTimeoutMs: number;
   private readonly known = new Map<string, KnownAddress>();
   /** The kept connection per device ID. */
@@ -108,6 +110,36 @@ export class ConnectionManager extends Resource {
   /** The sync port's UDP socket (STUN and others share it), when UDP is on. */
   udpSocket(): UdpSocket | null {
     return this.udp?.opened ? this.udp.socket : null;
+  }
+
+  /**
+   * Runs µTP, TLS and the handshake over `socket` (a TURN allocation) too: its peers' connections
+   * are accepted as any other, and addresses on its relayed IP (other allocations on the same
+   * server) are dialled through it. Returns its removal (its connections close with it).
+   */
+  async addRelay(name: string, socket: RelayDatagrams, path: LinkPath): Promise<() => Promise<void>> {
+    if (this.closed || this.relays.has(name)) throw new FerryError('USAGE', `relay ${name} cannot be added`);
+    const transport = new UdpTransport({
+      identity: this.options.identity,
+      listen: this.options.listen,
+      tlsHandshakeTimeoutMs: this.handshakeTimeoutMs,
+      maxPendingHandshakes: this.options.maxPendingHandshakes ?? MAX_PENDING_HANDSHAKES,
+      logger: this.log.child('relay'),
+      onSecureSocket: (tlsSocket) => this.track(this.accept(tlsSocket)),
+      over: { socket, path },
+    });
+    await transport.open();
+    const entry = { socket, transport };
+    this.relays.set(name, entry);
+    return async () => {
+      if (this.relays.get(name) === entry) this.relays.delete(name);
+      await transport.close();
+    };
+  }
+
+  /** The relayed sockets (discovery announces their addresses through them). */
+  relaySockets(): Array<{ name: string; socket: RelayDatagrams }> {
+    return [...this.relays.entries()].map(([name, { socket }]) => ({ name, socket }));
   }
 
   /** Dials `address` (HOST:PORT) now and keeps it connected, redialling with backoff; idempotent. USAGE if malformed. */
@@ -179,7 +211,8 @@ export class ConnectionManager extends Resource {
   protected async _close(): Promise<void> {
     this.lifetime.abort();
     for (const entry of this.known.values()) entry.dispose();
-    const listenerClosed = Promise.all([this.listener?.close(), this.udp?.close()]);
+    const listenerClosed = Promise.all([this.listener?.close(), this.udp?.close(), ...[...this.relays.values()].map((relay) => relay.transport.close())]);
+    this.relays.clear();
     await Promise.allSettled([...this.attempts]);
     for (const link of [...this.links.values()]) {
       this.links.delete(link.peer.deviceId);
@@ -268,6 +301,10 @@ export class ConnectionManager extends Resource {
     const identity = this.options.identity;
     const timeoutMs = this.handshakeTimeoutMs;
     const udp = this.udp?.opened ? this.udp : null;
+    // An address on a relay's IP is another allocation on the same TURN server: only the relay reaches it.
+    for (const { socket, transport } of this.relays.values()) {
+      if (transport.opened && socket.address().address === target.host) return transport.dial(target, { timeoutMs: Math.min(timeoutMs, UDP_PROBE_MS), signal });
+    }
     if (!this.listener) {
       if (!udp) return Promise.reject(new FerryError('CLOSED', 'UDP transport closed'));
       return udp.dial(target, { timeoutMs: Math.min(timeoutMs, UDP_PROBE_MS), signal });

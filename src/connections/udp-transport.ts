@@ -6,19 +6,25 @@ import tls, { type TLSSocket } from 'node:tls';
 import { FerryError, ioError } from '../errors.js';
 import type { DeviceIdentity } from '../keys/index.js';
 import { clientTlsOptions, serverTlsOptions } from '../protocol/index.js';
-import { UdpSocket, UtpEndpoint, type UtpConnection } from '../transport/index.js';
+import { UdpSocket, UtpEndpoint, type DatagramSocket, type UdpEndpoint, type UtpConnection } from '../transport/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { formatAddress, type HostPort } from './address.js';
 import { awaitSecureConnect, type DialOptions } from './dial.js';
 
 /** How a connection reached the peer: shown in status as `peers[].path`. */
-export type LinkPath = 'tcp' | 'udp' | 'udp punched';
+export type LinkPath = 'tcp' | 'udp' | 'udp punched' | `turn ${string}`;
+
+/** A datagram socket to run µTP over instead of the sync port's own: a TURN allocation. */
+export interface RelayDatagrams extends DatagramSocket {
+  /** Our address as peers see it (the relayed address). */
+  address(): UdpEndpoint;
+}
 
 type Identity = Pick<DeviceIdentity, 'certPem' | 'keyPem'>;
 
 /** What a TLS socket over µTP carries besides itself (a TLSSocket over a JS stream knows no addresses). */
-const overUdp = new WeakMap<TLSSocket, UtpConnection>();
+const overUdp = new WeakMap<TLSSocket, { utp: UtpConnection; path?: LinkPath }>();
 
 /**
  * A TLS socket's link facts: its path and round-trip time. The TLS socket over a µTP connection
@@ -26,17 +32,18 @@ const overUdp = new WeakMap<TLSSocket, UtpConnection>();
  * handshake's observed address, logs, status) works as over TCP.
  */
 export function linkOf(socket: TLSSocket): { path: () => LinkPath; rttMs: () => number | undefined } {
-  const utp = overUdp.get(socket);
-  if (!utp) return { path: () => 'tcp', rttMs: () => undefined };
+  const link = overUdp.get(socket);
+  if (!link) return { path: () => 'tcp', rttMs: () => undefined };
+  const { utp, path } = link;
   // Read when asked: the peer's SYN that shows a punch may come just after our dial completed.
   return {
-    path: () => (utp.punched ? 'udp punched' : 'udp'),
+    path: () => path ?? (utp.punched ? 'udp punched' : 'udp'),
     rttMs: () => (utp.srttMs === undefined ? undefined : Math.round(utp.srttMs * 10) / 10),
   };
 }
 
-function wrap(socket: TLSSocket, utp: UtpConnection, local: { address: string; port: number }): TLSSocket {
-  overUdp.set(socket, utp);
+function wrap(socket: TLSSocket, utp: UtpConnection, local: { address: string; port: number }, path?: LinkPath): TLSSocket {
+  overUdp.set(socket, { utp, ...(path ? { path } : {}) });
   Object.defineProperties(socket, {
     remoteAddress: { value: utp.remote.address, configurable: true },
     remotePort: { value: utp.remote.port, configurable: true },
@@ -58,6 +65,8 @@ export interface UdpTransportOptions {
   logger?: Logger;
   /** Accepting off (dialling only), e.g. `--no-udp` keeps no UDP at all and never builds this. */
   onSecureSocket: (socket: TLSSocket) => Promise<void>;
+  /** Run over this socket (a TURN allocation) instead of binding the sync port; connections show `path`. */
+  over?: { socket: RelayDatagrams; path: LinkPath };
 }
 
 export class UdpTransport extends Resource {
@@ -77,9 +86,14 @@ export class UdpTransport extends Resource {
     return this.pending;
   }
 
+  /** What µTP runs over: the sync port's socket, or the relayed one. */
+  private get datagrams(): RelayDatagrams {
+    return this.options.over?.socket ?? this.socket;
+  }
+
   protected async _open(): Promise<void> {
-    await this.socket.open();
-    const endpoint = new UtpEndpoint(this.socket, { logger: this.log });
+    if (!this.options.over) await this.socket.open();
+    const endpoint = new UtpEndpoint(this.datagrams, { logger: this.log });
     endpoint.on('connection', (utp) => this.accept(utp));
     this.endpoint = endpoint;
   }
@@ -103,7 +117,7 @@ export class UdpTransport extends Resource {
       if (err instanceof FerryError) throw new FerryError(err.code, `UDP: ${err.message.replace('µTP ', '')} (${where})`);
       throw ioError(`cannot connect to ${where} over UDP`, err);
     }
-    const socket = wrap(tls.connect({ ...clientTlsOptions(this.options.identity), socket: utp }), utp, this.socket.address());
+    const socket = wrap(tls.connect({ ...clientTlsOptions(this.options.identity), socket: utp }), utp, this.datagrams.address(), this.options.over?.path);
     return awaitSecureConnect(socket, { where, transport: ' over UDP', timeoutMs: deadline - Date.now(), signal: options.signal });
   }
 
@@ -115,7 +129,7 @@ export class UdpTransport extends Resource {
     }
     this.pending++;
     const raw = new tls.TLSSocket(utp, { isServer: true, ...serverTlsOptions(this.options.identity) });
-    const socket = wrap(raw, utp, this.socket.address());
+    const socket = wrap(raw, utp, this.datagrams.address(), this.options.over?.path);
     this.open_.add(socket);
     let released = false;
     const release = (): void => {

@@ -21,6 +21,7 @@ export const discoveryServiceFactory: ServiceFactory = (context) => {
     onFoldersChanged: context.onFoldersChanged,
     listen: context.listen,
     sharedUdp: () => context.connections.udpSocket(),
+    relays: () => context.connections.relaySockets(),
     external: () => context.reachability.external,
     externalAddresses: () => context.reachability.addresses(),
     // Without a port-mapping service nothing is worth waiting for.

@@ -4,12 +4,12 @@
 import type { HostPort } from './settings.js';
 import { formatHostPort } from './settings.js';
 
-export type ExternalSource = 'upnp' | 'natpmp' | 'stun' | 'observed';
+export type ExternalSource = 'upnp' | 'natpmp' | 'stun' | 'observed' | 'turn';
 
 export interface ExternalAddress {
   address: string;
   source: ExternalSource;
-  /** Who told us: the STUN server, or the device ID of the peer that saw us. */
+  /** Who told us: the STUN server, the device ID of the peer that saw us, or the TURN server relaying for us. */
   via?: string;
   lastSeenMs: number;
 }
@@ -38,7 +38,7 @@ export class Reachability {
   }
 
   /** An external address learned by STUN or seen by a peer; listeners hear only of new ones. */
-  learn(source: 'stun' | 'observed', at: HostPort, via?: string, nowMs = Date.now()): void {
+  learn(source: 'stun' | 'observed' | 'turn', at: HostPort, via?: string, nowMs = Date.now()): void {
     const address = formatHostPort(at);
     const key = `${source} ${address}`;
     const known = this.learned.get(key);
@@ -54,6 +54,11 @@ export class Reachability {
     }
     this.learned.set(key, { ...at, address, source, ...(via ? { via } : {}), lastSeenMs: nowMs });
     this.notify();
+  }
+
+  /** An address no longer ours (a TURN allocation lost); listeners hear of it. */
+  forget(source: ExternalSource, at: HostPort): void {
+    if (this.learned.delete(`${source} ${formatHostPort(at)}`)) this.notify();
   }
 
   /** Every external address: the mapping first, then what STUN and peers said, newest first. */

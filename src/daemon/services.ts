@@ -13,6 +13,7 @@ import { natServiceFactory } from './nat-service.js';
 import { discoveryServiceFactory } from './discovery-service.js';
 import { stunServiceFactory } from './stun-service.js';
 import { introduceServiceFactory } from './introduce-service.js';
+import { turnServiceFactory } from './turn-service.js';
 
 /** A loopback listener is reachable from this machine only: no LAN, router or internet service can help it. */
 export function isLoopbackHost(host: string): boolean {
@@ -57,6 +58,7 @@ export const SERVICE_SETTINGS: readonly (keyof Settings)[] = [
 export const SERVICE_FACTORIES: ServiceFactory[] = [
   natServiceFactory,
   stunServiceFactory,
+  turnServiceFactory,
   discoveryServiceFactory,
   introduceServiceFactory,
 ];

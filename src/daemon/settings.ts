@@ -1,6 +1,7 @@
 // Daemon settings: defaults, validation, and the merge of stored settings with `run` flags.
 
 import { FerryError } from '../errors.js';
+import { parseTurnUrl } from '../nat/turn.js';
 import { isLogLevel, type LogLevel } from '../util/log.js';
 
 export interface Settings {
@@ -25,6 +26,8 @@ export interface Settings {
   stun: boolean;
   /** STUN servers, HOST:PORT, asked in order until one answers. */
   stunServers: string[];
+  /** TURN servers, turn://USER:PASSWORD@HOST:PORT: an allocation on each relays for this device (never shown or logged). */
+  turnServers: string[];
   archiveDays: number;
   /** Peers' deletions of more than this many files (or more than half a folder) wait for the owner; 0 = only the half rule. */
   massDeleteFiles: number;
@@ -42,6 +45,7 @@ export const DEFAULT_SYNC_PORT = 22100;
 export const DEFAULT_WEB_PORT = 8888;
 export const DEFAULT_STUN_SERVERS = ['stun.l.google.com:19302', 'stun.cloudflare.com:3478', 'stun.nextcloud.com:443'] as const;
 export const MAX_STUN_SERVERS = 16;
+export const MAX_TURN_SERVERS = 8;
 
 export function defaultSettings(hostname: string): Settings {
   return {
@@ -62,6 +66,7 @@ export function defaultSettings(hostname: string): Settings {
     // Public STUN servers (tests and CI always pass --no-stun or their own lab server).
     stun: true,
     stunServers: [...DEFAULT_STUN_SERVERS],
+    turnServers: [],
     archiveDays: 14,
     massDeleteFiles: 1000,
     uploadKBps: 0,
@@ -120,6 +125,8 @@ export function mergeSettings(base: Settings, overrides: Partial<Settings>): Set
   for (const server of merged.stunServers) {
     if (parseHostPort(server, 'STUN server').port === 0) throw new FerryError('USAGE', `STUN server needs a port (got '${server}')`);
   }
+  if (merged.turnServers.length > MAX_TURN_SERVERS) throw new FerryError('USAGE', `at most ${MAX_TURN_SERVERS} TURN servers`);
+  for (const server of merged.turnServers) parseTurnUrl(server);
   if (merged.webHosts.length > MAX_WEB_HOSTS) throw new FerryError('USAGE', `at most ${MAX_WEB_HOSTS} web host names`);
   for (const name of merged.webHosts) checkWebHost(name);
   for (const url of merged.trackerUrls) {

@@ -12,7 +12,13 @@ import { isLanAddress, localAddresses, unmapIpv4 } from './net-addresses.js';
 import { formatPeerAddress, normalizePeerAddress, parsePeerAddress, type ConnectedPeer, type Dialler, type HostPort } from './peer-address.js';
 import { PeerExchange } from './pex.js';
 import { TrackerAnnouncer, type AnnouncedFolder } from './trackers.js';
-import type { UdpTrackerOptions } from './tracker-udp.js';
+import type { TrackerDatagrams, UdpTrackerOptions } from './tracker-udp.js';
+
+/** A relayed socket (TURN allocation) whose address is announced to udp:// trackers through it. */
+export interface RelayedSocket {
+  name: string;
+  socket: TrackerDatagrams & { address(): { address: string; port: number } };
+}
 
 export const PRUNE_INTERVAL_MS = 60_000;
 /** A LAN device heard again is dialled at once when its next redial is further away than this. */
@@ -44,6 +50,8 @@ export interface DiscoveryOptions {
   sharedUdp?: () => SharedDatagrams | null;
   dht: false | { bootstrap: readonly string[]; port?: number; loadState?: () => DhtState | undefined; saveState?: (state: DhtState) => Promise<void> };
   pex?: { pollMs?: number };
+  /** Relayed sockets (checked when the external addresses change): each announced through itself. */
+  relays?: () => readonly RelayedSocket[];
   /** Floor of the lonely re-announce (tests); see TrackerAnnouncer. */
   lonelyFloorMs?: number;
   /** Period of DHT lookups for folders with no connected peer; see DhtDiscovery. */
@@ -57,6 +65,8 @@ export class Discovery extends Resource {
   private readonly log: Logger;
   private readonly lan: LanDiscovery | null = null;
   private readonly trackers: TrackerAnnouncer | null = null;
+  /** One announcer per relayed socket: the tracker sees the relay's IP and is told its port. */
+  private readonly relayTrackers = new Map<string, TrackerAnnouncer>();
   private readonly dht: DhtDiscovery | null = null;
   private readonly pex: PeerExchange;
   private readonly unsubscribe: Array<() => void> = [];
@@ -153,10 +163,12 @@ export class Discovery extends Resource {
     this.unsubscribe.push(
       this.options.onExternalChanged(() => {
         this.dropOwnAddresses();
+        this.syncRelays();
         this.trackers?.portChanged();
         this.dht?.sync();
       }),
     );
+    this.syncRelays();
     this.pruneTimer = setInterval(() => this.prune(), PRUNE_INTERVAL_MS);
     this.pruneTimer.unref();
     this.log.info('discovery running', {
@@ -171,7 +183,7 @@ export class Discovery extends Resource {
     for (const off of this.unsubscribe.splice(0)) off();
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     for (const timer of this.deferred) clearTimeout(timer);
-    await Promise.allSettled([this.pex, this.dht, this.trackers, this.lan].map((part) => part?.close()));
+    await Promise.allSettled([this.pex, this.dht, this.trackers, this.lan, ...this.relayTrackers.values()].map((part) => part?.close()));
   }
 
   /** A validated PeerExchange from a connected peer. */
@@ -183,6 +195,7 @@ export class Discovery extends Resource {
     return {
       lan: this.lan ? this.lan.report() : { enabled: false },
       trackers: this.trackers ? this.trackers.report() : { enabled: false },
+      ...(this.relayTrackers.size ? { relayTrackers: Object.fromEntries([...this.relayTrackers].map(([name, t]) => [name, t.report()])) } : {}),
       dht: this.dht ? this.dht.report() : { enabled: false },
       pex: this.pex.report(),
       addressBook: this.book.report(),
@@ -290,7 +303,36 @@ export class Discovery extends Resource {
     this.knownFolders = now;
     this.lan?.announce();
     this.trackers?.sync();
+    for (const relayed of this.relayTrackers.values()) relayed.sync();
     this.dht?.sync();
+  }
+
+  /** Starts announcing through relayed sockets that appeared, stops for those gone. */
+  private syncRelays(): void {
+    const { trackers, relays } = this.options;
+    if (!trackers || !relays || this.closed) return;
+    const now = new Map(relays().map((relay) => [relay.name, relay]));
+    for (const [name, announcer] of this.relayTrackers) {
+      if (now.has(name)) continue;
+      this.relayTrackers.delete(name);
+      void announcer.close();
+    }
+    for (const [name, { socket }] of now) {
+      if (this.relayTrackers.has(name)) continue;
+      const announcer = new TrackerAnnouncer({
+        urls: trackers.urls,
+        folders: this.options.folders,
+        port: () => socket.address().port,
+        onPeers: (folder, addresses) => this.learn(folder, addresses, 'tracker'),
+        hasPeers: (folderIdHex) => this.options.connections.peers().some((peer) => !peer.connection.closed && peer.handshake.folders.some((f) => f.keys.folderIdHex === folderIdHex)),
+        lonelyFloorMs: this.options.lonelyFloorMs,
+        udp: trackers.udp,
+        datagrams: socket,
+        logger: this.log.child('tracker-relayed'),
+      });
+      this.relayTrackers.set(name, announcer);
+      announcer.open().catch((err: unknown) => this.log.warn('announcing through a relay failed to start', { relay: name, err: err as Error }));
+    }
   }
 
   private prune(): void {
@@ -301,5 +343,6 @@ export class Discovery extends Resource {
     for (const deviceId of connected) this.book.touchDevice(deviceId);
     this.book.prune(Date.now(), (entry) => entry.deviceId !== undefined && connected.has(entry.deviceId));
     this.trackers?.lonely();
+    for (const relayed of this.relayTrackers.values()) relayed.lonely();
   }
 }

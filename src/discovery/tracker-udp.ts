@@ -30,7 +30,21 @@ export interface UdpTrackerOptions {
   /** Tries after the first. @default UDP_MAX_RETRIES */
   maxRetries?: number;
   logger?: Logger;
+  /**
+   * Send and receive through this instead of a socket of our own: a TURN allocation, so the
+   * tracker records the relayed address (the sender's IP, and the port announced).
+   */
+  datagrams?: TrackerDatagrams;
 }
+
+/** A datagram socket shared with others: replies reach the client through a classifier. */
+export interface TrackerDatagrams {
+  send(buf: Buffer, port: number, host: string): void;
+  handle(classify: (buf: Buffer) => boolean, handler: (buf: Buffer, from: { address: string; port: number }) => void): () => void;
+}
+
+/** A tracker reply: action 0–3 in the first 32-bit word (never a µTP or STUN packet's start). */
+export const isTrackerReply = (buf: Buffer): boolean => buf.length >= 8 && buf.readUInt32BE(0) <= ACTION_ERROR;
 
 interface Pending {
   transactionId: number;
@@ -40,6 +54,7 @@ interface Pending {
 export class UdpTrackerClient extends Resource {
   private readonly log: Logger;
   private socket: Socket | null = null;
+  private unhandle: (() => void) | null = null;
   private family: 4 | 6 = 4;
   private address = '';
   private connectionId: Buffer | null = null;
@@ -62,6 +77,11 @@ export class UdpTrackerClient extends Resource {
   protected async _open(): Promise<void> {
     this.address = isIP(this.host) ? this.host : (await lookup(this.host)).address;
     this.family = isIP(this.address) === 6 ? 6 : 4;
+    const shared = this.options.datagrams;
+    if (shared) {
+      this.unhandle = shared.handle(isTrackerReply, (packet, from) => this.receive(packet, { address: from.address, port: from.port }));
+      return;
+    }
     const socket = createSocket(this.family === 6 ? 'udp6' : 'udp4');
     socket.on('error', (err) => this.log.debug('UDP tracker socket error', { err }));
     socket.on('message', (packet, rinfo) => this.receive(packet, rinfo));
@@ -72,6 +92,7 @@ export class UdpTrackerClient extends Resource {
   protected async _close(): Promise<void> {
     this.lifetime.abort();
     await this.queue.catch(() => undefined);
+    this.unhandle?.();
     await closeUdp(this.socket);
     this.socket = null;
   }
@@ -119,6 +140,10 @@ export class UdpTrackerClient extends Resource {
       const timer = setTimeout(() => done(null), waitMs);
       signal.addEventListener('abort', onAbort, { once: true });
       this.pending = { transactionId, resolve: done };
+      if (this.options.datagrams) {
+        this.options.datagrams.send(build(transactionId), this.port, this.address);
+        return;
+      }
       void sendUdp(this.socket!, build(transactionId), this.port, this.address).then((err) => {
         if (err) this.log.debug('UDP tracker send failed', { tracker: this.host, err });
       });
@@ -131,7 +156,7 @@ export class UdpTrackerClient extends Resource {
     return reply;
   }
 
-  private receive(packet: Buffer, rinfo: RemoteInfo): void {
+  private receive(packet: Buffer, rinfo: Pick<RemoteInfo, 'address' | 'port'>): void {
     const pending = this.pending;
     if (!pending || rinfo.port !== this.port || packet.length < 8 || packet.readUInt32BE(4) !== pending.transactionId) {
       this.ignoredPackets++;

@@ -9,7 +9,7 @@ import { Resource } from '../util/resource.js';
 import { announceHttp } from './tracker-http.js';
 import type { AnnounceEvent, AnnounceParams } from './tracker-params.js';
 import type { AnnounceResult } from './tracker-response.js';
-import { UdpTrackerClient, type UdpTrackerOptions } from './tracker-udp.js';
+import { UdpTrackerClient, type TrackerDatagrams, type UdpTrackerOptions } from './tracker-udp.js';
 
 export const NUM_WANT = 50;
 /** How long close() waits for the `stopped` announces. */
@@ -43,6 +43,8 @@ export interface TrackerAnnouncerOptions {
   lonelyFloorMs?: number;
   logger?: Logger;
   udp?: UdpTrackerOptions;
+  /** Announce through this datagram socket (a TURN allocation): udp:// trackers only. */
+  datagrams?: TrackerDatagrams;
   httpTimeoutMs?: number;
   retryBackoff?: { initialMs: number; maxMs: number };
 }
@@ -81,6 +83,7 @@ export class TrackerAnnouncer extends Resource {
         if (!['http:', 'https:', 'udp:'].includes(parsed.protocol) || (parsed.protocol === 'udp:' && !parsed.port)) {
           throw new Error('not an http(s):// or udp://HOST:PORT URL');
         }
+        if (options.datagrams && parsed.protocol !== 'udp:') continue; // HTTP cannot go through a UDP relay
         if (!this.urls.includes(url)) this.urls.push(url);
       } catch (err) {
         this.log.warn('ignoring a tracker URL', { url, reason: (err as Error).message });
@@ -222,7 +225,7 @@ export class TrackerAnnouncer extends Resource {
     let client = this.udp.get(url.host);
     if (!client) {
       if (this.closed && event !== 'stopped') throw new FerryError('CLOSED', 'closing');
-      client = new UdpTrackerClient(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port), { ...this.options.udp, logger: this.log });
+      client = new UdpTrackerClient(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port), { ...this.options.udp, logger: this.log, ...(this.options.datagrams ? { datagrams: this.options.datagrams } : {}) });
       this.udp.set(url.host, client);
     }
     return client.announce(params, signal);

@@ -277,7 +277,12 @@ interface Peer {
   channel: number;
   bound: boolean;
   binding: boolean;
+  /** Datagrams sent before the first permission for the peer's IP: sent once the channel is bound. */
+  queue: Buffer[];
 }
+
+/** Datagrams held per peer while its first channel is bound (a SYN or two, a tracker request). */
+const MAX_QUEUED = 4;
 
 type Handler = (buf: Buffer, from: UdpEndpoint) => void;
 
@@ -408,7 +413,7 @@ export class TurnClient extends Resource {
         [ATTR_DATA, buf],
       ]);
       this.socket.send(message, this.options.server.port, this.options.server.address);
-    }
+    } else if (peer.queue.length < MAX_QUEUED) peer.queue.push(Buffer.from(buf));
   }
 
   /** Registers a receiver of relayed datagrams (as UdpSocket.handle): returns its removal. */
@@ -430,7 +435,7 @@ export class TurnClient extends Resource {
     const known = this.peers.get(key);
     if (known) return known;
     if (this.peers.size >= MAX_TURN_PEERS || this.nextChannel > 0x4fff) return null;
-    const peer: Peer = { at: { address: at.address, port: at.port }, channel: this.nextChannel++, bound: false, binding: false };
+    const peer: Peer = { at: { address: at.address, port: at.port }, channel: this.nextChannel++, bound: false, binding: false, queue: [] };
     this.peers.set(key, peer);
     this.channels.set(peer.channel, peer);
     return peer;
@@ -445,6 +450,7 @@ export class TurnClient extends Resource {
       ]);
       peer.bound = true;
       this.permissions.add(peer.at.address);
+      for (const held of peer.queue.splice(0)) this.socket?.send(encodeChannelData(peer.channel, held), this.options.server.port, this.options.server.address);
     } catch (err) {
       if (!this.closed) this.log.debug('TURN channel bind failed', { peer: `${peer.at.address}:${peer.at.port}`, reason: (err as Error).message });
     } finally {
@@ -475,6 +481,7 @@ export class TurnClient extends Resource {
     } catch (err) {
       if (this.closed) return;
       this.error = `refresh failed: ${(err as Error).message}`;
+      this.state = 'failed';
       this.log.info('TURN refresh failed', { reason: (err as Error).message });
     }
   }
