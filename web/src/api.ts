@@ -44,6 +44,10 @@ export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: st
 export type {
   AddedPeerReport,
   ArchiveListing,
+  ConflictListing,
+  ConflictReport,
+  ConflictVersionReport,
+  JoinCheckReport,
   EditableSettings,
   FolderReport,
   GrantReport,

@@ -1,8 +1,9 @@
 // The folders view: share and join forms, and one card per folder with live progress, state and actions.
 
-import { api, ApiError, type FolderReport, type StatusReport } from './api.js';
+import { api, ApiError, type FolderReport, type JoinCheckReport, type StatusReport } from './api.js';
 import { field, formatBytes, formatRate, h, setText } from './dom.js';
 import { showArchive, showKeys } from './dialogs.js';
+import { showConflicts } from './conflicts.js';
 import { formatRelative, showGrants } from './grants.js';
 
 const ACCESS: Record<string, string> = { rw: 'read-write', ro: 'read-only', enc: 'encrypted' };
@@ -20,6 +21,8 @@ interface Card {
   /** A held mass delete: what, and the two ways out. */
   held: HTMLElement;
   pause: HTMLButtonElement;
+  /** "N conflicts": opens the conflicts dialog; hidden when there are none. */
+  conflicts: HTMLButtonElement;
 }
 
 /** Failed items shown on a card (the status JSON lists up to 100). */
@@ -84,16 +87,52 @@ export class FoldersView {
     const path = h('input', { attrs: { type: 'text', name: 'path', required: true, placeholder: '/volume1/photos', id: 'join-path', autocomplete: 'off' } });
     const keyField = field('Join a folder with its key', key);
     const pathField = field('into this folder (created if missing)', path);
-    const form = h('form', { class: 'card add', attrs: { id: 'join-form' } }, keyField.row, pathField.row, h('button', { class: 'primary', attrs: { type: 'submit' } }, 'Join'));
+    // The confirm step: shown when the directory already holds files, with what a merge does to them.
+    const warning = h('div', { class: 'join-warning', attrs: { role: 'alert', id: 'join-warning' } });
+    warning.hidden = true;
+    const submit = h('button', { class: 'primary', attrs: { type: 'submit' } }, 'Join');
+    const form = h('form', { class: 'card add', attrs: { id: 'join-form' } }, keyField.row, pathField.row, warning, submit);
+    let confirmedFor = '';
+    const reset = (): void => {
+      warning.hidden = true;
+      warning.replaceChildren();
+      confirmedFor = '';
+      setText(submit, 'Join');
+    };
+    path.addEventListener('input', reset);
+    const join = (merge: boolean): Promise<unknown> =>
+      api('POST', '/folders/join', { key: key.value.trim(), path: path.value.trim(), merge }).then(() => {
+        form.reset();
+        reset();
+      });
+    const warn = (check: JoinCheckReport): void => {
+      const files = `${check.truncated ? 'at least ' : ''}${check.files} ${check.files === 1 ? 'file' : 'files'} (${formatBytes(check.bytes)})`;
+      const cancel = h('button', { class: 'join-cancel', attrs: { type: 'button' } }, 'Cancel');
+      cancel.addEventListener('click', reset);
+      warning.replaceChildren(
+        h('strong', null, `${check.path} already holds ${files}.`),
+        h('div', null, 'Joining merges them into the shared folder: files the other devices do not have are sent to them; where a file differs from theirs, the newer version keeps the name and the other is kept as a conflict copy on every device (you can resolve conflicts on the folder card).'),
+        h('div', { class: 'actions' }, cancel),
+      );
+      warning.hidden = false;
+      confirmedFor = path.value.trim();
+      setText(submit, 'Merge and join');
+    };
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       keyField.message.textContent = '';
       pathField.message.textContent = '';
-      api('POST', '/folders/join', { key: key.value.trim(), path: path.value.trim() })
-        .then(() => form.reset())
-        .catch((err: ApiError) => {
-          (err.code.startsWith('KEY_') ? keyField : pathField).message.textContent = err.message;
-        });
+      const target = path.value.trim();
+      const step = confirmedFor === target
+        ? join(true)
+        : api<JoinCheckReport>('POST', '/folders/join/check', { path: target }).then((check) => (check.files > 0 ? warn(check) : join(false)));
+      step.catch((err: ApiError) => {
+        if (err.code === 'FOLDER_NOT_EMPTY') {
+          void api<JoinCheckReport>('POST', '/folders/join/check', { path: target }).then(warn);
+          return;
+        }
+        (err.code.startsWith('KEY_') ? keyField : pathField).message.textContent = err.message;
+      });
     });
     return form;
   }
@@ -121,6 +160,8 @@ export class FoldersView {
     const peers = h('ul', { class: 'folder-peers' });
     const held = h('div', { class: 'folder-held', attrs: { role: 'alert', id: `held-${folder.id}` } });
     const pause = this.action('Pause', () => api('POST', `/folders/${id}/${pause.dataset.paused === 'yes' ? 'resume' : 'pause'}`));
+    const conflicts = this.action('Conflicts', () => showConflicts(folder.id, folder.path), 'badge conflicts');
+    conflicts.hidden = true;
     const actions = h(
       'div',
       { class: 'actions' },
@@ -140,7 +181,7 @@ export class FoldersView {
     const root = h(
       'article',
       { class: 'card folder', attrs: { 'data-folder': folder.id } },
-      h('div', { class: 'folder-head' }, h('h3', { class: 'path' }, folder.path), h('span', { class: `badge ${folder.access}` }, ACCESS[folder.access] ?? folder.access), state),
+      h('div', { class: 'folder-head' }, h('h3', { class: 'path' }, folder.path), h('span', { class: `badge ${folder.access}` }, ACCESS[folder.access] ?? folder.access), state, conflicts),
       h('div', { class: 'progress' }, bar, percent),
       detail,
       peers,
@@ -149,7 +190,7 @@ export class FoldersView {
       failed,
       actions,
     );
-    return { root, state, bar, percent, detail, error, peers, failed, held, pause };
+    return { root, state, bar, percent, detail, error, peers, failed, held, pause, conflicts };
   }
 
   /** The folder's failed items: a count and the newest few, each path with its reason (text only, never markup). */
@@ -241,6 +282,9 @@ export class FoldersView {
       this.showPeers(card.peers, folder);
       this.showFailed(card.failed, folder);
       this.showHeld(card.held, folder);
+      const conflicts = folder.conflicts ?? 0;
+      card.conflicts.hidden = conflicts === 0;
+      setText(card.conflicts, `${conflicts} ${conflicts === 1 ? 'conflict' : 'conflicts'}`);
       const paused = folder.state === 'paused';
       card.pause.dataset.paused = paused ? 'yes' : 'no';
       setText(card.pause, paused ? 'Resume' : 'Pause');
