@@ -65,8 +65,9 @@ interface Pursuit {
   askedAtMs: number;
   /** Whether we asked for this round (else the other side did, and we only answer its punch). */
   asked: boolean;
-  /** Addresses being dialled now. */
+  /** Addresses being dialled now, and the switch that stops them once one connected. */
   dialling: Set<string>;
+  stop?: AbortController;
   lastError?: string;
   /** When it was last connected through a punch, and how long it took from the first request. */
   firstAskedAtMs?: number;
@@ -395,20 +396,28 @@ export class IntroduceService extends Resource implements Service {
       this.log.debug('introduction ignored: too many punches at once', { device: message.device });
       return;
     }
-    if (pursuit.state !== 'punching') {
-      if (pursuit.via !== from.deviceId || pursuit.state !== 'asking') pursuit.asked = false;
-      pursuit.firstAskedAtMs ??= nowMs;
+    // Introduced without having asked (the other device did): answer with a request of our own,
+    // once per round, so the introducer has our own endpoints (STUN, mapping) for the other side.
+    const unasked = pursuit.state !== 'punching' && !(pursuit.state === 'asking' && pursuit.via === from.deviceId);
+    if (pursuit.state !== 'punching') pursuit.firstAskedAtMs ??= nowMs;
+    Object.assign(pursuit, { state: 'punching', via: from.deviceId, folderHex: message.folderId.toString('hex'), asked: !unasked });
+    if (unasked) {
+      this.counters.requestsSent++;
+      this.send(from, { type: 'IntroduceRequest', folderId: message.folderId, device: message.device, addresses: this.ownUdpAddresses() });
     }
-    Object.assign(pursuit, { state: 'punching', via: from.deviceId, folderHex: message.folderId.toString('hex') });
     this.log.info('introduced: punching', { device: message.device, via: from.deviceId, addresses: message.addresses.join(' '), delayMs: message.delayMs });
     const source = `introduced via ${short(from.deviceId)}`;
+    if (pursuit.dialling.size === 0) pursuit.stop = new AbortController();
+    const signal = AbortSignal.any([this.lifetime.signal, pursuit.stop!.signal]);
     for (const target of targets) {
       const key = formatPeerAddress(target);
       pursuit.dialling.add(key);
       const punch = this.wait(message.delayMs)
-        .then(() => (this.closed ? { connected: false, error: 'closing' } : this.context.connections.punchDial(message.device, target, source, this.lifetime.signal)))
+        .then(() => (this.closed ? { connected: false, error: 'closing' } : this.context.connections.punchDial(message.device, target, source, signal)))
         .then((result) => {
           pursuit.dialling.delete(key);
+          // Connected: the dials to the other addresses have done their part.
+          if (result.connected) pursuit.stop?.abort();
           if (result.error) pursuit.lastError = result.error;
           if (pursuit.dialling.size > 0 || this.closed) return;
           if (result.connected || this.peer(message.device)) {
