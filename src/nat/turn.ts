@@ -61,8 +61,12 @@ export const PERMISSION_REFRESH_MS = 240_000;
 export const CHANNEL_REFRESH_MS = 480_000;
 /** The lifetime asked for; the allocation is refreshed at half the lifetime granted. */
 export const REQUESTED_LIFETIME_S = 600;
-/** Channel numbers used: 0x4000–0x403F (not 0x41xx, whose first byte is a µTP SYN's). */
+/** Channel numbers: 0x4000–0x4FFF, taken in turn (a number is reused only after wrapping round). */
 const FIRST_CHANNEL = 0x4000;
+const LAST_CHANNEL = 0x4fff;
+/** A peer unused this long may give its place to a new one when the table is full; it is not refreshed either. */
+export const PEER_IDLE_MS = 60_000;
+const BIND_RETRY_MS = 30_000;
 
 export type Attribute = [type: number, value: Buffer];
 
@@ -277,6 +281,9 @@ interface Peer {
   channel: number;
   bound: boolean;
   binding: boolean;
+  lastUsedMs: number;
+  /** When a ChannelBind last failed: not tried again for BIND_RETRY_MS (Send indications meanwhile). */
+  bindFailedAtMs?: number;
   /** Datagrams sent before the first permission for the peer's IP: sent once the channel is bound. */
   queue: Buffer[];
 }
@@ -299,7 +306,8 @@ export class TurnClient extends Resource {
   private readonly transactions = new Map<string, Transaction>();
   private readonly peers = new Map<string, Peer>();
   private readonly channels = new Map<number, Peer>();
-  private readonly permissions = new Set<string>();
+  /** IPs permitted by permit() (renewed); a bound channel keeps its peer's IP permitted by itself. */
+  private readonly permitted = new Set<string>();
   private readonly users: Array<{ classify: (buf: Buffer) => boolean; handler: Handler }> = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private realm = '';
@@ -387,9 +395,9 @@ export class TurnClient extends Resource {
    * an IP without a permission. Renewed until close.
    */
   async permit(address: string): Promise<void> {
-    if (!this.permissions.has(address) && this.permissions.size >= MAX_TURN_PEERS) throw new FerryError('IO', 'too many TURN permissions');
+    if (!this.permitted.has(address) && this.permitted.size >= MAX_TURN_PEERS) throw new FerryError('IO', 'too many TURN permissions');
     await this.request(METHOD_CREATE_PERMISSION, [[ATTR_XOR_PEER_ADDRESS, encodeXorAddress({ address, port: 1 }, Buffer.alloc(12))]]);
-    this.permissions.add(address);
+    this.permitted.add(address);
   }
 
   /**
@@ -400,13 +408,17 @@ export class TurnClient extends Resource {
   send(buf: Buffer, port: number, host: string): void {
     if (this.state !== 'allocated' || !this.socket) return;
     const peer = this.peerFor({ address: host, port });
-    if (!peer) return;
+    if (!peer) {
+      this.dropped++;
+      return;
+    }
+    peer.lastUsedMs = Date.now();
     if (peer.bound) {
       this.socket.send(encodeChannelData(peer.channel, buf), this.options.server.port, this.options.server.address);
       return;
     }
-    if (!peer.binding) void this.bind(peer);
-    if (this.permissions.has(host)) {
+    if (!peer.binding && (peer.bindFailedAtMs === undefined || Date.now() - peer.bindFailedAtMs >= BIND_RETRY_MS)) void this.bind(peer);
+    if (this.permitted.has(host)) {
       const tid = randomBytes(12);
       const message = encodeMessage(METHOD_SEND | CLASS_INDICATION, tid, [
         [ATTR_XOR_PEER_ADDRESS, encodeXorAddress(peer.at, tid)],
@@ -434,11 +446,28 @@ export class TurnClient extends Resource {
     const key = `${at.address}|${at.port}`;
     const known = this.peers.get(key);
     if (known) return known;
-    if (this.peers.size >= MAX_TURN_PEERS || this.nextChannel > 0x4fff) return null;
-    const peer: Peer = { at: { address: at.address, port: at.port }, channel: this.nextChannel++, bound: false, binding: false, queue: [] };
+    if (this.peers.size >= MAX_TURN_PEERS && !this.evictIdle()) return null;
+    let channel = this.nextChannel;
+    while (this.channels.has(channel)) channel = channel === LAST_CHANNEL ? FIRST_CHANNEL : channel + 1;
+    this.nextChannel = channel === LAST_CHANNEL ? FIRST_CHANNEL : channel + 1;
+    const peer: Peer = { at: { address: at.address, port: at.port }, channel, bound: false, binding: false, lastUsedMs: Date.now(), queue: [] };
     this.peers.set(key, peer);
     this.channels.set(peer.channel, peer);
     return peer;
+  }
+
+  /** Forgets the least recently used peer when it has been idle PEER_IDLE_MS; false when none has. */
+  private evictIdle(nowMs = Date.now()): boolean {
+    let oldest: Peer | null = null;
+    for (const peer of this.peers.values()) if (!peer.binding && (!oldest || peer.lastUsedMs < oldest.lastUsedMs)) oldest = peer;
+    if (!oldest || nowMs - oldest.lastUsedMs < PEER_IDLE_MS) return false;
+    this.forget(oldest);
+    return true;
+  }
+
+  private forget(peer: Peer): void {
+    this.peers.delete(`${peer.at.address}|${peer.at.port}`);
+    if (this.channels.get(peer.channel) === peer) this.channels.delete(peer.channel);
   }
 
   private async bind(peer: Peer): Promise<void> {
@@ -449,9 +478,9 @@ export class TurnClient extends Resource {
         [ATTR_XOR_PEER_ADDRESS, encodeXorAddress(peer.at, Buffer.alloc(12))],
       ]);
       peer.bound = true;
-      this.permissions.add(peer.at.address);
       for (const held of peer.queue.splice(0)) this.socket?.send(encodeChannelData(peer.channel, held), this.options.server.port, this.options.server.address);
     } catch (err) {
+      peer.bindFailedAtMs = Date.now();
       if (!this.closed) this.log.debug('TURN channel bind failed', { peer: `${peer.at.address}:${peer.at.port}`, reason: (err as Error).message });
     } finally {
       peer.binding = false;
@@ -487,11 +516,16 @@ export class TurnClient extends Resource {
   }
 
   private async refreshPermissions(): Promise<void> {
-    for (const address of this.permissions) await this.permit(address).catch(() => undefined);
+    for (const address of this.permitted) await this.permit(address).catch(() => undefined);
   }
 
   private async refreshChannels(): Promise<void> {
-    for (const peer of this.peers.values()) if (peer.bound) await this.bind(peer);
+    // Idle peers are let go: their channels (and permissions) expire at the server.
+    const nowMs = Date.now();
+    for (const peer of [...this.peers.values()]) {
+      if (nowMs - peer.lastUsedMs >= CHANNEL_REFRESH_MS) this.forget(peer);
+      else if (peer.bound) await this.bind(peer);
+    }
   }
 
   private schedule(run: () => void, everyMs: number): void {
@@ -583,6 +617,7 @@ export class TurnClient extends Resource {
         this.dropped++;
         return;
       }
+      peer.lastUsedMs = Date.now();
       this.deliver(channelData.data, peer.at);
       return;
     }

@@ -9,7 +9,7 @@ import { isFerryError } from '../../src/errors.js';
 import {
   ATTR_ERROR_CODE, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME, ATTR_XOR_RELAYED_ADDRESS, CLASS_ERROR, CLASS_SUCCESS, METHOD_ALLOCATE,
   TurnClient, attribute, decodeChannelData, decodeMessage, decodeXorAddress, encodeChannelData, encodeMessage, encodeXorAddress,
-  errorOf, longTermKey, parseTurnUrl, verifyIntegrity,
+  MAX_TURN_PEERS, PEER_IDLE_MS, errorOf, longTermKey, parseTurnUrl, verifyIntegrity,
 } from '../../src/nat/turn.js';
 import { Coturn } from '../helpers/coturn.js';
 import { needs } from '../helpers/needs.js';
@@ -85,6 +85,14 @@ test('a response with bad integrity is dropped: the allocation times out rather 
   }
 });
 
+async function until(what: string, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + WAIT_LIMIT_MS;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 describe("against Debian's coturn on loopback", { skip: needs.command('turnserver', 'coturn') }, () => {
   const coturn = new Coturn({ ip: '127.0.0.1', port: 34791, minPort: 49300, maxPort: 49340, users: { alice: 'secret', bob: 'hunter2' }, allowLoopback: true });
   const server = { address: '127.0.0.1', port: 34791 };
@@ -134,6 +142,29 @@ describe("against Debian's coturn on loopback", { skip: needs.command('turnserve
       assert.ok(!JSON.stringify(a.report()).includes('secret'));
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('the peer table is bounded: a peer beyond it is dropped until an idle one can give its place', async () => {
+    const client = new TurnClient({ server, username: 'alice', password: 'secret', bindHost: '127.0.0.1' });
+    try {
+      await client.open();
+      for (let i = 0; i < MAX_TURN_PEERS; i++) client.send(Buffer.from('x'), 40000 + i, '127.0.0.1');
+      assert.equal(client.peerCount, MAX_TURN_PEERS);
+      const dropped = client.dropped;
+      client.send(Buffer.from('x'), 41000, '127.0.0.1');
+      assert.equal(client.peerCount, MAX_TURN_PEERS);
+      assert.equal(client.dropped, dropped + 1, 'the peer beyond the bound was dropped');
+      // The oldest peer falls idle: the next new one takes its place.
+      const peers = (client as unknown as { peers: Map<string, { lastUsedMs: number; binding: boolean }> }).peers;
+      const [firstKey, first] = peers.entries().next().value!;
+      await until('binds to settle', () => [...peers.values()].every((p) => !p.binding));
+      first.lastUsedMs -= PEER_IDLE_MS;
+      client.send(Buffer.from('x'), 41000, '127.0.0.1');
+      assert.equal(client.peerCount, MAX_TURN_PEERS);
+      assert.ok(!peers.has(firstKey) && peers.has('127.0.0.1|41000'));
+    } finally {
+      await client.close();
     }
   });
 
