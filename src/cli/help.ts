@@ -1,6 +1,7 @@
 // Per-command help: `ferry CMD --help` prints what the command does, its usage and an example.
 
 import { ADMIN_USAGE } from './admin.js';
+import { BACKUP_USAGE, RESTORE_BACKUP_USAGE } from './backup.js';
 import { CONFLICTS_USAGE, RESOLVE_USAGE } from './conflicts.js';
 import { DELETIONS_USAGE, RESTORE_USAGE } from './deletions.js';
 import { FOLDERS_LIST_USAGE, FOLDERS_OPTIONS_USAGE, FOLDERS_REMOVE_USAGE, JOIN_USAGE, KEYS_USAGE, REVERT_USAGE, SHARE_USAGE } from './folder-commands.js';
@@ -120,9 +121,19 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     examples: ['ferry deletions ~/Photos', 'ferry deletions ~/Photos --restore'],
   },
   restore: {
-    about: "Puts files back from the folder's archive: everything, or what lies under a path prefix.",
-    usage: [RESTORE_USAGE],
-    examples: ['ferry restore ~/Photos 2024/holiday', 'ferry restore ~/Photos --all'],
+    about:
+      "Puts files back from the folder's archive: everything, or what lies under a path prefix. With --backup FILE (from ferry backup), " +
+      'restores a home instead: into an empty home (no daemon running on it), with the same device ID; the next ferry run builds the index, ' +
+      'rescans the folders and rejoins the peers.',
+    usage: [RESTORE_USAGE, RESTORE_BACKUP_USAGE],
+    examples: ['ferry restore ~/Photos 2024/holiday', 'ferry restore ~/Photos --all', 'ferry restore --backup /mnt/usb/ferry-backup.json --home /var/lib/ferry'],
+  },
+  backup: {
+    about:
+      "Writes this home's device identity (its private key), every folder key and the settings to FILE, owner-only (mode 0600). " +
+      'The file is SECRET: whoever holds it can act as this device. Works whether or not the daemon runs.',
+    usage: [BACKUP_USAGE],
+    examples: ['ferry backup /mnt/usb/ferry-backup.json'],
   },
   admin: {
     about: "The web page's admin password: set-password sets it (asked on the terminal, or one line of stdin); setup-code prints the first-run setup code.",

@@ -8,6 +8,7 @@ import {
   share,
 } from './folder-commands.js';
 import { ADMIN_USAGE, admin } from './admin.js';
+import { BACKUP_USAGE, RESTORE_BACKUP_USAGE, backup, restoreBackup } from './backup.js';
 import { APP_PASSWORDS_USAGE, appPasswords } from './app-passwords.js';
 import { DELETIONS_USAGE, RESTORE_USAGE, deletions, restore } from './deletions.js';
 import { CONFLICTS_USAGE, RESOLVE_USAGE, conflicts, resolve } from './conflicts.js';
@@ -36,7 +37,9 @@ const COMMANDS: Record<string, Command> = {
   admin,
   'app-passwords': appPasswords,
   deletions,
-  restore,
+  // `ferry restore --backup FILE` restores a home; without --backup, files from a folder's archive.
+  restore: (argv, io) => (argv.some((a) => a === '--backup' || a.startsWith('--backup=')) ? restoreBackup(argv, io) : restore(argv, io)),
+  backup,
   conflicts,
   resolve,
   grant, revoke, grants,
@@ -67,6 +70,8 @@ usage:
   ${RESTORE_USAGE}   bulk restore from the archive
   ${CONFLICTS_USAGE}   files edited on two devices at once
   ${RESOLVE_USAGE}
+  ${BACKUP_USAGE}   this device's identity, folder keys, settings (SECRET)
+  ${RESTORE_BACKUP_USAGE}   into an empty home: same device ID
   ${ADMIN_USAGE}     the web admin's password
   ${APP_PASSWORDS_USAGE}
                                      WebDAV clients' passwords (/dav/FOLDER/ on the web port)
