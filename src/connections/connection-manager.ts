@@ -292,19 +292,47 @@ export class ConnectionManager extends Resource {
     }
   }
 
+  /** Directly (dialDirect), and through a TURN relay too when the address is on its relay IP. */
+  private dialAny(target: HostPort, signal: AbortSignal): Promise<TLSSocket> {
+    // An address on a relay's IP is likely another allocation on the same TURN server, which only
+    // the relay reaches; but a Ferry device may run on the TURN server's host too: both are tried.
+    const relay = [...this.relays.values()].find(({ socket, transport }) => transport.opened && socket.address().address === target.host);
+    if (!relay) return this.dialDirect(target, signal);
+    const loser = new AbortController();
+    const both = AbortSignal.any([signal, loser.signal]);
+    return new Promise<TLSSocket>((resolve, reject) => {
+      let settled = false;
+      const errors: unknown[] = [];
+      const win = (socket: TLSSocket): void => {
+        if (settled) {
+          socket.destroy();
+          return;
+        }
+        settled = true;
+        loser.abort();
+        resolve(socket);
+      };
+      const lose = (err: unknown): void => {
+        errors.push(err);
+        if (settled || errors.length < 2) return;
+        settled = true;
+        const message = errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
+        reject(new FerryError(errors[0] instanceof FerryError ? errors[0].code : 'IO', `through the relay and directly: ${message}`, { cause: errors[0] }));
+      };
+      relay.transport.dial(target, { timeoutMs: Math.min(this.handshakeTimeoutMs, UDP_PROBE_MS), signal: both }).then(win, lose);
+      this.dialDirect(target, both).then(win, lose);
+    });
+  }
+
   /**
    * TCP first, then UDP after UDP_DIAL_DELAY_MS (or as soon as TCP failed), as happy eyeballs:
    * the first socket through TLS wins and the other attempt is abandoned. Over UDP the SYNs keep
    * going for UDP_PROBE_MS, which opens both NATs when the peer dials us at the same time.
    */
-  private dialAny(target: HostPort, signal: AbortSignal): Promise<TLSSocket> {
+  private dialDirect(target: HostPort, signal: AbortSignal): Promise<TLSSocket> {
     const identity = this.options.identity;
     const timeoutMs = this.handshakeTimeoutMs;
     const udp = this.udp?.opened ? this.udp : null;
-    // An address on a relay's IP is another allocation on the same TURN server: only the relay reaches it.
-    for (const { socket, transport } of this.relays.values()) {
-      if (transport.opened && socket.address().address === target.host) return transport.dial(target, { timeoutMs: Math.min(timeoutMs, UDP_PROBE_MS), signal });
-    }
     if (!this.listener) {
       if (!udp) return Promise.reject(new FerryError('CLOSED', 'UDP transport closed'));
       return udp.dial(target, { timeoutMs: Math.min(timeoutMs, UDP_PROBE_MS), signal });
