@@ -11,7 +11,7 @@ export interface PeerReport {
   name?: string;
   address: string;
   source: string;
-  /** Connected peers: 'tcp', 'udp' or 'udp punched', and the UDP link's round-trip time in ms. */
+  /** Connected peers: 'tcp', 'udp', 'udp punched' or 'turn HOST', and the UDP link's round-trip time in ms. */
   path?: string;
   rttMs?: number;
   connected: boolean;
@@ -257,7 +257,7 @@ export interface PeerInfo {
   source: string;
   direction: 'in' | 'out';
   connectedAtMs: number;
-  /** 'tcp', 'udp', or 'udp punched'. */
+  /** 'tcp', 'udp', 'udp punched', or 'turn HOST' (relayed by that TURN server). */
   path: string;
   /** Round-trip time of the transport, ms (UDP links). */
   rttMs?: number;
