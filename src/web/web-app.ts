@@ -29,6 +29,9 @@ export const CONTENT_SECURITY_POLICY = [
 ].join('; ');
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** The admin's session in the file browser: every folder, read-write where the device may write. */
+const ADMIN_ACCESS: AppPasswordAccess = { name: 'admin (web page)', readOnly: false };
+const FILES_PAGE_MAX = 1000;
 /** Routes reachable without a session: the page asks who it is, sets the first password, logs in. */
 const OPEN_ROUTES = new Set(['/api/auth/state', '/api/auth/setup', '/api/auth/login']);
 
@@ -257,6 +260,15 @@ export function createWebApp(options: WebAppOptions): Koa {
         ctx.body = '';
         return;
       }
+      // The page's file browser: the admin session (its CSRF token on every change); other clients: an app password.
+      const session = ctx.get('authorization') ? undefined : sessionOf(ctx);
+      if (session) {
+        if (!SAFE_METHODS.has(ctx.method) && !sameSecret(ctx.get(CSRF_HEADER), session.csrf)) {
+          throw new HttpRefusal(403, 'CSRF', 'missing or wrong CSRF token: reload the page');
+        }
+        await dav.handle(ctx, ADMIN_ACCESS);
+        return;
+      }
       await dav.handle(ctx, await davAccess(ctx));
       return;
     }
@@ -276,6 +288,17 @@ export function createWebApp(options: WebAppOptions): Koa {
     }
     await next();
   });
+  if (dav) {
+    // The file browser's directory pages (behind the session guard above, as every /api route).
+    const files = new Router({ prefix: '/api/files' });
+    files.get('/:folder', async (ctx) => {
+      const path = typeof ctx.query.path === 'string' ? ctx.query.path.replace(/^\/+|\/+$/g, '') : '';
+      const offset = Math.max(0, Math.floor(Number(ctx.query.offset ?? 0)) || 0);
+      const limit = Math.min(FILES_PAGE_MAX, Math.max(1, Math.floor(Number(ctx.query.limit ?? 200)) || 200));
+      ctx.body = await dav.list(ctx.params.folder!, path, offset, limit, ADMIN_ACCESS);
+    });
+    app.use(files.routes());
+  }
   app.use(open.routes());
   app.use(open.allowedMethods());
   app.use(api.routes());

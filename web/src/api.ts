@@ -13,6 +13,39 @@ export function setCsrf(token: string): void {
   csrfToken = token;
 }
 
+/** The session's CSRF token, for the file browser's WebDAV requests. */
+export function csrf(): string {
+  return csrfToken;
+}
+
+/** The WebDAV URL path of a folder-relative path (each segment encoded). */
+export function davPath(folderId: string, path: string, collection = false): string {
+  const encoded = path === '' ? '' : path.split('/').map(encodeURIComponent).join('/');
+  return `/dav/${encodeURIComponent(folderId)}/${encoded}${collection && encoded ? '/' : ''}`;
+}
+
+/** A WebDAV request with the session (cookie) and its CSRF token; ApiError unless 2xx. */
+export async function dav(method: string, path: string, options: { body?: BodyInit; headers?: Record<string, string> } = {}): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: { 'x-csrf-token': csrfToken, ...(options.headers ?? {}) },
+      ...(options.body !== undefined ? { body: options.body } : {}),
+    });
+  } catch {
+    throw new ApiError(0, 'NETWORK', 'Ferry does not answer: is the daemon running?');
+  }
+  if (!response.ok) {
+    const data = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+    if (response.status === 401) onLoggedOut();
+    throw new ApiError(response.status, data.error?.code ?? 'HTTP', data.error?.message ?? `HTTP ${response.status}`);
+  }
+  return response;
+}
+
 export function whenLoggedOut(handler: () => void): void {
   onLoggedOut = handler;
 }
@@ -58,3 +91,5 @@ export type {
   SettingsReport,
   StatusReport,
 } from '../../src/web/daemon-api.js';
+export type { DirectoryPage, DirectoryEntry } from '../../src/web/dav/server.js';
+export type { AppPasswordReport, IssuedAppPassword } from '../../src/web/app-passwords.js';

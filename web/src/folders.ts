@@ -4,6 +4,7 @@ import { api, ApiError, type FolderReport, type JoinCheckReport, type StatusRepo
 import { field, formatBytes, formatRate, h, setText } from './dom.js';
 import { showArchive, showKeys } from './dialogs.js';
 import { showConflicts } from './conflicts.js';
+import { showFiles } from './files.js';
 import { formatRelative, showGrants } from './grants.js';
 
 const ACCESS: Record<string, string> = { rw: 'read-write', ro: 'read-only', enc: 'encrypted' };
@@ -167,6 +168,7 @@ export class FoldersView {
       { class: 'actions' },
       this.action('Keys', () => showKeys(folder.id), 'keys'),
       folder.access === 'enc' ? null : this.action('Grants', () => showGrants(folder), 'grants'),
+      folder.access === 'enc' ? null : this.action('Files', () => showFiles(folder.id, folder.path), 'files'),
       folder.access === 'enc' ? null : this.action('Archive', () => showArchive(folder.id, folder.path), 'archive'),
       pause,
       this.action('Rescan', () => api('POST', `/folders/${id}/rescan`)),

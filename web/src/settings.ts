@@ -1,5 +1,6 @@
 // The settings view: device, addresses, discovery, rate limits and archive days with validation messages; the password change.
 
+import { AppPasswordsCard } from './app-passwords.js';
 import { api, ApiError, setCsrf, type EditableSettings, type SettingsReport } from './api.js';
 import { field, h } from './dom.js';
 
@@ -19,6 +20,7 @@ export class SettingsView {
   private readonly inputs: Input[] = [];
   private readonly note = h('div', { class: 'form-ok', attrs: { role: 'status', id: 'settings-note' } });
   private readonly error = h('div', { class: 'form-error', attrs: { role: 'alert', id: 'settings-error' } });
+  private readonly appPasswords = new AppPasswordsCard();
 
   constructor() {
     const text = (name: Name, label: string, hint?: string, attrs: Record<string, string | boolean> = {}): HTMLElement => {
@@ -83,10 +85,11 @@ export class SettingsView {
       event.preventDefault();
       this.save();
     });
-    this.element = h('section', { class: 'view' }, h('div', { class: 'view-head' }, h('h2', null, 'Settings')), form, this.passwordForm());
+    this.element = h('section', { class: 'view' }, h('div', { class: 'view-head' }, h('h2', null, 'Settings')), form, this.passwordForm(), this.appPasswords.element);
   }
 
   show(): void {
+    void this.appPasswords.load();
     api<SettingsReport>('GET', '/settings')
       .then((report) => this.fill(report))
       .catch((err: ApiError) => (this.error.textContent = err.message));

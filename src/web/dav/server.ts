@@ -39,6 +39,30 @@ function refuse(status: number, code: string, message: string, headers: Record<s
   return new HttpRefusal(status, code, message, headers);
 }
 
+/** Names one directory listing reads at most (the file browser pages through them). */
+const MAX_LISTED = 100_000;
+
+export interface DirectoryEntry {
+  name: string;
+  dir: boolean;
+  size: number;
+  mtimeMs: number;
+}
+
+/** A page of a directory, for the file browser (GET /api/files/:folder?path=). */
+export interface DirectoryPage {
+  folderId: string;
+  path: string;
+  /** Whether this session may change the folder (RW key, not a read-only password). */
+  writable: boolean;
+  /** Entries in the directory (up to the listing limit). */
+  total: number;
+  offset: number;
+  /** More entries exist than one listing reads. */
+  truncated: boolean;
+  entries: DirectoryEntry[];
+}
+
 export interface DavServerOptions {
   folders: () => LocalFolderHandle[];
   logger: Logger;
@@ -275,6 +299,50 @@ export class DavServer {
 
   private scan(folder: Folder, path: string): void {
     void folder.handle.requestScan(path).catch((err: unknown) => this.options.logger.warn('rescan after a WebDAV change failed', { err: err as Error }));
+  }
+
+  /**
+   * One page of a directory for the file browser: directories first, then files, by name. Only this
+   * directory's names are held (never a tree); at most MAX_LISTED names are read.
+   */
+  async list(folderKey: string, path: string, offset: number, limit: number, access: AppPasswordAccess): Promise<DirectoryPage> {
+    const segments = path === '' ? [] : path.split('/');
+    for (const segment of segments) checkSegment(segment);
+    const rel = segments.map((s) => s.normalize('NFC')).join('/');
+    if (rel === FERRY_DIR || rel.startsWith(`${FERRY_DIR}/`)) throw refuse(403, 'PATH_REFUSED', "Ferry's own files are not shown");
+    const folder = this.folder(folderKey, access);
+    folder.paths.forget();
+    const resource = await this.resource(folder, rel);
+    if (!resource.stats) throw refuse(404, 'NOT_FOUND', 'no such directory');
+    if (!resource.stats.isDirectory()) throw refuse(400, 'NOT_DIRECTORY', 'not a directory');
+    const dir = await openFolderDir(folder.handle.path, rel === '' ? '' : resource.target!.diskRel);
+    const entries: DirectoryEntry[] = [];
+    let truncated = false;
+    try {
+      for await (const entry of await opendir(dir.base, { bufferSize: 64 })) {
+        const name = entry.name;
+        if (name.startsWith(TEMP_FILE_PREFIX) || (rel === '' && name === FERRY_DIR)) continue;
+        if (entries.length >= MAX_LISTED) {
+          truncated = true;
+          break;
+        }
+        const stats = await lstat(dir.entry(name)).catch(() => undefined);
+        if (!stats || stats.isSymbolicLink() || !(stats.isFile() || stats.isDirectory())) continue;
+        entries.push({ name: name.normalize('NFC'), dir: stats.isDirectory(), size: stats.isDirectory() ? 0 : stats.size, mtimeMs: Math.floor(stats.mtimeMs) });
+      }
+    } finally {
+      dir.close();
+    }
+    entries.sort((a, b) => Number(b.dir) - Number(a.dir) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return {
+      folderId: folder.handle.id,
+      path: rel,
+      writable: folder.handle.access === 'rw' && !access.readOnly,
+      total: entries.length,
+      offset,
+      truncated,
+      entries: entries.slice(offset, offset + limit),
+    };
   }
 
   // --- the list of folders at /dav/ ---
