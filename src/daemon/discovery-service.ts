@@ -24,6 +24,8 @@ export const discoveryServiceFactory: ServiceFactory = (context) => {
     relays: () => context.connections.relaySockets(),
     external: () => context.reachability.external,
     externalAddresses: () => context.reachability.addresses(),
+    // STUN asks from the shared socket when UDP is on (stun-service.ts): its answer is that socket's mapping.
+    udpExternalPort: () => (context.connections.udpSocket() ? context.reachability.addresses().find((a) => a.source === 'stun')?.port : undefined),
     // Without a port-mapping service nothing is worth waiting for.
     mappingSettled: settings.nat ? () => context.reachability.mappingSettled : undefined,
     onExternalChanged: (listener) => context.reachability.onChange(listener),

@@ -28,6 +28,19 @@ export const DEFERRED_DIAL_MS = 3_000;
 /** The first tracker announce waits at most this long for the port-mapping attempt. */
 export const MAPPING_WAIT_MS = 10_000;
 
+/**
+ * The port announced to trackers (BEP 3 `port`) and to the DHT (`announce_peer`): the mapped
+ * external port when port mapping found one; else the shared UDP socket's STUN-learned external
+ * port when known (a NAT that does not keep the port); else the listen port. The DHT, when it runs
+ * on the shared socket and nothing is mapped, announces with `implied_port` (port 0 here): the
+ * nodes take the source port of the announce itself, which is the NAT's mapping of that very
+ * socket, fresher than any STUN answer.
+ */
+export function announcePorts(listenPort: number, mapped: HostPort | null, udpExternalPort: number | undefined, dhtOnSharedSocket: boolean): { tracker: number; dht: number } {
+  const tracker = mapped?.port ?? udpExternalPort ?? listenPort;
+  return { tracker, dht: !mapped && dhtOnSharedSocket ? 0 : tracker };
+}
+
 export interface DiscoveryOptions {
   deviceId: string;
   connections: Dialler;
@@ -39,6 +52,13 @@ export interface DiscoveryOptions {
   external: () => HostPort | null;
   /** Every address this device is known to have outside (mapped, STUN, observed by peers). */
   externalAddresses?: () => readonly HostPort[];
+  /**
+   * The external port of the sync port's shared UDP socket as STUN learned it (undefined when not
+   * known, or when UDP is off and STUN asks from a socket of its own). Announced in place of the
+   * listen port when nothing is mapped: behind a NAT that does not keep the port, peers find us
+   * over UDP at it (and TCP cannot come in without a mapping anyway).
+   */
+  udpExternalPort?: () => number | undefined;
   onExternalChanged: (listener: () => void) => () => void;
   /** Settles when the first port-mapping attempt has (trackers wait for it, up to mappingWaitMs). */
   mappingSettled?: () => Promise<unknown>;
@@ -92,7 +112,9 @@ export class Discovery extends Resource {
         if (status && (DISCOVERY_SOURCES as readonly string[]).includes(status.source)) connections.removeAddress(address);
       },
     });
-    const announcePort = (): number => options.external()?.port ?? options.listen.port;
+    const dhtOnShared = (): boolean => options.dht !== false && options.dht.port === undefined && (options.sharedUdp?.() ?? null) !== null;
+    const announcePort = (): number => announcePorts(options.listen.port, options.external(), options.udpExternalPort?.(), false).tracker;
+    const dhtAnnouncePort = (): number => announcePorts(options.listen.port, options.external(), options.udpExternalPort?.(), dhtOnShared()).dht;
     const hasPeers = (folderIdHex: string): boolean =>
       connections.peers().some((peer) => !peer.connection.closed && peer.handshake.folders.some((f) => f.keys.folderIdHex === folderIdHex));
     if (options.lan) {
@@ -124,7 +146,7 @@ export class Discovery extends Resource {
         shared: options.dht.port === undefined ? options.sharedUdp : undefined,
         bootstrap: options.dht.bootstrap,
         folders: options.folders,
-        announcePort,
+        announcePort: dhtAnnouncePort,
         onPeers: (folder, addresses) => this.learn(folder, addresses, 'dht'),
         hasPeers,
         lonelyLookupMs: options.lonelyLookupMs,

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, afterEach, before, describe, test } from 'node:test';
 import bencode from 'bencode';
-import { Discovery, type DiscoveryOptions } from '../../src/discovery/discovery.js';
+import { Discovery, announcePorts, type DiscoveryOptions } from '../../src/discovery/discovery.js';
 import type { ConnectedPeer, Dialler, HostPort } from '../../src/discovery/peer-address.js';
 import { waitFor } from '../helpers/daemon.js';
 
@@ -126,6 +126,28 @@ describe('discovery and its own addresses', () => {
     await waitFor(async () => announces.length > 0, 'the first announce');
     assert.equal(announces[0]!.get('port'), '40000');
     assert.equal(announces[0]!.get('event'), 'started');
+  });
+
+  test('with nothing mapped, the STUN-learned external UDP port is announced where it differs from the listen port, at once when learned', async () => {
+    reply = () => ({ interval: 1800, peers: Buffer.alloc(0) });
+    let stunPort: number | undefined;
+    const { discovery, changed } = start(new FakeDialler(), { udpExternalPort: () => stunPort });
+    await discovery.open();
+    await waitFor(async () => announces.length > 0, 'the first announce');
+    assert.equal(announces[0]!.get('port'), String(LISTEN_PORT));
+    // STUN answers: the router maps the sync port's UDP to 32100.
+    stunPort = 32100;
+    changed();
+    await waitFor(async () => announces.length > 1, 'an announce of the new port');
+    assert.equal(announces[1]!.get('port'), '32100');
+  });
+
+  test('announced ports: a mapping wins, then the STUN-learned UDP port, then the listen port; the DHT on the shared socket uses implied_port', () => {
+    const mapped = { host: EXTERNAL, port: 40000 };
+    assert.deepEqual(announcePorts(LISTEN_PORT, mapped, 32100, true), { tracker: 40000, dht: 40000 });
+    assert.deepEqual(announcePorts(LISTEN_PORT, null, 32100, false), { tracker: 32100, dht: 32100 });
+    assert.deepEqual(announcePorts(LISTEN_PORT, null, 32100, true), { tracker: 32100, dht: 0 });
+    assert.deepEqual(announcePorts(LISTEN_PORT, null, undefined, false), { tracker: LISTEN_PORT, dht: LISTEN_PORT });
   });
 
   test('the mapping wait is bounded', async () => {
