@@ -258,9 +258,9 @@ export class IntroduceService extends Resource implements Service {
     this.send(peer, { type: 'IntroduceRequest', folderId, device: pursuit.device, addresses: this.ownUdpAddresses() });
   }
 
-  private markConnected(pursuit: Pursuit, nowMs: number): void {
-    const link = this.peer(pursuit.device);
-    if (link && link.path() === 'udp punched' && pursuit.firstAskedAtMs !== undefined) pursuit.punchedInMs = nowMs - pursuit.firstAskedAtMs;
+  /** `byPunch`: connected at the end of a punch round (else some other way: a direct dial, the peer dialling us). */
+  private markConnected(pursuit: Pursuit, nowMs: number, byPunch = false): void {
+    if (byPunch && pursuit.firstAskedAtMs !== undefined) pursuit.punchedInMs = nowMs - pursuit.firstAskedAtMs;
     Object.assign(pursuit, { state: 'connected', tries: 0, reason: undefined, firstAskedAtMs: undefined });
   }
 
@@ -422,7 +422,7 @@ export class IntroduceService extends Resource implements Service {
           if (pursuit.dialling.size > 0 || this.closed) return;
           if (result.connected || this.peer(message.device)) {
             this.counters.punched++;
-            this.markConnected(pursuit, Date.now());
+            this.markConnected(pursuit, Date.now(), true);
             this.log.info('punched through to an introduced device', { device: message.device, path: this.peer(message.device)?.path(), inMs: pursuit.punchedInMs });
           } else {
             this.counters.punchFailed++;

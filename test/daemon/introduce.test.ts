@@ -156,6 +156,28 @@ describe('the introduced device', () => {
     await svc.close();
   });
 
+  test('introduced without having asked, it answers the introducer with its own endpoints, once per round', async () => {
+    const c = fakePeer(id('C'), '198.51.100.3:22100', [FOLDER]);
+    const dials: string[] = [];
+    let finish!: () => void;
+    const pending = new Promise<{ connected: boolean }>((resolve) => (finish = () => resolve({ connected: true })));
+    const svc = service([c], async (_device, target) => {
+      dials.push(`${target.host}:${target.port}`);
+      return pending;
+    });
+    (svc as unknown as { context: ServiceContext }).context.reachability.learn('stun', { host: '198.51.100.1', port: 32101 }, 'stun');
+    await svc.open();
+    svc.onIntroduce(c, { type: 'Introduce', folderId: FOLDER, device: id('B'), addresses: ['198.51.100.2:22100'], delayMs: 0 });
+    svc.onIntroduce(c, { type: 'Introduce', folderId: FOLDER, device: id('B'), addresses: ['198.51.100.2:22100', '198.51.100.2:32102'], delayMs: 0 });
+    await new Promise((resolve) => setImmediate(resolve));
+    // One answer, carrying our STUN-learned endpoint; the second Introduce only adds its new address to the punch.
+    assert.deepEqual(c.sent, [{ type: 'IntroduceRequest', folderId: FOLDER, device: id('B'), addresses: ['198.51.100.1:32101'] }]);
+    assert.deepEqual(dials, ['198.51.100.2:22100', '198.51.100.2:32102']);
+    finish();
+    await waitUntil(() => deviceReport(svc, id('B'))?.state === 'connected');
+    await svc.close();
+  });
+
   test('Introduce messages are rate-limited per introducer', async () => {
     const c = fakePeer(id('C'), '198.51.100.3:22100', [FOLDER]);
     let dials = 0;

@@ -108,8 +108,8 @@ describe('two devices behind NATs, introduced by a public ENC peer', { skip: isR
     assert.equal((await status(a)).external?.find((e) => e.source === 'stun')?.address, `${lab.NETLAB_INET_R1_EXTERNAL_ADDR}:${UDP_PORT[1]}`);
     const introC = (await status(c)).services.introduce!;
     assert.ok(introC.counters.introduced! >= 1, JSON.stringify(introC));
-    const pursuits = await Promise.all([a, b].map(async (n) => JSON.stringify((await status(n)).services.introduce?.devices)));
-    t.diagnostic(`A–B connected ${tookMs} ms after both were connected to C; A: ${pursuits[0]}; B: ${pursuits[1]}`);
+    const punchedIn = await Promise.all([a, b].map(async (n) => (await status(n)).services.introduce?.devices.map((d) => d.punchedInMs).join(',')));
+    t.diagnostic(`A–B connected ${tookMs} ms after both were connected to C; from the first introduction request to the punched link: A ${punchedIn[0]} ms, B ${punchedIn[1]} ms`);
     // Without C, a new file goes A → B over the punched link.
     await c.stop();
     await writeFile(joinPath(dirA, 'after.txt'), 'direct\n');
