@@ -132,6 +132,13 @@ describe('conflicts between two daemons', () => {
       assert.match(text.stdout, /^3 conflicts:/);
       assert.match(text.stdout, /keep-copy\.txt\n {2}original .* by .*\n {2}copy .*keep-copy\.conflict-\d{8}-\d{6}-[A-Z2-7]+\.txt/);
     }
+    // Found from the index: a restarted daemon lists them again.
+    await b.stop();
+    b = new DaemonProcess(b.home);
+    await b.ready();
+    assert.equal(await conflictCount(b), 3, 'counted again after a restart');
+    assert.equal((await listConflicts(b, dirB)).total, 3);
+    await waitFor(async () => (await b.status()).folders[0]!.peers.some((p) => (p as { connected: boolean }).connected), 'B and A connected again');
   });
 
   test('resolving each way syncs: same bytes on both, no conflicts left, the loser in the archive', async () => {

@@ -11,7 +11,7 @@ function device(version: ConflictVersionReport): string {
   return version.deviceName ? `${version.deviceName} (${version.device.slice(0, 7)})` : version.device.slice(0, 7);
 }
 
-function side(label: string, path: string, version: ConflictVersionReport, newer: boolean, button: HTMLButtonElement): HTMLElement {
+function side(label: string, path: string, version: ConflictVersionReport, newer: boolean, button: HTMLButtonElement | null): HTMLElement {
   return h(
     'div',
     { class: 'conflict-side' },
@@ -32,7 +32,9 @@ function side(label: string, path: string, version: ConflictVersionReport, newer
 }
 
 /** Opens the dialog; the card's badge follows the status stream. */
-export async function showConflicts(folderId: string, folderPath: string): Promise<void> {
+export async function showConflicts(folderId: string, folderPath: string, access = 'rw'): Promise<void> {
+  // Only a read-write device's choice is accepted by the others.
+  const canResolve = access === 'rw';
   const id = encodeURIComponent(folderId);
   const message = h('div', { class: 'form-error', attrs: { role: 'alert', id: 'conflicts-message' } });
   const list = h('div', { class: 'conflict-list', attrs: { id: 'conflict-list' } });
@@ -78,10 +80,10 @@ export async function showConflicts(folderId: string, folderPath: string): Promi
       h(
         'div',
         { class: 'conflict-sides' },
-        side('Has the name now', conflict.path, conflict.original, originalNewer, keepOriginal),
-        side('Conflict copy', conflict.copyPath, conflict.copy, !originalNewer, keepCopy),
+        side('Has the name now', conflict.path, conflict.original, originalNewer, canResolve ? keepOriginal : null),
+        side('Conflict copy', conflict.copyPath, conflict.copy, !originalNewer, canResolve ? keepCopy : null),
       ),
-      h('div', { class: 'conflict-both' }, name, keepBoth),
+      canResolve ? h('div', { class: 'conflict-both' }, name, keepBoth) : null,
     );
   };
 
@@ -91,7 +93,8 @@ export async function showConflicts(folderId: string, folderPath: string): Promi
     summary.textContent = listing.total === 0
       ? ''
       : `${listing.total} ${listing.total === 1 ? 'file was' : 'files were'} changed on two devices at once. Keep one version (the other goes to the archive) or both; the choice syncs to every device.` +
-        (listing.truncated ? ` The first ${listing.conflicts.length} are shown.` : '');
+        (listing.truncated ? ` The first ${listing.conflicts.length} are shown.` : '') +
+        (canResolve ? '' : ' This device holds the folder read-only: resolve them on a device with the read-write key.');
     if (listing.conflicts.length === 0) list.append(h('p', { class: 'empty' }, 'No conflicts.'));
     for (const conflict of listing.conflicts) list.append(row(conflict));
   };

@@ -161,7 +161,7 @@ export class FoldersView {
     const peers = h('ul', { class: 'folder-peers' });
     const held = h('div', { class: 'folder-held', attrs: { role: 'alert', id: `held-${folder.id}` } });
     const pause = this.action('Pause', () => api('POST', `/folders/${id}/${pause.dataset.paused === 'yes' ? 'resume' : 'pause'}`));
-    const conflicts = this.action('Conflicts', () => showConflicts(folder.id, folder.path), 'badge conflicts');
+    const conflicts = this.action('Conflicts', () => showConflicts(folder.id, folder.path, folder.access), 'badge conflicts');
     conflicts.hidden = true;
     const actions = h(
       'div',
