@@ -4,7 +4,32 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DaemonProcess, ferry, removeDir, tempDir } from '../helpers/daemon.js';
+import { spawn } from 'node:child_process';
+import { DaemonProcess, ferry, MAIN, removeDir, tempDir } from '../helpers/daemon.js';
+import { needs } from '../helpers/needs.js';
+
+/** `script` gives the command a terminal: `ferry join` then asks instead of refusing. */
+const NO_SCRIPT = needs.file('/usr/bin/script', 'bsdutils');
+
+/** Runs `ferry ARGS` on a pseudo-terminal, typing `answer`; resolves with the exit code and what the terminal showed. */
+function onTerminal(args: string[], answer: string): Promise<{ code: number | null; screen: string }> {
+  return new Promise((done, fail) => {
+    const command = [process.execPath, MAIN, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+    const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.on('data', (d: Buffer) => {
+      screen += d.toString();
+      if (screen.includes('[y/N]')) child.stdin.end(`${answer}\n`);
+    });
+    child.stderr.on('data', (d: Buffer) => (screen += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', fail);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code, screen });
+    });
+  });
+}
 
 describe('joining into a non-empty directory', () => {
   let base: string;
@@ -57,5 +82,23 @@ describe('joining into a non-empty directory', () => {
     await ferry(['folders', 'remove', empty, '--home', b.home]);
     const fresh = await ferry(['join', rw, join(base, 'new', 'dir'), '--home', b.home]);
     assert.equal(fresh.code, 0, fresh.stderr);
+    await ferry(['folders', 'remove', join(base, 'new', 'dir'), '--home', b.home]);
+  });
+
+  test('on a terminal it asks: no leaves the directory alone, yes merges', { skip: NO_SCRIPT }, async () => {
+    const dir = join(base, 'asked');
+    await mkdir(dir);
+    await writeFile(join(dir, 'mine.txt'), 'mine');
+    const no = await onTerminal(['join', rw, dir, '--home', b.home], 'n');
+    assert.equal(no.code, 1, no.screen);
+    assert.match(no.screen, /already holds 1 file \(4 B\)/);
+    assert.match(no.screen, /Merge them into the shared folder\? \[y\/N\]/);
+    assert.match(no.screen, /not joined/);
+    assert.doesNotMatch(no.screen, /--merge to go ahead/, 'on a terminal the question replaces the flag');
+    assert.ok(!(await b.status()).folders.some((f) => f.path === dir));
+    const yes = await onTerminal(['join', rw, dir, '--home', b.home], 'y');
+    assert.equal(yes.code, 0, yes.screen);
+    assert.match(yes.screen, /joined folder/);
+    assert.ok((await b.status()).folders.some((f) => f.path === dir));
   });
 });
