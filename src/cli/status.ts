@@ -25,8 +25,12 @@ export async function status(argv: string[], io: Output): Promise<number> {
     io.out(`HOME RECOVERED  ${r.at}: the index could not be used (${printable(r.detail)}); set aside as ${printable(r.setAside)}, ` +
       `${r.fromPortable ? 'rebuilt from portable.json' : 'no portable.json: join the folders again'}\n`);
   }
-  const nat = report.services.nat as { reachable?: string; method?: string | null } | undefined;
+  const nat = report.services.nat as { state?: string; reachable?: string; method?: string | null; error?: string | null } | undefined;
+  // Every address this device is known at from outside (port mapping, STUN, what peers saw), else why none.
+  const seen = report.external ?? [];
   io.out(`external  ${!nat ? 'port mapping off' : nat.method ? `${nat.reachable} (${nat.method})` : nat.reachable ?? 'no port mapping'}\n`);
+  io.out(`seen at  ${seen.length ? seen.map((e) => `${e.address} (${e.source})`).join(', ') : 'no external address known yet'}\n`);
+  io.out(`port mapping  ${!nat ? 'off' : nat.method ? `${nat.reachable} (${nat.method})` : `${nat.state ?? 'idle'}${nat.error ? ` (${printable(nat.error)})` : ''}`}\n`);
   for (const known of report.knownPeers) {
     const state = known.connected ? 'connected' : known.lastError ? `(${printable(known.lastError)})` : 'not connected';
     const close = !known.connected && known.lastClose ? ` last close ${printable(known.lastClose)}` : '';

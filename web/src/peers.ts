@@ -2,6 +2,7 @@
 
 import { api, ApiError, type AddedPeerReport, type PeerInfo, type StatusReport } from './api.js';
 import { clear, field, formatBytes, formatRate, h } from './dom.js';
+import { DeviceCard } from './device.js';
 
 const SOURCES: Record<string, string> = {
   known: 'address you added',
@@ -18,6 +19,7 @@ export class PeersView {
   private readonly known = h('div', { class: 'table-wrap' });
   private readonly error = h('div', { class: 'form-error', attrs: { role: 'alert' } });
   private refreshing = false;
+  private readonly device = new DeviceCard();
 
   constructor() {
     const address = h('input', { attrs: { type: 'text', required: true, placeholder: '192.168.1.20:22100', id: 'peer-address', autocomplete: 'off' } });
@@ -41,6 +43,7 @@ export class PeersView {
       'section',
       { class: 'view' },
       h('div', { class: 'view-head' }, h('h2', null, 'Peers')),
+      this.device.element,
       this.error,
       h('h3', null, 'Connected devices'),
       this.connected,
@@ -62,8 +65,9 @@ export class PeersView {
       .finally(() => (this.refreshing = false));
   }
 
-  /** Live status arrives every second: refresh the rates with it. */
-  update(): void {
+  /** Live status arrives every second: refresh this device and the rates with it. */
+  update(status?: StatusReport): void {
+    if (status) this.device.update(status);
     this.show();
   }
 
