@@ -42,7 +42,7 @@ export class DeviceCard {
     });
     this.element = h(
       'section',
-      { class: 'card device', attrs: { id: 'this-device', 'aria-label': 'This device' } },
+      { class: 'card this-device', attrs: { id: 'this-device', 'aria-label': 'This device' } },
       h('h3', null, 'This device'),
       h(
         'div',
