@@ -1,7 +1,8 @@
 // `make bench [BENCH=scan|sync|all|index|edits]`: runs the benchmarks, prints tables, writes JSON (and the sync chart) to bench/results/.
 // Sizes for quick runs: BENCH_LARGE_MIB (1024), BENCH_SMALL_FILES (scan, 100000), BENCH_SYNC_SMALL_FILES (20000),
 // BENCH_MIXED_MIB (500), BENCH_LATENCY_EDITS (20); BENCH_TOOLS=ferry,syncthing; BENCH_DATASETS=large,small,mixed,delta,rename,latency;
-// BENCH=index (bench/index-scale.ts) and BENCH=edits (two daemons, bench/edit-latency.ts): BENCH_INDEX_FILES (100000),
+// BENCH=transport (bench/transport.ts: BENCH_TRANSPORT_MIB, BENCH_TRANSPORT_ROUNDS), BENCH=link (bench/link.ts, root: BENCH_LINK_ROUNDS,
+// BENCH_LINK_SECONDS, BENCH_LINK_MBIT, BENCH_LINK_RTT_MS, BENCH_LINK_LOSS, BENCH_LINK_QUEUE_MS); BENCH=index (bench/index-scale.ts) and BENCH=edits (two daemons, bench/edit-latency.ts): BENCH_INDEX_FILES (100000),
 // BENCH_INDEX_RESCANS (3), BENCH_INDEX_EDITS (100), BENCH_INDEX_TREE;
 // BENCH_ROUNDS (1): sessions per tool and dataset, the tools taking turns going first; the tables show medians.
 
@@ -172,6 +173,9 @@ try {
   // Not part of `all`: one large tree in this process, for the index and rescan figures of the scale issue.
   if (which === 'index') await indexBenchmark();
   if (which === 'edits') await editBenchmark();
+  // The transport alone (µTP against TCP on loopback; bench/transport.ts) and over an emulated slow, lossy link (root; bench/link.ts).
+  if (which === 'transport') await import('./transport.js');
+  if (which === 'link') await (await import('./link.js')).benchLink();
 } finally {
   await rm(work, { recursive: true, force: true });
 }
