@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Ledbat, TARGET_DELAY_US } from '../../src/transport/ledbat.js';
+import { Ledbat, RANDOM_LOSS_KEEP, TARGET_DELAY_US } from '../../src/transport/ledbat.js';
 import { ST_DATA, ST_STATE, ST_SYN, decodePacket, encodePacket, isUtpPacket, seqDiff } from '../../src/transport/utp-packet.js';
 import { encodeBindingRequest } from '../../src/nat/stun.js';
 
@@ -53,18 +53,24 @@ test('sequence numbers compare on the 16-bit circle', () => {
   assert.equal(seqDiff(32767, 0), 32767);
 });
 
-test('LEDBAT: slow start doubles, queuing delay past the target shrinks the window, a loss halves it, a timeout floors it', () => {
+test('LEDBAT: slow start doubles, queuing delay past the target shrinks the window, a loss with a grown queue halves it and one at an empty queue takes an eighth, a timeout floors it', () => {
   const mss = 1400;
   const cc = new Ledbat({ mss, maxWindow: 4 << 20 });
   const start = cc.window;
   cc.delaySample(1_000, 0);
   cc.onAck(start, 0); // a full window acked at no queuing delay
   assert.equal(cc.window, 2 * start);
+  // A loss with the queue empty is the line's random loss: an eighth off, not half.
   cc.onLoss(1, 10);
-  assert.equal(cc.window, start);
+  assert.equal(cc.window, 2 * start * RANDOM_LOSS_KEEP);
   assert.equal(cc.slowStart, false);
   cc.onLoss(2, 10); // within a round trip of the last: not again
-  assert.equal(cc.window, start);
+  assert.equal(cc.window, 2 * start * RANDOM_LOSS_KEEP);
+  // A loss once the queue has grown (here a quarter of the target) is congestion: halved.
+  for (let i = 0; i < 4; i++) cc.delaySample(1_000 + TARGET_DELAY_US / 4, 5);
+  cc.onLoss(20, 10);
+  assert.equal(cc.window, start * RANDOM_LOSS_KEEP);
+  for (let i = 0; i < 4; i++) cc.delaySample(1_000, 21);
   // Congestion avoidance at zero delay: grows; at twice the target: shrinks.
   const before = cc.window;
   cc.onAck(mss, cc.window);
