@@ -1,11 +1,11 @@
 // Checks that imports between src/ folders point one way, as the design's layering says:
-// util, errors ← keys ← index ← scan, protocol ← sync, connections, discovery, nat ← web ← daemon ← cli.
+// util, errors ← keys ← index ← scan, protocol ← sync, connections, discovery, nat ← relay, web ← daemon ← cli.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, dirname, resolve } from 'node:path';
 
 const LAYER = {
   'errors.ts': 0, 'version.ts': 0, util: 0, keys: 1, index: 2, scan: 3, protocol: 3, transport: 3,
-  sync: 4, connections: 4, discovery: 4, nat: 4, web: 5, daemon: 6, cli: 7, 'main.ts': 8, 'main-sea.ts': 8,
+  sync: 4, connections: 4, discovery: 4, nat: 4, relay: 5, web: 5, daemon: 6, cli: 7, 'main.ts': 8, 'main-sea.ts': 8,
 };
 const src = resolve('src');
 const problems = [];

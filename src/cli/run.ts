@@ -9,9 +9,16 @@ import { parseCommand, type Output } from './args.js';
 
 export const RUN_USAGE =
   'ferry run [--home DIR] [--listen HOST:PORT] [--web HOST:PORT] [--no-lan] [--no-nat] [--no-dht] ' +
-  '[--no-trackers] [--no-stun] [--no-tcp] [--no-udp] [--log-level L] [--web-host NAME]... [--admin-password-file FILE] [--tracker URL]... [--dht-bootstrap HOST:PORT]... [--stun HOST:PORT]... [--turn turn://USER:PASSWORD@HOST:PORT]...';
+  '[--no-trackers] [--no-stun] [--no-tcp] [--no-udp] [--no-relay] [--relay-rate BYTES_PER_S] [--log-level L] [--web-host NAME]... [--admin-password-file FILE] [--tracker URL]... [--dht-bootstrap HOST:PORT]... [--stun HOST:PORT]... [--turn turn://USER:PASSWORD@HOST:PORT]...';
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
+
+/** `--relay-rate`: bytes per second relayed for others (0 = no cap). */
+function relayRate(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(text)) throw new FerryError('USAGE', `--relay-rate needs a whole number of bytes per second (got '${text.slice(0, 40)}')\nusage: ${RUN_USAGE}`);
+  return Number(text);
+}
 
 export async function runDaemon(argv: string[], io: Output): Promise<number> {
   const { values, home } = parseCommand(
@@ -31,6 +38,8 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
       turn: { type: 'string', multiple: true },
       'no-tcp': { type: 'boolean' },
       'no-udp': { type: 'boolean' },
+      'no-relay': { type: 'boolean' },
+      'relay-rate': { type: 'string' },
       'web-host': { type: 'string', multiple: true },
       'admin-password-file': { type: 'string' },
     },
@@ -57,6 +66,8 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
     webHosts: values['web-host'] as string[] | undefined,
     tcp: values['no-tcp'] ? false : undefined,
     udp: values['no-udp'] ? false : undefined,
+    relay: values['no-relay'] ? false : undefined,
+    relayRateBps: relayRate(values['relay-rate'] as string | undefined),
   };
   if (values['no-tcp'] && values['no-udp']) throw new FerryError('USAGE', `--no-tcp and --no-udp leave no way to reach peers\nusage: ${RUN_USAGE}`);
   if (values['no-stun'] && values.stun) throw new FerryError('USAGE', `--stun and --no-stun contradict each other\nusage: ${RUN_USAGE}`);

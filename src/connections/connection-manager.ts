@@ -10,6 +10,10 @@ import { Resource } from '../util/resource.js';
 import { normalizeAddress, parseAddress, socketAddress, type HostPort } from './address.js';
 import { dialTls } from './dial.js';
 import { UdpTransport, linkOf, type LinkPath, type RelayDatagrams } from './udp-transport.js';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { clientTlsOptions, serverTlsOptions } from '../protocol/index.js';
+import { awaitSecureConnect } from './dial.js';
 import { prefersCandidate, type Direction, type LinkFacts } from './duplicates.js';
 import { KnownAddress, type AddressStatus } from './known-address.js';
 import { MAX_PENDING_HANDSHAKES, PeerListener } from './listener.js';
@@ -37,15 +41,27 @@ interface Link {
   peer: EstablishedPeer;
   /** Order in which this device started or accepted the connection (for the duplicate rule). */
   order: number;
+  relayed: boolean;
 }
 
-const factsOf = (link: Link): LinkFacts => ({ direction: link.peer.direction, order: link.order });
+const factsOf = (link: Link): LinkFacts => ({ direction: link.peer.direction, order: link.order, relayed: link.relayed });
 
 interface Attempt {
   direction: Direction;
   source: string;
   order: number;
   entry?: KnownAddress;
+  /** A link over a stream another layer opened (a relay): its shown address and its link facts. */
+  over?: OverStream;
+}
+
+/** How a stream opened by another layer (src/relay/) is shown: `address` in status, its path and round-trip time. */
+export interface OverStream {
+  address: string;
+  path: () => LinkPath;
+  rttMs: () => number | undefined;
+  /** The device the stream should lead to (a client checks the certificate before the handshake). */
+  device?: string;
 }
 
 export type { ConnectionManagerOptions, EstablishedPeer } from './types.js';
@@ -176,11 +192,66 @@ export class ConnectionManager extends Resource {
     if (!this.opened) return;
     this.generation++;
     for (const entry of this.known.values()) {
-      if (entry.self || entry.dialing || this.isConnected(entry.deviceId)) continue;
+      if (entry.self || entry.dialing || this.isDirectlyConnected(entry.deviceId)) continue;
       entry.resetBackoff();
       entry.schedule(0, () => this.dial(entry));
     }
     for (const link of [...this.links.values()]) this.retire(link, CLOSE_RECONNECT, 'the folder set changed');
+  }
+
+  /**
+   * Runs TLS 1.3 and the Ferry handshake over a stream another layer opened (a relay), as the
+   * client or the server, and keeps the link like any other (a direct link to the same device
+   * replaces it). Resolves once kept or refused; rejects with why it failed.
+   */
+  async connectOver(stream: Duplex, role: 'client' | 'server', over: OverStream): Promise<void> {
+    if (!this.opened || this.closed) {
+      stream.destroy();
+      throw new FerryError('CLOSED', 'connection manager closed');
+    }
+    const order = this.nextOrder++;
+    const identity = this.options.identity;
+    let socket: TLSSocket;
+    if (role === 'client') {
+      socket = tls.connect({ ...clientTlsOptions(identity), socket: stream });
+      await awaitSecureConnect(socket, { where: over.address, transport: '', timeoutMs: this.handshakeTimeoutMs, signal: this.lifetime.signal });
+    } else {
+      socket = new tls.TLSSocket(stream, { isServer: true, ...serverTlsOptions(identity) });
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => fail(new FerryError('TIMEOUT', `no TLS handshake over ${over.address} within ${this.handshakeTimeoutMs} ms`)), this.handshakeTimeoutMs);
+        const fail = (err: Error): void => {
+          clearTimeout(timer);
+          socket.destroy();
+          reject(err);
+        };
+        socket.once('secure', () => {
+          clearTimeout(timer);
+          socket.off('close', onClose);
+          resolve();
+        });
+        const onClose = (): void => fail(new FerryError('CLOSED', `${over.address} closed during the TLS handshake`));
+        socket.once('close', onClose);
+      });
+    }
+    socket.once('close', () => stream.destroy());
+    stream.once('close', () => socket.destroy());
+    const remoteId = certificateDeviceId(socket);
+    if (remoteId === identity.id || (over.device !== undefined && remoteId !== over.device)) {
+      socket.destroy();
+      throw new FerryError('HANDSHAKE', `the relayed stream led to ${remoteId === identity.id ? 'this device' : 'another device'}`);
+    }
+    const settled = (async () => {
+      try {
+        const established = await this.establish(socket, role);
+        this.adopt(socket, established, { direction: role === 'client' ? 'out' : 'in', source: over.address, order, over });
+      } catch (err) {
+        socket.destroy();
+        throw err;
+      }
+    })();
+    void this.track(settled.catch(() => undefined));
+    await settled;
   }
 
   protected async _open(): Promise<void> {
@@ -226,6 +297,11 @@ export class ConnectionManager extends Resource {
     return deviceId !== undefined && this.links.has(deviceId);
   }
 
+  /** Connected other than through a relay: a relayed device's addresses are still dialled (with backoff), to go direct. */
+  private isDirectlyConnected(deviceId: string | undefined): boolean {
+    return deviceId !== undefined && this.links.has(deviceId) && !this.links.get(deviceId)!.relayed;
+  }
+
   /** Remembers a dial or handshake until it settles, so close() can wait for it; it never rejects. */
   private track(attempt: Promise<void>): Promise<void> {
     const settled = attempt.catch((err: unknown) => this.log.error('connection attempt failed unexpectedly', { err }));
@@ -235,7 +311,7 @@ export class ConnectionManager extends Resource {
   }
 
   private dial(entry: KnownAddress): void {
-    if (this.closed || entry.removed || entry.self || entry.dialing || this.isConnected(entry.deviceId)) return;
+    if (this.closed || entry.removed || entry.self || entry.dialing || this.isDirectlyConnected(entry.deviceId)) return;
     const busy = [...this.known.values()].some((other) => other !== entry && other.dialing && other.deviceId !== undefined && other.deviceId === entry.deviceId);
     if (busy) {
       // Another address of the same device is being dialled: two dials at once would make a duplicate.
@@ -263,8 +339,9 @@ export class ConnectionManager extends Resource {
         return;
       }
       if (remoteId) entry.deviceId = remoteId;
-      if (remoteId && this.isConnected(remoteId)) {
+      if (remoteId && this.isConnected(remoteId) && !this.links.get(remoteId)!.relayed) {
         // Connected meanwhile by another path: drop before the handshake, redial when that link ends.
+        // (A relayed link is replaced by a direct one: the handshake goes on.)
         socket.destroy();
         entry.succeeded(remoteId, Date.now());
         return;
@@ -464,16 +541,16 @@ export class ConnectionManager extends Resource {
     const peer: EstablishedPeer = {
       deviceId,
       deviceName: handshake.peer.deviceName,
-      address: attempt.entry?.address ?? socketAddress(socket.remoteAddress, socket.remotePort),
+      address: attempt.over?.address ?? attempt.entry?.address ?? socketAddress(socket.remoteAddress, socket.remotePort),
       localAddress: socketAddress(socket.localAddress, socket.localPort),
       direction: attempt.direction,
       source: attempt.source,
       connection,
       handshake,
       connectedAtMs: Date.now(),
-      ...linkOf(socket),
+      ...(attempt.over ? { path: attempt.over.path, rttMs: attempt.over.rttMs } : linkOf(socket)),
     };
-    const link: Link = { peer, order: attempt.order };
+    const link: Link = { peer, order: attempt.order, relayed: attempt.over !== undefined };
     this.watch(socket, link);
     if (this.closed) {
       void connection.close(CLOSE_SHUTDOWN, 'device shutting down');
@@ -500,7 +577,8 @@ export class ConnectionManager extends Resource {
     this.links.set(deviceId, link);
     for (const entry of this.known.values()) {
       if (entry.deviceId !== deviceId) continue;
-      entry.cancel();
+      // A relayed device's addresses stay scheduled: a direct link replaces the relayed one.
+      if (!link.relayed) entry.cancel();
       entry.lastSeenMs = peer.connectedAtMs;
     }
     this.log.info('peer connected', {

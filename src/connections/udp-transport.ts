@@ -13,7 +13,7 @@ import { formatAddress, type HostPort } from './address.js';
 import { awaitSecureConnect, type DialOptions } from './dial.js';
 
 /** How a connection reached the peer: shown in status as `peers[].path`. */
-export type LinkPath = 'tcp' | 'udp' | 'udp punched' | `turn ${string}`;
+export type LinkPath = 'tcp' | 'udp' | 'udp punched' | `turn ${string}` | `relay via ${string}`;
 
 /** A datagram socket to run µTP over instead of the sync port's own: a TURN allocation. */
 export interface RelayDatagrams extends DatagramSocket {

@@ -7,7 +7,7 @@ import { MAX_STUN_SERVERS, MAX_WEB_HOSTS, checkWebHost, parseHostPort, type Sett
 
 export const EDITABLE_SETTINGS = [
   'deviceName', 'listen', 'web', 'lan', 'nat', 'dht', 'trackers', 'trackerUrls', 'archiveDays', 'uploadKBps', 'downloadKBps',
-  'stun', 'stunServers', 'webHosts', 'massDeleteFiles',
+  'stun', 'stunServers', 'webHosts', 'massDeleteFiles', 'relay', 'relayRateBps',
 ] as const satisfies readonly (keyof EditableSettings & keyof Settings)[];
 
 const MAX_TRACKERS = 32;
@@ -75,6 +75,7 @@ export function validateSettingsPatch(patch: Record<string, unknown>): Partial<E
       case 'dht':
       case 'trackers':
       case 'stun':
+      case 'relay':
         if (typeof value !== 'boolean') bad(name, 'must be true or false');
         out[name] = value;
         break;
@@ -99,6 +100,9 @@ export function validateSettingsPatch(patch: Record<string, unknown>): Partial<E
         break;
       case 'archiveDays':
         out.archiveDays = wholeNumber(name, value, MAX_ARCHIVE_DAYS);
+        break;
+      case 'relayRateBps':
+        out.relayRateBps = wholeNumber(name, value, MAX_RATE_KBPS * 1024);
         break;
       case 'uploadKBps':
       case 'downloadKBps':

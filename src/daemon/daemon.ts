@@ -171,6 +171,7 @@ export class Daemon extends Resource implements DaemonApi {
       onPeer: (peer) => this.startSession(peer),
       onPeerClosed: (peer) => {
         this.grantRegistry?.peerEnded(peer);
+        for (const service of this.services) service.onPeerClosed?.(peer);
         void this.sessions.get(peer)?.close();
       },
       logger: this.logger.child('conn'),
@@ -323,6 +324,11 @@ export class Daemon extends Resource implements DaemonApi {
       onPeerExchange: (message) => this.services.forEach((service) => service.onPeerExchange?.(peer, message)),
       onGrants: (message) => this.grantRegistry!.receive(peer, message),
       onIntroduce: (message) => this.services.forEach((service) => service.onIntroduce?.(peer, message)),
+      onRelay: (message) => {
+        const relay = this.services.find((service) => service.onRelayMessage);
+        if (!relay) throw new FerryError('PROTOCOL', `unexpected ${message.type}: no relay service here`);
+        relay.onRelayMessage!(peer, message);
+      },
     });
     this.sessions.set(peer, session);
     this.noteObserved(peer);

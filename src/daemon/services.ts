@@ -4,7 +4,7 @@
 import type { ConnectionManager, EstablishedPeer } from '../connections/index.js';
 import type { IndexStore } from '../index/store.js';
 import type { DeviceIdentity, FolderKeys } from '../keys/index.js';
-import type { IntroduceFailedMessage, IntroduceMessage, IntroduceRequestMessage, PeerExchangeMessage } from '../protocol/index.js';
+import type { IntroduceFailedMessage, IntroduceMessage, IntroduceRequestMessage, PeerExchangeMessage, RelayMessage } from '../protocol/index.js';
 import type { Logger } from '../util/log.js';
 import type { Resource } from '../util/resource.js';
 import type { Reachability } from './reachability.js';
@@ -14,6 +14,7 @@ import { discoveryServiceFactory } from './discovery-service.js';
 import { stunServiceFactory } from './stun-service.js';
 import { introduceServiceFactory } from './introduce-service.js';
 import { turnServiceFactory } from './turn-service.js';
+import { relayServiceFactory } from './relay-service.js';
 
 /** A loopback listener is reachable from this machine only: no LAN, router or internet service can help it. */
 export function isLoopbackHost(host: string): boolean {
@@ -45,6 +46,10 @@ export interface Service extends Resource {
   onPeerExchange?(peer: EstablishedPeer, message: PeerExchangeMessage): void;
   /** A connected peer's validated IntroduceRequest / Introduce / IntroduceFailed (hole punching through a third device). */
   onIntroduce?(peer: EstablishedPeer, message: IntroduceRequestMessage | IntroduceMessage | IntroduceFailedMessage): void;
+  /** A connected peer's validated relay message (the relay service takes it); throws PROTOCOL for a broken rule. */
+  onRelayMessage?(peer: EstablishedPeer, message: RelayMessage): void;
+  /** A connection reported to sessions has ended or was replaced. */
+  onPeerClosed?(peer: EstablishedPeer): void;
 }
 
 export type ServiceFactory = (context: ServiceContext) => Service | null;
@@ -61,4 +66,5 @@ export const SERVICE_FACTORIES: ServiceFactory[] = [
   turnServiceFactory,
   discoveryServiceFactory,
   introduceServiceFactory,
+  relayServiceFactory,
 ];

@@ -3,6 +3,7 @@
 import { FerryError } from '../errors.js';
 import { parseTurnUrl } from '../nat/turn.js';
 import { isLogLevel, type LogLevel } from '../util/log.js';
+import { DEFAULT_RELAY_RATE_BPS } from '../relay/index.js';
 
 export interface Settings {
   deviceName: string;
@@ -28,6 +29,10 @@ export interface Settings {
   stunServers: string[];
   /** TURN servers, turn://USER:PASSWORD@HOST:PORT: an allocation on each relays for this device (never shown or logged). */
   turnServers: string[];
+  /** Relay streams between two peers that each proved a folder in common with this device (src/relay/). */
+  relay: boolean;
+  /** Bytes per second relayed for others, in all; 0 = no cap. */
+  relayRateBps: number;
   archiveDays: number;
   /** Peers' deletions of more than this many files (or more than half a folder) wait for the owner; 0 = only the half rule. */
   massDeleteFiles: number;
@@ -67,6 +72,8 @@ export function defaultSettings(hostname: string): Settings {
     stun: true,
     stunServers: [...DEFAULT_STUN_SERVERS],
     turnServers: [],
+    relay: true,
+    relayRateBps: DEFAULT_RELAY_RATE_BPS,
     archiveDays: 14,
     massDeleteFiles: 1000,
     uploadKBps: 0,
@@ -117,6 +124,7 @@ export function mergeSettings(base: Settings, overrides: Partial<Settings>): Set
   if (!merged.tcp && !merged.udp) throw new FerryError('USAGE', 'TCP and UDP cannot both be off');
   if (!isLogLevel(merged.logLevel)) throw new FerryError('USAGE', `unknown log level '${merged.logLevel}'`);
   if (!(merged.archiveDays >= 0)) throw new FerryError('USAGE', 'archiveDays must be ≥ 0');
+  if (!Number.isSafeInteger(merged.relayRateBps) || merged.relayRateBps < 0) throw new FerryError('USAGE', 'relayRateBps must be a whole number ≥ 0 (0 = no cap)');
   if (!(merged.rescanIntervalS >= 1)) throw new FerryError('USAGE', 'rescanIntervalS must be ≥ 1');
   for (const node of merged.dhtBootstrap) {
     if (parseHostPort(node, 'DHT bootstrap node').port === 0) throw new FerryError('USAGE', `DHT bootstrap node needs a port (got '${node}')`);

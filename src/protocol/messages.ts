@@ -4,6 +4,9 @@ import type { Access } from '../keys/types.js';
 import type { FileRecord, VersionVector } from '../index/records.js';
 import { encodeBody, encodeFrame, MAX_FRAME_BYTES, type Frame } from './frames.js';
 import { toWireRecord, versionToWire } from './records.js';
+import { RELAY_MAX_DATA_BYTES, type RelayMessage } from './relay-messages.js';
+
+export * from './relay-messages.js';
 
 export { LIMITS } from './limits.js';
 
@@ -34,6 +37,14 @@ export const MESSAGE_CODES = {
   IntroduceRequest: 0x70,
   Introduce: 0x71,
   IntroduceFailed: 0x72,
+  // 0x78-0x7F: relaying through a common peer (src/relay/, docs/protocol.md "Relays").
+  RelayOpen: 0x78,
+  RelayConnect: 0x79,
+  RelayAccept: 0x7a,
+  RelayRefuse: 0x7b,
+  RelayData: 0x7c,
+  RelayWindow: 0x7d,
+  RelayClose: 0x7e,
 } as const;
 
 export type MessageName = keyof typeof MESSAGE_CODES;
@@ -59,6 +70,13 @@ export const MAX_MESSAGE_BYTES: Record<MessageName, number> = {
   IntroduceRequest: 4 * KIB,
   Introduce: 4 * KIB,
   IntroduceFailed: 4 * KIB,
+  RelayOpen: 1 * KIB,
+  RelayConnect: 1 * KIB,
+  RelayAccept: 1 * KIB,
+  RelayRefuse: 4 * KIB,
+  RelayData: RELAY_MAX_DATA_BYTES + 1 * KIB,
+  RelayWindow: 1 * KIB,
+  RelayClose: 4 * KIB,
 };
 
 
@@ -279,7 +297,8 @@ export type Message =
   | GrantsMessage
   | IntroduceRequestMessage
   | IntroduceMessage
-  | IntroduceFailedMessage;
+  | IntroduceFailedMessage
+  | RelayMessage;
 
 const NAMES_BY_CODE = new Map<number, MessageName>(
   Object.entries(MESSAGE_CODES).map(([name, code]) => [code, name as MessageName]),

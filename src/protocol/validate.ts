@@ -30,6 +30,7 @@ import {
   type MessageName,
   type RejectedRecord,
 } from './messages.js';
+import { RELAY_MAX_DATA_BYTES, RELAY_REFUSALS } from './relay-messages.js';
 import { recordFromWire, versionFromWire } from './records.js';
 
 const ACCESS_LEVELS: readonly Access[] = ['rw', 'ro', 'enc'];
@@ -252,6 +253,31 @@ const VALIDATORS: Record<MessageName, Validator> = {
     folderId: checkFolderId(f.folderId, 'IntroduceFailed.folderId'),
     device: checkDeviceId(f.device, 'IntroduceFailed.device'),
     code: checkOneOf(f.code, 'IntroduceFailed.code', INTRODUCE_FAILURES),
+  }),
+  RelayOpen: (f) => ({ type: 'RelayOpen', stream: checkUint(f.stream, 'RelayOpen.stream', U32_MAX), device: checkDeviceId(f.device, 'RelayOpen.device') }),
+  RelayConnect: (f) => ({ type: 'RelayConnect', stream: checkUint(f.stream, 'RelayConnect.stream', U32_MAX), device: checkDeviceId(f.device, 'RelayConnect.device') }),
+  RelayAccept: (f) => ({ type: 'RelayAccept', stream: checkUint(f.stream, 'RelayAccept.stream', U32_MAX) }),
+  RelayRefuse: (f) => ({
+    type: 'RelayRefuse',
+    stream: checkUint(f.stream, 'RelayRefuse.stream', U32_MAX),
+    code: checkOneOf(f.code, 'RelayRefuse.code', RELAY_REFUSALS),
+    reason: checkString(f.reason, 'RelayRefuse.reason', LIMITS.maxReasonBytes),
+  }),
+  RelayData: (f) => {
+    const data = checkByteRange(f.data, 'RelayData.data', RELAY_MAX_DATA_BYTES);
+    if (data.length === 0) throw protocolError('RelayData.data', 'empty');
+    return { type: 'RelayData', stream: checkUint(f.stream, 'RelayData.stream', U32_MAX), data };
+  },
+  RelayWindow: (f) => {
+    const credit = checkUint(f.credit, 'RelayWindow.credit', U32_MAX);
+    if (credit === 0) throw protocolError('RelayWindow.credit', 'zero');
+    return { type: 'RelayWindow', stream: checkUint(f.stream, 'RelayWindow.stream', U32_MAX), credit };
+  },
+  RelayClose: (f) => ({
+    type: 'RelayClose',
+    stream: checkUint(f.stream, 'RelayClose.stream', U32_MAX),
+    ...(f.code !== undefined && f.code !== null ? { code: checkOneOf(f.code, 'RelayClose.code', RELAY_REFUSALS) } : {}),
+    ...(f.reason !== undefined && f.reason !== null ? { reason: checkString(f.reason, 'RelayClose.reason', LIMITS.maxReasonBytes) } : {}),
   }),
   PeerExchange: (f) => ({
     type: 'PeerExchange',

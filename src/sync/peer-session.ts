@@ -3,8 +3,9 @@
 import { FerryError, isFerryError } from '../errors.js';
 import type { PeerConnection } from '../protocol/connection.js';
 import type { HandshakeResult } from '../protocol/handshake.js';
-import type {
-  GrantsMessage, IndexMessage, IntroduceFailedMessage, IntroduceMessage, IntroduceRequestMessage, Message, PeerExchangeMessage, RequestMessage,
+import {
+  isRelayMessage,
+  type GrantsMessage, type IndexMessage, type IntroduceFailedMessage, type IntroduceMessage, type IntroduceRequestMessage, type Message, type PeerExchangeMessage, type RelayMessage, type RequestMessage,
 } from '../protocol/messages.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
@@ -29,6 +30,8 @@ export interface PeerSessionOptions {
   onGrants?: (message: GrantsMessage) => Promise<void>;
   /** Receives the peer's IntroduceRequest, Introduce and IntroduceFailed for a folder shared on this connection (hole punching: the daemon's business). */
   onIntroduce?: (message: IntroduceRequestMessage | IntroduceMessage | IntroduceFailedMessage) => void;
+  /** Receives relay messages (src/relay/); must not block; throws PROTOCOL for a broken rule. Without it they are a protocol error. */
+  onRelay?: (message: RelayMessage) => void;
 }
 
 export class PeerSession extends Resource {
@@ -124,6 +127,7 @@ export class PeerSession extends Resource {
   }
 
   private async dispatch(message: Message): Promise<void> {
+    if (isRelayMessage(message) && this.options.onRelay) return this.options.onRelay(message);
     switch (message.type) {
       case 'Index':
       case 'IndexUpdate':

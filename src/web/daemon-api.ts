@@ -295,6 +295,9 @@ export interface EditableSettings {
   /** Ask STUN servers for the external address; which ones (HOST:PORT, in order). */
   stun: boolean;
   stunServers: string[];
+  /** Relay streams between two peers that share a folder with this device; at most relayRateBps bytes per second in all (0 = no cap). */
+  relay: boolean;
+  relayRateBps: number;
   archiveDays: number;
   /** Peers' deletions of more than this many files wait for the owner (0: only the "more than half" rule). */
   massDeleteFiles: number;

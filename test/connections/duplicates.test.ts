@@ -51,4 +51,14 @@ describe('prefersCandidate', () => {
       }),
     );
   });
+
+  test('a direct link replaces a relayed one and is never replaced by one, whatever the directions and order', () => {
+    fc.assert(
+      fc.property(deviceId, deviceId, fc.constantFrom('in' as const, 'out' as const), fc.constantFrom('in' as const, 'out' as const), fc.nat(), fc.nat(), (x, y, d1, d2, a, b) => {
+        fc.pre(x !== y);
+        assert.equal(prefersCandidate(x, y, { direction: d1, order: a, relayed: true }, { direction: d2, order: b }), true);
+        assert.equal(prefersCandidate(x, y, { direction: d1, order: a }, { direction: d2, order: b, relayed: true }), false);
+      }),
+    );
+  });
 });

@@ -23,3 +23,15 @@ test('the settings API takes stun and stunServers, and refuses bad ones naming t
     assert.throws(() => validateSettingsPatch(patch), (err: unknown) => isFerryError(err, 'USAGE') && /^stun/.test((err as Error).message), JSON.stringify(patch));
   }
 });
+
+test('relaying is on by default with a 1 MiB/s cap; relay and relayRateBps are settings, validated', () => {
+  const defaults = defaultSettings('nas');
+  assert.equal(defaults.relay, true);
+  assert.equal(defaults.relayRateBps, 1024 * 1024);
+  assert.equal(mergeSettings(defaults, { relay: false, relayRateBps: 0 }).relay, false);
+  assert.throws(() => mergeSettings(defaults, { relayRateBps: -1 }), (err: unknown) => isFerryError(err, 'USAGE'));
+  assert.deepEqual(validateSettingsPatch({ relay: false, relayRateBps: 2_000_000 }), { relay: false, relayRateBps: 2_000_000 });
+  for (const patch of [{ relay: 'no' }, { relayRateBps: 1.5 }, { relayRateBps: -3 }]) {
+    assert.throws(() => validateSettingsPatch(patch), (err: unknown) => isFerryError(err, 'USAGE') && /^relay/.test((err as Error).message), JSON.stringify(patch));
+  }
+});

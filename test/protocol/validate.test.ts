@@ -61,6 +61,14 @@ const samples: Message[] = [
   { type: 'IntroduceRequest', folderId, device: 'ABCDEFGHIJKLMNOP', addresses: ['203.0.113.7:22100'] },
   { type: 'Introduce', folderId, device: 'ABCDEFGHIJKLMNOP', addresses: ['203.0.113.7:22100', '[2001:db8::1]:22100'], delayMs: 12 },
   { type: 'IntroduceFailed', folderId, device: 'ABCDEFGHIJKLMNOP', code: 'NOT_CONNECTED' },
+  { type: 'RelayOpen', stream: 1, device: 'ABCDEFGHIJKLMNOP' },
+  { type: 'RelayConnect', stream: 2, device: 'ABCDEFGHIJKLMNOP' },
+  { type: 'RelayAccept', stream: 3 },
+  { type: 'RelayRefuse', stream: 3, code: 'NO_COMMON_FOLDER', reason: 'no folder in common' },
+  { type: 'RelayData', stream: 0xffffffff, data: Buffer.alloc(65536, 1) },
+  { type: 'RelayWindow', stream: 3, credit: 262144 },
+  { type: 'RelayClose', stream: 3 },
+  { type: 'RelayClose', stream: 4, code: 'CLOSED', reason: 'link closed' },
 ];
 
 function roundTrip(message: Message): Message {
@@ -107,6 +115,12 @@ describe('validators', () => {
     ['short mac', 'FolderProofs', { proofs: [{ tag: hash, enc: Buffer.alloc(16) }] }],
     ['bad access', 'ClusterState', { folders: [{ folderId, peerAccess: 'admin', indexId: zeros8, maxSequence: 0, receivedIndexId: zeros8, receivedSequence: 0 }] }],
     ['bad close code', 'Close', { code: 'lower', reason: '' }],
+    ['data over 64 KiB', 'RelayData', { stream: 1, data: Buffer.alloc(65537) }],
+    ['empty data', 'RelayData', { stream: 1, data: Buffer.alloc(0) }],
+    ['stream beyond u32', 'RelayAccept', { stream: 2 ** 32 }],
+    ['zero credit', 'RelayWindow', { stream: 1, credit: 0 }],
+    ['unknown refusal', 'RelayRefuse', { stream: 1, code: 'NOPE', reason: '' }],
+    ['bad device', 'RelayOpen', { stream: 1, device: '../x' }],
     ['huge block list', 'Have', { folderId, path: 'a', version: [], blockIndexes: Array.from({ length: 70000 }, () => 0) }],
   ];
   for (const [what, name, fields] of bad) {

@@ -12,6 +12,7 @@ export const FOLDER_ID = 'ab'.repeat(20);
 const SETTINGS: EditableSettings = {
   deviceName: 'test', listen: '0.0.0.0:22100', web: '0.0.0.0:8888', lan: true, nat: true, dht: true, trackers: true,
   trackerUrls: [], webHosts: [], archiveDays: 14, massDeleteFiles: 1000, uploadKBps: 0, downloadKBps: 0, stun: false, stunServers: [],
+  relay: true, relayRateBps: 1048576,
 };
 
 /** A DaemonApi that records every call; nothing in it touches disk. */
