@@ -11,7 +11,7 @@ export interface PeerReport {
   name?: string;
   address: string;
   source: string;
-  /** Connected peers: 'tcp', 'udp', 'udp punched' or 'turn HOST', and the UDP link's round-trip time in ms. */
+  /** Connected peers: 'tcp', 'udp', 'udp punched', 'turn HOST' or 'relay via NAME', and the link's round-trip time in ms (UDP, relay). */
   path?: string;
   rttMs?: number;
   connected: boolean;
@@ -257,7 +257,7 @@ export interface PeerInfo {
   source: string;
   direction: 'in' | 'out';
   connectedAtMs: number;
-  /** 'tcp', 'udp', 'udp punched', or 'turn HOST' (relayed by that TURN server). */
+  /** 'tcp', 'udp', 'udp punched', 'turn HOST' (relayed by that TURN server) or 'relay via NAME' (relayed by that Ferry device). */
   path: string;
   /** Round-trip time of the transport, ms (UDP links). */
   rttMs?: number;

@@ -1,0 +1,142 @@
+// Relaying through a public Ferry device (root only), in test/netlab/inet.sh's internet: two home
+// routers with SYMMETRIC NATs (masquerade random,fully-random: no punch can work) and no port
+// mapping, trackers and DHT off, and a public folder peer C holding only the ENC key of folder F1.
+// A and B learn of each other from C's peer exchange, every direct dial fails, and A and B connect
+// through C (path `relay via C`), TLS and handshake end to end: folder F2, which C does not have,
+// syncs A → B over that link, and C counts the bytes. With `--no-relay` on C they never connect,
+// and A's status says why.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join as joinPath, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
+import { needs } from '../helpers/needs.js';
+import { FerryNode, join, type LabEnv, type StatusJson } from './discovery-lab.js';
+
+const PREFIX = 'frelay';
+const INET = resolve(fileURLToPath(import.meta.url), '../../../../test/netlab/inet.sh');
+const LAB_SETTINGS = {
+  NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0', NETLAB_INET_R1_NAT: 'symmetric', NETLAB_INET_R2_NAT: 'symmetric',
+};
+const SYNC_PORT = 22100;
+
+interface RelayJson {
+  relay: boolean;
+  relaying: number;
+  relayedBytes: number;
+  refusedBy?: Record<string, number>;
+  devices: Array<{ device: string; connected: boolean; vias: string[]; lastError?: string; failures: number }>;
+}
+type Status = Omit<StatusJson, 'folders' | 'device'> & {
+  device: { id: string; name: string };
+  services: StatusJson['services'] & { relay?: RelayJson };
+  knownPeers?: Array<{ address: string; connected: boolean; lastError?: string }>;
+  folders: Array<{ id: string; peers: Array<{ device: string; connected: boolean; path?: string; rttMs?: number }> }>;
+};
+
+function inet(command: 'up' | 'down'): LabEnv {
+  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: PREFIX, ...LAB_SETTINGS }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+describe('two devices behind symmetric NATs, relayed by a public folder peer', { skip: needs.netlab(['nft', 'nftables'], ['stund', 'stun-server']) }, () => {
+  let lab: LabEnv;
+  let base: string;
+  const nodes: FerryNode[] = [];
+
+  before(async () => {
+    inet('down');
+    lab = inet('up');
+    base = await tempDir('relay');
+  });
+
+  after(async () => {
+    await Promise.allSettled(nodes.map((node) => node.stop()));
+    inet('down');
+    await removeDir(base);
+  });
+
+  function node(name: string, ns: string, args: string[] = []): FerryNode {
+    const created = new FerryNode(joinPath(base, `home-${name}`), { ns, listen: `0.0.0.0:${SYNC_PORT}`, args: ['--no-lan', '--no-dht', '--no-trackers', '--stun', lab.NETLAB_INET_STUN_ADDR!, ...args] });
+    nodes.push(created);
+    return created;
+  }
+
+  const status = async (of: FerryNode): Promise<Status> => (await of.status()) as unknown as Status;
+  const cAddress = (): string => `${lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
+  const connectedToC = async (of: FerryNode): Promise<boolean> => (await status(of)).knownPeers?.some((k) => k.address === cAddress() && k.connected) ?? false;
+  const link = async (of: FerryNode, folderId: string, device: string) =>
+    (await status(of)).folders.find((f) => f.id === folderId)?.peers.find((p) => p.device === device && p.connected);
+
+  /** A shares F1 (C joins with the ENC key, B with RW) and F2 (B only, RW); A and B are given C's address. */
+  async function trio(name: string, argsC: string[]) {
+    const dirs = Object.fromEntries(['a1', 'a2', 'b1', 'b2', 'c1'].map((d) => [d, joinPath(base, `${name}-${d}`)])) as Record<'a1' | 'a2' | 'b1' | 'b2' | 'c1', string>;
+    for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true });
+    const a = node(`${name}-a`, lab.NETLAB_INET_H1a_NS!);
+    const b = node(`${name}-b`, lab.NETLAB_INET_H2a_NS!);
+    const c = node(`${name}-c`, lab.NETLAB_INET_PUBLIC_NS!, argsC);
+    await Promise.all([a.ready(), b.ready(), c.ready()]);
+    const shareOn = async (dir: string) => {
+      const shared = await a.cli(['share', dir, '--json']);
+      assert.equal(shared.code, 0, shared.stderr);
+      return JSON.parse(shared.stdout) as { rw: string; enc: string; folderId: string };
+    };
+    const f1 = await shareOn(dirs.a1);
+    const f2 = await shareOn(dirs.a2);
+    await join(c, f1.enc, dirs.c1);
+    await join(b, f1.rw, dirs.b1);
+    await join(b, f2.rw, dirs.b2);
+    const [idA, idB] = await Promise.all([a, b].map(async (n) => (await status(n)).device.id));
+    assert.equal((await a.cli(['peers', 'add', cAddress()])).code, 0);
+    assert.equal((await b.cli(['peers', 'add', cAddress()])).code, 0);
+    await waitFor(async () => (await connectedToC(a)) && (await connectedToC(b)), 'A and B to connect to C', 60_000);
+    return { a, b, c, dirs, f1, f2, idA: idA!, idB: idB! };
+  }
+
+  test('A and B connect through C (path "relay via C"), and a folder C does not hold syncs A → B over the relayed link', async (t) => {
+    const { a, b, c, dirs, f2, idA, idB } = await trio('on', []);
+    const bothAtC = Date.now();
+    const atB = await waitFor(async () => (await link(b, f2.folderId, idA)) ?? false, 'A and B to connect through C', 120_000);
+    const connectMs = Date.now() - bothAtC;
+    const cName = (await status(c)).device.name;
+    assert.equal(atB.path, `relay via ${cName}`, JSON.stringify(atB));
+    const atA = await link(a, f2.folderId, idB);
+    assert.equal(atA?.path, `relay via ${cName}`, JSON.stringify(atA));
+    assert.ok(atA?.rttMs !== undefined && atA.rttMs >= 0, JSON.stringify(atA));
+    const relayC = (await status(c)).services.relay!;
+    assert.ok(relayC.relaying >= 1, JSON.stringify(relayC));
+    // F2 exists on A and B only: its content can reach B over the A–B link alone, which runs through C.
+    const payload = randomBytes(2 * 1024 * 1024);
+    const before = relayC.relayedBytes;
+    const syncStart = Date.now();
+    await writeFile(joinPath(dirs.a2, 'payload.bin'), payload);
+    await waitFor(async () => (await readFile(joinPath(dirs.b2, 'payload.bin')).catch(() => Buffer.alloc(0))).equals(payload), 'payload.bin to sync A → B through the relay', 120_000);
+    const syncMs = Date.now() - syncStart;
+    const after = (await status(c)).services.relay!;
+    assert.ok(after.relayedBytes - before >= payload.length, `C relayed ${after.relayedBytes - before} bytes for a ${payload.length}-byte file`);
+    t.diagnostic(`A–B relayed link ${connectMs} ms after both were connected to C; 2 MiB synced in ${syncMs} ms; C relayed ${after.relayedBytes} bytes in all`);
+    await Promise.all([a.stop(), b.stop(), c.stop()]);
+  });
+
+  test('with --no-relay on C, A and B never connect, and status says why', async () => {
+    const { a, b, c, f1, idA, idB } = await trio('off', ['--no-relay']);
+    const refused = await waitFor(
+      async () => (await status(a)).services.relay?.devices.find((d) => d.device === idB && /RELAY_OFF/.test(d.lastError ?? '')) ?? false,
+      "A's relay attempt through C to be refused",
+      120_000,
+    );
+    assert.match(refused.lastError!, /relay refused: RELAY_OFF: this device does not relay/);
+    assert.equal(refused.connected, false);
+    const relayC = (await status(c)).services.relay!;
+    assert.equal(relayC.relay, false);
+    assert.ok((relayC.refusedBy?.RELAY_OFF ?? 0) >= 1, JSON.stringify(relayC));
+    assert.equal(relayC.relayedBytes, 0);
+    assert.equal(await link(a, f1.folderId, idB), undefined);
+    assert.equal(await link(b, f1.folderId, idA), undefined);
+    await Promise.all([a.stop(), b.stop(), c.stop()]);
+  });
+});
