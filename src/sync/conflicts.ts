@@ -70,6 +70,12 @@ export class ConflictList {
   constructor(private readonly index: FolderIndex) {}
 
   private refresh(): void {
+    // An index rebuilt from scratch starts its sequence again: look at every path once more.
+    if (this.index.localSequence() < this.seenSequence) {
+      this.copies.clear();
+      this.overflow = false;
+      this.seenSequence = -1;
+    }
     if (this.seenSequence < 0) {
       const sequence = this.index.localSequence();
       for (const path of this.index.localPaths()) {
