@@ -49,6 +49,9 @@ const SAMPLES: Message[] = [
   { type: 'Close', code: 'SHUTDOWN', reason: 'bye' },
   { type: 'PeerExchange', folderId, listenPort: 22100, peers: [{ device: DEVICE, addresses: ['10.0.0.2:22100', '[fe80::1]:22100'] }] },
   { type: 'Grants', folderId, grants: [Buffer.alloc(175, 1)], revocations: [Buffer.alloc(109, 2)] },
+  { type: 'IntroduceRequest', folderId, device: DEVICE, addresses: ['203.0.113.7:32101'] },
+  { type: 'Introduce', folderId, device: DEVICE, addresses: ['203.0.113.7:32101', '[2001:db8::1]:22100'], delayMs: 15 },
+  { type: 'IntroduceFailed', folderId, device: DEVICE, code: 'RATE_LIMITED' },
 ];
 const FRAMES: Frame[] = SAMPLES.map(encodeMessage);
 const WIRE = ['PROTOCOL', 'FRAME_TOO_LARGE', 'PATH_UNSAFE'] as const;
