@@ -23,7 +23,8 @@ export const discoveryServiceFactory: ServiceFactory = (context) => {
     sharedUdp: () => context.connections.udpSocket(),
     relays: () => context.connections.relaySockets(),
     external: () => context.reachability.external,
-    externalAddresses: () => context.reachability.addresses(),
+    // Relayed (TURN) addresses are ours at their exact port only (discovery takes them from the relays).
+    externalAddresses: () => context.reachability.addresses().filter((at) => at.source !== 'turn'),
     // STUN asks from the shared socket when UDP is on (stun-service.ts): its answer is that socket's mapping.
     udpExternalPort: () => (context.connections.udpSocket() ? context.reachability.addresses().find((a) => a.source === 'stun')?.port : undefined),
     // Without a port-mapping service nothing is worth waiting for.

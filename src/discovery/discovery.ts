@@ -276,6 +276,11 @@ export class Discovery extends Resource {
       add(external.host, external.port);
       add(external.host, announcePort);
     }
+    // A relayed address only as it is: other devices (one on the TURN server's host, say) share its IP.
+    for (const { socket } of this.options.relays?.() ?? []) {
+      const relayed = socket.address();
+      add(relayed.address, relayed.port);
+    }
     return own;
   }
 

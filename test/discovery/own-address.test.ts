@@ -109,6 +109,19 @@ describe('discovery and its own addresses', () => {
     assert.deepEqual(discovery.ownAddresses().has(`${EXTERNAL}:51000`), true);
   });
 
+  test('our relayed (TURN) address is ours at its own port only: a device at the relay IP on another port is dialled', async () => {
+    const RELAY = '198.51.100.20';
+    reply = () => ({ interval: 1800, peers: compact([RELAY, 49200], [RELAY, LISTEN_PORT]) });
+    const dialler = new FakeDialler();
+    const relayed = { address: RELAY, port: 49200 };
+    const socket = { address: () => relayed, send: () => undefined, handle: () => () => undefined };
+    const { discovery } = start(dialler, { relays: () => [{ name: 'turn', socket }] });
+    await discovery.open();
+    await waitFor(async () => dialler.added.length > 0, 'a dial');
+    assert.deepEqual(dialler.added, [`${RELAY}:${LISTEN_PORT}`], 'a Ferry device on the TURN server host is a peer; our allocation is not');
+    assert.ok(discovery.ownAddresses().has(`${RELAY}:49200`));
+  });
+
   test('the first announce waits for the port-mapping attempt and carries the mapped port', async () => {
     reply = () => ({ interval: 1800, peers: Buffer.alloc(0) });
     let mapped: HostPort | null = null;
