@@ -455,6 +455,11 @@ export class ConnectionManager extends Resource {
     });
   }
 
+  /** Connected to `deviceId` other than through a relay (a relayed device is still worth punching to). */
+  directlyConnected(deviceId: string): boolean {
+    return this.isDirectlyConnected(deviceId);
+  }
+
   /** Whether UDP (µTP) is up, so hole punching can be tried. */
   get udpOn(): boolean {
     return this.udp?.opened === true;
@@ -465,12 +470,13 @@ export class ConnectionManager extends Resource {
    * for UDP_PROBE_MS while the device dials us at the same moment, and keeps the connection by the
    * duplicate rule like any other. No "connected meanwhile" shortcut: both ends of a punch see two
    * connections at once, and only the duplicate rule picks the same one at both. Resolves with
-   * whether the device is connected afterwards (by this dial or any other) and, if not, why.
+   * whether the device is directly connected afterwards (by this dial or any other) and, if not, why.
+   * A device connected only through a relay is punched to all the same: a direct link replaces it.
    */
   async punchDial(deviceId: string, target: HostPort, source: string, signal?: AbortSignal): Promise<{ connected: boolean; error?: string }> {
     const udp = this.udp?.opened ? this.udp : null;
     if (!udp || this.closed) return { connected: false, error: 'UDP is off' };
-    if (this.isConnected(deviceId)) return { connected: true };
+    if (this.isDirectlyConnected(deviceId)) return { connected: true };
     const order = this.nextOrder++;
     const where = socketAddress(target.host, target.port);
     let error: string | undefined;
@@ -489,7 +495,7 @@ export class ConnectionManager extends Resource {
       }
     })();
     await this.track(attempt);
-    const connected = this.isConnected(deviceId);
+    const connected = this.isDirectlyConnected(deviceId);
     return connected ? { connected } : { connected, error: error ?? 'not connected' };
   }
 

@@ -90,6 +90,8 @@ export interface IntroduceReport {
 }
 
 const short = (deviceId: string): string => deviceId.slice(0, 7);
+/** A link straight over UDP: its remote address is the peer's NAT mapping of its sync socket, its `observed` ours. */
+const overUdp = (peer: EstablishedPeer): boolean => peer.path() === 'udp' || peer.path() === 'udp punched';
 
 /** Bounded insertion-ordered map: the oldest entry goes when full. */
 function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max = MAX_INTRO_DEVICES): void {
@@ -157,6 +159,11 @@ export class IntroduceService extends Resource implements Service {
     return this.peers().find((peer) => peer.deviceId === deviceId);
   }
 
+  /** Connected other than through a relay: a relayed device is still punched to (a direct link replaces the relayed one). */
+  private direct(deviceId: string): boolean {
+    return this.context.connections.directlyConnected(deviceId);
+  }
+
   private send(to: EstablishedPeer, message: Message): void {
     void to.connection.send(message).catch((err: unknown) => this.log.debug('cannot send', { type: message.type, device: to.deviceId, err: err as Error }));
   }
@@ -180,7 +187,7 @@ export class IntroduceService extends Resource implements Service {
     folders.set(message.folderId.toString('hex'), devices);
     const nowMs = Date.now();
     for (const device of devices) {
-      if (this.pursuits.has(device) || this.peer(device)) continue;
+      if (this.pursuits.has(device) || this.direct(device)) continue;
       this.pursue(device, nowMs + INTRO_DELAY_MS);
     }
   }
@@ -223,7 +230,7 @@ export class IntroduceService extends Resource implements Service {
     const connected = new Set(this.peers().map((peer) => peer.deviceId));
     for (const introducer of [...this.listed.keys()]) if (!connected.has(introducer)) this.listed.delete(introducer);
     for (const pursuit of [...this.pursuits.values()]) {
-      if (connected.has(pursuit.device)) {
+      if (this.direct(pursuit.device)) {
         if (pursuit.state !== 'connected' && pursuit.state !== 'punching') this.markConnected(pursuit, nowMs);
         continue;
       }
@@ -342,7 +349,7 @@ export class IntroduceService extends Resource implements Service {
       if (isLoopback(parsed.host) && !isLoopback(recipientHost)) return;
       out.add(formatPeerAddress(parsed));
     };
-    if (subject.path() !== 'tcp') add(subject.address);
+    if (overUdp(subject)) add(subject.address);
     const stated = this.stated.get(subject.deviceId);
     if (stated && Date.now() - stated.atMs < STATED_TTL_MS) stated.addresses.forEach(add);
     const port = this.listenPorts.get(subject.deviceId);
@@ -384,7 +391,7 @@ export class IntroduceService extends Resource implements Service {
     if (message.device === this.context.identity.id) return;
     const nowMs = Date.now();
     const pursuit = this.pursuits.get(message.device) ?? this.pursue(message.device, nowMs);
-    if (pursuit.state === 'off' || this.peer(message.device)) return;
+    if (pursuit.state === 'off' || this.direct(message.device)) return;
     const fromHost = parsePeerAddress(from.address)?.host ?? '';
     const targets = message.addresses
       .map((text) => parsePeerAddress(text))
@@ -420,7 +427,7 @@ export class IntroduceService extends Resource implements Service {
           if (result.connected) pursuit.stop?.abort();
           if (result.error) pursuit.lastError = result.error;
           if (pursuit.dialling.size > 0 || this.closed) return;
-          if (result.connected || this.peer(message.device)) {
+          if (result.connected || this.direct(message.device)) {
             this.counters.punched++;
             this.markConnected(pursuit, Date.now(), true);
             this.log.info('punched through to an introduced device', { device: message.device, path: this.peer(message.device)?.path(), inMs: pursuit.punchedInMs });
@@ -456,7 +463,7 @@ export class IntroduceService extends Resource implements Service {
       if (learned.source === 'stun' || learned.source === 'upnp' || learned.source === 'natpmp') out.add(formatPeerAddress(learned));
     }
     for (const peer of this.peers()) {
-      const observed = peer.path() !== 'tcp' ? peer.handshake.peer.observed : undefined;
+      const observed = overUdp(peer) ? peer.handshake.peer.observed : undefined;
       const parsed = observed ? parsePeerAddress(observed) : null;
       if (parsed) out.add(formatPeerAddress(parsed));
     }

@@ -51,7 +51,7 @@ interface FakePeer extends EstablishedPeer {
   sent: Message[];
 }
 
-function fakePeer(deviceId: string, address: string, folders: Buffer[], rttMs?: number): FakePeer {
+function fakePeer(deviceId: string, address: string, folders: Buffer[], rttMs?: number, path?: string): FakePeer {
   const sent: Message[] = [];
   return {
     deviceId,
@@ -63,7 +63,7 @@ function fakePeer(deviceId: string, address: string, folders: Buffer[], rttMs?: 
     connection: { closed: false, send: async (m: Message) => void sent.push(m) } as unknown as EstablishedPeer['connection'],
     handshake: { peer: { deviceId }, folders: folders.map((f) => ({ keys: { folderId: f, folderIdHex: f.toString('hex') } })) } as unknown as EstablishedPeer['handshake'],
     connectedAtMs: Date.now(),
-    path: () => (rttMs === undefined ? 'tcp' : 'udp'),
+    path: () => (path ?? (rttMs === undefined ? 'tcp' : 'udp')) as ReturnType<EstablishedPeer['path']>,
     rttMs: () => rttMs,
     sent,
   };
@@ -74,7 +74,7 @@ function service(peers: FakePeer[], punchDial: (device: string, target: { host: 
     identity: { id: id('C') },
     reachability: new Reachability(),
     logger: silentLogger,
-    connections: { peers: () => peers, udpOn: true, punchDial },
+    connections: { peers: () => peers, udpOn: true, punchDial, directlyConnected: (device: string) => peers.some((p) => p.deviceId === device && !p.path().startsWith('relay via')) },
   } as unknown as ServiceContext;
   return new IntroduceService(context);
 }
@@ -175,6 +175,17 @@ describe('the introduced device', () => {
     assert.deepEqual(dials, ['198.51.100.2:22100', '198.51.100.2:32102']);
     finish();
     await waitUntil(() => deviceReport(svc, id('B'))?.state === 'connected');
+    await svc.close();
+  });
+
+  test('a device connected only through a relay is still introduced and punched to (a direct link replaces the relayed one)', async () => {
+    const c = fakePeer(id('C'), '198.51.100.3:22100', [FOLDER]);
+    const b = fakePeer(id('B'), 'relay', [FOLDER], undefined, `relay via ${id('C')}`);
+    const svc = service([c, b]);
+    await svc.open();
+    svc.onPeerExchange(c, { type: 'PeerExchange', folderId: FOLDER, listenPort: 22100, peers: [{ device: id('B'), addresses: ['198.51.100.2:22100'] }] });
+    svc.tick(Date.now() + 5_000);
+    assert.deepEqual(c.sent.map((m) => m.type === 'IntroduceRequest' && m.device), [id('B')]);
     await svc.close();
   });
 
