@@ -53,6 +53,10 @@ export const HALF_OPEN_TIMEOUT_MS = 10_000;
 const TICK_MS = 50;
 /** Packets SACKed past a hole that make it count as lost (as 3 duplicate acks in TCP). */
 const DUP_ACKS = 3;
+/** Room before each queued payload for the largest header (with a full SACK extension), written when it goes out. */
+const HEADROOM = HEADER_BYTES + 2 + MAX_SACK_BYTES;
+/** Packet blocks kept for reuse: in a bulk transfer, acked packets' blocks take the next writes, and nothing is allocated. */
+const POOL_BLOCKS = 256;
 
 export type UtpState = 'syn-sent' | 'syn-recv' | 'connected' | 'closed';
 
@@ -73,6 +77,8 @@ export interface UtpConnectionOptions {
 
 interface Sent {
   buf: Buffer;
+  /** The block `buf` lies in, reused for new data once acked on its one transmission (null: not reusable). */
+  block: Buffer | null;
   type: PacketType;
   payloadBytes: number;
   sentAtMs: number;
@@ -111,9 +117,14 @@ export class UtpConnection extends Duplex {
   private flightBytes = 0;
   private lostCount = 0;
   private peerWindow = MAX_PAYLOAD * 10;
-  private readonly queue: Buffer[] = [];
-  private queueOffset = 0;
+  /**
+   * Written data waiting for the window, copied at once into packet-sized blocks (HEADROOM, then the
+   * payload at [start, end)), so the writer's buffers die young and cost the GC nothing.
+   */
+  private readonly queue: Array<{ block: Buffer; start: number; end: number; cap: number }> = [];
+  private queueHead = 0;
   private queuedBytes = 0;
+  private readonly pool: Buffer[] = [];
   private pendingWrite: ((err?: Error | null) => void) | null = null;
   private finQueued = false;
   private finSeq = -1;
@@ -298,8 +309,11 @@ export class UtpConnection extends Duplex {
       if (sent.transmissions === 1) {
         this.mss = this.maxPayload;
         this.cc.setMss(this.mss + HEADER_BYTES);
+        this.pool.length = 0;
       } else this.probeFailed = true;
     }
+    // Acked on its only transmission: neither the kernel nor the peer needs it. (A copy sent again may still sit in libuv's queue.)
+    if (sent.block && sent.transmissions === 1 && sent.block.length === HEADROOM + this.mss && this.pool.length < POOL_BLOCKS) this.pool.push(sent.block);
     if (sent.lost) this.lostCount--;
     else this.flightBytes -= sent.buf.length;
     if (sent.transmissions === 1) this.rttSample(nowMs - sent.sentAtMs);
@@ -407,7 +421,7 @@ export class UtpConnection extends Duplex {
     const sent = this.unacked.get(this.sndUna);
     if (sent) sent.transmissions++;
     else {
-      this.unacked.set(this.seq, { buf, type: ST_SYN, payloadBytes: 0, sentAtMs: Date.now(), transmissions: 1, lost: false });
+      this.unacked.set(this.seq, { buf, block: null, type: ST_SYN, payloadBytes: 0, sentAtMs: Date.now(), transmissions: 1, lost: false });
       this.flightBytes += buf.length;
       this.seq = (this.seq + 1) & 0xffff;
     }
@@ -474,7 +488,8 @@ export class UtpConnection extends Duplex {
       }
     }
     while (this.queuedBytes > 0) {
-      let size = Math.min(this.mss, this.queuedBytes);
+      const next = this.queue[this.queueHead]!;
+      let size = next.end - next.start;
       // One packet may always be in flight (it probes a closed window).
       if (this.flightBytes > 0 && this.flightBytes + size + HEADER_BYTES > this.sendWindow()) break;
       // One full packet of the larger size, when the window has room for it, probes the path.
@@ -494,7 +509,7 @@ export class UtpConnection extends Duplex {
     if (this.finQueued && this.queuedBytes === 0 && this.finSeq < 0) {
       this.finSeq = this.seq;
       const buf = encodePacket(this.header(ST_FIN, this.seq));
-      this.unacked.set(this.seq, { buf, type: ST_FIN, payloadBytes: 0, sentAtMs: nowMs, transmissions: 1, lost: false });
+      this.unacked.set(this.seq, { buf, block: null, type: ST_FIN, payloadBytes: 0, sentAtMs: nowMs, transmissions: 1, lost: false });
       this.flightBytes += buf.length;
       this.seq = (this.seq + 1) & 0xffff;
       this.transmit(buf);
@@ -504,28 +519,45 @@ export class UtpConnection extends Duplex {
     this.releaseWrite();
   }
 
+  /** Sends the next queued block as one packet, or, for a size probe, `size` bytes gathered from several. */
   private sendData(size: number, nowMs: number): void {
     const sack = this.sackBits();
     const headerBytes = HEADER_BYTES + (sack ? 2 + sack.length : 0);
-    const buf = Buffer.allocUnsafe(headerBytes + size);
-    writeHeader(buf, this.header(ST_DATA, this.seq), sack);
-    let at = headerBytes;
-    while (at < buf.length) {
-      const chunk = this.queue[0]!;
-      const n = Math.min(chunk.length - this.queueOffset, buf.length - at);
-      chunk.copy(buf, at, this.queueOffset, this.queueOffset + n);
-      at += n;
-      this.queueOffset += n;
-      if (this.queueOffset === chunk.length) {
-        this.queue.shift();
-        this.queueOffset = 0;
+    const next = this.queue[this.queueHead]!;
+    let buf: Buffer;
+    let block: Buffer | null = null;
+    if (size === next.end - next.start) {
+      block = next.block;
+      buf = block.subarray(HEADROOM + next.start - headerBytes, HEADROOM + next.end);
+      this.dequeue();
+    } else {
+      buf = Buffer.allocUnsafe(headerBytes + size);
+      for (let at = headerBytes; at < buf.length; ) {
+        const entry = this.queue[this.queueHead]!;
+        const n = Math.min(entry.end - entry.start, buf.length - at);
+        entry.block.copy(buf, at, HEADROOM + entry.start, HEADROOM + entry.start + n);
+        at += n;
+        entry.start += n;
+        if (entry.start === entry.end) this.dequeue();
       }
     }
+    writeHeader(buf, this.header(ST_DATA, this.seq), sack);
     this.queuedBytes -= size;
-    this.unacked.set(this.seq, { buf, type: ST_DATA, payloadBytes: size, sentAtMs: nowMs, transmissions: 1, lost: false });
+    this.unacked.set(this.seq, { buf, block, type: ST_DATA, payloadBytes: size, sentAtMs: nowMs, transmissions: 1, lost: false });
     this.flightBytes += buf.length;
     this.seq = (this.seq + 1) & 0xffff;
     this.transmit(buf);
+  }
+
+  private dequeue(): void {
+    this.queueHead++;
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    } else if (this.queueHead >= 1024) {
+      this.queue.splice(0, this.queueHead);
+      this.queueHead = 0;
+    }
   }
 
   /** Sends a packet again with fresh timestamps, ack and window (its payload unchanged). */
@@ -594,6 +626,8 @@ export class UtpConnection extends Duplex {
       this.flush();
       return;
     }
+    // Idle: the spare blocks go (up to POOL_BLOCKS packets' worth per connection otherwise).
+    if (this.pool.length > 0 && this.unacked.size === 0 && nowMs - this.lastSentMs > 1_000) this.pool.length = 0;
     if (this.windowClosed && this.receiveWindow() >= MAX_PAYLOAD) this.sendState();
     else if (nowMs - this.lastSentMs >= KEEPALIVE_MS) this.sendState();
   }
@@ -615,8 +649,18 @@ export class UtpConnection extends Duplex {
   }
 
   private enqueue(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.queue.push(chunk);
+    for (let at = 0; at < chunk.length; ) {
+      let tail = this.queue.length > this.queueHead ? this.queue[this.queue.length - 1]! : undefined;
+      if (!tail || tail.end === tail.cap) {
+        const block = this.pool.pop() ?? Buffer.allocUnsafe(HEADROOM + this.mss);
+        tail = { block, start: 0, end: 0, cap: this.mss };
+        this.queue.push(tail);
+      }
+      const n = Math.min(tail.cap - tail.end, chunk.length - at);
+      chunk.copy(tail.block, HEADROOM + tail.end, at, at + n);
+      tail.end += n;
+      at += n;
+    }
     this.queuedBytes += chunk.length;
   }
 
@@ -642,6 +686,8 @@ export class UtpConnection extends Duplex {
     this.unacked.clear();
     this.reorder.clear();
     this.queue.length = 0;
+    this.queueHead = 0;
+    this.pool.length = 0;
     this.queuedBytes = 0;
     this.pendingWrite = null;
     this.pendingFinal = null;

@@ -120,6 +120,18 @@ describe('µTP on loopback', () => {
     assert.equal(sha(got), sha(data));
   });
 
+  test('a written buffer is copied before its callback: reusing it then does not change what is sent', async () => {
+    const [x, y] = await connectPair(a, b);
+    const data = randomBytes(768 * 1024);
+    const original = Buffer.from(data);
+    // The congestion window starts at ten packets: when the callback comes, most of it still waits to be sent.
+    await new Promise<void>((resolve, reject) => x.write(data, (err) => (err ? reject(err) : resolve())));
+    data.fill(0);
+    x.end();
+    const got = await drain(y);
+    assert.equal(sha(got), sha(original));
+  });
+
   test('TLS 1.3 runs over it unchanged', async () => {
     const [x, y] = await connectPair(a, b);
     const temp = await makeIdentities(1);
