@@ -1,6 +1,6 @@
 // Per-folder counters kept in step with every write, so status never scans a folder.
 
-import { compareVersions, type FileRecord } from './records.js';
+import { compareVersions, type FileRecord, type VersionVector } from './records.js';
 import type { FolderCounts } from './types.js';
 
 /** What the `counters` database holds per folder: the counts plus the last local sequence. */
@@ -29,9 +29,14 @@ export function presence(record: FileRecord | undefined): Contribution {
 
 /** Whether the puller has to act on a path: the global version differs from the local one and the local one is not newer. */
 export function isNeeded(local: FileRecord | undefined, global: FileRecord | undefined): boolean {
+  return isVersionNeeded(local?.version, global);
+}
+
+/** isNeeded for a holder known by the version it has (a peer's, from the `remote` database). */
+export function isVersionNeeded(have: VersionVector | undefined, global: FileRecord | undefined): boolean {
   if (!global) return false;
-  if (!local) return !global.deleted;
-  const order = compareVersions(global.version, local.version);
+  if (!have) return !global.deleted;
+  const order = compareVersions(global.version, have);
   return order === 'newer' || order === 'concurrent';
 }
 

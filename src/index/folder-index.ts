@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import type { Key } from 'lmdb';
 import { FerryError } from '../errors.js';
 import { applyPathChange, countsOf, emptyFolderState, isNeeded, type FolderState, type PathState } from './counters.js';
-import { beneathRanges, checkIndexPath, folderRange, hashKey, hashRange, isDigestKey, isLongPath, normaliseDirectory, pathEntriesRange, pathKey, pathOfKey } from './keys.js';
-import { decodeRecord, decodeStat, encodeRecord, storedPath } from './record-codec.js';
+import { beneathRanges, checkIndexPath, folderRange, hashKey, hashRange, isDigestKey, isLongPath, normaliseDirectory, pathEntriesRange, pathKey, pathOfKey, remoteDevice } from './keys.js';
+import { decodeRecord, decodeRemote, decodeStat, encodeRecord, encodeRemote, isLocalMarker, storedGlobal, storedPath, type LocalMarker } from './record-codec.js';
 import { compareVersions, conflictWinner, supersedes, type FileRecord, type VersionVector } from './records.js';
 import type { IndexDbs } from './schema.js';
 import {
@@ -43,8 +43,13 @@ type RecordDb = 'local' | 'global';
 export class LmdbFolderIndex implements FolderIndex {
   private cachedIndexId: Buffer | undefined;
 
+  /**
+   * @param prefix the short key that stands for the folder in every per-folder database (see
+   *   store.ts folderPrefix): 2–4 bytes instead of the folder ID's 40 in each of a file's entries.
+   */
   constructor(
     readonly folderId: string,
+    private readonly prefix: string,
     private readonly context: IndexContext,
   ) {}
 
@@ -53,7 +58,7 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   getLocalStat(path: string): LocalStat | undefined {
-    const stored: unknown = this.context.dbs().local.get([this.folderId, pathKey(path)]);
+    const stored: unknown = this.context.dbs().local.get([this.prefix, pathKey(path)]);
     return stored === undefined ? undefined : decodeStat(path, stored);
   }
 
@@ -69,17 +74,21 @@ export class LmdbFolderIndex implements FolderIndex {
         const local = normalise({ ...record, sequence: ++batch.state.sequence });
         const global = updateGlobal && localBecomesGlobal(local, before.global) ? local : before.global;
         batch.change(record.path, before, { local, global });
-        const key = [this.folderId, pathKey(record.path)];
+        const key = [this.prefix, pathKey(record.path)];
         if (before.local) {
           const previous = before.local;
-          batch.writes.push(() => dbs.sequence.removeSync([this.folderId, previous.sequence]));
+          batch.writes.push(() => dbs.sequence.removeSync([this.prefix, previous.sequence]));
           batch.writes.push(() => this.removeBlocks(previous));
         }
         batch.writes.push(() => {
           dbs.local.putSync(key, encodeRecord(local));
-          dbs.sequence.putSync([this.folderId, local.sequence], local.path);
+          dbs.sequence.putSync([this.prefix, local.sequence], local.path);
           if (!local.deleted) this.addBlocks(local);
-          if (global === local) dbs.global.putSync(key, encodeRecord(local));
+          // The global record may have been stored as "the local record": it is written again
+          // against the new local one whether it changed or not. Removed first: LMDB merges pages
+          // only on removal, and a full record turned into a marker would leave its page mostly empty.
+          if (before.global) dbs.global.removeSync(key);
+          if (global) dbs.global.putSync(key, storedGlobal(global, local));
         });
         stored.push(local);
       }
@@ -95,8 +104,8 @@ export class LmdbFolderIndex implements FolderIndex {
   *localPaths(options?: { under?: string }): Iterable<string> {
     const dir = normaliseDirectory(options?.under);
     const local = this.context.dbs().local;
-    if (dir !== '' && local.doesExist([this.folderId, pathKey(dir)])) yield dir;
-    const ranges = dir === '' ? [folderRange(this.folderId)] : beneathRanges(this.folderId, dir);
+    if (dir !== '' && local.doesExist([this.prefix, pathKey(dir)])) yield dir;
+    const ranges = dir === '' ? [folderRange(this.prefix)] : beneathRanges(this.prefix, dir);
     for (const range of ranges) {
       for (const key of local.getKeys({ ...range, snapshot: false })) {
         const part = (key as [string, string])[1];
@@ -113,8 +122,8 @@ export class LmdbFolderIndex implements FolderIndex {
 
   *localSince(sequence: number): Iterable<FileRecord> {
     const dbs = this.context.dbs();
-    const range = folderRange(this.folderId);
-    for (const { key, value } of dbs.sequence.getRange({ start: [this.folderId, sequence], end: range.end, snapshot: false })) {
+    const range = folderRange(this.prefix);
+    for (const { key, value } of dbs.sequence.getRange({ start: [this.prefix, sequence], end: range.end, snapshot: false })) {
       const recordSequence = (key as [string, number])[1];
       if (recordSequence <= sequence) continue;
       const record = this.read('local', value as string);
@@ -140,7 +149,7 @@ export class LmdbFolderIndex implements FolderIndex {
         const before = batch.pathState(record.path);
         const global = normalise(record);
         batch.change(record.path, before, { local: before.local, global });
-        batch.writes.push(() => dbs.global.putSync([this.folderId, pathKey(global.path)], encodeRecord(global)));
+        batch.writes.push(() => dbs.global.putSync([this.prefix, pathKey(global.path)], storedGlobal(global, before.local)));
       }
       batch.commit();
     });
@@ -157,7 +166,7 @@ export class LmdbFolderIndex implements FolderIndex {
         if (!supersedes(record, before.global)) continue;
         const global = normalise(record);
         batch.change(record.path, before, { local: before.local, global });
-        batch.writes.push(() => dbs.global.putSync([this.folderId, pathKey(global.path)], encodeRecord(global)));
+        batch.writes.push(() => dbs.global.putSync([this.prefix, pathKey(global.path)], storedGlobal(global, before.local)));
         taken.push(global);
       }
       batch.commit();
@@ -170,7 +179,7 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   findBlock(hash: Uint8Array): BlockLocation | undefined {
-    for (const { key, value } of this.context.dbs().blocks.getRange({ ...hashRange(this.folderId, hash), limit: 1 })) {
+    for (const { key, value } of this.context.dbs().blocks.getRange({ ...hashRange(this.prefix, hash), limit: 1 })) {
       // A long path's entry holds [index, full path] (see addBlocks).
       const part = (key as [string, string, string])[2];
       if (!isDigestKey(part)) return { path: part, index: value as number };
@@ -182,7 +191,7 @@ export class LmdbFolderIndex implements FolderIndex {
 
   *needed(options: { reverse?: boolean } = {}): Iterable<NeededPath> {
     const dbs = this.context.dbs();
-    const range = folderRange(this.folderId);
+    const range = folderRange(this.prefix);
     const bounds = options.reverse ? { start: range.end, end: range.start, reverse: true } : range;
     // The `need` database lists exactly these paths: a pass costs what it has to do, not the folder's size.
     for (const { key, value } of dbs.need.getRange({ ...bounds, snapshot: false })) {
@@ -198,26 +207,28 @@ export class LmdbFolderIndex implements FolderIndex {
     for (const record of records) checkRecord(record);
     return this.context.write(() => {
       const remote = this.context.dbs().remote;
-      for (const record of records) remote.putSync([this.folderId, pathKey(record.path), deviceId], encodeRecord(normalise(record)));
+      // Only the version: what a peer holds is all completion and block sources ask (schema 3).
+      for (const record of records) remote.putSync([this.prefix, pathKey(record.path), remoteDevice(deviceId)], encodeRemote(record));
     });
   }
 
-  getRemote(deviceId: string, path: string): FileRecord | undefined {
-    const stored: unknown = this.context.dbs().remote.get([this.folderId, pathKey(path), deviceId]);
-    return stored === undefined ? undefined : decodeRecord(path, stored);
+  remoteVersion(deviceId: string, path: string): VersionVector | undefined {
+    const stored: unknown = this.context.dbs().remote.get([this.prefix, pathKey(path), remoteDevice(deviceId)]);
+    return stored === undefined ? undefined : decodeRemote(path, stored);
   }
 
   devicesWith(path: string, version: VersionVector): string[] {
+    // Keys hold short device IDs (remoteDevice).
     const devices: string[] = [];
-    for (const { key, value } of this.context.dbs().remote.getRange(pathEntriesRange(this.folderId, path))) {
-      const record = decodeRecord(path, value);
-      if (compareVersions(record.version, version) === 'equal') devices.push((key as [string, string, string])[2]);
+    for (const { key, value } of this.context.dbs().remote.getRange(pathEntriesRange(this.prefix, path))) {
+      if (compareVersions(decodeRemote(path, value), version) === 'equal') devices.push((key as [string, string, string])[2]);
     }
     return devices;
   }
 
   async clearRemote(deviceId: string): Promise<void> {
-    const range = folderRange(this.folderId);
+    const range = folderRange(this.prefix);
+    const device = remoteDevice(deviceId);
     let start = range.start as Key;
     for (;;) {
       // Collect a bounded batch of this device's keys, then delete them in their own transaction.
@@ -225,7 +236,7 @@ export class LmdbFolderIndex implements FolderIndex {
       let last: Key | undefined;
       for (const key of this.context.dbs().remote.getKeys({ start, end: range.end, snapshot: false })) {
         last = key;
-        if ((key as unknown[])[2] === deviceId) keys.push(key as unknown[]);
+        if ((key as unknown[])[2] === device) keys.push(key as unknown[]);
         if (keys.length >= CLEAR_BATCH_ENTRIES) break;
       }
       if (keys.length > 0) {
@@ -256,18 +267,18 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   peerIndexId(deviceId: string): Buffer | undefined {
-    const [, indexId] = readPeer(this.context.dbs().peers.get([this.folderId, deviceId]));
+    const [, indexId] = readPeer(this.context.dbs().peers.get([this.prefix, deviceId]));
     return indexId ? Buffer.from(indexId) : undefined;
   }
 
   peerSequence(deviceId: string): number {
-    return readPeer(this.context.dbs().peers.get([this.folderId, deviceId]))[0];
+    return readPeer(this.context.dbs().peers.get([this.prefix, deviceId]))[0];
   }
 
   setPeerSequence(deviceId: string, sequence: number, indexId?: Uint8Array): Promise<void> {
     return this.context.write(() => {
       const peers = this.context.dbs().peers;
-      const key = [this.folderId, deviceId];
+      const key = [this.prefix, deviceId];
       const kept = indexId ?? readPeer(peers.get(key))[1];
       const stored: StoredPeer = [sequence, kept ? Buffer.from(kept) : null];
       peers.putSync(key, stored);
@@ -279,7 +290,7 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   hasNeeded(): boolean {
-    for (const _key of this.context.dbs().need.getKeys({ ...folderRange(this.folderId), limit: 1 })) return true;
+    for (const _key of this.context.dbs().need.getKeys({ ...folderRange(this.prefix), limit: 1 })) return true;
     return false;
   }
 
@@ -292,7 +303,7 @@ export class LmdbFolderIndex implements FolderIndex {
   /** Inside a write transaction: adds or removes the path in the `need` database. */
   markNeeded(path: string, needed: boolean): void {
     const need = this.context.dbs().need;
-    const key = [this.folderId, pathKey(path)];
+    const key = [this.prefix, pathKey(path)];
     if (needed) need.putSync(key, isLongPath(path) ? path : 1);
     else need.removeSync(key);
   }
@@ -302,14 +313,22 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   read(db: RecordDb, path: string): FileRecord | undefined {
-    const stored: unknown = this.context.dbs()[db].get([this.folderId, pathKey(path)]);
-    return stored === undefined ? undefined : decodeRecord(path, stored);
+    const stored: unknown = this.context.dbs()[db].get([this.prefix, pathKey(path)]);
+    if (stored === undefined) return undefined;
+    return db === 'global' && isLocalMarker(stored) ? this.globalFromLocal(path, stored) : decodeRecord(path, stored);
+  }
+
+  /** A global record stored as "the local record, with this sequence and inode" (storedGlobal). */
+  private globalFromLocal(path: string, marker: LocalMarker): FileRecord {
+    const local = this.read('local', path);
+    if (!local) throw new FerryError('INDEX_CORRUPT', `global record of ${JSON.stringify(path)} refers to a local record that is missing`);
+    return { ...local, sequence: marker[0], inode: marker[1], ...(marker.length === 3 ? { mtimeMs: marker[2]! } : {}) };
   }
 
   private *records(db: RecordDb, under: string | undefined): Iterable<FileRecord> {
     const dbs = this.context.dbs();
     const dir = normaliseDirectory(under);
-    const ranges = dir === '' ? [folderRange(this.folderId)] : beneathRanges(this.folderId, dir);
+    const ranges = dir === '' ? [folderRange(this.prefix)] : beneathRanges(this.prefix, dir);
     if (dir !== '') {
       const exact = this.read(db, dir);
       if (exact) yield exact;
@@ -317,7 +336,8 @@ export class LmdbFolderIndex implements FolderIndex {
     for (const range of ranges) {
       for (const { key, value } of dbs[db].getRange({ ...range, snapshot: false })) {
         const path = storedPath((key as [string, string])[1], value);
-        if (dir === '' || path.startsWith(dir + '/')) yield decodeRecord(path, value);
+        if (dir !== '' && !path.startsWith(dir + '/')) continue;
+        yield db === 'global' && isLocalMarker(value) ? this.globalFromLocal(path, value) : decodeRecord(path, value);
       }
     }
   }
@@ -326,7 +346,7 @@ export class LmdbFolderIndex implements FolderIndex {
     const blocks = this.context.dbs().blocks;
     // Backwards, so a hash repeated within the file maps to its first block.
     for (let i = record.blocks.length - 1; i >= 0; i--) {
-      const key = [this.folderId, hashKey(record.blocks[i]!), pathKey(record.path)];
+      const key = [this.prefix, hashKey(record.blocks[i]!), pathKey(record.path)];
       blocks.putSync(key, isLongPath(record.path) ? [i, record.path] : i);
     }
   }
@@ -334,7 +354,7 @@ export class LmdbFolderIndex implements FolderIndex {
   private removeBlocks(record: FileRecord): void {
     const blocks = this.context.dbs().blocks;
     const part = pathKey(record.path);
-    for (const hash of record.blocks) blocks.removeSync([this.folderId, hashKey(hash), part]);
+    for (const hash of record.blocks) blocks.removeSync([this.prefix, hashKey(hash), part]);
   }
 }
 
@@ -396,3 +416,5 @@ function checkRecord(record: NewFileRecord | FileRecord): void {
     throw new FerryError('INTERNAL', `record for ${JSON.stringify(record.path)} has no version vector`);
   }
 }
+
+

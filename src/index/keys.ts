@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { Key } from 'lmdb';
 import { FerryError } from '../errors.js';
+import { SHORT_ID_LENGTH } from '../keys/index.js';
 
 /**
  * lmdb-js refuses keys above 1978 bytes; this leaves room for the folder ID, a block hash or a
@@ -17,11 +18,11 @@ export const MAX_PATH_KEY_BYTES = 1800;
  */
 const DIGEST_MARK = '//';
 
-export type PathKey = [folderId: string, path: string];
-export type SequenceKey = [folderId: string, sequence: number];
-export type BlockKey = [folderId: string, hashHex: string, path: string];
-export type PeerKey = [folderId: string, deviceId: string];
-export type RemoteKey = [folderId: string, path: string, deviceId: string];
+export type PathKey = [prefix: string, path: string];
+export type SequenceKey = [prefix: string, sequence: number];
+export type BlockKey = [prefix: string, hashKey: string, path: string];
+export type PeerKey = [prefix: string, deviceId: string];
+export type RemoteKey = [prefix: string, path: string, device: string];
 
 export interface KeyRange<K extends Key = Key[]> {
   start: K;
@@ -128,9 +129,13 @@ export function pathEntriesRange(folderId: string, path: string): KeyRange {
   return { start: [folderId, key], end: [folderId, key + AFTER_FOLDER] };
 }
 
-/** Block hashes are keyed as lowercase hex: raw bytes inside an array key would not be escaped. */
+/**
+ * A block hash's key: base64url of its first 12 bytes (raw bytes inside an array key would not be
+ * escaped). 96 bits tell blocks apart; a colliding entry is harmless, as a block found through the
+ * map is read and checked against its full hash before it is used (sync/fetcher.ts).
+ */
 export function hashKey(hash: Uint8Array): string {
-  return Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString('hex');
+  return Buffer.from(hash.buffer, hash.byteOffset, Math.min(12, hash.byteLength)).toString('base64url');
 }
 
 /** All block-map entries of one hash in one folder. */
@@ -149,4 +154,13 @@ export function checkIndexPath(path: string): void {
   if (path.length === 0 || path.includes('\u0000')) {
     throw new FerryError('PATH_UNSAFE', `path is empty or contains NUL: ${JSON.stringify(path)}`);
   }
+}
+
+/**
+ * How a peer is named in `remote` keys: its short ID (the first 12 characters of its device ID, as
+ * in version vectors, which already need short IDs to be unique within a folder); 40 bytes less per
+ * entry than the whole device ID (schema 3).
+ */
+export function remoteDevice(deviceId: string): string {
+  return deviceId.slice(0, SHORT_ID_LENGTH);
 }

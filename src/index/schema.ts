@@ -4,26 +4,61 @@ import type { Database, RootDatabase } from 'lmdb';
 import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { isNeeded } from './counters.js';
-import { decodeRecord } from './record-codec.js';
+import { folderRange, hashKey, remoteDevice } from './keys.js';
+import { decodeRecord, encodeRemote, isLocalMarker, storedGlobal, storedPath } from './record-codec.js';
 
 /** Version of the key/value layout written by this build. Bump it with a migration when the layout changes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Names of the named databases, in the order they are opened. */
 export const DB_NAMES = [
-  'meta', // 'schemaVersion' → number; ['removing', folderId] → true while a removal is unfinished
+  'meta', // 'schemaVersion' → number; ['removing', folderId] → true while a removal is unfinished;
+  //        ['folderPrefix', folderId] → the folder's key prefix; 'nextFolderPrefix' → number (schema 3)
   'settings', // key → JSON-able value
   'devices', // device ID → DeviceRecord
   'folders', // folder ID → FolderConfig
-  'local', // [folderId, path] → StoredRecord
-  'sequence', // [folderId, sequence] → path
-  'global', // [folderId, path] → StoredRecord
-  'blocks', // [folderId, hash hex, path] → block index
-  'peers', // [folderId, deviceId] → [last sequence received, the peer's index ID | null]
+  // Per-folder databases: keys start with the folder's short prefix (schema 3; the folder ID before).
+  'local', // [prefix, path] → StoredRecord
+  'sequence', // [prefix, sequence] → path
+  'global', // [prefix, path] → StoredRecord, or [sequence, inode] when it is the local record (schema 3)
+  'blocks', // [prefix, hash key, path] → block index (hash key: schema 3 keys.ts hashKey, hex of all 32 bytes before)
+  'peers', // [prefix, deviceId] → [last sequence received, the peer's index ID | null]
   'counters', // folderId → FolderState (counts, last local sequence, index ID)
-  'remote', // [folderId, path, deviceId] → StoredRecord: each peer's record of each path
-  'need', // [folderId, path] → 1 while the puller has to act on the path (schema 2)
+  'remote', // [prefix, path, short device ID] → the peer's version vector (schema 3; [folderId, path, deviceId] → its record before)
+  'need', // [prefix, path] → 1 while the puller has to act on the path (schema 2)
 ] as const;
+
+/** The databases whose keys start with a folder's prefix. */
+export const FOLDER_DBS = ['local', 'sequence', 'global', 'blocks', 'peers', 'remote', 'need'] as const;
+
+const PREFIX_KEY = 'folderPrefix';
+const NEXT_PREFIX_KEY = 'nextFolderPrefix';
+
+/** The folder's key prefix, if one was allocated. */
+export function folderPrefix(dbs: IndexDbs, folderId: string): string | undefined {
+  const stored: unknown = dbs.meta.get([PREFIX_KEY, folderId]);
+  return typeof stored === 'string' ? stored : undefined;
+}
+
+/**
+ * Inside a write transaction: a new prefix for the folder, '#' and a base-36 number. It can never
+ * equal a folder ID (40 hex digits), so a schema-2 key is never mistaken for a schema-3 one.
+ */
+export function allocateFolderPrefix(dbs: IndexDbs, folderId: string): string {
+  const existing = folderPrefix(dbs, folderId);
+  if (existing !== undefined) return existing;
+  const next: unknown = dbs.meta.get(NEXT_PREFIX_KEY);
+  const number = typeof next === 'number' ? next : 1;
+  const prefix = `#${number.toString(36)}`;
+  dbs.meta.putSync(NEXT_PREFIX_KEY, number + 1);
+  dbs.meta.putSync([PREFIX_KEY, folderId], prefix);
+  return prefix;
+}
+
+/** Inside a write transaction: forgets the folder's prefix (its data is gone); a re-added folder gets a new one. */
+export function forgetFolderPrefix(dbs: IndexDbs, folderId: string): void {
+  dbs.meta.removeSync([PREFIX_KEY, folderId]);
+}
 
 export type DbName = (typeof DB_NAMES)[number];
 
@@ -35,6 +70,12 @@ export const SCHEMA_VERSION_KEY = 'schemaVersion';
 export interface Migration {
   from: number;
   to: number;
+  /**
+   * Optional work before the step's final transaction, in transactions of its own, so that a large
+   * index is never rewritten in one transaction (its dirty pages would all be held in memory). It
+   * must be resumable: interrupted, it runs again on the next open (the version is bumped only after).
+   */
+  prepare?(env: RootDatabase, dbs: IndexDbs): void;
   /** Rewrites the stored data; throwing aborts the step and leaves the index as it was. */
   migrate(dbs: IndexDbs): void;
 }
@@ -57,8 +98,62 @@ const ADD_NEED_DB: Migration = {
   },
 };
 
+/** Entries moved per transaction by the schema-3 migration. */
+const MOVE_BATCH_ENTRIES = 10_000;
+
+/**
+ * Schema 3 makes the index smaller (issue 26: 1.2 KB per file before): keys start with a short
+ * per-folder prefix instead of the 40-digit folder ID, a global record equal to the local one is
+ * stored as a marker, a peer's entry holds its version vector only, and block hashes are keyed by
+ * their first 12 bytes. Entries move folder by folder in bounded transactions; an interrupted run
+ * moves what is left on the next open.
+ */
+const SMALLER_KEYS: Migration = {
+  from: 2,
+  to: 3,
+  prepare(env, dbs) {
+    const folderIds = new Set<string>(dbs.folders.getKeys({}).asArray as string[]);
+    for (const key of dbs.meta.getKeys({ start: ['removing'], end: ['removing\u0001'] })) folderIds.add((key as [string, string])[1]);
+    for (const folderId of folderIds) {
+      const prefix = env.transactionSync(() => allocateFolderPrefix(dbs, folderId));
+      for (const name of FOLDER_DBS) {
+        for (;;) {
+          const moved = env.transactionSync(() => moveBatch(dbs, name, folderId, prefix));
+          if (moved < MOVE_BATCH_ENTRIES) break;
+        }
+      }
+    }
+  },
+  migrate() {},
+};
+
+/** Moves up to MOVE_BATCH_ENTRIES of one database's schema-2 entries of a folder to their schema-3 form. */
+function moveBatch(dbs: IndexDbs, name: (typeof FOLDER_DBS)[number], folderId: string, prefix: string): number {
+  const db = dbs[name];
+  const entries = db.getRange({ ...folderRange(folderId), limit: MOVE_BATCH_ENTRIES }).asArray;
+  for (const { key, value } of entries) {
+    const parts = key as unknown[];
+    const rest = parts.slice(1);
+    let moved: unknown = value;
+    if (name === 'blocks') rest[0] = hashKey(Buffer.from(rest[0] as string, 'hex'));
+    if (name === 'remote') {
+      moved = encodeRemote(decodeRecord(storedPath(rest[0] as string, value), value));
+      rest[1] = remoteDevice(rest[1] as string);
+    }
+    if (name === 'global' && !isLocalMarker(value)) {
+      // Locals moved first: the folder's local record of the path is already under the prefix.
+      const path = storedPath(rest[0] as string, value);
+      const local: unknown = dbs.local.get([prefix, rest[0]]);
+      moved = storedGlobal(decodeRecord(path, value), local === undefined ? undefined : decodeRecord(path, local));
+    }
+    db.putSync([prefix, ...rest], moved);
+    db.removeSync(key);
+  }
+  return entries.length;
+}
+
 /** Built-in migrations, oldest first. */
-export const MIGRATIONS: readonly Migration[] = [ADD_NEED_DB];
+export const MIGRATIONS: readonly Migration[] = [ADD_NEED_DB, SMALLER_KEYS];
 
 export function openDatabases(env: RootDatabase): IndexDbs {
   const dbs = {} as IndexDbs;
@@ -97,6 +192,7 @@ export function prepareSchema(env: RootDatabase, target: number, migrations: rea
     }
     logger.info('migrating index', { from: step.from, to: step.to });
     try {
+      step.prepare?.(env, dbs);
       env.transactionSync(() => {
         step.migrate(dbs);
         dbs.meta.putSync(SCHEMA_VERSION_KEY, step.to);

@@ -8,7 +8,7 @@ import { Resource } from '../util/resource.js';
 import { LmdbFolderIndex } from './folder-index.js';
 import { processWordBits } from './lmdb-header.js';
 import { folderRange } from './keys.js';
-import { MIGRATIONS, SCHEMA_VERSION, openDatabases, prepareSchema, type IndexDbs, type Migration } from './schema.js';
+import { FOLDER_DBS, MIGRATIONS, SCHEMA_VERSION, allocateFolderPrefix, folderPrefix, forgetFolderPrefix, openDatabases, prepareSchema, type IndexDbs, type Migration } from './schema.js';
 import type { DeviceRecord, FolderConfig, FolderIndex } from './types.js';
 
 export type { Migration } from './schema.js';
@@ -71,7 +71,6 @@ export function mapLayout(wordBits: 32 | 64 = processWordBits(), mapSizeBytes?: 
 /** Named databases beyond ours that the environment may hold (room for later schemas). */
 const MAX_DBS = 32;
 
-const FOLDER_DBS = ['local', 'sequence', 'global', 'blocks', 'peers', 'remote', 'need'] as const;
 const REMOVING = 'removing';
 
 /**
@@ -229,7 +228,10 @@ export class IndexStore extends Resource {
     this.dbs();
     let index = this.folderIndexes.get(id);
     if (!index) {
-      index = new LmdbFolderIndex(id, { dbs: () => this.openDbs(), write: (action) => this.write(action) });
+      const dbs = this.openDbs();
+      // Allocated once per folder, in its own small transaction (a folder is opened before any write of it).
+      const prefix = folderPrefix(dbs, id) ?? this.env!.transactionSync(() => allocateFolderPrefix(dbs, id));
+      index = new LmdbFolderIndex(id, prefix, { dbs: () => this.openDbs(), write: (action) => this.write(action) });
       this.folderIndexes.set(id, index);
     }
     return index;
@@ -303,9 +305,14 @@ export class IndexStore extends Resource {
     this.options.onDiskFull?.(false);
   }
 
-  /** Deletes a folder's entries in bounded transactions, then its removal marker. */
+  /** Deletes a folder's entries in bounded transactions, then its key prefix and its removal marker. */
   private async removeFolderData(id: string): Promise<void> {
-    const range = folderRange(id);
+    const prefix = folderPrefix(this.openDbs(), id);
+    if (prefix === undefined) {
+      await this.write(() => this.openDbs().meta.removeSync([REMOVING, id]));
+      return;
+    }
+    const range = folderRange(prefix);
     for (const name of FOLDER_DBS) {
       let removed: number;
       do {
@@ -317,6 +324,9 @@ export class IndexStore extends Resource {
         });
       } while (removed === REMOVE_BATCH_ENTRIES);
     }
-    await this.write(() => this.openDbs().meta.removeSync([REMOVING, id]));
+    await this.write(() => {
+      forgetFolderPrefix(this.openDbs(), id);
+      this.openDbs().meta.removeSync([REMOVING, id]);
+    });
   }
 }

@@ -115,10 +115,11 @@ export interface FolderIndex {
    */
   needed(options?: { reverse?: boolean }): Iterable<NeededPath>;
 
-  /** Stores a peer's records of this folder (as the peer sent them), one entry per (path, device). */
+  /** Stores which version of each path a peer has (from its records), one entry per (path, device). */
   putRemote(deviceId: string, records: FileRecord[]): Promise<void>;
-  getRemote(deviceId: string, path: string): FileRecord | undefined;
-  /** Devices whose record for `path` has exactly this version. */
+  /** The version of `path` a peer last announced, if any. */
+  remoteVersion(deviceId: string, path: string): VersionVector | undefined;
+  /** Short IDs (remoteDevice: a device ID's first 12 characters) of the devices whose record for `path` has exactly this version. */
   devicesWith(path: string, version: VersionVector): string[];
   /** Forgets every record of one peer (its index ID changed: a full index follows). */
   clearRemote(deviceId: string): Promise<void>;

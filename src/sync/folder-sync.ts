@@ -4,7 +4,7 @@ import { setMaxListeners } from 'node:events';
 import { FerryError, isFerryError } from '../errors.js';
 import type { FolderKeys, GrantBook } from '../keys/index.js';
 import type { Access } from '../keys/types.js';
-import { checkIndexPath } from '../index/keys.js';
+import { checkIndexPath, remoteDevice } from '../index/keys.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { PeerConnection } from '../protocol/connection.js';
@@ -655,7 +655,7 @@ export class FolderSync extends Resource {
     const holders = new Set(this.index.devicesWith(record.path, record.version));
     const peers: BlockPeer[] = [];
     for (const state of this.links.values()) {
-      if (!holders.has(state.link.deviceId)) continue;
+      if (!holders.has(remoteDevice(state.link.deviceId))) continue;
       const { connection, deviceId } = state.link;
       peers.push({
         deviceId,

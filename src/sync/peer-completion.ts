@@ -2,7 +2,7 @@
 // the folder's global files (and bytes) whose version the peer has not announced yet.
 
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { isNeeded, presence } from '../index/counters.js';
+import { isVersionNeeded, presence } from '../index/counters.js';
 import type { FolderIndex } from '../index/types.js';
 
 export interface PeerCompletion {
@@ -41,7 +41,7 @@ function* completionSteps(index: FolderIndex, deviceIds: readonly string[]): Gen
     if (wanted.files === 0) continue;
     globalBytes += wanted.bytes;
     for (const [deviceId, need] of needs) {
-      if (!isNeeded(index.getRemote(deviceId, global.path), global)) continue;
+      if (!isVersionNeeded(index.remoteVersion(deviceId, global.path), global)) continue;
       need.files++;
       need.bytes += wanted.bytes;
     }

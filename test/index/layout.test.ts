@@ -6,6 +6,7 @@ import { open } from 'lmdb';
 import { IndexStore } from '../../src/index/store.js';
 import type { LayoutSnapshot } from './fixtures/layout-v1.js';
 import { LAYOUT_V2 } from './fixtures/layout-v2.js';
+import { LAYOUT_V3 } from './fixtures/layout-v3.js';
 import { FOLDER_A, file, hash, tempDir } from './helpers/store.js';
 
 /** Every database of the environment at `dir`, as hex keys and values, read without any decoding. */
@@ -45,15 +46,67 @@ async function writeSmallFolder(dir: string): Promise<void> {
   await store.close();
 }
 
-test('the stored layout matches the schema-2 snapshot', async (t) => {
+/** Writes a snapshot's exact bytes into a new environment at `dir` (an index as an older Ferry left it). */
+async function restoreLayout(dir: string, snapshot: LayoutSnapshot, edit?: (name: string, entries: Array<[string, string]>) => Array<[string, string]>): Promise<void> {
+  const env = open({ path: dir, maxDbs: 32 });
+  try {
+    for (const name of snapshot.names) {
+      const raw = env.openDB({ name, keyEncoding: 'binary', encoding: 'binary' });
+      const entries = edit ? edit(name, snapshot.databases[name]!) : snapshot.databases[name]!;
+      await env.transaction(() => {
+        for (const [key, value] of entries) raw.putSync(Buffer.from(key, 'hex'), Buffer.from(value, 'hex'));
+      });
+    }
+  } finally {
+    await env.close();
+  }
+}
+
+test('the stored layout matches the schema-3 snapshot', async (t) => {
   const dir = `${await tempDir(t)}/index`;
   await writeSmallFolder(dir);
   const layout = await dumpLayout(dir);
   if (process.env.FERRY_PRINT_LAYOUT) process.stdout.write(JSON.stringify(layout, null, 2) + '\n');
 
   assert.deepEqual(layout.names, ['blocks', 'counters', 'devices', 'folders', 'global', 'local', 'meta', 'need', 'peers', 'remote', 'sequence', 'settings']);
-  // The local record of docs/a.txt: [folderId, path] in ordered-binary, elements joined by 0x00.
-  const key = Buffer.concat([Buffer.from(FOLDER_A), Buffer.from([0]), Buffer.from('docs/a.txt')]).toString('hex');
+  // The local record of docs/a.txt: [folder prefix, path] in ordered-binary, elements joined by 0x00.
+  const key = Buffer.concat([Buffer.from('#1'), Buffer.from([0]), Buffer.from('docs/a.txt')]).toString('hex');
   assert.ok(layout.databases.local!.some(([k]) => k === key));
-  assert.deepEqual(layout, LAYOUT_V2);
+  assert.deepEqual(layout, LAYOUT_V3);
+});
+
+test('a schema-2 index migrates to exactly the schema-3 layout, and reads back the same records', async (t) => {
+  const fresh = `${await tempDir(t)}/fresh`;
+  await writeSmallFolder(fresh);
+  const store = new IndexStore({ path: fresh });
+  await store.open();
+  const index = store.folder(FOLDER_A);
+  const expected = { local: [...index.localRecords()], global: [...index.globalRecords()], remote: index.remoteVersion('PEER', 'docs/b.txt') };
+  await store.close();
+
+  const dir = `${await tempDir(t)}/index`;
+  await restoreLayout(dir, LAYOUT_V2);
+  const migrated = new IndexStore({ path: dir });
+  await migrated.open();
+  const after = migrated.folder(FOLDER_A);
+  assert.deepEqual({ local: [...after.localRecords()], global: [...after.globalRecords()], remote: after.remoteVersion('PEER', 'docs/b.txt') }, expected);
+  assert.deepEqual(after.findBlock(hash(1)), { path: 'docs/a.txt', index: 0 });
+  assert.equal(after.peerSequence('PEER'), 4);
+  await migrated.close();
+  assert.deepEqual(await dumpLayout(dir), LAYOUT_V3);
+});
+
+test('schema 1 migrates through 2 to 3: the need database is filled, then moved', async (t) => {
+  const dir = `${await tempDir(t)}/index`;
+  // Schema 1 stored what schema 2 does, without the need database.
+  await restoreLayout(dir, LAYOUT_V2, (name, entries) => {
+    if (name === 'need') return [];
+    if (name !== 'meta') return entries;
+    const version = Buffer.from('schemaVersion').toString('hex');
+    return entries.map(([k, v]) => (k.endsWith(version) ? [k, '01'] : [k, v]));
+  });
+  const store = new IndexStore({ path: dir });
+  await store.open();
+  t.after(() => store.close());
+  assert.deepEqual([...store.folder(FOLDER_A).needed()].map((n) => n.global.path), ['docs/b.txt']);
 });

@@ -37,11 +37,11 @@ describe('FolderIndex for sync', () => {
     assert.deepEqual(index.devicesWith('a', { PEER: 1 }), ['P3']);
     assert.deepEqual(index.devicesWith('a/b', { PEER: 1 }), ['P1']);
     assert.deepEqual(index.devicesWith('nothing', { PEER: 1 }), []);
-    assert.deepEqual(index.getRemote('P1', 'a')?.version, { PEER: 2 });
-    assert.equal(index.getRemote('P2', 'ab'), undefined);
+    assert.deepEqual(index.remoteVersion('P1', 'a'), { PEER: 2 });
+    assert.equal(index.remoteVersion('P2', 'ab'), undefined);
     await index.clearRemote('P1');
     assert.deepEqual(index.devicesWith('a', { PEER: 2 }), ['P2']);
-    assert.equal(index.getRemote('P1', 'a/b'), undefined);
+    assert.equal(index.remoteVersion('P1', 'a/b'), undefined);
     assert.deepEqual(store.folder(FOLDER_B).devicesWith('a', { PEER: 2 }), ['P4']);
   });
 
@@ -52,8 +52,8 @@ describe('FolderIndex for sync', () => {
     await index.putRemote('P1', many);
     await index.putRemote('P2', many.slice(0, 10));
     await index.clearRemote('P1');
-    assert.equal(index.getRemote('P1', 'f12049'), undefined);
-    assert.equal(index.getRemote('P1', 'f0'), undefined);
+    assert.equal(index.remoteVersion('P1', 'f12049'), undefined);
+    assert.equal(index.remoteVersion('P1', 'f0'), undefined);
     assert.deepEqual(index.devicesWith('f5', { PEER: 1 }), ['P2']);
   });
 

@@ -31,7 +31,7 @@ async function withStore<T>(options: ConstructorParameters<typeof IndexStore>[0]
 test('a new index is stamped with the current schema version', async (t) => {
   const dir = `${await tempDir(t)}/index`;
   await withStore({ path: dir }, () => undefined);
-  assert.equal(IndexStore.SCHEMA_VERSION, 2);
+  assert.equal(IndexStore.SCHEMA_VERSION, 3);
   assert.equal(await storedVersion(dir), IndexStore.SCHEMA_VERSION);
 });
 
@@ -49,7 +49,7 @@ test('an index from a newer Ferry is refused with INDEX_SCHEMA and left unchange
   const store = new IndexStore({ path: dir });
   await assert.rejects(store.open(), (err) => {
     assert.ok(isFerryError(err, 'INDEX_SCHEMA'));
-    assert.match(err.message, /newer Ferry \(schema 99; this build reads up to 2\)/);
+    assert.match(err.message, /newer Ferry \(schema 99; this build reads up to 3\)/);
     return true;
   });
   await store.close();
@@ -113,30 +113,4 @@ test('a failing migration aborts its step, and a missing one is an INDEX_SCHEMA 
   const missing = new IndexStore({ path: dir, schemaVersion: 4, migrations: [] });
   await assert.rejects(missing.open(), (err) => isFerryError(err, 'INDEX_SCHEMA') && /from schema 2 towards 4/.test(err.message));
   await missing.close();
-});
-
-test('schema 1 → 2 fills the need database from the stored records', async (t) => {
-  const dir = `${await tempDir(t)}/index`;
-  await withStore({ path: dir }, async (store) => {
-    const index = store.folder(FOLDER_A);
-    await index.putLocal([file('here'), file('old')]);
-    await index.putGlobal([
-      { ...file('remote-only', { version: { PEER: 1 }, modifiedBy: 'PEER' }), sequence: 1 },
-      { ...file('old', { version: { DEV1: 1, PEER: 1 }, modifiedBy: 'PEER' }), sequence: 2 },
-    ]);
-    assert.deepEqual([...index.needed()].map((n) => n.global.path), ['old', 'remote-only']);
-  });
-  // Back to what schema 1 stored: no need database entries, version 1.
-  const env = open({ path: dir, maxDbs: 32 });
-  const need = env.openDB({ name: 'need', useRecords: false } as { name: string });
-  await env.transaction(() => {
-    for (const key of need.getKeys({})) need.removeSync(key);
-    env.openDB({ name: 'meta', useRecords: false } as { name: string }).putSync('schemaVersion', 1);
-  });
-  await env.close();
-
-  await withStore({ path: dir }, (store) => {
-    assert.deepEqual([...store.folder(FOLDER_A).needed()].map((n) => n.global.path), ['old', 'remote-only']);
-  });
-  assert.equal(await storedVersion(dir), 2);
 });

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../src/util/log.js';
-import type { FileRecord } from '../../src/index/records.js';
+import type { FileRecord, VersionVector } from '../../src/index/records.js';
 import { INDEX_ID_BYTES, type BlockLocation, type FolderCounts, type FolderIndex, type LocalStat, type NeededPath, type NewFileRecord } from '../../src/index/types.js';
 
 export async function makeTempDir(cleanups: Array<() => Promise<void>>, prefix = 'ferry-scan-'): Promise<string> {
@@ -52,7 +52,7 @@ export class MemoryFolderIndex implements FolderIndex {
     return false;
   }
   async putRemote(): Promise<void> {}
-  getRemote(): FileRecord | undefined {
+  remoteVersion(): VersionVector | undefined {
     return undefined;
   }
   devicesWith(): string[] {

@@ -54,7 +54,7 @@ describe('hostile peers', () => {
       await sendRecords(peer, [bad]);
       await until(() => peer.victimConn.closed);
       assert.equal(peer.victimConn.closeCode, 'SIGNATURE_INVALID');
-      assert.equal(victim.index.getRemote(deviceIdOf('mallory'), 'precious.txt'), undefined);
+      assert.equal(victim.index.remoteVersion(deviceIdOf('mallory'), 'precious.txt'), undefined);
     }
     // A record signed by another folder's key is just as forged.
     const other = newFolder();

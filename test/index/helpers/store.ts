@@ -92,12 +92,15 @@ export async function sequenceProblems(dir: string, folderId: string): Promise<s
     const local = env.openDB({ name: 'local', useRecords: false } as { name: string });
     const sequence = env.openDB({ name: 'sequence', useRecords: false } as { name: string });
     const counters = env.openDB({ name: 'counters', useRecords: false } as { name: string });
-    const range = folderRange(folderId);
+    // Per-folder keys start with the folder's short prefix (schema 3).
+    const prefix = env.openDB({ name: 'meta', useRecords: false } as { name: string }).get(['folderPrefix', folderId]) as string | undefined;
+    if (prefix === undefined) return [`no key prefix for folder ${folderId}`];
+    const range = folderRange(prefix);
     const problems: string[] = [];
     const logged = new Map<string, number>();
     for (const { key, value } of sequence.getRange(range)) {
       const seq = (key as [string, number])[1];
-      const stored: unknown = local.get([folderId, value]);
+      const stored: unknown = local.get([prefix, value]);
       const record = stored === undefined ? undefined : decodeRecord(value as string, stored);
       if (!record || record.sequence !== seq) problems.push(`stale log entry ${seq} → ${String(value)}`);
       if (logged.has(value as string)) problems.push(`path logged twice: ${String(value)}`);
