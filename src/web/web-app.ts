@@ -297,6 +297,14 @@ export function createWebApp(options: WebAppOptions): Koa {
       const limit = Math.min(FILES_PAGE_MAX, Math.max(1, Math.floor(Number(ctx.query.limit ?? 200)) || 200));
       ctx.body = await dav.list(ctx.params.folder!, path, offset, limit, ADMIN_ACCESS);
     });
+    files.get('/:folder/zip', async (ctx) => {
+      const path = typeof ctx.query.path === 'string' ? ctx.query.path.replace(/^\/+|\/+$/g, '') : '';
+      const { filename, stream } = await dav.zip(ctx.params.folder!, path, ADMIN_ACCESS);
+      const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
+      ctx.set('Content-Disposition', `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`);
+      ctx.type = 'application/zip';
+      ctx.body = stream;
+    });
     app.use(files.routes());
   }
   app.use(open.routes());

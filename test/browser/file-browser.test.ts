@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 import { chromium, type Browser } from 'playwright-core';
 import { DaemonProcess, ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 import { davRequest, webOf } from '../helpers/dav.js';
@@ -43,6 +44,30 @@ async function sha256(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/** A zip's entries and their contents (stored or deflated), read from its central directory. */
+function readZip(zip: Buffer): Record<string, string> {
+  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  assert.ok(end >= 0, 'a zip has an end of central directory record');
+  const count = zip.readUInt16LE(end + 10);
+  let at = zip.readUInt32LE(end + 16);
+  const out: Record<string, string> = {};
+  for (let i = 0; i < count; i++) {
+    assert.equal(zip.readUInt32LE(at), 0x02014b50);
+    const method = zip.readUInt16LE(at + 10);
+    const compressed = zip.readUInt32LE(at + 20);
+    const nameLength = zip.readUInt16LE(at + 28);
+    const extraLength = zip.readUInt16LE(at + 30);
+    const commentLength = zip.readUInt16LE(at + 32);
+    const local = zip.readUInt32LE(at + 42);
+    const name = zip.subarray(at + 46, at + 46 + nameLength).toString('utf8');
+    const dataAt = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+    const data = zip.subarray(dataAt, dataAt + compressed);
+    out[name] = (method === 8 ? inflateRawSync(data) : data).toString('utf8');
+    at += 46 + nameLength + extraLength + commentLength;
+  }
+  return out;
 }
 
 /** The daemon's resident set and its peak so far, in MiB (Linux). */
@@ -92,6 +117,14 @@ test('browse, download, upload, new folder, rename, delete and restore in the fi
   }, `/dav/${folderId}/video.bin`);
   assert.equal(range.status, 206);
   assert.deepEqual(range.bytes, [...video.subarray(1000, 1010)]);
+
+  // A directory as a zip stream: the entries and their bytes.
+  await mkdir(join(dir, 'docs', 'sub'));
+  await writeFile(join(dir, 'docs', 'sub', 'deep.txt'), 'deep\n');
+  await page.locator('#files-crumbs button[data-path=""]').click();
+  const [zipped] = await Promise.all([page.waitForEvent('download'), dialog.locator('a[data-zip="docs"]').click()]);
+  assert.equal(zipped.suggestedFilename(), 'docs.zip');
+  assert.deepEqual(readZip(await readFile((await zipped.path())!)), { 'readme.txt': 'read me\n', 'sub/': '', 'sub/deep.txt': 'deep\n' });
 
   // Browse into a directory and back.
   await dialog.locator('button[data-dir="docs"]').click();

@@ -91,5 +91,5 @@ export type {
   SettingsReport,
   StatusReport,
 } from '../../src/web/daemon-api.js';
-export type { DirectoryPage, DirectoryEntry } from '../../src/web/dav/server.js';
+export type { DirectoryPage, DirectoryEntry } from '../../src/web/dav/types.js';
 export type { AppPasswordReport, IssuedAppPassword } from '../../src/web/app-passwords.js';

@@ -1,4 +1,5 @@
-// The file browser: a folder's directories page by page; download (ranges work: it is the WebDAV GET), upload
+// The file browser: a folder's directories page by page; download (ranges work: it is the WebDAV GET), a
+// directory as a zip stream, upload
 // (the browser streams the file; the daemon writes a temp file and renames it), new folder, rename, delete (to the
 // archive). Every change is an ordinary local edit that syncs. It talks WebDAV to /dav/ with the session.
 
@@ -15,6 +16,8 @@ export async function showFiles(folderId: string, folderPath: string): Promise<v
   const upload = h('input', { attrs: { type: 'file', multiple: true, id: 'files-upload', 'aria-label': 'Upload files' } });
   const uploadLabel = h('label', { class: 'button', attrs: { for: 'files-upload' } }, 'Upload…');
   const mkdir = h('button', { attrs: { type: 'button', id: 'files-mkdir' } }, 'New folder');
+  const zipHere = h('a', { class: 'button', attrs: { id: 'files-zip', download: '' } }, 'Download as zip');
+  const zipUrl = (dir: string): string => `/api/files/${encodeURIComponent(folderId)}/zip?path=${encodeURIComponent(dir)}`;
   const prev = h('button', { attrs: { type: 'button', id: 'files-prev' } }, 'Previous');
   const next = h('button', { attrs: { type: 'button', id: 'files-next' } }, 'Next');
   const pageInfo = h('span', { class: 'hint', attrs: { id: 'files-page' } });
@@ -50,6 +53,7 @@ export async function showFiles(folderId: string, folderPath: string): Promise<v
     crumbs.append(goTo(''));
     parts.forEach((_, i) => crumbs.append(' / ', goTo(parts.slice(0, i + 1).join('/'))));
     for (const el of [uploadLabel, upload, mkdir]) el.toggleAttribute('hidden', !page.writable);
+    zipHere.setAttribute('href', zipUrl(page.path));
     prev.disabled = offset === 0;
     next.disabled = offset + page.entries.length >= page.total;
     pageInfo.textContent = page.total ? `${offset + 1}–${offset + page.entries.length} of ${page.total}${page.truncated ? '+' : ''}` : '';
@@ -70,6 +74,7 @@ export async function showFiles(folderId: string, folderPath: string): Promise<v
         name = h('a', { attrs: { href: davPath(folderId, full), download: entry.name, 'data-file': entry.name } }, entry.name);
       }
       const actions = h('td', { class: 'row-actions' });
+      if (entry.dir) actions.append(h('a', { class: 'button', attrs: { href: zipUrl(full), download: '', 'data-zip': entry.name } }, 'Zip'));
       if (page.writable) {
         const rename = h('button', { attrs: { type: 'button', 'data-rename': entry.name } }, 'Rename');
         rename.addEventListener('click', () => {
@@ -159,7 +164,7 @@ export async function showFiles(folderId: string, folderPath: string): Promise<v
     h('p', { class: 'dialog-path' }, folderPath),
     h('p', { class: 'hint' }, 'Changes here are ordinary edits of the folder: they sync to the peers. Deleted files go to the archive.'),
     crumbs,
-    h('div', { class: 'archive-pages' }, uploadLabel, upload, mkdir, prev, pageInfo, next, progress),
+    h('div', { class: 'archive-pages' }, uploadLabel, upload, mkdir, zipHere, prev, pageInfo, next, progress),
     message,
     h('div', { class: 'table-wrap' }, table),
   );

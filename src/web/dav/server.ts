@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Koa from 'koa';
 import type { Element } from '@xmldom/xmldom';
+import ZipStream, { type ZipEntryData } from 'zip-stream';
 import { isDiskFull, isFerryError } from '../../errors.js';
 import { DiskPaths, openFolderDir, parentOfDiskRel, type ResolvedTarget } from '../../scan/disk-path.js';
 import { FERRY_DIR, TEMP_FILE_PREFIX } from '../../scan/ignore.js';
@@ -21,6 +22,7 @@ import type { AppPasswordAccess } from '../app-passwords.js';
 import type { LocalFolderHandle } from '../daemon-api.js';
 import { HttpRefusal } from '../http.js';
 import { isAncestor, LockTable, parseIfHeader, parseTimeout, type DavLock, type IfList } from './locks.js';
+import type { DirectoryEntry, DirectoryPage } from './types.js';
 import {
   DAV_NS, davChild, elementChildren, emptyProp, escapeXml, isDav, parseXmlBody, propKey, readBoundedBody, serializeElement, XML_HEAD,
 } from './xml.js';
@@ -41,27 +43,6 @@ function refuse(status: number, code: string, message: string, headers: Record<s
 
 /** Names one directory listing reads at most (the file browser pages through them). */
 const MAX_LISTED = 100_000;
-
-export interface DirectoryEntry {
-  name: string;
-  dir: boolean;
-  size: number;
-  mtimeMs: number;
-}
-
-/** A page of a directory, for the file browser (GET /api/files/:folder?path=). */
-export interface DirectoryPage {
-  folderId: string;
-  path: string;
-  /** Whether this session may change the folder (RW key, not a read-only password). */
-  writable: boolean;
-  /** Entries in the directory (up to the listing limit). */
-  total: number;
-  offset: number;
-  /** More entries exist than one listing reads. */
-  truncated: boolean;
-  entries: DirectoryEntry[];
-}
 
 export interface DavServerOptions {
   folders: () => LocalFolderHandle[];
@@ -343,6 +324,66 @@ export class DavServer {
       truncated,
       entries: entries.slice(offset, offset + limit),
     };
+  }
+
+  /**
+   * A directory as a zip stream (deflate level 1: quick on a small ARM box): one directory's names
+   * and one file's descriptor open at a time, each file read through DiskPaths without following
+   * symlinks (symlinks are left out). The stream errors if the walk fails midway.
+   */
+  async zip(folderKey: string, path: string, access: AppPasswordAccess): Promise<{ filename: string; stream: Readable }> {
+    const segments = path === '' ? [] : path.split('/');
+    for (const segment of segments) checkSegment(segment);
+    const rel = segments.map((s) => s.normalize('NFC')).join('/');
+    if (rel === FERRY_DIR || rel.startsWith(`${FERRY_DIR}/`)) throw refuse(403, 'PATH_REFUSED', "Ferry's own files are not served");
+    const folder = this.folder(folderKey, access);
+    folder.paths.forget();
+    const top = await this.resource(folder, rel);
+    if (!top.stats?.isDirectory()) throw refuse(404, 'NOT_FOUND', 'no such directory');
+    const zip = new ZipStream({ zlib: { level: 1 } });
+    const add = (source: NodeJS.ReadableStream | null, data: ZipEntryData): Promise<void> =>
+      new Promise((ok, fail) => zip.entry(source, data, (err) => (err ? fail(err) : ok())));
+    const inside = (p: string): string => (rel === '' ? p : p.slice(rel.length + 1));
+    const walk = async (): Promise<void> => {
+      const pending = [rel];
+      while (pending.length > 0) {
+        const dirRel = pending.pop()!;
+        folder.paths.forget();
+        const at = await this.resource(folder, dirRel);
+        if (!at.stats?.isDirectory()) continue;
+        if (dirRel !== rel) await add(null, { name: `${inside(dirRel)}/`, type: 'directory', date: at.stats.mtime });
+        const dir = await openFolderDir(folder.handle.path, dirRel === '' ? '' : at.target!.diskRel);
+        const names: string[] = [];
+        try {
+          for await (const entry of await opendir(dir.base, { bufferSize: 64 })) {
+            if (entry.name.startsWith(TEMP_FILE_PREFIX) || (dirRel === '' && entry.name === FERRY_DIR)) continue;
+            names.push(entry.name.normalize('NFC'));
+          }
+        } finally {
+          dir.close();
+        }
+        names.sort();
+        const subdirs: string[] = [];
+        for (const name of names) {
+          const child = dirRel === '' ? name : `${dirRel}/${name}`;
+          const resource = await this.resource(folder, child).catch(() => undefined);
+          if (!resource?.stats) continue;
+          if (resource.stats.isDirectory()) subdirs.push(child);
+          else if (resource.stats.isFile()) {
+            const fd = await this.openForRead(resource);
+            await add(createReadStream('', { fd, autoClose: true }), { name: inside(child), date: resource.stats.mtime });
+          }
+        }
+        pending.push(...subdirs.reverse());
+      }
+      zip.finalize();
+    };
+    walk().catch((err: unknown) => {
+      this.options.logger.warn('zip download stopped', { err: err as Error });
+      zip.destroy(err as Error);
+    });
+    const name = rel === '' ? basename(folder.handle.path) : posix.basename(rel);
+    return { filename: `${name || 'folder'}.zip`, stream: zip };
   }
 
   // --- the list of folders at /dav/ ---
