@@ -9,6 +9,7 @@ import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE } from './grant.js';
 import { APP_PASSWORDS_USAGE } from './app-passwords.js';
 import { PEERS_ADD_USAGE, PEERS_LIST_USAGE, PEERS_REMOVE_USAGE } from './peers.js';
 import { RUN_USAGE } from './run.js';
+import { SETTINGS_SET_USAGE, SETTINGS_USAGE } from './settings.js';
 import { STATUS_USAGE } from './status.js';
 
 interface CommandHelp {
@@ -114,6 +115,16 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     about: 'Names the address of a device to dial (when discovery cannot find it).',
     usage: [PEERS_ADD_USAGE],
     examples: ['ferry peers add 192.168.1.20:22100'],
+  },
+  settings: {
+    about: 'Shows the settings as running (and why, when a `ferry run` flag decides one), or changes them: the running daemon applies a change at once; listen and web are used from the next start. On/off settings take on or off, lists are comma-separated.',
+    usage: [SETTINGS_USAGE, SETTINGS_SET_USAGE],
+    examples: ['ferry settings', 'ferry settings set uploadKBps=512 lan=off', 'ferry settings set trackerUrls=udp://tracker.example.org:6969/announce'],
+  },
+  'settings set': {
+    about: 'Changes settings on the running daemon at once (the same checks as the page); listen and web are used from the next start.',
+    usage: [SETTINGS_SET_USAGE],
+    examples: ['ferry settings set uploadKBps=512', 'ferry settings set deviceName=attic-nas archiveDays=30'],
   },
   deletions: {
     about: 'Shows a mass delete by a peer held back here; --apply deletes the files here too, --restore brings them back everywhere.',

@@ -15,6 +15,7 @@ import { CONFLICTS_USAGE, RESOLVE_USAGE, conflicts, resolve } from './conflicts.
 import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE, grant, grants, revoke } from './grant.js';
 import { PEERS_ADD_USAGE, PEERS_LIST_USAGE, PEERS_REMOVE_USAGE, peersAdd, peersList, peersRemove } from './peers.js';
 import { RUN_USAGE, runDaemon } from './run.js';
+import { SETTINGS_SET_USAGE, SETTINGS_USAGE, settings } from './settings.js';
 import { STATUS_USAGE, status } from './status.js';
 import { commandHelp } from './help.js';
 import { printable } from '../util/format.js';
@@ -40,6 +41,7 @@ const COMMANDS: Record<string, Command> = {
   // `ferry restore --backup FILE` restores a home; without --backup, files from a folder's archive.
   restore: (argv, io) => (argv.some((a) => a === '--backup' || a.startsWith('--backup=')) ? restoreBackup(argv, io) : restore(argv, io)),
   backup,
+  settings,
   conflicts,
   resolve,
   grant, revoke, grants,
@@ -65,6 +67,8 @@ usage:
   ${PEERS_ADD_USAGE}
   ${PEERS_LIST_USAGE}
   ${PEERS_REMOVE_USAGE}   stops dialling an added address
+  ${SETTINGS_USAGE}
+  ${SETTINGS_SET_USAGE}   applied at once
   ${REVERT_USAGE}    read-only folders: undo local edits
   ${DELETIONS_USAGE}   a held mass delete
   ${RESTORE_USAGE}   bulk restore from the archive

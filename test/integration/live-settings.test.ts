@@ -122,3 +122,38 @@ test('trackers saved, moved and switched off apply to the running daemon', async
     await new Promise((resolve) => server.close(resolve));
   }
 });
+
+test('ferry settings shows what runs and why; ferry settings set applies at once, with the page\'s checks', async () => {
+  const daemon = new DaemonProcess(join(base, 'cli-home'));
+  try {
+    await daemon.ready();
+    const set = await ferry(['settings', 'set', 'downloadKBps=100', 'deviceName=cli-nas', 'lan=on', 'trackerUrls=udp://127.0.0.1:6969/announce,http://127.0.0.1:1/announce', '--home', daemon.home]);
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /^saved and applied: downloadKBps, deviceName, lan, trackerUrls\n/);
+    assert.match(set.stdout, /\nlan: --no-lan decides this run; the saved value is used without it\n/);
+    assert.equal((await daemon.status()).device.name, 'cli-nas', 'the running daemon took the name');
+
+    const shown = await ferry(['settings', '--home', daemon.home]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /^downloadKBps +100$/m);
+    assert.match(shown.stdout, /^lan +off {3}\(set by --no-lan at start; saved: on\)$/m);
+    assert.match(shown.stdout, /^trackerUrls +udp:\/\/127\.0\.0\.1:6969\/announce,http:\/\/127\.0\.0\.1:1\/announce$/m);
+    const json = JSON.parse((await ferry(['settings', '--json', '--home', daemon.home])).stdout) as SettingsReport;
+    assert.deepEqual([json.running.downloadKBps, json.settings.lan, json.running.lan], [100, true, false]);
+
+    const refused: Array<[string, RegExp]> = [
+      ['colour=red', /unknown setting 'colour'; the settings are /],
+      ['uploadKBps=fast', /uploadKBps takes a whole number/],
+      ['lan=maybe', /lan takes on or off/],
+      ['archiveDays=99999', /archiveDays must be a whole number from 0 to 3650/],
+      ['archiveDays', /write each setting as NAME=VALUE/],
+    ];
+    for (const [arg, message] of refused) {
+      const result = await ferry(['settings', 'set', arg, '--home', daemon.home]);
+      assert.equal(result.code, 2, `${arg}: ${result.stderr}`);
+      assert.match(result.stderr, message, arg);
+    }
+  } finally {
+    await daemon.stop();
+  }
+});
