@@ -5,7 +5,7 @@
 
 import { constants, createReadStream, createWriteStream, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { lstat, opendir, rmdir, unlink } from 'node:fs/promises';
+import { lstat, opendir, rmdir, stat, unlink } from 'node:fs/promises';
 import { basename, extname, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -259,7 +259,8 @@ export class DavServer {
 
   private async resource(folder: Folder, path: string): Promise<Resource> {
     if (path === '') {
-      const stats = await lstat(folder.handle.path);
+      // The folder's root may be a symlink the user chose (as openFolderDir allows): followed here only.
+      const stats = await stat(folder.handle.path);
       return { folder, path, stats };
     }
     let target: ResolvedTarget | undefined;
