@@ -3,11 +3,12 @@
 import type { EstablishedPeer } from '../connections/index.js';
 import { FerryError } from '../errors.js';
 import type { EditableSettings, FolderReport, PeerInfo, SettingsReport } from '../web/daemon-api.js';
-import { MAX_STUN_SERVERS, MAX_WEB_HOSTS, checkWebHost, parseHostPort, type Settings } from './settings.js';
+import { TURN_PASSWORD_MASK, maskTurnUrl, parseTurnUrl } from '../nat/turn.js';
+import { MAX_STUN_SERVERS, MAX_TURN_SERVERS, MAX_WEB_HOSTS, checkWebHost, parseHostPort, type Settings } from './settings.js';
 
 export const EDITABLE_SETTINGS = [
   'deviceName', 'listen', 'web', 'lan', 'nat', 'dht', 'trackers', 'trackerUrls', 'archiveDays', 'uploadKBps', 'downloadKBps',
-  'stun', 'stunServers', 'webHosts', 'massDeleteFiles', 'relay', 'relayRateBps',
+  'stun', 'stunServers', 'turnServers', 'webHosts', 'massDeleteFiles', 'relay', 'relayRateBps',
 ] as const satisfies readonly (keyof EditableSettings & keyof Settings)[];
 
 const MAX_TRACKERS = 32;
@@ -87,6 +88,18 @@ export function validateSettingsPatch(patch: Record<string, unknown>): Partial<E
         if (!Array.isArray(value) || value.length > MAX_STUN_SERVERS) bad(name, `must be a list of at most ${MAX_STUN_SERVERS} HOST:PORT`);
         out.stunServers = value.map((server) => address(name, server));
         break;
+      case 'turnServers':
+        if (!Array.isArray(value) || value.length > MAX_TURN_SERVERS) bad(name, `must be a list of at most ${MAX_TURN_SERVERS} turn://USER:PASSWORD@HOST:PORT URLs`);
+        out.turnServers = value.map((url) => {
+          try {
+            if (typeof url !== 'string') throw new Error();
+            parseTurnUrl(url.trim());
+            return url.trim();
+          } catch {
+            bad(name, 'entries must be turn://USER:PASSWORD@HOST[:PORT] URLs');
+          }
+        });
+        break;
       case 'webHosts':
         if (!Array.isArray(value) || value.length > MAX_WEB_HOSTS) bad(name, `must be a list of at most ${MAX_WEB_HOSTS} host names`);
         try {
@@ -116,7 +129,27 @@ export function validateSettingsPatch(patch: Record<string, unknown>): Partial<E
 }
 
 export function editable(settings: Settings): EditableSettings {
-  return Object.fromEntries(EDITABLE_SETTINGS.map((name) => [name, settings[name]])) as unknown as EditableSettings;
+  const out = Object.fromEntries(EDITABLE_SETTINGS.map((name) => [name, settings[name]])) as unknown as EditableSettings;
+  // TURN passwords never leave the daemon.
+  out.turnServers = (settings.turnServers ?? []).map(maskTurnUrl);
+  return out;
+}
+
+/**
+ * TURN URLs from a settings change whose password is the mask get the password of the entry for
+ * the same USER@HOST:PORT among `known` (stored, then running); USAGE when there is none.
+ */
+export function restoreTurnPasswords(urls: readonly string[], known: readonly string[]): string[] {
+  return urls.map((url) => {
+    const wanted = parseTurnUrl(url);
+    if (wanted.password !== TURN_PASSWORD_MASK) return url;
+    const same = known.find((candidate) => {
+      const have = parseTurnUrl(candidate);
+      return have.username === wanted.username && have.host === wanted.host && have.port === wanted.port;
+    });
+    if (!same) bad('turnServers', `has a masked password for ${wanted.username}@${wanted.host}:${wanted.port}, which has none stored: give the password`);
+    return same;
+  });
 }
 
 /** Settings that bind a socket: a change is stored at once and used from the next start. */
@@ -125,7 +158,7 @@ export const RESTART_SETTINGS = ['listen', 'web'] as const satisfies readonly (k
 /** The `ferry run` flag that sets each overridable setting for a run. */
 const RUN_FLAGS: Partial<Record<keyof EditableSettings, string>> = {
   listen: '--listen', web: '--web', webHosts: '--web-host', lan: '--no-lan', nat: '--no-nat', dht: '--no-dht',
-  trackers: '--no-trackers', trackerUrls: '--tracker', stun: '--no-stun', stunServers: '--stun',
+  trackers: '--no-trackers', trackerUrls: '--tracker', stun: '--no-stun', stunServers: '--stun', turnServers: '--turn',
 };
 
 export function settingsReport(stored: Settings, effectiveAfterRestart: Settings, running: Settings, overrides: Partial<Settings>): SettingsReport {

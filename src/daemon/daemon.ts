@@ -17,7 +17,7 @@ import { WebAdmin } from '../web/admin.js';
 import type {
   AddedPeerReport, ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, LocalFolderHandle, PeerInfo, SettingsReport, StatusReport, ConflictKeep, ConflictListing, ConflictResolutionReport, JoinCheckReport,
 } from '../web/daemon-api.js';
-import { peerInfos, settingsReport, validateSettingsPatch } from './admin.js';
+import { peerInfos, restoreTurnPasswords, settingsReport, validateSettingsPatch } from './admin.js';
 import { FolderManager } from './folders.js';
 import { countExisting } from './join-check.js';
 import { resolve } from 'node:path';
@@ -562,7 +562,9 @@ export class Daemon extends Resource implements DaemonApi {
    */
   async updateSettings(patch: Record<string, unknown>): Promise<SettingsReport> {
     const checked = validateSettingsPatch(patch);
-    const stored = { ...(this.store!.getSetting<Partial<Settings>>(SETTINGS_KEY) ?? {}), ...checked };
+    const before = this.store!.getSetting<Partial<Settings>>(SETTINGS_KEY) ?? {};
+    if (checked.turnServers) checked.turnServers = restoreTurnPasswords(checked.turnServers, [...(before.turnServers ?? []), ...this.settings.turnServers]);
+    const stored = { ...before, ...checked };
     const next = mergeSettings(mergeSettings(defaultSettings(hostname()), stored), this.options.overrides ?? {});
     await this.store!.putSetting(SETTINGS_KEY, stored);
     this.logger.info('settings changed', { names: Object.keys(checked).join(',') });

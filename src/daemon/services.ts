@@ -56,7 +56,7 @@ export type ServiceFactory = (context: ServiceContext) => Service | null;
 
 /** Settings the services are built from: a change to any of them rebuilds the services (live settings). */
 export const SERVICE_SETTINGS: readonly (keyof Settings)[] = [
-  'lan', 'nat', 'dht', 'trackers', 'trackerUrls', 'dhtBootstrap', 'stun', 'stunServers',
+  'lan', 'nat', 'dht', 'trackers', 'trackerUrls', 'dhtBootstrap', 'stun', 'stunServers', 'turnServers',
 ];
 
 /** Services in the order they open (port mapping before the discovery that announces its result). */

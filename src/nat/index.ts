@@ -9,4 +9,4 @@ export {
   StunClient, dgramPort, decodeBindingResponse, encodeBindingRequest, isStunMessage, STUN_MAGIC_COOKIE,
   type DatagramPort, type StunClientOptions, type UdpEndpoint,
 } from './stun.js';
-export { TurnClient, parseTurnUrl, turnServerLabel, type TurnClientOptions, type TurnServer, type TurnState } from './turn.js';
+export { TURN_PASSWORD_MASK, TurnClient, maskTurnUrl, parseTurnUrl, turnServerLabel, type TurnClientOptions, type TurnServer, type TurnState } from './turn.js';

@@ -253,6 +253,15 @@ export function parseTurnUrl(text: string): TurnServer {
   };
 }
 
+/** What reports show in place of a TURN password; sent back in a settings change, it keeps the stored one. */
+export const TURN_PASSWORD_MASK = '********';
+
+/** A TURN URL as reports show it: the user name, host and port, the password masked. */
+export function maskTurnUrl(text: string): string {
+  const server = parseTurnUrl(text);
+  return `turn://${encodeURIComponent(server.username)}:${TURN_PASSWORD_MASK}@${turnServerLabel(server)}`;
+}
+
 /** What may be shown of a TURN server: its host and port, never the credentials. */
 export function turnServerLabel(server: Pick<TurnServer, 'host' | 'port'>): string {
   return server.host.includes(':') ? `[${server.host}]:${server.port}` : `${server.host}:${server.port}`;

@@ -295,6 +295,11 @@ export interface EditableSettings {
   /** Ask STUN servers for the external address; which ones (HOST:PORT, in order). */
   stun: boolean;
   stunServers: string[];
+  /**
+   * TURN servers, turn://USER:PASSWORD@HOST:PORT. Reports show each password as `********`; an
+   * entry sent back with that mask keeps the stored password of the same USER@HOST:PORT.
+   */
+  turnServers: string[];
   /** Relay streams between two peers that share a folder with this device; at most relayRateBps bytes per second in all (0 = no cap). */
   relay: boolean;
   relayRateBps: number;

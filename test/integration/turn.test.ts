@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ControlClient } from '../../src/cli/client.js';
+import type { SettingsReport } from '../../src/web/daemon-api.js';
 import { Coturn } from '../helpers/coturn.js';
 import { DaemonProcess, ferry, removeDir, tempDir, waitFor, type StatusJson } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
@@ -85,6 +87,27 @@ describe("two daemons relayed by coturn on loopback", { skip: needs.command('tur
     const text = JSON.stringify(await status(c));
     assert.ok(!text.includes('Wrong-Guess-42') && !c.log.includes('Wrong-Guess-42'));
     await c.stop();
+  });
+
+  test('turnServers saved through the settings API allocate at once; reports mask the password, and the mask sent back keeps it', async () => {
+    const e = daemon('e', []);
+    await e.ready();
+    const api = new ControlClient(e.home);
+    const saved = await api.call<SettingsReport>('PUT', '/settings', { turnServers: [turn('alice')] });
+    assert.deepEqual(saved.running.turnServers, [`turn://alice:********@127.0.0.1:${PORT}`]);
+    assert.ok(!JSON.stringify(saved).includes(PASSWORD));
+    const allocated = async (): Promise<string> =>
+      waitFor(async () => {
+        const found = (await status(e)).services.turn?.servers[0];
+        return found?.state === 'allocated' ? found.relayed! : false;
+      }, 'the allocation from the saved setting');
+    const first = await allocated();
+    // The page sends the settings back as it got them: the masked password stays the stored one.
+    const again = await api.call<SettingsReport>('PUT', '/settings', { turnServers: saved.settings.turnServers, uploadKBps: 100 });
+    assert.deepEqual(again.settings.turnServers, [`turn://alice:********@127.0.0.1:${PORT}`]);
+    assert.ok(await allocated(), first);
+    assert.ok(!JSON.stringify(await api.call<SettingsReport>('GET', '/settings')).includes(PASSWORD) && !e.log.includes(PASSWORD));
+    await e.stop();
   });
 
   test('a malformed --turn URL is a usage error that does not repeat the password', async () => {

@@ -11,7 +11,7 @@ export const FOLDER_ID = 'ab'.repeat(20);
 
 const SETTINGS: EditableSettings = {
   deviceName: 'test', listen: '0.0.0.0:22100', web: '0.0.0.0:8888', lan: true, nat: true, dht: true, trackers: true,
-  trackerUrls: [], webHosts: [], archiveDays: 14, massDeleteFiles: 1000, uploadKBps: 0, downloadKBps: 0, stun: false, stunServers: [],
+  trackerUrls: [], webHosts: [], archiveDays: 14, massDeleteFiles: 1000, uploadKBps: 0, downloadKBps: 0, stun: false, stunServers: [], turnServers: [],
   relay: true, relayRateBps: 1048576,
 };
 
