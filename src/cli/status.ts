@@ -48,6 +48,9 @@ export async function status(argv: string[], io: Output): Promise<number> {
       io.out(`  HELD: ${held.files} deletions by a peer wait for you (${held.reason}): ` +
         `'ferry deletions ${f.id} --apply' deletes them here, '--restore' brings them back everywhere\n`);
     }
+    if (f.conflicts) {
+      io.out(`  ${f.conflicts} ${f.conflicts === 1 ? 'conflict' : 'conflicts'}: files changed on two devices at once ('ferry conflicts ${f.id}' lists them, 'ferry resolve' settles one)\n`);
+    }
     if (f.localChanges > 0) io.out(`  ${f.localChanges} local changes not synced (read-only folder; 'ferry revert' undoes them)\n`);
     if (f.watcher.limitReached) {
       io.out(`  watcher: ${f.watcher.unwatchedDirs} directories unwatched (raise fs.inotify.max_user_watches); rescanning more often\n`);

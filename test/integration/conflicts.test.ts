@@ -127,6 +127,8 @@ describe('conflicts between two daemons', () => {
         assert.equal(await readFile(join(dir, conflict.copyPath), 'utf8'), `edit on a: ${conflict.path}`);
       }
       assert.equal(await conflictCount(daemon), 3, 'status --json counts them');
+      const human = await ferry(['status', '--home', daemon.home]);
+      assert.match(human.stdout, /\n {2}3 conflicts: files changed on two devices at once \('ferry conflicts [0-9a-f]{40}' lists them/);
       const text = await ferry(['conflicts', dir, '--home', daemon.home]);
       assert.equal(text.code, 0, text.stderr);
       assert.match(text.stdout, /^3 conflicts:/);
