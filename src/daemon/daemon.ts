@@ -484,7 +484,7 @@ export class Daemon extends Resource implements DaemonApi {
     return countExisting(resolve(path));
   }
 
-  conflicts(folder: string, limit: number, offset: number): ConflictListing {
+  conflicts(folder: string, limit: number, offset: number): Promise<ConflictListing> {
     return this.requireFolders().conflicts(folder, limit, offset);
   }
 

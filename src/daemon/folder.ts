@@ -150,6 +150,7 @@ export class SharedFolder extends Resource {
     if (this.rescanTimer) clearTimeout(this.rescanTimer);
     await this.watcher?.close();
     await this.sync?.close();
+    await this.conflictList.close();
     await this.lock.catch(() => undefined);
   }
 
@@ -228,12 +229,19 @@ export class SharedFolder extends Resource {
   }
 
   /** Current conflicts by path, `offset` of them skipped. An encrypted folder has none it can read. */
-  conflicts(limit: number, offset: number): ConflictListing {
+  async conflicts(limit: number, offset: number): Promise<ConflictListing> {
     if (this.config.access === 'enc') return { folderId: this.config.id, conflicts: [], total: 0, offset, truncated: false };
     const peerNames = new Map<string, string>();
     for (const peer of this.sync?.report().peers ?? []) if (peer.name) peerNames.set(peer.device.slice(0, SHORT_ID_LENGTH), peer.name);
     const names = (shortId: string): string | undefined => this.options.deviceName?.(shortId) ?? peerNames.get(shortId);
-    return { folderId: this.config.id, offset, ...this.conflictList.list(offset, limit, names) };
+    return { folderId: this.config.id, offset, ...(await this.conflictList.list(offset, limit, names)) };
+  }
+
+  /** `conflicts` for the report: absent while the first pass over a large index runs in the background. */
+  private conflictCount(): { conflicts?: number } {
+    if (this.config.access === 'enc') return { conflicts: 0 };
+    const count = this.conflictList.count();
+    return count === undefined ? {} : { conflicts: count };
   }
 
   /** Resolves one conflict (see sync/conflicts.ts); a read-only or encrypted device cannot. */
@@ -306,7 +314,7 @@ export class SharedFolder extends Resource {
       watcher: this.watcher?.status() ?? { watchedDirs: 0, unwatchedDirs: 0, limitReached: false },
       peers,
       ...(sync?.heldDeletions ? { heldDeletions: sync.heldDeletions } : {}),
-      conflicts: this.config.access === 'enc' ? 0 : this.conflictList.count(),
+      ...this.conflictCount(),
     };
   }
 }

@@ -212,7 +212,7 @@ export class FolderManager extends Resource {
   }
 
   /** Current conflicts of a folder, by path. */
-  conflicts(folder: string, limit: number, offset: number): ConflictListing {
+  conflicts(folder: string, limit: number, offset: number): Promise<ConflictListing> {
     return this.resolve(folder).conflicts(limit, offset);
   }
 

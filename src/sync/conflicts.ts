@@ -57,41 +57,94 @@ function live(record: FileRecord | undefined): record is FileRecord {
   return record !== undefined && !record.deleted && record.type !== 'dir';
 }
 
+/** Paths (keys only) read per turn of the event loop in a full pass; records decoded per turn when catching up. */
+const PASS_SLICE = 2_000;
+const CATCH_UP_SLICE = 250;
+/** Past this many changed records a full pass over the paths (keys only) is cheaper than decoding each record. */
+const FULL_PASS_AFTER = 5_000;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /**
- * The folder's conflict copies, kept up to date from the index's change log: one full pass over
- * the local paths (keys only) on first use, then only the records changed since. A copy counts as
- * a current conflict while its original also has a live local record.
+ * The folder's conflict copies, kept up to date from the index: one pass over the local paths (keys
+ * only) at first, then the records changed since (or another pass, when many changed), both in
+ * slices that give the event loop its turn. A copy counts as a current conflict while its original
+ * also has a live local record.
  */
 export class ConflictList {
-  private readonly copies = new Set<string>();
+  private copies = new Set<string>();
   private seenSequence = -1;
   private overflow = false;
+  private updating: Promise<void> | null = null;
+  private counted: { sequence: number; at: number; count: number } | null = null;
+  private closed = false;
 
   constructor(private readonly index: FolderIndex) {}
 
-  private refresh(): void {
-    // An index rebuilt from scratch starts its sequence again: look at every path once more.
-    if (this.index.localSequence() < this.seenSequence) {
-      this.copies.clear();
-      this.overflow = false;
-      this.seenSequence = -1;
+  /** Brings the list up to the index's current sequence. */
+  update(): Promise<void> {
+    this.updating ??= this.runUpdate().finally(() => {
+      this.updating = null;
+    });
+    return this.updating;
+  }
+
+  /** Stops a pass under way (at its next turn) and waits for it: the index may close after this. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.updating?.catch(() => undefined);
+  }
+
+  private async runUpdate(): Promise<void> {
+    await nextTurn(); // never on the caller's turn: a status asking for the count is answered at once
+    for (;;) {
+      if (this.closed) throw new FerryError('CLOSED', 'the folder is closing');
+      const now = this.index.localSequence();
+      if (now === this.seenSequence) return;
+      // An index rebuilt from scratch starts its sequence again: every path is looked at once more.
+      if (this.seenSequence < 0 || now < this.seenSequence || now - this.seenSequence > FULL_PASS_AFTER) await this.fullPass();
+      else await this.catchUp();
     }
-    if (this.seenSequence < 0) {
-      const sequence = this.index.localSequence();
-      for (const path of this.index.localPaths()) {
-        if (parseConflictPath(path) && live(this.index.getLocal(path))) this.add(path);
+  }
+
+  private async fullPass(): Promise<void> {
+    const sequence = this.index.localSequence();
+    const found = new Set<string>();
+    let overflow = false;
+    let seen = 0;
+    for (const path of this.index.localPaths()) {
+      if (parseConflictPath(path)) {
+        if (found.size < MAX_TRACKED_COPIES) found.add(path);
+        else overflow = true;
       }
-      this.seenSequence = sequence;
+      if (++seen % PASS_SLICE === 0) {
+        await nextTurn();
+        if (this.closed) return;
+      }
     }
-    const now = this.index.localSequence();
-    if (now === this.seenSequence) return;
+    for (const path of found) if (!live(this.index.getLocal(path))) found.delete(path); // tombstones are local paths too
+    this.copies = found;
+    this.overflow = overflow;
+    this.seenSequence = sequence;
+  }
+
+  private async catchUp(): Promise<void> {
+    const target = this.index.localSequence();
+    let seen = 0;
     for (const record of this.index.localSince(this.seenSequence)) {
       const { path } = record;
-      if (!parseConflictPath(path)) continue;
-      if (live(record)) this.add(path);
-      else this.copies.delete(path);
+      if (parseConflictPath(path)) {
+        if (live(record)) this.add(path);
+        else this.copies.delete(path);
+      }
+      if (++seen % CATCH_UP_SLICE === 0) {
+        await nextTurn();
+        if (this.closed) return;
+      }
     }
-    this.seenSequence = now;
+    this.seenSequence = target;
   }
 
   private add(path: string): void {
@@ -117,8 +170,8 @@ export class ConflictList {
   }
 
   /** Current conflicts, by path, `offset` of them skipped. */
-  list(offset: number, limit: number, names?: (shortId: string) => string | undefined): { conflicts: Conflict[]; total: number; truncated: boolean } {
-    this.refresh();
+  async list(offset: number, limit: number, names?: (shortId: string) => string | undefined): Promise<{ conflicts: Conflict[]; total: number; truncated: boolean }> {
+    await this.update();
     const all: Conflict[] = [];
     for (const copyPath of [...this.copies].sort()) {
       const conflict = this.get(copyPath, names);
@@ -128,20 +181,26 @@ export class ConflictList {
     return { conflicts, total: all.length, truncated: this.overflow || offset + conflicts.length < all.length };
   }
 
-  /** How many conflicts are current. */
-  count(): number {
-    this.refresh();
-    let n = 0;
+  /**
+   * How many conflicts are current, for status: never waits. Undefined until the first pass is
+   * done; an update starts in the background whenever the index has moved.
+   */
+  count(): number | undefined {
+    const now = this.index.localSequence();
+    if (now !== this.seenSequence) void this.update().catch(() => undefined); // a closed index: the next status tries again
+    if (this.seenSequence < 0) return undefined;
+    if (this.counted?.sequence === this.seenSequence && this.counted.at === now) return this.counted.count;
+    let count = 0;
     for (const copyPath of this.copies) {
-      const parsed = parseConflictPath(copyPath)!;
-      if (live(this.index.getLocal(parsed.original))) n++;
+      if (live(this.index.getLocal(parseConflictPath(copyPath)!.original))) count++;
     }
-    return n;
+    this.counted = { sequence: this.seenSequence, at: now, count };
+    return count;
   }
 
   /** The copies of an original (a path may have lost more than once). */
-  copiesOf(original: string): string[] {
-    this.refresh();
+  async copiesOf(original: string): Promise<string[]> {
+    await this.update();
     return [...this.copies].filter((copy) => parseConflictPath(copy)?.original === original).sort();
   }
 }
@@ -191,7 +250,7 @@ export async function resolveConflict(ctx: ResolveContext, path: string, keep: C
   if (keep !== 'original' && keep !== 'copy' && keep !== 'both') throw new FerryError('USAGE', 'keep is "original", "copy" or "both"');
   let copyPath = path;
   if (!parseConflictPath(path)) {
-    const copies = ctx.conflicts.copiesOf(path);
+    const copies = await ctx.conflicts.copiesOf(path);
     if (copies.length > 1) throw new FerryError('USAGE', `${path} has ${copies.length} conflict copies: name the copy (${copies.slice(0, 3).join(', ')})`);
     if (copies.length === 1) copyPath = copies[0]!;
   }

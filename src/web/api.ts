@@ -122,11 +122,11 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
     ctx.body = { restored: await daemon.restoreArchived(ctx.params.folder!, stringField(body, 'archivePath')) };
   });
   // conflicts
-  router.get('/folders/:folder/conflicts', (ctx) => {
+  router.get('/folders/:folder/conflicts', async (ctx) => {
     if (!daemon.conflicts) throw new FerryError('USAGE', 'conflicts are not available here');
     const limit = queryWhole(ctx.query.limit, 'limit', CONFLICT_LIST_LIMIT);
     const offset = queryWhole(ctx.query.offset, 'offset', 0);
-    ctx.body = daemon.conflicts(ctx.params.folder!, Math.min(Math.max(limit, 1), CONFLICT_LIST_LIMIT), offset);
+    ctx.body = await daemon.conflicts(ctx.params.folder!, Math.min(Math.max(limit, 1), CONFLICT_LIST_LIMIT), offset);
   });
   router.post('/folders/:folder/conflicts/resolve', async (ctx) => {
     if (!daemon.resolveConflict) throw new FerryError('USAGE', 'conflicts are not available here');

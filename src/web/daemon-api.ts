@@ -345,7 +345,7 @@ export interface DaemonApi {
   /** What a join into `path` would meet: how many files and bytes are there. */
   joinCheck?(path: string): Promise<JoinCheckReport>;
   /** Current conflicts of a folder, by path (paging). */
-  conflicts?(folder: string, limit: number, offset: number): ConflictListing;
+  conflicts?(folder: string, limit: number, offset: number): Promise<ConflictListing>;
   /** Resolves one conflict; the change syncs like any local edit, the loser goes to the archive. */
   resolveConflict?(folder: string, path: string, keep: ConflictKeep, name?: string): Promise<ConflictResolutionReport>;
   /** `folder` is a folder ID or the folder's path. */

@@ -138,7 +138,7 @@ describe('conflicts between two daemons', () => {
     await b.stop();
     b = new DaemonProcess(b.home);
     await b.ready();
-    assert.equal(await conflictCount(b), 3, 'counted again after a restart');
+    await waitFor(async () => (await conflictCount(b)) === 3, 'counted again after a restart');
     assert.equal((await listConflicts(b, dirB)).total, 3);
     await waitFor(async () => (await b.status()).folders[0]!.peers.some((p) => (p as { connected: boolean }).connected), 'B and A connected again');
   });
