@@ -33,7 +33,9 @@ export async function backup(argv: string[], io: Output): Promise<number> {
   const device = (await readDeviceFiles(layout.deviceDir)) ?? portable.device;
   if (!device) throw new FerryError('IO', `no device identity in ${layout.deviceDir}`);
   const file = resolve(positionals[0]!);
-  const data = { ...portable, device };
+  const { skipped, ...kept } = portable;
+  if (skipped) io.err(`${layout.portableFile}: malformed records left out: ${skipped.join('; ')}\n`);
+  const data = { ...kept, device };
   await writePortable(file, data);
   io.out(`wrote ${file}: ${summary(data)}\n${SECRET_NOTE}\n`);
   return 0;
@@ -49,7 +51,8 @@ export async function restoreBackup(argv: string[], io: Output): Promise<number>
   } catch (err) {
     throw ioError(`cannot read ${file}`, err);
   }
-  const data = parsePortable(text, file);
+  const { skipped, ...data } = parsePortable(text, file);
+  if (skipped) io.err(`${file}: malformed records left out: ${skipped.join('; ')}\n`);
   if (!data.device) throw new FerryError('USAGE', `${file} holds no device identity`);
   const layout = homeLayout(home);
   await prepareHome(layout);

@@ -78,6 +78,7 @@ export async function openHomeIndex(layout: HomeLayout, logger: Logger, options:
     const aside = await setPortableAside(layout.portableFile);
     logger.error('the portable home file is damaged; set it aside and writing a new one from the index', { aside, err });
   }
+  if (portable?.skipped) logger.error('portable.json: malformed records left out', { records: portable.skipped.join('; ') });
   if (portable) await restoreDeviceFiles(layout, portable, logger);
 
   let store: IndexStore | undefined;

@@ -29,6 +29,8 @@ export interface PortableHome {
   settings: Record<string, unknown>;
   folders: FolderConfig[];
   devices: DeviceRecord[];
+  /** Set when read: records left out because they were malformed (never written). */
+  skipped?: string[];
 }
 
 /** Reads the device identity files of `deviceDir`, if both are there. */
@@ -73,18 +75,24 @@ export function parsePortable(text: string, what: string): PortableHome {
   if (typeof home.version !== 'number' || home.version > PORTABLE_VERSION) throw bad(`version ${JSON.stringify(home.version)} (this build reads up to ${PORTABLE_VERSION})`);
   if (typeof home.settings !== 'object' || home.settings === null || Array.isArray(home.settings)) throw bad('settings');
   if (!Array.isArray(home.folders) || !Array.isArray(home.devices)) throw bad('folders or devices');
-  for (const folder of home.folders) {
-    const f = folder as Partial<FolderConfig>;
-    if (typeof f !== 'object' || f === null || typeof f.id !== 'string' || typeof f.path !== 'string' || typeof f.key !== 'string') throw bad('a folder without id, path or key');
-  }
-  for (const device of home.devices) {
-    if (typeof device !== 'object' || device === null || typeof (device as DeviceRecord).id !== 'string') throw bad('a device without id');
-  }
   if (home.device !== undefined) {
     const d = home.device;
     if (typeof d !== 'object' || d === null || typeof d.keyPem !== 'string' || typeof d.certPem !== 'string' || typeof d.id !== 'string') throw bad('device');
   }
-  return home as PortableHome;
+  // One bad record is left out (and reported), never a reason to lose the others.
+  const skipped: string[] = [];
+  const folders = home.folders.filter((folder: unknown, i) => {
+    const f = folder as Partial<FolderConfig> | null;
+    const good = typeof f === 'object' && f !== null && typeof f.id === 'string' && /^[0-9a-f]{40}$/.test(f.id) && typeof f.path === 'string' && typeof f.key === 'string';
+    if (!good) skipped.push(`folders[${i}]: no folder ID, path or key`);
+    return good;
+  });
+  const devices = home.devices.filter((device: unknown, i) => {
+    const good = typeof device === 'object' && device !== null && typeof (device as DeviceRecord).id === 'string';
+    if (!good) skipped.push(`devices[${i}]: no device ID`);
+    return good;
+  });
+  return { ...(home as PortableHome), folders, devices, ...(skipped.length ? { skipped } : {}) };
 }
 
 /** The portable file at `path`; undefined when there is none. A damaged one is an INDEX_CORRUPT error. */
