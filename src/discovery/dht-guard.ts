@@ -133,12 +133,20 @@ export class GuardedSocket extends EventEmitter {
     this.bucket = new TokenBucket(maxPacketsPerS, maxPacketsPerS);
     inner.on('message', (packet: Buffer, rinfo: RemoteInfo) => this.filter(packet, rinfo));
     inner.on('error', (err) => this.emit('error', err));
-    inner.on('close', () => this.emit('close'));
+    inner.on('close', () => {
+      this.closed = true;
+      this.emit('close');
+    });
   }
+
+  /** Set once the socket closed: a DHT destroyed right after it started gets no 'listening' after that. */
+  private closed = false;
 
   bind(...args: unknown[]): void {
     const callback = args.find((arg) => typeof arg === 'function') as (() => void) | undefined;
     process.nextTick(() => {
+      // bittorrent-dht asks for the address on 'listening', which a closed socket cannot give.
+      if (this.closed) return;
       this.emit('listening');
       callback?.();
     });
@@ -204,6 +212,7 @@ export class GuardedSocket extends EventEmitter {
   }
 
   close(): void {
+    this.closed = true;
     try {
       this.inner.close();
     } catch {
