@@ -6,6 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ControlClient } from '../../src/cli/client.js';
 import type { StatusReport } from '../../src/web/daemon-api.js';
@@ -231,6 +233,44 @@ describe('WebDAV share', { timeout: 120_000 }, () => {
     assert.equal((await davRequest(rw, 'PROPPATCH', `/dav/${folderId}/hello.txt`, { body: patch })).status, 400);
     const huge = `<D:propfind xmlns:D="DAV:"><D:prop>${'<x/>'.repeat(300_000)}</D:prop></D:propfind>`;
     assert.equal((await davRequest(rw, 'PROPFIND', `/dav/${folderId}/`, { headers: { Depth: '0' }, body: huge })).status, 413);
+  });
+
+  test('an upload cut off midway leaves nothing: no file, no temp file', async () => {
+    const [host, port] = [web.slice(0, web.lastIndexOf(':')), Number(web.slice(web.lastIndexOf(':') + 1))];
+    const auth = `Basic ${Buffer.from(`${rw.user}:${rw.password}`).toString('base64')}`;
+    const socket = connect(port, host);
+    await once(socket, 'connect');
+    socket.write(`PUT /dav/${folderId}/cut.bin HTTP/1.1\r\nHost: ${web}\r\nAuthorization: ${auth}\r\nContent-Length: ${1024 * 1024}\r\n\r\n`);
+    socket.write(Buffer.alloc(256 * 1024, 7));
+    // The temp file appears beside the target while the body streams in…
+    await waitFor(async () => (await readdir(dir)).some((n) => n.startsWith('.ferry-tmp-dav-')), 'the upload\'s temp file');
+    socket.destroy();
+    // …and goes when the client does; the target never appears.
+    await waitFor(async () => !(await readdir(dir)).some((n) => n.startsWith('.ferry-tmp-')), 'the temp file to be removed');
+    assert.deepEqual((await readdir(dir)).sort(), ['.ferry', 'hello.txt', 'link-out']);
+  });
+
+  test('the page\'s session opens the share too, with its CSRF token on changes, never from another origin', async () => {
+    const setup = await fetch(`http://${web}/api/auth/setup`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: 'admin password 1' }),
+    });
+    assert.equal(setup.status, 200);
+    const cookie = String(setup.headers.get('set-cookie')).split(';')[0]!;
+    const { csrf } = (await setup.json()) as { csrf: string };
+    const session = { web, user: '', password: '' };
+    const put = (headers: Record<string, string>): Promise<number> =>
+      davRequest(session, 'PUT', `/dav/${folderId}/by-page.txt`, { auth: false, body: 'page\n', headers: { Cookie: cookie, ...headers } }).then((a) => a.status);
+    assert.equal(await put({}), 403, 'no CSRF token');
+    assert.equal(await put({ 'x-csrf-token': csrf, Origin: 'http://evil.example' }), 403, 'another origin');
+    assert.equal(await put({ 'x-csrf-token': csrf }), 201);
+    assert.equal((await davRequest(session, 'GET', `/dav/${folderId}/by-page.txt`, { auth: false, headers: { Cookie: cookie } })).text, 'page\n');
+    const listing = await fetch(`http://${web}/api/files/${folderId}?path=`, { headers: { Cookie: cookie } });
+    const page = (await listing.json()) as { entries: Array<{ name: string; dir: boolean }>; writable: boolean };
+    assert.deepEqual(page.entries.map((e) => e.name), ['by-page.txt', 'hello.txt']);
+    assert.equal(page.writable, true);
+    assert.equal((await fetch(`http://${web}/api/files/${folderId}?path=..`, { headers: { Cookie: cookie } })).status, 400);
+    assert.equal((await fetch(`http://${web}/api/files/${folderId}?path=.ferry`, { headers: { Cookie: cookie } })).status, 403);
+    assert.equal((await davRequest(session, 'DELETE', `/dav/${folderId}/by-page.txt`, { auth: false, headers: { Cookie: cookie, 'x-csrf-token': csrf } })).status, 204);
   });
 
   test('a lock token taken by another app password opens nothing', async () => {
