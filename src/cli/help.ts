@@ -28,6 +28,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       'ferry run',
       'ferry run --home ~/ferry-b --listen 127.0.0.1:22101 --web 127.0.0.1:8889   # a second daemon on one machine',
       'ferry run --turn turn://alice:PASSWORD@turn.example.org:3478   # relay through a TURN server (e.g. coturn) when no direct path works',
+      'ferry run --relay-rate 262144   # relay for peers at most 256 KiB/s in all (default 1 MiB/s; --no-relay: never relay for others)',
     ],
   },
   share: {

@@ -55,6 +55,12 @@ interface HopSide {
   id: number;
   /** Bytes this side may still send toward the other (credits the other end granted, paced by the rate cap). */
   allowed: number;
+  /** Bytes forwarded to this side, and credit it granted back: it may grant no more than it was sent. */
+  received: number;
+  granted: number;
+  /** Credit from this side waiting for the rate cap, passed on in one piece (one rate wait per side at a time). */
+  pendingCredit: number;
+  pacing: boolean;
   ended: boolean;
 }
 
@@ -257,8 +263,9 @@ export class RelayNode {
     }
     const window = this.options.windowBytes ?? RELAY_WINDOW_BYTES;
     const hop = { open: false, timer: null, stop: new AbortController() } as unknown as Hop;
-    hop.opener = { kind: 'hop', hop, carrier: from, id: stream, allowed: window, ended: false };
-    hop.target = { kind: 'hop', hop, carrier: targetCarrier, id: this.allocate(targetLink), allowed: window, ended: false };
+    const side = (carrier: Carrier, id: number): HopSide => ({ kind: 'hop', hop, carrier, id, allowed: window, received: 0, granted: 0, pendingCredit: 0, pacing: false, ended: false });
+    hop.opener = side(from, stream);
+    hop.target = side(targetCarrier, this.allocate(targetLink));
     link.entries.set(stream, hop.opener);
     targetLink.entries.set(hop.target.id, hop.target);
     link.hops++;
@@ -300,22 +307,20 @@ export class RelayNode {
           return;
         }
         side.allowed -= message.data.length;
+        other.received += message.data.length;
         this.counters.relayedBytes += message.data.length;
         // Not awaited: what is in flight is bounded by the window, so the link's buffer is too.
         void other.carrier.send({ type: 'RelayData', stream: other.id, data: message.data }).catch(() => undefined);
         return;
       case 'RelayWindow': {
         if (!hop.open) throw new FerryError('PROTOCOL', 'RelayWindow on a stream not open');
-        // The cap: credit passes on only as fast as the rate allows, so the other side sends no faster.
-        const credit = message.credit;
-        this.rate.take(credit, hop.stop.signal).then(
-          () => {
-            if (hop.stop.signal.aborted) return;
-            other.allowed += credit;
-            void other.carrier.send({ type: 'RelayWindow', stream: other.id, credit }).catch(() => undefined);
-          },
-          () => undefined,
-        );
+        if (side.granted + message.credit > side.received) {
+          this.endHop(hop, 'PROTOCOL', 'credit for bytes never received');
+          return;
+        }
+        side.granted += message.credit;
+        side.pendingCredit += message.credit;
+        void this.passCredit(side, other);
         return;
       }
       case 'RelayClose':
@@ -330,6 +335,29 @@ export class RelayNode {
         return;
       default:
         throw new FerryError('PROTOCOL', `unexpected ${message.type} for a relayed stream`);
+    }
+  }
+
+  /**
+   * The cap: credit passes on only as fast as the rate allows, so the other side sends no faster.
+   * Credits arriving meanwhile are added up and passed on together.
+   */
+  private async passCredit(side: HopSide, other: HopSide): Promise<void> {
+    if (side.pacing) return;
+    side.pacing = true;
+    try {
+      while (side.pendingCredit > 0 && !side.hop.stop.signal.aborted) {
+        const credit = side.pendingCredit;
+        side.pendingCredit = 0;
+        await this.rate.take(credit, side.hop.stop.signal);
+        if (side.hop.stop.signal.aborted) return;
+        other.allowed += credit;
+        void other.carrier.send({ type: 'RelayWindow', stream: other.id, credit }).catch(() => undefined);
+      }
+    } catch {
+      // the hop ended while waiting
+    } finally {
+      side.pacing = false;
     }
   }
 

@@ -98,6 +98,11 @@ export class RelayStream extends Duplex {
     this.sendAll(chunk).then(() => callback(), callback);
   }
 
+  /** Small writes that queued up (TLS records, 16 KiB each) go out together, up to RELAY_MAX_DATA_BYTES per RelayData. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this.sendAll(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk))).then(() => callback(), callback);
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     this.localEnded = true;
     this.options

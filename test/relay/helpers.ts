@@ -51,6 +51,8 @@ export async function link(dialler: Device, acceptor: Device): Promise<void> {
   const accepted = once(server, 'connection');
   const client = net.connect(port, '127.0.0.1');
   const [socket] = (await accepted) as [net.Socket];
+  socket.setNoDelay(true); // as the daemon's sockets
+  client.setNoDelay(true);
   server.close();
   const attach = async (self: Device, other: Device, stream: net.Socket, direction: 'in' | 'out'): Promise<void> => {
     const connection = new PeerConnection(stream, { closeTimeoutMs: 200 });

@@ -122,6 +122,17 @@ describe('RelayNode', () => {
     assert.equal(c.node.relaying, 0);
   });
 
+  test('credit for bytes never received aborts the stream at the relay (no unbounded credit to pace)', async () => {
+    const { a, b, c } = await triangle();
+    const opened = a.node.open(a.carriers.get('CCCC')!, 'BBBB');
+    const far = await b.nextIncoming();
+    const stream = await opened;
+    await b.carriers.get('CCCC')!.send({ type: 'RelayWindow', stream: far.stream.id, credit: 1 });
+    await closed(stream);
+    assert.equal(c.node.relaying, 0);
+    assert.equal(c.node.rate.taken, 0);
+  });
+
   test('the rate cap paces relayed bytes', async () => {
     const rate = 512 * 1024;
     const { a, b, c } = await triangle({ rateBps: rate });
