@@ -21,7 +21,7 @@ import {
   preHandshakeMaxBytes,
   type PreHandshakeBudget,
 } from './pre-handshake.js';
-import { dataResponseFrame } from './response-frame.js';
+import { dataResponseFrame, relayDataFrame } from './response-frame.js';
 import { decodeMessage } from './validate.js';
 
 /** @default values of PeerConnectionOptions */
@@ -161,6 +161,17 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
       this.stream.write(header);
       // Back to the pool once the stream is done with it (a no-op for buffers not from it).
       const flowing = this.stream.write(data, () => this.buffers.recycle(data));
+      process.nextTick(() => this.stream.uncork());
+      if (!flowing) await this.waitForDrain();
+      return;
+    }
+    if (message.type === 'RelayData' && !this.observer) {
+      // Relayed bytes likewise: one small header, the data as it is.
+      const [header, data] = relayDataFrame(message.stream, message.data);
+      this.stream.cork();
+      this.countOut(header, data.length);
+      this.stream.write(header);
+      const flowing = this.stream.write(data);
       process.nextTick(() => this.stream.uncork());
       if (!flowing) await this.waitForDrain();
       return;

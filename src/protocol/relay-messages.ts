@@ -1,8 +1,8 @@
 // Relay messages (codes 0x78-0x7E): a device carries a byte stream between two of its peers, each
 // end running its own TLS and Ferry handshake over it (src/relay/, docs/protocol.md "Relays").
 
-/** Largest `data` of one RelayData. */
-export const RELAY_MAX_DATA_BYTES = 64 * 1024;
+/** Largest `data` of one RelayData: its whole frame stays under 64 KiB, so receivers assemble it in a plain allocation. */
+export const RELAY_MAX_DATA_BYTES = 64 * 1024 - 256;
 /** Bytes each end of a relayed stream may send before the other grants more (RelayWindow): the initial credit, each way. */
 export const RELAY_WINDOW_BYTES = 256 * 1024;
 

@@ -28,3 +28,24 @@ export function dataResponseFrame(id: number, data: Buffer): [Buffer, Buffer] {
   header.writeUInt32BE(data.length, at);
   return [header, data];
 }
+
+/** The frame of `{ type: 'RelayData', stream, data }` as two buffers, the data not copied (as dataResponseFrame). */
+export function relayDataFrame(stream: number, data: Buffer): [Buffer, Buffer] {
+  // fixmap(2) · fixstr "stream" · uint32 · fixstr "data" · bin32 length
+  const envelope = 1 + 7 + 5 + 5 + 5;
+  const length = 1 + envelope + data.length;
+  if (length > MAX_MESSAGE_BYTES.RelayData) {
+    throw new FerryError('FRAME_TOO_LARGE', `frame of ${length} bytes exceeds ${MAX_MESSAGE_BYTES.RelayData}`);
+  }
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 1 + envelope);
+  let at = header.writeUInt32BE(length, 0);
+  header[at++] = MESSAGE_CODES.RelayData;
+  header[at++] = 0x82;
+  at += header.write('\xa6stream', at, 'latin1');
+  header[at++] = 0xce;
+  at = header.writeUInt32BE(stream >>> 0, at);
+  at += header.write('\xa4data', at, 'latin1');
+  header[at++] = 0xc6;
+  header.writeUInt32BE(data.length, at);
+  return [header, data];
+}
