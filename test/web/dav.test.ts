@@ -291,4 +291,18 @@ describe('WebDAV share', { timeout: 120_000 }, () => {
     assert.equal((await davRequest(rw, 'UNLOCK', `/dav/${folderId}/hello.txt`, { headers: { 'Lock-Token': `<${token}>` } })).status, 204);
     assert.equal(await readFile(join(dir, 'hello.txt'), 'utf8'), 'mine\n');
   });
+  // Last: it leaves this address limited for a minute.
+  test('wrong app passwords are limited like the login: 429 with Retry-After, while a verified client goes on', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      statuses.push((await davRequest(rw, 'PROPFIND', `/dav/${folderId}/`, { auth: { user: 'laptop', password: `guess-${i}` }, headers: { Depth: '0' } })).status);
+    }
+    assert.deepEqual(statuses.slice(0, 5), [401, 401, 401, 401, 401]);
+    assert.deepEqual(statuses.slice(5), [429, 429]);
+    const limited = await davRequest(rw, 'PROPFIND', `/dav/${folderId}/`, { auth: { user: 'laptop', password: 'guess-again' }, headers: { Depth: '0' } });
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers['retry-after']) > 0);
+    // The client whose password was verified before is not locked out by someone guessing.
+    assert.equal((await davRequest(rw, 'PROPFIND', `/dav/${folderId}/`, { headers: { Depth: '0' } })).status, 207);
+  });
 });
