@@ -31,6 +31,10 @@ export async function status(argv: string[], io: Output): Promise<number> {
   io.out(`external  ${!nat ? 'port mapping off' : nat.method ? `${nat.reachable} (${nat.method})` : nat.reachable ?? 'no port mapping'}\n`);
   io.out(`seen at  ${seen.length ? seen.map((e) => `${e.address} (${e.source})`).join(', ') : 'no external address known yet'}\n`);
   io.out(`port mapping  ${!nat ? 'off' : nat.method ? `${nat.reachable} (${nat.method})` : `${nat.state ?? 'idle'}${nat.error ? ` (${printable(nat.error)})` : ''}`}\n`);
+  const turn = report.services.turn as { servers?: Array<{ server: string; state: string; relayed: string | null; error: string | null }> } | undefined;
+  for (const t of turn?.servers ?? []) {
+    io.out(`turn ${t.server}  ${t.state}${t.relayed ? `, relayed at ${t.relayed}` : ''}${t.error ? ` (${printable(t.error)})` : ''}\n`);
+  }
   for (const known of report.knownPeers) {
     const state = known.connected ? 'connected' : known.lastError ? `(${printable(known.lastError)})` : 'not connected';
     const close = !known.connected && known.lastClose ? ` last close ${printable(known.lastClose)}` : '';

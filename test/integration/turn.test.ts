@@ -73,6 +73,8 @@ describe("two daemons relayed by coturn on loopback", { skip: needs.command('tur
     assert.deepEqual(statusA.services.turn!.servers.map((s) => [s.server, s.state]), [[`127.0.0.1:${PORT}`, 'allocated']]);
     assert.ok(statusA.external?.some((e) => e.source === 'turn' && e.address === relayA), JSON.stringify(statusA.external));
     assert.ok(!JSON.stringify(statusA).includes(PASSWORD) && !a.log.includes(PASSWORD) && !b.log.includes(PASSWORD));
+    const text = await ferry(['status', '--home', a.home]);
+    assert.ok(text.stdout.includes(`turn 127.0.0.1:${PORT}  allocated, relayed at ${relayA}`), text.stdout);
     await Promise.all([a.stop(), b.stop()]);
   });
 
