@@ -1,6 +1,7 @@
 // Entry point of the single executables (packaging/build): the CLI as in main.ts, without top-level await (the bundle is CommonJS).
 
 import Module from 'node:module';
+import { quietOnClosedOutput } from './cli/closed-output.js';
 import { main } from './cli/index.js';
 import { applyDaemonEnv } from './daemon/runtime.js';
 
@@ -35,6 +36,7 @@ function polyfillSeaAssets(): void {
 polyfillSeaAssets();
 // Before the first asynchronous call starts libuv's thread pool (this CommonJS bundle makes none before).
 applyDaemonEnv();
+quietOnClosedOutput();
 main(process.argv.slice(2), {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
