@@ -41,6 +41,11 @@ export async function status(argv: string[], io: Output): Promise<number> {
     const retry = !known.connected && known.nextDialInMs !== undefined ? `; next dial in ${Math.ceil(known.nextDialInMs / 1000)} s` : '';
     io.out(`known peer ${known.address} ${state}${close}${retry}\n`);
   }
+  // Devices heard of (peer exchange) but not reached directly, and why (hole punching through a third device).
+  const introduce = report.services.introduce as { devices?: Array<{ device: string; state: string; reason?: string }> } | undefined;
+  for (const d of introduce?.devices ?? []) {
+    if (d.state !== 'connected' && d.reason) io.out(`device ${d.device.slice(0, 7)} not reached directly: ${printable(d.reason)}\n`);
+  }
   if (report.folders.length === 0) io.out('no folders shared yet (ferry share DIR)\n');
   for (const f of report.folders) {
     const why = f.error ?? f.stalledReason;

@@ -134,6 +134,9 @@ describe('two devices behind NATs, introduced by a public ENC peer', { skip: isR
     // Not directly: C may relay for them (issue 19, item 5a), never a direct path.
     for (const l of [await link(a, idB), await link(b, idA)]) assert.ok(l === undefined || l.path?.startsWith('relay via'), JSON.stringify(l));
     assert.equal((await status(b)).services.introduce?.counters.punched, 0);
+    // The same reason in `ferry status`.
+    const text = await b.cli(['status']);
+    assert.match(text.stdout, new RegExp(`device ${idA.slice(0, 7)} not reached directly: introduction via .+ failed: no reply from ${idA.slice(0, 7)}'s NAT after 3 tries`));
     await Promise.all([a.stop(), b.stop(), c.stop()]);
   });
 });
