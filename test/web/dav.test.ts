@@ -291,6 +291,24 @@ describe('WebDAV share', { timeout: 120_000 }, () => {
     assert.equal((await davRequest(rw, 'UNLOCK', `/dav/${folderId}/hello.txt`, { headers: { 'Lock-Token': `<${token}>` } })).status, 204);
     assert.equal(await readFile(join(dir, 'hello.txt'), 'utf8'), 'mine\n');
   });
+  test('dead properties outlive a restart, and follow a MOVE', async () => {
+    const patch = '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:ferry:test"><D:set><D:prop>' +
+      '<Z:colour xml:lang="en">teal &amp; <Z:b>bold</Z:b></Z:colour></D:prop></D:set></D:propertyupdate>';
+    assert.equal((await davRequest(rw, 'PROPPATCH', `/dav/${folderId}/hello.txt`, { body: patch })).status, 207);
+    assert.equal((await davRequest(rw, 'MOVE', `/dav/${folderId}/hello.txt`, { headers: { Destination: `/dav/${folderId}/renamed.txt` } })).status, 201);
+    await daemon.stop();
+    daemon = new DaemonProcess(daemon.home);
+    await daemon.ready();
+    web = await webOf(daemon);
+    rw = { ...rw, web };
+    const find = '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><Z:colour xmlns:Z="urn:ferry:test"/></D:prop></D:propfind>';
+    const answer = await davRequest(rw, 'PROPFIND', `/dav/${folderId}/renamed.txt`, { headers: { Depth: '0' }, body: find });
+    assert.equal(answer.status, 207);
+    assert.match(answer.text, /colour[^>]*xml:lang="en"[^>]*>teal &amp; <[^>]*b[^>]*>bold</);
+    assert.match(answer.text, /200 OK/);
+    assert.equal((await davRequest(rw, 'MOVE', `/dav/${folderId}/renamed.txt`, { headers: { Destination: `/dav/${folderId}/hello.txt` } })).status, 201);
+  });
+
   // Last: it leaves this address limited for a minute.
   test('wrong app passwords are limited like the login: 429 with Retry-After, while a verified client goes on', async () => {
     const statuses: number[] = [];

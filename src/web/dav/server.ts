@@ -23,6 +23,7 @@ import type { LocalFolderHandle } from '../daemon-api.js';
 import { HttpRefusal } from '../http.js';
 import { isAncestor, LockTable, parseIfHeader, parseTimeout, type DavLock, type IfList } from './locks.js';
 import type { DirectoryEntry, DirectoryPage } from './types.js';
+import { DeadProps, type PropsFolder } from './props.js';
 import {
   DAV_NS, davChild, elementChildren, emptyProp, escapeXml, isDav, parseXmlBody, propKey, readBoundedBody, serializeElement, XML_HEAD,
 } from './xml.js';
@@ -31,7 +32,6 @@ export const DAV_PREFIX = '/dav';
 const ALLOW = 'OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK';
 const WRITE_METHODS = new Set(['PUT', 'DELETE', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK']);
 /** Dead properties kept per folder (in memory), per resource, and the size of one value. */
-const MAX_PROP_RESOURCES = 10_000;
 const MAX_PROPS_PER_RESOURCE = 64;
 const MAX_PROP_VALUE_CHARS = 16 * 1024;
 const LIVE_PROPS = ['resourcetype', 'getcontentlength', 'getlastmodified', 'creationdate', 'getetag', 'getcontenttype', 'displayname', 'supportedlock', 'lockdiscovery'];
@@ -124,49 +124,18 @@ function isMissing(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-/** Dead properties (PROPPATCH) by folder, then path, then `{ns}name` → the element as XML. Kept in memory. */
-class DeadProps {
-  private readonly byFolder = new Map<string, Map<string, Map<string, string>>>();
-
-  of(folderId: string, path: string): Map<string, string> | undefined {
-    return this.byFolder.get(folderId)?.get(path);
-  }
-
-  forWrite(folderId: string, path: string): Map<string, string> {
-    let folder = this.byFolder.get(folderId);
-    if (!folder) this.byFolder.set(folderId, (folder = new Map()));
-    let props = folder.get(path);
-    if (!props) {
-      if (folder.size >= MAX_PROP_RESOURCES) throw refuse(507, 'PROPS_FULL', 'too many resources with properties');
-      folder.set(path, (props = new Map()));
-    }
-    return props;
-  }
-
-  drop(folderId: string, path: string): void {
-    const folder = this.byFolder.get(folderId);
-    if (!folder) return;
-    for (const key of [...folder.keys()]) if (key === path || isAncestor(path, key)) folder.delete(key);
-  }
-
-  copy(folderId: string, from: string, to: string, move: boolean): void {
-    const folder = this.byFolder.get(folderId);
-    if (!folder) return;
-    for (const [key, props] of [...folder.entries()]) {
-      if (key !== from && !isAncestor(from, key)) continue;
-      const moved = to + key.slice(from.length);
-      folder.set(moved, new Map(props));
-      if (move) folder.delete(key);
-    }
-  }
-}
-
 export class DavServer {
   private readonly locks = new LockTable();
-  private readonly props = new DeadProps();
+  private readonly props: DeadProps;
   private readonly paths = new Map<string, { paths: DiskPaths; archive: Archive }>();
 
-  constructor(private readonly options: DavServerOptions) {}
+  constructor(private readonly options: DavServerOptions) {
+    this.props = new DeadProps(options.logger.child('props'));
+  }
+
+  private propsFolder(folder: Folder): PropsFolder {
+    return { id: folder.handle.id, root: folder.handle.path, paths: folder.paths };
+  }
 
   /** Koa handler for everything under /dav (the caller has checked the credentials). */
   async handle(ctx: Koa.Context, access: AppPasswordAccess): Promise<void> {
@@ -190,6 +159,7 @@ export class DavServer {
       if (folder.handle.access !== 'rw') throw refuse(403, 'READ_ONLY', 'this device holds the folder read-only: its files cannot be changed here');
     }
     folder.paths.forget();
+    await this.props.load(this.propsFolder(folder));
     const resource = await this.resource(folder, path);
     try {
       switch (method) {
@@ -655,7 +625,7 @@ export class DavServer {
     this.checkLocks(resource.folder, resource.path, this.submitted(lists, access), { member: true, deep: true });
     await this.removeTree(resource.folder, resource.path);
     this.locks.removeAt(resource.folder.handle.id, resource.path);
-    this.props.drop(resource.folder.handle.id, resource.path);
+    await this.props.drop(this.propsFolder(resource.folder), resource.path);
     this.scan(resource.folder, parentOf(resource.path));
     ctx.body = '';
     ctx.status = 204;
@@ -734,7 +704,7 @@ export class DavServer {
       if (!overwrite) throw refuse(412, 'EXISTS', 'the destination exists and Overwrite is F');
       await this.removeTree(folder, dest.path);
       this.locks.removeAt(folder.handle.id, dest.path);
-      this.props.drop(folder.handle.id, dest.path);
+      await this.props.drop(this.propsFolder(folder), dest.path);
     }
     if (move) {
       paths.forget();
@@ -743,11 +713,11 @@ export class DavServer {
       if (to.stats) throw refuse(412, 'EXISTS', 'the destination appeared meanwhile');
       paths.renameBetween(from, to);
       this.locks.removeAt(folder.handle.id, source.path);
-      this.props.copy(folder.handle.id, source.path, dest.path, true);
+      await this.props.copy(this.propsFolder(folder), source.path, dest.path, true);
       this.scan(folder, parentOf(source.path));
     } else {
       await this.copyTree(folder, source.path, dest.path, depthHeader === 'infinity');
-      this.props.copy(folder.handle.id, source.path, dest.path, false);
+      await this.props.copy(this.propsFolder(folder), source.path, dest.path, false);
     }
     this.scan(folder, parentOf(dest.path));
     ctx.body = '';
@@ -929,11 +899,7 @@ export class DavServer {
       return '424 Failed Dependency';
     };
     if (!failed) {
-      const props = this.props.forWrite(resource.folder.handle.id, resource.path);
-      for (const op of ops) {
-        if (op.set) props.set(op.key, serializeElement(op.element));
-        else props.delete(op.key);
-      }
+      await this.props.update(this.propsFolder(resource.folder), resource.path, ops.map((op) => [op.key, op.set ? serializeElement(op.element) : undefined]));
     }
     const byStatus = new Map<string, string[]>();
     for (const op of ops) {
