@@ -66,6 +66,7 @@ export class SettingsView {
         toggle('dht', 'BitTorrent DHT'),
         toggle('trackers', 'BitTorrent trackers'),
         trackersField.row,
+        toggle('relay', 'Relay for two peers of a shared folder that cannot reach each other (they stay end-to-end encrypted)'),
       ),
       h(
         'fieldset',
@@ -73,6 +74,7 @@ export class SettingsView {
         h('legend', null, 'Transfers and archive'),
         number('uploadKBps', 'Upload limit (KiB/s, 0 = none)', 10_000_000),
         number('downloadKBps', 'Download limit (KiB/s, 0 = none)', 10_000_000),
+        number('relayRateBps', 'Relaying for peers, at most (bytes/s in all, 0 = none)', 10_240_000_000),
         number('archiveDays', 'Keep archived files (days)', 3650, 'Deleted and overwritten files are kept this long.'),
         number('massDeleteFiles', 'Ask before applying a peer\'s deletion of more than (files)', 1_000_000_000,
           'A deletion by another device of more files than this, or of more than half of a folder, waits for you on the folder\'s card.'),
