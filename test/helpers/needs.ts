@@ -13,6 +13,8 @@ const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
 /** The network lab beside the checkout, as the Makefile and scripts/install-deps.sh find it. */
 export const NETLAB = process.env.NETLAB ?? process.env.NETLAB_DIR ?? resolve(ROOT, '../shared/netlab');
 const INSTALL = 'sudo make system-deps';
+/** Debian's Python, whose modules come from the Debian packages listed (a python3 on PATH may be another). */
+export const PYTHON3 = '/usr/bin/python3';
 
 /** false: go ahead; a string: why the test is skipped here. */
 export type Skip = false | string;
@@ -80,6 +82,18 @@ export const needs = {
     const added = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
     if (added.status !== 0) return unmet(`needs network namespaces (ip netns add: ${added.stderr.trim() || added.error?.message}): root with CAP_SYS_ADMIN and CAP_NET_ADMIN`);
     spawnSync('ip', ['netns', 'del', probe]);
+    return false;
+  },
+
+  /** Debian's /usr/bin/python3 (not a pyenv one on PATH) able to import MODULES, each [module, Debian package]. */
+  python(...modules: Array<[string, string]>): Skip {
+    const python = needs.file(PYTHON3, 'python3');
+    if (python) return python;
+    for (const [module, pkg] of modules) {
+      const imported = spawnSync(PYTHON3, ['-c', `import ${module}`], { encoding: 'utf8' });
+      const missing = packaged(`the Python module ${module}`, pkg, imported.status === 0);
+      if (missing) return missing;
+    }
     return false;
   },
 
