@@ -122,6 +122,8 @@ async function transfer(faults: Faults, size: number): Promise<MemoryLink> {
   const [sa, sb] = link.sides;
   const a = new UtpEndpoint(sa);
   const b = new UtpEndpoint(sb);
+  // A real socket keeps the event loop alive while all packets are lost and only the connections' (unreferenced) timers are due.
+  const socketHandle = setInterval(() => undefined, 1_000);
   try {
     const accepted = once(b, 'connection') as Promise<[UtpConnection]>;
     const x = await a.connect(sb.local, { timeoutMs: 10_000 });
@@ -138,6 +140,7 @@ async function transfer(faults: Faults, size: number): Promise<MemoryLink> {
     await Promise.all([closed(x), closed(y)]);
     return link;
   } finally {
+    clearInterval(socketHandle);
     a.close();
     b.close();
   }
