@@ -231,12 +231,20 @@ export class Daemon extends Resource implements DaemonApi {
   }
 
   /** Opens the services the settings ask for, in order (port mapping before the discovery that announces it). */
-  private async openServices(): Promise<void> {
+  private async openServices(tolerant = false): Promise<void> {
     for (const factory of SERVICE_FACTORIES) {
       if (this.closed) return;
       const service = factory(this.serviceContext!);
       if (!service) continue;
-      await service.open();
+      try {
+        await service.open();
+      } catch (err) {
+        // At start a service that cannot open stops the daemon; after a settings change the daemon runs on without it.
+        if (!tolerant) throw err;
+        this.logger.error('service did not start after a settings change', { service: service.name, err: err as Error });
+        await service.close().catch(() => undefined);
+        continue;
+      }
       this.services.push(service);
     }
   }
@@ -590,7 +598,7 @@ export class Daemon extends Resource implements DaemonApi {
     if (changed.includes('deviceName') && this.identity) this.identity.name = live.deviceName;
     if (changed.some((name) => SERVICE_SETTINGS.includes(name))) {
       await this.closeServices();
-      await this.openServices();
+      await this.openServices(true);
     }
     this.logger.info('settings applied', { names: changed.join(',') });
   }
