@@ -8,6 +8,10 @@ to prove the document is enough to interoperate with a running Ferry daemon:
   fetch  --key B…|A… --connect HOST:PORT --path P --out FILE
          dial the daemon, run the handshake, take its Index (every signature checked with the
          verify key), fetch P's blocks with Request/Response (every block hash checked), write FILE.
+  fetch  --key E… --open-with B… …
+         the same at the ENC level: the records are ENC-facing (encrypted path, signed `sealed`),
+         the stored blocks come one per Request; R (from the B key) opens records and blocks
+         as docs/encryption.md describes.
   serve  --key A… (--listen HOST:PORT | --connect HOST:PORT) --path P --content FILE
          run the handshake (as TLS server when listening: Ferry dials us), announce P in a signed
          Index record and serve its blocks until the daemon announces it holds P with those blocks.
@@ -34,6 +38,8 @@ import msgpack
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
@@ -104,6 +110,37 @@ class FolderKeys:
         self.proof_enc = hkdf(self.N, "proof enc")
         self.proof_ro = hkdf(self.R, "proof ro") if self.R is not None else None
         self.folder_id = hashlib.sha256(b"ferry folder id\x00" + self.N + self.verify_key).digest()[:20]
+
+
+class EncKeys:
+    """docs/encryption.md: the content key C = HKDF(R, "content") and the keys derived from it."""
+
+    SALT = b"ferry enc v1"
+
+    def __init__(self, keys: FolderKeys):
+        if keys.R is None:
+            raise FerryError("KEY_LEVEL", "opening ENC-facing records needs R (an RO or RW key)")
+        c = hkdf(keys.R, "content")
+        derive = lambda label: HKDF(algorithm=hashes.SHA256(), length=32, salt=self.SALT, info=label.encode()).derive(c)
+        self.block = derive("block")
+        self.rec_mac, self.rec_enc = derive("record mac"), derive("record enc")
+
+    @staticmethod
+    def siv_open(mac_key: bytes, enc_key: bytes, ad: bytes, sealed: bytes) -> bytes:
+        iv, body = sealed[:16], sealed[16:]
+        dec = Cipher(algorithms.AES(enc_key), modes.CTR(iv)).decryptor()
+        plain = dec.update(body) + dec.finalize()
+        want = hmac.new(mac_key, ad + b"\x00" + plain, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(want, iv):
+            raise FerryError("SIGNATURE_INVALID", "sealed record does not open")
+        return plain
+
+    def open_record(self, outer: dict) -> dict:
+        return msgpack.unpackb(self.siv_open(self.rec_mac, self.rec_enc, outer["path"].encode("utf-8"), outer["sealed"]), raw=False)
+
+    def open_block(self, stored: bytes, plain_hash: bytes) -> bytes:
+        nonce = hmac.new(self.block, plain_hash, hashlib.sha256).digest()[:12]
+        return AESGCM(self.block).decrypt(nonce, stored, plain_hash)
 
 
 # ---------------------------------------------------------------- device identity
@@ -381,16 +418,29 @@ def fetch(args) -> None:
     records: dict[str, dict] = {}
     signed = 0
     deadline = time.monotonic() + 60
+    opener = EncKeys(FolderKeys(args.open_with)) if keys.level == "enc" else None
     while args.path not in records:
         if time.monotonic() > deadline:
             raise FerryError("TIMEOUT", f"{args.path} not announced")
         name, body = link.recv()
         if name in ("Index", "IndexUpdate"):
             for r in check_batch(keys, body, hs["access"], keys.level):
-                records[r["path"]] = r
                 signed += r.get("signature") is not None
+                if opener is None:
+                    records[r["path"]] = r
+                    continue
+                # An ENC device sees only encrypted paths: open each sealed record (with R) to find ours.
+                inner = opener.open_record(r)
+                if inner.get("signature") is None:
+                    raise FerryError("SIGNATURE_INVALID", "sealed record without its own signature")
+                keys.verifier.verify(inner["signature"], record_signing_bytes(keys.folder_id, inner))
+                if (inner["type"], inner["deleted"], inner["version"], len(inner["blocks"])) != (r["type"], r["deleted"], r["version"], len(r["blocks"])):
+                    raise FerryError("PROTOCOL", "sealed record disagrees with the outer one")
+                records[inner["path"]] = {**r, "inner": inner}
     emit("index", records=len(records), signed=signed, paths=sorted(records))
     r = records[args.path]
+    if keys.level == "enc":
+        return fetch_sealed(args, link, keys, records)
     if r["type"] != "file" or r["deleted"]:
         raise FerryError("PROTOCOL", f"{args.path} is not a live file")
     size, bs, blocks = r["size"], r["blockSize"], r["blocks"]
@@ -428,6 +478,40 @@ def fetch(args) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, args.out)
     emit("fetched", path=args.path, size=size, blocks=len(blocks), requests=requests, sha256=hashlib.sha256(out).hexdigest())
+    link.close("SHUTDOWN", "python peer done")
+
+
+def fetch_sealed(args, link: Link, keys: FolderKeys, records: dict) -> None:
+    """From an ENC-level link: stored (encrypted) blocks one per Request, each checked by its stored hash,
+    then opened with K_block (AES-256-GCM, the plaintext hash as AAD) and checked by the plaintext hash."""
+    opener = EncKeys(FolderKeys(args.open_with))
+    outer = records[args.path]
+    inner = outer["inner"]
+    if outer["sealed"] is None or inner["type"] != "file" or inner["deleted"]:
+        raise FerryError("PROTOCOL", f"{args.path} is not a live file")
+    stored_bs, plain = outer["blockSize"], bytearray()
+    if stored_bs != inner["blockSize"] + 16 or outer["size"] != inner["size"] + 16 * len(inner["blocks"]):
+        raise FerryError("PROTOCOL", "stored sizes are not plaintext + 16 per block")
+    for i, (stored_hash, plain_hash) in enumerate(zip(outer["blocks"], inner["blocks"])):
+        offset = i * stored_bs
+        length = min(outer["size"], offset + stored_bs) - offset
+        link.send("Request", {"id": i + 1, "folderId": keys.folder_id, "path": outer["path"], "offset": offset, "size": length, "hash": stored_hash})
+        while True:
+            name, body = link.recv()
+            if name == "Response" and body["id"] == i + 1:
+                break
+        if body.get("error") is not None:
+            raise FerryError("RESPONSE", body["error"])
+        if hashlib.sha256(body["data"]).digest() != stored_hash:
+            raise FerryError("BLOCK_MISMATCH", f"stored block {i}")
+        block = opener.open_block(body["data"], plain_hash)
+        if hashlib.sha256(block).digest() != plain_hash:
+            raise FerryError("BLOCK_MISMATCH", f"plaintext block {i}")
+        plain += block
+    with open(args.out, "wb") as f:
+        f.write(plain)
+    emit("fetched", path=args.path, storedPath=outer["path"], size=len(plain), blocks=len(inner["blocks"]),
+         requests=len(inner["blocks"]), sha256=hashlib.sha256(plain).hexdigest())
     link.close("SHUTDOWN", "python peer done")
 
 
@@ -485,6 +569,7 @@ def main() -> int:
     f.add_argument("--connect", required=True)
     f.add_argument("--path", required=True)
     f.add_argument("--out", required=True)
+    f.add_argument("--open-with", help="with an E key: the RO/RW key text whose R opens the sealed records and blocks")
     s = sub.add_parser("serve")
     s.add_argument("--key", required=True)
     group = s.add_mutually_exclusive_group(required=True)

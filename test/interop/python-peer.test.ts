@@ -134,6 +134,29 @@ describe('a second implementation from docs/protocol.md (Python) against a Ferry
     assert.deepEqual(await readFile(out), content, 'the bytes on disk are the file\'s');
   });
 
+  test('with the ENC key: it proves ENC only, verifies the signed sealed records, fetches stored blocks one per request; with R it opens them to the file', async () => {
+    const dir = join(root, 'enc-source');
+    await mkdir(dir);
+    const content = randomBytes(400_000);
+    await writeFile(join(dir, 'secret.bin'), content);
+    const keys = await share(dir);
+    await waitFor(async () => (await daemon.status()).folders.find((f) => f.id === keys.folderId && f.localFiles === 1 && f.state === 'idle'), 'the folder scanned');
+
+    const out = join(root, 'opened.bin');
+    const peer = python(['fetch', '--key', keys.enc, '--open-with', keys.ro, '--connect', listen, '--path', 'secret.bin', '--out', out]);
+    assert.equal((await peer.event('device')).folderId, keys.folderId, 'the folder ID derived from the ENC key text alone');
+    const handshake = await peer.event('handshake');
+    assert.equal(handshake.ourAccess, 'enc', 'the daemon verified our ENC proof, and only that');
+    const index = await peer.event('index');
+    assert.equal(index.signed, index.records);
+    const fetched = await peer.event('fetched');
+    await peer.done();
+    assert.notEqual(fetched.storedPath, 'secret.bin', 'the ENC peer sees an encrypted name');
+    assert.equal(fetched.requests, fetched.blocks, 'one stored block per request');
+    assert.equal(fetched.sha256, createHash('sha256').update(content).digest('hex'));
+    assert.deepEqual(await readFile(out), content);
+  });
+
   test('with the RW key: Ferry dials it, it announces a signed record and serves the blocks; the daemon writes the file byte for byte', async () => {
     const dir = join(root, 'target');
     await mkdir(dir);
