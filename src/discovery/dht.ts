@@ -72,6 +72,8 @@ class SharedDhtSocket extends EventEmitter implements DatagramSocket {
   constructor(private readonly shared: SharedDatagrams) {
     super();
     this.release = shared.handle(isKrpcDatagram, (buf, from) => {
+      // This DHT is the IPv4 one (BEP 5); the shared socket's IPv6 sibling (µTP to IPv6 peers) is not for it.
+      if (from.address.includes(':')) return;
       const rinfo: RemoteInfo = { address: from.address, port: from.port, family: 'IPv4', size: buf.length };
       this.emit('message', buf, rinfo);
     });

@@ -34,6 +34,12 @@ export interface UdpSocketOptions {
 
 export class UdpSocket extends Resource {
   private socket: Socket | null = null;
+  /**
+   * With an IPv4 wildcard host (0.0.0.0, the default listen address), a second, IPv6-only socket
+   * on the same port number (`::`), so peers with global IPv6 addresses are reached from the sync
+   * port too (issue 19: punching through IPv6 stateful firewalls). Null where IPv6 is unavailable.
+   */
+  private socket6: Socket | null = null;
   private readonly users: Array<{ classify: Classifier; handler: Handler }> = [];
   private readonly log: Logger;
   private bound: UdpEndpoint | null = null;
@@ -79,12 +85,46 @@ export class UdpSocket extends Resource {
     const bound = socket.address();
     this.bound = { address: bound.address, port: bound.port };
     this.socket = socket;
+    if (host === '0.0.0.0') this.socket6 = await this.openSecond(bound.port, bytes);
+  }
+
+  /** The IPv6 sibling of an IPv4 wildcard socket; null (logged) when it cannot be bound. */
+  private async openSecond(port: number, bytes: number): Promise<Socket | null> {
+    const socket = createSocket({ type: 'udp6', ipv6Only: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(port, '::', () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      socket.close();
+      this.log.debug('no IPv6 UDP socket on the sync port', { port, reason: (err as Error).message });
+      return null;
+    }
+    try {
+      socket.setRecvBufferSize(bytes);
+      socket.setSendBufferSize(bytes);
+    } catch {
+      // as for the IPv4 socket: the kernel's defaults then
+    }
+    socket.on('error', (err) => this.log.debug('UDP socket error (IPv6)', { reason: err.message }));
+    socket.on('message', (buf, rinfo) => this.dispatch(buf, rinfo));
+    return socket;
+  }
+
+  /** Whether IPv6 peers can be reached (an IPv6 socket, or the IPv6 sibling of an IPv4 one). */
+  get ipv6(): boolean {
+    return this.family === 'udp6' || this.socket6 !== null;
   }
 
   protected async _close(): Promise<void> {
-    const socket = this.socket;
+    const sockets = [this.socket, this.socket6];
     this.socket = null;
-    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    this.socket6 = null;
+    await Promise.all(sockets.map((socket) => (socket ? new Promise<void>((resolve) => socket.close(() => resolve())) : undefined)));
   }
 
   /**
@@ -93,7 +133,8 @@ export class UdpSocket extends Resource {
    * at once cost a process.nextTick (6 % of a bulk transfer's CPU).
    */
   send(buf: Buffer, port: number, host: string): void {
-    this.socket?.send(buf, port, host);
+    if (this.socket6 && host.includes(':')) this.socket6.send(buf, port, host);
+    else this.socket?.send(buf, port, host);
   }
 
   /** Registers a user: returns its removal. */
