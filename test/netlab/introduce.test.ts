@@ -100,14 +100,17 @@ describe('two devices behind NATs, introduced by a public ENC peer', { skip: isR
     const { a, b, c, dirA, dirB, idA, idB } = await trio('punch', []);
     await waitFor(async () => (await connectedToC(a)) && (await connectedToC(b)), 'A and B to connect to C', 60_000);
     const bothAtC = Date.now();
-    // (C may relay for them meanwhile: what counts is the direct link replacing it.)
-    const linkAB = await waitFor(async () => {
-      const l = await link(b, idA);
+    // (C may relay for them meanwhile: what counts is the direct link replacing it, at both ends;
+    // one end may adopt it a moment after the other.)
+    const direct = async (of: FerryNode, device: string) => {
+      const l = await link(of, device);
       return l && !l.path?.startsWith('relay via') ? l : false;
-    }, 'A and B to connect directly', 90_000);
+    };
+    const linkAB = await waitFor(() => direct(b, idA), 'A and B to connect directly', 90_000);
     const tookMs = Date.now() - bothAtC;
     assert.equal(linkAB.path, 'udp punched', JSON.stringify(linkAB));
-    assert.equal((await link(a, idB))?.path, 'udp punched');
+    const linkBA = await waitFor(() => direct(a, idB), 'A to keep the direct link too', 30_000);
+    assert.equal(linkBA.path, 'udp punched', JSON.stringify(linkBA));
     // STUN on the shared socket learned the remapped UDP port, which is what C passed on.
     assert.equal((await status(a)).external?.find((e) => e.source === 'stun')?.address, `${lab.NETLAB_INET_R1_EXTERNAL_ADDR}:${UDP_PORT[1]}`);
     const introC = (await status(c)).services.introduce!;
