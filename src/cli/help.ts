@@ -11,6 +11,7 @@ import { PEERS_ADD_USAGE, PEERS_LIST_USAGE, PEERS_REMOVE_USAGE } from './peers.j
 import { RUN_USAGE } from './run.js';
 import { SETTINGS_SET_USAGE, SETTINGS_USAGE } from './settings.js';
 import { STATUS_USAGE } from './status.js';
+import { SELECT_USAGE } from './select.js';
 
 interface CommandHelp {
   about: string;
@@ -43,6 +44,15 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       'and a file that differs from the peers\' becomes a conflict copy, the newer version keeping the name.',
     usage: [JOIN_USAGE],
     examples: ['ferry join A4JX…QF ~/Photos', 'ferry join A4JX…QF /volume1/photos --merge   # DIR already has files: merge them'],
+  },
+  select: {
+    about:
+      'Selective sync: lists, excludes or includes subtrees of a folder on this device only (the setting never syncs). ' +
+      'An excluded subtree is neither fetched nor deleted here or elsewhere; what this device already has there stays and is still announced. ' +
+      'A file created here inside an excluded subtree is kept and reported ("local in unselected"), not sent. Including a subtree again fetches it. ' +
+      'An encrypted (ENC) device sees encrypted names only.',
+    usage: [SELECT_USAGE],
+    examples: ['ferry select ~/Photos --exclude 2019/raw', 'ferry select ~/Photos --include 2019/raw   # fetched again', 'ferry select ~/Photos --json'],
   },
   conflicts: {
     about:

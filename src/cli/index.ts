@@ -16,6 +16,7 @@ import { GRANT_USAGE, GRANTS_USAGE, REVOKE_USAGE, grant, grants, revoke } from '
 import { PEERS_ADD_USAGE, PEERS_LIST_USAGE, PEERS_REMOVE_USAGE, peersAdd, peersList, peersRemove } from './peers.js';
 import { RUN_USAGE, runDaemon } from './run.js';
 import { SETTINGS_SET_USAGE, SETTINGS_USAGE, settings } from './settings.js';
+import { SELECT_USAGE, select } from './select.js';
 import { STATUS_USAGE, status } from './status.js';
 import { commandHelp } from './help.js';
 import { printable } from '../util/format.js';
@@ -44,6 +45,7 @@ const COMMANDS: Record<string, Command> = {
   settings,
   conflicts,
   resolve,
+  select,
   grant, revoke, grants,
   peers: (argv, io) => {
     if (argv[0] === 'add') return peersAdd(argv.slice(1), io);
@@ -73,6 +75,8 @@ usage:
   ${DELETIONS_USAGE}   a held mass delete
   ${RESTORE_USAGE}   bulk restore from the archive
   ${CONFLICTS_USAGE}   files edited on two devices at once
+  ${SELECT_USAGE}
+                                     selective sync: subtrees this device does not take
   ${RESOLVE_USAGE}
   ${BACKUP_USAGE}   this device's identity, folder keys, settings (SECRET)
   ${RESTORE_BACKUP_USAGE}   into an empty home: same device ID

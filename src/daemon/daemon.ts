@@ -15,7 +15,7 @@ import { Resource } from '../util/resource.js';
 import { FERRY_VERSION } from '../version.js';
 import { WebAdmin } from '../web/admin.js';
 import type {
-  AddedPeerReport, ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, FolderReport, GrantReport, IssuedGrantReport, KeysReport, LocalFolderHandle, PeerInfo, SettingsReport, StatusReport, ConflictKeep, ConflictListing, ConflictResolutionReport, JoinCheckReport,
+  AddedPeerReport, ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, SelectionReport, FolderReport, GrantReport, IssuedGrantReport, KeysReport, LocalFolderHandle, PeerInfo, SettingsReport, StatusReport, ConflictKeep, ConflictListing, ConflictResolutionReport, JoinCheckReport,
 } from '../web/daemon-api.js';
 import { peerInfos, restoreTurnPasswords, settingsReport, validateSettingsPatch } from './admin.js';
 import { FolderManager } from './folders.js';
@@ -514,6 +514,14 @@ export class Daemon extends Resource implements DaemonApi {
 
   setFolderOptions(folder: string, options: FolderOptions): Promise<Required<FolderOptions>> {
     return this.requireFolders().setOptions(folder, options);
+  }
+
+  selection(folder: string, options?: { dir?: string; limit?: number; offset?: number }): Promise<SelectionReport> {
+    return this.requireFolders().selection(folder, options);
+  }
+
+  setSelection(folder: string, change: { exclude?: string; include?: string }): Promise<SelectionReport> {
+    return this.requireFolders().setSelection(folder, change);
   }
 
   pauseFolder(folder: string): Promise<void> {

@@ -6,13 +6,15 @@ import { decodeGrant, SHORT_ID_LENGTH, type FolderKeys, type GrantBook, type Gra
 import type { FolderConfig, FolderIndex } from '../index/types.js';
 import { HashPool, IgnoreRules, Scanner, FolderWatcher, SubtreeSet, WarmFiles, type ScanResult } from '../scan/index.js';
 import {
-  Archive, ConflictList, FolderSync, readOnlyScanIndex, resolveConflict, type ConflictKeep, type ConflictResolution, type FolderSyncLimits,
+  Archive, ConflictList, findLocalUnselected, LOCAL_UNSELECTED_REASON, LOCAL_UNSELECTED_SOURCE, type LocalUnselected, FolderSync, readOnlyScanIndex, resolveConflict, type ConflictKeep, type ConflictResolution, type FolderSyncLimits,
   type TransferRates,
 } from '../sync/index.js';
 import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import type { ConflictListing, FolderReport, FolderState, GrantReport, PeerReport } from '../web/daemon-api.js';
+import { compareVersions } from '../index/records.js';
+import { insideSubtrees } from '../scan/ignore.js';
+import type { TreeEntry, ConflictListing, FolderReport, FolderState, GrantReport, PeerReport } from '../web/daemon-api.js';
 
 /** The folder's own hidden directory; its presence proves the folder's volume is mounted. */
 export const FOLDER_MARKER = '.ferry';
@@ -67,6 +69,8 @@ export class SharedFolder extends Resource {
   private state: FolderState = 'idle';
   private error: string | undefined;
   private lastScanMs: number | null = null;
+  /** Local files inside unselected subtrees at the last check (checkLocalUnselected). */
+  private localUnselected = 0;
   /** The folder lock: scans and the puller's commits run one at a time, in order. */
   private lock: Promise<unknown> = Promise.resolve();
   private readonly pending = new SubtreeSet(MAX_PENDING_SUBTREES);
@@ -103,6 +107,7 @@ export class SharedFolder extends Resource {
       // Reported as 'scan': a full scan starts that list afresh, so a renamed entry leaves it.
       onRefused: (path, reason) => this.reportFailed(path, reason, 'scan'),
       warmFiles,
+      excluded: this.config.excluded ?? [],
       // no `ignore`: the scanner re-reads .ferryignore on every scan, so edits apply at once
     });
     // A folder whose index holds no local record (a rebuilt index, a join into a folder with files):
@@ -124,6 +129,7 @@ export class SharedFolder extends Resource {
       rates: this.options.rates,
       warmFiles,
       portableNames: this.config.portableNames === true,
+      excluded: this.config.excluded ?? [],
       ...(this.options.massDeleteFiles ? { massDeleteFiles: this.options.massDeleteFiles } : {}),
     });
     if (encrypted) {
@@ -132,7 +138,7 @@ export class SharedFolder extends Resource {
     }
     this.watcher = new FolderWatcher({
       root: this.config.path,
-      ignore: await IgnoreRules.load(this.config.path),
+      ignore: (await IgnoreRules.load(this.config.path)).withExcluded(this.config.excluded),
       logger: this.logger,
       onChange: (under: string) => void this.requestScan(under),
     });
@@ -209,6 +215,7 @@ export class SharedFolder extends Resource {
       if (subtrees.includes('')) this.sync?.failed.clearSource('scan');
       const result = await this.scanner.scan({ subtrees, signal: this.abort.signal });
       this.options.onScanned?.(subtrees, result);
+      if (subtrees.includes('')) await this.checkLocalUnselected();
       if (result.changed || result.deleted) {
         const under = subtrees.length === 1 ? subtrees[0] || '/' : `${subtrees.length} subtrees (${subtrees.slice(0, 3).join(', ')}…)`;
         this.logger.info('scanned', { under, changed: result.changed, deleted: result.deleted });
@@ -221,6 +228,59 @@ export class SharedFolder extends Resource {
       if (this.abort.signal.aborted) return;
       this.setError(`scan failed: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * Files made here inside unselected subtrees: reported as failed items ("local in unselected"),
+   * kept on disk, not sent. Runs after each full scan and for each selection listing.
+   */
+  async checkLocalUnselected(): Promise<LocalUnselected> {
+    const excluded = this.config.excluded ?? [];
+    if (this.config.access === 'enc' || excluded.length === 0) return { count: 0, paths: [] };
+    const found = await findLocalUnselected(this.config.path, this.index, excluded, this.abort.signal);
+    this.sync?.failed.clearSource(LOCAL_UNSELECTED_SOURCE);
+    for (const path of found.paths) this.reportFailed(path, LOCAL_UNSELECTED_REASON, LOCAL_UNSELECTED_SOURCE);
+    this.localUnselected = found.count;
+    return found;
+  }
+
+  /**
+   * One page of a directory of the folder's tree from the index (global records: sizes even for
+   * parts not on disk here), directories first. The walk covers the directory's subtree once.
+   */
+  tree(dir: string, offset: number, limit: number): { entries: TreeEntry[]; total: number } {
+    const prefix = dir === '' ? '' : dir + '/';
+    const excluded = this.config.excluded ?? [];
+    const children = new Map<string, TreeEntry>();
+    for (const record of this.index.globalRecords(dir === '' ? {} : { under: dir })) {
+      if (record.deleted || record.path === dir || !record.path.startsWith(prefix)) continue;
+      const rest = record.path.slice(prefix.length);
+      const slash = rest.indexOf('/');
+      const name = slash < 0 ? rest : rest.slice(0, slash);
+      const path = prefix + name;
+      let entry = children.get(name);
+      if (!entry) {
+        const type = slash < 0 ? record.type : 'dir';
+        entry = { path, type, size: 0, files: 0, selected: !insideSubtrees(path, excluded), present: true };
+        children.set(name, entry);
+      }
+      if (slash < 0 && record.type === 'dir') entry.type = 'dir';
+      if (record.type === 'dir') {
+        if (slash < 0) {
+          const local = this.index.getLocal(record.path);
+          if (!local || local.deleted) entry.present = false;
+        }
+        continue;
+      }
+      entry.size += record.size;
+      entry.files++;
+      if (entry.present) {
+        const local = this.index.getLocal(record.path);
+        if (!local || local.deleted || compareVersions(local.version, record.version) !== 'equal') entry.present = false;
+      }
+    }
+    const sorted = [...children.values()].sort((a, b) => (a.type === 'dir') !== (b.type === 'dir') ? (a.type === 'dir' ? -1 : 1) : a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+    return { entries: sorted.slice(offset, offset + limit), total: sorted.length };
   }
 
   /** A path skipped rather than synced (the scanner's refusals, say): listed in status, never a reason to stop. */
@@ -309,6 +369,8 @@ export class SharedFolder extends Resource {
       failedItems: sync?.failedItems ?? 0,
       failed: sync?.failed ?? [],
       portableNames: this.config.portableNames === true,
+      ...(this.config.excluded?.length ? { excluded: this.config.excluded, localUnselected: this.localUnselected } : {}),
+      ...(sync?.unselectedFiles ? { unselectedFiles: sync.unselectedFiles } : {}),
       ...(this.keys.grant ? { grant: this.grantReport(this.keys.grant) } : {}),
       lastScanMs: this.lastScanMs,
       watcher: this.watcher?.status() ?? { watchedDirs: 0, unwatchedDirs: 0, limitReached: false },

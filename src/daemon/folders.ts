@@ -7,11 +7,11 @@ import { FolderKeys, decodeGrant, grantRefusal, parseFolderKey, type GrantBook }
 import type { IndexStore } from '../index/store.js';
 import type { FolderConfig } from '../index/types.js';
 import type { HashPool } from '../scan/index.js';
-import { Archive, type FolderSync, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
+import { Archive, changeSelection, normaliseSubtree, stillExcludedBy, type FolderSync, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import type {
-  ArchiveListing, BulkRestoreReport, ConflictKeep, ConflictListing, ConflictResolutionReport, FolderOptions, FolderReport, KeysReport,
+  SelectionReport, ArchiveListing, BulkRestoreReport, ConflictKeep, ConflictListing, ConflictResolutionReport, FolderOptions, FolderReport, KeysReport,
 } from '../web/daemon-api.js';
 import { FOLDER_MARKER, SharedFolder } from './folder.js';
 import { countExisting, notEmptyError } from './join-check.js';
@@ -36,6 +36,9 @@ export interface FolderManagerOptions {
   /** A device's name by its short ID, when known (for the conflict list). */
   deviceName?: (shortId: string) => string | undefined;
 }
+
+/** Entries of one directory listed per page of the selection tree. */
+export const TREE_PAGE = 500;
 
 /** Archive entries read for one listing: beyond this many, the listing is truncated (memory stays bounded). */
 export const ARCHIVE_WALK_LIMIT = 200_000;
@@ -246,6 +249,55 @@ export class FolderManager extends Resource {
       }
       return { portableNames };
     });
+  }
+
+  /** The folder's selection and, when `dir` is given, one page of that directory of its tree. */
+  async selection(folder: string, options: { dir?: string; limit?: number; offset?: number } = {}): Promise<SelectionReport> {
+    const shared = this.resolve(folder);
+    const excluded = shared.config.excluded ?? [];
+    const report: SelectionReport = {
+      folderId: shared.config.id,
+      access: shared.config.access,
+      excluded: [...excluded],
+      localUnselected: await shared.checkLocalUnselected(),
+    };
+    if (shared.config.access === 'enc') {
+      report.note = 'an encrypted (ENC) device sees encrypted names only: it can exclude encrypted subtrees, not tell which folders they are';
+    }
+    if (options.dir !== undefined) {
+      const dir = options.dir.replace(/^\/+|\/+$/g, '');
+      const offset = options.offset ?? 0;
+      const { entries, total } = shared.tree(dir, offset, Math.min(options.limit ?? TREE_PAGE, TREE_PAGE));
+      Object.assign(report, { dir, entries, total, offset });
+    }
+    return report;
+  }
+
+  /**
+   * Excludes or includes one subtree on this device only: stored in the folder's settings (never
+   * synced), and the folder restarts with it. Including a subtree fetches what peers have there.
+   */
+  setSelection(folder: string, change: { exclude?: string; include?: string }): Promise<SelectionReport> {
+    return this.serialise(async () => {
+      const shared = this.resolve(folder);
+      const before = shared.config.excluded ?? [];
+      const excluded = changeSelection(before, change);
+      if (change.include !== undefined) {
+        const still = stillExcludedBy(excluded, normaliseSubtree(change.include));
+        if (still !== undefined) throw new FerryError('USAGE', `'${change.include}' lies inside excluded '${still}': include that instead`);
+      }
+      if (excluded.join('\0') !== before.join('\0')) {
+        const config: FolderConfig = { ...shared.config, excluded };
+        if (excluded.length === 0) delete config.excluded;
+        this.running.delete(shared.config.id);
+        await shared.close();
+        await this.options.store.putFolder(config);
+        await this.start(config);
+        this.logger.info('folder selection changed', { folder: config.id, ...change });
+        this.options.onChange();
+      }
+      return { folderId: shared.config.id, access: shared.config.access, excluded, localUnselected: { count: 0, paths: [] } };
+    }).then(() => this.selection(folder));
   }
 
   /** Pauses or resumes a folder: restarts it with the flag stored, and re-handshakes with peers. */

@@ -17,6 +17,8 @@ export interface FolderConfig {
   paused: boolean;
   /** Keep out (and report) names Windows and SMB clients cannot hold; absent: off. */
   portableNames?: boolean;
+  /** Selective sync: subtrees this device does not take (this device's setting, never synced); absent: all. */
+  excluded?: string[];
 }
 
 export interface DeviceRecord {

@@ -47,8 +47,31 @@ function isBuiltInIgnored(relPath: string): boolean {
   return NAS_LITTER_NAMES.has(name) || name.startsWith(TEMP_FILE_PREFIX);
 }
 
+/** Whether a path is one of the subtrees or inside one ('/'-separated folder-relative paths). */
+export function insideSubtrees(relPath: string, subtrees: readonly string[]): boolean {
+  for (const subtree of subtrees) {
+    if (relPath === subtree || relPath.startsWith(subtree + '/')) return true;
+  }
+  return false;
+}
+
 export class IgnoreRules {
-  private constructor(private readonly user: Ignore | null) {}
+  private constructor(
+    private readonly user: Ignore | null,
+    /** Subtrees this device does not take (selective sync): ignored like the rules, reported apart. */
+    private readonly excluded: readonly string[] = [],
+  ) {}
+
+  /** These rules plus a selection: the subtrees this device does not sync (never the root). */
+  withExcluded(excluded: readonly string[] | undefined): IgnoreRules {
+    if (!excluded || excluded.length === 0) return this;
+    return new IgnoreRules(this.user, excluded.filter((subtree) => subtree !== ''));
+  }
+
+  /** Whether the path lies in a subtree this device does not take (selective sync). */
+  unselected(relPath: string): boolean {
+    return this.excluded.length > 0 && relPath !== '' && insideSubtrees(relPath, this.excluded);
+  }
 
   /** Rules with only the built-ins (no `.ferryignore`). */
   static builtIn(): IgnoreRules {
@@ -89,6 +112,7 @@ export class IgnoreRules {
       if (slash < 0) break;
       start = slash + 1;
     }
+    if (this.unselected(relPath)) return true;
     if (!this.user) return false;
     // The ignore package matches dir-only patterns (`build/`) against paths with a trailing slash,
     // and checks parent directories itself.

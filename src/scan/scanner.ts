@@ -49,6 +49,8 @@ export interface ScannerOptions {
   logger?: Logger;
   /** Fixed rules; without them `.ferryignore` is read again at the start of every scan. */
   ignore?: IgnoreRules;
+  /** Subtrees this device does not take (selective sync): not walked, never made tombstones of. */
+  excluded?: readonly string[];
   onProgress?: (progress: ScanProgress) => void;
   /**
    * A batch of records was stored while the scan goes on: peers can be told (and fetch) the first
@@ -142,6 +144,7 @@ export class Scanner {
   private readonly pool: HashPool;
   private readonly logger: Logger;
   private readonly fixedIgnore?: IgnoreRules;
+  private readonly excluded: readonly string[];
   private readonly onProgress?: (progress: ScanProgress) => void;
   private readonly onCommitted?: () => void;
   private readonly warmFiles?: WarmFiles;
@@ -157,6 +160,7 @@ export class Scanner {
     this.pool = options.pool;
     this.logger = options.logger ?? silentLogger;
     this.fixedIgnore = options.ignore;
+    this.excluded = options.excluded ?? [];
     this.onProgress = options.onProgress;
     this.onCommitted = options.onCommitted;
     this.warmFiles = options.warmFiles;
@@ -193,7 +197,7 @@ export class Scanner {
   private async run(subtrees: readonly string[], signal?: AbortSignal): Promise<ScanResult> {
     throwIfAborted(signal);
     await this.requireRoot();
-    const ignore = this.fixedIgnore ?? (await IgnoreRules.load(this.root));
+    const ignore = (this.fixedIgnore ?? (await IgnoreRules.load(this.root))).withExcluded(this.excluded);
     const run = new ScanRun(ignore, signal);
     try {
       const onError = (path: string, err: Error): void => this.onWalkError(run, path, err);

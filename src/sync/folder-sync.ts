@@ -28,7 +28,7 @@ import { RecordCache } from './record-cache.js';
 import { sweepOrphanTemps } from './temp-sweep.js';
 import { PeerCompletionCache } from './peer-completion.js';
 import { DiskPaths } from './paths.js';
-import { Puller } from './puller.js';
+import { Puller, type PullOutcome } from './puller.js';
 import type { TransferRates } from './rate-limit.js';
 import { revertLocalChanges, isLocalChange } from './revert.js';
 import { BlockServer, type BlockAnswer } from './serve.js';
@@ -90,6 +90,8 @@ export interface FolderSyncOptions {
   warmFiles?: WarmFiles;
   /** Keep out (and report) names Windows and SMB clients cannot hold. @default false */
   portableNames?: boolean;
+  /** Subtrees this device does not take (selective sync, this device's folder settings). @default none */
+  excluded?: readonly string[];
   /** Whether the folder's volume is case-sensitive. @default probed once */
   caseSensitive?: boolean;
   /** Peers' deletions of more than this many files are held for the owner (setting massDeleteFiles). @default 1000 */
@@ -137,6 +139,8 @@ export interface FolderSyncReport {
   stalledReason?: string;
   needFiles: number;
   needBytes: number;
+  /** Needed files left alone because they lie in subtrees this device does not take (selective sync). */
+  unselectedFiles?: number;
   /** RO folders: local edits that are not (and will not be) synced. */
   localChanges: number;
   /** Paths skipped (refused records, names this device cannot hold), counted and the newest listed. */
@@ -221,6 +225,9 @@ export class FolderSync extends Resource {
   /** Needed paths the last pull pass left alone because this device's .ferryignore ignores them. */
   private ignoredNeeded = 0;
   private ignoredInPass = 0;
+  /** Needed paths the last pass left alone because they lie in subtrees this device does not take. */
+  private unselectedNeeded = 0;
+  private unselectedInPass = 0;
   private localChangeCount: number | undefined;
 
   constructor(options: FolderSyncOptions) {
@@ -265,6 +272,7 @@ export class FolderSync extends Resource {
       archive: options.archive,
       paths: new DiskPaths(this.root, options.caseSensitive === undefined ? {} : { caseSensitive: options.caseSensitive }),
       portableNames: options.portableNames === true,
+      excluded: options.excluded ?? [],
       deviceShortId: options.device.shortId,
       readOnly: this.keys.access === 'ro',
       logger: this.logger,
@@ -502,7 +510,8 @@ export class FolderSync extends Resource {
     const counts = this.index.counts();
     const now = Date.now();
     for (const state of this.links.values()) this.known.set(state.link.deviceId, this.peerReport(state, true, now));
-    const needed = counts.needFiles > 0;
+    // What is needed only in subtrees this device does not take leaves the folder idle.
+    const needed = counts.needFiles > this.unselectedNeeded;
     const moving = this.pulling !== null || this.receiving > 0;
     // A peer's index still arriving is syncing even while nothing is needed yet; one that stopped
     // arriving (the peer went away) is a stall, never idle.
@@ -515,6 +524,7 @@ export class FolderSync extends Resource {
       ...(state === 'stalled' ? { stalledReason: this.stalledReason(counts.needFiles) } : {}),
       needFiles: counts.needFiles,
       needBytes: counts.needBytes,
+      ...(this.unselectedNeeded > 0 ? { unselectedFiles: this.unselectedNeeded } : {}),
       localChanges: this.countLocalChanges(),
       failedItems: this.failed.count,
       failed: this.failed.list(),
@@ -604,8 +614,10 @@ export class FolderSync extends Resource {
       this.pullWanted = false;
       try {
         this.ignoredInPass = 0;
+        this.unselectedInPass = 0;
         const result = await this.puller.pass(this.lifetime.signal);
         this.ignoredNeeded = this.ignoredInPass;
+        this.unselectedNeeded = this.unselectedInPass;
         failed = result.failed;
         this.lastError = undefined;
         if (result.done > 0) this.logger.debug('pull pass', { ...result });
@@ -623,8 +635,10 @@ export class FolderSync extends Resource {
   }
 
   /** What the puller made of one path: a refused name is a failed item; a retryable failure names a stall. */
-  private pullOutcome(path: string, outcome: 'done' | 'failed' | 'refused' | 'ignored', reason?: string): void {
-    if (outcome === 'ignored') {
+  private pullOutcome(path: string, outcome: PullOutcome, reason?: string): void {
+    if (outcome === 'unselected') {
+      this.unselectedInPass++;
+    } else if (outcome === 'ignored') {
       this.ignoredInPass++;
     } else if (outcome === 'done') {
       this.failed.clear(path, 'local');
@@ -695,6 +709,7 @@ export class FolderSync extends Resource {
       return printable(`${files}; ${this.lastPullFailure.path}: ${this.lastPullFailure.reason} (retrying)`).slice(0, 600);
     }
     if (this.keys.access === 'ro' && this.countLocalChanges() > 0) return `${files}; local changes of a read-only folder are kept ('ferry revert' undoes them)`;
+    if (this.unselectedNeeded > 0) return `${files}; ${this.unselectedNeeded} of what peers have lies in subtrees this device does not sync ('ferry select')`;
     if (this.ignoredNeeded > 0) return `${files}; ${this.ignoredNeeded} of what peers have is ignored here by this device's .ferryignore`;
     return `${files}; no connected peer can supply them`;
   }

@@ -6,6 +6,9 @@ import { LIMITS } from '../protocol/limits.js';
 
 export { Archive, ARCHIVE_DIR, type ArchivedFile } from './archive.js';
 export {
+  changeSelection, findLocalUnselected, normaliseSubtree, stillExcludedBy, LOCAL_UNSELECTED_REASON, LOCAL_UNSELECTED_SOURCE, type LocalUnselected,
+} from './selection.js';
+export {
   FolderSync,
   SYNC_DEFAULTS,
   type FolderSyncLimits,

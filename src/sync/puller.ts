@@ -32,6 +32,8 @@ export interface PullContext {
   readonly paths: DiskPaths;
   /** The folder's "portable names" option: names Windows and SMB cannot hold are not written. */
   readonly portableNames?: boolean;
+  /** Subtrees this device does not take (selective sync): neither fetched nor deleted here. */
+  readonly excluded?: readonly string[];
   readonly deviceShortId: string;
   /** RO folder: local edits are kept (never overwritten) until reverted. */
   readonly readOnly: boolean;
@@ -55,8 +57,11 @@ export interface PullContext {
   /** Holds back a mass delete until the owner decides (none: every deletion is applied). */
   readonly deleteGuard?: DeleteGuard;
   /** Told of each path synced, refused for good (a name this device will not write) or failed for now, with the reason. */
-  outcome?(path: string, outcome: 'done' | 'failed' | 'refused' | 'ignored', reason?: string): void;
+  outcome?(path: string, outcome: PullOutcome, reason?: string): void;
 }
+
+/** What became of one needed path: 'unselected' lies in a subtree this device does not take. */
+export type PullOutcome = 'done' | 'failed' | 'refused' | 'ignored' | 'unselected';
 
 export interface PassResult {
   done: number;
@@ -164,7 +169,7 @@ export class Puller {
   async pass(signal: AbortSignal): Promise<PassResult> {
     const result: PassResult = { done: 0, failed: 0, skipped: 0 };
     this.ctx.paths.forget();
-    this.ignore = await IgnoreRules.load(this.ctx.root).catch(() => IgnoreRules.builtIn());
+    this.ignore = (await IgnoreRules.load(this.ctx.root).catch(() => IgnoreRules.builtIn())).withExcluded(this.ctx.excluded);
     const count = (outcome: Outcome): void => void result[outcome]++;
     const isDir = (need: NeededPath): boolean => need.global.type === 'dir' && !need.global.deleted;
     await this.inBatches(this.ctx.index.needed(), isDir, (need, commit) => this.pullDir(need, commit), count, signal);
@@ -292,6 +297,11 @@ export class Puller {
   private async guard(need: NeededPath, work: () => Promise<Outcome>): Promise<Outcome> {
     const { path, type } = need.global;
     if (isLocalOnly(path)) return 'skipped'; // a peer's .ferryignore stored before it became local-only
+    if (this.ignore.unselected(path)) {
+      // Counted as the index counts what is needed: files and symlinks, not directories or deletions.
+      if (type !== 'dir' && !need.global.deleted) this.ctx.outcome?.(path, 'unselected');
+      return 'skipped';
+    }
     if (this.ignore.ignores(path, type === 'dir')) {
       this.ctx.outcome?.(path, 'ignored');
       return 'skipped';

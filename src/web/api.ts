@@ -65,6 +65,25 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
     }
     ctx.body = await daemon.setFolderOptions(ctx.params.folder!, options);
   });
+  // selective sync: this device's excluded subtrees, and the folder's tree from the index
+  router.get('/folders/:folder/selection', async (ctx) => {
+    if (!daemon.selection) throw new FerryError('USAGE', 'selective sync is not available here');
+    const dir = ctx.query.dir;
+    if (dir !== undefined && typeof dir !== 'string') throw new FerryError('USAGE', 'dir must be one folder-relative path');
+    ctx.body = await daemon.selection(ctx.params.folder!, {
+      ...(dir !== undefined ? { dir } : {}),
+      limit: queryWhole(ctx.query.limit, 'limit', 500),
+      offset: queryWhole(ctx.query.offset, 'offset', 0),
+    });
+  });
+  router.post('/folders/:folder/selection', async (ctx) => {
+    if (!daemon.setSelection) throw new FerryError('USAGE', 'selective sync is not available here');
+    const body = await readJsonBody(ctx.req);
+    const exclude = body.exclude === undefined ? undefined : stringField(body, 'exclude');
+    const include = body.include === undefined ? undefined : stringField(body, 'include');
+    if ((exclude === undefined) === (include === undefined)) throw new FerryError('USAGE', 'give exactly one of exclude or include');
+    ctx.body = await daemon.setSelection(ctx.params.folder!, exclude !== undefined ? { exclude } : { include: include! });
+  });
   router.post('/folders/:folder/pause', async (ctx) => {
     await daemon.pauseFolder(ctx.params.folder!);
     ctx.body = { ok: true };

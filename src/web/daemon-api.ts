@@ -61,6 +61,11 @@ export interface FolderReport {
   failed: FailedItemReport[];
   /** The folder's "portable names" option. */
   portableNames?: boolean;
+  /** Selective sync: the subtrees this device does not take (absent: all), and files made here inside them (kept, not sent). */
+  excluded?: string[];
+  localUnselected?: number;
+  /** Needed files left alone because they lie in those subtrees (not counted as a stall). */
+  unselectedFiles?: number;
   /** Folders joined with an invite: the grant this device holds them by, and when it expires. */
   grant?: GrantReport;
   lastScanMs: number | null;
@@ -148,6 +153,38 @@ export interface BulkRestoreReport {
 export interface FolderOptions {
   /** Keep out (and report) names Windows and SMB clients cannot hold (`CON`, `a:b.txt`, `x.`): off by default. */
   portableNames?: boolean;
+}
+
+/** One entry of a folder's tree as the index knows it (global records: present here or not). */
+export interface TreeEntry {
+  /** Folder-relative path. */
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  /** A file's size; a directory's: the bytes of every file below it. */
+  size: number;
+  /** Files (and symlinks) below a directory; 1 for a file. */
+  files: number;
+  /** Whether this device takes it (false inside an excluded subtree). */
+  selected: boolean;
+  /** This device holds the global version (false for parts not on disk here). */
+  present: boolean;
+}
+
+/** A folder's selection (selective sync) and, when asked, one page of one directory of its tree. */
+export interface SelectionReport {
+  folderId: string;
+  access: Access;
+  /** Subtrees this device does not take, sorted. */
+  excluded: string[];
+  /** Files created here inside excluded subtrees (kept, not sent), counted; the first listed. */
+  localUnselected: { count: number; paths: string[] };
+  /** The directory listed ('' = the root) and its children (directories first, then by name), paged. */
+  dir?: string;
+  entries?: TreeEntry[];
+  total?: number;
+  offset?: number;
+  /** An ENC device sees encrypted names only: what it can select. */
+  note?: string;
 }
 
 /** A path that is skipped rather than synced, and why. */
@@ -369,6 +406,10 @@ export interface DaemonApi {
   grants?(folder: string): { folderId: string; grants: GrantReport[] };
   /** Per-folder options (optional so test doubles need not implement it); returns the options now in force. */
   setFolderOptions?(folder: string, options: FolderOptions): Promise<Required<FolderOptions>>;
+  /** The folder's selection, and one page of directory `dir` of its tree when given (optional so test doubles need not implement it). */
+  selection?(folder: string, options?: { dir?: string; limit?: number; offset?: number }): Promise<SelectionReport>;
+  /** Excludes or includes one subtree (this device only); the folder restarts with it. */
+  setSelection?(folder: string, change: { exclude?: string; include?: string }): Promise<SelectionReport>;
   /** A paused folder is neither scanned nor synced, and not offered to peers. */
   pauseFolder(folder: string): Promise<void>;
   resumeFolder(folder: string): Promise<void>;
