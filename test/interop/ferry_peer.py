@@ -175,6 +175,9 @@ T = {
     "Hello": 0x01, "FolderClaims": 0x02, "FolderProofs": 0x03, "ClusterState": 0x04,
     "Index": 0x10, "IndexUpdate": 0x11, "Request": 0x20, "Response": 0x21,
     "Have": 0x30, "Progress": 0x31, "Ping": 0x40, "Close": 0x41, "PeerExchange": 0x50, "Grants": 0x60,
+    # Taken and ignored by this peer (introductions, relays):
+    "IntroduceRequest": 0x70, "Introduce": 0x71, "IntroduceFailed": 0x72, "RelayOpen": 0x78, "RelayConnect": 0x79,
+    "RelayAccept": 0x7A, "RelayRefuse": 0x7B, "RelayData": 0x7C, "RelayWindow": 0x7D, "RelayClose": 0x7E,
 }
 NAMES = {code: name for name, code in T.items()}
 MAX_FRAME_BYTES = 16 * 1024 * 1024 + 64 * 1024
@@ -529,12 +532,19 @@ def serve(args) -> None:
     record = {"path": args.path, "type": "file", "size": len(content), "mode": 0o644, "mtimeMs": mtime_ms,
               "version": [[device.short_id, 1]], "modifiedBy": device.short_id, "blockSize": bs, "blocks": blocks,
               "deleted": False, "sequence": 1}
-    record["signature"] = keys.sign_key.sign(record_signing_bytes(keys.folder_id, record))
+    records = [record]
+    if args.bad_record:
+        # A validly signed record that breaks a record rule (an unsafe path): the daemon must skip it and take the rest.
+        bad = {**record, "path": "../escaped.bin"}
+        records.insert(0, bad)
+    for seq, r in enumerate(records, start=1):
+        r["sequence"] = seq
+        r["signature"] = keys.sign_key.sign(record_signing_bytes(keys.folder_id, r))
     index_id = secrets.token_bytes(8)
     link = accept(device, args.listen) if args.listen else dial(device, args.connect)
-    hs = handshake(link, device, keys, index_id, 1)
-    link.send("Index", {"folderId": keys.folder_id, "indexId": index_id, "firstSequence": 1, "lastSequence": 1, "records": [record]})
-    emit("announced", path=args.path, size=len(content), blocks=len(blocks))
+    hs = handshake(link, device, keys, index_id, len(records))
+    link.send("Index", {"folderId": keys.folder_id, "indexId": index_id, "firstSequence": 1, "lastSequence": len(records), "records": records})
+    emit("announced", path=args.path, size=len(content), blocks=len(blocks), records=len(records))
     served = requests = 0
     deadline = time.monotonic() + 120
     while True:
@@ -578,6 +588,7 @@ def main() -> int:
     s.add_argument("--path", required=True)
     s.add_argument("--content", required=True)
     s.add_argument("--block-size", type=int, default=128 * 1024)
+    s.add_argument("--bad-record", action="store_true", help="announce a signed record with an unsafe path first")
     args = parser.parse_args()
     try:
         (fetch if args.command == "fetch" else serve)(args)

@@ -165,7 +165,8 @@ describe('a second implementation from docs/protocol.md (Python) against a Ferry
     const content = randomBytes(300_000);
     await writeFile(source, content);
 
-    const peer = python(['serve', '--key', keys.rw, '--listen', '127.0.0.1:0', '--path', 'from-python/served.bin', '--content', source]);
+    // First in the batch, a validly signed record with an unsafe path: skipped and reported, never a reason to stop.
+    const peer = python(['serve', '--key', keys.rw, '--listen', '127.0.0.1:0', '--path', 'from-python/served.bin', '--content', source, '--bad-record']);
     const listening = await peer.event('listening');
     const added = await ferry(['peers', 'add', listening.address as string, '--home', daemon.home]);
     assert.equal(added.code, 0, added.stderr);
@@ -177,5 +178,8 @@ describe('a second implementation from docs/protocol.md (Python) against a Ferry
     assert.equal(installed.servedBytes, content.length, 'the daemon fetched every byte from the Python peer');
     assert.deepEqual(installed.peerVersion, [[(listening.deviceId as string).slice(0, 12), 1]], 'the daemon announced our version back');
     assert.deepEqual(await readFile(join(dir, 'from-python', 'served.bin')), content, 'the daemon wrote the file byte for byte');
+    await assert.rejects(readFile(join(root, 'escaped.bin')), { code: 'ENOENT' }, 'the unsafe path was written nowhere');
+    const folder = (await daemon.status()).folders.find((f) => f.id === keys.folderId) as unknown as { failed?: Array<{ path: string; reason: string }> };
+    assert.ok(folder.failed?.some((item) => item.path === '../escaped.bin'), `the skipped record is a failed item: ${JSON.stringify(folder.failed)}`);
   });
 });
