@@ -320,7 +320,7 @@ def proof_input(level: str, ekm: bytes, role: int, device_id: str, folder_id: by
             + struct.pack(">H", len(dev)) + dev + folder_id)
 
 
-def handshake(link: Link, device: Device, keys: FolderKeys, index_id: bytes, max_sequence: int) -> dict:
+def handshake(link: Link, device: Device, keys: FolderKeys, index_id: bytes, max_sequence: int, forge: bool = False) -> dict:
     peer_cert = link.conn.get_peer_certificate()
     if peer_cert is None:
         raise FerryError("HANDSHAKE", "peer sent no certificate")
@@ -353,6 +353,8 @@ def handshake(link: Link, device: Device, keys: FolderKeys, index_id: bytes, max
             p["ro"] = hmac.new(keys.proof_ro, proof_input("ro", ekm, link.role, device.id, keys.folder_id), hashlib.sha256).digest()
         if keys.sign_key is not None:
             p["rw"] = keys.sign_key.sign(proof_input("rw", ekm, link.role, device.id, keys.folder_id))
+        if forge:  # a proof made for another session (a different ekm): the daemon must refuse it
+            p["enc"] = hmac.new(keys.proof_enc, proof_input("enc", bytes(32), link.role, device.id, keys.folder_id), hashlib.sha256).digest()
         proofs.append(p)
     link.send("FolderProofs", {"proofs": proofs})
     peer_proofs = link.expect("FolderProofs")["proofs"]
@@ -417,7 +419,7 @@ def fetch(args) -> None:
     device = Device()
     emit("device", deviceId=device.id, folderId=keys.folder_id.hex())
     link = dial(device, args.connect)
-    hs = handshake(link, device, keys, secrets.token_bytes(8), 0)
+    hs = handshake(link, device, keys, secrets.token_bytes(8), 0, forge=args.forge_proof)
     records: dict[str, dict] = {}
     signed = 0
     deadline = time.monotonic() + 60
@@ -579,6 +581,7 @@ def main() -> int:
     f.add_argument("--connect", required=True)
     f.add_argument("--path", required=True)
     f.add_argument("--out", required=True)
+    f.add_argument("--forge-proof", action="store_true", help="send an ENC proof bound to another session")
     f.add_argument("--open-with", help="with an E key: the RO/RW key text whose R opens the sealed records and blocks")
     s = sub.add_parser("serve")
     s.add_argument("--key", required=True)

@@ -53,6 +53,10 @@ class PythonPeer {
     }, `python peer event ${name}`);
   }
 
+  exited(): Promise<number | null> {
+    return this.exit;
+  }
+
   async done(): Promise<number | null> {
     const code = await this.exit;
     assert.equal(code, 0, `python peer: ${JSON.stringify(this.events)} ${this.stderr}`);
@@ -132,6 +136,18 @@ describe('a second implementation from docs/protocol.md (Python) against a Ferry
     assert.equal(fetched.sha256, createHash('sha256').update(content).digest('hex'));
     assert.ok((fetched.blocks as number) > 1);
     assert.deepEqual(await readFile(out), content, 'the bytes on disk are the file\'s');
+  });
+
+  test('a proof bound to another session is refused: the daemon closes with HANDSHAKE and sends nothing of the folder', async () => {
+    const dir = join(root, 'guarded');
+    await mkdir(dir);
+    await writeFile(join(dir, 'kept.txt'), 'not for a forger\n');
+    const keys = await share(dir);
+    const peer = python(['fetch', '--key', keys.ro, '--forge-proof', '--connect', listen, '--path', 'kept.txt', '--out', join(root, 'forged.txt')]);
+    assert.equal(await peer.exited(), 1);
+    const error = peer.events.find((e) => e.event === 'error');
+    assert.match(String(error?.message), /PEER_CLOSED: HANDSHAKE/, JSON.stringify(peer.events));
+    assert.equal(peer.events.find((e) => e.event === 'handshake'), undefined, 'no ClusterState reached the forger');
   });
 
   test('with the ENC key: it proves ENC only, verifies the signed sealed records, fetches stored blocks one per request; with R it opens them to the file', async () => {
