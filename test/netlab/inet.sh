@@ -27,6 +27,13 @@
 #                              address at a mapped port reaches the mapped host. miniupnpd's nftables
 #                              rules match `iif "wan0"` only, so a loop in the router copies them, every
 #                              0.2 s, into a chain for br-lan traffic to the external address.
+#   NETLAB_INET_V6=1|0         global IPv6 as well (default 0): the internet 2001:db8:100::/64 (public
+#                              host ::2, router I's wan0 ::1I), home I 2001:db8:I::/64 (router ::1, host
+#                              J ::(J+1)) routed by the routers without NAT; the routers' stateful firewall
+#                              (the same inet-family ruleset: forward policy drop, established/related
+#                              and LAN→WAN accepted, inbound new dropped) then guards IPv6, as home
+#                              routers do. ICMPv6 to the router itself is accepted (neighbour discovery).
+#                              Not with CGN (an IPv4 matter).
 set -u
 SCRIPT_NAME=inet.sh
 NETLAB_SHARED=${NETLAB_SHARED:-$(cd "$(dirname "$0")/../../../shared/netlab" 2>/dev/null && pwd)}
@@ -35,6 +42,8 @@ NETLAB_SHARED=${NETLAB_SHARED:-$(cd "$(dirname "$0")/../../../shared/netlab" 2>/
 
 COMP=inet
 WAN=10.232.100
+WAN6=2001:db8:100
+V6=${NETLAB_INET_V6:-0}
 SWNS="${NETLAB_PREFIX}-inet-wan"
 PUBNS="${NETLAB_PREFIX}-inet-pub"
 STUNNS="${NETLAB_PREFIX}-inet-stun"
@@ -52,7 +61,7 @@ opt() { local v="NETLAB_INET_R$1_$2"; echo "${!v:-$3}"; }
 
 config() {
 	local i
-	echo "hosts=$HOSTS"
+	echo "hosts=$HOSTS v6=$V6"
 	for i in 1 2; do echo "r$i=$(opt $i UPNP 1),$(opt $i NAT cone),$(opt $i DROP 1),$(opt $i CGN 0),$(opt $i HAIRPIN 0)"; done
 }
 
@@ -100,6 +109,7 @@ router_rules() { # router_rules I LAN_SUBNET — the home router's nftables rule
 		iifname != \"wan0\" accept
 		ct state established,related accept
 		ip saddr { $WAN.3, $WAN.4 } udp sport { 3478, 3479 } accept
+		meta l4proto ipv6-icmp accept
 		drop
 	}"
 	fi
@@ -192,6 +202,10 @@ inet_up() {
 	veth "$PUBNS" eth0 "$SWNS" pub
 	ip -n "$SWNS" link set pub master br0 up
 	host_up "$PUBNS" eth0 "$WAN.2/24"
+	if [ "$V6" = 1 ]; then
+		ip -n "$PUBNS" -6 addr add "$WAN6::2/64" dev eth0 nodad
+		for i in 1 2; do ip -n "$PUBNS" -6 route add "2001:db8:$i::/64" via "$WAN6::1$i"; done
+	fi
 	ns_add $COMP "$STUNNS"
 	veth "$STUNNS" eth0 "$SWNS" stun
 	ip -n "$SWNS" link set stun master br0 up
@@ -246,6 +260,12 @@ EOF
 		fi
 		ip -n "$rn" link add br-lan type bridge stp_state 0 mcast_snooping 0
 		host_up "$rn" br-lan "$lan.1/24"
+		if [ "$V6" = 1 ]; then
+			ip -n "$rn" -6 addr add "$WAN6::1$i/64" dev wan0 nodad
+			ip -n "$rn" -6 addr add "2001:db8:$i::1/64" dev br-lan nodad
+			ip -n "$rn" -6 route add "2001:db8:$((3 - i))::/64" via "$WAN6::1$((3 - i))"
+			ip netns exec "$rn" sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/forwarding' || die "cannot enable IPv6 forwarding in $rn"
+		fi
 		bridge_no_netfilter "$rn"
 		ip netns exec "$rn" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward' || die "cannot enable ip_forward in $rn"
 		router_rules "$i" "$lan.0/24" >"$S/inet-r$i.nft"
@@ -256,6 +276,10 @@ EOF
 			veth "$ns" eth0 "$rn" "lan$j"
 			ip -n "$rn" link set "lan$j" master br-lan up
 			host_up "$ns" eth0 "$lan.$((j + 1))/24" "$lan.1"
+			if [ "$V6" = 1 ]; then
+				ip -n "$ns" -6 addr add "2001:db8:$i::$((j + 1))/64" dev eth0 nodad
+				ip -n "$ns" -6 route add default via "2001:db8:$i::1"
+			fi
 		done
 		[ "$(opt "$i" UPNP 1)" = 1 ] && start_miniupnpd "$i" "$lan"
 		if [ "$(opt "$i" HAIRPIN 0)" = 1 ]; then
@@ -271,6 +295,7 @@ EOF
 			for j in $(seq "$HOSTS"); do
 				echo "NETLAB_INET_H${i}${LETTERS:$((j - 1)):1}_NS=$(hns "$i" "$j")"
 				echo "NETLAB_INET_H${i}${LETTERS:$((j - 1)):1}_ADDR=$lan.$((j + 1))"
+				[ "$V6" = 1 ] && echo "NETLAB_INET_H${i}${LETTERS:$((j - 1)):1}_ADDR6=2001:db8:$i::$((j + 1))"
 			done
 		} >>"$ENVF.tmp"
 	done
@@ -279,6 +304,7 @@ EOF
 		echo "NETLAB_INET_WAN_SWITCH_NS=$SWNS"
 		echo "NETLAB_INET_PUBLIC_NS=$PUBNS"
 		echo "NETLAB_INET_PUBLIC_ADDR=$WAN.2"
+		[ "$V6" = 1 ] && echo "NETLAB_INET_PUBLIC_ADDR6=$WAN6::2"
 		echo "NETLAB_INET_STUN_NS=$STUNNS"
 		echo "NETLAB_INET_STUN_ADDR=$WAN.3:3478"
 		cat "$ENVF.tmp"
@@ -292,6 +318,8 @@ check_prefix
 case "${1:-}" in
 up)
 	[[ $HOSTS =~ ^[1-9]$ ]] || die "NETLAB_INET_HOSTS must be 1..9 (got '$HOSTS')"
+	[[ $V6 =~ ^[01]$ ]] || die "NETLAB_INET_V6 must be 0 or 1"
+	[ "$V6" = 1 ] && { [ "$(opt 1 CGN 0)$(opt 2 CGN 0)" = 00 ] || die "NETLAB_INET_V6=1 does not go with a CGN"; }
 	for i in 1 2; do
 		[[ "$(opt $i UPNP 1)$(opt $i DROP 1)$(opt $i CGN 0)" =~ ^[01]{3}$ ]] || die "NETLAB_INET_R${i}_UPNP/_DROP/_CGN must be 0 or 1"
 		[[ "$(opt $i NAT cone)" =~ ^(cone|symmetric)$ ]] || die "NETLAB_INET_R${i}_NAT must be cone or symmetric"
