@@ -53,7 +53,7 @@ test('sequence numbers compare on the 16-bit circle', () => {
   assert.equal(seqDiff(32767, 0), 32767);
 });
 
-test('LEDBAT: slow start doubles, queuing delay past the target shrinks the window, a loss with a grown queue halves it and one at an empty queue takes an eighth, a timeout floors it', () => {
+test('LEDBAT: slow start doubles, queuing delay past the target shrinks the window, a loss with a grown queue halves it and one at an empty queue takes an eighth, a timeout floors it and slow start takes it back to half', () => {
   const mss = 1400;
   const cc = new Ledbat({ mss, maxWindow: 4 << 20 });
   const start = cc.window;
@@ -80,6 +80,17 @@ test('LEDBAT: slow start doubles, queuing delay past the target shrinks the wind
   const high = cc.window;
   cc.onAck(mss, cc.window);
   assert.ok(cc.window < high);
+  const beforeTimeout = cc.window;
   cc.onTimeout();
   assert.equal(cc.window, 2 * mss);
+  // Then slow start (queue drained), doubling each round trip, up to half the window the timeout found.
+  for (let i = 0; i < 4; i++) cc.delaySample(1_000, 200);
+  cc.onAck(cc.window, 0);
+  assert.equal(cc.window, 4 * mss);
+  while (cc.window < beforeTimeout / 2 && cc.window >= 4 * mss) {
+    const last = cc.window;
+    cc.onAck(cc.window, 0);
+    if (cc.window < beforeTimeout / 2) assert.equal(cc.window, 2 * last);
+  }
+  assert.equal(cc.window, beforeTimeout / 2); // not past it: from there the linear climb
 });
