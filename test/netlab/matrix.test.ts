@@ -98,7 +98,7 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
   }
 
   /** A shares a folder with hello.txt, B joins it: nothing is known of each other's address yet. */
-  async function pair(lab: LabEnv, name: string, args: string[]): Promise<{ a: FerryNode; b: FerryNode; dirB: string }> {
+  async function pair(lab: LabEnv, name: string, args: string[]): Promise<{ a: FerryNode; b: FerryNode; dirB: string; rw: string }> {
     const dirA = joinPath(base, `${name}-a`);
     const dirB = joinPath(base, `${name}-b`);
     await mkdir(dirA, { recursive: true });
@@ -109,7 +109,7 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
     await Promise.all([a.ready(), b.ready()]);
     const { rw } = await share(a, dirA);
     await join(b, rw, dirB);
-    return { a, b, dirB };
+    return { a, b, dirB, rw };
   }
 
   /** Gives each the other's address (what a tracker, peer exchange or an introduction hands out) and measures. */
@@ -160,6 +160,36 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
         assert.equal((await a.connectedPeers()).length, 0);
       } finally {
         await Promise.all([a.stop(), b.stop()]);
+      }
+    });
+
+    test('IPv6 behind stateful firewalls, a public folder peer reached over IPv6: A and B meet through it and end up punched', async () => {
+      const row: Row = { topology: 'IPv6 firewalls ↔ firewalls, public folder peer C', expect: 'udp punched (A↔B)' };
+      table.push(row);
+      const args = ['--no-trackers', '--no-stun'];
+      const { a, b, dirB, rw } = await pair(lab, 'v6c', args);
+      const c = node('v6c-c', lab.NETLAB_INET_PUBLIC_NS!, args);
+      const dirC = joinPath(base, 'v6c-c');
+      await mkdir(dirC, { recursive: true });
+      try {
+        await c.ready();
+        await join(c, rw, dirC);
+        const started = Date.now();
+        const toC = `[${lab.NETLAB_INET_PUBLIC_ADDR6}]:${SYNC_PORT}`;
+        assert.equal((await a.cli(['peers', 'add', toC])).code, 0);
+        assert.equal((await b.cli(['peers', 'add', toC])).code, 0);
+        const ok = await synced(dirB, 'v6c', 90_000);
+        const idA = (await a.status()).device.id;
+        const direct = async (): Promise<string | false> => {
+          const peers = ((await b.status()).folders[0]?.peers ?? []) as unknown as Array<LinkJson & { device: string }>;
+          const toA = peers.find((p) => p.device === idA && p.connected);
+          return toA?.path === 'udp punched' ? toA.path : false;
+        };
+        const path = await waitFor(direct, 'B to reach A directly', 60_000).catch(() => 'not direct');
+        row.outcome = { connected: path !== 'not direct', synced: ok, path, ...(ok ? { ms: Date.now() - started } : {}) };
+        assert.deepEqual([row.outcome.synced, row.outcome.path], [true, 'udp punched'], JSON.stringify(row.outcome));
+      } finally {
+        await Promise.all([a.stop(), b.stop(), c.stop()]);
       }
     });
 
