@@ -5,9 +5,10 @@ Python 3.11 with Debian's python3-cryptography, python3-openssl (pyOpenSSL: TLS 
 certificate and export_keying_material) and python3-msgpack. Used by test/interop/python-peer.test.ts
 to prove the document is enough to interoperate with a running Ferry daemon:
 
-  fetch  --key B…|A… --connect HOST:PORT --path P --out FILE
+  fetch  --key B…|A…|G… --connect HOST:PORT --path P --out FILE
          dial the daemon, run the handshake, take its Index (every signature checked with the
          verify key), fetch P's blocks with Request/Response (every block hash checked), write FILE.
+         With an invite (G…) it proves its grant (grant + grantProof) instead of RO.
   fetch  --key E… --open-with B… …
          the same at the ENC level: the records are ENC-facing (encrypted path, signed `sealed`),
          the stored blocks come one per Request; R (from the B key) opens records and blocks
@@ -104,12 +105,24 @@ class FolderKeys:
         elif kind == "E":
             self.level = "enc"
             self.N, self.verify_key = payload[:32], payload[32:64]
-        else:
-            raise FerryError("KEY_UNSUPPORTED", "invites are not supported by this peer")
+        else:  # G: an invite (protocol.md "Grants"): N, verify key, grant key seed, signed grant
+            self.level = "grant"
+            self.N, self.verify_key = payload[:32], payload[32:64]
+            self.grant_key = Ed25519PrivateKey.from_private_bytes(payload[64:96])
+            self.grant = payload[96:]
+            g = self.grant
+            Ed25519PublicKey.from_public_bytes(self.verify_key).verify(g[111:], b"ferry/grant/v1\x00" + g[:111])
+            grant_public = self.grant_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            if g[0] != 1 or g[46:78] != grant_public:
+                raise FerryError("GRANT_INVALID", "the invite's grant key is not the grant's")
+            self.grant_level = {1: "ro", 2: "rw"}[g[37]]
+            self.grant_expires_ms = int.from_bytes(g[38:46], "big")
         self.verifier = Ed25519PublicKey.from_public_bytes(self.verify_key)
         self.proof_enc = hkdf(self.N, "proof enc")
         self.proof_ro = hkdf(self.R, "proof ro") if self.R is not None else None
         self.folder_id = hashlib.sha256(b"ferry folder id\x00" + self.N + self.verify_key).digest()[:20]
+        if kind == "G" and self.grant[17:37] != self.folder_id:
+            raise FerryError("GRANT_INVALID", "the grant names another folder")
 
 
 class EncKeys:
@@ -353,6 +366,9 @@ def handshake(link: Link, device: Device, keys: FolderKeys, index_id: bytes, max
             p["ro"] = hmac.new(keys.proof_ro, proof_input("ro", ekm, link.role, device.id, keys.folder_id), hashlib.sha256).digest()
         if keys.sign_key is not None:
             p["rw"] = keys.sign_key.sign(proof_input("rw", ekm, link.role, device.id, keys.folder_id))
+        if keys.level == "grant":
+            p["grant"] = keys.grant
+            p["grantProof"] = keys.grant_key.sign(proof_input("grant", ekm, link.role, device.id, keys.folder_id))
         if forge:  # a proof made for another session (a different ekm): the daemon must refuse it
             p["enc"] = hmac.new(keys.proof_enc, proof_input("enc", bytes(32), link.role, device.id, keys.folder_id), hashlib.sha256).digest()
         proofs.append(p)

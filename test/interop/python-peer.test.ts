@@ -138,6 +138,32 @@ describe('a second implementation from docs/protocol.md (Python) against a Ferry
     assert.deepEqual(await readFile(out), content, 'the bytes on disk are the file\'s');
   });
 
+  test('with an invite (G key): it proves ENC plus the grant, fetches as an RO grantee; once revoked, the daemon refuses it (GRANT_REVOKED)', async () => {
+    const dir = join(root, 'granted');
+    await mkdir(dir);
+    const content = randomBytes(200_000);
+    await writeFile(join(dir, 'shared.bin'), content);
+    const keys = await share(dir);
+    await waitFor(async () => (await daemon.status()).folders.find((f) => f.id === keys.folderId && f.localFiles === 1 && f.state === 'idle'), 'the folder scanned');
+    const granted = await ferry(['grant', dir, '--ro', '--expires', '1h', '--json', '--home', daemon.home]);
+    assert.equal(granted.code, 0, granted.stderr);
+    const grant = JSON.parse(granted.stdout) as { id: string; invite: string; folderId: string };
+
+    const out = join(root, 'granted.bin');
+    const peer = python(['fetch', '--key', grant.invite, '--connect', listen, '--path', 'shared.bin', '--out', out]);
+    assert.equal((await peer.event('device')).folderId, keys.folderId, 'the folder ID derived from the invite text alone');
+    assert.equal((await peer.event('handshake')).ourAccess, 'ro', 'the daemon verified our grant and grant proof: RO access');
+    await peer.done();
+    assert.deepEqual(await readFile(out), content);
+
+    const revoked = await ferry(['revoke', grant.id, '--home', daemon.home]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    const refused = python(['fetch', '--key', grant.invite, '--connect', listen, '--path', 'shared.bin', '--out', join(root, 'refused.bin')]);
+    assert.equal(await refused.exited(), 1);
+    const error = refused.events.find((e) => e.event === 'error');
+    assert.match(String(error?.message), /PEER_CLOSED: GRANT_REVOKED/, JSON.stringify(refused.events));
+  });
+
   test('a proof bound to another session is refused: the daemon closes with HANDSHAKE and sends nothing of the folder', async () => {
     const dir = join(root, 'guarded');
     await mkdir(dir);
