@@ -143,7 +143,9 @@ export class RelayNode {
       });
     } catch (err) {
       end.opening = undefined;
-      end.stream.destroy();
+      // Refused, or the link is gone: nothing to tell the relay. Timed out or aborted: it may still hold the stream.
+      const tell = !(err instanceof FerryError && (err.code === 'REQUEST_FAILED' || err.code === 'CLOSED'));
+      end.stream.abort('CLOSED', 'open failed', tell);
       throw err;
     } finally {
       clearTimeout(timer);

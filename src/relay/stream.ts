@@ -78,7 +78,7 @@ export class RelayStream extends Duplex {
   /** The stream ended abnormally (RelayClose with a code, the link to the relay closed, or a rule broken here). */
   abort(code: RelayRefusal, reason: string, tellOtherEnd = code === 'PROTOCOL'): void {
     if (this.gone) return;
-    if (tellOtherEnd) void this.options.send({ type: 'RelayClose', stream: this.id, code, reason }).catch(() => undefined);
+    if (tellOtherEnd) void this.options.send({ type: 'RelayClose', stream: this.id, code, reason: reason.slice(0, 512) }).catch(() => undefined);
     this.markGone();
     this.destroy(new FerryError('CLOSED', `relayed stream aborted (${code}: ${reason})`));
   }
