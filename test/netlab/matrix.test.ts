@@ -7,9 +7,9 @@
 // per row group; the table is printed at the end (`node --test` shows it as diagnostics).
 //
 // Rows left out (covered by their own tests, or too slow for a bounded run here): same LAN and
-// UPnP (reach.test.ts), introduction through a third peer (introduce.test.ts), relay via a public
-// Ferry peer (relay.test.ts), symmetric NATs with nothing (turn.test.ts, second test), CGN and
-// hairpin (nat/reach tests); the full product of the options.
+// UPnP (reach.test.ts), introduction through an IPv4 third peer with remapped ports
+// (introduce.test.ts), symmetric NATs with nothing (turn.test.ts, second test), CGN and hairpin
+// (nat/reach tests); the full product of the options.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -98,7 +98,7 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
   }
 
   /** A shares a folder with hello.txt, B joins it: nothing is known of each other's address yet. */
-  async function pair(lab: LabEnv, name: string, args: string[]): Promise<{ a: FerryNode; b: FerryNode; dirB: string; rw: string }> {
+  async function pair(lab: LabEnv, name: string, args: string[]): Promise<{ a: FerryNode; b: FerryNode; dirB: string; rw: string; enc: string }> {
     const dirA = joinPath(base, `${name}-a`);
     const dirB = joinPath(base, `${name}-b`);
     await mkdir(dirA, { recursive: true });
@@ -107,9 +107,9 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
     const a = node(`${name}-a`, lab.NETLAB_INET_H1a_NS!, args);
     const b = node(`${name}-b`, lab.NETLAB_INET_H2a_NS!, args);
     await Promise.all([a.ready(), b.ready()]);
-    const { rw } = await share(a, dirA);
+    const { rw, enc } = (await share(a, dirA)) as unknown as { rw: string; enc: string };
     await join(b, rw, dirB);
-    return { a, b, dirB, rw };
+    return { a, b, dirB, rw, enc };
   }
 
   /** Gives each the other's address (what a tracker, peer exchange or an introduction hands out) and measures. */
@@ -230,6 +230,36 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
       await Promise.allSettled(nodes.map((node) => node.stop()));
       await coturn?.stop();
       labDown('tracker.sh', PREFIX);
+    });
+
+    test('a public folder peer holding only the ENC key relays A and B: `relay via C`', async () => {
+      const row: Row = { topology: 'symmetric NAT ↔ symmetric NAT, public ENC peer C', expect: 'relay via C (A↔B)' };
+      table.push(row);
+      const args = ['--no-trackers', '--stun', lab.NETLAB_INET_STUN_ADDR!];
+      const { a, b, dirB, enc } = await pair(lab, 'relay', args);
+      const c = node('relay-c', lab.NETLAB_INET_PUBLIC_NS!, args);
+      const dirC = joinPath(base, 'relay-c');
+      await mkdir(dirC, { recursive: true });
+      try {
+        await c.ready();
+        await join(c, enc, dirC);
+        const started = Date.now();
+        const toC = `${lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
+        assert.equal((await a.cli(['peers', 'add', toC])).code, 0);
+        assert.equal((await b.cli(['peers', 'add', toC])).code, 0);
+        const ok = await synced(dirB, 'relay', 120_000);
+        const [idA, cName] = [(await a.status()).device.id, ((await c.status()) as unknown as { device: { name: string } }).device.name];
+        const atB = async (): Promise<string | false> => {
+          const peers = ((await b.status()).folders[0]?.peers ?? []) as unknown as Array<LinkJson & { device: string }>;
+          return peers.find((p) => p.device === idA && p.connected)?.path ?? false;
+        };
+        const path = await waitFor(atB, 'A and B to connect through C', 120_000).catch(() => '-');
+        row.expect = `relay via ${cName}`;
+        row.outcome = { connected: path !== '-', synced: ok, path, ...(ok ? { ms: Date.now() - started } : {}) };
+        assert.deepEqual([row.outcome.synced, row.outcome.path], [true, `relay via ${cName}`], JSON.stringify(row.outcome));
+      } finally {
+        await Promise.all([a.stop(), b.stop(), c.stop()]);
+      }
     });
 
     test('both allocate on the TURN server and find each other by tracker: synced over `turn HOST`', async () => {
