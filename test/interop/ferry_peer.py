@@ -557,12 +557,13 @@ def serve(args) -> None:
         records.insert(0, bad)
     for seq, r in enumerate(records, start=1):
         r["sequence"] = seq
-        r["signature"] = keys.sign_key.sign(record_signing_bytes(keys.folder_id, r))
+        if not args.unsigned:
+            r["signature"] = keys.sign_key.sign(record_signing_bytes(keys.folder_id, r))
     index_id = secrets.token_bytes(8)
     link = accept(device, args.listen) if args.listen else dial(device, args.connect)
     hs = handshake(link, device, keys, index_id, len(records))
     link.send("Index", {"folderId": keys.folder_id, "indexId": index_id, "firstSequence": 1, "lastSequence": len(records), "records": records})
-    emit("announced", path=args.path, size=len(content), blocks=len(blocks), records=len(records))
+    emit("announced", path=args.path, size=len(content), blocks=len(blocks), records=len(records), signed=not args.unsigned)
     served = requests = 0
     deadline = time.monotonic() + 120
     while True:
@@ -584,7 +585,8 @@ def serve(args) -> None:
         elif name in ("Index", "IndexUpdate"):
             for r in check_batch(keys, body, hs["access"], keys.level):
                 if r["path"] == args.path and not r["deleted"] and list(r["blocks"]) == blocks:
-                    emit("installed", path=args.path, peerVersion=r["version"], servedBytes=served, requests=requests)
+                    emit("installed", path=args.path, peerVersion=r["version"], signed=r.get("signature") is not None,
+                         servedBytes=served, requests=requests)
                     link.close("SHUTDOWN", "python peer done")
                     return
 
@@ -607,6 +609,7 @@ def main() -> int:
     s.add_argument("--path", required=True)
     s.add_argument("--content", required=True)
     s.add_argument("--block-size", type=int, default=128 * 1024)
+    s.add_argument("--unsigned", action="store_true", help="announce records unsigned (allowed between two RW provers)")
     s.add_argument("--bad-record", action="store_true", help="announce a signed record with an unsafe path first")
     args = parser.parse_args()
     try:

@@ -199,6 +199,23 @@ describe('a second implementation from docs/protocol.md (Python) against a Ferry
     assert.deepEqual(await readFile(out), content);
   });
 
+  test('with the RW key as TLS client (role 1): it dials, announces an unsigned record (both proved the folder key), serves it, the daemon writes it', async () => {
+    const dir = join(root, 'target-dialled');
+    await mkdir(dir);
+    const keys = await share(dir);
+    const source = join(root, 'served-dialled.bin');
+    const content = randomBytes(1_500_000); // more than one 1 MiB run
+    await writeFile(source, content);
+    const peer = python(['serve', '--key', keys.rw, '--connect', listen, '--path', 'dialled.bin', '--content', source, '--unsigned']);
+    assert.equal((await peer.event('handshake')).ourAccess, 'rw');
+    const installed = await peer.event('installed');
+    await peer.done();
+    assert.equal(installed.servedBytes, content.length);
+    assert.ok((installed.requests as number) >= 2, `runs of at most 1 MiB: ${String(installed.requests)} requests`);
+    assert.equal(installed.signed, false, 'between two devices that proved the folder key, records go unsigned');
+    assert.deepEqual(await readFile(join(dir, 'dialled.bin')), content, 'the daemon wrote the file byte for byte');
+  });
+
   test('with the RW key: Ferry dials it, it announces a signed record and serves the blocks; the daemon writes the file byte for byte', async () => {
     const dir = join(root, 'target');
     await mkdir(dir);
@@ -219,6 +236,7 @@ describe('a second implementation from docs/protocol.md (Python) against a Ferry
     await peer.done();
     assert.equal(installed.servedBytes, content.length, 'the daemon fetched every byte from the Python peer');
     assert.deepEqual(installed.peerVersion, [[(listening.deviceId as string).slice(0, 12), 1]], 'the daemon announced our version back');
+    assert.equal(installed.signed, true, 'the global record goes back with the signature it was published with');
     assert.deepEqual(await readFile(join(dir, 'from-python', 'served.bin')), content, 'the daemon wrote the file byte for byte');
     await assert.rejects(readFile(join(root, 'escaped.bin')), { code: 'ENOENT' }, 'the unsafe path was written nowhere');
     const folder = (await daemon.status()).folders.find((f) => f.id === keys.folderId) as unknown as { failed?: Array<{ path: string; reason: string }> };
