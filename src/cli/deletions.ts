@@ -1,13 +1,13 @@
 // `ferry deletions FOLDER [--apply|--restore]`: a mass delete held by the guard; `ferry restore FOLDER --all|PREFIX`: bulk restore from the archive.
 
 import { FerryError } from '../errors.js';
-import type { BulkRestoreReport, FolderReport, StatusReport } from '../web/daemon-api.js';
+import type { BulkRestoreReport, FolderReport, StatusReport, VersionReport } from '../web/daemon-api.js';
 import { parseCommand, type Output } from './args.js';
 import { ControlClient } from './client.js';
 import { folderArgument } from './folder-commands.js';
 
 export const DELETIONS_USAGE = 'ferry deletions FOLDER [--apply | --restore] [--json] [--home DIR]';
-export const RESTORE_USAGE = 'ferry restore FOLDER (--all | PATH-PREFIX) [--home DIR]';
+export const RESTORE_USAGE = 'ferry restore FOLDER (--all | PATH-PREFIX | PATH --at TIME) [--home DIR]';
 
 /** Names from peers are shown as text: no terminal control sequences. */
 function printable(text: string): string {
@@ -62,8 +62,16 @@ export async function deletions(argv: string[], io: Output): Promise<number> {
 }
 
 export async function restore(argv: string[], io: Output): Promise<number> {
-  const { values, positionals, home } = parseCommand(argv, { all: { type: 'boolean' } }, { min: 1, max: 2 }, RESTORE_USAGE);
+  const { values, positionals, home } = parseCommand(argv, { all: { type: 'boolean' }, at: { type: 'string' } }, { min: 1, max: 2 }, RESTORE_USAGE);
   const [folder, prefix] = positionals as [string, string | undefined];
+  if (typeof values.at === 'string') {
+    // One version of one file (`ferry versions` lists them): an edit that syncs, the current version archived first.
+    if (values.all || prefix === undefined) throw new FerryError('USAGE', `--at restores one file: give its PATH\nusage: ${RESTORE_USAGE}`);
+    const id = encodeURIComponent(folderArgument(folder));
+    const done = await new ControlClient(home).call<{ path: string; restored: VersionReport }>('POST', `/folders/${id}/versions/restore`, { path: prefix, at: values.at });
+    io.out(`${done.path} restored to its version of ${done.restored.at} (${done.restored.size} bytes); the version it replaced is in the archive\n`);
+    return 0;
+  }
   if (Boolean(values.all) === (prefix !== undefined)) throw new FerryError('USAGE', `give --all or a path prefix\nusage: ${RESTORE_USAGE}`);
   const id = encodeURIComponent(folderArgument(folder));
   const body = values.all ? { all: true } : { prefix };

@@ -13,7 +13,7 @@ export const JOIN_USAGE = 'ferry join KEY DIR [--merge] [--home DIR]';
 export const KEYS_USAGE = 'ferry keys FOLDER [--json] [--home DIR]';
 export const FOLDERS_REMOVE_USAGE = 'ferry folders remove FOLDER [--home DIR]';
 export const FOLDERS_LIST_USAGE = 'ferry folders list [--json] [--home DIR]';
-export const FOLDERS_OPTIONS_USAGE = 'ferry folders options FOLDER [--portable-names on|off] [--home DIR]';
+export const FOLDERS_OPTIONS_USAGE = 'ferry folders options FOLDER [--portable-names on|off] [--versions days:N|staggered:DAYS|default] [--archive-cap BYTES] [--home DIR]';
 
 function printKeys(keys: KeysReport, io: Output): void {
   io.out(`folder  ${keys.folderId}\npath    ${keys.path}\n`);
@@ -136,12 +136,36 @@ function onOff(text: string, name: string): boolean {
 
 /** Shows a folder's options, or sets those given (`--portable-names on` keeps out names Windows cannot hold). */
 export async function foldersOptions(argv: string[], io: Output): Promise<number> {
-  const { values, positionals, home } = parseCommand(argv, { 'portable-names': { type: 'string' } }, { min: 1, max: 1 }, FOLDERS_OPTIONS_USAGE);
+  const { values, positionals, home } = parseCommand(
+    argv,
+    { 'portable-names': { type: 'string' }, versions: { type: 'string' }, 'archive-cap': { type: 'string' } },
+    { min: 1, max: 1 },
+    FOLDERS_OPTIONS_USAGE,
+  );
   const folder = encodeURIComponent(folderArgument(positionals[0]!));
+  const client = new ControlClient(home);
   const options: FolderOptions = {};
   const portable = values['portable-names'];
   if (typeof portable === 'string') options.portableNames = onOff(portable, 'portable-names');
-  const now = await new ControlClient(home).call<Required<FolderOptions>>('POST', `/folders/${folder}/options`, options);
+  const versions = values.versions;
+  const cap = values['archive-cap'];
+  if (typeof versions === 'string' || typeof cap === 'string') {
+    const current = typeof versions === 'string' ? undefined : (await client.call<Required<FolderOptions>>('POST', `/folders/${folder}/options`, {})).archive;
+    const match = typeof versions === 'string' ? /^(days|staggered):(\d+(?:\.\d+)?)$/.exec(versions) : null;
+    if (typeof versions === 'string' && versions !== 'default' && !match) throw new FerryError('USAGE', `--versions takes days:N, staggered:DAYS or default\nusage: ${FOLDERS_OPTIONS_USAGE}`);
+    if (typeof cap === 'string' && !/^\d+$/.test(cap)) throw new FerryError('USAGE', `--archive-cap takes a number of bytes (0: no cap)\nusage: ${FOLDERS_OPTIONS_USAGE}`);
+    const maxArchiveBytes = typeof cap === 'string' ? Number(cap) : current?.maxArchiveBytes;
+    const extra = maxArchiveBytes ? { maxArchiveBytes } : {};
+    if (versions === 'default' && !maxArchiveBytes) options.archive = null;
+    else if (match?.[1] === 'staggered') options.archive = { kind: 'staggered', maxAgeDays: Number(match[2]), ...extra };
+    else if (match?.[1] === 'days') options.archive = { kind: 'days', days: Number(match[2]), ...extra };
+    else if (current) options.archive = { ...current, ...extra, ...(maxArchiveBytes ? {} : { maxArchiveBytes: 0 }) };
+    else throw new FerryError('USAGE', `--archive-cap needs a policy: give --versions days:N or staggered:DAYS too\nusage: ${FOLDERS_OPTIONS_USAGE}`);
+  }
+  const now = await client.call<Required<FolderOptions>>('POST', `/folders/${folder}/options`, options);
   io.out(`portable-names  ${now.portableNames ? 'on' : 'off'}\n`);
+  const policy = now.archive;
+  const capText = policy?.maxArchiveBytes ? `, at most ${formatBytes(policy.maxArchiveBytes)} (oldest removed first)` : '';
+  io.out(`versions        ${!policy ? "the archiveDays setting's days" : policy.kind === 'days' ? `${policy.days} days` : `staggered up to ${policy.maxAgeDays} days`}${capText}\n`);
   return 0;
 }

@@ -12,6 +12,7 @@ import { RUN_USAGE } from './run.js';
 import { SETTINGS_SET_USAGE, SETTINGS_USAGE } from './settings.js';
 import { STATUS_USAGE } from './status.js';
 import { SELECT_USAGE } from './select.js';
+import { VERSIONS_USAGE } from './versions.js';
 
 interface CommandHelp {
   about: string;
@@ -44,6 +45,14 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       'and a file that differs from the peers\' becomes a conflict copy, the newer version keeping the name.',
     usage: [JOIN_USAGE],
     examples: ['ferry join A4JX…QF ~/Photos', 'ferry join A4JX…QF /volume1/photos --merge   # DIR already has files: merge them'],
+  },
+  versions: {
+    about:
+      "Lists a file's versions kept in the folder's archive (time, size), newest first. How many are kept is the folder's archive policy " +
+      "('ferry folders options FOLDER --versions days:14 | staggered:365 [--archive-cap BYTES]'). 'ferry restore FOLDER PATH --at TIME' puts one back: " +
+      'an edit that syncs to every device, the current version going to the archive first.',
+    usage: [VERSIONS_USAGE],
+    examples: ['ferry versions ~/Documents report.odt', 'ferry restore ~/Documents report.odt --at 2026-12-01T09:30:12.345Z'],
   },
   select: {
     about:
@@ -144,11 +153,12 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
   },
   restore: {
     about:
-      "Puts files back from the folder's archive: everything, or what lies under a path prefix. With --backup FILE (from ferry backup), " +
+      "Puts files back from the folder's archive: everything, or what lies under a path prefix (the newest version of each missing file), " +
+      "or with --at TIME one version of one file ('ferry versions' lists them; the current version goes to the archive first). With --backup FILE (from ferry backup), " +
       'restores a home instead: into an empty home (no daemon running on it), with the same device ID; the next ferry run builds the index, ' +
       'rescans the folders and rejoins the peers.',
     usage: [RESTORE_USAGE, RESTORE_BACKUP_USAGE],
-    examples: ['ferry restore ~/Photos 2024/holiday', 'ferry restore ~/Photos --all', 'ferry restore --backup /mnt/usb/ferry-backup.json --home /var/lib/ferry'],
+    examples: ['ferry restore ~/Photos 2024/holiday', 'ferry restore ~/Photos --all', 'ferry restore ~/Photos notes.txt --at 2026-12-01T09:30:12.345Z', 'ferry restore --backup /mnt/usb/ferry-backup.json --home /var/lib/ferry'],
   },
   backup: {
     about:

@@ -17,6 +17,7 @@ import { PEERS_ADD_USAGE, PEERS_LIST_USAGE, PEERS_REMOVE_USAGE, peersAdd, peersL
 import { RUN_USAGE, runDaemon } from './run.js';
 import { SETTINGS_SET_USAGE, SETTINGS_USAGE, settings } from './settings.js';
 import { SELECT_USAGE, select } from './select.js';
+import { VERSIONS_USAGE, versions } from './versions.js';
 import { STATUS_USAGE, status } from './status.js';
 import { commandHelp } from './help.js';
 import { printable } from '../util/format.js';
@@ -46,6 +47,7 @@ const COMMANDS: Record<string, Command> = {
   conflicts,
   resolve,
   select,
+  versions,
   grant, revoke, grants,
   peers: (argv, io) => {
     if (argv[0] === 'add') return peersAdd(argv.slice(1), io);
@@ -77,6 +79,7 @@ usage:
   ${CONFLICTS_USAGE}   files edited on two devices at once
   ${SELECT_USAGE}
                                      selective sync: subtrees this device does not take
+  ${VERSIONS_USAGE}   a file's archived versions
   ${RESOLVE_USAGE}
   ${BACKUP_USAGE}   this device's identity, folder keys, settings (SECRET)
   ${RESTORE_BACKUP_USAGE}   into an empty home: same device ID

@@ -60,6 +60,10 @@ export async function status(argv: string[], io: Output): Promise<number> {
     if (f.conflicts) {
       io.out(`  ${f.conflicts} ${f.conflicts === 1 ? 'conflict' : 'conflicts'}: files changed on two devices at once ('ferry conflicts ${f.id}' lists them, 'ferry resolve' settles one)\n`);
     }
+    if (f.excluded?.length) {
+      io.out(`  selective sync: ${f.excluded.length} ${f.excluded.length === 1 ? 'subtree' : 'subtrees'} not synced here (${f.excluded.slice(0, 3).map(printable).join(', ')}${f.excluded.length > 3 ? ', …' : ''})` +
+        `${f.unselectedFiles ? `; ${f.unselectedFiles} files of peers left there` : ''}${f.localUnselected ? `; ${f.localUnselected} local files there, not sent` : ''} ('ferry select ${f.id}')\n`);
+    }
     if (f.localChanges > 0) io.out(`  ${f.localChanges} local changes not synced (read-only folder; 'ferry revert' undoes them)\n`);
     if (f.watcher.limitReached) {
       io.out(`  watcher: ${f.watcher.unwatchedDirs} directories unwatched (raise fs.inotify.max_user_watches); rescanning more often\n`);
@@ -67,7 +71,7 @@ export async function status(argv: string[], io: Output): Promise<number> {
     if (f.failedItems > 0) {
       io.out(`  ${f.failedItems} ${f.failedItems === 1 ? 'item' : 'items'} not synced:\n`);
       for (const item of f.failed.slice(0, FAILED_SHOWN)) {
-        io.out(`    ${printable(item.path)}: ${printable(item.reason)}${item.source === 'local' ? '' : ` (from ${item.source.slice(0, 7)})`}\n`);
+        io.out(`    ${printable(item.path)}: ${printable(item.reason)}${item.source === 'local' || item.source === 'unselected' ? '' : ` (from ${item.source.slice(0, 7)})`}\n`);
       }
       if (f.failedItems > FAILED_SHOWN) io.out(`    … and ${f.failedItems - FAILED_SHOWN} more (ferry status --json)\n`);
     }

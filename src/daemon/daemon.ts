@@ -15,7 +15,7 @@ import { Resource } from '../util/resource.js';
 import { FERRY_VERSION } from '../version.js';
 import { WebAdmin } from '../web/admin.js';
 import type {
-  AddedPeerReport, ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, SelectionReport, FolderReport, GrantReport, IssuedGrantReport, KeysReport, LocalFolderHandle, PeerInfo, SettingsReport, StatusReport, ConflictKeep, ConflictListing, ConflictResolutionReport, JoinCheckReport,
+  AddedPeerReport, ArchiveListing, BulkRestoreReport, DaemonApi, FolderOptions, SelectionReport, VersionReport, VersionsReport, ArchivePlanReport, FolderReport, GrantReport, IssuedGrantReport, KeysReport, LocalFolderHandle, PeerInfo, SettingsReport, StatusReport, ConflictKeep, ConflictListing, ConflictResolutionReport, JoinCheckReport,
 } from '../web/daemon-api.js';
 import { peerInfos, restoreTurnPasswords, settingsReport, validateSettingsPatch } from './admin.js';
 import { FolderManager } from './folders.js';
@@ -522,6 +522,18 @@ export class Daemon extends Resource implements DaemonApi {
 
   setSelection(folder: string, change: { exclude?: string; include?: string }): Promise<SelectionReport> {
     return this.requireFolders().setSelection(folder, change);
+  }
+
+  versions(folder: string, path: string): Promise<VersionsReport> {
+    return this.requireFolders().versions(folder, path);
+  }
+
+  restoreVersion(folder: string, path: string, atMs: number): Promise<{ path: string; restored: VersionReport }> {
+    return this.requireFolders().restoreVersion(folder, path, atMs);
+  }
+
+  archivePlan(folder: string): Promise<ArchivePlanReport> {
+    return this.requireFolders().archivePlan(folder);
   }
 
   pauseFolder(folder: string): Promise<void> {

@@ -7,11 +7,11 @@ import { FolderKeys, decodeGrant, grantRefusal, parseFolderKey, type GrantBook }
 import type { IndexStore } from '../index/store.js';
 import type { FolderConfig } from '../index/types.js';
 import type { HashPool } from '../scan/index.js';
-import { Archive, changeSelection, normaliseSubtree, stillExcludedBy, type FolderSync, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
+import { Archive, checkArchivePolicy, changeSelection, type ArchivedFile, type ArchivePolicy, normaliseSubtree, stillExcludedBy, type FolderSync, type FolderSyncLimits, type TransferRates } from '../sync/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import type {
-  SelectionReport, ArchiveListing, BulkRestoreReport, ConflictKeep, ConflictListing, ConflictResolutionReport, FolderOptions, FolderReport, KeysReport,
+  SelectionReport, VersionReport, VersionsReport, ArchivePlanReport, ArchiveListing, BulkRestoreReport, ConflictKeep, ConflictListing, ConflictResolutionReport, FolderOptions, FolderReport, KeysReport,
 } from '../web/daemon-api.js';
 import { FOLDER_MARKER, SharedFolder } from './folder.js';
 import { countExisting, notEmptyError } from './join-check.js';
@@ -35,6 +35,18 @@ export interface FolderManagerOptions {
   grantBook?: (keys: FolderKeys) => GrantBook;
   /** A device's name by its short ID, when known (for the conflict list). */
   deviceName?: (shortId: string) => string | undefined;
+}
+
+function versionReport(file: ArchivedFile): VersionReport {
+  return { archivePath: file.archivePath, archivedAtMs: file.archivedAtMs, at: new Date(file.archivedAtMs).toISOString(), size: file.size };
+}
+
+/** A file's path in the folder: relative already, or absolute inside it. */
+function relativeIn(shared: SharedFolder, path: string): string {
+  const root = shared.config.path;
+  const rel = path.startsWith(`${root}/`) ? path.slice(root.length + 1) : path.replace(/^\/+/, '');
+  if (rel === '' || rel.split('/').some((part) => part === '' || part === '.' || part === '..')) throw new FerryError('USAGE', `not a file of the folder: ${path}`);
+  return rel;
 }
 
 /** Entries of one directory listed per page of the selection tree. */
@@ -238,17 +250,64 @@ export class FolderManager extends Resource {
     return this.serialise(async () => {
       const shared = this.resolve(folder);
       const portableNames = options.portableNames ?? shared.config.portableNames === true;
-      if (portableNames !== (shared.config.portableNames === true)) {
+      const archive = options.archive === undefined ? shared.config.archive : options.archive === null ? undefined : checkArchivePolicy(options.archive);
+      if (portableNames !== (shared.config.portableNames === true) || JSON.stringify(archive) !== JSON.stringify(shared.config.archive)) {
         const config: FolderConfig = { ...shared.config, portableNames };
+        if (archive) config.archive = archive;
+        else delete config.archive;
         this.running.delete(shared.config.id);
         await shared.close();
         await this.options.store.putFolder(config);
         await this.start(config);
-        this.logger.info('folder options changed', { folder: config.id, portableNames });
+        this.logger.info('folder options changed', { folder: config.id, portableNames, archive: archive ? JSON.stringify(archive) : 'archiveDays setting' });
         this.options.onChange();
       }
-      return { portableNames };
+      return { portableNames, archive: archive ?? null };
     });
+  }
+
+  /** The policy the folder's archive follows now: its own, else the archiveDays setting. */
+  private policyOf(shared: SharedFolder): ArchivePolicy {
+    return shared.config.archive ?? { kind: 'days', days: this.options.settings.archiveDays };
+  }
+
+  /** A file's archived versions, newest first. */
+  async versions(folder: string, path: string): Promise<VersionsReport> {
+    const { shared, archive } = this.archiveOf(folder);
+    const relPath = relativeIn(shared, path);
+    const versions = (await archive.versions(relPath)).map(versionReport);
+    return { folderId: shared.config.id, path: relPath, versions };
+  }
+
+  /**
+   * Restores the version of a file archived at `atMs` (else the newest archived before it): the
+   * current version goes to the archive first, and the scan that follows makes it an edit that syncs.
+   */
+  async restoreVersion(folder: string, path: string, atMs: number): Promise<{ path: string; restored: VersionReport }> {
+    const { shared, archive } = this.archiveOf(folder);
+    const relPath = relativeIn(shared, path);
+    const versions = await archive.versions(relPath);
+    const chosen = versions.find((v) => v.archivedAtMs === atMs) ?? versions.find((v) => v.archivedAtMs <= atMs);
+    if (!chosen) {
+      throw new FerryError('USAGE', versions.length === 0 ? `${relPath} has no archived versions` : `${relPath} has no version archived at or before ${new Date(atMs).toISOString()}`);
+    }
+    const restored = await this.restoreArchived(folder, chosen.archivePath);
+    return { path: restored, restored: versionReport(chosen) };
+  }
+
+  /** The archive's size and what purging under the folder's policy would free now. */
+  async archivePlan(folder: string): Promise<ArchivePlanReport> {
+    const { shared, archive } = this.archiveOf(folder);
+    const policy = this.policyOf(shared);
+    const plan = await archive.plan(policy);
+    return {
+      folderId: shared.config.id,
+      policy,
+      files: plan.keptFiles + plan.remove.length,
+      bytes: plan.keptBytes + plan.freedBytes,
+      purgeFiles: plan.remove.length,
+      purgeBytes: plan.freedBytes,
+    };
   }
 
   /** The folder's selection and, when `dir` is given, one page of that directory of its tree. */

@@ -19,7 +19,14 @@ export interface FolderConfig {
   portableNames?: boolean;
   /** Selective sync: subtrees this device does not take (this device's setting, never synced); absent: all. */
   excluded?: string[];
+  /** The archive's policy for this folder (sync/archive-policy.ts); absent: keep the archiveDays setting's days. */
+  archive?: ArchivePolicy;
 }
+
+/** How a folder's archive keeps versions (sync/archive-policy.ts applies it). */
+export type ArchivePolicy =
+  | { kind: 'days'; days: number; maxArchiveBytes?: number }
+  | { kind: 'staggered'; maxAgeDays: number; maxArchiveBytes?: number };
 
 export interface DeviceRecord {
   id: string;

@@ -6,6 +6,7 @@ import { join, posix } from 'node:path';
 import { FerryError, ioError, isFerryError } from '../errors.js';
 import { checkFolderRelative, DiskPaths } from '../scan/disk-path.js';
 import type { Logger } from '../util/log.js';
+import { purgePlan, type ArchivePolicy, type PurgePlan } from './archive-policy.js';
 
 export const ARCHIVE_DIR = '.ferry/archive';
 /** The stamp at the end of an archived file's name (its last path segment). */
@@ -218,6 +219,34 @@ export class Archive {
     }
     if (purged) this.logger.info('purged archive', { files: purged, olderThanDays: maxAgeDays });
     return purged;
+  }
+
+  /** What a purge under the policy would remove now (nothing is changed), with the bytes kept and freed. */
+  async plan(policy: ArchivePolicy): Promise<PurgePlan> {
+    const files: ArchivedFile[] = [];
+    for await (const file of this.list()) files.push(file);
+    return purgePlan(files, policy, this.now());
+  }
+
+  /** Purges under a folder's policy (age, staggering, size cap: oldest first); returns the plan carried out. */
+  async purgeWith(policy: ArchivePolicy): Promise<PurgePlan> {
+    const plan = await this.plan(policy);
+    for (const file of plan.remove) {
+      const at = await this.paths.resolve(`${ARCHIVE_DIR}/${file.archivePath}`).catch(() => undefined);
+      if (!at?.stats || at.stats.isDirectory()) continue;
+      await rm(at.abs, { force: true });
+      await this.pruneEmptyDirs(posix.dirname(file.archivePath));
+    }
+    if (plan.remove.length) this.logger.info('purged archive', { files: plan.remove.length, bytes: plan.freedBytes, policy: policy.kind });
+    return plan;
+  }
+
+  /** The archived versions of one file, newest first. */
+  async versions(path: string): Promise<ArchivedFile[]> {
+    checkFolderRelative(path);
+    const found: ArchivedFile[] = [];
+    for await (const file of this.list()) if (file.path === path) found.push(file);
+    return found.sort((a, b) => b.archivedAtMs - a.archivedAtMs || (a.archivePath < b.archivePath ? 1 : -1));
   }
 
   private async pruneEmptyDirs(dir: string): Promise<void> {

@@ -29,6 +29,7 @@ import { sweepOrphanTemps } from './temp-sweep.js';
 import { PeerCompletionCache } from './peer-completion.js';
 import { DiskPaths } from './paths.js';
 import { Puller, type PullOutcome } from './puller.js';
+import type { ArchivePolicy } from './archive-policy.js';
 import type { TransferRates } from './rate-limit.js';
 import { revertLocalChanges, isLocalChange } from './revert.js';
 import { BlockServer, type BlockAnswer } from './serve.js';
@@ -77,6 +78,8 @@ export interface FolderSyncOptions {
   archive: Archive;
   /** A number, or read at each purge (a live setting). */
   archiveDays: number | (() => number);
+  /** The folder's own archive policy (staggered, size cap), read at each purge; absent: keep archiveDays days. */
+  archivePolicy?: () => ArchivePolicy | undefined;
   /** Scans a subtree (the daemon's scanner, under the folder lock). */
   requestScan: (under: string) => Promise<void>;
   /** The folder lock shared with the scanner. */
@@ -766,10 +769,19 @@ export class FolderSync extends Resource {
     };
   }
 
+  /** The policy a purge applies now: the folder's own, else the archiveDays setting. */
+  archivePolicy(): ArchivePolicy {
+    const days = this.options.archiveDays;
+    return this.options.archivePolicy?.() ?? { kind: 'days', days: typeof days === 'function' ? days() : days };
+  }
+
+  /** The archive after the last purge: files and bytes kept (status shows its size). */
+  archiveState: { files: number; bytes: number; atMs: number } | undefined;
+
   private async purgeArchive(): Promise<void> {
     try {
-      const days = this.options.archiveDays;
-      await this.options.archive.purge(typeof days === 'function' ? days() : days);
+      const plan = await this.options.archive.purgeWith(this.archivePolicy());
+      this.archiveState = { files: plan.keptFiles, bytes: plan.keptBytes, atMs: Date.now() };
     } catch (err) {
       this.logger.warn('archive purge failed', { err: err instanceof Error ? err : String(err) });
     }

@@ -5,6 +5,7 @@ import type { FolderSyncState } from '../protocol/handshake.js';
 import { LIMITS } from '../protocol/limits.js';
 
 export { Archive, ARCHIVE_DIR, type ArchivedFile } from './archive.js';
+export { checkArchivePolicy, purgePlan, staggeredKeep, STAGGER_INTERVALS, type ArchivePolicy, type PurgePlan } from './archive-policy.js';
 export {
   changeSelection, findLocalUnselected, normaliseSubtree, stillExcludedBy, LOCAL_UNSELECTED_REASON, LOCAL_UNSELECTED_SOURCE, type LocalUnselected,
 } from './selection.js';

@@ -21,6 +21,13 @@ function queryWhole(value: unknown, name: string, fallback: number): number {
   return n;
 }
 
+/** An instant given as milliseconds since 1970 or as an ISO 8601 time. */
+function parseInstant(value: unknown): number {
+  const ms = typeof value === 'number' ? value : typeof value === 'string' ? (/^\d+$/.test(value) ? Number(value) : Date.parse(value)) : NaN;
+  if (!Number.isSafeInteger(ms) || ms < 0) throw new FerryError('USAGE', 'at must be a time: ISO 8601 (2026-12-07T03:12:45.123Z) or milliseconds since 1970');
+  return ms;
+}
+
 /** Every route the page and the CLI share. State-changing ones are POST, PUT or DELETE (the web app guards them). */
 export function createApiRouter(daemon: DaemonApi, events: EventHub, appPasswords?: AppPasswords): Router {
   const router = new Router({ prefix: '/api' });
@@ -63,6 +70,7 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
       if (typeof body.portableNames !== 'boolean') throw new FerryError('USAGE', 'portableNames must be true or false');
       options.portableNames = body.portableNames;
     }
+    if (body.archive !== undefined) options.archive = body.archive as FolderOptions['archive']; // checked by the folder manager
     ctx.body = await daemon.setFolderOptions(ctx.params.folder!, options);
   });
   // selective sync: this device's excluded subtrees, and the folder's tree from the index
@@ -163,6 +171,22 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
   router.post('/folders/:folder/deletions/restore', async (ctx) => {
     if (!daemon.restoreDeletions) throw new FerryError('USAGE', 'held deletions are not available');
     ctx.body = { restored: await daemon.restoreDeletions(ctx.params.folder!) };
+  });
+  // a file's versions in the archive, and restoring one (an edit that syncs)
+  router.get('/folders/:folder/versions', async (ctx) => {
+    if (!daemon.versions) throw new FerryError('USAGE', 'versions are not available here');
+    const path = ctx.query.path;
+    if (typeof path !== 'string' || path === '') throw new FerryError('USAGE', 'path must name one file of the folder');
+    ctx.body = await daemon.versions(ctx.params.folder!, path);
+  });
+  router.post('/folders/:folder/versions/restore', async (ctx) => {
+    if (!daemon.restoreVersion) throw new FerryError('USAGE', 'versions are not available here');
+    const body = await readJsonBody(ctx.req);
+    ctx.body = await daemon.restoreVersion(ctx.params.folder!, stringField(body, 'path'), parseInstant(body.at));
+  });
+  router.get('/folders/:folder/archive/plan', async (ctx) => {
+    if (!daemon.archivePlan) throw new FerryError('USAGE', 'the archive plan is not available here');
+    ctx.body = await daemon.archivePlan(ctx.params.folder!);
   });
   router.post('/folders/:folder/archive/purge', async (ctx) => {
     const body = await readJsonBody(ctx.req);

@@ -1,6 +1,7 @@
 // What the web layer needs from the daemon: declared here so web/ never imports daemon/.
 
 import type { Access } from '../keys/types.js';
+import type { ArchivePolicy } from '../index/types.js';
 import type { AppPasswordRecord } from './app-passwords.js';
 
 /** `idle` only when nothing is needed; `stalled`: files are needed and none can be fetched now (see `stalledReason`). */
@@ -61,6 +62,8 @@ export interface FolderReport {
   failed: FailedItemReport[];
   /** The folder's "portable names" option. */
   portableNames?: boolean;
+  /** The archive after its last purge: files and bytes kept. */
+  archive?: { files: number; bytes: number };
   /** Selective sync: the subtrees this device does not take (absent: all), and files made here inside them (kept, not sent). */
   excluded?: string[];
   localUnselected?: number;
@@ -153,6 +156,34 @@ export interface BulkRestoreReport {
 export interface FolderOptions {
   /** Keep out (and report) names Windows and SMB clients cannot hold (`CON`, `a:b.txt`, `x.`): off by default. */
   portableNames?: boolean;
+  /** How the archive keeps versions: `{ kind: 'days', days }` or `{ kind: 'staggered', maxAgeDays }`, optionally with maxArchiveBytes (oldest first); null: the archiveDays setting. */
+  archive?: ArchivePolicy | null;
+}
+
+/** One archived version of a file. */
+export interface VersionReport {
+  archivePath: string;
+  archivedAtMs: number;
+  /** The same instant, ISO 8601 (what `ferry restore --at` takes). */
+  at: string;
+  size: number;
+}
+
+export interface VersionsReport {
+  folderId: string;
+  path: string;
+  /** Newest first. */
+  versions: VersionReport[];
+}
+
+/** The archive's size and what a purge under the folder's policy would free now. */
+export interface ArchivePlanReport {
+  folderId: string;
+  policy: ArchivePolicy;
+  files: number;
+  bytes: number;
+  purgeFiles: number;
+  purgeBytes: number;
 }
 
 /** One entry of a folder's tree as the index knows it (global records: present here or not). */
@@ -410,6 +441,12 @@ export interface DaemonApi {
   selection?(folder: string, options?: { dir?: string; limit?: number; offset?: number }): Promise<SelectionReport>;
   /** Excludes or includes one subtree (this device only); the folder restarts with it. */
   setSelection?(folder: string, change: { exclude?: string; include?: string }): Promise<SelectionReport>;
+  /** A file's archived versions, newest first. */
+  versions?(folder: string, path: string): Promise<VersionsReport>;
+  /** Restores the version of `path` archived at `atMs` (else the newest before it): an edit that syncs; the current version is archived first. */
+  restoreVersion?(folder: string, path: string, atMs: number): Promise<{ path: string; restored: VersionReport }>;
+  /** The archive's size and what purging under the folder's policy would free now. */
+  archivePlan?(folder: string): Promise<ArchivePlanReport>;
   /** A paused folder is neither scanned nor synced, and not offered to peers. */
   pauseFolder(folder: string): Promise<void>;
   resumeFolder(folder: string): Promise<void>;
