@@ -1,0 +1,67 @@
+// A file's versions in the archive and restoring one (issue 23), between two real daemons: the
+// restore on B is an edit that syncs, so A ends with the chosen bytes too; the replaced version is archived.
+
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { VersionsReport } from '../../src/web/daemon-api.js';
+import { DaemonProcess, ferry, removeDir, shareBetween, tempDir, waitFor } from '../helpers/daemon.js';
+
+async function cli(daemon: DaemonProcess, ...args: string[]): Promise<string> {
+  const result = await ferry([...args, '--home', daemon.home]);
+  assert.equal(result.code, 0, `ferry ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+async function content(path: string): Promise<string> {
+  return readFile(path, 'utf8').catch(() => '');
+}
+
+describe('versions and restore --at between two daemons', () => {
+  let base: string;
+  let a: DaemonProcess;
+  let b: DaemonProcess;
+  let dirA: string;
+  let dirB: string;
+  let folderId: string;
+
+  before(async () => {
+    base = await tempDir('versions2');
+    a = new DaemonProcess(join(base, 'home-a'));
+    b = new DaemonProcess(join(base, 'home-b'));
+    await Promise.all([a.ready(), b.ready()]);
+    dirA = join(base, 'a');
+    dirB = join(base, 'b');
+    await mkdir(join(dirA, 'docs'), { recursive: true });
+    await writeFile(join(dirA, 'docs', 'notes.txt'), 'first version\n');
+    folderId = (await shareBetween(a, dirA, b, dirB)).folderId;
+    await waitFor(async () => (await content(join(dirB, 'docs', 'notes.txt'))) === 'first version\n', 'B to have the first version', 60_000);
+  });
+
+  after(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await removeDir(base);
+  });
+
+  test('B lists the versions it replaced; restoring one brings its bytes back on both devices', async () => {
+    for (const text of ['second version, longer\n', 'third\n']) {
+      await writeFile(join(dirA, 'docs', 'notes.txt'), text);
+      await waitFor(async () => (await content(join(dirB, 'docs', 'notes.txt'))) === text, `B to have "${text.trim()}"`, 60_000);
+    }
+    const listed = JSON.parse(await cli(b, 'versions', folderId, 'docs/notes.txt', '--json')) as VersionsReport;
+    assert.deepEqual(listed.versions.map((v) => v.size), ['second version, longer\n'.length, 'first version\n'.length], 'newest first');
+    assert.match(await cli(b, 'versions', folderId, 'docs/notes.txt'), /2 archived versions of docs\/notes\.txt/);
+    const first = listed.versions[1]!;
+    const out = await cli(b, 'restore', folderId, 'docs/notes.txt', '--at', first.at);
+    assert.match(out, /restored to its version of/);
+    assert.equal(await content(join(dirB, 'docs', 'notes.txt')), 'first version\n');
+    await waitFor(async () => (await content(join(dirA, 'docs', 'notes.txt'))) === 'first version\n', 'the restored bytes to reach A', 60_000);
+    // The version it replaced ("third") is in B's archive now; the restored one left it.
+    const after = JSON.parse(await cli(b, 'versions', folderId, 'docs/notes.txt', '--json')) as VersionsReport;
+    assert.deepEqual(after.versions.map((v) => v.size).sort(), ['third\n'.length, 'second version, longer\n'.length].sort());
+    // The bulk restore still takes a prefix (unchanged), and --at wants one path.
+    const noPath = await ferry(['restore', folderId, '--all', '--at', first.at, '--home', b.home]);
+    assert.equal(noPath.code, 2);
+  });
+});
