@@ -77,6 +77,10 @@ export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: st
 export type {
   AddedPeerReport,
   ArchiveListing,
+  ArchivePlanReport,
+  SelectionReport,
+  TreeEntry,
+  VersionsReport,
   ConflictListing,
   ConflictReport,
   ConflictVersionReport,

@@ -5,6 +5,8 @@ import { field, formatBytes, formatRate, h, setText } from './dom.js';
 import { showArchive, showKeys } from './dialogs.js';
 import { showConflicts } from './conflicts.js';
 import { showFiles } from './files.js';
+import { showSelection } from './selection.js';
+import { showVersions } from './versions.js';
 import { formatRelative, showGrants } from './grants.js';
 
 const ACCESS: Record<string, string> = { rw: 'read-write', ro: 'read-only', enc: 'encrypted' };
@@ -170,6 +172,8 @@ export class FoldersView {
       folder.access === 'enc' ? null : this.action('Grants', () => showGrants(folder), 'grants'),
       folder.access === 'enc' ? null : this.action('Files', () => showFiles(folder.id, folder.path), 'files'),
       folder.access === 'enc' ? null : this.action('Archive', () => showArchive(folder.id, folder.path), 'archive'),
+      folder.access === 'enc' ? null : this.action('Versions', () => showVersions(folder.id, folder.path), 'versions'),
+      this.action('Selective sync', () => showSelection(folder.id, folder.path, folder.access), 'selection'),
       pause,
       this.action('Rescan', () => api('POST', `/folders/${id}/rescan`)),
       this.action(
