@@ -2,14 +2,15 @@
 // parent, NFD spellings, case-insensitive clashes.
 
 import { constants, type Stats } from 'node:fs';
-import { fstatSync, lchownSync, linkSync, lstatSync, openSync, renameSync } from 'node:fs';
+import { fstatSync, lchownSync, lstatSync, openSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, opendir, readdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, opendir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, ioError } from '../errors.js';
 import { TEMP_FILE_PREFIX } from './ignore.js';
 import { OWN_WRITES } from './own-writes.js';
 import { closeQuietly, DIR_NO_FOLLOW, fchmodFd, fstatFd, openFd, READ_NO_FOLLOW } from '../util/fd.js';
+import { NODE_FILE_IO, type FileIo } from '../util/file-io.js';
 
 /** Relative path as indexed: NFC, '/'-separated (the walker only ever produces '/' on POSIX). */
 export function toIndexPath(diskRelPath: string): string {
@@ -149,11 +150,18 @@ export class DiskPaths {
   /** Whether the folder's volume holds names differing only in case side by side (probed once). */
   private caseSensitive: Promise<boolean> | undefined;
 
-  /** `caseSensitive`: what the volume is, without probing it (tests simulate a case-insensitive one). */
+  /** The writing file operations (node:fs unless a test injects faults). */
+  readonly io: FileIo;
+
+  /**
+   * `caseSensitive`: what the volume is, without probing it (tests simulate a case-insensitive one);
+   * `io`: the writing file operations (NODE_FILE_IO by default; tests inject faults through it).
+   */
   constructor(
     readonly root: string,
-    options: { caseSensitive?: boolean } = {},
+    options: { caseSensitive?: boolean; io?: FileIo } = {},
   ) {
+    this.io = options.io ?? NODE_FILE_IO;
     if (options.caseSensitive !== undefined) this.caseSensitive = Promise.resolve(options.caseSensitive);
   }
 
@@ -163,7 +171,7 @@ export class DiskPaths {
    * full) counts as case-insensitive, the cautious answer (a twin is kept out, never overwritten).
    */
   isCaseSensitive(): Promise<boolean> {
-    this.caseSensitive ??= probeCaseSensitive(this.root);
+    this.caseSensitive ??= probeCaseSensitive(this.root, this.io);
     return this.caseSensitive;
   }
 
@@ -235,7 +243,7 @@ export class DiskPaths {
   renameWithin(target: ResolvedTarget, from: string, to: string): Stats {
     const parent = openFolderDirSync(this.root, parentOfDiskRel(target));
     try {
-      renameSync(parent.entry(from), parent.entry(to));
+      this.io.renameSync(parent.entry(from), parent.entry(to));
       return lstatSync(parent.entry(to));
     } finally {
       parent.close();
@@ -251,7 +259,7 @@ export class DiskPaths {
     try {
       const destination = openFolderDirSync(this.root, parentOfDiskRel(to));
       try {
-        renameSync(source.entry(from.diskName), destination.entry(to.diskName));
+        this.io.renameSync(source.entry(from.diskName), destination.entry(to.diskName));
       } finally {
         destination.close();
       }
@@ -269,7 +277,7 @@ export class DiskPaths {
     try {
       const destination = openFolderDirSync(this.root, parentOfDiskRel(to));
       try {
-        linkSync(source.entry(from.diskName), destination.entry(to.diskName));
+        this.io.linkSync(source.entry(from.diskName), destination.entry(to.diskName));
       } finally {
         destination.close();
       }
@@ -281,7 +289,7 @@ export class DiskPaths {
   /** mkdir with a mode (umask aside) and the folder's owner when running as root. */
   async makeDir(abs: string, mode: number): Promise<void> {
     try {
-      await mkdir(abs, { mode: mode & 0o777 });
+      await this.io.mkdir(abs, { mode: mode & 0o777 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create directory ${abs}`, err);
     }
@@ -537,18 +545,18 @@ export async function openFolderDir(root: string, diskRel: string, expect?: DirI
   return new VerifiedDir(fd, abs, { dev: stats.dev, ino: stats.ino });
 }
 
-async function probeCaseSensitive(root: string): Promise<boolean> {
+async function probeCaseSensitive(root: string, io: FileIo): Promise<boolean> {
   const name = `${TEMP_FILE_PREFIX}case-probe-${randomBytes(6).toString('hex')}`;
   const abs = childPath(root, name);
   try {
-    closeQuietly(await openFd(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600));
+    closeQuietly(await io.open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600));
   } catch {
     return false;
   }
   try {
     return (await lstat(childPath(root, name.toUpperCase())).catch(() => undefined)) === undefined;
   } finally {
-    await unlink(abs).catch(() => undefined);
+    await io.unlink(abs).catch(() => undefined);
   }
 }
 

@@ -5,6 +5,7 @@ import { readdir, rm, rmdir, lstat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { FerryError, ioError, isFerryError } from '../errors.js';
 import { checkFolderRelative, DiskPaths } from '../scan/disk-path.js';
+import { NODE_FILE_IO, type FileIo } from '../util/file-io.js';
 import type { Logger } from '../util/log.js';
 import { purgePlan, type ArchivePolicy, type PurgePlan } from './archive-policy.js';
 
@@ -61,9 +62,10 @@ export class Archive {
   readonly root: string;
   private readonly paths: DiskPaths;
 
-  constructor(folderRoot: string, private readonly logger: Logger, private readonly now: () => number = Date.now) {
+  /** `io`: the writing file operations of its moves and links (node:fs unless a test injects faults). */
+  constructor(folderRoot: string, private readonly logger: Logger, private readonly now: () => number = Date.now, io: FileIo = NODE_FILE_IO) {
     this.root = join(folderRoot, ARCHIVE_DIR);
-    this.paths = new DiskPaths(folderRoot);
+    this.paths = new DiskPaths(folderRoot, { io });
   }
 
   /**

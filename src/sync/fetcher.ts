@@ -10,7 +10,8 @@ import type { FolderIndex } from '../index/types.js';
 import type { RequestParams } from '../protocol/connection.js';
 import { openFolderDirSync } from '../scan/disk-path.js';
 import type { BufferPool } from '../util/buffer-pool.js';
-import { closeQuietly, fdatasyncFd, fsyncFd, openFd, READ_NO_FOLLOW, readFd, truncateFd, writeFd } from '../util/fd.js';
+import { closeQuietly, openFd, READ_NO_FOLLOW, readFd } from '../util/fd.js';
+import { NODE_FILE_IO, type FileIo } from '../util/file-io.js';
 import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import { AlignedBuffers, DIRECT_IO_ALIGN } from './aligned-buffers.js';
@@ -75,6 +76,8 @@ export interface FetchJob {
   progress?: (bytes: number) => void;
   signal: AbortSignal;
   logger: Logger;
+  /** The writing file operations (node:fs unless a test injects faults): the folder's DiskPaths.io. */
+  io?: FileIo;
 }
 
 /** Local files kept open at once while copying blocks from them. */
@@ -119,16 +122,16 @@ export function directWriteBuffers(): AlignedBuffers | undefined {
 }
 
 /** Writes `length` bytes of `data` from `offset` at `position`, or fails: a short write (a full disk) is an error. */
-async function writeFully(fd: number, data: Buffer, offset: number, length: number, position: number): Promise<void> {
-  const { bytesWritten } = await writeFd(fd, data, offset, length, position);
+async function writeFully(io: FileIo, fd: number, data: Buffer, offset: number, length: number, position: number): Promise<void> {
+  const { bytesWritten } = await io.write(fd, data, offset, length, position);
   if (bytesWritten !== length) throw new FerryError('IO', `short write: ${bytesWritten} of ${length} bytes (disk full?)`);
 }
 
 /** Writes `data` at `position` in pieces of at most MAX_WRITE_BYTES, all at once. */
-async function writeInPieces(fd: number, data: Buffer, position: number): Promise<void> {
+async function writeInPieces(io: FileIo, fd: number, data: Buffer, position: number): Promise<void> {
   const pieces: Array<Promise<unknown>> = [];
   for (let at = 0; at < data.length; at += MAX_WRITE_BYTES) {
-    pieces.push(writeFully(fd, data, at, Math.min(MAX_WRITE_BYTES, data.length - at), position + at));
+    pieces.push(writeFully(io, fd, data, at, Math.min(MAX_WRITE_BYTES, data.length - at), position + at));
   }
   await Promise.all(pieces);
 }
@@ -186,8 +189,11 @@ class FileFetch {
   private flushing: Promise<void> | null = null;
   private flushError: unknown;
 
+  private readonly io: FileIo;
+
   constructor(private readonly job: FetchJob) {
     this.record = job.record;
+    this.io = job.io ?? NODE_FILE_IO;
   }
 
   private blockLength(i: number): number {
@@ -206,11 +212,11 @@ class FileFetch {
     const temp = this.openTempParent();
     const tempEntry = temp.parent.entry(temp.name);
     try {
-      this.fd = await openFd(tempEntry, create, 0o600)
+      this.fd = await this.io.open(tempEntry, create, 0o600)
         .catch((err: unknown) => {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
           fresh = false; // left by an earlier attempt: its verified blocks are kept
-          return openFd(tempEntry, constants.O_RDWR | constants.O_NOFOLLOW, 0o600);
+          return this.io.open(tempEntry, constants.O_RDWR | constants.O_NOFOLLOW, 0o600);
         })
         .catch((err: unknown) => {
           if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
@@ -227,12 +233,12 @@ class FileFetch {
     }
     try {
       const missing = fresh ? this.record.blocks.map((_, i) => i) : await this.keepVerifiedBlocks();
-      if (!fresh) await truncateFd(this.fd, this.record.size);
+      if (!fresh) await this.io.truncate(this.fd, this.record.size);
       await this.fill(missing);
       await this.flushing;
       // The kernel reports a write-back error to one flush of a descriptor only: this file is not installed.
       if (this.flushError !== undefined) throw this.flushError;
-      if (!(fresh && durableWrites)) await fsyncFd(this.fd);
+      if (!(fresh && durableWrites)) await this.io.fsync(this.fd);
     } finally {
       await this.flushing; // never close a descriptor a flush may still be given
       closeQuietly(this.fd);
@@ -247,7 +253,7 @@ class FileFetch {
    */
   private async openDirect(tempEntry: string): Promise<void> {
     if (!this.job.direct || this.record.size < DIRECT_WRITE_MIN_FILE_BYTES || constants.O_DIRECT === undefined) return;
-    const fd = await openFd(tempEntry, constants.O_WRONLY | constants.O_DIRECT | constants.O_NOFOLLOW).catch((err: unknown) => {
+    const fd = await this.io.open(tempEntry, constants.O_WRONLY | constants.O_DIRECT | constants.O_NOFOLLOW).catch((err: unknown) => {
       this.job.logger.debug('no direct writes for this file', { path: this.record.path, err: String(err) });
       return undefined;
     });
@@ -297,7 +303,7 @@ class FileFetch {
       try {
         const length = Math.min(slot.length, data.length - done);
         data.copy(slot, 0, done, done + length);
-        await writeFully(this.directFd, slot, 0, length, position + done);
+        await writeFully(this.io, this.directFd, slot, 0, length, position + done);
         done += length;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
@@ -314,11 +320,11 @@ class FileFetch {
 
   /** Writes through the page cache, starting a background flush every FLUSH_EVERY_BYTES. */
   private async writeCached(data: Buffer, position: number): Promise<void> {
-    await writeInPieces(this.fd, data, position);
+    await writeInPieces(this.io, this.fd, data, position);
     this.unflushedBytes += data.length;
     if (this.unflushedBytes < FLUSH_EVERY_BYTES || this.flushing) return;
     this.unflushedBytes = 0;
-    this.flushing = fdatasyncFd(this.fd)
+    this.flushing = this.io.fdatasync(this.fd)
       .catch((err: unknown) => void (this.flushError ??= err))
       .finally(() => (this.flushing = null));
   }
@@ -512,6 +518,7 @@ class FileFetch {
       const peer = this.pickPeer(tried);
       if (!peer) throw new FerryError('REQUEST_FAILED', `no connected peer could supply block ${run[0]} of ${path}`);
       tried.add(peer.deviceId);
+      let localFailure = false;
       await peer.budget.acquire(length, signal);
       try {
         await this.job.download?.take(length, signal);
@@ -529,15 +536,17 @@ class FileFetch {
         try {
           await this.write(data, offset);
         } catch (err) {
-          // Our disk, not the peer: no other peer would do better.
+          // Our disk, not the peer: no other peer would do better, and the peer is not to blame.
+          localFailure = true;
           if (isDiskFull(err)) throw new FerryError('DISK_FULL', `the folder's disk is full (writing ${path}): ${(err as Error).message}`, { cause: err });
-          throw err;
+          if (isFerryError(err)) throw err;
+          throw new FerryError('IO', `cannot write the temp file of ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
         }
         peer.recycle(data);
         for (const i of run) this.present.set(Buffer.from(blocks[i]!).toString('hex'), i);
         return;
       } catch (err) {
-        if (signal.aborted || isFerryError(err, 'DISK_FULL')) throw err;
+        if (signal.aborted || localFailure) throw err;
         // The peer no longer has this version (or answers nothing): do not ask it again for this file.
         this.excluded.add(peer.deviceId);
         this.job.logger.debug('block request failed; trying another peer', {

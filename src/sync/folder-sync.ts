@@ -30,6 +30,7 @@ import { PeerCompletionCache } from './peer-completion.js';
 import { DiskPaths } from './paths.js';
 import { Puller, type PullOutcome } from './puller.js';
 import type { ArchivePolicy } from './archive-policy.js';
+import type { FileIo } from '../util/file-io.js';
 import type { TransferRates } from './rate-limit.js';
 import { revertLocalChanges, isLocalChange } from './revert.js';
 import { BlockServer, type BlockAnswer } from './serve.js';
@@ -105,6 +106,8 @@ export interface FolderSyncOptions {
    * known (and their blocks) before a peer's index would have them fetched again.
    */
   pullsAfter?: Promise<unknown>;
+  /** The writing file operations of the puller (temp files, installs, directories). @default NODE_FILE_IO (tests inject faults) */
+  io?: FileIo;
 }
 
 export interface PeerReport {
@@ -273,7 +276,7 @@ export class FolderSync extends Resource {
       root: this.root,
       index: this.index,
       archive: options.archive,
-      paths: new DiskPaths(this.root, options.caseSensitive === undefined ? {} : { caseSensitive: options.caseSensitive }),
+      paths: new DiskPaths(this.root, { ...(options.caseSensitive === undefined ? {} : { caseSensitive: options.caseSensitive }), ...(options.io ? { io: options.io } : {}) }),
       portableNames: options.portableNames === true,
       excluded: options.excluded ?? [],
       deviceShortId: options.device.shortId,

@@ -1,6 +1,6 @@
 // Installs fetched temp files in batches: one hold of the folder lock, one fsync per directory and one index transaction per batch.
 
-import { closeSync, fchmodSync, futimesSync, lstatSync, openSync, renameSync, type Stats } from 'node:fs';
+import { closeSync, fchmodSync, futimesSync, lstatSync, openSync, type Stats } from 'node:fs';
 import { FerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
@@ -73,7 +73,7 @@ export function placeTemp(tempAbs: string, global: FileRecord, target: ResolvedT
       closeSync(fd);
     }
     if (!target.stats) paths.adopt(temp);
-    renameSync(temp, final);
+    paths.io.renameSync(temp, final);
     return lstatSync(final);
   } finally {
     parent.close();

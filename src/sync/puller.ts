@@ -481,6 +481,7 @@ export class Puller {
       download: this.ctx.download,
       signal,
       logger: this.ctx.logger,
+      io: this.ctx.paths.io,
     });
   }
 

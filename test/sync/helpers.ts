@@ -17,6 +17,7 @@ import { Archive } from '../../src/sync/archive.js';
 import { FolderSync, type FolderSyncLimits } from '../../src/sync/folder-sync.js';
 import { folderSyncState, readOnlyScanIndex, type TransferRates } from '../../src/sync/index.js';
 import { PeerSession } from '../../src/sync/peer-session.js';
+import type { FileIo } from '../../src/util/file-io.js';
 import { createLogger, silentLogger, type Logger } from '../../src/util/log.js';
 import { duplexPair } from '../protocol/helpers.js';
 import { WAIT_LIMIT_MS } from '../helpers/wait.js';
@@ -81,6 +82,8 @@ export interface DeviceOptions {
   portableNames?: boolean;
   /** Simulates a case-insensitive volume (false) instead of probing the real one. */
   caseSensitive?: boolean;
+  /** The writing file operations of the puller and the archive (a FaultPlan's io, say). */
+  io?: FileIo;
 }
 
 export interface Device {
@@ -159,7 +162,7 @@ export async function makeDevice(cleanups: Cleanups, options: DeviceOptions): Pr
     index,
     device: { id, shortId },
     logger,
-    archive: new Archive(root, logger),
+    archive: new Archive(root, logger, undefined, options.io),
     archiveDays: 14,
     requestScan: (under) => device.scan(under),
     exclusive: (work) => lock.run(work),
@@ -168,6 +171,7 @@ export async function makeDevice(cleanups: Cleanups, options: DeviceOptions): Pr
     warmFiles,
     portableNames: options.portableNames,
     caseSensitive: options.caseSensitive,
+    io: options.io,
   });
   device.sync = sync;
   cleanups.push(() => device.close());

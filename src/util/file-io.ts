@@ -1,0 +1,37 @@
+// The one seam under the daemon's writing file operations inside a folder (open for writing, write,
+// fsync, rename, link, mkdir, unlink): node:fs itself in production, a fault-injecting wrapper in tests.
+
+import { linkSync, renameSync } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
+import { fdatasyncFd, fsyncFd, openFd, truncateFd, writeFd } from './fd.js';
+
+/**
+ * The writing file operations of the folder I/O (disk-path, fetcher, installer, archive). An explicit
+ * dependency: a DiskPaths, an Archive and a FolderSync take one as their `io` option (NODE_FILE_IO
+ * when omitted). Reads go straight to node:fs.
+ */
+export interface FileIo {
+  /** open(2) of a file the daemon writes (temp files, probes), promisified. */
+  readonly open: (path: string, flags: number, mode?: number) => Promise<number>;
+  readonly write: (fd: number, buffer: Buffer, offset: number, length: number, position: number) => Promise<{ bytesWritten: number; buffer: Buffer }>;
+  readonly fsync: (fd: number) => Promise<void>;
+  readonly fdatasync: (fd: number) => Promise<void>;
+  readonly truncate: (fd: number, length: number) => Promise<void>;
+  readonly renameSync: (from: string, to: string) => void;
+  readonly linkSync: (existing: string, link: string) => void;
+  readonly mkdir: (path: string, options: { mode: number }) => Promise<unknown>;
+  readonly unlink: (path: string) => Promise<void>;
+}
+
+/** Production: node:fs's own functions, by reference (no wrapper, no per-call allocation). */
+export const NODE_FILE_IO: FileIo = Object.freeze({
+  open: openFd as FileIo['open'],
+  write: writeFd as unknown as FileIo['write'],
+  fsync: fsyncFd,
+  fdatasync: fdatasyncFd,
+  truncate: truncateFd as FileIo['truncate'],
+  renameSync,
+  linkSync,
+  mkdir,
+  unlink,
+});

@@ -1,0 +1,138 @@
+// A fault plan for tests: a FileIo (src/util/file-io.ts) that fails chosen calls with ENOSPC or EIO,
+// or makes a write short, on the Nth matching call or on every matching call, until cleared.
+
+import { readlinkSync } from 'node:fs';
+import { NODE_FILE_IO, type FileIo } from '../../src/util/file-io.js';
+
+export type FaultOp = 'open' | 'write' | 'fsync' | 'fdatasync' | 'truncate' | 'rename' | 'link' | 'mkdir' | 'unlink';
+/** An errno to throw, or `short`: a write that really writes half its bytes and says so. */
+export type FaultKind = 'ENOSPC' | 'EIO' | 'short';
+
+export interface FaultRule {
+  op: FaultOp;
+  kind: FaultKind;
+  /** Which call's paths to match (for write/fsync: the path the descriptor was opened by; for rename/link: either end). */
+  path?: RegExp;
+  /** Only the Nth matching call (1-based, counted from inject()) fails; without it, every matching call does. */
+  nth?: number;
+}
+
+export interface InjectedFault {
+  op: FaultOp;
+  kind: FaultKind;
+  paths: string[];
+}
+
+/**
+ * The path a call names as the folder sees it: the daemon reaches entries through directories it
+ * holds open (`/proc/self/fd/N/name`), which is resolved while the descriptor is still open.
+ */
+function realPath(path: string): string {
+  const through = /^\/proc\/self\/fd\/(\d+)\/(.*)$/.exec(path);
+  if (!through) return path;
+  try {
+    return `${readlinkSync(`/proc/self/fd/${through[1]}`)}/${through[2]}`;
+  } catch {
+    return path;
+  }
+}
+
+const ERRNO: Record<'ENOSPC' | 'EIO', number> = { ENOSPC: -28, EIO: -5 };
+
+export function errnoError(code: 'ENOSPC' | 'EIO', syscall: string, path: string): NodeJS.ErrnoException {
+  const message = code === 'ENOSPC' ? 'no space left on device' : 'i/o error';
+  return Object.assign(new Error(`${code}: ${message} (injected), ${syscall} '${path}'`), { code, errno: ERRNO[code], syscall, path });
+}
+
+/** Wraps a FileIo (node:fs by default); `io` is what the code under test is given. */
+export class FaultPlan {
+  readonly io: FileIo;
+  /** Every fault injected so far, in order. */
+  readonly injected: InjectedFault[] = [];
+  private rules: Array<FaultRule & { seen: number }> = [];
+  /** Descriptors opened through `io`, by number: write/fsync faults match on the path opened. */
+  private readonly opened = new Map<number, string>();
+
+  constructor(base: FileIo = NODE_FILE_IO) {
+    const plan = this;
+    this.io = {
+      async open(path, flags, mode) {
+        plan.check('open', [path]);
+        const fd = await base.open(path, flags, mode);
+        plan.opened.set(fd, realPath(path));
+        return fd;
+      },
+      async write(fd, buffer, offset, length, position) {
+        const kind = plan.check('write', plan.pathsOf(fd), true);
+        if (kind === 'short' && length > 1) return base.write(fd, buffer, offset, Math.floor(length / 2), position);
+        return base.write(fd, buffer, offset, length, position);
+      },
+      async fsync(fd) {
+        plan.check('fsync', plan.pathsOf(fd));
+        return base.fsync(fd);
+      },
+      async fdatasync(fd) {
+        plan.check('fdatasync', plan.pathsOf(fd));
+        return base.fdatasync(fd);
+      },
+      async truncate(fd, length) {
+        plan.check('truncate', plan.pathsOf(fd));
+        return base.truncate(fd, length);
+      },
+      renameSync(from, to) {
+        plan.check('rename', [from, to]);
+        base.renameSync(from, to);
+      },
+      linkSync(existing, link) {
+        plan.check('link', [existing, link]);
+        base.linkSync(existing, link);
+      },
+      async mkdir(path, options) {
+        plan.check('mkdir', [path]);
+        return base.mkdir(path, options);
+      },
+      async unlink(path) {
+        plan.check('unlink', [path]);
+        return base.unlink(path);
+      },
+    };
+  }
+
+  /** Adds a rule; it holds until clear(). */
+  inject(rule: FaultRule): void {
+    this.rules.push({ ...rule, seen: 0 });
+  }
+
+  /** The fault ends: every call goes through again. */
+  clear(): void {
+    this.rules = [];
+  }
+
+  /** Faults injected for `op` so far. */
+  count(op?: FaultOp): number {
+    return op ? this.injected.filter((fault) => fault.op === op).length : this.injected.length;
+  }
+
+  private pathsOf(fd: number): string[] {
+    const path = this.opened.get(fd);
+    return path === undefined ? [] : [path];
+  }
+
+  /** Throws the rule's errno for a matching call; returns 'short' for a write to be cut short. */
+  private check(op: FaultOp, named: string[], canBeShort = false): 'short' | undefined {
+    const paths = named.map(realPath);
+    for (const rule of this.rules) {
+      if (rule.op !== op) continue;
+      if (rule.path && !paths.some((path) => rule.path!.test(path))) continue;
+      rule.seen++;
+      if (rule.nth !== undefined && rule.seen !== rule.nth) continue;
+      this.injected.push({ op, kind: rule.kind, paths });
+      if (rule.kind === 'short') {
+        if (canBeShort) return 'short';
+        throw errnoError('EIO', op, paths[0] ?? '');
+      }
+      throw errnoError(rule.kind, op, paths[0] ?? '');
+    }
+    return undefined;
+  }
+}

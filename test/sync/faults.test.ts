@@ -1,0 +1,138 @@
+// Faults injected under the puller's file I/O (a FaultPlan as the device's FileIo): ENOSPC, EIO and
+// short writes at each step of a transfer and an install. Nothing half-written is ever under a final
+// name, the failure is reported in the folder's status, and once the fault ends both devices agree.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, afterEach, describe, test } from 'node:test';
+import { FaultPlan, type FaultKind, type FaultRule } from '../helpers/fault-io.js';
+import { connect, converged, makeDevice, newFolder, randomContent, runCleanups, until, type Cleanups, type Device } from './helpers.js';
+
+const cleanups: Cleanups = [];
+afterEach(() => runCleanups(cleanups));
+after(() => runCleanups(cleanups));
+
+/** Three blocks (128 KiB each, the last short): written in pieces, fsynced (not O_DSYNC) before install. */
+const SIZE = 3 * 128 * 1024 - 1000;
+
+const TEMP = /\.ferry-tmp-/;
+
+const REASON: Record<FaultKind, RegExp> = {
+  ENOSPC: /ENOSPC|disk is full/i,
+  EIO: /EIO|i\/o error/i,
+  short: /short write/i,
+};
+
+function sha(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** The file's content hash under its final name, or 'absent'. */
+async function contentAt(abs: string): Promise<string> {
+  try {
+    return sha(await readFile(abs));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw err;
+  }
+}
+
+interface Step {
+  name: string;
+  rule: Omit<FaultRule, 'kind'>;
+  /** The file is new, in a directory the puller must create (else it replaces an older version). */
+  fresh?: boolean;
+  /** The old version may be gone from the final name while the fault lasts (already archived). */
+  mayBeAbsent?: boolean;
+}
+
+const STEPS: Step[] = [
+  { name: 'temp open', rule: { op: 'open', path: TEMP } },
+  { name: 'temp write', rule: { op: 'write', path: TEMP } },
+  { name: 'temp fsync', rule: { op: 'fsync', path: TEMP } },
+  { name: 'rename into place', rule: { op: 'rename', path: TEMP }, mayBeAbsent: true },
+  { name: 'archive of the replaced file', rule: { op: 'rename', path: /\.ferry\/archive\// } },
+  { name: 'mkdir of a parent', rule: { op: 'mkdir', path: /\/new-dir$/ }, fresh: true },
+];
+
+async function pair(plan: FaultPlan): Promise<{ alice: Device; bob: Device }> {
+  const keys = newFolder();
+  const alice = await makeDevice(cleanups, { name: 'alice', keys });
+  const bob = await makeDevice(cleanups, { name: 'bob', keys, io: plan.io });
+  await connect(cleanups, alice, bob);
+  return { alice, bob };
+}
+
+async function faultCase(step: Step, kind: FaultKind): Promise<void> {
+  const plan = new FaultPlan();
+  const { alice, bob } = await pair(plan);
+  const rel = step.fresh ? 'new-dir/f.bin' : 'f.bin';
+  const oldContent = randomContent(SIZE, 1);
+  const newContent = randomContent(SIZE, 2);
+  if (!step.fresh) {
+    await writeFile(join(alice.root, rel), oldContent);
+    await alice.scan();
+    await converged([alice, bob]);
+  }
+  const allowed = new Set([sha(newContent), step.fresh ? 'absent' : sha(oldContent)]);
+  if (step.mayBeAbsent) allowed.add('absent');
+  const seen = new Set<string>();
+  const watch = async (): Promise<void> => {
+    const now = await contentAt(join(bob.root, rel));
+    seen.add(now);
+    assert.ok(allowed.has(now), `${rel} under its final name is neither the old nor the new version (${now.slice(0, 12)})`);
+  };
+
+  plan.inject({ ...step.rule, kind });
+  if (step.fresh) await mkdir(join(alice.root, 'new-dir'));
+  await writeFile(join(alice.root, rel), newContent);
+  await alice.scan();
+
+  // The failure is reported (the folder's status names the path and why), and retried meanwhile.
+  await until(async () => {
+    await watch();
+    const report = bob.sync.report();
+    return plan.count(step.rule.op) >= 2 && report.state === 'stalled' && REASON[kind].test(report.stalledReason ?? '');
+  }).catch((err: unknown) => {
+    throw new Error(`no failure reported: ${JSON.stringify({ report: bob.sync.report(), injected: plan.injected.slice(0, 3), count: plan.count() })}`, { cause: err });
+  });
+  const report = bob.sync.report();
+  assert.match(report.stalledReason ?? '', step.fresh ? /new-dir/ : /f\.bin/);
+  assert.equal(report.needFiles > 0, true);
+  if (!step.mayBeAbsent) {
+    assert.equal(await contentAt(join(bob.root, rel)), step.fresh ? 'absent' : sha(oldContent), 'the old version stays while the fault lasts');
+  }
+
+  // The fault ends: the folder finishes on its own retries, byte for byte.
+  plan.clear();
+  await converged([alice, bob], async () => {
+    await watch();
+    const after = bob.sync.report();
+    return after.state === 'idle' && after.needFiles === 0;
+  });
+  assert.deepEqual(await readFile(join(bob.root, rel)), newContent);
+  assert.ok([...seen].every((hash) => allowed.has(hash)));
+}
+
+describe('faults under the file I/O', () => {
+  for (const step of STEPS) {
+    for (const kind of ['ENOSPC', 'EIO'] as const) {
+      test(`${kind} at ${step.name}: nothing half-written, reported, resumed`, () => faultCase(step, kind));
+    }
+  }
+  test('short write of the temp file: nothing half-written, reported, resumed', () => faultCase(STEPS[1]!, 'short'));
+
+  test('a fault on the Nth call only: that call fails, the retry succeeds', async () => {
+    const plan = new FaultPlan();
+    const { alice, bob } = await pair(plan);
+    plan.inject({ op: 'write', path: TEMP, kind: 'ENOSPC', nth: 1 });
+    const content = randomContent(SIZE, 3);
+    await writeFile(join(alice.root, 'g.bin'), content);
+    await alice.scan();
+    await converged([alice, bob], () => bob.sync.report().state === 'idle');
+    assert.equal(plan.count('write'), 1);
+    assert.deepEqual(await readFile(join(bob.root, 'g.bin')), content);
+  });
+});
