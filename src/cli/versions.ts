@@ -21,7 +21,10 @@ export async function versions(argv: string[], io: Output): Promise<number> {
     return 0;
   }
   io.out(`${report.versions.length} archived ${report.versions.length === 1 ? 'version' : 'versions'} of ${printable(report.path)}, newest first:\n`);
-  for (const v of report.versions) io.out(`  ${v.at}  ${formatBytes(v.size).padStart(10)}\n`);
+  for (const v of report.versions) {
+    const by = v.device ? `  by ${v.deviceName ? `${printable(v.deviceName)} (${v.device.slice(0, 7)})` : v.device.slice(0, 7)}` : '';
+    io.out(`  ${v.at}  ${formatBytes(v.size).padStart(10)}${by}\n`);
+  }
   io.out(`'ferry restore ${positionals[0]} ${printable(report.path)} --at TIME' puts one back (the current version goes to the archive)\n`);
   return 0;
 }

@@ -38,7 +38,13 @@ export interface FolderManagerOptions {
 }
 
 function versionReport(file: ArchivedFile): VersionReport {
-  return { archivePath: file.archivePath, archivedAtMs: file.archivedAtMs, at: new Date(file.archivedAtMs).toISOString(), size: file.size };
+  return {
+    archivePath: file.archivePath,
+    archivedAtMs: file.archivedAtMs,
+    at: new Date(file.archivedAtMs).toISOString(),
+    size: file.size,
+    ...(file.device ? { device: file.device } : {}),
+  };
 }
 
 /** A file's path in the folder: relative already, or absolute inside it. */
@@ -276,6 +282,10 @@ export class FolderManager extends Resource {
     const { shared, archive } = this.archiveOf(folder);
     const relPath = relativeIn(shared, path);
     const versions = (await archive.versions(relPath)).map(versionReport);
+    for (const version of versions) {
+      const name = version.device ? this.options.deviceName?.(version.device) : undefined;
+      if (name) version.deviceName = name;
+    }
     return { folderId: shared.config.id, path: relPath, versions };
   }
 

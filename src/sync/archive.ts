@@ -11,7 +11,9 @@ import { purgePlan, type ArchivePolicy, type PurgePlan } from './archive-policy.
 
 export const ARCHIVE_DIR = '.ferry/archive';
 /** The stamp at the end of an archived file's name (its last path segment). */
-const STAMP = /~(\d{8}-\d{6}-\d{3})(?:-(\d+))?$/;
+const STAMP = /~(\d{8}-\d{6}-\d{3})(?:-(\d+))?(?:@([A-Za-z0-9]{1,64}))?$/;
+/** A device's short ID as it may follow the stamp (`name~STAMP@DEVICE`: the device whose version it was). */
+const DEVICE_TAG = /^[A-Za-z0-9]{1,64}$/;
 
 export interface ArchivedFile {
   /** Where it lived in the folder. */
@@ -20,6 +22,8 @@ export interface ArchivedFile {
   archivePath: string;
   archivedAtMs: number;
   size: number;
+  /** Short ID of the device that made this version, when known (the puller archives a peer-replaced version with it). */
+  device?: string;
 }
 
 function stamp(ms: number): string {
@@ -73,8 +77,9 @@ export class Archive {
    * Returns its archive path, or null when there was nothing to archive. Refuses (PATH_UNSAFE) a
    * path through a symlinked directory, and a directory itself (IO): only files are kept.
    */
-  async keep(relPath: string): Promise<string | null> {
+  async keep(relPath: string, options: { device?: string } = {}): Promise<string | null> {
     checkFolderRelative(relPath);
+    const tag = options.device !== undefined && DEVICE_TAG.test(options.device) ? `@${options.device}` : '';
     let source;
     try {
       source = await this.paths.resolve(relPath);
@@ -86,7 +91,7 @@ export class Archive {
     if (source.stats.isDirectory()) throw new FerryError('IO', `cannot archive ${relPath}: it is a directory`);
     const base = `${relPath}~${stamp(this.now())}`;
     for (let n = 0; n < 1000; n++) {
-      const archivePath = n === 0 ? base : `${base}-${n}`;
+      const archivePath = (n === 0 ? base : `${base}-${n}`) + tag;
       const target = await this.paths.resolve(`${ARCHIVE_DIR}/${archivePath}`, { createParents: true });
       if (target.stats) continue;
       try {
@@ -154,7 +159,8 @@ export class Archive {
         const path = entry.isDirectory() ? undefined : originalPath(archivePath);
         if (path !== undefined) {
           const info = await lstat(join(this.root, archivePath));
-          yield { path, archivePath, archivedAtMs: parseStamp(STAMP.exec(archivePath)![1]!), size: info.size };
+          const match = STAMP.exec(archivePath)!;
+          yield { path, archivePath, archivedAtMs: parseStamp(match[1]!), size: info.size, ...(match[3] ? { device: match[3] } : {}) };
         } else if (entry.isDirectory()) pending.push(archivePath);
       }
     }

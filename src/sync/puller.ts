@@ -374,7 +374,8 @@ export class Puller {
       this.ctx.logger.info('conflict: our version kept as a copy', { path: need.global.path, copy });
       return copy;
     }
-    await this.ctx.archive.keep(target.diskRel);
+    // The version replaced is the local record's (diskMatches held): archived with the device that made it.
+    await this.ctx.archive.keep(target.diskRel, need.local && !need.local.deleted ? { device: need.local.modifiedBy } : {});
     return undefined;
   }
 
@@ -579,7 +580,7 @@ export class Puller {
             return this.changedOnDisk(global.path);
           }
         } else {
-          await this.ctx.archive.keep(target.diskRel);
+          await this.ctx.archive.keep(target.diskRel, local && !local.deleted ? { device: local.modifiedBy } : {});
         }
         this.ctx.paths.noteRemoved(target.parentAbs, target.diskName);
         OWN_WRITES.note(target.abs, undefined);

@@ -167,6 +167,9 @@ export interface VersionReport {
   /** The same instant, ISO 8601 (what `ferry restore --at` takes). */
   at: string;
   size: number;
+  /** Short ID of the device that made the version, when known, and its name when known here. */
+  device?: string;
+  deviceName?: string;
 }
 
 export interface VersionsReport {

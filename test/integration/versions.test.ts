@@ -51,7 +51,10 @@ describe('versions and restore --at between two daemons', () => {
     }
     const listed = JSON.parse(await cli(b, 'versions', folderId, 'docs/notes.txt', '--json')) as VersionsReport;
     assert.deepEqual(listed.versions.map((v) => v.size), ['second version, longer\n'.length, 'first version\n'.length], 'newest first');
-    assert.match(await cli(b, 'versions', folderId, 'docs/notes.txt'), /2 archived versions of docs\/notes\.txt/);
+    // Each made by A (the version B replaced was A's).
+    const idA = (await a.status()).device.id;
+    assert.ok(listed.versions.every((v) => v.device !== undefined && idA.startsWith(v.device)), JSON.stringify(listed.versions));
+    assert.match(await cli(b, 'versions', folderId, 'docs/notes.txt'), new RegExp(`2 archived versions of docs/notes\\.txt[^]*by [^\\n]*${idA.slice(0, 7)}`));
     const first = listed.versions[1]!;
     const out = await cli(b, 'restore', folderId, 'docs/notes.txt', '--at', first.at);
     assert.match(out, /restored to its version of/);

@@ -43,7 +43,7 @@ async function archived(root: string): Promise<string[]> {
     }
     for (const name of names) {
       const path = rel ? `${rel}/${name}` : name;
-      if (/~\d{8}-\d{6}-\d{3}/.test(name)) out.push(path.replace(/~[\d-]+$/, ''));
+      if (/~\d{8}-\d{6}-\d{3}/.test(name)) out.push(path.replace(/~[\d-]+(@[A-Za-z0-9]+)?$/, ''));
       else await walk(path);
     }
   };

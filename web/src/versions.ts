@@ -34,7 +34,7 @@ export async function showVersions(folderId: string, folderPath: string, initial
       table.append(h('tbody', null, h('tr', null, h('td', null, `${report.path} has no archived versions.`))));
       return;
     }
-    table.append(h('thead', null, h('tr', null, h('th', null, 'Archived'), h('th', null, 'Size'), h('th', null, ''))));
+    table.append(h('thead', null, h('tr', null, h('th', null, 'Archived'), h('th', null, 'Size'), h('th', null, 'Made by'), h('th', null, ''))));
     const body = h('tbody');
     for (const version of report.versions) {
       const restore = h('button', { attrs: { type: 'button', 'data-at': version.at } }, 'Restore');
@@ -52,7 +52,9 @@ export async function showVersions(folderId: string, folderPath: string, initial
             restore.disabled = false;
           });
       });
-      body.append(h('tr', null, h('td', null, formatTime(version.archivedAtMs)), h('td', null, formatBytes(version.size)), h('td', null, restore)));
+      body.append(h('tr', null, h('td', null, formatTime(version.archivedAtMs)), h('td', null, formatBytes(version.size)),
+        h('td', null, version.device ? (version.deviceName ? `${version.deviceName} (${version.device.slice(0, 7)})` : version.device.slice(0, 7)) : '—'),
+        h('td', null, restore)));
     }
     table.append(body);
   };
