@@ -1,6 +1,6 @@
 // `ferry peers add|list|remove`: addresses to keep connected, so daemons meet without discovery, and the devices connected now.
 
-import { parseHostPort } from '../daemon/settings.js';
+import { parseHostPort } from '../util/address.js';
 import { printable } from '../util/format.js';
 import type { AddedPeerReport, PeerInfo } from '../web/daemon-api.js';
 import { parseCommand, type Output } from './args.js';

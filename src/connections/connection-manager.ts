@@ -7,7 +7,7 @@ import { HANDSHAKE_TIMEOUT_MS, PreHandshakeBudget, establishPeer, type Handshake
 import type { BackoffOptions } from '../util/backoff.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import { normalizeAddress, parseAddress, socketAddress, type HostPort } from './address.js';
+import { normalizeAddress, parseAddress, socketAddress, type HostPort } from '../util/address.js';
 import { dialTls } from './dial.js';
 import { UdpTransport, linkOf, type LinkPath, type RelayDatagrams } from './udp-transport.js';
 import tls from 'node:tls';

@@ -4,7 +4,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { FerryError, ioError } from '../errors.js';
 import type { DeviceIdentity } from '../keys/index.js';
 import { clientTlsOptions } from '../protocol/index.js';
-import { formatAddress, type HostPort } from './address.js';
+import { formatAddress, type HostPort } from '../util/address.js';
 
 export interface DialOptions {
   /** Covers TCP connect and the TLS handshake. */

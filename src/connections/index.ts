@@ -13,7 +13,7 @@ export {
   type ConnectionManagerOptions,
   type EstablishedPeer,
 } from './connection-manager.js';
-export { formatAddress, normalizeAddress, parseAddress, socketAddress, type HostPort } from './address.js';
+export { formatAddress, normalizeAddress, parseAddress, socketAddress, type HostPort } from '../util/address.js';
 export { prefersCandidate, type Direction, type LinkFacts } from './duplicates.js';
 export { dialTls, type DialOptions } from './dial.js';
 export { linkOf, type LinkPath } from './udp-transport.js';

@@ -1,7 +1,7 @@
 // One address the manager keeps dialling: what it leads to, how dialling went, and its redial timer with backoff.
 
 import { Backoff, type BackoffOptions } from '../util/backoff.js';
-import type { HostPort } from './address.js';
+import type { HostPort } from '../util/address.js';
 
 /** What addresses() reports for one address. */
 export interface AddressStatus {

@@ -8,7 +8,7 @@ import { serverTlsOptions } from '../protocol/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { LogLimit } from '../util/log-limit.js';
-import { socketAddress, type HostPort } from './address.js';
+import { socketAddress, type HostPort } from '../util/address.js';
 import { HandshakeSlots, MAX_PENDING_HANDSHAKES } from './handshake-slots.js';
 
 export { MAX_PENDING_HANDSHAKES };

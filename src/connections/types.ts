@@ -4,7 +4,7 @@ import type { DeviceIdentity, FolderKeys } from '../keys/index.js';
 import type { FolderSyncState, HandshakeResult, PeerConnection, PeerConnectionOptions } from '../protocol/index.js';
 import type { BackoffOptions } from '../util/backoff.js';
 import type { Logger } from '../util/log.js';
-import type { HostPort } from './address.js';
+import type { HostPort } from '../util/address.js';
 import type { Direction } from './duplicates.js';
 import type { LinkPath } from './udp-transport.js';
 

@@ -9,7 +9,7 @@ import { clientTlsOptions, serverTlsOptions } from '../protocol/index.js';
 import { UdpSocket, UtpEndpoint, type DatagramSocket, type UdpEndpoint, type UtpConnection } from '../transport/index.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import { formatAddress, type HostPort } from './address.js';
+import { formatAddress, type HostPort } from '../util/address.js';
 import { awaitSecureConnect, type DialOptions } from './dial.js';
 
 /** How a connection reached the peer: shown in status as `peers[].path`. */

@@ -4,7 +4,8 @@ import type { EstablishedPeer } from '../connections/index.js';
 import { FerryError } from '../errors.js';
 import type { EditableSettings, FolderReport, PeerInfo, SettingsReport } from '../web/daemon-api.js';
 import { TURN_PASSWORD_MASK, maskTurnUrl, parseTurnUrl } from '../nat/turn.js';
-import { MAX_STUN_SERVERS, MAX_TURN_SERVERS, MAX_WEB_HOSTS, checkWebHost, parseHostPort, type Settings } from './settings.js';
+import { parseHostPort } from '../util/address.js';
+import { MAX_STUN_SERVERS, MAX_TURN_SERVERS, MAX_WEB_HOSTS, checkWebHost, type Settings } from './settings.js';
 
 export const EDITABLE_SETTINGS = [
   'deviceName', 'listen', 'web', 'lan', 'nat', 'dht', 'trackers', 'trackerUrls', 'archiveDays', 'uploadKBps', 'downloadKBps',

@@ -34,7 +34,8 @@ import { randomBytes } from 'node:crypto';
 import { Reachability, SERVICE_FACTORIES, SERVICE_SETTINGS, type Service, type ServiceContext } from './services.js';
 import { unreachableReason } from './reachability.js';
 import { localAddresses } from '../discovery/index.js';
-import { defaultSettings, formatHostPort, mergeSettings, parseHostPort, type Settings } from './settings.js';
+import { defaultSettings, mergeSettings, type Settings } from './settings.js';
+import { formatAddress, parseHostPort } from '../util/address.js';
 
 export interface DaemonOptions {
   home: string;
@@ -184,7 +185,7 @@ export class Daemon extends Resource implements DaemonApi {
       throw explainListenError(err, '--listen', this.settings.listen);
     });
     for (const known of this.knownPeers()) this.connections.addAddress(known.address);
-    this.logger.info('listening for peers', { address: formatHostPort(this.connections.address()) });
+    this.logger.info('listening for peers', { address: formatAddress(this.connections.address()) });
 
     this.serviceContext = {
       settings: this.settings,
@@ -321,7 +322,7 @@ export class Daemon extends Resource implements DaemonApi {
 
   webAddress(): string | null {
     const address = this.webServer?.address() as AddressInfo | null | undefined;
-    return address ? formatHostPort({ host: address.address, port: address.port }) : null;
+    return address ? formatAddress({ host: address.address, port: address.port }) : null;
   }
 
   private startSession(peer: EstablishedPeer): void {
@@ -378,7 +379,7 @@ export class Daemon extends Resource implements DaemonApi {
     return {
       device: { id: identity.id, name: identity.name },
       version: FERRY_VERSION,
-      listen: this.connections ? formatHostPort(this.connections.address()) : null,
+      listen: this.connections ? formatAddress(this.connections.address()) : null,
       web: this.webAddress(),
       ...(this.store?.diskFull ? { homeDiskFull: this.store.diskFull.detail } : {}),
       ...(this.homeRecovered ? { homeRecovered: { ...this.homeRecovered, at: new Date(this.homeRecovered.atMs).toISOString() } } : {}),
@@ -401,7 +402,7 @@ export class Daemon extends Resource implements DaemonApi {
   async addPeer(address: string, folder?: string): Promise<void> {
     const { host, port } = parseHostPort(address, 'peer address');
     if (port === 0) throw new FerryError('USAGE', 'a peer address needs a port');
-    const normal = formatHostPort({ host, port });
+    const normal = formatAddress({ host, port });
     if (folder !== undefined) this.requireFolders().resolve(folder);
     const known = this.knownPeers().filter((k) => k.address !== normal);
     known.push({ address: normal, ...(folder ? { folder } : {}) });
@@ -429,7 +430,7 @@ export class Daemon extends Resource implements DaemonApi {
     let address: string | undefined;
     try {
       const { host, port } = parseHostPort(text, 'peer address');
-      address = formatHostPort({ host, port });
+      address = formatAddress({ host, port });
     } catch {
       // Not an address: a device ID, or the start of one.
     }

@@ -2,7 +2,8 @@
 // port mapping's external port when there is one, the DHT routing table kept in the home.
 
 import { Discovery, type DhtState } from '../discovery/index.js';
-import { isLoopbackHost, type ServiceFactory } from './services.js';
+import type { ServiceFactory } from './services.js';
+import { isLoopback } from '../util/address.js';
 
 /** Where the DHT's node ID and routing table are kept between runs (the index's settings). */
 const DHT_STATE_KEY = 'dhtState';
@@ -10,9 +11,9 @@ const DHT_STATE_KEY = 'dhtState';
 export const discoveryServiceFactory: ServiceFactory = (context) => {
   const { settings, store } = context;
   // A loopback listener (tests, a local trial) announces nothing to the LAN and asks no public DHT node.
-  const loopbackOnly = isLoopbackHost(context.listen.host);
+  const loopbackOnly = isLoopback(context.listen.host);
   const bootstrap = loopbackOnly
-    ? settings.dhtBootstrap.filter((address) => isLoopbackHost(address.replace(/^\[/, '').split(/\]?:\d+$/)[0]!))
+    ? settings.dhtBootstrap.filter((address) => isLoopback(address.replace(/^\[/, '').split(/\]?:\d+$/)[0]!))
     : settings.dhtBootstrap;
   return new Discovery({
     deviceId: context.identity.id,

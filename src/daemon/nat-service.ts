@@ -2,8 +2,8 @@
 
 import { NatPmpClient, PortMapper, UpnpClient, type PortMapperReport } from '../nat/index.js';
 import { Resource } from '../util/resource.js';
-import { isLoopbackHost, type Service, type ServiceContext, type ServiceFactory } from './services.js';
-import { formatHostPort } from './settings.js';
+import type { Service, ServiceContext, ServiceFactory } from './services.js';
+import { formatAddress, isLoopback } from '../util/address.js';
 
 const NO_MAPPING = 'no port mapping';
 
@@ -19,7 +19,7 @@ export class NatService extends Resource implements Service {
     const logger = context.logger.child('nat');
     const { listen } = context;
     // A listener on loopback cannot be reached through the router whatever it maps.
-    this.skipped = isLoopbackHost(listen.host) ? `listening on ${listen.host} only` : null;
+    this.skipped = isLoopback(listen.host) ? `listening on ${listen.host} only` : null;
     this.mapper = this.skipped
       ? null
       : new PortMapper({
@@ -90,7 +90,7 @@ export class NatService extends Resource implements Service {
     };
     return {
       ...base,
-      reachable: external ? formatHostPort(external) : NO_MAPPING,
+      reachable: external ? formatAddress(external) : NO_MAPPING,
       method: external ? method : null,
       ...(this.udpMapper ? { udp: this.udpMapper.report() } : {}),
     };

@@ -1,8 +1,7 @@
 // What the daemon knows of its own address outside: the port mapping (which trackers and the DHT
 // announce), and every external address learned by STUN or seen by peers, each with its source.
 
-import type { HostPort } from './settings.js';
-import { formatHostPort } from './settings.js';
+import { formatAddress, type HostPort } from '../util/address.js';
 
 export type ExternalSource = 'upnp' | 'natpmp' | 'stun' | 'observed' | 'turn';
 
@@ -39,7 +38,7 @@ export class Reachability {
 
   /** An external address learned by STUN or seen by a peer; listeners hear only of new ones. */
   learn(source: 'stun' | 'observed' | 'turn', at: HostPort, via?: string, nowMs = Date.now()): void {
-    const address = formatHostPort(at);
+    const address = formatAddress(at);
     const key = `${source} ${address}`;
     const known = this.learned.get(key);
     if (known) {
@@ -58,14 +57,14 @@ export class Reachability {
 
   /** An address no longer ours (a TURN allocation lost); listeners hear of it. */
   forget(source: ExternalSource, at: HostPort): void {
-    if (this.learned.delete(`${source} ${formatHostPort(at)}`)) this.notify();
+    if (this.learned.delete(`${source} ${formatAddress(at)}`)) this.notify();
   }
 
   /** Every external address: the mapping first, then what STUN and peers said, newest first. */
   addresses(): Array<ExternalAddress & HostPort> {
     const mapped: Array<ExternalAddress & HostPort> =
       this.external && (this.method === 'upnp' || this.method === 'natpmp')
-        ? [{ ...this.external, address: formatHostPort(this.external), source: this.method, lastSeenMs: Date.now() }]
+        ? [{ ...this.external, address: formatAddress(this.external), source: this.method, lastSeenMs: Date.now() }]
         : [];
     return [...mapped, ...[...this.learned.values()].sort((a, b) => b.lastSeenMs - a.lastSeenMs)];
   }

@@ -8,18 +8,14 @@ import type { IntroduceFailedMessage, IntroduceMessage, IntroduceRequestMessage,
 import type { Logger } from '../util/log.js';
 import type { Resource } from '../util/resource.js';
 import type { Reachability } from './reachability.js';
-import type { Settings, HostPort } from './settings.js';
+import type { Settings } from './settings.js';
+import type { HostPort } from '../util/address.js';
 import { natServiceFactory } from './nat-service.js';
 import { discoveryServiceFactory } from './discovery-service.js';
 import { stunServiceFactory } from './stun-service.js';
 import { introduceServiceFactory } from './introduce-service.js';
 import { turnServiceFactory } from './turn-service.js';
 import { relayServiceFactory } from './relay-service.js';
-
-/** A loopback listener is reachable from this machine only: no LAN, router or internet service can help it. */
-export function isLoopbackHost(host: string): boolean {
-  return host.startsWith('127.') || host === '::1' || host === 'localhost';
-}
 
 export { Reachability } from './reachability.js';
 

@@ -1,6 +1,7 @@
 // Daemon settings: defaults, validation, and the merge of stored settings with `run` flags.
 
 import { FerryError } from '../errors.js';
+import { parseHostPort } from '../util/address.js';
 import { parseTurnUrl } from '../nat/turn.js';
 import { isLogLevel, type LogLevel } from '../util/log.js';
 import { DEFAULT_RELAY_RATE_BPS } from '../relay/index.js';
@@ -92,25 +93,6 @@ export function checkWebHost(name: string): string {
     throw new FerryError('USAGE', `webHosts entries must be host names or addresses without a port (got '${String(name).slice(0, 100)}')`);
   }
   return name.toLowerCase();
-}
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
-
-/** Parses HOST:PORT or [V6]:PORT; port 0 means "any free port". */
-export function parseHostPort(text: string, what: string): HostPort {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) {
-    throw new FerryError('USAGE', `${what} must be HOST:PORT (got '${text}')`);
-  }
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
-}
-
-export function formatHostPort({ host, port }: HostPort): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Checks stored or given values; returns the settings with the overrides applied. */

@@ -7,8 +7,8 @@ import { isIP } from 'node:net';
 import { StunClient, dgramPort, type UdpEndpoint } from '../nat/index.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import { isLoopbackHost, type Service, type ServiceContext, type ServiceFactory } from './services.js';
-import { formatHostPort, parseHostPort } from './settings.js';
+import type { Service, ServiceContext, ServiceFactory } from './services.js';
+import { formatAddress, isLoopback, parseHostPort } from '../util/address.js';
 
 /** How often the external address is asked for again (NAT mappings and addresses change). */
 export const STUN_REFRESH_MS = 10 * 60_000;
@@ -97,8 +97,8 @@ export class StunService extends Resource implements Service {
         const server = await this.resolve(text);
         const mapped = await this.client!.binding(server, this.lifetime.signal);
         const at = { host: mapped.address, port: mapped.port };
-        Object.assign(this.state, { state: 'found', external: formatHostPort(at), server: text, atMs: Date.now(), error: null });
-        this.log.info('external address from STUN', { external: formatHostPort(at), server: text });
+        Object.assign(this.state, { state: 'found', external: formatAddress(at), server: text, atMs: Date.now(), error: null });
+        this.log.info('external address from STUN', { external: formatAddress(at), server: text });
         this.context.reachability.learn('stun', at, text);
         return;
       } catch (err) {
@@ -122,6 +122,6 @@ export class StunService extends Resource implements Service {
 export const stunServiceFactory: ServiceFactory = (context) => {
   if (!context.settings.stun) return null;
   // A loopback listener has no outside address to learn (and tests must never ask public servers).
-  const skipped = isLoopbackHost(context.listen.host) ? `listening on ${context.listen.host} only` : null;
+  const skipped = isLoopback(context.listen.host) ? `listening on ${context.listen.host} only` : null;
   return new StunService(context, skipped);
 };

@@ -58,9 +58,27 @@ export function unmapIpv4(host: string): string {
   return lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4 ? lower.slice(7) : lower;
 }
 
-/** 127.0.0.0/8 (also IPv4-mapped) and ::1. */
-export function isLoopback(host: string): boolean {
+/**
+ * 127.0.0.0/8 (also IPv4-mapped), ::1 in any spelling, and the name `localhost`: a listener or a
+ * socket end on this machine only. The one loopback rule of every layer.
+ */
+export function isLoopback(host: string | undefined): boolean {
+  if (!host) return false;
   const plain = unmapIpv4(host);
   if (isIP(plain) === 4) return plain.startsWith('127.');
-  return plain === '::1';
+  if (isIP(plain) === 6) return /^(?:0{0,4}:){7}0{0,3}1$|^::1$/.test(plain);
+  return plain === 'localhost';
+}
+
+/**
+ * Parses a listen address, HOST:PORT or [V6]:PORT, where port 0 means "any free port" and an
+ * empty host means every interface (0.0.0.0). USAGE naming `what` when malformed.
+ */
+export function parseHostPort(text: string, what: string): HostPort {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) {
+    throw new FerryError('USAGE', `${what} must be HOST:PORT (got '${text}')`);
+  }
+  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
 }

@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { localAddresses } from '../discovery/index.js';
+import { isLoopback } from '../util/address.js';
 
 /** A name the page may be reached by: loopback, this machine's addresses and names, the bound address, `webHosts`. */
 export interface HostCheckOptions {
@@ -13,14 +14,6 @@ export interface HostCheckOptions {
   /** This machine's interface addresses (default: read from the OS on each check). */
   interfaceAddresses?: () => Set<string>;
   machineName?: string;
-}
-
-/** `127.0.0.0/8`, `::1` and their IPv4-mapped forms. */
-export function isLoopbackAddress(address: string | undefined): boolean {
-  if (!address) return false;
-  const plain = address.toLowerCase().replace(/^::ffff:/, '');
-  if (isIP(plain) === 4) return plain.startsWith('127.');
-  return plain === '::1' || plain === '0:0:0:0:0:0:0:1';
 }
 
 /** The host part of a Host header, lowercased, without port, brackets or a trailing dot; undefined if malformed. */
@@ -44,7 +37,7 @@ export class HostCheck {
     if (header === undefined || header === '') return true;
     const host = hostOfHeader(header);
     if (host === undefined) return false;
-    if (host === 'localhost' || host.endsWith('.localhost') || isLoopbackAddress(host)) return true;
+    if (host === 'localhost' || host.endsWith('.localhost') || isLoopback(host)) return true;
     if (host === this.machine || host === `${this.machine}.local`) return true;
     const bound = this.options.boundHost?.()?.toLowerCase();
     if (bound && host === bound) return true;

@@ -5,7 +5,8 @@ import Router from '@koa/router';
 import type { Logger } from '../util/log.js';
 import type { AuthGate, LoginLimiter, Session } from './auth.js';
 import { CheckGate, sameSecret } from './auth.js';
-import { HostCheck, isLoopbackAddress } from './host-check.js';
+import { isLoopback } from '../util/address.js';
+import { HostCheck } from './host-check.js';
 import { errorMiddleware, HttpRefusal, logAppErrors, readJsonBody, stringField } from './http.js';
 import type { StaticAssets } from './static.js';
 import { parseBasicAuth, type AppPasswordAccess, type AppPasswords } from './app-passwords.js';
@@ -177,7 +178,7 @@ export function createWebApp(options: WebAppOptions): Koa {
       loggedIn: Boolean(session),
       ...(session ? { csrf: session.csrf } : {}),
       // Only a browser on this machine sets the first password without the setup code.
-      ...(setup ? { codeRequired: !isLoopbackAddress(sourceOf(ctx)) } : {}),
+      ...(setup ? { codeRequired: !isLoopback(sourceOf(ctx)) } : {}),
     };
   });
 
@@ -187,7 +188,7 @@ export function createWebApp(options: WebAppOptions): Koa {
     const body = await readJsonBody(ctx.req);
     if (!auth.needsSetup() || settingUp) throw new HttpRefusal(409, 'ALREADY_SET', 'the admin password is already set: log in');
     const source = sourceOf(ctx);
-    if (!isLoopbackAddress(source)) {
+    if (!isLoopback(source)) {
       refuseIfLimited(source);
       const expected = options.setupCode?.();
       const given = typeof body.code === 'string' ? normalizeSetupCode(body.code) : '';
