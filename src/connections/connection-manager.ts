@@ -375,30 +375,12 @@ export class ConnectionManager extends Resource {
     // the relay reaches; but a Ferry device may run on the TURN server's host too: both are tried.
     const relay = [...this.relays.values()].find(({ socket, transport }) => transport.opened && socket.address().address === target.host);
     if (!relay) return this.dialDirect(target, signal);
-    const loser = new AbortController();
-    const both = AbortSignal.any([signal, loser.signal]);
-    return new Promise<TLSSocket>((resolve, reject) => {
-      let settled = false;
-      const errors: unknown[] = [];
-      const win = (socket: TLSSocket): void => {
-        if (settled) {
-          socket.destroy();
-          return;
-        }
-        settled = true;
-        loser.abort();
-        resolve(socket);
-      };
-      const lose = (err: unknown): void => {
-        errors.push(err);
-        if (settled || errors.length < 2) return;
-        settled = true;
-        const message = errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
-        reject(new FerryError(errors[0] instanceof FerryError ? errors[0].code : 'IO', `through the relay and directly: ${message}`, { cause: errors[0] }));
-      };
-      relay.transport.dial(target, { timeoutMs: Math.min(this.handshakeTimeoutMs, UDP_PROBE_MS), signal: both }).then(win, lose);
-      this.dialDirect(target, both).then(win, lose);
-    });
+    return raceDials(
+      signal,
+      (both) => relay.transport.dial(target, { timeoutMs: Math.min(this.handshakeTimeoutMs, UDP_PROBE_MS), signal: both }),
+      (both) => this.dialDirect(target, both),
+      { delayMs: 0, describe: 'through the relay and directly: ' },
+    );
   }
 
   /**
@@ -415,44 +397,12 @@ export class ConnectionManager extends Resource {
       return udp.dial(target, { timeoutMs: Math.min(timeoutMs, UDP_PROBE_MS), signal });
     }
     if (!udp) return dialTls(target, identity, { timeoutMs, signal });
-    const loser = new AbortController();
-    const both = AbortSignal.any([signal, loser.signal]);
-    return new Promise<TLSSocket>((resolve, reject) => {
-      let settled = false;
-      let udpStarted = false;
-      const errors: unknown[] = [];
-      const win = (socket: TLSSocket): void => {
-        if (settled) {
-          socket.destroy();
-          return;
-        }
-        settled = true;
-        clearTimeout(timer);
-        loser.abort();
-        resolve(socket);
-      };
-      const lose = (err: unknown): void => {
-        errors.push(err);
-        if (settled || errors.length < 2) return;
-        settled = true;
-        const [first] = errors;
-        const message = errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
-        reject(new FerryError(first instanceof FerryError ? first.code : 'IO', message, { cause: first }));
-      };
-      const startUdp = (): void => {
-        if (udpStarted || settled) return;
-        udpStarted = true;
-        udp.dial(target, { timeoutMs: Math.min(timeoutMs, UDP_PROBE_MS), signal: both }).then(win, lose);
-      };
-      const timer = setTimeout(startUdp, UDP_DIAL_DELAY_MS);
-      dialTls(target, identity, { timeoutMs, signal: both }).then(win, (err: unknown) => {
-        lose(err);
-        if (!udpStarted && !settled) {
-          clearTimeout(timer);
-          startUdp();
-        }
-      });
-    });
+    return raceDials(
+      signal,
+      (both) => dialTls(target, identity, { timeoutMs, signal: both }),
+      (both) => udp.dial(target, { timeoutMs: Math.min(timeoutMs, UDP_PROBE_MS), signal: both }),
+      { delayMs: UDP_DIAL_DELAY_MS, describe: '' },
+    );
   }
 
   /** Connected to `deviceId` other than through a relay (a relayed device is still worth punching to). */
@@ -671,4 +621,53 @@ export class ConnectionManager extends Resource {
       this.log.error('onPeerClosed handler failed', { err });
     }
   }
+}
+
+/**
+ * Two dials to one peer side by side (happy eyeballs): the second starts after `delayMs`, or at
+ * once when the first fails; the first socket through TLS wins, a later one is destroyed and the
+ * other attempt aborted. Rejects with both reasons when both failed.
+ */
+function raceDials(
+  signal: AbortSignal,
+  first: (signal: AbortSignal) => Promise<TLSSocket>,
+  second: (signal: AbortSignal) => Promise<TLSSocket>,
+  options: { delayMs: number; describe: string },
+): Promise<TLSSocket> {
+  const loser = new AbortController();
+  const both = AbortSignal.any([signal, loser.signal]);
+  return new Promise<TLSSocket>((resolve, reject) => {
+    let settled = false;
+    let secondStarted = false;
+    const errors: unknown[] = [];
+    const win = (socket: TLSSocket): void => {
+      if (settled) {
+        socket.destroy();
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      loser.abort();
+      resolve(socket);
+    };
+    const lose = (err: unknown): void => {
+      errors.push(err);
+      if (settled || errors.length < 2) return;
+      settled = true;
+      const [cause] = errors;
+      const message = errors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
+      reject(new FerryError(cause instanceof FerryError ? cause.code : 'IO', `${options.describe}${message}`, { cause }));
+    };
+    const startSecond = (): void => {
+      if (secondStarted || settled) return;
+      secondStarted = true;
+      clearTimeout(timer);
+      second(both).then(win, lose);
+    };
+    const timer = setTimeout(startSecond, options.delayMs);
+    first(both).then(win, (err: unknown) => {
+      lose(err);
+      startSecond();
+    });
+  });
 }
