@@ -60,7 +60,10 @@ export async function status(argv: string[], io: Output): Promise<number> {
     if (f.conflicts) {
       io.out(`  ${f.conflicts} ${f.conflicts === 1 ? 'conflict' : 'conflicts'}: files changed on two devices at once ('ferry conflicts ${f.id}' lists them, 'ferry resolve' settles one)\n`);
     }
-    if (f.archive && f.archive.files > 0) io.out(`  archive ${f.archive.files} ${f.archive.files === 1 ? 'version' : 'versions'}, ${bytes(f.archive.bytes)} ('ferry versions ${f.id} PATH')\n`);
+    if (f.archive && f.archive.files > 0) {
+      io.out(`  archive ${f.archive.files} ${f.archive.files === 1 ? 'version' : 'versions'}, ${bytes(f.archive.bytes)}` +
+        `${f.archive.purgeBytes > 0 ? `; the next purge frees ${bytes(f.archive.purgeBytes)}` : ''} ('ferry versions ${f.id} PATH')\n`);
+    }
     if (f.excluded?.length) {
       io.out(`  selective sync: ${f.excluded.length} ${f.excluded.length === 1 ? 'subtree' : 'subtrees'} not synced here (${f.excluded.slice(0, 3).map(printable).join(', ')}${f.excluded.length > 3 ? ', …' : ''})` +
         `${f.unselectedFiles ? `; ${f.unselectedFiles} files of peers left there` : ''}${f.localUnselected ? `; ${f.localUnselected} local files there, not sent` : ''} ('ferry select ${f.id}')\n`);

@@ -25,6 +25,9 @@ export const FOLDER_MARKER = '.ferry';
  */
 export const MAX_PENDING_SUBTREES = 1024;
 
+/** Status measures the archive (size, what a purge would free) at most this often. */
+export const ARCHIVE_PLAN_MAX_AGE_MS = 60_000;
+
 export interface SharedFolderOptions {
   config: FolderConfig;
   keys: FolderKeys;
@@ -69,6 +72,9 @@ export class SharedFolder extends Resource {
   private state: FolderState = 'idle';
   private error: string | undefined;
   private lastScanMs: number | null = null;
+  /** The archive as last measured (a report older than ARCHIVE_PLAN_MAX_AGE_MS measures again in the background). */
+  private archivePlan: { files: number; bytes: number; purgeFiles: number; purgeBytes: number; atMs: number } | undefined;
+  private archivePlanning = false;
   /** Local files inside unselected subtrees at the last check (checkLocalUnselected). */
   private localUnselected = 0;
   /** The folder lock: scans and the puller's commits run one at a time, in order. */
@@ -231,6 +237,25 @@ export class SharedFolder extends Resource {
     }
   }
 
+  /** The archive's size and what a purge would free now, for status: measured at most once a minute, in the background. */
+  private archiveReport(): { archive?: { files: number; bytes: number; purgeFiles: number; purgeBytes: number } } {
+    const sync = this.sync;
+    if (!sync || this.config.access === 'enc') return {};
+    if (!this.archivePlanning && (!this.archivePlan || Date.now() - this.archivePlan.atMs > ARCHIVE_PLAN_MAX_AGE_MS)) {
+      this.archivePlanning = true;
+      new Archive(this.config.path, this.logger.child('archive'))
+        .plan(sync.archivePolicy())
+        .then((plan) => {
+          this.archivePlan = { files: plan.keptFiles + plan.remove.length, bytes: plan.keptBytes + plan.freedBytes, purgeFiles: plan.remove.length, purgeBytes: plan.freedBytes, atMs: Date.now() };
+        })
+        .catch((err: unknown) => this.logger.debug('archive not measured', { err: err instanceof Error ? err : String(err) }))
+        .finally(() => (this.archivePlanning = false));
+    }
+    if (!this.archivePlan) return {};
+    const { atMs: _atMs, ...archive } = this.archivePlan;
+    return { archive };
+  }
+
   /**
    * Files made here inside unselected subtrees: reported as failed items ("local in unselected"),
    * kept on disk, not sent. Runs after each full scan and for each selection listing.
@@ -371,7 +396,7 @@ export class SharedFolder extends Resource {
       failed: sync?.failed ?? [],
       portableNames: this.config.portableNames === true,
       ...(this.config.excluded?.length ? { excluded: this.config.excluded, localUnselected: this.localUnselected } : {}),
-      ...(this.sync?.archiveState ? { archive: { files: this.sync.archiveState.files, bytes: this.sync.archiveState.bytes } } : {}),
+      ...this.archiveReport(),
       ...(sync?.unselectedFiles ? { unselectedFiles: sync.unselectedFiles } : {}),
       ...(this.keys.grant ? { grant: this.grantReport(this.keys.grant) } : {}),
       lastScanMs: this.lastScanMs,

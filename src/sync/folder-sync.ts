@@ -778,13 +778,9 @@ export class FolderSync extends Resource {
     return this.options.archivePolicy?.() ?? { kind: 'days', days: typeof days === 'function' ? days() : days };
   }
 
-  /** The archive after the last purge: files and bytes kept (status shows its size). */
-  archiveState: { files: number; bytes: number; atMs: number } | undefined;
-
   private async purgeArchive(): Promise<void> {
     try {
-      const plan = await this.options.archive.purgeWith(this.archivePolicy());
-      this.archiveState = { files: plan.keptFiles, bytes: plan.keptBytes, atMs: Date.now() };
+      await this.options.archive.purgeWith(this.archivePolicy());
     } catch (err) {
       this.logger.warn('archive purge failed', { err: err instanceof Error ? err : String(err) });
     }

@@ -62,8 +62,8 @@ export interface FolderReport {
   failed: FailedItemReport[];
   /** The folder's "portable names" option. */
   portableNames?: boolean;
-  /** The archive after its last purge: files and bytes kept. */
-  archive?: { files: number; bytes: number };
+  /** The archive's versions and bytes, and what a purge under the folder's policy would free now (measured at most once a minute). */
+  archive?: { files: number; bytes: number; purgeFiles: number; purgeBytes: number };
   /** Selective sync: the subtrees this device does not take (absent: all), and files made here inside them (kept, not sent). */
   excluded?: string[];
   localUnselected?: number;

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { VersionsReport } from '../../src/web/daemon-api.js';
+import { ControlClient } from '../../src/cli/client.js';
+import type { ArchivePlanReport, VersionsReport } from '../../src/web/daemon-api.js';
 import { DaemonProcess, ferry, removeDir, shareBetween, tempDir, waitFor } from '../helpers/daemon.js';
 
 async function cli(daemon: DaemonProcess, ...args: string[]): Promise<string> {
@@ -63,6 +64,24 @@ describe('versions and restore --at between two daemons', () => {
     // The version it replaced ("third") is in B's archive now; the restored one left it.
     const after = JSON.parse(await cli(b, 'versions', folderId, 'docs/notes.txt', '--json')) as VersionsReport;
     assert.deepEqual(after.versions.map((v) => v.size).sort(), ['third\n'.length, 'second version, longer\n'.length].sort());
+    // Status measures the archive (two versions of notes.txt, nothing to purge under the 14-day default).
+    const measured = await waitFor(async () => {
+      const status = JSON.parse(await cli(b, 'status', '--json')) as { folders: Array<{ archive?: { files: number; bytes: number; purgeBytes: number } }> };
+      const archive = status.folders[0]!.archive;
+      return archive && archive.files === 2 ? archive : undefined;
+    }, "status to measure B's archive", 120_000);
+    assert.equal(measured.bytes, 'third\n'.length + 'second version, longer\n'.length);
+    assert.equal(measured.purgeBytes, 0);
+    // A staggered policy with a cap of 10 bytes: the folder restarts with it and purges, the oldest first.
+    const options = await cli(b, 'folders', 'options', folderId, '--versions', 'staggered:30', '--archive-cap', '10');
+    assert.match(options, /versions\s+staggered up to 30 days, at most 10 B/);
+    const left = await waitFor(async () => {
+      const listing = JSON.parse(await cli(b, 'versions', folderId, 'docs/notes.txt', '--json')) as VersionsReport;
+      return listing.versions.length === 1 ? listing.versions : undefined;
+    }, 'the purge under the cap', 60_000);
+    assert.equal(left[0]!.size, 'third\n'.length, 'the newest stays');
+    const plan = await new ControlClient(b.home).call<ArchivePlanReport>('GET', `/folders/${folderId}/archive/plan`);
+    assert.deepEqual([plan.policy.kind, plan.files, plan.purgeFiles], ['staggered', 1, 0]);
     // The bulk restore still takes a prefix (unchanged), and --at wants one path.
     const noPath = await ferry(['restore', folderId, '--all', '--at', first.at, '--home', b.home]);
     assert.equal(noPath.code, 2);
