@@ -112,13 +112,14 @@ export class Archive {
    * over it can follow (an atomic replace). Returns null when there is nothing to keep or the
    * filesystem has no hard links (then the caller archives with keep).
    */
-  async keepLinked(relPath: string): Promise<string | null> {
+  async keepLinked(relPath: string, options: { device?: string } = {}): Promise<string | null> {
     checkFolderRelative(relPath);
+    const tag = options.device !== undefined && DEVICE_TAG.test(options.device) ? `@${options.device}` : '';
     const source = await this.paths.resolve(relPath);
     if (!source.stats || source.stats.isDirectory()) return null;
     const base = `${relPath}~${stamp(this.now())}`;
     for (let n = 0; n < 1000; n++) {
-      const archivePath = n === 0 ? base : `${base}-${n}`;
+      const archivePath = (n === 0 ? base : `${base}-${n}`) + tag;
       const target = await this.paths.resolve(`${ARCHIVE_DIR}/${archivePath}`, { createParents: true });
       if (target.stats) continue;
       try {

@@ -26,7 +26,7 @@ export interface InstallContext {
   diskMatches(stats: Stats | undefined, local: FileRecord | undefined): boolean;
   /** The path changed on disk since it was indexed: have it scanned; the file is not installed. */
   changedOnDisk(path: string): InstallOutcome;
-  /** Moves what is at the target out of the way; returns a conflict copy's path to scan, if one was made. */
+  /** Makes way for the rename over the target (an older version is archived by a hard link where it can, staying at its name until replaced); returns a conflict copy's path to scan, if one was made. */
   clearTarget(need: NeededPath, target: ResolvedTarget): Promise<string | undefined>;
   /** The global record as the local one, with what the disk really holds. */
   asLocal(global: FileRecord, stats: Stats): NewFileRecord;

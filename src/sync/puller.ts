@@ -140,7 +140,7 @@ export class Puller {
       exclusive: (work) => ctx.exclusive(work),
       diskMatches,
       changedOnDisk: (path) => this.changedOnDisk(path) as 'failed',
-      clearTarget: (need, target) => this.clearTarget(need, target),
+      clearTarget: (need, target) => this.clearTarget(need, target, true),
       asLocal,
       installed: (tempAbs, abs) => {
         this.temps.delete(tempAbs);
@@ -357,7 +357,7 @@ export class Puller {
    * Moves what is at the target out of the way: our losing version to its conflict name, anything
    * else to the archive. Returns the conflict copy's path, if one was made.
    */
-  private async clearTarget(need: NeededPath, target: ResolvedTarget): Promise<string | undefined> {
+  private async clearTarget(need: NeededPath, target: ResolvedTarget, renameFollows = false): Promise<string | undefined> {
     if (!target.stats) return undefined;
     if (target.stats.isDirectory()) {
       await rmdir(target.abs); // a directory replaced by a file: only when empty (children go first)
@@ -375,7 +375,11 @@ export class Puller {
       return copy;
     }
     // The version replaced is the local record's (diskMatches held): archived with the device that made it.
-    await this.ctx.archive.keep(target.diskRel, need.local && !need.local.deleted ? { device: need.local.modifiedBy } : {});
+    const kept = need.local && !need.local.deleted ? { device: need.local.modifiedBy } : {};
+    // A rename over the target follows: the old version stays at its name until then (a hard link
+    // keeps it in the archive), so a failed install leaves it there, never an empty name.
+    if (renameFollows && (await this.ctx.archive.keepLinked(target.diskRel, kept)) !== null) return undefined;
+    await this.ctx.archive.keep(target.diskRel, kept);
     return undefined;
   }
 
@@ -410,7 +414,7 @@ export class Puller {
       const temp = join(target.parentAbs, tempName(global.path, global.version));
       await rm(temp, { force: true });
       await symlink(global.linkTarget!, temp);
-      const copy = await this.clearTarget(need, target);
+      const copy = await this.clearTarget(need, target, true);
       const placed = this.ctx.paths.renameWithin(target, basename(temp), target.diskName);
       await fsyncDir(target.parentAbs);
       this.ctx.paths.noteCreated(target.parentAbs, target.diskName);

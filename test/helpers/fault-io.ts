@@ -6,7 +6,7 @@ import { NODE_FILE_IO, type FileIo } from '../../src/util/file-io.js';
 
 export type FaultOp = 'open' | 'write' | 'fsync' | 'fdatasync' | 'truncate' | 'rename' | 'link' | 'mkdir' | 'unlink';
 /** An errno to throw, or `short`: a write that really writes half its bytes and says so. */
-export type FaultKind = 'ENOSPC' | 'EIO' | 'short';
+export type FaultKind = 'ENOSPC' | 'EIO' | 'EPERM' | 'short';
 
 export interface FaultRule {
   op: FaultOp;
@@ -37,11 +37,13 @@ function realPath(path: string): string {
   }
 }
 
-const ERRNO: Record<'ENOSPC' | 'EIO', number> = { ENOSPC: -28, EIO: -5 };
+type Errno = Exclude<FaultKind, 'short'>;
 
-export function errnoError(code: 'ENOSPC' | 'EIO', syscall: string, path: string): NodeJS.ErrnoException {
-  const message = code === 'ENOSPC' ? 'no space left on device' : 'i/o error';
-  return Object.assign(new Error(`${code}: ${message} (injected), ${syscall} '${path}'`), { code, errno: ERRNO[code], syscall, path });
+const ERRNO: Record<Errno, number> = { ENOSPC: -28, EIO: -5, EPERM: -1 };
+const MESSAGE: Record<Errno, string> = { ENOSPC: 'no space left on device', EIO: 'i/o error', EPERM: 'operation not permitted' };
+
+export function errnoError(code: Errno, syscall: string, path: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${MESSAGE[code]} (injected), ${syscall} '${path}'`), { code, errno: ERRNO[code], syscall, path });
 }
 
 /** Wraps a FileIo (node:fs by default); `io` is what the code under test is given. */
