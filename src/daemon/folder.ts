@@ -77,6 +77,7 @@ export class SharedFolder extends Resource {
   private archivePlanning = false;
   /** Local files inside unselected subtrees at the last check (checkLocalUnselected). */
   private localUnselected = 0;
+  private localUnselectedPaths: string[] = [];
   /** The folder lock: scans and the puller's commits run one at a time, in order. */
   private lock: Promise<unknown> = Promise.resolve();
   private readonly pending = new SubtreeSet(MAX_PENDING_SUBTREES);
@@ -267,7 +268,13 @@ export class SharedFolder extends Resource {
     this.sync?.failed.clearSource(LOCAL_UNSELECTED_SOURCE);
     for (const path of found.paths) this.reportFailed(path, LOCAL_UNSELECTED_REASON, LOCAL_UNSELECTED_SOURCE);
     this.localUnselected = found.count;
+    this.localUnselectedPaths = found.paths;
     return found;
+  }
+
+  /** What the last checkLocalUnselected found. */
+  lastLocalUnselected(): LocalUnselected {
+    return { count: this.localUnselected, paths: [...this.localUnselectedPaths] };
   }
 
   /**

@@ -328,7 +328,8 @@ export class FolderManager extends Resource {
       folderId: shared.config.id,
       access: shared.config.access,
       excluded: [...excluded],
-      localUnselected: await shared.checkLocalUnselected(),
+      // Walked afresh for the listing and the tree's root, not for each directory opened below it.
+      localUnselected: options.dir === undefined || options.dir === '' ? await shared.checkLocalUnselected() : shared.lastLocalUnselected(),
     };
     if (shared.config.access === 'enc') {
       report.note = 'an encrypted (ENC) device sees encrypted names only: it can exclude encrypted subtrees, not tell which folders they are';
