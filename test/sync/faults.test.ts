@@ -51,6 +51,10 @@ interface Step {
   rule: Omit<FaultRule, 'kind'>;
   /** Faults that hold throughout (a volume without hard links, say). */
   also?: FaultRule[];
+  /** The file's size (default SIZE). */
+  size?: number;
+  /** The new version's content is another file's already here: its blocks are copied locally, not fetched. */
+  local?: boolean;
   /** The file is new, in a directory the puller must create (else it replaces an older version). */
   fresh?: boolean;
 }
@@ -66,6 +70,8 @@ const STEPS: Step[] = [
     rule: { op: 'rename', path: /\.ferry\/archive\// },
     also: [{ op: 'link', kind: 'EPERM' }],
   },
+  { name: 'temp write of a large file (direct writes where the volume allows)', rule: { op: 'write', path: TEMP }, size: 3 * 1024 * 1024 + 7 },
+  { name: 'temp write of blocks copied from a local file', rule: { op: 'write', path: TEMP }, local: true },
   { name: 'mkdir of a parent', rule: { op: 'mkdir', path: /\/new-dir$/ }, fresh: true },
 ];
 
@@ -82,8 +88,9 @@ async function faultCase(step: Step, kind: FaultKind): Promise<void> {
   for (const rule of step.also ?? []) plan.inject(rule);
   const { alice, bob } = await pair(plan);
   const rel = step.fresh ? 'new-dir/f.bin' : 'f.bin';
-  const oldContent = randomContent(SIZE, 1);
-  const newContent = randomContent(SIZE, 2);
+  const oldContent = randomContent(step.size ?? SIZE, 1);
+  const newContent = randomContent(step.size ?? SIZE, 2);
+  if (step.local) await writeFile(join(alice.root, 'source.bin'), newContent);
   if (!step.fresh) {
     await writeFile(join(alice.root, rel), oldContent);
     await alice.scan();
@@ -134,7 +141,9 @@ describe('faults under the file I/O', () => {
       test(`${kind} at ${step.name}: nothing half-written, reported, resumed`, () => faultCase(step, kind));
     }
   }
-  test('short write of the temp file: nothing half-written, reported, resumed', () => faultCase(STEPS[1]!, 'short'));
+  for (const step of STEPS.filter((s) => s.rule.op === 'write')) {
+    test(`short write at ${step.name}: nothing half-written, reported, resumed`, () => faultCase(step, 'short'));
+  }
 
   test('a fault on the Nth call only: that call fails, the retry succeeds', async () => {
     const plan = new FaultPlan();
