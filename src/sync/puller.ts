@@ -1,7 +1,7 @@
 // The puller: brings the disk to the global versions, directories first, then files and symlinks, then deletions (children first).
 
 import type { Stats } from 'node:fs';
-import { lstat, lutimes, readlink, readdir, rename, rm, rmdir, symlink } from 'node:fs/promises';
+import { lstat, lutimes, readlink, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isDiskFull, isFerryError } from '../errors.js';
 import { compareVersions, type FileRecord } from '../index/records.js';
@@ -413,7 +413,7 @@ export class Puller {
       if (!diskMatches(target.stats, local)) return this.changedOnDisk(global.path);
       const temp = join(target.parentAbs, tempName(global.path, global.version));
       await rm(temp, { force: true });
-      await symlink(global.linkTarget!, temp);
+      await this.ctx.paths.io.symlink(global.linkTarget!, temp);
       const copy = await this.clearTarget(need, target, true);
       const placed = this.ctx.paths.renameWithin(target, basename(temp), target.diskName);
       await fsyncDir(target.parentAbs);

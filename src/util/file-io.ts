@@ -1,8 +1,8 @@
 // The one seam under the daemon's writing file operations inside a folder (open for writing, write,
-// fsync, rename, link, mkdir, unlink): node:fs itself in production, a fault-injecting wrapper in tests.
+// fsync, rename, link, mkdir, unlink, symlink): node:fs itself in production, a fault-injecting wrapper in tests.
 
 import { linkSync, renameSync } from 'node:fs';
-import { mkdir, unlink } from 'node:fs/promises';
+import { mkdir, symlink, unlink } from 'node:fs/promises';
 import { fdatasyncFd, fsyncFd, openFd, truncateFd, writeFd } from './fd.js';
 
 /**
@@ -21,6 +21,7 @@ export interface FileIo {
   readonly linkSync: (existing: string, link: string) => void;
   readonly mkdir: (path: string, options: { mode: number }) => Promise<unknown>;
   readonly unlink: (path: string) => Promise<void>;
+  readonly symlink: (target: string, path: string) => Promise<void>;
 }
 
 /** Production: node:fs's own functions, by reference (no wrapper, no per-call allocation). */
@@ -34,4 +35,5 @@ export const NODE_FILE_IO: FileIo = Object.freeze({
   linkSync,
   mkdir,
   unlink,
+  symlink,
 });

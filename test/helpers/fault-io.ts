@@ -4,7 +4,7 @@
 import { readlinkSync } from 'node:fs';
 import { NODE_FILE_IO, type FileIo } from '../../src/util/file-io.js';
 
-export type FaultOp = 'open' | 'write' | 'fsync' | 'fdatasync' | 'truncate' | 'rename' | 'link' | 'mkdir' | 'unlink';
+export type FaultOp = 'open' | 'write' | 'fsync' | 'fdatasync' | 'truncate' | 'rename' | 'link' | 'mkdir' | 'unlink' | 'symlink';
 /** An errno to throw, or `short`: a write that really writes half its bytes and says so. */
 export type FaultKind = 'ENOSPC' | 'EIO' | 'EPERM' | 'short';
 
@@ -96,6 +96,10 @@ export class FaultPlan {
       async unlink(path) {
         plan.check('unlink', [path]);
         return base.unlink(path);
+      },
+      async symlink(target, path) {
+        plan.check('symlink', [path]);
+        return base.symlink(target, path);
       },
     };
   }

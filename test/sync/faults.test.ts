@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { FaultPlan, type FaultKind, type FaultRule } from '../helpers/fault-io.js';
@@ -143,6 +143,29 @@ describe('faults under the file I/O', () => {
   }
   for (const step of STEPS.filter((s) => s.rule.op === 'write')) {
     test(`short write at ${step.name}: nothing half-written, reported, resumed`, () => faultCase(step, 'short'));
+  }
+
+  for (const [op, kind] of [['symlink', 'ENOSPC'], ['rename', 'EIO']] as const) {
+    test(`${kind} at the ${op} of a symlink's new target: the old link stays, reported, resumed`, async () => {
+      const plan = new FaultPlan();
+      const { alice, bob } = await pair(plan);
+      await symlink('old-target', join(alice.root, 'link'));
+      await alice.scan();
+      await converged([alice, bob]);
+      plan.inject({ op, kind, path: TEMP });
+      await rm(join(alice.root, 'link'));
+      await symlink('new-target', join(alice.root, 'link'));
+      await alice.scan();
+      await until(async () => {
+        assert.match(await readlink(join(bob.root, 'link')), /^(old|new)-target$/);
+        const report = bob.sync.report();
+        return plan.count(op) >= 2 && report.state === 'stalled' && REASON[kind].test(report.stalledReason ?? '');
+      });
+      assert.equal(await readlink(join(bob.root, 'link')), 'old-target');
+      plan.clear();
+      await converged([alice, bob], () => bob.sync.report().state === 'idle');
+      assert.equal(await readlink(join(bob.root, 'link')), 'new-target');
+    });
   }
 
   test('a fault on the Nth call only: that call fails, the retry succeeds', async () => {
