@@ -62,9 +62,14 @@ function isMissingParent(err: unknown): boolean {
   return isFerryError(err, 'IO') && (err.cause as { code?: string } | undefined)?.code === 'ENOENT';
 }
 
+/** Paths whose latest hard-linked version is remembered (bounded: the oldest is forgotten). */
+const MAX_REMEMBERED_LINKS = 256;
+
 export class Archive {
   readonly root: string;
   private readonly paths: DiskPaths;
+  /** The latest versions kept by a hard link, by path: a retried install does not archive the same file twice. */
+  private readonly linked = new Map<string, { ino: number; dev: number; archivePath: string }>();
 
   /** `io`: the writing file operations of its moves and links (node:fs unless a test injects faults). */
   constructor(folderRoot: string, private readonly logger: Logger, private readonly now: () => number = Date.now, io: FileIo = NODE_FILE_IO) {
@@ -117,6 +122,12 @@ export class Archive {
     const tag = options.device !== undefined && DEVICE_TAG.test(options.device) ? `@${options.device}` : '';
     const source = await this.paths.resolve(relPath);
     if (!source.stats || source.stats.isDirectory()) return null;
+    // Kept already by an install that then failed (and is retried): that link is the archived version.
+    const earlier = this.linked.get(relPath);
+    if (earlier && earlier.ino === source.stats.ino && earlier.dev === source.stats.dev) {
+      const there = await this.paths.resolve(`${ARCHIVE_DIR}/${earlier.archivePath}`).catch(() => undefined);
+      if (there?.stats && there.stats.ino === earlier.ino && there.stats.dev === earlier.dev) return earlier.archivePath;
+    }
     const base = `${relPath}~${stamp(this.now())}`;
     for (let n = 0; n < 1000; n++) {
       const archivePath = (n === 0 ? base : `${base}-${n}`) + tag;
@@ -124,6 +135,9 @@ export class Archive {
       if (target.stats) continue;
       try {
         this.paths.linkBetween(source, target);
+        this.linked.delete(relPath);
+        this.linked.set(relPath, { ino: source.stats.ino, dev: source.stats.dev, archivePath });
+        if (this.linked.size > MAX_REMEMBERED_LINKS) this.linked.delete(this.linked.keys().next().value!);
       } catch (err) {
         if (isFerryError(err)) throw err;
         const code = (err as NodeJS.ErrnoException).code;
