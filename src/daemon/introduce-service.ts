@@ -31,7 +31,12 @@ export const INTRO_TRIES = 3;
 export const INTRO_ANSWER_MS = 5_000;
 /** Pause between two rounds. */
 export const INTRO_RETRY_MS = 1_000;
-/** After INTRO_TRIES failed rounds, how long until the device is tried again. */
+/**
+ * After INTRO_TRIES failed rounds, how long until the device is tried again: INTRO_FIRST_BACKOFF_MS,
+ * doubling with each failed set of rounds up to INTRO_BACKOFF_MS. A set can fail for a passing
+ * reason (a busy machine missed the SYN window), so the first wait is short.
+ */
+export const INTRO_FIRST_BACKOFF_MS = 30_000;
 export const INTRO_BACKOFF_MS = 10 * 60_000;
 /** After an introducer refused (the device left it, say). */
 export const INTRO_REFUSED_RETRY_MS = 60_000;
@@ -60,6 +65,8 @@ interface Pursuit {
   folderHex?: string;
   /** Rounds that ended without a connection since the last success or backoff. */
   tries: number;
+  /** Sets of INTRO_TRIES rounds that failed in a row: the backoff doubles with each. */
+  failedSets?: number;
   reason?: string;
   nextAtMs: number;
   askedAtMs: number;
@@ -268,20 +275,22 @@ export class IntroduceService extends Resource implements Service {
   /** `byPunch`: connected at the end of a punch round (else some other way: a direct dial, the peer dialling us). */
   private markConnected(pursuit: Pursuit, nowMs: number, byPunch = false): void {
     if (byPunch && pursuit.firstAskedAtMs !== undefined) pursuit.punchedInMs = nowMs - pursuit.firstAskedAtMs;
-    Object.assign(pursuit, { state: 'connected', tries: 0, reason: undefined, firstAskedAtMs: undefined });
+    Object.assign(pursuit, { state: 'connected', tries: 0, failedSets: 0, reason: undefined, firstAskedAtMs: undefined });
   }
 
   private roundFailed(pursuit: Pursuit, nowMs: number, why: string): void {
     pursuit.tries++;
     const via = this.label(pursuit.via ?? '');
     if (pursuit.tries >= INTRO_TRIES) {
+      pursuit.failedSets = (pursuit.failedSets ?? 0) + 1;
+      const backoffMs = Math.min(INTRO_BACKOFF_MS, INTRO_FIRST_BACKOFF_MS * 2 ** (pursuit.failedSets - 1));
       Object.assign(pursuit, {
         state: 'failed',
-        nextAtMs: nowMs + INTRO_BACKOFF_MS,
+        nextAtMs: nowMs + backoffMs,
         reason: `introduction via ${via} failed: ${why} after ${pursuit.tries} tries`,
         firstAskedAtMs: undefined,
       });
-      this.log.info('introduction failed', { device: pursuit.device, via: pursuit.via, reason: pursuit.reason, retryInMs: INTRO_BACKOFF_MS });
+      this.log.info('introduction failed', { device: pursuit.device, via: pursuit.via, reason: pursuit.reason, retryInMs: backoffMs });
     } else {
       Object.assign(pursuit, { state: 'waiting', nextAtMs: nowMs + INTRO_RETRY_MS, reason: `introduction via ${via}: ${why} (try ${pursuit.tries} of ${INTRO_TRIES})` });
     }

@@ -8,7 +8,7 @@ import { isFerryError } from '../../src/errors.js';
 import { encodeBody } from '../../src/protocol/frames.js';
 import { MESSAGE_CODES, type Message } from '../../src/protocol/messages.js';
 import { decodeMessage } from '../../src/protocol/validate.js';
-import { INTRO_TRIES, IntroduceService, REQUESTS_PER_PEER } from '../../src/daemon/introduce-service.js';
+import { INTRO_FIRST_BACKOFF_MS, INTRO_TRIES, IntroduceService, REQUESTS_PER_PEER } from '../../src/daemon/introduce-service.js';
 import { Reachability, type ServiceContext } from '../../src/daemon/services.js';
 import type { EstablishedPeer } from '../../src/connections/index.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -150,9 +150,25 @@ describe('the introduced device', () => {
     assert.equal(report.state, 'failed');
     assert.equal(report.tries, INTRO_TRIES);
     assert.match(report.reason ?? '', /^introduction via C \(CCCCCCC\) failed: no reply from BBBBBBB's NAT after 3 tries$/);
-    // No fourth round until the backoff is over.
-    svc.tick(now + 60_000);
+    // No fourth round until the backoff is over; the first backoff is short (a busy machine may
+    // have missed the window), and it doubles with each failed set of rounds. The failed round was
+    // timed by the real clock (the dial's answer), so the backoff runs from it.
+    let failedAt = Date.now();
+    svc.tick(failedAt + INTRO_FIRST_BACKOFF_MS - 1_000);
     assert.equal(c.sent.length, INTRO_TRIES);
+    svc.tick(failedAt + INTRO_FIRST_BACKOFF_MS + 1_000);
+    assert.equal(c.sent.length, INTRO_TRIES + 1, 'asked again after the first backoff');
+    for (let round = 1; round <= INTRO_TRIES; round++) {
+      if (round > 1) svc.tick(Date.now() + 5_000);
+      svc.onIntroduce(c, { type: 'Introduce', folderId: FOLDER, device: id('B'), addresses: ['198.51.100.2:22100'], delayMs: 0 });
+      await waitUntil(() => deviceReport(svc, id('B'))?.tries === round);
+    }
+    failedAt = Date.now();
+    const asked = c.sent.length;
+    svc.tick(failedAt + 2 * INTRO_FIRST_BACKOFF_MS - 1_000);
+    assert.equal(c.sent.length, asked, 'the second failed set waits twice as long');
+    svc.tick(failedAt + 2 * INTRO_FIRST_BACKOFF_MS + 1_000);
+    assert.equal(c.sent.length, asked + 1);
     await svc.close();
   });
 
