@@ -131,6 +131,10 @@ async function faultCase(step: Step, kind: FaultKind): Promise<void> {
     return after.state === 'idle' && after.needFiles === 0;
   });
   assert.deepEqual(await readFile(join(bob.root, rel)), newContent);
+  if (step.local) {
+    assert.ok(bob.sync.stats.blocksCopied > 0, 'blocks were copied from the local file');
+    assert.equal(bob.sync.stats.bytesRequested, 2 * SIZE, 'only the source and the first version were fetched');
+  }
   if (!step.fresh) {
     const kept = (await archivedContents(bob.root)).filter((hash) => hash === sha(oldContent));
     assert.equal(kept.length, 1, 'the replaced version is in the archive, once (however many retries)');
