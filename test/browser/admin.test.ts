@@ -7,19 +7,13 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { ControlClient } from '../../src/cli/client.js';
 import type { ArchiveListing } from '../../src/web/daemon-api.js';
 import { DaemonProcess, MAIN, ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { needs } from '../helpers/needs.js';
+import { launchChromium, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const NO_BROWSER = needs.file(CHROMIUM, 'chromium');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
-const PASSWORD = 'ferry admin 1234';
 const XSS_NAME = '<img src=x onerror=alert(1)>.txt';
-const SHOTS = process.env.FERRY_SCREENSHOTS;
 const WAIT_MS = 60_000;
 
 /** The little of the DOM the in-page functions below use (tests compile without the DOM library). */
@@ -79,7 +73,7 @@ before(async () => {
   root = await tempDir('browser');
   if (NO_BROWSER) return;
   if (SHOTS) await mkdir(SHOTS, { recursive: true });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

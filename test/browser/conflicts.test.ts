@@ -7,20 +7,14 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { ControlClient } from '../../src/cli/client.js';
 import type { StatusReport } from '../../src/web/daemon-api.js';
 import { DaemonProcess, ferry, removeDir, shareBetween, tempDir, waitFor } from '../helpers/daemon.js';
 import { describeTree } from '../helpers/tree.js';
-import { needs } from '../helpers/needs.js';
+import { launchChromium, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const NO_BROWSER = needs.file(CHROMIUM, 'chromium');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
-const PASSWORD = 'ferry admin 1234';
 const WAIT_MS = 60_000;
-const SHOTS = process.env.FERRY_SCREENSHOTS;
 const NAMES = ['budget.xlsx', 'notes/meeting.md', 'photos/cover.jpg'];
 
 let root: string;
@@ -30,7 +24,7 @@ const daemons: DaemonProcess[] = [];
 before(async () => {
   root = await tempDir('browser-conflicts');
   if (NO_BROWSER) return;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -7,19 +7,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import type { AddedPeerReport, SettingsReport } from '../../src/web/daemon-api.js';
 import { ControlClient } from '../../src/cli/client.js';
 import { DaemonProcess, ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { needs } from '../helpers/needs.js';
+import { launchChromium, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const NO_BROWSER = needs.file(CHROMIUM, 'chromium');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
-const PASSWORD = 'ferry admin 1234';
 const WAIT_MS = 60_000;
-const SHOTS = process.env.FERRY_SCREENSHOTS;
 
 let root: string;
 let browser: Browser;
@@ -28,7 +22,7 @@ const daemons: DaemonProcess[] = [];
 before(async () => {
   root = await tempDir('browser-device');
   if (NO_BROWSER) return;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -10,19 +10,13 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { DaemonProcess, ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 import { davRequest, webOf } from '../helpers/dav.js';
-import { needs } from '../helpers/needs.js';
+import { launchChromium, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const NO_BROWSER = needs.file(CHROMIUM, 'chromium');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
-const PASSWORD = 'ferry admin 1234';
 const WAIT_MS = 120_000;
 const UPLOAD_MIB = Number(process.env.FERRY_UPLOAD_MIB ?? 200);
-const SHOTS = process.env.FERRY_SCREENSHOTS;
 
 let root: string;
 let browser: Browser;
@@ -31,7 +25,7 @@ let daemon: DaemonProcess;
 before(async () => {
   root = await tempDir('browser-files');
   if (NO_BROWSER) return;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

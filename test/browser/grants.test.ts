@@ -5,17 +5,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { DaemonProcess, ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { needs } from '../helpers/needs.js';
+import { launchChromium, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const NO_BROWSER = needs.file(CHROMIUM, 'chromium');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
-const PASSWORD = 'ferry admin 1234';
 const HOSTILE = '<img src=x onerror=alert(1)>';
-const SHOTS = process.env.FERRY_SCREENSHOTS;
 const WAIT_MS = 60_000;
 
 interface Listed {
@@ -62,7 +56,7 @@ before(async () => {
   root = await tempDir('browser-grants');
   if (NO_BROWSER) return;
   if (SHOTS) await mkdir(SHOTS, { recursive: true });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -1,0 +1,19 @@
+// What every browser test shares: Debian's Chromium started headless as this machine allows it
+// (no sandbox as root, no background networking: the closed network refuses it), the admin
+// password the tests set, and where FERRY_SCREENSHOTS=DIR saves screenshots.
+
+import { chromium, type Browser } from 'playwright-core';
+import { needs } from '../helpers/needs.js';
+
+export const CHROMIUM = '/usr/bin/chromium';
+/** The skip reason when Chromium is missing (a failure under CI=true: it is on scripts/debian-packages). */
+export const NO_BROWSER = needs.file(CHROMIUM, 'chromium');
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+export const PASSWORD = 'ferry admin 1234';
+/** Also save the screenshots there (docs/screenshots/ holds the committed ones). */
+export const SHOTS = process.env.FERRY_SCREENSHOTS;
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
