@@ -11,7 +11,6 @@ export const RESTORE_USAGE = 'ferry restore FOLDER (--all | PATH-PREFIX | PATH -
 
 /** Names from peers are shown as text: no terminal control sequences. */
 function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '?');
 }
 

@@ -61,7 +61,6 @@ export function validateSettingsPatch(patch: Record<string, unknown>): Partial<E
     switch (name) {
       case 'deviceName': {
         const text = typeof value === 'string' ? value.trim() : '';
-        // eslint-disable-next-line no-control-regex
         if (text.length < 1 || text.length > 64 || /[\u0000-\u001f\u007f]/.test(text)) {
           bad(name, 'must be 1 to 64 characters without control characters');
         }

@@ -26,6 +26,5 @@ export function printable(text: string): string {
 
 /** C0/C1 control and bidirectional characters as `\u{…}` (what printable() does, without shortening). */
 export function escapeControls(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
 }

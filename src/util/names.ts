@@ -11,7 +11,6 @@ const RESERVED_ROOT = '.ferry';
  * another (`exe.txt` shown for `txt.exe`). Everything else a Linux file system holds is a legal
  * name: backslash, colon, `?*<>|"`, a leading dash, a trailing dot or space, `CON`, `aux.txt`.
  */
-// eslint-disable-next-line no-control-regex
 const REFUSED_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
 
 /** Why a path or name is refused for its characters (REFUSED_CHARACTER), or undefined when every character is legal. */

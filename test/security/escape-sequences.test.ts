@@ -14,7 +14,6 @@ import { listenAddress } from './hostile-peer.js';
 const ESC_NAME = 'evil\u001b]0;pwned\u0007\u001b[2J\u009b31m\u202eexe.txt';
 const ESC_REASON = 'bye\u001b[31mRED\u001b]8;;http://x\u0007link\r\u001b[K';
 /** C0 and C1 controls (BEL, ESC, CSI, CR) and bidirectional overrides. */
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 describe('escape sequences from a peer', () => {
