@@ -2,36 +2,23 @@
 // one click keeps either or both (desktop and phone sizes), and the join form warns before merging into a non-empty folder.
 // FERRY_SCREENSHOTS=DIR saves conflicts.png, phone-conflicts.png and join-merge.png there.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Browser, type Page } from 'playwright-core';
+import { type Page } from 'playwright-core';
 import { ControlClient } from '../../src/cli/client.js';
 import type { StatusReport } from '../../src/web/daemon-api.js';
-import { DaemonProcess, ferry, removeDir, shareBetween, tempDir, waitFor } from '../helpers/daemon.js';
+import { DaemonProcess, ferry, shareBetween, waitFor } from '../helpers/daemon.js';
 import { describeTree } from '../helpers/tree.js';
-import { launchChromium, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
+import { browserSuite, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
 
 const WAIT_MS = 60_000;
 const NAMES = ['budget.xlsx', 'notes/meeting.md', 'photos/cover.jpg'];
 
-let root: string;
-let browser: Browser;
-const daemons: DaemonProcess[] = [];
-
-before(async () => {
-  root = await tempDir('browser-conflicts');
-  if (NO_BROWSER) return;
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await Promise.all(daemons.map((daemon) => daemon.stop()));
-  await removeDir(root);
-});
+const suite = browserSuite('browser-conflicts');
+const { daemons } = suite;
 
 async function folderOf(daemon: DaemonProcess): Promise<StatusReport['folders'][number]> {
   return (await new ControlClient(daemon.home).call<StatusReport>('GET', '/status')).folders[0]!;
@@ -52,14 +39,14 @@ async function login(page: Page, daemon: DaemonProcess): Promise<void> {
 }
 
 test('the card counts conflicts; the dialog resolves them in one click each, at desktop and phone sizes', { skip: NO_BROWSER, timeout: 240_000 }, async () => {
-  const dirA = join(root, 'a');
-  const dirB = join(root, 'b');
+  const dirA = join(suite.root, 'a');
+  const dirB = join(suite.root, 'b');
   await mkdir(join(dirA, 'notes'), { recursive: true });
   await mkdir(join(dirA, 'photos'), { recursive: true });
   for (const name of NAMES) await writeFile(join(dirA, name), `first version of ${name}\n`);
   for (let i = 0; i < 5; i++) await writeFile(join(dirA, `other-${i}.txt`), `other ${i}\n`);
-  const a = new DaemonProcess(join(root, 'home-a'));
-  let b = new DaemonProcess(join(root, 'home-b'));
+  const a = new DaemonProcess(join(suite.root, 'home-a'));
+  let b = new DaemonProcess(join(suite.root, 'home-b'));
   daemons.push(a, b);
   await Promise.all([a.ready(), b.ready()]);
   await new ControlClient(a.home).call('PUT', '/settings', { deviceName: 'office-nas' });
@@ -80,7 +67,7 @@ test('the card counts conflicts; the dialog resolves them in one click each, at 
   await b.ready();
   await waitFor(async () => (await converged(a, dirA, b, dirB)) && (await folderOf(a)).conflicts === 3, 'three conflicts on A', WAIT_MS);
 
-  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const page = await suite.browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.setDefaultTimeout(WAIT_MS);
   await login(page, a);
   const card = page.locator(`article[data-folder="${keys.folderId}"]`);
@@ -105,7 +92,7 @@ test('the card counts conflicts; the dialog resolves them in one click each, at 
   await page.close();
 
   // At a phone's size: the two versions stack; keep the original of one and both of the other.
-  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+  const phone = await suite.browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
   phone.setDefaultTimeout(WAIT_MS);
   const status = (await a.status()) as unknown as { web: string };
   await phone.goto(`http://${status.web}/`);
@@ -143,22 +130,22 @@ test('the card counts conflicts; the dialog resolves them in one click each, at 
 });
 
 test('the join form warns before merging into a folder that has files, then merges on confirm', { skip: NO_BROWSER, timeout: 120_000 }, async () => {
-  const a = new DaemonProcess(join(root, 'home-join'));
+  const a = new DaemonProcess(join(suite.root, 'home-join'));
   daemons.push(a);
   await a.ready();
-  const other = new DaemonProcess(join(root, 'home-join-other'));
+  const other = new DaemonProcess(join(suite.root, 'home-join-other'));
   daemons.push(other);
   await other.ready();
-  await mkdir(join(root, 'shared-elsewhere'));
-  const shared = await ferry(['share', join(root, 'shared-elsewhere'), '--json', '--home', other.home]);
+  await mkdir(join(suite.root, 'shared-elsewhere'));
+  const shared = await ferry(['share', join(suite.root, 'shared-elsewhere'), '--json', '--home', other.home]);
   assert.equal(shared.code, 0, shared.stderr);
   const rw = (JSON.parse(shared.stdout) as { rw: string }).rw;
-  const target = join(root, 'photos-here');
+  const target = join(suite.root, 'photos-here');
   await mkdir(join(target, '2024'), { recursive: true });
   await writeFile(join(target, '2024', 'beach.jpg'), Buffer.alloc(300_000, 1));
   await writeFile(join(target, 'list.txt'), 'mine\n');
 
-  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const page = await suite.browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.setDefaultTimeout(WAIT_MS);
   await login(page, a);
   await page.locator('#join-key').fill(rw);

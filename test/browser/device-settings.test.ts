@@ -4,41 +4,27 @@
 // saved setting applies without a restart; an added address is removed with its button (issue 21).
 // FERRY_SCREENSHOTS=DIR also saves the screenshots there (docs/screenshots/ holds the committed ones).
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { type Browser } from 'playwright-core';
 import type { AddedPeerReport, SettingsReport } from '../../src/web/daemon-api.js';
 import { ControlClient } from '../../src/cli/client.js';
-import { DaemonProcess, ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { launchChromium, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
+import { DaemonProcess, ferry, waitFor } from '../helpers/daemon.js';
+import { browserSuite, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
 
 const WAIT_MS = 60_000;
 
-let root: string;
-let browser: Browser;
-const daemons: DaemonProcess[] = [];
-
-before(async () => {
-  root = await tempDir('browser-device');
-  if (NO_BROWSER) return;
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await Promise.all(daemons.map((daemon) => daemon.stop()));
-  await removeDir(root);
-});
+const suite = browserSuite('browser-device');
+const { daemons } = suite;
 
 test('this device, live settings and removing a peer address, at desktop and phone sizes', { skip: NO_BROWSER, timeout: 180_000 }, async () => {
-  const a = new DaemonProcess(join(root, 'home-a'));
+  const a = new DaemonProcess(join(suite.root, 'home-a'));
   daemons.push(a);
   await a.ready();
   const status = (await a.status()) as Awaited<ReturnType<DaemonProcess['status']>> & { listen: string; web: string };
   const control = new ControlClient(a.home);
 
-  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const page = await suite.browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.setDefaultTimeout(WAIT_MS);
   await page.goto(`http://${status.web}/`);
   await page.locator('#setup-form #password').fill(PASSWORD);

@@ -2,34 +2,20 @@
 // and holds them; "Keep them and restore everywhere" brings them back on that device (issue 25, low item).
 // FERRY_SCREENSHOTS=DIR also saves the card with the held deletions there.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Browser } from 'playwright-core';
 import { ControlClient } from '../../src/cli/client.js';
 import type { StatusReport } from '../../src/web/daemon-api.js';
-import { DaemonProcess, ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { launchChromium, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
+import { DaemonProcess, ferry, waitFor } from '../helpers/daemon.js';
+import { browserSuite, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
 
 const FILES = 60;
 const WAIT_MS = 60_000;
 
-let root: string;
-let browser: Browser;
-const daemons: DaemonProcess[] = [];
-
-before(async () => {
-  root = await tempDir('browser-held');
-  if (NO_BROWSER) return;
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await Promise.all(daemons.map((daemon) => daemon.stop()));
-  await removeDir(root);
-});
+const suite = browserSuite('browser-held');
+const { daemons } = suite;
 
 async function cli(daemon: DaemonProcess, ...args: string[]): Promise<string> {
   const result = await ferry([...args, '--home', daemon.home]);
@@ -42,12 +28,12 @@ async function folderOf(daemon: DaemonProcess): Promise<StatusReport['folders'][
 }
 
 test('the folder card holds a peer\'s mass delete and restores the files everywhere', { skip: NO_BROWSER, timeout: 180_000 }, async () => {
-  const dirA = join(root, 'a');
-  const dirB = join(root, 'b');
+  const dirA = join(suite.root, 'a');
+  const dirB = join(suite.root, 'b');
   await mkdir(join(dirA, 'photos'), { recursive: true });
   for (let i = 0; i < FILES; i++) await writeFile(join(dirA, 'photos', `img-${i}.jpg`), `photo ${i}\n`);
-  const a = new DaemonProcess(join(root, 'home-a'));
-  const b = new DaemonProcess(join(root, 'home-b'));
+  const a = new DaemonProcess(join(suite.root, 'home-a'));
+  const b = new DaemonProcess(join(suite.root, 'home-b'));
   daemons.push(a, b);
   await Promise.all([a.ready(), b.ready()]);
   const keys = JSON.parse(await cli(a, 'share', dirA, '--json')) as { folderId: string; rw: string };
@@ -62,7 +48,7 @@ test('the folder card holds a peer\'s mass delete and restores the files everywh
   await waitFor(async () => (await folderOf(a)).localFiles === 0, 'A to record the deletions');
   await control.call('POST', `/folders/${keys.folderId}/resume`);
 
-  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const page = await suite.browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.setDefaultTimeout(WAIT_MS);
   const status = (await b.status()) as unknown as { web: string };
   await page.goto(`http://${status.web}/`);

@@ -2,31 +2,17 @@
 // says how complete each peer is, "peer NAME: 20 % · 2 files to fetch", then "100 % · up to date" once it caught
 // up (issue 21). FERRY_SCREENSHOTS=DIR also saves both cards there.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Browser } from 'playwright-core';
-import { DaemonProcess, ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { launchChromium, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
+import { DaemonProcess, ferry, waitFor } from '../helpers/daemon.js';
+import { browserSuite, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
 
 const WAIT_MS = 60_000;
 
-let root: string;
-let browser: Browser;
-const daemons: DaemonProcess[] = [];
-
-before(async () => {
-  root = await tempDir('browser-completion');
-  if (NO_BROWSER) return;
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await Promise.all(daemons.map((daemon) => daemon.stop()));
-  await removeDir(root);
-});
+const suite = browserSuite('browser-completion');
+const { daemons } = suite;
 
 async function cli(daemon: DaemonProcess, ...args: string[]): Promise<string> {
   const result = await ferry([...args, '--home', daemon.home]);
@@ -46,12 +32,12 @@ async function peerOf(daemon: DaemonProcess, device: string): Promise<Peer | und
 }
 
 test("the sharer's folder card shows each peer's completion and what it still needs", { skip: NO_BROWSER, timeout: 180_000 }, async () => {
-  const dirA = join(root, 'a');
-  const dirB = join(root, 'b');
+  const dirA = join(suite.root, 'a');
+  const dirB = join(suite.root, 'b');
   await mkdir(dirA);
   await writeFile(join(dirA, 'one.bin'), Buffer.alloc(100_000, 1));
-  const a = new DaemonProcess(join(root, 'home-a'));
-  let b = new DaemonProcess(join(root, 'home-b'));
+  const a = new DaemonProcess(join(suite.root, 'home-a'));
+  let b = new DaemonProcess(join(suite.root, 'home-b'));
   daemons.push(a, b);
   await Promise.all([a.ready(), b.ready()]);
   const bId = (await b.status()).device.id;
@@ -67,7 +53,7 @@ test("the sharer's folder card shows each peer's completion and what it still ne
   await waitFor(async () => (await peerOf(a, bId))?.needFiles === 2, 'A to see what B misses', WAIT_MS);
 
   const bName = (await a.status()).folders[0]!.peers.map((p) => p as { device: string; name?: string }).find((p) => p.device === bId)!.name;
-  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const page = await suite.browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.setDefaultTimeout(WAIT_MS);
   await page.goto(`http://${((await a.status()) as unknown as { web: string }).web}/`);
   await page.locator('#setup-form #password').fill(PASSWORD);

@@ -3,33 +3,20 @@
 // restore button that brings the chosen bytes back on both devices.
 // FERRY_SCREENSHOTS=DIR saves selection.png and versions.png there.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Browser, type Page } from 'playwright-core';
+import { type Page } from 'playwright-core';
 import { ControlClient } from '../../src/cli/client.js';
 import type { SelectionReport } from '../../src/web/daemon-api.js';
-import { DaemonProcess, removeDir, shareBetween, tempDir, waitFor } from '../helpers/daemon.js';
-import { launchChromium, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
+import { DaemonProcess, shareBetween, waitFor } from '../helpers/daemon.js';
+import { browserSuite, NO_BROWSER, PASSWORD, SHOTS } from './chromium.js';
 
 const WAIT_MS = 60_000;
 
-let root: string;
-let browser: Browser;
-const daemons: DaemonProcess[] = [];
-
-before(async () => {
-  root = await tempDir('browser-select');
-  if (NO_BROWSER) return;
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await Promise.all(daemons.map((daemon) => daemon.stop()));
-  await removeDir(root);
-});
+const suite = browserSuite('browser-select');
+const { daemons } = suite;
 
 async function content(path: string): Promise<string> {
   return readFile(path, 'utf8').catch(() => '');
@@ -44,14 +31,14 @@ async function login(page: Page, daemon: DaemonProcess): Promise<void> {
 }
 
 test('the tree deselects a subtree; the versions dialog restores a chosen version everywhere', { skip: NO_BROWSER, timeout: 240_000 }, async () => {
-  const dirA = join(root, 'a');
-  const dirB = join(root, 'b');
+  const dirA = join(suite.root, 'a');
+  const dirB = join(suite.root, 'b');
   for (const dir of ['photos/2019', 'photos/2020', 'docs']) await mkdir(join(dirA, dir), { recursive: true });
   await writeFile(join(dirA, 'photos/2019/beach.jpg'), Buffer.alloc(300_000, 1));
   await writeFile(join(dirA, 'photos/2020/snow.jpg'), Buffer.alloc(200_000, 2));
   await writeFile(join(dirA, 'docs/notes.txt'), 'first version\n');
-  const a = new DaemonProcess(join(root, 'home-a'));
-  const b = new DaemonProcess(join(root, 'home-b'));
+  const a = new DaemonProcess(join(suite.root, 'home-a'));
+  const b = new DaemonProcess(join(suite.root, 'home-b'));
   daemons.push(a, b);
   await Promise.all([a.ready(), b.ready()]);
   const { folderId } = await shareBetween(a, dirA, b, dirB);
@@ -61,7 +48,7 @@ test('the tree deselects a subtree; the versions dialog restores a chosen versio
     await waitFor(async () => (await content(join(dirB, 'docs/notes.txt'))) === text, `B to have "${text.trim()}"`, WAIT_MS);
   }
 
-  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const page = await suite.browser.newPage({ viewport: { width: 1200, height: 900 } });
   page.setDefaultTimeout(WAIT_MS);
   await login(page, b);
   const card = page.locator(`article[data-folder="${folderId}"]`);
