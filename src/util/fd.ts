@@ -4,6 +4,7 @@
 
 import { closeSync, constants, fchmod, fdatasync, fstat, fsync, ftruncate, open, read, write } from 'node:fs';
 import { promisify } from 'node:util';
+import type { BufferPool } from './buffer-pool.js';
 
 /**
  * For reading a file of a synced folder: never through a symlink at the last component (the
@@ -40,3 +41,18 @@ export const fchmodFd = promisify(fchmod);
 
 /** A directory opened for listing: never through a symlink at the last component. */
 export const DIR_NO_FOLLOW = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+
+/** `length` bytes at `position` of `fd` in a buffer taken from `buffers`; undefined (the buffer given back) when the file ends before. */
+export async function readExactly(fd: number, length: number, position: number, buffers: BufferPool): Promise<Buffer | undefined> {
+  const buffer = buffers.take(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await readFd(fd, buffer, done, length - done, position + done);
+    if (bytesRead === 0) {
+      buffers.recycle(buffer);
+      return undefined;
+    }
+    done += bytesRead;
+  }
+  return buffer;
+}
