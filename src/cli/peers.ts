@@ -40,7 +40,7 @@ export async function peersList(argv: string[], io: Output): Promise<number> {
   if (peers.length === 0) io.out('no device connected\n');
   else io.out('connected devices:\n');
   for (const peer of peers) {
-    io.out(`  ${printable(peer.name) || '(no name)'}  ${peer.device}  ${peer.address} (${peer.direction === 'out' ? 'dialled' : 'incoming'}, found by ${peer.source}, ${peer.path})` +
+    io.out(`  ${printable(peer.name) || '(no name)'}  ${peer.device}  ${peer.address} (${peer.direction === 'out' ? 'dialled' : 'incoming'}, found by ${peer.source}, ${peer.path} over IPv${peer.ip ?? 4})` +
       `  ${peer.folders.length} ${peer.folders.length === 1 ? 'folder' : 'folders'}\n`);
   }
   return 0;

@@ -18,7 +18,8 @@ export async function status(argv: string[], io: Output): Promise<number> {
     return 0;
   }
   io.out(`device  ${report.device.name}  ${report.device.id}\n`);
-  io.out(`listen  ${report.listen ?? '-'}\n`);
+  const on = report.listening;
+  io.out(`listen  ${report.listen ?? '-'}${on ? `  (tcp ${on.tcp.join(', ') || 'off'}; udp ${on.udp.join(', ') || 'off'})` : ''}\n`);
   if (report.homeDiskFull) io.out(`HOME DISK FULL  ${report.homeDiskFull}\n`);
   if (report.homeRecovered) {
     const r = report.homeRecovered;

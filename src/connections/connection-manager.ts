@@ -7,7 +7,7 @@ import { HANDSHAKE_TIMEOUT_MS, PreHandshakeBudget, establishPeer, type Handshake
 import type { BackoffOptions } from '../util/backoff.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
-import { normalizeAddress, parseAddress, socketAddress, type HostPort } from '../util/address.js';
+import { formatAddress, normalizeAddress, parseAddress, socketAddress, type HostPort } from '../util/address.js';
 import { dialTls } from './dial.js';
 import { UdpTransport, linkOf, type LinkPath, type RelayDatagrams } from './udp-transport.js';
 import tls from 'node:tls';
@@ -116,6 +116,21 @@ export class ConnectionManager extends Resource {
     if (this.listener) return this.listener.address();
     const bound = this.udp!.socket.address();
     return { host: bound.address, port: bound.port };
+  }
+
+  /**
+   * Where peers can connect, per transport: the listen address, and `[::]:PORT` where the IPv4
+   * wildcard also accepts IPv6 (status shows it, so a user sees whether IPv6 peers get in).
+   */
+  listening(): { tcp: string[]; udp: string[] } {
+    const tcp = this.listener?.opened ? this.listener.addresses().map(formatAddress) : [];
+    const udp: string[] = [];
+    if (this.udp?.opened) {
+      const bound = this.udp.socket.address();
+      udp.push(formatAddress({ host: bound.address, port: bound.port }));
+      if (this.udp.socket.ipv6 && this.udp.socket.family === 'udp4') udp.push(formatAddress({ host: '::', port: bound.port }));
+    }
+    return { tcp, udp };
   }
 
   /** Incoming connections accepted and not yet through the handshake. */

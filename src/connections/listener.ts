@@ -46,11 +46,18 @@ export class PeerListener extends Resource {
   private readonly refusals: LogLimit;
   private readonly slots: HandshakeSlots<Socket>;
   private server: tls.Server | null = null;
+  /**
+   * With the IPv4 wildcard (0.0.0.0, the default listen host), a second, IPv6-only server on `::`
+   * and the same port, so peers with IPv6 addresses reach this device over TCP too (issue 19).
+   * Null where IPv6 is unavailable (logged) or the listen host is not the IPv4 wildcard.
+   */
+  private server6: tls.Server | null = null;
   /** Every accepted TCP socket still open (destroyed at the close deadline). */
   private readonly sockets = new Set<Socket>();
   /** Accepted TCP sockets whose TLS or Ferry handshake has not finished, by remote address and port. */
   private readonly inHandshake = new Map<string, Socket>();
   private bound: HostPort | null = null;
+  private bound6: HostPort | null = null;
 
   constructor(private readonly options: PeerListenerOptions) {
     super();
@@ -75,15 +82,52 @@ export class PeerListener extends Resource {
     return this.bound;
   }
 
+  /** Every bound address: the listen address, and `::` on the same port when IPv6 is also accepted. */
+  addresses(): HostPort[] {
+    return [this.address(), ...(this.bound6 ? [this.bound6] : [])];
+  }
+
+  /** Whether peers can connect over IPv6 (an IPv6 listen host, or the IPv6 sibling of 0.0.0.0). */
+  get ipv6(): boolean {
+    return this.bound6 !== null || (this.bound?.host.includes(':') ?? false);
+  }
+
   get pendingHandshakes(): number {
     return this.inHandshake.size;
   }
 
   protected async _open(): Promise<void> {
     const { listen } = this.options;
+    const server = this.createServer();
+    this.server = server;
+    await listenOn(server, { port: listen.port, host: listen.host }).catch((err: unknown) => {
+      this.server = null;
+      throw ioError(`cannot listen for peers on ${listen.host}:${listen.port}`, err);
+    });
+    server.on('error', (err) => this.log.warn('peer listener error', { err }));
+    const address = server.address() as AddressInfo;
+    this.bound = { host: address.address, port: address.port };
+    if (listen.host === '0.0.0.0') await this.openSecond(address.port);
+  }
+
+  /** The IPv6 sibling of an IPv4 wildcard listener, on the same port; without it (logged) peers reach us over IPv4 only. */
+  private async openSecond(port: number): Promise<void> {
+    const server = this.createServer();
+    try {
+      await listenOn(server, { port, host: '::', ipv6Only: true });
+    } catch (err) {
+      server.close();
+      this.log.info('no IPv6 TCP listener on the sync port: peers reach this device over IPv4 only', { port, reason: (err as Error).message });
+      return;
+    }
+    server.on('error', (err) => this.log.warn('peer listener error (IPv6)', { err }));
+    this.server6 = server;
+    this.bound6 = { host: '::', port };
+  }
+
+  private createServer(): tls.Server {
     // noDelay: a block request and its answer are small writes; Nagle's algorithm with delayed ACKs held each ~40 ms.
     const server = tls.createServer({ ...serverTlsOptions(this.options.identity), handshakeTimeout: this.options.tlsHandshakeTimeoutMs, noDelay: true });
-    this.server = server;
     server.on('connection', (raw: Socket) => this.onConnection(raw));
     server.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket));
     server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
@@ -91,25 +135,13 @@ export class PeerListener extends Resource {
       socket.destroy();
       this.log.debug('TLS handshake with a peer failed', { reason: err });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listen.port, listen.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }).catch((err: unknown) => {
-      this.server = null;
-      throw ioError(`cannot listen for peers on ${listen.host}:${listen.port}`, err);
-    });
-    server.on('error', (err) => this.log.warn('peer listener error', { err }));
-    const address = server.address() as AddressInfo;
-    this.bound = { host: address.address, port: address.port };
+    return server;
   }
 
   protected async _close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    const allClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const servers = [this.server, this.server6].filter((server): server is tls.Server => server !== null);
+    if (servers.length === 0) return;
+    const allClosed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))).then(() => undefined);
     for (const raw of this.inHandshake.values()) raw.destroy();
     this.inHandshake.clear();
     this.slots.clear();
@@ -155,4 +187,14 @@ export class PeerListener extends Resource {
         if (raw) this.slots.release(raw);
       });
   }
+}
+
+function listenOn(server: tls.Server, options: { port: number; host: string; ipv6Only?: boolean }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }

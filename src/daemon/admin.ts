@@ -177,6 +177,9 @@ export function settingsReport(stored: Settings, effectiveAfterRestart: Settings
 }
 
 /** Connected devices with their source, and rates taken from the folders' transfer samples. */
+/** 6 for a socket end `[v6]:PORT` (IPv4-mapped ends are shown as IPv4 by socketAddress), else 4. */
+const ipVersionOf = (address: string): 4 | 6 => (address.startsWith('[') ? 6 : 4);
+
 export function peerInfos(connected: EstablishedPeer[], folders: FolderReport[]): PeerInfo[] {
   return connected.map((peer) => {
     let inRateBps = 0;
@@ -198,6 +201,7 @@ export function peerInfos(connected: EstablishedPeer[], folders: FolderReport[])
       direction: peer.direction,
       connectedAtMs: peer.connectedAtMs,
       path: peer.path(),
+      ip: ipVersionOf(peer.localAddress),
       ...(peer.rttMs() !== undefined ? { rttMs: peer.rttMs() } : {}),
       bytesIn: peer.connection.bytesIn,
       bytesOut: peer.connection.bytesOut,

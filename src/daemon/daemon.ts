@@ -380,6 +380,7 @@ export class Daemon extends Resource implements DaemonApi {
       device: { id: identity.id, name: identity.name },
       version: FERRY_VERSION,
       listen: this.connections ? formatAddress(this.connections.address()) : null,
+      ...(this.connections ? { listening: this.connections.listening() } : {}),
       web: this.webAddress(),
       ...(this.store?.diskFull ? { homeDiskFull: this.store.diskFull.detail } : {}),
       ...(this.homeRecovered ? { homeRecovered: { ...this.homeRecovered, at: new Date(this.homeRecovered.atMs).toISOString() } } : {}),

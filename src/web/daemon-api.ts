@@ -259,6 +259,8 @@ export interface StatusReport {
   version: string;
   /** The sync listener's bound address. */
   listen: string | null;
+  /** Every address peers can connect to, per transport: with the default 0.0.0.0, `[::]:PORT` too where IPv6 is accepted. */
+  listening?: { tcp: string[]; udp: string[] };
   /** The web admin's bound address. */
   web?: string | null;
   /** Set while the disk holding the home is full (error code DISK_FULL): why; index writes are retried when space is freed. */
@@ -330,6 +332,8 @@ export interface PeerInfo {
   connectedAtMs: number;
   /** 'tcp', 'udp', 'udp punched', 'turn HOST' (relayed by that TURN server) or 'relay via NAME' (relayed by that Ferry device). */
   path: string;
+  /** The IP version of the link to the peer (of the local end; a relayed link's is the relay's). */
+  ip: 4 | 6;
   /** Round-trip time of the transport, ms (UDP links). */
   rttMs?: number;
   bytesIn: number;

@@ -49,11 +49,11 @@ test('peers list shows the added address connected, with the device behind it, a
   const text = await ferry(['peers', 'list', '--home', b.home]);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, new RegExp(`added addresses:\\n  ${listenA.replace(/\./g, '\\.')}  connected  device ${deviceA}\\n`));
-  assert.match(text.stdout, new RegExp(`connected devices:\\n  .+  ${deviceA}  .+ \\(dialled, found by known, tcp\\)  1 folder\\n`));
+  assert.match(text.stdout, new RegExp(`connected devices:\\n  .+  ${deviceA}  .+ \\(dialled, found by known, tcp over IPv4\\)  1 folder\\n`));
   // status names this device, its sync address, what it is seen at from outside and the port mapping
   const status = await ferry(['status', '--home', b.home]);
   const deviceB = (await b.status()).device;
-  assert.match(status.stdout, new RegExp(`^device  ${deviceB.name}  ${deviceB.id}\nlisten  127\\.0\\.0\\.1:\\d+\\n`));
+  assert.match(status.stdout, new RegExp(`^device  ${deviceB.name}  ${deviceB.id}\nlisten  127\\.0\\.0\\.1:\\d+  \\(tcp 127\\.0\\.0\\.1:\\d+; udp 127\\.0\\.0\\.1:\\d+\\)\\n`));
   assert.match(status.stdout, /\nseen at  no external address known yet\nport mapping  off\n/, 'the test daemons run with --no-nat on loopback');
   // a was dialled, it added nothing
   assert.match((await ferry(['peers', 'list', '--home', a.home])).stdout, /^no addresses added \(ferry peers add HOST:PORT\)\nconnected devices:\n/);
