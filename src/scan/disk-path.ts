@@ -4,12 +4,12 @@
 import { constants, type Stats } from 'node:fs';
 import { fstatSync, lchownSync, lstatSync, openSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, opendir, readdir } from 'node:fs/promises';
+import { lstat, opendir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, ioError } from '../errors.js';
 import { TEMP_FILE_PREFIX } from './ignore.js';
 import { OWN_WRITES } from './own-writes.js';
-import { closeQuietly, DIR_NO_FOLLOW, fchmodFd, fstatFd, openFd, READ_NO_FOLLOW } from '../util/fd.js';
+import { closeQuietly, DIR_NO_FOLLOW, fstatFd, openFd, READ_NO_FOLLOW } from '../util/fd.js';
 import { NODE_FILE_IO, type FileIo } from '../util/file-io.js';
 
 /** Relative path as indexed: NFC, '/'-separated (the walker only ever produces '/' on POSIX). */
@@ -563,9 +563,9 @@ async function probeCaseSensitive(root: string, io: FileIo): Promise<boolean> {
 /**
  * chmod of a folder entry (file or directory) that never follows a symlink swapped in at its path:
  * through a descriptor opened with O_NOFOLLOW (fchmod). An entry the daemon cannot open for reading
- * (mode 0o200, say) is lstat'ed first and refused when it is a symlink.
+ * (mode 0o200, say) is lstat'ed first and refused when it is a symlink. `io`: the folder's FileIo.
  */
-export async function chmodNoFollow(abs: string, mode: number): Promise<void> {
+export async function chmodNoFollow(abs: string, mode: number, io: FileIo = NODE_FILE_IO): Promise<void> {
   let fd: number;
   try {
     fd = await openFd(abs, READ_NO_FOLLOW);
@@ -574,11 +574,11 @@ export async function chmodNoFollow(abs: string, mode: number): Promise<void> {
     if (code === 'ELOOP') throw unsafe(abs, 'is a symlink');
     if (code !== 'EACCES' && code !== 'EPERM') throw err;
     if ((await lstat(abs)).isSymbolicLink()) throw unsafe(abs, 'is a symlink');
-    await chmod(abs, mode & 0o7777);
+    await io.chmod(abs, mode & 0o7777);
     return;
   }
   try {
-    await fchmodFd(fd, mode & 0o7777);
+    await io.fchmod(fd, mode & 0o7777);
   } finally {
     closeQuietly(fd);
   }

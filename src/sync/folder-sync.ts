@@ -523,7 +523,9 @@ export class FolderSync extends Resource {
     // arriving (the peer went away) is a stall, never idle.
     const exchanging = [...this.links.values()].some((link) => link.received < indexAnnounced(link));
     const incomplete = [...this.known.values()].some((peer) => !peer.connected && peer.indexSequence < peer.indexAnnounced);
-    const state = (moving && needed) || exchanging ? 'syncing' : this.lastError ? 'error' : needed || incomplete ? 'stalled' : 'idle';
+    // A deletion, a directory or a mode the puller keeps failing to apply is needed too, though it counts no file.
+    const failing = this.lastPullFailure !== undefined && this.index.hasNeeded();
+    const state = (moving && needed) || exchanging ? 'syncing' : this.lastError ? 'error' : needed || incomplete || failing ? 'stalled' : 'idle';
     return {
       state,
       ...(this.lastError ? { error: this.lastError } : {}),
@@ -709,7 +711,7 @@ export class FolderSync extends Resource {
         return `the index of ${who} is incomplete (${peer.indexSequence} of ${peer.indexAnnounced}) and it is not connected${peer.lastClose ? `; last close ${peer.lastClose}` : ''}`;
       }
     }
-    const files = `${needFiles} ${needFiles === 1 ? 'file' : 'files'} needed`;
+    const files = needFiles === 0 ? 'changes needed' : `${needFiles} ${needFiles === 1 ? 'file' : 'files'} needed`;
     if (this.links.size === 0) return `${files}, no peer connected`;
     if (this.lastPullFailure) {
       return printable(`${files}; ${this.lastPullFailure.path}: ${this.lastPullFailure.reason} (retrying)`).slice(0, 600);

@@ -1,6 +1,6 @@
 // Installs fetched temp files in batches: one hold of the folder lock, one fsync per directory and one index transaction per batch.
 
-import { closeSync, fchmodSync, futimesSync, lstatSync, openSync, type Stats } from 'node:fs';
+import { closeSync, lstatSync, openSync, type Stats } from 'node:fs';
 import { FerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
@@ -67,8 +67,8 @@ export function placeTemp(tempAbs: string, global: FileRecord, target: ResolvedT
       throw err;
     }
     try {
-      fchmodSync(fd, global.mode & 0o777);
-      futimesSync(fd, new Date(), global.mtimeMs / 1000);
+      paths.io.fchmodSync(fd, global.mode & 0o777);
+      paths.io.futimesSync(fd, new Date(), global.mtimeMs / 1000);
     } finally {
       closeSync(fd);
     }

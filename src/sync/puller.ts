@@ -1,7 +1,7 @@
 // The puller: brings the disk to the global versions, directories first, then files and symlinks, then deletions (children first).
 
 import type { Stats } from 'node:fs';
-import { lstat, lutimes, readlink, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { lstat, readlink, readdir, rename, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isDiskFull, isFerryError } from '../errors.js';
 import { compareVersions, type FileRecord } from '../index/records.js';
@@ -360,7 +360,7 @@ export class Puller {
   private async clearTarget(need: NeededPath, target: ResolvedTarget, renameFollows = false): Promise<string | undefined> {
     if (!target.stats) return undefined;
     if (target.stats.isDirectory()) {
-      await rmdir(target.abs); // a directory replaced by a file: only when empty (children go first)
+      await this.ctx.paths.io.rmdir(target.abs); // a directory replaced by a file: only when empty (children go first)
       this.ctx.paths.noteRemoved(target.parentAbs, target.diskName); // no longer a verified parent
       return undefined;
     }
@@ -388,13 +388,13 @@ export class Puller {
     const { global, local } = need;
     const target = await this.ctx.paths.resolve(global.path, { createParents: true });
     if (target.stats?.isDirectory()) {
-      if ((target.stats.mode & 0o777) !== (global.mode & 0o777)) await chmodNoFollow(target.abs, global.mode & 0o777);
+      if ((target.stats.mode & 0o777) !== (global.mode & 0o777)) await chmodNoFollow(target.abs, global.mode & 0o777, this.ctx.paths.io);
     } else {
       if (!diskMatches(target.stats, local)) return this.changedOnDisk(global.path);
       const copy = await this.clearTarget(need, target);
       if (copy) commit.scans.push(copy);
       await this.ctx.paths.makeDir(target.abs, global.mode);
-      await chmodNoFollow(target.abs, global.mode & 0o777);
+      await chmodNoFollow(target.abs, global.mode & 0o777, this.ctx.paths.io);
       this.ctx.paths.noteCreated(target.parentAbs, target.diskName);
     }
     commit.records.push(asLocal(global, await lstat(target.abs)));
@@ -437,8 +437,8 @@ export class Puller {
       return this.ctx.exclusive(async () => {
         const now = await this.ctx.paths.resolve(global.path);
         if (!diskMatches(now.stats, local)) return this.changedOnDisk(global.path);
-        await chmodNoFollow(now.abs, global.mode & 0o777);
-        await lutimes(now.abs, new Date(), global.mtimeMs / 1000);
+        await chmodNoFollow(now.abs, global.mode & 0o777, this.ctx.paths.io);
+        await this.ctx.paths.io.lutimes(now.abs, new Date(), global.mtimeMs / 1000);
         await this.recordOne(global, await lstat(now.abs));
         return 'done';
       });
@@ -597,7 +597,7 @@ export class Puller {
   /** rmdir, after clearing NAS litter and stale temp files; false when real files remain. */
   private async removeDir(abs: string): Promise<boolean> {
     try {
-      await rmdir(abs);
+      await this.ctx.paths.io.rmdir(abs);
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -605,7 +605,7 @@ export class Puller {
     const names = await readdir(abs);
     if (!names.every((name) => NAS_LITTER_NAMES.has(name) || name.startsWith(TEMP_FILE_PREFIX))) return false;
     for (const name of names) await rm(join(abs, name), { recursive: true, force: true });
-    await rmdir(abs);
+    await this.ctx.paths.io.rmdir(abs);
     return true;
   }
 

@@ -1,14 +1,15 @@
 // The one seam under the daemon's writing file operations inside a folder (open for writing, write,
-// fsync, rename, link, mkdir, unlink, symlink): node:fs itself in production, a fault-injecting wrapper in tests.
+// fsync, rename, link, mkdir, unlink, rmdir, symlink, chmod, utimes): node:fs itself in production, a
+// fault-injecting wrapper in tests.
 
-import { linkSync, renameSync } from 'node:fs';
-import { mkdir, symlink, unlink } from 'node:fs/promises';
-import { fdatasyncFd, fsyncFd, openFd, truncateFd, writeFd } from './fd.js';
+import { fchmodSync, futimesSync, linkSync, renameSync } from 'node:fs';
+import { chmod, lutimes, mkdir, rmdir, symlink, unlink } from 'node:fs/promises';
+import { fchmodFd, fdatasyncFd, fsyncFd, openFd, truncateFd, writeFd } from './fd.js';
 
 /**
- * The writing file operations of the folder I/O (disk-path, fetcher, installer, archive). An explicit
- * dependency: a DiskPaths, an Archive and a FolderSync take one as their `io` option (NODE_FILE_IO
- * when omitted). Reads go straight to node:fs.
+ * The writing file operations of the folder I/O (disk-path, fetcher, installer, puller, archive). An
+ * explicit dependency: a DiskPaths, an Archive and a FolderSync take one as their `io` option
+ * (NODE_FILE_IO when omitted). Reads go straight to node:fs.
  */
 export interface FileIo {
   /** open(2) of a file the daemon writes (temp files, probes), promisified. */
@@ -21,7 +22,16 @@ export interface FileIo {
   readonly linkSync: (existing: string, link: string) => void;
   readonly mkdir: (path: string, options: { mode: number }) => Promise<unknown>;
   readonly unlink: (path: string) => Promise<void>;
+  /** A deleted directory's removal (only when empty). */
+  readonly rmdir: (path: string) => Promise<void>;
   readonly symlink: (target: string, path: string) => Promise<void>;
+  /** A record's mode on an entry opened with O_NOFOLLOW (fchmod), or by path when it cannot be opened. */
+  readonly fchmod: (fd: number, mode: number) => Promise<void>;
+  readonly fchmodSync: (fd: number, mode: number) => void;
+  readonly chmod: (path: string, mode: number) => Promise<void>;
+  /** A record's mtime (seconds) on an entry: through a descriptor (the installer) or by path, never following a symlink. */
+  readonly futimesSync: (fd: number, atime: Date, mtime: number) => void;
+  readonly lutimes: (path: string, atime: Date, mtime: number) => Promise<void>;
 }
 
 /** Production: node:fs's own functions, by reference (no wrapper, no per-call allocation). */
@@ -35,5 +45,11 @@ export const NODE_FILE_IO: FileIo = Object.freeze({
   linkSync,
   mkdir,
   unlink,
+  rmdir: rmdir as FileIo['rmdir'],
   symlink,
+  fchmod: fchmodFd,
+  fchmodSync,
+  chmod,
+  futimesSync,
+  lutimes,
 });

@@ -1,17 +1,19 @@
-// A fault plan for tests: a FileIo (src/util/file-io.ts) that fails chosen calls with ENOSPC or EIO,
-// or makes a write short, on the Nth matching call or on every matching call, until cleared.
+// A fault plan for tests: a FileIo (src/util/file-io.ts) that fails chosen calls with an errno (ENOSPC,
+// EIO, EACCES, EBUSY, EPERM), or makes a write short, on the Nth matching call or on every matching call,
+// until cleared.
 
 import { readlinkSync } from 'node:fs';
 import { NODE_FILE_IO, type FileIo } from '../../src/util/file-io.js';
 
-export type FaultOp = 'open' | 'write' | 'fsync' | 'fdatasync' | 'truncate' | 'rename' | 'link' | 'mkdir' | 'unlink' | 'symlink';
+/** `chmod` covers fchmod, fchmodSync and chmod; `utimes` covers futimesSync and lutimes. */
+export type FaultOp = 'open' | 'write' | 'fsync' | 'fdatasync' | 'truncate' | 'rename' | 'link' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'chmod' | 'utimes';
 /** An errno to throw, or `short`: a write that really writes half its bytes and says so. */
-export type FaultKind = 'ENOSPC' | 'EIO' | 'EPERM' | 'short';
+export type FaultKind = 'ENOSPC' | 'EIO' | 'EPERM' | 'EACCES' | 'EBUSY' | 'short';
 
 export interface FaultRule {
   op: FaultOp;
   kind: FaultKind;
-  /** Which call's paths to match (for write/fsync: the path the descriptor was opened by; for rename/link: either end). */
+  /** Which call's paths to match (for calls on a descriptor: the path it was opened by; for rename/link: either end). */
   path?: RegExp;
   /** Only the Nth matching call (1-based, counted from inject()) fails; without it, every matching call does. */
   nth?: number;
@@ -39,8 +41,14 @@ function realPath(path: string): string {
 
 type Errno = Exclude<FaultKind, 'short'>;
 
-const ERRNO: Record<Errno, number> = { ENOSPC: -28, EIO: -5, EPERM: -1 };
-const MESSAGE: Record<Errno, string> = { ENOSPC: 'no space left on device', EIO: 'i/o error', EPERM: 'operation not permitted' };
+const ERRNO: Record<Errno, number> = { ENOSPC: -28, EIO: -5, EPERM: -1, EACCES: -13, EBUSY: -16 };
+const MESSAGE: Record<Errno, string> = {
+  ENOSPC: 'no space left on device',
+  EIO: 'i/o error',
+  EPERM: 'operation not permitted',
+  EACCES: 'permission denied',
+  EBUSY: 'resource busy or locked',
+};
 
 export function errnoError(code: Errno, syscall: string, path: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${MESSAGE[code]} (injected), ${syscall} '${path}'`), { code, errno: ERRNO[code], syscall, path });
@@ -97,9 +105,33 @@ export class FaultPlan {
         plan.check('unlink', [path]);
         return base.unlink(path);
       },
+      async rmdir(path) {
+        plan.check('rmdir', [path]);
+        return base.rmdir(path);
+      },
       async symlink(target, path) {
         plan.check('symlink', [path]);
         return base.symlink(target, path);
+      },
+      async fchmod(fd, mode) {
+        plan.check('chmod', plan.pathsOf(fd, true));
+        return base.fchmod(fd, mode);
+      },
+      fchmodSync(fd, mode) {
+        plan.check('chmod', plan.pathsOf(fd, true));
+        base.fchmodSync(fd, mode);
+      },
+      async chmod(path, mode) {
+        plan.check('chmod', [path]);
+        return base.chmod(path, mode);
+      },
+      futimesSync(fd, atime, mtime) {
+        plan.check('utimes', plan.pathsOf(fd, true));
+        base.futimesSync(fd, atime, mtime);
+      },
+      async lutimes(path, atime, mtime) {
+        plan.check('utimes', [path]);
+        return base.lutimes(path, atime, mtime);
       },
     };
   }
@@ -119,9 +151,18 @@ export class FaultPlan {
     return op ? this.injected.filter((fault) => fault.op === op).length : this.injected.length;
   }
 
-  private pathsOf(fd: number): string[] {
-    const path = this.opened.get(fd);
-    return path === undefined ? [] : [path];
+  /**
+   * The path a descriptor was opened by through `io` (write, fsync: the temp file's name even once
+   * renamed), or, `live`, as the kernel names it now (chmod, utimes: descriptors opened elsewhere).
+   */
+  private pathsOf(fd: number, live = false): string[] {
+    const path = live ? undefined : this.opened.get(fd);
+    if (path !== undefined) return [path];
+    try {
+      return [readlinkSync(`/proc/self/fd/${fd}`)];
+    } catch {
+      return [];
+    }
   }
 
   /** Throws the rule's errno for a matching call; returns 'short' for a write to be cut short. */

@@ -23,6 +23,8 @@ const REASON: Record<FaultKind, RegExp> = {
   ENOSPC: /ENOSPC|disk is full/i,
   EIO: /EIO|i\/o error/i,
   EPERM: /EPERM/,
+  EACCES: /EACCES/,
+  EBUSY: /EBUSY/,
   short: /short write/i,
 };
 
@@ -64,6 +66,8 @@ const STEPS: Step[] = [
   { name: 'temp write', rule: { op: 'write', path: TEMP } },
   { name: 'temp fsync', rule: { op: 'fsync', path: TEMP } },
   { name: 'rename into place', rule: { op: 'rename', path: TEMP } },
+  { name: "the temp file's chmod before install", rule: { op: 'chmod', path: TEMP } },
+  { name: "the temp file's utimes before install", rule: { op: 'utimes', path: TEMP } },
   { name: 'archive of the replaced file', rule: { op: 'link', path: /\.ferry\/archive\// } },
   {
     name: 'archive of the replaced file on a volume without hard links',
