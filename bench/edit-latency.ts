@@ -1,93 +1,291 @@
 // `make bench BENCH=edits`: two Ferry daemons on loopback share one folder of many small files; once B holds it,
-// a batch of edits spread over the tree is written on A and timed until each is on B (the whole path: watcher →
-// scan → index → announce → peer → fetch → install), with both daemons' CPU and A's memory (RSS, PSS, mappings).
-// Sizes by environment: BENCH_INDEX_FILES (100000), BENCH_INDEX_EDITS (100); BENCH_INDEX_TREE=dir keeps the tree.
+// a batch of edits (new content) and a batch of touches (mtime only) spread over the tree are made on A and timed
+// until each is on B (the whole path: watcher → scan → index → announce → peer → fetch → install), with both daemons'
+// CPU, their memory (RSS, anonymous, the cgroup's peak) and the size of both indexes.
+// Sizes by environment: EDIT_FILES (a comma list, run in one go, e.g. 1000,1000000; default BENCH_INDEX_FILES or
+// 100000), BENCH_INDEX_EDITS (100 edits and as many touches); EDIT_TREES=dir keeps each generated tree there
+// (dir/tree-N, made once with a fast generator; B's copy goes to dir/copy-N) for the next run; EDIT_MEMORY_MAX_MIB=256 runs each daemon in its own memory cgroup (root; v2 or v1)
+// with that limit, and reports its peak.
 
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ControlClient } from '../src/cli/client.js';
+import type { StatusReport } from '../src/web/daemon-api.js';
 import { FerryPair } from './ferry-pair.js';
-import { median, percentile, seconds, until } from './lib.js';
+import { median, percentile, sampleProcess, seconds, until, type ProcessSampler } from './lib.js';
 import { ensureTree, restoreFiles, spreadPaths } from './index-scale.js';
 
-export interface EditLatencyResult {
-  files: number;
-  syncSeconds: number;
-  daemonA: { rssMiB: number; pssMiB: number; hwmMiB: number; anonMiB: number; mdbMappings: number };
-  edits: { count: number; p50: number; p95: number; last: number; cpuA: number; cpuB: number };
+const MIB = 1024 * 1024;
+
+export interface DaemonFigures {
+  rssMiB: number;
+  anonMiB: number;
+  /** Highest RssAnon sampled during the scan and sync. */
+  anonPeakMiB: number;
+  hwmMiB: number;
+  /** The daemon's memory cgroup's peak (anonymous and page cache charged to it), when it ran in one. */
+  cgroupPeakMiB?: number;
+  /** The cgroup's OOM kills (v2 memory.events oom_kill; v1 oom_control oom_kill). */
+  oomKills?: number;
+  indexMiB: number;
+  indexBytesPerFile: number;
 }
 
-async function daemonMemory(pid: number): Promise<EditLatencyResult['daemonA']> {
-  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const kib = (text: string, field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+export interface BatchFigures {
+  count: number;
+  p50: number;
+  p95: number;
+  last: number;
+  cpuA: number;
+  cpuB: number;
+  /** A's CPU seconds per change. */
+  cpuPerChangeA: number;
+}
+
+export interface EditLatencyRun {
+  files: number;
+  scanSeconds: number;
+  syncSeconds: number;
+  memoryMaxMiB?: number;
+  a: DaemonFigures;
+  b: DaemonFigures;
+  edits: BatchFigures;
+  touches: BatchFigures;
+}
+
+/** One daemon's memory cgroup: v2 (memory.max, memory.peak) or v1 (memory.limit_in_bytes, memory.max_usage_in_bytes). */
+class MemoryCgroup {
+  private constructor(
+    readonly dir: string,
+    private readonly v2: boolean,
+    /** The cgroup this process is in, to come back to. */
+    private readonly home: string,
+  ) {}
+
+  static async create(name: string, maxMiB: number): Promise<MemoryCgroup> {
+    const own = await readFile('/proc/self/cgroup', 'utf8');
+    const v2Path = /^0::(.*)$/m.exec(own)?.[1];
+    const v1Path = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(.*)$/m.exec(own)?.[1];
+    let cgroup: MemoryCgroup;
+    if (existsSync('/sys/fs/cgroup/cgroup.controllers')) {
+      // v2: a sibling of our own cgroup (a process may not sit in an inner node that has controllers on).
+      const home = join('/sys/fs/cgroup', v2Path ?? '/');
+      cgroup = new MemoryCgroup(join(home, '..', name), true, home);
+    } else if (v1Path !== undefined && existsSync('/sys/fs/cgroup/memory')) {
+      const home = join('/sys/fs/cgroup/memory', v1Path);
+      cgroup = new MemoryCgroup(join(home, name), false, home);
+    } else {
+      throw new Error('no memory cgroup hierarchy (cgroup v2 or v1 memory) to run the daemons in');
+    }
+    await mkdir(cgroup.dir, { recursive: true });
+    const bytes = String(maxMiB * MIB);
+    if (cgroup.v2) {
+      await writeFile(join(cgroup.dir, 'memory.max'), bytes);
+      await writeFile(join(cgroup.dir, 'memory.swap.max'), '0').catch(() => undefined);
+    } else {
+      await writeFile(join(cgroup.dir, 'memory.limit_in_bytes'), bytes);
+      await writeFile(join(cgroup.dir, 'memory.memsw.limit_in_bytes'), bytes).catch(() => undefined);
+    }
+    return cgroup;
+  }
+
+  /**
+   * Runs `spawn` with this process inside the cgroup, so the child starts there (and every page it touches is charged
+   * to it), then moves this process back where it was.
+   */
+  async spawnInside(spawn: () => void): Promise<void> {
+    await writeFile(join(this.dir, 'cgroup.procs'), String(process.pid));
+    try {
+      spawn();
+    } finally {
+      await writeFile(join(this.home, 'cgroup.procs'), String(process.pid));
+    }
+  }
+
+  async peakMiB(): Promise<number> {
+    const text = await readFile(join(this.dir, this.v2 ? 'memory.peak' : 'memory.max_usage_in_bytes'), 'utf8').catch(() => 'NaN');
+    return Number(text.trim()) / MIB;
+  }
+
+  async oomKills(): Promise<number> {
+    const text = await readFile(join(this.dir, this.v2 ? 'memory.events' : 'memory.oom_control'), 'utf8').catch(() => '');
+    return Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+  }
+
+  async remove(): Promise<void> {
+    await rmdir(this.dir).catch(() => undefined); // an empty cgroup (its processes gone)
+  }
+}
+
+async function processMemory(pid: number): Promise<{ rssMiB: number; anonMiB: number; hwmMiB: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const maps = await readFile(`/proc/${pid}/maps`, 'utf8');
+  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssMiB: kib('VmRSS') / 1024, anonMiB: kib('RssAnon') / 1024, hwmMiB: kib('VmHWM') / 1024 };
+}
+
+/** Times `changes` (path → a change made on A, and a check that B has it) from when each was made until B has it. */
+async function timeBatch(
+  pair: FerryPair,
+  what: string,
+  changes: Array<{ path: string; make: () => Promise<void>; arrived: () => Promise<boolean> }>,
+): Promise<BatchFigures> {
+  const sampler = pair.sample();
+  const made = new Map<string, bigint>();
+  for (const change of changes) {
+    await change.make();
+    made.set(change.path, process.hrtime.bigint());
+  }
+  const latencies = new Map<string, number>();
+  await until(
+    async () => {
+      for (const change of changes) {
+        if (latencies.has(change.path)) continue;
+        if (await change.arrived().catch(() => false)) latencies.set(change.path, seconds(made.get(change.path)!));
+      }
+      return latencies.size === changes.length;
+    },
+    `${changes.length} ${what} on B`,
+    10 * 60_000,
+    20,
+  );
+  const cpu = await sampler.cpuSeconds();
+  await sampler.stop();
+  const samples = [...latencies.values()];
   return {
-    rssMiB: kib(rollup, 'Rss') / 1024,
-    pssMiB: kib(rollup, 'Pss') / 1024,
-    hwmMiB: kib(status, 'VmHWM') / 1024,
-    anonMiB: kib(status, 'RssAnon') / 1024,
-    mdbMappings: maps.split('\n').filter((line) => line.endsWith('/data.mdb')).length,
+    count: samples.length,
+    p50: median(samples),
+    p95: percentile(samples, 95),
+    last: Math.max(...samples),
+    cpuA: cpu.a,
+    cpuB: cpu.b,
+    cpuPerChangeA: cpu.a / samples.length,
   };
 }
 
-export async function benchEditLatency(options: { files: number; edits: number; tree?: string; log?: (line: string) => void }): Promise<EditLatencyResult> {
-  const log = options.log ?? ((line: string) => console.log(line));
-  const work = join(tmpdir(), `ferry-bench-edits-${process.pid}`);
-  const source = options.tree ?? join(work, 'tree');
-  const target = join(work, 'copy');
+async function folderStatus(home: string): Promise<StatusReport['folders'][number] | undefined> {
+  return (await new ControlClient(home).call<StatusReport>('GET', '/status')).folders[0];
+}
+
+/** One size: a fresh pair syncs the tree, then edits and touches are timed. */
+async function runOnce(options: { files: number; edits: number; treeBase?: string; memoryMaxMiB?: number; log: (line: string) => void }): Promise<EditLatencyRun> {
+  const { files, log } = options;
+  const work = join(tmpdir(), `ferry-bench-edits-${process.pid}-${files}`);
+  const source = options.treeBase ? join(options.treeBase, `tree-${files}`) : join(work, 'tree');
+  const target = options.treeBase ? join(options.treeBase, `copy-${files}`) : join(work, 'copy');
   await mkdir(work, { recursive: true });
-  await ensureTree(source, options.files, log);
-  const totals = { files: options.files + 1, bytes: options.files * 1024 + String(options.files).length };
+  await ensureTree(source, files, log);
+  await rm(target, { recursive: true, force: true });
+  const totals = { files: files + 1, bytes: files * 1024 + String(files).length };
   const pair = new FerryPair(join(work, 'pair'));
-  const edited = spreadPaths(options.files, options.edits);
+  const spread = spreadPaths(files, options.edits * 2);
+  const edited = spread.filter((_, i) => i % 2 === 0);
+  const touched = spread.filter((_, i) => i % 2 === 1);
+  const cgroups: { a?: MemoryCgroup; b?: MemoryCgroup } = {};
+  let samplers: { a: ProcessSampler; b: ProcessSampler } | undefined;
   try {
-    await pair.start();
+    if (options.memoryMaxMiB) {
+      cgroups.a = await MemoryCgroup.create(`ferry-bench-${process.pid}-a`, options.memoryMaxMiB);
+      cgroups.b = await MemoryCgroup.create(`ferry-bench-${process.pid}-b`, options.memoryMaxMiB);
+    }
+    await pair.start(async (side, spawn) => (cgroups[side] ? cgroups[side].spawnInside(spawn) : spawn()));
+    const pids = pair.pids();
+    samplers = { a: sampleProcess(pids.a, 200), b: sampleProcess(pids.b, 200) };
     const start = process.hrtime.bigint();
     await pair.beginSync(source, target);
-    await until(() => pair.complete(totals), `B to hold ${totals.files} files`, 60 * 60_000, 500);
-    const syncSeconds = seconds(start);
-    const daemonA = await daemonMemory(pair.pids().a);
-    log(
-      `sync of ${totals.files} files: ${syncSeconds.toFixed(1)} s; daemon A: RSS ${daemonA.rssMiB.toFixed(0)} MiB, ` +
-        `PSS ${daemonA.pssMiB.toFixed(0)} MiB, VmHWM ${daemonA.hwmMiB.toFixed(0)} MiB, anonymous ${daemonA.anonMiB.toFixed(0)} MiB, data.mdb in ${daemonA.mdbMappings} mapping(s)`,
-    );
-
-    const sampler = pair.sample();
-    const contents = new Map(edited.map((path, i) => [path, `edit ${i} of ${path} at ${Date.now()}\n`]));
-    const written = new Map<string, bigint>();
-    for (const [path, content] of contents) {
-      await writeFile(join(source, path), content);
-      written.set(path, process.hrtime.bigint());
-    }
-    const latencies = new Map<string, number>();
+    let scanSeconds = NaN;
     await until(
       async () => {
-        for (const [path, content] of contents) {
-          if (latencies.has(path)) continue;
-          if ((await readFile(join(target, path), 'utf8').catch(() => '')) === content) latencies.set(path, seconds(written.get(path)!));
+        if (Number.isNaN(scanSeconds)) {
+          const a = await folderStatus(pair.homes().a);
+          if (a && a.localFiles === totals.files && a.state !== 'scanning') scanSeconds = seconds(start);
         }
-        return latencies.size === contents.size;
+        return pair.complete(totals);
       },
-      `${contents.size} edits on B`,
-      10 * 60_000,
-      20,
+      `B to hold ${totals.files} files`,
+      4 * 60 * 60_000,
+      1000,
     );
-    const cpu = await sampler.cpuSeconds();
-    await sampler.stop();
-    const samples = [...latencies.values()];
-    const edits = { count: samples.length, p50: median(samples), p95: percentile(samples, 95), last: Math.max(...samples), cpuA: cpu.a, cpuB: cpu.b };
-    log(
-      `${edits.count} edits until on B: p50 ${edits.p50.toFixed(2)} s, p95 ${edits.p95.toFixed(2)} s, last ${edits.last.toFixed(2)} s; ` +
-        `CPU A ${edits.cpuA.toFixed(2)} s, B ${edits.cpuB.toFixed(2)} s`,
+    const syncSeconds = seconds(start);
+    const peaks = { a: await samplers.a.stop(), b: await samplers.b.stop() };
+    const figures = async (side: 'a' | 'b'): Promise<DaemonFigures> => {
+      const memory = await processMemory(pids[side]);
+      const indexBytes = (await stat(join(pair.homes()[side], 'index', 'data.mdb'))).size;
+      const cgroup = cgroups[side];
+      return {
+        ...memory,
+        anonPeakMiB: Math.max(peaks[side].anonMiB, memory.anonMiB),
+        ...(cgroup ? { cgroupPeakMiB: await cgroup.peakMiB(), oomKills: await cgroup.oomKills() } : {}),
+        indexMiB: indexBytes / MIB,
+        indexBytesPerFile: indexBytes / totals.files,
+      };
+    };
+    const a = await figures('a');
+    const b = await figures('b');
+    const side = (name: string, d: DaemonFigures): string =>
+      `${name}: RSS ${d.rssMiB.toFixed(0)} MiB, anonymous ${d.anonMiB.toFixed(0)} (peak ${d.anonPeakMiB.toFixed(0)}) MiB` +
+      (d.cgroupPeakMiB !== undefined ? `, cgroup peak ${d.cgroupPeakMiB.toFixed(0)} MiB, OOM kills ${d.oomKills}` : '') +
+      `, index ${d.indexMiB.toFixed(1)} MiB (${(d.indexBytesPerFile / 1024).toFixed(2)} KB/file)`;
+    log(`${files} files: scan on A ${scanSeconds.toFixed(1)} s, sync ${syncSeconds.toFixed(1)} s; ${side('A', a)}; ${side('B', b)}`);
+
+    const stamp = Date.now();
+    const edits = await timeBatch(
+      pair,
+      'edits',
+      edited.map((path, i) => {
+        const content = `edit ${i} of ${path} at ${stamp}\n`;
+        return {
+          path,
+          make: () => writeFile(join(source, path), content),
+          arrived: async () => (await readFile(join(target, path), 'utf8')) === content,
+        };
+      }),
     );
-    return { files: options.files, syncSeconds, daemonA, edits };
+    // Whole seconds, a day ahead of the files' own: what every file system and the index keep exactly.
+    const touchSeconds = Math.floor(stamp / 1000) + 86_400;
+    const touches = await timeBatch(
+      pair,
+      'touches',
+      touched.map((path, i) => ({
+        path,
+        make: () => utimes(join(source, path), touchSeconds + i, touchSeconds + i),
+        arrived: async () => Math.floor((await stat(join(target, path))).mtimeMs / 1000) === touchSeconds + i,
+      })),
+    );
+    const batch = (name: string, x: BatchFigures): string =>
+      `${x.count} ${name} until on B: p50 ${x.p50.toFixed(2)} s, p95 ${x.p95.toFixed(2)} s, last ${x.last.toFixed(2)} s; ` +
+      `CPU A ${x.cpuA.toFixed(2)} s (${(x.cpuPerChangeA * 1000).toFixed(1)} ms each), B ${x.cpuB.toFixed(2)} s`;
+    log(`${files} files: ${batch('edits', edits)}`);
+    log(`${files} files: ${batch('touches', touches)}`);
+    return { files, scanSeconds, syncSeconds, ...(options.memoryMaxMiB ? { memoryMaxMiB: options.memoryMaxMiB } : {}), a, b, edits, touches };
   } catch (err) {
     log(pair.logs());
     throw err;
   } finally {
+    await samplers?.a.stop();
+    await samplers?.b.stop();
     await pair.stop();
+    await cgroups.a?.remove();
+    await cgroups.b?.remove();
     await restoreFiles(source, edited);
-    await rm(work, { recursive: true, force: true }); // the tree too, unless BENCH_INDEX_TREE keeps it elsewhere
+    await restoreFiles(source, touched);
+    await rm(target, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true }); // the tree too, unless EDIT_TREES keeps it elsewhere
   }
+}
+
+export async function benchEditLatency(options: {
+  sizes: number[];
+  edits: number;
+  treeBase?: string;
+  memoryMaxMiB?: number;
+  log?: (line: string) => void;
+}): Promise<EditLatencyRun[]> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const runs: EditLatencyRun[] = [];
+  for (const files of options.sizes) {
+    runs.push(await runOnce({ files, edits: options.edits, log, ...(options.treeBase ? { treeBase: options.treeBase } : {}), ...(options.memoryMaxMiB ? { memoryMaxMiB: options.memoryMaxMiB } : {}) }));
+  }
+  return runs;
 }

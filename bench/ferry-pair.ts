@@ -20,13 +20,18 @@ export class FerryPair implements Pair {
     private readonly extraArgs: string[] = [],
   ) {}
 
-  async start(): Promise<void> {
+  /**
+   * `around`: wraps each daemon's spawn (bench/edit-latency.ts starts each inside its own memory cgroup, so that what it
+   * allocates from its first instruction is charged there).
+   */
+  async start(around?: (side: 'a' | 'b', spawn: () => void) => Promise<void>): Promise<void> {
     // Info logging: debug lines per file would cost the daemons time that users never pay.
     const args = ['--log-level', process.env.BENCH_FERRY_LOG ?? 'warn', ...this.extraArgs];
     // BENCH_FERRY_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") go to both daemons' node.
     const nodeFlags = process.env.BENCH_FERRY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
-    this.a = new DaemonProcess(join(this.base, 'home-a'), args, {}, nodeFlags);
-    this.b = new DaemonProcess(join(this.base, 'home-b'), args, {}, nodeFlags);
+    const spawn = around ?? (async (_side: 'a' | 'b', go: () => void) => go());
+    await spawn('a', () => (this.a = new DaemonProcess(join(this.base, 'home-a'), args, {}, nodeFlags)));
+    await spawn('b', () => (this.b = new DaemonProcess(join(this.base, 'home-b'), args, {}, nodeFlags)));
     await Promise.all([this.a.ready(), this.b.ready()]);
     this.clientA = new ControlClient(this.a.home);
     this.clientB = new ControlClient(this.b.home);
@@ -58,6 +63,11 @@ export class FerryPair implements Pair {
   async bytesSent(): Promise<number> {
     const status = await this.clientA.call<StatusReport>('GET', '/status');
     return status.folders[0]?.peers.reduce((n, p) => n + (p.bytesOut ?? 0), 0) ?? 0;
+  }
+
+  /** Home directories of both daemons. */
+  homes(): { a: string; b: string } {
+    return { a: this.a.home, b: this.b.home };
   }
 
   /** Process IDs of both daemons. */

@@ -4,6 +4,7 @@
 // Sizes by environment: BENCH_INDEX_FILES (100000), BENCH_INDEX_RESCANS (3), BENCH_INDEX_EDITS (100);
 // BENCH_INDEX_TREE=dir keeps the generated tree there for the next run; BENCH_INDEX_PROFILE=file.cpuprofile profiles the rescans.
 
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { IndexStore } from '../src/index/store.js';
 import { FolderKeys } from '../src/keys/index.js';
 import { HashPool, type ScanResult } from '../src/scan/index.js';
 import { silentLogger } from '../src/util/log.js';
-import { median, percentile, writeSmallFiles } from './lib.js';
+import { median, percentile } from './lib.js';
 
 const MIB = 1024 * 1024;
 
@@ -64,8 +65,22 @@ export async function ensureTree(root: string, files: number, log: (line: string
   await rm(root, { recursive: true, force: true });
   await mkdir(marker, { recursive: true });
   log(`writing ${files} files of 1 KiB to ${root}`);
-  await writeSmallFiles(root, files, 1024);
+  writeTree(root, files);
   await writeFile(join(root, '.bench-files'), String(files));
+}
+
+/**
+ * The files of writeSmallFiles (bench/lib.ts: 100 per folder, 10 folders per parent, 1 KiB each, the index in the first
+ * 4 bytes), written with synchronous calls: no thread-pool round trip per file, so 1,000,000 files take minutes, not tens.
+ */
+function writeTree(root: string, files: number): void {
+  const content = Buffer.alloc(1024);
+  for (let i = 0; i < files; i++) {
+    const dir = join(root, `g${Math.floor(i / 1000)}`, `d${Math.floor(i / 100) % 10}`);
+    if (i % 100 === 0) mkdirSync(dir, { recursive: true });
+    content.writeUInt32LE(i, 0);
+    writeFileSync(join(dir, `f${i}.dat`), content);
+  }
 }
 
 /** Paths of `count` files spread evenly over a tree of writeSmallFiles. */

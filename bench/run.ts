@@ -3,7 +3,8 @@
 // BENCH_MIXED_MIB (500), BENCH_LATENCY_EDITS (20); BENCH_TOOLS=ferry,syncthing; BENCH_DATASETS=large,small,mixed,delta,rename,latency;
 // BENCH=transport (bench/transport.ts: BENCH_TRANSPORT_MIB, BENCH_TRANSPORT_ROUNDS), BENCH=link (bench/link.ts, root: BENCH_LINK_ROUNDS,
 // BENCH_LINK_SECONDS, BENCH_LINK_MBIT, BENCH_LINK_RTT_MS, BENCH_LINK_LOSS, BENCH_LINK_QUEUE_MS); BENCH=index (bench/index-scale.ts) and BENCH=edits (two daemons, bench/edit-latency.ts): BENCH_INDEX_FILES (100000),
-// BENCH_INDEX_RESCANS (3), BENCH_INDEX_EDITS (100), BENCH_INDEX_TREE;
+// BENCH_INDEX_RESCANS (3), BENCH_INDEX_EDITS (100), BENCH_INDEX_TREE; BENCH=edits also EDIT_FILES (sizes in one run, e.g.
+// 1000,1000000), EDIT_TREES (a kept dir for the trees) and EDIT_MEMORY_MAX_MIB (each daemon in a memory cgroup), see bench/edit-latency.ts;
 // BENCH_ROUNDS (1): sessions per tool and dataset, the tools taking turns going first; the tables show medians.
 
 import { mkdir, writeFile, rm } from 'node:fs/promises';
@@ -155,13 +156,31 @@ async function indexBenchmark(): Promise<void> {
 }
 
 async function editBenchmark(): Promise<void> {
-  const result = await benchEditLatency({
-    files: Number(process.env.BENCH_INDEX_FILES ?? 100_000),
+  const sizes = (process.env.EDIT_FILES ?? process.env.BENCH_INDEX_FILES ?? '100000').split(',').map(Number);
+  const memoryMaxMiB = Number(process.env.EDIT_MEMORY_MAX_MIB ?? 0);
+  const runs = await benchEditLatency({
+    sizes,
     edits: Number(process.env.BENCH_INDEX_EDITS ?? 100),
-    ...(process.env.BENCH_INDEX_TREE ? { tree: process.env.BENCH_INDEX_TREE } : {}),
+    ...(process.env.EDIT_TREES ? { treeBase: process.env.EDIT_TREES } : {}),
+    ...(memoryMaxMiB > 0 ? { memoryMaxMiB } : {}),
   });
+  const rows: (string | number)[][] = [
+    ['files', 'scan s', 'sync s', 'edits p50 / last s', 'CPU A ms/edit', 'touches p50 / last s', 'CPU A ms/touch', 'anon peak A / B MiB', 'cgroup peak A / B MiB', 'index KB/file A / B'],
+  ];
+  const two = (x: number | undefined, y: number | undefined, digits = 0): string => `${x?.toFixed(digits) ?? '-'} / ${y?.toFixed(digits) ?? '-'}`;
+  for (const r of runs) {
+    rows.push([
+      r.files, r.scanSeconds.toFixed(1), r.syncSeconds.toFixed(1),
+      two(r.edits.p50, r.edits.last, 2), (r.edits.cpuPerChangeA * 1000).toFixed(1),
+      two(r.touches.p50, r.touches.last, 2), (r.touches.cpuPerChangeA * 1000).toFixed(1),
+      two(r.a.anonPeakMiB, r.b.anonPeakMiB), two(r.a.cgroupPeakMiB, r.b.cgroupPeakMiB),
+      two(r.a.indexBytesPerFile / 1024, r.b.indexBytesPerFile / 1024, 2),
+    ]);
+  }
+  console.log(`\nEdit latency, two Ferry daemons on loopback (${cpus().length} cores${memoryMaxMiB > 0 ? `; each daemon in a ${memoryMaxMiB} MiB memory cgroup` : ''})`);
+  console.log(table(rows));
   const file = join(results, 'edits.json');
-  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, ...result }, null, 2) + '\n');
+  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, runs }, null, 2) + '\n');
   console.log(`written ${file}`);
 }
 
