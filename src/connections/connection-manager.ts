@@ -4,6 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { FerryError, isFerryError } from '../errors.js';
 import type { UdpSocket } from '../transport/index.js';
 import { HANDSHAKE_TIMEOUT_MS, PreHandshakeBudget, establishPeer, type HandshakeResult, type PeerConnection } from '../protocol/index.js';
+import { CLOSE_SUPERSEDED, SUPERSEDE_DRAIN_MS } from '../protocol/connection.js';
 import type { BackoffOptions } from '../util/backoff.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
@@ -25,6 +26,8 @@ export const CLOSE_DUPLICATE = 'DUPLICATE';
 export const CLOSE_SHUTDOWN = 'SHUTDOWN';
 /** "Reconnect now": our folder set changed, a new handshake will share more. */
 export const CLOSE_RECONNECT = 'RECONNECT';
+/** A relayed link a direct one replaced: drained (requests answered both ways), then closed (docs/protocol.md). */
+export { CLOSE_SUPERSEDED };
 
 /** @default of ConnectionManagerOptions.backoff */
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 60_000 };
@@ -41,7 +44,10 @@ interface Link {
   peer: EstablishedPeer;
   /** Order in which this device started or accepted the connection (for the duplicate rule). */
   order: number;
+  /** Through a relay both ends know of: a Ferry relay stream, or TURN allocations at both ends. */
   relayed: boolean;
+  /** A direct link replaced this one: it drains (supersede) once that link is in use. */
+  handingOver?: boolean;
 }
 
 const factsOf = (link: Link): LinkFacts => ({ direction: link.peer.direction, order: link.order, relayed: link.relayed });
@@ -317,6 +323,19 @@ export class ConnectionManager extends Resource {
     return deviceId !== undefined && this.links.has(deviceId) && !this.links.get(deviceId)!.relayed;
   }
 
+  /** Whether `host` is the relay IP of one of our TURN allocations (an address there is reached through it). */
+  private turnRelayOn(host: string): boolean {
+    return [...this.relays.values()].some(({ socket, transport }) => transport.opened && socket.address().address === host);
+  }
+
+  /**
+   * A link over one of our TURN allocations to an address on the same server's relay IP: both ends
+   * run over allocations, so both know the link is relayed (the duplicate rule must agree at both).
+   */
+  private bothOnTurn(socket: TLSSocket): boolean {
+    return linkOf(socket).path().startsWith('turn ') && socket.remoteAddress !== undefined && this.turnRelayOn(socket.remoteAddress);
+  }
+
   /** Remembers a dial or handshake until it settles, so close() can wait for it; it never rejects. */
   private track(attempt: Promise<void>): Promise<void> {
     const settled = attempt.catch((err: unknown) => this.log.error('connection attempt failed unexpectedly', { err }));
@@ -327,6 +346,8 @@ export class ConnectionManager extends Resource {
 
   private dial(entry: KnownAddress): void {
     if (this.closed || entry.removed || entry.self || entry.dialing || this.isDirectlyConnected(entry.deviceId)) return;
+    // A device linked through TURN is dialled on its other addresses (to go direct), not again through the relay.
+    if (this.isConnected(entry.deviceId) && this.turnRelayOn(entry.target.host)) return;
     const busy = [...this.known.values()].some((other) => other !== entry && other.dialing && other.deviceId !== undefined && other.deviceId === entry.deviceId);
     if (busy) {
       // Another address of the same device is being dialled: two dials at once would make a duplicate.
@@ -521,7 +542,7 @@ export class ConnectionManager extends Resource {
       connectedAtMs: Date.now(),
       ...(attempt.over ? { path: attempt.over.path, rttMs: attempt.over.rttMs } : linkOf(socket)),
     };
-    const link: Link = { peer, order: attempt.order, relayed: attempt.over !== undefined };
+    const link: Link = { peer, order: attempt.order, relayed: attempt.over !== undefined || this.bothOnTurn(socket) };
     this.watch(socket, link);
     if (this.closed) {
       void connection.close(CLOSE_SHUTDOWN, 'device shutting down');
@@ -534,6 +555,7 @@ export class ConnectionManager extends Resource {
       return;
     }
     const existing = this.links.get(deviceId);
+    let handover: Link | undefined;
     if (existing) {
       const existingAlive = !existing.peer.connection.closed;
       if (existingAlive && !prefersCandidate(this.options.identity.id, deviceId, factsOf(existing), factsOf(link))) {
@@ -542,8 +564,16 @@ export class ConnectionManager extends Resource {
         return;
       }
       this.links.delete(deviceId);
-      this.reportClosed(existing);
-      if (existingAlive) void existing.peer.connection.close(CLOSE_DUPLICATE, 'replaced by another connection to this device');
+      if (existingAlive && existing.relayed && !link.relayed) {
+        // Handover: new requests go over the direct link once it is in use (onPeer below); the
+        // relayed one answers what is in flight both ways, then closes (SUPERSEDED).
+        this.log.info('direct link replaces the relayed one; draining it', { device: deviceId, relayed: existing.peer.address, direct: peer.address });
+        existing.handingOver = true;
+        handover = existing;
+      } else {
+        this.reportClosed(existing);
+        if (existingAlive) void existing.peer.connection.close(CLOSE_DUPLICATE, 'replaced by another connection to this device');
+      }
     }
     this.links.set(deviceId, link);
     for (const entry of this.known.values()) {
@@ -559,10 +589,18 @@ export class ConnectionManager extends Resource {
       direction: peer.direction,
       folders: handshake.folders.length,
     });
+    let inUse: Promise<unknown> = Promise.resolve();
     try {
-      this.options.onPeer(peer);
+      inUse = Promise.resolve(this.options.onPeer(peer));
     } catch (err) {
       this.log.error('onPeer handler failed', { err });
+    }
+    if (handover) {
+      const relayed = handover;
+      void inUse
+        .catch(() => undefined)
+        .then(() => relayed.peer.connection.supersede('a direct link to this device replaces this relayed one'))
+        .finally(() => this.reportClosed(relayed));
     }
   }
 
@@ -570,6 +608,13 @@ export class ConnectionManager extends Resource {
   private watch(socket: TLSSocket, link: Link): void {
     const { connection } = link.peer;
     this.connections.add(connection);
+    connection.onPeerSuperseded = () => {
+      // The peer kept a direct link and drains this one: drain ours once our direct link is kept too
+      // (adopt() then supersedes this one), or after the drain bound if none comes.
+      if (link.handingOver) return; // adopt() supersedes it once the direct link is in use
+      if (this.links.get(link.peer.deviceId) !== link) return void connection.supersede();
+      setTimeout(() => void connection.supersede('the peer superseded this link and no other link came'), SUPERSEDE_DRAIN_MS).unref();
+    };
     let noticed = false;
     // PeerConnection marks itself closed a tick after the socket ends or closes.
     const check = (): void => {

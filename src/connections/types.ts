@@ -18,8 +18,11 @@ export interface ConnectionManagerOptions {
   folderState?: (keys: FolderKeys, peerDeviceId: string) => FolderSyncState;
   /** Whether a folder's grant was revoked: the handshake refuses grantees presenting it. */
   isGrantRevoked?: (keys: FolderKeys, grantIdHex: string) => boolean;
-  /** After a successful handshake, once per kept connection. */
-  onPeer: (peer: EstablishedPeer) => void;
+  /**
+   * After a successful handshake, once per kept connection. May return a promise of the link being
+   * in use (the session attached to its folders): a relayed link this one replaces drains only after it.
+   */
+  onPeer: (peer: EstablishedPeer) => unknown;
   /** When a connection onPeer reported has ended (or was replaced by another to the same device). */
   onPeerClosed?: (peer: EstablishedPeer) => void;
   logger?: Logger;

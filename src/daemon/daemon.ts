@@ -325,7 +325,8 @@ export class Daemon extends Resource implements DaemonApi {
     return address ? formatAddress({ host: address.address, port: address.port }) : null;
   }
 
-  private startSession(peer: EstablishedPeer): void {
+  /** Starts the session of a kept link; resolves once it is attached to its folders (in use). */
+  private startSession(peer: EstablishedPeer): Promise<void> {
     const folders = this.requireFolders();
     const session = new PeerSession(peer.connection, peer.handshake, (hex) => folders.syncFor(hex), this.logger.child('peer'), {
       address: peer.address,
@@ -343,14 +344,15 @@ export class Daemon extends Resource implements DaemonApi {
     this.noteObserved(peer);
     // Before the session starts: the peer's grant is learned and our Grants go out ahead of any index.
     this.grantRegistry?.peerStarted(peer);
-    session
-      .start()
+    const started = session.start();
+    started
       .then(() => session.finished)
       .catch((err: unknown) => {
         this.logger.warn('peer session failed', { device: peer.deviceId, err: err as Error });
         void peer.connection.close('INTERNAL', 'session failed');
       })
       .finally(() => this.sessions.delete(peer));
+    return started;
   }
 
   /** What the peer says our address is, when it is not one of ours (then we are behind a NAT). */

@@ -31,6 +31,10 @@ export const REQUEST_TIMEOUT_MS = 60_000;
 export const MAX_OUTSTANDING_REQUESTS = 64;
 export const MAX_QUEUED_MESSAGES = 32;
 export const CLOSE_TIMEOUT_MS = 5_000;
+/** Close code of a link another link to the same device replaced; ended without failing a request (docs/protocol.md). */
+export const CLOSE_SUPERSEDED = 'SUPERSEDED';
+/** How long a superseded link may take to drain (its requests answered both ways) before it is closed anyway. */
+export const SUPERSEDE_DRAIN_MS = 30_000;
 /** How long close() waits for the peer to hang up when the link never completed its handshake. */
 export const PRE_HANDSHAKE_CLOSE_MS = 1_000;
 /** Idle block buffers a connection keeps for reuse. */
@@ -116,6 +120,20 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
   private keepalive: NodeJS.Timeout | null = null;
   private drained: Promise<void> | null = null;
   private readonly streamClosed: Promise<void>;
+  /** Set once supersede() began; its promise. */
+  private superseding: Promise<void> | null = null;
+  /** We sent our Close SUPERSEDED (the link stays open until the peer's). */
+  private sentSuperseded = false;
+  /** The peer sent Close SUPERSEDED: it asks nothing more here. */
+  private peerSuperseded = false;
+  /** Wakes supersede() when a request settles or the peer's Close SUPERSEDED arrives. */
+  private drainWaiter: (() => void) | null = null;
+  /**
+   * Told when the peer sends Close SUPERSEDED while this side has not begun supersede(): the link
+   * keeper (src/connections/) calls supersede() once its own replacement link is kept. Without a
+   * handler supersede() starts at once.
+   */
+  onPeerSuperseded: (() => void) | null = null;
   /** Aborted when the connection closes: wakes everything waiting on the stream. */
   private readonly lifetime = new AbortController();
 
@@ -240,6 +258,7 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
         const settle = (result: ResponseMessage | FerryError): void => {
           if (!this.pending.delete(id)) return;
           wake = null;
+          if (this.pending.size === 0) this.drainWaiter?.();
           // Every waiter re-checks for a free slot; aborted ones simply leave.
           for (const next of this.slotWaiters.splice(0)) next();
           resolve(result);
@@ -296,6 +315,54 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
   }
 
   /**
+   * Ends a link another link to the same device replaced, failing no request (docs/protocol.md,
+   * SUPERSEDED): the caller sends no new Request here; once ours are answered, Close SUPERSEDED
+   * goes out, and the link stays up, answering the peer's Requests, until the peer's own Close
+   * SUPERSEDED (it has nothing outstanding then either); then it closes. Bounded by `drainMs`
+   * in all, after which it closes as close() does. Resolves once closed.
+   */
+  supersede(reason = 'another link to this device replaces this one', drainMs = SUPERSEDE_DRAIN_MS): Promise<void> {
+    if (this.closed) return this.close();
+    this.superseding ??= (async () => {
+      const deadline = Date.now() + drainMs;
+      const until = async (done: () => boolean): Promise<void> => {
+        while (!done() && !this.closed && Date.now() < deadline) {
+          let timer: NodeJS.Timeout | undefined;
+          let wake = (): void => undefined;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            this.drainWaiter = resolve;
+            timer = setTimeout(resolve, deadline - Date.now());
+            this.lifetime.signal.addEventListener('abort', wake, { once: true });
+          });
+          clearTimeout(timer);
+          this.lifetime.signal.removeEventListener('abort', wake);
+          this.drainWaiter = null;
+        }
+      };
+      await until(() => this.pending.size === 0);
+      if (this.closed) return;
+      if (this.pending.size === 0 && this.stream.writable) {
+        this.closeCode = CLOSE_SUPERSEDED;
+        this.closeReason = this.peerSuperseded ? this.closeReason : reason;
+        const frame = encodeMessageFrame({ type: 'Close', code: CLOSE_SUPERSEDED, reason: reason.slice(0, 512) });
+        this.countOut(frame);
+        this.stream.write(frame);
+        this.sentSuperseded = true;
+        await until(() => this.peerSuperseded);
+      }
+      if (this.peerSuperseded) this.closedByPeer = true;
+      await this.close(CLOSE_SUPERSEDED, this.peerSuperseded ? (this.closeReason ?? reason) : reason);
+    })();
+    return this.superseding;
+  }
+
+  /** Whether supersede() began here or the peer superseded the link. */
+  get superseded(): boolean {
+    return this.superseding !== null || this.peerSuperseded;
+  }
+
+  /**
    * Closes once: fails pending requests, sends Close (unless the peer closed first), ends the
    * stream and waits up to closeTimeoutMs for the peer to hang up, then destroys it.
    */
@@ -318,7 +385,7 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     for (const pending of [...this.pending.values()]) pending.settle(error);
     for (const wake of this.readers.splice(0)) wake();
     this.stream.resume(); // drained until the peer hangs up
-    if (!this.closedByPeer && this.stream.writable) {
+    if (!this.closedByPeer && !this.sentSuperseded && this.stream.writable) {
       const frame = encodeMessageFrame({ type: 'Close', code: this.closeCode!, reason: this.closeReason!.slice(0, 512) });
       this.countOut(frame);
       this.stream.write(frame);
@@ -414,6 +481,16 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
       case 'Ping':
         return;
       case 'Close':
+        if (message.code === CLOSE_SUPERSEDED && !this.peerSuperseded) {
+          // Not a close yet: the peer answers what we asked here, and waits for our own Close.
+          this.log.debug('peer superseded the connection', { reason: message.reason });
+          this.peerSuperseded = true;
+          this.closeReason = `peer: ${message.reason}`;
+          if (this.superseding) this.drainWaiter?.();
+          else if (this.onPeerSuperseded) this.onPeerSuperseded();
+          else void this.supersede(message.reason);
+          return;
+        }
         this.log.info('peer closed the connection', { code: message.code, reason: message.reason });
         this.closedByPeer = true;
         void this.close(message.code, `peer: ${message.reason}`);

@@ -327,6 +327,10 @@ export class FolderSync extends Resource {
       this.logger.info('skipping an encrypted peer: a grantee holds no content key', { device: link.deviceId });
       return false;
     }
+    // A link that replaces another (a direct link after a relayed one) keeps the device's bytes in
+    // flight: requests still answered on the old link are counted against the same budget.
+    const previous = this.links.get(link.deviceId);
+    const carried = previous && !previous.enc && !enc ? previous.budget : undefined;
     this.detach(link.deviceId);
     const { peerState } = link;
     // A new index ID (or one that shrank) means the peer started over: forget its old records.
@@ -359,7 +363,7 @@ export class FolderSync extends Resource {
     const state: LinkState = {
       link,
       sender,
-      budget: new ByteBudget(this.limits.peerBytesInFlight),
+      budget: carried ?? new ByteBudget(this.limits.peerBytesInFlight),
       received,
       linkSequence: -1,
       enc,
@@ -678,23 +682,38 @@ export class FolderSync extends Resource {
     const peers: BlockPeer[] = [];
     for (const state of this.links.values()) {
       if (!holders.has(remoteDevice(state.link.deviceId))) continue;
-      const { connection, deviceId } = state.link;
+      const { deviceId } = state.link;
+      // Each request goes over the device's link at the moment it is sent: when a direct link
+      // replaces a relayed one, new requests take it at once while those in flight are answered on
+      // the old one (it drains before it closes). A link of another kind (ENC) is not this peer.
+      const current = (): LinkState | undefined => {
+        const now = this.links.get(deviceId);
+        return now && now.enc === state.enc && !now.link.connection.closed ? now : undefined;
+      };
+      const servedBy = new WeakMap<Buffer, PeerConnection>();
       peers.push({
         deviceId,
         budget: state.budget,
-        usable: () => !connection.closed && this.links.get(deviceId) === state,
+        usable: () => current()?.budget === state.budget,
         // Ciphertext blocks each carry their own tag: an ENC side serves and is served one at a time.
         multiBlock: !state.enc && this.keys.access !== 'enc',
-        request: state.enc
-          ? (params, signal) => this.enc!.request(deviceId, params, (encParams) => connection.request(encParams, { signal }))
-          : (params, signal) => connection.request(params, { signal }),
+        request: async (params, signal) => {
+          const link = current();
+          if (!link) throw new FerryError('CLOSED', `no link to ${deviceId}`);
+          const { connection } = link.link;
+          if (link.enc) return this.enc!.request(deviceId, params, (encParams) => connection.request(encParams, { signal }));
+          const data = await connection.request(params, { signal });
+          servedBy.set(data, connection);
+          return data;
+        },
         // Encrypted peers' blocks are decrypted into fresh buffers: nothing to give back.
-        recycle: state.enc ? () => undefined : (data) => connection.buffers.recycle(data),
+        recycle: (data) => servedBy.get(data)?.buffers.recycle(data),
         reportBadBlock: (path, offset) => {
-          state.badBlocks++;
-          if (state.badBlocks >= this.limits.maxBadBlocksPerPeer) {
+          const link = current() ?? state;
+          link.badBlocks++;
+          if (link.badBlocks >= this.limits.maxBadBlocksPerPeer) {
             this.logger.warn('peer keeps sending wrong blocks; dropping it', { device: deviceId, path, offset });
-            void connection.close('BLOCK_MISMATCH', `${state.badBlocks} blocks failed their hash check`);
+            void link.link.connection.close('BLOCK_MISMATCH', `${link.badBlocks} blocks failed their hash check`);
           }
         },
       });
