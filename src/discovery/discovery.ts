@@ -8,7 +8,7 @@ import { Resource } from '../util/resource.js';
 import { ANY_FOLDER, AddressBook, DISCOVERY_SOURCES, type DiscoverySource } from './address-book.js';
 import { DhtDiscovery, type DhtState, type SharedDatagrams } from './dht.js';
 import { LanDiscovery } from './lan.js';
-import { isLanAddress, localAddresses, unmapIpv4 } from './net-addresses.js';
+import { globalIpv6, isLanAddress, localAddresses, unmapIpv4 } from './net-addresses.js';
 import { formatPeerAddress, normalizePeerAddress, parsePeerAddress, type ConnectedPeer, type Dialler, type HostPort } from './peer-address.js';
 import { PeerExchange } from './pex.js';
 import { TrackerAnnouncer, type AnnouncedFolder } from './trackers.js';
@@ -136,6 +136,7 @@ export class Discovery extends Resource {
         startAfter: this.mappingAttempt(),
         lonelyFloorMs: options.lonelyFloorMs,
         udp: options.trackers.udp,
+        ipv6Address: () => globalIpv6(options.listen.host),
         logger: this.log.child('tracker'),
       });
     }

@@ -52,3 +52,15 @@ export function localAddresses(): Set<string> {
   }
   return out;
 }
+
+/**
+ * A global IPv6 address peers can reach this device at, given its listen host: the listen host itself
+ * when it is one, else (the wildcards 0.0.0.0 and ::, which accept IPv6 too) the first global IPv6
+ * address of an interface; undefined when there is none (no IPv6, or only link-local and ULA).
+ */
+export function globalIpv6(listenHost: string, candidates: Iterable<string> = localAddresses()): string | undefined {
+  const global = (host: string): boolean => isIP(host) === 6 && !isPrivateAddress(host) && !host.startsWith('::ffff:') && !/^ff/.test(host);
+  if (listenHost !== '0.0.0.0' && listenHost !== '::' && listenHost !== '') return global(listenHost.toLowerCase()) ? listenHost.toLowerCase() : undefined;
+  for (const host of candidates) if (global(host)) return host;
+  return undefined;
+}

@@ -37,6 +37,7 @@ export function announceUrl(base: string, params: AnnounceParams): string {
     'compact=1',
     `numwant=${params.numWant}`,
     `key=${params.key.toString(16)}`,
+    ...(params.ipv6 ? [`ipv6=${encodeURIComponent(params.ipv6)}`] : []),
     ...(params.event === 'none' ? [] : [`event=${params.event}`]),
   ].join('&');
   return `${base}${base.includes('?') ? '&' : '?'}${query}`;

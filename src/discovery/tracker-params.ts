@@ -13,6 +13,11 @@ export interface AnnounceParams {
   numWant: number;
   /** Random per daemon run: lets a tracker recognise us across address changes. */
   key: number;
+  /**
+   * This device's global IPv6 address (BEP 7 `ipv6=`, HTTP only), so a tracker reached over IPv4
+   * can also hand out our IPv6 address (with the announced port).
+   */
+  ipv6?: string;
 }
 
 /**

@@ -29,6 +29,10 @@ export interface UdpTrackerOptions {
   timeoutMs?: number;
   /** Tries after the first. @default UDP_MAX_RETRIES */
   maxRetries?: number;
+  /** Of a tracker named by a host name: the address family to resolve it to (BEP 7: announce over each). @default the resolver's first */
+  family?: 4 | 6;
+  /** Resolves a tracker's host name in `family` (tests). @default node:dns lookup */
+  resolve?: (host: string, family: 4 | 6 | undefined) => Promise<string>;
   logger?: Logger;
   /**
    * Send and receive through this instead of a socket of our own: a TURN allocation, so the
@@ -75,7 +79,9 @@ export class UdpTrackerClient extends Resource {
   }
 
   protected async _open(): Promise<void> {
-    this.address = isIP(this.host) ? this.host : (await lookup(this.host)).address;
+    const family = this.options.family;
+    const resolve = this.options.resolve ?? (async (host: string, f: 4 | 6 | undefined) => (await lookup(host, f ? { family: f } : {})).address);
+    this.address = isIP(this.host) ? this.host : await resolve(this.host, family);
     this.family = isIP(this.address) === 6 ? 6 : 4;
     const shared = this.options.datagrams;
     if (shared) {

@@ -2,6 +2,7 @@
 // at the tracker's interval (clamped), retries failures with backoff, and says `stopped` on the way out.
 
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { FerryError } from '../errors.js';
 import { Backoff } from '../util/backoff.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -43,6 +44,12 @@ export interface TrackerAnnouncerOptions {
   lonelyFloorMs?: number;
   logger?: Logger;
   udp?: UdpTrackerOptions;
+  /**
+   * This device's global IPv6 address, when it has one: sent as BEP 7 `ipv6=` to HTTP trackers, and
+   * a udp:// tracker given by name is then announced to over IPv6 as well as IPv4 (BEP 7: the
+   * tracker records one address per family it hears from).
+   */
+  ipv6Address?: () => string | undefined;
   /** Announce through this datagram socket (a TURN allocation): udp:// trackers only. */
   datagrams?: TrackerDatagrams;
   httpTimeoutMs?: number;
@@ -51,6 +58,8 @@ export interface TrackerAnnouncerOptions {
 
 interface Job {
   url: string;
+  /** A udp:// tracker given by name, announced to once per address family. */
+  family?: 4 | 6;
   folder: AnnouncedFolder;
   timer: NodeJS.Timeout | null;
   started: boolean;
@@ -128,13 +137,27 @@ export class TrackerAnnouncer extends Resource {
     }
     for (const folder of wanted.values()) {
       for (const url of this.urls) {
-        const id = `${url} ${folder.folderIdHex}`;
-        if (this.jobs.has(id)) continue;
-        const job: Job = { url, folder, timer: null, started: false, running: false, backoff: new Backoff(this.options.retryBackoff ?? RETRY_BACKOFF) };
-        this.jobs.set(id, job);
-        this.schedule(job, 0);
+        for (const family of this.families(url)) {
+          const id = jobId(url, folder.folderIdHex, family);
+          if (this.jobs.has(id)) continue;
+          const job: Job = { url, ...(family ? { family } : {}), folder, timer: null, started: false, running: false, backoff: new Backoff(this.options.retryBackoff ?? RETRY_BACKOFF) };
+          this.jobs.set(id, job);
+          this.schedule(job, 0);
+        }
       }
     }
+  }
+
+  /**
+   * A udp:// tracker given by name is announced to over IPv4 and, when this device has a global IPv6
+   * address, over IPv6 too (one job each); any other tracker once (HTTP picks a family itself and
+   * carries the other address as `ipv6=`).
+   */
+  private families(url: string): Array<4 | 6 | undefined> {
+    const parsed = new URL(url);
+    const host = parsed.hostname.replace(/^\[|\]$/g, '');
+    if (parsed.protocol !== 'udp:' || isIP(host) || this.options.datagrams) return [undefined];
+    return this.options.ipv6Address?.() ? [4, 6] : [4];
   }
 
   /**
@@ -162,6 +185,7 @@ export class TrackerAnnouncer extends Resource {
   report(): unknown {
     return [...this.jobs.values()].map((job) => ({
       url: job.url,
+      ...(job.family ? { family: `ipv${job.family}` } : {}),
       folder: job.folder.folderIdHex,
       lastAnnounceMs: job.lastAnnounceMs ?? null,
       nextAnnounceMs: job.nextAnnounceMs ?? null,
@@ -196,14 +220,14 @@ export class TrackerAnnouncer extends Resource {
       job.minIntervalMs = result.minIntervalS === undefined ? undefined : result.minIntervalS * 1000;
       const lonely = this.options.hasPeers !== undefined && !this.options.hasPeers(job.folder.folderIdHex);
       const delayMs = lonely ? Math.min(result.intervalS * 1000, this.lonelyDelayMs(job)) : result.intervalS * 1000;
-      if (!this.closed && this.jobs.has(`${job.url} ${job.folder.folderIdHex}`)) this.schedule(job, delayMs);
+      if (!this.closed && this.jobs.get(jobId(job.url, job.folder.folderIdHex, job.family)) === job) this.schedule(job, delayMs);
     } catch (err) {
       if (this.closed) return;
       const reason = err instanceof Error ? err.message : String(err);
       const retryMs = job.backoff.next();
       if (job.lastError !== reason) this.log.warn('tracker announce failed', { url: job.url, reason, retryInMs: retryMs });
       job.lastError = reason;
-      if (this.jobs.has(`${job.url} ${job.folder.folderIdHex}`)) this.schedule(job, retryMs);
+      if (this.jobs.get(jobId(job.url, job.folder.folderIdHex, job.family)) === job) this.schedule(job, retryMs);
     } finally {
       job.running = false;
     }
@@ -221,13 +245,24 @@ export class TrackerAnnouncer extends Resource {
     job.announcedPort = params.port;
     job.lastAnnounceMs = Date.now();
     const url = new URL(job.url);
-    if (url.protocol !== 'udp:') return announceHttp(job.url, params, { signal, timeoutMs: this.options.httpTimeoutMs });
-    let client = this.udp.get(url.host);
+    if (url.protocol !== 'udp:') {
+      const ipv6 = this.options.ipv6Address?.();
+      return announceHttp(job.url, { ...params, ...(ipv6 ? { ipv6 } : {}) }, { signal, timeoutMs: this.options.httpTimeoutMs });
+    }
+    const clientKey = `${url.host}|${job.family ?? ''}`;
+    let client = this.udp.get(clientKey);
     if (!client) {
       if (this.closed && event !== 'stopped') throw new FerryError('CLOSED', 'closing');
-      client = new UdpTrackerClient(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port), { ...this.options.udp, logger: this.log, ...(this.options.datagrams ? { datagrams: this.options.datagrams } : {}) });
-      this.udp.set(url.host, client);
+      client = new UdpTrackerClient(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port), {
+        ...this.options.udp,
+        logger: this.log,
+        ...(job.family ? { family: job.family } : {}),
+        ...(this.options.datagrams ? { datagrams: this.options.datagrams } : {}),
+      });
+      this.udp.set(clientKey, client);
     }
     return client.announce(params, signal);
   }
 }
+
+const jobId = (url: string, folderIdHex: string, family: 4 | 6 | undefined): string => `${url} ${folderIdHex}${family ? ` ipv${family}` : ''}`;
