@@ -113,6 +113,8 @@ export class SharedFolder extends Resource {
       onCommitted: () => this.sync?.localChanged(),
       // Reported as 'scan': a full scan starts that list afresh, so a renamed entry leaves it.
       onRefused: (path, reason) => this.reportFailed(path, reason, 'scan'),
+      // An entry that cannot be read (EIO, EACCES) is skipped and listed, never taken for a deletion.
+      onUnreadable: (path, reason) => this.reportFailed(path, reason, 'scan'),
       warmFiles,
       excluded: this.config.excluded ?? [],
       // no `ignore`: the scanner re-reads .ferryignore on every scan, so edits apply at once

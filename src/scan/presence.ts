@@ -1,7 +1,7 @@
 // Whether an indexed path still exists on disk, for the scanner's deletion pass: one lstat per path, never via a symlinked parent.
 
-import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { NODE_FILE_READS, type FileReads } from '../util/file-io.js';
 import { resolveDiskPath } from './disk-path.js';
 
 /** Remembered verified parent directories (bounded; the cache only saves lstat calls). */
@@ -17,9 +17,9 @@ export function isGone(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR' || causeCode === 'ENOENT' || causeCode === 'ENOTDIR';
 }
 
-async function lstatKind(absPath: string): Promise<DiskKind> {
+async function lstatKind(reads: FileReads, absPath: string): Promise<DiskKind> {
   try {
-    const stats = await lstat(absPath);
+    const stats = await reads.lstat(absPath);
     if (stats.isDirectory()) return 'dir';
     return stats.isFile() || stats.isSymbolicLink() ? 'syncable' : 'other';
   } catch (err) {
@@ -31,7 +31,11 @@ async function lstatKind(absPath: string): Promise<DiskKind> {
 export class DiskPresence {
   private readonly verifiedDirs = new Set<string>();
 
-  constructor(private readonly root: string) {}
+  /** `reads`: node:fs unless a test injects faults. */
+  constructor(
+    private readonly root: string,
+    private readonly reads: FileReads = NODE_FILE_READS,
+  ) {}
 
   /** Whether a file, directory or symlink exists at the indexed (NFC) path, reached through real directories. */
   async present(path: string): Promise<boolean> {
@@ -51,11 +55,11 @@ export class DiskPresence {
         this.verifiedDirs.add(parent);
       }
     }
-    let kind = await lstatKind(join(this.root, path));
+    let kind = await lstatKind(this.reads, join(this.root, path));
     if (kind === 'gone') {
       // The name may be on disk in another Unicode normalisation (NFD from a Mac).
-      const diskPath = await resolveDiskPath(this.root, path, async (abs) => (await lstatKind(abs)) !== 'gone');
-      if (diskPath !== undefined) kind = await lstatKind(join(this.root, diskPath));
+      const diskPath = await resolveDiskPath(this.root, path, async (abs) => (await lstatKind(this.reads, abs)) !== 'gone');
+      if (diskPath !== undefined) kind = await lstatKind(this.reads, join(this.root, diskPath));
     }
     return kind;
   }

@@ -14,6 +14,7 @@ import type { HashPool } from './hash-pool.js';
 import { IgnoreRules } from './ignore.js';
 import { normaliseUnder, walk, type WalkEntry } from './walker.js';
 import type { WarmFiles } from './warm-files.js';
+import { NODE_FILE_READS, type FileReads } from '../util/file-io.js';
 
 /** Records per putLocal transaction. */
 export const SCAN_BATCH_RECORDS = 1000;
@@ -63,6 +64,13 @@ export interface ScannerOptions {
   onRefused?: (path: string, reason: string) => void;
   /** Files being hashed or queued for hashing at once (small ones go to workers in batches). @default 64 × pool size */
   maxHashesInFlight?: number;
+  /**
+   * Told of each entry that could not be read or hashed (EIO, EACCES): skipped, never made a deletion,
+   * tried again by the next scan. @default logged at warn
+   */
+  onUnreadable?: (path: string, reason: string) => void;
+  /** The walk's reading file operations. @default NODE_FILE_READS (tests inject faults) */
+  reads?: FileReads;
 }
 
 export interface ScanOptions {
@@ -150,6 +158,8 @@ export class Scanner {
   private readonly warmFiles?: WarmFiles;
   private readonly maxInFlight: number;
   private readonly onRefused: (path: string, reason: string) => void;
+  private readonly onUnreadable: (path: string, reason: string) => void;
+  private readonly reads: FileReads;
   private tail: Promise<unknown> = Promise.resolve();
   private queued: QueuedScan | null = null;
 
@@ -166,6 +176,8 @@ export class Scanner {
     this.warmFiles = options.warmFiles;
     this.onRefused = options.onRefused ?? ((path, reason) => this.logger.warn('name refused, not indexed', { path, reason }));
     this.maxInFlight = Math.max(1, options.maxHashesInFlight ?? this.pool.size * 64);
+    this.onUnreadable = options.onUnreadable ?? ((path, reason) => this.logger.warn('cannot read, skipped', { path, reason }));
+    this.reads = options.reads ?? NODE_FILE_READS;
   }
 
   /**
@@ -203,7 +215,7 @@ export class Scanner {
       const onError = (path: string, err: Error): void => this.onWalkError(run, path, err);
       for (const under of subtrees) {
         run.under = under;
-        for await (const entry of walk(this.root, { ignore, signal, under, onError, onRefused: this.onRefused })) {
+        for await (const entry of walk(this.root, { ignore, signal, under, onError, onRefused: this.onRefused, reads: this.reads })) {
           run.result.scanned++;
           if (run.seen.size < SEEN_PATHS_MAX) run.seen.add(pathDigest(entry.path));
           await this.handleEntry(run, entry);
@@ -238,7 +250,7 @@ export class Scanner {
     if (path === '') throw new FerryError('IO', `cannot read folder ${this.root}`, { cause: err });
     if (isGone(err)) return; // vanished between listing and lstat: the deletion pass handles it
     run.result.errors++;
-    this.logger.warn('cannot read, skipped', { path, err });
+    this.onUnreadable(path, `cannot read: ${err.message}`);
   }
 
   private async handleEntry(run: ScanRun, entry: WalkEntry): Promise<void> {
@@ -272,7 +284,7 @@ export class Scanner {
           return;
         }
         run.result.errors++;
-        this.logger.warn('cannot hash, skipped', { path: entry.path, err });
+        this.onUnreadable(entry.path, `cannot read: ${err instanceof Error ? err.message : String(err)}`);
       })
       .finally(() => {
         run.inFlight.delete(task);
@@ -379,7 +391,7 @@ export class Scanner {
   /** Tombstones for indexed paths under the scanned subtree that are gone from disk: one lstat for each path the walk did not see. */
   private async recordDeletions(run: ScanRun, under: string): Promise<void> {
     run.under = under;
-    const presence = new DiskPresence(this.root);
+    const presence = new DiskPresence(this.root, this.reads);
     const options = under === '' ? {} : { under };
     let candidates: FileRecord[] = [];
     const checkCandidates = async (): Promise<void> => {

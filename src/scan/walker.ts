@@ -1,7 +1,8 @@
 // Streaming directory walk: yields one entry at a time via fs.opendir and lstat, never holding a whole tree.
 
-import { lstat, opendir, readlink } from 'node:fs/promises';
-import { lstat as lstatCallback, type Stats } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { NODE_FILE_READS, type FileReads } from '../util/file-io.js';
 import { throwIfAborted } from '../util/abort.js';
 import { IgnoreRules } from './ignore.js';
 import { openFolderDir, resolveDiskPath, toIndexPath, type DirIdentity, type VerifiedDir } from './disk-path.js';
@@ -38,6 +39,8 @@ export interface WalkOptions {
    * bidirectional overrides, a case variant of `.ferry`); it (and for a directory its contents) is skipped.
    */
   onRefused?: (relPath: string, reason: string) => void;
+  /** The reading file operations (node:fs unless a test injects faults). */
+  reads?: FileReads;
 }
 
 interface PendingDir {
@@ -73,16 +76,9 @@ interface Found {
   identity: DirIdentity;
 }
 
-/**
- * lstat through the callback API: fs/promises allocates a stats array for every call (about 25 %
- * more CPU per call, and garbage), the callback API fills one shared array.
- */
-function lstatEntry(path: string): Promise<Stats> {
-  return new Promise((resolve, reject) => lstatCallback(path, (err, stats) => (err ? reject(err) : resolve(stats))));
-}
-
 /** lstat of one entry of an open directory (through its descriptor), as a WalkEntry; undefined when skipped. */
 async function entryFor(
+  reads: FileReads,
   dir: VerifiedDir,
   name: string,
   indexPath: string,
@@ -98,7 +94,7 @@ async function entryFor(
   }
   let stats: Stats;
   try {
-    stats = await lstatEntry(dir.entry(name));
+    stats = await reads.lstat(dir.entry(name));
   } catch (err) {
     onError(indexPath, err as Error);
     return undefined;
@@ -126,7 +122,7 @@ async function entryFor(
   if (diskPath !== indexPath) entry.diskPath = diskPath;
   if (type === 'symlink') {
     try {
-      entry.linkTarget = await readlink(dir.entry(name));
+      entry.linkTarget = await reads.readlink(dir.entry(name));
     } catch (err) {
       onError(indexPath, err as Error);
       return undefined;
@@ -149,6 +145,7 @@ const LSTAT_CONCURRENCY = 32;
  * longer the one opened (a path-based read, off Linux, that a swap would have led elsewhere).
  */
 async function statAll(
+  reads: FileReads,
   dir: VerifiedDir,
   pending: PendingDir,
   names: string[],
@@ -159,7 +156,7 @@ async function statAll(
   const found = await Promise.all(
     names.map((name) => {
       const diskPath = pending.diskPath === '' ? name : `${pending.diskPath}/${name}`;
-      return entryFor(dir, name, toIndexPath(diskPath), diskPath, ignore, onError, onRefused);
+      return entryFor(reads, dir, name, toIndexPath(diskPath), diskPath, ignore, onError, onRefused);
     }),
   );
   if (!(await dir.stillHere())) {
@@ -179,6 +176,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
   const ignore = options.ignore ?? IgnoreRules.builtIn();
   const onError = options.onError ?? (() => undefined);
   const onRefused = options.onRefused ?? (() => undefined);
+  const reads = options.reads ?? NODE_FILE_READS;
   const { signal } = options;
   const under = normaliseUnder(options.under);
   const stack: PendingDir[] = [];
@@ -205,7 +203,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
     }
     let found: Found[] | undefined;
     try {
-      found = await statAll(parent, { indexPath: toIndexPath(parentRel), diskPath: parentRel }, [diskPath.slice(slash + 1)], ignore, onError, onRefused);
+      found = await statAll(reads, parent, { indexPath: toIndexPath(parentRel), diskPath: parentRel }, [diskPath.slice(slash + 1)], ignore, onError, onRefused);
     } finally {
       parent.close();
     }
@@ -226,10 +224,10 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
       continue;
     }
     try {
-      const handle = await opendir(dir.base, { bufferSize: WALK_DIR_BUFFER });
+      const handle = await reads.opendir(dir.base, { bufferSize: WALK_DIR_BUFFER });
       let names: string[] = [];
       const flush = async function* (): AsyncGenerator<WalkEntry> {
-        const found = await statAll(dir, pending, names, ignore, onError, onRefused);
+        const found = await statAll(reads, dir, pending, names, ignore, onError, onRefused);
         names = [];
         if (!found) throw new DirectoryReplaced();
         for (const { entry, identity } of found) {

@@ -3,12 +3,16 @@
 // until cleared.
 
 import { readlinkSync } from 'node:fs';
-import { NODE_FILE_IO, type FileIo } from '../../src/util/file-io.js';
+import { NODE_FILE_IO, NODE_FILE_READS, type FileIo, type FileReads } from '../../src/util/file-io.js';
 
 /** `chmod` covers fchmod, fchmodSync and chmod; `utimes` covers futimesSync and lutimes. */
-export type FaultOp = 'open' | 'write' | 'fsync' | 'fdatasync' | 'truncate' | 'rename' | 'link' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'chmod' | 'utimes';
+export type FaultOp =
+  | 'open' | 'write' | 'fsync' | 'fdatasync' | 'truncate' | 'rename' | 'link' | 'mkdir' | 'unlink' | 'rmdir' | 'symlink' | 'chmod' | 'utimes'
+  // FileReads (the scanner's walk and deletion pass)
+  | 'opendir' | 'lstat' | 'readlink';
 /** An errno to throw, or `short`: a write that really writes half its bytes and says so. */
-export type FaultKind = 'ENOSPC' | 'EIO' | 'EPERM' | 'EACCES' | 'EBUSY' | 'short';
+/** ENOENT: the entry seems to vanish (between a directory's listing and its lstat, say). */
+export type FaultKind = 'ENOSPC' | 'EIO' | 'EPERM' | 'EACCES' | 'EBUSY' | 'ENOENT' | 'short';
 
 export interface FaultRule {
   op: FaultOp;
@@ -17,6 +21,8 @@ export interface FaultRule {
   path?: RegExp;
   /** Only the Nth matching call (1-based, counted from inject()) fails; without it, every matching call does. */
   nth?: number;
+  /** opendir only: the listing yields this many names, then fails (a directory unreadable part way). */
+  afterEntries?: number;
 }
 
 export interface InjectedFault {
@@ -30,10 +36,11 @@ export interface InjectedFault {
  * holds open (`/proc/self/fd/N/name`), which is resolved while the descriptor is still open.
  */
 function realPath(path: string): string {
-  const through = /^\/proc\/self\/fd\/(\d+)\/(.*)$/.exec(path);
+  const through = /^\/proc\/self\/fd\/(\d+)(?:\/(.*))?$/.exec(path);
   if (!through) return path;
   try {
-    return `${readlinkSync(`/proc/self/fd/${through[1]}`)}/${through[2]}`;
+    const dir = readlinkSync(`/proc/self/fd/${through[1]}`);
+    return through[2] === undefined ? dir : `${dir}/${through[2]}`;
   } catch {
     return path;
   }
@@ -41,30 +48,54 @@ function realPath(path: string): string {
 
 type Errno = Exclude<FaultKind, 'short'>;
 
-const ERRNO: Record<Errno, number> = { ENOSPC: -28, EIO: -5, EPERM: -1, EACCES: -13, EBUSY: -16 };
+const ERRNO: Record<Errno, number> = { ENOSPC: -28, EIO: -5, EPERM: -1, EACCES: -13, EBUSY: -16, ENOENT: -2 };
 const MESSAGE: Record<Errno, string> = {
   ENOSPC: 'no space left on device',
   EIO: 'i/o error',
   EPERM: 'operation not permitted',
   EACCES: 'permission denied',
   EBUSY: 'resource busy or locked',
+  ENOENT: 'no such file or directory',
 };
 
 export function errnoError(code: Errno, syscall: string, path: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${MESSAGE[code]} (injected), ${syscall} '${path}'`), { code, errno: ERRNO[code], syscall, path });
 }
 
-/** Wraps a FileIo (node:fs by default); `io` is what the code under test is given. */
+/** Wraps a FileIo and FileReads (node:fs by default); `io` and `reads` are what the code under test is given. */
 export class FaultPlan {
   readonly io: FileIo;
+  readonly reads: FileReads;
   /** Every fault injected so far, in order. */
   readonly injected: InjectedFault[] = [];
   private rules: Array<FaultRule & { seen: number }> = [];
   /** Descriptors opened through `io`, by number: write/fsync faults match on the path opened. */
   private readonly opened = new Map<number, string>();
 
-  constructor(base: FileIo = NODE_FILE_IO) {
+  constructor(base: FileIo = NODE_FILE_IO, baseReads: FileReads = NODE_FILE_READS) {
     const plan = this;
+    this.reads = {
+      async opendir(path, options) {
+        const partial = plan.listingCut(path);
+        if (partial === undefined) return baseReads.opendir(path, options);
+        const listing = await baseReads.opendir(path, options);
+        return (async function* () {
+          let given = 0;
+          for await (const entry of listing) {
+            if (given++ >= partial.after) throw partial.error;
+            yield entry;
+          }
+        })();
+      },
+      async lstat(path) {
+        plan.check('lstat', [path]);
+        return baseReads.lstat(path);
+      },
+      async readlink(path) {
+        plan.check('readlink', [path]);
+        return baseReads.readlink(path);
+      },
+    };
     this.io = {
       async open(path, flags, mode) {
         plan.check('open', [path]);
@@ -134,6 +165,21 @@ export class FaultPlan {
         return base.lutimes(path, atime, mtime);
       },
     };
+  }
+
+  /**
+   * For opendir: throws a rule's error at once, or returns where the listing is to fail (a rule with
+   * afterEntries), or undefined when no rule matches.
+   */
+  private listingCut(path: string): { after: number; error: Error } | undefined {
+    const rule = this.rules.find((one) => one.op === 'opendir' && one.afterEntries !== undefined && (!one.path || one.path.test(realPath(path))));
+    if (!rule) {
+      this.check('opendir', [path]);
+      return undefined;
+    }
+    const paths = [realPath(path)];
+    this.injected.push({ op: 'opendir', kind: rule.kind, paths });
+    return { after: rule.afterEntries!, error: errnoError(rule.kind === 'short' ? 'EIO' : rule.kind, 'scandir', paths[0]!) };
   }
 
   /** Adds a rule; it holds until clear(). */

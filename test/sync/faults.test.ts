@@ -25,6 +25,7 @@ const REASON: Record<FaultKind, RegExp> = {
   EPERM: /EPERM/,
   EACCES: /EACCES/,
   EBUSY: /EBUSY/,
+  ENOENT: /ENOENT/,
   short: /short write/i,
 };
 
