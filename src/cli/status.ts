@@ -32,6 +32,8 @@ export async function status(argv: string[], io: Output): Promise<number> {
   io.out(`external  ${!nat ? 'port mapping off' : nat.method ? `${nat.reachable} (${nat.method})` : nat.reachable ?? 'no port mapping'}\n`);
   io.out(`seen at  ${seen.length ? seen.map((e) => `${e.address} (${e.source})`).join(', ') : 'no external address known yet'}\n`);
   io.out(`port mapping  ${!nat ? 'off' : nat.method ? `${nat.reachable} (${nat.method})` : `${nat.state ?? 'idle'}${nat.error ? ` (${printable(nat.error)})` : ''}`}\n`);
+  const pinhole = (nat as { pinhole?: { tcp?: { state?: string; external?: string | null; error?: string | null } } } | undefined)?.pinhole?.tcp;
+  if (pinhole) io.out(`ipv6 pinhole  ${pinhole.external ?? `${pinhole.state ?? 'idle'}${pinhole.error ? ` (${printable(pinhole.error)})` : ''}`}\n`);
   const turn = report.services.turn as { servers?: Array<{ server: string; state: string; relayed: string | null; error: string | null }> } | undefined;
   for (const t of turn?.servers ?? []) {
     io.out(`turn ${t.server}  ${t.state}${t.relayed ? `, relayed at ${t.relayed}` : ''}${t.error ? ` (${printable(t.error)})` : ''}\n`);

@@ -1,6 +1,7 @@
 // The port-mapping service: maps the sync port on the home router and publishes the result as the daemon's reachability.
 
-import { NatPmpClient, PortMapper, UpnpClient, type PortMapperReport } from '../nat/index.js';
+import { isIPv4 } from 'node:net';
+import { NatPmpClient, PinholeClient, PortMapper, UpnpClient, type MappingProtocol, type PortMapperReport } from '../nat/index.js';
 import { Resource } from '../util/resource.js';
 import type { Service, ServiceContext, ServiceFactory } from './services.js';
 import { formatAddress, isLoopback } from '../util/address.js';
@@ -12,6 +13,10 @@ export class NatService extends Resource implements Service {
   private readonly mapper: PortMapper | null;
   /** The UDP port (µTP, STUN) mapped to the same external port as TCP, once TCP is mapped. */
   private udpMapper: PortMapper | null = null;
+  /** IPv6 firewall pinholes (UPnP IGD v2) to the sync port, TCP and UDP: independent of the IPv4 mapping. */
+  private readonly pinholes = new Map<MappingProtocol, PortMapper>();
+  /** The TCP pinhole's address, as given to reachability (to take back when it goes). */
+  private pinholeAt: { host: string; port: number } | null = null;
   private readonly skipped: string | null;
 
   constructor(private readonly context: ServiceContext) {
@@ -41,6 +46,7 @@ export class NatService extends Resource implements Service {
   protected async _open(): Promise<void> {
     this.context.reachability.set(null, NO_MAPPING);
     await this.mapper?.open();
+    await this.openPinholes();
     // Trackers wait for the first attempt (bounded), so they announce the mapped port from the start.
     if (this.mapper) void this.mapper.settled().finally(() => {
       this.context.reachability.mappingAttemptDone();
@@ -69,13 +75,48 @@ export class NatService extends Resource implements Service {
     await this.udpMapper.open();
   }
 
+  /**
+   * Asks the router to open its IPv6 firewall to the sync port (TCP and, when the UDP transport runs, UDP), so
+   * peers reach this device at its global IPv6 address with no punching. Not for a listener on an IPv4 address.
+   */
+  private async openPinholes(): Promise<void> {
+    const { listen, identity, reachability } = this.context;
+    if (this.skipped || (isIPv4(listen.host) && listen.host !== '0.0.0.0')) return;
+    const logger = this.context.logger.child('nat');
+    const protocols: MappingProtocol[] = this.context.connections.udpSocket() ? ['TCP', 'UDP'] : ['TCP'];
+    for (const protocol of protocols) {
+      const mapper = new PortMapper({
+        clients: [new PinholeClient({ logger: logger.child('pinhole') })],
+        request: {
+          protocol,
+          internalPort: listen.port,
+          ...(listen.host !== '0.0.0.0' && listen.host !== '::' ? { internalHost: listen.host } : {}),
+          description: `Ferry ${identity.shortId}${protocol === 'UDP' ? ' UDP' : ''}`,
+        },
+        logger,
+        // TCP's pinhole is the address peers are told of (the UDP one has the same address and port).
+        onChange: protocol === 'TCP' ? (hole) => {
+          const previous = this.pinholeAt;
+          if (previous) reachability.forget('pinhole', previous);
+          this.pinholeAt = hole ? { host: hole.externalAddress, port: hole.externalPort } : null;
+          if (this.pinholeAt) reachability.learn('pinhole', this.pinholeAt, hole!.gateway);
+        } : undefined,
+      });
+      this.pinholes.set(protocol, mapper);
+      await mapper.open();
+    }
+  }
+
   protected async _close(): Promise<void> {
+    await Promise.all([...this.pinholes.values()].map((mapper) => mapper.close()));
+    if (this.pinholeAt) this.context.reachability.forget('pinhole', this.pinholeAt);
+    this.pinholeAt = null;
     await this.udpMapper?.close();
     await this.mapper?.close();
     this.context.reachability.set(null, NO_MAPPING);
   }
 
-  report(): PortMapperReport & { reachable: string; method: string | null; udp?: PortMapperReport } {
+  report(): PortMapperReport & { reachable: string; method: string | null; udp?: PortMapperReport; pinhole?: { tcp?: PortMapperReport; udp?: PortMapperReport } } {
     const { external, method } = this.context.reachability;
     const base: PortMapperReport = this.mapper?.report() ?? {
       state: 'idle',
@@ -93,6 +134,9 @@ export class NatService extends Resource implements Service {
       reachable: external ? formatAddress(external) : NO_MAPPING,
       method: external ? method : null,
       ...(this.udpMapper ? { udp: this.udpMapper.report() } : {}),
+      ...(this.pinholes.size
+        ? { pinhole: { tcp: this.pinholes.get('TCP')?.report(), ...(this.pinholes.has('UDP') ? { udp: this.pinholes.get('UDP')!.report() } : {}) } }
+        : {}),
     };
   }
 }

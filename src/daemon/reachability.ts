@@ -3,12 +3,13 @@
 
 import { formatAddress, type HostPort } from '../util/address.js';
 
-export type ExternalSource = 'upnp' | 'natpmp' | 'stun' | 'observed' | 'turn';
+/** 'pinhole': this device's global IPv6 address, open to inbound through the router's firewall (UPnP IGD v2). */
+export type ExternalSource = 'upnp' | 'natpmp' | 'stun' | 'observed' | 'turn' | 'pinhole';
 
 export interface ExternalAddress {
   address: string;
   source: ExternalSource;
-  /** Who told us: the STUN server, the device ID of the peer that saw us, or the TURN server relaying for us. */
+  /** Who told us: the STUN server, the device ID of the peer that saw us, the TURN server relaying for us, or the router holding the pinhole. */
   via?: string;
   lastSeenMs: number;
 }
@@ -36,8 +37,8 @@ export class Reachability {
     this.settle();
   }
 
-  /** An external address learned by STUN or seen by a peer; listeners hear only of new ones. */
-  learn(source: 'stun' | 'observed' | 'turn', at: HostPort, via?: string, nowMs = Date.now()): void {
+  /** An external address learned by STUN, seen by a peer, relayed by TURN or opened by a pinhole; listeners hear only of new ones. */
+  learn(source: 'stun' | 'observed' | 'turn' | 'pinhole', at: HostPort, via?: string, nowMs = Date.now()): void {
     const address = formatAddress(at);
     const key = `${source} ${address}`;
     const known = this.learned.get(key);

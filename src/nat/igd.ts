@@ -12,6 +12,9 @@ export const WAN_SERVICE_TYPES = [
   'urn:schemas-upnp-org:service:WANPPPConnection:1',
 ] as const;
 
+/** IGD v2's IPv6 firewall service: pinholes for inbound IPv6 (the router routes IPv6; it does not translate it). */
+export const FIREWALL6_SERVICE_TYPES = ['urn:schemas-upnp-org:service:WANIPv6FirewallControl:1'] as const;
+
 export const MAX_DESCRIPTION_BYTES = 128 * 1024;
 export const MAX_SOAP_RESPONSE_BYTES = 16 * 1024;
 
@@ -44,8 +47,8 @@ function sameHost(a: URL, b: URL): boolean {
   return a.hostname === b.hostname;
 }
 
-/** Fetches the device description at `location` and finds the WAN connection service to control. */
-export async function fetchIgdService(location: URL, options: IgdCallOptions): Promise<IgdService> {
+/** Fetches the device description at `location` and finds the service to control: of `types`, the first listed. */
+export async function fetchIgdService(location: URL, options: IgdCallOptions, types: readonly string[] = WAN_SERVICE_TYPES): Promise<IgdService> {
   const response = await httpRequest(location, { ...options, maxBodyBytes: MAX_DESCRIPTION_BYTES });
   if (response.status !== 200) throw new FerryError('PROTOCOL', `${location.href}: HTTP ${response.status}`);
   const root = parseXml(response.body);
@@ -63,7 +66,7 @@ export async function fetchIgdService(location: URL, options: IgdCallOptions): P
   }
 
   const services = findAll(root, 'service');
-  for (const type of WAN_SERVICE_TYPES) {
+  for (const type of types) {
     const service = services.find((s) => childText(s, 'serviceType') === type);
     if (!service) continue;
     const control = childText(service, 'controlURL');
@@ -79,7 +82,8 @@ export async function fetchIgdService(location: URL, options: IgdCallOptions): P
     }
     return { serviceType: type, controlUrl, location, localAddress: response.localAddress.replace(/^::ffff:/, '') };
   }
-  throw new FerryError('PROTOCOL', `${location.href}: no WANIPConnection or WANPPPConnection service`);
+  const wanted = types === WAN_SERVICE_TYPES ? 'WANIPConnection or WANPPPConnection' : types.map((t) => t.split(':').at(-2)).join(' or ');
+  throw new FerryError('PROTOCOL', `${location.href}: no ${wanted} service`);
 }
 
 function escapeXml(text: string): string {
@@ -185,4 +189,50 @@ export async function deletePortMapping(
     ],
     options,
   );
+}
+
+/** IANA protocol numbers, as WANIPv6FirewallControl names protocols. */
+const IP_PROTOCOL = { TCP: 6, UDP: 17 } as const;
+/** The longest pinhole lease WANIPv6FirewallControl allows (seconds). */
+export const MAX_PINHOLE_LEASE_S = 86400;
+
+export interface PinholeRequest {
+  protocol: 'TCP' | 'UDP';
+  /** This device's IPv6 address (routers allow a control point to open holes only to itself). */
+  internalClient: string;
+  internalPort: number;
+  leaseS: number;
+}
+
+function pinholeId(out: Record<string, string>, action: string): number {
+  const text = out.UniqueID ?? '';
+  const id = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(id >= 0 && id <= 65535)) throw new FerryError('PROTOCOL', `${action}: the router's UniqueID is not a number 0..65535 ('${text.slice(0, 20)}')`);
+  return id;
+}
+
+/** Opens the firewall to `internalClient:internalPort` from anywhere; returns the pinhole's UniqueID. */
+export async function addPinhole(service: IgdService, p: PinholeRequest, options: IgdCallOptions): Promise<number> {
+  const out = await soapCall(
+    service,
+    'AddPinhole',
+    [
+      ['RemoteHost', ''],
+      ['RemotePort', 0],
+      ['InternalClient', p.internalClient],
+      ['InternalPort', p.internalPort],
+      ['Protocol', IP_PROTOCOL[p.protocol]],
+      ['LeaseTime', p.leaseS],
+    ],
+    options,
+  );
+  return pinholeId(out, 'AddPinhole');
+}
+
+export async function updatePinhole(service: IgdService, id: number, leaseS: number, options: IgdCallOptions): Promise<void> {
+  await soapCall(service, 'UpdatePinhole', [['UniqueID', id], ['NewLeaseTime', leaseS]], options);
+}
+
+export async function deletePinhole(service: IgdService, id: number, options: IgdCallOptions): Promise<void> {
+  await soapCall(service, 'DeletePinhole', [['UniqueID', id]], options);
 }

@@ -10,3 +10,4 @@ export {
   type DatagramPort, type StunClientOptions, type UdpEndpoint,
 } from './stun.js';
 export { TURN_PASSWORD_MASK, TurnClient, maskTurnUrl, parseTurnUrl, turnServerLabel, type TurnClientOptions, type TurnServer, type TurnState } from './turn.js';
+export { PinholeClient, globalIpv6Addresses, isGlobalIpv6, type LocalIpv6, type PinholeClientOptions } from './pinhole.js';

@@ -1,5 +1,6 @@
 // Keeps one port mapped on the home router: tries UPnP IGD then NAT-PMP, renews before the lease ends, removes on close.
 
+import { formatAddress } from '../util/address.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import type { MapRequest, Mapping, MappingClient } from './types.js';
@@ -86,7 +87,7 @@ export class PortMapper extends Resource {
     return {
       state: this.state,
       method: m?.method ?? null,
-      external: m ? `${m.externalAddress}:${m.externalPort}` : null,
+      external: m ? formatAddress({ host: m.externalAddress, port: m.externalPort }) : null,
       internalPort: this.request.internalPort,
       protocol: this.request.protocol,
       gateway: m?.gateway ?? null,
@@ -148,8 +149,8 @@ export class PortMapper extends Resource {
         this.error = null;
         this.log.info('port mapped', {
           method: mapping.method,
-          external: `${mapping.externalAddress}:${mapping.externalPort}`,
-          internal: `${mapping.internalClient}:${mapping.internalPort}`,
+          external: formatAddress({ host: mapping.externalAddress, port: mapping.externalPort }),
+          internal: formatAddress({ host: mapping.internalClient, port: mapping.internalPort }),
           protocol: mapping.protocol,
           lifetimeS: mapping.lifetimeS,
           gateway: mapping.gateway,
@@ -182,10 +183,10 @@ export class PortMapper extends Resource {
       if (this.closed) return;
       this.log.debug('port mapping renewed', {
         method: renewed.method,
-        external: `${renewed.externalAddress}:${renewed.externalPort}`,
+        external: formatAddress({ host: renewed.externalAddress, port: renewed.externalPort }),
         lifetimeS: renewed.lifetimeS,
       });
-      if (!sameMapping(mapping, renewed)) this.log.info('port mapping changed', { external: `${renewed.externalAddress}:${renewed.externalPort}` });
+      if (!sameMapping(mapping, renewed)) this.log.info('port mapping changed', { external: formatAddress({ host: renewed.externalAddress, port: renewed.externalPort }) });
       this.setMapping(renewed, renewed.method);
       this.scheduleRenewal(renewed);
     } catch (err) {
@@ -212,7 +213,7 @@ export class PortMapper extends Resource {
     if (!mapping || !client) return;
     try {
       await client.unmap(mapping, AbortSignal.timeout(this.options.unmapTimeoutMs ?? DEFAULT_UNMAP_TIMEOUT_MS));
-      this.log.info('port mapping removed', { method: mapping.method, external: `${mapping.externalAddress}:${mapping.externalPort}` });
+      this.log.info('port mapping removed', { method: mapping.method, external: formatAddress({ host: mapping.externalAddress, port: mapping.externalPort }) });
     } catch (err) {
       this.log.warn('could not remove the port mapping', { method: mapping.method, err: err as Error });
     }

@@ -1,10 +1,13 @@
-// SSDP M-SEARCH for Internet Gateway Devices (v1 and v2): bounded replies, LOCATION checked against the sender.
+// SSDP M-SEARCH for Internet Gateway Devices (v1 and v2), over IPv4 or IPv6 (ff02::c on one interface):
+// bounded replies, LOCATION checked against the sender.
 
 import dgram from 'node:dgram';
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { silentLogger, type Logger } from '../util/log.js';
 
 export const SSDP_MULTICAST = { address: '239.255.255.250', port: 1900 };
+/** UPnP's link-local IPv6 multicast group (UDA 2.0 §1.1.2); a search on it names its interface. */
+export const SSDP_MULTICAST6 = { address: 'ff02::c', port: 1900 };
 
 export const IGD_SEARCH_TARGETS = [
   'urn:schemas-upnp-org:device:InternetGatewayDevice:2',
@@ -21,8 +24,12 @@ const MAX_IGNORED_LOG_LINES = 5;
 export interface SsdpSearchOptions {
   /** Where M-SEARCH goes; tests point it at a responder on loopback. @default SSDP_MULTICAST */
   target?: { address: string; port: number };
-  /** Local address to send from (the sync listener's, when it is bound to one). */
+  /** Local address to send from (the sync listener's, when it is bound to one). An IPv6 address makes it an
+   *  IPv6 search (to SSDP_MULTICAST6 unless `target` says otherwise): the router answers that address, from
+   *  the address its LOCATION names when both are global. */
   bindAddress?: string;
+  /** The interface an IPv6 link-local multicast search goes out on (its zone, e.g. `eth0`). */
+  interfaceName?: string;
   /** The search ends this long after it starts. */
   timeoutMs: number;
   /** After the first usable reply, wait this much longer for others, then end early. @default 300 */
@@ -43,7 +50,7 @@ export interface SsdpGateway {
 export function searchMessage(st: string, target: { address: string; port: number }): Buffer {
   return Buffer.from(
     'M-SEARCH * HTTP/1.1\r\n' +
-      `HOST: ${target.address}:${target.port}\r\n` +
+      `HOST: ${target.address.includes(':') ? `[${target.address.toUpperCase()}]` : target.address}:${target.port}\r\n` +
       'MAN: "ssdp:discover"\r\n' +
       'MX: 2\r\n' +
       `ST: ${st}\r\n\r\n`,
@@ -73,7 +80,8 @@ export function parseSsdpReply(message: Buffer, from: string): SsdpGateway | str
   }
   if (location.protocol !== 'http:') return `LOCATION is not http:// (${location.protocol})`;
   // Only the device that answered may describe itself: a LOCATION elsewhere could aim us at any host.
-  if (location.hostname !== from) return `LOCATION host ${location.hostname} is not the sender ${from}`;
+  const host = location.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host !== from.replace(/%.*$/, '').toLowerCase()) return `LOCATION host ${location.hostname} is not the sender ${from}`;
   return { location, st, from, ...(headers.has('server') ? { server: headers.get('server')!.slice(0, 200) } : {}) };
 }
 
@@ -83,14 +91,17 @@ export function parseSsdpReply(message: Buffer, from: string): SsdpGateway | str
  */
 export function searchGateways(options: SsdpSearchOptions): Promise<SsdpGateway[]> {
   const log = options.logger ?? silentLogger;
-  const target = options.target ?? SSDP_MULTICAST;
+  const v6 = options.bindAddress !== undefined && isIPv6(options.bindAddress);
+  const target = options.target ?? (v6 ? SSDP_MULTICAST6 : SSDP_MULTICAST);
+  // A link-local multicast group means nothing without its interface.
+  const sendTo = v6 && options.interfaceName && /^ff[0-9a-f]2:/i.test(target.address) ? `${target.address}%${options.interfaceName}` : target.address;
   const settleMs = options.settleMs ?? 300;
   return new Promise((resolve) => {
     const found: SsdpGateway[] = [];
     const timers: NodeJS.Timeout[] = [];
     let ignored = 0;
     let done = false;
-    const socket = dgram.createSocket({ type: 'udp4' });
+    const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4' });
 
     const finish = (): void => {
       if (done) return;
@@ -133,12 +144,13 @@ export function searchGateways(options: SsdpSearchOptions): Promise<SsdpGateway[
     const send = (): void => {
       if (done) return;
       for (const st of IGD_SEARCH_TARGETS) {
-        socket.send(searchMessage(st, target), target.port, target.address, (err) => {
-          if (err && !done) log.debug('M-SEARCH not sent', { target: `${target.address}:${target.port}`, err });
+        socket.send(searchMessage(st, target), target.port, sendTo, (err) => {
+          if (err && !done) log.debug('M-SEARCH not sent', { target: `${sendTo}:${target.port}`, err });
         });
       }
     };
-    socket.bind({ port: 0, address: options.bindAddress && isIPv4(options.bindAddress) ? options.bindAddress : undefined }, () => {
+    const bindAddress = v6 || (options.bindAddress && isIPv4(options.bindAddress)) ? options.bindAddress : undefined;
+    socket.bind({ port: 0, address: bindAddress }, () => {
       if (done) return;
       try {
         socket.setMulticastTTL(2);

@@ -1,6 +1,7 @@
 // What a port mapping is, and what every mapping method (UPnP IGD, NAT-PMP) offers the port mapper.
 
-export type MappingMethod = 'upnp' | 'natpmp';
+/** 'pinhole': an IPv6 firewall pinhole (UPnP IGD v2 WANIPv6FirewallControl); its external address is the device's own. */
+export type MappingMethod = 'upnp' | 'natpmp' | 'pinhole';
 export type MappingProtocol = 'TCP' | 'UDP';
 
 export interface MapRequest {

@@ -5,7 +5,8 @@ import http from 'node:http';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { isFerryError } from '../../src/errors.js';
 import { fetchIgdService, soapCall, UpnpFault } from '../../src/nat/igd.js';
-import { parseSsdpReply, searchGateways } from '../../src/nat/ssdp.js';
+import { isGlobalIpv6 } from '../../src/nat/pinhole.js';
+import { parseSsdpReply, searchGateways, searchMessage, SSDP_MULTICAST6 } from '../../src/nat/ssdp.js';
 import { UpnpClient } from '../../src/nat/upnp.js';
 import { descriptionXml, FakeIgd, FakeUdp, memoryLogger, ssdpReply } from './fake-router.js';
 
@@ -28,6 +29,19 @@ test('parseSsdpReply keeps gateway answers and says why it drops the rest', () =
   ];
   for (const reason of reasons) assert.equal(typeof reason, 'string');
   assert.match(String(reasons[3]), /not the sender/);
+});
+
+test('IPv6: a LOCATION in brackets is the sender; another host or a link-local sender naming a global address is not', () => {
+  const ok = parseSsdpReply(ssdpReply('http://[2001:db8:1::1]:5000/rootDesc.xml'), '2001:db8:1::1');
+  assert.equal(typeof ok === 'object' && ok.location.hostname, '[2001:db8:1::1]');
+  assert.match(String(parseSsdpReply(ssdpReply('http://[2001:db8:1::9]:5000/rootDesc.xml'), '2001:db8:1::1')), /not the sender/);
+  assert.match(String(parseSsdpReply(ssdpReply('http://[2001:db8:1::1]:5000/rootDesc.xml'), 'fe80::1%eth0')), /not the sender/);
+  assert.match(searchMessage('urn:x', SSDP_MULTICAST6).toString(), /^HOST: \[FF02::C\]:1900\r$/m);
+});
+
+test('isGlobalIpv6: 2000::/3 only', () => {
+  for (const a of ['2001:db8:1::2', '2a01:4f8::1', '3fff::1']) assert.equal(isGlobalIpv6(a), true, a);
+  for (const a of ['fe80::1', 'fe80::1%eth0', 'fd00::1', '::1', '::', '::ffff:10.0.0.1', 'ff02::c', '10.0.0.1', 'not an address']) assert.equal(isGlobalIpv6(a), false, a);
 });
 
 describe('UPnP against a fake gateway on loopback', () => {

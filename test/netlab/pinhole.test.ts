@@ -1,0 +1,161 @@
+// UPnP IGD v2 IPv6 pinholes against a real router (root only), in test/netlab/inet.sh's internet with IPv6:
+// both home routers route IPv6 behind the usual stateful firewall (inbound new connections dropped); router 1
+// runs miniupnpd, whose WANIPv6FirewallControl service opens pinholes, router 2 runs none. Device A (behind
+// router 1) finds the router by SSDP on ff02::c and opens a pinhole to its sync port; a public device C with
+// no UDP at all (so no punching, no relay) dials A's global IPv6 address and syncs. The negative twin B
+// (behind router 2, same settings) cannot be reached. The pinhole is in the router's ruleset while A runs,
+// shows in `status --json`, and is deleted when A stops; a short lease is renewed (UpdatePinhole), for TCP
+// and UDP alike.
+
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join as joinPath, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
+import { needs } from '../helpers/needs.js';
+import { FerryNode, join, share, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { BUILD_TEST, mapPort, NsProcess } from './nat-lab.js';
+
+const execFileAsync = promisify(execFile);
+const PREFIX = 'fpin';
+const INET = resolve(fileURLToPath(import.meta.url), '../../../../test/netlab/inet.sh');
+const LAB_SETTINGS = { NETLAB_INET_HOSTS: '1', NETLAB_INET_V6: '1', NETLAB_INET_R1_UPNP: '1', NETLAB_INET_R2_UPNP: '0' };
+const SYNC_PORT = 22100;
+
+interface MapperReport {
+  state: string;
+  method: string | null;
+  external: string | null;
+  error: string | null;
+  lifetimeS: number | null;
+}
+type Status = StatusJson & {
+  external?: Array<{ address: string; source: string }>;
+  knownPeers?: Array<{ address: string; connected: boolean; lastError?: string }>;
+  services: StatusJson['services'] & { nat?: { pinhole?: { tcp?: MapperReport; udp?: MapperReport } } };
+};
+
+function inet(command: 'up' | 'down'): LabEnv {
+  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: PREFIX, ...LAB_SETTINGS }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+/** The accept rules miniupnpd keeps in router 1's forward chain for IPv6 pinholes (one line per pinhole). */
+async function pinholeRules(lab: LabEnv): Promise<string[]> {
+  const { stdout } = await execFileAsync('ip', ['netns', 'exec', lab.NETLAB_INET_R1_NS!, 'nft', 'list', 'chain', 'inet', 'filter', 'miniupnpd']);
+  return stdout.split('\n').map((l) => l.trim()).filter((l) => l.includes('accept'));
+}
+
+/** Does router 1 hold a pinhole to ADDRESS:PORT for PROTOCOL? (nft prints the IPv6 destination and next header raw.) */
+function hasPinhole(rules: string[], address: string, port: number, protocol: 'TCP' | 'UDP'): boolean {
+  const hex = expandIpv6(address);
+  const proto = protocol === 'TCP' ? '0x6' : '0x11';
+  return rules.some((r) => r.includes(`th dport ${port} `) && r.includes(`0x${hex}`) && r.includes(`@nh,48,8 ${proto} `));
+}
+
+/** 32 hex digits of an IPv6 address. */
+function expandIpv6(address: string): string {
+  const [head, tail = ''] = address.split('::') as [string, string?];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = address.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+  return groups.map((g) => g.padStart(4, '0')).join('');
+}
+
+describe('an IPv6 pinhole on the home router (UPnP IGD v2)', {
+  skip: needs.netlab(['ss', 'iproute2'], ['nft', 'nftables'], ['miniupnpd', 'miniupnpd-nftables'], ['stund', 'stun-server']),
+}, () => {
+  let lab: LabEnv;
+  let base: string;
+  const nodes: FerryNode[] = [];
+  const processes: NsProcess[] = [];
+
+  before(async () => {
+    inet('down');
+    lab = inet('up');
+    base = await tempDir('pinhole');
+  });
+
+  after(async () => {
+    await Promise.allSettled([...nodes.map((node) => node.stop()), ...processes.map((p) => p.stop('SIGKILL'))]);
+    inet('down');
+    await removeDir(base);
+  });
+
+  function node(name: string, ns: string, nat: boolean): FerryNode {
+    // No UDP anywhere: no µTP, no punching, no introductions; TCP over IPv6 only.
+    const created = new FerryNode(joinPath(base, `home-${name}`), { ns, nat, listen: `[::]:${SYNC_PORT}`, args: ['--no-lan', '--no-dht', '--no-trackers', '--no-stun', '--no-udp'] });
+    nodes.push(created);
+    return created;
+  }
+
+  test('a public peer with no UDP connects in through the pinhole and syncs; behind a router without it, it cannot; the pinhole goes on stop', async () => {
+    const dirA = joinPath(base, 'a');
+    const dirB = joinPath(base, 'b');
+    const dirC = joinPath(base, 'c');
+    await Promise.all([mkdir(dirA), mkdir(dirB), mkdir(dirC)]);
+    await writeFile(joinPath(dirA, 'hello.txt'), 'through the pinhole\n');
+    const a = node('a', lab.NETLAB_INET_H1a_NS!, true);
+    const b = node('b', lab.NETLAB_INET_H2a_NS!, true);
+    const c = node('c', lab.NETLAB_INET_PUBLIC_NS!, false);
+    await Promise.all([a.ready(), b.ready(), c.ready()]);
+    const { rw } = await share(a, dirA);
+    await join(b, rw, dirB);
+    await join(c, rw, dirC);
+
+    const addrA = lab.NETLAB_INET_H1a_ADDR6!;
+    const toA = `[${addrA}]:${SYNC_PORT}`;
+    const toB = `[${lab.NETLAB_INET_H2a_ADDR6!}]:${SYNC_PORT}`;
+    const pinholeOf = async (n: FerryNode): Promise<MapperReport | undefined> => ((await n.status()) as Status).services.nat?.pinhole?.tcp;
+    const holeA = await waitFor(async () => ((await pinholeOf(a))?.state === 'mapped' ? (await pinholeOf(a))! : false), "A's pinhole", 30_000);
+    assert.deepEqual([holeA.method, holeA.external], ['pinhole', toA]);
+    assert.ok(hasPinhole(await pinholeRules(lab), addrA, SYNC_PORT, 'TCP'), `router 1 has no pinhole to ${toA}: ${(await pinholeRules(lab)).join('\n')}`);
+    assert.ok(((await a.status()) as Status).external?.some((e) => e.source === 'pinhole' && e.address === toA), 'A lists its pinhole among its external addresses');
+    const holeB = await waitFor(async () => ((await pinholeOf(b))?.state === 'failed' ? (await pinholeOf(b))! : false), "B's pinhole attempt to fail", 30_000);
+    assert.match(holeB.error ?? '', /no UPnP gateway answered over IPv6/);
+
+    // Only C is told the addresses: every connection is C dialling in.
+    assert.equal((await c.cli(['peers', 'add', toA])).code, 0);
+    assert.equal((await c.cli(['peers', 'add', toB])).code, 0);
+    await waitFor(async () => (await readFile(joinPath(dirC, 'hello.txt'), 'utf8').catch(() => '')) === 'through the pinhole\n', 'the file to reach C from A', 60_000);
+    const idA = (await a.status()).device.id;
+    const idB = (await b.status()).device.id;
+    assert.ok((await c.connectedPeers()).some((p) => p.device === idA), 'C is connected to A');
+    await waitFor(async () => {
+      const status = (await c.status()) as Status;
+      return status.knownPeers?.some((k) => k.address === toB && !k.connected && /no TLS connection|TIMEOUT|timed? ?out/i.test(k.lastError ?? '')) ?? false;
+    }, "C's dial to B (no pinhole) to time out", 90_000);
+    assert.ok(!(await c.connectedPeers()).some((p) => p.device === idB), 'C never reached B');
+    assert.equal((await b.connectedPeers()).length, 0);
+
+    await a.stop();
+    assert.ok(!hasPinhole(await pinholeRules(lab), addrA, SYNC_PORT, 'TCP'), 'A deleted its pinhole when it stopped');
+  });
+
+  test('a short lease is renewed with UpdatePinhole, for TCP and UDP, and the pinhole is deleted on close', async () => {
+    const leaseS = 3;
+    const tcp = mapPort(lab.NETLAB_INET_H1a_NS!, 'pinhole', 4310, leaseS);
+    const udp = new NsProcess(lab.NETLAB_INET_H1a_NS!, [process.execPath, `${BUILD_TEST}/nat/fixtures/map-port.js`, 'pinhole', '4311', String(leaseS), 'UDP']);
+    processes.push(tcp, udp);
+    const renewals = (p: NsProcess): number => p.out.split('\n').filter((l) => l.includes('port mapping renewed') && l.includes('method=pinhole')).length;
+    // Two renewals of a 3 s lease: the hole outlived its first lease twice.
+    await waitFor(async () => {
+      if (!tcp.running || !udp.running) throw new Error(`a mapper exited:\n${tcp.out}\n${udp.out}`);
+      return renewals(tcp) >= 2 && renewals(udp) >= 2;
+    }, 'both pinholes to be renewed twice', 60_000);
+    const addrA = lab.NETLAB_INET_H1a_ADDR6!;
+    const rules = await pinholeRules(lab);
+    assert.ok(hasPinhole(rules, addrA, 4310, 'TCP') && hasPinhole(rules, addrA, 4311, 'UDP'), rules.join('\n'));
+    // Reachable from the internet through the TCP pinhole: the fixture greets and closes.
+    const { stdout } = await execFileAsync('ip', ['netns', 'exec', lab.NETLAB_INET_PUBLIC_NS!, process.execPath, '-e',
+      `const s=require('node:net').connect(4310,'${addrA}');let d='';s.on('data',(c)=>d+=c);s.on('end',()=>process.stdout.write(d));s.setTimeout(5000,()=>process.exit(3))`]);
+    assert.match(stdout, /^hello from \d+/);
+    await Promise.all([tcp.stop(), udp.stop()]);
+    assert.ok(tcp.events().some((e) => e.event === 'closed') && udp.events().some((e) => e.event === 'closed'));
+    const after = await pinholeRules(lab);
+    assert.ok(!hasPinhole(after, addrA, 4310, 'TCP') && !hasPinhole(after, addrA, 4311, 'UDP'), after.join('\n'));
+  });
+});
