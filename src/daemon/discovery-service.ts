@@ -31,6 +31,7 @@ export const discoveryServiceFactory: ServiceFactory = (context) => {
     // Without a port-mapping service nothing is worth waiting for.
     mappingSettled: settings.nat ? () => context.reachability.mappingSettled : undefined,
     onExternalChanged: (listener) => context.reachability.onChange(listener),
+    onExternalAddress: (at) => context.reachability.learn('dht', at, 'DHT responders'),
     lan: settings.lan && !loopbackOnly ? {} : false,
     trackers: settings.trackers ? { urls: settings.trackerUrls } : false,
     dht: settings.dht

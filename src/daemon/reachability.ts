@@ -4,7 +4,8 @@
 import { formatAddress, type HostPort } from '../util/address.js';
 
 /** 'pinhole': this device's global IPv6 address, open to inbound through the router's firewall (UPnP IGD v2). */
-export type ExternalSource = 'upnp' | 'natpmp' | 'stun' | 'observed' | 'turn' | 'pinhole';
+/** 'dht': agreed by DHT responders (BEP 42 `ip`). */
+export type ExternalSource = 'upnp' | 'natpmp' | 'stun' | 'observed' | 'turn' | 'pinhole' | 'dht';
 
 export interface ExternalAddress {
   address: string;
@@ -37,8 +38,8 @@ export class Reachability {
     this.settle();
   }
 
-  /** An external address learned by STUN, seen by a peer, relayed by TURN or opened by a pinhole; listeners hear only of new ones. */
-  learn(source: 'stun' | 'observed' | 'turn' | 'pinhole', at: HostPort, via?: string, nowMs = Date.now()): void {
+  /** An external address learned by STUN, seen by a peer, relayed by TURN, opened by a pinhole or agreed by DHT responders; listeners hear only of new ones. */
+  learn(source: 'stun' | 'observed' | 'turn' | 'pinhole' | 'dht', at: HostPort, via?: string, nowMs = Date.now()): void {
     const address = formatAddress(at);
     const key = `${source} ${address}`;
     const known = this.learned.get(key);

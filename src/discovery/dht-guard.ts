@@ -123,6 +123,11 @@ export class GuardedSocket extends EventEmitter {
   private readonly queries = new Map<string, number>();
   /** `host:port|t` of queries we sent. */
   private readonly sent = new Map<string, true>();
+  /**
+   * Hears each reply to a query we sent (a round trip, so not from a spoofed source) with its BEP 42
+   * `ip` key, the address the responder saw us at (dht.ts votes on it).
+   */
+  onReplyIp: ((from: RemoteInfo, ip: Uint8Array) => void) | null = null;
 
   constructor(
     private readonly inner: DatagramSocket,
@@ -237,7 +242,10 @@ export class GuardedSocket extends EventEmitter {
     const tid = message && isBytes(message.t) ? Buffer.from(message.t).toString('hex') : '';
     const kind = message ? text(message.y) : '';
     if (kind === 'q') remember(this.queries, `${from}|${tid}`, packet.length);
-    else if ((kind === 'r' || kind === 'e') && this.sent.delete(`${from}|${tid}`)) remember(this.verified, from, Date.now() + VERIFIED_MS);
+    else if ((kind === 'r' || kind === 'e') && this.sent.delete(`${from}|${tid}`)) {
+      remember(this.verified, from, Date.now() + VERIFIED_MS);
+      if (kind === 'r' && isBytes(message!.ip)) this.onReplyIp?.(rinfo, message!.ip);
+    }
     this.emit('message', packet, rinfo);
   }
 }

@@ -5,11 +5,14 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import DHT, { type DhtNode } from 'bittorrent-dht';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
+import type { HostPort } from '../util/address.js';
+import { ExternalIpVote, nodeIdFor, parseCompactEndpoint, validNodeId } from './bep42.js';
 import { GuardedSocket, type DatagramSocket } from './dht-guard.js';
+import { isPrivateAddress } from './net-addresses.js';
 import { formatPeerAddress } from './peer-address.js';
 import type { AnnouncedFolder } from './trackers.js';
 import { bindUdp, closeUdp } from './udp.js';
@@ -44,6 +47,8 @@ export interface DhtDiscoveryOptions {
   folders: () => readonly AnnouncedFolder[];
   announcePort: () => number;
   onPeers: (folderIdHex: string, addresses: string[]) => void;
+  /** Responders of DHT queries agree on this device's external address (BEP 42 `ip`); told only when the DHT is on the shared socket. */
+  onExternalAddress?: (at: HostPort) => void;
   /** Whether a folder has a connected peer; one without is looked up every lonelyLookupMs. */
   hasPeers?: (folderIdHex: string) => boolean;
   /** @default DHT_LONELY_LOOKUP_MS */
@@ -111,6 +116,10 @@ export class DhtDiscovery extends Resource {
   private readonly status = new Map<string, FolderStatus>();
   private announcing = false;
   private again = false;
+  /** BEP 42: votes of DHT responders on our external IPv4 address. */
+  private readonly vote = new ExternalIpVote();
+  private externalSeen: string | undefined;
+  private rekeying = false;
 
   constructor(private readonly options: DhtDiscoveryOptions) {
     super();
@@ -120,11 +129,20 @@ export class DhtDiscovery extends Resource {
   protected async _open(): Promise<void> {
     const saved = this.options.loadState?.();
     const nodeId = saved && /^[0-9a-f]{40}$/.test(saved.nodeId) ? Buffer.from(saved.nodeId, 'hex') : randomBytes(20);
-    this.socket = await this.openSocket();
-    this.guard = new GuardedSocket(this.socket, (from, reason) => this.log.debug('ignoring a DHT message', { from, reason }));
     const bootstrap = [...this.options.bootstrap.map(parseNode), ...(saved?.nodes ?? []).slice(0, DHT_SAVED_NODES)].filter(
       (node): node is DhtNode => node !== null,
     );
+    await this.start(nodeId, bootstrap);
+    this.every(this.options.intervalMs ?? DHT_ANNOUNCE_INTERVAL_MS, () => this.announceAll());
+    this.every(DHT_SAVE_INTERVAL_MS, () => void this.save());
+    if (this.options.hasPeers) this.every(this.options.lonelyLookupMs ?? DHT_LONELY_LOOKUP_MS, () => this.lookupLonely());
+  }
+
+  /** Opens the socket and the DHT node with `nodeId`, joining through `bootstrap`. */
+  private async start(nodeId: Buffer, bootstrap: DhtNode[]): Promise<void> {
+    this.socket = await this.openSocket();
+    this.guard = new GuardedSocket(this.socket, (from, reason) => this.log.debug('ignoring a DHT message', { from, reason }));
+    this.guard.onReplyIp = (from, ip) => this.onReplyIp(from.address, ip);
     const dht = new DHT({ nodeId, bootstrap, socket: this.guard, ...DHT_LIMITS });
     this.dht = dht;
     dht.on('warning', (err: Error) => this.log.debug('DHT warning', { reason: err.message }));
@@ -136,10 +154,45 @@ export class DhtDiscovery extends Resource {
       this.announceAll();
     });
     dht.listen();
-    this.log.info('DHT listening', { address: formatPeerAddress({ host: this.options.host, port: this.socket.address().port }), bootstrap: bootstrap.length });
-    this.every(this.options.intervalMs ?? DHT_ANNOUNCE_INTERVAL_MS, () => this.announceAll());
-    this.every(DHT_SAVE_INTERVAL_MS, () => void this.save());
-    if (this.options.hasPeers) this.every(this.options.lonelyLookupMs ?? DHT_LONELY_LOOKUP_MS, () => this.lookupLonely());
+    this.log.info('DHT listening', { address: formatPeerAddress({ host: this.options.host, port: this.socket.address().port }), bootstrap: bootstrap.length, nodeId: nodeId.toString('hex') });
+  }
+
+  /**
+   * A responder's BEP 42 `ip`: one vote on our external address. Once enough distinct responders
+   * agree, the address is reported (one more source next to STUN and the handshake), and a node ID
+   * not valid for it (BEP 42) is replaced by one that is: the node restarts with its routing table.
+   */
+  private onReplyIp(responder: string, ip: Uint8Array): void {
+    const seen = parseCompactEndpoint(ip);
+    if (!seen || isIP(seen.host) !== 4 || this.closed) return; // this DHT is the IPv4 one
+    const agreed = this.vote.add(responder, seen);
+    if (!agreed) return;
+    const text = formatPeerAddress(agreed);
+    if (text !== this.externalSeen) {
+      this.externalSeen = text;
+      const shared = this.socket instanceof SharedDhtSocket;
+      this.log.info('DHT responders agree on our external address', { address: text, syncPort: shared });
+      // Its port is the sync port's mapping only when the DHT rides the sync port's socket.
+      if (shared) this.options.onExternalAddress?.(agreed);
+    }
+    const dht = this.dht;
+    if (!dht || this.rekeying || isPrivateAddress(agreed.host) || validNodeId(dht.nodeId, agreed.host)) return;
+    this.rekeying = true;
+    void this.rekey(nodeIdFor(agreed.host), agreed.host).finally(() => (this.rekeying = false));
+  }
+
+  /** Restarts the node with `nodeId`, bootstrapping from the current routing table (and the configured nodes). */
+  private async rekey(nodeId: Buffer, forIp: string): Promise<void> {
+    const dht = this.dht;
+    if (!dht || this.closed) return;
+    const nodes = dht.toJSON().nodes.slice(0, DHT_SAVED_NODES).map(({ host, port }) => ({ host, port }));
+    this.log.info('DHT node ID follows the external address (BEP 42)', { address: forIp, from: dht.nodeId.toString('hex'), to: nodeId.toString('hex') });
+    this.dht = null;
+    await new Promise<void>((resolve) => dht.destroy(() => resolve()));
+    if (this.closed) return;
+    const bootstrap = [...this.options.bootstrap.map(parseNode), ...nodes].filter((node): node is DhtNode => node !== null);
+    await this.start(nodeId, bootstrap);
+    await this.save();
   }
 
   /** The shared socket when it is IPv4 (the DHT's node lists are), else one of our own. */
@@ -194,6 +247,7 @@ export class DhtDiscovery extends Resource {
       port: this.opened ? this.port : null,
       nodeId: this.dht?.nodeId.toString('hex') ?? null,
       nodes: this.dht?.nodes.count() ?? 0,
+      ...(this.externalSeen ? { externalAddress: this.externalSeen } : {}),
       guard: this.guard?.stats ?? null,
       folders: Object.fromEntries(this.status),
     };

@@ -60,6 +60,8 @@ export interface DiscoveryOptions {
    */
   udpExternalPort?: () => number | undefined;
   onExternalChanged: (listener: () => void) => () => void;
+  /** DHT responders agree on this device's external address (BEP 42 `ip`). */
+  onExternalAddress?: (at: HostPort) => void;
   /** Settles when the first port-mapping attempt has (trackers wait for it, up to mappingWaitMs). */
   mappingSettled?: () => Promise<unknown>;
   /** @default MAPPING_WAIT_MS */
@@ -153,6 +155,7 @@ export class Discovery extends Resource {
         lonelyLookupMs: options.lonelyLookupMs,
         loadState: options.dht.loadState,
         saveState: options.dht.saveState,
+        ...(options.onExternalAddress ? { onExternalAddress: options.onExternalAddress } : {}),
         logger: this.log.child('dht'),
       });
     }
