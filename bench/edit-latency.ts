@@ -31,6 +31,8 @@ export interface DaemonFigures {
   oomKills?: number;
   indexMiB: number;
   indexBytesPerFile: number;
+  /** B only: its index after a restart, which repacks an index written about as much as it holds (src/index/repack.ts). */
+  afterRestart?: { indexMiB: number; indexBytesPerFile: number; restartSeconds: number };
 }
 
 export interface BatchFigures {
@@ -223,11 +225,20 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
     };
     const a = await figures('a');
     const b = await figures('b');
+    // B restarts: the index its initial sync wrote is repacked at the open; timed until B is connected and complete.
+    const restartAt = process.hrtime.bigint();
+    await pair.restartB(async (side, spawn) => (cgroups[side] ? cgroups[side].spawnInside(spawn) : spawn()));
+    pids.b = pair.pids().b;
+    await until(() => pair.complete(totals), `B to hold ${totals.files} files after its restart`, 60 * 60_000, 1000);
+    const restartSeconds = seconds(restartAt);
+    const repacked = (await stat(join(pair.homes().b, 'index', 'data.mdb'))).size;
+    b.afterRestart = { indexMiB: repacked / MIB, indexBytesPerFile: repacked / totals.files, restartSeconds };
     const side = (name: string, d: DaemonFigures): string =>
       `${name}: RSS ${d.rssMiB.toFixed(0)} MiB, anonymous ${d.anonMiB.toFixed(0)} (peak ${d.anonPeakMiB.toFixed(0)}) MiB` +
       (d.cgroupPeakMiB !== undefined ? `, cgroup peak ${d.cgroupPeakMiB.toFixed(0)} MiB, OOM kills ${d.oomKills}` : '') +
       `, index ${d.indexMiB.toFixed(1)} MiB (${(d.indexBytesPerFile / 1024).toFixed(2)} KB/file)`;
     log(`${files} files: scan on A ${scanSeconds.toFixed(1)} s, sync ${syncSeconds.toFixed(1)} s; ${side('A', a)}; ${side('B', b)}`);
+    log(`${files} files: B restarted in ${restartSeconds.toFixed(1)} s, index ${b.afterRestart.indexMiB.toFixed(1)} MiB (${(b.afterRestart.indexBytesPerFile / 1024).toFixed(2)} KB/file)`);
 
     const stamp = Date.now();
     const edits = await timeBatch(

@@ -37,6 +37,17 @@ export class FerryPair implements Pair {
     this.clientB = new ControlClient(this.b.home);
   }
 
+  /** Stops B and starts it again on the same home (`around` as in start()); it dials A again by itself. */
+  async restartB(around?: (side: 'a' | 'b', spawn: () => void) => Promise<void>): Promise<void> {
+    await this.b.stop();
+    const args = ['--log-level', process.env.BENCH_FERRY_LOG ?? 'warn', ...this.extraArgs];
+    const nodeFlags = process.env.BENCH_FERRY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+    const spawn = around ?? (async (_side: 'a' | 'b', go: () => void) => go());
+    await spawn('b', () => (this.b = new DaemonProcess(this.b.home, args, {}, nodeFlags)));
+    await this.b.ready();
+    this.clientB = new ControlClient(this.b.home);
+  }
+
   async beginSync(source: string, target: string): Promise<void> {
     const keys = await this.clientA.call<KeysReport>('POST', '/folders', { path: source });
     this.folderId = keys.folderId;

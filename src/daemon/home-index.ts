@@ -5,6 +5,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, ioError } from '../errors.js';
 import { checkIndexFile, type IndexFileProblem } from '../index/lmdb-header.js';
+import { settleRepack } from '../index/repack.js';
 import { IndexStore, type IndexStoreOptions } from '../index/store.js';
 import { CERT_FILE, KEY_FILE } from '../keys/index.js';
 import type { Logger } from '../util/log.js';
@@ -103,6 +104,8 @@ export async function openHomeIndex(layout: HomeLayout, logger: Logger, options:
     recovered = { problem, detail, setAside: aside, atMs: when.getTime(), fromPortable: portable !== undefined };
   };
 
+  // A repack that a stop interrupted is finished first, so the check sees the index the store will open.
+  await settleRepack(layout.indexDir, logger);
   const check = await checkIndexFile(join(layout.indexDir, 'data.mdb'));
   const fresh = check === undefined;
   if (check && !check.ok) await setAside(check.problem, check.detail);

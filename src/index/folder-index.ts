@@ -36,6 +36,8 @@ export interface IndexContext {
   dbs(): IndexDbs;
   /** Runs `action` in one asynchronous write transaction; resolves when it is durable. */
   write<T>(action: () => T): Promise<T>;
+  /** Inside a write transaction, last: `records` records were written (counted towards the next repack, repack.ts). */
+  churn?(records: number): void;
 }
 
 type RecordDb = 'local' | 'global';
@@ -93,6 +95,7 @@ export class LmdbFolderIndex implements FolderIndex {
         stored.push(local);
       }
       batch.commit();
+      this.context.churn?.(records.length);
       return stored;
     });
   }
@@ -152,6 +155,7 @@ export class LmdbFolderIndex implements FolderIndex {
         batch.writes.push(() => dbs.global.putSync([this.prefix, pathKey(global.path)], storedGlobal(global, before.local)));
       }
       batch.commit();
+      this.context.churn?.(records.length);
     });
   }
 
@@ -170,6 +174,7 @@ export class LmdbFolderIndex implements FolderIndex {
         taken.push(global);
       }
       batch.commit();
+      this.context.churn?.(taken.length);
       return taken;
     });
   }
@@ -209,6 +214,7 @@ export class LmdbFolderIndex implements FolderIndex {
       const remote = this.context.dbs().remote;
       // Only the version: what a peer holds is all completion and block sources ask (schema 3).
       for (const record of records) remote.putSync([this.prefix, pathKey(record.path), remoteDevice(deviceId)], encodeRemote(record));
+      this.context.churn?.(records.length);
     });
   }
 

@@ -8,6 +8,7 @@ import { Resource } from '../util/resource.js';
 import { LmdbFolderIndex } from './folder-index.js';
 import { processWordBits } from './lmdb-header.js';
 import { folderRange } from './keys.js';
+import { CHURN_KEY, REPACK_MIN_CHURN, dropOldIndex, restoreOldIndex, settleRepack, writeRepack } from './repack.js';
 import { FOLDER_DBS, MIGRATIONS, SCHEMA_VERSION, allocateFolderPrefix, folderPrefix, forgetFolderPrefix, openDatabases, prepareSchema, type IndexDbs, type Migration } from './schema.js';
 import type { DeviceRecord, FolderConfig, FolderIndex } from './types.js';
 
@@ -32,6 +33,11 @@ export interface IndexStoreOptions {
    * portable file follows (src/daemon/portable.ts). Awaited, so a change is in both when its call returns.
    */
   onConfigWrite?: (change: { setting?: string }) => Promise<void> | void;
+  /**
+   * Repack the index at open when it was rewritten about as much as its size since the last repack (a first scan, a
+   * large initial sync): see repack.ts. @default true
+   */
+  repack?: boolean;
 }
 
 /** While the home's disk is full: how often free space is checked for a retry. */
@@ -99,6 +105,8 @@ export class IndexStore extends Resource {
   /** Set while the home's disk is full: since when, and what failed. */
   private full: { sinceMs: number; detail: string } | undefined;
   private fullTimer: NodeJS.Timeout | null = null;
+  /** Records written since the last repack that are not in meta yet (see churn()). */
+  private unsavedChurn = 0;
 
   constructor(private readonly options: IndexStoreOptions) {
     super();
@@ -106,6 +114,40 @@ export class IndexStore extends Resource {
   }
 
   protected async _open(): Promise<void> {
+    const path = this.options.path;
+    let replaced = await settleRepack(path, this.logger);
+    let opened: { env: RootDatabase; dbs: IndexDbs };
+    try {
+      opened = await this.openEnvironment();
+    } catch (err) {
+      // A repacked index that does not open: the one it replaced comes back (the new one is set aside).
+      if (!replaced || !(await restoreOldIndex(path))) throw err;
+      this.logger.error('the repacked index does not open; back to the one it replaced', { path, err: String(err) });
+      replaced = false;
+      opened = await this.openEnvironment();
+    }
+    if (replaced) await dropOldIndex(path);
+    if ((this.options.repack ?? true) && repackWanted(opened.dbs)) {
+      await opened.env.close();
+      await writeRepack(path, mapLayout(undefined, this.options.mapSizeBytes) as unknown as Record<string, unknown>, this.logger);
+      await settleRepack(path, this.logger);
+      opened = await this.openEnvironment();
+      await dropOldIndex(path);
+      opened.env.transactionSync(() => opened.dbs.meta.removeSync(CHURN_KEY));
+    }
+    const { env } = opened;
+    this.databases = opened.dbs;
+    this.env = env;
+    for (const key of this.databases.meta.getKeys({ start: [REMOVING], end: [REMOVING + '\u0001'] })) {
+      const folderId = (key as [string, string])[1];
+      this.logger.info('finishing an interrupted folder removal', { folder: folderId });
+      await this.removeFolderData(folderId);
+    }
+    this.logger.debug('index open', { path: this.options.path });
+  }
+
+  /** Opens the environment at the schema version (migrating it if needed) and its databases. */
+  private async openEnvironment(): Promise<{ env: RootDatabase; dbs: IndexDbs }> {
     let env: RootDatabase;
     try {
       env = openLmdb({
@@ -119,18 +161,11 @@ export class IndexStore extends Resource {
     try {
       const target = this.options.schemaVersion ?? SCHEMA_VERSION;
       prepareSchema(env, target, this.options.migrations ?? MIGRATIONS, this.logger);
-      this.databases = openDatabases(env);
+      return { env, dbs: openDatabases(env) };
     } catch (err) {
       await env.close();
       throw err;
     }
-    this.env = env;
-    for (const key of this.databases.meta.getKeys({ start: [REMOVING], end: [REMOVING + '\u0001'] })) {
-      const folderId = (key as [string, string])[1];
-      this.logger.info('finishing an interrupted folder removal', { folder: folderId });
-      await this.removeFolderData(folderId);
-    }
-    this.logger.debug('index open', { path: this.options.path });
   }
 
   /** The home's disk is full: writes fail (and are retried by their owners) until space is freed. */
@@ -231,7 +266,7 @@ export class IndexStore extends Resource {
       const dbs = this.openDbs();
       // Allocated once per folder, in its own small transaction (a folder is opened before any write of it).
       const prefix = folderPrefix(dbs, id) ?? this.env!.transactionSync(() => allocateFolderPrefix(dbs, id));
-      index = new LmdbFolderIndex(id, prefix, { dbs: () => this.openDbs(), write: (action) => this.write(action) });
+      index = new LmdbFolderIndex(id, prefix, { dbs: () => this.openDbs(), write: (action) => this.write(action), churn: (records) => this.churn(records) });
       this.folderIndexes.set(id, index);
     }
     return index;
@@ -247,6 +282,20 @@ export class IndexStore extends Resource {
   private openDbs(): IndexDbs {
     if (!this.databases) throw new FerryError('CLOSED', 'the index is not open');
     return this.databases;
+  }
+
+  /**
+   * Inside a write transaction: `records` more records written since the last repack. Kept in memory until they add
+   * up to REPACK_MIN_CHURN, then stored with each transaction (a small index never gets the key).
+   */
+  private churn(records: number): void {
+    this.unsavedChurn += records;
+    const meta = this.openDbs().meta;
+    const saved: unknown = meta.get(CHURN_KEY);
+    const total = (typeof saved === 'number' ? saved : 0) + this.unsavedChurn;
+    if (total < REPACK_MIN_CHURN) return;
+    meta.putSync(CHURN_KEY, total);
+    this.unsavedChurn = 0;
   }
 
   /** One asynchronous write transaction, tracked so close() can wait for it. */
@@ -329,4 +378,12 @@ export class IndexStore extends Resource {
       this.openDbs().meta.removeSync([REMOVING, id]);
     });
   }
+}
+
+/** Whether the index was rewritten about as much as it holds since its last repack (and at least REPACK_MIN_CHURN records). */
+function repackWanted(dbs: IndexDbs): boolean {
+  const churn: unknown = dbs.meta.get(CHURN_KEY);
+  if (typeof churn !== 'number' || churn < REPACK_MIN_CHURN) return false;
+  const entries = (dbs.local.getStats() as { entryCount?: number }).entryCount ?? 0;
+  return churn >= entries;
 }

@@ -1,0 +1,169 @@
+// Repack (src/index/repack.ts): after a large initial sync the receiver's index is rewritten with full pages at the
+// next open, to at most 0.5 KB per file; an interrupted repack never loses either index.
+
+import assert from 'node:assert/strict';
+import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { open } from 'lmdb';
+import { CHURN_KEY, repackPaths, settleRepack } from '../../src/index/repack.js';
+import type { FileRecord } from '../../src/index/records.js';
+import { IndexStore } from '../../src/index/store.js';
+import { silentLogger } from '../../src/util/log.js';
+import { FOLDER_A, file, hash, recount, tempDir } from './helpers/store.js';
+
+const FILES = 20_000;
+const PEER = 'PEERDEVICE';
+
+/** The paths of bench/lib.ts writeSmallFiles: 100 per folder, 10 folders per parent. */
+function pathOf(i: number): string {
+  return `g${Math.floor(i / 1000)}/d${Math.floor(i / 100) % 10}/f${i}.dat`;
+}
+
+/** A record as the sender announces it: its own sequence, version and one block. */
+function announced(i: number): FileRecord {
+  return {
+    ...file(pathOf(i), { size: 1024, blockSize: 131072, blocks: [hash(i)], version: { [PEER]: 1 }, modifiedBy: PEER, inode: 0, mtimeMs: 1_700_000_000_000 + i }),
+    sequence: i + 1,
+  };
+}
+
+/** A deterministic shuffle of 0..n-1 within windows of `window` (installs finish out of order, a few dozen at a time). */
+function installOrder(n: number, window: number): number[] {
+  const order: number[] = [];
+  let seed = 12345;
+  for (let start = 0; start < n; start += window) {
+    const part = Array.from({ length: Math.min(window, n - start) }, (_, k) => start + k);
+    for (let k = part.length - 1; k > 0; k--) {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      const j = seed % (k + 1);
+      [part[k], part[j]] = [part[j]!, part[k]!];
+    }
+    order.push(...part);
+  }
+  return order;
+}
+
+/**
+ * What a receiver writes for a folder of `files` files from one peer, in the order it does: each index batch of 1000
+ * records taken as global and as the peer's (folder-sync.ts), then the files installed a few dozen per transaction in
+ * the order they finish (installer.ts), each becoming the local record with a marker for the global one.
+ */
+async function receive(store: IndexStore, files: number): Promise<void> {
+  const index = store.folder(FOLDER_A);
+  for (let start = 0; start < files; start += 1000) {
+    const batch = Array.from({ length: Math.min(1000, files - start) }, (_, k) => announced(start + k));
+    await Promise.all([index.offerGlobal(batch), index.putRemote(PEER, batch)]);
+    await index.setPeerSequence(PEER, start + batch.length);
+  }
+  const order = installOrder(files, 200);
+  for (let start = 0; start < order.length; start += 40) {
+    const installed = order.slice(start, start + 40).map((i) => {
+      const { sequence: _sequence, ...record } = announced(i);
+      return { ...record, inode: 1000 + i };
+    });
+    await index.putLocal(installed);
+  }
+}
+
+async function indexBytes(dir: string): Promise<number> {
+  return (await stat(join(dir, 'data.mdb'))).size;
+}
+
+describe('index repack', () => {
+  test(`a receiver's index of ${FILES} files is repacked at the next open to at most 0.5 KB per file, every record intact`, async (t) => {
+    const dir = join(await tempDir(t), 'index');
+    const store = new IndexStore({ path: dir });
+    await store.open();
+    await receive(store, FILES);
+    const counts = store.folder(FOLDER_A).counts();
+    assert.equal(counts.localFiles, FILES);
+    assert.equal(counts.needFiles, 0);
+    await store.close();
+    const before = await indexBytes(dir);
+    // As written, pages are about half full: over the goal (this is what the repack is for).
+    assert.ok(before / FILES > 512, `before the repack: ${(before / FILES).toFixed(0)} bytes per file`);
+
+    const again = new IndexStore({ path: dir, logger: silentLogger });
+    await again.open();
+    t.after(() => again.close());
+    const after = await indexBytes(dir);
+    assert.ok(after / FILES <= 512, `after the repack: ${(after / FILES).toFixed(0)} bytes per file (before ${(before / FILES).toFixed(0)})`);
+
+    const index = again.folder(FOLDER_A);
+    assert.deepEqual(index.counts(), recount(index));
+    assert.equal(index.counts().localFiles, FILES);
+    assert.equal(index.hasNeeded(), false);
+    for (const i of [0, 1, 4_999, 12_345, FILES - 1]) {
+      const local = index.getLocal(pathOf(i));
+      assert.equal(local?.inode, 1000 + i);
+      assert.deepEqual(local?.blocks, [hash(i)]);
+      assert.deepEqual(index.getGlobal(pathOf(i))?.version, { [PEER]: 1 });
+      assert.deepEqual(index.remoteVersion(PEER, pathOf(i)), { [PEER]: 1 });
+      assert.deepEqual(index.findBlock(hash(i)), { path: pathOf(i), index: 0 });
+    }
+    assert.equal(index.peerSequence(PEER), FILES);
+    assert.equal([...index.localSince(FILES - 3)].length, 3);
+    // Nothing left beside the index, and the count starts again.
+    assert.deepEqual((await readdir(join(dir, '..'))).sort(), ['index']);
+    await index.putLocal([file('new.txt')]);
+    assert.equal(index.getLocal('new.txt')?.size, 10);
+  });
+
+  test('an index written less than it holds is not repacked', async (t) => {
+    const dir = join(await tempDir(t), 'index');
+    const store = new IndexStore({ path: dir });
+    await store.open();
+    await store.folder(FOLDER_A).putLocal(Array.from({ length: 2_000 }, (_, i) => file(pathOf(i))));
+    await store.close();
+    const env = open({ path: dir, maxDbs: 32 });
+    const meta = env.openDB({ name: 'meta' });
+    assert.equal(meta.get(CHURN_KEY), undefined, 'a small index never gets the count');
+    await env.close();
+    const mtime = (await stat(join(dir, 'data.mdb'))).mtimeMs;
+    const again = new IndexStore({ path: dir });
+    await again.open();
+    await again.close();
+    assert.equal((await stat(join(dir, 'data.mdb'))).mtimeMs, mtime, 'the same file: not rewritten');
+  });
+
+  test('an interrupted repack: an unfinished copy is deleted; a finished one replaces the index, also when the stop came between the renames', async (t) => {
+    const base = await tempDir(t);
+    const dir = join(base, 'index');
+    const paths = repackPaths(dir);
+    const store = new IndexStore({ path: dir });
+    await store.open();
+    await store.folder(FOLDER_A).putLocal([file('kept.txt')]);
+    await store.close();
+
+    // An unfinished copy (the stop came while writing it): deleted, the index as it was.
+    await mkdir(paths.tmp);
+    await writeFile(join(paths.tmp, 'data.mdb'), 'half');
+    assert.equal(await settleRepack(dir, silentLogger), false);
+    assert.deepEqual(await readdir(base), ['index']);
+
+    // A finished copy (here: another index with another file) replaces the index; the old one goes once the new opened.
+    const other = new IndexStore({ path: paths.done });
+    await other.open();
+    await other.folder(FOLDER_A).putLocal([file('repacked.txt')]);
+    await other.close();
+    const reopened = new IndexStore({ path: dir });
+    await reopened.open();
+    assert.equal(reopened.folder(FOLDER_A).getLocal('repacked.txt')?.path, 'repacked.txt');
+    assert.equal(reopened.folder(FOLDER_A).getLocal('kept.txt'), undefined);
+    await reopened.close();
+    assert.deepEqual(await readdir(base), ['index']);
+
+    // The stop came after the index moved to .old and before the copy took its name.
+    await rename(dir, paths.old);
+    const copy = new IndexStore({ path: paths.done });
+    await copy.open();
+    await copy.folder(FOLDER_A).putLocal([file('third.txt')]);
+    await copy.close();
+    const last = new IndexStore({ path: dir });
+    await last.open();
+    assert.equal(last.folder(FOLDER_A).getLocal('third.txt')?.path, 'third.txt');
+    await last.close();
+    assert.deepEqual(await readdir(base), ['index']);
+  });
+});
