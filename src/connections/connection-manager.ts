@@ -359,12 +359,15 @@ export class ConnectionManager extends Resource {
   }
 
   private async dialOnce(entry: KnownAddress): Promise<void> {
-    const order = this.nextOrder++;
     const generation = this.generation;
     const signal = AbortSignal.any([this.lifetime.signal, entry.abort.signal]);
     let socket: TLSSocket | undefined;
     try {
       socket = await this.dialAny(entry.target, signal);
+      // Ordered when TLS completed, as the acceptor orders it (on its secure socket), not when the
+      // dial began: two dials to one device (a punch begun long before, say) are then ordered alike
+      // at both ends, and the duplicate rule keeps the same link at both.
+      const order = this.nextOrder++;
       const remoteId = certificateDeviceId(socket);
       if (remoteId === this.options.identity.id) {
         socket.destroy();
@@ -463,13 +466,13 @@ export class ConnectionManager extends Resource {
     const udp = this.udp?.opened ? this.udp : null;
     if (!udp || this.closed) return { connected: false, error: 'UDP is off' };
     if (this.isDirectlyConnected(deviceId)) return { connected: true };
-    const order = this.nextOrder++;
     const where = socketAddress(target.host, target.port);
     let error: string | undefined;
     const attempt = (async (): Promise<void> => {
       let socket: TLSSocket | undefined;
       try {
         socket = await udp.dial(target, { timeoutMs: UDP_PROBE_MS, signal: signal ? AbortSignal.any([this.lifetime.signal, signal]) : this.lifetime.signal });
+        const order = this.nextOrder++; // at TLS completion, as in dialOnce
         const remoteId = certificateDeviceId(socket);
         if (remoteId !== deviceId) throw new FerryError('HANDSHAKE', `${where} is ${remoteId === this.options.identity.id ? 'this device' : `device ${remoteId ?? '(none)'}`}, not the one introduced`);
         const established = await this.establish(socket, 'client');
@@ -564,15 +567,16 @@ export class ConnectionManager extends Resource {
         return;
       }
       this.links.delete(deviceId);
-      if (existingAlive && existing.relayed && !link.relayed) {
-        // Handover: new requests go over the direct link once it is in use (onPeer below); the
-        // relayed one answers what is in flight both ways, then closes (SUPERSEDED).
-        this.log.info('direct link replaces the relayed one; draining it', { device: deviceId, relayed: existing.peer.address, direct: peer.address });
+      if (existingAlive) {
+        // Handover: new requests go over the new link once it is in use (onPeer below); the old one
+        // (a relayed link a direct one replaces, say, or a direct one a punched one replaces) answers
+        // what is in flight both ways, then closes (SUPERSEDED). Both ends keep the same link.
+        if (existing.relayed && !link.relayed) this.log.info('direct link replaces the relayed one; draining it', { device: deviceId, relayed: existing.peer.address, direct: peer.address });
+        else this.log.debug('another link to a connected device replaces the kept one; draining it', { device: deviceId, old: existing.peer.address, new: peer.address });
         existing.handingOver = true;
         handover = existing;
       } else {
         this.reportClosed(existing);
-        if (existingAlive) void existing.peer.connection.close(CLOSE_DUPLICATE, 'replaced by another connection to this device');
       }
     }
     this.links.set(deviceId, link);
@@ -599,7 +603,7 @@ export class ConnectionManager extends Resource {
       const relayed = handover;
       void inUse
         .catch(() => undefined)
-        .then(() => relayed.peer.connection.supersede('a direct link to this device replaces this relayed one'))
+        .then(() => relayed.peer.connection.supersede(relayed.relayed && !link.relayed ? 'a direct link to this device replaces this relayed one' : 'another link to this device replaces this one'))
         .finally(() => this.reportClosed(relayed));
     }
   }

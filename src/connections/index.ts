@@ -2,6 +2,7 @@
 
 export {
   CLOSE_DUPLICATE,
+  CLOSE_SUPERSEDED,
   CLOSE_RECONNECT,
   CLOSE_SHUTDOWN,
   ConnectionManager,

@@ -35,6 +35,8 @@ export const CLOSE_TIMEOUT_MS = 5_000;
 export const CLOSE_SUPERSEDED = 'SUPERSEDED';
 /** How long a superseded link may take to drain (its requests answered both ways) before it is closed anyway. */
 export const SUPERSEDE_DRAIN_MS = 30_000;
+/** A superseded link whose answers stopped coming for this long is taken for dead: its requests fail (and go elsewhere). */
+export const SUPERSEDE_QUIET_MS = 10_000;
 /** How long close() waits for the peer to hang up when the link never completed its handshake. */
 export const PRE_HANDSHAKE_CLOSE_MS = 1_000;
 /** Idle block buffers a connection keeps for reuse. */
@@ -325,14 +327,16 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     if (this.closed) return this.close();
     this.superseding ??= (async () => {
       const deadline = Date.now() + drainMs;
-      const until = async (done: () => boolean): Promise<void> => {
+      const until = async (done: () => boolean, quiet = false): Promise<void> => {
         while (!done() && !this.closed && Date.now() < deadline) {
+          // Requests outstanding and nothing received for a while: the old link died unnoticed.
+          if (quiet && Date.now() - this.lastReceivedAtMs >= SUPERSEDE_QUIET_MS) return;
           let timer: NodeJS.Timeout | undefined;
           let wake = (): void => undefined;
           await new Promise<void>((resolve) => {
             wake = resolve;
             this.drainWaiter = resolve;
-            timer = setTimeout(resolve, deadline - Date.now());
+            timer = setTimeout(resolve, quiet ? Math.min(deadline - Date.now(), SUPERSEDE_QUIET_MS / 4) : deadline - Date.now());
             this.lifetime.signal.addEventListener('abort', wake, { once: true });
           });
           clearTimeout(timer);
@@ -340,7 +344,7 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
           this.drainWaiter = null;
         }
       };
-      await until(() => this.pending.size === 0);
+      await until(() => this.pending.size === 0, true);
       if (this.closed) return;
       if (this.pending.size === 0 && this.stream.writable) {
         this.closeCode = CLOSE_SUPERSEDED;
