@@ -2,7 +2,7 @@
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { CACHE, PACKAGE, ROOT, VERSIONS, fill, log, npmPackage, sha256File } from './lib.mjs';
+import { CACHE, PACKAGE, ROOT, VERSIONS, fill, isDebianRuntime, log, npmPackage, sha256File } from './lib.mjs';
 
 const NATIVE_LOADER = join(ROOT, 'src', 'util', 'native-addon.ts');
 
@@ -92,21 +92,29 @@ async function workerSource(nodeTarget) {
   return result.outputFiles[0].text;
 }
 
+/** Where a Debian-runtime bundle's addons are, relative to the bundle file. */
+export const ADDON_DIR = 'addons';
+
 /** Bundles everything for one target; returns { file, addons, assets } for the SEA step. */
 export async function bundleTarget(targetName, { debug = false } = {}) {
   const target = VERSIONS.targets[targetName];
   const nodeTarget = `node${target.node.version.split('.').slice(0, 2).join('.')}`;
   const addons = nativeAddons(targetName);
-  // Node ≥ 20.12 reads SEA assets; older bases (armv7's 20.11) get the bytes inside the bundle.
-  const [major, minor] = target.node.version.split('.').map(Number);
-  const hasAssets = !debug && (major > 20 || (major === 20 && minor >= 12));
+  // A single executable reads its addons and the page as SEA assets. A bundle run by Debian's node (no SEA) loads
+  // its addons from files beside it (ADDON_DIR, which the package trees hold) and carries the page inside.
+  const debian = isDebianRuntime(targetName);
+  const hasAssets = !debug && !debian;
   const manifest = {
     target: `linux-${targetName}`,
     arch: target.nodeArch,
     addons: Object.fromEntries(
       addons.map((a) => [
         a.name,
-        hasAssets ? { sha256: a.sha256, asset: `native/${a.name}.node` } : { sha256: a.sha256, base64: readFileSync(a.file).toString('base64') },
+        hasAssets
+          ? { sha256: a.sha256, asset: `native/${a.name}.node` }
+          : debian
+            ? { sha256: a.sha256, file: `${ADDON_DIR}/${a.name}.node` }
+            : { sha256: a.sha256, base64: readFileSync(a.file).toString('base64') },
       ]),
     ),
   };

@@ -52,53 +52,82 @@ export function npmPackage(name, version) {
   return join(dir, 'package');
 }
 
-/** The Debian release's apt sources for all targets' architectures, taken from this machine's own apt setup. */
-function debianSources() {
-  const codename = VERSIONS.debianSuite;
-  const archs = TARGETS.map((t) => VERSIONS.targets[t].debianArch).join(',');
-  const lines = [];
+/** The Debian release a target's C libraries (and, for a Debian runtime, its Node) come from. */
+export function debianSuiteOf(targetName) {
+  return VERSIONS.targets[targetName].debianSuite ?? VERSIONS.debianSuite;
+}
+
+/** True when the target runs Debian's `nodejs` from its archive (bundle + libraries), not a single executable. */
+export function isDebianRuntime(targetName) {
+  return Boolean(VERSIONS.targets[targetName].node.debian);
+}
+
+/** Debian architectures of the targets whose libraries come from one suite. */
+function suiteArchs(codename) {
+  return TARGETS.filter((t) => debianSuiteOf(t) === codename).map((t) => VERSIONS.targets[t].debianArch).join(',');
+}
+
+/**
+ * The Debian release's apt sources for its targets' architectures, taken from this machine's own apt setup: its
+ * Debian mirrors and keyring, with the machine's release swapped for the one wanted (a bookworm machine fetches
+ * trixie's armhf packages from the same mirror, `trixie`, `trixie-updates` and `trixie-security`). apt checks
+ * every index against the signed InRelease and every package against the index's SHA-256.
+ */
+function debianSources(codename) {
+  const archs = suiteArchs(codename);
+  const lines = new Set();
   const dir = '/etc/apt/sources.list.d';
   const files = existsSync(dir) ? readdirSync(dir).map((f) => join(dir, f)) : [];
+  const RELEASE = /^(buster|bullseye|bookworm|trixie|forky|duke)(-[a-z-]+)?$/;
+  const suiteFor = (suite) => {
+    const m = suite.match(RELEASE);
+    return m ? `${codename}${m[2] ?? ''}` : null;
+  };
   for (const file of ['/etc/apt/sources.list', ...files]) {
     if (!existsSync(file)) continue;
     const text = readFileSync(file, 'utf8');
     if (file.endsWith('.sources')) {
       for (const stanza of text.split(/\n\s*\n/)) {
         const field = (name) => (stanza.match(new RegExp(`^${name}:\\s*(.+)$`, 'mi')) || [])[1]?.trim();
-        const suites = (field('Suites') || '').split(/\s+/).filter((s) => s.startsWith(codename));
-        if (!suites.length || !/debian-archive-keyring/.test(field('Signed-By') || '')) continue;
+        const keyring = field('Signed-By') || '';
+        if (!/debian-archive-keyring/.test(keyring)) continue;
+        const suites = (field('Suites') || '').split(/\s+/).map(suiteFor).filter(Boolean);
         for (const uri of (field('URIs') || '').split(/\s+/)) {
-          for (const suite of suites) lines.push(`deb [arch=${archs}] ${uri} ${suite} ${field('Components') || 'main'}`);
+          for (const suite of suites) lines.add(`deb [arch=${archs} signed-by=${keyring}] ${uri} ${suite} ${field('Components') || 'main'}`);
         }
       }
     } else {
       for (const m of text.matchAll(/^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s+(.+)$/gm)) {
-        if (m[2].startsWith(codename) && /debian/.test(m[1])) lines.push(`deb [arch=${archs}] ${m[1]} ${m[2]} ${m[3]}`);
+        const suite = suiteFor(m[2]);
+        if (suite && /debian/.test(m[1])) lines.add(`deb [arch=${archs}] ${m[1]} ${suite} ${m[3]}`);
       }
     }
   }
-  if (!lines.length) throw new Error(`no Debian ${codename} source in this machine's apt configuration`);
-  return lines.join('\n') + '\n';
+  if (!lines.size) throw new Error(`no Debian source in this machine's apt configuration to fetch ${codename} from`);
+  return [...lines].join('\n') + '\n';
 }
 
-let aptReady = false;
-function aptOptions() {
-  const state = join(CACHE, 'apt');
+const aptReady = new Set();
+/** apt options with a private state folder per suite (lists, archives, status) in the cache; `apt-get update` once per run. */
+function aptOptions(codename) {
+  const state = join(CACHE, 'apt', codename);
+  const archs = suiteArchs(codename).split(',');
   const options = [
     `-o`, `Dir::Etc::SourceList=${join(state, 'sources.list')}`,
     `-o`, `Dir::Etc::SourceParts=/dev/null`,
     `-o`, `Dir::State::Lists=${join(state, 'lists')}`,
     `-o`, `Dir::Cache::Archives=${join(state, 'archives')}`,
     `-o`, `Dir::State::Status=${join(state, 'status')}`,
-    `-o`, `APT::Architectures=${TARGETS.map((t) => VERSIONS.targets[t].debianArch).join(',')}`,
+    `-o`, `APT::Architecture=${archs[0]}`,
+    `-o`, `APT::Architectures=${archs.join(',')}`,
     `-o`, `Debug::NoLocking=1`,
   ];
-  if (!aptReady) {
+  if (!aptReady.has(codename)) {
     mkdirSync(join(state, 'lists', 'partial'), { recursive: true });
     mkdirSync(join(state, 'archives', 'partial'), { recursive: true });
-    writeFileSync(join(state, 'sources.list'), debianSources());
+    writeFileSync(join(state, 'sources.list'), debianSources(codename));
     if (!existsSync(join(state, 'status'))) writeFileSync(join(state, 'status'), '');
-    log('apt-get update (separate lists for the target architectures)');
+    log(`apt-get update (${codename}, separate lists for ${archs.join(', ')})`);
     // A mirror caught mid-sync answers with a wrong size; try again a little later.
     for (let attempt = 1; ; attempt++) {
       try {
@@ -113,40 +142,72 @@ function aptOptions() {
         // One stale index (often the security suite of one architecture) must not stop the build when the
         // release's main index is there for every architecture: apt then uses what it has.
         const lists = readdirSync(join(state, 'lists'));
-        const missing = TARGETS.map((t) => VERSIONS.targets[t].debianArch).filter(
-          (arch) => !lists.some((f) => f.includes(`_dists_${VERSIONS.debianSuite}_main_binary-${arch}_Packages`)),
-        );
+        const missing = archs.filter((arch) => !lists.some((f) => f.includes(`_dists_${codename}_main_binary-${arch}_Packages`)));
         if (missing.length) throw err;
         log(`warning: apt-get update was incomplete; using the indexes it has\n${String(err.message).split('\n').slice(1, 2).join('')}`);
         break;
       }
     }
-    aptReady = true;
+    aptReady.add(codename);
   }
   return options;
 }
 
+/** Every version of a package the suite's indexes offer (its main, -updates and -security parts), newest first. */
+export function debianVersions(codename, name) {
+  const text = run('apt-cache', [...aptOptions(codename), 'madison', name]);
+  const versions = [...new Set(text.split('\n').map((l) => l.split('|')[1]?.trim()).filter(Boolean))];
+  return versions.sort((a, b) => (spawnSync('dpkg', ['--compare-versions', a, 'gt', b]).status === 0 ? -1 : 1));
+}
+
 /**
- * Debian's C libraries for one target, unpacked into a sysroot folder (cached): the NAS packages carry
- * some of them, and the ARM smoke tests run under qemu-user with it as `-L`.
+ * The Debian packages of one target: its C libraries (debianLibraries, extraLibraries) at the suite's newest
+ * version, and for a Debian runtime Node's packages at exactly the version versions.json pins. A pin that is
+ * no longer the newest the suite offers (Debian published a security update) stops the build: bump it.
+ */
+function debianPackages(targetName) {
+  const target = VERSIONS.targets[targetName];
+  const arch = target.debianArch;
+  const names = [...VERSIONS.debianLibraries, ...target.extraLibraries].map((n) => `${n}:${arch}`);
+  if (target.node.debian) {
+    const codename = debianSuiteOf(targetName);
+    const newest = debianVersions(codename, `${target.node.debian}:${arch}`)[0];
+    if (newest !== target.node.version) {
+      throw new Error(
+        `packaging/versions.json pins ${target.node.debian} ${target.node.version} for ${targetName}, but Debian ${codename} ` +
+          `offers ${newest ?? 'no such version'}: set targets.${targetName}.node.version to it (a Debian security update) and rebuild`,
+      );
+    }
+    for (const name of [target.node.debian, ...(target.node.pinned ?? [])]) names.push(`${name}:${arch}=${target.node.version}`);
+    for (const name of target.node.builtins ?? []) names.push(name);
+  }
+  return names;
+}
+
+/**
+ * Debian's packages for one target, unpacked into a sysroot folder (cached): the NAS packages carry its C libraries
+ * (and, for a Debian runtime, Node with its libraries), and the ARM smoke tests run under qemu-user with it as `-L`.
  */
 export function debianSysroot(targetName) {
   const target = VERSIONS.targets[targetName];
-  const names = [...VERSIONS.debianLibraries, ...target.extraLibraries];
+  const codename = debianSuiteOf(targetName);
+  const key = JSON.stringify({ codename, libraries: [...VERSIONS.debianLibraries, ...target.extraLibraries], node: target.node.debian ? target.node : null });
   const dir = join(CACHE, 'sysroot', target.debianArch);
   const stamp = join(dir, '.packages');
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === names.join(' ')) return dir;
-  const options = aptOptions();
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === key) return dir;
+  const names = debianPackages(targetName);
+  const options = aptOptions(codename);
   const debs = join(CACHE, 'debs', target.debianArch);
   rmSync(debs, { recursive: true, force: true });
   mkdirSync(debs, { recursive: true });
-  log(`apt-get download ${names.map((n) => `${n}:${target.debianArch}`).join(' ')}`);
-  run('apt-get', [...options, '-qq', 'download', ...names.map((n) => `${n}:${target.debianArch}`)], { cwd: debs });
+  log(`apt-get download (${codename}) ${names.join(' ')}`);
+  run('apt-get', [...options, '-qq', 'download', ...names], { cwd: debs });
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  for (const deb of readdirSync(debs)) run('dpkg-deb', ['-x', join(debs, deb), dir]);
-  writeFileSync(join(dir, '.versions'), readdirSync(debs).join('\n') + '\n');
-  writeFileSync(stamp, names.join(' '));
+  const files = readdirSync(debs).sort();
+  for (const deb of files) run('dpkg-deb', ['-x', join(debs, deb), dir]);
+  writeFileSync(join(dir, '.versions'), files.map((f) => `${sha256File(join(debs, f))}  ${decodeURIComponent(f)}`).join('\n') + '\n');
+  writeFileSync(stamp, key);
   return dir;
 }
 

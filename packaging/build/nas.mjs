@@ -3,16 +3,17 @@ import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, r
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { CACHE, DIST, ROOT, VERSION, VERSIONS, daemonV8Flags, debianSysroot, log, run } from './lib.mjs';
+import { CACHE, DIST, ROOT, VERSION, VERSIONS, daemonV8Flags, debianSysroot, isDebianRuntime, log, run } from './lib.mjs';
 
 const PKG = join(ROOT, 'packaging');
 /** Libraries the executable and its addons link (readelf NEEDED), plus the NSS modules glibc loads for user and host look-ups. */
-const LIBRARIES = [
+export const LIBRARIES = [
   'libc.so.6', 'libm.so.6', 'libdl.so.2', 'libpthread.so.0', 'librt.so.1', 'libgcc_s.so.1', 'libstdc++.so.6',
   'libresolv.so.2', 'libnss_files.so.2', 'libnss_dns.so.2',
 ];
 
-function findIn(sysroot, name) {
+/** Where a library (or file) of that name is in a sysroot: lib/, usr/lib/ or one folder below (the multiarch one). */
+export function findIn(sysroot, name) {
   for (const dir of ['lib', 'usr/lib']) {
     const base = join(sysroot, dir);
     if (!existsSync(base)) continue;
@@ -24,7 +25,22 @@ function findIn(sysroot, name) {
   throw new Error(`${name} is not in the sysroot ${sysroot}`);
 }
 
-/** Stages bin/ferry, bin/ferry-launch and lib/ for one target; returns the folder. */
+/** File descriptor through which a Debian runtime's libnode reads its builtins (runtime.mjs), opened by the launcher. */
+export const BUILTINS_FD = 9;
+
+/** bin/ferry-launch for one target: its CPU names and loader, and how it starts (single executable or Debian's node). */
+export function launcherText(targetName) {
+  const target = VERSIONS.targets[targetName];
+  return readFileSync(join(PKG, 'nas', 'ferry-launch'), 'utf8')
+    .replaceAll('@TARGET@', `linux-${targetName}`)
+    .replaceAll('@UNAME@', target.uname.join(' '))
+    .replaceAll('@LOADER@', target.loader)
+    .replaceAll('@RUNTIME@', isDebianRuntime(targetName) ? 'debian' : 'sea')
+    .replaceAll('@V8_FLAGS@', daemonV8Flags().join(' '))
+    .replaceAll('@BUILTINS_FD@', String(BUILTINS_FD));
+}
+
+/** Stages bin/ferry (the single executable), bin/ferry-launch and lib/ for one target; returns the folder. */
 export function stageNasTree(targetName) {
   const target = VERSIONS.targets[targetName];
   const sysroot = debianSysroot(targetName);
@@ -41,13 +57,7 @@ export function stageNasTree(targetName) {
     chmodSync(to, 0o755);
   }
   run('strip', ['--strip-unneeded', ...names.filter((n) => n.startsWith('libstdc++')).map((n) => join(dir, 'lib', n))]);
-  const flags = Number(target.node.version.split('.')[0]) >= 22 ? '' : daemonV8Flags().join(' ');
-  const launcher = readFileSync(join(PKG, 'nas', 'ferry-launch'), 'utf8')
-    .replaceAll('@TARGET@', `linux-${targetName}`)
-    .replaceAll('@UNAME@', target.uname.join(' '))
-    .replaceAll('@LOADER@', target.loader)
-    .replaceAll('@NODE_OPTIONS@', flags);
-  writeFileSync(join(dir, 'bin', 'ferry-launch'), launcher, { mode: 0o755 });
+  writeFileSync(join(dir, 'bin', 'ferry-launch'), launcherText(targetName), { mode: 0o755 });
   writeFileSync(join(dir, 'lib', 'DEBIAN-PACKAGES'), readFileSync(join(sysroot, '.versions')));
   return dir;
 }

@@ -19,17 +19,18 @@ export function emulator(targetName) {
 }
 
 /**
- * A Node able to write the target's blob: the blob must come from exactly the target's Node version, and the
- * 32-bit armv7 one must be made by the armv7 Node itself (an x64-made blob crashes it). Bases of the same
+ * A Node able to write the target's blob: the blob must come from exactly the target's Node version, and a
+ * 32-bit one must be made by that target's Node itself (an x64-made blob crashed the armv7 one). Bases of the same
  * version share one blob maker, the x64 one, run natively.
  */
 function blobMaker(targetName) {
-  const { node } = VERSIONS.targets[targetName];
-  const x64 = VERSIONS.targets.x64.node.version === node.version && targetName !== 'armv7';
+  const { node, nodeArch } = VERSIONS.targets[targetName];
+  const x64 = VERSIONS.targets.x64.node.version === node.version && nodeArch !== 'arm';
   return x64 ? [nodeBinary('x64')] : [...emulator(targetName), nodeBinary(targetName)];
 }
 
 export async function buildExecutable(targetName, bundle) {
+  if (VERSIONS.targets[targetName].node.debian) throw new Error(`${targetName} runs Debian's nodejs: no single executable (runtime.mjs)`);
   const work = join(CACHE, 'sea', targetName);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
@@ -42,8 +43,9 @@ export async function buildExecutable(targetName, bundle) {
     useCodeCache: false,
     ...(bundle.hasAssets ? { assets: bundle.assets } : {}),
   };
-  // SEA `execArgv` exists from Node 22 (on 20.11 the service scripts pass the flags in NODE_OPTIONS).
-  if (Number(VERSIONS.targets[targetName].node.version.split('.')[0]) >= 22) config.execArgv = daemonV8Flags();
+  // SEA `execArgv` exists from Node 22, the base of every single-executable target.
+  if (Number(VERSIONS.targets[targetName].node.version.split('.')[0]) < 22) throw new Error(`${targetName}: a single executable needs Node 22 or later`);
+  config.execArgv = daemonV8Flags();
   writeFileSync(join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
   const [cmd, ...pre] = blobMaker(targetName);
   log(`SEA blob for ${targetName}`);

@@ -60,7 +60,13 @@ function checkPayload(dir, entries, label, problems) {
   for (const lib of ['libc.so.6', 'libstdc++.so.6', 'libgcc_s.so.1', 'libm.so.6']) {
     if (!entries.some((e) => e.path === `lib/${lib}`)) problems.push(`${label}: lib/${lib} is missing`);
   }
-  if (/@[A-Z_]+@/.test(launcher)) problems.push(`${label}: bin/ferry-launch has unfilled placeholders`);
+  if (/@[A-Z0-9_]+@/.test(launcher)) problems.push(`${label}: bin/ferry-launch has unfilled placeholders`);
+  // Debian's node (runtime.mjs): the launcher starts lib/node with the bundle; libnode reads lib/nodejs/.
+  if (launcher.match(/^runtime="([^"]+)"/m)?.[1] === 'debian') {
+    for (const path of ['lib/node', 'lib/ferry.cjs']) if (!entries.some((e) => e.path === path)) problems.push(`${label}: ${path} is missing`);
+    if (!entries.some((e) => e.path.startsWith('lib/nodejs/') && e.perm[0] === '-')) problems.push(`${label}: lib/nodejs/ (Debian's builtins) is empty`);
+    if (!entries.some((e) => /^lib\/libnode\.so\.\d+$/.test(e.path))) problems.push(`${label}: lib/libnode.so.* is missing`);
+  }
   shellcheck(['bin/ferry-launch'], dir, label, problems);
 }
 

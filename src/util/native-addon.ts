@@ -1,9 +1,11 @@
-// Native addons of the single-file build: each is written once to a cache file named by its content hash, checked on every start, then loaded.
+// Native addons of the bundled builds: a single executable writes each once to a cache file named by its content hash,
+// checked on every start, then loads it; a bundle run by Debian's nodejs (armv7) loads the files its package holds.
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { constants, homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { FerryError } from '../errors.js';
 
 /** One embedded addon, as the build records it (packaging/build/bundle.mjs). */
@@ -12,8 +14,10 @@ export interface NativeAddonEntry {
   sha256: string;
   /** The SEA asset holding the bytes (Node ≥ 20.12). */
   asset?: string;
-  /** The bytes themselves, base64, for Node bases without `sea.getAsset` (the armv7 build on 20.11). */
+  /** The bytes themselves, base64, for a bundle without `sea.getAsset` that carries its addons inside. */
   base64?: string;
+  /** A file beside the bundle, relative to it (the armv7 build, a bundle run by Debian's nodejs): loaded in place. */
+  file?: string;
 }
 
 /** What the build embeds: the target it was made for and its addons by name. */
@@ -138,7 +142,10 @@ export function loadEmbeddedAddon(name: string, manifest: NativeManifest | null 
   if (manifest.arch !== process.arch) {
     throw new FerryError('INTERNAL', `this executable is built for ${manifest.target}, but runs as ${process.arch}`);
   }
-  const { path } = materialiseAddon(name, entry.sha256, () => embeddedBytes(name, entry), nativeCacheDir());
+  // A file the package holds is loaded where it is (read-only, installed with the bundle): no cache copy.
+  const path = entry.file
+    ? fileURLToPath(new URL(entry.file, import.meta.url))
+    : materialiseAddon(name, entry.sha256, () => embeddedBytes(name, entry), nativeCacheDir()).path;
   const exports = loadAddonFile(path);
   loaded.set(name, exports);
   return exports;

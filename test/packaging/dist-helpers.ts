@@ -1,10 +1,11 @@
 // Helpers of the dist checks (make dist-check): dist/ paths, running a target's executable (under qemu-user on ARM), daemons on temp homes.
 
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
 import { needs, type Skip } from '../helpers/needs.js';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
@@ -12,7 +13,8 @@ export const DIST = join(ROOT, 'dist');
 export const CACHE = process.env.FERRY_DIST_CACHE || join(ROOT, 'build', 'dist-cache');
 
 interface Target {
-  node: { package: string; version: string };
+  /** `package` from the npm registry (a single executable), or `debian`: Debian's nodejs run from a tree (runtime.mjs). */
+  node: { package?: string; debian?: string; version: string };
   nodeArch: string;
   debianArch: string;
   loader: string;
@@ -27,10 +29,49 @@ export const VERSIONS = JSON.parse(readFileSync(join(ROOT, 'packaging', 'version
 export const TARGETS = Object.keys(VERSIONS.targets);
 export const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
+/** True when the target runs Debian's nodejs from a tree (dist/ferry-linux-<target>.tar.gz), not a single executable. */
+export function isDebianRuntime(target: string): boolean {
+  return Boolean(VERSIONS.targets[target]!.node.debian);
+}
+
+/** What make dist publishes as the target's program: the single executable, or the Debian runtime's tarball. */
 export function executable(target: string): string {
-  const path = join(DIST, `ferry-linux-${target}`);
+  const path = join(DIST, `ferry-linux-${target}${isDebianRuntime(target) ? '.tar.gz' : ''}`);
   if (!existsSync(path)) throw new Error(`${path} is missing: run make dist first`);
   return path;
+}
+
+/** A Debian-runtime target's tarball, unpacked once per tarball into the cache; returns its folder (bin/, lib/). */
+export function runtimeTree(target: string): string {
+  const tarball = executable(target);
+  const dir = join(CACHE, 'unpacked', target);
+  const st = statSync(tarball);
+  const stampFile = join(dir, '.tarball');
+  const stamp = `${st.size} ${st.mtimeMs}`;
+  if (!existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    ok(runSync('tar', ['xzf', tarball, '-C', dir]), 'tar xzf');
+    writeFileSync(stampFile, stamp);
+  }
+  return join(dir, `ferry-linux-${target}`);
+}
+
+/**
+ * How the launcher (packaging/nas/ferry-launch) starts a Debian runtime in `tree` (a path as the process sees it),
+ * as one argv: fd BUILTINS_FD must be open on `<tree>/lib/nodejs` (see runtimeCommand).
+ */
+export function runtimeArgv(target: string, tree: string): string[] {
+  const t = VERSIONS.targets[target]!;
+  return [`${tree}/lib/${t.loader}`, '--library-path', `${tree}/lib`, `${tree}/lib/node`, ...DAEMON_V8_FLAGS, `${tree}/lib/ferry.cjs`];
+}
+
+/** The launcher's fd for Debian's builtins (packaging/build/nas.mjs BUILTINS_FD). */
+export const BUILTINS_FD = 9;
+
+/** `sh -c` that opens fd BUILTINS_FD on `dir` (a host path), then runs `argv`, as the launcher does before its exec. */
+export function withBuiltinsFd(dir: string, argv: string[]): [string, string[]] {
+  return ['/bin/sh', ['-c', `exec ${BUILTINS_FD}<"$0" && exec "$@"`, dir, ...argv]];
 }
 
 export function sysroot(target: string): string {
@@ -46,6 +87,11 @@ export function needsEmulator(target: string): Skip {
 /** argv that runs a target's executable here: directly on x64, under qemu-user with Debian's libraries on ARM. */
 export function command(target: string, args: string[]): [string, string[]] {
   const t = VERSIONS.targets[target]!;
+  if (isDebianRuntime(target)) {
+    // The launcher itself refuses this machine's CPU by name: its exec line, under qemu-user.
+    const tree = runtimeTree(target);
+    return withBuiltinsFd(join(tree, 'lib', 'nodejs'), [...(t.qemu ? [t.qemu] : []), ...runtimeArgv(target, tree), ...args]);
+  }
   return t.qemu ? [t.qemu, ['-L', sysroot(target), executable(target), ...args]] : [executable(target), args];
 }
 

@@ -1,4 +1,5 @@
-// Smoke tests of dist/'s single executables (ARM ones under qemu-user with Debian's libraries): CLI, daemon, web admin, addon cache, figures.
+// Smoke tests of dist/'s executables (ARM ones under qemu-user with Debian's libraries; armv7: Debian's nodejs from its tarball):
+// CLI, daemon, web admin, addon cache, figures.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -6,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { needs } from '../helpers/needs.js';
-import { DIST, DistDaemon, TARGETS, VERSION, command, executable, needsEmulator, ok, runSync, tempDir, until } from './dist-helpers.js';
+import { DIST, DistDaemon, TARGETS, VERSION, command, executable, isDebianRuntime, needsEmulator, ok, runSync, runtimeTree, tempDir, until } from './dist-helpers.js';
 
 /** Figures for docs/packaging.md, written to dist/measurements.json. */
 const figures: Record<string, Record<string, unknown>> = {};
@@ -63,19 +64,29 @@ for (const target of TARGETS) {
     assert.equal(page.status, 200, 'the admin page is inside the executable');
     assert.match(await page.text(), /<html/i);
 
+    const debian = isDebianRuntime(target);
+    const libnode = debian ? readdirSync(join(runtimeTree(target), 'lib')).find((f) => /^libnode\.so\.\d+$/.test(f)) : undefined;
     figures[target] = {
       bytes: statSync(executable(target)).size,
+      ...(debian ? { unpackedBytes: Number(ok(runSync('du', ['-sb', '--apparent-size', runtimeTree(target)]), 'du').split('\t')[0]) } : {}),
       startupMs: Math.round(startupMs),
       idleRssKiB,
       rssAfterWorkKiB: daemon.rssKiB(),
       emulated: target !== 'x64',
-      glibc: highestGlibc(executable(target)),
+      // A Debian runtime carries its own glibc: what Debian's libnode needs of it.
+      glibc: highestGlibc(debian ? join(runtimeTree(target), 'lib', libnode!) : executable(target)),
     };
     t.diagnostic(`${target}: ${JSON.stringify(figures[target])}`);
 
+    await daemon.stop();
+    if (debian) {
+      // Debian's node loads the addons the tarball holds where they are: nothing is written to a cache.
+      const written = existsSync(env.FERRY_NATIVE_CACHE) ? readdirSync(env.FERRY_NATIVE_CACHE) : [];
+      assert.deepEqual(written, [], 'no addon cache');
+      return;
+    }
     // The daemon wrote its addons to the cache (a CLI call loads none: it only talks to the control
     // socket). A corrupt addon in the cache is found by its hash on the next start and written again.
-    await daemon.stop();
     const cached = readdirSync(env.FERRY_NATIVE_CACHE).filter((f) => f.endsWith('.node'));
     assert.ok(cached.some((f) => f.startsWith('lmdb-')), `lmdb is cached: ${cached.join(', ')}`);
     const lmdb = join(env.FERRY_NATIVE_CACHE, cached.find((f) => f.startsWith('lmdb-'))!);

@@ -1,13 +1,15 @@
-// The SPK and QPKG formats and our validator, on a stand-in executable (fast): layout, keys, modes, shellcheck, wrong-CPU message.
+// The SPK and QPKG formats and our validator, on a stand-in executable (fast): layout, keys, modes, shellcheck, wrong-CPU message,
+// and the armv7 launcher's start of Debian's node.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { needs } from '../helpers/needs.js';
+import { BUILTINS_FD, runtimeArgv } from './dist-helpers.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../../..');
 const BUILD = join(ROOT, 'packaging', 'build');
@@ -31,7 +33,9 @@ function fakeTree(dir: string, uname: string): string {
     .replaceAll('@TARGET@', 'linux-test')
     .replaceAll('@UNAME@', uname)
     .replaceAll('@LOADER@', 'ld-test.so')
-    .replaceAll('@NODE_OPTIONS@', '');
+    .replaceAll('@RUNTIME@', 'sea')
+    .replaceAll('@V8_FLAGS@', '')
+    .replaceAll('@BUILTINS_FD@', '9');
   writeFileSync(join(tree, 'bin', 'ferry-launch'), launcher, { mode: 0o755 });
   for (const lib of ['ld-test.so', 'libc.so.6', 'libstdc++.so.6', 'libgcc_s.so.1', 'libm.so.6']) {
     writeFileSync(join(tree, 'lib', lib), '', { mode: 0o755 });
@@ -92,4 +96,27 @@ test('the launcher runs the executable on its CPU and names both CPUs on another
     refused.stderr,
     `ferry: this package is built for linux-test (armv7l), but this machine is ${machine}: install the package for ${machine}\n`,
   );
+});
+
+test('the armv7 launcher starts Debian\'s node as the dist checks do, with the builtins fd open, also through a link', async (t) => {
+  const dir = realpathSync(tempDir(t));
+  const { launcherText } = await load<{ launcherText(target: string): string }>('nas.mjs');
+  const tree = join(dir, 'usr', 'lib', 'ferry');
+  mkdirSync(join(tree, 'bin'), { recursive: true });
+  mkdirSync(join(tree, 'lib', 'nodejs'), { recursive: true });
+  writeFileSync(join(tree, 'bin', 'ferry'), launcherText('armv7'), { mode: 0o755 });
+  // The stand-in loader prints what it was given and where fd 9 points.
+  writeFileSync(join(tree, 'lib', 'ld-linux-armhf.so.3'), `#!/bin/sh\nprintf '%s\\n' "$0" "$@"\nreadlink /proc/self/fd/${BUILTINS_FD}\n`, { mode: 0o755 });
+  mkdirSync(join(dir, 'usr', 'bin'));
+  symlinkSync('../lib/ferry/bin/ferry', join(dir, 'usr', 'bin', 'ferry'));
+  // This machine passes for an armv7 one.
+  const fake = join(dir, 'fake-bin');
+  mkdirSync(fake);
+  writeFileSync(join(fake, 'uname'), '#!/bin/sh\necho armv7l\n', { mode: 0o755 });
+  const env = { ...process.env, PATH: `${fake}:${process.env.PATH}` };
+  for (const entry of [join(tree, 'bin', 'ferry'), join(dir, 'usr', 'bin', 'ferry')]) {
+    const r = spawnSync(entry, ['--version', 'two words'], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.trimEnd().split('\n'), [...runtimeArgv('armv7', tree), '--version', 'two words', join(tree, 'lib', 'nodejs')], entry);
+  }
 });

@@ -2,12 +2,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needs } from '../helpers/needs.js';
-import { DIST, TARGETS, VERSION, VERSIONS, ROOT, needsEmulator, ok, runSync, tempDir, until } from './dist-helpers.js';
+import { DIST, TARGETS, VERSION, VERSIONS, ROOT, isDebianRuntime, needsEmulator, ok, runSync, runtimeArgv, tempDir, until, withBuiltinsFd } from './dist-helpers.js';
 
 const LOOPBACK_ARGS = '--listen 127.0.0.1:0 --web 127.0.0.1:0 --no-lan --no-nat --no-dht --no-trackers';
 
@@ -37,7 +37,20 @@ function unpackSpk(target: string, dir: string): string {
 
 for (const target of TARGETS) {
   test(`the ${target} NAS package starts in a chroot holding nothing but the package`, { skip: needs.all(needs.root(), needsEmulator(target)) }, async (t) => {
-    const root = tempDir(t, 'ferry-chroot-');
+    // One hook, in this order: stop the daemon, unmount /proc (Debian runtime), then remove the folder (never
+    // while /proc is mounted in it).
+    const root = mkdtempSync(join(tmpdir(), 'ferry-chroot-'));
+    let daemon: ChildProcess | undefined;
+    let procMounted = false;
+    t.after(async () => {
+      if (daemon && daemon.exitCode === null && daemon.signalCode === null) {
+        const exited = new Promise((r) => daemon!.once('exit', r));
+        daemon.kill('SIGTERM');
+        await exited;
+      }
+      if (procMounted) procMounted = runSync('umount', [join(root, 'proc')]).status !== 0;
+      if (!procMounted) rmSync(root, { recursive: true, force: true });
+    });
     unpackSpk(target, root);
     const spec = VERSIONS.targets[target]!;
     // ARM: the static qemu-user binary is the one extra file, standing in for the NAS's CPU.
@@ -47,24 +60,27 @@ for (const target of TARGETS) {
       runSync('chmod', ['755', join(root, 'qemu')]);
       prefix.push('/qemu');
     }
-    const ferry = [...prefix, `/pkg/lib/${spec.loader}`, '--library-path', '/pkg/lib', '/pkg/bin/ferry'];
+    const debian = isDebianRuntime(target);
+    if (debian) {
+      // Debian's libnode reads its builtins through /proc/self/fd (packaging/build/runtime.mjs): a NAS has /proc.
+      mkdirSync(join(root, 'proc'));
+      ok(runSync('mount', ['-t', 'proc', 'proc', join(root, 'proc')]), 'mount proc');
+      procMounted = true;
+    }
+    // Debian's node: the launcher's exec line, with its fd opened (on the package's lib/nodejs) before chroot runs it.
+    const ferry = [...prefix, ...(debian ? runtimeArgv(target, '/pkg') : [`/pkg/lib/${spec.loader}`, '--library-path', '/pkg/lib', '/pkg/bin/ferry'])];
+    const chroot = (args: string[]): [string, string[]] =>
+      debian ? withBuiltinsFd(join(root, 'pkg', 'lib', 'nodejs'), ['/usr/sbin/chroot', root, ...ferry, ...args]) : ['/usr/sbin/chroot', [root, ...ferry, ...args]];
     const env = { FERRY_NATIVE_CACHE: '/home/native', HOME: '/home', PATH: '/pkg/bin' };
-    const inChroot = (args: string[]) => runSync('/usr/sbin/chroot', [root, ...ferry, ...args], { env, cleanEnv: true });
+    const inChroot = (args: string[]) => runSync(...chroot(args), { env, cleanEnv: true });
     assert.equal(ok(inChroot(['--version']), '--version in chroot'), `${VERSION}\n`);
     // Nothing beside the package (and the addon cache under /home, which --version, loading no
     // daemon module, no longer writes): the executable needs no file of the host.
-    assert.deepEqual(readdirSync(root).filter((name) => name !== 'home').sort(), ['pkg', 'spk', ...(spec.qemu ? ['qemu'] : [])].sort());
+    assert.deepEqual(readdirSync(root).filter((name) => name !== 'home').sort(), ['pkg', 'spk', ...(spec.qemu ? ['qemu'] : []), ...(debian ? ['proc'] : [])].sort());
 
-    const daemon = spawn('/usr/sbin/chroot', [root, ...ferry, 'run', '--home', '/home/ferry', ...LOOPBACK_ARGS.split(' ')], {
+    daemon = spawn(...chroot(['run', '--home', '/home/ferry', ...LOOPBACK_ARGS.split(' ')]), {
       env,
       stdio: 'ignore',
-    });
-    t.after(async () => {
-      if (daemon.exitCode === null) {
-        const exited = new Promise((r) => daemon.once('exit', r));
-        daemon.kill('SIGTERM');
-        await exited;
-      }
     });
     const status = await until('the daemon in the chroot answers', () => {
       const r = inChroot(['status', '--json', '--home', '/home/ferry']);

@@ -3,10 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isFerryError } from '../../src/errors.js';
 import { loadAddonFile, loadEmbeddedAddon, materialiseAddon, nativeCacheDir } from '../../src/util/native-addon.js';
 
@@ -96,6 +97,26 @@ test('a build for another architecture says so before touching the cache', () =>
     (err) => isFerryError(err, 'INTERNAL') && /built for linux-other, but runs as/.test(err.message),
   );
   assert.throws(() => loadEmbeddedAddon('lmdb', null), /not embedded in this executable/);
+});
+
+test('an addon the package holds as a file beside the bundle is loaded in place, without the cache', (t) => {
+  const dir = tempDir(t);
+  const addon = join(dir, 'addons', 'lmdb.node');
+  mkdirSync(dirname(addon));
+  copyFileSync(LMDB_ADDON, addon);
+  // Relative to the module that loads it (in a bundle: the bundle file), as packaging/build/bundle.mjs records it.
+  const moduleDir = dirname(fileURLToPath(new URL('../../src/util/native-addon.js', import.meta.url)));
+  const manifest = { target: 'linux-test', arch: process.arch, addons: { 'lmdb-file': { sha256: sha256(readFileSync(addon)), file: relative(moduleDir, addon) } } };
+  const cache = join(dir, 'cache');
+  const before = process.env.FERRY_NATIVE_CACHE;
+  process.env.FERRY_NATIVE_CACHE = cache;
+  t.after(() => (before === undefined ? delete process.env.FERRY_NATIVE_CACHE : (process.env.FERRY_NATIVE_CACHE = before)));
+  const loaded = loadEmbeddedAddon('lmdb-file', manifest) as Record<string, unknown>;
+  assert.equal(typeof loaded.setGlobalBuffer, 'function', 'the file is lmdb\'s addon');
+  assert.ok(!existsSync(cache), 'nothing was written to the cache');
+  const gone = join(dir, 'addons', 'gone.node');
+  const missing = { ...manifest, addons: { 'lmdb-gone': { sha256: 'ab', file: relative(moduleDir, gone) } } };
+  assert.throws(() => loadEmbeddedAddon('lmdb-gone', missing), (err) => isFerryError(err, 'INTERNAL') && err.message.includes(gone));
 });
 
 test('the cache lives in FERRY_NATIVE_CACHE, else the user cache folder', () => {
