@@ -6,7 +6,9 @@
 //   pair  the sender and the receiver in two processes, as two devices are: each side's CPU per MiB
 //   one   both ends in one process (the older figure): their CPU together
 // BENCH_TRANSPORT_ROUNDS (default 5) rounds, each running TCP and µTP in turn (which goes first
-// alternates) in both layouts; medians. BENCH_TRANSPORT_LAYOUTS=pair|one picks one layout.
+// alternates) in both layouts; medians. BENCH_TRANSPORT_LAYOUTS=pair|one picks one layout;
+// BENCH_TRANSPORT_KINDS=udp|tcp one transport; BENCH_TRANSPORT_NODE_ARGS go to each child's node
+// (e.g. "--cpu-prof --cpu-prof-dir=DIR").
 // Run: make bench BENCH=transport (or node build/bench/transport.js after the build). Prints MiB/s,
 // the µTP/TCP ratio and CPU ms per MiB; writes bench/results/transport.json.
 // Figures and history: docs/benchmarks.md ("The UDP transport").
@@ -30,6 +32,7 @@ const total = Number(process.env.BENCH_TRANSPORT_MIB ?? 128) * MIB;
 const warmup = Number(process.env.BENCH_TRANSPORT_WARMUP_MIB ?? 16) * MIB;
 const rounds = Number(process.env.BENCH_TRANSPORT_ROUNDS ?? 5);
 const layouts = (process.env.BENCH_TRANSPORT_LAYOUTS ?? 'pair,one').split(',') as Layout[];
+const kinds = (process.env.BENCH_TRANSPORT_KINDS ?? 'tcp,udp').split(',') as Kind[];
 const chunk = Buffer.alloc(64 * 1024, 7);
 const SELF = fileURLToPath(import.meta.url);
 
@@ -234,7 +237,7 @@ async function child(role: Role, kind: Kind): Promise<void> {
 
 function start(role: Role, kind: Kind): { proc: ChildProcess; messages: FromChild[]; next(): Promise<FromChild>; exited: Promise<void> } {
   const proc = fork(SELF, [], {
-    execArgv: [...DAEMON_V8_FLAGS],
+    execArgv: [...DAEMON_V8_FLAGS, ...(process.env.BENCH_TRANSPORT_NODE_ARGS ?? '').split(' ').filter(Boolean)],
     env: { ...process.env, BENCH_TRANSPORT_ROLE: role, BENCH_TRANSPORT_KIND: kind },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -282,14 +285,14 @@ async function run(layout: Layout, kind: Kind): Promise<{ sender: SideReport; re
   return { sender: s, receiver: r };
 }
 
-const median = (xs: number[]): number => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]): number => (xs.length ? [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]! : NaN);
 
 async function main(): Promise<void> {
   type Runs = Record<Kind, Array<{ sender: SideReport; receiver: SideReport }>>;
   const results: Record<Layout, Runs> = { pair: { tcp: [], udp: [] }, one: { tcp: [], udp: [] } };
   const loads: number[] = [];
   for (let round = 0; round < rounds; round++) {
-    const order: Kind[] = round % 2 === 0 ? ['tcp', 'udp'] : ['udp', 'tcp'];
+    const order = round % 2 === 0 ? kinds : [...kinds].reverse();
     for (const layout of layouts) {
       for (const kind of order) {
         results[layout][kind].push(await run(layout, kind));

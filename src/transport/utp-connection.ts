@@ -29,9 +29,11 @@ export const MAX_PAYLOAD = 1380;
 /**
  * Payload bytes per packet on a loopback path, once one probe packet of that size came back acked
  * on its first transmission (BEP 29 packets are sized to the path; other paths keep MAX_PAYLOAD,
- * as a bigger datagram would be fragmented on the way rather than refused).
+ * as a bigger datagram would be fragmented on the way rather than refused): the largest UDP
+ * datagram over IPv4 (65,507 bytes) less the largest header. Against 16 KiB packets: a quarter of
+ * the packets, sends, receives and acks per MiB (bench/transport.ts, docs/benchmarks.md).
  */
-export const LOOPBACK_PAYLOAD = 16 * 1024;
+export const LOOPBACK_PAYLOAD = 65_507 - (HEADER_BYTES + 2 + MAX_SACK_BYTES);
 /** @default of UtpConnectionOptions.windowBytes: receive buffer advertised, and the congestion window's ceiling. */
 export const WINDOW_BYTES = 4 * 1024 * 1024;
 /** Application bytes queued before packets before write() reports backpressure. */
@@ -55,8 +57,8 @@ const TICK_MS = 50;
 const DUP_ACKS = 3;
 /** Room before each queued payload for the largest header (with a full SACK extension), written when it goes out. */
 const HEADROOM = HEADER_BYTES + 2 + MAX_SACK_BYTES;
-/** Packet blocks kept for reuse: in a bulk transfer, acked packets' blocks take the next writes, and nothing is allocated. */
-const POOL_BLOCKS = 256;
+/** Bytes of packet blocks kept for reuse: in a bulk transfer, acked packets' blocks take the next writes, and nothing is allocated. */
+const POOL_BYTES = 4 * 1024 * 1024;
 
 export type UtpState = 'syn-sent' | 'syn-recv' | 'connected' | 'closed';
 
@@ -136,7 +138,7 @@ export class UtpConnection extends Duplex {
   /** Last sequence number received in order. */
   private ackNr = 0;
   private readonly reorder = new Map<number, Buffer>();
-  /** In-order payloads of this turn of the event loop, pushed to the reader as one buffer (one TLS read, not 30). */
+  /** In-order payloads of this turn of the event loop, pushed to the reader at its end. */
   private inbox: Buffer[] = [];
   private inboxBytes = 0;
   private reorderBytes = 0;
@@ -313,7 +315,7 @@ export class UtpConnection extends Duplex {
       } else this.probeFailed = true;
     }
     // Acked on its only transmission: neither the kernel nor the peer needs it. (A copy sent again may still sit in libuv's queue.)
-    if (sent.block && sent.transmissions === 1 && sent.block.length === HEADROOM + this.mss && this.pool.length < POOL_BLOCKS) this.pool.push(sent.block);
+    if (sent.block && sent.transmissions === 1 && sent.block.length === HEADROOM + this.mss && this.pool.length * sent.block.length < POOL_BYTES) this.pool.push(sent.block);
     if (sent.lost) this.lostCount--;
     else this.flightBytes -= sent.buf.length;
     if (sent.transmissions === 1) this.rttSample(nowMs - sent.sentAtMs);
@@ -384,12 +386,17 @@ export class UtpConnection extends Duplex {
     this.inboxBytes += payload.length;
   }
 
+  /**
+   * This turn's in-order payloads to the reader, each as it came. Not joined into one buffer: on
+   * loopback that copy was a third of the receiver's buffer allocations, and the bytes of buffers
+   * allocated are what start V8's full collections (bench/transport.ts: 5–6 → 4 per 64 MiB).
+   */
   private deliverInbox(): void {
     if (this.inbox.length === 0) return;
-    const data = this.inbox.length === 1 ? this.inbox[0]! : Buffer.concat(this.inbox, this.inboxBytes);
+    const inbox = this.inbox;
     this.inbox = [];
     this.inboxBytes = 0;
-    this.push(data);
+    for (const payload of inbox) this.push(payload);
   }
 
   // ---------------------------------------------------------------- packets out
@@ -626,7 +633,7 @@ export class UtpConnection extends Duplex {
       this.flush();
       return;
     }
-    // Idle: the spare blocks go (up to POOL_BLOCKS packets' worth per connection otherwise).
+    // Idle: the spare blocks go (up to POOL_BYTES per connection otherwise).
     if (this.pool.length > 0 && this.unacked.size === 0 && nowMs - this.lastSentMs > 1_000) this.pool.length = 0;
     if (this.windowClosed && this.receiveWindow() >= MAX_PAYLOAD) this.sendState();
     else if (nowMs - this.lastSentMs >= KEEPALIVE_MS) this.sendState();
