@@ -23,6 +23,8 @@
 #                              0 answers unmapped ports with RST/ICMP like nat.sh's router
 #   NETLAB_INET_R<I>_CGN=1|0   a carrier-grade NAT between router I and the internet (default 0);
 #                              miniupnpd then maps on the home router only (useless from outside, as in life)
+#   NETLAB_INET_R<I>_CGN_NAT=cone|symmetric  the CGN's masquerade keeps ports, or is `random,fully-random`
+#                              (default cone); either way it drops unsolicited inbound
 #   NETLAB_INET_R<I>_HAIRPIN=1|0  NAT hairpin (default 0): a home host reaching its router's external
 #                              address at a mapped port reaches the mapped host. miniupnpd's nftables
 #                              rules match `iif "wan0"` only, so a loop in the router copies them, every
@@ -62,7 +64,9 @@ opt() { local v="NETLAB_INET_R$1_$2"; echo "${!v:-$3}"; }
 config() {
 	local i
 	echo "hosts=$HOSTS v6=$V6"
-	for i in 1 2; do echo "r$i=$(opt $i UPNP 1),$(opt $i NAT cone),$(opt $i DROP 1),$(opt $i CGN 0),$(opt $i HAIRPIN 0)"; done
+	for i in 1 2; do
+		echo "r$i=$(opt $i UPNP 1),$(opt $i NAT cone),$(opt $i DROP 1),$(opt $i CGN 0),$(opt $i HAIRPIN 0)$([ "$(opt $i CGN 0)" = 1 ] && echo ",cgn-$(opt $i CGN_NAT cone)")"
+	done
 }
 
 inet_is_up() {
@@ -185,7 +189,7 @@ EOF
 }
 
 inet_up() {
-	local i j ns rn wan_addr lan ext
+	local i j ns rn wan_addr lan ext cgn_masq
 	if inet_is_up && [ "$(cat "$S/inet.config")" = "$(config)" ]; then
 		info "already up"
 		return 0
@@ -219,8 +223,10 @@ inet_up() {
 		lan="10.232.$i"
 		ns_add $COMP "$rn"
 		if [ "$(opt "$i" CGN 0)" = 1 ]; then
-			# --- carrier-grade NAT: 100.64.I.0/24 inside, WAN.2I outside, port-preserving masquerade, drops unsolicited inbound
+			# --- carrier-grade NAT: 100.64.I.0/24 inside, WAN.2I outside, port-preserving (or symmetric) masquerade, drops unsolicited inbound
 			ns=$(cgnns "$i")
+			cgn_masq="masquerade"
+			[ "$(opt "$i" CGN_NAT cone)" = symmetric ] && cgn_masq="masquerade random,fully-random"
 			ns_add $COMP "$ns"
 			veth "$ns" wan0 "$SWNS" "cgn$i"
 			ip -n "$SWNS" link set "cgn$i" master br0 up
@@ -243,7 +249,7 @@ table inet filter {
 	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		oifname "wan0" ip saddr 100.64.$i.0/24 masquerade
+		oifname "wan0" ip saddr 100.64.$i.0/24 $cgn_masq
 	}
 }
 EOF
@@ -323,6 +329,7 @@ up)
 	for i in 1 2; do
 		[[ "$(opt $i UPNP 1)$(opt $i DROP 1)$(opt $i CGN 0)" =~ ^[01]{3}$ ]] || die "NETLAB_INET_R${i}_UPNP/_DROP/_CGN must be 0 or 1"
 		[[ "$(opt $i NAT cone)" =~ ^(cone|symmetric)$ ]] || die "NETLAB_INET_R${i}_NAT must be cone or symmetric"
+		[[ "$(opt $i CGN_NAT cone)" =~ ^(cone|symmetric)$ ]] || die "NETLAB_INET_R${i}_CGN_NAT must be cone or symmetric"
 	done
 	need_root
 	need_cmd ip iproute2

@@ -6,16 +6,23 @@
 // IPv6 stateful firewalls; through TURN when a TURN server exists and no punch can work. One lab
 // per row group; the table is printed at the end (`node --test` shows it as diagnostics).
 //
+// Double NAT (a carrier-grade NAT in 100.64.0.0/10 in front of each home router, inet.sh's _CGN and
+// _CGN_NAT): cone CGNs are punched, a symmetric CGN is relayed through a public folder peer. Hairpin
+// (two devices behind one UPnP router, each given only the other's mapped external address): on, the
+// dialler reaches the other through the router; off, LAN discovery connects them.
+//
 // Rows left out (covered by their own tests, or too slow for a bounded run here): same LAN and
 // UPnP (reach.test.ts), introduction through an IPv4 third peer with remapped ports
-// (introduce.test.ts), symmetric NATs with nothing (turn.test.ts, second test), CGN and hairpin
-// (nat/reach tests); the full product of the options. Not here yet: IPv6 addresses learned from a
-// tracker (Debian's opentracker is an IPv4 build) and the UPnP IGDv2 IPv6 pinhole (Ferry has no
-// WANIPv6FirewallControl client yet): the IPv6 rows hand the addresses over as `peers add` does,
-// or through a public folder peer.
+// (introduce.test.ts), symmetric NATs with nothing (turn.test.ts, second test), the UPnP IGD v2
+// IPv6 pinhole (pinhole.test.ts: a public peer without UDP connects in through it), hairpin off
+// with only peer-exchanged LAN addresses (unit: test/discovery/pex-lan.test.ts); the full product of the options.
+// Not here yet: IPv6 addresses learned from a tracker: the IPv6 rows hand the addresses over as
+// `peers add` does, or through a public folder peer.
 //
 // Measured here (3 runs, 2 busy cores, median): IPv6 punched 1.1 s, IPv6 through C 5.8 s, IPv4 cone
-// punched 1.0 s, relay via C 24.1 s, TURN 0.8 s after B joins; about 81 s for the whole file.
+// punched 1.0 s, relay via C 24.1 s, TURN 0.8 s after B joins; about 81 s for the whole file before
+// the CGN and hairpin rows (one run: cone CGNs punched 2.7 s, symmetric CGN relay via C 25.0 s,
+// hairpin on 2.1 s, hairpin off 1.6 s; about 105 s more, most of it daemons starting and the relay).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -37,7 +44,7 @@ const PASSWORD = 'matrix-secret';
 type Status = StatusJson & {
   external?: Array<{ address: string; source: string }>;
   knownPeers?: Array<{ address: string; lastError?: string }>;
-  services: StatusJson['services'] & { turn?: { servers: Array<{ relayed: string | null }> } };
+  services: StatusJson['services'] & { turn?: { servers: Array<{ relayed: string | null }> }; nat?: { external: string | null } };
 };
 type LinkJson = { connected: boolean; path?: string; address: string };
 
@@ -97,8 +104,9 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
     printTable();
   });
 
-  function node(name: string, ns: string, args: string[]): FerryNode {
-    const created = new FerryNode(joinPath(base, `home-${name}`), { ns, listen: `0.0.0.0:${SYNC_PORT}`, args: ['--no-lan', '--no-dht', ...args] });
+  /** `nat`: map the port on the router; `lan`: LAN discovery on. */
+  function node(name: string, ns: string, args: string[], options: { nat?: boolean; lan?: boolean } = {}): FerryNode {
+    const created = new FerryNode(joinPath(base, `home-${name}`), { ns, nat: options.nat, listen: `0.0.0.0:${SYNC_PORT}`, args: [...(options.lan ? [] : ['--no-lan']), '--no-dht', ...args] });
     nodes.push(created);
     return created;
   }
@@ -116,6 +124,51 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
     const { rw, enc } = (await share(a, dirA)) as unknown as { rw: string; enc: string };
     await join(b, rw, dirB);
     return { a, b, dirB, rw, enc };
+  }
+
+  /** A and B reach only a public folder peer C holding the ENC key (no punch can work between them): C relays them. */
+  async function throughPublicEnc(lab: LabEnv, name: string, row: Row): Promise<void> {
+    table.push(row);
+    const args = ['--no-trackers', '--stun', lab.NETLAB_INET_STUN_ADDR!];
+    const { a, b, dirB, enc } = await pair(lab, name, args);
+    const c = node(`${name}-c`, lab.NETLAB_INET_PUBLIC_NS!, args);
+    const dirC = joinPath(base, `${name}-c`);
+    await mkdir(dirC, { recursive: true });
+    try {
+      await c.ready();
+      await join(c, enc, dirC);
+      const started = Date.now();
+      const toC = `${lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
+      assert.equal((await a.cli(['peers', 'add', toC])).code, 0);
+      assert.equal((await b.cli(['peers', 'add', toC])).code, 0);
+      const ok = await synced(dirB, name, 120_000);
+      const [idA, cName] = [(await a.status()).device.id, ((await c.status()) as unknown as { device: { name: string } }).device.name];
+      const atB = async (): Promise<string | false> => {
+        const peers = ((await b.status()).folders[0]?.peers ?? []) as unknown as Array<LinkJson & { device: string }>;
+        return peers.find((p) => p.device === idA && p.connected)?.path ?? false;
+      };
+      const path = await waitFor(atB, 'A and B to connect through C', 120_000).catch(() => '-');
+      row.expect = `relay via ${cName}`;
+      row.outcome = { connected: path !== '-', synced: ok, path, ...(ok ? { ms: Date.now() - started } : {}) };
+      assert.deepEqual([row.outcome.synced, row.outcome.path], [true, `relay via ${cName}`], JSON.stringify(row.outcome));
+    } finally {
+      await Promise.all([a.stop(), b.stop(), c.stop()]);
+    }
+  }
+
+  /** Each learns its external UDP endpoint by STUN on the sync port; both are given the other's: punched when both NATs map endpoint-independently. */
+  async function punchedBySTUN(lab: LabEnv, name: string, row: Row): Promise<void> {
+    table.push(row);
+    const { a, b, dirB } = await pair(lab, name, ['--no-trackers', '--stun', lab.NETLAB_INET_STUN_ADDR!]);
+    try {
+      const stunned = (of: FerryNode): Promise<string> =>
+        waitFor(async () => ((await of.status()) as Status).external?.find((e) => e.source === 'stun')?.address ?? false, 'a STUN answer');
+      const [externalA, externalB] = await Promise.all([stunned(a), stunned(b)]);
+      row.outcome = await meet(a, b, dirB, name, externalA, externalB, 90_000);
+      assert.deepEqual([row.outcome.connected, row.outcome.synced, row.outcome.path], [true, true, 'udp punched'], JSON.stringify(row.outcome));
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
   }
 
   /** Gives each the other's address (what a tracker, peer exchange or an introduction hands out) and measures. */
@@ -200,18 +253,7 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
     });
 
     test('port-preserving (endpoint-independent) NATs, no mapping: STUN on the sync port, both probe, udp punched', async () => {
-      const row: Row = { topology: 'IPv4 cone NAT ↔ cone NAT, no UPnP', expect: 'udp punched' };
-      table.push(row);
-      const { a, b, dirB } = await pair(lab, 'cone', ['--no-trackers', '--stun', lab.NETLAB_INET_STUN_ADDR!]);
-      try {
-        const stunned = (of: FerryNode): Promise<string> =>
-          waitFor(async () => ((await of.status()) as Status).external?.find((e) => e.source === 'stun')?.address ?? false, 'a STUN answer');
-        const [externalA, externalB] = await Promise.all([stunned(a), stunned(b)]);
-        row.outcome = await meet(a, b, dirB, 'cone', externalA, externalB, 90_000);
-        assert.deepEqual([row.outcome.connected, row.outcome.synced, row.outcome.path], [true, true, 'udp punched'], JSON.stringify(row.outcome));
-      } finally {
-        await Promise.all([a.stop(), b.stop()]);
-      }
+      await punchedBySTUN(lab, 'cone', { topology: 'IPv4 cone NAT ↔ cone NAT, no UPnP', expect: 'udp punched' });
     });
   });
 
@@ -240,32 +282,7 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
 
     test('a public folder peer holding only the ENC key relays A and B: `relay via C`', async () => {
       const row: Row = { topology: 'symmetric NAT ↔ symmetric NAT, public ENC peer C', expect: 'relay via C (A↔B)' };
-      table.push(row);
-      const args = ['--no-trackers', '--stun', lab.NETLAB_INET_STUN_ADDR!];
-      const { a, b, dirB, enc } = await pair(lab, 'relay', args);
-      const c = node('relay-c', lab.NETLAB_INET_PUBLIC_NS!, args);
-      const dirC = joinPath(base, 'relay-c');
-      await mkdir(dirC, { recursive: true });
-      try {
-        await c.ready();
-        await join(c, enc, dirC);
-        const started = Date.now();
-        const toC = `${lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
-        assert.equal((await a.cli(['peers', 'add', toC])).code, 0);
-        assert.equal((await b.cli(['peers', 'add', toC])).code, 0);
-        const ok = await synced(dirB, 'relay', 120_000);
-        const [idA, cName] = [(await a.status()).device.id, ((await c.status()) as unknown as { device: { name: string } }).device.name];
-        const atB = async (): Promise<string | false> => {
-          const peers = ((await b.status()).folders[0]?.peers ?? []) as unknown as Array<LinkJson & { device: string }>;
-          return peers.find((p) => p.device === idA && p.connected)?.path ?? false;
-        };
-        const path = await waitFor(atB, 'A and B to connect through C', 120_000).catch(() => '-');
-        row.expect = `relay via ${cName}`;
-        row.outcome = { connected: path !== '-', synced: ok, path, ...(ok ? { ms: Date.now() - started } : {}) };
-        assert.deepEqual([row.outcome.synced, row.outcome.path], [true, `relay via ${cName}`], JSON.stringify(row.outcome));
-      } finally {
-        await Promise.all([a.stop(), b.stop(), c.stop()]);
-      }
+      await throughPublicEnc(lab, 'relay', row);
     });
 
     test('both allocate on the TURN server and find each other by tracker: synced over `turn HOST`', async () => {
@@ -297,6 +314,79 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
       } finally {
         await Promise.all([a.stop(), b.stop()]);
       }
+    });
+  });
+
+  describe('double NAT: a carrier-grade NAT (100.64.0.0/10) in front of each home router', () => {
+    const cone = { NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0', NETLAB_INET_R1_CGN: '1', NETLAB_INET_R2_CGN: '1' };
+
+    test('cone CGN ↔ cone CGN (both layers keep ports and mappings): STUN sees the CGN, both probe, udp punched', async () => {
+      inet('down', cone);
+      const lab = inet('up', cone);
+      await punchedBySTUN(lab, 'cgn', { topology: 'home NAT + cone CGN ↔ home NAT + cone CGN', expect: 'udp punched' });
+    });
+
+    test('cone CGN ↔ symmetric CGN (no punch works), public ENC peer C: `relay via C`', async () => {
+      const settings = { ...cone, NETLAB_INET_R2_CGN_NAT: 'symmetric' };
+      inet('down', settings);
+      const lab = inet('up', settings);
+      await throughPublicEnc(lab, 'cgnsym', { topology: 'home NAT + cone CGN ↔ home NAT + symmetric CGN, public ENC peer C', expect: 'relay via C (A↔B)' });
+    });
+  });
+
+  describe("two devices behind one UPnP router that learn only each other's external address", () => {
+    const oneRouter = { NETLAB_INET_HOSTS: '2', NETLAB_INET_R1_UPNP: '1', NETLAB_INET_R2_UPNP: '0' };
+
+    /** A (h1a) and B (h1b) both map the sync port on router 1 (A gets it, B the next), then each is given the other's mapped address. */
+    async function behindOneRouter(lab: LabEnv, name: string, row: Row, lan: boolean): Promise<{ mappedA: string; mappedB: string; atA: string; atB: string }> {
+      table.push(row);
+      const dirA = joinPath(base, `${name}-a`);
+      const dirB = joinPath(base, `${name}-b`);
+      const args = ['--no-trackers', '--no-stun'];
+      await mkdir(dirA, { recursive: true });
+      await mkdir(dirB, { recursive: true });
+      await writeFile(joinPath(dirA, 'hello.txt'), fileOf(name));
+      const a = node(`${name}-a`, lab.NETLAB_INET_H1a_NS!, args, { nat: true, lan });
+      const b = node(`${name}-b`, lab.NETLAB_INET_H1b_NS!, args, { nat: true, lan });
+      try {
+        await Promise.all([a.ready(), b.ready()]);
+        const mapped = (of: FerryNode): Promise<string> =>
+          waitFor(async () => ((await of.status()) as Status).services.nat?.external ?? false, 'a port mapping', 30_000);
+        const [mappedA, mappedB] = await Promise.all([mapped(a), mapped(b)]);
+        assert.ok(mappedA.startsWith(`${lab.NETLAB_INET_R1_EXTERNAL_ADDR}:`) && mappedB.startsWith(`${lab.NETLAB_INET_R1_EXTERNAL_ADDR}:`), `${mappedA} ${mappedB}`);
+        const { rw } = await share(a, dirA);
+        await join(b, rw, dirB);
+        row.outcome = await meet(a, b, dirB, name, mappedA, mappedB, 90_000);
+        // Each side's view of the link: the address it dialled, or where the other's connection came from.
+        const [atA, atB] = await Promise.all([a, b].map(async (n) => (await n.connectedPeers())[0]?.address ?? '-'));
+        return { mappedA, mappedB, atA: atA!, atB: atB! };
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    }
+    test('hairpin on: B reaches A at A\'s external address, through the router', async () => {
+      const settings = { ...oneRouter, NETLAB_INET_R1_HAIRPIN: '1' };
+      inet('down', settings);
+      const lab = inet('up', settings);
+      const row: Row = { topology: 'same router, hairpin on, external addresses only', expect: 'tcp (via the external address)' };
+      const { mappedA, mappedB, atA, atB } = await behindOneRouter(lab, 'hairpin', row, false);
+      assert.deepEqual([row.outcome!.connected, row.outcome!.synced, row.outcome!.path], [true, true, 'tcp'], JSON.stringify(row.outcome));
+      // Whoever dialled reached the other at its external address; the other saw the router (the hairpin masquerades).
+      const gateway = lab.NETLAB_INET_R1_LAN_SUBNET!.replace(/\.0\/24$/, '.1');
+      const views = { atA, atB };
+      assert.ok((atA === mappedB && atB.startsWith(`${gateway}:`)) || (atB === mappedA && atA.startsWith(`${gateway}:`)), JSON.stringify({ mappedA, mappedB, ...views }));
+    });
+
+    test('hairpin off: the external addresses lead nowhere; LAN discovery connects them', async () => {
+      const settings = { ...oneRouter, NETLAB_INET_R1_HAIRPIN: '0' };
+      inet('down', settings);
+      const lab = inet('up', settings);
+      const row: Row = { topology: 'same router, hairpin off, LAN discovery', expect: 'tcp (via the LAN address)' };
+      const { atA, atB } = await behindOneRouter(lab, 'nohairpin', row, true);
+      assert.deepEqual([row.outcome!.connected, row.outcome!.synced, row.outcome!.path], [true, true, 'tcp'], JSON.stringify(row.outcome));
+      // One dialled the other on the LAN (its IPv4 address or, as LAN discovery also offers, IPv6 link-local); neither through the router.
+      const onLan = (at: string): boolean => at.startsWith('10.232.1.') ? !at.startsWith('10.232.1.1:') : at.startsWith('[fe80::');
+      assert.ok(onLan(atA) && onLan(atB) && (atA.endsWith(`:${SYNC_PORT}`) || atB.endsWith(`:${SYNC_PORT}`)), JSON.stringify({ atA, atB }));
     });
   });
 });
