@@ -9,15 +9,9 @@ export { checkArchivePolicy, purgePlan, staggeredKeep, STAGGER_INTERVALS, type A
 export {
   changeSelection, findLocalUnselected, normaliseSubtree, stillExcludedBy, LOCAL_UNSELECTED_REASON, LOCAL_UNSELECTED_SOURCE, type LocalUnselected,
 } from './selection.js';
-export {
-  FolderSync,
-  SYNC_DEFAULTS,
-  type FolderSyncLimits,
-  type FolderSyncOptions,
-  type FolderSyncReport,
-  type PeerFolderLink,
-  type PeerReport,
-} from './folder-sync.js';
+export { FolderSync, SYNC_DEFAULTS, type FolderSyncLimits, type FolderSyncOptions } from './folder-sync.js';
+export { type PeerFolderLink } from './folder-links.js';
+export { type FolderSyncReport, type PeerReport } from './folder-status.js';
 export { PeerSession, SERVE_BYTES_IN_FLIGHT, type PeerSessionOptions } from './peer-session.js';
 export { ByteBudget } from './budget.js';
 export { RateLimiter, systemClock, type RateClock, type TransferRates } from './rate-limit.js';
