@@ -7,6 +7,7 @@ import { isLoopback } from '../util/address.js';
 
 /** Where the DHT's node ID and routing table are kept between runs (the index's settings). */
 const DHT_STATE_KEY = 'dhtState';
+const DHT6_STATE_KEY = 'dhtState6';
 
 export const discoveryServiceFactory: ServiceFactory = (context) => {
   const { settings, store } = context;
@@ -39,6 +40,8 @@ export const discoveryServiceFactory: ServiceFactory = (context) => {
           bootstrap,
           loadState: () => store.getSetting<DhtState>(DHT_STATE_KEY),
           saveState: (state) => store.putSetting(DHT_STATE_KEY, state),
+          loadState6: () => store.getSetting<DhtState>(DHT6_STATE_KEY),
+          saveState6: (state) => store.putSetting(DHT6_STATE_KEY, state),
         }
       : false,
     logger: context.logger.child('discovery'),

@@ -11,6 +11,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import type { HostPort } from '../util/address.js';
 import { ExternalIpVote, nodeIdFor, parseCompactEndpoint, validNodeId } from './bep42.js';
+import { Ipv6DhtSocket, type Datagrams6 } from './dht6.js';
 import { GuardedSocket, type DatagramSocket } from './dht-guard.js';
 import { isPrivateAddress } from './net-addresses.js';
 import { formatPeerAddress } from './peer-address.js';
@@ -33,6 +34,11 @@ export interface DhtState {
 }
 
 export interface DhtDiscoveryOptions {
+  /**
+   * 4: the mainline DHT of BEP 5; 6: the IPv6 DHT of BEP 32 (dht6.ts), on the shared socket's
+   * IPv6 side or an IPv6 socket of its own. @default 4
+   */
+  family?: 4 | 6;
   /** Address and preferred port of the DHT's UDP socket (any free port when taken). */
   host: string;
   port: number;
@@ -62,10 +68,15 @@ export interface DhtDiscoveryOptions {
 /** What the DHT needs of the shared socket (transport/udp-socket.ts UdpSocket has it). */
 export interface SharedDatagrams {
   readonly family: 'udp4' | 'udp6';
+  /** Whether it reaches IPv6 peers (an IPv6 socket, or the IPv6 sibling of an IPv4 one). */
+  readonly ipv6?: boolean;
   address(): { address: string; port: number };
   send(buf: Buffer, port: number, host: string): void;
-  handle(classify: (buf: Buffer) => boolean, handler: (buf: Buffer, from: { address: string; port: number }) => void): () => void;
+  handle(classify: (buf: Buffer, from: { address: string; port: number }) => boolean, handler: (buf: Buffer, from: { address: string; port: number }) => void): () => void;
 }
+
+/** An IPv6 sender (not an IPv4-mapped one): the IPv6 DHT's, on a shared socket. */
+const fromIpv6 = (from: { address: string }): boolean => from.address.includes(':') && !from.address.startsWith('::ffff:');
 
 /** A KRPC message is a bencoded dictionary: its first byte is 'd' (no µTP, STUN or tracker datagram starts so). */
 export const isKrpcDatagram = (buf: Buffer): boolean => buf.length > 0 && buf[0] === 0x64;
@@ -76,10 +87,10 @@ class SharedDhtSocket extends EventEmitter implements DatagramSocket {
 
   constructor(private readonly shared: SharedDatagrams) {
     super();
-    this.release = shared.handle(isKrpcDatagram, (buf, from) => {
-      // This DHT is the IPv4 one (BEP 5); the shared socket's IPv6 sibling (µTP to IPv6 peers) is not for it.
-      if (from.address.includes(':')) return;
-      const rinfo: RemoteInfo = { address: from.address, port: from.port, family: 'IPv4', size: buf.length };
+    // This DHT is the IPv4 one (BEP 5): KRPC from IPv6 senders is the IPv6 DHT's (sharedDatagrams6).
+    this.release = shared.handle((buf, from) => isKrpcDatagram(buf) && !fromIpv6(from), (buf, from) => {
+      const address = from.address.startsWith('::ffff:') ? from.address.slice(7) : from.address;
+      const rinfo: RemoteInfo = { address, port: from.port, family: 'IPv4', size: buf.length };
       this.emit('message', buf, rinfo);
     });
   }
@@ -120,27 +131,37 @@ export class DhtDiscovery extends Resource {
   private readonly vote = new ExternalIpVote();
   private externalSeen: string | undefined;
   private rekeying = false;
+  readonly family: 4 | 6;
+  /** The IPv6 DHT's translating socket (its stand-ins map addresses back). */
+  private six: Ipv6DhtSocket | null = null;
 
   constructor(private readonly options: DhtDiscoveryOptions) {
     super();
     this.log = options.logger ?? silentLogger;
+    this.family = options.family ?? 4;
+  }
+
+  /** HOST:PORT bootstrap entries of this DHT's family, as the library's nodes (IPv6 ones through their stand-ins once the socket is open). */
+  private bootstrapNodes(texts: readonly string[], saved: ReadonlyArray<{ host: string; port: number }>): DhtNode[] {
+    const nodes = [...texts.map((text) => parseNode(text, this.family)), ...saved.filter((n) => (isIP(n.host) === 6) === (this.family === 6))];
+    return nodes
+      .filter((node): node is DhtNode => node !== null)
+      .map((node) => (this.six && isIP(node.host) === 6 ? { host: this.six.standIns.fake(node.host), port: node.port } : node));
   }
 
   protected async _open(): Promise<void> {
     const saved = this.options.loadState?.();
     const nodeId = saved && /^[0-9a-f]{40}$/.test(saved.nodeId) ? Buffer.from(saved.nodeId, 'hex') : randomBytes(20);
-    const bootstrap = [...this.options.bootstrap.map(parseNode), ...(saved?.nodes ?? []).slice(0, DHT_SAVED_NODES)].filter(
-      (node): node is DhtNode => node !== null,
-    );
-    await this.start(nodeId, bootstrap);
+    await this.start(nodeId, (saved?.nodes ?? []).slice(0, DHT_SAVED_NODES));
     this.every(this.options.intervalMs ?? DHT_ANNOUNCE_INTERVAL_MS, () => this.announceAll());
     this.every(DHT_SAVE_INTERVAL_MS, () => void this.save());
     if (this.options.hasPeers) this.every(this.options.lonelyLookupMs ?? DHT_LONELY_LOOKUP_MS, () => this.lookupLonely());
   }
 
-  /** Opens the socket and the DHT node with `nodeId`, joining through `bootstrap`. */
-  private async start(nodeId: Buffer, bootstrap: DhtNode[]): Promise<void> {
+  /** Opens the socket and the DHT node with `nodeId`, joining through the configured nodes and `known` (real addresses). */
+  private async start(nodeId: Buffer, known: ReadonlyArray<{ host: string; port: number }>): Promise<void> {
     this.socket = await this.openSocket();
+    const bootstrap = this.bootstrapNodes(this.options.bootstrap, known);
     this.guard = new GuardedSocket(this.socket, (from, reason) => this.log.debug('ignoring a DHT message', { from, reason }));
     this.guard.onReplyIp = (from, ip) => this.onReplyIp(from.address, ip);
     const dht = new DHT({ nodeId, bootstrap, socket: this.guard, ...DHT_LIMITS });
@@ -154,7 +175,7 @@ export class DhtDiscovery extends Resource {
       this.announceAll();
     });
     dht.listen();
-    this.log.info('DHT listening', { address: formatPeerAddress({ host: this.options.host, port: this.socket.address().port }), bootstrap: bootstrap.length, nodeId: nodeId.toString('hex') });
+    this.log.info('DHT listening', { family: `ipv${this.family}`, port: this.socket.address().port, bootstrap: bootstrap.length, nodeId: nodeId.toString('hex') });
   }
 
   /**
@@ -164,7 +185,7 @@ export class DhtDiscovery extends Resource {
    */
   private onReplyIp(responder: string, ip: Uint8Array): void {
     const seen = parseCompactEndpoint(ip);
-    if (!seen || isIP(seen.host) !== 4 || this.closed) return; // this DHT is the IPv4 one
+    if (!seen || isIP(seen.host) !== this.family || this.closed) return; // what this DHT's family is seen at
     const agreed = this.vote.add(responder, seen);
     if (!agreed) return;
     const text = formatPeerAddress(agreed);
@@ -185,19 +206,22 @@ export class DhtDiscovery extends Resource {
   private async rekey(nodeId: Buffer, forIp: string): Promise<void> {
     const dht = this.dht;
     if (!dht || this.closed) return;
-    const nodes = dht.toJSON().nodes.slice(0, DHT_SAVED_NODES).map(({ host, port }) => ({ host, port }));
+    const nodes = this.knownNodes(dht);
     this.log.info('DHT node ID follows the external address (BEP 42)', { address: forIp, from: dht.nodeId.toString('hex'), to: nodeId.toString('hex') });
     this.dht = null;
     await new Promise<void>((resolve) => dht.destroy(() => resolve()));
     if (this.closed) return;
-    const bootstrap = [...this.options.bootstrap.map(parseNode), ...nodes].filter((node): node is DhtNode => node !== null);
-    await this.start(nodeId, bootstrap);
+    await this.start(nodeId, nodes);
     await this.save();
   }
 
-  /** The shared socket when it is IPv4 (the DHT's node lists are), else one of our own. */
+  /** The shared socket when it is IPv4 (the DHT's node lists are), else one of our own; for the IPv6 DHT the IPv6 equivalents. */
   private async openSocket(): Promise<DatagramSocket> {
     const shared = this.options.shared?.();
+    if (this.family === 6) {
+      this.six = new Ipv6DhtSocket(shared && (shared.family === 'udp6' || shared.ipv6) ? sharedDatagrams6(shared) : await this.ownDatagrams6());
+      return this.six;
+    }
     if (shared && shared.family === 'udp4') return new SharedDhtSocket(shared);
     let socket = createSocket('udp4');
     try {
@@ -209,6 +233,28 @@ export class DhtDiscovery extends Resource {
       await bindUdp(socket, 0, this.options.host);
     }
     return socket;
+  }
+
+  /** An IPv6-only socket of the IPv6 DHT's own (the preferred port, else any). */
+  private async ownDatagrams6(): Promise<Datagrams6> {
+    const host = isIP(this.options.host) === 6 ? this.options.host : '::';
+    let socket = createSocket({ type: 'udp6', ipv6Only: true });
+    try {
+      await bindUdp(socket, this.options.port, host);
+    } catch (err) {
+      await closeUdp(socket);
+      this.log.info('IPv6 DHT port taken; using any free port', { port: this.options.port, reason: (err as Error).message });
+      socket = createSocket({ type: 'udp6', ipv6Only: true });
+      await bindUdp(socket, 0, host);
+    }
+    const bound = socket;
+    bound.on('error', (err) => this.log.debug('IPv6 DHT socket error', { reason: err.message }));
+    return {
+      send: (buf, port, to) => bound.send(buf, port, to),
+      onMessage: (handler) => bound.on('message', (buf, rinfo) => handler(buf, rinfo)),
+      address: () => bound.address(),
+      close: () => void closeUdp(bound),
+    };
   }
 
   /** Looks up (without announcing) each folder that has no connected peer. */
@@ -244,6 +290,7 @@ export class DhtDiscovery extends Resource {
 
   report(): unknown {
     return {
+      family: `ipv${this.family}`,
       port: this.opened ? this.port : null,
       nodeId: this.dht?.nodeId.toString('hex') ?? null,
       nodes: this.dht?.nodes.count() ?? 0,
@@ -272,8 +319,10 @@ export class DhtDiscovery extends Resource {
     const hex = Buffer.from(infoHash).toString('hex');
     const status = this.status.get(hex);
     if (!status || !(peer.port > 0)) return;
+    const host = this.six ? this.six.standIns.real(peer.host) : peer.host;
+    if (!host) return;
     status.peersFound++;
-    this.options.onPeers(hex, [formatPeerAddress(peer)]);
+    this.options.onPeers(hex, [formatPeerAddress({ host, port: peer.port })]);
   }
 
   /** Looks up, then announces, every folder (coalesced with a round in progress). */
@@ -312,12 +361,20 @@ export class DhtDiscovery extends Resource {
     });
   }
 
-  private async save(): Promise<void> {
-    if (!this.dht || !this.options.saveState) return;
-    const nodes = this.dht
+  /** The routing table's nodes at their real addresses (the IPv6 DHT's stand-ins mapped back). */
+  private knownNodes(dht: DHT): Array<{ host: string; port: number }> {
+    return dht
       .toJSON()
       .nodes.slice(0, DHT_SAVED_NODES)
-      .map(({ host, port }) => ({ host, port }));
+      .flatMap(({ host, port }) => {
+        const real = this.six ? this.six.standIns.real(host) : host;
+        return real ? [{ host: real, port }] : [];
+      });
+  }
+
+  private async save(): Promise<void> {
+    if (!this.dht || !this.options.saveState) return;
+    const nodes = this.knownNodes(this.dht);
     try {
       await this.options.saveState({ nodeId: this.dht.nodeId.toString('hex'), nodes });
     } catch (err) {
@@ -326,9 +383,23 @@ export class DhtDiscovery extends Resource {
   }
 }
 
-/** HOST:PORT (IPv4 or a name; mainline DHT here is IPv4) as a DHT node, or null. */
-export function parseNode(text: string): DhtNode | null {
-  const match = /^([^\s:[\]]+):(\d{1,5})$/.exec(text.trim());
+/** HOST:PORT (IPv4 or a name) for the IPv4 DHT, [IPv6]:PORT for the IPv6 one, as a DHT node; null otherwise. */
+export function parseNode(text: string, family: 4 | 6 = 4): DhtNode | null {
+  const match = family === 6 ? /^\[([0-9A-Fa-f:.]+)\]:(\d{1,5})$/.exec(text.trim()) : /^([^\s:[\]]+):(\d{1,5})$/.exec(text.trim());
   const port = match ? Number(match[2]) : 0;
-  return match && port > 0 && port < 65536 ? { host: match[1]!, port } : null;
+  if (!match || !(port > 0 && port < 65536) || (family === 6 && isIP(match[1]!) !== 6)) return null;
+  return { host: family === 6 ? match[1]!.toLowerCase() : match[1]!, port };
+}
+
+/** The shared socket's IPv6 side as the IPv6 DHT's datagrams (IPv4 senders are the IPv4 DHT's). */
+function sharedDatagrams6(shared: SharedDatagrams): Datagrams6 {
+  let release: (() => void) | null = null;
+  return {
+    send: (buf, port, host) => shared.send(buf, port, host),
+    onMessage: (handler) => {
+      release = shared.handle((buf, from) => isKrpcDatagram(buf) && fromIpv6(from), handler);
+    },
+    address: () => shared.address(),
+    close: () => release?.(),
+  };
 }

@@ -70,7 +70,19 @@ export interface DiscoveryOptions {
   trackers: false | { urls: readonly string[]; udp?: UdpTrackerOptions };
   /** The sync port's shared UDP socket, when UDP is on: the DHT rides on it (see DhtDiscovery). */
   sharedUdp?: () => SharedDatagrams | null;
-  dht: false | { bootstrap: readonly string[]; port?: number; loadState?: () => DhtState | undefined; saveState?: (state: DhtState) => Promise<void> };
+  dht:
+    | false
+    | {
+        bootstrap: readonly string[];
+        port?: number;
+        loadState?: () => DhtState | undefined;
+        saveState?: (state: DhtState) => Promise<void>;
+        /** The IPv6 DHT's (BEP 32) node ID and routing table. */
+        loadState6?: () => DhtState | undefined;
+        saveState6?: (state: DhtState) => Promise<void>;
+        /** Run the IPv6 DHT too (when the listen host accepts IPv6). @default true */
+        ipv6?: boolean;
+      };
   pex?: { pollMs?: number };
   /** Relayed sockets (checked when the external addresses change): each announced through itself. */
   relays?: () => readonly RelayedSocket[];
@@ -90,6 +102,8 @@ export class Discovery extends Resource {
   /** One announcer per relayed socket: the tracker sees the relay's IP and is told its port. */
   private readonly relayTrackers = new Map<string, TrackerAnnouncer>();
   private readonly dht: DhtDiscovery | null = null;
+  /** The IPv6 DHT (BEP 32), beside the IPv4 one where the listen host accepts IPv6. */
+  private readonly dht6: DhtDiscovery | null = null;
   private readonly pex: PeerExchange;
   private readonly unsubscribe: Array<() => void> = [];
   private pruneTimer: NodeJS.Timeout | null = null;
@@ -158,6 +172,25 @@ export class Discovery extends Resource {
         ...(options.onExternalAddress ? { onExternalAddress: options.onExternalAddress } : {}),
         logger: this.log.child('dht'),
       });
+      const { host } = options.listen;
+      if (options.dht.ipv6 !== false && (host === '0.0.0.0' || host === '::' || host === '' || host.includes(':'))) {
+        this.dht6 = new DhtDiscovery({
+          family: 6,
+          host: host.includes(':') ? host : '::',
+          port: options.dht.port ?? options.listen.port,
+          shared: options.dht.port === undefined ? options.sharedUdp : undefined,
+          bootstrap: options.dht.bootstrap,
+          folders: options.folders,
+          announcePort: dhtAnnouncePort,
+          onPeers: (folder, addresses) => this.learn(folder, addresses, 'dht'),
+          hasPeers,
+          lonelyLookupMs: options.lonelyLookupMs,
+          loadState: options.dht.loadState6,
+          saveState: options.dht.saveState6,
+          ...(options.onExternalAddress ? { onExternalAddress: options.onExternalAddress } : {}),
+          logger: this.log.child('dht6'),
+        });
+      }
     }
     this.pex = new PeerExchange({
       deviceId: options.deviceId,
@@ -176,7 +209,7 @@ export class Discovery extends Resource {
 
   protected async _open(): Promise<void> {
     this.knownFolders = new Set(this.options.folders().map((f) => f.folderIdHex));
-    for (const part of [this.lan, this.trackers, this.dht, this.pex]) {
+    for (const part of [this.lan, this.trackers, this.dht, this.dht6, this.pex]) {
       if (!part) continue;
       try {
         await part.open();
@@ -192,6 +225,7 @@ export class Discovery extends Resource {
         this.syncRelays();
         this.trackers?.portChanged();
         this.dht?.sync();
+        this.dht6?.sync();
       }),
     );
     this.syncRelays();
@@ -209,7 +243,7 @@ export class Discovery extends Resource {
     for (const off of this.unsubscribe.splice(0)) off();
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     for (const timer of this.deferred) clearTimeout(timer);
-    await Promise.allSettled([this.pex, this.dht, this.trackers, this.lan, ...this.relayTrackers.values()].map((part) => part?.close()));
+    await Promise.allSettled([this.pex, this.dht, this.dht6, this.trackers, this.lan, ...this.relayTrackers.values()].map((part) => part?.close()));
   }
 
   /** A validated PeerExchange from a connected peer. */
@@ -223,6 +257,7 @@ export class Discovery extends Resource {
       trackers: this.trackers ? this.trackers.report() : { enabled: false },
       ...(this.relayTrackers.size ? { relayTrackers: Object.fromEntries([...this.relayTrackers].map(([name, t]) => [name, t.report()])) } : {}),
       dht: this.dht ? this.dht.report() : { enabled: false },
+      dht6: this.dht6 ? this.dht6.report() : { enabled: false },
       pex: this.pex.report(),
       addressBook: this.book.report(),
     };
@@ -336,6 +371,7 @@ export class Discovery extends Resource {
     this.trackers?.sync();
     for (const relayed of this.relayTrackers.values()) relayed.sync();
     this.dht?.sync();
+    this.dht6?.sync();
   }
 
   /** Starts announcing through relayed sockets that appeared, stops for those gone. */

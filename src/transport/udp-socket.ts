@@ -21,7 +21,8 @@ export interface UdpEndpoint {
   port: number;
 }
 
-type Classifier = (buf: Buffer) => boolean;
+/** Whether a datagram is this user's; `from` lets two users split one kind by sender (the IPv4 and IPv6 DHTs). */
+type Classifier = (buf: Buffer, from: UdpEndpoint) => boolean;
 type Handler = (buf: Buffer, from: UdpEndpoint) => void;
 
 /** @default of UdpSocketOptions.bufferBytes: the kernel's socket buffers, for bursts of a fast transfer. */
@@ -163,7 +164,7 @@ export class UdpSocket extends Resource {
 
   private dispatch(buf: Buffer, from: UdpEndpoint): void {
     for (const user of this.users) {
-      if (!user.classify(buf)) continue;
+      if (!user.classify(buf, from)) continue;
       try {
         user.handler(buf, from);
       } catch (err) {

@@ -1,0 +1,96 @@
+// The IPv6 DHT (BEP 32) against a real third-party DHT (Debian's python3-libtorrent): inside a
+// namespace of its own (2001:db8::/64 documentation addresses on its loopback only; nothing leaves
+// it), two IPv6-only Ferry daemons bootstrap from three libtorrent nodes over IPv6. A announces
+// its folder; B looks it up, gets A's address from libtorrent's 18-byte `values`, dials and syncs.
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
+import { needs, PYTHON3 } from '../helpers/needs.js';
+import { FerryNode, join, share } from './discovery-lab.js';
+
+const NS = 'fv6d6-dht';
+const A_IP = '2001:db8::10';
+const B_IP = '2001:db8::11';
+const NODES = ['2001:db8::2', '2001:db8::3', '2001:db8::4'];
+const DHT_PORT = 6881;
+
+/** Three libtorrent sessions with only the DHT on, one per IPv6 address; prints `ready`, runs until killed. */
+const LIBTORRENT_NODES = `
+import sys, time, libtorrent as lt
+sessions = []
+for ip in sys.argv[1:]:
+    s = lt.session({'listen_interfaces': '[' + ip + ']:${DHT_PORT}', 'enable_dht': True, 'enable_lsd': False, 'enable_upnp': False,
+                    'enable_natpmp': False, 'dht_bootstrap_nodes': '', 'alert_mask': 0})
+    sessions.append(s)
+for s in sessions:
+    for ip in sys.argv[1:]:
+        s.add_dht_node((ip, ${DHT_PORT}))
+print('ready', flush=True)
+while True:
+    time.sleep(1)
+`;
+
+const ns = (...args: string[]): void => {
+  const result = spawnSync('ip', ['-n', NS, ...args], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`ip -n ${NS} ${args.join(' ')}: ${result.stderr}`);
+};
+
+describe('IPv6 DHT (BEP 32) with libtorrent nodes', { skip: needs.all(needs.netlab(), needs.python(['libtorrent', 'python3-libtorrent'])) }, () => {
+  let base: string;
+  let nodes: ChildProcess | undefined;
+  const daemons: FerryNode[] = [];
+
+  before(async () => {
+    spawnSync('ip', ['netns', 'del', NS]);
+    const added = spawnSync('ip', ['netns', 'add', NS], { encoding: 'utf8' });
+    if (added.status !== 0) throw new Error(`ip netns add ${NS}: ${added.stderr}`);
+    ns('link', 'set', 'lo', 'up');
+    for (const ip of [A_IP, B_IP, ...NODES]) ns('-6', 'addr', 'add', `${ip}/128`, 'dev', 'lo', 'nodad');
+    base = await tempDir('dht6');
+    nodes = spawn('ip', ['netns', 'exec', NS, PYTHON3, '-c', LIBTORRENT_NODES, ...NODES], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    nodes.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    nodes.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(async () => {
+      if (nodes!.exitCode !== null) throw new Error(`libtorrent nodes exited: ${out}`);
+      return out.includes('ready');
+    }, 'libtorrent DHT nodes', 30_000);
+  });
+
+  after(async () => {
+    await Promise.allSettled(daemons.map((d) => d.stop()));
+    if (nodes && nodes.exitCode === null) {
+      nodes.kill('SIGTERM');
+      await new Promise((r) => nodes!.once('close', r));
+    }
+    spawnSync('ip', ['netns', 'del', NS]);
+    if (base) await removeDir(base);
+  });
+
+  test('B finds A through the IPv6 DHT alone and the folder syncs', async () => {
+    const args = ['--no-lan', '--no-trackers', ...NODES.flatMap((ip) => ['--dht-bootstrap', `[${ip}]:${DHT_PORT}`])];
+    const a = new FerryNode(`${base}/home-a`, { ns: NS, listen: `[${A_IP}]:0`, args });
+    const b = new FerryNode(`${base}/home-b`, { ns: NS, listen: `[${B_IP}]:0`, args });
+    daemons.push(a, b);
+    await Promise.all([a.ready(), b.ready()]);
+    const dirA = `${base}/a`;
+    const dirB = `${base}/b`;
+    await mkdir(dirA, { recursive: true });
+    await mkdir(dirB, { recursive: true });
+    await writeFile(`${dirA}/via-dht6.txt`, 'found through the IPv6 DHT\n');
+    const { rw } = await share(a, dirA);
+    await join(b, rw, dirB);
+    await waitFor(async () => (await readFile(`${dirB}/via-dht6.txt`, 'utf8').catch(() => '')) === 'found through the IPv6 DHT\n', 'the file to sync', 90_000);
+    const statusA = await a.status();
+    const peers = await b.connectedPeers();
+    assert.equal(peers.length, 1);
+    assert.equal(peers[0]!.source, 'dht');
+    assert.equal(peers[0]!.address, statusA.listen);
+    const dht6 = (await b.status()).services.discovery.dht6 as { family: string; nodes: number; folders: Record<string, { peersFound: number }> };
+    assert.equal(dht6.family, 'ipv6');
+    assert.ok(dht6.nodes >= 1, JSON.stringify(dht6));
+  });
+});
