@@ -1,8 +1,8 @@
 // UPnP IGD v2 IPv6 pinholes against a real router (root only), in test/netlab/inet.sh's internet with IPv6:
 // both home routers route IPv6 behind the usual stateful firewall (inbound new connections dropped); router 1
 // runs miniupnpd, whose WANIPv6FirewallControl service opens pinholes, router 2 runs none. Device A (behind
-// router 1) finds the router by SSDP on ff02::c and opens a pinhole to its sync port; a public device C with
-// no UDP at all (so no punching, no relay) dials A's global IPv6 address and syncs. The negative twin B
+// router 1) finds the router by SSDP on ff02::c and opens pinholes to its sync port (TCP and UDP); a public
+// device C with no UDP at all (so no punching) dials A's global IPv6 address over TCP and syncs. The negative twin B
 // (behind router 2, same settings) cannot be reached. The pinhole is in the router's ruleset while A runs,
 // shows in `status --json`, and is deleted when A stops; a short lease is renewed (UpdatePinhole), for TCP
 // and UDP alike.
@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
-import { FerryNode, join, share, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { FerryNode, join, share, type LabEnv, type PeerJson, type StatusJson } from './discovery-lab.js';
 import { BUILD_TEST, mapPort, NsProcess } from './nat-lab.js';
 
 const execFileAsync = promisify(execFile);
@@ -85,9 +85,14 @@ describe('an IPv6 pinhole on the home router (UPnP IGD v2)', {
     await removeDir(base);
   });
 
-  function node(name: string, ns: string, nat: boolean): FerryNode {
-    // No UDP anywhere: no µTP, no punching, no introductions; TCP over IPv6 only.
-    const created = new FerryNode(joinPath(base, `home-${name}`), { ns, nat, listen: `[::]:${SYNC_PORT}`, args: ['--no-lan', '--no-dht', '--no-trackers', '--no-stun', '--no-udp'] });
+  /** The devices at home run as installed (port mapping, UDP); the public one without UDP (no µTP, so no punching): it can only dial TCP. */
+  function node(name: string, ns: string, atHome: boolean): FerryNode {
+    const created = new FerryNode(joinPath(base, `home-${name}`), {
+      ns,
+      nat: atHome,
+      listen: `0.0.0.0:${SYNC_PORT}`, // the default host: TCP and UDP listen on :: too
+      args: ['--no-lan', '--no-dht', '--no-trackers', '--no-stun', ...(atHome ? [] : ['--no-udp'])],
+    });
     nodes.push(created);
     return created;
   }
@@ -109,10 +114,13 @@ describe('an IPv6 pinhole on the home router (UPnP IGD v2)', {
     const addrA = lab.NETLAB_INET_H1a_ADDR6!;
     const toA = `[${addrA}]:${SYNC_PORT}`;
     const toB = `[${lab.NETLAB_INET_H2a_ADDR6!}]:${SYNC_PORT}`;
-    const pinholeOf = async (n: FerryNode): Promise<MapperReport | undefined> => ((await n.status()) as Status).services.nat?.pinhole?.tcp;
+    const pinholeOf = async (n: FerryNode, protocol: 'tcp' | 'udp' = 'tcp'): Promise<MapperReport | undefined> => ((await n.status()) as Status).services.nat?.pinhole?.[protocol];
     const holeA = await waitFor(async () => ((await pinholeOf(a))?.state === 'mapped' ? (await pinholeOf(a))! : false), "A's pinhole", 30_000);
     assert.deepEqual([holeA.method, holeA.external], ['pinhole', toA]);
-    assert.ok(hasPinhole(await pinholeRules(lab), addrA, SYNC_PORT, 'TCP'), `router 1 has no pinhole to ${toA}: ${(await pinholeRules(lab)).join('\n')}`);
+    const udpA = await waitFor(async () => ((await pinholeOf(a, 'udp'))?.state === 'mapped' ? (await pinholeOf(a, 'udp'))! : false), "A's UDP pinhole", 30_000);
+    assert.equal(udpA.external, toA);
+    const rules = await pinholeRules(lab);
+    assert.ok(hasPinhole(rules, addrA, SYNC_PORT, 'TCP') && hasPinhole(rules, addrA, SYNC_PORT, 'UDP'), `router 1 has no TCP and UDP pinholes to ${toA}: ${rules.join('\n')}`);
     assert.ok(((await a.status()) as Status).external?.some((e) => e.source === 'pinhole' && e.address === toA), 'A lists its pinhole among its external addresses');
     const holeB = await waitFor(async () => ((await pinholeOf(b))?.state === 'failed' ? (await pinholeOf(b))! : false), "B's pinhole attempt to fail", 30_000);
     assert.match(holeB.error ?? '', /no UPnP gateway answered over IPv6/);
@@ -123,7 +131,8 @@ describe('an IPv6 pinhole on the home router (UPnP IGD v2)', {
     await waitFor(async () => (await readFile(joinPath(dirC, 'hello.txt'), 'utf8').catch(() => '')) === 'through the pinhole\n', 'the file to reach C from A', 60_000);
     const idA = (await a.status()).device.id;
     const idB = (await b.status()).device.id;
-    assert.ok((await c.connectedPeers()).some((p) => p.device === idA), 'C is connected to A');
+    const linkAtC = (await c.connectedPeers()).find((p) => p.device === idA) as (PeerJson & { path?: string }) | undefined;
+    assert.deepEqual([linkAtC?.address, linkAtC?.path], [toA, 'tcp'], 'C dialled A over TCP at its global IPv6 address');
     await waitFor(async () => {
       const status = (await c.status()) as Status;
       return status.knownPeers?.some((k) => k.address === toB && !k.connected && /no TLS connection|TIMEOUT|timed? ?out/i.test(k.lastError ?? '')) ?? false;
@@ -132,7 +141,8 @@ describe('an IPv6 pinhole on the home router (UPnP IGD v2)', {
     assert.equal((await b.connectedPeers()).length, 0);
 
     await a.stop();
-    assert.ok(!hasPinhole(await pinholeRules(lab), addrA, SYNC_PORT, 'TCP'), 'A deleted its pinhole when it stopped');
+    const left = await pinholeRules(lab);
+    assert.ok(!hasPinhole(left, addrA, SYNC_PORT, 'TCP') && !hasPinhole(left, addrA, SYNC_PORT, 'UDP'), `A deleted its pinholes when it stopped: ${left.join('\n')}`);
   });
 
   test('a short lease is renewed with UpdatePinhole, for TCP and UDP, and the pinhole is deleted on close', async () => {
