@@ -1,7 +1,6 @@
 // The web admin as one resource: the control socket's app, the web listener's app, login state and the event hub.
 
 import type Koa from 'koa';
-import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { createApiApp, createApiRouter } from './api.js';
@@ -35,17 +34,14 @@ export class WebAdmin extends Resource {
     this.auth = new AuthGate({
       get: () => daemon.adminPasswordHash(),
       set: (hash) => daemon.setAdminPasswordHash(hash),
-      sessionKey: () => daemon.webSessionKey?.(),
-      revoked: () => daemon.revokedWebSessions?.() ?? {},
-      setRevoked: async (revoked) => daemon.setRevokedWebSessions?.(revoked),
+      sessionKey: () => daemon.webSessionKey(),
+      revoked: () => daemon.revokedWebSessions(),
+      setRevoked: async (revoked) => daemon.setRevokedWebSessions(revoked),
     });
     this.events = new EventHub(() => daemon.status());
     this.appPasswords = new AppPasswords({
-      get: () => daemon.appPasswords?.() ?? [],
-      set: async (records) => {
-        if (!daemon.setAppPasswords) throw new FerryError('USAGE', 'app passwords are not available here');
-        await daemon.setAppPasswords(records);
-      },
+      get: () => daemon.appPasswords(),
+      set: (records) => daemon.setAppPasswords(records),
       folderId: (folder) => daemon.keys(folder).folderId,
     });
   }
@@ -68,11 +64,11 @@ export class WebAdmin extends Resource {
       assets,
       logger: logger.child('web'),
       hostCheck: this.options.hostCheck,
-      setupCode: () => daemon.adminSetupCode?.(),
+      setupCode: () => daemon.adminSetupCode(),
     });
     if (this.auth.needsSetup()) {
       logger.warn('no admin password yet: open the web page on this machine, or elsewhere with the setup code, or run `ferry admin set-password`', {
-        setupCode: daemon.adminSetupCode?.(),
+        setupCode: daemon.adminSetupCode(),
       });
     }
   }

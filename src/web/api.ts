@@ -51,7 +51,6 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
   });
   // What a join would meet: files already in the directory (the page warns before a merge).
   router.post('/folders/join/check', async (ctx) => {
-    if (!daemon.joinCheck) throw new FerryError('USAGE', 'join checks are not available here');
     const body = await readJsonBody(ctx.req);
     ctx.body = await daemon.joinCheck(stringField(body, 'path'));
   });
@@ -63,7 +62,6 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
     ctx.body = { ok: true };
   });
   router.post('/folders/:folder/options', async (ctx) => {
-    if (!daemon.setFolderOptions) throw new FerryError('USAGE', 'folder options are not available here');
     const body = await readJsonBody(ctx.req);
     const options: FolderOptions = {};
     if (body.portableNames !== undefined) {
@@ -75,7 +73,6 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
   });
   // selective sync: this device's excluded subtrees, and the folder's tree from the index
   router.get('/folders/:folder/selection', async (ctx) => {
-    if (!daemon.selection) throw new FerryError('USAGE', 'selective sync is not available here');
     const dir = ctx.query.dir;
     if (dir !== undefined && typeof dir !== 'string') throw new FerryError('USAGE', 'dir must be one folder-relative path');
     ctx.body = await daemon.selection(ctx.params.folder!, {
@@ -85,7 +82,6 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
     });
   });
   router.post('/folders/:folder/selection', async (ctx) => {
-    if (!daemon.setSelection) throw new FerryError('USAGE', 'selective sync is not available here');
     const body = await readJsonBody(ctx.req);
     const exclude = body.exclude === undefined ? undefined : stringField(body, 'exclude');
     const include = body.include === undefined ? undefined : stringField(body, 'include');
@@ -109,12 +105,8 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
   });
 
   // grants (time-limited invites and their revocation)
-  const grants = (): Required<Pick<DaemonApi, 'grant' | 'revokeGrant' | 'grants'>> => {
-    if (!daemon.grant || !daemon.revokeGrant || !daemon.grants) throw new FerryError('USAGE', 'grants are not available here');
-    return daemon as Required<Pick<DaemonApi, 'grant' | 'revokeGrant' | 'grants'>>;
-  };
   router.get('/folders/:folder/grants', (ctx) => {
-    ctx.body = grants().grants(ctx.params.folder!);
+    ctx.body = daemon.grants(ctx.params.folder!);
   });
   router.post('/folders/:folder/grants', async (ctx) => {
     const body = await readJsonBody(ctx.req);
@@ -125,10 +117,10 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
       throw new FerryError('USAGE', 'expiresInMs must be a whole number of milliseconds > 0');
     }
     const device = body.device === undefined ? undefined : stringField(body, 'device');
-    ctx.body = await grants().grant(ctx.params.folder!, { level, expiresInMs, ...(device ? { device } : {}) });
+    ctx.body = await daemon.grant(ctx.params.folder!, { level, expiresInMs, ...(device ? { device } : {}) });
   });
   router.post('/grants/:id/revoke', async (ctx) => {
-    ctx.body = await grants().revokeGrant(ctx.params.id!);
+    ctx.body = await daemon.revokeGrant(ctx.params.id!);
   });
 
   // archive
@@ -141,7 +133,6 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
     const body = await readJsonBody(ctx.req);
     // Bulk: `{ all: true }` or `{ prefix: "dir/sub" }` put back every missing file (newest archived version).
     if (body.all === true || body.prefix !== undefined) {
-      if (!daemon.restoreArchivedAll) throw new FerryError('USAGE', 'bulk restore is not available');
       const prefix = body.all === true ? '' : stringField(body, 'prefix');
       ctx.body = await daemon.restoreArchivedAll(ctx.params.folder!, prefix);
       return;
@@ -150,13 +141,11 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
   });
   // conflicts
   router.get('/folders/:folder/conflicts', async (ctx) => {
-    if (!daemon.conflicts) throw new FerryError('USAGE', 'conflicts are not available here');
     const limit = queryWhole(ctx.query.limit, 'limit', CONFLICT_LIST_LIMIT);
     const offset = queryWhole(ctx.query.offset, 'offset', 0);
     ctx.body = await daemon.conflicts(ctx.params.folder!, Math.min(Math.max(limit, 1), CONFLICT_LIST_LIMIT), offset);
   });
   router.post('/folders/:folder/conflicts/resolve', async (ctx) => {
-    if (!daemon.resolveConflict) throw new FerryError('USAGE', 'conflicts are not available here');
     const body = await readJsonBody(ctx.req);
     const keep = stringField(body, 'keep');
     if (keep !== 'original' && keep !== 'copy' && keep !== 'both') throw new FerryError('USAGE', 'keep is "original", "copy" or "both"');
@@ -165,27 +154,22 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
   });
   // held mass deletes
   router.post('/folders/:folder/deletions/apply', async (ctx) => {
-    if (!daemon.applyDeletions) throw new FerryError('USAGE', 'held deletions are not available');
     ctx.body = { applied: await daemon.applyDeletions(ctx.params.folder!) };
   });
   router.post('/folders/:folder/deletions/restore', async (ctx) => {
-    if (!daemon.restoreDeletions) throw new FerryError('USAGE', 'held deletions are not available');
     ctx.body = { restored: await daemon.restoreDeletions(ctx.params.folder!) };
   });
   // a file's versions in the archive, and restoring one (an edit that syncs)
   router.get('/folders/:folder/versions', async (ctx) => {
-    if (!daemon.versions) throw new FerryError('USAGE', 'versions are not available here');
     const path = ctx.query.path;
     if (typeof path !== 'string' || path === '') throw new FerryError('USAGE', 'path must name one file of the folder');
     ctx.body = await daemon.versions(ctx.params.folder!, path);
   });
   router.post('/folders/:folder/versions/restore', async (ctx) => {
-    if (!daemon.restoreVersion) throw new FerryError('USAGE', 'versions are not available here');
     const body = await readJsonBody(ctx.req);
     ctx.body = await daemon.restoreVersion(ctx.params.folder!, stringField(body, 'path'), parseInstant(body.at));
   });
   router.get('/folders/:folder/archive/plan', async (ctx) => {
-    if (!daemon.archivePlan) throw new FerryError('USAGE', 'the archive plan is not available here');
     ctx.body = await daemon.archivePlan(ctx.params.folder!);
   });
   router.post('/folders/:folder/archive/purge', async (ctx) => {
@@ -195,11 +179,10 @@ export function createApiRouter(daemon: DaemonApi, events: EventHub, appPassword
 
   // peers
   router.get('/peers', (ctx) => {
-    ctx.body = { peers: daemon.peers(), known: daemon.status().knownPeers, ...(daemon.addedPeers ? { added: daemon.addedPeers() } : {}) };
+    ctx.body = { peers: daemon.peers(), known: daemon.status().knownPeers, added: daemon.addedPeers() };
   });
   // An added address (HOST:PORT, URL-encoded) or a device ID: it is no longer dialled.
   router.delete('/peers/:target', async (ctx) => {
-    if (!daemon.removePeer) throw new FerryError('USAGE', 'removing peers is not available here');
     ctx.body = await daemon.removePeer(ctx.params.target!);
   });
   router.post('/peers', async (ctx) => {
@@ -260,7 +243,7 @@ export function createApiApp(
     ctx.body = { ok: true };
   });
   router.get('/admin/setup-code', (ctx) => {
-    const code = daemon.adminSetupCode?.();
+    const code = daemon.adminSetupCode();
     ctx.body = code ? { setup: true, code } : { setup: false };
   });
   logAppErrors(app, logger);

@@ -418,42 +418,42 @@ export interface DaemonApi {
   /** Refuses (FOLDER_NOT_EMPTY) a directory that has files unless `merge`. */
   join(key: string, path: string, options?: { merge?: boolean }): Promise<FolderReport>;
   /** What a join into `path` would meet: how many files and bytes are there. */
-  joinCheck?(path: string): Promise<JoinCheckReport>;
+  joinCheck(path: string): Promise<JoinCheckReport>;
   /** Current conflicts of a folder, by path (paging). */
-  conflicts?(folder: string, limit: number, offset: number): Promise<ConflictListing>;
+  conflicts(folder: string, limit: number, offset: number): Promise<ConflictListing>;
   /** Resolves one conflict; the change syncs like any local edit, the loser goes to the archive. */
-  resolveConflict?(folder: string, path: string, keep: ConflictKeep, name?: string): Promise<ConflictResolutionReport>;
+  resolveConflict(folder: string, path: string, keep: ConflictKeep, name?: string): Promise<ConflictResolutionReport>;
   /** `folder` is a folder ID or the folder's path. */
   keys(folder: string): KeysReport;
   removeFolder(folder: string): Promise<void>;
   rescan(folder: string): Promise<void>;
   /** Remembers an address to keep connected; `folder` only labels it. */
   addPeer(address: string, folder?: string): Promise<void>;
-  /** The addresses added with addPeer (optional so test doubles need not implement it). */
-  addedPeers?(): AddedPeerReport[];
+  /** The addresses added with addPeer. */
+  addedPeers(): AddedPeerReport[];
   /** Forgets added addresses: `target` is one (HOST:PORT) or a device ID (or its first 7+ characters); returns those removed. PEER_UNKNOWN if none. */
-  removePeer?(target: string): Promise<{ removed: string[] }>;
+  removePeer(target: string): Promise<{ removed: string[] }>;
   /** Read-only folders: archives local edits and takes the global versions back. */
   revert(folder: string): Promise<number>;
-  // Grants (optional so test doubles of this interface need not implement them).
+  // Grants
   /** Issues a grant of the folder (needs its RW key) expiring after `expiresInMs`, optionally bound to one device. */
-  grant?(folder: string, options: { level: 'ro' | 'rw'; expiresInMs: number; device?: string }): Promise<IssuedGrantReport>;
+  grant(folder: string, options: { level: 'ro' | 'rw'; expiresInMs: number; device?: string }): Promise<IssuedGrantReport>;
   /** Revokes a grant by ID (needs the RW key of its folder); every peer learns it. */
-  revokeGrant?(grantId: string): Promise<{ id: string; folderId: string; revokedAtMs: number }>;
+  revokeGrant(grantId: string): Promise<{ id: string; folderId: string; revokedAtMs: number }>;
   /** The grants known for a folder (issued here or learned from peers), soonest expiry first. */
-  grants?(folder: string): { folderId: string; grants: GrantReport[] };
-  /** Per-folder options (optional so test doubles need not implement it); returns the options now in force. */
-  setFolderOptions?(folder: string, options: FolderOptions): Promise<Required<FolderOptions>>;
-  /** The folder's selection, and one page of directory `dir` of its tree when given (optional so test doubles need not implement it). */
-  selection?(folder: string, options?: { dir?: string; limit?: number; offset?: number }): Promise<SelectionReport>;
+  grants(folder: string): { folderId: string; grants: GrantReport[] };
+  /** Per-folder options; returns the options now in force. */
+  setFolderOptions(folder: string, options: FolderOptions): Promise<Required<FolderOptions>>;
+  /** The folder's selection, and one page of directory `dir` of its tree when given. */
+  selection(folder: string, options?: { dir?: string; limit?: number; offset?: number }): Promise<SelectionReport>;
   /** Excludes or includes one subtree (this device only); the folder restarts with it. */
-  setSelection?(folder: string, change: { exclude?: string; include?: string }): Promise<SelectionReport>;
+  setSelection(folder: string, change: { exclude?: string; include?: string }): Promise<SelectionReport>;
   /** A file's archived versions, newest first. */
-  versions?(folder: string, path: string): Promise<VersionsReport>;
+  versions(folder: string, path: string): Promise<VersionsReport>;
   /** Restores the version of `path` archived at `atMs` (else the newest before it): an edit that syncs; the current version is archived first. */
-  restoreVersion?(folder: string, path: string, atMs: number): Promise<{ path: string; restored: VersionReport }>;
+  restoreVersion(folder: string, path: string, atMs: number): Promise<{ path: string; restored: VersionReport }>;
   /** The archive's size and what purging under the folder's policy would free now. */
-  archivePlan?(folder: string): Promise<ArchivePlanReport>;
+  archivePlan(folder: string): Promise<ArchivePlanReport>;
   /** A paused folder is neither scanned nor synced, and not offered to peers. */
   pauseFolder(folder: string): Promise<void>;
   resumeFolder(folder: string): Promise<void>;
@@ -464,11 +464,11 @@ export interface DaemonApi {
   /** Deletes archived files older than `olderThanDays` (default: the archive days setting); returns how many. */
   purgeArchive(folder: string, olderThanDays?: number): Promise<number>;
   /** Puts back the newest archived version of every file under `prefix` ('' = all) that is not in the folder now. */
-  restoreArchivedAll?(folder: string, prefix: string): Promise<BulkRestoreReport>;
+  restoreArchivedAll(folder: string, prefix: string): Promise<BulkRestoreReport>;
   /** A held mass delete goes ahead: the files go to the archive here. Returns how many. */
-  applyDeletions?(folder: string): Promise<number>;
+  applyDeletions(folder: string): Promise<number>;
   /** A held mass delete is undone: the files become new versions and return on every peer. Returns how many. */
-  restoreDeletions?(folder: string): Promise<number>;
+  restoreDeletions(folder: string): Promise<number>;
   peers(): PeerInfo[];
   getSettings(): SettingsReport;
   /** Validates and stores the given settings (FerryError USAGE names the bad one). */
@@ -479,15 +479,15 @@ export interface DaemonApi {
   adminPasswordHash(): string | undefined;
   setAdminPasswordHash(hash: string): Promise<void>;
   /** The one-time first-start code a browser not on this machine needs to set the first password; undefined once one is set. */
-  adminSetupCode?(): string | undefined;
+  adminSetupCode(): string | undefined;
   /** The key web session tokens are signed with, kept in the home (sessions outlive a restart). */
-  webSessionKey?(): Buffer | undefined;
+  webSessionKey(): Buffer | undefined;
   /** Web sessions ended early (logout), with when each would expire anyway. */
-  revokedWebSessions?(): Record<string, number>;
-  setRevokedWebSessions?(revoked: Record<string, number>): Promise<void>;
-  /** The folders served over WebDAV (optional so test doubles need not implement it). */
-  localFolders?(): LocalFolderHandle[];
+  revokedWebSessions(): Record<string, number>;
+  setRevokedWebSessions(revoked: Record<string, number>): Promise<void>;
+  /** The folders served over WebDAV. */
+  localFolders(): LocalFolderHandle[];
   /** App passwords (WebDAV's HTTP Basic credentials) as stored with the settings. */
-  appPasswords?(): AppPasswordRecord[];
-  setAppPasswords?(records: AppPasswordRecord[]): Promise<void>;
+  appPasswords(): AppPasswordRecord[];
+  setAppPasswords(records: AppPasswordRecord[]): Promise<void>;
 }

@@ -132,9 +132,8 @@ export function createWebApp(options: WebAppOptions): Koa {
     }
   };
   const open = new Router({ prefix: '/api/auth' });
-  const dav = options.appPasswords && options.daemon?.localFolders
-    ? new DavServer({ folders: () => options.daemon!.localFolders!(), logger: logger.child('dav') })
-    : undefined;
+  const daemon = options.daemon;
+  const dav = options.appPasswords && daemon ? new DavServer({ folders: () => daemon.localFolders(), logger: logger.child('dav') }) : undefined;
   /** WebDAV clients: an app password by HTTP Basic, checked under the same limits as the login. */
   const davAccess = async (ctx: Koa.Context): Promise<AppPasswordAccess> => {
     const challenge = { 'WWW-Authenticate': 'Basic realm="Ferry WebDAV", charset="UTF-8"' };

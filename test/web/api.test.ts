@@ -4,13 +4,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApiRouter } from '../../src/web/api.js';
 import { EventHub } from '../../src/web/events.js';
-import { Client, FOLDER_ID, FakeDaemon, startWebAdmin, type Running } from './helpers.js';
+import { Client, FOLDER_ID, startWebAdmin, webFakeDaemon, type Running } from './helpers.js';
 
 const PASSWORD = 'correct horse battery';
 
 /** Every state-changing route the web listener serves: the shared API (read from its router) and the auth routes behind the guard. */
 function stateChangingRoutes(): Array<{ method: string; path: string }> {
-  const router = createApiRouter(new FakeDaemon(), new EventHub(() => new FakeDaemon().status()));
+  const router = createApiRouter(webFakeDaemon(), new EventHub(() => webFakeDaemon().status()));
   const routes: Array<{ method: string; path: string }> = [];
   for (const layer of router.stack) {
     for (const method of layer.methods) {
@@ -22,7 +22,7 @@ function stateChangingRoutes(): Array<{ method: string; path: string }> {
 }
 
 function readRoutes(): string[] {
-  const router = createApiRouter(new FakeDaemon(), new EventHub(() => new FakeDaemon().status()));
+  const router = createApiRouter(webFakeDaemon(), new EventHub(() => webFakeDaemon().status()));
   return router.stack.filter((layer) => layer.methods.includes('GET')).map((layer) => String(layer.path).replace(':folder', FOLDER_ID));
 }
 

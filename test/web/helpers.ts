@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { silentLogger } from '../../src/util/log.js';
 import { WebAdmin } from '../../src/web/admin.js';
 import type { DaemonApi, EditableSettings, StatusReport } from '../../src/web/daemon-api.js';
+import { fakeDaemon } from '../helpers/fake-daemon.js';
 
 export const FOLDER_ID = 'ab'.repeat(20);
 
@@ -16,39 +17,51 @@ const SETTINGS: EditableSettings = {
 };
 
 /** A DaemonApi that records every call; nothing in it touches disk. */
-export class FakeDaemon implements DaemonApi {
-  readonly calls: string[] = [];
+export interface FakeDaemon extends DaemonApi {
+  readonly calls: string[];
   passwordHash: string | undefined;
+}
 
-  status(): StatusReport {
-    return { device: { id: 'DEVICE', name: 'test' }, version: '0', listen: null, folders: [], services: {}, knownPeers: [] };
-  }
-  async share(path: string) { this.calls.push(`share ${path}`); return { folderId: FOLDER_ID, path, enc: 'E' }; }
-  async join(key: string, path: string) { this.calls.push(`join ${key} ${path}`); return this.folder(); }
-  keys(folder: string) { this.calls.push(`keys ${folder}`); return { folderId: FOLDER_ID, path: '/x', enc: 'E' }; }
-  async removeFolder(folder: string) { this.calls.push(`remove ${folder}`); }
-  async rescan(folder: string) { this.calls.push(`rescan ${folder}`); }
-  async addPeer(address: string) { this.calls.push(`addPeer ${address}`); }
-  async revert(folder: string) { this.calls.push(`revert ${folder}`); return 0; }
-  async pauseFolder(folder: string) { this.calls.push(`pause ${folder}`); }
-  async resumeFolder(folder: string) { this.calls.push(`resume ${folder}`); }
-  async archive(folder: string) { this.calls.push(`archive ${folder}`); return { folderId: folder, files: [], truncated: false }; }
-  async restoreArchived(folder: string, archivePath: string) { this.calls.push(`restore ${folder} ${archivePath}`); return 'x'; }
-  async purgeArchive(folder: string) { this.calls.push(`purge ${folder}`); return 0; }
-  peers() { return []; }
-  getSettings() { return { settings: SETTINGS, running: SETTINGS, overridden: [], restartRequired: false }; }
-  async updateSettings(patch: Record<string, unknown>) { this.calls.push(`settings ${JSON.stringify(patch)}`); return this.getSettings(); }
-  logTail() { return ['line']; }
-  adminPasswordHash() { return this.passwordHash; }
-  async setAdminPasswordHash(hash: string) { this.passwordHash = hash; }
-
-  private folder() {
-    return {
-      id: FOLDER_ID, path: '/x', access: 'rw' as const, state: 'idle' as const, localFiles: 0, localBytes: 0, globalFiles: 0,
-      globalBytes: 0, needFiles: 0, needBytes: 0, localChanges: 0, failedItems: 0, failed: [], lastScanMs: null,
-      watcher: { watchedDirs: 0, unwatchedDirs: 0, limitReached: false }, peers: [],
-    };
-  }
+/** The fake the web tests run the real WebAdmin on: the folder calls recorded, and what the admin reads at start (no stored session key, nothing revoked, no app passwords, no setup code). */
+export function webFakeDaemon(): FakeDaemon {
+  const calls: string[] = [];
+  const folder = () => ({
+    id: FOLDER_ID, path: '/x', access: 'rw' as const, state: 'idle' as const, localFiles: 0, localBytes: 0, globalFiles: 0,
+    globalBytes: 0, needFiles: 0, needBytes: 0, localChanges: 0, failedItems: 0, failed: [], lastScanMs: null,
+    watcher: { watchedDirs: 0, unwatchedDirs: 0, limitReached: false }, peers: [],
+  });
+  const getSettings = () => ({ settings: SETTINGS, running: SETTINGS, overridden: [], restartRequired: false });
+  const daemon: FakeDaemon = {
+    ...fakeDaemon({
+      status: (): StatusReport => ({ device: { id: 'DEVICE', name: 'test' }, version: '0', listen: null, folders: [], services: {}, knownPeers: [] }),
+      share: async (path) => { calls.push(`share ${path}`); return { folderId: FOLDER_ID, path, enc: 'E' }; },
+      join: async (key, path) => { calls.push(`join ${key} ${path}`); return folder(); },
+      keys: (f) => { calls.push(`keys ${f}`); return { folderId: FOLDER_ID, path: '/x', enc: 'E' }; },
+      removeFolder: async (f) => { calls.push(`remove ${f}`); },
+      rescan: async (f) => { calls.push(`rescan ${f}`); },
+      addPeer: async (address) => { calls.push(`addPeer ${address}`); },
+      revert: async (f) => { calls.push(`revert ${f}`); return 0; },
+      pauseFolder: async (f) => { calls.push(`pause ${f}`); },
+      resumeFolder: async (f) => { calls.push(`resume ${f}`); },
+      archive: async (f) => { calls.push(`archive ${f}`); return { folderId: f, files: [], truncated: false }; },
+      restoreArchived: async (f, archivePath) => { calls.push(`restore ${f} ${archivePath}`); return 'x'; },
+      purgeArchive: async (f) => { calls.push(`purge ${f}`); return 0; },
+      peers: () => [],
+      getSettings,
+      updateSettings: async (patch) => { calls.push(`settings ${JSON.stringify(patch)}`); return getSettings(); },
+      logTail: () => ['line'],
+      adminPasswordHash: () => daemon.passwordHash,
+      setAdminPasswordHash: async (hash) => { daemon.passwordHash = hash; },
+      adminSetupCode: () => undefined,
+      webSessionKey: () => undefined,
+      revokedWebSessions: () => ({}),
+      setRevokedWebSessions: async () => undefined,
+      appPasswords: () => [],
+    }),
+    calls,
+    passwordHash: undefined,
+  };
+  return daemon;
 }
 
 export interface Answer {
@@ -111,7 +124,7 @@ export interface Running {
 }
 
 export async function startWebAdmin(): Promise<Running> {
-  const daemon = new FakeDaemon();
+  const daemon = webFakeDaemon();
   const admin = new WebAdmin({ daemon, logger: silentLogger });
   await admin.open();
   const web = createServer(admin.web.callback());
