@@ -1,7 +1,7 @@
 // `make bench [BENCH=scan|sync|all|index|edits]`: runs the benchmarks, prints tables, writes JSON (and the sync chart) to bench/results/.
 // Sizes for quick runs: BENCH_LARGE_MIB (1024), BENCH_SMALL_FILES (scan, 100000), BENCH_SYNC_SMALL_FILES (20000),
 // BENCH_MIXED_MIB (500), BENCH_LATENCY_EDITS (20); BENCH_TOOLS=ferry,syncthing; BENCH_DATASETS=large,small,mixed,delta,rename,latency;
-// BENCH=transport (bench/transport.ts: BENCH_TRANSPORT_MIB, BENCH_TRANSPORT_ROUNDS), BENCH=link (bench/link.ts, root: BENCH_LINK_ROUNDS,
+// BENCH=transport (bench/transport.ts: BENCH_TRANSPORT_MIB, BENCH_TRANSPORT_ROUNDS), BENCH=reach (bench/reach.ts, root: BENCH_REACH_ROUNDS, BENCH_REACH_ROWS), BENCH=link (bench/link.ts, root: BENCH_LINK_ROUNDS,
 // BENCH_LINK_SECONDS, BENCH_LINK_MBIT, BENCH_LINK_RTT_MS, BENCH_LINK_LOSS, BENCH_LINK_QUEUE_MS); BENCH=index (bench/index-scale.ts) and BENCH=edits (two daemons, bench/edit-latency.ts): BENCH_INDEX_FILES (100000),
 // BENCH_INDEX_RESCANS (3), BENCH_INDEX_EDITS (100), BENCH_INDEX_TREE; BENCH=edits also EDIT_FILES (sizes in one run, e.g.
 // 1000,1000000), EDIT_TREES (a kept dir for the trees) and EDIT_MEMORY_MAX_MIB (each daemon in a memory cgroup), see bench/edit-latency.ts;
@@ -196,6 +196,8 @@ try {
   // The transport alone (µTP against TCP on loopback; bench/transport.ts) and over an emulated slow, lossy link (root; bench/link.ts).
   if (which === 'transport') await import('./transport.js');
   if (which === 'link') await (await import('./link.js')).benchLink();
+  // Time to connect and to sync 10 MiB per topology of the netlab matrix, and the relay's CPU per GiB (root; bench/reach.ts).
+  if (which === 'reach') await (await import('./reach.js')).benchReach();
 } finally {
   await rm(work, { recursive: true, force: true });
 }
