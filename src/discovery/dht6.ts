@@ -17,6 +17,11 @@ import type { DatagramSocket } from './dht-guard.js';
 
 /** Stand-ins kept at once. */
 export const MAX_STAND_INS = 4096;
+/** Queries awaiting a reply, remembered (the oldest forgotten beyond). */
+const MAX_PENDING = 4096;
+/** Nodes and values taken from one reply (a node sends 8; more only churns the stand-ins). */
+const MAX_NODES_PER_REPLY = 16;
+const MAX_VALUES_PER_REPLY = 100;
 const BASE = 0xf0000001; // 240.0.0.1
 
 type Dict = Record<string, unknown>;
@@ -78,6 +83,8 @@ const v4Bytes = (ip: string): Buffer => Buffer.from(ip.split('.').map(Number));
 /** The datagram socket bittorrent-dht drives for the IPv6 DHT (see the top of this file). */
 export class Ipv6DhtSocket extends EventEmitter implements DatagramSocket {
   readonly standIns: StandIns;
+  /** `address|port|t` of our queries: only their replies' nodes and values make stand-ins (a stranger's cannot churn the table). */
+  private readonly pending = new Set<string>();
 
   constructor(private readonly inner: Datagrams6, maxStandIns = MAX_STAND_INS) {
     super();
@@ -95,7 +102,12 @@ export class Ipv6DhtSocket extends EventEmitter implements DatagramSocket {
       return; // the guard above would drop it too; nothing to translate
     }
     if (!isDict(message)) return;
-    if (isDict(message.r)) message.r = this.inward(message.r);
+    if (isDict(message.r)) {
+      const key = `${address}|${from.port}|${message.t instanceof Uint8Array ? Buffer.from(message.t).toString('hex') : ''}`;
+      const ours = this.pending.delete(key);
+      message.r = ours ? this.inward(message.r) : { ...message.r, nodes: undefined, nodes6: undefined, values: undefined };
+      for (const k of ['nodes', 'nodes6', 'values']) if ((message.r as Dict)[k] === undefined) delete (message.r as Dict)[k];
+    }
     const packet = Buffer.from(bencode.encode(message));
     const rinfo: RemoteInfo = { address: this.standIns.fake(address), port: from.port, family: 'IPv4', size: packet.length };
     this.emit('message', packet, rinfo);
@@ -108,7 +120,7 @@ export class Ipv6DhtSocket extends EventEmitter implements DatagramSocket {
     if (r.nodes6 instanceof Uint8Array) {
       const six = Buffer.from(r.nodes6);
       const entries: Buffer[] = [];
-      for (let at = 0; at + 38 <= six.length; at += 38) {
+      for (let at = 0; at + 38 <= six.length && entries.length < MAX_NODES_PER_REPLY; at += 38) {
         const port = six.readUInt16BE(at + 36);
         if (port === 0) continue;
         entries.push(Buffer.concat([six.subarray(at, at + 20), v4Bytes(this.standIns.fake(v6Text(six, at + 20))), six.subarray(at + 36, at + 38)]));
@@ -118,6 +130,7 @@ export class Ipv6DhtSocket extends EventEmitter implements DatagramSocket {
     if (Array.isArray(r.values)) {
       out.values = r.values
         .filter((v): v is Uint8Array => v instanceof Uint8Array && v.length === 18)
+        .slice(0, MAX_VALUES_PER_REPLY)
         .map((v) => {
           const b = Buffer.from(v);
           return Buffer.concat([v4Bytes(this.standIns.fake(v6Text(b, 0))), b.subarray(16, 18)]);
@@ -168,6 +181,10 @@ export class Ipv6DhtSocket extends EventEmitter implements DatagramSocket {
       // BEP 32: ask for IPv6 nodes (a node answering on IPv6 gives them anyway; libtorrent honours want).
       if (isDict(message.a) && (message.q instanceof Uint8Array) && ['find_node', 'get_peers'].includes(Buffer.from(message.q).toString())) {
         message.a = { ...message.a, want: [Buffer.from('n6')] };
+      }
+      if (message.y instanceof Uint8Array && Buffer.from(message.y).toString() === 'q' && message.t instanceof Uint8Array) {
+        if (this.pending.size >= MAX_PENDING) this.pending.delete(this.pending.values().next().value!);
+        this.pending.add(`${real}|${port}|${Buffer.from(message.t).toString('hex')}`);
       }
       packet = Buffer.from(bencode.encode(message));
     }

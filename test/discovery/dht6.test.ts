@@ -31,6 +31,15 @@ test('a reply with nodes6 and IPv6 values reaches the library as IPv4 stand-ins,
   const id = Buffer.alloc(20, 9);
   const nodes6 = Buffer.concat([Buffer.alloc(20, 1), ipBytes('2001:db8::2')!, port2(6881), Buffer.alloc(20, 2), ipBytes('2001:db8::3')!, port2(6882)]);
   const values = [Buffer.concat([ipBytes('2001:db8::10')!, port2(22100)])];
+  // A reply nobody asked for: passed on without nodes or values (no stand-ins made for a stranger's list).
+  h.deliver({ t: Buffer.from('zz'), y: 'r', r: { id, nodes6, values } }, '2001:db8::4', 6881);
+  assert.deepEqual(Object.keys(h.received[0]!.message.r as Dict), ['id']);
+  assert.equal(h.socket.standIns.size, 1);
+  h.received.length = 0;
+  // Our get_peers to it, then its reply.
+  const ask = bencode.encode({ t: Buffer.from('aa'), y: 'q', q: 'get_peers', a: { id, info_hash: Buffer.alloc(20, 3) } });
+  h.socket.send(Buffer.from(ask), 0, ask.length, 6881, '2001:db8::4', () => undefined);
+  h.sent.length = 0;
   h.deliver({ t: Buffer.from('aa'), y: 'r', r: { id, nodes6, nodes: Buffer.alloc(26, 7), values, token: Buffer.from('tok') } }, '2001:db8::4', 6881);
   assert.equal(h.received.length, 1);
   const { message, rinfo } = h.received[0]!;
