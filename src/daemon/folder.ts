@@ -1,23 +1,24 @@
 // One shared folder at run time: scanner, watcher, periodic rescan, and its FolderSync, under one folder lock.
 
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { decodeGrant, SHORT_ID_LENGTH, type FolderKeys, type GrantBook, type GrantCredential } from '../keys/index.js';
 import type { FolderConfig, FolderIndex } from '../index/types.js';
-import { HashPool, IgnoreRules, Scanner, FolderWatcher, SubtreeSet, WarmFiles, type ScanResult } from '../scan/index.js';
+import { FOLDER_MARKER, HashPool, IgnoreRules, Scanner, FolderWatcher, SubtreeSet, volumeProblem, WarmFiles, type ScanResult } from '../scan/index.js';
 import {
   Archive, ConflictList, findLocalUnselected, LOCAL_UNSELECTED_REASON, LOCAL_UNSELECTED_SOURCE, type LocalUnselected, FolderSync, readOnlyScanIndex, resolveConflict, type ConflictKeep, type ConflictResolution, type FolderSyncLimits,
   type TransferRates,
 } from '../sync/index.js';
-import { FerryError } from '../errors.js';
+import { FerryError, isFerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { Resource } from '../util/resource.js';
 import { compareVersions } from '../index/records.js';
 import { insideSubtrees } from '../scan/ignore.js';
 import type { TreeEntry, ConflictListing, FolderReport, FolderState, GrantReport, PeerReport } from '../web/daemon-api.js';
 
-/** The folder's own hidden directory; its presence proves the folder's volume is mounted. */
-export const FOLDER_MARKER = '.ferry';
+/** The folder's own hidden directory; its presence proves the folder's volume is mounted (the rule: scan/volume.ts). */
+export { FOLDER_MARKER };
+
+/** How often a folder whose volume is gone (path or marker missing) looks for it again. */
+export const VOLUME_RECHECK_MS = 5_000;
 
 /**
  * Subtrees waiting for a rescan. Past this many the deepest fold into their parents; merging every
@@ -54,6 +55,10 @@ export interface SharedFolderOptions {
   onScanned?: (subtrees: readonly string[], result: ScanResult) => void;
   /** A device's name by its short ID, when known (this device's own, a peer's). */
   deviceName?: (shortId: string) => string | undefined;
+  /** @default VOLUME_RECHECK_MS */
+  volumeRecheckMs?: number;
+  /** The folder started after open() (its volume was missing then): connected peers must hear of it (a new handshake). */
+  onStartedLate?: () => void;
 }
 
 export class SharedFolder extends Resource {
@@ -84,6 +89,10 @@ export class SharedFolder extends Resource {
   private scanQueued: Promise<void> | null = null;
   /** Conflict copies whose original is still there, followed from the index. */
   private readonly conflictList: ConflictList;
+  /** The volume was found gone (path or marker missing): on its return the watcher starts again and everything is rescanned. */
+  private volumeLost = false;
+  private volumeTimer: NodeJS.Timeout | null = null;
+  private volumeRechecking = false;
 
   constructor(private readonly options: SharedFolderOptions) {
     super();
@@ -95,11 +104,18 @@ export class SharedFolder extends Resource {
   }
 
   protected async _open(): Promise<void> {
-    if (!(await this.markerPresent())) {
-      // Scanning or pulling into a missing or unmounted folder would turn every file into a deletion.
-      this.setError(`folder marker ${FOLDER_MARKER}/ is missing in ${this.config.path} (is the volume mounted?)`);
+    const problem = await volumeProblem(this.config.path);
+    if (problem) {
+      // Scanning or pulling into a missing or unmounted folder would turn every file into a deletion:
+      // nothing starts until the volume is back.
+      this.lostVolume(problem);
       return;
     }
+    await this.start();
+  }
+
+  /** Scanner, FolderSync, watcher and the first scan: the folder runs. */
+  private async start(): Promise<void> {
     const encrypted = this.config.access === 'enc';
     const scanIndex = this.config.access === 'ro' ? readOnlyScanIndex(this.index) : this.index;
     const warmFiles = new WarmFiles();
@@ -115,6 +131,8 @@ export class SharedFolder extends Resource {
       onRefused: (path, reason) => this.reportFailed(path, reason, 'scan'),
       // An entry that cannot be read (EIO, EACCES) is skipped and listed, never taken for a deletion.
       onUnreadable: (path, reason) => this.reportFailed(path, reason, 'scan'),
+      // A volume unmounted during a scan fails it before its deletion pass (never "everything deleted").
+      requireMarker: true,
       warmFiles,
       excluded: this.config.excluded ?? [],
       // no `ignore`: the scanner re-reads .ferryignore on every scan, so edits apply at once
@@ -141,18 +159,18 @@ export class SharedFolder extends Resource {
       portableNames: this.config.portableNames === true,
       excluded: this.config.excluded ?? [],
       ...(this.options.massDeleteFiles ? { massDeleteFiles: this.options.massDeleteFiles } : {}),
+      // Nothing is pulled, installed or deleted while the volume is gone.
+      volumeCheck: async () => {
+        const problem = await volumeProblem(this.config.path);
+        if (problem) this.lostVolume(problem);
+        return problem;
+      },
     });
     if (encrypted) {
       await this.sync.open();
       return;
     }
-    this.watcher = new FolderWatcher({
-      root: this.config.path,
-      ignore: (await IgnoreRules.load(this.config.path)).withExcluded(this.config.excluded),
-      logger: this.logger,
-      onChange: (under: string) => void this.requestScan(under),
-    });
-    await this.watcher.open();
+    await this.watch();
     // The first scan runs before the puller, so local edits made while the daemon was down are seen first.
     const firstScan = this.requestScan('');
     void firstScan.finally(() => this.releasePulls?.());
@@ -160,8 +178,62 @@ export class SharedFolder extends Resource {
     this.scheduleRescan();
   }
 
+  /** A watcher on the folder's root as it is now (again after the volume came back: the old one watched what was unmounted). */
+  private async watch(): Promise<void> {
+    await this.watcher?.close();
+    this.watcher = new FolderWatcher({
+      root: this.config.path,
+      ignore: (await IgnoreRules.load(this.config.path)).withExcluded(this.config.excluded),
+      logger: this.logger,
+      onChange: (under: string) => void this.requestScan(under),
+    });
+    await this.watcher.open();
+  }
+
+  /** The volume is gone: the folder says so and looks for it again every volumeRecheckMs. */
+  private lostVolume(problem: Error): void {
+    this.volumeLost = true;
+    this.setError(problem.message);
+    if (this.volumeTimer || this.abort.signal.aborted) return;
+    this.volumeTimer = setInterval(() => void this.recheckVolume(), this.options.volumeRecheckMs ?? VOLUME_RECHECK_MS);
+    this.volumeTimer.unref();
+  }
+
+  private async recheckVolume(): Promise<void> {
+    if (this.volumeRechecking || this.abort.signal.aborted) return;
+    this.volumeRechecking = true;
+    try {
+      if (await volumeProblem(this.config.path)) return;
+      if (this.volumeTimer) clearInterval(this.volumeTimer);
+      this.volumeTimer = null;
+      this.logger.info('folder volume is back; resuming', { path: this.config.path });
+      if (this.sync) {
+        if (this.scanner) {
+          await this.requestScan(''); // rewatches and rescans everything (volumeLost)
+        } else {
+          this.volumeLost = false; // an ENC folder: nothing to scan
+          this.state = 'idle';
+          this.error = undefined;
+        }
+        this.sync.schedulePull();
+        return;
+      }
+      this.state = 'idle';
+      this.error = undefined;
+      this.volumeLost = false;
+      if (this.abort.signal.aborted) return;
+      await this.start();
+      this.options.onStartedLate?.();
+    } catch (err) {
+      this.logger.warn('resuming the folder failed', { err: err instanceof Error ? err : String(err) });
+    } finally {
+      this.volumeRechecking = false;
+    }
+  }
+
   protected async _close(): Promise<void> {
     this.abort.abort();
+    if (this.volumeTimer) clearInterval(this.volumeTimer);
     this.releasePulls?.();
     if (this.rescanTimer) clearTimeout(this.rescanTimer);
     await this.watcher?.close();
@@ -174,14 +246,6 @@ export class SharedFolder extends Resource {
     const run = this.lock.then(work, work);
     this.lock = run.catch(() => undefined);
     return run;
-  }
-
-  private async markerPresent(): Promise<boolean> {
-    try {
-      return (await stat(join(this.config.path, FOLDER_MARKER))).isDirectory();
-    } catch {
-      return false;
-    }
   }
 
   private setError(message: string): void {
@@ -213,11 +277,18 @@ export class SharedFolder extends Resource {
 
   private async runPendingScan(): Promise<void> {
     this.scanQueued = null;
-    const subtrees = this.pending.take();
+    let subtrees = this.pending.take();
     if (subtrees.length === 0 || !this.scanner || this.abort.signal.aborted) return;
-    if (!(await this.markerPresent())) {
-      this.setError(`folder marker ${FOLDER_MARKER}/ disappeared from ${this.config.path}; scanning stopped`);
+    const problem = await volumeProblem(this.config.path);
+    if (problem) {
+      this.lostVolume(problem);
       return;
+    }
+    if (this.volumeLost) {
+      // Back after it was gone: watch the root as it is now, and look at everything.
+      this.volumeLost = false;
+      await this.watch();
+      subtrees = [''];
     }
     this.state = 'scanning';
     try {
@@ -236,7 +307,8 @@ export class SharedFolder extends Resource {
       this.error = undefined;
     } catch (err) {
       if (this.abort.signal.aborted) return;
-      this.setError(`scan failed: ${(err as Error).message}`);
+      if (isFerryError(err, 'FOLDER_NOT_FOUND') || isFerryError(err, 'FOLDER_NOT_DIRECTORY')) this.lostVolume(err);
+      else this.setError(`scan failed: ${(err as Error).message}`);
     }
   }
 

@@ -104,6 +104,7 @@ export class FolderManager extends Resource {
       peerSource: this.options.peerSource,
       peerLink: this.options.peerLink,
       deviceName: this.options.deviceName,
+      onStartedLate: () => this.options.onChange(),
     });
     this.running.set(config.id, folder);
     // A paused folder stays unopened: no scanner, watcher or sync until it is resumed.

@@ -24,3 +24,4 @@ export {
   type WatchHandle,
 } from './watcher.js';
 export { SubtreeSet, coalescePaths } from './subtrees.js';
+export { FOLDER_MARKER, volumeProblem, requireVolume } from './volume.js';

@@ -12,6 +12,7 @@ import { blockSizeFor } from './blocksize.js';
 import { DiskPresence, isGone } from './presence.js';
 import type { HashPool } from './hash-pool.js';
 import { IgnoreRules } from './ignore.js';
+import { requireVolume } from './volume.js';
 import { normaliseUnder, walk, type WalkEntry } from './walker.js';
 import type { WarmFiles } from './warm-files.js';
 import { NODE_FILE_READS, type FileReads } from '../util/file-io.js';
@@ -71,6 +72,11 @@ export interface ScannerOptions {
   onUnreadable?: (path: string, reason: string) => void;
   /** The walk's reading file operations. @default NODE_FILE_READS (tests inject faults) */
   reads?: FileReads;
+  /**
+   * The root must hold the folder marker (scan/volume.ts), checked before the walk and again before
+   * the deletion pass: a volume unmounted meanwhile fails the scan instead of deleting everything. @default false
+   */
+  requireMarker?: boolean;
 }
 
 export interface ScanOptions {
@@ -160,6 +166,7 @@ export class Scanner {
   private readonly onRefused: (path: string, reason: string) => void;
   private readonly onUnreadable: (path: string, reason: string) => void;
   private readonly reads: FileReads;
+  private readonly requireMarker: boolean;
   private tail: Promise<unknown> = Promise.resolve();
   private queued: QueuedScan | null = null;
 
@@ -178,6 +185,7 @@ export class Scanner {
     this.maxInFlight = Math.max(1, options.maxHashesInFlight ?? this.pool.size * 64);
     this.onUnreadable = options.onUnreadable ?? ((path, reason) => this.logger.warn('cannot read, skipped', { path, reason }));
     this.reads = options.reads ?? NODE_FILE_READS;
+    this.requireMarker = options.requireMarker === true;
   }
 
   /**
@@ -237,6 +245,7 @@ export class Scanner {
   }
 
   private async requireRoot(): Promise<void> {
+    if (this.requireMarker) return requireVolume(this.root);
     let isDir = false;
     try {
       isDir = (await lstat(this.root)).isDirectory();
@@ -396,6 +405,8 @@ export class Scanner {
     let candidates: FileRecord[] = [];
     const checkCandidates = async (): Promise<void> => {
       const present = await Promise.all(candidates.map((record) => presence.present(record.path)));
+      // Gone, or is the whole volume gone (unmounted since the walk)? Never tombstones for that.
+      if (present.includes(false)) await this.requireRoot();
       candidates.forEach((record, i) => {
         if (!present[i]) this.addTombstone(run, this.tombstoneFor(record));
       });

@@ -86,6 +86,12 @@ export interface FolderSyncOptions {
   pullsAfter?: Promise<unknown>;
   /** The writing file operations of the puller (temp files, installs, directories). @default NODE_FILE_IO (tests inject faults) */
   io?: FileIo;
+  /**
+   * Why the folder's volume cannot be used now (scan/volume.ts: path or marker missing), checked
+   * before each pull pass and each of the puller's steps under the folder lock: nothing is written,
+   * installed, archived or deleted into an unmounted folder. @default none (not checked)
+   */
+  volumeCheck?: () => Promise<Error | undefined>;
 }
 /** Keeps one folder in sync with the peers attached to it. */
 export class FolderSync extends Resource {
@@ -180,7 +186,13 @@ export class FolderSync extends Resource {
       download: options.rates?.download,
       maxFilesInFlight: this.limits.maxFilesInFlight,
       warmFiles,
-      exclusive: options.exclusive,
+      exclusive: options.volumeCheck
+        ? (work) =>
+            options.exclusive(async () => {
+              await this.requireVolume();
+              return work();
+            })
+        : options.exclusive,
       requestScan: (under) => this.scan(under),
       peersFor: (record) => this.links.peersFor(record),
       committed: () => this.publish(),
@@ -188,7 +200,11 @@ export class FolderSync extends Resource {
       outcome: (path, outcome, reason) => this.loop.outcome(path, outcome, reason),
     });
     this.loop = new PullLoop({
-      pass: (signal) => this.puller.pass(signal),
+      // No pass while the folder's volume is gone: the pass fails with why (the loop retries).
+      pass: async (signal) => {
+        await this.requireVolume();
+        return this.puller.pass(signal);
+      },
       ...(options.pullsAfter ? { pullsAfter: options.pullsAfter } : {}),
       retryIntervalMs: this.limits.retryIntervalMs,
       logger: this.logger,
@@ -358,6 +374,11 @@ export class FolderSync extends Resource {
   /** Runs a pull pass soon (coalesced with one already running). */
   schedulePull(): void {
     this.loop.schedule();
+  }
+
+  private async requireVolume(): Promise<void> {
+    const problem = await this.options.volumeCheck?.();
+    if (problem) throw problem;
   }
 
   private publish(): void {

@@ -5,7 +5,7 @@
 // next scan picks it up.
 
 import assert from 'node:assert/strict';
-import { mkdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ioError } from '../../src/errors.js';
@@ -13,6 +13,7 @@ import { HashPool } from '../../src/scan/hash-pool.js';
 import { hashFile } from '../../src/scan/hasher.js';
 import { Scanner } from '../../src/scan/scanner.js';
 import { errnoError, FaultPlan } from '../helpers/fault-io.js';
+import { NODE_FILE_READS, type FileReads } from '../../src/util/file-io.js';
 import { makeTempDir, MemoryFolderIndex, runCleanups } from './helpers.js';
 
 const DEVICE = 'DEVFAULTS';
@@ -205,4 +206,46 @@ describe('faults under the scanner', () => {
     const expected = await hashFile(join(root, 'big.bin'), index.getLocal('big.bin')!.blockSize);
     assert.deepEqual(index.getLocal('big.bin')!.blocks, expected.blocks);
   });
+
+  for (const [what, unplug] of [
+    ['gone', async (root: string) => rename(root, `${root}-unplugged`)],
+    ['an empty directory', async (root: string) => {
+      await rename(root, `${root}-unplugged`);
+      await mkdir(root);
+    }],
+  ] as const) {
+    test(`the volume unmounted during the walk (the root ${what} now): the scan fails with "folder ${what === 'gone' ? 'path' : 'marker'} missing", no deletion recorded`, async () => {
+      const root = await makeTempDir(cleanups, 'ferry-scan-volume-');
+      cleanups.push(() => rm(`${root}-unplugged`, { recursive: true, force: true }));
+      await mkdir(join(root, '.ferry'));
+      for (const dir of ['a', 'b']) {
+        await mkdir(join(root, dir));
+        for (let n = 0; n < 3; n++) await writeFile(join(root, dir, `${n}.txt`), `${dir} ${n}\n`);
+      }
+      let armed = false;
+      const reads: FileReads = {
+        ...NODE_FILE_READS,
+        async opendir(path, options) {
+          // The first directory below the root is listed through its descriptor; the volume goes before the next.
+          const listing = await NODE_FILE_READS.opendir(path, options);
+          if (armed) {
+            armed = false;
+            await unplug(root);
+          }
+          return listing;
+        },
+      };
+      const index = new MemoryFolderIndex();
+      const scanner = new Scanner({ root, index, deviceShortId: DEVICE, pool, reads, requireMarker: true });
+      await scanner.scan();
+      assert.equal(index.getLocal('b/2.txt')?.size, 'b 2\n'.length);
+      armed = true;
+      await assert.rejects(scanner.scan(), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'FOLDER_NOT_FOUND');
+        assert.match(err.message, what === 'gone' ? /folder path missing/ : /folder marker missing/);
+        return true;
+      });
+      assert.deepEqual(tombstones(index), [], 'nothing recorded deleted');
+    });
+  }
 });
