@@ -497,6 +497,11 @@ export class UtpConnection extends Duplex {
     while (this.queuedBytes > 0) {
       const next = this.queue[this.queueHead]!;
       let size = next.end - next.start;
+      // With loopback's 64 KiB packets, a part-filled last block waits while packets are in flight
+      // (their acks send it): the writer's next write fills it. TLS writes its records and their
+      // overhead a little past one packet, so sent at once every write made a full packet and a
+      // tiny one. Elsewhere (1,380-byte packets) data goes at once, as TCP_NODELAY sends it.
+      if (size < this.mss && this.mss > MAX_PAYLOAD && this.flightBytes > 0 && this.queueHead === this.queue.length - 1 && !this.finQueued) break;
       // One packet may always be in flight (it probes a closed window).
       if (this.flightBytes > 0 && this.flightBytes + size + HEADER_BYTES > this.sendWindow()) break;
       // One full packet of the larger size, when the window has room for it, probes the path.
