@@ -7,6 +7,9 @@ import { DaemonProcess } from '../test/helpers/daemon.js';
 import { samplePair, type PairSampler } from './lib.js';
 import type { FolderTotals, Pair } from './pair.js';
 
+/** How long a daemon may take to answer after its start: minutes on a busy machine, and a repack of a large index. */
+const READY_MS = 10 * 60_000;
+
 export class FerryPair implements Pair {
   readonly tool = 'ferry' as const;
   private a!: DaemonProcess;
@@ -32,7 +35,7 @@ export class FerryPair implements Pair {
     const spawn = around ?? (async (_side: 'a' | 'b', go: () => void) => go());
     await spawn('a', () => (this.a = new DaemonProcess(join(this.base, 'home-a'), args, {}, nodeFlags)));
     await spawn('b', () => (this.b = new DaemonProcess(join(this.base, 'home-b'), args, {}, nodeFlags)));
-    await Promise.all([this.a.ready(), this.b.ready()]);
+    await Promise.all([this.a.ready(READY_MS), this.b.ready(READY_MS)]);
     this.clientA = new ControlClient(this.a.home);
     this.clientB = new ControlClient(this.b.home);
   }
@@ -44,7 +47,7 @@ export class FerryPair implements Pair {
     const nodeFlags = process.env.BENCH_FERRY_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
     const spawn = around ?? (async (_side: 'a' | 'b', go: () => void) => go());
     await spawn('b', () => (this.b = new DaemonProcess(this.b.home, args, {}, nodeFlags)));
-    await this.b.ready();
+    await this.b.ready(READY_MS);
     this.clientB = new ControlClient(this.b.home);
   }
 

@@ -115,12 +115,16 @@ export class DaemonProcess {
     trackDaemonLog(this, this.exitPromise);
   }
 
-  /** Resolves when the control socket answers. */
-  async ready(): Promise<void> {
-    await waitFor(async () => {
-      if (this.child.exitCode !== null) throw new Error(`daemon exited early:\n${this.log}`);
-      return (await ferry(['status', '--json', '--home', this.home])).code === 0;
-    }, 'daemon to start');
+  /** Resolves when the control socket answers (`timeoutMs`: benchmarks on a loaded machine wait longer). */
+  async ready(timeoutMs?: number): Promise<void> {
+    await waitFor(
+      async () => {
+        if (this.child.exitCode !== null) throw new Error(`daemon exited early:\n${this.log}`);
+        return (await ferry(['status', '--json', '--home', this.home])).code === 0;
+      },
+      'daemon to start',
+      timeoutMs,
+    );
   }
 
   async status(): Promise<StatusJson> {
