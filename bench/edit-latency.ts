@@ -5,7 +5,7 @@
 // Sizes by environment: EDIT_FILES (a comma list, run in one go, e.g. 1000,1000000; default BENCH_INDEX_FILES or
 // 100000), BENCH_INDEX_EDITS (100 edits and as many touches); EDIT_TREES=dir keeps each generated tree there
 // (dir/tree-N, made once with a fast generator; B's copy goes to dir/copy-N) for the next run; EDIT_MEMORY_MAX_MIB=256 runs each daemon in its own memory cgroup (root; v2 or v1)
-// with that limit, and reports its peak.
+// with that limit, and reports its peak; EDIT_LOGS=dir writes both daemons' logs there.
 
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
@@ -277,6 +277,12 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
     await samplers?.a.stop();
     await samplers?.b.stop();
     await pair.stop();
+    if (process.env.EDIT_LOGS) {
+      // Both daemons' logs (BENCH_FERRY_LOG=debug for the detail); B's since its restart.
+      const logs = pair.fullLogs();
+      await writeFile(join(process.env.EDIT_LOGS, `daemon-a-${files}.log`), logs.a);
+      await writeFile(join(process.env.EDIT_LOGS, `daemon-b-${files}.log`), logs.b);
+    }
     await cgroups.a?.remove();
     await cgroups.b?.remove();
     await restoreFiles(source, edited);

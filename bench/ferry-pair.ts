@@ -94,6 +94,10 @@ export class FerryPair implements Pair {
   }
 
   /** Daemon logs (for a failed run's report). */
+  fullLogs(): { a: string; b: string } {
+    return { a: this.a?.log ?? '', b: this.b?.log ?? '' };
+  }
+
   logs(): string {
     return `--- A ---\n${this.a?.log.slice(-4000) ?? ''}\n--- B ---\n${this.b?.log.slice(-4000) ?? ''}`;
   }
