@@ -5,7 +5,9 @@ import { FerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
 import type { WarmFiles } from '../scan/warm-files.js';
+import { lstat } from 'node:fs/promises';
 import { fsyncDir, READ_NO_FOLLOW } from '../util/fd.js';
+import { chmodNoFollow } from '../scan/disk-path.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
 import { openFolderDirSync, parentOfDiskRel } from '../scan/disk-path.js';
 import type { DiskPaths, ResolvedTarget } from './paths.js';
@@ -39,7 +41,8 @@ export interface InstallContext {
 
 interface Pending {
   need: NeededPath;
-  tempAbs: string;
+  /** null: the content is on disk already; only the mode and mtime are applied (applyMetadata). */
+  tempAbs: string | null;
   resolve(outcome: InstallOutcome): void;
   reject(err: unknown): void;
 }
@@ -99,6 +102,17 @@ export class BatchInstaller {
     });
   }
 
+  /**
+   * The same content is on disk already (a touch, a chmod): the record's mode and mtime are applied in place,
+   * batched like installs, so a hundred touched files cost one index transaction, not a hundred.
+   */
+  applyMetadata(need: NeededPath): Promise<InstallOutcome> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ need, tempAbs: null, resolve, reject });
+      this.kick();
+    });
+  }
+
   /** Resolves when nothing waits to be installed. */
   async idle(): Promise<void> {
     while (this.running) await this.running;
@@ -130,6 +144,15 @@ export class BatchInstaller {
         const now = await this.ctx.paths.resolve(global.path, { createParents: true });
         if (!this.ctx.diskMatches(now.stats, local)) {
           entry.resolve(this.ctx.changedOnDisk(global.path));
+          return;
+        }
+        if (entry.tempAbs === null) {
+          await chmodNoFollow(now.abs, global.mode & 0o777, this.ctx.paths.io);
+          await this.ctx.paths.io.lutimes(now.abs, new Date(), global.mtimeMs / 1000);
+          const stats = await lstat(now.abs);
+          OWN_WRITES.note(now.abs, stats);
+          records.push(this.ctx.asLocal(global, stats));
+          done.push(entry);
           return;
         }
         const copy = await this.ctx.clearTarget(entry.need, now);

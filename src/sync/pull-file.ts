@@ -5,7 +5,6 @@ import { compareVersions, type FileRecord } from '../index/records.js';
 import type { NeededPath } from '../index/types.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
 import { BufferPool } from '../util/buffer-pool.js';
-import { chmodNoFollow } from '../scan/disk-path.js';
 import { directWriteBuffers, fetchIntoTemp } from './fetcher.js';
 import { BatchInstaller } from './installer.js';
 import { childPath, tempName } from './paths.js';
@@ -91,17 +90,9 @@ export class FilePuller {
       if (!settled) return this.steps.keepClashApart(need, target);
       target = await this.ctx.paths.resolve(global.path, { createParents: true });
     }
-    // Same content already here (metadata change, or an identical concurrent edit): no transfer.
-    if (local && sameContent(local, global) && diskMatches(target.stats, local)) {
-      return this.ctx.exclusive(async () => {
-        const now = await this.ctx.paths.resolve(global.path);
-        if (!diskMatches(now.stats, local)) return this.steps.changedOnDisk(global.path);
-        await chmodNoFollow(now.abs, global.mode & 0o777, this.ctx.paths.io);
-        await this.ctx.paths.io.lutimes(now.abs, new Date(), global.mtimeMs / 1000);
-        await this.steps.recordOne(global, await lstat(now.abs));
-        return 'done';
-      });
-    }
+    // Same content already here (metadata change, or an identical concurrent edit): no transfer; mode and mtime
+    // applied with other installs under one hold of the lock and one index commit.
+    if (local && sameContent(local, global) && diskMatches(target.stats, local)) return this.installer.applyMetadata(need);
     const tempAbs = childPath(target.parentAbs, tempName(global.path, global.version));
     this.temps.set(tempAbs, { path: global.path, version: global.version });
     const movedFrom = await this.moveRenamedSource(global, tempAbs);
