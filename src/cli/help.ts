@@ -202,9 +202,3 @@ export function commandHelp(name: string, sub?: string): string | undefined {
   const examples = help.examples.map((line) => `  ${line}`).join('\n');
   return `${help.about}\n\n${usage}\n\nexample${help.examples.length > 1 ? 's' : ''}:\n${examples}\n\n${HOME_NOTE}\n`;
 }
-
-/** The usage lines of a command (for a usage error that does not carry its own). */
-export function commandUsage(name: string, sub?: string): string | undefined {
-  const help = (sub ? COMMAND_HELP[`${name} ${sub}`] : undefined) ?? COMMAND_HELP[name];
-  return help?.usage.map((line, i) => `${i === 0 ? 'usage: ' : '       '}${line}`).join('\n');
-}

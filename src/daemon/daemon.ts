@@ -251,7 +251,10 @@ export class Daemon extends Resource implements DaemonApi {
   }
 
   private async closeServices(): Promise<void> {
-    for (const service of this.services.splice(0).reverse()) await service.close().catch(() => undefined);
+    for (const service of this.services.splice(0).reverse()) {
+      // One that fails to close is logged, and the rest still close.
+      await service.close().catch((err: unknown) => this.logger.warn('service did not close cleanly', { service: service.name, err: err as Error }));
+    }
   }
 
   /** Before the web port opens: the session key, the password file's password, else (no password yet) a fresh setup code. */

@@ -21,10 +21,10 @@ export interface PasswordStore {
   get(): string | undefined;
   set(hash: string): Promise<void>;
   /** 32 random bytes kept in the home, that session tokens are signed with (none: a key for this process only). */
-  sessionKey?(): Buffer | undefined;
+  sessionKey(): Buffer | undefined;
   /** Session IDs ended early, with when each token expires anyway (kept across restarts). */
-  revoked?(): Record<string, number>;
-  setRevoked?(revoked: Record<string, number>): Promise<void>;
+  revoked(): Record<string, number>;
+  setRevoked(revoked: Record<string, number>): Promise<void>;
 }
 
 export interface Session {
@@ -77,7 +77,7 @@ export class AuthGate {
     await this.store.set(await hashPassword(password));
     this.active.clear();
     this.revokedIds = new Map();
-    await this.store.setRevoked?.({});
+    await this.store.setRevoked({});
   }
 
   async verify(password: string): Promise<boolean> {
@@ -95,7 +95,7 @@ export class AuthGate {
   }
 
   private key(): Buffer {
-    const kept = this.store.sessionKey?.();
+    const kept = this.store.sessionKey();
     if (kept) return kept;
     this.fallbackKey ??= randomBytes(32);
     return this.fallbackKey;
@@ -108,7 +108,7 @@ export class AuthGate {
   }
 
   private revoked(): Map<string, number> {
-    if (!this.revokedIds) this.revokedIds = new Map(Object.entries(this.store.revoked?.() ?? {}));
+    if (!this.revokedIds) this.revokedIds = new Map(Object.entries(this.store.revoked()));
     const now = this.now();
     for (const [id, expiresMs] of this.revokedIds) if (expiresMs <= now) this.revokedIds.delete(id);
     return this.revokedIds;
@@ -119,7 +119,7 @@ export class AuthGate {
     revoked.set(id, issuedMs + SESSION_MAX_MS);
     while (revoked.size > MAX_REVOKED) revoked.delete(revoked.keys().next().value as string);
     this.active.delete(id);
-    await this.store.setRevoked?.(Object.fromEntries(revoked));
+    await this.store.setRevoked(Object.fromEntries(revoked));
   }
 
   /** A new session: its token (the cookie) is `ID.ISSUED.MAC`, signed with the home's session key, so it outlives a restart. */

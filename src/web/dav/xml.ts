@@ -102,11 +102,6 @@ export function serializeElement(element: Element): string {
   return new XMLSerializer().serializeToString(element);
 }
 
-/** Text content of an element (the lock owner's href, say). */
-export function textOf(element: Element): string {
-  return element.textContent ?? '';
-}
-
 export function escapeXml(text: string): string {
   return text.replace(/[<>&"']/g, (ch) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[ch]!);
 }
