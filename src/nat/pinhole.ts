@@ -29,6 +29,8 @@ export interface PinholeClientOptions {
   ssdpTarget?: { address: string; port: number };
   /** This host's global IPv6 addresses (tests). @default globalIpv6Addresses() */
   addresses?: () => LocalIpv6[];
+  /** Which of this host's addresses a pinhole may be for (tests: loopback). @default isGlobalIpv6 */
+  usable?: (address: string) => boolean;
   logger?: Logger;
 }
 
@@ -120,7 +122,7 @@ export class PinholeClient implements MappingClient {
   private async openOn(service: IgdService, request: MapRequest, signal?: AbortSignal): Promise<Mapping> {
     // The router lets a control point open holes only to the address it speaks from: that one, as the router sees it.
     const internalClient = service.localAddress.replace(/%.*$/, '').toLowerCase();
-    if (!isGlobalIpv6(internalClient)) throw new FerryError('REQUEST_FAILED', `no global IPv6 address toward the router (${internalClient})`);
+    if (!isIPv6(internalClient) || !(this.options.usable ?? isGlobalIpv6)(internalClient)) throw new FerryError('REQUEST_FAILED', `no global IPv6 address toward the router (${internalClient})`);
     const leaseS = request.leaseS > 0 ? Math.min(request.leaseS, MAX_PINHOLE_LEASE_S) : MAX_PINHOLE_LEASE_S;
     const id = await addPinhole(
       service,
@@ -144,7 +146,13 @@ export class PinholeClient implements MappingClient {
   async renew(mapping: Mapping, signal?: AbortSignal): Promise<Mapping> {
     const state = this.states.get(mapping);
     if (!state) throw new FerryError('INTERNAL', 'not a pinhole made by this client');
-    await updatePinhole(state.service, state.id, state.leaseS, { timeoutMs: this.requestTimeoutMs, signal });
+    const call = { timeoutMs: this.requestTimeoutMs, signal };
+    // A new prefix from the ISP (or a privacy address retired): the hole leads nowhere; the mapper opens a new one.
+    if (!(this.options.addresses ?? globalIpv6Addresses)().some((a) => a.address === mapping.internalClient)) {
+      await deletePinhole(state.service, state.id, call).catch(() => undefined);
+      throw new FerryError('REQUEST_FAILED', `${mapping.internalClient} is no longer an address of this host`);
+    }
+    await updatePinhole(state.service, state.id, state.leaseS, call);
     const renewed: Mapping = { ...mapping };
     this.states.set(renewed, state);
     return renewed;

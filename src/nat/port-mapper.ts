@@ -193,8 +193,7 @@ export class PortMapper extends Resource {
       if (this.closed) return;
       this.log.warn('port mapping renewal failed; mapping again', { method: mapping.method, err: err as Error });
       this.client = null;
-      this.mapping = null;
-      this.setMapping(null, 'renewal failed');
+      this.setMapping(null, 'renewal failed'); // listeners hear it went (setMapping clears it)
       await this.establish();
     }
   }
