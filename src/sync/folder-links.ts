@@ -81,6 +81,8 @@ export interface FolderLinksOptions {
 /** The folder's links, one per device. */
 export class FolderLinks {
   private readonly links = new Map<string, LinkState>();
+  /** The latest attach begun per device (see attach()). */
+  private readonly attaching = new Map<string, number>();
   /** Index batches being stored now. */
   private storing = 0;
   /** Peer index batches stored so far: part of the completion cache's stamp. */
@@ -129,6 +131,10 @@ export class FolderLinks {
   }
 
   async attach(link: PeerFolderLink): Promise<boolean> {
+    // Attaches of one device may overlap (a link that replaces another arrives while the other is
+    // still attaching): the one begun last wins, whichever finishes last.
+    const ticket = (this.attaching.get(link.deviceId) ?? 0) + 1;
+    this.attaching.set(link.deviceId, ticket);
     const enc = this.keys.access !== 'enc' && link.peerAccess === 'enc';
     if (enc && !this.enc) {
       this.logger.info('skipping an encrypted peer: a grantee holds no content key', { device: link.deviceId });
@@ -155,6 +161,11 @@ export class FolderLinks {
       await this.index.setPeerSequence(link.deviceId, 0, peerState.indexId);
       received = 0;
       this.failed.clearSource(link.deviceId); // its refused records are judged again as the full index comes
+    }
+    if (this.attaching.get(link.deviceId) !== ticket) {
+      // A newer link of the device attached meanwhile: this one (draining) is answered on, not synced over.
+      this.logger.debug('a newer link of the device attached meanwhile', { device: link.deviceId });
+      return !link.connection.closed;
     }
     const ours = this.index.indexId();
     const resume = peerState.receivedIndexId.equals(ours) && peerState.receivedSequence <= this.index.localSequence();
