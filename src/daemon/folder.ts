@@ -69,6 +69,8 @@ export class SharedFolder extends Resource {
   private readonly abort = new AbortController();
   private scanner: Scanner | null = null;
   private watcher: FolderWatcher | null = null;
+  /** The watcher is still to be set up (by the first scan: see start()). */
+  private watchPending = false;
   /** Null when the marker is missing. */
   sync: FolderSync | null = null;
   private rescanTimer: NodeJS.Timeout | null = null;
@@ -170,8 +172,11 @@ export class SharedFolder extends Resource {
       await this.sync.open();
       return;
     }
-    await this.watch();
-    // The first scan runs before the puller, so local edits made while the daemon was down are seen first.
+    // The watches are set up by the first scan, under the folder lock and before it walks the tree: on a large
+    // tree they take a listing of every directory (minutes at 1,000,000 files on a busy NAS), which `share` and
+    // `join` no longer wait for. The first scan runs before the puller, so local edits made while the daemon was
+    // down are seen first.
+    this.watchPending = true;
     const firstScan = this.requestScan('');
     void firstScan.finally(() => this.releasePulls?.());
     await this.sync.open();
@@ -284,11 +289,21 @@ export class SharedFolder extends Resource {
       this.lostVolume(problem);
       return;
     }
-    if (this.volumeLost) {
-      // Back after it was gone: watch the root as it is now, and look at everything.
+    if (this.volumeLost || this.watchPending) {
+      // The first scan, or back after the volume was gone: watch the root as it is now, and look at everything.
       this.volumeLost = false;
+      this.watchPending = false;
       await this.watch();
+      if (this.abort.signal.aborted) {
+        await this.watcher?.close(); // closed meanwhile: close() has already passed the watcher
+        return;
+      }
       subtrees = [''];
+      // Directories left unwatched at the inotify limit: the shorter rescan interval applies from now on.
+      if (this.watcher?.status().limitReached && this.rescanTimer) {
+        clearTimeout(this.rescanTimer);
+        this.scheduleRescan();
+      }
     }
     this.state = 'scanning';
     try {
