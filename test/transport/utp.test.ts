@@ -148,6 +148,48 @@ describe('µTP on loopback', () => {
   });
 });
 
+describe('µTP packets on loopback', () => {
+  test('writes a little longer than one packet (as TLS writes its records) go out as full packets, not a full one and a tiny one each', async () => {
+    const socket = new UdpSocket({ host: '127.0.0.1', port: 0 });
+    await socket.open();
+    // The sender's datagrams, counted on their way out: DATA packets' payload sizes.
+    const payloads: number[] = [];
+    const counting = {
+      send: (buf: Buffer, port: number, host: string): void => {
+        const pkt = decodePacket(buf);
+        if (pkt && pkt.type === 0 && pkt.payload.length > 0) payloads.push(pkt.payload.length);
+        socket.send(buf, port, host);
+      },
+      handle: socket.handle.bind(socket),
+    };
+    const a: Side = { socket, endpoint: new UtpEndpoint(counting) };
+    const b = await side();
+    try {
+      const [x, y] = await connectPair(a, b);
+      // As TLS over a Duplex writes: one write per turn of the event loop, the next after the last one's callback.
+      const piece = LOOPBACK_PAYLOAD + 171;
+      const data = randomBytes(64 * piece);
+      const got = drain(y);
+      for (let at = 0; at < data.length; at += piece) {
+        await new Promise<void>((resolve, reject) => x.write(data.subarray(at, at + piece), (err) => (err ? reject(err) : resolve())));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      x.end();
+      assert.equal(sha(await got), sha(data));
+      // Once the blocks queued before the size probe came back are gone, packets are full but for a few.
+      const start = payloads.lastIndexOf(MAX_PAYLOAD) + 1;
+      assert.ok(payloads.includes(LOOPBACK_PAYLOAD), 'the sender moved to loopback-sized packets');
+      const after = payloads.slice(start);
+      const bytes = after.reduce((sum, n) => sum + n, 0);
+      const small = after.filter((n) => n < LOOPBACK_PAYLOAD / 2).length;
+      assert.ok(after.length <= Math.ceil(bytes / LOOPBACK_PAYLOAD) + 4, `${after.length} packets carried ${bytes} bytes (${small} of them under half full)`);
+    } finally {
+      await closeSide(a);
+      await closeSide(b);
+    }
+  });
+});
+
 describe('µTP through a lossy, reordering link', () => {
   test('4 MiB each way intact with 3 % loss and 3 % reordering each direction', async () => {
     const a = await side(internetSized);
