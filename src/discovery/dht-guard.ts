@@ -128,6 +128,11 @@ export class GuardedSocket extends EventEmitter {
    * `ip` key, the address the responder saw us at (dht.ts votes on it).
    */
   onReplyIp: ((from: RemoteInfo, ip: Uint8Array) => void) | null = null;
+  /**
+   * BEP 32 on the IPv4 DHT: when set, our find_node / get_peers ask `want: ["n4","n6"]`, and the
+   * `nodes6` of replies to our queries are handed here (for the IPv6 DHT to join through).
+   */
+  onNodes6: ((nodes6: Uint8Array) => void) | null = null;
 
   constructor(
     private readonly inner: DatagramSocket,
@@ -166,7 +171,15 @@ export class GuardedSocket extends EventEmitter {
     const message = decodeDict(buf.subarray(offset, offset + length));
     const tid = message && isBytes(message.t) ? Buffer.from(message.t).toString('hex') : '';
     const kind = message ? text(message.y) : '';
-    if (kind === 'q') remember(this.sent, `${to}|${tid}`, true);
+    if (kind === 'q') {
+      remember(this.sent, `${to}|${tid}`, true);
+      const q = text(message!.q);
+      if (this.onNodes6 && (q === 'find_node' || q === 'get_peers') && isDict(message!.a)) {
+        const asked = Buffer.from(bencode.encode({ ...message, a: { ...message!.a, want: [Buffer.from('n4'), Buffer.from('n6')] } }));
+        this.rawSend(asked, port, host, callback);
+        return;
+      }
+    }
     else if ((kind === 'r' || kind === 'e') && !this.isVerified(to)) {
       const querySize = this.queries.get(`${to}|${tid}`) ?? 0;
       this.queries.delete(`${to}|${tid}`);
@@ -245,6 +258,7 @@ export class GuardedSocket extends EventEmitter {
     else if ((kind === 'r' || kind === 'e') && this.sent.delete(`${from}|${tid}`)) {
       remember(this.verified, from, Date.now() + VERIFIED_MS);
       if (kind === 'r' && isBytes(message!.ip)) this.onReplyIp?.(rinfo, message!.ip);
+      if (kind === 'r' && isDict(message!.r) && isBytes(message!.r.nodes6)) this.onNodes6?.(message!.r.nodes6);
     }
     this.emit('message', packet, rinfo);
   }

@@ -23,6 +23,8 @@ export const DHT_SAVE_INTERVAL_MS = 10 * 60_000;
 /** Below this many nodes the table is "still joining": each new node triggers a re-announce. */
 export const DHT_SMALL_TABLE = 8;
 export const DHT_SAVED_NODES = 200;
+/** Nodes from the other family's DHT are taken (pinged) only while the routing table has fewer than this. */
+export const DHT_JOIN_HELP_BELOW = 32;
 /** While a folder has no connected peer, it is looked up this often (between the full announces). */
 export const DHT_LONELY_LOOKUP_MS = 3 * 60_000;
 /** Bounds on what the library keeps for others (peers per info-hash, lookup tables, BEP 44 values). */
@@ -55,6 +57,11 @@ export interface DhtDiscoveryOptions {
   onPeers: (folderIdHex: string, addresses: string[]) => void;
   /** Responders of DHT queries agree on this device's external address (BEP 42 `ip`); told only when the DHT is on the shared socket. */
   onExternalAddress?: (at: HostPort) => void;
+  /**
+   * BEP 32: nodes of the other family met in replies (we ask `want: ["n4","n6"]`), for the other
+   * family's DHT to join through (see addNodes).
+   */
+  onOtherFamilyNodes?: (nodes: Array<{ host: string; port: number }>) => void;
   /** Whether a folder has a connected peer; one without is looked up every lonelyLookupMs. */
   hasPeers?: (folderIdHex: string) => boolean;
   /** @default DHT_LONELY_LOOKUP_MS */
@@ -131,6 +138,8 @@ export class DhtDiscovery extends Resource {
   private readonly vote = new ExternalIpVote();
   private externalSeen: string | undefined;
   private rekeying = false;
+  /** Nodes from the other DHT already pinged (addNodes). */
+  private readonly helped = new Set<string>();
   readonly family: 4 | 6;
   /** The IPv6 DHT's translating socket (its stand-ins map addresses back). */
   private six: Ipv6DhtSocket | null = null;
@@ -164,6 +173,9 @@ export class DhtDiscovery extends Resource {
     const bootstrap = this.bootstrapNodes(this.options.bootstrap, known);
     this.guard = new GuardedSocket(this.socket, (from, reason) => this.log.debug('ignoring a DHT message', { from, reason }));
     this.guard.onReplyIp = (from, ip) => this.onReplyIp(from.address, ip);
+    const other = this.options.onOtherFamilyNodes;
+    if (other && this.family === 4) this.guard.onNodes6 = (buf) => other(compactNodes(buf, 6));
+    if (other && this.six) this.six.onNodes4 = (buf) => other(compactNodes(buf, 4));
     const dht = new DHT({ nodeId, bootstrap, socket: this.guard, ...DHT_LIMITS });
     this.dht = dht;
     dht.on('warning', (err: Error) => this.log.debug('DHT warning', { reason: err.message }));
@@ -283,6 +295,22 @@ export class DhtDiscovery extends Resource {
     return this.socket?.address().port ?? 0;
   }
 
+  /**
+   * Nodes of this DHT's family heard of through the other DHT (BEP 32 `want`): while the routing
+   * table is small each new one is pinged (and joins the table when it answers); bounded.
+   */
+  addNodes(nodes: ReadonlyArray<{ host: string; port: number }>): void {
+    const dht = this.dht;
+    if (!dht || this.closed || dht.nodes.count() >= DHT_JOIN_HELP_BELOW) return;
+    for (const node of nodes.slice(0, 8)) {
+      const key = `${node.host}|${node.port}`;
+      if (isIP(node.host) !== this.family || this.helped.has(key)) continue;
+      if (this.helped.size >= 1024) this.helped.clear();
+      this.helped.add(key);
+      dht.addNode({ host: this.six ? this.six.standIns.fake(node.host) : node.host, port: node.port });
+    }
+  }
+
   /** Folders changed, or the announced port did: announce again. */
   sync(): void {
     this.announceAll();
@@ -389,6 +417,18 @@ export function parseNode(text: string, family: 4 | 6 = 4): DhtNode | null {
   const port = match ? Number(match[2]) : 0;
   if (!match || !(port > 0 && port < 65536) || (family === 6 && isIP(match[1]!) !== 6)) return null;
   return { host: family === 6 ? match[1]!.toLowerCase() : match[1]!, port };
+}
+
+/** The nodes of a compact node list (26-byte IPv4 or 38-byte IPv6 entries: ID, address, port); port-0 entries skipped. */
+export function compactNodes(bytes: Uint8Array, family: 4 | 6): Array<{ host: string; port: number }> {
+  const size = family === 4 ? 26 : 38;
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Array<{ host: string; port: number }> = [];
+  for (let at = 0; at + size <= buf.length && out.length < 16; at += size) {
+    const endpoint = parseCompactEndpoint(buf.subarray(at + 20, at + size));
+    if (endpoint) out.push(endpoint);
+  }
+  return out;
 }
 
 /** The shared socket's IPv6 side as the IPv6 DHT's datagrams (IPv4 senders are the IPv4 DHT's). */

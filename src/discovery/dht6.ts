@@ -4,7 +4,8 @@
 // rewritten on the way in and out:
 //   in:  r.nodes6 (38-byte entries) → r.nodes (26-byte, stand-ins); r.nodes (IPv4 nodes, not for
 //        this DHT) dropped; r.values' 18-byte peers → 6-byte stand-ins
-//   out: r.nodes / r.values stand-ins → r.nodes6 / 18-byte values; queries ask want: ["n6"]
+//   out: r.nodes / r.values stand-ins → r.nodes6 / 18-byte values; queries ask want: ["n4", "n6"]
+//        (the IPv4 nodes of the replies go to the IPv4 DHT: onNodes4)
 // The table of stand-ins is bounded (least recently used goes): a node whose stand-in was dropped
 // stops answering, and the library's routing table ages it out like any dead node.
 
@@ -85,6 +86,8 @@ export class Ipv6DhtSocket extends EventEmitter implements DatagramSocket {
   readonly standIns: StandIns;
   /** `address|port|t` of our queries: only their replies' nodes and values make stand-ins (a stranger's cannot churn the table). */
   private readonly pending = new Set<string>();
+  /** BEP 32: the IPv4 `nodes` of replies to our queries (we ask want n4 and n6), for the IPv4 DHT. */
+  onNodes4: ((nodes: Uint8Array) => void) | null = null;
 
   constructor(private readonly inner: Datagrams6, maxStandIns = MAX_STAND_INS) {
     super();
@@ -115,6 +118,7 @@ export class Ipv6DhtSocket extends EventEmitter implements DatagramSocket {
 
   private inward(r: Dict): Dict {
     const out: Dict = { ...r };
+    if (r.nodes instanceof Uint8Array && r.nodes.length > 0 && r.nodes.length % 26 === 0) this.onNodes4?.(r.nodes);
     delete out.nodes;
     delete out.nodes6;
     if (r.nodes6 instanceof Uint8Array) {
@@ -180,7 +184,7 @@ export class Ipv6DhtSocket extends EventEmitter implements DatagramSocket {
       if (isDict(message.r)) message.r = this.outward(message.r);
       // BEP 32: ask for IPv6 nodes (a node answering on IPv6 gives them anyway; libtorrent honours want).
       if (isDict(message.a) && (message.q instanceof Uint8Array) && ['find_node', 'get_peers'].includes(Buffer.from(message.q).toString())) {
-        message.a = { ...message.a, want: [Buffer.from('n6')] };
+        message.a = { ...message.a, want: [Buffer.from('n4'), Buffer.from('n6')] };
       }
       if (message.y instanceof Uint8Array && Buffer.from(message.y).toString() === 'q' && message.t instanceof Uint8Array) {
         if (this.pending.size >= MAX_PENDING) this.pending.delete(this.pending.values().next().value!);

@@ -157,6 +157,9 @@ export class Discovery extends Resource {
       });
     }
     if (options.dht) {
+      const { host } = options.listen;
+      // Both DHTs run (BEP 32): each asks for the other's nodes and hands them over while it joins.
+      const dualStack = options.dht.ipv6 !== false && (host === '0.0.0.0' || host === '::' || host === '');
       this.dht = new DhtDiscovery({
         host: options.listen.host.includes(':') ? '0.0.0.0' : options.listen.host,
         port: options.dht.port ?? options.listen.port,
@@ -170,9 +173,9 @@ export class Discovery extends Resource {
         loadState: options.dht.loadState,
         saveState: options.dht.saveState,
         ...(options.onExternalAddress ? { onExternalAddress: options.onExternalAddress } : {}),
+        ...(dualStack ? { onOtherFamilyNodes: (nodes: Array<{ host: string; port: number }>) => this.dht6?.addNodes(nodes) } : {}),
         logger: this.log.child('dht'),
       });
-      const { host } = options.listen;
       if (options.dht.ipv6 !== false && (host === '0.0.0.0' || host === '::' || host === '' || host.includes(':'))) {
         this.dht6 = new DhtDiscovery({
           family: 6,
@@ -188,6 +191,7 @@ export class Discovery extends Resource {
           loadState: options.dht.loadState6,
           saveState: options.dht.saveState6,
           ...(options.onExternalAddress ? { onExternalAddress: options.onExternalAddress } : {}),
+          onOtherFamilyNodes: (nodes) => this.dht?.addNodes(nodes),
           logger: this.log.child('dht6'),
         });
       }

@@ -73,7 +73,7 @@ test('a reply with nodes6 and IPv6 values reaches the library as IPv4 stand-ins,
   const query = bencode.encode({ t: Buffer.from('cc'), y: 'q', q: 'get_peers', a: { id, info_hash: Buffer.alloc(20, 3) } });
   h.socket.send(Buffer.from(query), 0, query.length, 6882, fake1, () => undefined);
   assert.equal(h.sent[1]!.host, '2001:db8::2');
-  assert.deepEqual((h.sent[1]!.message.a as Dict).want, [Buffer.from('n6')].map((b) => new Uint8Array(b)));
+  assert.deepEqual((h.sent[1]!.message.a as Dict).want, [Buffer.from('n4'), Buffer.from('n6')].map((b) => new Uint8Array(b)));
 });
 
 test('a send to an unknown stand-in fails; IPv4 senders are not this DHT\'s', () => {

@@ -15,19 +15,23 @@ const NS = 'fv6d6-dht';
 const A_IP = '2001:db8::10';
 const B_IP = '2001:db8::11';
 const NODES = ['2001:db8::2', '2001:db8::3', '2001:db8::4'];
+/** The same libtorrent sessions listen on these IPv4 addresses too (each session: one of each family). */
+const NODES4 = ['198.51.100.2', '198.51.100.3', '198.51.100.4'];
 const DHT_PORT = 6881;
 
-/** Three libtorrent sessions with only the DHT on, one per IPv6 address; prints `ready`, runs until killed. */
+/** Three libtorrent sessions with only the DHT on, each on one IPv6 and one IPv4 address (args: V6,V4 pairs); prints `ready`, runs until killed. */
 const LIBTORRENT_NODES = `
 import sys, time, libtorrent as lt
 sessions = []
-for ip in sys.argv[1:]:
-    s = lt.session({'listen_interfaces': '[' + ip + ']:${DHT_PORT}', 'enable_dht': True, 'enable_lsd': False, 'enable_upnp': False,
-                    'enable_natpmp': False, 'dht_bootstrap_nodes': '', 'alert_mask': 0})
+pairs = [arg.split(',') for arg in sys.argv[1:]]
+for v6, v4 in pairs:
+    s = lt.session({'listen_interfaces': '[' + v6 + ']:${DHT_PORT},' + v4 + ':${DHT_PORT}', 'enable_dht': True, 'enable_lsd': False,
+                    'enable_upnp': False, 'enable_natpmp': False, 'dht_bootstrap_nodes': '', 'alert_mask': 0})
     sessions.append(s)
 for s in sessions:
-    for ip in sys.argv[1:]:
-        s.add_dht_node((ip, ${DHT_PORT}))
+    for v6, v4 in pairs:
+        s.add_dht_node((v6, ${DHT_PORT}))
+        s.add_dht_node((v4, ${DHT_PORT}))
 print('ready', flush=True)
 while True:
     time.sleep(1)
@@ -49,8 +53,9 @@ describe('IPv6 DHT (BEP 32) with libtorrent nodes', { skip: needs.all(needs.netl
     if (added.status !== 0) throw new Error(`ip netns add ${NS}: ${added.stderr}`);
     ns('link', 'set', 'lo', 'up');
     for (const ip of [A_IP, B_IP, ...NODES]) ns('-6', 'addr', 'add', `${ip}/128`, 'dev', 'lo', 'nodad');
+    for (const ip of ['198.51.100.1', ...NODES4]) ns('addr', 'add', `${ip}/32`, 'dev', 'lo');
     base = await tempDir('dht6');
-    nodes = spawn('ip', ['netns', 'exec', NS, PYTHON3, '-c', LIBTORRENT_NODES, ...NODES], { stdio: ['ignore', 'pipe', 'pipe'] });
+    nodes = spawn('ip', ['netns', 'exec', NS, PYTHON3, '-c', LIBTORRENT_NODES, ...NODES.map((v6, i) => `${v6},${NODES4[i]}`)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     nodes.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     nodes.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -92,5 +97,22 @@ describe('IPv6 DHT (BEP 32) with libtorrent nodes', { skip: needs.all(needs.netl
     const dht6 = (await b.status()).services.discovery.dht6 as { family: string; nodes: number; folders: Record<string, { peersFound: number }> };
     assert.equal(dht6.family, 'ipv6');
     assert.ok(dht6.nodes >= 1, JSON.stringify(dht6));
+  });
+
+  test('a dual-stack daemon given only IPv4 bootstrap nodes joins the IPv6 DHT through them (want n4 n6, nodes6)', async () => {
+    const c = new FerryNode(`${base}/home-c`, {
+      ns: NS,
+      listen: '0.0.0.0:0',
+      args: ['--no-lan', '--no-trackers', ...NODES4.flatMap((ip) => ['--dht-bootstrap', `${ip}:${DHT_PORT}`])],
+    });
+    daemons.push(c);
+    await c.ready();
+    type Dht = { family: string; nodes: number };
+    const dht6 = await waitFor(async () => {
+      const d = (await c.status()).services.discovery.dht6 as Dht;
+      return d.nodes >= 1 ? d : undefined;
+    }, 'IPv6 DHT nodes learned over IPv4', 60_000);
+    assert.equal(dht6.family, 'ipv6');
+    assert.ok(((await c.status()).services.discovery.dht as Dht).nodes >= 1);
   });
 });
