@@ -38,6 +38,7 @@ test('this device, live settings and removing a peer address, at desktop and pho
   await card.locator('canvas.qr').waitFor();
   assert.equal(await page.locator('#device-listen').innerText(), status.listen);
   assert.equal(await page.locator('#device-mapping').innerText(), 'off');
+  assert.equal(await page.locator('#device-pinhole').innerText(), 'off');
   assert.equal(await page.locator('#device-external').innerText(), 'not known yet');
   assert.equal(await page.locator('#device-name').inputValue(), status.device.name);
 

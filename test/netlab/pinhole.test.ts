@@ -122,6 +122,7 @@ describe('an IPv6 pinhole on the home router (UPnP IGD v2)', {
     const rules = await pinholeRules(lab);
     assert.ok(hasPinhole(rules, addrA, SYNC_PORT, 'TCP') && hasPinhole(rules, addrA, SYNC_PORT, 'UDP'), `router 1 has no TCP and UDP pinholes to ${toA}: ${rules.join('\n')}`);
     assert.ok(((await a.status()) as Status).external?.some((e) => e.source === 'pinhole' && e.address === toA), 'A lists its pinhole among its external addresses');
+    assert.ok((await a.cli(['status'])).stdout.includes(`\nipv6 pinhole  ${toA}\n`), '`ferry status` shows the pinhole');
     const holeB = await waitFor(async () => ((await pinholeOf(b))?.state === 'failed' ? (await pinholeOf(b))! : false), "B's pinhole attempt to fail", 30_000);
     assert.match(holeB.error ?? '', /no UPnP gateway answered over IPv6/);
 

@@ -1,5 +1,6 @@
 // The "This device" card: the device ID (copy, QR code) another device or a grant needs, an editable
-// name, the sync address, the external addresses this device is seen at, and the port mapping's state.
+// name, the sync address, the external addresses this device is seen at, the port mapping's state and the
+// IPv6 pinhole's.
 
 import { api, ApiError, type SettingsReport, type StatusReport } from './api.js';
 import { copyText, qrCanvas } from './dialogs.js';
@@ -10,9 +11,10 @@ interface NatReport {
   reachable?: string;
   method?: string | null;
   error?: string | null;
+  pinhole?: { tcp?: { state?: string; external?: string | null; error?: string | null } };
 }
 
-const SOURCES: Record<string, string> = { upnp: 'UPnP', natpmp: 'NAT-PMP', stun: 'STUN', observed: 'seen by a peer' };
+const SOURCES: Record<string, string> = { upnp: 'UPnP', natpmp: 'NAT-PMP', stun: 'STUN', observed: 'seen by a peer', pinhole: 'IPv6 pinhole' };
 
 export class DeviceCard {
   readonly element: HTMLElement;
@@ -24,6 +26,7 @@ export class DeviceCard {
   private readonly listen = h('dd', { attrs: { id: 'device-listen' } });
   private readonly external = h('dd', { attrs: { id: 'device-external' } });
   private readonly mapping = h('dd', { attrs: { id: 'device-mapping' } });
+  private readonly pinhole = h('dd', { attrs: { id: 'device-pinhole' } });
   private shownId = '';
   private shownName = '';
 
@@ -56,7 +59,7 @@ export class DeviceCard {
           h('label', { class: 'label', attrs: { for: 'device-id' } }, 'Device ID (a grant for one device asks for it)'),
           h('div', { class: 'copy-line' }, this.id, copy),
           this.copied,
-          h('dl', { class: 'facts' }, h('dt', null, 'Sync address'), this.listen, h('dt', null, 'Seen from outside at'), this.external, h('dt', null, 'Port mapping'), this.mapping),
+          h('dl', { class: 'facts' }, h('dt', null, 'Sync address'), this.listen, h('dt', null, 'Seen from outside at'), this.external, h('dt', null, 'Port mapping'), this.mapping, h('dt', null, 'IPv6 pinhole'), this.pinhole),
         ),
         this.qrSlot,
       ),
@@ -80,6 +83,8 @@ export class DeviceCard {
     setText(this.external, external.length ? external.map((e) => `${e.address} (${SOURCES[e.source] ?? e.source})`).join(', ') : 'not known yet');
     const nat = status.services.nat as NatReport | undefined;
     setText(this.mapping, !nat ? 'off' : nat.method && nat.reachable ? `${nat.reachable} (${SOURCES[nat.method] ?? nat.method})` : `${nat.state ?? 'idle'}${nat.error ? `: ${nat.error}` : ''}`);
+    const hole = nat?.pinhole?.tcp;
+    setText(this.pinhole, !nat ? 'off' : !hole ? '–' : hole.external ? hole.external : `${hole.state ?? 'idle'}${hole.error ? `: ${hole.error}` : ''}`);
   }
 
   private rename(): void {
