@@ -130,6 +130,11 @@ export class FolderLinks {
     for (const state of this.links.values()) await state.sender.settled();
   }
 
+  /**
+   * Starts syncing with a peer over an established connection, replacing its earlier link. False (and
+   * nothing attached) for an ENC peer when this device holds no content key, or when an ENC peer must
+   * reconnect to send its full index.
+   */
   async attach(link: PeerFolderLink): Promise<boolean> {
     // Attaches of one device may overlap (a link that replaces another arrives while the other is
     // still attaching): the one begun last wins, whichever finishes last.
