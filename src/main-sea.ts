@@ -1,20 +1,21 @@
-// Entry point of the single executables (packaging/build): the CLI as in main.ts, without top-level await (the bundle is CommonJS).
+// Entry point of the bundle (packaging/build): the single executables' and, run by Debian's node, armv7's; the CLI as in
+// main.ts, without top-level await (the bundle is CommonJS).
 
 import Module from 'node:module';
 import { quietOnClosedOutput } from './cli/closed-output.js';
 import { main } from './cli/index.js';
 import { applyDaemonEnv } from './daemon/runtime.js';
 
-/** Assets the build put inside the bundle for Node bases without `sea.getAsset` (armv7's 20.11): name → base64. */
+/** Assets the build put inside the bundle when it runs without SEA (armv7, on Debian's node): name → base64. */
 declare const FERRY_EMBEDDED_ASSETS: Record<string, string> | undefined;
 
 type SeaModule = { isSea(): boolean; getAsset(key: string): ArrayBuffer };
 type Loader = (request: string, ...rest: unknown[]) => unknown;
 
 /**
- * Gives such bases a `node:sea` with `getAsset` over the embedded copies, so the rest of the code reads assets one
- * way. Node 20.11 lets only the bundle's own require load `node:sea`, not createRequire's, so the module loader
- * answers that name itself.
+ * Gives such a bundle a `node:sea` with `getAsset` over the embedded copies, so the rest of the code reads assets one
+ * way. Outside a SEA, Node's own `node:sea` holds no assets, so the module loader answers that name itself, for the
+ * bundle's require and createRequire's alike.
  */
 function polyfillSeaAssets(): void {
   if (typeof FERRY_EMBEDDED_ASSETS !== 'object' || !FERRY_EMBEDDED_ASSETS) return;
