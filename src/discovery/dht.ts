@@ -23,6 +23,8 @@ export const DHT_SAVE_INTERVAL_MS = 10 * 60_000;
 /** Below this many nodes the table is "still joining": each new node triggers a re-announce. */
 export const DHT_SMALL_TABLE = 8;
 export const DHT_SAVED_NODES = 200;
+/** The node ID follows the external address (BEP 42) at most this often. */
+export const DHT_REKEY_MIN_INTERVAL_MS = 10 * 60_000;
 /** Nodes from the other family's DHT are taken (pinged) only while the routing table has fewer than this. */
 export const DHT_JOIN_HELP_BELOW = 32;
 /** While a folder has no connected peer, it is looked up this often (between the full announces). */
@@ -138,6 +140,7 @@ export class DhtDiscovery extends Resource {
   private readonly vote = new ExternalIpVote();
   private externalSeen: string | undefined;
   private rekeying = false;
+  private lastRekeyMs: number | undefined;
   /** Nodes from the other DHT already pinged (addNodes). */
   private readonly helped = new Set<string>();
   readonly family: 4 | 6;
@@ -210,6 +213,9 @@ export class DhtDiscovery extends Resource {
     }
     const dht = this.dht;
     if (!dht || this.rekeying || isPrivateAddress(agreed.host) || validNodeId(dht.nodeId, agreed.host)) return;
+    // An address that flaps between two values (two uplinks) must not restart the node each time.
+    if (this.lastRekeyMs !== undefined && Date.now() - this.lastRekeyMs < DHT_REKEY_MIN_INTERVAL_MS) return;
+    this.lastRekeyMs = Date.now();
     this.rekeying = true;
     void this.rekey(nodeIdFor(agreed.host), agreed.host).finally(() => (this.rekeying = false));
   }
