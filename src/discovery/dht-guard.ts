@@ -133,6 +133,8 @@ export class GuardedSocket extends EventEmitter {
    * `nodes6` of replies to our queries are handed here (for the IPv6 DHT to join through).
    */
   onNodes6: ((nodes6: Uint8Array) => void) | null = null;
+  /** Hears the node ID of each reply to a query we sent (dht.ts checks it against BEP 42). */
+  onResponder: ((from: RemoteInfo, id: Uint8Array) => void) | null = null;
 
   constructor(
     private readonly inner: DatagramSocket,
@@ -257,6 +259,7 @@ export class GuardedSocket extends EventEmitter {
     if (kind === 'q') remember(this.queries, `${from}|${tid}`, packet.length);
     else if ((kind === 'r' || kind === 'e') && this.sent.delete(`${from}|${tid}`)) {
       remember(this.verified, from, Date.now() + VERIFIED_MS);
+      if (kind === 'r' && isDict(message!.r) && isBytes(message!.r.id, ID_BYTES, ID_BYTES)) this.onResponder?.(rinfo, message!.r.id);
       if (kind === 'r' && isBytes(message!.ip)) this.onReplyIp?.(rinfo, message!.ip);
       if (kind === 'r' && isDict(message!.r) && isBytes(message!.r.nodes6)) this.onNodes6?.(message!.r.nodes6);
     }

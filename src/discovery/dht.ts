@@ -141,6 +141,8 @@ export class DhtDiscovery extends Resource {
   private externalSeen: string | undefined;
   private rekeying = false;
   private lastRekeyMs: number | undefined;
+  /** Replies from public addresses, and how many of them came with a node ID not valid for the address (BEP 42). */
+  private readonly idChecks = { responders: 0, invalid: 0 };
   /** Nodes from the other DHT already pinged (addNodes). */
   private readonly helped = new Set<string>();
   readonly family: 4 | 6;
@@ -176,6 +178,7 @@ export class DhtDiscovery extends Resource {
     const bootstrap = this.bootstrapNodes(this.options.bootstrap, known);
     this.guard = new GuardedSocket(this.socket, (from, reason) => this.log.debug('ignoring a DHT message', { from, reason }));
     this.guard.onReplyIp = (from, ip) => this.onReplyIp(from.address, ip);
+    this.guard.onResponder = (from, id) => this.checkId(from.address, id);
     const other = this.options.onOtherFamilyNodes;
     if (other && this.family === 4) this.guard.onNodes6 = (buf) => other(compactNodes(buf, 6));
     if (other && this.six) this.six.onNodes4 = (buf) => other(compactNodes(buf, 4));
@@ -218,6 +221,14 @@ export class DhtDiscovery extends Resource {
     this.lastRekeyMs = Date.now();
     this.rekeying = true;
     void this.rekey(nodeIdFor(agreed.host), agreed.host).finally(() => (this.rekeying = false));
+  }
+
+  /** BEP 42 bookkeeping of responders' node IDs (not enforced: most of the DHT does not follow it yet). */
+  private checkId(address: string, id: Uint8Array): void {
+    const real = this.six ? this.six.standIns.real(address) : address;
+    if (!real || isPrivateAddress(real)) return;
+    this.idChecks.responders++;
+    if (!validNodeId(id, real)) this.idChecks.invalid++;
   }
 
   /** Restarts the node with `nodeId`, bootstrapping from the current routing table (and the configured nodes). */
@@ -329,6 +340,8 @@ export class DhtDiscovery extends Resource {
       nodeId: this.dht?.nodeId.toString('hex') ?? null,
       nodes: this.dht?.nodes.count() ?? 0,
       ...(this.externalSeen ? { externalAddress: this.externalSeen } : {}),
+      nodeIdValid: this.externalSeen ? validNodeId(this.dht?.nodeId ?? Buffer.alloc(0), this.externalSeen.replace(/^\[?(.*?)\]?:\d+$/, '$1')) : null,
+      bep42: { ...this.idChecks },
       guard: this.guard?.stats ?? null,
       folders: Object.fromEntries(this.status),
     };
