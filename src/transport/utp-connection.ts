@@ -502,6 +502,9 @@ export class UtpConnection extends Duplex {
     while (this.queuedBytes > 0) {
       const next = this.queue[this.queueHead]!;
       let size = next.end - next.start;
+      // Blocks queued before a size probe raised the packet size go out gathered into packets of
+      // the new size (up to 1 MiB of them would otherwise go at 1,380 bytes each).
+      if (next.cap < this.mss && this.queuedBytes > size) size = Math.min(this.mss, this.queuedBytes);
       // With loopback's 64 KiB packets, a part-filled last block waits while packets are in flight
       // (their acks send it): the writer's next write fills it. TLS writes its records and their
       // overhead a little past one packet, so sent at once every write made a full packet and a

@@ -149,7 +149,7 @@ describe('µTP on loopback', () => {
 });
 
 describe('µTP packets on loopback', () => {
-  test('writes a little longer than one packet (as TLS writes its records) go out as full packets, not a full one and a tiny one each', async () => {
+  test('writes a little longer than one packet (as TLS writes its records) go out as full packets, not a full one and a tiny one each; data queued before the size probe is gathered into the new size', async () => {
     const socket = new UdpSocket({ host: '127.0.0.1', port: 0 });
     await socket.open();
     // The sender's datagrams, counted on their way out: DATA packets' payload sizes.
@@ -176,9 +176,16 @@ describe('µTP packets on loopback', () => {
       }
       x.end();
       assert.equal(sha(await got), sha(data));
-      // Once the blocks queued before the size probe came back are gone, packets are full but for a few.
-      const start = payloads.lastIndexOf(MAX_PAYLOAD) + 1;
-      assert.ok(payloads.includes(LOOPBACK_PAYLOAD), 'the sender moved to loopback-sized packets');
+      // Until the size probe's ack, packets are small (as many as the window lets out during its
+      // round trip, no more than before it); the blocks queued before it then go out gathered into
+      // packets of the new size, not one small packet each.
+      const probe = payloads.indexOf(LOOPBACK_PAYLOAD);
+      assert.ok(probe >= 0, 'the sender moved to loopback-sized packets');
+      const start = payloads.indexOf(LOOPBACK_PAYLOAD, probe + 1);
+      const smallBefore = payloads.slice(0, probe).filter((n) => n === MAX_PAYLOAD).length;
+      const smallAfter = payloads.slice(probe).filter((n) => n === MAX_PAYLOAD).length;
+      assert.ok(smallAfter <= smallBefore, `${smallAfter} small packets after the probe, ${smallBefore} before it`);
+      // From the first packet of the new size on, packets are full but for a few: each write's tail waits for the next write.
       const after = payloads.slice(start);
       const bytes = after.reduce((sum, n) => sum + n, 0);
       const small = after.filter((n) => n < LOOPBACK_PAYLOAD / 2).length;
