@@ -160,37 +160,33 @@ export class Discovery extends Resource {
       const { host } = options.listen;
       // Both DHTs run (BEP 32): each asks for the other's nodes and hands them over while it joins.
       const dualStack = options.dht.ipv6 !== false && (host === '0.0.0.0' || host === '::' || host === '');
-      this.dht = new DhtDiscovery({
-        host: options.listen.host.includes(':') ? '0.0.0.0' : options.listen.host,
+      // What both DHT nodes share; each adds its family, address, state and the other's node hand-over.
+      const common = {
         port: options.dht.port ?? options.listen.port,
         shared: options.dht.port === undefined ? options.sharedUdp : undefined,
         bootstrap: options.dht.bootstrap,
         folders: options.folders,
         announcePort: dhtAnnouncePort,
-        onPeers: (folder, addresses) => this.learn(folder, addresses, 'dht'),
+        onPeers: (folder: string, addresses: string[]) => this.learn(folder, addresses, 'dht'),
         hasPeers,
         lonelyLookupMs: options.lonelyLookupMs,
+        ...(options.onExternalAddress ? { onExternalAddress: options.onExternalAddress } : {}),
+      };
+      this.dht = new DhtDiscovery({
+        ...common,
+        host: host.includes(':') ? '0.0.0.0' : host,
         loadState: options.dht.loadState,
         saveState: options.dht.saveState,
-        ...(options.onExternalAddress ? { onExternalAddress: options.onExternalAddress } : {}),
         ...(dualStack ? { onOtherFamilyNodes: (nodes: Array<{ host: string; port: number }>) => this.dht6?.addNodes(nodes) } : {}),
         logger: this.log.child('dht'),
       });
-      if (options.dht.ipv6 !== false && (host === '0.0.0.0' || host === '::' || host === '' || host.includes(':'))) {
+      if (options.dht.ipv6 !== false && (dualStack || host.includes(':'))) {
         this.dht6 = new DhtDiscovery({
+          ...common,
           family: 6,
           host: host.includes(':') ? host : '::',
-          port: options.dht.port ?? options.listen.port,
-          shared: options.dht.port === undefined ? options.sharedUdp : undefined,
-          bootstrap: options.dht.bootstrap,
-          folders: options.folders,
-          announcePort: dhtAnnouncePort,
-          onPeers: (folder, addresses) => this.learn(folder, addresses, 'dht'),
-          hasPeers,
-          lonelyLookupMs: options.lonelyLookupMs,
           loadState: options.dht.loadState6,
           saveState: options.dht.saveState6,
-          ...(options.onExternalAddress ? { onExternalAddress: options.onExternalAddress } : {}),
           onOtherFamilyNodes: (nodes) => this.dht?.addNodes(nodes),
           logger: this.log.child('dht6'),
         });
