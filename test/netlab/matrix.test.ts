@@ -22,7 +22,8 @@
 // Measured here (3 runs, 2 busy cores, median): IPv6 punched 1.1 s, IPv6 through C 5.8 s, IPv4 cone
 // punched 1.0 s, relay via C 24.1 s, TURN 0.8 s after B joins; about 81 s for the whole file before
 // the CGN and hairpin rows (one run: cone CGNs punched 2.7 s, symmetric CGN relay via C 25.0 s,
-// hairpin on 2.1 s, hairpin off 1.6 s; about 105 s more, most of it daemons starting and the relay).
+// hairpin on 2.1 s, hairpin off 1.6 s). With a load average of 22 (8 sessions on 2 cores) the whole
+// file took 267 s, 102 s of it the four new rows (mostly daemons starting and the relay's 25 s).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
