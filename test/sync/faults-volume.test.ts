@@ -40,15 +40,16 @@ afterEach(async () => {
 interface Volume {
   /** What the folder shows while the volume is gone. */
   expected: RegExp;
-  /** Where the folder's files are while it is gone (they must stay untouched there). */
-  aside: string;
+  /** Where the folder's files are while it is gone (they must stay untouched there), when they can be looked at. */
+  aside?: string;
   unplug(): Promise<void>;
   replug(): Promise<void>;
 }
 
 const KEEP = ['keep-1.txt', 'keep-2.txt', 'sub/keep-3.txt'];
 
-async function unplugCase(makeVolume: (base: string, dirB: string) => Promise<{ dirB: string; volume: Volume }>): Promise<void> {
+/** `restart`: b is restarted while the volume is gone (it then starts stopped, and starts late); else it runs throughout. */
+async function unplugCase(restart: boolean, makeVolume: (base: string, dirB: string) => Promise<{ dirB: string; volume: Volume }>): Promise<void> {
   const base = await tempDir('volume');
   cleanups.push(() => removeDir(base));
   const dirA = join(base, 'a');
@@ -73,17 +74,21 @@ async function unplugCase(makeVolume: (base: string, dirB: string) => Promise<{ 
   await waitFor(async () => volume.expected.test((await folderOf(b)).error ?? ''), `b to report ${volume.expected}`);
   assert.equal((await folderOf(b)).state, 'error');
 
-  // A restart while the volume is gone starts the folder stopped, saying why.
-  await b.stop();
-  b = new DaemonProcess(join(base, 'home-b'));
-  await b.ready();
-  await waitFor(async () => volume.expected.test((await folderOf(b)).error ?? ''), `b, restarted, to report ${volume.expected}`);
+  if (restart) {
+    // A restart while the volume is gone starts the folder stopped, saying why.
+    await b.stop();
+    b = new DaemonProcess(join(base, 'home-b'));
+    await b.ready();
+    await waitFor(async () => volume.expected.test((await folderOf(b)).error ?? ''), `b, restarted, to report ${volume.expected}`);
+  }
 
   // Nothing was written where the volume was, nothing archived or deleted on it, no deletion announced.
   if (existsSync(dirB)) assert.deepEqual(await readdir(dirB), [], 'nothing written into the empty mount point');
-  assert.equal(await readFile(join(volume.aside, 'doomed.txt'), 'utf8'), 'deleted on a while b is away\n');
-  assert.equal(await readFile(join(volume.aside, 'edit.txt'), 'utf8'), 'first version\n');
-  assert.deepEqual(await archived(volume.aside), []);
+  if (volume.aside) {
+    assert.equal(await readFile(join(volume.aside, 'doomed.txt'), 'utf8'), 'deleted on a while b is away\n');
+    assert.equal(await readFile(join(volume.aside, 'edit.txt'), 'utf8'), 'first version\n');
+    assert.deepEqual(await archived(volume.aside), []);
+  }
   for (const rel of KEEP) assert.equal(await readFile(join(dirA, rel), 'utf8'), `${rel}\n`, `${rel} is still on a`);
   assert.deepEqual(await archived(dirA), [], 'a archived nothing: b announced no deletion');
 
@@ -103,11 +108,15 @@ async function unplugCase(makeVolume: (base: string, dirB: string) => Promise<{ 
   assert.ok(kept.some((name) => name.startsWith('doomed.txt~')), `the deleted file is in b's archive: ${kept.join(', ')}`);
   assert.ok(kept.some((name) => name.startsWith('edit.txt~')), `the replaced version is in b's archive: ${kept.join(', ')}`);
   assert.equal(existsSync(join(dirA, 'doomed.txt')), false, 'the deletion stands (b did not bring it back)');
+
+  // b watches the volume as it is now: an edit there reaches a (the periodic rescan is an hour away).
+  await writeFile(join(dirB, 'after.txt'), 'made on b once the volume is back\n');
+  await waitFor(async () => (await readFile(join(dirA, 'after.txt'), 'utf8').catch(() => '')) === 'made on b once the volume is back\n', 'an edit on b after the return to reach a');
 }
 
 describe('a disappearing volume', () => {
   test('the folder path renamed away: "folder path missing", nothing deleted or written, resumes when it is back', () =>
-    unplugCase(async (base, dirB) => {
+    unplugCase(false, async (base, dirB) => {
       const aside = join(base, 'b-unplugged');
       return {
         dirB,
@@ -120,8 +129,8 @@ describe('a disappearing volume', () => {
       };
     }));
 
-  test('the folder path an empty directory now: "folder marker missing", nothing written into it, resumes when it is back', () =>
-    unplugCase(async (base, dirB) => {
+  test('the folder path an empty directory now, the daemon restarted meanwhile: "folder marker missing", nothing written into it, starts when it is back', () =>
+    unplugCase(true, async (base, dirB) => {
       const aside = join(base, 'b-unplugged');
       return {
         dirB,
@@ -141,7 +150,7 @@ describe('a disappearing volume', () => {
     }));
 
   test('a mounted volume unmounted during sync (a bind mount, as root): "folder marker missing", resumes when mounted again', { skip: needs.root() }, () =>
-    unplugCase(async (base, dirB) => {
+    unplugCase(false, async (base, dirB) => {
       const disk = join(base, 'disk');
       await mkdir(disk);
       await mkdir(dirB);
@@ -161,6 +170,37 @@ describe('a disappearing volume', () => {
           },
           replug: async () => {
             execFileSync('mount', ['--bind', disk, dirB]);
+            mounted = true;
+          },
+        },
+      };
+    }));
+
+  test('a loop-mounted ext4 disk unmounted and mounted again (as root): "folder marker missing", resumes, watched again', { skip: needs.root() }, () =>
+    unplugCase(false, async (base, dirB) => {
+      const image = join(base, 'disk.img');
+      execFileSync('truncate', ['-s', '32M', image]);
+      execFileSync('mkfs.ext4', ['-q', '-F', image]);
+      await mkdir(dirB);
+      execFileSync('mount', ['-o', 'loop', image, dirB]);
+      await rmdir(join(dirB, 'lost+found'));
+      let mounted = true;
+      cleanups.push(async () => {
+        if (mounted) execFileSync('umount', ['-l', dirB]);
+      });
+      return {
+        dirB,
+        volume: {
+          expected: /folder marker missing/,
+          // (the disk's files are not looked at while it is away: a second mount of the image would race the loop device's release)
+          unplug: async () => {
+            // Unplugged for real: a plain umount (the daemon holds nothing open there), so the next
+            // mount is a new file system instance the old watches do not see.
+            execFileSync('umount', [dirB]);
+            mounted = false;
+          },
+          replug: async () => {
+            execFileSync('mount', ['-o', 'loop', image, dirB]);
             mounted = true;
           },
         },
