@@ -68,7 +68,7 @@ FUZZ_RUNS ?= 200000
 fuzz: build
 	FUZZ_RUNS=$(FUZZ_RUNS) $(NODE) --test --test-concurrency=$(TEST_CONCURRENCY) --test-timeout=0 $$(find build/test/fuzz -name '*.test.js' | sort)
 
-# BENCH=scan|sync|all (default all), or index / edits / transport / link (bench/index-scale.ts, bench/edit-latency.ts, bench/transport.ts, bench/link.ts; not in all); sizes and tools by environment, see bench/run.ts.
+# BENCH=scan|sync|all (default all), or user (one method for Ferry and Syncthing beside the old harness, bench/user.ts), index / edits / transport / link (bench/index-scale.ts, bench/edit-latency.ts, bench/transport.ts, bench/link.ts; not in all); sizes and tools by environment, see bench/run.ts.
 BENCH ?= all
 bench: build
 	BENCH=$(BENCH) $(NODE) build/bench/run.js $(BENCH_ARGS)

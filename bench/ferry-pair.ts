@@ -70,6 +70,28 @@ export class FerryPair implements Pair {
     );
   }
 
+  async readyEmpty(): Promise<boolean> {
+    const ready = async (client: ControlClient): Promise<boolean> => {
+      const folder = (await client.call<StatusReport>('GET', '/status')).folders[0];
+      return folder !== undefined && folder.state === 'idle' && folder.peers.some((p) => p.connected);
+    };
+    return (await ready(this.clientA)) && (await ready(this.clientB));
+  }
+
+  processes(): { a: number[]; b: number[] } {
+    return { a: [this.a.child.pid!], b: [this.b.child.pid!] };
+  }
+
+  async shareOnA(path: string): Promise<void> {
+    const keys = await this.clientA.call<KeysReport>('POST', '/folders', { path });
+    this.folderId = keys.folderId;
+  }
+
+  async scannedOnA(files: number): Promise<boolean> {
+    const folder = (await this.clientA.call<StatusReport>('GET', '/status')).folders[0];
+    return folder !== undefined && folder.state === 'idle' && folder.localFiles === files;
+  }
+
   async rescan(): Promise<void> {
     await this.clientA.call('POST', `/folders/${this.folderId}/rescan`);
   }

@@ -23,4 +23,12 @@ export interface Pair {
   /** Starts sampling both processes' memory and CPU time. */
   sample(): PairSampler;
   stop(): Promise<void>;
+  /** After beginSync() on empty folders: both sides hold the folder, idle, and are connected (bench/user.ts). */
+  readyEmpty(): Promise<boolean>;
+  /** Every process of each side (Syncthing: the monitor and its worker), for summed memory and CPU (bench/user.ts). */
+  processes(): { a: number[]; b: number[] };
+  /** Only A adds `path` as a folder (the scan comparison, bench/user.ts). */
+  shareOnA(path: string): Promise<void>;
+  /** A's folder is idle and indexes `files` files. */
+  scannedOnA(files: number): Promise<boolean>;
 }

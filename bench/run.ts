@@ -193,6 +193,9 @@ try {
   // Not part of `all`: one large tree in this process, for the index and rescan figures of the scale issue.
   if (which === 'index') await indexBenchmark();
   if (which === 'edits') await editBenchmark();
+  // One method for both tools (bench/user.ts), beside the old harness: BENCH_ROUNDS (5), BENCH_BIG_ROUNDS (3, scale/real/scan),
+  // BENCH_OLD_ROUNDS, BENCH_DATASETS=large,small,mixed,scale,real,scan, BENCH_SCALE_FILES, BENCH_SCAN_FILES, BENCH_REAL_DIRS, BENCH_USER_OUT (user).
+  if (which === 'user') await (await import('./user-report.js')).benchUserReport(work, results);
   // The transport alone (µTP against TCP on loopback; bench/transport.ts) and over an emulated slow, lossy link (root; bench/link.ts).
   if (which === 'transport') await import('./transport.js');
   if (which === 'link') await (await import('./link.js')).benchLink();

@@ -134,8 +134,8 @@ export class SyncthingPair implements Pair {
     }, 'the two Syncthing instances to connect', 60_000, 100);
   }
 
-  async beginSync(source: string, target: string): Promise<void> {
-    const folder = (path: string): unknown => ({
+  private folder(path: string): unknown {
+    return {
       id: FOLDER_ID,
       label: FOLDER_ID,
       path,
@@ -145,9 +145,36 @@ export class SyncthingPair implements Pair {
       fsWatcherEnabled: true,
       // Its quickest reaction to a change (the default is 10 s).
       fsWatcherDelayS: 1,
-    });
-    await this.api(this.a, 'POST', '/rest/config/folders', folder(source));
-    await this.api(this.b, 'POST', '/rest/config/folders', folder(target));
+    };
+  }
+
+  async beginSync(source: string, target: string): Promise<void> {
+    await this.api(this.a, 'POST', '/rest/config/folders', this.folder(source));
+    await this.api(this.b, 'POST', '/rest/config/folders', this.folder(target));
+  }
+
+  private async folderStatus(instance: Instance): Promise<{ state: string; localFiles: number }> {
+    return this.api(instance, 'GET', `/rest/db/status?folder=${FOLDER_ID}`);
+  }
+
+  async readyEmpty(): Promise<boolean> {
+    const c = await this.api<{ connections: Record<string, { connected: boolean }> }>(this.b, 'GET', '/rest/system/connections');
+    if (c.connections[this.a.id]?.connected !== true) return false;
+    return (await this.folderStatus(this.a)).state === 'idle' && (await this.folderStatus(this.b)).state === 'idle';
+  }
+
+  processes(): { a: number[]; b: number[] } {
+    const of = (i: Instance): number[] => [i.monitor?.pid, i.workerPid].filter((p): p is number => p !== undefined);
+    return { a: of(this.a), b: of(this.b) };
+  }
+
+  async shareOnA(path: string): Promise<void> {
+    await this.api(this.a, 'POST', '/rest/config/folders', this.folder(path));
+  }
+
+  async scannedOnA(files: number): Promise<boolean> {
+    const s = await this.folderStatus(this.a);
+    return s.state === 'idle' && s.localFiles === files;
   }
 
   async complete(totals: FolderTotals): Promise<boolean> {
