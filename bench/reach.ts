@@ -23,10 +23,9 @@ import { join as joinPath, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Coturn } from '../test/helpers/coturn.js';
 import { removeDir, tempDir, waitFor } from '../test/helpers/daemon.js';
-import { FerryNode, join, labDown, labRun, labUp, share, type LabEnv, type StatusJson } from '../test/netlab/discovery-lab.js';
+import { inet, FerryNode, join, labDown, labRun, labUp, share, type LabEnv, type StatusJson } from '../test/netlab/discovery-lab.js';
 
 const PREFIX = process.env.BENCH_REACH_PREFIX ?? 'breach';
-const INET = resolve(fileURLToPath(import.meta.url), '../../../test/netlab/inet.sh');
 const RESULTS = resolve(fileURLToPath(import.meta.url), '../../../bench/results/reach.json');
 const SYNC_PORT = 22100;
 const TURN_PORT = 3478;
@@ -61,11 +60,6 @@ const median = (values: number[]): number => {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : Math.round((sorted[mid - 1]! + sorted[mid]!) / 2);
 };
-
-function inet(command: 'up' | 'down', settings: Record<string, string>): LabEnv {
-  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: PREFIX, ...settings }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
 
 /** CPU seconds (user + system) of a process so far: a daemon in a namespace runs as `ip netns exec`, which execs it (same PID). */
 function cpuSeconds(pid: number): number {
@@ -132,8 +126,8 @@ class Bench {
 async function rows(bench: Bench, only: Set<string>): Promise<Row[]> {
   const out: Row[] = [];
   const run = async (topology: string, settings: Record<string, string>, round: (lab: LabEnv) => Promise<Round>, setup?: (lab: LabEnv) => Promise<() => Promise<void>>): Promise<void> => {
-    inet('down', settings);
-    const lab = inet('up', settings);
+    inet('down', PREFIX, settings);
+    const lab = inet('up', PREFIX, settings);
     const teardown = setup ? await setup(lab) : async () => undefined;
     const row: Row = { topology, rounds: [] };
     out.push(row);
@@ -148,7 +142,7 @@ async function rows(bench: Bench, only: Set<string>): Promise<Row[]> {
       }
     } finally {
       await teardown();
-      inet('down', settings);
+      inet('down', PREFIX, settings);
     }
     row.connectMsMedian = median(row.rounds.map((r) => r.connectMs));
     row.syncMsMedian = median(row.rounds.map((r) => r.syncMs));

@@ -2,6 +2,8 @@
 // daemons on the host or inside a lab namespace, reached through the control socket in their home.
 
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { daemonLaunch, ferry, noStun, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
 
 import { NETLAB } from '../helpers/needs.js';
@@ -27,6 +29,15 @@ export function labUp(script: string, prefix: string, args: string[] = [], env: 
         return [line.slice(0, i), line.slice(i + 1).replace(/^"|"$/g, '')];
       }),
   );
+}
+
+/** The project's own emulated internet (routers, NATs, a public host: test/netlab/inet.sh). */
+const INET = resolve(fileURLToPath(import.meta.url), '../../../../test/netlab/inet.sh');
+
+/** inet.sh `up` or `down` under a prefix with its NETLAB_INET_* settings; `up` returns the lab's addresses. */
+export function inet(command: 'up' | 'down', prefix: string, settings: Record<string, string>): LabEnv {
+  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: prefix, ...settings }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 }
 
 export function labRun(script: string, prefix: string, args: string[], env: NodeJS.ProcessEnv = {}): void {

@@ -11,14 +11,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join as joinPath, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join as joinPath } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { FerryNode, join, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { inet, FerryNode, join, type LabEnv, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'fintro';
-const INET = resolve(fileURLToPath(import.meta.url), '../../../../test/netlab/inet.sh');
 const LAB_SETTINGS = { NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0' };
 const SYNC_PORT = 22100;
 const UDP_PORT = { 1: 32101, 2: 32102 } as const;
@@ -35,11 +33,6 @@ type Status = Omit<StatusJson, 'folders'> & {
   folders: Array<Omit<StatusJson['folders'][number], 'peers'> & { peers: Array<{ device: string; connected: boolean; path?: string }> }>;
 };
 
-function inet(command: 'up' | 'down'): LabEnv {
-  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: PREFIX, ...LAB_SETTINGS }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
-
 /** Router I maps UDP from the sync port to another external port, the same for every destination. */
 function remapUdp(lab: LabEnv, router: 1 | 2): void {
   execFileSync('ip', ['netns', 'exec', lab[`NETLAB_INET_R${router}_NS`]!, 'nft', 'insert', 'rule', 'inet', 'filter', 'postrouting',
@@ -52,8 +45,8 @@ describe('two devices behind NATs, introduced by a public ENC peer', { skip: isR
   const nodes: FerryNode[] = [];
 
   before(async () => {
-    inet('down');
-    lab = inet('up');
+    inet('down', PREFIX, LAB_SETTINGS);
+    lab = inet('up', PREFIX, LAB_SETTINGS);
     remapUdp(lab, 1);
     remapUdp(lab, 2);
     base = await tempDir('introduce');
@@ -61,7 +54,7 @@ describe('two devices behind NATs, introduced by a public ENC peer', { skip: isR
 
   after(async () => {
     await Promise.allSettled(nodes.map((node) => node.stop()));
-    inet('down');
+    inet('down', PREFIX, LAB_SETTINGS);
     await removeDir(base);
   });
 

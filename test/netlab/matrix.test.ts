@@ -26,18 +26,15 @@
 // file took 267 s, 102 s of it the four new rows (mostly daemons starting and the relay's 25 s).
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join as joinPath, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join as joinPath } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Coturn } from '../helpers/coturn.js';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
-import { FerryNode, join, labDown, labRun, labUp, share, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { inet, FerryNode, join, labDown, labRun, labUp, share, type LabEnv, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'fmtx';
-const INET = resolve(fileURLToPath(import.meta.url), '../../../../test/netlab/inet.sh');
 const SYNC_PORT = 22100;
 const TURN_PORT = 3478;
 const PASSWORD = 'matrix-secret';
@@ -61,11 +58,6 @@ interface Row {
   outcome?: Outcome;
 }
 const table: Row[] = [];
-
-function inet(command: 'up' | 'down', settings: Record<string, string>): LabEnv {
-  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: PREFIX, ...settings }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
 
 function printTable(): void {
   const head = ['topology', 'expected', 'connected', 'synced', 'path', 'connect+sync'];
@@ -100,7 +92,7 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
 
   after(async () => {
     await Promise.allSettled(nodes.map((node) => node.stop()));
-    inet('down', {});
+    inet('down', PREFIX, {});
     await removeDir(base);
     printTable();
   });
@@ -187,8 +179,8 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
     let lab: LabEnv;
 
     before(() => {
-      inet('down', settings);
-      lab = inet('up', settings);
+      inet('down', PREFIX, settings);
+      lab = inet('up', PREFIX, settings);
     });
 
     test('IPv6 with global addresses behind two stateful firewalls: both probe, the firewalls open, udp punched', async () => {
@@ -268,8 +260,8 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
 
     before(async () => {
       labDown('tracker.sh', PREFIX);
-      inet('down', settings);
-      lab = inet('up', settings);
+      inet('down', PREFIX, settings);
+      lab = inet('up', PREFIX, settings);
       tracker = labUp('tracker.sh', PREFIX, ['--impl', 'opentracker', '--port', '16989', '--netns', lab.NETLAB_INET_PUBLIC_NS!, '--addr', lab.NETLAB_INET_PUBLIC_ADDR!]);
       coturn = new Coturn({ ns: lab.NETLAB_INET_PUBLIC_NS!, ip: lab.NETLAB_INET_PUBLIC_ADDR!, port: TURN_PORT, minPort: 49500, maxPort: 49600, users: { alice: PASSWORD, bob: PASSWORD } });
       await coturn.start();
@@ -322,15 +314,15 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
     const cone = { NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0', NETLAB_INET_R1_CGN: '1', NETLAB_INET_R2_CGN: '1' };
 
     test('cone CGN ↔ cone CGN (both layers keep ports and mappings): STUN sees the CGN, both probe, udp punched', async () => {
-      inet('down', cone);
-      const lab = inet('up', cone);
+      inet('down', PREFIX, cone);
+      const lab = inet('up', PREFIX, cone);
       await punchedBySTUN(lab, 'cgn', { topology: 'home NAT + cone CGN ↔ home NAT + cone CGN', expect: 'udp punched' });
     });
 
     test('cone CGN ↔ symmetric CGN (no punch works), public ENC peer C: `relay via C`', async () => {
       const settings = { ...cone, NETLAB_INET_R2_CGN_NAT: 'symmetric' };
-      inet('down', settings);
-      const lab = inet('up', settings);
+      inet('down', PREFIX, settings);
+      const lab = inet('up', PREFIX, settings);
       await throughPublicEnc(lab, 'cgnsym', { topology: 'home NAT + cone CGN ↔ home NAT + symmetric CGN, public ENC peer C', expect: 'relay via C (A↔B)' });
     });
   });
@@ -342,8 +334,8 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
     let lab: LabEnv;
 
     before(() => {
-      inet('down', settings);
-      lab = inet('up', settings);
+      inet('down', PREFIX, settings);
+      lab = inet('up', PREFIX, settings);
     });
 
     /** A (hIa) and B (hIb) both map the sync port on router I (A gets it, B the next), then each is given the other's mapped address. */

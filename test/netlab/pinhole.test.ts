@@ -8,20 +8,18 @@
 // and UDP alike.
 
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join as joinPath, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join as joinPath } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
-import { FerryNode, join, share, type LabEnv, type PeerJson, type StatusJson } from './discovery-lab.js';
+import { inet, FerryNode, join, share, type LabEnv, type PeerJson, type StatusJson } from './discovery-lab.js';
 import { BUILD_TEST, mapPort, NsProcess } from './nat-lab.js';
 
 const execFileAsync = promisify(execFile);
 const PREFIX = 'fpin';
-const INET = resolve(fileURLToPath(import.meta.url), '../../../../test/netlab/inet.sh');
 const LAB_SETTINGS = { NETLAB_INET_HOSTS: '1', NETLAB_INET_V6: '1', NETLAB_INET_R1_UPNP: '1', NETLAB_INET_R2_UPNP: '0' };
 const SYNC_PORT = 22100;
 
@@ -37,11 +35,6 @@ type Status = StatusJson & {
   knownPeers?: Array<{ address: string; connected: boolean; lastError?: string }>;
   services: StatusJson['services'] & { nat?: { pinhole?: { tcp?: MapperReport; udp?: MapperReport } } };
 };
-
-function inet(command: 'up' | 'down'): LabEnv {
-  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: PREFIX, ...LAB_SETTINGS }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
 
 /** The accept rules miniupnpd keeps in router 1's forward chain for IPv6 pinholes (one line per pinhole). */
 async function pinholeRules(lab: LabEnv): Promise<string[]> {
@@ -74,14 +67,14 @@ describe('an IPv6 pinhole on the home router (UPnP IGD v2)', {
   const processes: NsProcess[] = [];
 
   before(async () => {
-    inet('down');
-    lab = inet('up');
+    inet('down', PREFIX, LAB_SETTINGS);
+    lab = inet('up', PREFIX, LAB_SETTINGS);
     base = await tempDir('pinhole');
   });
 
   after(async () => {
     await Promise.allSettled([...nodes.map((node) => node.stop()), ...processes.map((p) => p.stop('SIGKILL'))]);
-    inet('down');
+    inet('down', PREFIX, LAB_SETTINGS);
     await removeDir(base);
   });
 

@@ -6,16 +6,13 @@
 // open both NATs: the folder syncs over `udp punched`. Without UDP (`--no-udp`) the same pair never connects.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join as joinPath, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join as joinPath } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { FerryNode, join, share, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { inet, FerryNode, join, share, type LabEnv, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'fudp';
-const INET = resolve(fileURLToPath(import.meta.url), '../../../../test/netlab/inet.sh');
 const LAB_SETTINGS = { NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0' };
 const SYNC_PORT = 22100;
 const isRoot = process.getuid?.() === 0;
@@ -23,25 +20,20 @@ const isRoot = process.getuid?.() === 0;
 type Status = StatusJson & { external?: Array<{ address: string; source: string }> };
 type LinkJson = { connected: boolean; path?: string; rttMs?: number };
 
-function inet(command: 'up' | 'down'): LabEnv {
-  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: PREFIX, ...LAB_SETTINGS }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
-
 describe('two devices behind NATs without port mapping', { skip: isRoot ? false : 'needs root (network namespaces); CI runs as root' }, () => {
   let lab: LabEnv;
   let base: string;
   const nodes: FerryNode[] = [];
 
   before(async () => {
-    inet('down');
-    lab = inet('up');
+    inet('down', PREFIX, LAB_SETTINGS);
+    lab = inet('up', PREFIX, LAB_SETTINGS);
     base = await tempDir('punch');
   });
 
   after(async () => {
     await Promise.allSettled(nodes.map((node) => node.stop()));
-    inet('down');
+    inet('down', PREFIX, LAB_SETTINGS);
     await removeDir(base);
   });
 

@@ -4,17 +4,14 @@
 // STUN against the lab's server puts the router's external address in status.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join as joinPath, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join as joinPath } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
-import { FerryNode, join, labDown, labRun, labUp, share, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { inet, FerryNode, join, labDown, labRun, labUp, share, type LabEnv, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'freach';
-const INET = resolve(fileURLToPath(import.meta.url), '../../../../test/netlab/inet.sh');
 const LAB_SETTINGS = { NETLAB_INET_HOSTS: '2', NETLAB_INET_R1_HAIRPIN: '1' };
 const SYNC_PORT = 22100;
 
@@ -22,11 +19,6 @@ type Status = StatusJson & {
   external?: Array<{ address: string; source: string }>;
   services: StatusJson['services'] & { nat?: { external: string | null; udp?: { external: string | null } }; stun?: { state: string; external: string | null } };
 };
-
-function inet(command: 'up' | 'down'): LabEnv {
-  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: PREFIX, ...LAB_SETTINGS }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
 
 describe('two home routers on one internet', { skip: needs.all(needs.netlab(['ss', 'iproute2'], ['nft', 'nftables'], ['miniupnpd', 'miniupnpd-nftables'], ['stund', 'stun-server']), needs.command('opentracker')) }, () => {
   let lab: LabEnv;
@@ -36,8 +28,8 @@ describe('two home routers on one internet', { skip: needs.all(needs.netlab(['ss
 
   before(async () => {
     labDown('tracker.sh', PREFIX);
-    inet('down');
-    lab = inet('up');
+    inet('down', PREFIX, LAB_SETTINGS);
+    lab = inet('up', PREFIX, LAB_SETTINGS);
     tracker = labUp('tracker.sh', PREFIX, ['--impl', 'opentracker', '--port', '16989', '--netns', lab.NETLAB_INET_PUBLIC_NS!, '--addr', lab.NETLAB_INET_PUBLIC_ADDR!]);
     base = await tempDir('reach');
   });
@@ -45,7 +37,7 @@ describe('two home routers on one internet', { skip: needs.all(needs.netlab(['ss
   after(async () => {
     await Promise.allSettled(nodes.map((node) => node.stop()));
     labDown('tracker.sh', PREFIX);
-    inet('down');
+    inet('down', PREFIX, LAB_SETTINGS);
     await removeDir(base);
   });
 

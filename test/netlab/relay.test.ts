@@ -8,17 +8,14 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join as joinPath, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join as joinPath } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
-import { FerryNode, join, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { inet, FerryNode, join, type LabEnv, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'frelay';
-const INET = resolve(fileURLToPath(import.meta.url), '../../../../test/netlab/inet.sh');
 const LAB_SETTINGS = {
   NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0', NETLAB_INET_R1_NAT: 'symmetric', NETLAB_INET_R2_NAT: 'symmetric',
 };
@@ -38,25 +35,20 @@ type Status = Omit<StatusJson, 'folders' | 'device'> & {
   folders: Array<{ id: string; peers: Array<{ device: string; connected: boolean; path?: string; rttMs?: number }> }>;
 };
 
-function inet(command: 'up' | 'down'): LabEnv {
-  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: PREFIX, ...LAB_SETTINGS }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
-
 describe('two devices behind symmetric NATs, relayed by a public folder peer', { skip: needs.netlab(['nft', 'nftables'], ['stund', 'stun-server']) }, () => {
   let lab: LabEnv;
   let base: string;
   const nodes: FerryNode[] = [];
 
   before(async () => {
-    inet('down');
-    lab = inet('up');
+    inet('down', PREFIX, LAB_SETTINGS);
+    lab = inet('up', PREFIX, LAB_SETTINGS);
     base = await tempDir('relay');
   });
 
   after(async () => {
     await Promise.allSettled(nodes.map((node) => node.stop()));
-    inet('down');
+    inet('down', PREFIX, LAB_SETTINGS);
     await removeDir(base);
   });
 

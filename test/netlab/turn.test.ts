@@ -7,18 +7,15 @@
 // never connects.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join as joinPath, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join as joinPath } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Coturn } from '../helpers/coturn.js';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
-import { FerryNode, join, labDown, labRun, labUp, share, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { inet, FerryNode, join, labDown, labRun, labUp, share, type LabEnv, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'fturn';
-const INET = resolve(fileURLToPath(import.meta.url), '../../../../test/netlab/inet.sh');
 const LAB_SETTINGS = {
   NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0', NETLAB_INET_R1_NAT: 'symmetric', NETLAB_INET_R2_NAT: 'symmetric',
 };
@@ -33,11 +30,6 @@ type Status = StatusJson & {
 };
 type LinkJson = { connected: boolean; path?: string; address: string };
 
-function inet(command: 'up' | 'down'): LabEnv {
-  const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: PREFIX, ...LAB_SETTINGS }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
-
 describe('two devices behind symmetric NATs with a TURN server', { skip: needs.all(needs.netlab(['ss', 'iproute2'], ['nft', 'nftables'], ['stund', 'stun-server'], ['turnserver', 'coturn']), needs.command('opentracker')) }, () => {
   let lab: LabEnv;
   let tracker: LabEnv;
@@ -47,8 +39,8 @@ describe('two devices behind symmetric NATs with a TURN server', { skip: needs.a
 
   before(async () => {
     labDown('tracker.sh', PREFIX);
-    inet('down');
-    lab = inet('up');
+    inet('down', PREFIX, LAB_SETTINGS);
+    lab = inet('up', PREFIX, LAB_SETTINGS);
     tracker = labUp('tracker.sh', PREFIX, ['--impl', 'opentracker', '--port', '16989', '--netns', lab.NETLAB_INET_PUBLIC_NS!, '--addr', lab.NETLAB_INET_PUBLIC_ADDR!]);
     coturn = new Coturn({ ns: lab.NETLAB_INET_PUBLIC_NS!, ip: lab.NETLAB_INET_PUBLIC_ADDR!, port: TURN_PORT, minPort: 49300, maxPort: 49400, users: { alice: PASSWORD, bob: PASSWORD } });
     await coturn.start();
@@ -59,7 +51,7 @@ describe('two devices behind symmetric NATs with a TURN server', { skip: needs.a
     await Promise.allSettled(nodes.map((node) => node.stop()));
     await coturn?.stop();
     labDown('tracker.sh', PREFIX);
-    inet('down');
+    inet('down', PREFIX, LAB_SETTINGS);
     await removeDir(base);
   });
 
