@@ -2,9 +2,10 @@
 // daemons on the host or inside a lab namespace, reached through the control socket in their home.
 
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { resolve } from 'node:path';
+import { join as joinPath, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { daemonLaunch, ferry, noStun, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
+import { after, before } from 'node:test';
+import { daemonLaunch, ferry, noStun, removeDir, tempDir, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
 
 import { NETLAB } from '../helpers/needs.js';
 
@@ -39,6 +40,60 @@ export function inet(command: 'up' | 'down', prefix: string, settings: Record<st
   const out = execFileSync(INET, [command], { encoding: 'utf8', env: { ...process.env, NETLAB_PREFIX: prefix, ...settings }, stdio: ['ignore', 'pipe', 'pipe'] });
   return Object.fromEntries(out.trim().split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 }
+
+/** One inet.sh lab for the tests of a describe block, and the daemons they start in it. */
+export interface InetSuite {
+  /** The lab's addresses and namespaces (set before the first test). */
+  readonly lab: LabEnv;
+  /** A temporary directory for homes and folders, removed afterwards. */
+  readonly base: string;
+  /** A daemon in namespace `ns` on the sync port, LAN, DHT and trackers off, STUN against the lab's server. */
+  node(name: string, ns: string, args?: string[]): FerryNode;
+}
+
+/**
+ * Registers the block's hooks: the lab up before its tests (after a `down`, in case a killed run left one; then
+ * `afterUp`), and after them every daemon stopped, the lab down, the directory removed. Call inside `describe`.
+ */
+export function inetSuite(prefix: string, settings: Record<string, string>, afterUp?: (lab: LabEnv) => void): InetSuite {
+  let lab: LabEnv | undefined;
+  let base: string | undefined;
+  const nodes: FerryNode[] = [];
+  before(async () => {
+    inet('down', prefix, settings);
+    lab = inet('up', prefix, settings);
+    afterUp?.(lab);
+    base = await tempDir(prefix);
+  });
+  after(async () => {
+    await Promise.allSettled(nodes.map((node) => node.stop()));
+    inet('down', prefix, settings);
+    if (base) await removeDir(base);
+  });
+  const suite: InetSuite = {
+    get lab(): LabEnv {
+      if (!lab) throw new Error('the lab is not up yet');
+      return lab;
+    },
+    get base(): string {
+      if (!base) throw new Error('the lab is not up yet');
+      return base;
+    },
+    node(name, ns, args = []) {
+      const created = new FerryNode(joinPath(suite.base, `home-${name}`), {
+        ns,
+        listen: `0.0.0.0:${INET_SYNC_PORT}`,
+        args: ['--no-lan', '--no-dht', '--no-trackers', '--stun', suite.lab.NETLAB_INET_STUN_ADDR!, ...args],
+      });
+      nodes.push(created);
+      return created;
+    },
+  };
+  return suite;
+}
+
+/** The sync port of the daemons an InetSuite starts. */
+export const INET_SYNC_PORT = 22100;
 
 export function labRun(script: string, prefix: string, args: string[], env: NodeJS.ProcessEnv = {}): void {
   execFileSync(`${NETLAB}/${script}`, args, { env: { ...process.env, NETLAB_PREFIX: prefix, ...env }, stdio: 'ignore' });

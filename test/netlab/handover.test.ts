@@ -14,16 +14,16 @@ import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
+import { describe, test } from 'node:test';
+import { waitFor } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
-import { inet, FerryNode, join, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { INET_SYNC_PORT, inetSuite, FerryNode, join, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'fhover';
 const LAB_SETTINGS = {
   NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0', NETLAB_INET_R1_NAT: 'symmetric', NETLAB_INET_R2_NAT: 'symmetric',
 };
-const SYNC_PORT = 22100;
+const SYNC_PORT = INET_SYNC_PORT;
 const FILE_BYTES = 64 * 1024 * 1024;
 /** Relay rate at C: 64 MiB would take about 16 s over the relay, leaving the direct link (2.8–5 s to come up here) time to take over. */
 const RELAY_RATE = 4 * 1024 * 1024;
@@ -43,37 +43,18 @@ type Status = Omit<StatusJson, 'folders' | 'device'> & {
 };
 
 describe('a relayed link moves to direct mid-transfer without re-requesting blocks', { skip: needs.netlab(['nft', 'nftables'], ['stund', 'stun-server']) }, () => {
-  let lab: LabEnv;
-  let base: string;
-  const nodes: FerryNode[] = [];
-
-  before(async () => {
-    inet('down', PREFIX, LAB_SETTINGS);
-    lab = inet('up', PREFIX, LAB_SETTINGS);
-    base = await tempDir('handover');
-  });
-
-  after(async () => {
-    await Promise.allSettled(nodes.map((node) => node.stop()));
-    inet('down', PREFIX, LAB_SETTINGS);
-    await removeDir(base);
-  });
-
-  function node(name: string, ns: string, args: string[] = []): FerryNode {
-    const created = new FerryNode(joinPath(base, `home-${name}`), { ns, listen: `0.0.0.0:${SYNC_PORT}`, args: ['--no-lan', '--no-dht', '--no-trackers', '--stun', lab.NETLAB_INET_STUN_ADDR!, ...args] });
-    nodes.push(created);
-    return created;
-  }
+  const suite = inetSuite(PREFIX, LAB_SETTINGS);
+  const { node } = suite;
 
   const status = async (of: FerryNode): Promise<Status> => (await of.status()) as unknown as Status;
   const rxBytes = (ns: string): number => Number(execFileSync('ip', ['netns', 'exec', ns, 'cat', '/sys/class/net/eth0/statistics/rx_bytes'], { encoding: 'utf8' }).trim());
 
   test('64 MiB A → B: relayed, then direct mid-transfer; no block fetched twice, no stall', async (t) => {
-    const dirs = Object.fromEntries(['a1', 'a2', 'b1', 'b2', 'c1'].map((d) => [d, joinPath(base, d)])) as Record<'a1' | 'a2' | 'b1' | 'b2' | 'c1', string>;
+    const dirs = Object.fromEntries(['a1', 'a2', 'b1', 'b2', 'c1'].map((d) => [d, joinPath(suite.base, d)])) as Record<'a1' | 'a2' | 'b1' | 'b2' | 'c1', string>;
     for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true });
-    const a = node('a', lab.NETLAB_INET_H1a_NS!);
-    const b = node('b', lab.NETLAB_INET_H2a_NS!);
-    const c = node('c', lab.NETLAB_INET_PUBLIC_NS!, ['--relay-rate', String(RELAY_RATE)]);
+    const a = node('a', suite.lab.NETLAB_INET_H1a_NS!);
+    const b = node('b', suite.lab.NETLAB_INET_H2a_NS!);
+    const c = node('c', suite.lab.NETLAB_INET_PUBLIC_NS!, ['--relay-rate', String(RELAY_RATE)]);
     await Promise.all([a.ready(), b.ready(), c.ready()]);
     const shareOn = async (dir: string) => {
       const shared = await a.cli(['share', dir, '--json']);
@@ -87,7 +68,7 @@ describe('a relayed link moves to direct mid-transfer without re-requesting bloc
     await join(b, f1.rw, dirs.b1);
     await join(b, f2.rw, dirs.b2);
     const [idA, idB] = await Promise.all([a, b].map(async (n) => (await status(n)).device.id));
-    const cAddress = `${lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
+    const cAddress = `${suite.lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
     assert.equal((await a.cli(['peers', 'add', cAddress])).code, 0);
     assert.equal((await b.cli(['peers', 'add', cAddress])).code, 0);
     const folderAt = async (of: FerryNode) => (await status(of)).folders.find((f) => f.id === f2.folderId);
@@ -97,7 +78,7 @@ describe('a relayed link moves to direct mid-transfer without re-requesting bloc
 
     const payload = randomBytes(FILE_BYTES);
     const relayedBefore = (await status(c)).services.relay!.relayedBytes;
-    const rxBefore = rxBytes(lab.NETLAB_INET_H2a_NS!);
+    const rxBefore = rxBytes(suite.lab.NETLAB_INET_H2a_NS!);
     const states = new Set<string>();
     const watchB = async (): Promise<void> => {
       const folder = await folderAt(b);
@@ -113,14 +94,14 @@ describe('a relayed link moves to direct mid-transfer without re-requesting bloc
       return (await status(c)).services.relay!.relayedBytes - relayedBefore >= FILE_BYTES / 8;
     }, 'an eighth of the file to pass the relay', 180_000);
     // The direct path opens: a port forward on B's router, and A is told that address.
-    const r2 = lab.NETLAB_INET_R2_NS!;
-    const hostB = lab.NETLAB_INET_H2a_ADDR!;
+    const r2 = suite.lab.NETLAB_INET_R2_NS!;
+    const hostB = suite.lab.NETLAB_INET_H2a_ADDR!;
     for (const proto of ['tcp', 'udp']) {
       execFileSync('ip', ['netns', 'exec', r2, 'nft', 'add', 'rule', 'inet', 'filter', 'prerouting', 'iifname', 'wan0', proto, 'dport', String(SYNC_PORT), 'dnat', 'ip', 'to', `${hostB}:${SYNC_PORT}`]);
     }
     execFileSync('ip', ['netns', 'exec', r2, 'nft', 'insert', 'rule', 'inet', 'filter', 'forward', 'iifname', 'wan0', 'ct', 'status', 'dnat', 'accept']);
     const openedAt = Date.now();
-    assert.equal((await a.cli(['peers', 'add', `${lab.NETLAB_INET_R2_EXTERNAL_ADDR}:${SYNC_PORT}`])).code, 0);
+    assert.equal((await a.cli(['peers', 'add', `${suite.lab.NETLAB_INET_R2_EXTERNAL_ADDR}:${SYNC_PORT}`])).code, 0);
     const direct = await waitFor(async () => {
       await watchB();
       const link = await linkAt(b, idA!);
@@ -136,7 +117,7 @@ describe('a relayed link moves to direct mid-transfer without re-requesting bloc
     }, 'payload.bin to arrive identical at B', 300_000);
     const syncMs = Date.now() - started;
     await waitFor(async () => (await status(c)).services.relay!.relaying === 0, 'the relayed stream to end at C', 60_000);
-    const received = rxBytes(lab.NETLAB_INET_H2a_NS!) - rxBefore;
+    const received = rxBytes(suite.lab.NETLAB_INET_H2a_NS!) - rxBefore;
     const relayed = (await status(c)).services.relay!.relayedBytes - relayedBefore;
     t.diagnostic(`handover ${handoverMs} ms after the port forward (path ${direct.path}); ${(relayed / 2 ** 20).toFixed(1)} MiB through C; B's interface received ${(received / 2 ** 20).toFixed(2)} MiB for the 64 MiB file (bound ${(RECEIVED_BOUND / 2 ** 20).toFixed(1)}); synced in ${syncMs} ms; states seen at B: ${[...states].join(', ')}`);
     assert.ok(received <= RECEIVED_BOUND, `B received ${received} bytes for a ${FILE_BYTES}-byte file (bound ${RECEIVED_BOUND}): blocks were fetched twice`);

@@ -12,13 +12,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { inet, FerryNode, join, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { describe, test } from 'node:test';
+import { waitFor } from '../helpers/daemon.js';
+import { INET_SYNC_PORT, inetSuite, FerryNode, join, type LabEnv, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'fintro';
 const LAB_SETTINGS = { NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0' };
-const SYNC_PORT = 22100;
+const SYNC_PORT = INET_SYNC_PORT;
 const UDP_PORT = { 1: 32101, 2: 32102 } as const;
 const isRoot = process.getuid?.() === 0;
 
@@ -40,43 +40,25 @@ function remapUdp(lab: LabEnv, router: 1 | 2): void {
 }
 
 describe('two devices behind NATs, introduced by a public ENC peer', { skip: isRoot ? false : 'needs root (network namespaces); CI runs as root' }, () => {
-  let lab: LabEnv;
-  let base: string;
-  const nodes: FerryNode[] = [];
-
-  before(async () => {
-    inet('down', PREFIX, LAB_SETTINGS);
-    lab = inet('up', PREFIX, LAB_SETTINGS);
+  const suite = inetSuite(PREFIX, LAB_SETTINGS, (lab) => {
     remapUdp(lab, 1);
     remapUdp(lab, 2);
-    base = await tempDir('introduce');
   });
-
-  after(async () => {
-    await Promise.allSettled(nodes.map((node) => node.stop()));
-    inet('down', PREFIX, LAB_SETTINGS);
-    await removeDir(base);
-  });
-
-  function node(name: string, ns: string, args: string[] = []): FerryNode {
-    const created = new FerryNode(joinPath(base, `home-${name}`), { ns, listen: `0.0.0.0:${SYNC_PORT}`, args: ['--no-lan', '--no-dht', '--no-trackers', '--stun', lab.NETLAB_INET_STUN_ADDR!, ...args] });
-    nodes.push(created);
-    return created;
-  }
+  const { node } = suite;
 
   const status = async (of: FerryNode): Promise<Status> => (await of.status()) as Status;
-  const cAddress = (): string => `${lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
+  const cAddress = (): string => `${suite.lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
   const connectedToC = async (of: FerryNode): Promise<boolean> => (await status(of)).knownPeers?.some((k) => k.address === cAddress() && k.connected) ?? false;
   const link = async (of: FerryNode, device: string) => (await status(of)).folders[0]?.peers.find((p) => p.device === device && p.connected);
 
   /** A shares a folder with a file, C joins with the ENC key, B with the RW key; A and B are given C's address. */
   async function trio(name: string, argsA: string[]): Promise<{ a: FerryNode; b: FerryNode; c: FerryNode; dirA: string; dirB: string; idA: string; idB: string }> {
-    const [dirA, dirB, dirC] = ['a', 'b', 'c'].map((side) => joinPath(base, `${name}-${side}`));
+    const [dirA, dirB, dirC] = ['a', 'b', 'c'].map((side) => joinPath(suite.base, `${name}-${side}`));
     for (const dir of [dirA, dirB, dirC]) await mkdir(dir!, { recursive: true });
     await writeFile(joinPath(dirA!, 'hello.txt'), `introduced: ${name}\n`);
-    const a = node(`${name}-a`, lab.NETLAB_INET_H1a_NS!, argsA);
-    const b = node(`${name}-b`, lab.NETLAB_INET_H2a_NS!);
-    const c = node(`${name}-c`, lab.NETLAB_INET_PUBLIC_NS!);
+    const a = node(`${name}-a`, suite.lab.NETLAB_INET_H1a_NS!, argsA);
+    const b = node(`${name}-b`, suite.lab.NETLAB_INET_H2a_NS!);
+    const c = node(`${name}-c`, suite.lab.NETLAB_INET_PUBLIC_NS!);
     await Promise.all([a.ready(), b.ready(), c.ready()]);
     const shared = await a.cli(['share', dirA!, '--json']);
     assert.equal(shared.code, 0, shared.stderr);
@@ -105,7 +87,7 @@ describe('two devices behind NATs, introduced by a public ENC peer', { skip: isR
     const linkBA = await waitFor(() => direct(a, idB), 'A to keep the direct link too', 30_000);
     assert.equal(linkBA.path, 'udp punched', JSON.stringify(linkBA));
     // STUN on the shared socket learned the remapped UDP port, which is what C passed on.
-    assert.equal((await status(a)).external?.find((e) => e.source === 'stun')?.address, `${lab.NETLAB_INET_R1_EXTERNAL_ADDR}:${UDP_PORT[1]}`);
+    assert.equal((await status(a)).external?.find((e) => e.source === 'stun')?.address, `${suite.lab.NETLAB_INET_R1_EXTERNAL_ADDR}:${UDP_PORT[1]}`);
     const introC = (await status(c)).services.introduce!;
     assert.ok(introC.counters.introduced! >= 1, JSON.stringify(introC));
     const punchedIn = await Promise.all([a, b].map(async (n) => (await status(n)).services.introduce?.devices.map((d) => d.punchedInMs).join(',')));

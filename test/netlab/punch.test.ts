@@ -8,53 +8,34 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { inet, FerryNode, join, share, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { describe, test } from 'node:test';
+import { waitFor } from '../helpers/daemon.js';
+import { INET_SYNC_PORT, inetSuite, FerryNode, join, share, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'fudp';
 const LAB_SETTINGS = { NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0' };
-const SYNC_PORT = 22100;
+const SYNC_PORT = INET_SYNC_PORT;
 const isRoot = process.getuid?.() === 0;
 
 type Status = StatusJson & { external?: Array<{ address: string; source: string }> };
 type LinkJson = { connected: boolean; path?: string; rttMs?: number };
 
 describe('two devices behind NATs without port mapping', { skip: isRoot ? false : 'needs root (network namespaces); CI runs as root' }, () => {
-  let lab: LabEnv;
-  let base: string;
-  const nodes: FerryNode[] = [];
-
-  before(async () => {
-    inet('down', PREFIX, LAB_SETTINGS);
-    lab = inet('up', PREFIX, LAB_SETTINGS);
-    base = await tempDir('punch');
-  });
-
-  after(async () => {
-    await Promise.allSettled(nodes.map((node) => node.stop()));
-    inet('down', PREFIX, LAB_SETTINGS);
-    await removeDir(base);
-  });
-
-  function node(name: string, ns: string, args: string[]): FerryNode {
-    const created = new FerryNode(joinPath(base, `home-${name}`), { ns, listen: `0.0.0.0:${SYNC_PORT}`, args: ['--no-lan', '--no-dht', '--no-trackers', '--stun', lab.NETLAB_INET_STUN_ADDR!, ...args] });
-    nodes.push(created);
-    return created;
-  }
+  const suite = inetSuite(PREFIX, LAB_SETTINGS);
+  const { node } = suite;
 
   async function stunned(of: FerryNode): Promise<string> {
     return waitFor(async () => ((await of.status()) as Status).external?.find((e) => e.source === 'stun')?.address ?? false, 'a STUN answer');
   }
 
   async function pair(name: string, args: string[]): Promise<{ a: FerryNode; b: FerryNode; dirB: string; externalA: string; externalB: string }> {
-    const dirA = joinPath(base, `${name}-a`);
-    const dirB = joinPath(base, `${name}-b`);
+    const dirA = joinPath(suite.base, `${name}-a`);
+    const dirB = joinPath(suite.base, `${name}-b`);
     await mkdir(dirA, { recursive: true });
     await mkdir(dirB, { recursive: true });
     await writeFile(joinPath(dirA, 'hello.txt'), `punched: ${name}\n`);
-    const a = node(`${name}-a`, lab.NETLAB_INET_H1a_NS!, args);
-    const b = node(`${name}-b`, lab.NETLAB_INET_H2a_NS!, args);
+    const a = node(`${name}-a`, suite.lab.NETLAB_INET_H1a_NS!, args);
+    const b = node(`${name}-b`, suite.lab.NETLAB_INET_H2a_NS!, args);
     await Promise.all([a.ready(), b.ready()]);
     const { rw } = await share(a, dirA);
     await join(b, rw, dirB);
@@ -66,8 +47,8 @@ describe('two devices behind NATs without port mapping', { skip: isRoot ? false 
     const { a, b, dirB, externalA, externalB } = await pair('udp', []);
     try {
     // The port-preserving NAT kept the sync port: STUN asked from the sync port's own socket.
-    assert.equal(externalA, `${lab.NETLAB_INET_R1_EXTERNAL_ADDR}:${SYNC_PORT}`);
-    assert.equal(externalB, `${lab.NETLAB_INET_R2_EXTERNAL_ADDR}:${SYNC_PORT}`);
+    assert.equal(externalA, `${suite.lab.NETLAB_INET_R1_EXTERNAL_ADDR}:${SYNC_PORT}`);
+    assert.equal(externalB, `${suite.lab.NETLAB_INET_R2_EXTERNAL_ADDR}:${SYNC_PORT}`);
     // Each is given the other's external endpoint, as a tracker would hand it out.
     assert.equal((await a.cli(['peers', 'add', externalB])).code, 0);
     assert.equal((await b.cli(['peers', 'add', externalA])).code, 0);
@@ -84,8 +65,8 @@ describe('two devices behind NATs without port mapping', { skip: isRoot ? false 
   test('the same pair with UDP off never connects (TCP cannot pass the routers)', async () => {
     const { a, b } = await pair('tcp', ['--no-udp']);
     // (STUN then asks from a socket of its own: the sync port is what a tracker would hand out.)
-    const externalA = `${lab.NETLAB_INET_R1_EXTERNAL_ADDR}:${SYNC_PORT}`;
-    const externalB = `${lab.NETLAB_INET_R2_EXTERNAL_ADDR}:${SYNC_PORT}`;
+    const externalA = `${suite.lab.NETLAB_INET_R1_EXTERNAL_ADDR}:${SYNC_PORT}`;
+    const externalB = `${suite.lab.NETLAB_INET_R2_EXTERNAL_ADDR}:${SYNC_PORT}`;
     try {
     assert.equal((await a.cli(['peers', 'add', externalB])).code, 0);
     assert.equal((await b.cli(['peers', 'add', externalA])).code, 0);

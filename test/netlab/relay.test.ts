@@ -10,16 +10,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
+import { describe, test } from 'node:test';
+import { waitFor } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
-import { inet, FerryNode, join, type LabEnv, type StatusJson } from './discovery-lab.js';
+import { INET_SYNC_PORT, inetSuite, FerryNode, join, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'frelay';
 const LAB_SETTINGS = {
   NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0', NETLAB_INET_R1_NAT: 'symmetric', NETLAB_INET_R2_NAT: 'symmetric',
 };
-const SYNC_PORT = 22100;
+const SYNC_PORT = INET_SYNC_PORT;
 
 interface RelayJson {
   relay: boolean;
@@ -36,41 +36,22 @@ type Status = Omit<StatusJson, 'folders' | 'device'> & {
 };
 
 describe('two devices behind symmetric NATs, relayed by a public folder peer', { skip: needs.netlab(['nft', 'nftables'], ['stund', 'stun-server']) }, () => {
-  let lab: LabEnv;
-  let base: string;
-  const nodes: FerryNode[] = [];
-
-  before(async () => {
-    inet('down', PREFIX, LAB_SETTINGS);
-    lab = inet('up', PREFIX, LAB_SETTINGS);
-    base = await tempDir('relay');
-  });
-
-  after(async () => {
-    await Promise.allSettled(nodes.map((node) => node.stop()));
-    inet('down', PREFIX, LAB_SETTINGS);
-    await removeDir(base);
-  });
-
-  function node(name: string, ns: string, args: string[] = []): FerryNode {
-    const created = new FerryNode(joinPath(base, `home-${name}`), { ns, listen: `0.0.0.0:${SYNC_PORT}`, args: ['--no-lan', '--no-dht', '--no-trackers', '--stun', lab.NETLAB_INET_STUN_ADDR!, ...args] });
-    nodes.push(created);
-    return created;
-  }
+  const suite = inetSuite(PREFIX, LAB_SETTINGS);
+  const { node } = suite;
 
   const status = async (of: FerryNode): Promise<Status> => (await of.status()) as unknown as Status;
-  const cAddress = (): string => `${lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
+  const cAddress = (): string => `${suite.lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
   const connectedToC = async (of: FerryNode): Promise<boolean> => (await status(of)).knownPeers?.some((k) => k.address === cAddress() && k.connected) ?? false;
   const link = async (of: FerryNode, folderId: string, device: string) =>
     (await status(of)).folders.find((f) => f.id === folderId)?.peers.find((p) => p.device === device && p.connected);
 
   /** A shares F1 (C joins with the ENC key, B with RW) and F2 (B only, RW); A and B are given C's address. */
   async function trio(name: string, argsC: string[]) {
-    const dirs = Object.fromEntries(['a1', 'a2', 'b1', 'b2', 'c1'].map((d) => [d, joinPath(base, `${name}-${d}`)])) as Record<'a1' | 'a2' | 'b1' | 'b2' | 'c1', string>;
+    const dirs = Object.fromEntries(['a1', 'a2', 'b1', 'b2', 'c1'].map((d) => [d, joinPath(suite.base, `${name}-${d}`)])) as Record<'a1' | 'a2' | 'b1' | 'b2' | 'c1', string>;
     for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true });
-    const a = node(`${name}-a`, lab.NETLAB_INET_H1a_NS!);
-    const b = node(`${name}-b`, lab.NETLAB_INET_H2a_NS!);
-    const c = node(`${name}-c`, lab.NETLAB_INET_PUBLIC_NS!, argsC);
+    const a = node(`${name}-a`, suite.lab.NETLAB_INET_H1a_NS!);
+    const b = node(`${name}-b`, suite.lab.NETLAB_INET_H2a_NS!);
+    const c = node(`${name}-c`, suite.lab.NETLAB_INET_PUBLIC_NS!, argsC);
     await Promise.all([a.ready(), b.ready(), c.ready()]);
     const shareOn = async (dir: string) => {
       const shared = await a.cli(['share', dir, '--json']);
