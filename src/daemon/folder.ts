@@ -289,6 +289,8 @@ export class SharedFolder extends Resource {
       this.lostVolume(problem);
       return;
     }
+    // Said before the watches are set up (minutes on a large tree): status must not read idle meanwhile.
+    this.state = 'scanning';
     if (this.volumeLost || this.watchPending) {
       // The first scan, or back after the volume was gone: watch the root as it is now, and look at everything.
       this.volumeLost = false;
