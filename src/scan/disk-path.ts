@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, opendir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, ioError } from '../errors.js';
-import { TEMP_FILE_PREFIX } from './ignore.js';
+import { FERRY_DIR, TEMP_FILE_PREFIX } from './ignore.js';
 import { OWN_WRITES } from './own-writes.js';
 import { closeQuietly, DIR_NO_FOLLOW, fstatFd, openFd, READ_NO_FOLLOW } from '../util/fd.js';
 import { NODE_FILE_IO, type FileIo } from '../util/file-io.js';
@@ -546,15 +546,19 @@ export async function openFolderDir(root: string, diskRel: string, expect?: DirI
 }
 
 async function probeCaseSensitive(root: string, io: FileIo): Promise<boolean> {
+  // Inside the folder's own `.ferry/` (same volume: it is the folder's marker) so that no probe ever shows in
+  // the user's tree, even for the moment it exists; at the root only when there is no marker directory yet.
+  const marker = childPath(root, FERRY_DIR);
+  const dir = (await lstat(marker).catch(() => undefined))?.isDirectory() ? marker : root;
   const name = `${TEMP_FILE_PREFIX}case-probe-${randomBytes(6).toString('hex')}`;
-  const abs = childPath(root, name);
+  const abs = childPath(dir, name);
   try {
     closeQuietly(await io.open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600));
   } catch {
     return false;
   }
   try {
-    return (await lstat(childPath(root, name.toUpperCase())).catch(() => undefined)) === undefined;
+    return (await lstat(childPath(dir, name.toUpperCase())).catch(() => undefined)) === undefined;
   } finally {
     await io.unlink(abs).catch(() => undefined);
   }
