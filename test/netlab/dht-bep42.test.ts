@@ -5,68 +5,31 @@
 // ID is re-keyed to one valid for that address per BEP 42.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { validNodeId } from '../../src/discovery/bep42.js';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { needs, PYTHON3 } from '../helpers/needs.js';
+import { needs } from '../helpers/needs.js';
 import { FerryNode } from './discovery-lab.js';
+import { LIBTORRENT_DHT_PORT, LibtorrentDht } from './libtorrent-dht.js';
 
 const NS = 'fv6b42-dht';
 const FERRY_IP = '198.51.100.1';
 const NODES = ['198.51.100.2', '198.51.100.3', '198.51.100.4'];
-const DHT_PORT = 6881;
-
-/** Three libtorrent sessions with only the DHT on, one per address; prints `ready`, runs until killed. */
-const LIBTORRENT_NODES = `
-import sys, time, libtorrent as lt
-sessions = []
-for ip in sys.argv[1:]:
-    s = lt.session({'listen_interfaces': ip + ':${DHT_PORT}', 'enable_dht': True, 'enable_lsd': False, 'enable_upnp': False,
-                    'enable_natpmp': False, 'dht_bootstrap_nodes': '', 'alert_mask': 0})
-    sessions.append(s)
-for s in sessions:
-    for ip in sys.argv[1:]:
-        s.add_dht_node((ip, ${DHT_PORT}))
-print('ready', flush=True)
-while True:
-    time.sleep(1)
-`;
-
-const ns = (...args: string[]): void => {
-  const result = spawnSync('ip', ['-n', NS, ...args], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`ip -n ${NS} ${args.join(' ')}: ${result.stderr}`);
-};
+const DHT_PORT = LIBTORRENT_DHT_PORT;
 
 describe('BEP 42 with libtorrent DHT nodes', { skip: needs.all(needs.netlab(), needs.python(['libtorrent', 'python3-libtorrent'])) }, () => {
   let base: string;
-  let nodes: ChildProcess | undefined;
+  const dht = new LibtorrentDht(NS);
   let ferry: FerryNode | undefined;
 
   before(async () => {
-    spawnSync('ip', ['netns', 'del', NS]);
-    const added = spawnSync('ip', ['netns', 'add', NS], { encoding: 'utf8' });
-    if (added.status !== 0) throw new Error(`ip netns add ${NS}: ${added.stderr}`);
-    ns('link', 'set', 'lo', 'up');
-    for (const ip of [FERRY_IP, ...NODES]) ns('addr', 'add', `${ip}/32`, 'dev', 'lo');
+    await dht.start([FERRY_IP, ...NODES], NODES.map((ip) => [ip]));
     base = await tempDir('bep42');
-    nodes = spawn('ip', ['netns', 'exec', NS, PYTHON3, '-c', LIBTORRENT_NODES, ...NODES], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    nodes.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    nodes.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor(async () => {
-      if (nodes!.exitCode !== null) throw new Error(`libtorrent nodes exited: ${out}`);
-      return out.includes('ready');
-    }, 'libtorrent DHT nodes', 30_000);
   });
 
   after(async () => {
     await ferry?.stop();
-    if (nodes && nodes.exitCode === null) {
-      nodes.kill('SIGTERM');
-      await new Promise((r) => nodes!.once('close', r));
-    }
-    spawnSync('ip', ['netns', 'del', NS]);
+    await dht.close();
     if (base) await removeDir(base);
   });
 

@@ -4,12 +4,12 @@
 // its folder; B looks it up, gets A's address from libtorrent's 18-byte `values`, dials and syncs.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { removeDir, tempDir, waitFor } from '../helpers/daemon.js';
-import { needs, PYTHON3 } from '../helpers/needs.js';
+import { needs } from '../helpers/needs.js';
 import { FerryNode, join, share } from './discovery-lab.js';
+import { LIBTORRENT_DHT_PORT, LibtorrentDht } from './libtorrent-dht.js';
 
 const NS = 'fv6d6-dht';
 const A_IP = '2001:db8::10';
@@ -17,61 +17,21 @@ const B_IP = '2001:db8::11';
 const NODES = ['2001:db8::2', '2001:db8::3', '2001:db8::4'];
 /** The same libtorrent sessions listen on these IPv4 addresses too (each session: one of each family). */
 const NODES4 = ['198.51.100.2', '198.51.100.3', '198.51.100.4'];
-const DHT_PORT = 6881;
-
-/** Three libtorrent sessions with only the DHT on, each on one IPv6 and one IPv4 address (args: V6,V4 pairs); prints `ready`, runs until killed. */
-const LIBTORRENT_NODES = `
-import sys, time, libtorrent as lt
-sessions = []
-pairs = [arg.split(',') for arg in sys.argv[1:]]
-for v6, v4 in pairs:
-    s = lt.session({'listen_interfaces': '[' + v6 + ']:${DHT_PORT},' + v4 + ':${DHT_PORT}', 'enable_dht': True, 'enable_lsd': False,
-                    'enable_upnp': False, 'enable_natpmp': False, 'dht_bootstrap_nodes': '', 'alert_mask': 0})
-    sessions.append(s)
-for s in sessions:
-    for v6, v4 in pairs:
-        s.add_dht_node((v6, ${DHT_PORT}))
-        s.add_dht_node((v4, ${DHT_PORT}))
-print('ready', flush=True)
-while True:
-    time.sleep(1)
-`;
-
-const ns = (...args: string[]): void => {
-  const result = spawnSync('ip', ['-n', NS, ...args], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`ip -n ${NS} ${args.join(' ')}: ${result.stderr}`);
-};
+const DHT_PORT = LIBTORRENT_DHT_PORT;
 
 describe('IPv6 DHT (BEP 32) with libtorrent nodes', { skip: needs.all(needs.netlab(), needs.python(['libtorrent', 'python3-libtorrent'])) }, () => {
   let base: string;
-  let nodes: ChildProcess | undefined;
+  const dht = new LibtorrentDht(NS);
   const daemons: FerryNode[] = [];
 
   before(async () => {
-    spawnSync('ip', ['netns', 'del', NS]);
-    const added = spawnSync('ip', ['netns', 'add', NS], { encoding: 'utf8' });
-    if (added.status !== 0) throw new Error(`ip netns add ${NS}: ${added.stderr}`);
-    ns('link', 'set', 'lo', 'up');
-    for (const ip of [A_IP, B_IP, ...NODES]) ns('-6', 'addr', 'add', `${ip}/128`, 'dev', 'lo', 'nodad');
-    for (const ip of ['198.51.100.1', ...NODES4]) ns('addr', 'add', `${ip}/32`, 'dev', 'lo');
+    await dht.start([A_IP, B_IP, ...NODES, '198.51.100.1', ...NODES4], NODES.map((v6, i) => [v6, NODES4[i]!]));
     base = await tempDir('dht6');
-    nodes = spawn('ip', ['netns', 'exec', NS, PYTHON3, '-c', LIBTORRENT_NODES, ...NODES.map((v6, i) => `${v6},${NODES4[i]}`)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    nodes.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    nodes.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor(async () => {
-      if (nodes!.exitCode !== null) throw new Error(`libtorrent nodes exited: ${out}`);
-      return out.includes('ready');
-    }, 'libtorrent DHT nodes', 30_000);
   });
 
   after(async () => {
     await Promise.allSettled(daemons.map((d) => d.stop()));
-    if (nodes && nodes.exitCode === null) {
-      nodes.kill('SIGTERM');
-      await new Promise((r) => nodes!.once('close', r));
-    }
-    spawnSync('ip', ['netns', 'del', NS]);
+    await dht.close();
     if (base) await removeDir(base);
   });
 
