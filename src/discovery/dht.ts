@@ -27,6 +27,8 @@ export const DHT_SAVED_NODES = 200;
 export const DHT_REKEY_MIN_INTERVAL_MS = 10 * 60_000;
 /** Nodes from the other family's DHT are taken (pinged) only while the routing table has fewer than this. */
 export const DHT_JOIN_HELP_BELOW = 32;
+/** While the other family's DHT has no node, this one asks its table for nodes of both families this often (BEP 32). */
+export const DHT_OTHER_FAMILY_ASK_MS = 20_000;
 /** While a folder has no connected peer, it is looked up this often (between the full announces). */
 export const DHT_LONELY_LOOKUP_MS = 3 * 60_000;
 /** Bounds on what the library keeps for others (peers per info-hash, lookup tables, BEP 44 values). */
@@ -64,6 +66,8 @@ export interface DhtDiscoveryOptions {
    * family's DHT to join through (see addNodes).
    */
   onOtherFamilyNodes?: (nodes: Array<{ host: string; port: number }>) => void;
+  /** How many nodes the other family's DHT has: while none, this one asks again (onOtherFamilyNodes) every DHT_OTHER_FAMILY_ASK_MS. */
+  otherFamilyNodes?: () => number;
   /** Whether a folder has a connected peer; one without is looked up every lonelyLookupMs. */
   hasPeers?: (folderIdHex: string) => boolean;
   /** @default DHT_LONELY_LOOKUP_MS */
@@ -145,6 +149,8 @@ export class DhtDiscovery extends Resource {
   private readonly idChecks = { responders: 0, invalid: 0 };
   /** Nodes from the other DHT already pinged (addNodes). */
   private readonly helped = new Set<string>();
+  /** Nodes from the other DHT handed over before this one started: it joins through them. */
+  private readonly handedEarly: Array<{ host: string; port: number }> = [];
   readonly family: 4 | 6;
   /** The IPv6 DHT's translating socket (its stand-ins map addresses back). */
   private six: Ipv6DhtSocket | null = null;
@@ -166,9 +172,11 @@ export class DhtDiscovery extends Resource {
   protected async _open(): Promise<void> {
     const saved = this.options.loadState?.();
     const nodeId = saved && /^[0-9a-f]{40}$/.test(saved.nodeId) ? Buffer.from(saved.nodeId, 'hex') : randomBytes(20);
-    await this.start(nodeId, (saved?.nodes ?? []).slice(0, DHT_SAVED_NODES));
+    await this.start(nodeId, [...(saved?.nodes ?? []).slice(0, DHT_SAVED_NODES), ...this.handedEarly.splice(0)]);
     this.every(this.options.intervalMs ?? DHT_ANNOUNCE_INTERVAL_MS, () => this.announceAll());
     this.every(DHT_SAVE_INTERVAL_MS, () => void this.save());
+    const otherFamilyNodes = this.options.otherFamilyNodes;
+    if (otherFamilyNodes && this.options.onOtherFamilyNodes) this.every(DHT_OTHER_FAMILY_ASK_MS, () => this.askForOtherFamily(otherFamilyNodes()));
     if (this.options.hasPeers) this.every(this.options.lonelyLookupMs ?? DHT_LONELY_LOOKUP_MS, () => this.lookupLonely());
   }
 
@@ -307,6 +315,11 @@ export class DhtDiscovery extends Resource {
     this.dht = null;
   }
 
+  /** Nodes in the routing table (0 before it starts). */
+  get nodeCount(): number {
+    return this.dht?.nodes.count() ?? 0;
+  }
+
   /** The UDP port the DHT is on. */
   get port(): number {
     return this.socket?.address().port ?? 0;
@@ -318,7 +331,13 @@ export class DhtDiscovery extends Resource {
    */
   addNodes(nodes: ReadonlyArray<{ host: string; port: number }>): void {
     const dht = this.dht;
-    if (!dht || this.closed || dht.nodes.count() >= DHT_JOIN_HELP_BELOW) return;
+    if (this.closed) return;
+    if (!dht) {
+      // Not started yet (the other family's DHT opened first): join through them when it starts.
+      for (const node of nodes) if (isIP(node.host) === this.family && this.handedEarly.length < DHT_SAVED_NODES) this.handedEarly.push(node);
+      return;
+    }
+    if (dht.nodes.count() >= DHT_JOIN_HELP_BELOW) return;
     for (const node of nodes.slice(0, 8)) {
       const key = `${node.host}|${node.port}`;
       if (isIP(node.host) !== this.family || this.helped.has(key)) continue;
@@ -326,6 +345,19 @@ export class DhtDiscovery extends Resource {
       this.helped.add(key);
       dht.addNode({ host: this.six ? this.six.standIns.fake(node.host) : node.host, port: node.port });
     }
+  }
+
+  /**
+   * The other family's DHT is still empty (its hand-over was missed, or nobody answered it): a
+   * lookup of our own ID asks the nearest nodes again, with `want n4 n6`, and their replies carry
+   * the other family's nodes to onOtherFamilyNodes.
+   */
+  private askForOtherFamily(otherCount: number): void {
+    const dht = this.dht;
+    if (!dht || this.closed || otherCount > 0 || dht.nodes.count() === 0) return;
+    dht.lookup(dht.nodeId, (err) => {
+      if (err) this.log.debug('DHT lookup for the other family failed', { reason: err.message });
+    });
   }
 
   /** Folders changed, or the announced port did: announce again. */
@@ -338,7 +370,7 @@ export class DhtDiscovery extends Resource {
       family: `ipv${this.family}`,
       port: this.opened ? this.port : null,
       nodeId: this.dht?.nodeId.toString('hex') ?? null,
-      nodes: this.dht?.nodes.count() ?? 0,
+      nodes: this.nodeCount,
       ...(this.externalSeen ? { externalAddress: this.externalSeen } : {}),
       nodeIdValid: this.externalSeen ? validNodeId(this.dht?.nodeId ?? Buffer.alloc(0), this.externalSeen.replace(/^\[?(.*?)\]?:\d+$/, '$1')) : null,
       bep42: { ...this.idChecks },

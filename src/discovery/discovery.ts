@@ -177,7 +177,9 @@ export class Discovery extends Resource {
         host: host.includes(':') ? '0.0.0.0' : host,
         loadState: options.dht.loadState,
         saveState: options.dht.saveState,
-        ...(dualStack ? { onOtherFamilyNodes: (nodes: Array<{ host: string; port: number }>) => this.dht6?.addNodes(nodes) } : {}),
+        ...(dualStack
+          ? { onOtherFamilyNodes: (nodes: Array<{ host: string; port: number }>) => this.dht6?.addNodes(nodes), otherFamilyNodes: () => this.dht6?.nodeCount ?? 0 }
+          : {}),
         logger: this.log.child('dht'),
       });
       if (options.dht.ipv6 !== false && (dualStack || host.includes(':'))) {

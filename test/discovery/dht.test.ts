@@ -75,3 +75,17 @@ test('a live DHT node ignores hostile messages, keeps answering pings and keeps 
     await dht.close();
   }
 });
+
+test('nodes handed over by the other family\'s DHT before this one started are joined through when it starts (BEP 32 hand-over)', async () => {
+  const known = new DhtDiscovery({ host: '127.0.0.1', port: 0, bootstrap: [], folders: () => [], announcePort: () => 1, onPeers: () => {} });
+  await known.open();
+  const joiner = new DhtDiscovery({ host: '127.0.0.1', port: 0, bootstrap: [], folders: () => [], announcePort: () => 1, onPeers: () => {} });
+  try {
+    // The IPv4 DHT opens first and may meet IPv6 nodes before the IPv6 one has started: they must not be lost.
+    joiner.addNodes([{ host: '127.0.0.1', port: known.port }, { host: '::1', port: 1 }]);
+    await joiner.open();
+    await waitFor(async () => joiner.nodeCount >= 1, 'the handed-over node in the routing table');
+  } finally {
+    await Promise.all([joiner.close(), known.close()]);
+  }
+});

@@ -39,19 +39,23 @@ export async function showConflicts(folderId: string, folderPath: string, access
   const message = h('div', { class: 'form-error', attrs: { role: 'alert', id: 'conflicts-message' } });
   const list = h('div', { class: 'conflict-list', attrs: { id: 'conflict-list' } });
   const summary = h('p', { class: 'hint', attrs: { id: 'conflicts-summary' } });
+  // Names typed for a copy, by its path: a reload of the list (after another choice) keeps them.
+  const typedNames = new Map<string, string>();
 
   const resolve = (conflict: ConflictReport, keep: 'original' | 'copy' | 'both', buttons: HTMLButtonElement[], name?: string): void => {
     for (const b of buttons) b.disabled = true;
     message.className = 'form-error';
     message.textContent = '';
     api<{ path: string; renamedTo?: string }>('POST', `/folders/${id}/conflicts/resolve`, { path: conflict.copyPath, keep, ...(name ? { name } : {}) })
-      .then((done) => {
+      .then(async (done) => {
+        typedNames.delete(conflict.copyPath);
+        // The list is fresh before the message says done, so what the user does next acts on the new rows.
+        await load();
         message.className = 'form-ok';
         message.textContent =
           keep === 'original' ? `Kept the original ${done.path}; the copy is in the archive.`
             : keep === 'copy' ? `Kept the copy as ${done.path}; the other version is in the archive.`
               : `Kept both: ${done.path} and ${done.renamedTo ?? ''}.`;
-        return load();
       })
       .catch((err: ApiError) => {
         message.className = 'form-error';
@@ -68,6 +72,8 @@ export async function showConflicts(folderId: string, folderPath: string, access
       class: 'both-name',
       attrs: { type: 'text', 'aria-label': 'New name of the copy (optional)', placeholder: 'Copy\'s new name (optional)', autocomplete: 'off', spellcheck: 'false' },
     });
+    name.value = typedNames.get(conflict.copyPath) ?? '';
+    name.addEventListener('input', () => typedNames.set(conflict.copyPath, name.value));
     const buttons = [keepOriginal, keepCopy, keepBoth];
     keepOriginal.addEventListener('click', () => resolve(conflict, 'original', buttons));
     keepCopy.addEventListener('click', () => resolve(conflict, 'copy', buttons));
