@@ -471,7 +471,7 @@ export class ConnectionManager extends Resource {
     const attempt = (async (): Promise<void> => {
       let socket: TLSSocket | undefined;
       try {
-        socket = await udp.dial(target, { timeoutMs: UDP_PROBE_MS, signal: signal ? AbortSignal.any([this.lifetime.signal, signal]) : this.lifetime.signal });
+        socket = await udp.dial(target, { timeoutMs: UDP_PROBE_MS, signal: signal ? AbortSignal.any([this.lifetime.signal, signal]) : this.lifetime.signal, punch: true });
         const order = this.nextOrder++; // at TLS completion, as in dialOnce
         const remoteId = certificateDeviceId(socket);
         if (remoteId !== deviceId) throw new FerryError('HANDSHAKE', `${where} is ${remoteId === this.options.identity.id ? 'this device' : `device ${remoteId ?? '(none)'}`}, not the one introduced`);

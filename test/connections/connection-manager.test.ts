@@ -223,6 +223,27 @@ describe('ConnectionManager', () => {
   });
 });
 
+describe('links made by hole punching', () => {
+  test('the end of an introduced dial says "udp punched" even when the other end\'s SYN never reached it', async () => {
+    // Over loopback nothing drops the first SYN, so B's dial completes before A sends any SYN (A does
+    // not dial at all here): the race in which the end whose own SYN got through first never sees
+    // the other's. A dial made on an introduction is one side of a simultaneous open all the same.
+    const folder = FolderKeys.generate();
+    const a = new TestNode(alice, [folder]);
+    const b = new TestNode(bob, [folder]);
+    await withNodes([a, b], async () => {
+      const { host, port } = a.manager.address();
+      const result = await b.manager.punchDial(alice.id, { host, port }, 'introduced via test');
+      assert.deepEqual(result, { connected: true });
+      const atB = b.onlyPeer();
+      assert.equal(atB?.path(), 'udp punched', 'the dialling end of an introduced punch');
+      await eventually(() => a.onlyPeer() !== undefined, 'A to keep the link');
+      // A never dialled B: its end of the link is a plain accepted UDP connection.
+      assert.equal(a.onlyPeer()!.path(), 'udp');
+    });
+  });
+});
+
 describe('redial backoff after links that close at once', () => {
   test('a peer that closes every link right after the handshake is redialled ever more slowly, and the close is shown', async () => {
     const folder = FolderKeys.generate();
