@@ -129,6 +129,8 @@ export class SharedFolder extends Resource {
       pool: this.options.pool,
       logger: this.logger,
       onCommitted: () => this.sync?.localChanged(),
+      // A large file's block hashes go to peers as they are known (streaming: docs/protocol.md).
+      onHashing: (event) => this.sync?.hashing(event),
       // Reported as 'scan': a full scan starts that list afresh, so a renamed entry leaves it.
       onRefused: (path, reason) => this.reportFailed(path, reason, 'scan'),
       // An entry that cannot be read (EIO, EACCES) is skipped and listed, never taken for a deletion.

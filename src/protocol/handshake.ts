@@ -4,7 +4,7 @@ import { FerryError, isFerryError } from '../errors.js';
 import type { FolderKeys } from '../keys/index.js';
 import type { Access } from '../keys/types.js';
 import type { PeerConnection } from './connection.js';
-import { HELLO_MAGIC, LIMITS, PROTOCOL_VERSION, type ClusterFolder, type Message } from './messages.js';
+import { CLUSTER_FEATURES, HELLO_MAGIC, LIMITS, PROTOCOL_VERSION, type ClusterFolder, type Message } from './messages.js';
 import type { Grant } from '../keys/index.js';
 import { GrantRefusedError, makeClaims, makeProof, matchClaims, otherRole, verifyProof, type Role } from './proofs.js';
 
@@ -59,6 +59,8 @@ export interface PeerHello {
   softwareVersion: string;
   /** Where the peer says it sees us (a claim, unverified: use it as a hint only). */
   observed?: string;
+  /** What its ClusterState listed in `features` (empty from older peers). */
+  features?: string[];
 }
 
 export interface SharedFolder {
@@ -182,11 +184,13 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
     })),
     deviceName: options.deviceName,
     softwareVersion: options.softwareVersion,
+    features: [...CLUSTER_FEATURES],
   });
   const peerState = await expect(conn, 'ClusterState', signal);
   // Older peers named themselves in their Hello only.
   if (peerState.deviceName !== undefined) peer.deviceName = peerState.deviceName;
   if (peerState.softwareVersion !== undefined) peer.softwareVersion = peerState.softwareVersion;
+  if (peerState.features !== undefined) peer.features = peerState.features;
 
   // Shared = we accepted it and so did the peer; anything else the peer lists is ignored.
   const shared: SharedFolder[] = [];

@@ -46,4 +46,10 @@ export const LIMITS = {
   /** Addresses in one IntroduceRequest / Introduce, and the longest start delay an introducer may ask for. */
   maxIntroduceAddresses: 8,
   maxIntroduceDelayMs: 5000,
+  /** Hashing: its tag, and block hashes in one message. */
+  hashingTagBytes: 16,
+  maxHashingHashes: 1024,
+  /** ClusterState.features: words, and bytes per word. */
+  maxFeatures: 16,
+  maxFeatureBytes: 32,
 } as const;

@@ -30,6 +30,7 @@ export const MESSAGE_CODES = {
   Response: 0x21,
   Have: 0x30,
   Progress: 0x31,
+  Hashing: 0x32,
   Ping: 0x40,
   Close: 0x41,
   PeerExchange: 0x50,
@@ -63,6 +64,7 @@ export const MAX_MESSAGE_BYTES: Record<MessageName, number> = {
   Response: MAX_FRAME_BYTES,
   Have: 1024 * KIB,
   Progress: 4 * KIB,
+  Hashing: 64 * KIB,
   Ping: 1 * KIB,
   Close: 4 * KIB,
   PeerExchange: 64 * KIB,
@@ -138,7 +140,12 @@ export interface ClusterStateMessage {
    */
   deviceName?: string;
   softwareVersion?: string;
+  /** Messages the sender takes that an older peer would refuse as unknown (CLUSTER_FEATURES); absent from older peers. */
+  features?: string[];
 }
+
+/** Features this version lists in its ClusterState: `hashing` = it takes Hashing messages. */
+export const CLUSTER_FEATURES = ['hashing'] as const;
 
 /** Index starts a full transfer (replace what you know); IndexUpdate continues or increments it. */
 export interface IndexMessage {
@@ -195,6 +202,29 @@ export interface HaveMessage {
   path: string;
   version: VersionVector;
   blockIndexes: number[];
+}
+
+/**
+ * Advisory and unsigned: block hashes of a file the sender is hashing now (blocks `firstBlock`…),
+ * so the receiver can fetch them before the signed record exists (docs/protocol.md, Streaming large files).
+ */
+export interface HashingMessage {
+  type: 'Hashing';
+  folderId: Buffer;
+  path: string;
+  /** Random, one per hashing of the file: its provisional identity. */
+  tag: Buffer;
+  /** The file's size when the hash began. */
+  size: number;
+  blockSize: number;
+  firstBlock: number;
+  /** SHA-256 of each block from firstBlock on, concatenated. */
+  hashes: Buffer;
+  /**
+   * Received only, never sent: why the message broke a rule (a path outside the folder, blocks past
+   * its size, a bad hash list). It is advisory: dropped with this reason, the link stays.
+   */
+  rejected?: string;
 }
 
 export const FOLDER_STATES = ['idle', 'scanning', 'syncing', 'error'] as const;
@@ -290,6 +320,7 @@ export type Message =
   | RequestMessage
   | ResponseMessage
   | HaveMessage
+  | HashingMessage
   | ProgressMessage
   | PingMessage
   | CloseMessage

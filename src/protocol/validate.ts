@@ -26,6 +26,7 @@ import {
   messageNameOf,
   type ClusterFolder,
   type FolderProof,
+  type HashingMessage,
   type Message,
   type MessageName,
   type RejectedRecord,
@@ -130,6 +131,23 @@ function checkIntroduceAddresses(value: unknown, where: string, min: number): st
   return addresses;
 }
 
+function checkHashing(f: Fields): Omit<HashingMessage, 'folderId'> {
+  checkRelativePath(f.path);
+  const size = checkUint(f.size, 'Hashing.size');
+  if (size === 0) throw protocolError('Hashing.size', 'zero');
+  const blockSize = checkUint(f.blockSize, 'Hashing.blockSize', LIMITS.maxBlockSize);
+  if (blockSize === 0) throw protocolError('Hashing.blockSize', 'zero');
+  const blockCount = Math.ceil(size / blockSize);
+  if (blockCount > LIMITS.maxBlocksPerRecord) throw protocolError('Hashing.size', `more than ${LIMITS.maxBlocksPerRecord} blocks`);
+  const firstBlock = checkUint(f.firstBlock, 'Hashing.firstBlock', LIMITS.maxBlocksPerRecord - 1);
+  const hashes = checkByteRange(f.hashes, 'Hashing.hashes', LIMITS.hashBytes * LIMITS.maxHashingHashes);
+  if (hashes.length === 0 || hashes.length % LIMITS.hashBytes !== 0) {
+    throw protocolError('Hashing.hashes', `not 1 to ${LIMITS.maxHashingHashes} ${LIMITS.hashBytes}-byte hashes`);
+  }
+  if (firstBlock + hashes.length / LIMITS.hashBytes > blockCount) throw protocolError('Hashing.hashes', 'blocks past the announced size');
+  return { type: 'Hashing', path: f.path, tag: checkBytes(f.tag, 'Hashing.tag', LIMITS.hashingTagBytes), size, blockSize, firstBlock, hashes };
+}
+
 const VALIDATORS: Record<MessageName, Validator> = {
   Hello: (f) => ({
     type: 'Hello',
@@ -167,6 +185,13 @@ const VALIDATORS: Record<MessageName, Validator> = {
         : {}),
       ...(f.softwareVersion !== undefined && f.softwareVersion !== null
         ? { softwareVersion: checkString(f.softwareVersion, 'ClusterState.softwareVersion', LIMITS.maxSoftwareVersionBytes) }
+        : {}),
+      ...(f.features !== undefined && f.features !== null
+        ? {
+            features: checkArray(f.features, 'ClusterState.features', LIMITS.maxFeatures).map((w, i) =>
+              checkString(w, `ClusterState.features[${i}]`, LIMITS.maxFeatureBytes),
+            ),
+          }
         : {}),
     };
   },
@@ -209,6 +234,17 @@ const VALIDATORS: Record<MessageName, Validator> = {
       version: versionFromWire(f.version, 'Have.version'),
       blockIndexes,
     };
+  },
+  Hashing: (f) => {
+    const folderId = checkFolderId(f.folderId, 'Hashing.folderId');
+    // Advisory: a bad path, range or hash list drops this message with a reason, never the link.
+    try {
+      return { folderId, ...checkHashing(f) };
+    } catch (err) {
+      if (!isFerryError(err, 'PROTOCOL') && !isFerryError(err, 'PATH_UNSAFE')) throw err;
+      const path = typeof f.path === 'string' ? f.path.slice(0, 1024) : '';
+      return { type: 'Hashing', folderId, path, tag: Buffer.alloc(0), size: 0, blockSize: 0, firstBlock: 0, hashes: Buffer.alloc(0), rejected: err.message };
+    }
   },
   Progress: (f) => ({
     type: 'Progress',

@@ -5,8 +5,8 @@ import { Worker } from 'node:worker_threads';
 import { FerryError } from '../errors.js';
 import { Resource } from '../util/resource.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import type { HashRange, HashResult } from './hasher.js';
-import type { HashWorkerReply, HashWorkerRequest } from './hash-worker.js';
+import type { BlockProgress, HashRange, HashResult } from './hasher.js';
+import type { HashWorkerProgress, HashWorkerReply, HashWorkerRequest } from './hash-worker.js';
 
 export interface HashPoolOptions {
   /** Worker threads. @default os.availableParallelism() */
@@ -26,6 +26,8 @@ interface Job {
   expectedBytes: number | undefined;
   /** Part of the file only (see hashInParts). */
   range: HashRange | undefined;
+  /** Told of block hashes as they become known (indexes within the part). */
+  progress: BlockProgress | undefined;
   signal?: AbortSignal;
   resolve: (result: HashResult) => void;
   reject: (err: Error) => void;
@@ -107,12 +109,13 @@ export class HashPool extends Resource {
   /**
    * Hashes a file in a worker; waits for room when the queue is full. Rejects with ABORTED or
    * CLOSED. `expectedBytes` (the size the caller saw) lets small files share a worker message.
+   * `progress` is told of block hashes (file block indexes) as they become known, before the result.
    */
-  async hash(absPath: string, blockSize: number, signal?: AbortSignal, expectedBytes?: number): Promise<HashResult> {
+  async hash(absPath: string, blockSize: number, signal?: AbortSignal, expectedBytes?: number, progress?: BlockProgress): Promise<HashResult> {
     if (expectedBytes !== undefined && expectedBytes >= SPLIT_FILE_BYTES && this.size > 1) {
-      return this.hashInParts(absPath, blockSize, expectedBytes, signal);
+      return this.hashInParts(absPath, blockSize, expectedBytes, signal, progress);
     }
-    return this.enqueue(absPath, blockSize, signal, expectedBytes);
+    return this.enqueue(absPath, blockSize, signal, expectedBytes, undefined, progress);
   }
 
   /**
@@ -120,13 +123,15 @@ export class HashPool extends Resource {
    * otherwise kept one core busy and the others idle for the whole scan. The parts must agree on
    * the file they saw, or the whole counts as changed during the hash.
    */
-  private async hashInParts(absPath: string, blockSize: number, expectedBytes: number, signal?: AbortSignal): Promise<HashResult> {
+  private async hashInParts(absPath: string, blockSize: number, expectedBytes: number, signal?: AbortSignal, progress?: BlockProgress): Promise<HashResult> {
     const partBytes = Math.ceil(Math.ceil(expectedBytes / blockSize) / this.size) * blockSize;
     const ranges: HashRange[] = Array.from({ length: this.size }, (_, k) => ({
       start: k * partBytes,
       ...(k < this.size - 1 ? { end: (k + 1) * partBytes } : {}),
     }));
-    const parts = await Promise.all(ranges.map((range) => this.enqueue(absPath, blockSize, signal, undefined, range)));
+    const partProgress = (range: HashRange): BlockProgress | undefined =>
+      progress && ((first, blocks) => progress(range.start / blockSize + first, blocks));
+    const parts = await Promise.all(ranges.map((range) => this.enqueue(absPath, blockSize, signal, undefined, range, partProgress(range))));
     const first = parts[0]!;
     const size = parts.reduce((sum, part) => sum + part.size, 0);
     const changedDuringHash =
@@ -135,7 +140,14 @@ export class HashPool extends Resource {
     return { size, mtimeMs: first.mtimeMs, inode: first.inode, mode: first.mode, changedDuringHash, blocks: parts.flatMap((part) => part.blocks) };
   }
 
-  private async enqueue(absPath: string, blockSize: number, signal?: AbortSignal, expectedBytes?: number, range?: HashRange): Promise<HashResult> {
+  private async enqueue(
+    absPath: string,
+    blockSize: number,
+    signal?: AbortSignal,
+    expectedBytes?: number,
+    range?: HashRange,
+    progress?: BlockProgress,
+  ): Promise<HashResult> {
     if (!this.opened) throw new FerryError('CLOSED', 'hash pool is not open');
     while (this.queue.length >= this.maxQueued) {
       if (signal?.aborted) throw aborted();
@@ -144,7 +156,7 @@ export class HashPool extends Resource {
     }
     if (signal?.aborted) throw aborted();
     return new Promise<HashResult>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, path: absPath, blockSize, expectedBytes, range, signal, resolve, reject, settled: false };
+      const job: Job = { id: this.nextId++, path: absPath, blockSize, expectedBytes, range, progress, signal, resolve, reject, settled: false };
       if (signal) this.watchAbort(signal, job);
       this.queue.push(job);
       this.dispatch();
@@ -179,7 +191,7 @@ export class HashPool extends Resource {
     const worker = BUNDLED_WORKER
       ? new Worker(BUNDLED_WORKER, { eval: true, resourceLimits: WORKER_LIMITS })
       : new Worker(WORKER_URL, { resourceLimits: WORKER_LIMITS });
-    worker.on('message', (reply: HashWorkerReply) => this.onReply(slot, reply));
+    worker.on('message', (reply: HashWorkerReply | HashWorkerProgress) => ('progress' in reply ? this.onProgress(slot, reply) : this.onReply(slot, reply)));
     worker.on('error', (err) => this.onWorkerDied(slot, worker, err));
     worker.on('exit', (code) => this.onWorkerDied(slot, worker, new Error(`hash worker exited with code ${code}`)));
     slot.worker = worker;
@@ -211,7 +223,9 @@ export class HashPool extends Resource {
       const jobs = [this.queue.shift()!];
       while (jobs.length < share && isSmall(jobs[0]!) && this.queue[0] && isSmall(this.queue[0])) jobs.push(this.queue.shift()!);
       for (const job of jobs) slot.jobs.set(job.id, job);
-      const request: HashWorkerRequest = { jobs: jobs.map(({ id, path, blockSize, range }) => ({ id, path, blockSize, ...(range ? { range } : {}) })) };
+      const request: HashWorkerRequest = {
+        jobs: jobs.map(({ id, path, blockSize, range, progress }) => ({ id, path, blockSize, ...(range ? { range } : {}), ...(progress ? { progress: true } : {}) })),
+      };
       (slot.worker ?? this.startWorker(slot)).postMessage(request);
     }
     while (this.roomWaiters.length > 0 && this.queue.length < this.maxQueued) this.roomWaiters.shift()!();
@@ -235,6 +249,18 @@ export class HashPool extends Resource {
     this.unwatchAbort(job);
     if (outcome instanceof Error) job.reject(outcome);
     else job.resolve(outcome);
+  }
+
+  private onProgress(slot: Slot, { progress }: HashWorkerProgress): void {
+    const job = slot.jobs.get(progress.id);
+    if (!job || job.settled || !job.progress) return;
+    const blocks: Buffer[] = [];
+    for (let offset = 0; offset < progress.hashes.byteLength; offset += 32) blocks.push(Buffer.from(progress.hashes, offset, 32));
+    try {
+      job.progress(progress.first, blocks);
+    } catch (err) {
+      this.logger.warn('hash progress listener failed', { err: err instanceof Error ? err : String(err) });
+    }
   }
 
   private onReply(slot: Slot, { replies }: HashWorkerReply): void {

@@ -11,11 +11,18 @@ export interface HashJob {
   path: string;
   blockSize: number;
   range?: HashRange;
+  /** Post the block hashes as they become known (HashWorkerProgress), for a large file streamed to peers. */
+  progress?: boolean;
 }
 
 /** Worker → main thread: one reply per request, with an outcome per job. */
 export interface HashWorkerReply {
   replies: HashJobReply[];
+}
+
+/** Worker → main thread, while a job with `progress` runs: blocks `first`… of its part (32 bytes each, transferred). */
+export interface HashWorkerProgress {
+  progress: { id: number; first: number; hashes: ArrayBuffer };
 }
 
 /** `hashes` holds 32 bytes per block, back to back (transferred, not copied). */
@@ -39,14 +46,26 @@ if (!port) throw new Error('hash-worker.js must run as a worker thread');
 
 const running = new Map<number, AbortController>();
 
-async function run({ id, path, blockSize, range }: HashJob, transfers: ArrayBuffer[]): Promise<HashJobReply> {
+function pack(blocks: Buffer[]): Uint8Array<ArrayBuffer> {
+  const packed = new Uint8Array(blocks.length * 32);
+  blocks.forEach((block, i) => packed.set(block, i * 32));
+  return packed;
+}
+
+async function run({ id, path, blockSize, range, progress }: HashJob, transfers: ArrayBuffer[]): Promise<HashJobReply> {
   const controller = new AbortController();
   running.set(id, controller);
+  const onBlocks = progress
+    ? (first: number, blocks: Buffer[]): void => {
+        const hashes = pack(blocks).buffer;
+        port!.postMessage({ progress: { id, first, hashes } } satisfies HashWorkerProgress, [hashes]);
+      }
+    : undefined;
   try {
     // Small files synchronously (this thread has nothing else to do); large ones streamed and abortable.
-    const result = (range ? undefined : hashSmallFileSync(path, blockSize)) ?? (await hashFile(path, blockSize, controller.signal, range));
-    const packed = new Uint8Array(result.blocks.length * 32);
-    result.blocks.forEach((block, i) => packed.set(block, i * 32));
+    const result =
+      (range || progress ? undefined : hashSmallFileSync(path, blockSize)) ?? (await hashFile(path, blockSize, controller.signal, range, onBlocks));
+    const packed = pack(result.blocks);
     transfers.push(packed.buffer);
     return {
       id,

@@ -61,13 +61,37 @@ export interface HashRange {
   end?: number;
 }
 
+/**
+ * Told of block hashes as they become known while a large file is hashed: blocks `first`… of the
+ * part hashed (add the part's first block for the file's index). Called every HASH_PROGRESS_BYTES
+ * or so, and once at the end for the rest.
+ */
+export type BlockProgress = (first: number, blocks: Buffer[]) => void;
+
+/** Bytes of new block hashes between two progress reports (a message each for the worker). */
+export const HASH_PROGRESS_BYTES = 8 * 1024 * 1024;
+
 /** Cuts a byte stream into blocks of `blockSize` and hashes each. */
 class BlockHasher {
   readonly blocks: Buffer[] = [];
   private hash: Hash = createHash('sha256');
   private bytesInBlock = 0;
+  /** Blocks already reported to `progress`. */
+  private reported = 0;
 
-  constructor(private readonly blockSize: number) {}
+  constructor(
+    private readonly blockSize: number,
+    private readonly progress?: BlockProgress,
+  ) {}
+
+  /** Reports the blocks finished since the last report, when there are enough of them (or `all`). */
+  report(all = false): void {
+    if (!this.progress) return;
+    const fresh = this.blocks.length - this.reported;
+    if (fresh === 0 || (!all && fresh * this.blockSize < HASH_PROGRESS_BYTES)) return;
+    this.progress(this.reported, this.blocks.slice(this.reported));
+    this.reported = this.blocks.length;
+  }
 
   update(data: Buffer): void {
     let offset = 0;
@@ -96,7 +120,7 @@ class BlockHasher {
  * Hashes a file block by block without holding more than two read buffers. Reads ahead into one buffer
  * on the thread pool while the other is hashed, so disk and CPU overlap.
  */
-export async function hashFile(absPath: string, blockSize: number, signal?: AbortSignal, range?: HashRange): Promise<HashResult> {
+export async function hashFile(absPath: string, blockSize: number, signal?: AbortSignal, range?: HashRange, progress?: BlockProgress): Promise<HashResult> {
   throwIfAborted(signal);
   let handle;
   try {
@@ -109,7 +133,7 @@ export async function hashFile(absPath: string, blockSize: number, signal?: Abor
   let pendingRead: Promise<{ bytesRead: number }> | undefined;
   try {
     const before = await handle.stat();
-    const hasher = new BlockHasher(blockSize);
+    const hasher = new BlockHasher(blockSize, progress);
     const start = range?.start ?? 0;
     // Past the file's size (or the range's end) only to notice a file growing under us.
     const stop = Math.min(range?.end ?? Infinity, before.size + 1);
@@ -126,9 +150,11 @@ export async function hashFile(absPath: string, blockSize: number, signal?: Abor
       throwIfAborted(signal);
       pendingRead = readAt(ahead, position);
       hasher.update(bytesRead === current.length ? current : current.subarray(0, bytesRead));
+      hasher.report();
       [current, ahead] = [ahead, current];
     }
     const blocks = hasher.finish();
+    hasher.report(true);
     const after = await lstat(absPath).catch(() => undefined);
     if (!range) return resultOf(before, after, position, blocks);
     const expected = Math.max(0, Math.min(range.end ?? Infinity, before.size) - start);

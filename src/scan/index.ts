@@ -11,6 +11,8 @@ export { hashFile, hashSmallFileSync, HASH_READ_BYTES, SYNC_HASH_MAX_BYTES, type
 export { HashPool, type HashPoolOptions } from './hash-pool.js';
 export {
   Scanner,
+  STREAM_MIN_BYTES,
+  type HashingEvent,
   type ScannerOptions,
   type ScanOptions,
   type ScanResult,

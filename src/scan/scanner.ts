@@ -1,5 +1,6 @@
 // Scanner: walks one folder (or a subtree), hashes what changed through the HashPool, records changes and tombstones in the index.
 
+import { randomBytes } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, isFerryError } from '../errors.js';
@@ -35,6 +36,26 @@ const EXISTENCE_CHECKS_IN_FLIGHT = 32;
  */
 const SEEN_PATHS_MAX = 200_000;
 
+/** Files at least this large have their block hashes told to onHashing as they are known (docs/protocol.md, Streaming large files). */
+export const STREAM_MIN_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Block hashes of a large file being hashed, as they become known: blocks `firstBlock`… of the file
+ * as it was when this attempt (`tag`) began. `abandoned`: this attempt's hashes describe no file
+ * (it changed, vanished or failed); forget them.
+ */
+export interface HashingEvent {
+  path: string;
+  tag: Buffer;
+  size: number;
+  mtimeMs: number;
+  inode: number;
+  blockSize: number;
+  firstBlock: number;
+  blocks: Buffer[];
+  abandoned?: boolean;
+}
+
 export interface ScanProgress {
   under: string;
   hashedBytes: number;
@@ -59,6 +80,10 @@ export interface ScannerOptions {
    * files of a large folder before the last ones are hashed.
    */
   onCommitted?: () => void;
+  /** Told of a large file's block hashes as they become known (files of at least streamMinBytes). */
+  onHashing?: (event: HashingEvent) => void;
+  /** @default STREAM_MIN_BYTES */
+  streamMinBytes?: number;
   /** Notes each file hashed (read whole moments ago), for the block server. */
   warmFiles?: WarmFiles;
   /** Told of each entry not indexed because of its name (util/names.ts), with the reason. @default logged at warn */
@@ -161,6 +186,8 @@ export class Scanner {
   private readonly excluded: readonly string[];
   private readonly onProgress?: (progress: ScanProgress) => void;
   private readonly onCommitted?: () => void;
+  private readonly onHashing?: (event: HashingEvent) => void;
+  private readonly streamMinBytes: number;
   private readonly warmFiles?: WarmFiles;
   private readonly maxInFlight: number;
   private readonly onRefused: (path: string, reason: string) => void;
@@ -180,6 +207,8 @@ export class Scanner {
     this.excluded = options.excluded ?? [];
     this.onProgress = options.onProgress;
     this.onCommitted = options.onCommitted;
+    this.onHashing = options.onHashing;
+    this.streamMinBytes = options.streamMinBytes ?? STREAM_MIN_BYTES;
     this.warmFiles = options.warmFiles;
     this.onRefused = options.onRefused ?? ((path, reason) => this.logger.warn('name refused, not indexed', { path, reason }));
     this.maxInFlight = Math.max(1, options.maxHashesInFlight ?? this.pool.size * 64);
@@ -306,7 +335,15 @@ export class Scanner {
     const absPath = join(this.root, entry.diskPath ?? entry.path);
     let blockSize = blockSizeFor(entry.size);
     for (let attempt = 0; ; attempt++) {
-      const hashed = await this.pool.hash(absPath, blockSize, run.signal, entry.size);
+      const stream = this.streamHashing(entry, blockSize);
+      let hashed;
+      try {
+        hashed = await this.pool.hash(absPath, blockSize, run.signal, entry.size, stream?.progress);
+      } catch (err) {
+        stream?.abandon();
+        throw err;
+      }
+      if (hashed.inode !== entry.inode || hashed.changedDuringHash || blockSizeFor(hashed.size) !== blockSize) stream?.abandon();
       run.result.hashedBytes += hashed.size;
       this.onProgress?.({ under: run.under, hashedBytes: run.result.hashedBytes, totalBytes: run.queuedBytes });
       if (hashed.inode !== entry.inode) {
@@ -327,6 +364,17 @@ export class Scanner {
     }
     run.result.busy++;
     this.logger.debug('file keeps changing while hashed; next scan retries', { path: entry.path });
+  }
+
+  /** For a large file: a progress listener that tells onHashing of its blocks under a new tag, and how to abandon them. */
+  private streamHashing(entry: WalkEntry, blockSize: number): { progress: (first: number, blocks: Buffer[]) => void; abandon: () => void } | undefined {
+    const onHashing = this.onHashing;
+    if (!onHashing || entry.size < this.streamMinBytes) return undefined;
+    const base = { path: entry.path, tag: randomBytes(16), size: entry.size, mtimeMs: entry.mtimeMs, inode: entry.inode, blockSize };
+    return {
+      progress: (firstBlock, blocks) => onHashing({ ...base, firstBlock, blocks }),
+      abandon: () => onHashing({ ...base, firstBlock: 0, blocks: [], abandoned: true }),
+    };
   }
 
   private recordHashed(

@@ -7,7 +7,7 @@ import { checkIndexPath, remoteDevice } from '../index/keys.js';
 import type { FileRecord } from '../index/records.js';
 import type { FolderIndex } from '../index/types.js';
 import type { PeerConnection } from '../protocol/connection.js';
-import type { ClusterFolder, IndexMessage, RequestMessage } from '../protocol/messages.js';
+import type { ClusterFolder, HashingMessage, IndexMessage, RequestMessage } from '../protocol/messages.js';
 import { IgnoreRules, isLocalOnly } from '../scan/ignore.js';
 import type { Logger } from '../util/log.js';
 import { ByteBudget } from './budget.js';
@@ -30,6 +30,8 @@ export interface PeerFolderLink {
   peerHoldsFolderKey: boolean;
   /** What the peer said in ClusterState (its index ID, what it has of ours). */
   peerState: ClusterFolder;
+  /** Its ClusterState `features` (messages it takes that older peers refuse). @default none */
+  peerFeatures?: readonly string[];
 }
 
 export interface LinkState {
@@ -300,6 +302,25 @@ export class FolderLinks {
     return state.enc ? this.enc!.answer(request) : this.options.server.answer(request, allocate);
   }
 
+  /**
+   * Sends a Hashing message to every attached peer that takes it and may read the folder (not ENC
+   * links: a path is plaintext). Not awaited: a slow link only delays its own copy.
+   */
+  broadcastHashing(message: HashingMessage): void {
+    for (const state of this.links.values()) {
+      const { link } = state;
+      if (state.enc || link.peerAccess === 'enc' || !link.peerFeatures?.includes('hashing') || link.connection.closed) continue;
+      link.connection.send(message).catch(() => undefined);
+    }
+  }
+
+  /** The link of a device when its access is `rw` and it is not an ENC link (where Hashing is taken from), and a block peer for it. */
+  hashingSource(deviceId: string): { peer: BlockPeer; access: Access } | undefined {
+    const state = this.links.get(deviceId);
+    if (!state || state.enc) return undefined;
+    return { peer: this.blockPeer(state), access: state.link.peerAccess };
+  }
+
   /** Tells every attached peer of new local records. */
   publish(): void {
     for (const state of this.links.values()) state.sender.kick();
@@ -316,43 +337,47 @@ export class FolderLinks {
     const holders = new Set(this.index.devicesWith(record.path, record.version));
     const peers: BlockPeer[] = [];
     for (const state of this.links.values()) {
-      if (!holders.has(remoteDevice(state.link.deviceId))) continue;
-      const { deviceId } = state.link;
-      // Each request goes over the device's link at the moment it is sent: when a direct link
-      // replaces a relayed one, new requests take it at once while those in flight are answered on
-      // the old one (it drains before it closes). A link of another kind (ENC) is not this peer.
-      const current = (): LinkState | undefined => {
-        const now = this.links.get(deviceId);
-        return now && now.enc === state.enc && !now.link.connection.closed ? now : undefined;
-      };
-      const servedBy = new WeakMap<Buffer, PeerConnection>();
-      peers.push({
-        deviceId,
-        budget: state.budget,
-        usable: () => current()?.budget === state.budget,
-        // Ciphertext blocks each carry their own tag: an ENC side serves and is served one at a time.
-        multiBlock: !state.enc && this.keys.access !== 'enc',
-        request: async (params, signal) => {
-          const link = current();
-          if (!link) throw new FerryError('CLOSED', `no link to ${deviceId}`);
-          const { connection } = link.link;
-          if (link.enc) return this.enc!.request(deviceId, params, (encParams) => connection.request(encParams, { signal }));
-          const data = await connection.request(params, { signal });
-          servedBy.set(data, connection);
-          return data;
-        },
-        // Encrypted peers' blocks are decrypted into fresh buffers: nothing to give back.
-        recycle: (data) => servedBy.get(data)?.buffers.recycle(data),
-        reportBadBlock: (path, offset) => {
-          const link = current() ?? state;
-          link.badBlocks++;
-          if (link.badBlocks >= this.options.limits.maxBadBlocksPerPeer) {
-            this.logger.warn('peer keeps sending wrong blocks; dropping it', { device: deviceId, path, offset });
-            void link.link.connection.close('BLOCK_MISMATCH', `${link.badBlocks} blocks failed their hash check`);
-          }
-        },
-      });
+      if (holders.has(remoteDevice(state.link.deviceId))) peers.push(this.blockPeer(state));
     }
     return peers;
+  }
+
+  /** Fetching blocks from the device of this link, over whichever link it has when each request goes. */
+  private blockPeer(state: LinkState): BlockPeer {
+    const { deviceId } = state.link;
+    // Each request goes over the device's link at the moment it is sent: when a direct link
+    // replaces a relayed one, new requests take it at once while those in flight are answered on
+    // the old one (it drains before it closes). A link of another kind (ENC) is not this peer.
+    const current = (): LinkState | undefined => {
+      const now = this.links.get(deviceId);
+      return now && now.enc === state.enc && !now.link.connection.closed ? now : undefined;
+    };
+    const servedBy = new WeakMap<Buffer, PeerConnection>();
+    return {
+      deviceId,
+      budget: state.budget,
+      usable: () => current()?.budget === state.budget,
+      // Ciphertext blocks each carry their own tag: an ENC side serves and is served one at a time.
+      multiBlock: !state.enc && this.keys.access !== 'enc',
+      request: async (params, signal) => {
+        const link = current();
+        if (!link) throw new FerryError('CLOSED', `no link to ${deviceId}`);
+        const { connection } = link.link;
+        if (link.enc) return this.enc!.request(deviceId, params, (encParams) => connection.request(encParams, { signal }));
+        const data = await connection.request(params, { signal });
+        servedBy.set(data, connection);
+        return data;
+      },
+      // Encrypted peers' blocks are decrypted into fresh buffers: nothing to give back.
+      recycle: (data) => servedBy.get(data)?.buffers.recycle(data),
+      reportBadBlock: (path, offset) => {
+        const link = current() ?? state;
+        link.badBlocks++;
+        if (link.badBlocks >= this.options.limits.maxBadBlocksPerPeer) {
+          this.logger.warn('peer keeps sending wrong blocks; dropping it', { device: deviceId, path, offset });
+          void link.link.connection.close('BLOCK_MISMATCH', `${link.badBlocks} blocks failed their hash check`);
+        }
+      },
+    };
   }
 }

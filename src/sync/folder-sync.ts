@@ -5,7 +5,8 @@ import { FerryError } from '../errors.js';
 import type { FolderKeys, GrantBook } from '../keys/index.js';
 import type { FolderIndex } from '../index/types.js';
 import type { PeerConnection } from '../protocol/connection.js';
-import type { IndexMessage, RequestMessage } from '../protocol/messages.js';
+import type { HashingMessage, IndexMessage, RequestMessage } from '../protocol/messages.js';
+import type { HashingEvent } from '../scan/scanner.js';
 import { MIN_BLOCK_SIZE } from '../scan/blocksize.js';
 import { WarmFiles } from '../scan/warm-files.js';
 import type { Logger } from '../util/log.js';
@@ -20,6 +21,7 @@ import { FailedItems, printable } from './failed-items.js';
 import { emptyTransferStats, type TransferStats } from './fetcher.js';
 import { FolderLinks, type PeerFolderLink } from './folder-links.js';
 import { FolderStatus, type FolderSyncReport } from './folder-status.js';
+import { HashingFiles } from './hashing.js';
 import { RecordCache } from './record-cache.js';
 import { sweepOrphanTemps } from './temp-sweep.js';
 import { DiskPaths } from './paths.js';
@@ -117,6 +119,8 @@ export class FolderSync extends Resource {
   private readonly loop: PullLoop;
   private readonly status: FolderStatus;
   private readonly server: BlockServer;
+  /** Large files being hashed now whose block hashes were announced (streaming). */
+  private readonly hashingFiles = new HashingFiles();
   /** Held mass deletes (none for an ENC folder: it has no files of its own to lose). */
   private readonly deleteGuard: DeleteGuard | undefined;
   private readonly lifetime = new AbortController();
@@ -137,7 +141,14 @@ export class FolderSync extends Resource {
     const blocksInFlight = Math.ceil(this.limits.folderBytesInFlight / MIN_BLOCK_SIZE);
     setMaxListeners(blocksInFlight + 4 * this.limits.maxFilesInFlight + 16, this.lifetime.signal);
     const warmFiles = options.warmFiles ?? new WarmFiles();
-    this.server = new BlockServer({ root: this.root, index: this.index, logger: this.logger, requestScan: (p) => this.scan(p), warmFiles });
+    this.server = new BlockServer({
+      root: this.root,
+      index: this.index,
+      logger: this.logger,
+      requestScan: (p) => this.scan(p),
+      warmFiles,
+      hashing: (path) => this.hashingFiles.get(path),
+    });
     if (this.keys.access !== 'enc' && this.keys.readSecret) {
       this.enc = new EncBridge({
         keys: this.keys,
@@ -290,6 +301,22 @@ export class FolderSync extends Resource {
    */
   receiveIndex(deviceId: string, incoming: IndexMessage, connection?: PeerConnection): Promise<void> {
     return this.links.receiveIndex(deviceId, incoming, connection);
+  }
+
+  /**
+   * The scanner's news of a large file being hashed: its known block hashes go to the peers that
+   * take them (RW folders only: an RO device's changes are never published).
+   */
+  hashing(event: HashingEvent): void {
+    if (this.closed || this.keys.access !== 'rw') return;
+    for (const message of this.hashingFiles.note(this.keys.folderId, event)) this.links.broadcastHashing(message);
+  }
+
+  /** A peer's Hashing message (advisory): this version takes note of it only. */
+  receiveHashing(deviceId: string, message: HashingMessage): void {
+    if (message.rejected) {
+      this.logger.debug('Hashing message dropped', { device: deviceId, path: printable(message.path), reason: message.rejected });
+    }
   }
 
   /** A block Request from an attached peer. */

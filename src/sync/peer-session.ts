@@ -88,6 +88,7 @@ export class PeerSession extends Resource {
         peerAccess: shared.peerAccess,
         peerHoldsFolderKey: shared.peerHoldsFolderKey,
         peerState: shared.peerState,
+        peerFeatures: this.handshake.peer.features ?? [],
       });
       if (attached) this.attached.set(hex, folder);
       else this.skipped.add(hex);
@@ -137,6 +138,9 @@ export class PeerSession extends Resource {
       case 'Have':
       case 'Progress':
         this.folderFor(message.folderId);
+        return;
+      case 'Hashing':
+        this.folderFor(message.folderId)?.receiveHashing(this.deviceId, message);
         return;
       case 'PeerExchange': {
         const hex = message.folderId.toString('hex');

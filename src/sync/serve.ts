@@ -26,13 +26,16 @@ export interface BlockServerOptions {
   requestScan(path: string): void;
   /** Small files read or written moments ago, served with synchronous calls. */
   warmFiles?: WarmFiles;
+  /** A file being hashed now whose blocks were announced (Hashing): served before its record exists. */
+  hashing?: (path: string) => IndexedFile | undefined;
 }
 
 /** What our record of a served file says: enough to check requests without decoding it again. */
 interface IndexedFile {
   blockSize: number;
   size: number;
-  blocks: Uint8Array[];
+  /** Holes: blocks of a file being hashed whose hashes are not known yet. */
+  blocks: ReadonlyArray<Uint8Array | undefined>;
   /** mtime and inode the file had when indexed: while fstat still shows them, blocks need no re-hashing. */
   mtimeMs: number;
   inode: number;
@@ -159,9 +162,13 @@ export class BlockServer {
   /** What our local record says of the requested file, if the request matches it. */
   private indexedFile(request: RequestMessage): IndexedFile | { error: ResponseError } {
     const local = this.options.index.getLocal(request.path);
-    if (!local || local.deleted || local.type !== 'file' || local.blockSize === 0) return { error: 'NO_SUCH_FILE' };
-    const file = { blockSize: local.blockSize, size: local.size, blocks: local.blocks, mtimeMs: local.mtimeMs, inode: local.inode };
-    return matches(file, request) ? file : { error: 'NO_SUCH_FILE' };
+    if (local && !local.deleted && local.type === 'file' && local.blockSize > 0) {
+      const file = { blockSize: local.blockSize, size: local.size, blocks: local.blocks, mtimeMs: local.mtimeMs, inode: local.inode };
+      if (matches(file, request)) return file;
+    }
+    // Blocks announced while the file is hashed (streaming a large file before its record exists).
+    const hashing = this.options.hashing?.(request.path);
+    return hashing && matches(hashing, request) ? hashing : { error: 'NO_SUCH_FILE' };
   }
 
   close(): void {
@@ -265,14 +272,15 @@ function unchangedSinceIndexed(file: OpenFile): boolean {
 }
 
 /** Whether the request names a run of whole, adjacent blocks of this block list, each by its hash. */
-function matches(file: { blockSize: number; size: number; blocks: Uint8Array[] }, request: RequestMessage): boolean {
+function matches(file: { blockSize: number; size: number; blocks: ReadonlyArray<Uint8Array | undefined> }, request: RequestMessage): boolean {
   const first = request.offset / file.blockSize;
   const count = request.hash.length / HASH_BYTES;
   if (!Number.isInteger(first) || first + count > file.blocks.length) return false;
   // Every block but the file's last is whole.
   if (request.size !== Math.min(request.offset + count * file.blockSize, file.size) - request.offset) return false;
   for (let j = 0; j < count; j++) {
-    if (request.hash.compare(file.blocks[first + j]!, 0, HASH_BYTES, j * HASH_BYTES, (j + 1) * HASH_BYTES) !== 0) return false;
+    const known = file.blocks[first + j];
+    if (!known || request.hash.compare(known, 0, HASH_BYTES, j * HASH_BYTES, (j + 1) * HASH_BYTES) !== 0) return false;
   }
   return true;
 }

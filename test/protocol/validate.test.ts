@@ -54,6 +54,7 @@ const samples: Message[] = [
   { type: 'Response', id: 2, error: 'NO_SUCH_FILE' },
   { type: 'Have', folderId, path: 'a/b', version: { ABCDEFGHIJKL: 2 }, blockIndexes: [0, 3] },
   { type: 'Progress', folderId, state: 'syncing', needFiles: 1, needBytes: 2, globalFiles: 3, globalBytes: 4 },
+  { type: 'Hashing', folderId, path: 'big/video.mkv', tag: Buffer.alloc(16, 3), size: 1 << 30, blockSize: 262144, firstBlock: 64, hashes: Buffer.concat([hash, hash]) },
   { type: 'Ping' },
   { type: 'Close', code: 'SHUTDOWN', reason: 'bye' },
   { type: 'PeerExchange', folderId, listenPort: 22100, peers: [{ device: 'ABCDEFGHIJKLMNOP', addresses: ['10.0.0.2:22100', '[fe80::1]:22100'] }] },
@@ -69,6 +70,7 @@ const samples: Message[] = [
   { type: 'RelayWindow', stream: 3, credit: 262144 },
   { type: 'RelayClose', stream: 3 },
   { type: 'RelayClose', stream: 4, code: 'CLOSED', reason: 'link closed' },
+  { type: 'ClusterState', folders: [], deviceName: 'nas', softwareVersion: '0.1.0', features: ['hashing'] },
 ];
 
 function roundTrip(message: Message): Message {
@@ -128,6 +130,28 @@ describe('validators', () => {
       assert.throws(() => decodeFields(name, fields), (err: unknown) => isFerryError(err, 'PROTOCOL') || isFerryError(err, 'PATH_UNSAFE'));
     });
   }
+
+  test('a Hashing message that breaks a rule is dropped with its reason, not refused (advisory); a bad folder ID is refused', () => {
+    const good = { folderId, path: 'big', tag: Buffer.alloc(16, 1), size: 1 << 30, blockSize: 262144, firstBlock: 0, hashes: hash };
+    const cases: Array<[string, object, RegExp]> = [
+      ['a path outside the folder', { path: '../../etc/passwd' }, /\.\./],
+      ['an absolute path', { path: '/etc/passwd' }, /./],
+      ['blocks past the announced size', { size: 262144 * 2, firstBlock: 1, hashes: Buffer.concat([hash, hash]) }, /past the announced size/],
+      ['more than 65,536 blocks', { size: 2 ** 40, blockSize: 1024 }, /more than 65536 blocks/],
+      ['over 1,024 hashes', { hashes: Buffer.alloc(32 * 1025) }, /Hashing.hashes/],
+      ['hashes not a multiple of 32 bytes', { hashes: Buffer.alloc(33) }, /Hashing.hashes/],
+      ['a short tag', { tag: Buffer.alloc(8) }, /Hashing.tag/],
+      ['a zero block size', { blockSize: 0 }, /zero/],
+      ['a block size over 16 MiB', { blockSize: 32 * 1024 * 1024 }, /Hashing.blockSize/],
+    ];
+    for (const [what, fields, reason] of cases) {
+      const message = decodeFields('Hashing', { ...good, ...fields });
+      assert.equal(message.type, 'Hashing', what);
+      assert.match((message as { rejected?: string }).rejected ?? '', reason, what);
+    }
+    assert.equal((decodeFields('Hashing', good) as { rejected?: string }).rejected, undefined);
+    assert.throws(() => decodeFields('Hashing', { ...good, folderId: Buffer.alloc(3) }), (err: unknown) => isFerryError(err, 'PROTOCOL'));
+  });
 
   const badRecords: Array<[string, Partial<FileRecord> | Record<string, unknown>]> = [
     ['wrong block count', { blocks: [hash] }],

@@ -226,3 +226,37 @@ describe('HashPool', () => {
     await assert.rejects(pool.hash('/nonexistent', 128 * 1024), { code: 'CLOSED' });
   });
 });
+
+describe('hash progress (streaming large files)', () => {
+  test('the pool tells every block hash as it becomes known, before the result, whole-file and in parts', async () => {
+    const dir = await makeTempDir(cleanups);
+    const file = join(dir, 'big.bin');
+    const blockSize = 256 * 1024;
+    // 70 MiB: hashed in parts (≥ 64 MiB) by two workers, each reporting its own range.
+    await writeFile(file, randomBytes(70 * 1024 * 1024 + 1000));
+    for (const workers of [1, 2]) {
+      const pool = new HashPool({ workers });
+      await pool.open();
+      try {
+        const told = new Map<number, string>();
+        let reports = 0;
+        let settled = false;
+        const result = await pool.hash(file, blockSize, undefined, 70 * 1024 * 1024 + 1000, (first, blocks) => {
+          assert.equal(settled, false, 'progress comes before the result');
+          reports++;
+          blocks.forEach((hash, i) => {
+            assert.equal(told.has(first + i), false, `block ${first + i} told once`);
+            told.set(first + i, hash.toString('hex'));
+          });
+        });
+        settled = true;
+        assert.equal(result.changedDuringHash, false);
+        assert.deepEqual([...told.keys()].sort((a, b) => a - b), result.blocks.map((_, i) => i), `workers ${workers}: every block told`);
+        for (const [i, hex] of told) assert.equal(hex, result.blocks[i]!.toString('hex'));
+        assert.ok(reports >= 8, `told in several reports as hashing goes (${reports})`);
+      } finally {
+        await pool.close();
+      }
+    }
+  });
+});
