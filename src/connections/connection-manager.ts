@@ -39,6 +39,8 @@ export const SOURCE_INCOMING = 'incoming';
 export const UDP_DIAL_DELAY_MS = 300;
 /** A UDP dial sends SYNs (and so punches NATs) for at most this long. */
 export const UDP_PROBE_MS = 10_000;
+/** Devices whose last failed hole punch is remembered (lastPunchFailure). */
+const MAX_PUNCH_FAILURES = 256;
 
 interface Link {
   peer: EstablishedPeer;
@@ -95,6 +97,8 @@ export class ConnectionManager extends Resource {
   /** Bumped by refresh(): a handshake begun under an older folder set is redone. */
   private generation = 0;
   private nextOrder = 0;
+  /** Per device, the last hole punch (punchDial) that ended without a direct link: when, and why (bounded). */
+  private readonly punchFailures = new Map<string, { atMs: number; error: string }>();
 
   constructor(private readonly options: ConnectionManagerOptions) {
     super();
@@ -485,7 +489,20 @@ export class ConnectionManager extends Resource {
     })();
     await this.track(attempt);
     const connected = this.isDirectlyConnected(deviceId);
-    return connected ? { connected } : { connected, error: error ?? 'not connected' };
+    if (connected) return { connected };
+    // A punch that ran its course without a link (not one stopped because another connected, or at
+    // shutdown): the relay service need not wait any longer for this device (src/daemon/relay-service.ts).
+    if (!signal?.aborted && !this.closed) {
+      this.punchFailures.delete(deviceId);
+      if (this.punchFailures.size >= MAX_PUNCH_FAILURES) this.punchFailures.delete(this.punchFailures.keys().next().value!);
+      this.punchFailures.set(deviceId, { atMs: Date.now(), error: error ?? 'not connected' });
+    }
+    return { connected, error: error ?? 'not connected' };
+  }
+
+  /** When a hole punch to `deviceId` last ended without a direct link, and why. */
+  lastPunchFailure(deviceId: string): { atMs: number; error: string } | undefined {
+    return this.punchFailures.get(deviceId);
   }
 
   private async accept(socket: TLSSocket): Promise<void> {

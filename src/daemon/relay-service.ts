@@ -3,7 +3,7 @@
 // TLS and the Ferry handshake end to end; the connection manager's duplicate rule replaces it
 // with a direct one as soon as a background dial succeeds.
 
-import type { ConnectionManager, EstablishedPeer } from '../connections/index.js';
+import type { AddressStatus, ConnectionManager, EstablishedPeer } from '../connections/index.js';
 import { shortIdOf } from '../keys/index.js';
 import type { PeerConnection, PeerExchangeMessage, RelayMessage } from '../protocol/index.js';
 import { RelayNode, type Carrier, type RelayStream } from '../relay/index.js';
@@ -12,9 +12,16 @@ import { Resource } from '../util/resource.js';
 import type { Service, ServiceFactory } from './services.js';
 
 /** How often devices heard of and not connected are looked at. */
-export const RELAY_POLL_MS = 2_000;
-/** A device is relayed to once every address of it failed, or when it stayed unconnected this long since we first heard of it. */
-export const RELAY_FALLBACK_MS = 30_000;
+export const RELAY_POLL_MS = 1_000;
+/**
+ * Happy eyeballs for relays: direct dials and hole punching get this head start from when we first
+ * heard of a device; a device still unconnected then is relayed to alongside them (a punch that
+ * works usually connects well within it). A direct link that comes later replaces the relayed one
+ * without a transfer noticing (Close SUPERSEDED, requests moved over, nothing fetched twice). A
+ * device is relayed to at once, before the head start ends, when every address of it failed or a
+ * hole punch to it ran out without a link.
+ */
+export const RELAY_HEAD_START_MS = 5_000;
 /** The device with the larger ID waits this much longer, so that usually one side opens the relayed link, not both. */
 export const RELAY_YIELD_MS = 4_000;
 export const RELAY_RETRY_MIN_MS = 5_000;
@@ -23,12 +30,18 @@ export const RELAY_RETRY_MAX_MS = 120_000;
 const MAX_CANDIDATES = 1024;
 const MAX_VIAS = 8;
 
+/** Why a relay was tried for a device: its direct addresses all failed, a hole punch to it failed, or the head start ran out. */
+export type RelayTrigger = 'direct dials failed' | 'punch failed' | 'head start';
+
 interface Candidate {
   /** Relay device ID → the addresses it told us. */
   vias: Map<string, string[]>;
   firstHeardMs: number;
-  /** When every direct address was first seen failed (or FALLBACK elapsed). */
+  /** When every direct address was first seen failed, a punch failed, or the head start ran out. */
   directFailedMs?: number;
+  /** Which of those it was, and how long after we first heard of the device (status, logs). */
+  trigger?: RelayTrigger;
+  triggerAfterMs?: number;
   nextTryMs: number;
   failures: number;
   trying: boolean;
@@ -43,7 +56,8 @@ export interface RelayServiceOptions {
   rateBps: number;
   logger: Logger;
   pollMs?: number;
-  fallbackMs?: number;
+  /** @default RELAY_HEAD_START_MS */
+  headStartMs?: number;
 }
 
 /** The name a relayed path shows: the relay's device name, else its short ID. */
@@ -91,13 +105,14 @@ export class RelayService extends Resource implements Service {
     return {
       ...this.node.report(),
       devices: [...this.candidates]
-        .filter(([device, c]) => !connected.has(device) || c.lastError !== undefined)
+        .filter(([device, c]) => !connected.has(device) || c.lastError !== undefined || c.trigger !== undefined)
         .slice(0, 64)
         .map(([device, c]) => ({
           device,
           connected: connected.has(device),
           vias: [...c.vias.keys()],
           ...(c.lastVia ? { lastVia: c.lastVia } : {}),
+          ...(c.trigger ? { trigger: c.trigger, triggerAfterMs: c.triggerAfterMs } : {}),
           ...(c.lastError ? { lastError: c.lastError } : {}),
           failures: c.failures,
           ...(!connected.has(device) ? { nextTryInMs: Math.max(0, c.nextTryMs - now) } : {}),
@@ -159,13 +174,13 @@ export class RelayService extends Resource implements Service {
         continue;
       }
       if (candidate.trying || now < candidate.nextTryMs) continue;
-      const told = new Set([...candidate.vias.values()].flat());
-      const known = addresses.filter((a) => told.has(a.address) || a.deviceId === device);
-      const directFailed =
-        (known.length > 0 && known.every((a) => !a.connected && a.lastError !== undefined)) ||
-        now - candidate.firstHeardMs >= (this.options.fallbackMs ?? RELAY_FALLBACK_MS);
-      if (!directFailed) continue;
-      candidate.directFailedMs ??= now;
+      if (candidate.directFailedMs === undefined) {
+        const trigger = this.triggerFor(device, candidate, addresses, now);
+        if (!trigger) continue;
+        candidate.directFailedMs = now;
+        candidate.trigger = trigger;
+        candidate.triggerAfterMs = now - candidate.firstHeardMs;
+      }
       const yieldMs = this.options.deviceId > device && candidate.failures === 0 ? RELAY_YIELD_MS : 0;
       if (now - candidate.directFailedMs < yieldMs) continue;
       const via = [...candidate.vias.keys()].reverse().map((id) => byDevice.get(id)).find((peer) => peer && !this.carrierOf(peer).relayed);
@@ -174,12 +189,23 @@ export class RelayService extends Resource implements Service {
     }
   }
 
+  /** Whether `device` is to be relayed to now, and why: its direct dials failed, a punch failed, or the head start ran out. */
+  private triggerFor(device: string, candidate: Candidate, addresses: AddressStatus[], now: number): RelayTrigger | undefined {
+    const told = new Set([...candidate.vias.values()].flat());
+    const known = addresses.filter((a) => told.has(a.address) || a.deviceId === device);
+    if (known.length > 0 && known.every((a) => !a.connected && a.lastError !== undefined)) return 'direct dials failed';
+    const punch = this.options.connections.lastPunchFailure(device);
+    if (punch && punch.atMs >= candidate.firstHeardMs) return 'punch failed';
+    if (now - candidate.firstHeardMs >= (this.options.headStartMs ?? RELAY_HEAD_START_MS)) return 'head start';
+    return undefined;
+  }
+
   private async attempt(device: string, candidate: Candidate, via: EstablishedPeer): Promise<void> {
     candidate.trying = true;
     candidate.lastVia = via.deviceId;
     const label = labelOf(via);
     try {
-      this.log.info('reaching a device through a relay', { device, via: via.deviceId });
+      this.log.info('reaching a device through a relay', { device, via: via.deviceId, after: candidate.trigger, heardMsAgo: Date.now() - candidate.firstHeardMs });
       const stream = await this.node.open(this.carrierOf(via), device);
       await this.options.connections.connectOver(stream, 'client', this.over(stream, label, device));
       candidate.failures = 0;

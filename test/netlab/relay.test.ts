@@ -2,7 +2,8 @@
 // routers with SYMMETRIC NATs (masquerade random,fully-random: no punch can work) and no port
 // mapping, trackers and DHT off, and a public folder peer C holding only the ENC key of folder F1.
 // A and B learn of each other from C's peer exchange, every direct dial fails, and A and B connect
-// through C (path `relay via C`), TLS and handshake end to end: folder F2, which C does not have,
+// through C (path `relay via C`), TLS and handshake end to end; the relay is tried after the direct
+// attempts' head start or as soon as they failed, not after a fixed 30 s wait: folder F2, which C does not have,
 // syncs A → B over that link, and C counts the bytes. With `--no-relay` on C they never connect,
 // and A's status says why.
 
@@ -26,7 +27,7 @@ interface RelayJson {
   relaying: number;
   relayedBytes: number;
   refusedBy?: Record<string, number>;
-  devices: Array<{ device: string; connected: boolean; vias: string[]; lastError?: string; failures: number }>;
+  devices: Array<{ device: string; connected: boolean; vias: string[]; lastError?: string; failures: number; trigger?: string; triggerAfterMs?: number }>;
 }
 type Status = Omit<StatusJson, 'folders' | 'device'> & {
   device: { id: string; name: string };
@@ -82,6 +83,17 @@ describe('two devices behind symmetric NATs, relayed by a public folder peer', {
     assert.ok(atA?.rttMs !== undefined && atA.rttMs >= 0, JSON.stringify(atA));
     const relayC = (await status(c)).services.relay!;
     assert.ok(relayC.relaying >= 1, JSON.stringify(relayC));
+    // The end that opened the relayed stream says why it did then: the direct attempts' head start
+    // ran out (the punches into symmetric NATs were still sending SYNs) or they had failed; with the
+    // old rule it waited 30 s from hearing of the device (or for the 20 s TCP timeouts).
+    const opened = (await Promise.all([[a, idB], [b, idA]].map(async ([of, other]) => (await status(of as FerryNode)).services.relay?.devices.find((d) => d.device === other && d.trigger))))
+      .filter((d) => d !== undefined);
+    assert.ok(opened.length >= 1, 'no end says why it relayed');
+    for (const d of opened) {
+      assert.ok(['head start', 'punch failed', 'direct dials failed'].includes(d.trigger!), JSON.stringify(d));
+      assert.ok(d.triggerAfterMs! < 30_000, JSON.stringify(d));
+    }
+    assert.match(a.log + b.log, /reaching a device through a relay .*after="?(head start|punch failed)/);
     // F2 exists on A and B only: its content can reach B over the A–B link alone, which runs through C.
     const payload = randomBytes(2 * 1024 * 1024);
     const before = relayC.relayedBytes;
@@ -91,7 +103,7 @@ describe('two devices behind symmetric NATs, relayed by a public folder peer', {
     const syncMs = Date.now() - syncStart;
     const after = (await status(c)).services.relay!;
     assert.ok(after.relayedBytes - before >= payload.length, `C relayed ${after.relayedBytes - before} bytes for a ${payload.length}-byte file`);
-    t.diagnostic(`A–B relayed link ${connectMs} ms after both were connected to C; 2 MiB synced in ${syncMs} ms; C relayed ${after.relayedBytes} bytes in all`);
+    t.diagnostic(`A–B relayed link ${connectMs} ms after both were connected to C (relay tried ${opened.map((d) => `${d.triggerAfterMs} ms after hearing of the device: ${d.trigger}`).join('; ')}); 2 MiB synced in ${syncMs} ms; C relayed ${after.relayedBytes} bytes in all`);
     await Promise.all([a.stop(), b.stop(), c.stop()]);
   });
 
