@@ -1,7 +1,7 @@
 // `ferry run`: the daemon in the foreground until SIGINT or SIGTERM.
 
 import { resolve } from 'node:path';
-import { HeapTuner } from '../daemon/runtime.js';
+import { HeapTuner, MemoryTrace } from '../daemon/runtime.js';
 import type { Settings } from '../daemon/settings.js';
 import { FerryError } from '../errors.js';
 import { createLogger, isLogLevel } from '../util/log.js';
@@ -76,6 +76,8 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
   const [{ Daemon }, { absorbIndexCommitFailure }] = await Promise.all([import('../daemon/daemon.js'), import('../index/store.js')]);
   const heapTuner = new HeapTuner();
   heapTuner.start();
+  const memoryTrace = process.env.FERRY_MEMORY_TRACE ? new MemoryTrace(process.env.FERRY_MEMORY_TRACE) : undefined;
+  memoryTrace?.start();
   const recentLog: string[] = [];
   const logger = createLogger({ component: 'ferry', level: logLevel && isLogLevel(logLevel) ? logLevel : 'info', keepRecent: recentLog });
   const adminPasswordFile = values['admin-password-file'] as string | undefined;
@@ -122,6 +124,7 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
   }
   await stopped;
   heapTuner.close();
+  memoryTrace?.close();
   logger.info('stopped');
   return 0;
 }

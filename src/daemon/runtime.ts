@@ -1,8 +1,10 @@
 // How the daemon's Node process should be started and its V8 heap tuned: low memory on small NAS
 // boxes, without full collections that cost more than they free.
 
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 
 /**
  * V8's young generation grows to 3 × 16 MiB under allocation bursts (a scan of many small files);
@@ -107,5 +109,81 @@ export class HeapTuner {
   close(): void {
     this.observer?.disconnect();
     this.observer = null;
+  }
+}
+
+/** One sample of where the process's memory is (MiB), as MemoryTrace writes it. */
+export interface MemorySample {
+  at: number;
+  rssAnon: number;
+  rssFile: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  /** V8's spaces: committed / used. */
+  spaces: Record<string, [number, number]>;
+  /** Anonymous memory outside V8's heap and its ArrayBuffers: malloc (glibc arenas), LMDB, OpenSSL, thread stacks. */
+  native: number;
+}
+
+const MIB = 1024 * 1024;
+
+function statusKib(status: string, field: string): number {
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+}
+
+/** Where the process's memory is now (MiB). */
+export function memorySample(readStatus: () => string): MemorySample {
+  const status = readStatus();
+  const usage = process.memoryUsage();
+  const spaces: Record<string, [number, number]> = {};
+  for (const space of getHeapSpaceStatistics()) {
+    spaces[space.space_name] = [+(space.space_size / MIB).toFixed(2), +(space.space_used_size / MIB).toFixed(2)];
+  }
+  const rssAnon = statusKib(status, 'RssAnon') / 1024;
+  return {
+    at: Date.now(),
+    rssAnon: +rssAnon.toFixed(2),
+    rssFile: +(statusKib(status, 'RssFile') / 1024).toFixed(2),
+    heapTotal: +(usage.heapTotal / MIB).toFixed(2),
+    heapUsed: +(usage.heapUsed / MIB).toFixed(2),
+    external: +(usage.external / MIB).toFixed(2),
+    arrayBuffers: +(usage.arrayBuffers / MIB).toFixed(2),
+    spaces,
+    native: +(rssAnon - usage.heapTotal / MIB - usage.external / MIB).toFixed(2),
+  };
+}
+
+/**
+ * FERRY_MEMORY_TRACE=DIR: the daemon samples its memory every 50 ms and appends each new peak of
+ * anonymous memory (1 MiB above the last one written) to DIR/memory-PID.jsonl, so a benchmark can
+ * say where the peak went. Off unless the variable is set.
+ */
+export class MemoryTrace {
+  private timer: NodeJS.Timeout | null = null;
+  private peak = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly everyMs = 50,
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    mkdirSync(this.dir, { recursive: true });
+    const file = join(this.dir, `memory-${process.pid}.jsonl`);
+    this.timer = setInterval(() => {
+      const sample = memorySample(() => readFileSync('/proc/self/status', 'utf8'));
+      if (sample.rssAnon < this.peak + 1) return;
+      this.peak = sample.rssAnon;
+      appendFileSync(file, JSON.stringify(sample) + '\n');
+    }, this.everyMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
   }
 }

@@ -4,7 +4,11 @@ import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { WAIT_LIMIT_MS } from '../helpers/wait.js';
-import { DAEMON_ENV, HeapTuner, MIN_OLD_GENERATION_ROOM, applyDaemonEnv, growingPercentFor } from '../../src/daemon/runtime.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitFor } from '../helpers/daemon.js';
+import { DAEMON_ENV, HeapTuner, MIN_OLD_GENERATION_ROOM, MemoryTrace, applyDaemonEnv, growingPercentFor, memorySample, type MemorySample } from '../../src/daemon/runtime.js';
 
 const MiB = 1024 * 1024;
 
@@ -63,5 +67,32 @@ describe('daemon environment', () => {
     const chosen: NodeJS.ProcessEnv = { UV_THREADPOOL_SIZE: '2' };
     applyDaemonEnv(chosen);
     assert.deepEqual(chosen, { UV_THREADPOOL_SIZE: '2' });
+  });
+});
+
+describe('memory trace (FERRY_MEMORY_TRACE)', () => {
+  it('splits anonymous memory into V8 heap, ArrayBuffers and the rest', () => {
+    const status = 'VmRSS:\t  90000 kB\nRssAnon:\t   61440 kB\nRssFile:\t   20480 kB\n';
+    const sample = memorySample(() => status);
+    assert.equal(sample.rssAnon, 60);
+    assert.equal(sample.rssFile, 20);
+    assert.ok(sample.heapTotal > 0 && sample.heapUsed <= sample.heapTotal);
+    assert.ok(sample.spaces.old_space && sample.spaces.new_space, 'V8 spaces listed');
+    assert.ok(Math.abs(sample.native - (60 - sample.heapTotal - sample.external)) < 0.02, 'the rest: anonymous minus heap and external');
+  });
+
+  it('appends each new peak to DIR/memory-PID.jsonl', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-memtrace-'));
+    const trace = new MemoryTrace(dir, 5);
+    try {
+      trace.start();
+      const file = join(dir, `memory-${process.pid}.jsonl`);
+      await waitFor(async () => (await readFile(file, 'utf8').catch(() => '')).includes('\n'), 'the first sample');
+      const first = JSON.parse((await readFile(file, 'utf8')).split('\n')[0]!) as MemorySample;
+      assert.ok(first.rssAnon > 0 && first.heapTotal > 0);
+    } finally {
+      trace.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
