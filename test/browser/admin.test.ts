@@ -204,6 +204,12 @@ test('the admin page end to end: password, login, share, peer at 100 %, restore 
 
   await pageB.locator('button.tab[data-view=peers]').click();
   await pageB.locator('#peer-table td', { hasText: 'address you added' }).waitFor();
+  // Each link shows its path and IP version (4 or 6) as status has them: B dialled A's 127.0.0.1 over TCP.
+  const peersB = await new ControlClient(b.home).call<{ peers: Array<{ path: string; ip: 4 | 6 }> }>('GET', '/peers');
+  assert.deepEqual(peersB.peers.map((p) => [p.path, p.ip]), [['tcp', 4]]);
+  const linkCell = pageB.locator('#peer-table td.link');
+  assert.deepEqual([await linkCell.getAttribute('data-path'), await linkCell.getAttribute('data-ip')], ['tcp', '4']);
+  assert.match((await linkCell.textContent()) ?? '', /^tcpIPv4$/);
   await shot(pageB, 'peers');
 
   if (SHOTS) {

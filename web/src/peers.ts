@@ -13,6 +13,14 @@ const SOURCES: Record<string, string> = {
   pex: 'peer exchange',
 };
 
+/** How a link runs: its path (tcp, udp, udp punched, relay via NAME, turn HOST), then the IP version and the round-trip time when measured. */
+function linkCell(p: PeerInfo): HTMLElement {
+  const ip = p.ip === 6 ? 'IPv6' : p.ip === 4 ? 'IPv4' : '';
+  const rtt = p.rttMs !== undefined ? `${p.rttMs < 10 ? p.rttMs.toFixed(1) : Math.round(p.rttMs)} ms` : '';
+  const detail = [ip, rtt].filter(Boolean).join(' · ');
+  return h('td', { class: 'link', attrs: { 'data-path': p.path, 'data-ip': String(p.ip) } }, p.path, detail ? h('br') : null, detail ? h('small', null, detail) : null);
+}
+
 export class PeersView {
   readonly element: HTMLElement;
   private readonly connected = h('div', { class: 'table-wrap' });
@@ -91,6 +99,7 @@ export class PeersView {
           null,
           h('td', null, h('strong', null, p.name), h('br'), h('code', { class: 'id' }, p.device.slice(0, 16) + '…')),
           h('td', null, p.address),
+          linkCell(p),
           h('td', null, SOURCES[p.source] ?? p.source),
           h('td', { class: 'num' }, `↓ ${formatRate(p.inRateBps)}`, h('br'), `↑ ${formatRate(p.outRateBps)}`),
           h('td', { class: 'num' }, `${formatBytes(p.bytesIn)} in`, h('br'), `${formatBytes(p.bytesOut)} out`),
@@ -101,7 +110,7 @@ export class PeersView {
         h(
           'table',
           { attrs: { id: 'peer-table' } },
-          h('thead', null, h('tr', null, ...['Device', 'Address', 'Found by', 'Rate', 'Total', 'Folders'].map((t) => h('th', null, t)))),
+          h('thead', null, h('tr', null, ...['Device', 'Address', 'Link', 'Found by', 'Rate', 'Total', 'Folders'].map((t) => h('th', null, t)))),
           h('tbody', null, ...rows),
         ),
       );
