@@ -1,6 +1,8 @@
 // IndexStore: the one LMDB environment in the daemon's home; settings, devices, folders and per-folder indexes.
 
-import { statfs } from 'node:fs/promises';
+import { closeSync, existsSync, fsyncSync, openSync, renameSync } from 'node:fs';
+import { rm, stat, statfs } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { FerryError } from '../errors.js';
 import { silentLogger, type Logger } from '../util/log.js';
@@ -8,7 +10,8 @@ import { Resource } from '../util/resource.js';
 import { LmdbFolderIndex } from './folder-index.js';
 import { processWordBits } from './lmdb-header.js';
 import { folderRange } from './keys.js';
-import { CHURN_KEY, REPACK_MIN_CHURN, dropOldIndex, restoreOldIndex, settleRepack, writeRepack } from './repack.js';
+import { WriteJournal, applyJournal, copyLive, openRawDatabases, type RawDbs } from './live-repack.js';
+import { CHURN_KEY, REPACK_MIN_CHURN, dropOldIndex, repackPaths, restoreOldIndex, settleRepack, writeRepack, type RepackResult } from './repack.js';
 import { FOLDER_DBS, MIGRATIONS, SCHEMA_VERSION, allocateFolderPrefix, folderPrefix, forgetFolderPrefix, openDatabases, prepareSchema, type IndexDbs, type Migration } from './schema.js';
 import type { DeviceRecord, FolderConfig, FolderIndex } from './types.js';
 
@@ -38,6 +41,26 @@ export interface IndexStoreOptions {
    * large initial sync): see repack.ts. @default true
    */
   repack?: boolean;
+  /**
+   * Repack a loose index (the same measure as at open) while it is open, in the background: live-repack.ts. @default
+   * true
+   */
+  backgroundRepack?: boolean;
+  /** Least time from the open, or from the last background repack, to the next one. @default REPACK_INTERVAL_MS */
+  repackIntervalMs?: number;
+}
+
+/** Least time between two background repacks (and from the open to the first). */
+export const REPACK_INTERVAL_MS = 10 * 60_000;
+/** How long a background repack waits for the writes in flight to finish before it holds new ones for its swap. */
+export const REPACK_QUIET_WAIT_MS = 2_000;
+
+/** What a background repack did (see IndexStore.repackWhileOpen). */
+export interface LiveRepackResult extends RepackResult {
+  /** Keys written during the copy and taken again before the swap. */
+  caughtUp: number;
+  /** How long writes were held for the catch-up and the swap. */
+  heldMs: number;
 }
 
 /** While the home's disk is full: how often free space is checked for a retry. */
@@ -99,6 +122,8 @@ export class IndexStore extends Resource {
   private readonly logger: Logger;
   private env: RootDatabase | undefined;
   private databases: IndexDbs | undefined;
+  /** The same databases with raw keys and values (a background repack's copy reads them). */
+  private rawDatabases: RawDbs | undefined;
   private readonly pendingWrites = new Set<Promise<unknown>>();
   private readonly removals = new Map<string, Promise<void>>();
   private readonly folderIndexes = new Map<string, LmdbFolderIndex>();
@@ -107,6 +132,19 @@ export class IndexStore extends Resource {
   private fullTimer: NodeJS.Timeout | null = null;
   /** Records written since the last repack that are not in meta yet (see churn()). */
   private unsavedChurn = 0;
+  /** While a background repack copies the index: the keys written since it began, and the databases that note them. */
+  private journal: { keys: WriteJournal; dbs: IndexDbs } | undefined;
+  /** While a background repack swaps the index: new writes wait for it. */
+  private gate: Promise<void> | undefined;
+  private backgroundRepack: Promise<LiveRepackResult | undefined> | undefined;
+  /** The churn count passed REPACK_MIN_CHURN: whether the index is loose is looked at after the commit. */
+  private repackDue = false;
+  private lastRepackMs = 0;
+  /**
+   * Environments replaced by a background repack: kept open until the store closes, for the readers that were
+   * iterating them (their directory is deleted; the kernel frees the file when it is closed).
+   */
+  private readonly retired: RootDatabase[] = [];
 
   constructor(private readonly options: IndexStoreOptions) {
     super();
@@ -137,7 +175,9 @@ export class IndexStore extends Resource {
     }
     const { env } = opened;
     this.databases = opened.dbs;
+    this.rawDatabases = openRawDatabases(env);
     this.env = env;
+    this.lastRepackMs = Date.now();
     for (const key of this.databases.meta.getKeys({ start: [REMOVING], end: [REMOVING + '\u0001'] })) {
       const folderId = (key as [string, string])[1];
       this.logger.info('finishing an interrupted folder removal', { folder: folderId });
@@ -175,12 +215,15 @@ export class IndexStore extends Resource {
 
   protected async _close(): Promise<void> {
     if (this.fullTimer) clearInterval(this.fullTimer);
+    await this.backgroundRepack;
     await Promise.allSettled([...this.removals.values(), ...this.pendingWrites]);
     this.folderIndexes.clear();
     const env = this.env;
     this.env = undefined;
     this.databases = undefined;
+    this.rawDatabases = undefined;
     if (env) await env.close();
+    for (const old of this.retired.splice(0)) await old.close();
   }
 
   // settings
@@ -281,7 +324,7 @@ export class IndexStore extends Resource {
   /** For folder indexes, whose queued transactions still run while close() waits for them. */
   private openDbs(): IndexDbs {
     if (!this.databases) throw new FerryError('CLOSED', 'the index is not open');
-    return this.databases;
+    return this.journal?.dbs ?? this.databases;
   }
 
   /**
@@ -296,19 +339,141 @@ export class IndexStore extends Resource {
     if (total < REPACK_MIN_CHURN) return;
     meta.putSync(CHURN_KEY, total);
     this.unsavedChurn = 0;
+    this.repackDue = true;
   }
 
   /** One asynchronous write transaction, tracked so close() can wait for it. */
   private write<T>(action: () => T): Promise<T> {
-    const env = this.env;
-    if (!env || this.closed) return Promise.reject(new FerryError('CLOSED', 'the index is not open'));
-    const done = env.transaction(action).catch(async (err: unknown) => {
+    if (!this.env || this.closed) return Promise.reject(new FerryError('CLOSED', 'the index is not open'));
+    // The environment is taken when the transaction is queued: after a background repack's swap, the new one.
+    const run = (): Promise<T> => {
+      const env = this.env;
+      if (!env) return Promise.reject(new FerryError('CLOSED', 'the index is not open'));
+      return env.transaction(action);
+    };
+    const done = (this.gate ? this.gate.then(run) : run()).catch(async (err: unknown) => {
       throw await this.commitFailed(err);
     });
     this.pendingWrites.add(done);
     const forget = (): void => void this.pendingWrites.delete(done);
     done.then(forget, forget);
+    if (this.repackDue) done.then(() => this.maybeRepack(), () => undefined);
     return done;
+  }
+
+  /** After a commit that passed the churn count: a background repack when the index is loose (repackWanted). */
+  private maybeRepack(): void {
+    if (!this.repackDue || this.backgroundRepack || this.closed || !this.databases || !(this.options.backgroundRepack ?? true)) return;
+    if (Date.now() - this.lastRepackMs < (this.options.repackIntervalMs ?? REPACK_INTERVAL_MS)) return;
+    this.repackDue = false;
+    if (!repackWanted(this.databases)) return;
+    void this.repackWhileOpen();
+  }
+
+  /**
+   * Repacks the open index without stopping its readers and writers (live-repack.ts): the databases are copied from
+   * read snapshots into path-repacking while writes go on and their keys are journalled; then, at a quiet moment
+   * (the writes in flight finish, REPACK_QUIET_WAIT_MS at most), new writes wait while the journalled keys are taken
+   * again from the live index and the copy takes its place with the renames of repack.ts. The old environment stays
+   * open for the readers still iterating it until the store closes. Resolves to undefined when it was given up (the
+   * store closed, or more was written meanwhile than the journal holds), with the old index in use as before.
+   */
+  repackWhileOpen(): Promise<LiveRepackResult | undefined> {
+    if (this.backgroundRepack) return this.backgroundRepack;
+    const running = this.runLiveRepack()
+      .catch((err: unknown) => {
+        this.logger.error('background repack of the index failed; the index in use is unchanged', { err: String(err) });
+        return undefined;
+      })
+      .finally(() => {
+        this.backgroundRepack = undefined;
+        this.lastRepackMs = Date.now();
+      });
+    this.backgroundRepack = running;
+    return running;
+  }
+
+  private async runLiveRepack(): Promise<LiveRepackResult | undefined> {
+    const path = this.options.path;
+    const paths = repackPaths(path);
+    const source = this.env;
+    const live = this.databases;
+    const liveRaw = this.rawDatabases;
+    if (!source || !live || !liveRaw || this.closed) return undefined;
+    const bytesBefore = (await stat(join(path, 'data.mdb'))).size;
+    await rm(paths.tmp, { recursive: true, force: true });
+    await rm(paths.old, { recursive: true, force: true }); // a leftover (deleted at the open otherwise)
+    const keys = new WriteJournal();
+    this.journal = { keys, dbs: keys.wrap(live) };
+    let target: RootDatabase | undefined;
+    let swapped = false;
+    try {
+      // Writes queued before the journal began are committed first, so each database's snapshot holds them.
+      await Promise.allSettled([...this.pendingWrites]);
+      target = openLmdb({ path: paths.tmp, maxDbs: MAX_DBS, ...mapLayout(undefined, this.options.mapSizeBytes) });
+      const copyRaw = openRawDatabases(target);
+      const copy = openDatabases(target);
+      const given = (): boolean => this.closed || keys.overflowed;
+      const entries = await copyLive(liveRaw, target, copyRaw, given);
+      if (entries === undefined || given()) return undefined;
+
+      // The quiet moment, then writes held: what was written during the copy is taken again, until none is left.
+      const quietUntil = Date.now() + REPACK_QUIET_WAIT_MS;
+      while (this.pendingWrites.size > 0 && Date.now() < quietUntil) {
+        await Promise.race([Promise.allSettled([...this.pendingWrites]), new Promise((resolve) => setTimeout(resolve, 50))]);
+      }
+      const heldAt = Date.now();
+      const inFlight = [...this.pendingWrites];
+      let release!: () => void;
+      this.gate = new Promise((resolve) => (release = resolve));
+      try {
+        await Promise.allSettled(inFlight);
+        let caughtUp = 0;
+        for (let round = 0; ; round++) {
+          if (given()) return undefined;
+          const written = keys.drain();
+          if (written.length === 0 && round > 0) break;
+          target.transactionSync(() => {
+            caughtUp += applyJournal(written, live, copy);
+            copy.meta.removeSync(CHURN_KEY);
+          });
+          await target.flushed; // durable before it takes the index's name
+        }
+        // Synchronous from here to the swap: no write can come between the last catch-up and the new environment.
+        this.journal = undefined;
+        try {
+          renameSync(paths.tmp, paths.done);
+          renameSync(path, paths.old);
+          renameSync(paths.done, path);
+          syncDirSync(dirname(path));
+        } catch (err) {
+          // The index in use goes back to its name (the copy is deleted below): a later open must not take the copy.
+          if (!existsSync(path) && existsSync(paths.old)) renameSync(paths.old, path);
+          if (existsSync(paths.done)) renameSync(paths.done, paths.tmp);
+          throw err;
+        }
+        this.env = target;
+        this.databases = copy;
+        this.rawDatabases = copyRaw;
+        this.unsavedChurn = 0;
+        this.retired.push(source);
+        swapped = true;
+        const heldMs = Date.now() - heldAt;
+        await rm(paths.old, { recursive: true, force: true });
+        const bytesAfter = (await stat(join(path, 'data.mdb'))).size;
+        this.logger.info('index repacked while open', { entries, caughtUp, heldMs, bytesBefore, bytesAfter });
+        return { entries, bytesBefore, bytesAfter, caughtUp, heldMs };
+      } finally {
+        this.gate = undefined;
+        release();
+      }
+    } finally {
+      this.journal = undefined;
+      if (!swapped) {
+        await target?.close().catch(() => undefined);
+        await rm(paths.tmp, { recursive: true, force: true });
+      }
+    }
   }
 
   /**
@@ -377,6 +542,16 @@ export class IndexStore extends Resource {
       forgetFolderPrefix(this.openDbs(), id);
       this.openDbs().meta.removeSync([REMOVING, id]);
     });
+  }
+}
+
+/** Makes the renames in `dir` durable (synchronously: nothing else runs between the swap's renames and its end). */
+function syncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
