@@ -5,10 +5,12 @@
 // Sizes by environment: EDIT_FILES (a comma list, run in one go, e.g. 1000,1000000; default BENCH_INDEX_FILES or
 // 100000), BENCH_INDEX_EDITS (100 edits and as many touches); EDIT_TREES=dir keeps each generated tree there
 // (dir/tree-N, made once with a fast generator; B's copy goes to dir/copy-N) for the next run; EDIT_MEMORY_MAX_MIB=256 runs each daemon in its own memory cgroup (root; v2 or v1)
-// with that limit, and reports its peak; EDIT_LOGS=dir writes both daemons' logs there.
+// with that limit, and reports its peak; EDIT_LOGS=dir writes both daemons' logs there; EDIT_KEEP_HOMES=dir moves both
+// daemons' homes (index, keys) to dir/homes-N at the end (to restart A alone on its 1M index, e.g. under --cpu-prof);
+// EDIT_OUT=name writes bench/results/name.json and name.md (default edits). A progress line every EDIT_PROGRESS_S (60) s.
 
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlClient } from '../src/cli/client.js';
@@ -127,6 +129,17 @@ async function processMemory(pid: number): Promise<{ rssMiB: number; anonMiB: nu
   return { rssMiB: kib('VmRSS') / 1024, anonMiB: kib('RssAnon') / 1024, hwmMiB: kib('VmHWM') / 1024 };
 }
 
+/** One line of where both daemons are: folder state and counts, anonymous memory, the cgroup's peak. */
+async function progressLine(pair: FerryPair, pids: { a: number; b: number }, cgroups: { a?: MemoryCgroup; b?: MemoryCgroup }): Promise<string> {
+  const one = async (side: 'a' | 'b'): Promise<string> => {
+    const folder = await folderStatus(pair.homes()[side]).catch(() => undefined);
+    const memory = await processMemory(pids[side]).catch(() => undefined);
+    const peak = cgroups[side] ? ` cgroup peak ${(await cgroups[side].peakMiB()).toFixed(0)} MiB` : '';
+    return `${side.toUpperCase()} ${folder?.state ?? '-'} ${folder?.localFiles ?? '-'} files (need ${folder?.needFiles ?? '-'}), anon ${memory?.anonMiB.toFixed(0) ?? '-'} MiB${peak}`;
+  };
+  return `${await one('a')}; ${await one('b')}`;
+}
+
 /** Times `changes` (path → a change made on A, and a check that B has it) from when each was made until B has it. */
 async function timeBatch(
   pair: FerryPair,
@@ -197,8 +210,14 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
     const start = process.hrtime.bigint();
     await pair.beginSync(source, target);
     let scanSeconds = NaN;
+    const progressEvery = Number(process.env.EDIT_PROGRESS_S ?? 60) * 1000;
+    let progressAt = Date.now() + progressEvery;
     await until(
       async () => {
+        if (Date.now() >= progressAt) {
+          progressAt = Date.now() + progressEvery;
+          log(`${files} files, ${seconds(start).toFixed(0)} s: ${await progressLine(pair, pids, cgroups)}`);
+        }
         if (Number.isNaN(scanSeconds)) {
           const a = await folderStatus(pair.homes().a);
           if (a && a.localFiles === totals.files && a.state !== 'scanning') scanSeconds = seconds(start);
@@ -229,7 +248,18 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
     const restartAt = process.hrtime.bigint();
     await pair.restartB(async (side, spawn) => (cgroups[side] ? cgroups[side].spawnInside(spawn) : spawn()));
     pids.b = pair.pids().b;
-    await until(() => pair.complete(totals), `B to hold ${totals.files} files after its restart`, 60 * 60_000, 1000);
+    await until(
+      async () => {
+        if (Date.now() >= progressAt) {
+          progressAt = Date.now() + progressEvery;
+          log(`${files} files, B restarted ${seconds(restartAt).toFixed(0)} s ago: ${await progressLine(pair, pids, cgroups)}`);
+        }
+        return pair.complete(totals);
+      },
+      `B to hold ${totals.files} files after its restart`,
+      60 * 60_000,
+      1000,
+    );
     const restartSeconds = seconds(restartAt);
     const repacked = (await stat(join(pair.homes().b, 'index', 'data.mdb'))).size;
     b.afterRestart = { indexMiB: repacked / MIB, indexBytesPerFile: repacked / totals.files, restartSeconds };
@@ -282,6 +312,12 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
       const logs = pair.fullLogs();
       await writeFile(join(process.env.EDIT_LOGS, `daemon-a-${files}.log`), logs.a);
       await writeFile(join(process.env.EDIT_LOGS, `daemon-b-${files}.log`), logs.b);
+    }
+    if (process.env.EDIT_KEEP_HOMES) {
+      const keep = join(process.env.EDIT_KEEP_HOMES, `homes-${files}`);
+      await rm(keep, { recursive: true, force: true });
+      await mkdir(process.env.EDIT_KEEP_HOMES, { recursive: true });
+      await rename(join(work, 'pair'), keep).catch((err: unknown) => log(`cannot keep the homes: ${String(err)}`));
     }
     await cgroups.a?.remove();
     await cgroups.b?.remove();

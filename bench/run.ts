@@ -178,11 +178,20 @@ async function editBenchmark(): Promise<void> {
       r.b.afterRestart ? (r.b.afterRestart.indexBytesPerFile / 1024).toFixed(2) : '-',
     ]);
   }
-  console.log(`\nEdit latency, two Ferry daemons on loopback (${cpus().length} cores${memoryMaxMiB > 0 ? `; each daemon in a ${memoryMaxMiB} MiB memory cgroup` : ''})`);
+  const title = `Edit latency, two Ferry daemons on loopback (${cpus().length} cores${memoryMaxMiB > 0 ? `; each daemon in a ${memoryMaxMiB} MiB memory cgroup` : ''})`;
+  console.log(`\n${title}`);
   console.log(table(rows));
-  const file = join(results, 'edits.json');
-  await writeFile(file, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, runs }, null, 2) + '\n');
-  console.log(`written ${file}`);
+  const name = process.env.EDIT_OUT ?? 'edits';
+  const file = join(results, `${name}.json`);
+  const date = new Date().toISOString();
+  await writeFile(file, JSON.stringify({ date, cores: cpus().length, ...(memoryMaxMiB > 0 ? { memoryMaxMiB } : {}), runs }, null, 2) + '\n');
+  const md = (cells: (string | number)[]): string => `| ${cells.join(' | ')} |`;
+  await writeFile(
+    join(results, `${name}.md`),
+    [`# ${title}`, '', `${date}, \`EDIT_FILES=${sizes.join(',')}\`, ${runs[0]?.edits.count ?? 0} edits and as many touches.`, '',
+      md(rows[0]!), md(rows[0]!.map(() => '---')), ...rows.slice(1).map(md), ''].join('\n'),
+  );
+  console.log(`written ${file} and ${name}.md`);
 }
 
 await mkdir(results, { recursive: true });
