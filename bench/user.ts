@@ -366,12 +366,14 @@ async function userSession(tool: Tool, dataset: UserDataset, round: number, sour
     await watcher.start();
     try {
       const sampler = sampleGroups(pair.processes());
+      const traces = await straceSides(pair.processes(), `${tool}-${dataset.name}-${round}`);
       const watcherCpu0 = await cpuSeconds(watcher.pid());
       const bench0 = process.cpuUsage();
       const start = process.hrtime.bigint();
       await rename(staging, join(folderA, MOVED));
       await watcher.finished;
       const timed = watcher.result(start);
+      await traces.stop();
       const bench1 = process.cpuUsage(bench0);
       const watcherCpu = { inotifywait: (await cpuSeconds(watcher.pid())) - watcherCpu0, bench: (bench1.user + bench1.system) / 1e6, events: watcher.events };
       const cpu = await sampler.cpu();
@@ -399,6 +401,43 @@ async function userSession(tool: Tool, dataset: UserDataset, round: number, sour
   } finally {
     await pair.stop();
   }
+}
+
+/**
+ * BENCH_STRACE_DIR: `strace -c -f` attached to each side's processes over the timed window (system calls per file, issue
+ * 29); the summaries go to DIR/<tool>-<dataset>-<round>-<side>.txt (BENCH_STRACE_ARGS replaces `-c`, e.g. `-e trace=openat`). The tracing slows the tools: those runs time nothing.
+ */
+async function straceSides(groups: { a: number[]; b: number[] }, label: string): Promise<{ stop(): Promise<void> }> {
+  const dir = process.env.BENCH_STRACE_DIR;
+  if (!dir) return { stop: async () => undefined };
+  await mkdir(dir, { recursive: true });
+  const children: ChildProcess[] = [];
+  for (const [side, pids] of Object.entries(groups)) {
+    const child = spawn('strace', [...(process.env.BENCH_STRACE_ARGS ?? '-c').split(/\s+/).filter(Boolean), '-f', '-o', join(dir, `${label}-${side}.txt`), ...pids.flatMap((pid) => ['-p', String(pid)])], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(child);
+    // Attached once strace has named every process (threads included with -f).
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      child.once('error', reject);
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (pids.every((pid) => err.includes(`Process ${pid} attached`))) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`strace exited ${code}: ${err}`)));
+    });
+  }
+  return {
+    async stop() {
+      for (const child of children) {
+        if (child.exitCode !== null) continue;
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT');
+        await exited;
+      }
+    },
+  };
 }
 
 export interface ScanSession {

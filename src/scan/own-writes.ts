@@ -58,6 +58,12 @@ export class OwnWrites {
     return stats.ino === entry.ino && stats.mtimeMs === entry.mtimeMs && (entry.kind !== 'file' || stats.size === entry.size);
   }
 
+  /** Whether this process wrote `absPath` moments ago (whatever the disk shows now). */
+  noted(absPath: string): boolean {
+    const entry = this.entries.get(absPath);
+    return entry !== undefined && entry.expiresAtMs >= Date.now();
+  }
+
   get size(): number {
     return this.entries.size;
   }

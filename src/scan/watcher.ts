@@ -1,6 +1,6 @@
 // FolderWatcher: one plain fs.watch per directory, debounced into "rescan this subtree" callbacks; degrades at the inotify limit.
 
-import { watch as fsWatch, type Stats } from 'node:fs';
+import { lstatSync, watch as fsWatch, type Stats } from 'node:fs';
 import { lstat, opendir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Resource } from '../util/resource.js';
@@ -286,9 +286,12 @@ export class FolderWatcher extends Resource {
     const changed: string[] = [];
     for (const path of paths) {
       if (this.closed) return;
+      const abs = join(this.root, path);
       let stats: Stats | undefined;
       try {
-        stats = await lstat(join(this.root, path));
+        // A path this process has just written is in the inode cache: a synchronous lstat takes microseconds, against
+        // a thread-pool round trip per installed file.
+        stats = this.ownWrites.noted(abs) ? lstatSync(abs, { throwIfNoEntry: false }) : await lstat(abs);
       } catch {
         // gone
       }
@@ -296,7 +299,7 @@ export class FolderWatcher extends Resource {
       if (stats?.isDirectory()) await this.watchTree(path);
       else this.unwatchTree(path);
       // What the puller just wrote is indexed already: rescanning it would only hold the folder lock.
-      if (!this.ownWrites.isOwn(join(this.root, path), stats)) changed.push(path);
+      if (!this.ownWrites.isOwn(abs, stats)) changed.push(path);
     }
     this.warnIfLimited();
     if (this.closed) return;

@@ -16,6 +16,7 @@ import { firstMismatchedBlock } from './block-hashes.js';
 import type { RateLimiter } from './rate-limit.js';
 import { SourceFiles } from './source-files.js';
 import { TempFile } from './temp-file.js';
+import type { HeldDirs } from '../scan/disk-path.js';
 
 /** A connected peer that has the file's exact version. */
 export interface BlockPeer {
@@ -76,6 +77,8 @@ export interface FetchJob {
   logger: Logger;
   /** The writing file operations (node:fs unless a test injects faults): the folder's DiskPaths.io. */
   io?: FileIo;
+  /** The folder's held directories (DiskPaths.dirs), for the temp file's directory. */
+  dirs?: HeldDirs;
 }
 
 /**
@@ -145,6 +148,7 @@ class FileFetch {
       size: this.record.size,
       singleBlock: this.record.blocks.length <= 1,
       io: job.io ?? NODE_FILE_IO,
+      ...(job.dirs ? { dirs: job.dirs } : {}),
       direct: job.direct,
       progress: job.progress,
       stats: job.stats,

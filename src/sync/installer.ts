@@ -9,7 +9,7 @@ import { lstat } from 'node:fs/promises';
 import { fsyncDir, READ_NO_FOLLOW } from '../util/fd.js';
 import { chmodNoFollow } from '../scan/disk-path.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
-import { openFolderDirSync, parentOfDiskRel } from '../scan/disk-path.js';
+import { parentOfDiskRel } from '../scan/disk-path.js';
 import type { DiskPaths, ResolvedTarget } from './paths.js';
 
 /** Most files installed under one hold of the folder lock and recorded in one index transaction. */
@@ -56,7 +56,7 @@ interface Pending {
 export function placeTemp(tempAbs: string, global: FileRecord, target: ResolvedTarget, paths: DiskPaths): Stats {
   // The parent is opened again, every component with O_NOFOLLOW, and the temp file is placed through
   // that descriptor: a directory swapped for a symlink since the target was resolved is refused.
-  const parent = openFolderDirSync(paths.root, parentOfDiskRel(target));
+  const parent = paths.dirs.open(parentOfDiskRel(target));
   try {
     const temp = parent.entry(tempAbs.slice(tempAbs.lastIndexOf('/') + 1));
     const final = parent.entry(target.diskName);

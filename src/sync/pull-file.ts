@@ -137,6 +137,7 @@ export class FilePuller {
       signal,
       logger: this.ctx.logger,
       io: this.ctx.paths.io,
+      dirs: this.ctx.paths.dirs,
     });
   }
 

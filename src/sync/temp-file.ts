@@ -3,7 +3,7 @@
 import { constants, fstatSync } from 'node:fs';
 import { dirname, isAbsolute, relative } from 'node:path';
 import { FerryError, isFerryError } from '../errors.js';
-import { openFolderDirSync } from '../scan/disk-path.js';
+import { openFolderDirSync, type HeldDirs, type VerifiedDir } from '../scan/disk-path.js';
 import type { BufferPool } from '../util/buffer-pool.js';
 import { closeQuietly, readExactly } from '../util/fd.js';
 import type { FileIo } from '../util/file-io.js';
@@ -58,6 +58,8 @@ export interface TempFileOptions {
   singleBlock: boolean;
   /** The writing file operations (the folder's DiskPaths.io). */
   io: FileIo;
+  /** The folder's held directories (DiskPaths.dirs); without them the temp file's directory chain is opened anew. */
+  dirs?: HeldDirs;
   /** Staging buffers for direct writes; without them every write goes through the page cache. */
   direct?: AlignedBuffers;
   /** Told the bytes of each write (for status). */
@@ -223,14 +225,14 @@ export class TempFile {
  * The temp file's directory inside the folder, opened with O_NOFOLLOW component by component
  * (PATH_UNSAFE when one is a symlink), and the temp file's name in it.
  */
-function openTempParent(options: TempFileOptions): { parent: ReturnType<typeof openFolderDirSync>; name: string } {
+function openTempParent(options: TempFileOptions): { parent: VerifiedDir; name: string } {
   const rel = relative(options.root, dirname(options.tempAbs));
   if (rel === '..' || rel.startsWith('../') || isAbsolute(rel)) {
     throw new FerryError('PATH_UNSAFE', `temp file for ${JSON.stringify(options.path)} is outside the folder`);
   }
   const name = options.tempAbs.slice(options.tempAbs.lastIndexOf('/') + 1);
   try {
-    return { parent: openFolderDirSync(options.root, rel), name };
+    return { parent: options.dirs ? options.dirs.open(rel) : openFolderDirSync(options.root, rel), name };
   } catch (err) {
     if (isFerryError(err)) throw err;
     throw new FerryError('IO', `cannot open the directory of ${options.path}: ${String(err)}`, { cause: err });

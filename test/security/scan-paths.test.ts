@@ -171,6 +171,68 @@ describe('walker and watcher never leave the folder (hostile peer)', () => {
     assert.deepEqual(await readdir(outside), [tempName], 'no file.txt outside the folder');
   });
 
+  test('a parent held open by an earlier install and then swapped for a symlink is refused, not written through', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    await mkdir(join(root, 'sub'));
+    const paths = new DiskPaths(root);
+    const global = (path: string): FileRecord => ({ path, mode: 0o644, mtimeMs: 1_700_000_000_000 }) as FileRecord;
+    const first = await paths.resolve('sub/one.txt');
+    await writeFile(join(root, 'sub', '.ferry-tmp-000000000000000000000001'), 'one');
+    placeTemp(join(root, 'sub', '.ferry-tmp-000000000000000000000001'), global('sub/one.txt'), first, paths);
+    assert.equal(paths.dirs.size, 1, 'the directory of the first install is held open');
+    const target = await paths.resolve('sub/two.txt');
+    const tempName = '.ferry-tmp-000000000000000000000002';
+    await writeFile(join(root, 'sub', tempName), 'two');
+    await rename(join(root, 'sub'), join(root, 'sub-old'));
+    await symlink(outside, join(root, 'sub'));
+    await writeFile(join(outside, tempName), 'planted');
+    assert.throws(() => placeTemp(join(root, 'sub', tempName), global('sub/two.txt'), target, paths), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
+    assert.deepEqual(await readdir(outside), [tempName], 'no two.txt outside the folder');
+    assert.deepEqual((await readdir(join(root, 'sub-old'))).sort(), [tempName, 'one.txt'].sort(), 'nothing installed into the moved directory');
+  });
+
+  test('a held directory moved away and replaced by a new one: the new one is written, never the old', async () => {
+    const root = await tempDir();
+    const elsewhere = await tempDir();
+    await mkdir(join(root, 'sub'));
+    const paths = new DiskPaths(root);
+    const global = (path: string): FileRecord => ({ path, mode: 0o644, mtimeMs: 1_700_000_000_000 }) as FileRecord;
+    const first = await paths.resolve('sub/one.txt');
+    await writeFile(join(root, 'sub', '.ferry-tmp-000000000000000000000001'), 'one');
+    placeTemp(join(root, 'sub', '.ferry-tmp-000000000000000000000001'), global('sub/one.txt'), first, paths);
+    // Moved out of the folder (the held descriptor still reaches it there), a new directory at its name.
+    await rename(join(root, 'sub'), join(elsewhere, 'moved'));
+    await mkdir(join(root, 'sub'));
+    const target = await paths.resolve('sub/two.txt');
+    const held = paths.dirs.open('sub');
+    try {
+      await writeFile(`${held.base}/.ferry-tmp-000000000000000000000002`, 'two');
+    } finally {
+      held.close();
+    }
+    placeTemp(join(root, 'sub', '.ferry-tmp-000000000000000000000002'), global('sub/two.txt'), target, paths);
+    assert.deepEqual(await readdir(join(root, 'sub')), ['two.txt']);
+    assert.deepEqual(await readdir(join(elsewhere, 'moved')), ['one.txt']);
+  });
+
+  test('held directories are closed once unused, and by forget()', async () => {
+    const root = await tempDir();
+    await mkdir(join(root, 'a'));
+    await mkdir(join(root, 'b'));
+    const paths = new DiskPaths(root);
+    const a = paths.dirs.open('a');
+    paths.dirs.open('b').close();
+    assert.equal(paths.dirs.size, 2);
+    paths.forget('all');
+    assert.equal(paths.dirs.size, 1, 'the one in use stays open');
+    await writeFile(`${a.base}/x`, 'still usable while lent');
+    a.close();
+    paths.forget('all');
+    assert.equal(paths.dirs.size, 0);
+    assert.deepEqual(await readdir(join(root, 'a')), ['x']);
+  });
+
   test('fetching into a parent swapped for a symlink after it was resolved refuses and creates no temp file outside', async () => {
     const root = await tempDir();
     const outside = await tempDir();
@@ -178,6 +240,7 @@ describe('walker and watcher never leave the folder (hostile peer)', () => {
     const paths = new DiskPaths(root);
     const target = await paths.resolve('sub/file.txt');
     const tempAbs = join(target.parentAbs, '.ferry-tmp-00112233445566778899aabb');
+    paths.dirs.open('sub').close(); // held open, as after an earlier file of the same directory
     // Swapped between the resolve and the fetch: the temp file's directory is now a link outside.
     await rename(join(root, 'sub'), join(root, 'sub-old'));
     await symlink(outside, join(root, 'sub'));
@@ -194,6 +257,7 @@ describe('walker and watcher never leave the folder (hostile peer)', () => {
       buffers: {},
       signal: new AbortController().signal,
       logger: silentLogger,
+      dirs: paths.dirs,
     } as unknown as FetchJob;
     await assert.rejects(fetchIntoTemp(job), (err: unknown) => isFerryError(err, 'PATH_UNSAFE'));
     assert.deepEqual(await readdir(outside), [], 'no temp file outside the folder');
