@@ -24,7 +24,7 @@ function pumpForever(stream: NodeJS.WritableStream & { destroyed: boolean }): vo
 async function serve(host: string, port: number): Promise<void> {
   const socket = new UdpSocket({ host, port });
   await socket.open();
-  const endpoint = new UtpEndpoint(socket);
+  const endpoint = new UtpEndpoint(socket, { connection: { adoptWrites: true } });
   endpoint.on('connection', (utp: UtpConnection) => pumpForever(utp));
   const server = net.createServer((tcp) => pumpForever(tcp));
   server.listen(port, host);

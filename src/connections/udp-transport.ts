@@ -93,7 +93,8 @@ export class UdpTransport extends Resource {
 
   protected async _open(): Promise<void> {
     if (!this.options.over) await this.socket.open();
-    const endpoint = new UtpEndpoint(this.datagrams, { logger: this.log });
+    // TLS over a Duplex writes fresh copies: µTP sends from them as they are.
+    const endpoint = new UtpEndpoint(this.datagrams, { logger: this.log, connection: { adoptWrites: true } });
     endpoint.on('connection', (utp) => this.accept(utp));
     this.endpoint = endpoint;
   }

@@ -152,6 +152,12 @@ export class UdpSocket extends Resource {
     else this.socket?.send(buf, port, host);
   }
 
+  /** One datagram gathered from `bufs` (one sendmsg, no copy); errors as for send(). */
+  sendv(bufs: readonly Buffer[], port: number, host: string): void {
+    if (this.socket6 && host.includes(':')) this.socket6.send(bufs as Buffer[], port, host);
+    else this.socket?.send(bufs as Buffer[], port, host);
+  }
+
   /** Registers a user: returns its removal. */
   handle(classify: Classifier, handler: Handler): () => void {
     const user = { classify, handler };

@@ -55,18 +55,25 @@ export const HALF_OPEN_TIMEOUT_MS = 10_000;
 const TICK_MS = 50;
 /** Packets SACKed past a hole that make it count as lost (as 3 duplicate acks in TCP). */
 const DUP_ACKS = 3;
-/** Room before each queued payload for the largest header (with a full SACK extension), written when it goes out. */
-const HEADROOM = HEADER_BYTES + 2 + MAX_SACK_BYTES;
 /** Received payloads averaging under this many bytes are joined before they go to the reader. */
 const JOIN_BELOW = 16 * 1024;
-/** Bytes of packet blocks kept for reuse: in a bulk transfer, acked packets' blocks take the next writes, and nothing is allocated. */
-const POOL_BYTES = 4 * 1024 * 1024;
+/**
+ * Written chunks under this size are copied into a shared block; larger ones are sent from as they
+ * are (a packet is a header and slices of one or more chunks, gathered by sendmsg), so a packet
+ * gathers at most ~33 pieces and many small writes do not make many small pieces.
+ */
+const COPY_BELOW = 2048;
+/** Size of a block small writes are copied into. */
+const COPY_BLOCK = 16 * 1024;
+
+const NO_PAYLOAD: readonly Buffer[] = [];
 
 export type UtpState = 'syn-sent' | 'syn-recv' | 'connected' | 'closed';
 
 /** What a connection needs of its endpoint. */
 export interface UtpHost {
-  send(buf: Buffer, remote: UdpEndpoint): void;
+  /** One datagram: the header, then the payload's pieces. */
+  send(header: Buffer, payload: readonly Buffer[], remote: UdpEndpoint): void;
   /** The connection ended: forget it. */
   release(connection: UtpConnection): void;
   /** An accepted connection proved its round trip. */
@@ -77,12 +84,22 @@ export interface UtpConnectionOptions {
   windowBytes?: number;
   /** Largest payload the path may carry, tried with one probe packet before use. @default MAX_PAYLOAD */
   maxPayload?: number;
+  /**
+   * The writer hands its chunks over: they are sent from as written, not copied, and must not change
+   * after the write (a lost packet is sent again from them after the write's callback). TLS over a
+   * Duplex (JSStreamSocket, as `tls.connect({ socket })` makes) writes a fresh copy each time, so a
+   * second copy here bought nothing: it was 5–7 % of a sender's CPU on loopback. @default false
+   */
+  adoptWrites?: boolean;
 }
 
 interface Sent {
-  buf: Buffer;
-  /** The block `buf` lies in, reused for new data once acked on its one transmission (null: not reusable). */
-  block: Buffer | null;
+  /** The header (for SYN and FIN the whole packet), rewritten before each transmission. */
+  header: Buffer;
+  /** The payload: slices of the written chunks (or of blocks small writes were copied into). */
+  payload: Buffer[];
+  /** Bytes of the datagram: header and payload. */
+  bytes: number;
   type: PacketType;
   payloadBytes: number;
   sentAtMs: number;
@@ -108,6 +125,7 @@ export class UtpConnection extends Duplex {
   /** Payload bytes per data packet now: MAX_PAYLOAD until a probe proves the path takes maxPayload. */
   private mss = MAX_PAYLOAD;
   private readonly maxPayload: number;
+  private readonly adoptWrites: boolean;
   /** Sequence number of the size probe in flight, or -1. */
   private probeSeq = -1;
   private probeFailed = false;
@@ -122,13 +140,13 @@ export class UtpConnection extends Duplex {
   private lostCount = 0;
   private peerWindow = MAX_PAYLOAD * 10;
   /**
-   * Written data waiting for the window, copied at once into packet-sized blocks (HEADROOM, then the
-   * payload at [start, end)), so the writer's buffers die young and cost the GC nothing.
+   * Written data waiting for the window: the chunks as written, bytes [start, end) of each not sent
+   * yet (small writes copied into shared blocks first: `owned`, with room up to the block's end).
+   * Chunks are copied unless the writer hands them over (UtpConnectionOptions.adoptWrites).
    */
-  private readonly queue: Array<{ block: Buffer; start: number; end: number; cap: number }> = [];
+  private readonly queue: Array<{ buf: Buffer; start: number; end: number; owned: boolean }> = [];
   private queueHead = 0;
   private queuedBytes = 0;
-  private readonly pool: Buffer[] = [];
   private pendingWrite: ((err?: Error | null) => void) | null = null;
   private finQueued = false;
   private finSeq = -1;
@@ -174,6 +192,7 @@ export class UtpConnection extends Duplex {
     this.sendId = ids.sendId;
     this.windowBytes = options.windowBytes ?? WINDOW_BYTES;
     this.maxPayload = Math.max(MAX_PAYLOAD, options.maxPayload ?? MAX_PAYLOAD);
+    this.adoptWrites = options.adoptWrites ?? false;
     this.cc = new Ledbat({ mss: MAX_PAYLOAD + HEADER_BYTES, maxWindow: this.windowBytes });
     this.seq = (Math.random() * 0x10000) & 0xffff;
     this.sndUna = this.seq;
@@ -313,15 +332,12 @@ export class UtpConnection extends Duplex {
       if (sent.transmissions === 1) {
         this.mss = this.maxPayload;
         this.cc.setMss(this.mss + HEADER_BYTES);
-        this.pool.length = 0;
       } else this.probeFailed = true;
     }
-    // Acked on its only transmission: neither the kernel nor the peer needs it. (A copy sent again may still sit in libuv's queue.)
-    if (sent.block && sent.transmissions === 1 && sent.block.length === HEADROOM + this.mss && this.pool.length * sent.block.length < POOL_BYTES) this.pool.push(sent.block);
     if (sent.lost) this.lostCount--;
-    else this.flightBytes -= sent.buf.length;
+    else this.flightBytes -= sent.bytes;
     if (sent.transmissions === 1) this.rttSample(nowMs - sent.sentAtMs);
-    return sent.buf.length;
+    return sent.bytes;
   }
 
   private markLostBefore(limit: number, nowMs: number): void {
@@ -333,7 +349,7 @@ export class UtpConnection extends Duplex {
       if (sent.transmissions > 1 && nowMs - sent.sentAtMs < (this.srttMs ?? this.rtoMs)) continue;
       sent.lost = true;
       this.lostCount++;
-      this.flightBytes -= sent.buf.length;
+      this.flightBytes -= sent.bytes;
       // A lost size probe says the path is smaller, not that it is congested (RFC 8899 §3).
       if (s === this.probeSeq) {
         this.probeSeq = -1;
@@ -422,9 +438,9 @@ export class UtpConnection extends Duplex {
     };
   }
 
-  private transmit(buf: Buffer): void {
+  private transmit(header: Buffer, payload: readonly Buffer[] = NO_PAYLOAD): void {
     this.lastSentMs = Date.now();
-    this.host.send(buf, this.remote);
+    this.host.send(header, payload, this.remote);
   }
 
   private sendSyn(): void {
@@ -433,7 +449,7 @@ export class UtpConnection extends Duplex {
     const sent = this.unacked.get(this.sndUna);
     if (sent) sent.transmissions++;
     else {
-      this.unacked.set(this.seq, { buf, block: null, type: ST_SYN, payloadBytes: 0, sentAtMs: Date.now(), transmissions: 1, lost: false });
+      this.unacked.set(this.seq, { header: buf, payload: [], bytes: buf.length, type: ST_SYN, payloadBytes: 0, sentAtMs: Date.now(), transmissions: 1, lost: false });
       this.flightBytes += buf.length;
       this.seq = (this.seq + 1) & 0xffff;
     }
@@ -491,25 +507,22 @@ export class UtpConnection extends Duplex {
         const sent = this.unacked.get(s);
         if (!sent || !sent.lost) continue;
         // The oldest goes at once whatever the window (as TCP's fast retransmit): everything waits on it.
-        if (s !== this.sndUna && this.flightBytes > 0 && this.flightBytes + sent.buf.length > this.sendWindow()) return;
+        if (s !== this.sndUna && this.flightBytes > 0 && this.flightBytes + sent.bytes > this.sendWindow()) return;
         sent.lost = false;
         this.lostCount--;
-        this.flightBytes += sent.buf.length;
+        this.flightBytes += sent.bytes;
         this.resend(s, sent, nowMs);
         sentAny = true;
       }
     }
     while (this.queuedBytes > 0) {
-      const next = this.queue[this.queueHead]!;
-      let size = next.end - next.start;
-      // Blocks queued before a size probe raised the packet size go out gathered into packets of
-      // the new size (up to 1 MiB of them would otherwise go at 1,380 bytes each).
-      if (next.cap < this.mss && this.queuedBytes > size) size = Math.min(this.mss, this.queuedBytes);
-      // With loopback's 64 KiB packets, a part-filled last block waits while packets are in flight
+      // Packets are full (mss bytes) while that much is queued, whatever the writes' sizes.
+      let size = Math.min(this.mss, this.queuedBytes);
+      // With loopback's 64 KiB packets, a part-filled last packet waits while packets are in flight
       // (their acks send it): the writer's next write fills it. TLS writes its records and their
       // overhead a little past one packet, so sent at once every write made a full packet and a
       // tiny one. Elsewhere (1,380-byte packets) data goes at once, as TCP_NODELAY sends it.
-      if (size < this.mss && this.mss > MAX_PAYLOAD && this.flightBytes > 0 && this.queueHead === this.queue.length - 1 && !this.finQueued) break;
+      if (size < this.mss && this.mss > MAX_PAYLOAD && this.flightBytes > 0 && !this.finQueued) break;
       // One packet may always be in flight (it probes a closed window).
       if (this.flightBytes > 0 && this.flightBytes + size + HEADER_BYTES > this.sendWindow()) break;
       // One full packet of the larger size, when the window has room for it, probes the path.
@@ -529,7 +542,7 @@ export class UtpConnection extends Duplex {
     if (this.finQueued && this.queuedBytes === 0 && this.finSeq < 0) {
       this.finSeq = this.seq;
       const buf = encodePacket(this.header(ST_FIN, this.seq));
-      this.unacked.set(this.seq, { buf, block: null, type: ST_FIN, payloadBytes: 0, sentAtMs: nowMs, transmissions: 1, lost: false });
+      this.unacked.set(this.seq, { header: buf, payload: [], bytes: buf.length, type: ST_FIN, payloadBytes: 0, sentAtMs: nowMs, transmissions: 1, lost: false });
       this.flightBytes += buf.length;
       this.seq = (this.seq + 1) & 0xffff;
       this.transmit(buf);
@@ -539,34 +552,27 @@ export class UtpConnection extends Duplex {
     this.releaseWrite();
   }
 
-  /** Sends the next queued block as one packet, or, for a size probe, `size` bytes gathered from several. */
+  /** Sends the next `size` queued bytes as one packet: a fresh header and slices of the queued chunks. */
   private sendData(size: number, nowMs: number): void {
     const sack = this.sackBits();
-    const headerBytes = HEADER_BYTES + (sack ? 2 + sack.length : 0);
-    const next = this.queue[this.queueHead]!;
-    let buf: Buffer;
-    let block: Buffer | null = null;
-    if (size === next.end - next.start) {
-      block = next.block;
-      buf = block.subarray(HEADROOM + next.start - headerBytes, HEADROOM + next.end);
-      this.dequeue();
-    } else {
-      buf = Buffer.allocUnsafe(headerBytes + size);
-      for (let at = headerBytes; at < buf.length; ) {
-        const entry = this.queue[this.queueHead]!;
-        const n = Math.min(entry.end - entry.start, buf.length - at);
-        entry.block.copy(buf, at, HEADROOM + entry.start, HEADROOM + entry.start + n);
-        at += n;
-        entry.start += n;
-        if (entry.start === entry.end) this.dequeue();
-      }
+    const header = Buffer.allocUnsafe(HEADER_BYTES + (sack ? 2 + sack.length : 0));
+    const payload: Buffer[] = [];
+    for (let need = size; need > 0; ) {
+      const entry = this.queue[this.queueHead]!;
+      const n = Math.min(entry.end - entry.start, need);
+      if (n > 0) payload.push(entry.start === 0 && n === entry.buf.length ? entry.buf : entry.buf.subarray(entry.start, entry.start + n));
+      entry.start += n;
+      need -= n;
+      if (entry.start === entry.end && (!entry.owned || this.queueHead < this.queue.length - 1)) this.dequeue();
+      else if (entry.start === entry.end) break; // an owned block's room may take the next small write
     }
-    writeHeader(buf, this.header(ST_DATA, this.seq), sack);
+    writeHeader(header, this.header(ST_DATA, this.seq), sack);
     this.queuedBytes -= size;
-    this.unacked.set(this.seq, { buf, block, type: ST_DATA, payloadBytes: size, sentAtMs: nowMs, transmissions: 1, lost: false });
-    this.flightBytes += buf.length;
+    const bytes = header.length + size;
+    this.unacked.set(this.seq, { header, payload, bytes, type: ST_DATA, payloadBytes: size, sentAtMs: nowMs, transmissions: 1, lost: false });
+    this.flightBytes += bytes;
     this.seq = (this.seq + 1) & 0xffff;
-    this.transmit(buf);
+    this.transmit(header, payload);
   }
 
   private dequeue(): void {
@@ -585,15 +591,14 @@ export class UtpConnection extends Duplex {
     sent.transmissions++;
     sent.sentAtMs = nowMs;
     // A SACK extension is relative to the ack it was sent with: a copy sent again goes without it.
-    if (sent.buf[1] !== 0) {
-      const payload = sent.buf.subarray(HEADER_BYTES + 2 + sent.buf[HEADER_BYTES + 1]!);
-      const bare = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
-      payload.copy(bare, HEADER_BYTES);
-      this.flightBytes += bare.length - sent.buf.length;
-      sent.buf = bare;
+    if (sent.header[1] !== 0) {
+      const bare = Buffer.allocUnsafe(HEADER_BYTES);
+      this.flightBytes -= sent.header.length - bare.length;
+      sent.bytes -= sent.header.length - bare.length;
+      sent.header = bare;
     }
-    writeHeader(sent.buf, this.header(sent.type, s));
-    this.transmit(sent.buf);
+    writeHeader(sent.header, this.header(sent.type, s));
+    this.transmit(sent.header, sent.payload);
   }
 
   private releaseWrite(): void {
@@ -646,8 +651,6 @@ export class UtpConnection extends Duplex {
       this.flush();
       return;
     }
-    // Idle: the spare blocks go (up to POOL_BYTES per connection otherwise).
-    if (this.pool.length > 0 && this.unacked.size === 0 && nowMs - this.lastSentMs > 1_000) this.pool.length = 0;
     if (this.windowClosed && this.receiveWindow() >= MAX_PAYLOAD) this.sendState();
     else if (nowMs - this.lastSentMs >= KEEPALIVE_MS) this.sendState();
   }
@@ -669,19 +672,22 @@ export class UtpConnection extends Duplex {
   }
 
   private enqueue(chunk: Buffer): void {
-    for (let at = 0; at < chunk.length; ) {
-      let tail = this.queue.length > this.queueHead ? this.queue[this.queue.length - 1]! : undefined;
-      if (!tail || tail.end === tail.cap) {
-        const block = this.pool.pop() ?? Buffer.allocUnsafe(HEADROOM + this.mss);
-        tail = { block, start: 0, end: 0, cap: this.mss };
-        this.queue.push(tail);
-      }
-      const n = Math.min(tail.cap - tail.end, chunk.length - at);
-      chunk.copy(tail.block, HEADROOM + tail.end, at, at + n);
-      tail.end += n;
-      at += n;
-    }
+    if (chunk.length === 0) return;
     this.queuedBytes += chunk.length;
+    const tail = this.queue.length > this.queueHead ? this.queue[this.queue.length - 1]! : undefined;
+    if (chunk.length >= COPY_BELOW) {
+      this.queue.push({ buf: this.adoptWrites ? chunk : Buffer.from(chunk), start: 0, end: chunk.length, owned: false });
+      return;
+    }
+    // A small write: into the last block's room, or a new block.
+    if (tail?.owned && tail.buf.length - tail.end >= chunk.length) {
+      chunk.copy(tail.buf, tail.end);
+      tail.end += chunk.length;
+      return;
+    }
+    const block = Buffer.allocUnsafe(COPY_BLOCK);
+    chunk.copy(block, 0);
+    this.queue.push({ buf: block, start: 0, end: chunk.length, owned: true });
   }
 
   private afterEnqueue(callback: (err?: Error | null) => void): void {
@@ -707,7 +713,6 @@ export class UtpConnection extends Duplex {
     this.reorder.clear();
     this.queue.length = 0;
     this.queueHead = 0;
-    this.pool.length = 0;
     this.queuedBytes = 0;
     this.pendingWrite = null;
     this.pendingFinal = null;

@@ -26,6 +26,8 @@ const PROBED_MEMORY_MS = 60_000;
 /** What the endpoint needs of a UDP socket (UdpSocket is one). */
 export interface DatagramSocket {
   send(buf: Buffer, port: number, host: string): void;
+  /** One datagram gathered from several buffers (sendmsg); without it the pieces are joined for send(). */
+  sendv?(bufs: readonly Buffer[], port: number, host: string): void;
   handle(classify: (buf: Buffer) => boolean, handler: (buf: Buffer, from: UdpEndpoint) => void): () => void;
 }
 
@@ -65,7 +67,11 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
     super();
     this.log = options.logger ?? silentLogger;
     this.host = {
-      send: (buf, remote) => this.socket.send(buf, remote.port, remote.address),
+      send: (header, payload, remote) => {
+        if (payload.length === 0) this.socket.send(header, remote.port, remote.address);
+        else if (this.socket.sendv) this.socket.sendv([header, ...payload], remote.port, remote.address);
+        else this.socket.send(Buffer.concat([header, ...payload]), remote.port, remote.address);
+      },
       release: (connection) => this.release(connection),
       proved: (connection) => this.proved(connection),
     };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mock, test } from 'node:test';
-import { MAX_PAYLOAD, UtpEndpoint, type DatagramSocket, type UdpEndpoint, type UtpConnection } from '../../src/transport/index.js';
+import { MAX_PAYLOAD, UtpEndpoint, type DatagramSocket, type UdpEndpoint, type UtpConnection, type UtpConnectionOptions } from '../../src/transport/index.js';
 import { ST_DATA, ST_STATE, decodePacket } from '../../src/transport/utp-packet.js';
 
 interface Faults {
@@ -110,18 +110,20 @@ function drain(stream: UtpConnection): Promise<Buffer> {
   });
 }
 
-async function pump(stream: UtpConnection, data: Buffer): Promise<void> {
-  for (let at = 0; at < data.length; at += 16384) {
-    if (!stream.write(data.subarray(at, at + 16384))) await once(stream, 'drain');
+async function pump(stream: UtpConnection, data: Buffer, sizes: readonly number[] = [16384]): Promise<void> {
+  for (let at = 0, i = 0; at < data.length; i++) {
+    const end = Math.min(data.length, at + sizes[i % sizes.length]!);
+    if (!stream.write(data.subarray(at, end))) await once(stream, 'drain');
+    at = end;
   }
   stream.end();
 }
 
-async function transfer(faults: Faults, size: number): Promise<MemoryLink> {
+async function transfer(faults: Faults, size: number, options: { connection?: UtpConnectionOptions; writes?: readonly number[] } = {}): Promise<MemoryLink> {
   const link = new MemoryLink(faults);
   const [sa, sb] = link.sides;
-  const a = new UtpEndpoint(sa);
-  const b = new UtpEndpoint(sb);
+  const a = new UtpEndpoint(sa, { connection: options.connection ?? {} });
+  const b = new UtpEndpoint(sb, { connection: options.connection ?? {} });
   // A real socket keeps the event loop alive while all packets are lost and only the connections' (unreferenced) timers are due.
   const socketHandle = setInterval(() => undefined, 1_000);
   try {
@@ -133,7 +135,7 @@ async function transfer(faults: Faults, size: number): Promise<MemoryLink> {
     sa.connected = sb.connected = true;
     const up = bytes(size, 1);
     const down = bytes(size, 2);
-    const [gotAtY, gotAtX] = await Promise.all([drain(y), drain(x), pump(x, up), pump(y, down)]);
+    const [gotAtY, gotAtX] = await Promise.all([drain(y), drain(x), pump(x, up, options.writes), pump(y, down, options.writes)]);
     assert.equal(sha(gotAtY), sha(up));
     assert.equal(sha(gotAtX), sha(down));
     const closed = (c: UtpConnection): Promise<void> => new Promise((resolve) => (c.closed ? resolve() : c.once('close', () => resolve())));
@@ -166,4 +168,11 @@ test('sequence numbers wrap past 0xffff mid-transfer: 1 MiB each way intact thro
 test('10 % of data and acks duplicated and 10 % reordered, nothing lost: intact both ways, and both ends close cleanly', async () => {
   const link = await transfer({ loss: 0, duplicate: 0.1, reorder: 0.1 }, 512 * 1024);
   assert.ok(link.doubled > 20 && link.reordered > 20);
+});
+
+test('handed-over writes (adoptWrites) of mixed sizes, large ones sent from as written and small ones gathered: intact both ways through 3 % loss and reordering', async () => {
+  // TLS's 4-record writes (a little over 64 KiB), single bytes, small frames and mid-sized pieces, so packets gather slices of several writes.
+  const writes = [65_707, 1, 100, 16_384, 1_999, 2_048, 3_000, 700];
+  const link = await transfer({ loss: 0.03, duplicate: 0.01, reorder: 0.03 }, 1024 * 1024, { connection: { adoptWrites: true }, writes });
+  assert.ok(link.lost > 10, `packets were lost and sent again from the written chunks: ${link.lost}`);
 });
