@@ -38,6 +38,11 @@ export interface IndexContext {
   write<T>(action: () => T): Promise<T>;
   /** Inside a write transaction, last: `records` records were written (counted towards the next repack, repack.ts). */
   churn?(records: number): void;
+  /**
+   * A generator begins reading the databases (lazily, across its caller's awaits); the function returned is called when
+   * it ends. The store keeps an environment that a background repack replaced open until its readers ended.
+   */
+  reader?(): () => void;
 }
 
 type RecordDb = 'local' | 'global';
@@ -105,6 +110,15 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   *localPaths(options?: { under?: string }): Iterable<string> {
+    const release = this.context.reader?.();
+    try {
+      yield* this.localPathsOf(options);
+    } finally {
+      release?.();
+    }
+  }
+
+  private *localPathsOf(options?: { under?: string }): Iterable<string> {
     const dir = normaliseDirectory(options?.under);
     const local = this.context.dbs().local;
     if (dir !== '' && local.doesExist([this.prefix, pathKey(dir)])) yield dir;
@@ -124,6 +138,15 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   *localSince(sequence: number): Iterable<FileRecord> {
+    const release = this.context.reader?.();
+    try {
+      yield* this.localSinceOf(sequence);
+    } finally {
+      release?.();
+    }
+  }
+
+  private *localSinceOf(sequence: number): Iterable<FileRecord> {
     const dbs = this.context.dbs();
     const range = folderRange(this.prefix);
     for (const { key, value } of dbs.sequence.getRange({ start: [this.prefix, sequence], end: range.end, snapshot: false })) {
@@ -195,6 +218,15 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   *needed(options: { reverse?: boolean } = {}): Iterable<NeededPath> {
+    const release = this.context.reader?.();
+    try {
+      yield* this.neededOf(options);
+    } finally {
+      release?.();
+    }
+  }
+
+  private *neededOf(options: { reverse?: boolean } = {}): Iterable<NeededPath> {
     const dbs = this.context.dbs();
     const range = folderRange(this.prefix);
     const bounds = options.reverse ? { start: range.end, end: range.start, reverse: true } : range;
@@ -332,6 +364,15 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   private *records(db: RecordDb, under: string | undefined): Iterable<FileRecord> {
+    const release = this.context.reader?.();
+    try {
+      yield* this.recordsOf(db, under);
+    } finally {
+      release?.();
+    }
+  }
+
+  private *recordsOf(db: RecordDb, under: string | undefined): Iterable<FileRecord> {
     const dbs = this.context.dbs();
     const dir = normaliseDirectory(under);
     const ranges = dir === '' ? [folderRange(this.prefix)] : beneathRanges(this.prefix, dir);

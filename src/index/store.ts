@@ -141,10 +141,13 @@ export class IndexStore extends Resource {
   private repackDue = false;
   private lastRepackMs = 0;
   /**
-   * Environments replaced by a background repack: kept open until the store closes, for the readers that were
-   * iterating them (their directory is deleted; the kernel frees the file when it is closed).
+   * Environments replaced by a background repack, kept open while generators that began on them still iterate (their
+   * directory is deleted; the kernel frees the file when it is closed). A reader never finished keeps its environment
+   * until the store closes.
    */
-  private readonly retired: RootDatabase[] = [];
+  private readonly retired = new Set<RootDatabase>();
+  /** Generators reading each environment (LmdbFolderIndex: context.reader). */
+  private readonly readers = new Map<RootDatabase, number>();
 
   constructor(private readonly options: IndexStoreOptions) {
     super();
@@ -223,7 +226,9 @@ export class IndexStore extends Resource {
     this.databases = undefined;
     this.rawDatabases = undefined;
     if (env) await env.close();
-    for (const old of this.retired.splice(0)) await old.close();
+    const retired = [...this.retired];
+    this.retired.clear();
+    for (const old of retired) await old.close();
   }
 
   // settings
@@ -309,10 +314,45 @@ export class IndexStore extends Resource {
       const dbs = this.openDbs();
       // Allocated once per folder, in its own small transaction (a folder is opened before any write of it).
       const prefix = folderPrefix(dbs, id) ?? this.env!.transactionSync(() => allocateFolderPrefix(dbs, id));
-      index = new LmdbFolderIndex(id, prefix, { dbs: () => this.openDbs(), write: (action) => this.write(action), churn: (records) => this.churn(records) });
+      index = new LmdbFolderIndex(id, prefix, {
+        dbs: () => this.openDbs(),
+        write: (action) => this.write(action),
+        churn: (records) => this.churn(records),
+        reader: () => this.reader(),
+      });
       this.folderIndexes.set(id, index);
     }
     return index;
+  }
+
+  /** Environments a background repack replaced that are still open for their readers. */
+  get retiredEnvironments(): number {
+    return this.retired.size;
+  }
+
+  /** A generator begins reading the current environment; the function returned says it ended. */
+  private reader(): () => void {
+    const env = this.env;
+    if (!env) return () => undefined;
+    this.readers.set(env, (this.readers.get(env) ?? 0) + 1);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      const left = (this.readers.get(env) ?? 1) - 1;
+      if (left > 0) this.readers.set(env, left);
+      else {
+        this.readers.delete(env);
+        this.closeRetired(env);
+      }
+    };
+  }
+
+  /** A replaced environment without readers is closed. */
+  private closeRetired(env: RootDatabase): void {
+    if (!this.retired.has(env) || this.readers.has(env)) return;
+    this.retired.delete(env);
+    env.close().catch((err: unknown) => this.logger.warn('closing a replaced index environment failed', { err: String(err) }));
   }
 
   /** For the store's own reads and writes: refused once close() was called. */
@@ -375,7 +415,7 @@ export class IndexStore extends Resource {
    * read snapshots into path-repacking while writes go on and their keys are journalled; then, at a quiet moment
    * (the writes in flight finish, REPACK_QUIET_WAIT_MS at most), new writes wait while the journalled keys are taken
    * again from the live index and the copy takes its place with the renames of repack.ts. The old environment stays
-   * open for the readers still iterating it until the store closes. Resolves to undefined when it was given up (the
+   * open while generators that began on it still iterate. Resolves to undefined when it was given up (the
    * store closed, or more was written meanwhile than the journal holds), with the old index in use as before.
    */
   repackWhileOpen(): Promise<LiveRepackResult | undefined> {
@@ -456,7 +496,8 @@ export class IndexStore extends Resource {
         this.databases = copy;
         this.rawDatabases = copyRaw;
         this.unsavedChurn = 0;
-        this.retired.push(source);
+        this.retired.add(source);
+        this.closeRetired(source);
         swapped = true;
         const heldMs = Date.now() - heldAt;
         await rm(paths.old, { recursive: true, force: true });

@@ -13,7 +13,7 @@ import { FOLDER_A, file, hash, recount, tempDir } from './helpers/store.js';
 
 const FILES = 20_000;
 /** Write transactions (two records each) at most while the repack runs. */
-const WRITES_DURING = 300;
+const WRITES_DURING = 150;
 
 async function bytesPerFile(dir: string, files: number): Promise<number> {
   return (await stat(join(dir, 'data.mdb'))).size / files;
@@ -58,9 +58,11 @@ describe('index repack while open', () => {
     assert.ok(after <= 512, `after: ${after.toFixed(0)} bytes per file (before ${before.toFixed(0)}); ${result.entries} entries, ${result.caughtUp} caught up, writes held ${result.heldMs} ms`);
 
     t.diagnostic(`${before.toFixed(0)} -> ${after.toFixed(0)} bytes per file; ${writesDuring} write transactions during the repack; ${result.caughtUp} keys caught up; writes held ${result.heldMs} ms`);
+    assert.equal(store.retiredEnvironments, 1, 'the old environment is open while the reader begun on it iterates');
     let rest = 100;
     while (!reader.next().done) rest++;
     assert.ok(rest >= FILES, `the reader begun before the swap finished: ${rest} records`);
+    assert.equal(store.retiredEnvironments, 0, 'and closed once it ended');
 
     const check = async (s: IndexStore, extra = 0): Promise<void> => {
       const x = s.folder(FOLDER_A);
@@ -105,6 +107,7 @@ describe('index repack while open', () => {
     t.after(() => store.close());
     await receive(store, FILES);
     await seen;
+    assert.equal(store.retiredEnvironments, 0, 'the old environment closed at once: nothing was reading it');
     const index = store.folder(FOLDER_A);
     assert.deepEqual(index.counts(), recount(index));
     assert.equal(index.counts().localFiles, FILES);
