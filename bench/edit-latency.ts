@@ -8,6 +8,8 @@
 // with that limit, and reports its peak; EDIT_LOGS=dir writes both daemons' logs there; EDIT_KEEP_HOMES=dir moves both
 // daemons' homes (index, keys) to dir/homes-N at the end (to restart A alone on its 1M index, e.g. under --cpu-prof);
 // EDIT_OUT=name writes bench/results/name.json and name.md (default edits). A progress line every EDIT_PROGRESS_S (60) s.
+// EDIT_SYNC_LIMIT_S=s: a sync not done after s seconds ends the size there with its partial figures (files on B, memory
+// peaks, OOM kills; `partial` in the json) and no edits (for a 1M run in a memory cgroup that cannot finish in the time).
 
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
@@ -55,8 +57,11 @@ export interface EditLatencyRun {
   memoryMaxMiB?: number;
   a: DaemonFigures;
   b: DaemonFigures;
-  edits: BatchFigures;
-  touches: BatchFigures;
+  /** Absent when the sync was cut short (EDIT_SYNC_LIMIT_S). */
+  edits?: BatchFigures;
+  touches?: BatchFigures;
+  /** EDIT_SYNC_LIMIT_S ran out before B held the folder: how far it got. */
+  partial?: { seconds: number; filesOnA: number; filesOnB: number };
 }
 
 /** One daemon's memory cgroup: v2 (memory.max, memory.peak) or v1 (memory.limit_in_bytes, memory.max_usage_in_bytes). */
@@ -130,12 +135,19 @@ async function processMemory(pid: number): Promise<{ rssMiB: number; anonMiB: nu
 }
 
 /** One line of where both daemons are: folder state and counts, anonymous memory, the cgroup's peak. */
-async function progressLine(pair: FerryPair, pids: { a: number; b: number }, cgroups: { a?: MemoryCgroup; b?: MemoryCgroup }): Promise<string> {
+async function progressLine(
+  pair: FerryPair,
+  pids: { a: number; b: number },
+  cgroups: { a?: MemoryCgroup; b?: MemoryCgroup },
+  samplers?: { a: ProcessSampler; b: ProcessSampler },
+): Promise<string> {
   const one = async (side: 'a' | 'b'): Promise<string> => {
     const folder = await folderStatus(pair.homes()[side]).catch(() => undefined);
     const memory = await processMemory(pids[side]).catch(() => undefined);
-    const peak = cgroups[side] ? ` cgroup peak ${(await cgroups[side].peakMiB()).toFixed(0)} MiB` : '';
-    return `${side.toUpperCase()} ${folder?.state ?? '-'} ${folder?.localFiles ?? '-'} files (need ${folder?.needFiles ?? '-'}), anon ${memory?.anonMiB.toFixed(0) ?? '-'} MiB${peak}`;
+    const anonPeak = samplers ? ` (peak ${samplers[side].peaks().anonMiB.toFixed(0)})` : '';
+    const cgroup = cgroups[side];
+    const peak = cgroup ? ` cgroup peak ${(await cgroup.peakMiB()).toFixed(0)} MiB, OOM kills ${await cgroup.oomKills()}` : '';
+    return `${side.toUpperCase()} ${folder?.state ?? '-'} ${folder?.localFiles ?? '-'} files (need ${folder?.needFiles ?? '-'}), anon ${memory?.anonMiB.toFixed(0) ?? '-'}${anonPeak} MiB${peak}`;
   };
   return `${await one('a')}; ${await one('b')}`;
 }
@@ -212,12 +224,15 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
     let scanSeconds = NaN;
     const progressEvery = Number(process.env.EDIT_PROGRESS_S ?? 60) * 1000;
     let progressAt = Date.now() + progressEvery;
+    const limitSeconds = Number(process.env.EDIT_SYNC_LIMIT_S ?? 0);
+    let cut = false;
     await until(
       async () => {
         if (Date.now() >= progressAt) {
           progressAt = Date.now() + progressEvery;
-          log(`${files} files, ${seconds(start).toFixed(0)} s: ${await progressLine(pair, pids, cgroups)}`);
+          log(`${files} files, ${seconds(start).toFixed(0)} s: ${await progressLine(pair, pids, cgroups, samplers!)}`);
         }
+        if (limitSeconds > 0 && seconds(start) > limitSeconds) return (cut = true);
         if (Number.isNaN(scanSeconds)) {
           const a = await folderStatus(pair.homes().a);
           if (a && a.localFiles === totals.files && a.state !== 'scanning') scanSeconds = seconds(start);
@@ -244,6 +259,19 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
     };
     const a = await figures('a');
     const b = await figures('b');
+    const side = (name: string, d: DaemonFigures): string =>
+      `${name}: RSS ${d.rssMiB.toFixed(0)} MiB, anonymous ${d.anonMiB.toFixed(0)} (peak ${d.anonPeakMiB.toFixed(0)}) MiB` +
+      (d.cgroupPeakMiB !== undefined ? `, cgroup peak ${d.cgroupPeakMiB.toFixed(0)} MiB, OOM kills ${d.oomKills}` : '') +
+      `, index ${d.indexMiB.toFixed(1)} MiB (${(d.indexBytesPerFile / 1024).toFixed(2)} KB/file)`;
+    if (cut) {
+      const partial = {
+        seconds: syncSeconds,
+        filesOnA: (await folderStatus(pair.homes().a))?.localFiles ?? 0,
+        filesOnB: (await folderStatus(pair.homes().b))?.localFiles ?? 0,
+      };
+      log(`${files} files: sync cut at ${syncSeconds.toFixed(0)} s (EDIT_SYNC_LIMIT_S), A ${partial.filesOnA} files, B ${partial.filesOnB}; scan on A ${scanSeconds.toFixed(1)} s; ${side('A', a)}; ${side('B', b)}`);
+      return { files, scanSeconds, syncSeconds: NaN, ...(options.memoryMaxMiB ? { memoryMaxMiB: options.memoryMaxMiB } : {}), a, b, partial };
+    }
     // B restarts: the index its initial sync wrote is repacked at the open; timed until B is connected and complete.
     const restartAt = process.hrtime.bigint();
     await pair.restartB(async (side, spawn) => (cgroups[side] ? cgroups[side].spawnInside(spawn) : spawn()));
@@ -263,10 +291,6 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
     const restartSeconds = seconds(restartAt);
     const repacked = (await stat(join(pair.homes().b, 'index', 'data.mdb'))).size;
     b.afterRestart = { indexMiB: repacked / MIB, indexBytesPerFile: repacked / totals.files, restartSeconds };
-    const side = (name: string, d: DaemonFigures): string =>
-      `${name}: RSS ${d.rssMiB.toFixed(0)} MiB, anonymous ${d.anonMiB.toFixed(0)} (peak ${d.anonPeakMiB.toFixed(0)}) MiB` +
-      (d.cgroupPeakMiB !== undefined ? `, cgroup peak ${d.cgroupPeakMiB.toFixed(0)} MiB, OOM kills ${d.oomKills}` : '') +
-      `, index ${d.indexMiB.toFixed(1)} MiB (${(d.indexBytesPerFile / 1024).toFixed(2)} KB/file)`;
     log(`${files} files: scan on A ${scanSeconds.toFixed(1)} s, sync ${syncSeconds.toFixed(1)} s; ${side('A', a)}; ${side('B', b)}`);
     log(`${files} files: B restarted in ${restartSeconds.toFixed(1)} s, index ${b.afterRestart.indexMiB.toFixed(1)} MiB (${(b.afterRestart.indexBytesPerFile / 1024).toFixed(2)} KB/file)`);
 

@@ -45,6 +45,8 @@ export interface ProcessSampler {
   cpuSeconds(): Promise<number>;
   /** Stops sampling; returns the memory peaks. */
   stop(): Promise<MemoryPeaks>;
+  /** The memory peaks so far. */
+  peaks(): MemoryPeaks;
 }
 
 /** Samples a process's memory every `everyMs` until stop() is called, and its CPU time on demand. */
@@ -71,6 +73,7 @@ export function sampleProcess(pid: number, everyMs = 50): ProcessSampler {
       await sample();
       return peaks;
     },
+    peaks: () => ({ ...peaks }),
   };
 }
 
