@@ -25,7 +25,24 @@ async function serve(host: string, port: number): Promise<void> {
   const socket = new UdpSocket({ host, port });
   await socket.open();
   const endpoint = new UtpEndpoint(socket, { connection: { adoptWrites: true } });
-  endpoint.on('connection', (utp: UtpConnection) => pumpForever(utp));
+  endpoint.on('connection', (utp: UtpConnection) => {
+    // Windows sampled each 250 ms, and the connection's counters at its end, to stderr (the bench prints it).
+    const windows: number[] = [];
+    const delays: number[] = [];
+    const sampler = setInterval(() => {
+      windows.push(Math.round(utp.congestionWindow / 1400));
+      delays.push(Math.round(utp.queuingDelayUs / 1000));
+    }, 250);
+    utp.once('close', () => {
+      clearInterval(sampler);
+      const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
+      const q = (xs: number[], f: number): number => sorted(xs)[Math.floor(f * (xs.length - 1))] ?? 0;
+      const w = `window (packets) p10/50/90 ${q(windows, 0.1)}/${q(windows, 0.5)}/${q(windows, 0.9)}`;
+      const d = `queuing delay (ms) p10/50/90 ${q(delays, 0.1)}/${q(delays, 0.5)}/${q(delays, 0.9)}`;
+      console.error(`  server µTP: ${JSON.stringify(utp.stats)}; ${w}; ${d}; srtt ${utp.srttMs?.toFixed(0)} ms`);
+    });
+    pumpForever(utp);
+  });
   const server = net.createServer((tcp) => pumpForever(tcp));
   server.listen(port, host);
   await once(server, 'listening');

@@ -16,6 +16,24 @@ const BASE_INTERVAL_MS = 60_000;
 /** Delay samples averaged for one decision (RFC 6817 CURRENT_FILTER). */
 const CURRENT_FILTER = 4;
 
+/**
+ * `a - b` for one-way delay samples: they are differences of the two peers' 32-bit microsecond
+ * clocks, which are unrelated, so a sample is any value modulo 2³² and consecutive samples may lie
+ * on either side of 0 (when the clocks' offset is near a multiple of 2³² µs, as between processes
+ * started within the path's delay of each other). Differences of samples are small: compared as
+ * signed 32-bit, as libutp does.
+ */
+function delayDiff(a: number, b: number): number {
+  return (a - b) | 0;
+}
+
+/** The least of `samples` on the 32-bit circle (they span far less than half of it). */
+function leastDelay(samples: readonly number[]): number {
+  let least = samples[0]!;
+  for (let i = 1; i < samples.length; i++) if (delayDiff(samples[i]!, least) < 0) least = samples[i]!;
+  return least;
+}
+
 export interface LedbatOptions {
   /** Bytes of one full packet. */
   mss: number;
@@ -61,22 +79,23 @@ export class Ledbat {
 
   /** The least one-way delay remembered (µs, on the peers' unsynchronised clocks: only differences matter). */
   get baseDelay(): number {
-    return this.baseMinutes.length ? Math.min(...this.baseMinutes) : 0;
+    return this.baseMinutes.length ? leastDelay(this.baseMinutes) : 0;
   }
 
   /** The queuing delay now: the filtered sample above the base (µs). */
   get queuingDelay(): number {
     if (!this.current.length) return 0;
-    return Math.max(0, Math.min(...this.current) - this.baseDelay);
+    return Math.max(0, delayDiff(leastDelay(this.current), this.baseDelay));
   }
 
   /** A one-way delay sample (the peer's timestampDiff) from an ack. */
   delaySample(delayUs: number, nowMs: number): void {
+    delayUs >>>= 0;
     if (nowMs - this.baseStartedMs >= BASE_INTERVAL_MS || !this.baseMinutes.length) {
       this.baseMinutes.push(delayUs);
       if (this.baseMinutes.length > BASE_HISTORY) this.baseMinutes.shift();
       this.baseStartedMs = nowMs;
-    } else if (delayUs < this.baseMinutes[this.baseMinutes.length - 1]!) {
+    } else if (delayDiff(delayUs, this.baseMinutes[this.baseMinutes.length - 1]!) < 0) {
       this.baseMinutes[this.baseMinutes.length - 1] = delayUs;
     }
     this.current.push(delayUs);
@@ -105,12 +124,13 @@ export class Ledbat {
    * leave half of a lossy line unused: at 0.5 % loss and 40 ms the window settles near
    * sqrt(2·GAIN/p) = 40 packets, under the line's 71.
    */
-  onLoss(nowMs: number, rttMs: number): void {
-    if (nowMs - this.lastLossMs < Math.max(rttMs, 1)) return;
+  onLoss(nowMs: number, rttMs: number): 'random' | 'congested' | null {
+    if (nowMs - this.lastLossMs < Math.max(rttMs, 1)) return null;
     this.lastLossMs = nowMs;
     this.slowStart = false;
     const congested = this.queuingDelay >= this.target * RANDOM_LOSS_DELAY;
     this.window = Math.max(this.minWindow, this.window * (congested ? 0.5 : RANDOM_LOSS_KEEP));
+    return congested ? 'congested' : 'random';
   }
 
   /**

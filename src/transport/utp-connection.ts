@@ -116,6 +116,8 @@ export class UtpConnection extends Duplex {
   /** Both sides sent each other SYNs at the same time: a NAT hole punched. */
   punched = false;
   readonly initiator: boolean;
+  /** What happened on the way (for status and benchmarks): loss events are the window's reactions (at most one a round trip). */
+  readonly stats = { dataPackets: 0, retransmits: 0, randomLosses: 0, congestionLosses: 0, timeouts: 0 };
   /** Smoothed round-trip time, ms (undefined before the first sample). */
   srttMs: number | undefined;
   private rttVarMs = 0;
@@ -227,6 +229,11 @@ export class UtpConnection extends Duplex {
   /** For tests and status. */
   get congestionWindow(): number {
     return this.cc.window;
+  }
+
+  /** The congestion controller's queuing delay estimate now, µs (for benchmarks). */
+  get queuingDelayUs(): number {
+    return this.cc.queuingDelay;
   }
 
   /** Payload bytes per data packet (for tests and status). */
@@ -356,7 +363,10 @@ export class UtpConnection extends Duplex {
         this.probeFailed = true;
       } else any = true;
     }
-    if (any) this.cc.onLoss(nowMs, this.srttMs ?? this.rtoMs);
+    if (!any) return;
+    const reaction = this.cc.onLoss(nowMs, this.srttMs ?? this.rtoMs);
+    if (reaction === 'random') this.stats.randomLosses++;
+    else if (reaction === 'congested') this.stats.congestionLosses++;
   }
 
   private rttSample(ms: number): void {
@@ -570,6 +580,7 @@ export class UtpConnection extends Duplex {
     this.queuedBytes -= size;
     const bytes = header.length + size;
     this.unacked.set(this.seq, { header, payload, bytes, type: ST_DATA, payloadBytes: size, sentAtMs: nowMs, transmissions: 1, lost: false });
+    this.stats.dataPackets++;
     this.flightBytes += bytes;
     this.seq = (this.seq + 1) & 0xffff;
     this.transmit(header, payload);
@@ -589,6 +600,7 @@ export class UtpConnection extends Duplex {
   /** Sends a packet again with fresh timestamps, ack and window (its payload unchanged). */
   private resend(s: number, sent: Sent, nowMs: number): void {
     sent.transmissions++;
+    this.stats.retransmits++;
     sent.sentAtMs = nowMs;
     // A SACK extension is relative to the ack it was sent with: a copy sent again goes without it.
     if (sent.header[1] !== 0) {
@@ -636,6 +648,7 @@ export class UtpConnection extends Duplex {
     if (oldest && nowMs - oldest.sentAtMs >= this.rtoMs) {
       // Timeout: everything outstanding counts lost, the window falls to its floor, the RTO doubles.
       this.timeoutsInRow++;
+      this.stats.timeouts++;
       for (const sent of this.unacked.values()) {
         if (sent.lost) continue;
         sent.lost = true;

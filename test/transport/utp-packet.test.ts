@@ -94,3 +94,21 @@ test('LEDBAT: slow start doubles, queuing delay past the target shrinks the wind
   }
   assert.equal(cc.window, beforeTimeout / 2); // not past it: from there the linear climb
 });
+
+test('LEDBAT: one-way delay samples on either side of the 32-bit wrap (clocks whose offset is near 0 mod 2^32 µs) read as the small differences they are, not as 71 minutes of queue', () => {
+  const mss = 1400;
+  // The peers' clocks nearly agree: samples jitter around 0, some just under 2^32.
+  for (const base of [0xffffffff - 300, 200, 0]) {
+    const cc = new Ledbat({ mss, maxWindow: 4 << 20 });
+    const jitter = [0, 500, -400, 250, -100, 800, -600, 0];
+    for (let i = 0; i < jitter.length; i++) cc.delaySample((base + jitter[i]!) >>> 0, i);
+    // The least sample is base - 600 µs; the last four (250, -100, 800, -600, 0 → least -600) sit on it.
+    assert.ok(cc.queuingDelay < 2_000, `queuing delay ${cc.queuingDelay} µs`);
+    const start = cc.window;
+    cc.onAck(start, 0);
+    assert.equal(cc.window, 2 * start, 'slow start goes on: no queue seen');
+    // A real queue on top still shows, across the wrap.
+    for (let i = 0; i < 4; i++) cc.delaySample((base + 2 * TARGET_DELAY_US) >>> 0, 20);
+    assert.ok(Math.abs(cc.queuingDelay - (2 * TARGET_DELAY_US + 600)) < 2, `queuing delay ${cc.queuingDelay} µs`);
+  }
+});
