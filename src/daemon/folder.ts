@@ -504,6 +504,7 @@ export class SharedFolder extends Resource {
       peers,
       ...(sync?.heldDeletions ? { heldDeletions: sync.heldDeletions } : {}),
       ...this.conflictCount(),
+      ...(sync?.prefetch ? { prefetch: sync.prefetch } : {}),
     };
   }
 }

@@ -79,6 +79,11 @@ export interface FetchJob {
   io?: FileIo;
   /** The folder's held directories (DiskPaths.dirs), for the temp file's directory. */
   dirs?: HeldDirs;
+  /**
+   * The temp file was prefetched while the sender hashed the file (prefetch.ts): per block, whether
+   * it already holds it, verified. Those are kept without reading them again; the rest are fetched.
+   */
+  prefetched?: readonly boolean[];
 }
 
 /**
@@ -157,7 +162,11 @@ class FileFetch {
     });
     try {
       // A new temp file (the usual case) has nothing to check or trim: every block is written into it.
-      const missing = this.temp.fresh ? this.record.blocks.map((_, i) => i) : await this.keepVerifiedBlocks();
+      const missing = this.temp.fresh
+        ? this.record.blocks.map((_, i) => i)
+        : job.prefetched
+          ? this.keepPrefetchedBlocks(job.prefetched)
+          : await this.keepVerifiedBlocks();
       if (!this.temp.fresh) await this.temp.truncate(this.record.size);
       await this.fill(missing);
       await this.temp.finish();
@@ -165,6 +174,16 @@ class FileFetch {
       await this.temp.close();
       this.sources.close();
     }
+  }
+
+  /** Blocks the prefetch wrote and verified; returns the indexes still missing. */
+  private keepPrefetchedBlocks(prefetched: readonly boolean[]): number[] {
+    const missing: number[] = [];
+    this.record.blocks.forEach((hash, i) => {
+      if (prefetched[i]) this.present.set(Buffer.from(hash).toString('hex'), i);
+      else missing.push(i);
+    });
+    return missing;
   }
 
   /** Blocks an earlier attempt already wrote (checked by hash); returns the indexes still missing. */

@@ -1,5 +1,6 @@
 // What one folder reports: its state (idle, syncing, stalled, error) and why it is stalled, each peer (rates, index progress, last close, completion), its receive rate and an RO folder's local changes.
 
+import type { PrefetchReport } from './prefetch.js';
 import type { FolderKeys } from '../keys/index.js';
 import type { FolderIndex } from '../index/types.js';
 import type { Logger } from '../util/log.js';
@@ -62,6 +63,8 @@ export interface FolderSyncReport {
   partialBytes: number;
   /** A mass delete by peers, held until the owner applies it or restores the files. */
   heldDeletions?: HeldDeletionsReport;
+  /** Streaming large files: what the prefetcher did (absent when no announcement came). */
+  prefetch?: PrefetchReport;
 }
 
 export interface FolderStatusOptions {

@@ -22,6 +22,8 @@ import { emptyTransferStats, type TransferStats } from './fetcher.js';
 import { FolderLinks, type PeerFolderLink } from './folder-links.js';
 import { FolderStatus, type FolderSyncReport } from './folder-status.js';
 import { HashingFiles } from './hashing.js';
+import { Prefetcher, type PrefetchReport } from './prefetch.js';
+import { directWriteBuffers } from './fetcher.js';
 import { RecordCache } from './record-cache.js';
 import { sweepOrphanTemps } from './temp-sweep.js';
 import { DiskPaths } from './paths.js';
@@ -121,6 +123,8 @@ export class FolderSync extends Resource {
   private readonly server: BlockServer;
   /** Large files being hashed now whose block hashes were announced (streaming). */
   private readonly hashingFiles = new HashingFiles();
+  /** Blocks of files peers are hashing now, fetched before their records arrive (streaming). */
+  private readonly prefetcher: Prefetcher;
   /** Held mass deletes (none for an ENC folder: it has no files of its own to lose). */
   private readonly deleteGuard: DeleteGuard | undefined;
   private readonly lifetime = new AbortController();
@@ -180,13 +184,29 @@ export class FolderSync extends Resource {
       newGlobal: () => this.status.localChangesMoved(),
       schedulePull: () => this.schedulePull(),
     });
+    const paths = new DiskPaths(this.root, { ...(options.caseSensitive === undefined ? {} : { caseSensitive: options.caseSensitive }), ...(options.io ? { io: options.io } : {}) });
+    const direct = directWriteBuffers();
+    this.prefetcher = new Prefetcher({
+      folderId: this.keys.folderId,
+      root: this.root,
+      index: this.index,
+      paths,
+      logger: this.logger,
+      budget: this.budget,
+      io: paths.io,
+      ...(direct ? { direct } : {}),
+      readOnly: this.keys.access === 'ro',
+      excluded: options.excluded ?? [],
+      source: (deviceId) => this.links.hashingSource(deviceId),
+      signal: this.lifetime.signal,
+    });
     this.puller = new Puller({
       deleteGuard: this.deleteGuard,
       folderId: this.keys.folderId,
       root: this.root,
       index: this.index,
       archive: options.archive,
-      paths: new DiskPaths(this.root, { ...(options.caseSensitive === undefined ? {} : { caseSensitive: options.caseSensitive }), ...(options.io ? { io: options.io } : {}) }),
+      paths,
       portableNames: options.portableNames === true,
       excluded: options.excluded ?? [],
       deviceShortId: options.device.shortId,
@@ -206,6 +226,7 @@ export class FolderSync extends Resource {
         : options.exclusive,
       requestScan: (under) => this.scan(under),
       peersFor: (record) => this.links.peersFor(record),
+      adoptPrefetched: (record, tempAbs) => this.prefetcher.adopt(record, tempAbs),
       committed: () => this.publish(),
       pullRequests: () => this.loop.requests,
       outcome: (path, outcome, reason) => this.loop.outcome(path, outcome, reason),
@@ -254,6 +275,7 @@ export class FolderSync extends Resource {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     this.links.detachAll();
     await this.loop.ended();
+    await this.prefetcher.close();
     this.server.close();
   }
 
@@ -312,11 +334,15 @@ export class FolderSync extends Resource {
     for (const message of this.hashingFiles.note(this.keys.folderId, event)) this.links.broadcastHashing(message);
   }
 
-  /** A peer's Hashing message (advisory): this version takes note of it only. */
+  /** A peer's Hashing message (advisory): blocks of a file it is hashing, fetched before its record (prefetch.ts). */
   receiveHashing(deviceId: string, message: HashingMessage): void {
-    if (message.rejected) {
-      this.logger.debug('Hashing message dropped', { device: deviceId, path: printable(message.path), reason: message.rejected });
-    }
+    if (this.closed || this.keys.access === 'enc') return;
+    void this.prefetcher.receive(deviceId, message);
+  }
+
+  /** What the prefetcher did (status, tests). */
+  prefetchReport(): PrefetchReport {
+    return this.prefetcher.report();
   }
 
   /** A block Request from an attached peer. */
@@ -340,7 +366,9 @@ export class FolderSync extends Resource {
   }
 
   report(): FolderSyncReport {
-    return this.status.report();
+    const report = this.status.report();
+    const prefetch = this.prefetcher.report();
+    return prefetch.announcements + prefetch.dropped > 0 ? { ...report, prefetch } : report;
   }
 
   /** A held mass delete, if any. */

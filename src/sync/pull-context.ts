@@ -38,6 +38,8 @@ export interface PullContext {
   requestScan(under: string): void;
   /** Connected peers whose record of the path has exactly this version. */
   peersFor(record: FileRecord): BlockPeer[];
+  /** Blocks fetched while the sender hashed the file (prefetch.ts): moved into `tempAbs`, and which of them the record keeps. */
+  adoptPrefetched?(record: FileRecord, tempAbs: string): Promise<readonly boolean[] | undefined>;
   /** Local records changed: tell peers. */
   committed(): void;
   /** Counts requests for a pull: a change means new records arrived. */

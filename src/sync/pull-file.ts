@@ -120,7 +120,9 @@ export class FilePuller {
   }
 
   private async fetchBlocks(global: FileRecord, tempAbs: string, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
+    const prefetched = global.size > 0 ? await this.ctx.adoptPrefetched?.(global, tempAbs) : undefined;
     await fetchIntoTemp({
+      ...(prefetched ? { prefetched } : {}),
       progress,
       folderId: this.ctx.folderId,
       root: this.ctx.root,

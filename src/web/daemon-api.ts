@@ -78,6 +78,17 @@ export interface FolderReport {
   heldDeletions?: HeldDeletionsReport;
   /** Current conflicts: conflict copies whose original is still there (`ferry conflicts`). */
   conflicts?: number;
+  /** Streaming large files (src/sync/prefetch.ts): blocks fetched while peers hashed them, and announcements dropped with why. Absent when none came. */
+  prefetch?: {
+    files: number;
+    announcements: number;
+    dropped: number;
+    reasons: Array<{ path: string; reason: string }>;
+    blocksFetched: number;
+    bytesFetched: number;
+    blocksAdopted: number;
+    bytesAdopted: number;
+  };
 }
 
 /** One version of a conflicting file. */

@@ -84,6 +84,8 @@ export interface DeviceOptions {
   caseSensitive?: boolean;
   /** The writing file operations of the puller and the archive (a FaultPlan's io, say). */
   io?: FileIo;
+  /** The scanner's hash pool (a test's gated one, say). @default the file's shared pool */
+  pool?: HashPool;
 }
 
 export interface Device {
@@ -127,8 +129,10 @@ export async function makeDevice(cleanups: Cleanups, options: DeviceOptions): Pr
     root,
     index: options.keys.access === 'ro' ? readOnlyScanIndex(index) : index,
     deviceShortId: shortId,
-    pool: await sharedPool(cleanups),
+    pool: options.pool ?? (await sharedPool(cleanups)),
     warmFiles,
+    // As the daemon's Folder: a large file's block hashes go to peers as they are known.
+    onHashing: (event) => sync.hashing(event),
   });
   let sync!: FolderSync;
   const device: Device = {
