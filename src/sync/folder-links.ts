@@ -306,9 +306,10 @@ export class FolderLinks {
    * Sends a Hashing message to every attached peer that takes it and may read the folder (not ENC
    * links: a path is plaintext). Not awaited: a slow link only delays its own copy.
    */
-  broadcastHashing(message: HashingMessage): void {
+  broadcastHashing(message: HashingMessage, deviceId?: string): void {
     for (const state of this.links.values()) {
       const { link } = state;
+      if (deviceId !== undefined && link.deviceId !== deviceId) continue;
       if (state.enc || link.peerAccess === 'enc' || !link.peerFeatures?.includes('hashing') || link.connection.closed) continue;
       link.connection.send(message).catch(() => undefined);
     }

@@ -285,7 +285,12 @@ export class FolderSync extends Resource {
    */
   async attach(link: PeerFolderLink): Promise<boolean> {
     if (this.closed) return false;
-    return this.links.attach(link);
+    const attached = await this.links.attach(link);
+    // Files being hashed now: the peer hears what is known of them so far, then the rest as it comes.
+    if (attached && this.keys.access === 'rw') {
+      for (const message of this.hashingFiles.snapshot(this.keys.folderId)) this.links.broadcastHashing(message, link.deviceId);
+    }
+    return attached;
   }
 
   /** Stops syncing with a device; given a connection, only if that is still the device's link (a replaced one must not detach its successor). */

@@ -65,6 +65,26 @@ export class HashingFiles {
     return messages;
   }
 
+  /** Hashing messages for every block known now (for a peer that attaches while files are hashed). */
+  snapshot(folderId: Buffer, nowMs = Date.now()): HashingMessage[] {
+    this.expire(nowMs);
+    const messages: HashingMessage[] = [];
+    for (const [path, entry] of this.files) {
+      // Runs of known blocks, each cut at the message's limit of hashes.
+      for (let i = 0; i < entry.blocks.length; ) {
+        if (!entry.blocks[i]) {
+          i++;
+          continue;
+        }
+        const first = i;
+        while (i < entry.blocks.length && entry.blocks[i] && i - first < LIMITS.maxHashingHashes) i++;
+        const hashes = Buffer.concat(entry.blocks.slice(first, i) as Uint8Array[]);
+        messages.push({ type: 'Hashing', folderId, path, tag: entry.tag, size: entry.size, blockSize: entry.blockSize, firstBlock: first, hashes });
+      }
+    }
+    return messages;
+  }
+
   /** The announced blocks of a file being hashed, if any. */
   get(path: string, nowMs = Date.now()): HashingFile | undefined {
     this.expire(nowMs);

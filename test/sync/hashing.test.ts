@@ -100,3 +100,17 @@ describe('Scanner onHashing', () => {
     assert.deepEqual(told, record.blocks.map((hash, i) => [i, Buffer.from(hash).toString('hex')]));
   });
 });
+
+describe('HashingFiles.snapshot', () => {
+  test('every known block, in runs of at most 1,024, under the current tag', () => {
+    const files = new HashingFiles();
+    const tag = randomBytes(16);
+    const hashes = Array.from({ length: 1100 }, (_, i) => sha(Buffer.from([i & 255, i >> 8])));
+    files.note(folderId, event('big', tag, 0, hashes.slice(0, 1030)));
+    files.note(folderId, event('big', tag, 2000, hashes.slice(1030)));
+    const snapshot = files.snapshot(folderId);
+    assert.deepEqual(snapshot.map((m) => [m.firstBlock, m.hashes.length / 32]), [[0, 1024], [1024, 6], [2000, 70]]);
+    assert.ok(snapshot.every((m) => m.tag.equals(tag) && m.path === 'big'));
+    assert.ok(snapshot[2]!.hashes.subarray(0, 32).equals(hashes[1030]!));
+  });
+});

@@ -56,16 +56,22 @@ async function gatedPool(): Promise<GatedPool> {
   return pool;
 }
 
-async function pair(): Promise<{ alice: Device; bob: Device; pool: GatedPool; responseBytesToBob: () => number }> {
+async function devices(): Promise<{ alice: Device; bob: Device; pool: GatedPool }> {
   const keys = newFolder();
   const pool = await gatedPool();
   const alice = await makeDevice(cleanups, { name: 'alice', keys, pool });
   const bob = await makeDevice(cleanups, { name: 'bob', keys, logger: captureLogger().logger });
+  // A failed test must not leave a scan waiting at the gate (cleanups run last-first: this one first).
+  cleanups.push(async () => pool.letThrough());
+  return { alice, bob, pool };
+}
+
+async function pair(): Promise<{ alice: Device; bob: Device; pool: GatedPool; responseBytesToBob: () => number }> {
+  const { alice, bob, pool } = await devices();
   const link = await connect(cleanups, alice, bob);
   // Block data bob received (Response frames in at bob's end of the link).
   const responseBytesToBob = (): number =>
     link.framesB.filter((f) => f.direction === 'in' && f.type === MESSAGE_CODES.Response).reduce((sum, f) => sum + f.body.length, 0);
-  // A failed test must not leave a scan waiting at the gate (cleanups run last-first: this one first).
   cleanups.push(async () => pool.letThrough());
   return { alice, bob, pool, responseBytesToBob };
 }
@@ -120,6 +126,29 @@ describe('streaming large files', () => {
     assert.ok(report.bytesAdopted > 0, 'blocks of the second hash adopted');
     assert.ok(report.bytesAdopted + bob.sync.stats.bytesRequested + bob.sync.stats.bytesCopied <= size, 'no block fetched twice into the installed file');
     assert.deepEqual(await temps(bob.root), []);
+  });
+
+  test('a peer that connects while the file is hashed hears the hashes known so far', async () => {
+    const { alice, bob, pool } = await devices();
+    const size = 20 * 1024 * 1024;
+    await writeFile(join(alice.root, 'late.bin'), randomBytes(size));
+    const announced: number[] = [];
+    const onHashing = alice.sync.hashing.bind(alice.sync);
+    alice.sync.hashing = (event) => {
+      announced.push(...event.blocks.map((_, i) => event.firstBlock + i));
+      onHashing(event);
+    };
+    pool.shut();
+    const scan = alice.scan();
+    await until(() => announced.length === size / (128 * 1024));
+    await connect(cleanups, alice, bob);
+    await until(() => bob.sync.prefetchReport().bytesFetched === size);
+    assert.equal(bob.index.getGlobal('late.bin'), undefined);
+    pool.letThrough();
+    await scan;
+    await converged([alice, bob]);
+    assert.equal(bob.sync.prefetchReport().bytesAdopted, size);
+    assert.equal(bob.sync.stats.bytesRequested, 0);
   });
 
   test("a hostile peer's announcements are bounded and dropped with a reason; nothing is installed without a record; the link stays", async () => {
