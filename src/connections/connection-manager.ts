@@ -475,7 +475,7 @@ export class ConnectionManager extends Resource {
     const attempt = (async (): Promise<void> => {
       let socket: TLSSocket | undefined;
       try {
-        socket = await udp.dial(target, { timeoutMs: UDP_PROBE_MS, signal: signal ? AbortSignal.any([this.lifetime.signal, signal]) : this.lifetime.signal, punch: true });
+        socket = await udp.dial(target, { timeoutMs: UDP_PROBE_MS, signal: signal ? AbortSignal.any([this.lifetime.signal, signal]) : this.lifetime.signal });
         const order = this.nextOrder++; // at TLS completion, as in dialOnce
         const remoteId = certificateDeviceId(socket);
         if (remoteId !== deviceId) throw new FerryError('HANDSHAKE', `${where} is ${remoteId === this.options.identity.id ? 'this device' : `device ${remoteId ?? '(none)'}`}, not the one introduced`);
@@ -538,6 +538,7 @@ export class ConnectionManager extends Resource {
       handshakeTimeoutMs: this.handshakeTimeoutMs,
       signal: this.lifetime.signal,
       preHandshakeBudget: this.preHandshake,
+      punched: () => linkOf(socket).path() === 'udp punched',
     });
     return { ...result, generation };
   }
@@ -560,7 +561,7 @@ export class ConnectionManager extends Resource {
       connection,
       handshake,
       connectedAtMs: Date.now(),
-      ...(attempt.over ? { path: attempt.over.path, rttMs: attempt.over.rttMs } : linkOf(socket)),
+      ...(attempt.over ? { path: attempt.over.path, rttMs: attempt.over.rttMs } : punchedEither(linkOf(socket), handshake.peer.punched === true)),
     };
     const link: Link = { peer, order: attempt.order, relayed: attempt.over !== undefined || this.bothOnTurn(socket) };
     this.watch(socket, link);
@@ -702,6 +703,17 @@ export class ConnectionManager extends Resource {
       this.log.error('onPeerClosed handler failed', { err });
     }
   }
+}
+
+/**
+ * A UDP link is punched when either end saw the simultaneous open (it was dialling the address the
+ * other's SYN came from): the acceptor always knows (its NAT let the SYN in only because it had sent
+ * first), the dialler only if the peer's SYN reached it too, which it may not when its own got
+ * through first. The peer's Hello says what its end saw, so both ends report the same path.
+ */
+function punchedEither(link: ReturnType<typeof linkOf>, peerSawPunch: boolean): ReturnType<typeof linkOf> {
+  if (!peerSawPunch) return link;
+  return { ...link, path: () => (link.path() === 'udp' ? 'udp punched' : link.path()) };
 }
 
 /**

@@ -105,11 +105,8 @@ export class UdpTransport extends Resource {
     await this.socket.close();
   }
 
-  /**
-   * Like dialTls, over µTP: SYNs sent (and NATs punched) until the deadline. `punch`: this dial is
-   * one side of a simultaneous open (an introduction had both ends dial each other at once).
-   */
-  async dial(target: HostPort, options: DialOptions & { punch?: boolean }): Promise<TLSSocket> {
+  /** Like dialTls, over µTP: SYNs sent (and NATs punched) until the deadline. */
+  async dial(target: HostPort, options: DialOptions): Promise<TLSSocket> {
     const endpoint = this.endpoint;
     const where = formatAddress(target);
     if (!endpoint || this.closed) throw new FerryError('CLOSED', 'UDP transport closed');
@@ -121,11 +118,6 @@ export class UdpTransport extends Resource {
       if (err instanceof FerryError) throw new FerryError(err.code, `UDP: ${err.message.replace('µTP ', '')} (${where})`);
       throw ioError(`cannot connect to ${where} over UDP`, err);
     }
-    // The peer was dialling us at the same moment, so our SYN got through its NAT because its own
-    // SYNs had opened it: a punched link, also when its SYN has not reached us yet (ours got through
-    // first, and it may stop sending once its own dial completes). Otherwise the endpoint marks it
-    // only when the peer's SYN arrives, and which end says `udp punched` was a race of the two SYNs.
-    if (options.punch) utp.punched = true;
     const socket = wrap(tls.connect({ ...clientTlsOptions(this.options.identity), socket: utp }), utp, this.datagrams.address(), this.options.over?.path);
     return awaitSecureConnect(socket, { where, transport: ' over UDP', timeoutMs: deadline - Date.now(), signal: options.signal });
   }

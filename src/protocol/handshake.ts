@@ -35,6 +35,8 @@ export interface HandshakeOptions {
   softwareVersion: string;
   /** The peer's address as we see it (IP-literal HOST:PORT), told to it in our Hello. */
   observed?: string;
+  /** Our end of this UDP link came from a simultaneous open (a punch), told to the peer in our Hello. */
+  punched?: boolean;
   /** The peer's device ID as its TLS certificate proves it. */
   peerDeviceId: string;
   folders: readonly FolderKeys[];
@@ -59,6 +61,8 @@ export interface PeerHello {
   softwareVersion: string;
   /** Where the peer says it sees us (a claim, unverified: use it as a hint only). */
   observed?: string;
+  /** The peer's end of this UDP link came from a simultaneous open (its Hello said so). */
+  punched?: boolean;
   /** What its ClusterState listed in `features` (empty from older peers). */
   features?: string[];
 }
@@ -126,6 +130,7 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
     deviceName: '',
     softwareVersion: '',
     ...(options.observed ? { observed: options.observed } : {}),
+    ...(options.punched ? { punched: true } : {}),
   });
   // 2. Blinded claims, sent before reading the peer's Hello so neither side waits on the other.
   const claims = makeClaims(folders, ekm, role);
@@ -139,6 +144,7 @@ async function handshakeSteps(conn: PeerConnection, options: HandshakeOptions, s
   if (hello.deviceId !== peerDeviceId) throw new FerryError('HANDSHAKE', "peer's Hello names a device other than its certificate");
   const peer: PeerHello = { deviceId: hello.deviceId, deviceName: hello.deviceName, softwareVersion: hello.softwareVersion };
   if (hello.observed) peer.observed = hello.observed;
+  if (hello.punched) peer.punched = true;
 
   // 3. Proofs, only for folders whose tag the peer sent: a stranger gets nothing.
   const peerClaims = await expect(conn, 'FolderClaims', signal);

@@ -91,6 +91,8 @@ export interface HelloMessage {
   softwareVersion: string;
   /** Optional: the sender's view of the receiver's address (IP-literal HOST:PORT), so a device behind NAT learns its external address. */
   observed?: string;
+  /** Optional: true when the sender's end of this UDP link came from a simultaneous open (it was dialling the receiver too): a punched link. */
+  punched?: boolean;
 }
 
 /** Blinded, per-session tags, one per folder held (plus decoys): no folder ID in clear. */

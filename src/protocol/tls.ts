@@ -73,6 +73,8 @@ export interface EstablishOptions extends PeerConnectionOptions {
   signal?: AbortSignal;
   /** Shared by every link of one device still in its handshake. @default a budget of this link alone */
   preHandshakeBudget?: PreHandshakeBudget;
+  /** Whether our end of the link came from a simultaneous open (a punched UDP link), read when our Hello goes out. */
+  punched?: () => boolean;
 }
 
 /**
@@ -98,6 +100,7 @@ export async function establishPeer(
       deviceName: options.identity.name,
       softwareVersion: options.softwareVersion,
       observed: observedAddress(socket),
+      punched: options.punched?.() === true,
       peerDeviceId: remoteId,
       folders: options.folders,
       folderState: options.folderState,

@@ -7,6 +7,7 @@ import type { FileRecord } from '../index/records.js';
 import { decodeBody, MAX_BLOCK_BYTES } from './frames.js';
 import {
   checkArray,
+  checkBoolean,
   checkByteRange,
   checkBytes,
   checkDeviceId,
@@ -157,6 +158,7 @@ const VALIDATORS: Record<MessageName, Validator> = {
     deviceName: checkString(f.deviceName, 'Hello.deviceName', LIMITS.maxDeviceNameBytes),
     softwareVersion: checkString(f.softwareVersion, 'Hello.softwareVersion', LIMITS.maxSoftwareVersionBytes),
     ...(f.observed !== undefined && f.observed !== null ? { observed: checkPeerAddress(f.observed, 'Hello.observed') } : {}),
+    ...(f.punched !== undefined && f.punched !== null && checkBoolean(f.punched, 'Hello.punched') ? { punched: true } : {}),
   }),
   FolderClaims: (f) => {
     const tags = checkArray(f.tags, 'FolderClaims.tags', LIMITS.maxFolderClaims).map((t, i) =>

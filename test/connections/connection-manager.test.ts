@@ -224,22 +224,31 @@ describe('ConnectionManager', () => {
 });
 
 describe('links made by hole punching', () => {
-  test('the end of an introduced dial says "udp punched" even when the other end\'s SYN never reached it', async () => {
-    // Over loopback nothing drops the first SYN, so B's dial completes before A sends any SYN (A does
-    // not dial at all here): the race in which the end whose own SYN got through first never sees
-    // the other's. A dial made on an introduction is one side of a simultaneous open all the same.
+  test('both ends say "udp punched" also when only one of them saw the simultaneous open', async () => {
+    // The race of a punch: both dial each other, but A's SYNs never reach B (dropped here, as a NAT
+    // does before B's own SYN opened it), so the one link is B's dial, which A accepts. A knows it was
+    // punched (it was dialling B when B's SYN came); B never sees a SYN of A's: A's Hello tells it.
     const folder = FolderKeys.generate();
     const a = new TestNode(alice, [folder]);
     const b = new TestNode(bob, [folder]);
     await withNodes([a, b], async () => {
-      const { host, port } = a.manager.address();
-      const result = await b.manager.punchDial(alice.id, { host, port }, 'introduced via test');
+      const socketA = a.manager.udpSocket()!;
+      const send = socketA.send.bind(socketA);
+      socketA.send = (buf: Buffer, port: number, host: string) => {
+        if (buf[0] === 0x41) return; // µTP ST_SYN, version 1
+        send(buf, port, host);
+      };
+      const toA = a.manager.address();
+      const toB = b.manager.address();
+      const stopA = new AbortController();
+      const dialA = a.manager.punchDial(bob.id, { host: toB.host, port: toB.port }, 'introduced via test', stopA.signal);
+      const result = await b.manager.punchDial(alice.id, { host: toA.host, port: toA.port }, 'introduced via test');
       assert.deepEqual(result, { connected: true });
-      const atB = b.onlyPeer();
-      assert.equal(atB?.path(), 'udp punched', 'the dialling end of an introduced punch');
+      stopA.abort();
+      await dialA;
       await eventually(() => a.onlyPeer() !== undefined, 'A to keep the link');
-      // A never dialled B: its end of the link is a plain accepted UDP connection.
-      assert.equal(a.onlyPeer()!.path(), 'udp');
+      assert.equal(a.onlyPeer()!.path(), 'udp punched', 'the accepting end saw the punch');
+      assert.equal(b.onlyPeer()?.path(), 'udp punched', "the dialling end learns it from the peer's Hello");
     });
   });
 });

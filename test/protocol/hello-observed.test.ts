@@ -1,5 +1,6 @@
 // The Hello's optional `observed` field: each side tells the other the address it sees it at
 // (how a device behind NAT learns its external address); a bad value is refused, none is fine.
+// And its optional `punched` flag: the sender's end of a UDP link saw a simultaneous open.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -46,5 +47,28 @@ test('observed is optional (older peers send none) and must be an IP-literal HOS
   assert.equal((decodeHello({ ...hello, observed: '[2001:db8::7]:40000' }) as { observed?: string }).observed, '[2001:db8::7]:40000');
   for (const bad of ['router.example:1', '203.0.113.7', '203.0.113.7:0', '999.1.1.1:5', '[fe80::1%eth0]:5', 42, '1'.repeat(100), ['1.2.3.4:5']]) {
     assert.throws(() => decodeHello({ ...hello, observed: bad }), (err: unknown) => isFerryError(err, 'PROTOCOL'), String(bad).slice(0, 40));
+  }
+});
+
+test('punched is optional (older peers send none), true or false, and travels in the handshake', async () => {
+  assert.equal((decodeHello(hello) as { punched?: boolean }).punched, undefined);
+  assert.equal((decodeHello({ ...hello, punched: true }) as { punched?: boolean }).punched, true);
+  assert.equal((decodeHello({ ...hello, punched: false }) as { punched?: boolean }).punched, undefined);
+  for (const bad of [1, 'yes', [true]]) {
+    assert.throws(() => decodeHello({ ...hello, punched: bad }), (err: unknown) => isFerryError(err, 'PROTOCOL'), String(bad));
+  }
+  const folder = FolderKeys.generate();
+  const pair = await tlsPair(alice, bob);
+  try {
+    const options = { softwareVersion: 'test', folders: [folder], handshakeTimeoutMs: 5000, closeTimeoutMs: 500 };
+    const [a, b] = await Promise.all([
+      establishPeer(pair.client, { ...options, role: 'client', identity: alice, punched: () => false }),
+      establishPeer(pair.server, { ...options, role: 'server', identity: bob, punched: () => true }),
+    ]);
+    assert.equal(a.handshake.peer.punched, true, "the server's end saw a punch: its Hello says so");
+    assert.equal(b.handshake.peer.punched, undefined);
+    await Promise.all([a.connection.close(), b.connection.close()]);
+  } finally {
+    await pair.close();
   }
 });
