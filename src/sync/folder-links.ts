@@ -148,10 +148,13 @@ export class FolderLinks {
       return false;
     }
     // A link that replaces another (a direct link after a relayed one) keeps the device's bytes in
-    // flight: requests still answered on the old link are counted against the same budget.
+    // flight: requests still answered on the old link are counted against the same budget. With an
+    // ENC peer it also keeps what we know of the peer's blocks (its index stays as stored, and the
+    // new link resumes it), so nothing in flight or already known is fetched again.
     const previous = this.links.get(link.deviceId);
-    const carried = previous && !previous.enc && !enc ? previous.budget : undefined;
-    this.detach(link.deviceId);
+    const handover = previous !== undefined && previous.enc === enc;
+    const carried = handover ? previous.budget : undefined;
+    this.detach(link.deviceId, undefined, { handover });
     const { peerState } = link;
     // A new index ID (or one that shrank) means the peer started over: forget its old records.
     const storedId = this.index.peerIndexId(link.deviceId);
@@ -204,13 +207,17 @@ export class FolderLinks {
     return true;
   }
 
-  /** Stops syncing with a device; given a connection, only if that is still the device's link (a replaced one must not detach its successor). */
-  detach(deviceId: string, connection?: PeerConnection): void {
+  /**
+   * Stops syncing with a device; given a connection, only if that is still the device's link (a
+   * replaced one must not detach its successor). `handover`: another link of the device takes over
+   * at once (attach), so an ENC peer's blocks and index position are kept for it.
+   */
+  detach(deviceId: string, connection?: PeerConnection, options: { handover?: boolean } = {}): void {
     const state = this.links.get(deviceId);
     if (!state || (connection && state.link.connection !== connection)) return;
     state.sender.stop();
     this.links.delete(deviceId);
-    if (state.enc) {
+    if (state.enc && !options.handover) {
       // What we know of an ENC peer's blocks is not kept: its full index comes again next time.
       this.enc!.forget(deviceId);
       void this.index.setPeerSequence(deviceId, 0, Buffer.alloc(state.link.peerState.indexId.length)).catch(() => undefined);

@@ -7,7 +7,10 @@
 // punch lands first), the relayed link drains and closes (Close SUPERSEDED), the bytes B's network
 // interface received stay within a bound of the file's size plus packet overhead (nothing in flight
 // on the relayed link is fetched again; before the handover, 73.7 MiB against 65.2–65.9 MiB now),
-// the file arrives identical and B's folder never shows `stalled` or `error`.
+// the file arrives identical and B's folder never shows `stalled` or `error`. The same when B is an
+// ENC (encrypted-storage) peer of the folder that carries the file: A then talks to B through its
+// EncBridge, and the handover used to drop what A knew of B's blocks (its index came again, or the
+// new link closed with RESYNC) and blocks in flight were fetched again.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +23,7 @@ import { needs } from '../helpers/needs.js';
 import { INET_SYNC_PORT, inetSuite, FerryNode, join, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'fhover';
+const PREFIX_ENC = 'fhoverenc';
 const LAB_SETTINGS = {
   NETLAB_INET_HOSTS: '1', NETLAB_INET_R1_UPNP: '0', NETLAB_INET_R2_UPNP: '0', NETLAB_INET_R1_NAT: 'symmetric', NETLAB_INET_R2_NAT: 'symmetric',
 };
@@ -39,92 +43,113 @@ type PeerJson = { device: string; connected: boolean; path?: string; bytesIn?: n
 type Status = Omit<StatusJson, 'folders' | 'device'> & {
   device: { id: string; name: string };
   services: StatusJson['services'] & { relay?: { relaying: number; relayedBytes: number } };
-  folders: Array<{ id: string; state: string; stalledReason?: string; failedItems: number; peers: PeerJson[] }>;
+  folders: Array<{ id: string; state: string; stalledReason?: string; failedItems: number; localFiles: number; needFiles: number; needBytes?: number; peers: PeerJson[] }>;
 };
+type Suite = ReturnType<typeof inetSuite>;
+
+const status = async (of: FerryNode): Promise<Status> => (await of.status()) as unknown as Status;
+const rxBytes = (ns: string): number => Number(execFileSync('ip', ['netns', 'exec', ns, 'cat', '/sys/class/net/eth0/statistics/rx_bytes'], { encoding: 'utf8' }).trim());
 
 describe('a relayed link moves to direct mid-transfer without re-requesting blocks', { skip: needs.netlab(['nft', 'nftables'], ['stund', 'stun-server']) }, () => {
   const suite = inetSuite(PREFIX, LAB_SETTINGS);
-  const { node } = suite;
-
-  const status = async (of: FerryNode): Promise<Status> => (await of.status()) as unknown as Status;
-  const rxBytes = (ns: string): number => Number(execFileSync('ip', ['netns', 'exec', ns, 'cat', '/sys/class/net/eth0/statistics/rx_bytes'], { encoding: 'utf8' }).trim());
-
-  test('64 MiB A → B: relayed, then direct mid-transfer; no block fetched twice, no stall', async (t) => {
-    const dirs = Object.fromEntries(['a1', 'a2', 'b1', 'b2', 'c1'].map((d) => [d, joinPath(suite.base, d)])) as Record<'a1' | 'a2' | 'b1' | 'b2' | 'c1', string>;
-    for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true });
-    const a = node('a', suite.lab.NETLAB_INET_H1a_NS!);
-    const b = node('b', suite.lab.NETLAB_INET_H2a_NS!);
-    const c = node('c', suite.lab.NETLAB_INET_PUBLIC_NS!, ['--relay-rate', String(RELAY_RATE)]);
-    await Promise.all([a.ready(), b.ready(), c.ready()]);
-    const shareOn = async (dir: string) => {
-      const shared = await a.cli(['share', dir, '--json']);
-      assert.equal(shared.code, 0, shared.stderr);
-      return JSON.parse(shared.stdout) as { rw: string; enc: string; folderId: string };
-    };
-    // F1 is shared with C (ENC key) so that C relays for A and B; F2, which C lacks, carries the file.
-    const f1 = await shareOn(dirs.a1);
-    const f2 = await shareOn(dirs.a2);
-    await join(c, f1.enc, dirs.c1);
-    await join(b, f1.rw, dirs.b1);
-    await join(b, f2.rw, dirs.b2);
-    const [idA, idB] = await Promise.all([a, b].map(async (n) => (await status(n)).device.id));
-    const cAddress = `${suite.lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
-    assert.equal((await a.cli(['peers', 'add', cAddress])).code, 0);
-    assert.equal((await b.cli(['peers', 'add', cAddress])).code, 0);
-    const folderAt = async (of: FerryNode) => (await status(of)).folders.find((f) => f.id === f2.folderId);
-    const linkAt = async (of: FerryNode, device: string) => (await folderAt(of))?.peers.find((p) => p.device === device && p.connected);
-    const cName = (await status(c)).device.name;
-    await waitFor(async () => (await linkAt(b, idA!))?.path === `relay via ${cName}`, 'A and B to connect through C', 180_000);
-
-    const payload = randomBytes(FILE_BYTES);
-    const relayedBefore = (await status(c)).services.relay!.relayedBytes;
-    const rxBefore = rxBytes(suite.lab.NETLAB_INET_H2a_NS!);
-    const states = new Set<string>();
-    const watchB = async (): Promise<void> => {
-      const folder = await folderAt(b);
-      if (!folder) return;
-      states.add(folder.state);
-      assert.equal(folder.failedItems, 0, JSON.stringify(folder));
-    };
-    const started = Date.now();
-    await writeFile(joinPath(dirs.a2, 'payload.bin'), payload);
-    // Mid-transfer: an eighth of the file has gone through C.
-    await waitFor(async () => {
-      await watchB();
-      return (await status(c)).services.relay!.relayedBytes - relayedBefore >= FILE_BYTES / 8;
-    }, 'an eighth of the file to pass the relay', 180_000);
-    // The direct path opens: a port forward on B's router, and A is told that address.
-    const r2 = suite.lab.NETLAB_INET_R2_NS!;
-    const hostB = suite.lab.NETLAB_INET_H2a_ADDR!;
-    for (const proto of ['tcp', 'udp']) {
-      execFileSync('ip', ['netns', 'exec', r2, 'nft', 'add', 'rule', 'inet', 'filter', 'prerouting', 'iifname', 'wan0', proto, 'dport', String(SYNC_PORT), 'dnat', 'ip', 'to', `${hostB}:${SYNC_PORT}`]);
-    }
-    execFileSync('ip', ['netns', 'exec', r2, 'nft', 'insert', 'rule', 'inet', 'filter', 'forward', 'iifname', 'wan0', 'ct', 'status', 'dnat', 'accept']);
-    const openedAt = Date.now();
-    assert.equal((await a.cli(['peers', 'add', `${suite.lab.NETLAB_INET_R2_EXTERNAL_ADDR}:${SYNC_PORT}`])).code, 0);
-    const direct = await waitFor(async () => {
-      await watchB();
-      const link = await linkAt(b, idA!);
-      return link && !link.path?.startsWith('relay') ? link : false;
-    }, 'the direct link to replace the relayed one', 120_000);
-    const handoverMs = Date.now() - openedAt;
-    const relayedAtHandover = (await status(c)).services.relay!.relayedBytes - relayedBefore;
-    assert.equal((await linkAt(a, idB!))?.path, direct.path);
-    assert.ok(relayedAtHandover < FILE_BYTES, `the transfer had finished over the relay before the handover (${relayedAtHandover} bytes relayed; the direct link came ${handoverMs} ms after the port forward)`);
-    await waitFor(async () => {
-      await watchB();
-      return (await readFile(joinPath(dirs.b2, 'payload.bin')).catch(() => Buffer.alloc(0))).equals(payload);
-    }, 'payload.bin to arrive identical at B', 300_000);
-    const syncMs = Date.now() - started;
-    await waitFor(async () => (await status(c)).services.relay!.relaying === 0, 'the relayed stream to end at C', 60_000);
-    const received = rxBytes(suite.lab.NETLAB_INET_H2a_NS!) - rxBefore;
-    const relayed = (await status(c)).services.relay!.relayedBytes - relayedBefore;
-    t.diagnostic(`handover ${handoverMs} ms after the port forward (path ${direct.path}); ${(relayed / 2 ** 20).toFixed(1)} MiB through C; B's interface received ${(received / 2 ** 20).toFixed(2)} MiB for the 64 MiB file (bound ${(RECEIVED_BOUND / 2 ** 20).toFixed(1)}); synced in ${syncMs} ms; states seen at B: ${[...states].join(', ')}`);
-    assert.ok(received <= RECEIVED_BOUND, `B received ${received} bytes for a ${FILE_BYTES}-byte file (bound ${RECEIVED_BOUND}): blocks were fetched twice`);
-    assert.ok(relayed > FILE_BYTES / 8 && relayed < FILE_BYTES, `both links carried part of the file (${relayed} bytes relayed)`);
-    assert.ok(!states.has('stalled') && !states.has('error'), `B's folder went ${[...states].join(', ')}`);
-    assert.equal((await stat(joinPath(dirs.b2, 'payload.bin'))).size, FILE_BYTES);
-    assert.match(a.log + b.log, /direct link replaces the relayed one; draining it/);
-    assert.doesNotMatch(b.log, /block request failed/);
-  });
+  test('64 MiB A → B: relayed, then direct mid-transfer; no block fetched twice, no stall', (t) => handover(suite, t, 'rw'));
 });
+
+describe('an ENC peer\'s relayed link moves to direct mid-transfer without re-requesting blocks', { skip: needs.netlab(['nft', 'nftables'], ['stund', 'stun-server']) }, () => {
+  const suite = inetSuite(PREFIX_ENC, LAB_SETTINGS);
+  test('64 MiB A → ENC B: relayed, then direct mid-transfer; no block fetched twice, no stall', (t) => handover(suite, t, 'enc'));
+});
+
+/** A writes 64 MiB into F2, which B holds with `keyB` (RW, or ENC: B stores it encrypted). */
+async function handover(suite: Suite, t: { diagnostic(message: string): void }, keyB: 'rw' | 'enc'): Promise<void> {
+  const { node } = suite;
+  const dirs = Object.fromEntries(['a1', 'a2', 'b1', 'b2', 'c1'].map((d) => [d, joinPath(suite.base, d)])) as Record<'a1' | 'a2' | 'b1' | 'b2' | 'c1', string>;
+  for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true });
+  const a = node('a', suite.lab.NETLAB_INET_H1a_NS!);
+  const b = node('b', suite.lab.NETLAB_INET_H2a_NS!);
+  const c = node('c', suite.lab.NETLAB_INET_PUBLIC_NS!, ['--relay-rate', String(RELAY_RATE)]);
+  await Promise.all([a.ready(), b.ready(), c.ready()]);
+  const shareOn = async (dir: string) => {
+    const shared = await a.cli(['share', dir, '--json']);
+    assert.equal(shared.code, 0, shared.stderr);
+    return JSON.parse(shared.stdout) as { rw: string; enc: string; folderId: string };
+  };
+  // F1 is shared with C (ENC key) so that C relays for A and B; F2, which C lacks, carries the file.
+  const f1 = await shareOn(dirs.a1);
+  const f2 = await shareOn(dirs.a2);
+  await join(c, f1.enc, dirs.c1);
+  await join(b, f1.rw, dirs.b1);
+  await join(b, f2[keyB], dirs.b2);
+  const [idA, idB] = await Promise.all([a, b].map(async (n) => (await status(n)).device.id));
+  const cAddress = `${suite.lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
+  assert.equal((await a.cli(['peers', 'add', cAddress])).code, 0);
+  assert.equal((await b.cli(['peers', 'add', cAddress])).code, 0);
+  const folderAt = async (of: FerryNode) => (await status(of)).folders.find((f) => f.id === f2.folderId);
+  const linkAt = async (of: FerryNode, device: string) => (await folderAt(of))?.peers.find((p) => p.device === device && p.connected);
+  const cName = (await status(c)).device.name;
+  await waitFor(async () => (await linkAt(b, idA!))?.path === `relay via ${cName}`, 'A and B to connect through C', 180_000);
+
+  // A first small file, so that B's index of F2 is not empty when the link changes (what A knows of an
+  // ENC B's index and blocks is what the handover used to drop).
+  await writeFile(joinPath(dirs.a2, 'first.txt'), 'first\n');
+  await waitFor(async () => ((await folderAt(b))?.localFiles ?? 0) >= 1 && (await folderAt(b))?.needFiles === 0, 'first.txt to reach B', 120_000);
+  const payload = randomBytes(FILE_BYTES);
+  const relayedBefore = (await status(c)).services.relay!.relayedBytes;
+  const rxBefore = rxBytes(suite.lab.NETLAB_INET_H2a_NS!);
+  const states = new Set<string>();
+  const watchB = async (): Promise<void> => {
+    const folder = await folderAt(b);
+    if (!folder) return;
+    states.add(folder.state);
+    assert.equal(folder.failedItems, 0, JSON.stringify(folder));
+  };
+  const started = Date.now();
+  await writeFile(joinPath(dirs.a2, 'payload.bin'), payload);
+  // Mid-transfer: an eighth of the file has gone through C.
+  await waitFor(async () => {
+    await watchB();
+    return (await status(c)).services.relay!.relayedBytes - relayedBefore >= FILE_BYTES / 8;
+  }, 'an eighth of the file to pass the relay', 180_000);
+  // The direct path opens: a port forward on B's router, and A is told that address.
+  const r2 = suite.lab.NETLAB_INET_R2_NS!;
+  const hostB = suite.lab.NETLAB_INET_H2a_ADDR!;
+  for (const proto of ['tcp', 'udp']) {
+    execFileSync('ip', ['netns', 'exec', r2, 'nft', 'add', 'rule', 'inet', 'filter', 'prerouting', 'iifname', 'wan0', proto, 'dport', String(SYNC_PORT), 'dnat', 'ip', 'to', `${hostB}:${SYNC_PORT}`]);
+  }
+  execFileSync('ip', ['netns', 'exec', r2, 'nft', 'insert', 'rule', 'inet', 'filter', 'forward', 'iifname', 'wan0', 'ct', 'status', 'dnat', 'accept']);
+  const openedAt = Date.now();
+  assert.equal((await a.cli(['peers', 'add', `${suite.lab.NETLAB_INET_R2_EXTERNAL_ADDR}:${SYNC_PORT}`])).code, 0);
+  const direct = await waitFor(async () => {
+    await watchB();
+    const link = await linkAt(b, idA!);
+    return link && !link.path?.startsWith('relay') ? link : false;
+  }, 'the direct link to replace the relayed one', 120_000);
+  const handoverMs = Date.now() - openedAt;
+  const relayedAtHandover = (await status(c)).services.relay!.relayedBytes - relayedBefore;
+  assert.equal((await linkAt(a, idB!))?.path, direct.path);
+  assert.ok(relayedAtHandover < FILE_BYTES, `the transfer had finished over the relay before the handover (${relayedAtHandover} bytes relayed; the direct link came ${handoverMs} ms after the port forward)`);
+  // An ENC B stores the file encrypted under names of its own: it has it once it needs nothing more.
+  const arrived = keyB === 'rw'
+    ? async () => (await readFile(joinPath(dirs.b2, 'payload.bin')).catch(() => Buffer.alloc(0))).equals(payload)
+    : async () => {
+        const folder = await folderAt(b);
+        return folder !== undefined && folder.localFiles >= 2 && folder.needFiles === 0 && !(folder.needBytes ?? 0);
+      };
+  await waitFor(async () => {
+    await watchB();
+    return arrived();
+  }, `payload.bin to arrive ${keyB === 'rw' ? 'identical ' : ''}at B`, 300_000);
+  const syncMs = Date.now() - started;
+  await waitFor(async () => (await status(c)).services.relay!.relaying === 0, 'the relayed stream to end at C', 60_000);
+  const received = rxBytes(suite.lab.NETLAB_INET_H2a_NS!) - rxBefore;
+  const relayed = (await status(c)).services.relay!.relayedBytes - relayedBefore;
+  t.diagnostic(`handover ${handoverMs} ms after the port forward (path ${direct.path}); ${(relayed / 2 ** 20).toFixed(1)} MiB through C; B's interface received ${(received / 2 ** 20).toFixed(2)} MiB for the 64 MiB file (bound ${(RECEIVED_BOUND / 2 ** 20).toFixed(1)}); synced in ${syncMs} ms; states seen at B: ${[...states].join(', ')}`);
+  assert.ok(received <= RECEIVED_BOUND, `B received ${received} bytes for a ${FILE_BYTES}-byte file (bound ${RECEIVED_BOUND}): blocks were fetched twice`);
+  assert.ok(relayed > FILE_BYTES / 8 && relayed < FILE_BYTES, `both links carried part of the file (${relayed} bytes relayed)`);
+  assert.ok(!states.has('stalled') && !states.has('error'), `B's folder went ${[...states].join(', ')}`);
+  if (keyB === 'rw') assert.equal((await stat(joinPath(dirs.b2, 'payload.bin'))).size, FILE_BYTES);
+  assert.match(a.log + b.log, /direct link replaces the relayed one; draining it/);
+  assert.doesNotMatch(b.log, /block request failed/);
+  // A kept what it knew of B's blocks across the handover: no full index again, no RESYNC close.
+  assert.doesNotMatch(a.log + b.log, /reconnecting to an encrypted peer for its full index|RESYNC/);
+}
