@@ -94,6 +94,12 @@ export class FrameDecoder {
   /** `type + body` length of the frame being assembled, once its header was read. */
   private expected: number | null = null;
   private typeChecked = false;
+  /** pushTransient(): the frame (`type + body`) being filled, and how many of its bytes are in. */
+  private assembly: Buffer | null = null;
+  private filled = 0;
+  /** pushTransient(): the length prefix and type byte, while they are split between chunks. */
+  private readonly head = Buffer.alloc(FRAME_HEADER_BYTES + 1);
+  private headFilled = 0;
 
   constructor(options: FrameDecoderOptions = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
@@ -115,11 +121,13 @@ export class FrameDecoder {
 
   /** Bytes held for the frame in progress. */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.buffered + (this.assembly ? this.filled : this.headFilled);
   }
 
   /** Adds a chunk; returns the frames it completed. Throws PROTOCOL / FRAME_TOO_LARGE on bad input. */
   push(chunk: Buffer): Frame[] {
+    // A frame begun by pushTransient() is finished the same way (which copies, so any chunk will do).
+    if (this.assembly !== null || this.headFilled > 0) return this.pushTransient(chunk);
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
@@ -129,12 +137,7 @@ export class FrameDecoder {
       if (this.holding) break;
       if (this.expected === null) {
         if (this.buffered < FRAME_HEADER_BYTES) break;
-        const length = this.take(FRAME_HEADER_BYTES).readUInt32BE(0);
-        if (length < 1) throw new FerryError('PROTOCOL', 'empty frame (no type byte)');
-        if (length > this.maxFrameBytes) {
-          throw new FerryError('FRAME_TOO_LARGE', `frame of ${length} bytes exceeds ${this.maxFrameBytes}`);
-        }
-        this.expected = length;
+        this.expected = this.checkLength(this.take(FRAME_HEADER_BYTES).readUInt32BE(0));
         this.typeChecked = false;
       }
       if (!this.typeChecked && this.buffered >= 1) {
@@ -150,9 +153,85 @@ export class FrameDecoder {
     return frames;
   }
 
+  /**
+   * As push(), for a chunk whose memory the caller reuses as soon as this returns (a socket's own
+   * read buffer): nothing returned or kept refers to it. Each frame is copied once, straight into
+   * its own buffer (allocate()) as its bytes arrive, so a stream of chunks costs no buffer per
+   * chunk. Its limits are checked from the header, before that buffer is taken.
+   */
+  pushTransient(chunk: Buffer): Frame[] {
+    if (this.holding) return this.push(Buffer.from(chunk));
+    if (this.buffered > 0 || this.expected !== null) this.adoptBuffered();
+    const frames: Frame[] = [];
+    let at = 0;
+    for (;;) {
+      if (this.assembly === null) {
+        if (at >= chunk.length) break;
+        const n = Math.min(this.head.length - this.headFilled, chunk.length - at);
+        chunk.copy(this.head, this.headFilled, at, at + n);
+        this.headFilled += n;
+        at += n;
+        // The length is checked as soon as it is known, as push() does.
+        if (this.headFilled >= FRAME_HEADER_BYTES) this.checkLength(this.head.readUInt32BE(0));
+        if (this.headFilled < this.head.length) break;
+        this.headFilled = 0;
+        const length = this.head.readUInt32BE(0);
+        this.checkType(this.head[FRAME_HEADER_BYTES]!, length);
+        this.assembly = this.allocate(length);
+        this.assembly[0] = this.head[FRAME_HEADER_BYTES]!;
+        this.filled = 1;
+      }
+      const n = Math.min(this.assembly.length - this.filled, chunk.length - at);
+      chunk.copy(this.assembly, this.filled, at, at + n);
+      this.filled += n;
+      at += n;
+      if (this.filled < this.assembly.length) break;
+      const payload = this.assembly;
+      this.assembly = null;
+      frames.push({ type: payload[0]!, body: payload.subarray(1) });
+      if (this.holdAfter?.(payload[0]!)) {
+        this.holding = true;
+        // Kept unread, as push() keeps them (a copy: the chunk is not ours).
+        if (at < chunk.length) {
+          this.chunks.push(Buffer.from(chunk.subarray(at)));
+          this.buffered += chunk.length - at;
+        }
+        break;
+      }
+    }
+    return frames;
+  }
+
+  /** What push() holds of a partial frame moves into pushTransient()'s state. */
+  private adoptBuffered(): void {
+    if (this.expected !== null && !this.typeChecked) {
+      // Only the length prefix so far: the type byte is checked before the frame's buffer is taken.
+      this.head.writeUInt32BE(this.expected, 0);
+      this.headFilled = FRAME_HEADER_BYTES;
+      this.expected = null;
+    } else if (this.expected !== null) {
+      this.assembly = this.allocate(this.expected);
+      this.filled = 0;
+      for (const chunk of this.chunks) this.filled += chunk.copy(this.assembly, this.filled);
+      this.expected = null;
+    } else {
+      for (const chunk of this.chunks) this.headFilled += chunk.copy(this.head, this.headFilled);
+    }
+    this.chunks = [];
+    this.buffered = 0;
+  }
+
+  private checkLength(length: number): number {
+    if (length < 1) throw new FerryError('PROTOCOL', 'empty frame (no type byte)');
+    if (length > this.maxFrameBytes) {
+      throw new FerryError('FRAME_TOO_LARGE', `frame of ${length} bytes exceeds ${this.maxFrameBytes}`);
+    }
+    return length;
+  }
+
   /** Call at end of stream: a partial frame is a PROTOCOL error. */
   end(): void {
-    if (this.buffered > 0 || this.expected !== null) {
+    if (this.buffered > 0 || this.expected !== null || this.assembly !== null || this.headFilled > 0) {
       throw new FerryError('PROTOCOL', 'stream ended inside a frame');
     }
   }

@@ -6,7 +6,7 @@ import { isFerryError } from '../../src/errors.js';
 import { PeerConnection, RequestFailedError, type PeerConnectionOptions } from '../../src/protocol/connection.js';
 import { encodeFrame } from '../../src/protocol/frames.js';
 import type { Message, RequestMessage } from '../../src/protocol/messages.js';
-import { duplexPair, eventually, tcpPair } from './helpers.js';
+import { duplexPair, eventually, makeIdentities, tcpPair, tlsPair } from './helpers.js';
 
 /** The keepalive test's idle timeout, and the quiet it survives (a quarter more). */
 const IDLE_TIMEOUT_MS = 1000;
@@ -150,6 +150,38 @@ describe('PeerConnection', () => {
     await reading;
     assert.equal(seen.length, 0);
     assert.equal(b.closeCode, 'X');
+  });
+
+  test('over TLS both ends read into one buffer of their own; blocks, and bytes that came before the connection started, arrive intact', async () => {
+    const ids = await makeIdentities(2);
+    const pair = await tlsPair(ids.identities[0]!, ids.identities[1]!);
+    try {
+      // The server speaks first, before the client's PeerConnection exists: those bytes wait in the socket's stream buffer.
+      const server = new PeerConnection(pair.server, { closeTimeoutMs: 200 });
+      await server.open();
+      await server.send({ type: 'Ping' });
+      await server.send({ type: 'Have', folderId, path: 'early', version: {}, blockIndexes: [1, 2, 3] });
+      await eventually(() => pair.client.readableLength > 0);
+      const client = new PeerConnection(pair.client, { closeTimeoutMs: 200 });
+      await client.open();
+      assert.equal(client.readsIntoOwnBuffer, true, 'the TLS client reads into its own buffer');
+      assert.equal(server.readsIntoOwnBuffer, true, "the TLS server's socket too");
+      const early = await client.receive({ timeoutMs: 10_000 });
+      assert.equal(early.type === 'Have' && early.path, 'early');
+      const block = (i: number): Buffer => Buffer.alloc(1024 * 1024 + i, i + 1);
+      const answers = (async () => {
+        for await (const message of server) {
+          if (message.type === 'Request') await server.send({ type: 'Response', id: message.id, data: block(message.offset) }).catch(() => undefined);
+        }
+      })();
+      const got = await Promise.all(Array.from({ length: 8 }, (_, i) => client.request({ ...blockRequest, offset: i, size: 1024 * 1024 + i })));
+      got.forEach((data, i) => assert.ok(data.equals(block(i)), `block ${i} intact`));
+      await client.close();
+      await answers;
+    } finally {
+      await pair.close();
+      await ids.cleanup();
+    }
   });
 
   test('large sends to a slow reader wait for drain instead of buffering without bound', async () => {

@@ -62,6 +62,70 @@ describe('frames', () => {
     assert.equal(seen.size, 1, 'each frame reused the buffer the previous one gave back');
   });
 
+  test('pushTransient: any chunking of a reused read buffer, mixed with push(), gives the same frames', () => {
+    fc.assert(
+      fc.property(fc.array(frameArb, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), fc.array(fc.boolean(), { maxLength: 30 }), (frames, cuts, plain) => {
+        const wire = Buffer.concat(frames.map((f) => encodeFrame(f.type, Buffer.from(f.body))));
+        const decoder = new FrameDecoder();
+        const readBuffer = Buffer.alloc(wire.length + 1);
+        const out = split(wire, cuts).flatMap((chunk, i) => {
+          if (plain[i]) return decoder.push(Buffer.from(chunk));
+          // The socket's one read buffer: filled, handed over, then overwritten by the next read.
+          const view = readBuffer.subarray(0, chunk.length);
+          chunk.copy(view);
+          const got = decoder.pushTransient(view);
+          readBuffer.fill(0xee);
+          return got;
+        });
+        decoder.end();
+        assert.deepEqual(
+          out.map((f) => ({ type: f.type, body: [...f.body] })),
+          frames.map((f) => ({ type: f.type, body: [...f.body] })),
+        );
+        assert.equal(decoder.bufferedBytes, 0);
+      }),
+    );
+  });
+
+  test('pushTransient: a frame spread over many reads takes one pool buffer, not one per read', () => {
+    const pool = new BufferPool(8 * 1024 * 1024);
+    let taken = 0;
+    const decoder = new FrameDecoder({ allocate: (size) => (taken++, pool.take(size)) });
+    const body = Buffer.alloc(1024 * 1024, 0x5a);
+    const wire = encodeFrame(7, body);
+    const read = Buffer.alloc(16 * 1024);
+    const frames = [];
+    for (let at = 0; at < wire.length; at += read.length) {
+      const n = wire.copy(read, 0, at, at + read.length);
+      frames.push(...decoder.pushTransient(read.subarray(0, n)));
+    }
+    assert.equal(frames.length, 1);
+    assert.ok(frames[0]!.body.equals(body));
+    assert.equal(taken, 1, 'the frame was assembled in one buffer');
+  });
+
+  test('pushTransient: limits are checked from the header before a buffer is taken; a hold keeps later bytes', () => {
+    let taken = 0;
+    const decoder = new FrameDecoder({ maxBytesForType, allocate: (size) => (taken++, Buffer.alloc(size)) });
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(1024 * 1024);
+    header[4] = MESSAGE_CODES.Hello;
+    decoder.pushTransient(header.subarray(0, 4));
+    assert.throws(() => decoder.pushTransient(header.subarray(4)), (err: unknown) => isFerryError(err, 'FRAME_TOO_LARGE'));
+    assert.equal(taken, 0);
+    const tooLarge = Buffer.alloc(4);
+    tooLarge.writeUInt32BE(MAX_FRAME_BYTES + 1);
+    assert.throws(() => new FrameDecoder().pushTransient(tooLarge), (err: unknown) => isFerryError(err, 'FRAME_TOO_LARGE'));
+
+    const held = new FrameDecoder({ holdAfter: (type) => type === 1 });
+    const wire = Buffer.concat([encodeFrame(1, Buffer.from('a')), encodeFrame(2, Buffer.from('b'))]);
+    const read = Buffer.from(wire);
+    assert.deepEqual(held.pushTransient(read).map((f) => f.type), [1]);
+    read.fill(0);
+    assert.ok(held.held);
+    assert.deepEqual(held.release().map((f) => [f.type, f.body.toString()]), [[2, 'b']]);
+  });
+
   test('msgpack bodies round-trip, including __proto__ as a value', () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(fc.string(), fc.constant('__proto__'), fc.integer(), fc.uint8Array({ maxLength: 40 }))), (values) => {

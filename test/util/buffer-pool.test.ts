@@ -45,3 +45,37 @@ describe('BufferPool', () => {
     assert.equal(pool.idleByteCount, 512 * KIB);
   });
 });
+
+describe('BufferPool under changing block sizes', () => {
+  test('idle buffers follow what is asked for now: a pool full of 256 KiB buffers still reuses 1 MiB ones', () => {
+    const pool = new BufferPool(8 * 1024 * KIB);
+    // A run of 256 KiB blocks fills the idle bound.
+    const small = Array.from({ length: 32 }, () => pool.take(256 * KIB));
+    for (const buffer of small) pool.recycle(buffer);
+    assert.equal(pool.idleByteCount, 8 * 1024 * KIB);
+    // Then 1 MiB blocks, one at a time, as a sender serves them: after the first, each is a buffer given back.
+    const memories = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 20; i++) {
+      const block = pool.take(1024 * KIB);
+      memories.add(block.buffer);
+      pool.recycle(block);
+      assert.ok(pool.idleByteCount <= 8 * 1024 * KIB, `idle ${pool.idleByteCount}`);
+    }
+    assert.equal(memories.size, 1, '1 MiB blocks reuse one buffer instead of a fresh one each');
+  });
+
+  test('a larger idle buffer serves a smaller request (best fit), and idle memory never passes its bound', () => {
+    const pool = new BufferPool(2 * 1024 * KIB);
+    const big = pool.take(1024 * KIB);
+    const mid = pool.take(512 * KIB);
+    pool.recycle(big);
+    pool.recycle(mid);
+    assert.equal(pool.take(300 * KIB).buffer, mid.buffer, 'the smallest idle buffer that fits');
+    assert.equal(pool.take(200 * KIB).buffer, big.buffer);
+    for (let i = 0; i < 50; i++) {
+      const sizes = [128, 256, 640, 1024, 2048, 3000].map((k) => pool.take(k * KIB));
+      for (const buffer of sizes) pool.recycle(buffer);
+      assert.ok(pool.idleByteCount <= 2 * 1024 * KIB);
+    }
+  });
+});
