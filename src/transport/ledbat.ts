@@ -8,8 +8,16 @@ export const TARGET_DELAY_US = 100_000;
 export const GAIN = 4;
 /** A loss while the queuing delay is under this share of the target counts as random, not congestion. */
 export const RANDOM_LOSS_DELAY = 1 / 8;
-/** The window kept after a random loss. */
-export const RANDOM_LOSS_KEEP = 7 / 8;
+/**
+ * The window kept after a random loss. Losses come at a rate of p per packet, so a window of W
+ * packets meets W·p of them a round trip, each taking W·(1 − KEEP), against GAIN packets of growth:
+ * the window settles near sqrt(GAIN / (p·(1 − KEEP))) packets, 80 with 7/8 at 0.5 % loss and 113
+ * with 15/16. 80 is the 20 Mbit/s, 40 ms line's own 71 and little more, and every millisecond the
+ * ends add to the round trip (a busy host's event loop) needs more: the link bench's windows sat at
+ * p50 64–81 packets with round trips of 50–120 ms, µTP alone at 61 % of the link. With 15/16:
+ * 73 %, and TCP keeps what it kept alongside (82–88 % of its rate alone; bench/link.ts).
+ */
+export const RANDOM_LOSS_KEEP = 15 / 16;
 /** The base delay is the least delay seen in each of the last BASE_HISTORY minutes. */
 const BASE_HISTORY = 10;
 const BASE_INTERVAL_MS = 60_000;
@@ -119,10 +127,10 @@ export class Ledbat {
   /**
    * A loss detected by selective or duplicate acks, at most once per round trip: halve, as TCP
    * does, when the queue has grown; with the queue near empty the loss cannot be the bottleneck's
-   * queue overflowing and is taken for the line's own (random) loss: the window gives up only an
-   * eighth (as TCP Veno tells random loss from congestion). Halving on every random loss would
-   * leave half of a lossy line unused: at 0.5 % loss and 40 ms the window settles near
-   * sqrt(2·GAIN/p) = 40 packets, under the line's 71.
+   * queue overflowing and is taken for the line's own (random) loss: the window gives up only a
+   * sixteenth (RANDOM_LOSS_KEEP; as TCP Veno tells random loss from congestion). Halving on every
+   * random loss would leave half of a lossy line unused: at 0.5 % loss and 40 ms the window settles
+   * near sqrt(2·GAIN/p) = 40 packets, under the line's 71.
    */
   onLoss(nowMs: number, rttMs: number): 'random' | 'congested' | null {
     if (nowMs - this.lastLossMs < Math.max(rttMs, 1)) return null;

@@ -53,14 +53,15 @@ test('sequence numbers compare on the 16-bit circle', () => {
   assert.equal(seqDiff(32767, 0), 32767);
 });
 
-test('LEDBAT: slow start doubles, queuing delay past the target shrinks the window, a loss with a grown queue halves it and one at an empty queue takes an eighth, a timeout floors it and slow start takes it back to half', () => {
+test('LEDBAT: slow start doubles, queuing delay past the target shrinks the window, a loss with a grown queue halves it and one at an empty queue takes a sixteenth, a timeout floors it and slow start takes it back to half', () => {
   const mss = 1400;
   const cc = new Ledbat({ mss, maxWindow: 4 << 20 });
   const start = cc.window;
   cc.delaySample(1_000, 0);
   cc.onAck(start, 0); // a full window acked at no queuing delay
   assert.equal(cc.window, 2 * start);
-  // A loss with the queue empty is the line's random loss: an eighth off, not half.
+  // A loss with the queue empty is the line's random loss: a sixteenth off, not half.
+  assert.equal(RANDOM_LOSS_KEEP, 15 / 16);
   cc.onLoss(1, 10);
   assert.equal(cc.window, 2 * start * RANDOM_LOSS_KEEP);
   assert.equal(cc.slowStart, false);
