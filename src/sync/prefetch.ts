@@ -96,6 +96,8 @@ interface Prefetch {
   badBlocks: number;
   /** The peer refused a request (the file moved on, or its record is in): nothing more is asked until its next Hashing. */
   refused: boolean;
+  /** Being adopted: no new request goes out; those in flight land (their bytes are on the wire already). */
+  draining: boolean;
 }
 
 /** One folder's prefetches, by path. */
@@ -140,7 +142,7 @@ export class Prefetcher {
     await this.starting.get(record.path);
     const entry = this.entries.get(record.path);
     if (!entry) return undefined;
-    await this.stop(entry);
+    await this.stop(entry, true);
     const kept = record.blocks.map((hash, i) => entry.have[i] === true && entry.hashes[i] !== undefined && entry.hashes[i]!.equals(hash));
     const count = kept.filter(Boolean).length;
     if (entry.blockSize !== record.blockSize || count === 0 || entry.temp === undefined || (await exists(tempAbs))) {
@@ -244,6 +246,7 @@ export class Prefetcher {
       lastMs: Date.now(),
       badBlocks: 0,
       refused: false,
+      draining: false,
     };
     this.entries.set(path, entry);
     this.sweepTimer ??= setInterval(() => this.sweep(), Math.max(1000, Math.floor(this.idleMs / 4)));
@@ -303,7 +306,7 @@ export class Prefetcher {
     const length = (i: number): number => Math.min(entry.blockSize, entry.size - i * entry.blockSize);
     try {
       entry.queue.sort((a, b) => a - b);
-      while (entry.queue.length > 0 && !signal.aborted && !entry.refused) {
+      while (entry.queue.length > 0 && !signal.aborted && !entry.refused && !entry.draining) {
         const run = [entry.queue.shift()!];
         let bytes = length(run[0]!);
         while (entry.queue[0] === run[run.length - 1]! + 1 && bytes + length(entry.queue[0]!) <= maxRequestBytes) {
@@ -361,7 +364,8 @@ export class Prefetcher {
       }
       return;
     }
-    if (signal.aborted || this.entries.get(entry.path) !== entry) return peer.recycle(data);
+    // A prefetch being adopted (draining, no longer listed) still writes what lands: those bytes were sent already.
+    if (signal.aborted) return peer.recycle(data);
     try {
       const temp = await this.tempOf(entry, signal);
       await temp.write(data, offset);
@@ -394,9 +398,11 @@ export class Prefetcher {
     return entry.temp;
   }
 
-  /** Stops fetching and closes the temp file (kept on disk). */
-  private async stop(entry: Prefetch): Promise<void> {
+  /** Stops fetching (`drain`: requests in flight land first) and closes the temp file (kept on disk). */
+  private async stop(entry: Prefetch, drain = false): Promise<void> {
     if (this.entries.get(entry.path) === entry) this.entries.delete(entry.path);
+    entry.draining = true;
+    if (drain) await entry.running;
     entry.controller.abort();
     await entry.running;
     const temp = await entry.temp?.catch(() => undefined);
