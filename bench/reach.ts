@@ -9,12 +9,14 @@
 // at BENCH_REACH_RELAY_RATE bytes/s too when set), turn (symmetric ↔ symmetric, coturn on the
 // public host, addresses by tracker).
 // 2026-12-07, 2 busy cores (8 agents), median of 5 (bench/results/reach.json), connect / 10 MiB sync:
-// same LAN 4.3 s / 1.7 s (tcp); cone ↔ cone 4.4 s / 2.8 s (udp punched); IPv6 firewalls 4.6 s /
-// 2.1 s (udp punched); relay via C 26.3 s / 10.1 s at the default 1 MiB/s cap, 26.3 s / 5.5 s
-// uncapped, C spending 38 and 32 CPU s per GiB relayed (its whole daemon: both TLS links, the
-// relay, its own timers; bench/relay.ts, the relay alone on loopback: 8.5–9.1); TURN 4.5 s / 3.1 s.
-// The relayed row's connect time is mostly the wait before relaying (30 s since A heard of B, or
-// every address failed).
+// same LAN 2.5 s / 0.9 s (tcp); cone ↔ cone 2.8 s / 2.1 s (udp punched); IPv6 firewalls 2.5 s /
+// 2.0 s (udp punched); relay via C 9.9 s / 9.7 s at the default 1 MiB/s cap, C spending 31 CPU s
+// per GiB relayed (its whole daemon: both TLS links, the relay, its own timers; bench/relay.ts, the
+// relay alone on loopback: 8.5–9.1); TURN 1.9 s / 2.4 s. The relayed row's connect time was 26.3 s
+// before the relay got a 5 s head start instead of a 30 s wait (src/daemon/relay-service.ts); what
+// is left is A and B reaching C, C's peer exchange, the head start and the relayed handshake.
+// Rounds after the first reuse the lab, whose routers still hold the UDP mappings of the round
+// before: those links need no punch and say `udp`.
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
