@@ -367,6 +367,7 @@ async function userSession(tool: Tool, dataset: UserDataset, round: number, sour
     try {
       const sampler = sampleGroups(pair.processes());
       const traces = await straceSides(pair.processes(), `${tool}-${dataset.name}-${round}`);
+      const threads0 = process.env.BENCH_THREADS ? await threadTimes(pair.processes()) : undefined;
       const watcherCpu0 = await cpuSeconds(watcher.pid());
       const bench0 = process.cpuUsage();
       const start = process.hrtime.bigint();
@@ -374,6 +375,7 @@ async function userSession(tool: Tool, dataset: UserDataset, round: number, sour
       await watcher.finished;
       const timed = watcher.result(start);
       await traces.stop();
+      if (threads0) log(`  threads (user/sys s): ${threadDelta(threads0, await threadTimes(pair.processes()))}`);
       const bench1 = process.cpuUsage(bench0);
       const watcherCpu = { inotifywait: (await cpuSeconds(watcher.pid())) - watcherCpu0, bench: (bench1.user + bench1.system) / 1e6, events: watcher.events };
       const cpu = await sampler.cpu();
@@ -403,6 +405,33 @@ async function userSession(tool: Tool, dataset: UserDataset, round: number, sour
   }
 }
 
+/** BENCH_THREADS: CPU seconds (user, system) per side and thread name, at a moment. */
+async function threadTimes(groups: { a: number[]; b: number[] }): Promise<Map<string, [number, number]>> {
+  const out = new Map<string, [number, number]>();
+  for (const [side, pids] of Object.entries(groups)) {
+    for (const pid of pids) {
+      for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+        const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const key = `${side} ${tid === String(pid) ? 'main' : process.env.BENCH_THREADS === 'tid' ? `${name}-${tid}` : name}`;
+        const [u, s] = out.get(key) ?? [0, 0];
+        out.set(key, [u + Number(fields[11]) / 100, s + Number(fields[12]) / 100]);
+      }
+    }
+  }
+  return out;
+}
+
+function threadDelta(before: Map<string, [number, number]>, after: Map<string, [number, number]>): string {
+  return [...after]
+    .map(([key, [u, s]]) => [key, u - (before.get(key)?.[0] ?? 0), s - (before.get(key)?.[1] ?? 0)] as const)
+    .filter(([, u, s]) => u + s > 0.005)
+    .sort()
+    .map(([key, u, s]) => `${key} ${u.toFixed(2)}/${s.toFixed(2)}`)
+    .join(', ');
+}
+
 /**
  * BENCH_STRACE_DIR: `strace -c -f` attached to each side's processes over the timed window (system calls per file, issue
  * 29); the summaries go to DIR/<tool>-<dataset>-<round>-<side>.txt (BENCH_STRACE_ARGS replaces `-c`, e.g. `-e trace=openat`). The tracing slows the tools: those runs time nothing.
@@ -413,7 +442,11 @@ async function straceSides(groups: { a: number[]; b: number[] }, label: string):
   await mkdir(dir, { recursive: true });
   const children: ChildProcess[] = [];
   for (const [side, pids] of Object.entries(groups)) {
-    const child = spawn('strace', [...(process.env.BENCH_STRACE_ARGS ?? '-c').split(/\s+/).filter(Boolean), '-f', '-o', join(dir, `${label}-${side}.txt`), ...pids.flatMap((pid) => ['-p', String(pid)])], {
+    const perf = process.env.BENCH_STRACE_TOOL === 'perf';
+    const args = perf
+      ? ['record', '-F', '999', '-g', '-o', join(dir, `${label}-${side}.perf`), '-p', pids.join(',')]
+      : [...(process.env.BENCH_STRACE_ARGS ?? '-c').split(/\s+/).filter(Boolean), '-f', '-o', join(dir, `${label}-${side}.txt`), ...pids.flatMap((pid) => ['-p', String(pid)])];
+    const child = spawn(perf ? 'perf' : 'strace', args, {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     children.push(child);
@@ -421,6 +454,7 @@ async function straceSides(groups: { a: number[]; b: number[] }, label: string):
     await new Promise<void>((resolve, reject) => {
       let err = '';
       child.once('error', reject);
+      if (perf) setTimeout(resolve, 500); // perf says nothing once attached
       child.stderr!.on('data', (d: Buffer) => {
         err += d.toString();
         if (pids.every((pid) => err.includes(`Process ${pid} attached`))) resolve();

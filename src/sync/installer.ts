@@ -1,6 +1,6 @@
 // Installs fetched temp files in batches: one hold of the folder lock, one fsync per directory and one index transaction per batch.
 
-import { closeSync, lstatSync, openSync, type Stats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readlinkSync, type Stats } from 'node:fs';
 import { FerryError } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
@@ -43,6 +43,8 @@ interface Pending {
   need: NeededPath;
   /** null: the content is on disk already; only the mode and mtime are applied (applyMetadata). */
   tempAbs: string | null;
+  /** A symlink (installSymlink): tempAbs, when set, is a link made for the record, renamed over the target as it is. */
+  symlink?: boolean;
   resolve(outcome: InstallOutcome): void;
   reject(err: unknown): void;
 }
@@ -103,6 +105,18 @@ export class BatchInstaller {
   }
 
   /**
+   * A symlink made beside the target (`tempAbs`, pointing where the record says) is renamed over it, batched like
+   * files: one lock hold, one directory fsync and one index transaction for many links, not one each. `tempAbs`
+   * null: the link is on disk already and only recorded (if it still is).
+   */
+  installSymlink(need: NeededPath, tempAbs: string | null): Promise<InstallOutcome> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ need, tempAbs, symlink: true, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /**
    * The same content is on disk already (a touch, a chmod): the record's mode and mtime are applied in place,
    * batched like installs, so a hundred touched files cost one index transaction, not a hundred.
    */
@@ -142,6 +156,17 @@ export class BatchInstaller {
       const { global, local } = entry.need;
       try {
         const now = await this.ctx.paths.resolve(global.path, { createParents: true });
+        if (entry.symlink && now.stats?.isSymbolicLink() && readlinkSync(now.abs) === global.linkTarget) {
+          // The link is there already (made by another device's sync of the same tree, say): only recorded.
+          if (entry.tempAbs !== null) await this.ctx.paths.io.unlink(entry.tempAbs).catch(() => undefined);
+          records.push(this.ctx.asLocal(global, now.stats));
+          done.push(entry);
+          return;
+        }
+        if (entry.symlink && entry.tempAbs === null) {
+          entry.resolve(this.ctx.changedOnDisk(global.path)); // it was there moments ago
+          return;
+        }
         if (!this.ctx.diskMatches(now.stats, local)) {
           entry.resolve(this.ctx.changedOnDisk(global.path));
           return;
@@ -152,6 +177,17 @@ export class BatchInstaller {
           const stats = await lstat(now.abs);
           OWN_WRITES.note(now.abs, stats);
           records.push(this.ctx.asLocal(global, stats));
+          done.push(entry);
+          return;
+        }
+        if (entry.symlink) {
+          const copy = await this.ctx.clearTarget(entry.need, now);
+          if (copy) scans.push(copy);
+          const placed = this.ctx.paths.renameWithin(now, entry.tempAbs.slice(entry.tempAbs.lastIndexOf('/') + 1), now.diskName);
+          this.ctx.paths.noteCreated(now.parentAbs, now.diskName);
+          parents.add(now.parentAbs);
+          OWN_WRITES.note(now.abs, placed);
+          records.push(this.ctx.asLocal(global, placed));
           done.push(entry);
           return;
         }

@@ -1,6 +1,7 @@
 // Brings one file to its global version: moved from a renamed local file when one holds its content, else fetched into a temp file and installed; tracks those temp files and their bytes so far.
 
-import { lstat, rename, rm } from 'node:fs/promises';
+import { lstat, readlink, rename, rm } from 'node:fs/promises';
+import { parentOfDiskRel } from '../scan/disk-path.js';
 import { compareVersions, type FileRecord } from '../index/records.js';
 import type { NeededPath } from '../index/types.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
@@ -107,6 +108,33 @@ export class FilePuller {
     } finally {
       if (outcome !== 'done') await this.moveBack(movedFrom, tempAbs);
     }
+    return outcome;
+  }
+
+  /**
+   * A symlink: made beside its target under a temp name (through the target's directory held open, never a symlinked
+   * parent), then renamed over it by the installer with the other installs of its batch.
+   */
+  async pullSymlink(need: NeededPath): Promise<StepOutcome> {
+    const { global, local } = need;
+    const target = await this.ctx.paths.resolve(global.path, { createParents: true });
+    if (target.clash) return this.steps.keepClashApart(need, target);
+    if (target.stats?.isSymbolicLink() && (await readlink(target.abs)) === global.linkTarget) return this.installer.installSymlink(need, null);
+    if (!diskMatches(target.stats, local)) return this.steps.changedOnDisk(global.path);
+    const name = tempName(global.path, global.version);
+    const parent = this.ctx.paths.dirs.open(parentOfDiskRel(target));
+    try {
+      await rm(parent.entry(name), { force: true });
+      await this.ctx.paths.io.symlink(global.linkTarget!, parent.entry(name));
+    } finally {
+      parent.close();
+    }
+    const tempAbs = childPath(target.parentAbs, name);
+    const outcome = await this.installer.installSymlink(need, tempAbs).catch(async (err: unknown) => {
+      await rm(tempAbs, { force: true }).catch(() => undefined);
+      throw err;
+    });
+    if (outcome !== 'done') await rm(tempAbs, { force: true }).catch(() => undefined);
     return outcome;
   }
 

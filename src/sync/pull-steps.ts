@@ -1,16 +1,14 @@
 // Applies one needed directory, symlink or deletion to disk, and the steps every kind of path shares: clearing a target (conflict copy or archive), recording the local version, asking for a scan when the disk changed.
 
-import type { Stats } from 'node:fs';
-import { lstat, readlink, readdir, rm } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isFerryError } from '../errors.js';
-import { compareVersions, type FileRecord } from '../index/records.js';
+import { compareVersions } from '../index/records.js';
 import type { NeededPath } from '../index/types.js';
 import { NAS_LITTER_NAMES, TEMP_FILE_PREFIX } from '../scan/ignore.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
-import { fsyncDir } from '../util/fd.js';
 import { chmodNoFollow } from '../scan/disk-path.js';
-import { conflictPath, tempName, type ResolvedTarget } from './paths.js';
+import { conflictPath, type ResolvedTarget } from './paths.js';
 import type { Commit, PullContext, StepOutcome } from './pull-context.js';
 import { asLocal, diskMatches } from './pull-records.js';
 
@@ -35,12 +33,6 @@ export class PullSteps {
       local.modifiedBy === this.ctx.deviceShortId &&
       compareVersions(global.version, local.version) === 'concurrent'
     );
-  }
-
-  /** Records the global record as the local one, with what the disk holds (stats). */
-  async recordOne(global: FileRecord, stats: Stats | undefined): Promise<void> {
-    await this.ctx.index.putLocal([asLocal(global, stats)]);
-    this.ctx.committed();
   }
 
   /**
@@ -89,29 +81,6 @@ export class PullSteps {
     }
     commit.records.push(asLocal(global, await lstat(target.abs)));
     return 'done';
-  }
-
-  async pullSymlink(need: NeededPath): Promise<StepOutcome> {
-    const { global, local } = need;
-    return this.ctx.exclusive(async () => {
-      const target = await this.ctx.paths.resolve(global.path, { createParents: true });
-      if (target.clash) return this.keepClashApart(need, target);
-      if (target.stats?.isSymbolicLink() && (await readlink(target.abs)) === global.linkTarget) {
-        await this.recordOne(global, await lstat(target.abs));
-        return 'done';
-      }
-      if (!diskMatches(target.stats, local)) return this.changedOnDisk(global.path);
-      const temp = join(target.parentAbs, tempName(global.path, global.version));
-      await rm(temp, { force: true });
-      await this.ctx.paths.io.symlink(global.linkTarget!, temp);
-      const copy = await this.clearTarget(need, target, true);
-      const placed = this.ctx.paths.renameWithin(target, basename(temp), target.diskName);
-      await fsyncDir(target.parentAbs);
-      this.ctx.paths.noteCreated(target.parentAbs, target.diskName);
-      await this.recordOne(global, placed);
-      if (copy) this.ctx.requestScan(copy);
-      return 'done';
-    });
   }
 
   /**

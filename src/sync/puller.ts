@@ -66,7 +66,7 @@ export class Puller {
         const { path } = need.global;
         if (need.global.type === 'dir' || need.global.deleted || running.has(path) || attempted.has(path)) continue;
         while (running.size >= this.ctx.maxFilesInFlight) await Promise.race(running.values());
-        const task = this.guard(need, () => (need.global.type === 'symlink' ? this.steps.pullSymlink(need) : this.files.pullFile(need, signal)))
+        const task = this.guard(need, () => (need.global.type === 'symlink' ? this.files.pullSymlink(need) : this.files.pullFile(need, signal)))
           .then((outcome) => {
             count(outcome);
             if (outcome !== 'done') attempted.add(path);
