@@ -8,13 +8,15 @@ import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'n
 
 /**
  * V8's young generation grows to 3 × 16 MiB under allocation bursts (a scan of many small files);
- * 4 MiB semi-spaces keep the daemon's heap near its live size. 1 MiB kept it smaller still but
- * meant a ~1 ms scavenge per MiB allocated: syncing 5,000 small files cost 0.66 s of collection on
- * the receiver against 0.36 s with 4 MiB (and 0.25 s with V8's default 16). V8 reads this only at
- * start-up, so launchers pass it: bin/ferry, `make run`, the packages' service scripts and the
- * tests' daemons.
+ * small semi-spaces keep the daemon's heap near its live size. 1 MiB meant a ~1 ms scavenge per MiB
+ * allocated: syncing 5,000 small files cost 0.66 s of collection on the receiver against 0.36 s
+ * with 4 MiB (and 0.25 s with V8's default 16). 2 MiB, once a receiver no longer took a fresh
+ * buffer per TLS record (src/protocol/connection.ts): the `large` pair's anonymous peak 175 -> 161
+ * MiB, `small` and `mixed` unchanged, no more CPU (bench/results/user-memory.md). V8 reads this
+ * only at start-up, so launchers pass it: bin/ferry, `make run`, the packages' service scripts and
+ * the tests' daemons.
  */
-export const DAEMON_V8_FLAGS = ['--max-semi-space-size=4'] as const;
+export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2'] as const;
 
 /**
  * libuv's thread pool, which runs the daemon's file system calls: 8 threads, not libuv's 4. A
@@ -37,16 +39,19 @@ export function applyDaemonEnv(env: NodeJS.ProcessEnv = process.env): void {
  * the next one starts.
  *
  * Why a floor in bytes: V8 counts ArrayBuffer memory allocated since the last full collection
- * against that room. A receiver gets one fresh 16 KiB buffer per TLS record; a scavenge would free
- * them, but with 20 MiB of room (2 × a 16 MiB heap) the room ran out first, and a 1 GiB transfer
- * cost the receiver 45 full collections and 1.4 s of V8's marking threads (perf, `--trace-gc`).
- * With 36 MiB of room it took 2, and the receiver's CPU per GiB went from 5.4–7.2 s to 3.7 s
- * (docs/benchmarks.md).
+ * against that room. A receiver got one fresh 16 KiB buffer per TLS record; with 20 MiB of room
+ * (2 × a 16 MiB heap) the room ran out first, and a 1 GiB transfer cost the receiver 45 full
+ * collections and 1.4 s of V8's marking threads (perf, `--trace-gc`); 36 MiB of room took 2. Since
+ * sockets read into one buffer of their own (src/protocol/connection.ts) those buffers are gone,
+ * and 36 MiB of room was mostly garbage at the peak: the daemons of a 5,000-file sync held 48 MiB
+ * of old generation for 20 MiB live. 16 MiB of room (tried with a 50 % floor, below): their
+ * anonymous peaks 196-202 -> 169-171 MiB (A+B), `mixed` 192-198 -> 186-200, CPU +0.1-0.3 s of 6.
  */
-export const MIN_OLD_GENERATION_ROOM = 36 * 1024 * 1024;
+export const MIN_OLD_GENERATION_ROOM = 16 * 1024 * 1024;
 
 /**
- * Heaps large enough for the floor grow by twice their survivors. Left alone, V8 lets the old
+ * Heaps large enough for the floor grow by twice their survivors (kept at 100 %, not 50 %: a heap of
+ * a million files' 100 MiB and more would collect twice as often). Left alone, V8 lets the old
  * generation grow to up to 4× the survivors while collections are cheap, and a stream of records
  * is cheap to collect: the daemons of a 20,000-file sync peaked at 150 and 133 MiB of anonymous
  * memory, against about 100 and 80 MiB with twice, at no measured cost in time (bench/). 4× is also

@@ -14,8 +14,9 @@ const MiB = 1024 * 1024;
 
 describe('heap tuner', () => {
   it('leaves at least the minimum room above a small heap, and doubles a large one', () => {
-    assert.equal(growingPercentFor(16 * MiB), 225);
-    assert.ok((16 * MiB * growingPercentFor(16 * MiB)) / 100 >= MIN_OLD_GENERATION_ROOM);
+    assert.equal(MIN_OLD_GENERATION_ROOM, 16 * MiB);
+    assert.equal(growingPercentFor(7 * MiB), 229);
+    assert.ok((7 * MiB * growingPercentFor(7 * MiB)) / 100 >= MIN_OLD_GENERATION_ROOM);
     assert.equal(growingPercentFor(MIN_OLD_GENERATION_ROOM), 100);
     assert.equal(growingPercentFor(200 * MiB), 100);
     assert.equal(growingPercentFor(2 * MiB), 300, 'a tiny heap is not allowed to grow without bound');
@@ -24,12 +25,12 @@ describe('heap tuner', () => {
 
   it('sets the growing percent at start and after full collections, only when it changes', async () => {
     const flags: string[] = [];
-    const live = [16 * MiB, 16 * MiB, 72 * MiB];
+    const live = [7 * MiB, 7 * MiB, 72 * MiB];
     const tuner = new HeapTuner({ setFlags: (f) => flags.push(f), liveBytes: () => live.shift() ?? 72 * MiB });
     tuner.start();
-    assert.deepEqual(flags, ['--heap-growing-percent=225']);
+    assert.deepEqual(flags, ['--heap-growing-percent=229']);
     tuner.afterFullCollection();
-    assert.deepEqual(flags, ['--heap-growing-percent=225'], 'same live size, same flag: not set again');
+    assert.deepEqual(flags, ['--heap-growing-percent=229'], 'same live size, same flag: not set again');
 
     // A real full collection reaches the tuner through its GC observer.
     setFlagsFromString('--expose-gc');
@@ -37,7 +38,7 @@ describe('heap tuner', () => {
     gc();
     const deadline = Date.now() + WAIT_LIMIT_MS;
     while (flags.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(flags, ['--heap-growing-percent=225', '--heap-growing-percent=100']);
+    assert.deepEqual(flags, ['--heap-growing-percent=229', '--heap-growing-percent=100']);
 
     tuner.close();
     // Our own observer of the next full collection: once it has seen it, a tuner still observing would have too.
