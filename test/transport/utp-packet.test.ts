@@ -67,10 +67,14 @@ test('LEDBAT: slow start doubles, queuing delay past the target shrinks the wind
   assert.equal(cc.slowStart, false);
   cc.onLoss(2, 10); // within a round trip of the last: not again
   assert.equal(cc.window, 2 * start * RANDOM_LOSS_KEEP);
+  // A queue of a fifth of the target (20 ms) is still the line's own: random, a sixteenth off.
+  for (let i = 0; i < 4; i++) cc.delaySample(1_000 + TARGET_DELAY_US / 5, 5);
+  assert.equal(cc.onLoss(12, 10), 'random');
+  assert.equal(cc.window, 2 * start * RANDOM_LOSS_KEEP * RANDOM_LOSS_KEEP);
   // A loss once the queue has grown (here a quarter of the target) is congestion: halved.
   for (let i = 0; i < 4; i++) cc.delaySample(1_000 + TARGET_DELAY_US / 4, 5);
-  cc.onLoss(20, 10);
-  assert.equal(cc.window, start * RANDOM_LOSS_KEEP);
+  assert.equal(cc.onLoss(23, 10), 'congested');
+  assert.equal(cc.window, start * RANDOM_LOSS_KEEP * RANDOM_LOSS_KEEP);
   for (let i = 0; i < 4; i++) cc.delaySample(1_000, 21);
   // Congestion avoidance at zero delay: grows; at twice the target: shrinks.
   const before = cc.window;
