@@ -16,6 +16,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -291,6 +292,19 @@ export async function benchLink(): Promise<void> {
     console.log(
       `TCP with µTP in the background: ${median(tcpShared).toFixed(1)} Mbit/s = ${((100 * median(tcpShared)) / tcpRef).toFixed(0)} % of TCP alone (goal ≥ 70 %); µTP meanwhile ${median(utpShared).toFixed(1)} Mbit/s`,
     );
+    const file = resolve(fileURLToPath(import.meta.url), '../../../bench/results/link.json');
+    const results = {
+      date: new Date().toISOString(),
+      load: os.loadavg()[0],
+      cores: os.cpus().length,
+      link: { mbit: linkMbit, rttMs: 2 * DELAY_MS, loss: LOSS, queueMs: QUEUE_MS },
+      rounds,
+      mbit: { utpAlone, tcpAlone, tcpShared, utpShared },
+      utpAloneShare: median(utpAlone) / linkMbit,
+      tcpKeeps: median(tcpShared) / tcpRef,
+    };
+    await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`wrote ${file}`);
     console.log(
       `forwarder: largest datagram ${fwd.largest()} bytes; down ${fwd.down.passed} passed, ${fwd.down.droppedQueue} queue drops, ${fwd.down.droppedLoss} random; up ${fwd.up.passed} passed, ${fwd.up.droppedQueue} queue drops, ${fwd.up.droppedLoss} random`,
     );
