@@ -197,6 +197,7 @@ export class FolderSync extends Resource {
       ...(direct ? { direct } : {}),
       readOnly: this.keys.access === 'ro',
       excluded: options.excluded ?? [],
+      ...(options.rates?.download ? { download: options.rates.download } : {}),
       source: (deviceId) => this.links.hashingSource(deviceId),
       signal: this.lifetime.signal,
     });

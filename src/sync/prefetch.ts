@@ -17,6 +17,7 @@ import type { AlignedBuffers } from './aligned-buffers.js';
 import { firstMismatchedBlock } from './block-hashes.js';
 import type { ByteBudget } from './budget.js';
 import type { BlockPeer } from './fetcher.js';
+import type { RateLimiter } from './rate-limit.js';
 import { childPath, type DiskPaths } from './paths.js';
 import { exists } from './pull-steps.js';
 import { TempFile } from './temp-file.js';
@@ -48,8 +49,10 @@ export interface PrefetchOptions {
   /** The folder's bytes in flight (shared with the puller). */
   budget: ByteBudget;
   io: FileIo;
-  /** Staging buffers for direct writes (the puller's). */
+  /** Staging buffers for direct writes. */
   direct?: AlignedBuffers;
+  /** The daemon's download limit (as the puller's): each run's size is taken before it is requested. */
+  download?: RateLimiter;
   readOnly: boolean;
   excluded: readonly string[];
   /** The announcing device's link: its block peer and the access it proved; undefined when it is not attached (or ENC). */
@@ -346,6 +349,7 @@ export class Prefetcher {
     await peer.budget.acquire(bytes, signal);
     let data: Buffer;
     try {
+      await this.options.download?.take(bytes, signal);
       data = await peer.request({ folderId: this.options.folderId, path: entry.path, offset, size: bytes, hash: Buffer.concat(hashes) }, signal);
     } finally {
       peer.budget.release(bytes);
