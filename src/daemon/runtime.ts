@@ -26,8 +26,16 @@ export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2'] as const;
  * with 8, 12.0–13.7 s with 16; `mixed` 4.0–4.4 s with 4, 3.9–4.05 s with 8; less CPU with 8 in both.
  * libuv reads the variable once, when its pool starts: the single executables' entry sets it (a
  * value already set wins), and the other launchers pass it (bin/ferry, the tests' daemons).
+ *
+ * glibc's malloc arenas: 2, not 8 per core. Each thread that allocates (the 8 above, V8's, the hash
+ * workers') may get an arena of its own, and memory freed in one stays there for that arena: a
+ * sender's anonymous memory outside V8 (TLS buffers, workers) at its peak was 36-44 MiB with the
+ * default and 29-31 with 2 (`large`, `mixed`, Ferry-only runs; A+B 161 -> 154 and 182 -> 156 MiB
+ * with workers stopping sooner), no more CPU. glibc reads it when the process starts, so only the
+ * launchers can set it (bin/ferry, packaging/nas/ferry-launch, the tests' daemons); the single
+ * executables' own entry is too late for it.
  */
-export const DAEMON_ENV = { UV_THREADPOOL_SIZE: '8' } as const;
+export const DAEMON_ENV = { UV_THREADPOOL_SIZE: '8', MALLOC_ARENA_MAX: '2' } as const;
 
 /** Sets DAEMON_ENV's variables that `env` does not have yet. */
 export function applyDaemonEnv(env: NodeJS.ProcessEnv = process.env): void {
