@@ -144,6 +144,8 @@ export class DiskPaths {
   private readonly verifiedDirs = new RecentlySeen<{ diskName: string; stats: Stats }>();
   /** Directories an entry was lately looked up in. */
   private readonly lookedInto = new RecentlySeen<true>();
+  /** Parent directories being made by resolveParent now, by absolute path. */
+  private readonly making = new Map<string, Promise<Stats | undefined>>();
   /** The root's owner, read at the first adopt (null: not running as root, or the root is unreadable). */
   private owner: { uid: number; gid: number } | null | undefined;
 
@@ -231,7 +233,15 @@ export class DiskPaths {
       } else {
         if (!options.createParents) throw new FerryError('IO', `parent of ${path} is missing`, { cause: { code: 'ENOENT' } });
         childAbs = childPath(parentAbs, part);
-        await this.makeDir(childAbs, 0o755);
+        // Files of a new directory arrive many at once: one of them makes it, the others wait for that (a mkdir
+        // each cost thousands of EEXIST failures, lchowns and lstats on the real tree).
+        let making = this.making.get(childAbs);
+        if (!making) {
+          making = this.makeDir(childAbs, 0o755).finally(() => this.making.delete(childAbs));
+          this.making.set(childAbs, making);
+        }
+        const made = await making;
+        if (made?.isDirectory()) this.verifiedDirs.set(key, { diskName: part, stats: made });
         this.noteCreated(parentAbs, part);
         diskRelParent += `${part}/`;
       }
@@ -292,14 +302,16 @@ export class DiskPaths {
   }
 
   /** mkdir with a mode (umask aside) and the folder's owner when running as root. */
-  async makeDir(abs: string, mode: number): Promise<void> {
+  async makeDir(abs: string, mode: number): Promise<Stats | undefined> {
     try {
       await this.io.mkdir(abs, { mode: mode & 0o777 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot create directory ${abs}`, err);
     }
     this.adopt(abs);
-    OWN_WRITES.note(abs, await lstat(abs).catch(() => undefined));
+    const stats = await lstat(abs).catch(() => undefined);
+    OWN_WRITES.note(abs, stats);
+    return stats;
   }
 
   /**
