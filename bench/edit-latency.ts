@@ -266,8 +266,9 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
     if (cut) {
       const partial = {
         seconds: syncSeconds,
-        filesOnA: (await folderStatus(pair.homes().a))?.localFiles ?? 0,
-        filesOnB: (await folderStatus(pair.homes().b))?.localFiles ?? 0,
+        // A daemon thrashing in its cgroup may not answer: 0 then, the figures above still stand.
+        filesOnA: (await folderStatus(pair.homes().a).catch(() => undefined))?.localFiles ?? 0,
+        filesOnB: (await folderStatus(pair.homes().b).catch(() => undefined))?.localFiles ?? 0,
       };
       log(`${files} files: sync cut at ${syncSeconds.toFixed(0)} s (EDIT_SYNC_LIMIT_S), A ${partial.filesOnA} files, B ${partial.filesOnB}; scan on A ${scanSeconds.toFixed(1)} s; ${side('A', a)}; ${side('B', b)}`);
       return { files, scanSeconds, syncSeconds: NaN, ...(options.memoryMaxMiB ? { memoryMaxMiB: options.memoryMaxMiB } : {}), a, b, partial };
