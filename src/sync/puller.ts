@@ -87,6 +87,8 @@ export class Puller {
     await this.inBatches(this.ctx.index.needed({ reverse: true }), isDeletion, (need, commit) => this.steps.pullDeletion(need, commit), count, signal);
     await this.files.sweepTemps();
     this.files.endPass();
+    // Nothing of the folder stays open between passes: its disk can be unmounted once the folder is idle.
+    this.ctx.paths.dirs.closeIdle();
     return result;
   }
 
