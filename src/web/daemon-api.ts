@@ -2,6 +2,7 @@
 
 import type { Access } from '../keys/types.js';
 import type { ArchivePolicy } from '../index/types.js';
+import type { PrefetchReport } from '../sync/prefetch.js';
 import type { AppPasswordRecord } from './app-passwords.js';
 
 /** `idle` only when nothing is needed; `stalled`: files are needed and none can be fetched now (see `stalledReason`). */
@@ -79,16 +80,8 @@ export interface FolderReport {
   /** Current conflicts: conflict copies whose original is still there (`ferry conflicts`). */
   conflicts?: number;
   /** Streaming large files (src/sync/prefetch.ts): blocks fetched while peers hashed them, and announcements dropped with why. Absent when none came. */
-  prefetch?: {
-    files: number;
-    announcements: number;
-    dropped: number;
-    reasons: Array<{ path: string; reason: string }>;
-    blocksFetched: number;
-    bytesFetched: number;
-    blocksAdopted: number;
-    bytesAdopted: number;
-  };
+  prefetch?: PrefetchReport;
+
 }
 
 /** One version of a conflicting file. */

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { DaemonProcess, ferry, removeDir, tempDir, waitFor, type StatusJson } from '../helpers/daemon.js';
+import { DaemonProcess, removeDir, shareBetween, tempDir, waitFor, type StatusJson } from '../helpers/daemon.js';
 
 const SIZE = 48 * 1024 * 1024 + 4321;
 let base: string | undefined;
@@ -29,12 +29,7 @@ test('a large file is announced while it is hashed; the receiver prefetches, ado
   await Promise.all([a.ready(), b.ready()]);
   const dirA = join(base, 'a');
   await mkdir(dirA);
-  const shared = await ferry(['share', dirA, '--json', '--home', a.home]);
-  assert.equal(shared.code, 0, shared.stderr);
-  const joined = await ferry(['join', JSON.parse(shared.stdout).rw, join(base, 'b'), '--home', b.home]);
-  assert.equal(joined.code, 0, joined.stderr);
-  const added = await ferry(['peers', 'add', ((await a.status()) as StatusJson & { listen: string }).listen, '--home', b.home]);
-  assert.equal(added.code, 0, added.stderr);
+  await shareBetween(a, dirA, b, join(base, 'b'));
   const folderB = async (): Promise<FolderJson | undefined> => (await b.status()).folders[0] as FolderJson | undefined;
   const connected = await waitFor(async () => {
     const folder = await folderB();

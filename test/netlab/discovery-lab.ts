@@ -2,6 +2,7 @@
 // daemons on the host or inside a lab namespace, reached through the control socket in their home.
 
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
 import { join as joinPath, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
@@ -90,6 +91,51 @@ export function inetSuite(prefix: string, settings: Record<string, string>, afte
     },
   };
   return suite;
+}
+
+/** Folders of a relay trio: F1 (A's, C holds it with the ENC key so that it relays for A and B) and F2 (A and B only). */
+export interface RelayTrio {
+  a: FerryNode;
+  b: FerryNode;
+  c: FerryNode;
+  dirs: Record<'a1' | 'a2' | 'b1' | 'b2' | 'c1', string>;
+  f1: SharedKeys;
+  f2: SharedKeys;
+  idA: string;
+  idB: string;
+  /** C's sync address, as A and B were given it. */
+  cAddress: string;
+}
+type SharedKeys = { rw: string; ro: string; enc: string; folderId: string };
+
+/**
+ * A behind NAT 1, B behind NAT 2, C public: A shares F1 (C joins with the ENC key, B with RW) and
+ * F2 (B only, with `keyB`); A and B are given C's address. `name` prefixes homes and folders.
+ */
+export async function relayTrio(suite: InetSuite, name: string, options: { argsC?: string[]; keyB?: 'rw' | 'enc' } = {}): Promise<RelayTrio> {
+  const dirs = Object.fromEntries(['a1', 'a2', 'b1', 'b2', 'c1'].map((d) => [d, joinPath(suite.base, `${name}-${d}`)])) as RelayTrio['dirs'];
+  for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true });
+  const a = suite.node(`${name}-a`, suite.lab.NETLAB_INET_H1a_NS!);
+  const b = suite.node(`${name}-b`, suite.lab.NETLAB_INET_H2a_NS!);
+  const c = suite.node(`${name}-c`, suite.lab.NETLAB_INET_PUBLIC_NS!, options.argsC ?? []);
+  await Promise.all([a.ready(), b.ready(), c.ready()]);
+  const shareOn = async (dir: string): Promise<SharedKeys> => {
+    const shared = await a.cli(['share', dir, '--json']);
+    if (shared.code !== 0) throw new Error(`share ${dir}: ${shared.stderr}`);
+    return JSON.parse(shared.stdout) as SharedKeys;
+  };
+  const f1 = await shareOn(dirs.a1);
+  const f2 = await shareOn(dirs.a2);
+  await join(c, f1.enc, dirs.c1);
+  await join(b, f1.rw, dirs.b1);
+  await join(b, f2[options.keyB ?? 'rw'], dirs.b2);
+  const [idA, idB] = await Promise.all([a, b].map(async (n) => ((await n.status()) as unknown as { device: { id: string } }).device.id));
+  const cAddress = `${suite.lab.NETLAB_INET_PUBLIC_ADDR}:${INET_SYNC_PORT}`;
+  for (const n of [a, b]) {
+    const added = await n.cli(['peers', 'add', cAddress]);
+    if (added.code !== 0) throw new Error(`peers add ${cAddress}: ${added.stderr}`);
+  }
+  return { a, b, c, dirs, f1, f2, idA: idA!, idB: idB!, cAddress };
 }
 
 /** The sync port of the daemons an InetSuite starts. */

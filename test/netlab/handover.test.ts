@@ -15,12 +15,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
 import { describe, test } from 'node:test';
 import { waitFor } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
-import { INET_SYNC_PORT, inetSuite, FerryNode, join, type StatusJson } from './discovery-lab.js';
+import { INET_SYNC_PORT, inetSuite, FerryNode, relayTrio, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'fhover';
 const PREFIX_ENC = 'fhoverenc';
@@ -62,28 +62,8 @@ describe('an ENC peer\'s relayed link moves to direct mid-transfer without re-re
 
 /** A writes 64 MiB into F2, which B holds with `keyB` (RW, or ENC: B stores it encrypted). */
 async function handover(suite: Suite, t: { diagnostic(message: string): void }, keyB: 'rw' | 'enc'): Promise<void> {
-  const { node } = suite;
-  const dirs = Object.fromEntries(['a1', 'a2', 'b1', 'b2', 'c1'].map((d) => [d, joinPath(suite.base, d)])) as Record<'a1' | 'a2' | 'b1' | 'b2' | 'c1', string>;
-  for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true });
-  const a = node('a', suite.lab.NETLAB_INET_H1a_NS!);
-  const b = node('b', suite.lab.NETLAB_INET_H2a_NS!);
-  const c = node('c', suite.lab.NETLAB_INET_PUBLIC_NS!, ['--relay-rate', String(RELAY_RATE)]);
-  await Promise.all([a.ready(), b.ready(), c.ready()]);
-  const shareOn = async (dir: string) => {
-    const shared = await a.cli(['share', dir, '--json']);
-    assert.equal(shared.code, 0, shared.stderr);
-    return JSON.parse(shared.stdout) as { rw: string; enc: string; folderId: string };
-  };
   // F1 is shared with C (ENC key) so that C relays for A and B; F2, which C lacks, carries the file.
-  const f1 = await shareOn(dirs.a1);
-  const f2 = await shareOn(dirs.a2);
-  await join(c, f1.enc, dirs.c1);
-  await join(b, f1.rw, dirs.b1);
-  await join(b, f2[keyB], dirs.b2);
-  const [idA, idB] = await Promise.all([a, b].map(async (n) => (await status(n)).device.id));
-  const cAddress = `${suite.lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
-  assert.equal((await a.cli(['peers', 'add', cAddress])).code, 0);
-  assert.equal((await b.cli(['peers', 'add', cAddress])).code, 0);
+  const { a, b, c, dirs, f2, idA, idB } = await relayTrio(suite, keyB, { argsC: ['--relay-rate', String(RELAY_RATE)], keyB });
   const folderAt = async (of: FerryNode) => (await status(of)).folders.find((f) => f.id === f2.folderId);
   const linkAt = async (of: FerryNode, device: string) => (await folderAt(of))?.peers.find((p) => p.device === device && p.connected);
   const cName = (await status(c)).device.name;

@@ -9,12 +9,12 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join as joinPath } from 'node:path';
 import { describe, test } from 'node:test';
 import { waitFor } from '../helpers/daemon.js';
 import { needs } from '../helpers/needs.js';
-import { INET_SYNC_PORT, inetSuite, FerryNode, join, type StatusJson } from './discovery-lab.js';
+import { INET_SYNC_PORT, inetSuite, FerryNode, relayTrio, type StatusJson } from './discovery-lab.js';
 
 const PREFIX = 'frelay';
 const LAB_SETTINGS = {
@@ -38,7 +38,6 @@ type Status = Omit<StatusJson, 'folders' | 'device'> & {
 
 describe('two devices behind symmetric NATs, relayed by a public folder peer', { skip: needs.netlab(['nft', 'nftables'], ['stund', 'stun-server']) }, () => {
   const suite = inetSuite(PREFIX, LAB_SETTINGS);
-  const { node } = suite;
 
   const status = async (of: FerryNode): Promise<Status> => (await of.status()) as unknown as Status;
   const cAddress = (): string => `${suite.lab.NETLAB_INET_PUBLIC_ADDR}:${SYNC_PORT}`;
@@ -46,29 +45,11 @@ describe('two devices behind symmetric NATs, relayed by a public folder peer', {
   const link = async (of: FerryNode, folderId: string, device: string) =>
     (await status(of)).folders.find((f) => f.id === folderId)?.peers.find((p) => p.device === device && p.connected);
 
-  /** A shares F1 (C joins with the ENC key, B with RW) and F2 (B only, RW); A and B are given C's address. */
+  /** The relay trio (discovery-lab.ts relayTrio), once A and B are connected to C. */
   async function trio(name: string, argsC: string[]) {
-    const dirs = Object.fromEntries(['a1', 'a2', 'b1', 'b2', 'c1'].map((d) => [d, joinPath(suite.base, `${name}-${d}`)])) as Record<'a1' | 'a2' | 'b1' | 'b2' | 'c1', string>;
-    for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true });
-    const a = node(`${name}-a`, suite.lab.NETLAB_INET_H1a_NS!);
-    const b = node(`${name}-b`, suite.lab.NETLAB_INET_H2a_NS!);
-    const c = node(`${name}-c`, suite.lab.NETLAB_INET_PUBLIC_NS!, argsC);
-    await Promise.all([a.ready(), b.ready(), c.ready()]);
-    const shareOn = async (dir: string) => {
-      const shared = await a.cli(['share', dir, '--json']);
-      assert.equal(shared.code, 0, shared.stderr);
-      return JSON.parse(shared.stdout) as { rw: string; enc: string; folderId: string };
-    };
-    const f1 = await shareOn(dirs.a1);
-    const f2 = await shareOn(dirs.a2);
-    await join(c, f1.enc, dirs.c1);
-    await join(b, f1.rw, dirs.b1);
-    await join(b, f2.rw, dirs.b2);
-    const [idA, idB] = await Promise.all([a, b].map(async (n) => (await status(n)).device.id));
-    assert.equal((await a.cli(['peers', 'add', cAddress()])).code, 0);
-    assert.equal((await b.cli(['peers', 'add', cAddress()])).code, 0);
-    await waitFor(async () => (await connectedToC(a)) && (await connectedToC(b)), 'A and B to connect to C', 60_000);
-    return { a, b, c, dirs, f1, f2, idA: idA!, idB: idB! };
+    const made = await relayTrio(suite, name, { argsC });
+    await waitFor(async () => (await connectedToC(made.a)) && (await connectedToC(made.b)), 'A and B to connect to C', 60_000);
+    return made;
   }
 
   test('A and B connect through C (path "relay via C"), and a folder C does not hold syncs A → B over the relayed link', async (t) => {
