@@ -356,6 +356,8 @@ export class Scanner {
       if (!hashed.changedDuringHash && rightBlockSize === blockSize) {
         this.warmFiles?.note(entry.path, hashed.size);
         this.recordHashed(run, entry, { ...hashed, blockSize });
+        // The record takes over: the attempt is no longer announced (nor replayed to peers that attach later).
+        stream?.abandon();
         return;
       }
       blockSize = rightBlockSize;

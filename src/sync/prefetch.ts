@@ -111,6 +111,8 @@ export class Prefetcher {
   };
   private readonly idleMs: number;
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Hashing attempts whose record the puller has taken (path → tag): announcements of them again (a peer's replay on a new link) are not prefetched. */
+  private readonly recorded = new Map<string, Buffer>();
   /** Paths being set up (an async check runs), so two messages do not open two entries. */
   private readonly starting = new Map<string, Promise<void>>();
 
@@ -145,6 +147,9 @@ export class Prefetcher {
     await this.starting.get(record.path);
     const entry = this.entries.get(record.path);
     if (!entry) return undefined;
+    this.recorded.delete(record.path);
+    this.recorded.set(record.path, entry.tag);
+    while (this.recorded.size > PREFETCH_MAX_FILES * 16) this.recorded.delete(this.recorded.keys().next().value!);
     await this.stop(entry, true);
     const kept = record.blocks.map((hash, i) => entry.have[i] === true && entry.hashes[i] !== undefined && entry.hashes[i]!.equals(hash));
     const count = kept.filter(Boolean).length;
@@ -181,13 +186,26 @@ export class Prefetcher {
     this.counters.announcements++;
     const source = this.options.source(deviceId);
     if (!source) return this.drop(message.path, `${deviceId} is not attached`);
+    if (this.recorded.get(message.path)?.equals(message.tag)) return this.drop(message.path, 'its record is here already');
     if (source.access !== 'rw') return this.drop(message.path, `${deviceId} has ${source.access} access: it cannot publish the record`);
     let entry = this.entries.get(message.path);
     if (entry && entry.device !== deviceId) return this.drop(message.path, `already prefetched from ${entry.device}`);
     if (entry && (!entry.tag.equals(message.tag) || entry.size !== message.size || entry.blockSize !== message.blockSize)) {
-      // The sender hashes the file again (it changed): what was fetched for the old attempt goes.
-      await this.discard(entry);
-      entry = undefined;
+      if (entry.blockSize === message.blockSize && message.size >= entry.size) {
+        // The sender hashes the file again (it was still being written): the blocks already in the
+        // temp stay, each under the hash it was verified against. Requests in flight land first, so
+        // nothing of the old attempt is written after a block is fetched again for the new one.
+        const old = entry;
+        await this.stop(old, true);
+        entry = this.register(deviceId, message, old.tempAbs);
+        // Only blocks in the temp carry over: the rest are queued when the new attempt announces them.
+        entry.have = old.have.map((yes) => yes === true);
+        entry.hashes = old.hashes.map((hash, i) => (entry!.have[i] ? hash : undefined));
+      } else {
+        // Smaller, or cut into other blocks: what was fetched for the old attempt goes.
+        await this.discard(entry);
+        entry = undefined;
+      }
     }
     if (!entry) {
       entry = await this.start(deviceId, message);
@@ -230,21 +248,24 @@ export class Prefetcher {
     // Other paths may have started meanwhile: the bounds hold at the moment the entry is made.
     const after = this.options.signal.aborted ? 'the folder is closing' : full();
     if (after) return void this.drop(path, after);
-    const controller = new AbortController();
-    const signal = AbortSignal.any([this.options.signal, controller.signal]);
-    setMaxListeners(0, signal);
+    return this.register(deviceId, message, childPath(parentAbs, prefetchTempName(path, message.tag)));
+  }
+
+  /** A prefetch of `message`'s file into `tempAbs`, listed (the bounds were checked by the caller). */
+  private register(deviceId: string, message: HashingMessage, tempAbs: string): Prefetch {
+    const { path } = message;
     const entry: Prefetch = {
       device: deviceId,
       path,
       tag: Buffer.from(message.tag),
       size: message.size,
       blockSize: message.blockSize,
-      tempAbs: childPath(parentAbs, prefetchTempName(path, message.tag)),
+      tempAbs,
       hashes: [],
       have: [],
       queue: [],
       temp: undefined,
-      controller,
+      controller: new AbortController(),
       running: undefined,
       lastMs: Date.now(),
       badBlocks: 0,

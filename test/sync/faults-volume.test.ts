@@ -194,9 +194,18 @@ describe('a disappearing volume', () => {
           expected: /folder marker missing/,
           // (the disk's files are not looked at while it is away: a second mount of the image would race the loop device's release)
           unplug: async () => {
-            // Unplugged for real: a plain umount (the daemon holds nothing open there), so the next
-            // mount is a new file system instance the old watches do not see.
-            execFileSync('umount', [dirB]);
+            // Unplugged for real: a plain umount, so the next mount is a new file system instance the old
+            // watches do not see. The daemon holds a directory of the folder open at most 1 s after its
+            // last use (src/scan/disk-path.ts HeldDirs): busy until then, never longer.
+            await waitFor(async () => {
+              try {
+                execFileSync('umount', [dirB], { stdio: 'pipe' });
+                return true;
+              } catch (err) {
+                if (/busy/.test(String((err as { stderr?: Buffer }).stderr ?? ''))) return false;
+                throw err;
+              }
+            }, 'the disk to unmount (nothing of the folder held open)', 15_000);
             mounted = false;
           },
           replug: async () => {
