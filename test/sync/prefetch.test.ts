@@ -163,6 +163,20 @@ describe('streaming large files', () => {
     assert.equal(bob.sync.stats.bytesRequested, 0);
   });
 
+  test('once its record is indexed, a hashing attempt is not replayed to a peer that attaches later', async () => {
+    const { alice, bob } = await devices();
+    const size = 20 * 1024 * 1024;
+    await writeFile(join(alice.root, 'done.bin'), randomBytes(size));
+    await alice.scan();
+    assert.ok(alice.index.getLocal('done.bin'), 'the record is in');
+    // A link made now (a handover's new link, say): the record is all bob hears of the file.
+    await connect(cleanups, alice, bob);
+    await converged([alice, bob]);
+    const report = bob.sync.prefetchReport();
+    assert.equal(report.announcements, 0, JSON.stringify(report));
+    assert.equal(report.bytesFetched, 0);
+  });
+
   test("a hostile peer's announcements are bounded and dropped with a reason; nothing is installed without a record; the link stays", async () => {
     const keys = newFolder();
     const victim = await makeDevice(cleanups, { name: 'victim', keys });
