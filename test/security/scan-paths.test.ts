@@ -171,15 +171,21 @@ describe('walker and watcher never leave the folder (hostile peer)', () => {
     assert.deepEqual(await readdir(outside), [tempName], 'no file.txt outside the folder');
   });
 
-  test('a parent held open by an earlier install and then swapped for a symlink is refused, not written through', async () => {
-    const root = await tempDir();
-    const outside = await tempDir();
+  /** `root/sub` made, and `sub/one.txt` installed into it: its directory is now held open (DiskPaths.dirs). */
+  async function heldSub(root: string): Promise<{ paths: DiskPaths; global: (path: string) => FileRecord }> {
     await mkdir(join(root, 'sub'));
     const paths = new DiskPaths(root);
     const global = (path: string): FileRecord => ({ path, mode: 0o644, mtimeMs: 1_700_000_000_000 }) as FileRecord;
     const first = await paths.resolve('sub/one.txt');
     await writeFile(join(root, 'sub', '.ferry-tmp-000000000000000000000001'), 'one');
     placeTemp(join(root, 'sub', '.ferry-tmp-000000000000000000000001'), global('sub/one.txt'), first, paths);
+    return { paths, global };
+  }
+
+  test('a parent held open by an earlier install and then swapped for a symlink is refused, not written through', async () => {
+    const root = await tempDir();
+    const outside = await tempDir();
+    const { paths, global } = await heldSub(root);
     assert.equal(paths.dirs.size, 1, 'the directory of the first install is held open');
     const target = await paths.resolve('sub/two.txt');
     const tempName = '.ferry-tmp-000000000000000000000002';
@@ -195,12 +201,7 @@ describe('walker and watcher never leave the folder (hostile peer)', () => {
   test('a held directory moved away and replaced by a new one: the new one is written, never the old', async () => {
     const root = await tempDir();
     const elsewhere = await tempDir();
-    await mkdir(join(root, 'sub'));
-    const paths = new DiskPaths(root);
-    const global = (path: string): FileRecord => ({ path, mode: 0o644, mtimeMs: 1_700_000_000_000 }) as FileRecord;
-    const first = await paths.resolve('sub/one.txt');
-    await writeFile(join(root, 'sub', '.ferry-tmp-000000000000000000000001'), 'one');
-    placeTemp(join(root, 'sub', '.ferry-tmp-000000000000000000000001'), global('sub/one.txt'), first, paths);
+    const { paths, global } = await heldSub(root);
     // Moved out of the folder (the held descriptor still reaches it there), a new directory at its name.
     await rename(join(root, 'sub'), join(elsewhere, 'moved'));
     await mkdir(join(root, 'sub'));
