@@ -340,7 +340,8 @@ export class DhtDiscovery extends Resource {
     if (dht.nodes.count() >= DHT_JOIN_HELP_BELOW) return;
     for (const node of nodes.slice(0, 8)) {
       const key = `${node.host}|${node.port}`;
-      if (isIP(node.host) !== this.family || this.helped.has(key)) continue;
+      // While the table is still empty, a node pinged before is pinged again (that ping may have been lost).
+      if (isIP(node.host) !== this.family || (this.helped.has(key) && dht.nodes.count() > 0)) continue;
       if (this.helped.size >= 1024) this.helped.clear();
       this.helped.add(key);
       dht.addNode({ host: this.six ? this.six.standIns.fake(node.host) : node.host, port: node.port });
