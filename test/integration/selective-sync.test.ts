@@ -140,8 +140,10 @@ describe('selective sync between three daemons', () => {
     // Reselecting fetches: s4 (never here), s1 (A's change), s3 sends what C made there.
     const after = JSON.parse(await cli(c, 'select', folderId, '--include', 's4', '--json')) as SelectionReport;
     assert.deepEqual(after.excluded, ['s1', 's2/deep', 's3', 's5']);
-    await waitFor(async () => exists(join(dirC, 's4', 'deep', 'b.txt')), 's4 to be fetched on C', 60_000);
+    // One pull pass fetches both files of s4, in no set order: wait for both.
+    await waitFor(async () => (await exists(join(dirC, 's4', 'deep', 'b.txt'))) && exists(join(dirC, 's4', 'a.txt')), 's4 to be fetched on C', 60_000);
     assert.equal(await readFile(join(dirC, 's4', 'a.txt'), 'utf8'), 's4 a\n');
+    assert.equal(await readFile(join(dirC, 's4', 'deep', 'b.txt'), 'utf8'), 's4 b\n'.repeat(100));
     await cli(c, 'select', folderId, '--include', 's1');
     await waitFor(async () => (await readFile(join(dirC, 's1', 'deep', 'b.txt'), 'utf8').catch(() => '')) === 'changed on A\n', "A's s1 change to reach C once reselected", 60_000);
     await cli(c, 'select', folderId, '--include', 's3');
