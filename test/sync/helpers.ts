@@ -299,12 +299,17 @@ export async function until(condition: () => Promise<boolean> | boolean, limitMs
   }
 }
 
-/** Waits until every device's tree is identical (and optionally a predicate holds). */
+/**
+ * Waits until every device's tree is identical (and optionally a predicate holds), then until the
+ * folder lock of each device is free once: the puller changes the disk and records the change in its
+ * index under one hold of that lock, so a change seen on disk is in the index when this returns.
+ */
 export async function converged(devices: Device[], extra: () => Promise<boolean> | boolean = () => true, limitMs = WAIT_LIMIT_MS): Promise<void> {
   await until(async () => {
     const trees = await Promise.all(devices.map((d) => treeOf(d.root)));
     return trees.every((tree) => sameTree(tree, trees[0]!)) && (await extra());
   }, limitMs);
+  await Promise.all(devices.map((d) => d.lock.run(async () => undefined)));
 }
 
 export function randomContent(bytes: number, seed = 1): Buffer {
