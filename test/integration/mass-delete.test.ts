@@ -7,13 +7,15 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ControlClient } from '../../src/cli/client.js';
+import { TEMP_FILE_PREFIX } from '../../src/scan/ignore.js';
 import type { ArchiveListing, FolderReport, StatusReport } from '../../src/web/daemon-api.js';
 import { DaemonProcess, ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 
 const FILES = 200;
 
+/** The names in `dir`, without the puller's temp files (a file being fetched is not there yet). */
 async function fileNames(dir: string): Promise<string[]> {
-  return (await readdir(dir).catch(() => [] as string[])).sort();
+  return (await readdir(dir).catch(() => [] as string[])).filter((name) => !name.startsWith(TEMP_FILE_PREFIX)).sort();
 }
 
 async function folderOf(daemon: DaemonProcess): Promise<FolderReport> {
