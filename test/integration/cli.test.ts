@@ -5,6 +5,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile, stat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ControlClient } from '../../src/cli/client.js';
+import type { StatusReport } from '../../src/web/daemon-api.js';
 import { DaemonProcess, ferry, removeDir, tempDir, waitFor } from '../helpers/daemon.js';
 
 describe('ferry CLI against a running daemon', () => {
@@ -68,7 +70,7 @@ describe('ferry CLI against a running daemon', () => {
     await waitFor(async () => {
       const f = (await daemon.status()).folders.find((x) => x.id === keys.folderId);
       return f?.localFiles === 3;
-    }, 'the watcher to index a new file', 10_000);
+    }, 'the watcher to index a new file');
 
     // joining the same folder again (with a weaker key) is refused clearly
     const again = await ferry(['join', keys.ro, join(base, 'copy'), '--home', home]);
@@ -229,8 +231,11 @@ describe('crash safety', () => {
       await first.ready();
       const shared = await ferry(['share', folder, '--json', '--home', home]);
       assert.equal(shared.code, 0, shared.stderr);
+      // Asked over the control socket from this process (a `ferry status` child takes a second or more
+      // to start on a busy machine, long enough for a fast scan to finish before the kill).
+      const control = new ControlClient(home);
       const partial = await waitFor(async () => {
-        const f = (await first.status()).folders[0];
+        const f = (await control.call<StatusReport>('GET', '/status')).folders[0];
         return f && f.localFiles > 0 ? f : undefined;
       }, 'the scan to write its first batch');
       first.child.kill('SIGKILL');
