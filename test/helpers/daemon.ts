@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DAEMON_ENV, DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
-import { POLL_MS, WAIT_LIMIT_MS } from './wait.js';
+import { DAEMON_START_LIMIT_MS, POLL_MS, WAIT_LIMIT_MS } from './wait.js';
 
 export const MAIN = resolve(fileURLToPath(import.meta.url), '../../../src/main.js');
 
@@ -123,7 +123,7 @@ export class DaemonProcess {
         return (await ferry(['status', '--json', '--home', this.home])).code === 0;
       },
       'daemon to start',
-      timeoutMs,
+      timeoutMs ?? DAEMON_START_LIMIT_MS,
     );
   }
 

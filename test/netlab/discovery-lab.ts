@@ -7,6 +7,7 @@ import { join as joinPath, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import { daemonLaunch, ferry, noStun, removeDir, tempDir, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
+import { DAEMON_START_LIMIT_MS } from '../helpers/wait.js';
 
 import { NETLAB } from '../helpers/needs.js';
 
@@ -191,7 +192,7 @@ export class FerryNode {
     await waitFor(async () => {
       if (!this.running) throw new Error(`daemon exited early (code ${this.child.exitCode}, signal ${this.child.signalCode}):\n${this.log}`);
       return (await ferry(['status', '--json', '--home', this.home])).code === 0;
-    }, 'daemon to start', 30_000);
+    }, 'daemon to start', DAEMON_START_LIMIT_MS);
   }
 
   cli(args: string[]): Promise<CliResult> {

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { daemonLaunch, ferry, noStun, waitFor } from '../helpers/daemon.js';
+import { DAEMON_START_LIMIT_MS } from '../helpers/wait.js';
 
 const execFileAsync = promisify(execFile);
 import { NETLAB } from '../helpers/needs.js';
@@ -101,7 +102,7 @@ export class NsDaemon extends NsProcess {
     await waitFor(async () => {
       if (!this.running) throw new Error(`daemon exited early:\n${this.out}`);
       return (await ferry(['status', '--json', '--home', this.home])).code === 0;
-    }, 'daemon to start');
+    }, 'daemon to start', DAEMON_START_LIMIT_MS);
   }
 
   async status(): Promise<{ listen: string; services: Record<string, Record<string, unknown>>; folders: Array<{ needFiles: number }> }> {
