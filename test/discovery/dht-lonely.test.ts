@@ -41,7 +41,7 @@ async function countLookups(hasPeers: boolean): Promise<{ lookups: () => number;
 test('a folder without a connected peer is looked up again and again, not only at its announce', async () => {
   const lonely = await countLookups(false);
   try {
-    await waitFor(async () => lonely.lookups() >= 4, 'repeated lookups of the lonely folder', 10_000);
+    await waitFor(async () => lonely.lookups() >= 4, 'repeated lookups of the lonely folder');
   } finally {
     await lonely.stop();
   }

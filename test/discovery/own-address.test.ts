@@ -176,7 +176,7 @@ describe('discovery and its own addresses', () => {
     const dialler = new FakeDialler();
     const { discovery } = start(dialler, { lonelyFloorMs: 0 });
     await discovery.open();
-    await waitFor(async () => announces.length >= 2, 'a second announce while alone', 10_000);
+    await waitFor(async () => announces.length >= 2, 'a second announce while alone');
     assert.equal(announces[1]!.get('event'), null);
     // Now a peer of the folder is connected: the next announce is at the full interval.
     dialler.connected = [{
