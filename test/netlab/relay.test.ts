@@ -59,9 +59,10 @@ describe('two devices behind symmetric NATs, relayed by a public folder peer', {
     const connectMs = Date.now() - bothAtC;
     const cName = (await status(c)).device.name;
     assert.equal(atB.path, `relay via ${cName}`, JSON.stringify(atB));
-    const atA = await link(a, f2.folderId, idB);
-    assert.equal(atA?.path, `relay via ${cName}`, JSON.stringify(atA));
-    assert.ok(atA?.rttMs !== undefined && atA.rttMs >= 0, JSON.stringify(atA));
+    // One end may adopt the link a moment after the other: A's side is waited for too.
+    const atA = await waitFor(async () => (await link(a, f2.folderId, idB)) ?? false, 'A to have the relayed link to B too');
+    assert.equal(atA.path, `relay via ${cName}`, JSON.stringify(atA));
+    assert.ok(atA.rttMs !== undefined && atA.rttMs >= 0, JSON.stringify(atA));
     const relayC = (await status(c)).services.relay!;
     assert.ok(relayC.relaying >= 1, JSON.stringify(relayC));
     // The end that opened the relayed stream says why it did then: the direct attempts' head start
