@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, readlink, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { datasets, type DatasetSizes } from './datasets.js';
@@ -368,19 +368,31 @@ async function userSession(tool: Tool, dataset: UserDataset, round: number, sour
       const sampler = sampleGroups(pair.processes());
       const traces = await straceSides(pair.processes(), `${tool}-${dataset.name}-${round}`);
       const threads0 = process.env.BENCH_THREADS ? await threadTimes(pair.processes()) : undefined;
+      const waits = process.env.BENCH_WAITS ? sampleWaits(pair.processes()) : undefined;
       const watcherCpu0 = await cpuSeconds(watcher.pid());
       const bench0 = process.cpuUsage();
       const start = process.hrtime.bigint();
+      const startEpochMs = Date.now();
       await rename(staging, join(folderA, MOVED));
       await watcher.finished;
       const timed = watcher.result(start);
       await traces.stop();
+      if (waits) {
+        // Epoch times (as strace -ttt prints them) of the move and of the last file's arrival, to align traces with.
+        log(`  timeline: moved at ${(startEpochMs / 1000).toFixed(6)}, last file at ${(startEpochMs / 1000 + timed.seconds).toFixed(6)}`);
+        log(`  waits: ${formatWaits(await waits.stop(), timed.seconds)}`);
+      }
       if (threads0) log(`  threads (user/sys s): ${threadDelta(threads0, await threadTimes(pair.processes()))}`);
       const bench1 = process.cpuUsage(bench0);
       const watcherCpu = { inotifywait: (await cpuSeconds(watcher.pid())) - watcherCpu0, bench: (bench1.user + bench1.system) / 1e6, events: watcher.events };
       const cpu = await sampler.cpu();
       const memory = await sampler.stop();
       await watcher.stop();
+      if (process.env.BENCH_LOG_DIR && pair instanceof FerryPair) {
+        await mkdir(process.env.BENCH_LOG_DIR, { recursive: true });
+        const logs = pair.fullLogs();
+        for (const side of ['a', 'b'] as const) await writeFile(join(process.env.BENCH_LOG_DIR, `${tool}-${dataset.name}-${round}-${side}.log`), logs[side]);
+      }
       // Untimed: both trees hashed and compared.
       const copy = await manifest(join(folderB, MOVED), true);
       const diff = compareTrees(expected, copy);
@@ -403,6 +415,99 @@ async function userSession(tool: Tool, dataset: UserDataset, round: number, sour
   } finally {
     await pair.stop();
   }
+}
+
+/** Where one side's threads spent the timed window, from sampling their states (see sampleWaits). */
+export interface SideWaits {
+  /** Samples taken (every thread of the side is read at each). */
+  samples: number;
+  /** Per thread group (main, libuv pool, hash workers, other): thread-samples running or runnable (R), in
+   * uninterruptible sleep (D: disk, fsync), and sleeping (S: waiting for an event: the network, a timer, a lock). */
+  states: Map<string, { R: number; D: number; S: number }>;
+  /** Seconds the side's threads waited on a run queue for a CPU (sum of /proc/.../schedstat run_delay deltas), and ran. */
+  runDelay: number;
+  ran: number;
+}
+
+/** The thread group a thread's name puts it in. */
+function threadGroup(name: string, main: boolean): string {
+  if (main) return 'main';
+  if (name.startsWith('libuv-worker')) return 'pool';
+  if (name.startsWith('node') || name.startsWith('V8') || name.startsWith('DelayedTask')) return 'v8';
+  return name.replace(/[0-9]+$/, '') || 'other';
+}
+
+/**
+ * BENCH_WAITS: every `everyMs` each thread of each side is read (/proc/<pid>/task/<tid>/stat state and schedstat):
+ * on a busy machine wall time is spent running (R, which includes waiting for a CPU: the run queue delay tells how much),
+ * waiting for the disk (D) or sleeping on an event (S). Threads that start and end inside the window count from their start.
+ */
+function sampleWaits(groups: { a: number[]; b: number[] }, everyMs = 10): { stop(): Promise<{ a: SideWaits; b: SideWaits }> } {
+  const sides = { a: newSideWaits(), b: newSideWaits() };
+  const firstSched = new Map<string, [number, number]>();
+  const lastSched = new Map<string, [number, number]>();
+  let stopped = false;
+  const sampleSide = async (pids: number[], into: SideWaits): Promise<void> => {
+    into.samples++;
+    for (const pid of pids) {
+      for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+        const [stat, sched] = await Promise.all([
+          readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => ''),
+          readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => ''),
+        ]);
+        if (!stat) continue;
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        const group = threadGroup(name, tid === String(pid));
+        const counts = into.states.get(group) ?? { R: 0, D: 0, S: 0 };
+        if (state === 'R' || state === 'D') counts[state]++;
+        else counts.S++;
+        into.states.set(group, counts);
+        const [ran, delay] = sched.split(' ').map(Number) as [number, number];
+        const key = `${pid}/${tid}`;
+        if (!firstSched.has(key)) firstSched.set(key, [ran, delay]);
+        lastSched.set(key, [ran, delay]);
+      }
+    }
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      await Promise.all([sampleSide(groups.a, sides.a), sampleSide(groups.b, sides.b)]);
+      await sleepMs(everyMs);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      for (const [side, pids] of Object.entries(groups) as Array<['a' | 'b', number[]]>) {
+        for (const [key, [ran, delay]] of lastSched) {
+          if (!pids.some((pid) => key.startsWith(`${pid}/`))) continue;
+          const [ran0, delay0] = firstSched.get(key)!;
+          sides[side].ran += (ran - ran0) / 1e9;
+          sides[side].runDelay += (delay - delay0) / 1e9;
+        }
+      }
+      return sides;
+    },
+  };
+}
+
+function newSideWaits(): SideWaits {
+  return { samples: 0, states: new Map(), runDelay: 0, ran: 0 };
+}
+
+/** Per side: seconds ran and waited for a CPU, and per thread group the mean threads running/runnable, in D and sleeping. */
+function formatWaits(waits: { a: SideWaits; b: SideWaits }, seconds: number): string {
+  return (Object.entries(waits) as Array<[string, SideWaits]>)
+    .map(([side, w]) => {
+      const groups = [...w.states]
+        .sort()
+        .map(([group, c]) => `${group} R ${(c.R / w.samples).toFixed(2)} D ${(c.D / w.samples).toFixed(2)} S ${(c.S / w.samples).toFixed(2)}`)
+        .join(', ');
+      return `${side.toUpperCase()}: ran ${w.ran.toFixed(2)} s, waited for a CPU ${w.runDelay.toFixed(2)} s (of ${seconds.toFixed(2)} s; ${w.samples} samples); ${groups}`;
+    })
+    .join('\n    ');
 }
 
 /** BENCH_THREADS: CPU seconds (user, system) per side and thread name, at a moment. */

@@ -241,14 +241,33 @@ export class Prefetcher {
     if (unwanted) return void this.drop(path, unwanted);
     let parentAbs: string;
     try {
-      parentAbs = (await this.options.paths.resolveParent(path)).parentAbs;
+      parentAbs = await this.tempDir(path);
     } catch (err) {
-      return void this.drop(path, `its directory is not here yet (${err instanceof Error ? err.message : String(err)})`);
+      return void this.drop(path, `no directory for its temp file (${err instanceof Error ? err.message : String(err)})`);
     }
     // Other paths may have started meanwhile: the bounds hold at the moment the entry is made.
     const after = this.options.signal.aborted ? 'the folder is closing' : full();
     if (after) return void this.drop(path, after);
     return this.register(deviceId, message, childPath(parentAbs, prefetchTempName(path, message.tag)));
+  }
+
+  /**
+   * Where the prefetch's temp file goes: the file's directory, or when that is not here yet, its nearest ancestor that
+   * is. A directory moved in whole (the usual way a large file arrives) is announced in the sender's index only after
+   * the scan that hashes its files: waiting for it left nothing to overlap. The puller creates the directory and the
+   * adoption renames the temp into it (the same file system; across a mount point the rename fails and the puller
+   * fetches instead). Nothing is created here before a record exists. Throws when a directory on the way is unsafe.
+   */
+  private async tempDir(path: string): Promise<string> {
+    const parts = path.split('/');
+    for (let depth = parts.length - 1; ; depth--) {
+      try {
+        return (await this.options.paths.resolveParent([...parts.slice(0, depth), parts[parts.length - 1]!].join('/'))).parentAbs;
+      } catch (err) {
+        const missing = isFerryError(err, 'IO') && (err.cause as { code?: string } | undefined)?.code === 'ENOENT';
+        if (!missing || depth === 0) throw err;
+      }
+    }
   }
 
   /** A prefetch of `message`'s file into `tempAbs`, listed (the bounds were checked by the caller). */

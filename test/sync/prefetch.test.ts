@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { lstat, open, readdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { MESSAGE_CODES } from '../../src/protocol/messages.js';
@@ -111,6 +111,33 @@ describe('streaming large files', () => {
     assert.ok(wire >= size && wire < size * 1.01, `bytes received ≈ file size (${wire} for ${size})`);
     assert.deepEqual(await temps(bob.root), []);
     assert.equal(report.dropped, 0, JSON.stringify(report.reasons));
+  });
+
+  test('a file in a directory the receiver does not have yet (a tree moved in) is prefetched beside its nearest directory and adopted into the new one', async () => {
+    const { alice, bob, pool, responseBytesToBob } = await pair();
+    const size = 24 * 1024 * 1024 + 777;
+    const content = randomBytes(size);
+    await mkdir(join(alice.root, 'moved', 'in'), { recursive: true });
+    await writeFile(join(alice.root, 'moved', 'in', 'big.bin'), content);
+    pool.shut();
+    const scan = alice.scan();
+    // The directories are recorded by the same scan that hashes the file: bob has neither them nor the record yet.
+    await until(() => bob.sync.prefetchReport().bytesFetched === size || bob.sync.prefetchReport().dropped > 0);
+    assert.equal(bob.sync.prefetchReport().dropped, 0, JSON.stringify(bob.sync.prefetchReport().reasons));
+    assert.equal(bob.index.getGlobal('moved'), undefined, 'the receiver has no record of the directory yet');
+    assert.equal(await lstat(join(bob.root, 'moved')).catch(() => undefined), undefined, 'nothing is created before a record');
+    assert.equal((await temps(bob.root)).length, 1, 'the temp file waits in the nearest directory there is');
+    pool.letThrough();
+    await scan;
+    await converged([alice, bob]);
+    const report = bob.sync.prefetchReport();
+    assert.equal(report.bytesAdopted, size, 'every prefetched block adopted');
+    assert.equal(bob.sync.stats.bytesRequested, 0, 'the puller fetched nothing again');
+    const wire = responseBytesToBob();
+    assert.ok(wire >= size && wire < size * 1.01, `bytes received ≈ file size (${wire} for ${size})`);
+    assert.deepEqual(await temps(bob.root), []);
+    assert.deepEqual(await temps(join(bob.root, 'moved', 'in')), []);
+    assert.ok((await readFile(join(bob.root, 'moved', 'in', 'big.bin'))).equals(content));
   });
 
   test('a file changed while it was hashed ends correct on both: blocks fetched for the old attempt that still match are kept', async () => {
