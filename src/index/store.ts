@@ -48,12 +48,28 @@ export interface IndexStoreOptions {
   backgroundRepack?: boolean;
   /** Least time from the open, or from the last background repack, to the next one. @default REPACK_INTERVAL_MS */
   repackIntervalMs?: number;
+  /**
+   * A background repack waits while more records than this were written in the last repackBusyWindowMs (and up to
+   * as long again before it). @default REPACK_BUSY_RECORDS
+   */
+  repackBusyRecords?: number;
+  /** @default REPACK_BUSY_WINDOW_MS */
+  repackBusyWindowMs?: number;
 }
 
 /** Least time between two background repacks (and from the open to the first). */
 export const REPACK_INTERVAL_MS = 10 * 60_000;
 /** How long a background repack waits for the writes in flight to finish before it holds new ones for its swap. */
 export const REPACK_QUIET_WAIT_MS = 2_000;
+/**
+ * A background repack is put off while the index is written faster than this many records per REPACK_BUSY_WINDOW_MS
+ * (a first scan, an initial sync): its copy would be stale before it ends, its journal of the keys written meanwhile
+ * (about 200 bytes each) would fill to REPACK_JOURNAL_MAX and the repack be given up, and the copy reads the whole
+ * index while the writes need the page cache (a 1,000,000-file first scan in a 256 MiB cgroup: every ten minutes).
+ * It runs once the index is quiet (the bench's 1M sync: right after it).
+ */
+export const REPACK_BUSY_RECORDS = 2_000;
+export const REPACK_BUSY_WINDOW_MS = 60_000;
 
 /** What a background repack did (see IndexStore.repackWhileOpen). */
 export interface LiveRepackResult extends RepackResult {
@@ -140,6 +156,10 @@ export class IndexStore extends Resource {
   /** The churn count passed REPACK_MIN_CHURN: whether the index is loose is looked at after the commit. */
   private repackDue = false;
   private lastRepackMs = 0;
+  /** Records written in the current window (since startMs) and in the one before it: see REPACK_BUSY_RECORDS. */
+  private readonly writeWindow = { startMs: 0, current: 0, previous: 0 };
+  /** A background repack put off while the index is busy looks again when this fires. */
+  private repackTimer: NodeJS.Timeout | undefined;
   /**
    * Environments replaced by a background repack, kept open while generators that began on them still iterate (their
    * directory is deleted; the kernel frees the file when it is closed). A reader never finished keeps its environment
@@ -218,6 +238,8 @@ export class IndexStore extends Resource {
 
   protected async _close(): Promise<void> {
     if (this.fullTimer) clearInterval(this.fullTimer);
+    if (this.repackTimer) clearTimeout(this.repackTimer);
+    this.repackTimer = undefined;
     await this.backgroundRepack;
     await Promise.allSettled([...this.removals.values(), ...this.pendingWrites]);
     this.folderIndexes.clear();
@@ -325,6 +347,16 @@ export class IndexStore extends Resource {
     return index;
   }
 
+  /** Whether a background repack is copying or swapping the index now. */
+  get repackRunning(): boolean {
+    return this.backgroundRepack !== undefined;
+  }
+
+  /** Keys the running background repack's journal holds (0 when none runs): at most REPACK_JOURNAL_MAX. */
+  get repackJournalKeys(): number {
+    return this.journal?.keys.size ?? 0;
+  }
+
   /** Environments a background repack replaced that are still open for their readers. */
   get retiredEnvironments(): number {
     return this.retired.size;
@@ -372,6 +404,7 @@ export class IndexStore extends Resource {
    * up to REPACK_MIN_CHURN, then stored with each transaction (a small index never gets the key).
    */
   private churn(records: number): void {
+    this.rollWriteWindow(Date.now()).current += records;
     this.unsavedChurn += records;
     const meta = this.openDbs().meta;
     const saved: unknown = meta.get(CHURN_KEY);
@@ -401,10 +434,38 @@ export class IndexStore extends Resource {
     return done;
   }
 
-  /** After a commit that passed the churn count: a background repack when the index is loose (repackWanted). */
+  /** The write-rate window as of `nowMs` (two fixed buckets: O(1) per write). */
+  private rollWriteWindow(nowMs: number): { startMs: number; current: number; previous: number } {
+    const window = this.writeWindow;
+    const windowMs = this.options.repackBusyWindowMs ?? REPACK_BUSY_WINDOW_MS;
+    const elapsed = nowMs - window.startMs;
+    if (elapsed >= windowMs) {
+      window.previous = elapsed >= 2 * windowMs ? 0 : window.current;
+      window.current = 0;
+      window.startMs = nowMs;
+    }
+    return window;
+  }
+
+  /** Records written in the current write-rate window and the one before it. */
+  get recentWrites(): number {
+    const window = this.rollWriteWindow(Date.now());
+    return window.current + window.previous;
+  }
+
+  /** After a commit that passed the churn count: a background repack when the index is loose (repackWanted) and quiet. */
   private maybeRepack(): void {
     if (!this.repackDue || this.backgroundRepack || this.closed || !this.databases || !(this.options.backgroundRepack ?? true)) return;
     if (Date.now() - this.lastRepackMs < (this.options.repackIntervalMs ?? REPACK_INTERVAL_MS)) return;
+    if (this.recentWrites > (this.options.repackBusyRecords ?? REPACK_BUSY_RECORDS)) {
+      // Busy: looked at again after a window, whether or not more is written (the last write of a sync may be the last one for hours).
+      this.repackTimer ??= setTimeout(() => {
+        this.repackTimer = undefined;
+        this.maybeRepack();
+      }, this.options.repackBusyWindowMs ?? REPACK_BUSY_WINDOW_MS);
+      this.repackTimer.unref();
+      return;
+    }
     this.repackDue = false;
     if (!repackWanted(this.databases)) return;
     void this.repackWhileOpen();

@@ -102,7 +102,8 @@ describe('index repack while open', () => {
       level: 'info',
       sink: { write: (line) => (line.includes('index repacked while open') ? repacked() : undefined) },
     });
-    const store = new IndexStore({ path: dir, logger, repackIntervalMs: 0 });
+    // Put off while the receiver writes (a busy index), then run once a 100 ms window passes without writes.
+    const store = new IndexStore({ path: dir, logger, repackIntervalMs: 0, repackBusyWindowMs: 100 });
     await store.open();
     t.after(() => store.close());
     await receive(store, FILES);
@@ -112,5 +113,25 @@ describe('index repack while open', () => {
     assert.deepEqual(index.counts(), recount(index));
     assert.equal(index.counts().localFiles, FILES);
     assert.equal(index.hasNeeded(), false);
+  });
+
+  test('a busy index is not repacked in the background: no copy and no journal while a receiver writes 20,000 records', async (t) => {
+    const dir = join(await tempDir(t), 'index');
+    // Due at once (no interval), and never quiet within the test: more than 1,000 records in each hour.
+    const store = new IndexStore({ path: dir, repackIntervalMs: 0, repackBusyRecords: 1_000, repackBusyWindowMs: 60 * 60_000 });
+    await store.open();
+    t.after(() => store.close());
+    let writes = 0;
+    let runningAfter = 0;
+    let journalMax = 0;
+    await receive(store, FILES, () => {
+      writes++;
+      if (store.repackRunning) runningAfter++;
+      journalMax = Math.max(journalMax, store.repackJournalKeys);
+    });
+    assert.ok(writes > 500, `${writes} write transactions`);
+    assert.ok(store.recentWrites >= FILES, `records counted as recent: ${store.recentWrites}`);
+    assert.equal(runningAfter, 0, `a background repack ran during ${runningAfter} of ${writes} write transactions`);
+    assert.equal(journalMax, 0, 'no journal of keys written during a copy');
   });
 });

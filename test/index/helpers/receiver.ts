@@ -40,12 +40,13 @@ function installOrder(n: number, window: number): number[] {
  * records taken as global and as the peer's (folder-sync.ts), then the files installed a few dozen per transaction in
  * the order they finish (installer.ts), each becoming the local record with a marker for the global one.
  */
-export async function receive(store: IndexStore, files: number): Promise<void> {
+export async function receive(store: IndexStore, files: number, afterEachWrite?: () => void): Promise<void> {
   const index = store.folder(FOLDER_A);
   for (let start = 0; start < files; start += 1000) {
     const batch = Array.from({ length: Math.min(1000, files - start) }, (_, k) => announced(start + k));
     await Promise.all([index.offerGlobal(batch), index.putRemote(PEER, batch)]);
     await index.setPeerSequence(PEER, start + batch.length);
+    afterEachWrite?.();
   }
   const order = installOrder(files, 200);
   for (let start = 0; start < order.length; start += 40) {
@@ -54,5 +55,6 @@ export async function receive(store: IndexStore, files: number): Promise<void> {
       return { ...record, inode: 1000 + i };
     });
     await index.putLocal(installed);
+    afterEachWrite?.();
   }
 }
