@@ -24,7 +24,7 @@ function pumpForever(stream: NodeJS.WritableStream & { destroyed: boolean }): vo
 async function serve(host: string, port: number): Promise<void> {
   const socket = new UdpSocket({ host, port });
   await socket.open();
-  const endpoint = new UtpEndpoint(socket, { connection: { adoptWrites: true } });
+  const endpoint = new UtpEndpoint(socket);
   endpoint.on('connection', (utp: UtpConnection) => {
     // Windows sampled each 250 ms, and the connection's counters at its end, to stderr (the bench prints it).
     const windows: number[] = [];

@@ -93,7 +93,7 @@ async function listen(kind: Kind, dir: string): Promise<Listener> {
   }
   const socket = new UdpSocket({ host: '127.0.0.1', port: 0 });
   await socket.open();
-  const endpoint = new UtpEndpoint(socket, { connection: { adoptWrites: true } });
+  const endpoint = new UtpEndpoint(socket);
   const accepted = (once(endpoint, 'connection') as Promise<[UtpConnection]>).then(async ([utp]) => {
     const secure = new tls.TLSSocket(utp, { isServer: true, ...serverTlsOptions(identity) });
     await once(secure, 'secure');
@@ -120,7 +120,7 @@ async function dial(kind: Kind, port: number, dir: string): Promise<{ socket: tl
   }
   const udp = new UdpSocket({ host: '127.0.0.1', port: 0 });
   await udp.open();
-  const endpoint = new UtpEndpoint(udp, { connection: { adoptWrites: true } });
+  const endpoint = new UtpEndpoint(udp);
   const utp = await endpoint.connect({ address: '127.0.0.1', port }, { timeoutMs: 10_000 });
   const socket = tls.connect({ ...clientTlsOptions(identity), socket: utp });
   await once(socket, 'secureConnect');

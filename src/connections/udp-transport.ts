@@ -94,7 +94,7 @@ export class UdpTransport extends Resource {
   protected async _open(): Promise<void> {
     if (!this.options.over) await this.socket.open();
     // TLS over a Duplex writes fresh copies: µTP sends from them as they are.
-    const endpoint = new UtpEndpoint(this.datagrams, { logger: this.log, connection: { adoptWrites: true } });
+    const endpoint = new UtpEndpoint(this.datagrams, { logger: this.log });
     endpoint.on('connection', (utp) => this.accept(utp));
     this.endpoint = endpoint;
   }

@@ -58,13 +58,25 @@ const DUP_ACKS = 3;
 /** Received payloads averaging under this many bytes are joined before they go to the reader. */
 const JOIN_BELOW = 16 * 1024;
 /**
- * Written chunks under this size are copied into a shared block; larger ones are sent from as they
- * are (a packet is a header and slices of one or more chunks, gathered by sendmsg), so a packet
- * gathers at most ~33 pieces and many small writes do not make many small pieces.
+ * Written data is copied into send blocks of this size, which go back to the connection's free list
+ * once every packet sliced from them is acked: a bulk sender reuses the same few megabytes. Sending
+ * the writer's own chunks (TLS over a Duplex hands each write over as a fresh copy) kept each alive
+ * until its ack; those in flight at a young collection were promoted, and a sender's ArrayBuffers
+ * then piled up in the old generation to 30 MB between full collections, each buffer on fresh pages
+ * (the kernel's page zeroing 12 % of the sender's CPU; bench/transport.ts, perf).
  */
-const COPY_BELOW = 2048;
-/** Size of a block small writes are copied into. */
-const COPY_BLOCK = 16 * 1024;
+export const SEND_BLOCK = 64 * 1024;
+/** Free send blocks kept for reuse, at most: the window's ceiling and the send buffer. */
+const MAX_FREE_BLOCKS = Math.ceil((4 * 1024 * 1024 + 1024 * 1024) / SEND_BLOCK);
+/** A connection that sent nothing for this long gives its free send blocks back. */
+const IDLE_BLOCKS_MS = 1_000;
+
+/** A send block: `end` bytes written; `refs` = packets sliced from it not yet acked, plus one while it is queued. */
+interface SendBlock {
+  buf: Buffer;
+  end: number;
+  refs: number;
+}
 
 const NO_PAYLOAD: readonly Buffer[] = [];
 
@@ -78,26 +90,23 @@ export interface UtpHost {
   release(connection: UtpConnection): void;
   /** An accepted connection proved its round trip. */
   proved(connection: UtpConnection): void;
+  /** Bytes of buffers the connection was handed (written chunks it keeps): for pacing young collections. */
+  allocated?(bytes: number): void;
 }
 
 export interface UtpConnectionOptions {
   windowBytes?: number;
   /** Largest payload the path may carry, tried with one probe packet before use. @default MAX_PAYLOAD */
   maxPayload?: number;
-  /**
-   * The writer hands its chunks over: they are sent from as written, not copied, and must not change
-   * after the write (a lost packet is sent again from them after the write's callback). TLS over a
-   * Duplex (JSStreamSocket, as `tls.connect({ socket })` makes) writes a fresh copy each time, so a
-   * second copy here bought nothing: it was 5–7 % of a sender's CPU on loopback. @default false
-   */
-  adoptWrites?: boolean;
 }
 
 interface Sent {
   /** The header (for SYN and FIN the whole packet), rewritten before each transmission. */
   header: Buffer;
-  /** The payload: slices of the written chunks (or of blocks small writes were copied into). */
+  /** The payload: slices of send blocks. */
   payload: Buffer[];
+  /** The send blocks the payload is sliced from (released when acked). */
+  blocks: SendBlock[] | null;
   /** Bytes of the datagram: header and payload. */
   bytes: number;
   type: PacketType;
@@ -127,7 +136,6 @@ export class UtpConnection extends Duplex {
   /** Payload bytes per data packet now: MAX_PAYLOAD until a probe proves the path takes maxPayload. */
   private mss = MAX_PAYLOAD;
   private readonly maxPayload: number;
-  private readonly adoptWrites: boolean;
   /** Sequence number of the size probe in flight, or -1. */
   private probeSeq = -1;
   private probeFailed = false;
@@ -142,13 +150,17 @@ export class UtpConnection extends Duplex {
   private lostCount = 0;
   private peerWindow = MAX_PAYLOAD * 10;
   /**
-   * Written data waiting for the window: the chunks as written, bytes [start, end) of each not sent
-   * yet (small writes copied into shared blocks first: `owned`, with room up to the block's end).
-   * Chunks are copied unless the writer hands them over (UtpConnectionOptions.adoptWrites).
+   * Written data waiting for the window: send blocks in order, the first one's bytes from
+   * `queueStart` to its `end` not sent yet, and the rest of each later one; the last one may have
+   * room for the next write.
    */
-  private readonly queue: Array<{ buf: Buffer; start: number; end: number; owned: boolean }> = [];
+  private readonly queue: SendBlock[] = [];
   private queueHead = 0;
+  private queueStart = 0;
   private queuedBytes = 0;
+  private readonly freeBlocks: SendBlock[] = [];
+  /** Send blocks this connection allocated (for tests: reuse keeps it near the window's worth). */
+  sendBlocksAllocated = 0;
   private pendingWrite: ((err?: Error | null) => void) | null = null;
   private finQueued = false;
   private finSeq = -1;
@@ -194,7 +206,6 @@ export class UtpConnection extends Duplex {
     this.sendId = ids.sendId;
     this.windowBytes = options.windowBytes ?? WINDOW_BYTES;
     this.maxPayload = Math.max(MAX_PAYLOAD, options.maxPayload ?? MAX_PAYLOAD);
-    this.adoptWrites = options.adoptWrites ?? false;
     this.cc = new Ledbat({ mss: MAX_PAYLOAD + HEADER_BYTES, maxWindow: this.windowBytes });
     this.seq = (Math.random() * 0x10000) & 0xffff;
     this.sndUna = this.seq;
@@ -334,6 +345,7 @@ export class UtpConnection extends Duplex {
 
   private acked(s: number, sent: Sent, nowMs: number): number {
     this.unacked.delete(s);
+    if (sent.blocks) for (const block of sent.blocks) this.unrefBlock(block);
     if (s === this.probeSeq) {
       this.probeSeq = -1;
       if (sent.transmissions === 1) {
@@ -459,7 +471,7 @@ export class UtpConnection extends Duplex {
     const sent = this.unacked.get(this.sndUna);
     if (sent) sent.transmissions++;
     else {
-      this.unacked.set(this.seq, { header: buf, payload: [], bytes: buf.length, type: ST_SYN, payloadBytes: 0, sentAtMs: Date.now(), transmissions: 1, lost: false });
+      this.unacked.set(this.seq, { header: buf, payload: [], blocks: null, bytes: buf.length, type: ST_SYN, payloadBytes: 0, sentAtMs: Date.now(), transmissions: 1, lost: false });
       this.flightBytes += buf.length;
       this.seq = (this.seq + 1) & 0xffff;
     }
@@ -552,7 +564,7 @@ export class UtpConnection extends Duplex {
     if (this.finQueued && this.queuedBytes === 0 && this.finSeq < 0) {
       this.finSeq = this.seq;
       const buf = encodePacket(this.header(ST_FIN, this.seq));
-      this.unacked.set(this.seq, { header: buf, payload: [], bytes: buf.length, type: ST_FIN, payloadBytes: 0, sentAtMs: nowMs, transmissions: 1, lost: false });
+      this.unacked.set(this.seq, { header: buf, payload: [], blocks: null, bytes: buf.length, type: ST_FIN, payloadBytes: 0, sentAtMs: nowMs, transmissions: 1, lost: false });
       this.flightBytes += buf.length;
       this.seq = (this.seq + 1) & 0xffff;
       this.transmit(buf);
@@ -562,24 +574,30 @@ export class UtpConnection extends Duplex {
     this.releaseWrite();
   }
 
-  /** Sends the next `size` queued bytes as one packet: a fresh header and slices of the queued chunks. */
+  /** Sends the next `size` queued bytes as one packet: a fresh header and slices of the queued send blocks. */
   private sendData(size: number, nowMs: number): void {
     const sack = this.sackBits();
     const header = Buffer.allocUnsafe(HEADER_BYTES + (sack ? 2 + sack.length : 0));
     const payload: Buffer[] = [];
+    const blocks: SendBlock[] = [];
     for (let need = size; need > 0; ) {
-      const entry = this.queue[this.queueHead]!;
-      const n = Math.min(entry.end - entry.start, need);
-      if (n > 0) payload.push(entry.start === 0 && n === entry.buf.length ? entry.buf : entry.buf.subarray(entry.start, entry.start + n));
-      entry.start += n;
+      const block = this.queue[this.queueHead]!;
+      const n = Math.min(block.end - this.queueStart, need);
+      if (n > 0) {
+        payload.push(block.buf.subarray(this.queueStart, this.queueStart + n));
+        blocks.push(block);
+        block.refs++;
+      }
+      this.queueStart += n;
       need -= n;
-      if (entry.start === entry.end && (!entry.owned || this.queueHead < this.queue.length - 1)) this.dequeue();
-      else if (entry.start === entry.end) break; // an owned block's room may take the next small write
+      // A block read to its end leaves the queue once full or followed by another (the last one's room takes the next write).
+      if (this.queueStart === block.end && (block.end === block.buf.length || this.queueHead < this.queue.length - 1)) this.dequeue();
+      else if (this.queueStart === block.end) break;
     }
     writeHeader(header, this.header(ST_DATA, this.seq), sack);
     this.queuedBytes -= size;
     const bytes = header.length + size;
-    this.unacked.set(this.seq, { header, payload, bytes, type: ST_DATA, payloadBytes: size, sentAtMs: nowMs, transmissions: 1, lost: false });
+    this.unacked.set(this.seq, { header, payload, blocks, bytes, type: ST_DATA, payloadBytes: size, sentAtMs: nowMs, transmissions: 1, lost: false });
     this.stats.dataPackets++;
     this.flightBytes += bytes;
     this.seq = (this.seq + 1) & 0xffff;
@@ -587,6 +605,8 @@ export class UtpConnection extends Duplex {
   }
 
   private dequeue(): void {
+    this.unrefBlock(this.queue[this.queueHead]!);
+    this.queueStart = 0;
     this.queueHead++;
     if (this.queueHead === this.queue.length) {
       this.queue.length = 0;
@@ -664,6 +684,7 @@ export class UtpConnection extends Duplex {
       this.flush();
       return;
     }
+    if (this.freeBlocks.length > 0 && this.queuedBytes === 0 && nowMs - this.lastSentMs >= IDLE_BLOCKS_MS) this.freeBlocks.length = 0;
     if (this.windowClosed && this.receiveWindow() >= MAX_PAYLOAD) this.sendState();
     else if (nowMs - this.lastSentMs >= KEEPALIVE_MS) this.sendState();
   }
@@ -684,23 +705,40 @@ export class UtpConnection extends Duplex {
     this.afterEnqueue(callback);
   }
 
+  /** Copies a written chunk into the queue's send blocks (the last one's room, then blocks from the free list). */
   private enqueue(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.queuedBytes += chunk.length;
-    const tail = this.queue.length > this.queueHead ? this.queue[this.queue.length - 1]! : undefined;
-    if (chunk.length >= COPY_BELOW) {
-      this.queue.push({ buf: this.adoptWrites ? chunk : Buffer.from(chunk), start: 0, end: chunk.length, owned: false });
-      return;
+    // The chunk is garbage once copied: young collections are paced by such bytes (young-gc.ts).
+    this.host.allocated?.(chunk.length);
+    let tail = this.queue.length > this.queueHead ? this.queue[this.queue.length - 1]! : undefined;
+    for (let at = 0; at < chunk.length; ) {
+      if (!tail || tail.end === tail.buf.length) {
+        tail = this.takeBlock();
+        this.queue.push(tail);
+      }
+      const n = Math.min(tail.buf.length - tail.end, chunk.length - at);
+      chunk.copy(tail.buf, tail.end, at, at + n);
+      tail.end += n;
+      at += n;
     }
-    // A small write: into the last block's room, or a new block.
-    if (tail?.owned && tail.buf.length - tail.end >= chunk.length) {
-      chunk.copy(tail.buf, tail.end);
-      tail.end += chunk.length;
-      return;
+  }
+
+  /** A send block from the free list, or a new one; queued (one reference). */
+  private takeBlock(): SendBlock {
+    const block = this.freeBlocks.pop();
+    if (block) {
+      block.refs = 1;
+      return block;
     }
-    const block = Buffer.allocUnsafe(COPY_BLOCK);
-    chunk.copy(block, 0);
-    this.queue.push({ buf: block, start: 0, end: chunk.length, owned: true });
+    this.sendBlocksAllocated++;
+    return { buf: Buffer.allocUnsafeSlow(SEND_BLOCK), end: 0, refs: 1 };
+  }
+
+  private unrefBlock(block: SendBlock): void {
+    if (--block.refs > 0) return;
+    block.end = 0;
+    if (this.freeBlocks.length < MAX_FREE_BLOCKS && this.state !== 'closed') this.freeBlocks.push(block);
   }
 
   private afterEnqueue(callback: (err?: Error | null) => void): void {
@@ -726,7 +764,9 @@ export class UtpConnection extends Duplex {
     this.reorder.clear();
     this.queue.length = 0;
     this.queueHead = 0;
+    this.queueStart = 0;
     this.queuedBytes = 0;
+    this.freeBlocks.length = 0;
     this.pendingWrite = null;
     this.pendingFinal = null;
     this.host.release(this);

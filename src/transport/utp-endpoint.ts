@@ -14,6 +14,7 @@ import { silentLogger, type Logger } from '../util/log.js';
 import { ST_SYN, decodePacket, isUtpPacket } from './utp-packet.js';
 import { LOOPBACK_PAYLOAD, MAX_PAYLOAD, UtpConnection, type UtpConnectionOptions, type UtpHost } from './utp-connection.js';
 import type { UdpEndpoint } from './udp-socket.js';
+import { BufferChurn } from './young-gc.js';
 
 /** @default of UtpEndpointOptions.maxConnections */
 export const MAX_CONNECTIONS = 256;
@@ -60,6 +61,7 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
   private readonly log: Logger;
   private closing = false;
   private last: UtpConnection | null = null;
+  readonly churn = new BufferChurn();
   /** Packets dropped: malformed, unmatched, or over a bound (reported in status and tests). */
   dropped = 0;
 
@@ -74,6 +76,7 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
       },
       release: (connection) => this.release(connection),
       proved: (connection) => this.proved(connection),
+      allocated: (bytes) => this.churn.add(bytes),
     };
     this.unhandle = socket.handle(isUtpPacket, (buf, from) => this.onDatagram(buf, from));
   }
@@ -132,6 +135,7 @@ export class UtpEndpoint extends EventEmitter<UtpEndpointEvents> {
   }
 
   private onDatagram(buf: Buffer, from: UdpEndpoint): void {
+    this.churn.add(buf.length);
     const pkt = decodePacket(buf);
     if (!pkt) {
       this.dropped++;
