@@ -203,7 +203,8 @@ try {
   if (which === 'index') await indexBenchmark();
   if (which === 'edits') await editBenchmark();
   // One method for both tools (bench/user.ts), beside the old harness: BENCH_ROUNDS (5), BENCH_BIG_ROUNDS (3, scale/real/scan),
-  // BENCH_OLD_ROUNDS, BENCH_DATASETS=large,small,mixed,scale,real,scan, BENCH_SCALE_FILES, BENCH_SCAN_FILES, BENCH_REAL_DIRS, BENCH_USER_OUT (user).
+  // BENCH_OLD_ROUNDS, BENCH_DATASETS=large,small,mixed,scale,real,scan, BENCH_SCALE_FILES, BENCH_SCAN_FILES, BENCH_REAL_DIRS, BENCH_USER_OUT (user);
+  // the scan comparison alone: BENCH_DATASETS=scan, BENCH_SCAN_CACHE=cold|warm|both, BENCH_SCAN_TREE (an existing tree of BENCH_SCAN_FILES files).
   if (which === 'user') await (await import('./user-report.js')).benchUserReport(work, results);
   // The transport alone (µTP against TCP on loopback; bench/transport.ts) and over an emulated slow, lossy link (root; bench/link.ts).
   if (which === 'transport') await import('./transport.js');

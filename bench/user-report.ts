@@ -9,7 +9,7 @@ import { median, table } from './lib.js';
 import { cryptoLimits } from './limits.js';
 import { benchSync, type Tool } from './sync.js';
 import { syncthingVersion } from './syncthing-pair.js';
-import { benchUser, userSizesFromEnv, userSummary } from './user.js';
+import { benchUser, scanCachesFromEnv, userSizesFromEnv, userSummary, type ScanCache } from './user.js';
 
 const MIB = 1024 * 1024;
 
@@ -26,7 +26,8 @@ export async function benchUserReport(work: string, results: string): Promise<vo
   const limits = await cryptoLimits();
   log(`limits: SHA-256 ${limits.sha256MiBps.toFixed(0)} MiB/s, AES-256-GCM ${limits.aes256gcmMiBps.toFixed(0)} MiB/s (openssl speed, one thread)`);
 
-  const user = await benchUser(work, { sizes, tools, only, rounds, bigRounds, scanFiles: Number(process.env.BENCH_SCAN_FILES ?? 100_000), log });
+  const user = await benchUser(work, { sizes, tools, only, rounds, bigRounds, scanFiles: Number(process.env.BENCH_SCAN_FILES ?? 100_000),
+    scanCaches: scanCachesFromEnv(), ...(process.env.BENCH_SCAN_TREE ? { scanTree: process.env.BENCH_SCAN_TREE } : {}), log });
   const oldOnly = new Set([...only].filter((n) => ['large', 'small', 'mixed'].includes(n)));
   const old = oldRounds > 0 && oldOnly.size > 0 ? await benchSync(work, { sizes, tools, only: oldOnly, latencyEdits: 0, rounds: oldRounds, log }) : undefined;
   const oldSeconds = (tool: Tool, dataset: string): number | undefined => {
@@ -56,14 +57,22 @@ export async function benchUserReport(work: string, results: string): Promise<vo
       `${f2(f?.watcherCpu)} / ${f2(s?.watcherCpu)}`, `${f?.runs ?? 0} / ${s?.runs ?? 0}`,
     ]);
   }
-  const scanMedian = (tool: Tool): number | undefined => {
-    const runs = user.scans.filter((x) => x.tool === tool).map((x) => x.seconds);
+  const scansOf = (tool: Tool, cache: ScanCache) => user.scans.filter((x) => x.tool === tool && x.cache === cache);
+  const scanMedian = (tool: Tool, cache: ScanCache, of: (x: (typeof user.scans)[number]) => number = (x) => x.seconds): number | undefined => {
+    const runs = scansOf(tool, cache).map(of);
     return runs.length ? median(runs) : undefined;
   };
-  const scanAnon = (tool: Tool): number | undefined => {
-    const runs = user.scans.filter((x) => x.tool === tool).map((x) => x.memory.a.anonMiB);
+  const scanAnon = (tool: Tool, cache: ScanCache): number | undefined => {
+    const runs = scansOf(tool, cache).map((x) => x.memory.a.anonMiB);
     return runs.length ? Math.max(...runs) : undefined;
   };
+  const scanLines = [...new Set(user.scans.map((x) => x.cache))].map(
+    (cache) =>
+      `- page cache ${cache}: Ferry ${f2(scanMedian('ferry', cache))} s (CPU ${f2(scanMedian('ferry', cache, (x) => x.cpuA), 1)} s), ` +
+      `Syncthing ${f2(scanMedian('syncthing', cache))} s (CPU ${f2(scanMedian('syncthing', cache, (x) => x.cpuA), 1)} s), ` +
+      `ratio ${ratio(scanMedian('ferry', cache), scanMedian('syncthing', cache))}; anon peak Ferry ${f2(scanAnon('ferry', cache), 0)} MiB, ` +
+      `Syncthing ${f2(scanAnon('syncthing', cache), 0)} MiB; runs ${scansOf('ferry', cache).length} / ${scansOf('syncthing', cache).length}`,
+  );
   const diffs = user.sessions
     .filter((s) => s.diff.examples.length > 0)
     .map((s) => `- ${s.tool} ${s.dataset} round ${s.round + 1}: of ${s.diff.entries} entries missing ${JSON.stringify(s.diff.missing)}, differing ${s.diff.differing}, extra ${s.diff.extra}; e.g. ${s.diff.examples.slice(0, 3).join('; ')}`);
@@ -81,11 +90,10 @@ export async function benchUserReport(work: string, results: string): Promise<vo
     `the clock stops when inotifywait on B's tree (confirmed by one walk) has seen every file at its final name and size. Old harness: a cold start`,
     `(folder added with the files present) until B's own status says complete.`,
     ``,
-    ...mdTable(rows),
+    ...(rows.length > 1 ? mdTable(rows) : [`(no sync dataset in this run)`]),
     ``,
     `Initial scan of ${process.env.BENCH_SCAN_FILES ?? 100_000} files of 1 KiB (folder added with the files present, until idle with all of them):`,
-    `Ferry ${f2(scanMedian('ferry'))} s, Syncthing ${f2(scanMedian('syncthing'))} s, ratio ${ratio(scanMedian('ferry'), scanMedian('syncthing'))};` +
-      ` anon peak Ferry ${f2(scanAnon('ferry'), 0)} MiB, Syncthing ${f2(scanAnon('syncthing'), 0)} MiB`,
+    ...(scanLines.length ? scanLines : ['- not run']),
     ``,
     diffs.length ? `Entries not carried (compared untimed, both trees hashed):\n${diffs.join('\n')}` : 'Every entry carried identically by both tools.',
     ``,

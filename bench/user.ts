@@ -584,26 +584,47 @@ export interface ScanSession {
   round: number;
   files: number;
   seconds: number;
+  /** Page cache at the start: `cold` (dropped: a first share after boot), `warm` (the tree read just before: a rescan). */
+  cache: ScanCache;
+  /** CPU seconds of A's processes during the scan. */
+  cpuA: number;
   memory: { a: SideMemory };
 }
 
+export type ScanCache = 'cold' | 'warm';
+
+/** BENCH_SCAN_CACHE=cold|warm|both (default cold): how the page cache is settled before each initial scan. */
+export function scanCachesFromEnv(env = process.env): ScanCache[] {
+  const value = env.BENCH_SCAN_CACHE ?? 'cold';
+  if (value === 'both') return ['cold', 'warm'];
+  if (value === 'cold' || value === 'warm') return [value];
+  throw new Error(`BENCH_SCAN_CACHE must be cold, warm or both, not ${value}`);
+}
+
+/** Drops the page cache (cold) or, after a sync, reads every file of `folder` once (warm), the same for both tools. */
+async function settleForScan(cache: ScanCache, folder: string): Promise<void> {
+  await settlePageCache();
+  if (cache === 'warm') await run('sh', ['-c', 'find "$1" -type f -print0 | xargs -0 cat > /dev/null', 'sh', folder]);
+}
+
 /** Initial scan: a folder added (on A alone) with `files` files present, timed until the tool reports it idle with all of them. */
-async function scanSession(tool: Tool, round: number, folder: string, files: number, work: string, log: (l: string) => void): Promise<ScanSession> {
-  const base = join(work, `scan-${tool}-${round}`);
+async function scanSession(tool: Tool, round: number, cache: ScanCache, folder: string, files: number, work: string, log: (l: string) => void): Promise<ScanSession> {
+  const base = join(work, `scan-${tool}-${round}-${cache}`);
   await mkdir(base, { recursive: true });
   const pair = makePair(tool, base);
   try {
     await pair.start();
-    await settlePageCache();
+    await settleForScan(cache, folder);
     await sleepMs(1000);
     const sampler = sampleGroups(pair.processes());
     const start = process.hrtime.bigint();
     await pair.shareOnA(folder);
     await until(() => pair.scannedOnA(files), `${tool} to scan ${files} files`, 30 * 60_000, 100);
     const elapsed = seconds(start);
+    const cpuA = (await sampler.cpu()).a;
     const memory = await sampler.stop();
-    log(`  scan ${tool}: ${elapsed.toFixed(2)} s (anon peak A ${memory.a.anonMiB.toFixed(0)} MiB)`);
-    return { tool, round, files, seconds: elapsed, memory: { a: memory.a } };
+    log(`  scan ${tool} (${cache}): ${elapsed.toFixed(2)} s, CPU A ${cpuA.toFixed(1)} s (anon peak A ${memory.a.anonMiB.toFixed(0)} MiB)`);
+    return { tool, round, files, seconds: elapsed, cache, cpuA, memory: { a: memory.a } };
   } finally {
     await pair.stop();
     await rm(join(folder, '.ferry'), { recursive: true, force: true });
@@ -620,6 +641,10 @@ export interface UserOptions {
   /** Rounds for `scale` and `real` (and the scan comparison), when time is short. */
   bigRounds: number;
   scanFiles: number;
+  /** Page cache before each scan (BENCH_SCAN_CACHE). @default ['cold'] */
+  scanCaches?: ScanCache[];
+  /** An existing tree of `scanFiles` files to scan (BENCH_SCAN_TREE; left unchanged) instead of one written here. */
+  scanTree?: string;
   log: (line: string) => void;
 }
 
@@ -646,16 +671,19 @@ export async function benchUser(work: string, options: UserOptions): Promise<{ s
     }
   }
   if (options.only.has('scan') && options.scanFiles > 0) {
-    const folder = join(work, 'scan-source');
-    await writeSmallFiles(folder, options.scanFiles, 1024);
-    options.log(`scan comparison: ${options.scanFiles} files of 1 KiB, ${options.bigRounds} rounds`);
+    const folder = options.scanTree ?? join(work, 'scan-source');
+    if (!options.scanTree) await writeSmallFiles(folder, options.scanFiles, 1024);
+    const caches = options.scanCaches ?? ['cold'];
+    options.log(`scan comparison: ${options.scanFiles} files of 1 KiB, ${options.bigRounds} rounds, page cache ${caches.join(' and ')}`);
     try {
       for (let round = 0; round < options.bigRounds; round++) {
         const order = round % 2 === 0 ? options.tools : [...options.tools].reverse();
-        for (const tool of order) scans.push(await scanSession(tool, round, folder, options.scanFiles, work, options.log));
+        for (const cache of caches) {
+          for (const tool of order) scans.push(await scanSession(tool, round, cache, folder, options.scanFiles, work, options.log));
+        }
       }
     } finally {
-      await rm(folder, { recursive: true, force: true });
+      if (!options.scanTree) await rm(folder, { recursive: true, force: true });
     }
   }
   return { sessions, scans };
