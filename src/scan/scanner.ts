@@ -164,6 +164,11 @@ class ScanRun {
   readonly result: ScanResult = { scanned: 0, changed: 0, deleted: 0, hashedBytes: 0, errors: 0, busy: 0 };
   batch: NewFileRecord[] = [];
   batchBytes = 0;
+  /**
+   * The previous batch's transaction, committing while the walk and the hashing go on (at most one
+   * at a time, so at most two batches are held); rejects when that commit failed.
+   */
+  committing: Promise<void> | null = null;
   queuedBytes = 0;
   readonly inFlight = new Set<Promise<void>>();
   /** Woken, one per finished hash, when inFlight was full. */
@@ -256,7 +261,7 @@ export class Scanner {
           run.result.scanned++;
           if (run.seen.size < SEEN_PATHS_MAX) run.seen.add(pathDigest(entry.path));
           await this.handleEntry(run, entry);
-          if (run.batch.length >= SCAN_BATCH_RECORDS || run.batchBytes >= SCAN_BATCH_BYTES) await this.flush(run);
+          if (run.batch.length >= SCAN_BATCH_RECORDS || run.batchBytes >= SCAN_BATCH_BYTES) await this.startFlush(run);
         }
       }
       await Promise.all(run.inFlight);
@@ -268,6 +273,7 @@ export class Scanner {
       await Promise.allSettled(run.inFlight);
       // Keep what was hashed before an abort: those records describe the disk correctly.
       if (signal?.aborted) await this.flush(run).catch(() => undefined);
+      await run.committing?.catch(() => undefined); // no transaction of this scan outlives it
       throw err;
     }
     return run.result;
@@ -421,11 +427,35 @@ export class Scanner {
     run.result.changed++;
   }
 
-  private async flush(run: ScanRun): Promise<void> {
+  /**
+   * Hands the batch to the index and returns once the previous batch has committed, not this one: the
+   * walk and the hashing go on during a commit (a commit waits for the disk, 0.1 s and more on a busy
+   * one, and the walk used to stand still meanwhile). Transactions stay in order, one at a time.
+   */
+  private async startFlush(run: ScanRun): Promise<void> {
     if (run.batch.length === 0) return;
+    const previous = run.committing;
     const records = run.batch;
     run.batch = [];
     run.batchBytes = 0;
+    const commit = (async () => {
+      await previous;
+      await this.commit(run, records);
+    })();
+    run.committing = commit;
+    commit.catch(() => undefined); // awaited below or by the next flush; never an unhandled rejection
+    await previous;
+  }
+
+  /** Stores the batch and waits until every transaction of this scan so far has committed. */
+  private async flush(run: ScanRun): Promise<void> {
+    await this.startFlush(run);
+    const last = run.committing;
+    run.committing = null;
+    await last;
+  }
+
+  private async commit(run: ScanRun, records: NewFileRecord[]): Promise<void> {
     try {
       await this.index.putLocal(records);
     } catch (err) {
@@ -461,7 +491,7 @@ export class Scanner {
         if (!present[i]) this.addTombstone(run, this.tombstoneFor(record));
       });
       candidates = [];
-      if (run.batch.length >= SCAN_BATCH_RECORDS) await this.flush(run);
+      if (run.batch.length >= SCAN_BATCH_RECORDS) await this.startFlush(run);
     };
     // Paths only: the records of the few paths the walk did not see are read, not all of them.
     let count = 0;
