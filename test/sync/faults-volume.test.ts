@@ -71,8 +71,13 @@ async function unplugCase(restart: boolean, makeVolume: (base: string, dirB: str
   await rm(join(dirA, 'doomed.txt'));
   await writeFile(join(dirA, 'edit.txt'), 'second version, made while b is away\n');
   await writeFile(join(dirA, 'new.txt'), 'new while b is away\n');
-  await waitFor(async () => volume.expected.test((await folderOf(b)).error ?? ''), `b to report ${volume.expected}`);
-  assert.equal((await folderOf(b)).state, 'error');
+  // The puller's volume check can report the error while a scan that began before the unplug still
+  // runs (state "scanning" until it fails on the missing volume too): both are waited for.
+  const stopped = await waitFor(async () => {
+    const folder = await folderOf(b);
+    return volume.expected.test(folder.error ?? '') && folder.state === 'error' ? folder : undefined;
+  }, `b to report ${volume.expected} and stop`);
+  assert.equal(stopped.state, 'error');
 
   if (restart) {
     // A restart while the volume is gone starts the folder stopped, saying why.
