@@ -7,6 +7,7 @@ import { FerryError, isFerryError } from '../errors.js';
 import { sleep, throwIfAborted } from '../util/abort.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { pathDigest } from '../util/path-digest.js';
+import { DigestSet } from '../util/digest-set.js';
 import { bumpVersion, type FileRecord } from '../index/records.js';
 import type { FolderIndex, LocalStat, NewFileRecord } from '../index/types.js';
 import { blockSizeFor } from './blocksize.js';
@@ -30,8 +31,8 @@ export const HASH_RETRY_DELAY_MS = 250;
 const EXISTENCE_CHECKS_IN_FLIGHT = 32;
 /**
  * Paths the walk saw are not lstat'ed again by the deletion pass (a rescan of an unchanged tree
- * did every lstat twice). They are remembered as 53-bit digests, up to this many (about 50 bytes
- * each); paths beyond are checked as before. A deleted path whose digest collides with a seen one
+ * did every lstat twice). They are remembered as 53-bit digests, up to this many (in a DigestSet:
+ * 4 MiB at most, 10-21 bytes each); paths beyond are checked as before. A deleted path whose digest collides with a seen one
  * (a chance of about 1 in 4·10^10 with 200,000 seen) has its deletion found by the watcher or the next scan.
  */
 const SEEN_PATHS_MAX = 200_000;
@@ -174,7 +175,7 @@ class ScanRun {
   /** Woken, one per finished hash, when inFlight was full. */
   readonly roomWaiters: Array<() => void> = [];
   /** Digests of the paths the walk yielded (see SEEN_PATHS_MAX). */
-  readonly seen = new Set<number>();
+  readonly seen = new DigestSet(SEEN_PATHS_MAX);
   constructor(
     readonly ignore: IgnoreRules,
     readonly signal?: AbortSignal,
@@ -259,7 +260,7 @@ export class Scanner {
         run.under = under;
         for await (const entry of walk(this.root, { ignore, signal, under, onError, onRefused: this.onRefused, reads: this.reads })) {
           run.result.scanned++;
-          if (run.seen.size < SEEN_PATHS_MAX) run.seen.add(pathDigest(entry.path));
+          run.seen.add(pathDigest(entry.path));
           await this.handleEntry(run, entry);
           if (run.batch.length >= SCAN_BATCH_RECORDS || run.batchBytes >= SCAN_BATCH_BYTES) await this.startFlush(run);
         }
