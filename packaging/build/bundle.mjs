@@ -1,4 +1,4 @@
-// The esbuild bundle of one target: daemon, CLI, hash worker and web assets in one CommonJS file, native addons replaced by loaders of the embedded copies.
+// The esbuild bundle of one target: daemon, CLI and web assets in one CommonJS file, native addons replaced by loaders of the embedded copies.
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -75,22 +75,10 @@ const COMMON = {
   format: 'cjs',
   legalComments: 'none',
   logLevel: 'warning',
-  // lmdb and the hash pool use import.meta.url; in CommonJS it is this file's URL.
+  // lmdb uses import.meta.url; in CommonJS it is this file's URL.
   define: { 'import.meta.url': '__ferry_import_meta_url' },
   banner: { js: `var __ferry_import_meta_url = require('node:url').pathToFileURL(__filename).href;` },
 };
-
-/** Bundles the hash worker on its own: the pool starts it from this source with `eval: true`. */
-async function workerSource(nodeTarget) {
-  const result = await build({
-    ...COMMON,
-    entryPoints: [join(ROOT, 'src', 'scan', 'hash-worker.ts')],
-    target: nodeTarget,
-    minify: true,
-    write: false,
-  });
-  return result.outputFiles[0].text;
-}
 
 /** Where a Debian-runtime bundle's addons are, relative to the bundle file. */
 export const ADDON_DIR = 'addons';
@@ -134,7 +122,6 @@ export async function bundleTarget(targetName, { debug = false } = {}) {
     define: {
       ...COMMON.define,
       FERRY_NATIVE_MANIFEST: JSON.stringify(manifest),
-      FERRY_HASH_WORKER_SOURCE: JSON.stringify(await workerSource(nodeTarget)),
       // Without sea.getAsset, src/main-sea.ts serves the web files from these copies.
       FERRY_EMBEDDED_ASSETS: hasAssets
         ? 'undefined'

@@ -1,11 +1,18 @@
 // Streaming SHA-256 per block of one file, with fixed reusable buffers and detection of files changed mid-hash.
 
-import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
+import { createHash, webcrypto, type Hash } from 'node:crypto';
+import { closeSync, fstat, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
-import { READ_NO_FOLLOW } from '../util/fd.js';
-import { throwIfAborted } from '../util/abort.js';
-import { ioError } from '../errors.js';
+import { promisify } from 'node:util';
+import { READ_NO_FOLLOW, closeQuietly, openFd, readFd } from '../util/fd.js';
+import { FerryError, ioError } from '../errors.js';
+
+/** What the hashers look at of an AbortSignal (HashPool passes one that also sees its own closing). */
+export type AbortCheck = Pick<AbortSignal, 'aborted' | 'reason'>;
+
+function throwIfAborted(signal?: AbortCheck): void {
+  if (signal?.aborted) throw new FerryError('ABORTED', 'operation aborted', { cause: signal.reason });
+}
 
 /** Bytes per read; large reads keep syscalls and thread-pool hops negligible next to hashing. */
 export const HASH_READ_BYTES = 1024 * 1024;
@@ -68,7 +75,7 @@ export interface HashRange {
  */
 export type BlockProgress = (first: number, blocks: Buffer[]) => void;
 
-/** Bytes of new block hashes between two progress reports (a message each for the worker). */
+/** Bytes of new block hashes between two progress reports (each an announcement to peers). */
 export const HASH_PROGRESS_BYTES = 8 * 1024 * 1024;
 
 /** Cuts a byte stream into blocks of `blockSize` and hashes each. */
@@ -120,7 +127,7 @@ class BlockHasher {
  * Hashes a file block by block without holding more than two read buffers. Reads ahead into one buffer
  * on the thread pool while the other is hashed, so disk and CPU overlap.
  */
-export async function hashFile(absPath: string, blockSize: number, signal?: AbortSignal, range?: HashRange, progress?: BlockProgress): Promise<HashResult> {
+export async function hashFile(absPath: string, blockSize: number, signal?: AbortCheck, range?: HashRange, progress?: BlockProgress): Promise<HashResult> {
   throwIfAborted(signal);
   let handle;
   try {
@@ -171,11 +178,11 @@ export async function hashFile(absPath: string, blockSize: number, signal?: Abor
   }
 }
 
-/** Files up to this size are hashed with synchronous calls inside a worker: no thread-pool hops per small file. */
+/** The most hashSmallFileSync reads by default. */
 export const SYNC_HASH_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
- * Synchronous variant for small files, for worker threads only (it blocks its thread). Returns undefined
+ * Synchronous variant for small files (it blocks its thread: HashPool runs it a few milliseconds at a time). Returns undefined
  * when the file is larger than `maxBytes`, so the caller can stream it with hashFile instead.
  */
 export function hashSmallFileSync(absPath: string, blockSize: number, maxBytes = SYNC_HASH_MAX_BYTES): HashResult | undefined {
@@ -210,5 +217,107 @@ export function hashSmallFileSync(absPath: string, blockSize: number, maxBytes =
   } finally {
     closeSync(fd);
     giveBack(buffer);
+  }
+}
+
+const fstatFd = promisify(fstat);
+
+/**
+ * Pieces at most this large are hashed on the calling thread: a thread-pool round trip (and
+ * WebCrypto's argument checks) cost more than hashing 32 KiB (~20 µs).
+ */
+export const INLINE_DIGEST_BYTES = 32 * 1024;
+
+/** SHA-256 of `data`: small pieces here, larger ones on libuv's thread pool (WebCrypto copies the bytes first). */
+function digest(data: Buffer): Buffer | Promise<Buffer> {
+  if (data.length <= INLINE_DIGEST_BYTES) return createHash('sha256').update(data).digest();
+  return webcrypto.subtle.digest('SHA-256', data).then((hash) => Buffer.from(hash));
+}
+
+/**
+ * hashFile without a thread of its own: reads land in pooled buffers through libuv's thread pool,
+ * and each block of a read is digested there too (WebCrypto, one job per block), so one file's
+ * blocks spread over the pool's threads while the next read is under way. No V8 isolate per
+ * hashing thread (a worker thread held 7-8 MiB of anonymous memory). Blocks larger than a read
+ * (files above 4 GiB) cannot be digested in pieces this way: those go through hashFile, on the
+ * calling thread. A file smaller than a read is read into a buffer of its own size, not a pooled one.
+ */
+export async function hashFileOnPool(
+  absPath: string,
+  blockSize: number,
+  signal?: AbortCheck,
+  range?: HashRange,
+  progress?: BlockProgress,
+): Promise<HashResult> {
+  if (blockSize > HASH_READ_BYTES || HASH_READ_BYTES % blockSize !== 0) return hashFile(absPath, blockSize, signal, range, progress);
+  throwIfAborted(signal);
+  let fd: number;
+  try {
+    fd = await openFd(absPath, READ_NO_FOLLOW); // a file swapped for a symlink is not followed
+  } catch (err) {
+    throw ioError(`opening ${absPath}`, err);
+  }
+  let current: Buffer | undefined;
+  let ahead: Buffer | undefined;
+  let pooled = false;
+  let pendingRead: Promise<number> | undefined;
+  try {
+    const before = await fstatFd(fd);
+    const start = range?.start ?? 0;
+    // Past the file's size (or the range's end) only to notice a file growing under us.
+    const stop = Math.min(range?.end ?? Infinity, before.size + 1);
+    const span = Math.max(0, stop - start);
+    if (span < HASH_READ_BYTES) {
+      current = Buffer.allocUnsafe(span); // a small file: one read, no pooled megabyte
+    } else {
+      pooled = true;
+      current = takeBuffer();
+      ahead = takeBuffer();
+    }
+    const blocks: Buffer[] = [];
+    let reported = 0;
+    const report = (all: boolean): void => {
+      const fresh = blocks.length - reported;
+      if (!progress || fresh === 0 || (!all && fresh * blockSize < HASH_PROGRESS_BYTES)) return;
+      progress(reported, blocks.slice(reported));
+      reported = blocks.length;
+    };
+    // A short read ends the loop: at the end of the file, or the file shrank (then the sizes disagree: changed).
+    const readAt = async (buffer: Buffer, at: number): Promise<number> =>
+      (await readFd(fd, buffer, 0, Math.max(0, Math.min(buffer.length, stop - at)), at)).bytesRead;
+    let position = start;
+    pendingRead = readAt(current, position);
+    for (;;) {
+      const bytesRead = await pendingRead;
+      pendingRead = undefined;
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      if (position > before.size) break; // growing under us: changed, and never read an endless file
+      throwIfAborted(signal);
+      const digests: Array<Buffer | Promise<Buffer>> = [];
+      for (let offset = 0; offset < bytesRead; offset += blockSize) digests.push(digest(current.subarray(offset, Math.min(bytesRead, offset + blockSize))));
+      // The next read runs while this one's blocks are digested (each read holds whole blocks: reads start on block boundaries).
+      if (ahead && bytesRead === current.length) pendingRead = readAt(ahead, position);
+      blocks.push(...(await Promise.all(digests)));
+      report(false);
+      if (!pendingRead) break;
+      [current, ahead] = [ahead!, current];
+    }
+    report(true);
+    const after = await lstat(absPath).catch(() => undefined);
+    if (!range) return resultOf(before, after, position, blocks);
+    const expected = Math.max(0, Math.min(range.end ?? Infinity, before.size) - start);
+    return { ...resultOf(before, after, position - start, blocks, expected), fileSize: before.size };
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ABORTED') throw err;
+    throw ioError(`hashing ${absPath}`, err);
+  } finally {
+    // A read may still be in flight after an abort or error: let it land before reusing its buffer.
+    if (pendingRead) await pendingRead.catch(() => undefined);
+    closeQuietly(fd);
+    if (pooled) {
+      giveBack(current!);
+      giveBack(ahead!);
+    }
   }
 }

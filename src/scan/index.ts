@@ -7,7 +7,7 @@ export { DiskPresence } from './presence.js';
 export { OwnWrites, OWN_WRITES, OWN_WRITE_WINDOW_MS } from './own-writes.js';
 export { WarmFiles, WARM_FILE_MAX_BYTES, WARM_FILES_MAX, WARM_WINDOW_MS } from './warm-files.js';
 export { blockSizeFor, MIN_BLOCK_SIZE, MAX_BLOCK_SIZE, MAX_BLOCKS_PER_FILE } from './blocksize.js';
-export { hashFile, hashSmallFileSync, HASH_READ_BYTES, SYNC_HASH_MAX_BYTES, type HashResult } from './hasher.js';
+export { hashFile, hashFileOnPool, hashSmallFileSync, HASH_READ_BYTES, SYNC_HASH_MAX_BYTES, type HashResult } from './hasher.js';
 export { HashPool, type HashPoolOptions } from './hash-pool.js';
 export {
   Scanner,

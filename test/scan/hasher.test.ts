@@ -7,10 +7,9 @@ import { getEventListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashFile, HASH_READ_BYTES, type HashResult } from '../../src/scan/hasher.js';
+import { hashFile, hashFileOnPool, HASH_READ_BYTES, type HashResult } from '../../src/scan/hasher.js';
 import { HashPool } from '../../src/scan/hash-pool.js';
 import { makeTempDir, runCleanups } from './helpers.js';
-import { WAIT_LIMIT_MS } from '../helpers/wait.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(() => runCleanups(cleanups));
@@ -25,14 +24,20 @@ async function referenceBlockHashes(file: string, blockSize: number, scratch: st
   return output.trim().split('\n').map((line) => line.split(' ')[0]!);
 }
 
-describe('hashFile', () => {
+/** The streaming hasher on the calling thread, and the one on libuv's thread pool (WebCrypto) that HashPool runs. */
+const HASHERS = [
+  { name: 'hashFile', hash: hashFile },
+  { name: 'hashFileOnPool', hash: hashFileOnPool },
+];
+
+for (const { name, hash: hashFile } of HASHERS) describe(name, () => {
   test('block hashes equal sha256sum of each block, across block and read-buffer sizes', async () => {
     const dir = await makeTempDir(cleanups);
     const scratch = await makeTempDir(cleanups);
     // 2.5 read buffers: blocks smaller than, equal to and larger than one read, plus a short last block.
     const file = join(dir, 'data.bin');
     await writeFile(file, randomBytes(HASH_READ_BYTES * 2 + HASH_READ_BYTES / 2 + 12345));
-    for (const blockSize of [128 * 1024, HASH_READ_BYTES, 2 * HASH_READ_BYTES, 4 * HASH_READ_BYTES]) {
+    for (const blockSize of [128 * 1024, 512 * 1024, HASH_READ_BYTES, 2 * HASH_READ_BYTES, 4 * HASH_READ_BYTES]) {
       const result = await hashFile(file, blockSize);
       const expected = await referenceBlockHashes(file, blockSize, scratch);
       assert.deepEqual(result.blocks.map((b) => b.toString('hex')), expected, `block size ${blockSize}`);
@@ -106,7 +111,7 @@ describe('HashPool', () => {
     }
   });
 
-  test('small files go to the workers in batches: each gets its own result, a missing one fails alone', async () => {
+  test('small files run several at a time: each gets its own result, a missing one fails alone', async () => {
     const dir = await makeTempDir(cleanups);
     const pool = new HashPool({ workers: 2 });
     await pool.open();
@@ -135,7 +140,7 @@ describe('HashPool', () => {
     }
   });
 
-  test('a large file is hashed in parts by all the workers, equal to hashing it whole', async () => {
+  test('a large file is hashed in parts by all the slots, equal to hashing it whole', async () => {
     const dir = await makeTempDir(cleanups);
     const file = join(dir, 'large');
     const bytes = 64 * 1024 * 1024 + 12345;
@@ -149,7 +154,7 @@ describe('HashPool', () => {
     assert.equal(pooled.changedDuringHash, false);
     assert.equal(pooled.blocks.length, Math.ceil(bytes / (128 * 1024)));
     assert.deepEqual(pooled.blocks.map((b) => b.toString('hex')), direct.blocks.map((b) => b.toString('hex')));
-    assert.equal(pool.runningWorkers, 2, 'both workers took a part');
+    assert.equal(pool.peakRunning, 2, 'both slots took a part');
     // Told the wrong size (the file shrank since its lstat), the parts still add up to the truth.
     const stale = await pool.hash(file, 128 * 1024, undefined, bytes * 2);
     assert.equal(stale.size, bytes);
@@ -201,21 +206,27 @@ describe('HashPool', () => {
     assert.equal((await pool.hash(files[0]!, 128 * 1024)).size, 'file 0'.length);
   });
 
-  test('workers start with work, stop when idle, and start again for new work', async () => {
+  test('at most one large file per slot is under way at once; small files are hashed on this thread, not beside them', async () => {
     const dir = await makeTempDir(cleanups);
-    const pool = new HashPool({ workers: 2, idleMs: 50 });
+    const pool = new HashPool({ workers: 1, maxQueued: 100 });
     await pool.open();
     cleanups.push(() => pool.close());
-    assert.equal(pool.runningWorkers, 0, 'no thread before there is work');
-    await writeFile(join(dir, 'f'), 'hello');
-    await Promise.all([pool.hash(join(dir, 'f'), 128 * 1024), pool.hash(join(dir, 'f'), 128 * 1024)]);
-    assert.ok(pool.runningWorkers >= 1, 'work started a thread');
-    const deadline = Date.now() + WAIT_LIMIT_MS;
-    while (pool.runningWorkers > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(pool.runningWorkers, 0, 'idle workers stopped');
-    const again = await pool.hash(join(dir, 'f'), 128 * 1024);
-    assert.equal(again.size, 5);
-    assert.equal(pool.runningWorkers, 1, 'new work started a thread again');
+    const large: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      large.push(join(dir, `large${i}`));
+      await writeFile(large[i]!, randomBytes(HASH_READ_BYTES + 1000));
+    }
+    await Promise.all(large.map((file) => pool.hash(file, 128 * 1024, undefined, HASH_READ_BYTES + 1000)));
+    assert.equal(pool.peakRunning, 1, 'large files one at a time per slot (two read buffers each)');
+    const small: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      small.push(join(dir, `small${i}`));
+      await writeFile(small[i]!, randomBytes(4096));
+    }
+    const results = await Promise.all(small.map((file) => pool.hash(file, 128 * 1024, undefined, 4096)));
+    assert.ok(results.every((result) => result.size === 4096 && result.blocks.length === 1));
+    assert.equal(pool.peakRunning, 1, 'small files took no slot');
+    assert.equal(pool.running, 0);
   });
 
   test('close is idempotent and rejects later work with CLOSED', async () => {

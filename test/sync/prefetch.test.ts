@@ -38,7 +38,7 @@ class GatedPool extends HashPool {
     this.release();
   }
 
-  /** Lets the hashes waiting now through and holds the next ones. */
+  /** Lets the hashes started so far through (whether or not their reading is done) and holds the next ones. */
   letThroughOnce(): void {
     const release = this.release;
     this.shut();
@@ -48,8 +48,10 @@ class GatedPool extends HashPool {
   override async hash(absPath: string, blockSize: number, signal?: AbortSignal, expectedBytes?: number, progress?: BlockProgress): Promise<HashResult> {
     if ((expectedBytes ?? 0) < STREAM_MIN_BYTES) return super.hash(absPath, blockSize, signal, expectedBytes, progress);
     this.started++;
+    // The gate as this attempt starts: letThroughOnce releases it even when the hash ends after the call.
+    const gate = this.gate;
     const result = await super.hash(absPath, blockSize, signal, expectedBytes, progress);
-    await this.gate;
+    await gate;
     const after = await lstat(absPath);
     if (after.mtimeMs !== result.mtimeMs || after.size !== result.size || after.ino !== result.inode) return { ...result, changedDuringHash: true };
     return result;
