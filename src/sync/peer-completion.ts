@@ -84,6 +84,8 @@ export class PeerCompletionCache {
   /** The known completions (a peer is missing until its first computation in a large folder ends). */
   get(deviceIds: readonly string[], stamp: string, globalFiles: number, now = Date.now()): Map<string, PeerCompletion> {
     if (this.running || this.closed) return this.values;
+    // No peer known (a folder shared by this device alone so far): nothing to work out, and no pass over the records.
+    if (deviceIds.length === 0) return this.values.size === 0 ? this.values : (this.values = new Map());
     const missing = deviceIds.some((id) => !this.values.has(id));
     const due = now - this.atMs >= Math.max(MIN_INTERVAL_MS, 20 * this.costMs);
     if (!missing && (stamp === this.stamp || !due)) return this.values;

@@ -43,3 +43,37 @@ test('a peer needs what it lacks or holds in an older version; deletions, direct
   assert.deepEqual(failures, []);
   cache.close();
 });
+
+test('with no peer known, asking for completion reads no record (a folder shared by this device alone, polled while it changes)', async (t) => {
+  const { store } = await tempStore(t);
+  const index = store.folder(FOLDER_A);
+  await index.putLocal(Array.from({ length: 50 }, (_, i) => file(`f${i}.txt`, { size: 10 })));
+  let read = 0;
+  const counting = new Proxy(index, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (key !== 'globalRecords' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+      return function* (...args: unknown[]) {
+        for (const record of (value as (...a: unknown[]) => Iterable<unknown>).apply(target, args)) {
+          read++;
+          yield record;
+        }
+      };
+    },
+  });
+  // Both ways: at once (a small folder) and in the background (a large one).
+  for (const syncLimit of [2000, 0]) {
+    const cache = new PeerCompletionCache(counting, () => undefined, syncLimit);
+    for (let i = 0; i < 5; i++) {
+      assert.equal(cache.get([], `s${i}`, 50, 10_000 * i).size, 0);
+      await tick();
+    }
+    cache.close();
+  }
+  assert.equal(read, 0, 'global records read');
+  // With a peer, the same calls do read them (the count above would have seen it).
+  const cache = new PeerCompletionCache(counting, () => undefined, 2000);
+  cache.get(['PEER1'], 's', 50);
+  assert.equal(read, 50);
+  cache.close();
+});
