@@ -1,6 +1,14 @@
 // Checks a run of adjacent blocks read or received in one piece against their hashes.
 
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
+
+/**
+ * Blocks at least this large are hashed on the thread pool (verifyBlocks): a 1 MiB run of received
+ * blocks cost the receiver's main thread ~0.7 ms of SHA-256 each, the largest item of its profile on
+ * `large` (0.8 s of 1.7 s for 512 MiB), during which it read no socket and sent no request. Smaller
+ * ones (every small file) are hashed in place: a thread-pool round trip costs more than their hash.
+ */
+export const POOL_HASH_MIN_BYTES = 64 * 1024;
 
 /**
  * The index (within the run) of the first of `count` blocks of `data`, cut every `blockSize`
@@ -12,4 +20,17 @@ export function firstMismatchedBlock(data: Buffer, blockSize: number, count: num
     if (Buffer.compare(digest, hashOf(j)) !== 0) return j;
   }
   return -1;
+}
+
+/**
+ * As firstMismatchedBlock, with blocks of POOL_HASH_MIN_BYTES or more hashed on the thread pool, all
+ * of the run at once (WebCrypto's digest runs there), so the main thread goes on reading sockets and
+ * sending requests meanwhile. `data` must not change until it resolves.
+ */
+export async function verifyBlocks(data: Buffer, blockSize: number, count: number, hashOf: (j: number) => Uint8Array): Promise<number> {
+  if (blockSize < POOL_HASH_MIN_BYTES) return firstMismatchedBlock(data, blockSize, count, hashOf);
+  const digests = await Promise.all(
+    Array.from({ length: count }, (_, j) => webcrypto.subtle.digest('SHA-256', data.subarray(j * blockSize, Math.min(data.length, (j + 1) * blockSize)))),
+  );
+  return digests.findIndex((digest, j) => Buffer.compare(new Uint8Array(digest), hashOf(j)) !== 0);
 }

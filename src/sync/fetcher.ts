@@ -12,7 +12,7 @@ import type { Logger } from '../util/log.js';
 import { throwIfAborted } from '../util/abort.js';
 import { AlignedBuffers } from './aligned-buffers.js';
 import type { ByteBudget } from './budget.js';
-import { firstMismatchedBlock } from './block-hashes.js';
+import { verifyBlocks } from './block-hashes.js';
 import type { RateLimiter } from './rate-limit.js';
 import { SourceFiles } from './source-files.js';
 import { TempFile } from './temp-file.js';
@@ -336,7 +336,7 @@ class FileFetch {
         const data = await peer.request({ folderId: this.job.folderId, path, offset, size: length, hash }, signal);
         this.job.stats.blocksRequested += run.length;
         this.job.stats.bytesRequested += length;
-        const mismatch = data.length === length ? firstMismatchedBlock(data, blockSize, run.length, (j) => blocks[run[0]! + j]!) : 0;
+        const mismatch = data.length === length ? await verifyBlocks(data, blockSize, run.length, (j) => blocks[run[0]! + j]!) : 0;
         if (mismatch >= 0) {
           const bad = run[0]! + mismatch;
           this.job.stats.badBlocks++;

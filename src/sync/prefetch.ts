@@ -14,7 +14,7 @@ import { IgnoreRules, isLocalOnly, TEMP_FILE_PREFIX } from '../scan/ignore.js';
 import type { FileIo } from '../util/file-io.js';
 import type { Logger } from '../util/log.js';
 import type { AlignedBuffers } from './aligned-buffers.js';
-import { firstMismatchedBlock } from './block-hashes.js';
+import { firstMismatchedBlock, verifyBlocks } from './block-hashes.js';
 import type { ByteBudget } from './budget.js';
 import type { BlockPeer } from './fetcher.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -394,7 +394,7 @@ export class Prefetcher {
     } finally {
       peer.budget.release(bytes);
     }
-    const mismatch = data.length === bytes ? firstMismatchedBlock(data, entry.blockSize, run.length, (j) => hashes[j]!) : 0;
+    const mismatch = data.length === bytes ? await verifyBlocks(data, entry.blockSize, run.length, (j) => hashes[j]!) : 0;
     if (mismatch >= 0) {
       // Each wrong block counts (the run is not written; its blocks come with the record, from a peer that has it).
       let bad = 1;
