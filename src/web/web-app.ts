@@ -11,7 +11,8 @@ import { errorMiddleware, HttpRefusal, logAppErrors, readJsonBody, stringField }
 import type { StaticAssets } from './static.js';
 import { parseBasicAuth, type AppPasswordAccess, type AppPasswords } from './app-passwords.js';
 import type { DaemonApi } from './daemon-api.js';
-import { DAV_PREFIX, DavServer } from './dav/server.js';
+import type { DavServer } from './dav/server.js';
+import { DAV_PREFIX } from './dav/prefix.js';
 
 export const SESSION_COOKIE = 'ferry_session';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -133,7 +134,12 @@ export function createWebApp(options: WebAppOptions): Koa {
   };
   const open = new Router({ prefix: '/api/auth' });
   const daemon = options.daemon;
-  const dav = options.appPasswords && daemon ? new DavServer({ folders: () => daemon.localFolders(), logger: logger.child('dav') }) : undefined;
+  // The WebDAV server (xmldom, zip-stream and its own modules) is loaded on the first request that needs it: most
+  // daemons never serve one, and an idle daemon's heap holds every module it loaded.
+  let davServer: Promise<DavServer> | undefined;
+  const loadDav = (): Promise<DavServer> =>
+    (davServer ??= import('./dav/server.js').then(({ DavServer }) => new DavServer({ folders: () => daemon!.localFolders(), logger: logger.child('dav') })));
+  const dav = options.appPasswords && daemon ? loadDav : undefined;
   /** WebDAV clients: an app password by HTTP Basic, checked under the same limits as the login. */
   const davAccess = async (ctx: Koa.Context): Promise<AppPasswordAccess> => {
     const challenge = { 'WWW-Authenticate': 'Basic realm="Ferry WebDAV", charset="UTF-8"' };
@@ -266,10 +272,11 @@ export function createWebApp(options: WebAppOptions): Koa {
         if (!SAFE_METHODS.has(ctx.method) && !sameSecret(ctx.get(CSRF_HEADER), session.csrf)) {
           throw new HttpRefusal(403, 'CSRF', 'missing or wrong CSRF token: reload the page');
         }
-        await dav.handle(ctx, ADMIN_ACCESS);
+        await (await dav()).handle(ctx, ADMIN_ACCESS);
         return;
       }
-      await dav.handle(ctx, await davAccess(ctx));
+      const access = await davAccess(ctx); // before loading the server: a stranger's request loads nothing
+      await (await dav()).handle(ctx, access);
       return;
     }
     if (!ctx.path.startsWith('/api/')) {
@@ -295,11 +302,11 @@ export function createWebApp(options: WebAppOptions): Koa {
       const path = typeof ctx.query.path === 'string' ? ctx.query.path.replace(/^\/+|\/+$/g, '') : '';
       const offset = Math.max(0, Math.floor(Number(ctx.query.offset ?? 0)) || 0);
       const limit = Math.min(FILES_PAGE_MAX, Math.max(1, Math.floor(Number(ctx.query.limit ?? 200)) || 200));
-      ctx.body = await dav.list(ctx.params.folder!, path, offset, limit, ADMIN_ACCESS);
+      ctx.body = await (await dav()).list(ctx.params.folder!, path, offset, limit, ADMIN_ACCESS);
     });
     files.get('/:folder/zip', async (ctx) => {
       const path = typeof ctx.query.path === 'string' ? ctx.query.path.replace(/^\/+|\/+$/g, '') : '';
-      const { filename, stream } = await dav.zip(ctx.params.folder!, path, ADMIN_ACCESS);
+      const { filename, stream } = await (await dav()).zip(ctx.params.folder!, path, ADMIN_ACCESS);
       const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
       ctx.set('Content-Disposition', `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`);
       ctx.type = 'application/zip';

@@ -21,6 +21,7 @@ import type { Logger } from '../../util/log.js';
 import type { AppPasswordAccess } from '../app-passwords.js';
 import type { LocalFolderHandle } from '../daemon-api.js';
 import { HttpRefusal } from '../http.js';
+import { DAV_PREFIX } from './prefix.js';
 import { isAncestor, LockTable, parseIfHeader, parseTimeout, type DavLock, type IfList } from './locks.js';
 import type { DirectoryEntry, DirectoryPage } from './types.js';
 import { DeadProps, type PropsFolder } from './props.js';
@@ -28,7 +29,7 @@ import {
   DAV_NS, davChild, elementChildren, emptyProp, escapeXml, isDav, parseXmlBody, propKey, readBoundedBody, serializeElement, XML_HEAD,
 } from './xml.js';
 
-export const DAV_PREFIX = '/dav';
+export { DAV_PREFIX };
 const ALLOW = 'OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK';
 const WRITE_METHODS = new Set(['PUT', 'DELETE', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'UNLOCK']);
 /** Dead properties kept per folder (in memory), per resource, and the size of one value. */
