@@ -41,6 +41,8 @@ export interface WalkOptions {
   onRefused?: (relPath: string, reason: string) => void;
   /** The reading file operations (node:fs unless a test injects faults). */
   reads?: FileReads;
+  /** Times the synchronous lstat calls (see LstatPace). @default performance.now (tests pass their own) */
+  clock?: () => number;
 }
 
 interface PendingDir {
@@ -79,6 +81,7 @@ interface Found {
 /** lstat of one entry of an open directory (through its descriptor), as a WalkEntry; undefined when skipped. */
 async function entryFor(
   reads: FileReads,
+  lstatOf: (path: string) => Stats | Promise<Stats>,
   dir: VerifiedDir,
   name: string,
   indexPath: string,
@@ -94,7 +97,7 @@ async function entryFor(
   }
   let stats: Stats;
   try {
-    stats = await reads.lstat(dir.entry(name));
+    stats = await lstatOf(dir.entry(name));
   } catch (err) {
     onError(indexPath, err as Error);
     return undefined;
@@ -141,11 +144,60 @@ const WALK_DIR_BUFFER = 256;
 const LSTAT_CONCURRENCY = 32;
 
 /**
+ * A synchronous lstat that takes longer than this waited for the disk (a cached inode answers in a
+ * few microseconds): the walk goes back to the thread pool.
+ */
+export const SYNC_LSTAT_SLOW_MS = 1;
+/** Batches of names lstat'ed on the thread pool after a slow synchronous lstat, before the next try. */
+export const ASYNC_BATCHES_AFTER_SLOW = 8;
+
+/**
+ * Where the walk's lstat calls run. On the thread pool each is a round trip (two thread wake-ups and
+ * a promise: about as much CPU as the walk's own work per entry, and on a busy machine the main thread
+ * is preempted by the woken thread): 100,000 of them for a first scan of 100,000 files. With the
+ * inodes cached (a rescan; a tree just written or read), one on the event loop takes microseconds, so
+ * they run there while each answers within SYNC_LSTAT_SLOW_MS; after a slower one (the disk was read,
+ * which must not stall the loop for long) the next ASYNC_BATCHES_AFTER_SLOW batches use the thread pool.
+ */
+class LstatPace {
+  /** Batches to go on the thread pool before synchronous calls are tried again. */
+  private asyncBatches = 0;
+
+  constructor(
+    private readonly reads: FileReads,
+    private readonly lstatSync: (path: string) => Stats,
+    private readonly clock: () => number,
+  ) {}
+
+  /** The lstat for one batch of names: synchronous while the calls stay fast, else the thread pool's. */
+  forBatch(): (path: string) => Stats | Promise<Stats> {
+    if (this.asyncBatches > 0) {
+      this.asyncBatches--;
+      return (path) => this.reads.lstat(path);
+    }
+    let sync = true;
+    return (path) => {
+      if (!sync) return this.reads.lstat(path);
+      const started = this.clock();
+      try {
+        return this.lstatSync(path);
+      } finally {
+        if (this.clock() - started > SYNC_LSTAT_SLOW_MS) {
+          sync = false;
+          this.asyncBatches = ASYNC_BATCHES_AFTER_SLOW;
+        }
+      }
+    };
+  }
+}
+
+/**
  * The entries of one batch of names of `dir`, or undefined (reported) when the directory is no
  * longer the one opened (a path-based read, off Linux, that a swap would have led elsewhere).
  */
 async function statAll(
   reads: FileReads,
+  pace: LstatPace | undefined,
   dir: VerifiedDir,
   pending: PendingDir,
   names: string[],
@@ -153,10 +205,11 @@ async function statAll(
   onError: (relPath: string, err: Error) => void,
   onRefused: (relPath: string, reason: string) => void,
 ): Promise<Found[] | undefined> {
+  const lstatOf = pace?.forBatch() ?? reads.lstat;
   const found = await Promise.all(
     names.map((name) => {
       const diskPath = pending.diskPath === '' ? name : `${pending.diskPath}/${name}`;
-      return entryFor(reads, dir, name, toIndexPath(diskPath), diskPath, ignore, onError, onRefused);
+      return entryFor(reads, lstatOf, dir, name, toIndexPath(diskPath), diskPath, ignore, onError, onRefused);
     }),
   );
   if (!(await dir.stillHere())) {
@@ -177,6 +230,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
   const onError = options.onError ?? (() => undefined);
   const onRefused = options.onRefused ?? (() => undefined);
   const reads = options.reads ?? NODE_FILE_READS;
+  const pace = reads.lstatSync ? new LstatPace(reads, reads.lstatSync, options.clock ?? (() => performance.now())) : undefined;
   const { signal } = options;
   const under = normaliseUnder(options.under);
   const stack: PendingDir[] = [];
@@ -203,7 +257,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
     }
     let found: Found[] | undefined;
     try {
-      found = await statAll(reads, parent, { indexPath: toIndexPath(parentRel), diskPath: parentRel }, [diskPath.slice(slash + 1)], ignore, onError, onRefused);
+      found = await statAll(reads, pace, parent, { indexPath: toIndexPath(parentRel), diskPath: parentRel }, [diskPath.slice(slash + 1)], ignore, onError, onRefused);
     } finally {
       parent.close();
     }
@@ -227,7 +281,7 @@ export async function* walk(root: string, options: WalkOptions = {}): AsyncGener
       const handle = await reads.opendir(dir.base, { bufferSize: WALK_DIR_BUFFER });
       let names: string[] = [];
       const flush = async function* (): AsyncGenerator<WalkEntry> {
-        const found = await statAll(reads, dir, pending, names, ignore, onError, onRefused);
+        const found = await statAll(reads, pace, dir, pending, names, ignore, onError, onRefused);
         names = [];
         if (!found) throw new DirectoryReplaced();
         for (const { entry, identity } of found) {

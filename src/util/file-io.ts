@@ -3,7 +3,7 @@
 // the scanner's reading ones (readdir, lstat, readlink). node:fs itself in production, a
 // fault-injecting wrapper in tests.
 
-import { fchmodSync, futimesSync, linkSync, lstat as lstatCallback, renameSync, type Stats } from 'node:fs';
+import { fchmodSync, futimesSync, linkSync, lstat as lstatCallback, lstatSync, renameSync, type Stats } from 'node:fs';
 import { chmod, lutimes, mkdir, opendir, readlink, rmdir, symlink, unlink } from 'node:fs/promises';
 import { fchmodFd, fdatasyncFd, fsyncFd, openFd, truncateFd, writeFd } from './fd.js';
 
@@ -63,6 +63,11 @@ export interface FileReads {
   /** The names in a directory, streamed (an error may come mid-listing). */
   readonly opendir: (path: string, options: { bufferSize: number }) => Promise<AsyncIterable<{ name: string }>>;
   readonly lstat: (path: string) => Promise<Stats>;
+  /**
+   * lstat on the calling thread, for entries whose inodes are likely cached (the walk uses it while
+   * it answers in microseconds: scan/walker.ts). Absent: the walk uses `lstat` only.
+   */
+  readonly lstatSync?: (path: string) => Stats;
   readonly readlink: (path: string) => Promise<string>;
 }
 
@@ -78,5 +83,6 @@ function lstatEntry(path: string): Promise<Stats> {
 export const NODE_FILE_READS: FileReads = Object.freeze({
   opendir,
   lstat: lstatEntry,
+  lstatSync: (path: string) => lstatSync(path),
   readlink: (path: string) => readlink(path),
 });

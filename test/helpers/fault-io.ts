@@ -91,6 +91,14 @@ export class FaultPlan {
         plan.check('lstat', [path]);
         return baseReads.lstat(path);
       },
+      ...(baseReads.lstatSync
+        ? {
+            lstatSync(path: string) {
+              plan.check('lstat', [path]);
+              return baseReads.lstatSync!(path);
+            },
+          }
+        : {}),
       async readlink(path) {
         plan.check('readlink', [path]);
         return baseReads.readlink(path);
