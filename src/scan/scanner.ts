@@ -21,6 +21,11 @@ import { NODE_FILE_READS, type FileReads } from '../util/file-io.js';
 
 /** Records per putLocal transaction. */
 export const SCAN_BATCH_RECORDS = 1000;
+/**
+ * Records a batch may grow to while the previous transaction still commits: on a slow or busy disk one
+ * commit (fdatasync) then covers more records instead of the walk waiting for it (a group commit).
+ */
+export const SCAN_BATCH_MAX_RECORDS = 8 * SCAN_BATCH_RECORDS;
 /** Hashed bytes per putLocal transaction, so a crash loses little work on big files. */
 export const SCAN_BATCH_BYTES = 64 * 1024 * 1024;
 /** How often a file that changes while it is hashed is tried again in the same scan. */
@@ -158,6 +163,15 @@ function sameBlocks(a: readonly Uint8Array[], b: readonly Uint8Array[]): boolean
 }
 
 
+/**
+ * Whether the batch goes to the index now: at SCAN_BATCH_RECORDS records (or SCAN_BATCH_BYTES hashed), but
+ * while the previous transaction still commits only at SCAN_BATCH_MAX_RECORDS (or the bytes).
+ */
+export function batchDue(records: number, bytes: number, commitsPending: number): boolean {
+  if (bytes >= SCAN_BATCH_BYTES) return true;
+  return records >= (commitsPending > 0 ? SCAN_BATCH_MAX_RECORDS : SCAN_BATCH_RECORDS);
+}
+
 /** Mutable state of one scan run. */
 class ScanRun {
   /** The subtree being walked or checked for deletions now (for progress reports). */
@@ -170,6 +184,8 @@ class ScanRun {
    * at a time, so at most two batches are held); rejects when that commit failed.
    */
   committing: Promise<void> | null = null;
+  /** Transactions handed to the index and not committed yet. */
+  commitsPending = 0;
   queuedBytes = 0;
   readonly inFlight = new Set<Promise<void>>();
   /** Woken, one per finished hash, when inFlight was full. */
@@ -262,7 +278,7 @@ export class Scanner {
           run.result.scanned++;
           run.seen.add(pathDigest(entry.path));
           await this.handleEntry(run, entry);
-          if (run.batch.length >= SCAN_BATCH_RECORDS || run.batchBytes >= SCAN_BATCH_BYTES) await this.startFlush(run);
+          if (batchDue(run.batch.length, run.batchBytes, run.commitsPending)) await this.startFlush(run);
         }
       }
       await Promise.all(run.inFlight);
@@ -439,9 +455,14 @@ export class Scanner {
     const records = run.batch;
     run.batch = [];
     run.batchBytes = 0;
+    run.commitsPending++;
     const commit = (async () => {
-      await previous;
-      await this.commit(run, records);
+      try {
+        await previous;
+        await this.commit(run, records);
+      } finally {
+        run.commitsPending--;
+      }
     })();
     run.committing = commit;
     commit.catch(() => undefined); // awaited below or by the next flush; never an unhandled rejection
@@ -492,7 +513,7 @@ export class Scanner {
         if (!present[i]) this.addTombstone(run, this.tombstoneFor(record));
       });
       candidates = [];
-      if (run.batch.length >= SCAN_BATCH_RECORDS) await this.startFlush(run);
+      if (batchDue(run.batch.length, run.batchBytes, run.commitsPending)) await this.startFlush(run);
     };
     // Paths only: the records of the few paths the walk did not see are read, not all of them.
     let count = 0;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HashPool } from '../../src/scan/hash-pool.js';
-import { SCAN_BATCH_RECORDS, Scanner } from '../../src/scan/scanner.js';
+import { batchDue, SCAN_BATCH_BYTES, SCAN_BATCH_MAX_RECORDS, SCAN_BATCH_RECORDS, Scanner } from '../../src/scan/scanner.js';
 import type { FileRecord } from '../../src/index/records.js';
 import type { LocalStat, NewFileRecord } from '../../src/index/types.js';
 import { makeTempDir, MemoryFolderIndex, runCleanups } from './helpers.js';
@@ -39,6 +39,8 @@ class SlowCommitIndex extends MemoryFolderIndex {
   stalled = 0;
   /** Most entries looked up beyond those stored. */
   maxAhead = 0;
+  /** Records per transaction, in order. */
+  readonly sizes: number[] = [];
   private stored = 0;
   private calls = 0;
   private waiter: { at: number; wake: () => void } | null = null;
@@ -58,6 +60,7 @@ class SlowCommitIndex extends MemoryFolderIndex {
   }
 
   override async putLocal(records: NewFileRecord[]): Promise<FileRecord[]> {
+    this.sizes.push(records.length);
     if (++this.calls <= this.held) await this.hold();
     const stored = await super.putLocal(records);
     this.stored += records.length;
@@ -111,4 +114,28 @@ test('a transaction that fails fails the scan, after the walk', async () => {
   })();
   await assert.rejects(new Scanner({ root, index, deviceShortId: 'DEVAAAA', pool }).scan(), /disk full/);
   assert.equal(index.putLocalCalls, 1, 'no transaction after the failed one');
+});
+
+test('while a transaction commits the next batch grows (one fdatasync for more records), up to SCAN_BATCH_MAX_RECORDS', async () => {
+  const files = 3 * SCAN_BATCH_RECORDS - 100;
+  const root = await tree(4, files);
+  // The first transaction commits only once the walk is a batch and a half further.
+  const index = new SlowCommitIndex(1.5 * SCAN_BATCH_RECORDS, 1);
+  const result = await new Scanner({ root, index, deviceShortId: 'DEVAAAA', pool }).scan();
+  assert.equal(index.stalled, 0);
+  assert.equal(result.changed, files + 4);
+  assert.equal(index.sizes.length, 3, `transactions of ${index.sizes.join(', ')} records`);
+  assert.equal(index.sizes[0], SCAN_BATCH_RECORDS);
+  // Not cut at SCAN_BATCH_RECORDS while the first one was held: it took what the walk found meanwhile.
+  assert.ok(index.sizes[1]! >= 1.5 * SCAN_BATCH_RECORDS, `second transaction of ${index.sizes[1]} records`);
+  assert.equal(index.sizes.reduce((a, b) => a + b, 0), files + 4);
+});
+
+test('when a batch is due: at SCAN_BATCH_RECORDS, or SCAN_BATCH_MAX_RECORDS while one commits; the hashed bytes always', () => {
+  assert.equal(batchDue(SCAN_BATCH_RECORDS - 1, 0, 0), false);
+  assert.equal(batchDue(SCAN_BATCH_RECORDS, 0, 0), true);
+  assert.equal(batchDue(SCAN_BATCH_RECORDS, 0, 1), false);
+  assert.equal(batchDue(SCAN_BATCH_MAX_RECORDS - 1, 0, 1), false);
+  assert.equal(batchDue(SCAN_BATCH_MAX_RECORDS, 0, 1), true);
+  assert.equal(batchDue(1, SCAN_BATCH_BYTES, 1), true);
 });
