@@ -272,11 +272,15 @@ export class Scanner {
     const run = new ScanRun(ignore, signal);
     try {
       const onError = (path: string, err: Error): void => this.onWalkError(run, path, err);
+      // Subtrees without any record when the walk begins (a first scan, a new directory): every record they
+      // get is written from what the walk saw, so no path is remembered and no deletion looked for.
+      const fresh = new Set(subtrees.filter((under) => !this.indexedUnder(under)));
       for (const under of subtrees) {
         run.under = under;
+        const remember = !fresh.has(under);
         for await (const entry of walk(this.root, { ignore, signal, under, onError, onRefused: this.onRefused, reads: this.reads })) {
           run.result.scanned++;
-          run.seen.add(pathDigest(entry.path));
+          if (remember) run.seen.add(pathDigest(entry.path));
           await this.handleEntry(run, entry);
           if (batchDue(run.batch.length, run.batchBytes, run.commitsPending)) await this.startFlush(run);
         }
@@ -284,7 +288,7 @@ export class Scanner {
       await Promise.all(run.inFlight);
       // A folder that vanished mid-scan (unmounted volume) must not turn into deletions.
       await this.requireRoot();
-      for (const under of subtrees) await this.recordDeletions(run, under);
+      for (const under of subtrees) if (!fresh.has(under)) await this.recordDeletions(run, under);
       await this.flush(run);
     } catch (err) {
       await Promise.allSettled(run.inFlight);
@@ -294,6 +298,12 @@ export class Scanner {
       throw err;
     }
     return run.result;
+  }
+
+  /** Whether the index holds any local record (tombstones included) at or under `under`. */
+  private indexedUnder(under: string): boolean {
+    for (const _path of this.index.localPaths(under === '' ? {} : { under })) return true;
+    return false;
   }
 
   private async requireRoot(): Promise<void> {

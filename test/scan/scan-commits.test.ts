@@ -2,7 +2,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HashPool } from '../../src/scan/hash-pool.js';
 import { batchDue, SCAN_BATCH_BYTES, SCAN_BATCH_MAX_RECORDS, SCAN_BATCH_RECORDS, Scanner } from '../../src/scan/scanner.js';
@@ -138,4 +138,34 @@ test('when a batch is due: at SCAN_BATCH_RECORDS, or SCAN_BATCH_MAX_RECORDS whil
   assert.equal(batchDue(SCAN_BATCH_MAX_RECORDS - 1, 0, 1), false);
   assert.equal(batchDue(SCAN_BATCH_MAX_RECORDS, 0, 1), true);
   assert.equal(batchDue(1, SCAN_BATCH_BYTES, 1), true);
+});
+
+/** Counts the local paths the scanner reads back from the index (its deletion pass). */
+class PathCountingIndex extends MemoryFolderIndex {
+  pathsRead = 0;
+  override *localPaths(options: { under?: string } = {}): Iterable<string> {
+    for (const path of super.localPaths(options)) {
+      this.pathsRead++;
+      yield path;
+    }
+  }
+}
+
+test('a first scan (no record under the subtree yet) reads no path back for deletions; a rescan still finds them', async () => {
+  const root = await tree(2, 50);
+  const index = new PathCountingIndex();
+  const scanner = new Scanner({ root, index, deviceShortId: 'DEVAAAA', pool });
+  const first = await scanner.scan();
+  assert.equal(first.changed, 52);
+  assert.equal(index.pathsRead, 0, 'the deletion pass ran over what this scan had just written');
+  // A new directory scanned on its own is fresh too; the folder as a whole is not.
+  await mkdir(join(root, 'new'));
+  await writeFile(join(root, 'new', 'x'), '');
+  assert.equal((await scanner.scan({ under: 'new' })).changed, 2);
+  assert.equal(index.pathsRead, 0);
+  // A rescan reads the indexed paths back, and deletions are still found.
+  await rm(join(root, 'd0', 'f0'));
+  const rescan = await scanner.scan();
+  assert.equal(rescan.deleted, 1);
+  assert.ok(index.pathsRead >= 55, `read ${index.pathsRead} paths`);
 });
