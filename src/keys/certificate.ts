@@ -1,8 +1,6 @@
 // Self-signed X.509 certificates for device identities, made with @peculiar/x509 over Node's WebCrypto.
 
-// @peculiar/x509 2.x (through tsyringe) needs a Reflect metadata polyfill loaded before it.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { createPrivateKey, createPublicKey, randomBytes, webcrypto } from 'node:crypto';
 
 /** How long a device certificate is valid. Peers pin the key, not the dates, but TLS still reads them. */
@@ -12,7 +10,17 @@ const CLOCK_SKEW_MS = 24 * 60 * 60 * 1000;
 const ED25519 = { name: 'Ed25519' } as const;
 
 // The library types WebCrypto with the DOM's names; Node's objects are the same at run time.
-type GeneratorParams = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>;
+type GeneratorParams = Parameters<typeof X509.X509CertificateGenerator.createSelfSigned>;
+
+/**
+ * @peculiar/x509 with what it needs, loaded when a certificate is made (a device's first start, a
+ * restore), not by every start: it and its ASN.1 and DI libraries held 3.2 MiB of a daemon's heap.
+ */
+async function loadX509(): Promise<typeof X509> {
+  // @peculiar/x509 2.x (through tsyringe) needs a Reflect metadata polyfill loaded before it.
+  await import('reflect-metadata');
+  return import('@peculiar/x509');
+}
 
 function randomSerialHex(): string {
   const serial = randomBytes(16);
@@ -23,6 +31,7 @@ function randomSerialHex(): string {
 async function selfSign(keys: webcrypto.CryptoKeyPair, now: Date): Promise<string> {
   const notAfter = new Date(now);
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + CERTIFICATE_VALID_YEARS);
+  const x509 = await loadX509();
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
     {
       serialNumber: randomSerialHex(),
