@@ -10,15 +10,17 @@
 // EDIT_OUT=name writes bench/results/name.json and name.md (default edits). A progress line every EDIT_PROGRESS_S (60) s.
 // EDIT_SYNC_LIMIT_S=s: a sync not done after s seconds ends the size there with its partial figures (files on B, memory
 // peaks, OOM kills; `partial` in the json) and no edits (for a 1M run in a memory cgroup that cannot finish in the time).
+// EDIT_IDLE_S=s (60; 0: none): once B holds the folder, A's CPU over s seconds with nothing asking either daemon anything
+// (issue 26: an idle daemon's CPU must not grow with the folder), per thread when a thread used more than 10 ms.
 
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlClient } from '../src/cli/client.js';
 import type { StatusReport } from '../src/web/daemon-api.js';
 import { FerryPair } from './ferry-pair.js';
-import { median, percentile, sampleProcess, seconds, until, type ProcessSampler } from './lib.js';
+import { cpuSeconds, median, percentile, sampleProcess, seconds, until, type ProcessSampler } from './lib.js';
 import { ensureTree, restoreFiles, spreadPaths } from './index-scale.js';
 
 const MIB = 1024 * 1024;
@@ -57,6 +59,8 @@ export interface EditLatencyRun {
   memoryMaxMiB?: number;
   a: DaemonFigures;
   b: DaemonFigures;
+  /** A's CPU seconds per second while idle after the sync (EDIT_IDLE_S), and its busiest threads' CPU seconds then. */
+  idleA?: { seconds: number; cpuPerSecond: number; threads: Record<string, number> };
   /** Absent when the sync was cut short (EDIT_SYNC_LIMIT_S). */
   edits?: BatchFigures;
   touches?: BatchFigures;
@@ -191,6 +195,37 @@ async function timeBatch(
   };
 }
 
+/** CPU seconds of each thread of `pid` (name and thread ID as the key). */
+async function threadCpu(pid: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    if (name) out.set(`${name}/${tid}`, threadSeconds(stat));
+  }
+  return out;
+}
+
+function threadSeconds(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** A's CPU over `seconds` while nothing asks it anything (a fixed window: what is measured is the quiet itself). */
+async function measureIdle(pid: number, idleSeconds: number): Promise<EditLatencyRun['idleA']> {
+  if (!(idleSeconds > 0)) return undefined;
+  const before = await threadCpu(pid);
+  const start = await cpuSeconds(pid);
+  await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+  const used = (await cpuSeconds(pid)) - start;
+  const threads: Record<string, number> = {};
+  for (const [name, cpu] of await threadCpu(pid)) {
+    const delta = cpu - (before.get(name) ?? 0);
+    if (delta > 0.01) threads[name] = +delta.toFixed(2);
+  }
+  return { seconds: idleSeconds, cpuPerSecond: used / idleSeconds, threads };
+}
+
 async function folderStatus(home: string): Promise<StatusReport['folders'][number] | undefined> {
   return (await new ControlClient(home).call<StatusReport>('GET', '/status')).folders[0];
 }
@@ -273,6 +308,8 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
       log(`${files} files: sync cut at ${syncSeconds.toFixed(0)} s (EDIT_SYNC_LIMIT_S), A ${partial.filesOnA} files, B ${partial.filesOnB}; scan on A ${scanSeconds.toFixed(1)} s; ${side('A', a)}; ${side('B', b)}`);
       return { files, scanSeconds, syncSeconds: NaN, ...(options.memoryMaxMiB ? { memoryMaxMiB: options.memoryMaxMiB } : {}), a, b, partial };
     }
+    const idleA = await measureIdle(pids.a, Number(process.env.EDIT_IDLE_S ?? 60));
+    if (idleA) log(`${files} files: A idle ${idleA.seconds} s: ${idleA.cpuPerSecond.toFixed(4)} CPU-s/s ${JSON.stringify(idleA.threads)}`);
     // B restarts: the index its initial sync wrote is repacked at the open; timed until B is connected and complete.
     const restartAt = process.hrtime.bigint();
     await pair.restartB(async (side, spawn) => (cgroups[side] ? cgroups[side].spawnInside(spawn) : spawn()));
@@ -324,7 +361,7 @@ async function runOnce(options: { files: number; edits: number; treeBase?: strin
       `CPU A ${x.cpuA.toFixed(2)} s (${(x.cpuPerChangeA * 1000).toFixed(1)} ms each), B ${x.cpuB.toFixed(2)} s`;
     log(`${files} files: ${batch('edits', edits)}`);
     log(`${files} files: ${batch('touches', touches)}`);
-    return { files, scanSeconds, syncSeconds, ...(options.memoryMaxMiB ? { memoryMaxMiB: options.memoryMaxMiB } : {}), a, b, edits, touches };
+    return { files, scanSeconds, syncSeconds, ...(options.memoryMaxMiB ? { memoryMaxMiB: options.memoryMaxMiB } : {}), a, b, ...(idleA ? { idleA } : {}), edits, touches };
   } catch (err) {
     log(pair.logs());
     throw err;

@@ -165,7 +165,7 @@ async function editBenchmark(): Promise<void> {
     ...(memoryMaxMiB > 0 ? { memoryMaxMiB } : {}),
   });
   const rows: (string | number)[][] = [
-    ['files', 'scan s', 'sync s', 'edits p50 / last s', 'CPU A ms/edit', 'touches p50 / last s', 'CPU A ms/touch', 'anon peak A / B MiB', 'cgroup peak A / B MiB', 'index KB/file A / B', 'B repacked KB/file'],
+    ['files', 'scan s', 'sync s', 'edits p50 / last s', 'CPU A ms/edit', 'touches p50 / last s', 'CPU A ms/touch', 'anon peak A / B MiB', 'cgroup peak A / B MiB', 'index KB/file A / B', 'B repacked KB/file', 'idle CPU A s/s'],
   ];
   const two = (x: number | undefined, y: number | undefined, digits = 0): string => `${x?.toFixed(digits) ?? '-'} / ${y?.toFixed(digits) ?? '-'}`;
   for (const r of runs) {
@@ -176,6 +176,7 @@ async function editBenchmark(): Promise<void> {
       two(r.a.anonPeakMiB, r.b.anonPeakMiB), two(r.a.cgroupPeakMiB, r.b.cgroupPeakMiB),
       two(r.a.indexBytesPerFile / 1024, r.b.indexBytesPerFile / 1024, 2),
       r.b.afterRestart ? (r.b.afterRestart.indexBytesPerFile / 1024).toFixed(2) : '-',
+      r.idleA ? r.idleA.cpuPerSecond.toFixed(4) : '-',
     ]);
   }
   const title = `Edit latency, two Ferry daemons on loopback (${cpus().length} cores${memoryMaxMiB > 0 ? `; each daemon in a ${memoryMaxMiB} MiB memory cgroup` : ''})`;
