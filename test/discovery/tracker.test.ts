@@ -157,7 +157,8 @@ describe('UDP tracker client', () => {
       assert.equal(packet.readUInt16BE(96), 22100);
       return announceReply(packet, 0xffffffff, Buffer.concat([compact([10, 0, 0, 9, 7000]), Buffer.from([1, 2])]));
     });
-    const client = new UdpTrackerClient('127.0.0.1', await tracker.ready, { timeoutMs: 50, maxRetries: 2 });
+    // Timeouts long enough that a busy machine's pause between a send and its answer sends nothing again.
+    const client = new UdpTrackerClient('127.0.0.1', await tracker.ready, { timeoutMs: 1_000, maxRetries: 2 });
     try {
       const result = await client.announce(params);
       assert.deepEqual(result.peers, ['10.0.0.9:7000']);
@@ -177,7 +178,8 @@ describe('UDP tracker client', () => {
       if (n < 2) return null; // the first two connects are "lost"
       return packet.length === 16 ? connectReply(packet) : announceReply(packet, 60, Buffer.alloc(0));
     });
-    const client = new UdpTrackerClient('127.0.0.1', await tracker.ready, { timeoutMs: 40, maxRetries: 3 });
+    // 250 ms, then 500: the answered third connect has 1 s, so a pause of the busy test process cannot add a fourth.
+    const client = new UdpTrackerClient('127.0.0.1', await tracker.ready, { timeoutMs: 250, maxRetries: 3 });
     try {
       const result = await client.announce(params);
       assert.deepEqual(result.peers, []);
@@ -201,7 +203,7 @@ describe('UDP tracker client', () => {
       if (mode === 'short') return head(1, packet.readUInt32BE(12));
       return Buffer.concat([head(3, packet.readUInt32BE(12)), Buffer.from('unregistered torrent')]);
     });
-    const client = new UdpTrackerClient('127.0.0.1', await tracker.ready, { timeoutMs: 50, maxRetries: 1 });
+    const client = new UdpTrackerClient('127.0.0.1', await tracker.ready, { timeoutMs: 1_000, maxRetries: 1 });
     try {
       await assert.rejects(client.announce(params), (err: unknown) => err instanceof TrackerRefusedError && /unregistered/.test(err.message));
       mode = 'short';
