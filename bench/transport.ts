@@ -1,7 +1,7 @@
 // Transport throughput on loopback: the same TLS 1.3 link (Ferry's cipher suite) over TCP and over
 // µTP on a UDP socket, one way, BENCH_TRANSPORT_MIB (default 128) MiB in 64 KiB writes with
 // backpressure, after a warm-up of BENCH_TRANSPORT_WARMUP_MIB (16) on the same connection.
-// Each run is a fresh process (or two) started as the daemon is (DAEMON_V8_FLAGS, HeapTuner), in
+// Each run is a fresh process (or two) started as the daemon is (DAEMON_V8_FLAGS, DAEMON_ENV, HeapTuner), in
 // two layouts:
 //   pair  the sender and the receiver in two processes, as two devices are: each side's CPU per MiB
 //   one   both ends in one process (the older figure): their CPU together
@@ -22,7 +22,7 @@ import path from 'node:path';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { DAEMON_V8_FLAGS, HeapTuner } from '../src/daemon/runtime.js';
+import { DAEMON_ENV, DAEMON_V8_FLAGS, HeapTuner } from '../src/daemon/runtime.js';
 import { loadOrCreateDeviceIdentity } from '../src/keys/index.js';
 import { clientTlsOptions, serverTlsOptions } from '../src/protocol/index.js';
 import { UdpSocket, UtpEndpoint, type UtpConnection } from '../src/transport/index.js';
@@ -238,7 +238,7 @@ async function child(role: Role, kind: Kind): Promise<void> {
 function start(role: Role, kind: Kind): { proc: ChildProcess; messages: FromChild[]; next(): Promise<FromChild>; exited: Promise<void> } {
   const proc = fork(SELF, [], {
     execArgv: [...DAEMON_V8_FLAGS, ...(process.env.BENCH_TRANSPORT_NODE_ARGS ?? '').split(' ').filter(Boolean)],
-    env: { ...process.env, BENCH_TRANSPORT_ROLE: role, BENCH_TRANSPORT_KIND: kind },
+    env: { ...DAEMON_ENV, ...process.env, BENCH_TRANSPORT_ROLE: role, BENCH_TRANSPORT_KIND: kind },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const messages: FromChild[] = [];
