@@ -9,7 +9,11 @@ import { IndexSender } from '../../src/sync/index-exchange.js';
 import { silentLogger } from '../../src/util/log.js';
 import { file, tempStore } from '../index/helpers/store.js';
 
-const GAP_MS = 2000;
+/**
+ * Long enough that the two index writes of the burst (each a committed, synced transaction, which a
+ * busy shared disk can hold for a second or more) land within the gap after the first send.
+ */
+const GAP_MS = 5000;
 
 /** A connection that records what is sent, and when. */
 function recordingConnection(): { connection: PeerConnection; sent: Array<{ message: IndexMessage; atMs: number }> } {
