@@ -68,7 +68,7 @@ const JOIN_BELOW = 16 * 1024;
 export const SEND_BLOCK = 64 * 1024;
 /** Free send blocks kept for reuse, at most: the window's ceiling and the send buffer. */
 const MAX_FREE_BLOCKS = Math.ceil((4 * 1024 * 1024 + 1024 * 1024) / SEND_BLOCK);
-/** A connection that sent nothing for this long gives its free send blocks back. */
+/** A connection that sent no data for this long gives its send blocks back (the free ones, and a last one all acked). */
 const IDLE_BLOCKS_MS = 1_000;
 
 /** A send block: `end` bytes written; `refs` = packets sliced from it not yet acked, plus one while it is queued. */
@@ -188,6 +188,8 @@ export class UtpConnection extends Duplex {
   private readonly openedMs = Date.now();
   private lastReceivedMs = Date.now();
   private lastSentMs = 0;
+  /** When a data packet last went out (first transmissions). */
+  private lastDataMs = 0;
   private nextSynMs = 0;
   private timeoutsInRow = 0;
   private readonly ticker: NodeJS.Timeout;
@@ -245,6 +247,11 @@ export class UtpConnection extends Duplex {
   /** The congestion controller's queuing delay estimate now, µs (for benchmarks). */
   get queuingDelayUs(): number {
     return this.cc.queuingDelay;
+  }
+
+  /** Send blocks held now: queued ones and free ones (for tests: an idle connection holds none). */
+  get sendBlocksHeld(): number {
+    return this.queue.length - this.queueHead + this.freeBlocks.length;
   }
 
   /** Payload bytes per data packet (for tests and status). */
@@ -599,6 +606,7 @@ export class UtpConnection extends Duplex {
     const bytes = header.length + size;
     this.unacked.set(this.seq, { header, payload, blocks, bytes, type: ST_DATA, payloadBytes: size, sentAtMs: nowMs, transmissions: 1, lost: false });
     this.stats.dataPackets++;
+    this.lastDataMs = nowMs;
     this.flightBytes += bytes;
     this.seq = (this.seq + 1) & 0xffff;
     this.transmit(header, payload);
@@ -684,7 +692,7 @@ export class UtpConnection extends Duplex {
       this.flush();
       return;
     }
-    if (this.freeBlocks.length > 0 && this.queuedBytes === 0 && nowMs - this.lastSentMs >= IDLE_BLOCKS_MS) this.freeBlocks.length = 0;
+    if (this.queuedBytes === 0 && nowMs - this.lastDataMs >= IDLE_BLOCKS_MS) this.releaseIdleBlocks();
     if (this.windowClosed && this.receiveWindow() >= MAX_PAYLOAD) this.sendState();
     else if (nowMs - this.lastSentMs >= KEEPALIVE_MS) this.sendState();
   }
@@ -733,6 +741,13 @@ export class UtpConnection extends Duplex {
     }
     this.sendBlocksAllocated++;
     return { buf: Buffer.allocUnsafeSlow(SEND_BLOCK), end: 0, refs: 1 };
+  }
+
+  /** Nothing queued and no data sent for a while: the free blocks go, and the last queued one once all its packets are acked. */
+  private releaseIdleBlocks(): void {
+    const last = this.queue.length - this.queueHead === 1 ? this.queue[this.queueHead]! : undefined;
+    if (last && last.refs === 1) this.dequeue();
+    this.freeBlocks.length = 0;
   }
 
   private unrefBlock(block: SendBlock): void {

@@ -13,6 +13,7 @@ import { HEADER_BYTES, ST_STATE, ST_SYN, decodePacket, encodePacket } from '../.
 import { makeIdentities } from '../protocol/helpers.js';
 import { clientTlsOptions, serverTlsOptions } from '../../src/protocol/index.js';
 import { LossyLink } from '../helpers/lossy-link.js';
+import { POLL_MS, WAIT_LIMIT_MS } from '../helpers/wait.js';
 
 interface Side {
   socket: UdpSocket;
@@ -101,6 +102,24 @@ describe('µTP on loopback', () => {
     assert.equal(sha(got), sha(data));
     // 512 blocks of 64 KiB without reuse; at most the window (4 MiB) and the send buffer (1 MiB) in use at once.
     assert.ok(x.sendBlocksAllocated <= 96, `send blocks allocated: ${x.sendBlocksAllocated}`);
+    y.end();
+  });
+
+  test('a connection that has sent nothing for a second gives its send blocks back, and sends from new ones after', async () => {
+    const [x, y] = await connectPair(a, b);
+    let got = 0;
+    y.on('data', (d: Buffer) => (got += d.length));
+    const data = randomBytes(8 * 1024 * 1024);
+    for (let at = 0; at < data.length; at += 65536) if (!x.write(data.subarray(at, at + 65536))) await once(x, 'drain');
+    const deadline = Date.now() + WAIT_LIMIT_MS;
+    while (x.sendBlocksHeld > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    assert.equal(got, data.length);
+    assert.equal(x.state, 'connected');
+    assert.equal(x.sendBlocksHeld, 0, 'the free blocks and the last, all acked, are given back');
+    const more = randomBytes(100_000);
+    const rest = drain(y);
+    await pump(x, more);
+    assert.equal(sha(await rest), sha(more));
     y.end();
   });
 
