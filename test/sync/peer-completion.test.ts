@@ -77,3 +77,36 @@ test('with no peer known, asking for completion reads no record (a folder shared
   assert.equal(read, 50);
   cache.close();
 });
+
+test('a large folder whose index keeps moving is worked out again at most once per 1 ms per global file (100 s at 100,000 files)', async (t) => {
+  const { store } = await tempStore(t);
+  const index = store.folder(FOLDER_A);
+  await index.putLocal(Array.from({ length: 20 }, (_, i) => file(`f${i}.txt`, { size: 10 })));
+  let passes = 0;
+  const counting = new Proxy(index, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      if (key !== 'globalRecords') return value.bind(target);
+      return (...args: unknown[]) => {
+        passes++;
+        return (value as (...a: unknown[]) => Iterable<unknown>).apply(target, args);
+      };
+    },
+  });
+  // Worked out at once (no background pass) for any size, so the count is exact.
+  const cache = new PeerCompletionCache(counting, () => undefined, 1_000_000);
+  const files = 100_000; // as status would say of a large folder (the pass itself reads the 20 records above)
+  // A poll every 5 s for 10 minutes while the index moves (a new stamp each time): a pass at 0, 100, 200… s.
+  for (let s = 0; s <= 600; s += 5) cache.get(['PEER1'], `stamp ${s}`, files, s * 1000);
+  assert.equal(passes, 7, 'passes in 600 s of polls');
+  // The same stamp is not worked out again, however long after.
+  cache.get(['PEER1'], 'stamp 600', files, 3_600_000);
+  assert.equal(passes, 7);
+  // A small folder goes on as before: every 2 s at most.
+  const small = new PeerCompletionCache(counting, () => undefined, 2000);
+  for (let s = 0; s <= 10; s += 1) small.get(['PEER1'], `stamp ${s}`, 20, s * 1000);
+  assert.equal(passes - 7, 6, 'passes of a 20-file folder in 10 s of polls');
+  cache.close();
+  small.close();
+});
