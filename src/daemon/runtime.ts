@@ -34,8 +34,16 @@ export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2'] as const;
  * with workers stopping sooner), no more CPU. glibc reads it when the process starts, so only the
  * launchers can set it (bin/ferry, packaging/nas/ferry-launch, the tests' daemons); the single
  * executables' own entry is too late for it.
+ *
+ * glibc's mmap threshold: fixed at 128 KiB (its starting value). Left alone, glibc raises it to the
+ * size of each large block freed (up to 32 MiB), after which buffers of 128 KiB-1 MiB (TLS
+ * records, blocks served and fetched, WebCrypto's copy of each block hashed) come from the main
+ * arena's heap, where a free below the top is never given back: at the peak of `mixed` each daemon
+ * held 28-30 MiB of that heap (/proc/PID/smaps). Fixed, such buffers are mapped and unmapped on
+ * their own. Ferry-only `mixed`, alternating: A+B 169, 152 -> 144, 149 MiB, CPU unchanged within
+ * noise (bench/results/user-memory-anon.md). Read at start-up like the arenas: launchers set it.
  */
-export const DAEMON_ENV = { UV_THREADPOOL_SIZE: '8', MALLOC_ARENA_MAX: '2' } as const;
+export const DAEMON_ENV = { UV_THREADPOOL_SIZE: '8', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' } as const;
 
 /** Sets DAEMON_ENV's variables that `env` does not have yet. */
 export function applyDaemonEnv(env: NodeJS.ProcessEnv = process.env): void {
