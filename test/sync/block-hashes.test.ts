@@ -53,3 +53,22 @@ test('while a run of large blocks is hashed, the main thread goes on (its event 
   // Hashed in place, the 16 MiB would have held the thread from the first call to the answer: no turn in between.
   assert.ok(turns > 0, `event loop turns while hashing: ${turns}`);
 });
+
+test("a small file's one short block (4 KiB of a 128 KiB block) is checked in place: no thread-pool round trip per small file", async () => {
+  const data = randomBytes(4096);
+  const hash = sha(data);
+  let turns = 0;
+  let done = false;
+  const spin = (): void => {
+    if (done) return;
+    turns++;
+    setImmediate(spin);
+  };
+  setImmediate(spin);
+  assert.equal(await verifyBlocks(data, 128 * 1024, 1, () => hash), -1);
+  done = true;
+  assert.equal(turns, 0, 'answered before the event loop turned');
+  const wrong = Buffer.from(data);
+  wrong[0]! ^= 1;
+  assert.equal(await verifyBlocks(wrong, 128 * 1024, 1, () => hash), 0);
+});
