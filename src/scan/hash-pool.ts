@@ -6,7 +6,7 @@ import { FerryError } from '../errors.js';
 import { Resource } from '../util/resource.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { performance } from 'node:perf_hooks';
-import { hashFileOnPool, hashSmallFileSync, type AbortCheck, type BlockProgress, type HashRange, type HashResult } from './hasher.js';
+import { dropFreeReadBuffers, hashFileOnPool, hashSmallFileSync, type AbortCheck, type BlockProgress, type HashRange, type HashResult } from './hasher.js';
 
 export interface HashPoolOptions {
   /** Large files (or parts of one) hashed at once: one per core keeps them busy. @default os.availableParallelism() */
@@ -97,6 +97,7 @@ export class HashPool extends Resource {
     for (const wake of this.roomWaiters.splice(0)) wake();
     this.stopRuns.abort();
     await Promise.all([...this.runs]);
+    dropFreeReadBuffers();
   }
 
   /**

@@ -54,8 +54,35 @@ function takeBuffer(): Buffer {
   return freeBuffers.pop() ?? Buffer.allocUnsafeSlow(HASH_READ_BYTES);
 }
 
+/**
+ * Free read buffers are dropped once none was used for this long: hashing runs on the event loop's
+ * thread now, which never ends as a worker did, and 4-8 idle megabytes would stay for good.
+ */
+export const FREE_BUFFERS_IDLE_MS = 10_000;
+let dropFree: NodeJS.Timeout | undefined;
+
 function giveBack(buffer: Buffer): void {
   if (freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(buffer);
+  if (dropFree) dropFree.refresh();
+  else {
+    dropFree = setTimeout(() => {
+      freeBuffers.length = 0;
+      dropFree = undefined;
+    }, FREE_BUFFERS_IDLE_MS);
+    dropFree.unref();
+  }
+}
+
+/** Read buffers kept for the next hash (tests). */
+export function freeReadBuffers(): number {
+  return freeBuffers.length;
+}
+
+/** Drops the free read buffers now (a closing HashPool). */
+export function dropFreeReadBuffers(): void {
+  if (dropFree) clearTimeout(dropFree);
+  dropFree = undefined;
+  freeBuffers.length = 0;
 }
 
 /**

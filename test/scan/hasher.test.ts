@@ -1,13 +1,13 @@
 // Tests for hashFile and HashPool, checked against the sha256sum binary on blocks cut out by split(1).
 
-import { after, describe, test } from 'node:test';
+import { after, describe, mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hashFile, hashFileOnPool, HASH_READ_BYTES, type HashResult } from '../../src/scan/hasher.js';
+import { dropFreeReadBuffers, FREE_BUFFERS_IDLE_MS, freeReadBuffers, hashFile, hashFileOnPool, HASH_READ_BYTES, type HashResult } from '../../src/scan/hasher.js';
 import { HashPool } from '../../src/scan/hash-pool.js';
 import { makeTempDir, runCleanups } from './helpers.js';
 
@@ -85,6 +85,26 @@ for (const { name, hash: hashFile } of HASHERS) describe(name, () => {
     await assert.rejects(hashFile(join(dir, 'missing'), 128 * 1024), { code: 'IO' });
     await writeFile(join(dir, 'f'), 'x');
     await assert.rejects(hashFile(join(dir, 'f'), 128 * 1024, AbortSignal.abort()), { code: 'ABORTED' });
+  });
+});
+
+describe('read buffers', () => {
+  test('kept for the next hash, dropped once unused for FREE_BUFFERS_IDLE_MS', async () => {
+    const dir = await makeTempDir(cleanups);
+    const file = join(dir, 'f');
+    await writeFile(file, randomBytes(3 * HASH_READ_BYTES));
+    dropFreeReadBuffers(); // earlier tests' timer is a real one
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      await hashFileOnPool(file, 128 * 1024);
+      assert.ok(freeReadBuffers() >= 2, 'the two read buffers wait for the next hash');
+      mock.timers.tick(FREE_BUFFERS_IDLE_MS - 1);
+      assert.ok(freeReadBuffers() >= 2);
+      mock.timers.tick(1);
+      assert.equal(freeReadBuffers(), 0, 'an idle hasher holds no read buffer');
+    } finally {
+      mock.timers.reset();
+    }
   });
 });
 
