@@ -203,6 +203,7 @@ try {
   // Not part of `all`: one large tree in this process, for the index and rescan figures of the scale issue.
   if (which === 'index') await indexBenchmark();
   if (which === 'edits') await editBenchmark();
+  if (which === 'scan-tree') await (await import('./scan.js')).benchScanTree(process.env.BENCH_SCAN_TREE ?? '.');
   // One method for both tools (bench/user.ts), beside the old harness: BENCH_ROUNDS (5), BENCH_BIG_ROUNDS (3, scale/real/scan),
   // BENCH_OLD_ROUNDS, BENCH_DATASETS=large,small,mixed,scale,real,scan, BENCH_SCALE_FILES, BENCH_SCAN_FILES, BENCH_REAL_DIRS, BENCH_USER_OUT (user);
   // the scan comparison alone: BENCH_DATASETS=scan, BENCH_SCAN_CACHE=cold|warm|both, BENCH_SCAN_TREE (an existing tree of BENCH_SCAN_FILES files).

@@ -63,3 +63,43 @@ export async function benchSmallFiles(work: string, count: number, size: number)
   await rm(dir, { recursive: true, force: true });
   return result;
 }
+
+/**
+ * BENCH=scan-tree BENCH_SCAN_TREE=<dir> [BENCH_SCAN_COLD=1]: the Scanner alone (LMDB IndexStore, HashPool, no daemon) on an
+ * existing tree, left unchanged: a first scan into an empty index, then a rescan; wall and CPU seconds of this process,
+ * transactions. Per-change figures without the daemon's other work (bench/results/scan-100k.md).
+ */
+export async function benchScanTree(tree: string): Promise<void> {
+  const { mkdtemp, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { Scanner } = await import('../src/scan/scanner.js');
+  const { HashPool } = await import('../src/scan/hash-pool.js');
+  const { IndexStore } = await import('../src/index/store.js');
+  const home = await mkdtemp(join(tmpdir(), 'ferry-bench-scan-tree-'));
+  const store = new IndexStore({ path: home });
+  await store.open();
+  const pool = new HashPool();
+  await pool.open();
+  try {
+    let transactions = 0;
+    const scanner = new Scanner({ root: tree, index: store.folder('ab'.repeat(20)), deviceShortId: 'BENCH', pool, onCommitted: () => transactions++ });
+    if (process.env.BENCH_SCAN_COLD) {
+      await run('sync');
+      await writeFile('/proc/sys/vm/drop_caches', '3\n');
+    }
+    const timed = async (): Promise<{ seconds: number; cpu: number; scanned: number; changed: number }> => {
+      const cpu = process.cpuUsage();
+      const start = process.hrtime.bigint();
+      const result = await scanner.scan();
+      const used = process.cpuUsage(cpu);
+      return { seconds: seconds(start), cpu: (used.user + used.system) / 1e6, scanned: result.scanned, changed: result.changed };
+    };
+    const first = { ...(await timed()), transactions };
+    const rescan = await timed();
+    console.log(JSON.stringify({ first, rescan }));
+  } finally {
+    await pool.close();
+    await store.close();
+    await rm(home, { recursive: true, force: true });
+  }
+}
