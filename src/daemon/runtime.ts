@@ -35,15 +35,16 @@ export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2'] as const;
  * launchers can set it (bin/ferry, packaging/nas/ferry-launch, the tests' daemons); the single
  * executables' own entry is too late for it.
  *
- * glibc's mmap threshold: fixed at 128 KiB (its starting value). Left alone, glibc raises it to the
- * size of each large block freed (up to 32 MiB), after which buffers of 128 KiB-1 MiB (TLS
- * records, blocks served and fetched, WebCrypto's copy of each block hashed) come from the main
- * arena's heap, where a free below the top is never given back: at the peak of `mixed` each daemon
- * held 28-30 MiB of that heap (/proc/PID/smaps). Fixed, such buffers are mapped and unmapped on
- * their own. Ferry-only `mixed`, alternating: A+B 169, 152 -> 144, 149 MiB, CPU unchanged within
- * noise (bench/results/user-memory-anon.md). Read at start-up like the arenas: launchers set it.
+ * glibc's mmap threshold: fixed at 1 MiB + 4 KiB. Left alone, glibc raises it to the size of each
+ * large block freed (up to 32 MiB), and buffers of several MiB then come from the main arena's
+ * heap, where a free below the top is never given back: at the peak of `mixed` each daemon held
+ * 28-30 MiB of that heap (/proc/PID/smaps). Ferry-only runs, alternating (bench/results/
+ * user-memory-anon.notes.md): `mixed` A+B 152-169 -> 144-164 MiB, `large` 139-154 -> 132-143. At
+ * 128 KiB (glibc's starting value) memory was the same but each block hashed cost a mapping of its
+ * own (WebCrypto copies the block): hashing CPU +20 %, the `large` sender +0.3 s of 1.7; at 1 MiB
+ * + 4 KiB hashing costs what it did. Read at start-up like the arenas: launchers set it.
  */
-export const DAEMON_ENV = { UV_THREADPOOL_SIZE: '8', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' } as const;
+export const DAEMON_ENV = { UV_THREADPOOL_SIZE: '8', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '1052672' } as const;
 
 /** Sets DAEMON_ENV's variables that `env` does not have yet. */
 export function applyDaemonEnv(env: NodeJS.ProcessEnv = process.env): void {
