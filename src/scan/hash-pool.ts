@@ -40,6 +40,17 @@ interface Job {
 const SMALL_FILE_BYTES = 256 * 1024;
 /** Small files hashed in one turn of the event loop at most this long (one at least). */
 const SLICE_MS = 2;
+/**
+ * COLD_IN_ROW small files in a row that each took COLD_FILE_MS or more to hash here were read from
+ * the disk, not the page cache (one alone may be this thread preempted on a busy machine): the next
+ * COLD_MS of small files go through the thread pool instead, COLD_PER_SLOT per slot at once, so a
+ * cold first scan reads many files at a time rather than one (a cold 100k-file scan took twice as
+ * long with every small file read here).
+ */
+const COLD_FILE_MS = 1;
+const COLD_IN_ROW = 3;
+const COLD_MS = 1000;
+const COLD_PER_SLOT = 8;
 const QUEUED_PER_WORKER = 32;
 /** Files at least this large are hashed in parts, one per large slot. */
 const SPLIT_FILE_BYTES = 64 * 1024 * 1024;
@@ -62,6 +73,12 @@ export class HashPool extends Resource {
   /** Hashes under way (each settles its job; the pool closes once they have ended). */
   private readonly runs = new Set<Promise<void>>();
   private runningCount = 0;
+  /** Small files hashed on the thread pool now (while the disk is cold). */
+  private runningSmall = 0;
+  /** Until then small files go through the thread pool (performance.now()). */
+  private coldUntil = 0;
+  /** Small files in a row that were slow to hash here. */
+  private slowInRow = 0;
   private peak = 0;
   private sliceScheduled = false;
   /** Aborts the hashes under way when the pool closes. */
@@ -184,15 +201,18 @@ export class HashPool extends Resource {
   /** Starts queued large jobs while there is a free slot; small ones wait for the next slice on this thread. */
   private dispatch(): void {
     let small = false;
+    const cold = performance.now() < this.coldUntil;
     for (let i = 0; i < this.queue.length && !this.closed; ) {
       const job = this.queue[i]!;
-      if (isSmall(job)) small = true;
-      if (isSmall(job) || this.runningCount >= this.size) {
+      const isSmallJob = isSmall(job);
+      if (isSmallJob && !cold) small = true;
+      const full = isSmallJob ? !cold || this.runningSmall >= this.size * COLD_PER_SLOT : this.runningCount - this.runningSmall >= this.size;
+      if (full) {
         i++;
         continue;
       }
       this.queue.splice(i, 1);
-      this.start(job);
+      this.start(job, isSmallJob);
     }
     if (small && !this.sliceScheduled) {
       this.sliceScheduled = true;
@@ -213,6 +233,7 @@ export class HashPool extends Resource {
         continue;
       }
       this.queue.splice(i, 1);
+      const started = performance.now();
       try {
         const result = hashSmallFileSync(job.path, job.blockSize, SMALL_FILE_BYTES);
         if (result) this.settle(job, result);
@@ -223,13 +244,21 @@ export class HashPool extends Resource {
       } catch (err) {
         this.settle(job, err instanceof FerryError ? err : new FerryError('IO', String(err), { cause: err }));
       }
-      if (performance.now() >= until) break;
+      const now = performance.now();
+      this.slowInRow = now - started >= COLD_FILE_MS ? this.slowInRow + 1 : 0;
+      if (this.slowInRow >= COLD_IN_ROW) {
+        this.slowInRow = 0;
+        this.coldUntil = now + COLD_MS;
+        break;
+      }
+      if (now >= until) break;
     }
     this.dispatch();
   }
 
-  private start(job: Job): void {
+  private start(job: Job, small = false): void {
     this.runningCount++;
+    if (small) this.runningSmall++;
     this.peak = Math.max(this.peak, this.runningCount);
     // The job's own signal, or the pool's on close (AbortSignal.any costs more than hashing a small file).
     const stop = this.stopRuns.signal;
@@ -257,6 +286,7 @@ export class HashPool extends Resource {
       .finally(() => {
         this.runs.delete(run);
         this.runningCount--;
+        if (small) this.runningSmall--;
         this.dispatch();
       });
     this.runs.add(run);

@@ -226,7 +226,7 @@ describe('HashPool', () => {
     assert.equal((await pool.hash(files[0]!, 128 * 1024)).size, 'file 0'.length);
   });
 
-  test('at most one large file per slot is under way at once; small files are hashed on this thread, not beside them', async () => {
+  test('at most one large file per slot is under way at once; small files are hashed on this thread or, when slow, a bounded number on the pool', async () => {
     const dir = await makeTempDir(cleanups);
     const pool = new HashPool({ workers: 1, maxQueued: 100 });
     await pool.open();
@@ -245,7 +245,8 @@ describe('HashPool', () => {
     }
     const results = await Promise.all(small.map((file) => pool.hash(file, 128 * 1024, undefined, 4096)));
     assert.ok(results.every((result) => result.size === 4096 && result.blocks.length === 1));
-    assert.equal(pool.peakRunning, 1, 'small files took no slot');
+    // Hashed on this thread; a slow one (a cold disk, or a busy machine) sends the next ones to the thread pool, 8 per slot at most.
+    assert.ok(pool.peakRunning <= 8, `small files on the thread pool stay bounded (peak ${pool.peakRunning})`);
     assert.equal(pool.running, 0);
   });
 
