@@ -150,6 +150,20 @@ class BlockHasher {
   }
 }
 
+/** The result of a whole file or a range read from `start` up to `position`: the file looked at again, to tell a change while hashing. */
+async function resultAfterReads(absPath: string, before: StatLike, start: number, position: number, blocks: Buffer[], range: HashRange | undefined): Promise<HashResult> {
+  const after = await lstat(absPath).catch(() => undefined);
+  if (!range) return resultOf(before, after, position, blocks);
+  const expected = Math.max(0, Math.min(range.end ?? Infinity, before.size) - start);
+  return { ...resultOf(before, after, position - start, blocks, expected), fileSize: before.size };
+}
+
+/** An abort goes through as it is; anything else is an IO error naming the file. */
+function hashingError(absPath: string, err: unknown): Error {
+  if ((err as { code?: string }).code === 'ABORTED') return err as Error;
+  return ioError(`hashing ${absPath}`, err);
+}
+
 /**
  * Hashes a file block by block without holding more than two read buffers. Reads ahead into one buffer
  * on the thread pool while the other is hashed, so disk and CPU overlap.
@@ -189,13 +203,9 @@ export async function hashFile(absPath: string, blockSize: number, signal?: Abor
     }
     const blocks = hasher.finish();
     hasher.report(true);
-    const after = await lstat(absPath).catch(() => undefined);
-    if (!range) return resultOf(before, after, position, blocks);
-    const expected = Math.max(0, Math.min(range.end ?? Infinity, before.size) - start);
-    return { ...resultOf(before, after, position - start, blocks, expected), fileSize: before.size };
+    return await resultAfterReads(absPath, before, start, position, blocks, range);
   } catch (err) {
-    if ((err as { code?: string }).code === 'ABORTED') throw err;
-    throw ioError(`hashing ${absPath}`, err);
+    throw hashingError(absPath, err);
   } finally {
     // A read may still be in flight after an abort or error: let it land before reusing its buffer.
     if (pendingRead) await pendingRead.catch(() => undefined);
@@ -331,13 +341,9 @@ export async function hashFileOnPool(
       [current, ahead] = [ahead!, current];
     }
     report(true);
-    const after = await lstat(absPath).catch(() => undefined);
-    if (!range) return resultOf(before, after, position, blocks);
-    const expected = Math.max(0, Math.min(range.end ?? Infinity, before.size) - start);
-    return { ...resultOf(before, after, position - start, blocks, expected), fileSize: before.size };
+    return await resultAfterReads(absPath, before, start, position, blocks, range);
   } catch (err) {
-    if ((err as { code?: string }).code === 'ABORTED') throw err;
-    throw ioError(`hashing ${absPath}`, err);
+    throw hashingError(absPath, err);
   } finally {
     // A read may still be in flight after an abort or error: let it land before reusing its buffer.
     if (pendingRead) await pendingRead.catch(() => undefined);

@@ -13,6 +13,21 @@ function run(blockSize: number, count: number, lastShortBy = 0): { data: Buffer;
   return { data, hashes };
 }
 
+/** Awaits `pending` while counting the event loop's turns meanwhile (0: it was answered without the loop turning). */
+async function countingTurns<T>(pending: Promise<T>): Promise<{ value: T; turns: number }> {
+  let turns = 0;
+  let done = false;
+  const spin = (): void => {
+    if (done) return;
+    turns++;
+    setImmediate(spin);
+  };
+  setImmediate(spin);
+  const value = await pending;
+  done = true;
+  return { value, turns };
+}
+
 test('verifyBlocks names the first wrong block of a run as firstMismatchedBlock does (pool-sized blocks, a short last block)', async () => {
   const blockSize = 256 * 1024;
   const { data, hashes } = run(blockSize, 4, 1000);
@@ -39,16 +54,7 @@ test('verifyBlocks names the first wrong block of a run as firstMismatchedBlock 
 test('while a run of large blocks is hashed, the main thread goes on (its event loop turns)', async () => {
   const blockSize = 1024 * 1024;
   const { data, hashes } = run(blockSize, 16);
-  let turns = 0;
-  let done = false;
-  const spin = (): void => {
-    if (done) return;
-    turns++;
-    setImmediate(spin);
-  };
-  setImmediate(spin);
-  const verdict = await verifyBlocks(data, blockSize, 16, (j) => hashes[j]!);
-  done = true;
+  const { value: verdict, turns } = await countingTurns(verifyBlocks(data, blockSize, 16, (j) => hashes[j]!));
   assert.equal(verdict, -1);
   // Hashed in place, the 16 MiB would have held the thread from the first call to the answer: no turn in between.
   assert.ok(turns > 0, `event loop turns while hashing: ${turns}`);
@@ -57,16 +63,8 @@ test('while a run of large blocks is hashed, the main thread goes on (its event 
 test("a small file's one short block (4 KiB of a 128 KiB block) is checked in place: no thread-pool round trip per small file", async () => {
   const data = randomBytes(4096);
   const hash = sha(data);
-  let turns = 0;
-  let done = false;
-  const spin = (): void => {
-    if (done) return;
-    turns++;
-    setImmediate(spin);
-  };
-  setImmediate(spin);
-  assert.equal(await verifyBlocks(data, 128 * 1024, 1, () => hash), -1);
-  done = true;
+  const { value: verdict, turns } = await countingTurns(verifyBlocks(data, 128 * 1024, 1, () => hash));
+  assert.equal(verdict, -1);
   assert.equal(turns, 0, 'answered before the event loop turned');
   const wrong = Buffer.from(data);
   wrong[0]! ^= 1;
