@@ -72,6 +72,13 @@ function corrupt(detail: string, path: string): FerryError {
 /** The tuple's numeric fields: size, mode, mtimeMs, inode (blockSize and sequence are checked by decodeRecord). */
 const STAT_NUMBERS = [1, 2, 3, 4];
 
+/** The file type a stored code names. Only a number is looked up: any other value (an object with a hostile toString) is corrupt as it is. */
+function typeOfCode(code: unknown, path: string): FileType {
+  const type = typeof code === 'number' ? TYPES_BY_CODE[code] : undefined;
+  if (type === undefined) throw corrupt(`unknown type ${typeof code === 'number' ? code : typeof code}`, path);
+  return type;
+}
+
 /** Checks the tuple's shape, and that a long path's tuple carries exactly `path`. */
 function checkTuple(path: string, stored: unknown): asserts stored is unknown[] {
   if (!Array.isArray(stored)) throw corrupt('not a schema-1 tuple', path);
@@ -92,8 +99,7 @@ export function decodeRecord(path: string, stored: unknown): FileRecord {
   checkTuple(path, stored);
   const [type, size, mode, mtimeMs, inode, version, modifiedBy, blockSize, blocks, deleted, sequence, linkTarget, signature, sealed] =
     stored as unknown[];
-  const fileType = TYPES_BY_CODE[type as number];
-  if (fileType === undefined) throw corrupt(`unknown type ${String(type)}`, path);
+  const fileType = typeOfCode(type, path);
   if (typeof version !== 'object' || version === null || Array.isArray(version) || !Array.isArray(blocks)) throw corrupt('bad version or blocks', path);
   if (typeof blockSize !== 'number' || typeof sequence !== 'number' || typeof modifiedBy !== 'string') throw corrupt('bad blockSize, sequence or modifiedBy', path);
   const record: FileRecord = {
@@ -119,8 +125,7 @@ export function decodeRecord(path: string, stored: unknown): FileRecord {
 /** The scan's fields of a stored record, without copying its blocks or version (see LocalStat). */
 export function decodeStat(path: string, stored: unknown): LocalStat {
   checkTuple(path, stored);
-  const type = TYPES_BY_CODE[stored[0] as number];
-  if (type === undefined) throw corrupt(`unknown type ${String(stored[0])}`, path);
+  const type = typeOfCode(stored[0], path);
   const stat: LocalStat = {
     path,
     type,

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { decodeRecord, decodeStat, encodeRecord } from '../../src/index/record-codec.js';
+import { FerryError } from '../../src/errors.js';
 import type { FileRecord } from '../../src/index/records.js';
 import { FolderKeys } from '../../src/keys/index.js';
 import { decodeKeyText, encodeKeyText, KEY_ALPHABET, type KeyTextKind } from '../../src/keys/keytext.js';
@@ -74,6 +75,13 @@ describe('fuzz: stored records and key text', () => {
       }),
       opts(),
     );
+  });
+
+  test('a stored type code that is an object with a hostile toString is INDEX_CORRUPT, not a TypeError (fast-check seed 1935840433)', () => {
+    const stored: unknown[] = [{ toString: 0 }, 0, 0, 0, 0, {}, '2222AA2222AA', 131072, [], false, 0, null, null, Uint8Array.from([])];
+    for (const decode of [decodeRecord, decodeStat]) {
+      assert.throws(() => decode(' ', stored), (err: unknown) => err instanceof FerryError && err.code === 'INDEX_CORRUPT' && /unknown type object/.test(err.message));
+    }
   });
 
   const kinds: KeyTextKind[] = [

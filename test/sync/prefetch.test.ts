@@ -235,7 +235,8 @@ describe('streaming large files', () => {
     await until(() => victim.sync.prefetchReport().reasons.some((r) => r.path === 'wrong.bin')).catch((err) =>
       assert.fail(`${err}: ${JSON.stringify(victim.sync.prefetchReport())} served ${served}`),
     );
-    // At most PREFETCH_MAX_PER_PEER files from one peer at once.
+    // At most PREFETCH_MAX_PER_PEER files from one peer at once (wrong.bin's slot is given back a moment after its reason is recorded).
+    await until(() => victim.sync.prefetchReport().files === 0);
     for (let i = 0; i < PREFETCH_MAX_PER_PEER + 1; i++) await hashing(`many-${i}.bin`, { firstBlock: 63, hashes: randomBytes(32) });
     await until(() => victim.sync.prefetchReport().reasons.some((r) => /already prefetched/.test(r.reason))).catch((err) =>
       assert.fail(`${err}: ${JSON.stringify(victim.sync.prefetchReport())}`),
@@ -243,7 +244,8 @@ describe('streaming large files', () => {
     const report = victim.sync.prefetchReport();
     const reasons = new Map(report.reasons.map((r) => [r.path, r.reason]));
     assert.match(reasons.get('wrong.bin') ?? '', /failed their announced hash/);
-    assert.match(reasons.get(`many-${PREFETCH_MAX_PER_PEER}.bin`) ?? '', /already prefetched/);
+    // Which one is refused depends on whether an earlier one has failed its hash by then: one of them is.
+    assert.ok(report.reasons.some((r) => r.path.startsWith('many-') && /already prefetched/.test(r.reason)), JSON.stringify(report.reasons));
     assert.ok(report.dropped >= 7, JSON.stringify(report));
     assert.equal(report.files <= PREFETCH_MAX_PER_PEER, true);
     assert.equal(peer.victimConn.closed, false, 'advisory messages never close the link');
