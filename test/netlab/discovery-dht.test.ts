@@ -89,10 +89,12 @@ describe('DHT discovery', () => {
         const connected = await node.connectedPeers();
         return connected.length === 2 ? connected : undefined;
       }, 'two connected peers', 60_000);
-      for (const peer of peers) assert.match(peer.source, /^(dht|incoming)$/, JSON.stringify(peer));
+      // B and C may also meet through A's peer exchange, when it names B to C before C's DHT lookup does (CI, loaded).
+      for (const peer of peers) assert.match(peer.source, /^(dht|incoming|pex)$/, JSON.stringify(peer));
     }
     const fromDht = (await Promise.all([a, b, c].map((n) => n.connectedPeers()))).flat().filter((p) => p.source === 'dht');
-    assert.ok(fromDht.length >= 3, `each pair was dialled from a DHT address: ${JSON.stringify(fromDht)}`);
+    // A–B and A–C can only have come from the DHT (each knew no other peer then); B–C from it or from A's peer exchange.
+    assert.ok(fromDht.length >= 2, `A–B and A–C were dialled from DHT addresses: ${JSON.stringify(fromDht)}`);
     // The DHT rides on the sync port's shared UDP socket. C's table may hold only A yet: until C has
     // answered A's probe, A's replies to it carry no nodes (dht-guard.ts, anti-amplification).
     const dht = (await c.status()).services.discovery.dht as { nodes: number; port: number };
