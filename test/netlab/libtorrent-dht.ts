@@ -15,7 +15,11 @@ port = ${LIBTORRENT_DHT_PORT}
 groups = [arg.split(',') for arg in sys.argv[1:]]
 endpoint = lambda ip: ('[' + ip + ']' if ':' in ip else ip) + ':' + str(port)
 sessions = [lt.session({'listen_interfaces': ','.join(endpoint(ip) for ip in ips), 'enable_dht': True, 'enable_lsd': False,
-                        'enable_upnp': False, 'enable_natpmp': False, 'dht_bootstrap_nodes': '', 'alert_mask': 0}) for ips in groups]
+                        'enable_upnp': False, 'enable_natpmp': False, 'dht_bootstrap_nodes': '', 'alert_mask': 0,
+                        # Every node here shares one loopback and one /64, and a daemon without an address of its own
+                        # sends from the address it sends to: the internet's per-IP and per-subnet limits (one node a
+                        # /64 in a bucket; 5 packets/s an IP, else ignored for 5 minutes) would cut them off at random.
+                        'dht_restrict_routing_ips': False, 'dht_restrict_search_ips': False, 'dht_block_ratelimit': 1000}) for ips in groups]
 for s in sessions:
     for ips in groups:
         for ip in ips:
