@@ -15,6 +15,7 @@ import { datasets, type DatasetSizes } from './datasets.js';
 import { FerryPair } from './ferry-pair.js';
 import { cpuSeconds, median, run, seconds, settlePageCache, sleepMs, until, writeSmallFiles } from './lib.js';
 import type { Pair } from './pair.js';
+import { formatBreakdown, smapsBreakdown, type SmapsBreakdown } from './smaps.js';
 import { SyncthingPair } from './syncthing-pair.js';
 import type { Tool } from './sync.js';
 
@@ -144,6 +145,8 @@ export interface SideMemory {
 interface GroupSampler {
   cpu(): Promise<{ a: number; b: number }>;
   stop(): Promise<{ a: SideMemory; b: SideMemory; total: SideMemory }>;
+  /** BENCH_SMAPS=1: each process's mappings (bench/smaps.ts) at its first sample and at its highest anonymous memory. */
+  smaps(): string[];
 }
 
 function statusKb(status: string, field: string): number {
@@ -158,11 +161,19 @@ function sampleGroups(groups: { a: number[]; b: number[] }, everyMs = 100): Grou
     return sum;
   };
   const cpuStart = Promise.all([cpuOf(groups.a), cpuOf(groups.b)]);
+  const mappings = new Map<number, { first: SmapsBreakdown; peak: SmapsBreakdown; anonKiB: number }>();
+  const withSmaps = Boolean(process.env.BENCH_SMAPS);
   const side = async (pids: number[]): Promise<SideMemory> => {
     const now = { anonMiB: 0, rssMiB: 0 };
     for (const pid of pids) {
       const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-      now.anonMiB += statusKb(status, 'RssAnon') / 1024;
+      const anonKiB = statusKb(status, 'RssAnon');
+      const seen = mappings.get(pid);
+      if (withSmaps && (!seen || anonKiB >= seen.anonKiB + 1024)) {
+        const b = await smapsBreakdown(pid);
+        mappings.set(pid, { first: seen?.first ?? b, peak: b, anonKiB });
+      }
+      now.anonMiB += anonKiB / 1024;
       now.rssMiB += statusKb(status, 'VmRSS') / 1024;
     }
     return now;
@@ -193,6 +204,12 @@ function sampleGroups(groups: { a: number[]; b: number[] }, everyMs = 100): Grou
       busy = false;
       await sample();
       return peaks;
+    },
+    smaps() {
+      return [...mappings].map(([pid, m]) => {
+        const side = groups.a.includes(pid) ? 'A' : 'B';
+        return `${side} ${pid} first: ${formatBreakdown(m.first)}\n      at ${(m.anonKiB / 1024).toFixed(1)} MiB anon: ${formatBreakdown(m.peak)}`;
+      });
     },
   };
 }
@@ -387,6 +404,7 @@ async function userSession(tool: Tool, dataset: UserDataset, round: number, sour
       const watcherCpu = { inotifywait: (await cpuSeconds(watcher.pid())) - watcherCpu0, bench: (bench1.user + bench1.system) / 1e6, events: watcher.events };
       const cpu = await sampler.cpu();
       const memory = await sampler.stop();
+      for (const line of sampler.smaps()) log(`    smaps ${line}`);
       await watcher.stop();
       if (process.env.BENCH_LOG_DIR && pair instanceof FerryPair) {
         await mkdir(process.env.BENCH_LOG_DIR, { recursive: true });
