@@ -22,7 +22,7 @@ import {
   preHandshakeMaxBytes,
   type PreHandshakeBudget,
 } from './pre-handshake.js';
-import { dataResponseFrame, relayDataFrame } from './response-frame.js';
+import { dataResponseFrame, relayDataFrame, RESPONSE_HEADER_BYTES, writeDataResponseHeader } from './response-frame.js';
 import { decodeMessage } from './validate.js';
 
 /** @default values of PeerConnectionOptions */
@@ -130,6 +130,11 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
    * recycle() once written), and data sent in a Response from here returns here once written.
    */
   readonly buffers = new BufferPool(IDLE_BUFFER_BYTES);
+  /**
+   * Buffers from blockBuffer(): each one's whole frame buffer, the Response header's room in front
+   * of the data. A Response whose data is one of them goes out as one buffer in one write.
+   */
+  private readonly framed = new WeakMap<Buffer, Buffer>();
   /** Whether the socket reads into one buffer of its own (readIntoOwnBuffer), not a fresh one per read. */
   readsIntoOwnBuffer = false;
 
@@ -203,9 +208,31 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     this.keepalive.unref();
   }
 
+  /**
+   * A buffer of `size` bytes (from `buffers`) to read a block into that this connection will send in
+   * a Response: the frame's header has room right before it, so the Response is one buffer and one
+   * write. Two buffers written together cost a TLS socket a copy of both into a fresh, zeroed
+   * allocation (Node's TLSWrap joins them for one SSL_write): 1 MiB per response of a large file.
+   */
+  blockBuffer(size: number): Buffer {
+    const whole = this.buffers.take(RESPONSE_HEADER_BYTES + size);
+    const data = whole.subarray(RESPONSE_HEADER_BYTES);
+    this.framed.set(data, whole);
+    return data;
+  }
+
   /** Sends a message; resolves once the stream accepted it (waits for 'drain' when its buffer is full). */
   async send(message: Message): Promise<void> {
     if (this.closed) throw this.closedError();
+    const whole = message.type === 'Response' && message.data !== undefined ? this.framed.get(message.data) : undefined;
+    if (whole && message.type === 'Response' && message.error === undefined && !this.observer && whole.length === RESPONSE_HEADER_BYTES + message.data!.length) {
+      this.framed.delete(message.data!);
+      writeDataResponseHeader(whole, message.id, message.data!.length);
+      this.countOut(whole);
+      const flowing = this.stream.write(whole, () => this.buffers.recycle(whole));
+      if (!flowing) await this.waitForDrain();
+      return;
+    }
     if (message.type === 'Response' && message.data !== undefined && message.error === undefined && !this.observer) {
       // Blocks are most of the traffic: frame them without copying the data into an encoder buffer.
       const [header, data] = dataResponseFrame(message.id, message.data);

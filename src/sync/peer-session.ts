@@ -198,7 +198,7 @@ export class PeerSession extends Resource {
     }
     await this.serveBudget.acquire(request.size);
     const task = folder
-      .answer(this.deviceId, request, (size) => this.connection.buffers.take(size))
+      .answer(this.deviceId, request, (size) => this.connection.blockBuffer(size))
       .then(async (answer) => {
         if ('data' in answer) await this.options.upload?.take(answer.data.length, this.stopping.signal);
         return this.respond({ type: 'Response', id: request.id, ...answer });

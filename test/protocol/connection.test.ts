@@ -184,6 +184,46 @@ describe('PeerConnection', () => {
     }
   });
 
+  test('a Response whose data came from blockBuffer() is one buffer in one write (no writev), and arrives intact over TLS', async () => {
+    const ids = await makeIdentities(2);
+    const pair = await tlsPair(ids.identities[0]!, ids.identities[1]!);
+    try {
+      const server = new PeerConnection(pair.server, { closeTimeoutMs: 200 });
+      const client = new PeerConnection(pair.client, { closeTimeoutMs: 200 });
+      await Promise.all([server.open(), client.open()]);
+      // What the TLS socket is handed: one buffer per _write, several per _writev (which TLSWrap copies into one).
+      const writes: number[] = [];
+      const writevs: number[] = [];
+      const socket = pair.server as unknown as { _write: Function; _writev: Function };
+      const write = socket._write.bind(socket);
+      const writev = socket._writev.bind(socket);
+      socket._write = (chunk: Buffer, encoding: string, cb: () => void) => (writes.push(chunk.length), write(chunk, encoding, cb));
+      socket._writev = (chunks: unknown[], cb: () => void) => (writevs.push(chunks.length), writev(chunks, cb));
+      const sizes = [1024 * 1024, 128 * 1024, 4096, 1];
+      const fill = (i: number, data: Buffer): Buffer => data.fill(i + 1);
+      const answers = (async () => {
+        for await (const message of server) {
+          if (message.type !== 'Request') continue;
+          const data = fill(message.offset, server.blockBuffer(message.size));
+          await server.send({ type: 'Response', id: message.id, data }).catch(() => undefined);
+        }
+      })();
+      for (const [i, size] of sizes.entries()) {
+        const got = await client.request({ ...blockRequest, offset: i, size });
+        assert.ok(got.equals(Buffer.alloc(size, i + 1)), `block ${i} intact`);
+      }
+      assert.deepEqual(writevs, [], 'no response was written as several buffers');
+      // Each response: its data plus the 24 bytes of its frame header, in one write.
+      assert.deepEqual(writes, sizes.map((size) => size + 24));
+      assert.equal(server.bytesOut, client.bytesIn);
+      await client.close();
+      await answers;
+    } finally {
+      await pair.close();
+      await ids.cleanup();
+    }
+  });
+
   test('large sends to a slow reader wait for drain instead of buffering without bound', async () => {
     const tcp = await tcpPair();
     try {
