@@ -6,7 +6,17 @@ import { FerryError } from '../errors.js';
 import { Resource } from '../util/resource.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { performance } from 'node:perf_hooks';
-import { dropFreeReadBuffers, hashFileOnPool, hashSmallFileSync, type AbortCheck, type BlockProgress, type HashRange, type HashResult } from './hasher.js';
+import {
+  dropFreeReadBuffers,
+  hashFileOnPool,
+  hashSmallFileAhead,
+  hashSmallFileSync,
+  type AbortCheck,
+  type BlockProgress,
+  type HashRange,
+  type HashResult,
+  type ReadCallback,
+} from './hasher.js';
 
 export interface HashPoolOptions {
   /** Large files (or parts of one) hashed at once: one per core keeps them busy. @default os.availableParallelism() */
@@ -14,6 +24,10 @@ export interface HashPoolOptions {
   /** Jobs waiting to run before hash() itself waits for room. @default 32 × workers */
   maxQueued?: number;
   logger?: Logger;
+  /** Times the synchronous small-file hashes, to tell a cold disk (tests pass their own). @default performance.now */
+  clock?: () => number;
+  /** The read of a small file on a cold disk (tests count and hold them). @default node:fs read */
+  read?: ReadCallback;
 }
 
 interface Job {
@@ -42,15 +56,17 @@ const SMALL_FILE_BYTES = 256 * 1024;
 const SLICE_MS = 2;
 /**
  * COLD_IN_ROW small files in a row that each took COLD_FILE_MS or more to hash here were read from
- * the disk, not the page cache (one alone may be this thread preempted on a busy machine): the next
- * COLD_MS of small files go through the thread pool instead, COLD_PER_SLOT per slot at once, so a
- * cold first scan reads many files at a time rather than one (a cold 100k-file scan took twice as
- * long with every small file read here).
+ * the disk, not the page cache (one alone may be this thread preempted on a busy machine): for the
+ * next COLD_MS, small files have only their reads sent to the thread pool (hashSmallFileAhead: one
+ * round trip each), COLD_READS_IN_FLIGHT at once, so a cold first scan keeps the disk busy with
+ * many reads rather than one (a cold 100k-file scan took twice as long with every small file read
+ * here) without the CPU of a streaming hash per file.
  */
 const COLD_FILE_MS = 1;
 const COLD_IN_ROW = 3;
 const COLD_MS = 1000;
-const COLD_PER_SLOT = 8;
+/** Small-file reads under way at once on a cold disk: bounded, whatever the number of files. */
+export const COLD_READS_IN_FLIGHT = 16;
 const QUEUED_PER_WORKER = 32;
 /** Files at least this large are hashed in parts, one per large slot. */
 const SPLIT_FILE_BYTES = 64 * 1024 * 1024;
@@ -73,8 +89,14 @@ export class HashPool extends Resource {
   /** Hashes under way (each settles its job; the pool closes once they have ended). */
   private readonly runs = new Set<Promise<void>>();
   private runningCount = 0;
-  /** Small files hashed on the thread pool now (while the disk is cold). */
+  /** Small files whose reads are under way on the thread pool now (while the disk is cold). */
   private runningSmall = 0;
+  /** The most of those at once since the pool opened. */
+  private peakSmall = 0;
+  /** Told when the last small-file read under way lands (a closing pool waits for them). */
+  private smallDrained: (() => void) | undefined;
+  private readonly clock: () => number;
+  private readonly read: ReadCallback | undefined;
   /** Until then small files go through the thread pool (performance.now()). */
   private coldUntil = 0;
   /** Small files in a row that were slow to hash here. */
@@ -94,6 +116,8 @@ export class HashPool extends Resource {
     this.size = Math.max(1, options.workers ?? availableParallelism());
     this.maxQueued = Math.max(1, options.maxQueued ?? this.size * QUEUED_PER_WORKER);
     this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? (() => performance.now());
+    this.read = options.read;
   }
 
   protected async _open(): Promise<void> {}
@@ -108,12 +132,18 @@ export class HashPool extends Resource {
     return this.peak;
   }
 
+  /** The most small-file reads under way at once on the thread pool since the pool opened (a cold disk). */
+  get peakSmallReads(): number {
+    return this.peakSmall;
+  }
+
   protected async _close(): Promise<void> {
     const closedError = new FerryError('CLOSED', 'hash pool closed');
     for (const job of this.queue.splice(0)) this.settle(job, closedError);
     for (const wake of this.roomWaiters.splice(0)) wake();
     this.stopRuns.abort();
     await Promise.all([...this.runs]);
+    if (this.runningSmall > 0) await new Promise<void>((drained) => (this.smallDrained = drained));
     dropFreeReadBuffers();
   }
 
@@ -201,18 +231,19 @@ export class HashPool extends Resource {
   /** Starts queued large jobs while there is a free slot; small ones wait for the next slice on this thread. */
   private dispatch(): void {
     let small = false;
-    const cold = performance.now() < this.coldUntil;
+    const cold = this.clock() < this.coldUntil;
     for (let i = 0; i < this.queue.length && !this.closed; ) {
       const job = this.queue[i]!;
       const isSmallJob = isSmall(job);
       if (isSmallJob && !cold) small = true;
-      const full = isSmallJob ? !cold || this.runningSmall >= this.size * COLD_PER_SLOT : this.runningCount - this.runningSmall >= this.size;
+      const full = isSmallJob ? !cold || this.runningSmall >= COLD_READS_IN_FLIGHT : this.runningCount - this.runningSmall >= this.size;
       if (full) {
         i++;
         continue;
       }
       this.queue.splice(i, 1);
-      this.start(job, isSmallJob);
+      if (isSmallJob) this.startSmall(job);
+      else this.start(job);
     }
     if (small && !this.sliceScheduled) {
       this.sliceScheduled = true;
@@ -225,7 +256,7 @@ export class HashPool extends Resource {
   private runSlice(): void {
     this.sliceScheduled = false;
     if (this.closed) return;
-    const until = performance.now() + SLICE_MS;
+    const until = this.clock() + SLICE_MS;
     for (let i = 0; i < this.queue.length; ) {
       const job = this.queue[i]!;
       if (!isSmall(job)) {
@@ -233,7 +264,7 @@ export class HashPool extends Resource {
         continue;
       }
       this.queue.splice(i, 1);
-      const started = performance.now();
+      const started = this.clock();
       try {
         const result = hashSmallFileSync(job.path, job.blockSize, SMALL_FILE_BYTES);
         if (result) this.settle(job, result);
@@ -244,7 +275,7 @@ export class HashPool extends Resource {
       } catch (err) {
         this.settle(job, err instanceof FerryError ? err : new FerryError('IO', String(err), { cause: err }));
       }
-      const now = performance.now();
+      const now = this.clock();
       this.slowInRow = now - started >= COLD_FILE_MS ? this.slowInRow + 1 : 0;
       if (this.slowInRow >= COLD_IN_ROW) {
         this.slowInRow = 0;
@@ -256,9 +287,34 @@ export class HashPool extends Resource {
     this.dispatch();
   }
 
-  private start(job: Job, small = false): void {
+  /** A small file on a cold disk: its read on the thread pool, the rest here (hashSmallFileAhead). */
+  private startSmall(job: Job): void {
     this.runningCount++;
-    if (small) this.runningSmall++;
+    this.runningSmall++;
+    this.peak = Math.max(this.peak, this.runningCount);
+    this.peakSmall = Math.max(this.peakSmall, this.runningSmall);
+    hashSmallFileAhead(
+      job.path,
+      job.blockSize,
+      SMALL_FILE_BYTES,
+      (err, result) => {
+        this.runningCount--;
+        this.runningSmall--;
+        if (err) this.settle(job, err);
+        else if (result) this.settle(job, result);
+        else if (!job.settled && !this.closed) {
+          job.expectedBytes = undefined; // grew past small since its lstat: streamed instead
+          this.queue.push(job);
+        } else this.settle(job, new FerryError('CLOSED', 'hash pool closed'));
+        if (this.runningSmall === 0 && this.smallDrained) this.smallDrained();
+        this.dispatch();
+      },
+      this.read,
+    );
+  }
+
+  private start(job: Job): void {
+    this.runningCount++;
     this.peak = Math.max(this.peak, this.runningCount);
     // The job's own signal, or the pool's on close (AbortSignal.any costs more than hashing a small file).
     const stop = this.stopRuns.signal;
@@ -286,7 +342,6 @@ export class HashPool extends Resource {
       .finally(() => {
         this.runs.delete(run);
         this.runningCount--;
-        if (small) this.runningSmall--;
         this.dispatch();
       });
     this.runs.add(run);

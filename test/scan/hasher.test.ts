@@ -5,10 +5,21 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { read } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dropFreeReadBuffers, FREE_BUFFERS_IDLE_MS, freeReadBuffers, hashFile, hashFileOnPool, HASH_READ_BYTES, type HashResult } from '../../src/scan/hasher.js';
-import { HashPool } from '../../src/scan/hash-pool.js';
+import {
+  dropFreeReadBuffers,
+  FREE_BUFFERS_IDLE_MS,
+  freeReadBuffers,
+  hashFile,
+  hashFileOnPool,
+  hashSmallFileAhead,
+  HASH_READ_BYTES,
+  type HashResult,
+  type ReadCallback,
+} from '../../src/scan/hasher.js';
+import { COLD_READS_IN_FLIGHT, HashPool } from '../../src/scan/hash-pool.js';
 import { makeTempDir, runCleanups } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -105,6 +116,63 @@ describe('read buffers', () => {
     } finally {
       mock.timers.reset();
     }
+  });
+});
+
+/** hashSmallFileAhead as a promise: the result, or undefined when the file is over `maxBytes`. */
+function hashAhead(file: string, blockSize: number, maxBytes: number, readAt?: ReadCallback): Promise<HashResult | undefined> {
+  return new Promise((resolve, reject) => hashSmallFileAhead(file, blockSize, maxBytes, (err, result) => (err ? reject(err) : resolve(result)), readAt));
+}
+
+/** node:fs read, counting the reads and the most under way at once. */
+function countingRead(): { read: ReadCallback; calls: number; peak: number } {
+  const counts = { calls: 0, peak: 0, read: undefined as unknown as ReadCallback };
+  let inFlight = 0;
+  counts.read = (fd, buffer, offset, length, position, callback) => {
+    counts.calls++;
+    counts.peak = Math.max(counts.peak, ++inFlight);
+    read(fd, buffer, offset, length, position, (err, bytesRead) => {
+      inFlight--;
+      callback(err, bytesRead);
+    });
+  };
+  return counts;
+}
+
+describe('hashSmallFileAhead (a cold disk: one read on the thread pool per file)', () => {
+  test('equal to hashFile, across block boundaries, with one read per file; over maxBytes it declines; a missing file fails with IO', async () => {
+    const dir = await makeTempDir(cleanups);
+    const counts = countingRead();
+    const sizes = [0, 1, 1000, 128 * 1024, 128 * 1024 + 1, 256 * 1024];
+    for (const size of sizes) {
+      const file = join(dir, `f${size}`);
+      await writeFile(file, randomBytes(size));
+      const ahead = await hashAhead(file, 128 * 1024, 256 * 1024, counts.read);
+      const direct = await hashFile(file, 128 * 1024);
+      assert.ok(ahead, `${size} bytes hashed`);
+      assert.equal(ahead.changedDuringHash, false);
+      assert.equal(ahead.size, size);
+      assert.equal(ahead.inode, direct.inode);
+      assert.equal(ahead.mtimeMs, direct.mtimeMs);
+      assert.deepEqual(ahead.blocks.map((b) => b.toString('hex')), direct.blocks.map((b) => b.toString('hex')), `${size} bytes`);
+    }
+    assert.equal(counts.calls, sizes.length, 'one read per file');
+    const large = join(dir, 'large');
+    await writeFile(large, randomBytes(256 * 1024 + 1));
+    assert.equal(await hashAhead(large, 128 * 1024, 256 * 1024, counts.read), undefined);
+    assert.equal(counts.calls, sizes.length, 'a file over maxBytes is not read');
+    await assert.rejects(hashAhead(join(dir, 'missing'), 128 * 1024, 256 * 1024), { code: 'IO' });
+  });
+
+  test('a file longer than its stat said (growing) reads as changed', async () => {
+    const dir = await makeTempDir(cleanups);
+    const file = join(dir, 'growing');
+    await writeFile(file, randomBytes(1000));
+    // The read sees 1001 bytes where fstat said 1000, as if written to in between.
+    const growing: ReadCallback = (fd, buffer, offset, length, position, callback) =>
+      read(fd, buffer, offset, length, position, (err, bytesRead) => callback(err, err ? bytesRead : bytesRead + 1));
+    const result = await hashAhead(file, 128 * 1024, 256 * 1024, growing);
+    assert.equal(result?.changedDuringHash, true);
   });
 });
 
@@ -226,7 +294,7 @@ describe('HashPool', () => {
     assert.equal((await pool.hash(files[0]!, 128 * 1024)).size, 'file 0'.length);
   });
 
-  test('at most one large file per slot is under way at once; small files are hashed on this thread or, when slow, a bounded number on the pool', async () => {
+  test('at most one large file per slot is under way at once; small files are hashed on this thread or, when slow, a bounded number read on the pool', async () => {
     const dir = await makeTempDir(cleanups);
     const pool = new HashPool({ workers: 1, maxQueued: 100 });
     await pool.open();
@@ -245,8 +313,60 @@ describe('HashPool', () => {
     }
     const results = await Promise.all(small.map((file) => pool.hash(file, 128 * 1024, undefined, 4096)));
     assert.ok(results.every((result) => result.size === 4096 && result.blocks.length === 1));
-    // Hashed on this thread; a slow one (a cold disk, or a busy machine) sends the next ones to the thread pool, 8 per slot at most.
-    assert.ok(pool.peakRunning <= 8, `small files on the thread pool stay bounded (peak ${pool.peakRunning})`);
+    // Hashed on this thread; slow ones (a cold disk, or a busy machine) send the next ones' reads to the thread pool, a bounded number at once.
+    assert.ok(pool.peakRunning <= COLD_READS_IN_FLIGHT, `small files on the thread pool stay bounded (peak ${pool.peakRunning})`);
+    assert.equal(pool.running, 0);
+  });
+
+  test('small files on a warm disk are hashed on this thread: no read goes to the thread pool', async () => {
+    const dir = await makeTempDir(cleanups);
+    const counts = countingRead();
+    // Every synchronous hash takes no time on this clock: the page cache answers.
+    const pool = new HashPool({ workers: 2, maxQueued: 200, clock: () => 0, read: counts.read });
+    await pool.open();
+    cleanups.push(() => pool.close());
+    const files: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      files.push(join(dir, `w${i}`));
+      await writeFile(files[i]!, randomBytes(1024));
+    }
+    const results = await Promise.all(files.map((file) => pool.hash(file, 128 * 1024, undefined, 1024)));
+    assert.ok(results.every((result) => result.size === 1024 && !result.changedDuringHash));
+    assert.equal(counts.calls, 0, 'no read on the thread pool');
+    assert.equal(pool.peakSmallReads, 0);
+  });
+
+  test('small files on a cold disk (slow synchronous hashes): one read each on the thread pool, at most COLD_READS_IN_FLIGHT at once, equal to the direct hasher', async () => {
+    const dir = await makeTempDir(cleanups);
+    const counts = countingRead();
+    // Every synchronous hash takes 2 ms on this clock, as a read from the disk would.
+    let now = 0;
+    const pool = new HashPool({ workers: 2, maxQueued: 200, clock: () => (now += 2), read: counts.read });
+    await pool.open();
+    cleanups.push(() => pool.close());
+    const files: string[] = [];
+    for (let i = 0; i < 150; i++) {
+      files.push(join(dir, `c${i}`));
+      if (i !== 77) await writeFile(files[i]!, randomBytes(1 + i * 31));
+    }
+    const outcomes = await Promise.allSettled(files.map((file, i) => pool.hash(file, 128 * 1024, undefined, 1 + i * 31)));
+    for (const [i, file] of files.entries()) {
+      const outcome = outcomes[i]!;
+      if (i === 77) {
+        assert.equal(outcome.status, 'rejected', 'a missing file fails alone');
+        assert.equal((outcome as PromiseRejectedResult).reason.code, 'IO');
+        continue;
+      }
+      assert.equal(outcome.status, 'fulfilled', `file ${i}`);
+      const pooled = (outcome as PromiseFulfilledResult<HashResult>).value;
+      const direct = await hashFile(file, 128 * 1024);
+      assert.equal(pooled.size, 1 + i * 31);
+      assert.deepEqual(pooled.blocks.map((b) => b.toString('hex')), direct.blocks.map((b) => b.toString('hex')));
+    }
+    // The first few are hashed here (and found slow); most of the rest are read on the pool, several at once, never more than the bound.
+    assert.ok(counts.calls >= 100, `most files read on the thread pool (${counts.calls})`);
+    assert.equal(counts.peak, COLD_READS_IN_FLIGHT, 'reads under way at once: the bound, reached');
+    assert.equal(pool.peakSmallReads, COLD_READS_IN_FLIGHT);
     assert.equal(pool.running, 0);
   });
 
