@@ -59,19 +59,51 @@ const READ_BUFFER_BYTES = 64 * 1024;
  * for any socket. pause() and resume() work as documented for `onread`; 'end', 'error' and 'close'
  * are unchanged. False (nothing changed) where the stream has no such slots.
  */
-export function readIntoOwnBuffer(stream: Duplex, buffer: Buffer, onRead: (bytes: Buffer) => void): boolean {
+export function readIntoOwnBuffer(stream: Duplex, buffer: Buffer, onRead: (bytes: Buffer) => void, direct?: DirectReads): boolean {
   const slots = Object.getOwnPropertySymbols(stream);
   const bufferSlot = slots.find((s) => s.description === 'kBuffer');
   const callbackSlot = slots.find((s) => s.description === 'kBufferCb');
+  const generatorSlot = slots.find((s) => s.description === 'kBufferGen');
   const handle = (stream as unknown as { _handle?: { useUserBuffer?: (buffer: Uint8Array) => void } | null })._handle;
   if (!(stream instanceof Socket) || !bufferSlot || !callbackSlot || typeof handle?.useUserBuffer !== 'function') return false;
   const slotted = stream as unknown as Record<symbol, unknown>;
   if (slotted[bufferSlot] !== null || slotted[callbackSlot] !== null) return false; // already reading this way
   slotted[bufferSlot] = buffer;
-  slotted[callbackSlot] = (nread: number): void => onRead(buffer.subarray(0, nread));
+  // Node passes the buffer it read into (with a generator, not always `buffer`).
+  slotted[callbackSlot] = (nread: number, into: Uint8Array = buffer): void => {
+    if (into === buffer) onRead(buffer.subarray(0, nread));
+    else direct!.filled(nread);
+  };
+  // With a generator (Node's `onread.buffer` as a function), Node asks after each read where the next one goes: a
+  // large frame's own buffer while its body arrives, this buffer otherwise (undefined: where it went last).
+  if (direct && generatorSlot && slotted[generatorSlot] === null) {
+    let current: Uint8Array = buffer;
+    slotted[generatorSlot] = (): Uint8Array | undefined => {
+      const next = direct.target() ?? buffer;
+      if (next === current) return undefined;
+      current = next;
+      return next;
+    };
+  }
   handle.useUserBuffer(buffer);
   return true;
 }
+
+/** Reads straight into buffers other than the socket's own (readIntoOwnBuffer). */
+export interface DirectReads {
+  /** Where the next read goes, if not into the socket's own buffer (asked after every read). */
+  target(): Uint8Array | undefined;
+  /** `n` bytes were read into the last target. */
+  filled(n: number): void;
+}
+
+/**
+ * The rest of a frame being received goes straight into its own buffer (no copy out of the socket's
+ * read buffer) when at least this much of it is still to come: a block Response's body, read by
+ * TLS one record (16 KiB at most) at a time.
+ */
+const DIRECT_READ_MIN_BYTES = 16 * 1024;
+
 
 export interface PeerConnectionOptions {
   logger?: Logger;
@@ -514,7 +546,22 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
       if (decoder.held) this.stream.pause();
     };
     // An observer may keep frames: it sees them as they come, in fresh buffers.
-    this.readsIntoOwnBuffer = !this.observer && readIntoOwnBuffer(this.stream, Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), (bytes) => onBytes(bytes, true));
+    /** Bytes read straight into the frame being assembled (DirectReads). */
+    const onFilled = (n: number): void => {
+      this.bytesIn += n;
+      this.lastReceivedAtMs = Date.now();
+      if (this.closed) return;
+      try {
+        this.deliver(decoder.filledInPlace(n));
+      } catch (err) {
+        this.readFailed(err);
+      }
+      if (decoder.held) this.stream.pause();
+    };
+    // Only after the handshake (its frames are small, and counted against its budget as they come).
+    const direct: DirectReads = { target: () => (this.gate || this.closed ? undefined : decoder.directTarget(DIRECT_READ_MIN_BYTES)), filled: onFilled };
+    this.readsIntoOwnBuffer =
+      !this.observer && readIntoOwnBuffer(this.stream, Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), (bytes) => onBytes(bytes, true), direct);
     if (this.readsIntoOwnBuffer) {
       // What the stream read before this point is still in its buffer.
       for (let chunk: Buffer | null; (chunk = this.stream.read() as Buffer | null) !== null; ) onBytes(chunk, false);

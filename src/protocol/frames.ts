@@ -202,6 +202,30 @@ export class FrameDecoder {
     return frames;
   }
 
+  /**
+   * Where the next `atLeast` or more bytes of the stream may be written in place: the rest of the
+   * frame being assembled (pushTransient), when that many or more of it are still to come; else
+   * undefined. Bytes written there are handed in with filledInPlace(), not push(): the socket reads
+   * a large frame's body straight into its buffer, without a copy out of its own read buffer.
+   */
+  directTarget(atLeast: number): Buffer | undefined {
+    if (this.holding || this.assembly === null || this.assembly.length - this.filled < atLeast) return undefined;
+    return this.assembly.subarray(this.filled);
+  }
+
+  /** `n` bytes were written at the start of the last directTarget(); returns the frame they complete, if they do. */
+  filledInPlace(n: number): Frame[] {
+    const assembly = this.assembly;
+    if (assembly === null || n < 0 || this.filled + n > assembly.length) {
+      throw new FerryError('INTERNAL', `${n} bytes written in place beyond the frame being assembled`);
+    }
+    this.filled += n;
+    if (this.filled < assembly.length) return [];
+    this.assembly = null;
+    if (this.holdAfter?.(assembly[0]!)) this.holding = true;
+    return [{ type: assembly[0]!, body: assembly.subarray(1) }];
+  }
+
   /** What push() holds of a partial frame moves into pushTransient()'s state. */
   private adoptBuffered(): void {
     if (this.expected !== null && !this.typeChecked) {

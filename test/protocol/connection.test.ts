@@ -224,6 +224,42 @@ describe('PeerConnection', () => {
     }
   });
 
+  test('over TLS, the body of a large frame is read straight into its own buffer, not copied out of the read buffer', async () => {
+    const ids = await makeIdentities(2);
+    const pair = await tlsPair(ids.identities[0]!, ids.identities[1]!);
+    try {
+      const server = new PeerConnection(pair.server, { closeTimeoutMs: 200 });
+      const client = new PeerConnection(pair.client, { closeTimeoutMs: 200 });
+      await Promise.all([server.open(), client.open()]);
+      // What reaches the decoder through the socket's own read buffer (a copy each), and what is written in place.
+      const decoder = (client as unknown as { decoder: { pushTransient: (b: Buffer) => unknown; filledInPlace: (n: number) => unknown } }).decoder;
+      let copied = 0;
+      let inPlace = 0;
+      const pushTransient = decoder.pushTransient.bind(decoder);
+      const filledInPlace = decoder.filledInPlace.bind(decoder);
+      decoder.pushTransient = (bytes: Buffer) => ((copied += bytes.length), pushTransient(bytes));
+      decoder.filledInPlace = (n: number) => ((inPlace += n), filledInPlace(n));
+      const block = (i: number, size: number): Buffer => Buffer.alloc(size, i + 1);
+      const answers = (async () => {
+        for await (const message of server) {
+          if (message.type === 'Request') await server.send({ type: 'Response', id: message.id, data: block(message.offset, message.size) }).catch(() => undefined);
+        }
+      })();
+      const sizes = [1024 * 1024, 4096, 1024 * 1024 + 7, 100, 300 * 1024];
+      const got = await Promise.all(sizes.map((size, i) => client.request({ ...blockRequest, offset: i, size })));
+      got.forEach((data, i) => assert.ok(data.equals(block(i, sizes[i]!)), `block ${i} intact`));
+      const large = sizes.filter((size) => size >= 64 * 1024).reduce((a, b) => a + b, 0);
+      // Each large frame's first record and its last < 16 KiB come through the read buffer; the rest goes in place.
+      assert.ok(inPlace >= large - 3 * 2 * 16 * 1024, `in place ${inPlace} of ${large} large-frame bytes`);
+      assert.equal(copied + inPlace, client.bytesIn);
+      await client.close();
+      await answers;
+    } finally {
+      await pair.close();
+      await ids.cleanup();
+    }
+  });
+
   test('large sends to a slow reader wait for drain instead of buffering without bound', async () => {
     const tcp = await tcpPair();
     try {

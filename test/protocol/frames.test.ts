@@ -87,6 +87,44 @@ describe('frames', () => {
     );
   });
 
+  test('directTarget/filledInPlace: reads written straight into the frame being assembled, mixed with pushTransient, give the same frames', () => {
+    fc.assert(
+      fc.property(fc.array(frameArb, { maxLength: 12 }), fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 64 }), (frames, sizes, atLeast) => {
+        const wire = Buffer.concat(frames.map((f) => encodeFrame(f.type, Buffer.from(f.body))));
+        const decoder = new FrameDecoder();
+        const readBuffer = Buffer.alloc(128);
+        const out = [];
+        let inPlace = 0;
+        // A socket reading up to `size` bytes at a time, into the decoder's target when it offers one (as TLS does).
+        for (let at = 0, i = 0; at < wire.length; i++) {
+          const size = sizes[i % sizes.length]!;
+          const target = decoder.directTarget(atLeast);
+          if (target) {
+            assert.ok(target.length >= atLeast);
+            const n = wire.copy(target, 0, at, at + Math.min(size, target.length));
+            out.push(...decoder.filledInPlace(n));
+            inPlace += n;
+            at += n;
+          } else {
+            const n = wire.copy(readBuffer, 0, at, at + size);
+            out.push(...decoder.pushTransient(readBuffer.subarray(0, n)));
+            readBuffer.fill(0xee);
+            at += n;
+          }
+        }
+        decoder.end();
+        assert.deepEqual(
+          out.map((f) => ({ type: f.type, body: [...f.body] })),
+          frames.map((f) => ({ type: f.type, body: [...f.body] })),
+        );
+        assert.ok(inPlace <= wire.length);
+      }),
+    );
+    const decoder = new FrameDecoder();
+    assert.equal(decoder.directTarget(1), undefined, 'no frame begun: nothing to write in place');
+    assert.throws(() => decoder.filledInPlace(1), { code: 'INTERNAL' });
+  });
+
   test('pushTransient: a frame spread over many reads takes one pool buffer, not one per read', () => {
     const pool = new BufferPool(8 * 1024 * 1024);
     let taken = 0;
