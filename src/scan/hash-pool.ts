@@ -35,6 +35,8 @@ interface Job {
   blockSize: number;
   /** The size the caller expects (from its lstat): small files run more at a time. */
   expectedBytes: number | undefined;
+  /** The inode the caller saw (its lstat): on a cold disk small files are read in inode order. */
+  inode: number;
   /** Part of the file only (see hashInParts). */
   range: HashRange | undefined;
   /** Told of block hashes as they become known (indexes within the part). */
@@ -84,7 +86,9 @@ export class HashPool extends Resource {
   readonly size: number;
   private readonly maxQueued: number;
   private readonly logger: Logger;
-  private readonly queue: Job[] = [];
+  /** Queued small files (isSmall), in order; and the rest. Two lists, so neither is searched for the other's jobs. */
+  private readonly smallQueue: Job[] = [];
+  private readonly largeQueue: Job[] = [];
   private readonly roomWaiters: Array<() => void> = [];
   /** Hashes under way (each settles its job; the pool closes once they have ended). */
   private readonly runs = new Set<Promise<void>>();
@@ -139,7 +143,7 @@ export class HashPool extends Resource {
 
   protected async _close(): Promise<void> {
     const closedError = new FerryError('CLOSED', 'hash pool closed');
-    for (const job of this.queue.splice(0)) this.settle(job, closedError);
+    for (const job of [...this.smallQueue.splice(0), ...this.largeQueue.splice(0)]) this.settle(job, closedError);
     for (const wake of this.roomWaiters.splice(0)) wake();
     this.stopRuns.abort();
     await Promise.all([...this.runs]);
@@ -151,12 +155,13 @@ export class HashPool extends Resource {
    * Hashes a file; waits for room when the queue is full. Rejects with ABORTED or CLOSED.
    * `expectedBytes` (the size the caller saw) lets small files run more at a time and splits large ones.
    * `progress` is told of block hashes (file block indexes) as they become known, before the result.
+   * `inode` (from the same lstat) orders the reads of small files on a cold disk.
    */
-  async hash(absPath: string, blockSize: number, signal?: AbortSignal, expectedBytes?: number, progress?: BlockProgress): Promise<HashResult> {
+  async hash(absPath: string, blockSize: number, signal?: AbortSignal, expectedBytes?: number, progress?: BlockProgress, inode?: number): Promise<HashResult> {
     if (expectedBytes !== undefined && expectedBytes >= SPLIT_FILE_BYTES && this.size > 1) {
       return this.hashInParts(absPath, blockSize, expectedBytes, signal, progress);
     }
-    return this.enqueue(absPath, blockSize, signal, expectedBytes, undefined, progress);
+    return this.enqueue(absPath, blockSize, signal, expectedBytes, undefined, progress, inode);
   }
 
   /**
@@ -188,18 +193,19 @@ export class HashPool extends Resource {
     expectedBytes?: number,
     range?: HashRange,
     progress?: BlockProgress,
+    inode = 0,
   ): Promise<HashResult> {
     if (!this.opened) throw new FerryError('CLOSED', 'hash pool is not open');
-    while (this.queue.length >= this.maxQueued) {
+    while (this.queued >= this.maxQueued) {
       if (signal?.aborted) throw aborted();
       await new Promise<void>((wake) => this.roomWaiters.push(wake));
       if (!this.opened) throw new FerryError('CLOSED', 'hash pool closed');
     }
     if (signal?.aborted) throw aborted();
     return new Promise<HashResult>((resolve, reject) => {
-      const job: Job = { path: absPath, blockSize, expectedBytes, range, progress, signal, resolve, reject, settled: false };
+      const job: Job = { path: absPath, blockSize, expectedBytes, inode, range, progress, signal, resolve, reject, settled: false };
       if (signal) this.watchAbort(signal, job);
-      this.queue.push(job);
+      (isSmall(job) ? this.smallQueue : this.largeQueue).push(job);
       this.dispatch();
     });
   }
@@ -228,28 +234,26 @@ export class HashPool extends Resource {
     job.signal!.removeEventListener('abort', watch.listener);
   }
 
-  /** Starts queued large jobs while there is a free slot; small ones wait for the next slice on this thread. */
+  private get queued(): number {
+    return this.smallQueue.length + this.largeQueue.length;
+  }
+
+  /**
+   * Starts queued large jobs while there is a free slot; small ones wait for the next slice on this
+   * thread or, while the disk is cold, have their reads started while fewer than COLD_READS_IN_FLIGHT are.
+   */
   private dispatch(): void {
-    let small = false;
-    const cold = this.clock() < this.coldUntil;
-    for (let i = 0; i < this.queue.length && !this.closed; ) {
-      const job = this.queue[i]!;
-      const isSmallJob = isSmall(job);
-      if (isSmallJob && !cold) small = true;
-      const full = isSmallJob ? !cold || this.runningSmall >= COLD_READS_IN_FLIGHT : this.runningCount - this.runningSmall >= this.size;
-      if (full) {
-        i++;
-        continue;
+    if (this.closed) return;
+    while (this.largeQueue.length > 0 && this.runningCount - this.runningSmall < this.size) this.start(this.largeQueue.shift()!);
+    if (this.smallQueue.length > 0) {
+      if (this.clock() < this.coldUntil) {
+        while (this.smallQueue.length > 0 && this.runningSmall < COLD_READS_IN_FLIGHT) this.startSmall(this.takeLowestInode());
+      } else if (!this.sliceScheduled) {
+        this.sliceScheduled = true;
+        setImmediate(() => this.runSlice());
       }
-      this.queue.splice(i, 1);
-      if (isSmallJob) this.startSmall(job);
-      else this.start(job);
     }
-    if (small && !this.sliceScheduled) {
-      this.sliceScheduled = true;
-      setImmediate(() => this.runSlice());
-    }
-    while (this.roomWaiters.length > 0 && this.queue.length < this.maxQueued) this.roomWaiters.shift()!();
+    while (this.roomWaiters.length > 0 && this.queued < this.maxQueued) this.roomWaiters.shift()!();
   }
 
   /** Hashes queued small files here, in order, for SLICE_MS at most, then lets the event loop run. */
@@ -257,20 +261,15 @@ export class HashPool extends Resource {
     this.sliceScheduled = false;
     if (this.closed) return;
     const until = this.clock() + SLICE_MS;
-    for (let i = 0; i < this.queue.length; ) {
-      const job = this.queue[i]!;
-      if (!isSmall(job)) {
-        i++;
-        continue;
-      }
-      this.queue.splice(i, 1);
+    while (this.smallQueue.length > 0) {
+      const job = this.smallQueue.shift()!;
       const started = this.clock();
       try {
         const result = hashSmallFileSync(job.path, job.blockSize, SMALL_FILE_BYTES);
         if (result) this.settle(job, result);
         else {
           job.expectedBytes = undefined; // grew past small since its lstat: streamed on the thread pool instead
-          this.queue.splice(i, 0, job);
+          this.largeQueue.push(job);
         }
       } catch (err) {
         this.settle(job, err instanceof FerryError ? err : new FerryError('IO', String(err), { cause: err }));
@@ -285,6 +284,18 @@ export class HashPool extends Resource {
       if (now >= until) break;
     }
     this.dispatch();
+  }
+
+  /**
+   * The queued small file of the lowest inode: the reads of a cold disk go in inode order (on ext4 and
+   * most others the order of the files' data on the disk, files written together lie together)
+   * rather than the directory's hash order, which sends the disk back and forth within a directory.
+   */
+  private takeLowestInode(): Job {
+    const queue = this.smallQueue;
+    let lowest = 0;
+    for (let i = 1; i < queue.length; i++) if (queue[i]!.inode < queue[lowest]!.inode) lowest = i;
+    return lowest === 0 ? queue.shift()! : queue.splice(lowest, 1)[0]!;
   }
 
   /** A small file on a cold disk: its read on the thread pool, the rest here (hashSmallFileAhead). */
@@ -304,7 +315,7 @@ export class HashPool extends Resource {
         else if (result) this.settle(job, result);
         else if (!job.settled && !this.closed) {
           job.expectedBytes = undefined; // grew past small since its lstat: streamed instead
-          this.queue.push(job);
+          this.largeQueue.push(job);
         } else this.settle(job, new FerryError('CLOSED', 'hash pool closed'));
         if (this.runningSmall === 0 && this.smallDrained) this.smallDrained();
         this.dispatch();
@@ -348,8 +359,9 @@ export class HashPool extends Resource {
   }
 
   private abortJob(job: Job): void {
-    const queued = this.queue.indexOf(job);
-    if (queued >= 0) this.queue.splice(queued, 1);
+    const queue = isSmall(job) ? this.smallQueue : this.largeQueue;
+    const queued = queue.indexOf(job);
+    if (queued >= 0) queue.splice(queued, 1);
     // A running one sees its signal at its next read and ends; its slot stays taken until then.
     this.settle(job, aborted());
     this.dispatch();

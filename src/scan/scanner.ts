@@ -371,7 +371,7 @@ export class Scanner {
       const stream = this.streamHashing(entry, blockSize);
       let hashed;
       try {
-        hashed = await this.pool.hash(absPath, blockSize, run.signal, entry.size, stream?.progress);
+        hashed = await this.pool.hash(absPath, blockSize, run.signal, entry.size, stream?.progress, entry.inode);
       } catch (err) {
         stream?.abandon();
         throw err;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { read } from 'node:fs';
+import { fstatSync, lstatSync, read } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -368,6 +368,30 @@ describe('HashPool', () => {
     assert.equal(counts.peak, COLD_READS_IN_FLIGHT, 'reads under way at once: the bound, reached');
     assert.equal(pool.peakSmallReads, COLD_READS_IN_FLIGHT);
     assert.equal(pool.running, 0);
+  });
+
+  test('on a cold disk the queued small files are read in inode order, not in the order they were queued', async () => {
+    const dir = await makeTempDir(cleanups);
+    const inodes: number[] = [];
+    const inOrder: ReadCallback = (fd, buffer, offset, length, position, callback) => {
+      inodes.push(fstatSync(fd).ino);
+      read(fd, buffer, offset, length, position, callback);
+    };
+    let now = 0;
+    const pool = new HashPool({ workers: 2, maxQueued: 200, clock: () => (now += 2), read: inOrder });
+    await pool.open();
+    cleanups.push(() => pool.close());
+    const files: Array<{ path: string; inode: number }> = [];
+    for (let i = 0; i < 60; i++) {
+      const path = join(dir, `o${i}`);
+      await writeFile(path, randomBytes(100));
+      files.push({ path, inode: lstatSync(path).ino });
+    }
+    // Queued in a shuffled order (as a directory lists them), each with the inode its lstat gave.
+    const shuffled = files.map((file, i) => ({ file, key: (i * 37) % 61 })).sort((a, b) => a.key - b.key).map(({ file }) => file);
+    await Promise.all(shuffled.map(({ path, inode }) => pool.hash(path, 128 * 1024, undefined, 100, undefined, inode)));
+    assert.ok(inodes.length >= 50, `most read on the thread pool (${inodes.length})`);
+    assert.deepEqual(inodes, [...inodes].sort((a, b) => a - b), 'reads issued in ascending inode order');
   });
 
   test('close is idempotent and rejects later work with CLOSED', async () => {
