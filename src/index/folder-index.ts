@@ -19,6 +19,10 @@ import {
   type PutLocalOptions,
 } from './types.js';
 
+function sameHash(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
 /** Remote entries deleted per transaction by clearRemote. */
 const CLEAR_BATCH_ENTRIES = 10_000;
 
@@ -43,6 +47,8 @@ export interface IndexContext {
    * it ends. The store keeps an environment that a background repack replaced open until its readers ended.
    */
   reader?(): () => void;
+  /** A scan begins: no background repack starts until the function returned is called. */
+  scanning?(): () => void;
 }
 
 type RecordDb = 'local' | 'global';
@@ -206,7 +212,7 @@ export class LmdbFolderIndex implements FolderIndex {
     yield* this.records('global', options?.under);
   }
 
-  findBlock(hash: Uint8Array): BlockLocation | undefined {
+  findBlock(hash: Uint8Array, path?: string): BlockLocation | undefined {
     for (const { key, value } of this.context.dbs().blocks.getRange({ ...hashRange(this.prefix, hash), limit: 1 })) {
       // A long path's entry holds [index, full path] (see addBlocks).
       const part = (key as [string, string, string])[2];
@@ -214,6 +220,10 @@ export class LmdbFolderIndex implements FolderIndex {
       const [index, path] = Array.isArray(value) ? (value as [number, unknown]) : [value as number, undefined];
       return { path: pathOfKey(part, path), index };
     }
+    // A single-block file is not in the block map (addBlocks): only the file at `path` itself is looked at.
+    if (path === undefined) return undefined;
+    const local = this.read('local', path);
+    if (local && !local.deleted && local.type === 'file' && local.blocks.length === 1 && sameHash(local.blocks[0]!, hash)) return { path, index: 0 };
     return undefined;
   }
 
@@ -332,6 +342,10 @@ export class LmdbFolderIndex implements FolderIndex {
     return false;
   }
 
+  scanning(): () => void {
+    return this.context.scanning?.() ?? (() => undefined);
+  }
+
   /** Counters and last sequence; inside a write transaction this reads the transaction's own state. */
   readState(): FolderState {
     const stored = this.context.dbs().counters.get(this.folderId) as FolderState | undefined;
@@ -389,7 +403,14 @@ export class LmdbFolderIndex implements FolderIndex {
     }
   }
 
+  /**
+   * Block map entries of a file of two blocks or more. A single-block file (most files: the block map would get one
+   * entry per file, each inserted at a random place of a B-tree keyed by hash, so a first scan's working set would be
+   * the whole map) is left out: its block is found only through its own path (findBlock), and a rename is matched by
+   * the puller among the deletions it has due (sync/rename-sources.ts).
+   */
   private addBlocks(record: FileRecord): void {
+    if (record.blocks.length < 2) return;
     const blocks = this.context.dbs().blocks;
     // Backwards, so a hash repeated within the file maps to its first block.
     for (let i = record.blocks.length - 1; i >= 0; i--) {
@@ -399,6 +420,7 @@ export class LmdbFolderIndex implements FolderIndex {
   }
 
   private removeBlocks(record: FileRecord): void {
+    if (record.blocks.length < 2 || record.deleted) return;
     const blocks = this.context.dbs().blocks;
     const part = pathKey(record.path);
     for (const hash of record.blocks) blocks.removeSync([this.prefix, hashKey(hash), part]);

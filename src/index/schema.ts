@@ -1,14 +1,14 @@
 // The index's named databases, its schema version and the migrations that bring an older index up to date.
 
-import type { Database, RootDatabase } from 'lmdb';
+import type { Database, Key, RootDatabase } from 'lmdb';
 import { FerryError } from '../errors.js';
 import type { Logger } from '../util/log.js';
 import { isNeeded } from './counters.js';
-import { folderRange, hashKey, remoteDevice } from './keys.js';
+import { folderRange, hashKey, pathOfKey, remoteDevice } from './keys.js';
 import { decodeRecord, encodeRemote, isLocalMarker, storedGlobal, storedPath } from './record-codec.js';
 
 /** Version of the key/value layout written by this build. Bump it with a migration when the layout changes. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Names of the named databases, in the order they are opened. */
 export const DB_NAMES = [
@@ -21,7 +21,8 @@ export const DB_NAMES = [
   'local', // [prefix, path] → StoredRecord
   'sequence', // [prefix, sequence] → path
   'global', // [prefix, path] → StoredRecord, or [sequence, inode] when it is the local record (schema 3)
-  'blocks', // [prefix, hash key, path] → block index (hash key: schema 3 keys.ts hashKey, hex of all 32 bytes before)
+  'blocks', // [prefix, hash key, path] → block index (hash key: schema 3 keys.ts hashKey, hex of all 32 bytes before);
+  //          files of two blocks or more only (schema 4: single-block files too before)
   'peers', // [prefix, deviceId] → [last sequence received, the peer's index ID | null]
   'counters', // folderId → FolderState (counts, last local sequence, index ID)
   'remote', // [prefix, path, short device ID] → the peer's version vector (schema 3; [folderId, path, deviceId] → its record before)
@@ -152,8 +153,53 @@ function moveBatch(dbs: IndexDbs, name: (typeof FOLDER_DBS)[number], folderId: s
   return entries.length;
 }
 
+/** Block map entries looked at per transaction by the schema-4 migration. */
+const BLOCK_SCAN_BATCH = 10_000;
+
+/**
+ * Schema 4 keeps single-block files out of the block map (folder-index.ts addBlocks): their entries, one per file
+ * inserted at a random place of a hash-keyed B-tree, made the whole map a first scan's working set. Entries of block 0
+ * whose path's local record has one block are removed, in bounded transactions; an interrupted run starts again from
+ * the beginning on the next open (what it removed is gone, the rest is looked at again).
+ */
+const SINGLE_BLOCKS_OUT: Migration = {
+  from: 3,
+  to: 4,
+  prepare(env, dbs) {
+    let after: Key | undefined;
+    for (;;) {
+      // The entries after the last one looked at (exclusive: the range starts at it when it is still there).
+      const entries = dbs.blocks
+        .getRange({ ...(after === undefined ? {} : { start: after }), limit: BLOCK_SCAN_BATCH + 1 })
+        .asArray.filter((entry) => after === undefined || !sameKey(entry.key as Key, after))
+        .slice(0, BLOCK_SCAN_BATCH);
+      if (entries.length === 0) return;
+      const doomed: Key[] = [];
+      for (const { key, value } of entries) {
+        const [prefix, , part] = key as [string, string, string];
+        const [index, carried] = Array.isArray(value) ? (value as [number, unknown]) : [value as number, undefined];
+        if (index !== 0) continue;
+        const stored: unknown = dbs.local.get([prefix, part]);
+        if (stored === undefined) continue;
+        try {
+          if (decodeRecord(pathOfKey(part, carried), stored).blocks.length === 1) doomed.push(key as Key);
+        } catch {
+          // An unreadable record keeps its entry: harmless, a block found through the map is checked before use.
+        }
+      }
+      if (doomed.length > 0) env.transactionSync(() => doomed.forEach((key) => dbs.blocks.removeSync(key)));
+      after = entries[entries.length - 1]!.key as Key;
+    }
+  },
+  migrate() {},
+};
+
+function sameKey(a: Key, b: Key): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 /** Built-in migrations, oldest first. */
-export const MIGRATIONS: readonly Migration[] = [ADD_NEED_DB, SMALLER_KEYS];
+export const MIGRATIONS: readonly Migration[] = [ADD_NEED_DB, SMALLER_KEYS, SINGLE_BLOCKS_OUT];
 
 export function openDatabases(env: RootDatabase): IndexDbs {
   const dbs = {} as IndexDbs;

@@ -163,6 +163,8 @@ export class IndexStore extends Resource {
   private readonly writeWindow = { startMs: 0, current: 0, previous: 0 };
   /** A background repack put off while the index is busy looks again when this fires. */
   private repackTimer: NodeJS.Timeout | undefined;
+  /** Scans running now (FolderIndex.scanning): no background repack starts meanwhile. */
+  private scansRunning = 0;
   /**
    * Environments replaced by a background repack, kept open while generators that began on them still iterate (their
    * directory is deleted; the kernel frees the file when it is closed). A reader never finished keeps its environment
@@ -344,10 +346,23 @@ export class IndexStore extends Resource {
         write: (action) => this.write(action),
         churn: (records) => this.churn(records),
         reader: () => this.reader(),
+        scanning: () => this.scanning(),
       });
       this.folderIndexes.set(id, index);
     }
     return index;
+  }
+
+  /** A scan begins: a background repack waits until it (and every other running scan) has ended. */
+  private scanning(): () => void {
+    this.scansRunning++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.scansRunning--;
+      if (this.scansRunning === 0 && this.repackDue) this.maybeRepack();
+    };
   }
 
   /** Whether a background repack is copying or swapping the index now. */
@@ -460,6 +475,8 @@ export class IndexStore extends Resource {
   private maybeRepack(): void {
     if (!this.repackDue || this.backgroundRepack || this.closed || !this.databases || !(this.options.backgroundRepack ?? true)) return;
     if (Date.now() - this.lastRepackMs < (this.options.repackIntervalMs ?? REPACK_INTERVAL_MS)) return;
+    // Looked at again when the last scan ends.
+    if (this.scansRunning > 0) return;
     if (this.recentWrites > (this.options.repackBusyRecords ?? REPACK_BUSY_RECORDS)) {
       // Busy: looked at again after a window, whether or not more is written (the last write of a sync may be the last one for hours).
       this.repackTimer ??= setTimeout(() => {

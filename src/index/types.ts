@@ -114,8 +114,11 @@ export interface FolderIndex {
   offerGlobal(records: FileRecord[]): Promise<FileRecord[]>;
   globalRecords(options?: { under?: string }): Iterable<FileRecord>;
 
-  /** Somewhere this device already has a block with this SHA-256, or undefined. */
-  findBlock(hash: Uint8Array): BlockLocation | undefined;
+  /**
+   * Somewhere this device already has a block with this SHA-256, or undefined: a block of a file of two blocks or more
+   * (the block map), or the single block of the local file at `path` (single-block files are not in the map).
+   */
+  findBlock(hash: Uint8Array, path?: string): BlockLocation | undefined;
 
   /**
    * Paths the puller has to act on, lazily in path order (reverse: children before parents): the
@@ -145,4 +148,9 @@ export interface FolderIndex {
   counts(): FolderCounts;
   /** Whether any path is needed (files, symlinks, directories or deletions). */
   hasNeeded(): boolean;
+  /**
+   * A scan of the folder begins: no background repack of the index starts before the function returned is called (a
+   * first scan of a large folder writes slowly enough to look quiet, and a repack beside it reads the whole index).
+   */
+  scanning?(): () => void;
 }

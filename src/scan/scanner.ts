@@ -270,6 +270,7 @@ export class Scanner {
     await this.requireRoot();
     const ignore = (this.fixedIgnore ?? (await IgnoreRules.load(this.root))).withExcluded(this.excluded);
     const run = new ScanRun(ignore, signal);
+    const endScanning = this.index.scanning?.();
     try {
       const onError = (path: string, err: Error): void => this.onWalkError(run, path, err);
       // Subtrees without any record when the walk begins (a first scan, a new directory): every record they
@@ -296,6 +297,8 @@ export class Scanner {
       if (signal?.aborted) await this.flush(run).catch(() => undefined);
       await run.committing?.catch(() => undefined); // no transaction of this scan outlives it
       throw err;
+    } finally {
+      endScanning?.();
     }
     return run.result;
   }

@@ -271,7 +271,7 @@ class FileFetch {
     const hash = this.record.blocks[i]!;
     const inTemp = this.present.get(Buffer.from(hash).toString('hex'));
     if (inTemp !== undefined) return { path: undefined, position: inTemp * this.record.blockSize };
-    const location = this.job.index.findBlock(hash);
+    const location = this.job.index.findBlock(hash, this.record.path);
     const holder = location && this.holder(location.path);
     if (!location || !holder || holder.deleted || holder.type !== 'file') return undefined;
     return { path: location.path, position: location.index * holder.blockSize };

@@ -221,7 +221,7 @@ export class Prefetcher {
       entry.hashes[i] = Buffer.from(hash);
       entry.have[i] = false;
       // A block some local file already holds (a touched or appended file) is copied by the puller, not fetched.
-      if (this.options.index.findBlock(hash) === undefined) entry.queue.push(i);
+      if (this.options.index.findBlock(hash, message.path) === undefined) entry.queue.push(i);
     }
     this.pump(entry, source.peer);
   }

@@ -12,6 +12,7 @@ import { childPath, tempName } from './paths.js';
 import type { PullContext, StepOutcome } from './pull-context.js';
 import { asLocal, diskMatches, sameContent } from './pull-records.js';
 import { exists, type PullSteps } from './pull-steps.js';
+import { RenameSources } from './rename-sources.js';
 
 /** Idle buffers kept for local block copies. */
 const LOCAL_COPY_IDLE_BYTES = 8 * 1024 * 1024;
@@ -24,6 +25,8 @@ export class FilePuller {
   /** Bytes written so far into the temp file of each file being fetched. */
   private readonly partial = new Map<string, number>();
 
+  /** Single-block files whose deletion is due this pass, by hash: a rename's source (the puller fills it). */
+  readonly renameSources = new RenameSources();
   private readonly installer: BatchInstaller;
   /** For blocks copied from local files (a rename or an edit rebuilds from them). */
   private readonly buffers = new BufferPool(LOCAL_COPY_IDLE_BYTES);
@@ -81,6 +84,7 @@ export class FilePuller {
   /** The pass is over: files moved this pass are where their installs put them (or back). */
   endPass(): void {
     this.moved.clear();
+    this.renameSources.clear();
   }
 
   async pullFile(need: NeededPath, signal: AbortSignal): Promise<StepOutcome> {
@@ -179,7 +183,7 @@ export class FilePuller {
    */
   private async moveRenamedSource(global: FileRecord, tempAbs: string): Promise<{ path: string; abs: string } | undefined> {
     if (global.size === 0 || global.blocks.length === 0) return undefined;
-    const source = this.ctx.index.findBlock(global.blocks[0]!)?.path;
+    const source = this.ctx.index.findBlock(global.blocks[0]!)?.path ?? this.renameSources.find(global.blocks[0]!);
     if (source === undefined || source === global.path || this.moved.has(source)) return undefined;
     const dueForDeletion = (): FileRecord | undefined => {
       const holder = this.ctx.index.getLocal(source);

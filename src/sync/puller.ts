@@ -54,7 +54,13 @@ export class Puller {
     this.ctx.paths.forget();
     this.ignore = (await IgnoreRules.load(this.ctx.root).catch(() => IgnoreRules.builtIn())).withExcluded(this.ctx.excluded);
     const count = (outcome: StepOutcome): void => void result[outcome]++;
-    const isDir = (need: NeededPath): boolean => need.global.type === 'dir' && !need.global.deleted;
+    const renames = this.files.renameSources;
+    renames.clear();
+    // The directories' walk over the needed paths also notes the small files whose deletion is due (rename sources).
+    const isDir = (need: NeededPath): boolean => {
+      renames.note(need);
+      return need.global.type === 'dir' && !need.global.deleted;
+    };
     await this.inBatches(this.ctx.index.needed(), isDir, (need, commit) => this.steps.pullDir(need, commit), count, signal);
     const running = new Map<string, Promise<void>>();
     this.running = running;
@@ -64,6 +70,7 @@ export class Puller {
       for (const need of this.ctx.index.needed()) {
         throwIfAborted(signal);
         const { path } = need.global;
+        if (need.global.deleted) renames.note(need); // arrived since the directories were walked
         if (need.global.type === 'dir' || need.global.deleted || running.has(path) || attempted.has(path)) continue;
         while (running.size >= this.ctx.maxFilesInFlight) await Promise.race(running.values());
         const task = this.guard(need, () => (need.global.type === 'symlink' ? this.files.pullSymlink(need) : this.files.pullFile(need, signal)))

@@ -34,8 +34,8 @@ describe('FolderIndex', () => {
     const index = store.folder(FOLDER_A);
     await index.putLocal([file('x', { blocks: [hash(1)] }), file('x', { blocks: [hash(2)], version: { DEV1: 2 } })]);
     assert.deepEqual([...index.localSince(0)].map((r) => [r.path, r.sequence]), [['x', 2]]);
-    assert.equal(index.findBlock(hash(1)), undefined);
-    assert.deepEqual(index.findBlock(hash(2)), { path: 'x', index: 0 });
+    assert.equal(index.findBlock(hash(1), 'x'), undefined);
+    assert.deepEqual(index.findBlock(hash(2), 'x'), { path: 'x', index: 0 });
     assert.equal(index.counts().localFiles, 1);
   });
 
@@ -104,7 +104,10 @@ describe('FolderIndex', () => {
     await index.putLocal([file('one', { blocks: [hash(3)], version: { DEV1: 2 } })]);
     assert.equal(index.findBlock(hash(1)), undefined);
     assert.equal(index.findBlock(hash(2)), undefined);
-    assert.deepEqual(index.findBlock(hash(3)), { path: 'one', index: 0 });
+    // A single-block file is found through its own path only (it has no block map entry).
+    assert.equal(index.findBlock(hash(3)), undefined);
+    assert.deepEqual(index.findBlock(hash(3), 'one'), { path: 'one', index: 0 });
+    assert.equal(index.findBlock(hash(4), 'one'), undefined);
 
     await index.putLocal([file('two', { blocks: [hash(9), hash(3)] })]);
     await index.putLocal([file('one', { deleted: true, blocks: [], size: 0, version: { DEV1: 3 } })]);

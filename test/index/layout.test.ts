@@ -7,6 +7,7 @@ import { IndexStore } from '../../src/index/store.js';
 import type { LayoutSnapshot } from './fixtures/layout-v1.js';
 import { LAYOUT_V2 } from './fixtures/layout-v2.js';
 import { LAYOUT_V3 } from './fixtures/layout-v3.js';
+import { LAYOUT_V4 } from './fixtures/layout-v4.js';
 import { FOLDER_A, file, hash, tempDir } from './helpers/store.js';
 
 /** Every database of the environment at `dir`, as hex keys and values, read without any decoding. */
@@ -62,7 +63,7 @@ async function restoreLayout(dir: string, snapshot: LayoutSnapshot, edit?: (name
   }
 }
 
-test('the stored layout matches the schema-3 snapshot', async (t) => {
+test('the stored layout matches the schema-4 snapshot', async (t) => {
   const dir = `${await tempDir(t)}/index`;
   await writeSmallFolder(dir);
   const layout = await dumpLayout(dir);
@@ -72,10 +73,10 @@ test('the stored layout matches the schema-3 snapshot', async (t) => {
   // The local record of docs/a.txt: [folder prefix, path] in ordered-binary, elements joined by 0x00.
   const key = Buffer.concat([Buffer.from('#1'), Buffer.from([0]), Buffer.from('docs/a.txt')]).toString('hex');
   assert.ok(layout.databases.local!.some(([k]) => k === key));
-  assert.deepEqual(layout, LAYOUT_V3);
+  assert.deepEqual(layout, LAYOUT_V4);
 });
 
-test('a schema-2 index migrates to exactly the schema-3 layout, and reads back the same records', async (t) => {
+test('a schema-2 index migrates to exactly the schema-4 layout, and reads back the same records', async (t) => {
   const fresh = `${await tempDir(t)}/fresh`;
   await writeSmallFolder(fresh);
   const store = new IndexStore({ path: fresh });
@@ -90,10 +91,21 @@ test('a schema-2 index migrates to exactly the schema-3 layout, and reads back t
   await migrated.open();
   const after = migrated.folder(FOLDER_A);
   assert.deepEqual({ local: [...after.localRecords()], global: [...after.globalRecords()], remote: after.remoteVersion('PEER', 'docs/b.txt') }, expected);
-  assert.deepEqual(after.findBlock(hash(1)), { path: 'docs/a.txt', index: 0 });
+  assert.deepEqual(after.findBlock(hash(1), 'docs/a.txt'), { path: 'docs/a.txt', index: 0 });
   assert.equal(after.peerSequence('PEER'), 4);
   await migrated.close();
-  assert.deepEqual(await dumpLayout(dir), LAYOUT_V3);
+  assert.deepEqual(await dumpLayout(dir), LAYOUT_V4);
+});
+
+test('a schema-3 index migrates to exactly the schema-4 layout: the single-block file leaves the block map', async (t) => {
+  const dir = `${await tempDir(t)}/index`;
+  await restoreLayout(dir, LAYOUT_V3);
+  assert.equal(LAYOUT_V3.databases.blocks!.length, 1);
+  const migrated = new IndexStore({ path: dir });
+  await migrated.open();
+  assert.deepEqual(migrated.folder(FOLDER_A).findBlock(hash(1), 'docs/a.txt'), { path: 'docs/a.txt', index: 0 });
+  await migrated.close();
+  assert.deepEqual(await dumpLayout(dir), LAYOUT_V4);
 });
 
 test('schema 1 migrates through 2 to 3: the need database is filled, then moved', async (t) => {

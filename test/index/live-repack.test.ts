@@ -29,7 +29,7 @@ describe('index repack while open', () => {
     await receive(store, FILES);
     const index = store.folder(FOLDER_A);
     const before = await bytesPerFile(dir, FILES);
-    assert.ok(before > 512, `before: ${before.toFixed(0)} bytes per file (loose, as a receiver writes it)`);
+    assert.ok(before > 400, `before: ${before.toFixed(0)} bytes per file (loose, as a receiver writes it)`);
 
     // A reader part-way through the folder when the repack begins; it finishes after the swap.
     const reader = index.localRecords()[Symbol.iterator]();
@@ -45,7 +45,8 @@ describe('index repack while open', () => {
     while (!finished && n < WRITES_DURING) {
       const k = n++;
       await index.putLocal([
-        file(`during/n${k}.txt`, { size: k, blocks: [hash(1_000_000 + k)] }),
+        // Two blocks: block map entries (single-block files have none) are journalled and caught up too.
+        file(`during/n${k}.txt`, { size: k, blocks: [hash(1_000_000 + k), hash(2_000_000 + k)] }),
         { ...file(pathOf((k * 997) % FILES), { size: 1024, blocks: [hash((k * 997) % FILES)], version: { [PEER]: 1, LOCAL: k + 1 }, modifiedBy: 'LOCAL' }), inode: 5 },
       ]);
       if (!finished) writesDuring++;
@@ -56,6 +57,7 @@ describe('index repack while open', () => {
     assert.ok(result.caughtUp > 0, 'keys written during the copy were taken again');
     const after = await bytesPerFile(dir, FILES + n);
     assert.ok(after <= 512, `after: ${after.toFixed(0)} bytes per file (before ${before.toFixed(0)}); ${result.entries} entries, ${result.caughtUp} caught up, writes held ${result.heldMs} ms`);
+    assert.ok(after < before * 0.85, `the repack fills the pages: ${after.toFixed(0)} bytes per file (before ${before.toFixed(0)})`);
 
     t.diagnostic(`${before.toFixed(0)} -> ${after.toFixed(0)} bytes per file; ${writesDuring} write transactions during the repack; ${result.caughtUp} keys caught up; writes held ${result.heldMs} ms`);
     assert.equal(store.retiredEnvironments, 1, 'the old environment is open while the reader begun on it iterates');

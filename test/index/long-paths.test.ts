@@ -26,9 +26,10 @@ describe('long paths in the index', () => {
     const dirs = Array.from({ length: 15 }, (_, i) => nested(i + 1));
     const records = [
       ...dirs.map((dir) => file(dir, { type: 'dir', size: 0, blocks: [] })),
-      file(`${deep}/f.txt`, { blocks: [hash(7)] }),
+      // Two blocks each: single-block files have no block map entry (schema 4).
+      file(`${deep}/f.txt`, { blocks: [hash(7), hash(17)] }),
       file(deep, { type: 'dir', size: 0, blocks: [] }),
-      file(twin, { blocks: [hash(8)] }),
+      file(twin, { blocks: [hash(8), hash(18)] }),
       file('short.txt', { blocks: [hash(9)] }),
     ];
     await index.putLocal(records);
@@ -41,6 +42,7 @@ describe('long paths in the index', () => {
     assert.equal(index.getLocal(`${deep}/g.txt`), undefined);
     assert.deepEqual(index.findBlock(hash(7)), { path: `${deep}/f.txt`, index: 0 });
     assert.deepEqual(index.findBlock(hash(8)), { path: twin, index: 0 });
+    assert.deepEqual(index.findBlock(hash(18)), { path: twin, index: 1 });
     assert.deepEqual(recount(index), index.counts());
 
     const all = records.map((r) => r.path).sort();

@@ -31,7 +31,7 @@ async function withStore<T>(options: ConstructorParameters<typeof IndexStore>[0]
 test('a new index is stamped with the current schema version', async (t) => {
   const dir = `${await tempDir(t)}/index`;
   await withStore({ path: dir }, () => undefined);
-  assert.equal(IndexStore.SCHEMA_VERSION, 3);
+  assert.equal(IndexStore.SCHEMA_VERSION, 4);
   assert.equal(await storedVersion(dir), IndexStore.SCHEMA_VERSION);
 });
 
@@ -49,7 +49,7 @@ test('an index from a newer Ferry is refused with INDEX_SCHEMA and left unchange
   const store = new IndexStore({ path: dir });
   await assert.rejects(store.open(), (err) => {
     assert.ok(isFerryError(err, 'INDEX_SCHEMA'));
-    assert.match(err.message, /newer Ferry \(schema 99; this build reads up to 3\)/);
+    assert.match(err.message, /newer Ferry \(schema 99; this build reads up to 4\)/);
     return true;
   });
   await store.close();

@@ -62,7 +62,7 @@ describe('IndexStore', () => {
     for (const id of [FOLDER_A, FOLDER_B]) {
       await store.putFolder(folderConfig(id, `/${id}`));
       const index = store.folder(id);
-      await index.putLocal([file('x', { blocks: [hash(7)] }), file('d/y', { blocks: [hash(8)] })]);
+      await index.putLocal([file('x', { blocks: [hash(7), hash(9)] }), file('d/y', { blocks: [hash(8)] })]);
       await index.putGlobal([{ ...file('remote', { version: { PEER: 1 } }), sequence: 3 }]);
       await index.setPeerSequence('PEER', 9);
     }

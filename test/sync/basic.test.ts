@@ -122,6 +122,34 @@ describe('sync between two devices', () => {
     assert.deepEqual(await archived(bob.root), ['video.bin']);
   });
 
+  test('renamed and moved small files (one block each, not in the block map) are moved on the receiver, not fetched', async () => {
+    const keys = newFolder();
+    const alice = await makeDevice(cleanups, { name: 'alice', keys });
+    const bob = await makeDevice(cleanups, { name: 'bob', keys });
+    await mkdir(join(alice.root, 'a'));
+    await mkdir(join(alice.root, 'b'));
+    const names = ['a/one.txt', 'a/two.txt', 'a/three.txt'];
+    for (const [i, name] of names.entries()) await writeFile(join(alice.root, name), randomContent(1024 * (i + 1), 40 + i));
+    await alice.scan();
+    const link = await connect(cleanups, alice, bob);
+    await converged([alice, bob]);
+    const requested = blocksRequestedBy(link, 'b');
+    assert.equal(requested, 3);
+    const inodes = await Promise.all(names.map(async (name) => (await stat(join(bob.root, name))).ino));
+
+    // A rename within the directory, a move to another one, and one that stays.
+    await rename(join(alice.root, 'a/one.txt'), join(alice.root, 'a/uno.txt'));
+    await rename(join(alice.root, 'a/two.txt'), join(alice.root, 'b/two.txt'));
+    await alice.scan();
+    await converged([alice, bob]);
+    assert.equal(blocksRequestedBy(link, 'b'), requested, 'nothing fetched for a rename');
+    assert.equal((await stat(join(bob.root, 'a/uno.txt'))).ino, inodes[0], 'the file itself was moved');
+    assert.equal((await stat(join(bob.root, 'b/two.txt'))).ino, inodes[1]);
+    assert.equal((await stat(join(bob.root, 'a/three.txt'))).ino, inodes[2]);
+    assert.deepEqual(await treeOf(bob.root), await treeOf(alice.root));
+    assert.deepEqual(await archived(bob.root), [], 'a moved file leaves nothing to archive');
+  });
+
   test('a deletion becomes a tombstone and the file moves to the receiver archive; a replaced file is archived', async () => {
     const keys = newFolder();
     const alice = await makeDevice(cleanups, { name: 'alice', keys });
