@@ -66,12 +66,25 @@ export async function benchUserReport(work: string, results: string): Promise<vo
     const runs = scansOf(tool, cache).map((x) => x.memory.a.anonMiB);
     return runs.length ? Math.max(...runs) : undefined;
   };
+  /** The median of the rounds' own ratios (Ferry / Syncthing of the same round: the load they shared). */
+  const scanRoundRatio = (cache: ScanCache): number | undefined => {
+    const ratios = scansOf('ferry', cache).flatMap((f) => {
+      const s = scansOf('syncthing', cache).find((x) => x.round === f.round);
+      return s ? [f.seconds / s.seconds] : [];
+    });
+    return ratios.length ? median(ratios) : undefined;
+  };
+  const scanLoads = (cache: ScanCache): string => {
+    const loads = user.scans.filter((x) => x.cache === cache).map((x) => x.load);
+    return loads.length ? `median ${f2(median(loads), 1)} (${f2(Math.min(...loads), 1)}-${f2(Math.max(...loads), 1)})` : '-';
+  };
   const scanLines = [...new Set(user.scans.map((x) => x.cache))].map(
     (cache) =>
       `- page cache ${cache}: Ferry ${f2(scanMedian('ferry', cache))} s (CPU ${f2(scanMedian('ferry', cache, (x) => x.cpuA), 1)} s), ` +
       `Syncthing ${f2(scanMedian('syncthing', cache))} s (CPU ${f2(scanMedian('syncthing', cache, (x) => x.cpuA), 1)} s), ` +
       `ratio ${ratio(scanMedian('ferry', cache), scanMedian('syncthing', cache))}; anon peak Ferry ${f2(scanAnon('ferry', cache), 0)} MiB, ` +
-      `Syncthing ${f2(scanAnon('syncthing', cache), 0)} MiB; runs ${scansOf('ferry', cache).length} / ${scansOf('syncthing', cache).length}`,
+      `Syncthing ${f2(scanAnon('syncthing', cache), 0)} MiB; runs ${scansOf('ferry', cache).length} / ${scansOf('syncthing', cache).length}; ` +
+      `ratio of each round's pair, median ${f2(scanRoundRatio(cache))}; load ${scanLoads(cache)}`,
   );
   const diffs = user.sessions
     .filter((s) => s.diff.examples.length > 0)

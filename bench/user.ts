@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { datasets, type DatasetSizes } from './datasets.js';
@@ -607,6 +608,8 @@ export interface ScanSession {
   /** CPU seconds of A's processes during the scan. */
   cpuA: number;
   memory: { a: SideMemory };
+  /** One-minute load average of the machine when the scan began (the machine is shared). */
+  load: number;
 }
 
 export type ScanCache = 'cold' | 'warm';
@@ -619,10 +622,18 @@ export function scanCachesFromEnv(env = process.env): ScanCache[] {
   throw new Error(`BENCH_SCAN_CACHE must be cold, warm or both, not ${value}`);
 }
 
-/** Drops the page cache (cold) or, after a sync, reads every file of `folder` once (warm), the same for both tools. */
+/**
+ * Drops the page cache (cold) or, after a sync, reads every file of `folder` once (warm), the same for both tools.
+ * The warm case does not drop the cache first (reading every file makes it warm either way): a drop costs every
+ * other process on a shared machine its cache, so a run drops it once per cold scan only.
+ */
 async function settleForScan(cache: ScanCache, folder: string): Promise<void> {
-  await settlePageCache();
-  if (cache === 'warm') await run('sh', ['-c', 'find "$1" -type f -print0 | xargs -0 cat > /dev/null', 'sh', folder]);
+  if (cache === 'cold') {
+    await settlePageCache();
+    return;
+  }
+  await run('sync');
+  await run('sh', ['-c', 'find "$1" -type f -print0 | xargs -0 cat > /dev/null', 'sh', folder]);
 }
 
 /** Initial scan: a folder added (on A alone) with `files` files present, timed until the tool reports it idle with all of them. */
@@ -634,6 +645,7 @@ async function scanSession(tool: Tool, round: number, cache: ScanCache, folder: 
     await pair.start();
     await settleForScan(cache, folder);
     await sleepMs(1000);
+    const load = loadavg()[0]!;
     const sampler = sampleGroups(pair.processes());
     const start = process.hrtime.bigint();
     await pair.shareOnA(folder);
@@ -641,8 +653,8 @@ async function scanSession(tool: Tool, round: number, cache: ScanCache, folder: 
     const elapsed = seconds(start);
     const cpuA = (await sampler.cpu()).a;
     const memory = await sampler.stop();
-    log(`  scan ${tool} (${cache}): ${elapsed.toFixed(2)} s, CPU A ${cpuA.toFixed(1)} s (anon peak A ${memory.a.anonMiB.toFixed(0)} MiB)`);
-    return { tool, round, files, seconds: elapsed, cache, cpuA, memory: { a: memory.a } };
+    log(`  scan ${tool} (${cache}): ${elapsed.toFixed(2)} s, CPU A ${cpuA.toFixed(1)} s (anon peak A ${memory.a.anonMiB.toFixed(0)} MiB), load ${load.toFixed(1)}`);
+    return { tool, round, files, seconds: elapsed, cache, cpuA, memory: { a: memory.a }, load };
   } finally {
     await pair.stop();
     await rm(join(folder, '.ferry'), { recursive: true, force: true });
