@@ -117,10 +117,14 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(a, b) === 0;
 }
 
-/** Builds `record` in its temp file (created or reused), fsynced; throws when some block cannot be had. */
-export async function fetchIntoTemp(job: FetchJob): Promise<void> {
+/**
+ * Builds `record` in its temp file (created or reused); throws when some block cannot be had. True: the
+ * temp file is fsynced. False: a new file of one block, whose data must be made durable (fdatasync)
+ * before it is renamed into place (the installer does that for a batch at once).
+ */
+export async function fetchIntoTemp(job: FetchJob): Promise<boolean> {
   const fetch = new FileFetch(job);
-  await fetch.run();
+  return fetch.run();
 }
 
 class FileFetch {
@@ -144,7 +148,7 @@ class FileFetch {
     return Math.min(this.record.blockSize, this.record.size - i * this.record.blockSize);
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<boolean> {
     const { job } = this;
     this.temp = await TempFile.open({
       root: job.root,
@@ -169,7 +173,7 @@ class FileFetch {
           : await this.keepVerifiedBlocks();
       if (!this.temp.fresh) await this.temp.truncate(this.record.size);
       await this.fill(missing);
-      await this.temp.finish();
+      return await this.temp.finish();
     } finally {
       await this.temp.close();
       this.sources.close();

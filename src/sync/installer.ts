@@ -1,12 +1,12 @@
-// Installs fetched temp files in batches: one hold of the folder lock, one fsync per directory and one index transaction per batch.
+// Installs fetched temp files in batches: their data made durable together, then one hold of the folder lock, one fsync per directory and one index transaction per batch.
 
 import { closeSync, lstatSync, openSync, readlinkSync, type Stats } from 'node:fs';
-import { FerryError } from '../errors.js';
+import { FerryError, isDiskFull } from '../errors.js';
 import type { FileRecord } from '../index/records.js';
 import { OWN_WRITES } from '../scan/own-writes.js';
 import type { WarmFiles } from '../scan/warm-files.js';
 import { lstat } from 'node:fs/promises';
-import { fsyncDir, READ_NO_FOLLOW } from '../util/fd.js';
+import { closeQuietly, fsyncDir, READ_NO_FOLLOW } from '../util/fd.js';
 import { chmodNoFollow } from '../scan/disk-path.js';
 import type { FolderIndex, NeededPath, NewFileRecord } from '../index/types.js';
 import { parentOfDiskRel } from '../scan/disk-path.js';
@@ -16,6 +16,11 @@ import type { DiskPaths, ResolvedTarget } from './paths.js';
 export const INSTALL_BATCH = 500;
 /** Files of a batch being moved into place at once. */
 const INSTALL_CONCURRENCY = 8;
+/**
+ * fdatasyncs of a batch's new small files in flight at once (on the thread pool, 8 threads): the
+ * file system's journal commits them together, each commit covering every one waiting for it.
+ */
+const DURABLE_CONCURRENCY = 16;
 
 export type InstallOutcome = 'done' | 'failed';
 
@@ -43,6 +48,8 @@ interface Pending {
   need: NeededPath;
   /** null: the content is on disk already; only the mode and mtime are applied (applyMetadata). */
   tempAbs: string | null;
+  /** false: the temp file's data is not durable yet (a new small file): fdatasynced before its rename. */
+  durable?: boolean;
   /** A symlink (installSymlink): tempAbs, when set, is a link made for the record, renamed over the target as it is. */
   symlink?: boolean;
   resolve(outcome: InstallOutcome): void;
@@ -96,10 +103,14 @@ export class BatchInstaller {
 
   constructor(private readonly ctx: InstallContext) {}
 
-  /** Resolves once the file is in place and recorded (or was left alone: 'failed'); rejects on I/O errors. */
-  install(need: NeededPath, tempAbs: string): Promise<InstallOutcome> {
+  /**
+   * Resolves once the file is in place and recorded (or was left alone: 'failed'); rejects on I/O errors.
+   * `durable` false: the temp file's data is not on disk for sure yet; it is fdatasynced (with the
+   * batch's other such files) before it is renamed into place.
+   */
+  install(need: NeededPath, tempAbs: string, durable = true): Promise<InstallOutcome> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ need, tempAbs, resolve, reject });
+      this.queue.push({ need, tempAbs, durable, resolve, reject });
       this.kick();
     });
   }
@@ -136,7 +147,8 @@ export class BatchInstaller {
     if (this.running) return;
     this.running = (async () => {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, INSTALL_BATCH);
+        const batch = await this.makeDurable(this.queue.splice(0, INSTALL_BATCH));
+        if (batch.length === 0) continue;
         await this.ctx.exclusive(() => this.installBatch(batch)).catch((err: unknown) => {
           for (const entry of batch) entry.reject(err);
         });
@@ -145,6 +157,48 @@ export class BatchInstaller {
       this.running = null;
       if (this.queue.length > 0) this.kick();
     });
+  }
+
+  /**
+   * fdatasyncs the batch's temp files that are not durable yet, all at once (outside the folder lock),
+   * so that a file is renamed into place only once its data is on disk: a crash leaves the old file or
+   * the new one, never a new name over missing data. Returns the entries to install; one whose
+   * fdatasync failed is rejected and its temp file removed.
+   */
+  private async makeDurable(batch: Pending[]): Promise<Pending[]> {
+    const unsynced = batch.filter((entry) => entry.durable === false && entry.tempAbs !== null);
+    if (unsynced.length === 0) return batch;
+    const failed = new Set<Pending>();
+    const syncOne = async (entry: Pending): Promise<void> => {
+      const tempAbs = entry.tempAbs!;
+      let fd = -1;
+      try {
+        fd = openSync(tempAbs, READ_NO_FOLLOW);
+        await this.ctx.paths.io.fdatasync(fd);
+        entry.durable = true;
+      } catch (err) {
+        failed.add(entry);
+        // After a failed fdatasync the page cache may still show data the disk does not have (the kernel
+        // may mark the pages clean): the temp file is not reused but fetched again.
+        await this.ctx.paths.io.unlink(tempAbs).catch(() => undefined);
+        const path = entry.need.global.path;
+        const message = err instanceof Error ? err.message : String(err);
+        entry.reject(
+          isDiskFull(err)
+            ? new FerryError('DISK_FULL', `the folder's disk is full (writing ${path}): ${message}`, { cause: err })
+            : new FerryError('IO', `cannot make the temp file of ${path} durable: ${message}`, { cause: err }),
+        );
+      } finally {
+        if (fd >= 0) closeQuietly(fd);
+      }
+    };
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(DURABLE_CONCURRENCY, unsynced.length) }, async () => {
+        while (next < unsynced.length) await syncOne(unsynced[next++]!);
+      }),
+    );
+    return failed.size === 0 ? batch : batch.filter((entry) => !failed.has(entry));
   }
 
   private async installBatch(batch: Pending[]): Promise<void> {

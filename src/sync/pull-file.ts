@@ -102,9 +102,10 @@ export class FilePuller {
     this.temps.set(tempAbs, { path: global.path, version: global.version });
     const movedFrom = await this.moveRenamedSource(global, tempAbs);
     if (!movedFrom) {
-      await this.fetch(global, tempAbs, signal);
-      // Installed with whatever else finished meanwhile: one lock hold, one index commit per batch.
-      return this.installer.install(need, tempAbs);
+      const durable = await this.fetch(global, tempAbs, signal);
+      // Installed with whatever else finished meanwhile: one lock hold, one index commit per batch (and
+      // the data of its small files made durable together, before their renames).
+      return this.installer.install(need, tempAbs, durable);
     }
     let outcome: StepOutcome = 'failed';
     try {
@@ -142,18 +143,19 @@ export class FilePuller {
     return outcome;
   }
 
-  private async fetch(global: FileRecord, tempAbs: string, signal: AbortSignal): Promise<void> {
+  /** Fills the temp file; false when its data is not durable yet (see fetchIntoTemp). */
+  private async fetch(global: FileRecord, tempAbs: string, signal: AbortSignal): Promise<boolean> {
     const path = global.path;
     try {
-      await this.fetchBlocks(global, tempAbs, signal, (bytes) => this.partial.set(path, (this.partial.get(path) ?? 0) + bytes));
+      return await this.fetchBlocks(global, tempAbs, signal, (bytes) => this.partial.set(path, (this.partial.get(path) ?? 0) + bytes));
     } finally {
       this.partial.delete(path);
     }
   }
 
-  private async fetchBlocks(global: FileRecord, tempAbs: string, signal: AbortSignal, progress: (bytes: number) => void): Promise<void> {
+  private async fetchBlocks(global: FileRecord, tempAbs: string, signal: AbortSignal, progress: (bytes: number) => void): Promise<boolean> {
     const prefetched = global.size > 0 ? await this.ctx.adoptPrefetched?.(global, tempAbs) : undefined;
-    await fetchIntoTemp({
+    return fetchIntoTemp({
       ...(prefetched ? { prefetched } : {}),
       progress,
       folderId: this.ctx.folderId,

@@ -28,9 +28,16 @@ const FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
  * Files of at least this size are written past the page cache (O_DIRECT, see
  * aligned-buffers.ts). On this VM that took the receiver's system time for 1 GiB from 2.0–2.3 s
  * to 0.6–0.7 s, and the bench's `large` from 4.46–4.83 s to 3.22–3.53 s (alternating runs). Small
- * files keep their single durable write through the cache.
+ * files are written through the cache.
  */
 const DIRECT_WRITE_MIN_FILE_BYTES = 1024 * 1024;
+
+/**
+ * A new temp file of one block up to this size is created and written on the calling thread: into the
+ * page cache that takes microseconds, where each thread-pool call (open, write) cost a round trip of two
+ * thread wake-ups in every small file's chain. Its durability is left to the installer (finish()).
+ */
+const SYNC_IO_MAX_BYTES = 64 * 1024;
 
 /** Writes `length` bytes of `data` from `offset` at `position`, or fails: a short write (a full disk) is an error. */
 async function writeFully(io: FileIo, fd: number, data: Buffer, offset: number, length: number, position: number): Promise<void> {
@@ -89,21 +96,27 @@ export class TempFile {
     private readonly fd: number,
     /** Created now (nothing to check or trim), rather than left by an earlier attempt. */
     readonly fresh: boolean,
+    /** Written on the calling thread (a new small file: SYNC_IO_MAX_BYTES). */
+    private readonly syncIo = false,
   ) {}
 
   /** Creates the temp file, or opens the one an earlier attempt left; PATH_UNSAFE or IO when it cannot. */
   static async open(options: TempFileOptions): Promise<TempFile> {
     const { io, path } = options;
     let fresh = true;
-    // A file of one block is written in one piece: with O_DSYNC that write is durable by itself, which
-    // saves each small file the fsync's round trip through the thread pool (two thread wake-ups).
-    const create = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | (options.singleBlock ? constants.O_DSYNC : 0);
+    // A new file of one block is not made durable here: the installer fdatasyncs a batch of them together
+    // before their renames (finish() says so), rather than each write waiting for the disk on the pool.
+    const create = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
     // Through its parent opened again with every component O_NOFOLLOW (the disk-path module): a
     // directory swapped for a symlink since the target was resolved is refused, never written through.
     const temp = openTempParent(options);
     const tempEntry = temp.parent.entry(temp.name);
     let fd = -1;
     try {
+      if (options.singleBlock && options.size <= SYNC_IO_MAX_BYTES) {
+        fd = openSmall(io, tempEntry, create, path);
+        if (fd >= 0) return new TempFile(options, fd, true, true);
+      }
       fd = await io.open(tempEntry, create, 0o600)
         .catch((err: unknown) => {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -143,18 +156,30 @@ export class TempFile {
 
   /** Writes into the temp file: its aligned part directly when it can, the rest through the cache. */
   async write(data: Buffer, position: number): Promise<void> {
+    if (this.syncIo) {
+      const bytesWritten = this.options.io.writeSync(this.fd, data, 0, data.length, position);
+      if (bytesWritten !== data.length) throw new FerryError('IO', `short write: ${bytesWritten} of ${data.length} bytes (disk full?)`);
+      this.options.progress?.(data.length);
+      return;
+    }
     const directBytes = position % DIRECT_IO_ALIGN === 0 ? data.length - (data.length % DIRECT_IO_ALIGN) : 0;
     const written = directBytes > 0 && (await this.writeDirect(data.subarray(0, directBytes), position)) ? directBytes : 0;
     if (written < data.length) await this.writeCached(data.subarray(written), position + written);
     this.options.progress?.(data.length);
   }
 
-  /** Waits for the background flush and makes the file durable; throws a write-back error it reported. */
-  async finish(): Promise<void> {
+  /**
+   * Waits for the background flush and makes the file durable; throws a write-back error it reported.
+   * False: a new file of one block, not durable yet; whoever renames it into place must fdatasync it
+   * first (the installer does, for a batch of them at once).
+   */
+  async finish(): Promise<boolean> {
     await this.flushing;
     // The kernel reports a write-back error to one flush of a descriptor only: this file is not installed.
     if (this.flushError !== undefined) throw this.flushError;
-    if (!(this.fresh && this.options.singleBlock)) await this.options.io.fsync(this.fd);
+    if (this.fresh && this.options.singleBlock) return false;
+    await this.options.io.fsync(this.fd);
+    return true;
   }
 
   /** Closes its descriptors, once no background flush may still be given one. */
@@ -218,6 +243,21 @@ export class TempFile {
     this.flushing = this.options.io.fdatasync(this.fd)
       .catch((err: unknown) => void (this.flushError ??= err))
       .finally(() => (this.flushing = null));
+  }
+}
+
+/**
+ * Creates a small temp file on the calling thread; -1 when one is there already (left by an earlier
+ * attempt: reopened as usual, its verified blocks kept).
+ */
+function openSmall(io: FileIo, tempEntry: string, flags: number, path: string): number {
+  try {
+    return io.openSync(tempEntry, flags, 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return -1;
+    if (code === 'ELOOP') throw new FerryError('PATH_UNSAFE', `refusing ${JSON.stringify(path)}: its temp file was replaced by a symlink`);
+    throw new FerryError('IO', `cannot open temp file for ${path}: ${String(err)}`, { cause: err });
   }
 }
 

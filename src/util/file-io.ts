@@ -3,7 +3,7 @@
 // the scanner's reading ones (readdir, lstat, readlink). node:fs itself in production, a
 // fault-injecting wrapper in tests.
 
-import { fchmodSync, futimesSync, linkSync, lstat as lstatCallback, lstatSync, renameSync, type Stats } from 'node:fs';
+import { fchmodSync, futimesSync, linkSync, lstat as lstatCallback, lstatSync, openSync, renameSync, writeSync, type Stats } from 'node:fs';
 import { chmod, lutimes, mkdir, opendir, readlink, rmdir, symlink, unlink } from 'node:fs/promises';
 import { fchmodFd, fdatasyncFd, fsyncFd, openFd, truncateFd, writeFd } from './fd.js';
 
@@ -16,6 +16,9 @@ export interface FileIo {
   /** open(2) of a file the daemon writes (temp files, probes), promisified. */
   readonly open: (path: string, flags: number, mode?: number) => Promise<number>;
   readonly write: (fd: number, buffer: Buffer, offset: number, length: number, position: number) => Promise<{ bytesWritten: number; buffer: Buffer }>;
+  /** open(2) and pwrite(2) on the calling thread: a small file's temp, created and written through the page cache in microseconds. */
+  readonly openSync: (path: string, flags: number, mode?: number) => number;
+  readonly writeSync: (fd: number, buffer: Buffer, offset: number, length: number, position: number) => number;
   readonly fsync: (fd: number) => Promise<void>;
   readonly fdatasync: (fd: number) => Promise<void>;
   readonly truncate: (fd: number, length: number) => Promise<void>;
@@ -39,6 +42,8 @@ export interface FileIo {
 export const NODE_FILE_IO: FileIo = Object.freeze({
   open: openFd as FileIo['open'],
   write: writeFd as unknown as FileIo['write'],
+  openSync: openSync as FileIo['openSync'],
+  writeSync: writeSync as FileIo['writeSync'],
   fsync: fsyncFd,
   fdatasync: fdatasyncFd,
   truncate: truncateFd as FileIo['truncate'],

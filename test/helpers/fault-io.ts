@@ -111,6 +111,17 @@ export class FaultPlan {
         plan.opened.set(fd, realPath(path));
         return fd;
       },
+      openSync(path, flags, mode) {
+        plan.check('open', [path]);
+        const fd = base.openSync(path, flags, mode);
+        plan.opened.set(fd, realPath(path));
+        return fd;
+      },
+      writeSync(fd, buffer, offset, length, position) {
+        const kind = plan.check('write', plan.pathsOf(fd), true);
+        if (kind === 'short' && length > 1) return base.writeSync(fd, buffer, offset, Math.floor(length / 2), position);
+        return base.writeSync(fd, buffer, offset, length, position);
+      },
       async write(fd, buffer, offset, length, position) {
         const kind = plan.check('write', plan.pathsOf(fd), true);
         if (kind === 'short' && length > 1) return base.write(fd, buffer, offset, Math.floor(length / 2), position);

@@ -78,6 +78,10 @@ const STEPS: Step[] = [
   { name: 'temp write of a large file (direct writes where the volume allows)', rule: { op: 'write', path: TEMP }, size: 3 * 1024 * 1024 + 7 },
   { name: 'temp write of blocks copied from a local file', rule: { op: 'write', path: TEMP }, local: true },
   { name: 'mkdir of a parent', rule: { op: 'mkdir', path: /\/new-dir$/ }, fresh: true },
+  // A small file (one block): created and written on the main thread, fdatasynced with its install batch.
+  { name: 'temp open of a small file', rule: { op: 'open', path: TEMP }, size: 4096 },
+  { name: 'temp write of a small file', rule: { op: 'write', path: TEMP }, size: 4096 },
+  { name: 'fdatasync of a small file before its rename', rule: { op: 'fdatasync', path: TEMP }, size: 4096 },
 ];
 
 async function pair(plan: FaultPlan): Promise<{ alice: Device; bob: Device }> {
