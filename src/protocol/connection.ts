@@ -191,6 +191,8 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
   private lastReceivedAtMs = Date.now();
   private keepalive: NodeJS.Timeout | null = null;
   private drained: Promise<void> | null = null;
+  /** The stream is corked until the next tick (corkUntilNextTick). */
+  private corkedForTick = false;
   private readonly streamClosed: Promise<void>;
   /** Set once supersede() began; its promise. */
   private superseding: Promise<void> | null = null;
@@ -653,8 +655,24 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
 
   private async writeFrame(frame: Buffer): Promise<void> {
     this.countOut(frame);
+    this.corkUntilNextTick();
     if (this.stream.write(frame)) return;
     await this.waitForDrain();
+  }
+
+  /**
+   * Frames written in one turn of the event loop leave in one write: a burst of requests for small
+   * files (each answered response completes a file, which asks for the next) is one TLS record and one
+   * system call, not one each.
+   */
+  private corkUntilNextTick(): void {
+    if (this.corkedForTick) return;
+    this.corkedForTick = true;
+    this.stream.cork();
+    process.nextTick(() => {
+      this.corkedForTick = false;
+      this.stream.uncork();
+    });
   }
 
   private async waitForDrain(): Promise<void> {

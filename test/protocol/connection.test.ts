@@ -1,6 +1,7 @@
 // PeerConnection over in-memory pairs and loopback TCP: requests, timeouts, keepalive, close, backpressure, bad input.
 
 import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
 import { isFerryError } from '../../src/errors.js';
 import { PeerConnection, RequestFailedError, type PeerConnectionOptions } from '../../src/protocol/connection.js';
@@ -48,6 +49,50 @@ describe('PeerConnection', () => {
     await served;
     assert.equal(b.closedByPeer, true);
     assert.match(b.closeReason!, /closing/);
+  });
+
+  test('requests made in one turn of the event loop leave in one write of the stream', async () => {
+    // x writes through writev when it can, counting its calls; y as usual.
+    let writes = 0;
+    let y!: Duplex;
+    const x = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        writes++;
+        y.push(chunk);
+        callback();
+      },
+      writev(chunks, callback) {
+        writes++;
+        y.push(Buffer.concat(chunks.map(({ chunk }) => chunk as Buffer)));
+        callback();
+      },
+      final(callback) {
+        y.push(null);
+        callback();
+      },
+    });
+    y = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        x.push(chunk);
+        callback();
+      },
+      final(callback) {
+        x.push(null);
+        callback();
+      },
+    });
+    const a = new PeerConnection(x, { closeTimeoutMs: 200 });
+    const b = new PeerConnection(y, { closeTimeoutMs: 200 });
+    await Promise.all([a.open(), b.open()]);
+    const served = serve(b);
+    const before = writes;
+    const many = await Promise.all(Array.from({ length: 40 }, (_, i) => a.request({ ...blockRequest, path: `f${i}` })));
+    assert.deepEqual(many.map(String), Array.from({ length: 40 }, (_, i) => `f${i}`));
+    assert.equal(writes - before, 1, '40 requests, one write');
+    await a.close();
+    await served;
   });
 
   test('a request times out, can be aborted, and a late response is ignored', async () => {
