@@ -193,6 +193,7 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
   private drained: Promise<void> | null = null;
   /** The stream is corked until the next tick (corkUntilNextTick). */
   private corkedForTick = false;
+  private corkGeneration = 0;
   private readonly streamClosed: Promise<void>;
   /** Set once supersede() began; its promise. */
   private superseding: Promise<void> | null = null;
@@ -263,6 +264,7 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
       this.framed.delete(message.data!);
       writeDataResponseHeader(whole, message.id, message.data!.length);
       this.countOut(whole);
+      this.flushCorked(); // frames corked this tick leave first; the block goes alone, not copied into a joined write
       const flowing = this.stream.write(whole, () => this.buffers.recycle(whole));
       if (!flowing) await this.waitForDrain();
       return;
@@ -669,10 +671,17 @@ export class PeerConnection extends Resource implements AsyncIterable<Message> {
     if (this.corkedForTick) return;
     this.corkedForTick = true;
     this.stream.cork();
+    const generation = ++this.corkGeneration;
     process.nextTick(() => {
-      this.corkedForTick = false;
-      this.stream.uncork();
+      if (this.corkGeneration === generation) this.flushCorked();
     });
+  }
+
+  /** Writes what corkUntilNextTick held back, now. */
+  private flushCorked(): void {
+    if (!this.corkedForTick) return;
+    this.corkedForTick = false;
+    this.stream.uncork();
   }
 
   private async waitForDrain(): Promise<void> {
