@@ -34,6 +34,11 @@ export const MAX_PAYLOAD = 1380;
  * the packets, sends, receives and acks per MiB (bench/transport.ts, docs/benchmarks.md).
  */
 export const LOOPBACK_PAYLOAD = 65_507 - (HEADER_BYTES + 2 + MAX_SACK_BYTES);
+/**
+ * Size probes tried before a path is taken to carry only MAX_PAYLOAD (RFC 8899's MAX_PROBES): on a
+ * busy machine one probe may be lost with the burst around it, which is no sign of the path's size.
+ */
+export const MAX_SIZE_PROBES = 3;
 /** @default of UtpConnectionOptions.windowBytes: receive buffer advertised, and the congestion window's ceiling. */
 export const WINDOW_BYTES = 4 * 1024 * 1024;
 /** Application bytes queued before packets before write() reports backpressure. */
@@ -138,7 +143,8 @@ export class UtpConnection extends Duplex {
   private readonly maxPayload: number;
   /** Sequence number of the size probe in flight, or -1. */
   private probeSeq = -1;
-  private probeFailed = false;
+  /** Size probes lost so far: after MAX_SIZE_PROBES the path keeps MAX_PAYLOAD. */
+  private probesLost = 0;
 
   // --- sending
   /** Next sequence number to use. */
@@ -358,7 +364,7 @@ export class UtpConnection extends Duplex {
       if (sent.transmissions === 1) {
         this.mss = this.maxPayload;
         this.cc.setMss(this.mss + HEADER_BYTES);
-      } else this.probeFailed = true;
+      } else this.probesLost++;
     }
     if (sent.lost) this.lostCount--;
     else this.flightBytes -= sent.bytes;
@@ -379,7 +385,7 @@ export class UtpConnection extends Duplex {
       // A lost size probe says the path is smaller, not that it is congested (RFC 8899 §3).
       if (s === this.probeSeq) {
         this.probeSeq = -1;
-        this.probeFailed = true;
+        this.probesLost++;
       } else any = true;
     }
     if (!any) return;
@@ -558,7 +564,7 @@ export class UtpConnection extends Duplex {
       const probe =
         this.mss < this.maxPayload &&
         this.probeSeq < 0 &&
-        !this.probeFailed &&
+        this.probesLost < MAX_SIZE_PROBES &&
         this.queuedBytes >= this.maxPayload &&
         this.flightBytes + this.maxPayload + HEADER_BYTES <= this.sendWindow();
       if (probe) {
@@ -685,7 +691,7 @@ export class UtpConnection extends Duplex {
       this.flightBytes = 0;
       if (this.probeSeq >= 0) {
         this.probeSeq = -1;
-        this.probeFailed = true;
+        this.probesLost++;
       }
       this.cc.onTimeout();
       this.rtoMs = Math.min(MAX_RTO_MS, this.rtoMs * 2);

@@ -239,9 +239,11 @@ describe('the reachability matrix', { skip: needs.all(needs.netlab(['ss', 'iprou
           const toA = peers.find((p) => p.device === idA && p.connected);
           return toA?.path === 'udp punched' ? toA.path : false;
         };
-        const path = await waitFor(direct, 'B to reach A directly', 60_000).catch(() => 'not direct');
+        // The daemons' last log lines come with a timeout, to tell a punch that failed from one that came late.
+        let why = '';
+        const path = await waitFor(direct, 'B to reach A directly', 120_000).catch((err: Error) => ((why = err.message), 'not direct'));
         row.outcome = { connected: path !== 'not direct', synced: ok, path, ...(ok ? { ms: Date.now() - started } : {}) };
-        assert.deepEqual([row.outcome.synced, row.outcome.path], [true, 'udp punched'], JSON.stringify(row.outcome));
+        assert.deepEqual([row.outcome.synced, row.outcome.path], [true, 'udp punched'], `${JSON.stringify(row.outcome)}\n${why}`);
       } finally {
         await Promise.all([a.stop(), b.stop(), c.stop()]);
       }

@@ -254,7 +254,7 @@ describe('µTP through a lossy, reordering link', () => {
 });
 
 describe('µTP packet-size probes', () => {
-  test('a lost size probe is sent again, the data arrives intact, and the sender keeps the small packets', async () => {
+  test('a lost size probe is sent again, the data arrives intact, and a later probe moves the sender up to big packets', async () => {
     const a = await side();
     const b = await side();
     // Datagrams over the internet's size are dropped once each way: the first probe of each side.
@@ -268,8 +268,9 @@ describe('µTP packet-size probes', () => {
       assert.equal(sha(gotAtY), sha(up));
       assert.equal(sha(gotAtX), sha(down));
       assert.equal(link.droppedLarger, 2);
-      assert.equal(x.packetPayload, MAX_PAYLOAD);
-      assert.equal(y.packetPayload, MAX_PAYLOAD);
+      // One lost probe (on a busy machine, lost with the burst around it) is no sign of the path's size.
+      assert.equal(x.packetPayload, LOOPBACK_PAYLOAD);
+      assert.equal(y.packetPayload, LOOPBACK_PAYLOAD);
     } finally {
       await link.close();
       await closeSide(a);
