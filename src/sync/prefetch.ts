@@ -16,7 +16,7 @@ import type { Logger } from '../util/log.js';
 import type { AlignedBuffers } from './aligned-buffers.js';
 import { firstMismatchedBlock, verifyBlocks } from './block-hashes.js';
 import type { ByteBudget } from './budget.js';
-import type { BlockPeer } from './fetcher.js';
+import { MAX_REQUEST_BYTES, type BlockPeer } from './fetcher.js';
 import type { RateLimiter } from './rate-limit.js';
 import { childPath, type DiskPaths } from './paths.js';
 import { exists } from './pull-steps.js';
@@ -29,8 +29,6 @@ export const PREFETCH_MAX_FILES = 4;
 export const PREFETCH_IDLE_MS = 60_000;
 /** Blocks failing their announced hash before the prefetch is dropped. */
 export const PREFETCH_MAX_BAD_BLOCKS = 3;
-/** Bytes one request asks for at most (as the fetcher). */
-const MAX_REQUEST_BYTES = 1024 * 1024;
 /** Reasons kept for status. */
 const REASONS_KEPT = 8;
 

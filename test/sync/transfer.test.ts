@@ -84,11 +84,11 @@ describe('transfers', () => {
     await converged([alice, reborn]);
   });
 
-  test('adjacent blocks are fetched in one request of up to 1 MiB, each block checked', async () => {
+  test('adjacent blocks are fetched in one request of up to 2 MiB, each block checked', async () => {
     const keys = newFolder();
     const alice = await makeDevice(cleanups, { name: 'alice', keys });
     const bob = await makeDevice(cleanups, { name: 'bob', keys });
-    const content = randomContent(3 * 1024 * 1024 + 1000, 12); // 25 blocks of 128 KiB, the last one short
+    const content = randomContent(5 * 1024 * 1024 + 1000, 12); // 41 blocks of 128 KiB, the last one short
     await writeFile(join(alice.root, 'big.bin'), content);
     await alice.scan();
     const link = await connect(cleanups, alice, bob);
@@ -101,12 +101,11 @@ describe('transfers', () => {
       .sort((x, y) => x!.offset - y!.offset);
     const MiB = 1024 * 1024;
     assert.deepEqual(requests, [
-      { offset: 0, size: MiB, blocks: 8 },
-      { offset: MiB, size: MiB, blocks: 8 },
-      { offset: 2 * MiB, size: MiB, blocks: 8 },
-      { offset: 3 * MiB, size: 1000, blocks: 1 },
+      { offset: 0, size: 2 * MiB, blocks: 16 },
+      { offset: 2 * MiB, size: 2 * MiB, blocks: 16 },
+      { offset: 4 * MiB, size: MiB + 1000, blocks: 9 },
     ]);
-    assert.equal(bob.sync.stats.blocksRequested, 25);
+    assert.equal(bob.sync.stats.blocksRequested, 41);
   });
 
   test('a half-done temp file is reused after a restart; the target never holds a partial file', async () => {
