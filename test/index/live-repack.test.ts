@@ -10,6 +10,7 @@ import { IndexStore } from '../../src/index/store.js';
 import { createLogger } from '../../src/util/log.js';
 import { PEER, pathOf, receive } from './helpers/receiver.js';
 import { FOLDER_A, file, hash, recount, tempDir } from './helpers/store.js';
+import { until } from '../sync/helpers.js';
 
 const FILES = 20_000;
 /** Write transactions (two records each) at most while the repack runs. */
@@ -115,6 +116,37 @@ describe('index repack while open', () => {
     assert.deepEqual(index.counts(), recount(index));
     assert.equal(index.counts().localFiles, FILES);
     assert.equal(index.hasNeeded(), false);
+  });
+
+  test('no background repack starts while a scan runs, however slowly it writes; it starts when the scan ends', async (t) => {
+    const dir = join(await tempDir(t), 'index');
+    let repacked!: () => void;
+    const seen = new Promise<void>((resolve) => (repacked = resolve));
+    const logger = createLogger({
+      component: 'test',
+      level: 'info',
+      sink: { write: (line) => (line.includes('index repacked while open') ? repacked() : undefined) },
+    });
+    // Due at once and quiet after 100 ms without writes: what a first scan crawling at 11-40 files/s looked like.
+    const store = new IndexStore({ path: dir, logger, repackIntervalMs: 0, repackBusyWindowMs: 100 });
+    await store.open();
+    t.after(() => store.close());
+    const index = store.folder(FOLDER_A);
+    const endScan = index.scanning!();
+    const second = index.scanning!();
+    await receive(store, FILES);
+    await until(() => store.recentWrites === 0);
+    // A slow scan's next write: the index is quiet and loose, and the scan is still running.
+    await index.putLocal([file('slow/one.txt')]);
+    await Promise.resolve();
+    assert.equal(store.repackRunning, false, 'no repack while a scan runs');
+    endScan();
+    endScan(); // twice: counted once
+    assert.equal(store.repackRunning, false, 'nor while another scan runs');
+    second();
+    assert.equal(store.repackRunning, true, 'the repack starts when the last scan ends');
+    await seen;
+    assert.deepEqual(index.counts(), recount(index));
   });
 
   test('a busy index is not repacked in the background: no copy and no journal while a receiver writes 20,000 records', async (t) => {
