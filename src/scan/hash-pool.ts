@@ -57,15 +57,20 @@ const SMALL_FILE_BYTES = 256 * 1024;
 /** Small files hashed in one turn of the event loop at most this long (one at least). */
 const SLICE_MS = 2;
 /**
- * COLD_IN_ROW small files in a row that each took COLD_FILE_MS or more to hash here were read from
- * the disk, not the page cache (one alone may be this thread preempted on a busy machine): for the
- * next COLD_MS, small files have only their reads sent to the thread pool (hashSmallFileAhead: one
- * round trip each), COLD_READS_IN_FLIGHT at once, so a cold first scan keeps the disk busy with
- * many reads rather than one (a cold 100k-file scan took twice as long with every small file read
- * here) without the CPU of a streaming hash per file.
+ * A small file hashed here whose read calls took longer than COLD_READ_MS plus its bytes at
+ * COLD_READ_BYTES_PER_MS waited for the disk: a read from the page cache is a copy (a few
+ * microseconds for 1 KiB), one from the disk a round trip (0.08-2 ms on this VM's disk, p50 0.1 ms;
+ * a whole sync hash of a cold 1 KiB file was under 1 ms nine times in ten, so timing the whole hash
+ * against 1 ms, as before, seldom saw a cold disk). COLD_OF_LAST of the last COLD_WINDOW files slow
+ * (one alone may be this thread preempted on a busy machine): for the next COLD_MS, small files have
+ * only their reads sent to the thread pool (hashSmallFileAhead: one round trip each),
+ * COLD_READS_IN_FLIGHT at once, so a cold first scan keeps the disk busy with many reads rather
+ * than one, without the CPU of a streaming hash per file.
  */
-const COLD_FILE_MS = 1;
-const COLD_IN_ROW = 3;
+export const COLD_READ_MS = 0.05;
+const COLD_READ_BYTES_PER_MS = 512 * 1024;
+const COLD_WINDOW = 4;
+const COLD_OF_LAST = 3;
 const COLD_MS = 1000;
 /** Small-file reads under way at once on a cold disk: bounded, whatever the number of files. */
 export const COLD_READS_IN_FLIGHT = 16;
@@ -75,6 +80,12 @@ const SPLIT_FILE_BYTES = 64 * 1024 * 1024;
 
 function aborted(): FerryError {
   return new FerryError('ABORTED', 'hash aborted');
+}
+
+function bitCount(bits: number): number {
+  let count = 0;
+  for (let rest = bits; rest !== 0; rest &= rest - 1) count++;
+  return count;
 }
 
 function isSmall(job: Job): boolean {
@@ -103,8 +114,8 @@ export class HashPool extends Resource {
   private readonly read: ReadCallback | undefined;
   /** Until then small files go through the thread pool (performance.now()). */
   private coldUntil = 0;
-  /** Small files in a row that were slow to hash here. */
-  private slowInRow = 0;
+  /** The last COLD_WINDOW small files hashed here, one bit each (1: slow, the lowest bit the last). */
+  private slowBits = 0;
   private peak = 0;
   private sliceScheduled = false;
   /** Aborts the hashes under way when the pool closes. */
@@ -263,9 +274,11 @@ export class HashPool extends Resource {
     const until = this.clock() + SLICE_MS;
     while (this.smallQueue.length > 0) {
       const job = this.smallQueue.shift()!;
-      const started = this.clock();
+      const timing = { clock: this.clock, readMs: 0 };
+      let slow = false;
       try {
-        const result = hashSmallFileSync(job.path, job.blockSize, SMALL_FILE_BYTES);
+        const result = hashSmallFileSync(job.path, job.blockSize, SMALL_FILE_BYTES, timing);
+        slow = timing.readMs > COLD_READ_MS + (result?.size ?? 0) / COLD_READ_BYTES_PER_MS;
         if (result) this.settle(job, result);
         else {
           job.expectedBytes = undefined; // grew past small since its lstat: streamed on the thread pool instead
@@ -275,9 +288,9 @@ export class HashPool extends Resource {
         this.settle(job, err instanceof FerryError ? err : new FerryError('IO', String(err), { cause: err }));
       }
       const now = this.clock();
-      this.slowInRow = now - started >= COLD_FILE_MS ? this.slowInRow + 1 : 0;
-      if (this.slowInRow >= COLD_IN_ROW) {
-        this.slowInRow = 0;
+      this.slowBits = ((this.slowBits << 1) | (slow ? 1 : 0)) & ((1 << COLD_WINDOW) - 1);
+      if (slow && bitCount(this.slowBits) >= COLD_OF_LAST) {
+        this.slowBits = 0;
         this.coldUntil = now + COLD_MS;
         break;
       }

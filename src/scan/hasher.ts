@@ -218,11 +218,18 @@ export async function hashFile(absPath: string, blockSize: number, signal?: Abor
 /** The most hashSmallFileSync reads by default. */
 export const SYNC_HASH_MAX_BYTES = 4 * 1024 * 1024;
 
+/** Times the reads of hashSmallFileSync: `readMs` is set to the milliseconds its read calls took, on `clock`. */
+export interface ReadTiming {
+  clock: () => number;
+  readMs: number;
+}
+
 /**
  * Synchronous variant for small files (it blocks its thread: HashPool runs it a few milliseconds at a time). Returns undefined
- * when the file is larger than `maxBytes`, so the caller can stream it with hashFile instead.
+ * when the file is larger than `maxBytes`, so the caller can stream it with hashFile instead. With `timing`, the time
+ * spent in the read calls alone (a page-cache copy, or a wait for the disk) is told there.
  */
-export function hashSmallFileSync(absPath: string, blockSize: number, maxBytes = SYNC_HASH_MAX_BYTES): HashResult | undefined {
+export function hashSmallFileSync(absPath: string, blockSize: number, maxBytes = SYNC_HASH_MAX_BYTES, timing?: ReadTiming): HashResult | undefined {
   let fd: number;
   try {
     fd = openSync(absPath, READ_NO_FOLLOW);
@@ -236,7 +243,9 @@ export function hashSmallFileSync(absPath: string, blockSize: number, maxBytes =
     const hasher = new BlockHasher(blockSize);
     let position = 0;
     for (;;) {
+      const started = timing?.clock();
       const bytesRead = readSync(fd, buffer, 0, buffer.length, position);
+      if (timing) timing.readMs += timing.clock() - started!;
       if (bytesRead === 0) break;
       position += bytesRead;
       if (position > before.size) break; // growing under us: changed

@@ -370,6 +370,23 @@ describe('HashPool', () => {
     assert.equal(pool.running, 0);
   });
 
+  test('reads that wait for the disk a little (0.1 ms each, the whole hash well under 1 ms) are enough to tell a cold disk', async () => {
+    const dir = await makeTempDir(cleanups);
+    const counts = countingRead();
+    // Every call of this clock is 0.1 ms later: each read call seems to take 0.1 ms, twice COLD_READ_MS.
+    let now = 0;
+    const pool = new HashPool({ workers: 2, maxQueued: 200, clock: () => (now += 0.1), read: counts.read });
+    await pool.open();
+    cleanups.push(() => pool.close());
+    const files: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      files.push(join(dir, `m${i}`));
+      await writeFile(files[i]!, randomBytes(1024));
+    }
+    await Promise.all(files.map((file) => pool.hash(file, 128 * 1024, undefined, 1024)));
+    assert.ok(counts.calls >= 30, `the rest read on the thread pool after the first few (${counts.calls})`);
+  });
+
   test('on a cold disk the queued small files are read in inode order, not in the order they were queued', async () => {
     const dir = await makeTempDir(cleanups);
     const inodes: number[] = [];
