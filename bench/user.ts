@@ -162,7 +162,7 @@ function sampleGroups(groups: { a: number[]; b: number[] }, everyMs = 100): Grou
     return sum;
   };
   const cpuStart = Promise.all([cpuOf(groups.a), cpuOf(groups.b)]);
-  const mappings = new Map<number, { first: SmapsBreakdown; peak: SmapsBreakdown; anonKiB: number }>();
+  const mappings = new Map<number, { first: SmapsBreakdown; firstKiB: number; peak: SmapsBreakdown; anonKiB: number }>();
   const withSmaps = Boolean(process.env.BENCH_SMAPS);
   const side = async (pids: number[]): Promise<SideMemory> => {
     const now = { anonMiB: 0, rssMiB: 0 };
@@ -172,7 +172,7 @@ function sampleGroups(groups: { a: number[]; b: number[] }, everyMs = 100): Grou
       const seen = mappings.get(pid);
       if (withSmaps && (!seen || anonKiB >= seen.anonKiB + 1024)) {
         const b = await smapsBreakdown(pid);
-        mappings.set(pid, { first: seen?.first ?? b, peak: b, anonKiB });
+        mappings.set(pid, { first: seen?.first ?? b, firstKiB: seen?.firstKiB ?? anonKiB, peak: b, anonKiB });
       }
       now.anonMiB += anonKiB / 1024;
       now.rssMiB += statusKb(status, 'VmRSS') / 1024;
@@ -209,7 +209,7 @@ function sampleGroups(groups: { a: number[]; b: number[] }, everyMs = 100): Grou
     smaps() {
       return [...mappings].map(([pid, m]) => {
         const side = groups.a.includes(pid) ? 'A' : 'B';
-        return `${side} ${pid} first: ${formatBreakdown(m.first)}\n      at ${(m.anonKiB / 1024).toFixed(1)} MiB anon: ${formatBreakdown(m.peak)}`;
+        return `${side} ${pid} first at ${(m.firstKiB / 1024).toFixed(1)} MiB anon: ${formatBreakdown(m.first)}\n      at ${(m.anonKiB / 1024).toFixed(1)} MiB anon: ${formatBreakdown(m.peak)}`;
       });
     },
   };

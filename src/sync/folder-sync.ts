@@ -39,10 +39,13 @@ import { BlockServer, type BlockAnswer } from './serve.js';
 export const SYNC_DEFAULTS = {
   /**
    * Block bytes requested and not yet written. A few MiB cover the bandwidth-delay product of a LAN
-   * or a home uplink; more only holds memory (and garbage the GC must find) without adding speed.
+   * or a home uplink (4 MiB a peer: 320 Mbit/s at 100 ms); more only holds memory (and garbage the
+   * GC must find) without adding speed. 4 and 8 MiB, not 8 and 16 (with the sender's
+   * SERVE_BYTES_IN_FLIGHT 4 MiB, not 8): the pair's anonymous peak on `mixed` 149-168 -> 131-136 MiB,
+   * `large` 137 -> 121, no measured cost in time (bench/results/user-memory-session8.md).
    */
-  folderBytesInFlight: 16 * 1024 * 1024,
-  peerBytesInFlight: 8 * 1024 * 1024,
+  folderBytesInFlight: 8 * 1024 * 1024,
+  peerBytesInFlight: 4 * 1024 * 1024,
   /** Files fetched at once: many small files need many in flight to keep the link and the disk busy. */
   maxFilesInFlight: 32,
   /** Wrong blocks from one peer before its connection is dropped. */

@@ -13,8 +13,11 @@ import { ByteBudget } from './budget.js';
 import type { FolderSync } from './folder-sync.js';
 import type { RateLimiter } from './rate-limit.js';
 
-/** @default of PeerSessionOptions.maxServeBytes: block bytes being read for this peer at once. */
-export const SERVE_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
+/**
+ * @default of PeerSessionOptions.maxServeBytes: block bytes being read for this peer, or written to
+ * its socket, at once. As much as a receiver asks of one peer (SYNC_DEFAULTS.peerBytesInFlight).
+ */
+export const SERVE_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
 /** Index batches received and waiting to be stored before the read loop waits for them. */
 export const MAX_QUEUED_INDEX_MESSAGES = 4;
 
