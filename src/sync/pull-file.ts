@@ -87,7 +87,8 @@ export class FilePuller {
     this.renameSources.clear();
   }
 
-  async pullFile(need: NeededPath, signal: AbortSignal): Promise<StepOutcome> {
+  /** `fetched`: told once the content is in its temp file and only the install is left (the puller's slot is free then). */
+  async pullFile(need: NeededPath, signal: AbortSignal, fetched?: () => void): Promise<StepOutcome> {
     const { global, local } = need;
     let target = await this.ctx.paths.resolve(global.path, { createParents: true });
     if (target.clash) {
@@ -103,6 +104,7 @@ export class FilePuller {
     const movedFrom = await this.moveRenamedSource(global, tempAbs);
     if (!movedFrom) {
       const durable = await this.fetch(global, tempAbs, signal);
+      fetched?.();
       // Installed with whatever else finished meanwhile: one lock hold, one index commit per batch (and
       // the data of its small files made durable together, before their renames).
       return this.installer.install(need, tempAbs, durable);

@@ -22,6 +22,12 @@ export interface PassResult {
 
 /** Directories or deletions applied under one hold of the folder lock and one index transaction. */
 const COMMIT_BATCH = 200;
+/**
+ * Files fetched and waiting for their install batch, at most, per file being fetched: a file's fetch slot
+ * is free once its content is in its temp file, so fetching goes on while a batch is made durable and
+ * installed (each batch's fdatasyncs, directory fsync and index commit took the whole pipeline's slots).
+ */
+const AWAITING_INSTALL_PER_SLOT = 8;
 
 export class Puller {
   private ignore = IgnoreRules.builtIn();
@@ -66,19 +72,41 @@ export class Puller {
     this.running = running;
     /** Paths this pass tried and left needed (failed or skipped): not tried again until the next pass. */
     const attempted = new Set<string>();
+    /** Files of `running` still fetching (the others wait for their install). */
+    let fetching = 0;
+    let slotFreed: (() => void) | null = null;
+    const wakeLoop = (): void => {
+      const wake = slotFreed;
+      slotFreed = null;
+      wake?.();
+    };
+    const busy = (): boolean => fetching >= this.ctx.maxFilesInFlight || running.size >= this.ctx.maxFilesInFlight * (1 + AWAITING_INSTALL_PER_SLOT);
     for (let requestsSeen = this.ctx.pullRequests(), sweep = true; sweep; ) {
       for (const need of this.ctx.index.needed()) {
         throwIfAborted(signal);
         const { path } = need.global;
         if (need.global.deleted) renames.note(need); // arrived since the directories were walked
         if (need.global.type === 'dir' || need.global.deleted || running.has(path) || attempted.has(path)) continue;
-        while (running.size >= this.ctx.maxFilesInFlight) await Promise.race(running.values());
-        const task = this.guard(need, () => (need.global.type === 'symlink' ? this.files.pullSymlink(need) : this.files.pullFile(need, signal)))
+        while (busy()) await new Promise<void>((resolve) => (slotFreed = resolve));
+        fetching++;
+        let released = false;
+        const fetched = (): void => {
+          if (released) return;
+          released = true;
+          fetching--;
+          wakeLoop();
+        };
+        const task = this.guard(need, () => (need.global.type === 'symlink' ? this.files.pullSymlink(need) : this.files.pullFile(need, signal, fetched)))
           .then((outcome) => {
             count(outcome);
             if (outcome !== 'done') attempted.add(path);
           })
-          .finally(() => running.delete(path));
+          .finally(() => {
+            running.delete(path);
+            fetched();
+            wakeLoop();
+          });
+        task.catch(() => undefined); // ABORTED: thrown by the Promise.all below, never unhandled meanwhile
         running.set(path, task);
       }
       // Records that arrived meanwhile (a peer still scanning, say) are pulled now, beside the large

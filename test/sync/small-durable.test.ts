@@ -7,7 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { after, afterEach, test } from 'node:test';
 import { NODE_FILE_IO, type FileIo } from '../../src/util/file-io.js';
-import { connect, converged, makeDevice, newFolder, randomContent, runCleanups, type Cleanups } from './helpers.js';
+import { connect, converged, makeDevice, newFolder, randomContent, runCleanups, until, type Cleanups } from './helpers.js';
 
 const cleanups: Cleanups = [];
 afterEach(() => runCleanups(cleanups));
@@ -89,4 +89,29 @@ test('new small files: written without O_DSYNC, each fdatasynced once and before
     const synced = events.findIndex((event) => event.op === 'fdatasync' && event.name === rename.name);
     assert.ok(synced >= 0 && synced < events.indexOf(rename), `${rename.to}: its data was durable before the rename`);
   }
+});
+
+test('files fetched while a batch is made durable: a fetch slot is free once the content is in its temp file', async () => {
+  const FILES = 40;
+  const SLOTS = 4;
+  const keys = newFolder();
+  const events: IoEvent[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const base = recordingIo(events);
+  // Every fdatasync waits for the gate: the first install batch cannot finish before it opens.
+  const io: FileIo = { ...base, fdatasync: async (fd) => gate.then(() => base.fdatasync(fd)) };
+  const alice = await makeDevice(cleanups, { name: 'alice', keys });
+  const bob = await makeDevice(cleanups, { name: 'bob', keys, io, limits: { maxFilesInFlight: SLOTS } });
+  await connect(cleanups, alice, bob);
+  const contents = Array.from({ length: FILES }, (_, i) => randomContent(4096, 300 + i));
+  await Promise.all(contents.map((content, i) => writeFile(join(alice.root, `g${i}.bin`), content)));
+  await alice.scan();
+  const created = (): number => events.filter((event) => event.op === 'open' && TEMP.test(event.name) && (event.flags ?? 0) & constants.O_CREAT).length;
+  // Far more temp files are written than there are fetch slots while no install can finish.
+  await until(() => created() >= 4 * SLOTS);
+  assert.equal(events.filter((event) => event.op === 'rename' && TEMP.test(event.name)).length, 0, 'nothing renamed before its fdatasync');
+  release();
+  await converged([alice, bob], () => bob.sync.report().state === 'idle' && bob.sync.report().needFiles === 0);
+  for (let i = 0; i < FILES; i++) assert.deepEqual(await readFile(join(bob.root, `g${i}.bin`)), contents[i]);
 });
