@@ -72,8 +72,14 @@ const COLD_READ_BYTES_PER_MS = 512 * 1024;
 const COLD_WINDOW = 4;
 const COLD_OF_LAST = 3;
 const COLD_MS = 1000;
-/** Small-file reads under way at once on a cold disk: bounded, whatever the number of files. */
-export const COLD_READS_IN_FLIGHT = 16;
+/**
+ * Small-file reads under way at once on a cold disk: bounded, whatever the number of files (a buffer
+ * of the file's size each, 8 MiB at most). More than the thread pool's threads, so that they find
+ * the next read queued when one lands instead of sleeping until the event loop wakes them: 10k-file
+ * cold subtrees, 3 runs each alternating, CPU 2.30 s at 8, 2.07 at 16, 1.82 at 32, 1.80 at 64
+ * (UV_THREADPOOL_SIZE=8; fastest at 32).
+ */
+export const COLD_READS_IN_FLIGHT = 32;
 const QUEUED_PER_WORKER = 32;
 /** Files at least this large are hashed in parts, one per large slot. */
 const SPLIT_FILE_BYTES = 64 * 1024 * 1024;
