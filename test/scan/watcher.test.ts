@@ -3,9 +3,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { watch as fsWatch } from 'node:fs';
 import { join } from 'node:path';
-import { FolderWatcher, type FolderWatcherOptions, type WatchFunction } from '../../src/scan/watcher.js';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { FolderWatcher, fsWatchFunction, nativeWatch, type FolderWatcherOptions, type WatchFunction } from '../../src/scan/watcher.js';
 import { coalescePaths, SubtreeSet } from '../../src/scan/subtrees.js';
 import { HashPool } from '../../src/scan/hash-pool.js';
 import { Scanner } from '../../src/scan/scanner.js';
@@ -171,9 +172,9 @@ describe('FolderWatcher', () => {
     const root = await makeTempDir(cleanups);
     for (const dir of ['a', 'b', 'c']) await mkdir(join(root, dir));
     let calls = 0;
-    const watch: WatchFunction = (absDir) => {
+    const watch: WatchFunction = (absDir, listeners) => {
       if (++calls > 2) throw Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' });
-      return fsWatch(absDir, { persistent: false });
+      return fsWatchFunction(absDir, listeners);
     };
     const { logger, lines } = captureLogger();
     const { watcher } = await startWatcher(root, { watch, logger });
@@ -187,15 +188,12 @@ describe('FolderWatcher', () => {
     for (let i = 0; i < dirs; i++) await mkdir(join(root, `g${i % 10}`, `d${i}`), { recursive: true });
     const listeners = { change: new Set<unknown>(), error: new Set<unknown>() };
     let handles = 0;
-    const watch: WatchFunction = (absDir) => {
-      const handle = fsWatch(absDir, { persistent: false });
+    // Through fs.watch (where Node has no bare handle): the listeners go on each FSWatcher.
+    const watch: WatchFunction = (absDir, shared) => {
       handles++;
-      const on = handle.on.bind(handle);
-      handle.on = ((event: string, listener: (...args: unknown[]) => void) => {
-        if (event === 'change' || event === 'error') listeners[event].add(listener);
-        return on(event, listener);
-      }) as typeof handle.on;
-      return handle;
+      listeners.change.add(shared.change);
+      listeners.error.add(shared.error);
+      return fsWatchFunction(absDir, shared);
     };
     const { watcher, changes } = await startWatcher(root, { watch });
     assert.equal(watcher.status().watchedDirs, dirs + 10 + 1);
@@ -208,6 +206,47 @@ describe('FolderWatcher', () => {
     await writeFile(join(root, 'g7/d197/other.txt'), 'x');
     await changes.until((p) => covers(p, 'g7/d197/other.txt'));
     t.diagnostic(`${handles} watches`);
+  });
+
+  test("Node's bare inotify handle: events, a missing directory refused with ENOENT, a quarter of fs.watch's heap a watch", async (t) => {
+    assert.ok(nativeWatch, "process.binding('fs_event_wrap') serves FSEvent on this Node");
+    const bareWatch = nativeWatch;
+    const root = await makeTempDir(cleanups);
+    const dirs = 1_000;
+    for (let i = 0; i < dirs; i++) await mkdir(join(root, `d${i}`));
+    await mkdir(join(root, 'sub'));
+    // The default watch function is the bare handle: a FolderWatcher reports through it.
+    const { changes } = await startWatcher(root);
+    await writeFile(join(root, 'sub/new.txt'), 'x');
+    await changes.until((p) => covers(p, 'sub/new.txt'));
+    assert.throws(() => bareWatch(join(root, 'missing'), { change() {}, error() {} }), { code: 'ENOENT' });
+
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const noop = { change() {}, error() {} };
+    const perWatch = (watch: WatchFunction, count = dirs): number => {
+      const used = (): number => {
+        gc();
+        gc();
+        return getHeapStatistics().used_heap_size;
+      };
+      const handles: Array<{ close(): void }> = [];
+      const before = used();
+      for (let i = 0; i < count; i++) handles.push(watch(join(root, `d${i}`), noop));
+      const bytes = (used() - before) / count;
+      for (const handle of handles) handle.close();
+      return bytes;
+    };
+    // Alternating, the least of three each: a collection's leftovers (handles closing) are not counted.
+    const runs = { bare: [] as number[], wrapped: [] as number[] };
+    for (let round = 0; round < 3; round++) {
+      runs.bare.push(perWatch(bareWatch));
+      runs.wrapped.push(perWatch(fsWatchFunction));
+    }
+    const bare = Math.min(...runs.bare);
+    const wrapped = Math.min(...runs.wrapped);
+    t.diagnostic(`heap per watch: bare handle ${bare.toFixed(0)} bytes, fs.watch ${wrapped.toFixed(0)} bytes`);
+    assert.ok(bare < wrapped / 2, `bare ${bare.toFixed(0)} bytes a watch against fs.watch ${wrapped.toFixed(0)}`);
   });
 
   test('close is idempotent and releases every watch', async () => {
