@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { IndexStore } from '../../src/index/store.js';
 import { createLogger } from '../../src/util/log.js';
 import { PEER, pathOf, receive } from './helpers/receiver.js';
@@ -18,6 +18,22 @@ const WRITES_DURING = 150;
 
 async function bytesPerFile(dir: string, files: number): Promise<number> {
   return (await stat(join(dir, 'data.mdb'))).size / files;
+}
+
+/** A store whose background repack is due at once and runs after 100 ms without writes; `seen` resolves when it logs the repack. */
+async function storeRepackingSoon(t: TestContext): Promise<{ store: IndexStore; seen: Promise<void> }> {
+  const dir = join(await tempDir(t), 'index');
+  let repacked!: () => void;
+  const seen = new Promise<void>((resolve) => (repacked = resolve));
+  const logger = createLogger({
+    component: 'test',
+    level: 'info',
+    sink: { write: (line) => (line.includes('index repacked while open') ? repacked() : undefined) },
+  });
+  const store = new IndexStore({ path: dir, logger, repackIntervalMs: 0, repackBusyWindowMs: 100 });
+  await store.open();
+  t.after(() => store.close());
+  return { store, seen };
 }
 
 describe('index repack while open', () => {
@@ -97,18 +113,8 @@ describe('index repack while open', () => {
   });
 
   test('a loose index is repacked in the background by itself, by the measure used at open', async (t) => {
-    const dir = join(await tempDir(t), 'index');
-    let repacked!: () => void;
-    const seen = new Promise<void>((resolve) => (repacked = resolve));
-    const logger = createLogger({
-      component: 'test',
-      level: 'info',
-      sink: { write: (line) => (line.includes('index repacked while open') ? repacked() : undefined) },
-    });
     // Put off while the receiver writes (a busy index), then run once a 100 ms window passes without writes.
-    const store = new IndexStore({ path: dir, logger, repackIntervalMs: 0, repackBusyWindowMs: 100 });
-    await store.open();
-    t.after(() => store.close());
+    const { store, seen } = await storeRepackingSoon(t);
     await receive(store, FILES);
     await seen;
     assert.equal(store.retiredEnvironments, 0, 'the old environment closed at once: nothing was reading it');
@@ -119,18 +125,8 @@ describe('index repack while open', () => {
   });
 
   test('no background repack starts while a scan runs, however slowly it writes; it starts when the scan ends', async (t) => {
-    const dir = join(await tempDir(t), 'index');
-    let repacked!: () => void;
-    const seen = new Promise<void>((resolve) => (repacked = resolve));
-    const logger = createLogger({
-      component: 'test',
-      level: 'info',
-      sink: { write: (line) => (line.includes('index repacked while open') ? repacked() : undefined) },
-    });
     // Due at once and quiet after 100 ms without writes: what a first scan crawling at 11-40 files/s looked like.
-    const store = new IndexStore({ path: dir, logger, repackIntervalMs: 0, repackBusyWindowMs: 100 });
-    await store.open();
-    t.after(() => store.close());
+    const { store, seen } = await storeRepackingSoon(t);
     const index = store.folder(FOLDER_A);
     const endScan = index.scanning!();
     const second = index.scanning!();

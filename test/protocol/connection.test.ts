@@ -7,7 +7,7 @@ import { isFerryError } from '../../src/errors.js';
 import { PeerConnection, RequestFailedError, type PeerConnectionOptions } from '../../src/protocol/connection.js';
 import { encodeFrame } from '../../src/protocol/frames.js';
 import type { Message, RequestMessage } from '../../src/protocol/messages.js';
-import { duplexPair, eventually, makeIdentities, tcpPair, tlsPair } from './helpers.js';
+import { duplexPair, eventually, makeIdentities, tcpPair, tlsPair, type TlsPair } from './helpers.js';
 
 /** The keepalive test's idle timeout, and the quiet it survives (a quarter more). */
 const IDLE_TIMEOUT_MS = 1000;
@@ -33,6 +33,26 @@ async function serve(conn: PeerConnection, onRequest?: (req: RequestMessage) => 
     if (message.path === 'missing') await conn.send({ type: 'Response', id: message.id, error: 'NO_SUCH_FILE' });
     else await conn.send({ type: 'Response', id: message.id, data: Buffer.from(message.path) }).catch(() => undefined);
   }
+}
+
+/** Runs `run` on a TLS socket pair between two fresh identities, then closes it and removes the identities. */
+async function overTls(run: (pair: TlsPair) => Promise<void>): Promise<void> {
+  const ids = await makeIdentities(2);
+  const pair = await tlsPair(ids.identities[0]!, ids.identities[1]!);
+  try {
+    await run(pair);
+  } finally {
+    await pair.close();
+    await ids.cleanup();
+  }
+}
+
+/** Both ends of a TLS pair as open PeerConnections. */
+async function openOverTls(pair: TlsPair): Promise<{ server: PeerConnection; client: PeerConnection }> {
+  const server = new PeerConnection(pair.server, { closeTimeoutMs: 200 });
+  const client = new PeerConnection(pair.client, { closeTimeoutMs: 200 });
+  await Promise.all([server.open(), client.open()]);
+  return { server, client };
 }
 
 describe('PeerConnection', () => {
@@ -198,9 +218,7 @@ describe('PeerConnection', () => {
   });
 
   test('over TLS both ends read into one buffer of their own; blocks, and bytes that came before the connection started, arrive intact', async () => {
-    const ids = await makeIdentities(2);
-    const pair = await tlsPair(ids.identities[0]!, ids.identities[1]!);
-    try {
+    await overTls(async (pair) => {
       // The server speaks first, before the client's PeerConnection exists: those bytes wait in the socket's stream buffer.
       const server = new PeerConnection(pair.server, { closeTimeoutMs: 200 });
       await server.open();
@@ -223,19 +241,12 @@ describe('PeerConnection', () => {
       got.forEach((data, i) => assert.ok(data.equals(block(i)), `block ${i} intact`));
       await client.close();
       await answers;
-    } finally {
-      await pair.close();
-      await ids.cleanup();
-    }
+    });
   });
 
   test('a Response whose data came from blockBuffer() is one buffer in one write (no writev), and arrives intact over TLS', async () => {
-    const ids = await makeIdentities(2);
-    const pair = await tlsPair(ids.identities[0]!, ids.identities[1]!);
-    try {
-      const server = new PeerConnection(pair.server, { closeTimeoutMs: 200 });
-      const client = new PeerConnection(pair.client, { closeTimeoutMs: 200 });
-      await Promise.all([server.open(), client.open()]);
+    await overTls(async (pair) => {
+      const { server, client } = await openOverTls(pair);
       // What the TLS socket is handed: one buffer per _write, several per _writev (which TLSWrap copies into one).
       const writes: number[] = [];
       const writevs: number[] = [];
@@ -263,19 +274,12 @@ describe('PeerConnection', () => {
       assert.equal(server.bytesOut, client.bytesIn);
       await client.close();
       await answers;
-    } finally {
-      await pair.close();
-      await ids.cleanup();
-    }
+    });
   });
 
   test('over TLS, the body of a large frame is read straight into its own buffer, not copied out of the read buffer', async () => {
-    const ids = await makeIdentities(2);
-    const pair = await tlsPair(ids.identities[0]!, ids.identities[1]!);
-    try {
-      const server = new PeerConnection(pair.server, { closeTimeoutMs: 200 });
-      const client = new PeerConnection(pair.client, { closeTimeoutMs: 200 });
-      await Promise.all([server.open(), client.open()]);
+    await overTls(async (pair) => {
+      const { server, client } = await openOverTls(pair);
       // What reaches the decoder through the socket's own read buffer (a copy each), and what is written in place.
       const decoder = (client as unknown as { decoder: { pushTransient: (b: Buffer) => unknown; filledInPlace: (n: number) => unknown } }).decoder;
       let copied = 0;
@@ -299,10 +303,7 @@ describe('PeerConnection', () => {
       assert.equal(copied + inPlace, client.bytesIn);
       await client.close();
       await answers;
-    } finally {
-      await pair.close();
-      await ids.cleanup();
-    }
+    });
   });
 
   test('large sends to a slow reader wait for drain instead of buffering without bound', async () => {
