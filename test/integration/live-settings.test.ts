@@ -11,6 +11,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ControlClient } from '../../src/cli/client.js';
+import { MAX_REQUEST_BYTES } from '../../src/sync/fetcher.js';
 import type { SettingsReport } from '../../src/web/daemon-api.js';
 import { DaemonProcess, daemonLaunch, ferry, removeDir, shareBetween, tempDir, trackDaemonLog, waitFor } from '../helpers/daemon.js';
 
@@ -41,7 +42,7 @@ test('an upload limit saved after start limits the next transfer', async () => {
     assert.equal(report.running.uploadKBps, limitKBps, 'the running daemon took the limit');
     assert.equal(report.restartRequired, false);
 
-    const size = 4 * 1024 * 1024;
+    const size = 6 * 1024 * 1024;
     const content = randomBytes(size);
     const started = performance.now();
     await writeFile(join(dirA, 'big.bin'), content);
@@ -50,9 +51,10 @@ test('an upload limit saved after start limits the next transfer', async () => {
       return got !== null && got.equals(content);
     }, 'the big file to arrive', 90_000);
     const seconds = (performance.now() - started) / 1000;
-    // A lower bound only: the bucket holds one second's worth, and a request (up to 1 MiB) that finds
-    // it full goes at once, leaving a debt the last one never waits for; the rest goes at the limit.
-    const least = (size - 1024 * 1024) / (limitKBps * 1024) - 0.5;
+    // A lower bound only: the bucket's one second's worth goes at once, and a request (up to
+    // MAX_REQUEST_BYTES) that finds it full goes at once too, leaving a debt the last one never waits
+    // for; the rest goes at the limit.
+    const least = (size - MAX_REQUEST_BYTES) / (limitKBps * 1024) - 1;
     assert.ok(seconds >= least, `${size} bytes at ${limitKBps} KiB/s took ${seconds.toFixed(2)} s, less than the ${least.toFixed(2)} s the limit allows`);
   } finally {
     await Promise.all([a.stop(), b.stop()]);
