@@ -162,17 +162,23 @@ function sampleGroups(groups: { a: number[]; b: number[] }, everyMs = 100): Grou
     return sum;
   };
   const cpuStart = Promise.all([cpuOf(groups.a), cpuOf(groups.b)]);
-  const mappings = new Map<number, { first: SmapsBreakdown; firstKiB: number; peak: SmapsBreakdown; anonKiB: number }>();
+  const mappings = new Map<number, { first: SmapsBreakdown; firstKiB: number; peak: SmapsBreakdown; anonKiB: number; rssPeak?: SmapsBreakdown; rssKiB: number }>();
   const withSmaps = Boolean(process.env.BENCH_SMAPS);
   const side = async (pids: number[]): Promise<SideMemory> => {
     const now = { anonMiB: 0, rssMiB: 0 };
     for (const pid of pids) {
       const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
       const anonKiB = statusKb(status, 'RssAnon');
+      const rssKiB = statusKb(status, 'VmRSS');
       const seen = mappings.get(pid);
       if (withSmaps && (!seen || anonKiB >= seen.anonKiB + 1024)) {
         const b = await smapsBreakdown(pid);
-        mappings.set(pid, { first: seen?.first ?? b, firstKiB: seen?.firstKiB ?? anonKiB, peak: b, anonKiB });
+        mappings.set(pid, { first: seen?.first ?? b, firstKiB: seen?.firstKiB ?? anonKiB, peak: b, anonKiB,
+          ...(seen && rssKiB < seen.rssKiB ? { rssPeak: seen.rssPeak, rssKiB: seen.rssKiB } : { rssPeak: b, rssKiB }) });
+      } else if (withSmaps && seen && rssKiB >= seen.rssKiB + 1024) {
+        // The file-backed pages (the LMDB map, code touched late) can peak after the anonymous memory does.
+        seen.rssPeak = await smapsBreakdown(pid);
+        seen.rssKiB = rssKiB;
       }
       now.anonMiB += anonKiB / 1024;
       now.rssMiB += statusKb(status, 'VmRSS') / 1024;
@@ -209,7 +215,8 @@ function sampleGroups(groups: { a: number[]; b: number[] }, everyMs = 100): Grou
     smaps() {
       return [...mappings].map(([pid, m]) => {
         const side = groups.a.includes(pid) ? 'A' : 'B';
-        return `${side} ${pid} first at ${(m.firstKiB / 1024).toFixed(1)} MiB anon: ${formatBreakdown(m.first)}\n      at ${(m.anonKiB / 1024).toFixed(1)} MiB anon: ${formatBreakdown(m.peak)}`;
+        const rss = m.rssPeak ? `\n      at ${(m.rssKiB / 1024).toFixed(1)} MiB RSS: ${formatBreakdown(m.rssPeak)}` : '';
+        return `${side} ${pid} first at ${(m.firstKiB / 1024).toFixed(1)} MiB anon: ${formatBreakdown(m.first)}\n      at ${(m.anonKiB / 1024).toFixed(1)} MiB anon: ${formatBreakdown(m.peak)}${rss}`;
       });
     },
   };
