@@ -35,6 +35,42 @@ describe('WarmFiles', () => {
     assert.equal(warm.isWarm('f1'), true);
     assert.equal(warm.isWarm(`f${WARM_FILES_MAX}`), true);
   });
+
+  test('holds its files in fixed arrays: no growth and no heap object per file, however many are noted', () => {
+    const warm = new WarmFiles();
+    assert.equal(warm.bytes, 0, 'nothing until the first note');
+    warm.note('first', 1);
+    const bytes = warm.bytes;
+    assert.ok(bytes > 0 && bytes <= 2 * 1024 * 1024, `${bytes} bytes for ${WARM_FILES_MAX} files`);
+    for (let i = 0; i < 4 * WARM_FILES_MAX; i++) warm.note(`d${i % 997}/f${i}`, 1);
+    assert.equal(warm.bytes, bytes, 'the same arrays after four times WARM_FILES_MAX notes');
+    assert.equal(warm.size, WARM_FILES_MAX);
+    assert.equal(warm.isWarm(`d${(3 * WARM_FILES_MAX - 1) % 997}/f${3 * WARM_FILES_MAX - 1}`), false, 'dropped');
+    assert.equal(warm.isWarm(`d${(3 * WARM_FILES_MAX) % 997}/f${3 * WARM_FILES_MAX}`), true, 'the oldest kept');
+  });
+
+  test('a file is warm while its latest note is among the last maxFiles notes, through notes again and evictions', () => {
+    const max = 64;
+    const warm = new WarmFiles(60_000, max);
+    const lastNote = new Map<string, number>();
+    let seed = 7;
+    const random = (n: number): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+    for (let step = 0; step < 20_000; step++) {
+      const path = `p${random(200)}`;
+      warm.note(path, 1);
+      lastNote.set(path, step);
+      if (step % 97 !== 0) continue;
+      let held = 0;
+      for (let i = 0; i < 200; i++) {
+        const probe = `p${i}`;
+        const at = lastNote.get(probe);
+        const expected = at !== undefined && at > step - max;
+        if (expected) held++;
+        assert.equal(warm.isWarm(probe), expected, `${probe} at step ${step}`);
+      }
+      assert.equal(warm.size, held);
+    }
+  });
 });
 
 /** Answers `request`; `synchronous` tells whether it came before a setImmediate, i.e. without any thread-pool round trip. */
