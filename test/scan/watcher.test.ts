@@ -220,6 +220,18 @@ describe('FolderWatcher', () => {
     await writeFile(join(root, 'sub/new.txt'), 'x');
     await changes.until((p) => covers(p, 'sub/new.txt'));
     assert.throws(() => bareWatch(join(root, 'missing'), { change() {}, error() {} }), { code: 'ENOENT' });
+    // Listeners and onchange on a prototype shared by the handles of one set of listeners, none of them on a handle.
+    const shared = { change() {}, error() {} };
+    const one = bareWatch(join(root, 'd0'), shared);
+    const two = bareWatch(join(root, 'd1'), shared);
+    try {
+      assert.equal(Object.getPrototypeOf(one), Object.getPrototypeOf(two));
+      assert.deepEqual(Object.getOwnPropertyNames(one), [], 'no string-keyed property on the handle');
+      assert.ok(Object.getOwnPropertySymbols(one).length <= 2, 'at most the path and inode fields');
+    } finally {
+      one.close();
+      two.close();
+    }
 
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
