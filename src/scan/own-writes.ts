@@ -5,7 +5,7 @@ import type { Stats } from 'node:fs';
 /** How long after a write its watcher events are recognised as ours. */
 export const OWN_WRITE_WINDOW_MS = 5000;
 /** Entries kept at most (oldest dropped first): a bound, not a working set. */
-const MAX_ENTRIES = 20_000;
+export const OWN_WRITES_MAX = 20_000;
 
 type Kind = 'file' | 'dir' | 'symlink' | 'gone';
 
@@ -32,24 +32,39 @@ function kindOf(stats: Stats | undefined): Kind {
 export class OwnWrites {
   private readonly entries = new Map<string, Entry>();
 
-  /** Records the state a path was left in (undefined: removed). */
+  /** `now`: the clock (tests); `max`: entries kept at most. */
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly max = OWN_WRITES_MAX,
+  ) {}
+
+  /**
+   * Records the state a path was left in (undefined: removed). Entries whose window has passed are dropped as new
+   * ones come (the map is in age order): a receiver installing 1,000 files a second holds the last few seconds' paths,
+   * not the last 20,000 (an absolute path, an entry and three numbers each: ~4 MiB of heap at the bound, for paths
+   * that were no longer looked at).
+   */
   note(absPath: string, stats: Stats | undefined): void {
+    const now = this.now();
     this.entries.delete(absPath); // re-inserted last, so the map stays in age order
     this.entries.set(absPath, {
       kind: kindOf(stats),
       ino: stats?.ino ?? 0,
       mtimeMs: stats?.mtimeMs ?? 0,
       size: stats?.isFile() ? stats.size : 0,
-      expiresAtMs: Date.now() + OWN_WRITE_WINDOW_MS,
+      expiresAtMs: now + OWN_WRITE_WINDOW_MS,
     });
-    while (this.entries.size > MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+    for (const [oldest, entry] of this.entries) {
+      if (this.entries.size <= this.max && entry.expiresAtMs >= now) break;
+      this.entries.delete(oldest);
+    }
   }
 
   /** Whether the disk at `absPath` (`stats`, undefined when gone) is as this process left it moments ago. */
   isOwn(absPath: string, stats: Stats | undefined): boolean {
     const entry = this.entries.get(absPath);
     if (!entry) return false;
-    if (entry.expiresAtMs < Date.now()) {
+    if (entry.expiresAtMs < this.now()) {
       this.entries.delete(absPath);
       return false;
     }
@@ -61,7 +76,7 @@ export class OwnWrites {
   /** Whether this process wrote `absPath` moments ago (whatever the disk shows now). */
   noted(absPath: string): boolean {
     const entry = this.entries.get(absPath);
-    return entry !== undefined && entry.expiresAtMs >= Date.now();
+    return entry !== undefined && entry.expiresAtMs >= this.now();
   }
 
   get size(): number {
