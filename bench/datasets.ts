@@ -48,9 +48,11 @@ const MIXED_CLASSES = [
   { dir: 'config', count: 1000, bytes: 1024 },
 ] as const;
 
-function mixedPlan(totalMiB: number): Array<{ dir: string; count: number; bytes: number }> {
+function mixedPlan(totalMiB: number, env = process.env): Array<{ dir: string; count: number; bytes: number }> {
   const scale = totalMiB / 500;
-  return MIXED_CLASSES.map((c) => ({ dir: c.dir, count: Math.max(1, Math.round(c.count * scale)), bytes: c.bytes }));
+  // BENCH_MIXED_CLASSES (e.g. "photos,documents"): only those classes, for per-class profiles (bench/results/user-speed-session9.md).
+  const only = env.BENCH_MIXED_CLASSES?.split(',').filter(Boolean);
+  return MIXED_CLASSES.filter((c) => !only || only.includes(c.dir)).map((c) => ({ dir: c.dir, count: Math.max(1, Math.round(c.count * scale)), bytes: c.bytes }));
 }
 
 export function datasets(sizes: DatasetSizes): Dataset[] {
