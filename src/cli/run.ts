@@ -1,7 +1,7 @@
 // `ferry run`: the daemon in the foreground until SIGINT or SIGTERM.
 
 import { resolve } from 'node:path';
-import { HeapTuner, MemoryTrace } from '../daemon/runtime.js';
+import { HeapTuner, MemoryTrace, applyTieringFlags } from '../daemon/runtime.js';
 import type { Settings } from '../daemon/settings.js';
 import { FerryError } from '../errors.js';
 import { createLogger, isLogLevel } from '../util/log.js';
@@ -71,6 +71,8 @@ export async function runDaemon(argv: string[], io: Output): Promise<number> {
   };
   if (values['no-tcp'] && values['no-udp']) throw new FerryError('USAGE', `--no-tcp and --no-udp leave no way to reach peers\nusage: ${RUN_USAGE}`);
   if (values['no-stun'] && values.stun) throw new FerryError('USAGE', `--stun and --no-stun contradict each other\nusage: ${RUN_USAGE}`);
+  // Before the daemon's modules load, so that their functions start with the daemon's tiering budget.
+  applyTieringFlags();
   // The daemon's modules (LMDB, TLS, discovery…) load only here: every other command is an HTTP
   // call over the control socket and starts in a fraction of the time without them.
   const [{ Daemon }, { absorbIndexCommitFailure }] = await Promise.all([import('../daemon/daemon.js'), import('../index/store.js')]);

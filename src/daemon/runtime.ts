@@ -19,6 +19,29 @@ import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'n
 export const DAEMON_V8_FLAGS = ['--max-semi-space-size=2'] as const;
 
 /**
+ * Bytecode a function runs (V8's interrupt budget, in bytes of bytecode executed) before V8 considers it
+ * for TurboFan: 4 × V8 11's 66 KiB. A daemon starts cold, and in its first sync TurboFan compiled ~280
+ * functions on the receiver (`--trace-opt`, `mixed`): 0.77 s of the compiler threads' CPU plus 0.14 s
+ * on the main thread of B's 5.0 s, 0.56 s of A's 3.3 s (perf, 999 Hz). Most of them run a few thousand
+ * times in a session and never pay that back; the truly hot ones (framing, hashing loops, the index's
+ * encoders) still reach TurboFan within the first seconds. `mixed`, Ferry only, 4 sessions alternating
+ * with the default (load 15-25): CPU A+B 6.51-7.49 s against 7.48-8.58 s (bench/results/user-speed-session9.md).
+ */
+export const TURBOFAN_INTERRUPT_BUDGET = 4 * 66 * 1024;
+
+/**
+ * Sets the daemon's tiering flag (TURBOFAN_INTERRUPT_BUDGET) while it runs, before its modules load: V8
+ * reads the budget whenever it resets a function's counter, and setFlagsFromString, unlike the command
+ * line, does not stop a Node whose V8 no longer knows the flag. One given on node's command line (an
+ * operator's or a benchmark's choice) wins. Returns whether it set the flag.
+ */
+export function applyTieringFlags(execArgv: readonly string[] = process.execArgv, setFlags: (flags: string) => void = setFlagsFromString): boolean {
+  if (execArgv.some((arg) => /^--interrupt[-_]budget=/.test(arg))) return false;
+  setFlags(`--interrupt-budget=${TURBOFAN_INTERRUPT_BUDGET}`);
+  return true;
+}
+
+/**
  * libuv's thread pool, which runs the daemon's file system calls: 8 threads, not libuv's 4. A
  * receiver of many small files waits on each file's durable write, and with 4 threads only 4 wait
  * at once, so each journal commit of the disk (which serves every write waiting on it) carried
