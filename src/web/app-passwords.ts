@@ -3,9 +3,8 @@
 
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { base32 } from '@scure/base';
-import { hash, verify } from '@node-rs/argon2';
 import { FerryError } from '../errors.js';
-import { ARGON2_OPTIONS } from './auth.js';
+import { ARGON2_OPTIONS, argon2 } from './auth.js';
 
 /** As stored with the settings (the hash only, never the password). */
 export interface AppPasswordRecord {
@@ -92,7 +91,7 @@ export class AppPasswords {
     const password = base32.encode(randomBytes(20)).toLowerCase().replace(/(.{8})(?!$)/g, '$1-');
     const record: AppPasswordRecord = {
       name,
-      hash: await hash(password, ARGON2_OPTIONS),
+      hash: await (await argon2()).hash(password, ARGON2_OPTIONS),
       ...(folder ? { folder } : {}),
       readOnly: options.readOnly === true,
       createdMs: this.now(),
@@ -151,7 +150,7 @@ export class AppPasswords {
     this.checks++;
     let ok = false;
     try {
-      ok = await verify(record.hash, password);
+      ok = await (await argon2()).verify(record.hash, password);
     } catch {
       ok = false;
     }

@@ -1,7 +1,7 @@
 // The admin login: the argon2id password hash, signed sessions with their CSRF tokens (they outlive a restart), and the login limits.
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { Algorithm, hash, verify } from '@node-rs/argon2';
+import type { Algorithm } from '@node-rs/argon2';
 import { FerryError } from '../errors.js';
 
 export const MIN_PASSWORD_CHARS = 8;
@@ -15,7 +15,12 @@ const MAX_SESSIONS = 64;
 const MAX_REVOKED = 1024;
 
 /** OWASP's minimum for argon2id (19 MiB, 2 passes): ~0.1 s on x64, bearable on a small ARM box. */
-export const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 };
+export const ARGON2_OPTIONS = { algorithm: 2 satisfies Algorithm.Argon2id as Algorithm, memoryCost: 19_456, timeCost: 2, parallelism: 1 };
+
+/** @node-rs/argon2 (a native addon), loaded at the first password hashed or checked, not by every daemon's start. */
+export function argon2(): Promise<typeof import('@node-rs/argon2')> {
+  return import('@node-rs/argon2');
+}
 
 export interface PasswordStore {
   get(): string | undefined;
@@ -45,7 +50,7 @@ export function checkPasswordRules(password: string): void {
 /** The argon2id PHC string stored for a password (rules checked first). */
 export async function hashPassword(password: string): Promise<string> {
   checkPasswordRules(password);
-  return hash(password, ARGON2_OPTIONS);
+  return (await argon2()).hash(password, ARGON2_OPTIONS);
 }
 
 export function sameSecret(a: string, b: string): boolean {
@@ -86,7 +91,7 @@ export class AuthGate {
     this.checks++;
     this.peakChecks = Math.max(this.peakChecks, ++this.running);
     try {
-      return await verify(stored, password);
+      return await (await argon2()).verify(stored, password);
     } catch {
       return false;
     } finally {

@@ -7,7 +7,7 @@ import type { AuthGate, LoginLimiter, Session } from './auth.js';
 import { CheckGate, sameSecret } from './auth.js';
 import { isLoopback } from '../util/address.js';
 import { HostCheck } from './host-check.js';
-import { errorMiddleware, HttpRefusal, logAppErrors, readJsonBody, stringField } from './http.js';
+import { errorMiddleware, HttpRefusal, logAppErrors, readJsonBody, sendJson, stringField } from './http.js';
 import type { StaticAssets } from './static.js';
 import { parseBasicAuth, type AppPasswordAccess, type AppPasswords } from './app-passwords.js';
 import type { DaemonApi } from './daemon-api.js';
@@ -178,13 +178,13 @@ export function createWebApp(options: WebAppOptions): Koa {
   open.get('/state', (ctx) => {
     const session = sessionOf(ctx);
     const setup = auth.needsSetup();
-    ctx.body = {
+    sendJson(ctx, {
       setup,
       loggedIn: Boolean(session),
       ...(session ? { csrf: session.csrf } : {}),
       // Only a browser on this machine sets the first password without the setup code.
       ...(setup ? { codeRequired: !isLoopback(sourceOf(ctx)) } : {}),
-    };
+    });
   });
 
   let settingUp = false;
@@ -212,7 +212,7 @@ export function createWebApp(options: WebAppOptions): Koa {
       settingUp = false;
     }
     logger.info('admin password set from the web page', { from: ctx.ip });
-    ctx.body = { csrf: startSession(ctx).csrf };
+    sendJson(ctx, { csrf: startSession(ctx).csrf });
   });
 
   open.post('/login', async (ctx) => {
@@ -225,14 +225,14 @@ export function createWebApp(options: WebAppOptions): Koa {
       logger.warn('wrong admin password', { from: sourceOf(ctx) });
       throw new HttpRefusal(401, 'WRONG_PASSWORD', 'wrong password');
     }
-    ctx.body = { csrf: startSession(ctx).csrf };
+    sendJson(ctx, { csrf: startSession(ctx).csrf });
   });
 
   // Behind the guard below: a session and the CSRF token.
   open.post('/logout', async (ctx) => {
     await auth.endSession((ctx.state.session as Session).id);
     ctx.cookies.set(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'strict', path: '/', maxAge: 0, overwrite: true });
-    ctx.body = { ok: true };
+    sendJson(ctx, { ok: true });
   });
   open.post('/password', async (ctx) => {
     const body = await readJsonBody(ctx.req);
@@ -241,7 +241,7 @@ export function createWebApp(options: WebAppOptions): Koa {
     }
     await auth.setPassword(stringField(body, 'password'));
     logger.info('admin password changed from the web page', { from: ctx.ip });
-    ctx.body = { csrf: startSession(ctx).csrf };
+    sendJson(ctx, { csrf: startSession(ctx).csrf });
   });
 
   logAppErrors(app, logger);
@@ -302,7 +302,7 @@ export function createWebApp(options: WebAppOptions): Koa {
       const path = typeof ctx.query.path === 'string' ? ctx.query.path.replace(/^\/+|\/+$/g, '') : '';
       const offset = Math.max(0, Math.floor(Number(ctx.query.offset ?? 0)) || 0);
       const limit = Math.min(FILES_PAGE_MAX, Math.max(1, Math.floor(Number(ctx.query.limit ?? 200)) || 200));
-      ctx.body = await (await dav()).list(ctx.params.folder!, path, offset, limit, ADMIN_ACCESS);
+      sendJson(ctx, await (await dav()).list(ctx.params.folder!, path, offset, limit, ADMIN_ACCESS));
     });
     files.get('/:folder/zip', async (ctx) => {
       const path = typeof ctx.query.path === 'string' ? ctx.query.path.replace(/^\/+|\/+$/g, '') : '';
