@@ -233,6 +233,7 @@ export class ArrivalWatcher {
   private readonly done = new Set<string>();
   private lastProgress = process.hrtime.bigint();
   private finishedAt: bigint | undefined;
+  private stopping = false;
   private resolveFinished!: () => void;
   readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
   events = 0;
@@ -258,6 +259,9 @@ export class ArrivalWatcher {
       this.child.once('exit', (code) => reject(new Error(`inotifywait exited ${code}: ${err}`)));
     });
     createInterface({ input: this.child.stdout! }).on('line', (line) => void this.onEvent(line));
+    this.child.once('exit', (code, signal) => {
+      if (!this.stopping) console.log(`  inotifywait on ${this.root} ended (${signal ?? code}): arrivals are now seen by a walk every ${this.stallMs / 1000} s`);
+    });
     void this.stallLoop();
   }
 
@@ -320,12 +324,14 @@ export class ArrivalWatcher {
     this.resolveFinished();
   }
 
+  /** Catches what events missed; also the only check left if inotifywait dies (killed, out of watches), so a session never hangs. */
   private async stallLoop(): Promise<void> {
-    while (this.finishedAt === undefined && this.child.exitCode === null && this.child.signalCode === null) {
+    while (this.finishedAt === undefined && !this.stopping) {
       await sleepMs(this.stallMs);
-      if (this.finishedAt !== undefined) return;
+      if (this.finishedAt !== undefined || this.stopping) return;
       const quietMs = Number(process.hrtime.bigint() - this.lastProgress) / 1e6;
-      if (quietMs < this.stallMs) continue;
+      const watching = this.child.exitCode === null && this.child.signalCode === null;
+      if (watching && quietMs < this.stallMs) continue;
       await this.readDir('');
       if (Number(process.hrtime.bigint() - this.lastProgress) / 1e6 > this.giveUpMs) {
         this.resolveFinished();
@@ -335,6 +341,7 @@ export class ArrivalWatcher {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.child.exitCode === null && this.child.signalCode === null) {
       const exited = new Promise((r) => this.child.once('exit', r));
       this.child.kill('SIGTERM');
