@@ -7,7 +7,7 @@ import type { FailedItems } from './failed-items.js';
 import type { PullOutcome } from './pull-context.js';
 import type { PassResult } from './puller.js';
 
-/** Least time between pull passes after one that had failures. */
+/** Least time between pull passes after one that had failures; also the first retry's wait when nothing else asks for a pass. */
 const PASS_GAP_AFTER_FAILURE_MS = 1000;
 
 export interface PullLoopOptions {
@@ -15,6 +15,7 @@ export interface PullLoopOptions {
   pass(signal: AbortSignal): Promise<PassResult>;
   /** No pass starts before this settles (see FolderSyncOptions.pullsAfter). */
   pullsAfter?: Promise<unknown>;
+  /** The longest wait before a pass that left failures is retried (the wait doubles from 1 s up to this). */
   retryIntervalMs: number;
   logger: Logger;
   /** Aborted when the folder closes. */
@@ -30,6 +31,9 @@ export class PullLoop {
   /** Every schedule() counted: a pass sweeps again when this moved. */
   private pullRequests = 0;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** Wait before the next retry: a failure that clears in a second (a busy peer, a file being rewritten) costs a
+   * second, not the whole interval; one that persists backs off to retryIntervalMs. */
+  private retryDelayMs: number | undefined;
   private error: string | undefined;
   /** The last file the puller could not sync this time round, and why (for a stalled folder's reason). */
   private failure: { path: string; reason: string } | undefined;
@@ -122,8 +126,13 @@ export class PullLoop {
         this.options.logger.error(this.error);
       }
     }
-    if (failed > 0 && !this.options.closed()) {
-      this.retryTimer = setTimeout(() => this.schedule(), this.options.retryIntervalMs);
+    if (failed === 0) {
+      this.retryDelayMs = undefined;
+    } else if (!this.options.closed()) {
+      const longest = this.options.retryIntervalMs;
+      const delay = Math.min(this.retryDelayMs ?? PASS_GAP_AFTER_FAILURE_MS, longest);
+      this.retryDelayMs = Math.min(delay * 2, longest);
+      this.retryTimer = setTimeout(() => this.schedule(), delay);
       this.retryTimer.unref();
     }
   }
