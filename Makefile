@@ -1,5 +1,5 @@
-# Ferry: build, run, test, bench, lint, dist. Each target installs the npm dependencies it needs; test, dist and
-# dist-check also the Debian packages (scripts/debian-packages, as root; otherwise they are named once and the tests
+# Ferry: build, run, test, bench, lint, dist. Each target installs the npm dependencies it needs; test, bench, dist
+# and dist-check also the Debian packages (scripts/debian-packages, as root; otherwise they are named once and the tests
 # that need them skip).
 
 SHELL := /bin/bash
@@ -70,7 +70,7 @@ fuzz: build
 
 # BENCH=scan|sync|all (default all), or user (one method for Ferry and Syncthing beside the old harness, bench/user.ts), index / edits / transport / link (bench/index-scale.ts, bench/edit-latency.ts, bench/transport.ts, bench/link.ts; not in all); sizes and tools by environment, see bench/run.ts.
 BENCH ?= all
-bench: build
+bench: build $(SYSTEM_DEPS)
 	BENCH=$(BENCH) $(NODE) build/bench/run.js $(BENCH_ARGS)
 
 lint: $(DEPS)

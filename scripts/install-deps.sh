@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The system packages `make test`, `make dist` and `make dist-check` need (the Makefile's system-deps step).
+# The system packages `make test`, `make bench`, `make dist` and `make dist-check` need (the Makefile's system-deps step).
 #
 # As root: installs the Debian packages of scripts/debian-packages that are missing (apt-get, update retried once),
 # then runs the network lab's own install-deps.sh ($NETLAB, default ../shared/netlab beside the checkout: its npm
