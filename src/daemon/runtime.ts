@@ -107,14 +107,18 @@ export function applyDaemonEnv(env: NodeJS.ProcessEnv = process.env): void {
 export const MIN_OLD_GENERATION_ROOM = 16 * 1024 * 1024;
 
 /**
- * Heaps large enough for the floor grow by twice their survivors (kept at 100 %, not 50 %: a heap of
- * a million files' 100 MiB and more would collect twice as often). Left alone, V8 lets the old
- * generation grow to up to 4× the survivors while collections are cheap, and a stream of records
- * is cheap to collect: the daemons of a 20,000-file sync peaked at 150 and 133 MiB of anonymous
- * memory, against about 100 and 80 MiB with twice, at no measured cost in time (bench/). 4× is also
- * the most the floor asks of a tiny heap.
+ * Heaps large enough for the floor grow by half their survivors. A daemon's heap holds nothing per file (a receiver's
+ * live heap at 1,000,000 files is its heap at 100,000 plus its directory watches), so its room stays the floor's
+ * 16 MiB at any folder size, and its peak follows the live size plus that room instead of twice the live size. With
+ * 100 % the two daemons of a 1,000,000-file sync in 256 MiB cgroups peaked at 77 and 78 MiB of anonymous memory, with
+ * 50 % at 70 and 72; at 100,000 files 66 and 70-72 against 60-61 and 61; `mixed` (Ferry only, 3 sessions each,
+ * alternating) 141 -> 135 MiB A+B, and neither `mixed`, `large` nor a 100,000-file scan used more CPU beyond the
+ * machine's noise (bench/results/edits-cgroup-session10.md). Left alone, V8 lets the old generation grow to up to
+ * 4× the survivors while collections are cheap, and a stream of records is cheap to collect: the daemons of a
+ * 20,000-file sync peaked at 150 and 133 MiB of anonymous memory, against about 100 and 80 MiB with twice (bench/).
+ * 4× is also the most the floor asks of a tiny heap.
  */
-const MIN_GROWING_PERCENT = 100;
+const MIN_GROWING_PERCENT = 50;
 const MAX_GROWING_PERCENT = 300;
 
 /** V8's heap growing percent that leaves at least MIN_OLD_GENERATION_ROOM above `liveBytes`. */

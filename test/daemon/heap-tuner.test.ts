@@ -13,12 +13,14 @@ import { DAEMON_ENV, HeapTuner, MIN_OLD_GENERATION_ROOM, MemoryTrace, applyDaemo
 const MiB = 1024 * 1024;
 
 describe('heap tuner', () => {
-  it('leaves at least the minimum room above a small heap, and doubles a large one', () => {
+  it('leaves at least the minimum room above a small heap, and half of a large one', () => {
     assert.equal(MIN_OLD_GENERATION_ROOM, 16 * MiB);
     assert.equal(growingPercentFor(7 * MiB), 229);
     assert.ok((7 * MiB * growingPercentFor(7 * MiB)) / 100 >= MIN_OLD_GENERATION_ROOM);
     assert.equal(growingPercentFor(MIN_OLD_GENERATION_ROOM), 100);
-    assert.equal(growingPercentFor(200 * MiB), 100);
+    assert.equal(growingPercentFor(24 * MiB), 67, 'a daemon\'s heap at any folder size: the same room above it');
+    assert.equal(growingPercentFor(2 * MIN_OLD_GENERATION_ROOM), 50);
+    assert.equal(growingPercentFor(200 * MiB), 50);
     assert.equal(growingPercentFor(2 * MiB), 300, 'a tiny heap is not allowed to grow without bound');
     assert.equal(growingPercentFor(0), 300);
   });
@@ -38,7 +40,7 @@ describe('heap tuner', () => {
     gc();
     const deadline = Date.now() + WAIT_LIMIT_MS;
     while (flags.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(flags, ['--heap-growing-percent=229', '--heap-growing-percent=100']);
+    assert.deepEqual(flags, ['--heap-growing-percent=229', '--heap-growing-percent=50']);
 
     tuner.close();
     // Our own observer of the next full collection: once it has seen it, a tuner still observing would have too.
