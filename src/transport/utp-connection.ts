@@ -35,8 +35,10 @@ export const MAX_PAYLOAD = 1380;
  */
 export const LOOPBACK_PAYLOAD = 65_507 - (HEADER_BYTES + 2 + MAX_SACK_BYTES);
 /**
- * Size probes tried before a path is taken to carry only MAX_PAYLOAD (RFC 8899's MAX_PROBES): on a
- * busy machine one probe may be lost with the burst around it, which is no sign of the path's size.
+ * Size probes lost alone (the packets around them arrived) before a path is taken to carry only
+ * MAX_PAYLOAD (RFC 8899's MAX_PROBES). A probe lost with the burst around it or in a timeout is not
+ * counted: on a busy machine that is a receiver's full socket buffer, no sign of the path's size (three
+ * such losses in a row kept a CI run's 16 MiB loopback transfer at 1,380-byte packets).
  */
 export const MAX_SIZE_PROBES = 3;
 /** @default of UtpConnectionOptions.windowBytes: receive buffer advertised, and the congestion window's ceiling. */
@@ -374,6 +376,7 @@ export class UtpConnection extends Duplex {
 
   private markLostBefore(limit: number, nowMs: number): void {
     let any = false;
+    let probeLost = false;
     for (let s = this.sndUna; seqDiff(s, limit) < 0; s = (s + 1) & 0xffff) {
       const sent = this.unacked.get(s);
       if (!sent || sent.lost) continue;
@@ -382,12 +385,15 @@ export class UtpConnection extends Duplex {
       sent.lost = true;
       this.lostCount++;
       this.flightBytes -= sent.bytes;
-      // A lost size probe says the path is smaller, not that it is congested (RFC 8899 §3).
       if (s === this.probeSeq) {
         this.probeSeq = -1;
-        this.probesLost++;
+        probeLost = true;
       } else any = true;
     }
+    // A size probe lost alone says the path is smaller, not that it is congested (RFC 8899 §3); lost with
+    // the packets around it, it says neither about its size (a full socket buffer on a busy machine), and
+    // the next probe may try again.
+    if (probeLost && !any) this.probesLost++;
     if (!any) return;
     const reaction = this.cc.onLoss(nowMs, this.srttMs ?? this.rtoMs);
     if (reaction === 'random') this.stats.randomLosses++;
@@ -689,10 +695,8 @@ export class UtpConnection extends Duplex {
         this.lostCount++;
       }
       this.flightBytes = 0;
-      if (this.probeSeq >= 0) {
-        this.probeSeq = -1;
-        this.probesLost++;
-      }
+      // Everything was lost: no sign of the path's size either.
+      this.probeSeq = -1;
       this.cc.onTimeout();
       this.rtoMs = Math.min(MAX_RTO_MS, this.rtoMs * 2);
       this.flush();

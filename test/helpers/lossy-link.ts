@@ -14,9 +14,16 @@ export interface LossyLinkOptions {
   /** One-way delay added, ms. */
   delayMs?: number;
   seed?: number;
-  /** Drops the first `count` datagrams larger than `bytes` (a path that lost a packet-size probe). */
-  dropLarger?: { bytes: number; count: number };
+  /**
+   * Drops the first `count` datagrams larger than `bytes` (a path that lost a packet-size probe; a copy of one sent
+   * again, known by its last 16 bytes, passes), and up to `burst` datagrams that follow each of them the same way
+   * within BURST_MS: a probe lost with the burst it was sent in, as when a receiver's socket buffer overflows.
+   */
+  dropLarger?: { bytes: number; count: number; burst?: number };
 }
+
+/** How long after a dropped large datagram its burst lasts: far below µTP's shortest timeout (250 ms). */
+const BURST_MS = 50;
 
 export class LossyLink {
   private socket: Socket | null = null;
@@ -25,6 +32,10 @@ export class LossyLink {
   private state: number;
   dropped = 0;
   droppedLarger = 0;
+  /** The last 16 bytes of each large datagram dropped, hex. */
+  private readonly droppedLargeTails = new Set<string>();
+  /** Datagrams still to drop after a dropped large one, and until when (ms), per direction (to the target, from it). */
+  private readonly burst = { to: { left: 0, untilMs: 0 }, from: { left: 0, untilMs: 0 } };
   reordered = 0;
   forwarded = 0;
 
@@ -65,8 +76,20 @@ export class LossyLink {
     const to = fromTarget ? this.client : target;
     if (!to) return;
     const large = this.options.dropLarger;
+    const direction = fromTarget ? 'from' : 'to';
     if (large && buf.length > large.bytes && this.droppedLarger < large.count) {
-      this.droppedLarger++;
+      const tail = buf.subarray(buf.length - 16).toString('hex');
+      if (!this.droppedLargeTails.has(tail)) {
+        this.droppedLargeTails.add(tail);
+        this.droppedLarger++;
+        this.burst[direction] = { left: large.burst ?? 0, untilMs: Date.now() + BURST_MS };
+        return;
+      }
+    }
+    const burst = this.burst[direction];
+    if (burst.left > 0 && Date.now() <= burst.untilMs) {
+      burst.left--;
+      this.dropped++;
       return;
     }
     if (this.random() < (this.options.loss ?? 0)) {
