@@ -26,8 +26,15 @@ export const VOLUME_RECHECK_MS = 5_000;
  */
 export const MAX_PENDING_SUBTREES = 1024;
 
-/** Status measures the archive (size, what a purge would free) at most this often. */
-export const ARCHIVE_PLAN_MAX_AGE_MS = 60_000;
+/**
+ * How old status lets its measure of the archive (size, what a purge would free) grow before measuring again in
+ * the background: 20 × what the last measuring took, at least 2 s and at most a minute. Measuring then takes at
+ * most ~5 % of the daemon's time while status is polled, and a small archive's figures follow a deletion or a
+ * restore within seconds instead of up to a minute later.
+ */
+export function archivePlanMaxAgeMs(measuringMs: number): number {
+  return Math.min(60_000, Math.max(2_000, 20 * measuringMs));
+}
 
 export interface SharedFolderOptions {
   config: FolderConfig;
@@ -79,8 +86,8 @@ export class SharedFolder extends Resource {
   private state: FolderState = 'idle';
   private error: string | undefined;
   private lastScanMs: number | null = null;
-  /** The archive as last measured (a report older than ARCHIVE_PLAN_MAX_AGE_MS measures again in the background). */
-  private archivePlan: { files: number; bytes: number; purgeFiles: number; purgeBytes: number; atMs: number } | undefined;
+  /** The archive as last measured, when, and how long that took (archivePlanMaxAgeMs). */
+  private archivePlan: { files: number; bytes: number; purgeFiles: number; purgeBytes: number; atMs: number; tookMs: number } | undefined;
   private archivePlanning = false;
   /** Local files inside unselected subtrees at the last check (checkLocalUnselected). */
   private localUnselected = 0;
@@ -331,22 +338,25 @@ export class SharedFolder extends Resource {
     }
   }
 
-  /** The archive's size and what a purge would free now, for status: measured at most once a minute, in the background. */
+  /** The archive's size and what a purge would free now, for status: measured in the background (archivePlanMaxAgeMs). */
   private archiveReport(): { archive?: { files: number; bytes: number; purgeFiles: number; purgeBytes: number } } {
     const sync = this.sync;
     if (!sync || this.config.access === 'enc') return {};
-    if (!this.archivePlanning && (!this.archivePlan || Date.now() - this.archivePlan.atMs > ARCHIVE_PLAN_MAX_AGE_MS)) {
+    const last = this.archivePlan;
+    if (!this.archivePlanning && (!last || Date.now() - last.atMs > archivePlanMaxAgeMs(last.tookMs))) {
       this.archivePlanning = true;
+      const startMs = Date.now();
       new Archive(this.config.path, this.logger.child('archive'))
         .plan(sync.archivePolicy())
         .then((plan) => {
-          this.archivePlan = { files: plan.keptFiles + plan.remove.length, bytes: plan.keptBytes + plan.freedBytes, purgeFiles: plan.remove.length, purgeBytes: plan.freedBytes, atMs: Date.now() };
+          const atMs = Date.now();
+          this.archivePlan = { files: plan.keptFiles + plan.remove.length, bytes: plan.keptBytes + plan.freedBytes, purgeFiles: plan.remove.length, purgeBytes: plan.freedBytes, atMs, tookMs: atMs - startMs };
         })
         .catch((err: unknown) => this.logger.debug('archive not measured', { err: err instanceof Error ? err : String(err) }))
         .finally(() => (this.archivePlanning = false));
     }
     if (!this.archivePlan) return {};
-    const { atMs: _atMs, ...archive } = this.archivePlan;
+    const { atMs: _atMs, tookMs: _tookMs, ...archive } = this.archivePlan;
     return { archive };
   }
 

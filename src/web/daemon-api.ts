@@ -63,7 +63,7 @@ export interface FolderReport {
   failed: FailedItemReport[];
   /** The folder's "portable names" option. */
   portableNames?: boolean;
-  /** The archive's versions and bytes, and what a purge under the folder's policy would free now (measured at most once a minute). */
+  /** The archive's versions and bytes, and what a purge under the folder's policy would free now (measured in the background: within seconds for a small archive, at most a minute old). */
   archive?: { files: number; bytes: number; purgeFiles: number; purgeBytes: number };
   /** Selective sync: the subtrees this device does not take (absent: all), and files made here inside them (kept, not sent). */
   excluded?: string[];
