@@ -38,7 +38,7 @@ export const LOOPBACK_PAYLOAD = 65_507 - (HEADER_BYTES + 2 + MAX_SACK_BYTES);
  * Size probes lost alone (the packets around them arrived) before a path is taken to carry only
  * MAX_PAYLOAD (RFC 8899's MAX_PROBES). A probe lost with the burst around it or in a timeout is not
  * counted: on a busy machine that is a receiver's full socket buffer, no sign of the path's size (three
- * such losses in a row kept a CI run's 16 MiB loopback transfer at 1,380-byte packets).
+ * probes lost in bursts kept a loopback sender at 1,380-byte packets: test/transport/utp.test.ts).
  */
 export const MAX_SIZE_PROBES = 3;
 /** @default of UtpConnectionOptions.windowBytes: receive buffer advertised, and the congestion window's ceiling. */
