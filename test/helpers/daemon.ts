@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ControlClient } from '../../src/cli/client.js';
 import { DAEMON_ENV, DAEMON_V8_FLAGS } from '../../src/daemon/runtime.js';
 import { DAEMON_START_LIMIT_MS, POLL_MS, WAIT_LIMIT_MS } from './wait.js';
 
@@ -15,6 +16,15 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/**
+ * What `ferry status --json` prints, asked over the home's control socket from this process. Tests poll status
+ * every POLL_MS; a CLI process per poll cost ~0.2 CPU-s (1,700 of them were a third of `make test`'s CPU on
+ * 2 cores). The CLI's own status is tested in test/integration/cli.test.ts.
+ */
+export function controlStatus<T = StatusJson>(home: string): Promise<T> {
+  return new ControlClient(home).call<T>('GET', '/status');
 }
 
 export function ferry(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
@@ -120,17 +130,15 @@ export class DaemonProcess {
     await waitFor(
       async () => {
         if (this.child.exitCode !== null) throw new Error(`daemon exited early:\n${this.log}`);
-        return (await ferry(['status', '--json', '--home', this.home])).code === 0;
+        return controlStatus(this.home).then(() => true);
       },
       'daemon to start',
       timeoutMs ?? DAEMON_START_LIMIT_MS,
     );
   }
 
-  async status(): Promise<StatusJson> {
-    const result = await ferry(['status', '--json', '--home', this.home]);
-    if (result.code !== 0) throw new Error(`status failed: ${result.stderr}`);
-    return JSON.parse(result.stdout) as StatusJson;
+  status(): Promise<StatusJson> {
+    return controlStatus(this.home);
   }
 
   exited(): Promise<number | null> {

@@ -75,11 +75,15 @@ describe('an encrypted (ENC) peer between two devices', () => {
     }
   }
 
-  /** Waits until the ENC device holds as many entries as `source` and both are idle. */
-  async function encHolds(source: DaemonProcess, what: string): Promise<void> {
-    await waitFor(async () => {
+  /**
+   * Waits until both are idle and the ENC device holds as many entries as `source`, and that is `files` when given
+   * (a file just written may not be scanned yet: "as many as now" would hold at once). Resolves with the count.
+   */
+  async function encHolds(source: DaemonProcess, what: string, files?: number): Promise<number> {
+    return waitFor(async () => {
       const [from, enc] = (await Promise.all([source.status(), e.status()])).map((s) => s.folders[0]!);
-      return from!.state === 'idle' && enc!.state === 'idle' && enc!.needFiles === 0 && enc!.localFiles === from!.localFiles && enc!.localFiles > 0;
+      const held = from!.state === 'idle' && enc!.state === 'idle' && enc!.needFiles === 0 && enc!.localFiles === from!.localFiles && enc!.localFiles > 0;
+      return held && (files === undefined || from!.localFiles === files) ? from!.localFiles : false;
     }, what, 40_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${logs()}`);
     });
@@ -110,7 +114,7 @@ describe('an encrypted (ENC) peer between two devices', () => {
   });
 
   test('A → ENC → B and back, A and B never running at the same time', async () => {
-    await encHolds(a, 'the ENC device to take A\'s folder');
+    const entriesOfA = await encHolds(a, 'the ENC device to take A\'s folder');
     const treeA = JSON.stringify(await describeTree(dirA));
     await a.stop();
 
@@ -125,7 +129,7 @@ describe('an encrypted (ENC) peer between two devices', () => {
     assert.equal(await readlink(join(dirB, 'link-secret')), 'secret-plans/hello-enc.txt');
 
     await writeFile(join(dirB, 'from-b-note.txt'), 'b-wrote-this');
-    await encHolds(b, 'the ENC device to take B\'s new file');
+    await encHolds(b, 'the ENC device to take B\'s new file', entriesOfA + 1);
     await b.stop();
 
     // A comes back (the ENC device kept running): B's file reaches it through the ENC device.

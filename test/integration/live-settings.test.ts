@@ -100,7 +100,7 @@ test('trackers saved, moved and switched off apply to the running daemon', async
   const node = trackerDaemon(home);
   try {
     const control = new ControlClient(home);
-    await waitFor(async () => (await ferry(['status', '--json', '--home', home])).code === 0, 'the daemon to start');
+    await waitFor(() => control.call('GET', '/status').then(() => true), 'the daemon to start');
     assert.equal((await ferry(['share', dir, '--home', home])).code, 0);
     const status = async () => (await control.call<{ services: { discovery: { trackers: unknown } } }>('GET', '/status')).services.discovery.trackers;
     assert.deepEqual(await status(), { enabled: false }, 'trackers on, but no tracker named yet');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ControlClient } from '../../src/cli/client.js';
 import type { ArchivePlanReport, VersionsReport } from '../../src/web/daemon-api.js';
-import { DaemonProcess, ferry, removeDir, shareBetween, tempDir, waitFor } from '../helpers/daemon.js';
+import { controlStatus, DaemonProcess, ferry, removeDir, shareBetween, tempDir, waitFor } from '../helpers/daemon.js';
 
 async function cli(daemon: DaemonProcess, ...args: string[]): Promise<string> {
   const result = await ferry([...args, '--home', daemon.home]);
@@ -67,7 +67,7 @@ describe('versions and restore --at between two daemons', () => {
     // Status measures the archive (two versions of notes.txt, nothing to purge under the 14-day default), and a
     // small archive again within seconds of the restore, not up to a minute later (archivePlanMaxAgeMs).
     const measured = await waitFor(async () => {
-      const status = JSON.parse(await cli(b, 'status', '--json')) as { folders: Array<{ archive?: { files: number; bytes: number; purgeBytes: number } }> };
+      const status = await controlStatus<{ folders: Array<{ archive?: { files: number; bytes: number; purgeBytes: number } }> }>(b.home);
       const archive = status.folders[0]!.archive;
       return archive && archive.files === 2 ? archive : undefined;
     }, "status to measure B's archive after the restore", 30_000);

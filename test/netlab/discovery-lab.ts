@@ -6,7 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { join as joinPath, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
-import { daemonLaunch, ferry, noStun, removeDir, tempDir, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
+import { controlStatus, daemonLaunch, ferry, noStun, removeDir, tempDir, trackDaemonLog, waitFor, type CliResult } from '../helpers/daemon.js';
 import { DAEMON_START_LIMIT_MS } from '../helpers/wait.js';
 
 import { NETLAB } from '../helpers/needs.js';
@@ -191,7 +191,7 @@ export class FerryNode {
   async ready(): Promise<void> {
     await waitFor(async () => {
       if (!this.running) throw new Error(`daemon exited early (code ${this.child.exitCode}, signal ${this.child.signalCode}):\n${this.log}`);
-      return (await ferry(['status', '--json', '--home', this.home])).code === 0;
+      return controlStatus(this.home).then(() => true);
     }, 'daemon to start', DAEMON_START_LIMIT_MS);
   }
 
@@ -199,10 +199,8 @@ export class FerryNode {
     return ferry([...args, '--home', this.home]);
   }
 
-  async status(): Promise<StatusJson> {
-    const result = await this.cli(['status', '--json']);
-    if (result.code !== 0) throw new Error(`status failed: ${result.stderr}`);
-    return JSON.parse(result.stdout) as StatusJson;
+  status(): Promise<StatusJson> {
+    return controlStatus(this.home);
   }
 
   /** The connected peers of the first folder. */

@@ -4,7 +4,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { daemonLaunch, ferry, noStun, waitFor } from '../helpers/daemon.js';
+import { controlStatus, daemonLaunch, noStun, waitFor } from '../helpers/daemon.js';
 import { DAEMON_START_LIMIT_MS } from '../helpers/wait.js';
 
 const execFileAsync = promisify(execFile);
@@ -101,13 +101,11 @@ export class NsDaemon extends NsProcess {
   async ready(): Promise<void> {
     await waitFor(async () => {
       if (!this.running) throw new Error(`daemon exited early:\n${this.out}`);
-      return (await ferry(['status', '--json', '--home', this.home])).code === 0;
+      return controlStatus(this.home).then(() => true);
     }, 'daemon to start', DAEMON_START_LIMIT_MS);
   }
 
-  async status(): Promise<{ listen: string; services: Record<string, Record<string, unknown>>; folders: Array<{ needFiles: number }> }> {
-    const result = await ferry(['status', '--json', '--home', this.home]);
-    if (result.code !== 0) throw new Error(`status failed: ${result.stderr}`);
-    return JSON.parse(result.stdout);
+  status(): Promise<{ listen: string; services: Record<string, Record<string, unknown>>; folders: Array<{ needFiles: number }> }> {
+    return controlStatus(this.home);
   }
 }
