@@ -83,8 +83,16 @@ export function applyTieringFlags(
  * 128 KiB (glibc's starting value) memory was the same but each block hashed cost a mapping of its
  * own (WebCrypto copies the block): hashing CPU +20 %, the `large` sender +0.3 s of 1.7; at 1 MiB
  * + 4 KiB hashing costs what it did. Read at start-up like the arenas: launchers set it.
+ *
+ * glibc's trim threshold: 4 MiB, not 128 KiB. A fixed mmap threshold also fixes the trim threshold at
+ * its default, so every free that left 128 KiB at the top of a heap gave it back to the kernel, and
+ * the next block-sized buffer took it again a page fault at a time: a `large` receiver made 4,530
+ * brk calls for 1 GiB (strace -c), 1.2-2.1 s of system time on its main thread. With 4 MiB kept,
+ * alternating Ferry-only runs (issue 29, session 11): `large` 5.3-7.6 s -> 4.2-4.7 s, the receiver's
+ * CPU 4.0-6.5 -> 2.8-3.2 s; `mixed` 5.6-6.2 -> 4.9-5.5 s; anon peak A+B `large` unchanged
+ * (103-119 -> 115-117 MiB), `mixed` 130-139 -> 142-145 MiB (up to 4 MiB per arena stays).
  */
-export const DAEMON_ENV = { UV_THREADPOOL_SIZE: '8', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '1052672' } as const;
+export const DAEMON_ENV = { UV_THREADPOOL_SIZE: '8', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '1052672', MALLOC_TRIM_THRESHOLD_: '4194304' } as const;
 
 /** Sets DAEMON_ENV's variables that `env` does not have yet. */
 export function applyDaemonEnv(env: NodeJS.ProcessEnv = process.env): void {

@@ -65,11 +65,11 @@ describe('daemon environment', () => {
   it('sets what is unset (libuv pool of 8) and keeps what the user set', () => {
     const empty: NodeJS.ProcessEnv = { PATH: '/bin' };
     applyDaemonEnv(empty);
-    assert.deepEqual(empty, { PATH: '/bin', UV_THREADPOOL_SIZE: '8', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '1052672' });
+    assert.deepEqual(empty, { PATH: '/bin', UV_THREADPOOL_SIZE: '8', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '1052672', MALLOC_TRIM_THRESHOLD_: '4194304' });
     assert.equal(DAEMON_ENV.UV_THREADPOOL_SIZE, '8');
-    const chosen: NodeJS.ProcessEnv = { UV_THREADPOOL_SIZE: '2', MALLOC_ARENA_MAX: '4', MALLOC_MMAP_THRESHOLD_: '65536' };
+    const chosen: NodeJS.ProcessEnv = { UV_THREADPOOL_SIZE: '2', MALLOC_ARENA_MAX: '4', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '131072' };
     applyDaemonEnv(chosen);
-    assert.deepEqual(chosen, { UV_THREADPOOL_SIZE: '2', MALLOC_ARENA_MAX: '4', MALLOC_MMAP_THRESHOLD_: '65536' });
+    assert.deepEqual(chosen, { UV_THREADPOOL_SIZE: '2', MALLOC_ARENA_MAX: '4', MALLOC_MMAP_THRESHOLD_: '65536', MALLOC_TRIM_THRESHOLD_: '131072' });
   });
 });
 
