@@ -20,7 +20,7 @@ export interface CliResult {
 
 /**
  * What `ferry status --json` prints, asked over the home's control socket from this process. Tests poll status
- * every POLL_MS; a CLI process per poll cost ~0.2 CPU-s (1,700 of them were a third of `make test`'s CPU on
+ * every POLL_MS; a CLI process per poll cost ~0.2 CPU-s (1,698 of them: 331 of the 1,151 CPU-s of a `make test` on
  * 2 cores). The CLI's own status is tested in test/integration/cli.test.ts.
  */
 export function controlStatus<T = StatusJson>(home: string): Promise<T> {
